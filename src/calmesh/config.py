@@ -1,0 +1,390 @@
+"""The calmesh configuration file (TOML), validated with pydantic, with errors that point at a line.
+
+Why line numbers: an operator who mistypes ``kind = "caldv"`` in a 200-line file should be sent to
+line 17, not handed a pydantic location tuple. Secrets are never inline: fields ending in ``_env``
+name an environment variable, read by :func:`secret` when the connector starts.
+
+Layout (see ``examples/calmesh.toml``)::
+
+    [hub]              default time zone, state database URL
+    [server]           listen address, users, cache, limits
+    [privacy]          free/busy only by default; grants of details
+    [platforms.NAME]   one per platform: kind = "caldav" | "ics" | "ews" | "graph" | ... + its settings
+    [[people]]         the directory: email, name, team, home platform and calendars, working hours
+    [sync.groups.NAME] calendars kept in step (see calmesh.services.sync)
+    [smtp]             outgoing mail for iMIP invitations
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import time
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from calmesh.model import WorkingHours, WorkingPeriod, normalize_email
+
+
+class ConfigError(Exception):
+    """A configuration problem, with the file and line where it can be fixed."""
+
+    def __init__(self, message: str, path: Path | None = None, line: int | None = None) -> None:
+        self.path, self.line, self.message = path, line, message
+        where = f"{path}:{line}: " if path and line else (f"{path}: " if path else "")
+        super().__init__(where + message)
+
+
+def secret(env_name: str | None, what: str) -> str | None:
+    """Read a secret from the environment variable a config field names (None if not configured)."""
+    if not env_name:
+        return None
+    value = os.environ.get(env_name)
+    if value is None:
+        raise ConfigError(f"{what}: environment variable {env_name} is not set")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _check_zone(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from calmesh.timezones import to_iana
+
+    iana = to_iana(value)
+    if iana is None:
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Paris)")
+    return iana
+
+
+_DAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+
+
+def parse_days(spec: str) -> frozenset[int]:
+    """``"Mon-Fri"``, ``"Mon,Wed,Fri"`` or ``"Sat-Sun"`` -> weekday numbers (Monday = 0)."""
+    days: set[int] = set()
+    for part in spec.replace(" ", "").lower().split(","):
+        if not part:
+            continue
+        if "-" in part:
+            first, last = (_DAYS.get(p[:3]) for p in part.split("-", 1))
+            if first is None or last is None:
+                raise ValueError(f"bad day range {part!r}")
+            day = first
+            while True:
+                days.add(day)
+                if day == last:
+                    break
+                day = (day + 1) % 7
+        else:
+            if part[:3] not in _DAYS:
+                raise ValueError(f"bad day {part!r}")
+            days.add(_DAYS[part[:3]])
+    return frozenset(days)
+
+
+class WorkingHoursConfig(_Strict):
+    days: str = "Mon-Fri"
+    start: time = time(9)
+    end: time = time(17)
+
+    @model_validator(mode="after")
+    def _order(self) -> WorkingHoursConfig:
+        parse_days(self.days)
+        if self.end <= self.start:
+            raise ValueError("working hours end must be after start")
+        return self
+
+
+class SourceConfig(_Strict):
+    platform: str
+    calendars: list[str] = Field(default_factory=list)
+    """Calendar ids on that platform; empty means the person's default calendar(s)."""
+    mailbox: str | None = None
+    """The person's address on that platform when it differs from their directory email."""
+
+
+class PersonConfig(_Strict):
+    email: str
+    name: str | None = None
+    team: str | None = None
+    platform: str
+    """Home platform: where their meetings are booked and invitations land."""
+    calendars: list[str] = Field(default_factory=list)
+    mailbox: str | None = None
+    also: list[SourceConfig] = Field(default_factory=list)
+    """Further platforms holding part of this person's time (e.g. the in-house project system)."""
+    timezone: str | None = None
+    working_hours: WorkingHoursConfig | None = None
+
+    _zone = field_validator("timezone")(classmethod(lambda cls, v: _check_zone(v)))
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str) -> str:
+        v = normalize_email(v)
+        if not re.fullmatch(r"[^@\s]+@[^@\s]+", v):
+            raise ValueError(f"{v!r} is not an email address")
+        return v
+
+    @property
+    def sources(self) -> list[SourceConfig]:
+        home = SourceConfig(platform=self.platform, calendars=self.calendars, mailbox=self.mailbox)
+        return [home, *self.also]
+
+    def hours(self, default_zone: str) -> WorkingHours | None:
+        if self.working_hours is None:
+            return None
+        wh = self.working_hours
+        return WorkingHours(
+            self.timezone or default_zone,
+            (WorkingPeriod(parse_days(wh.days), wh.start, wh.end),),
+        )
+
+
+class HubConfig(_Strict):
+    timezone: str = "UTC"
+    state: str = "sqlite:///calmesh-state.sqlite"
+    """SQLAlchemy URL of the state store; a relative SQLite path is relative to the config file."""
+    freebusy_timeout: float = 20.0
+    """Seconds a free/busy fan-out waits for a platform before reporting it as failing."""
+
+    _zone = field_validator("timezone")(classmethod(lambda cls, v: _check_zone(v)))
+
+
+class UserConfig(_Strict):
+    name: str
+    password_hash: str | None = None
+    """``pbkdf2_sha256$iterations$salt$hash`` as printed by ``calmesh hash-password``."""
+    password_env: str | None = None
+    token_hash: str | None = None
+    """Hash of a bearer token (same format), for API clients."""
+    sees_details_of: list[str] = Field(default_factory=list)
+    """Emails, ``team:NAME`` or ``*`` whose event titles and locations this user may see."""
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = 8765
+    public_url: str | None = None
+    cache_ttl: float = 60.0
+    max_request_bytes: int = 1_000_000
+    max_window_days: int = 366
+    rate_limit_per_minute: int = 600
+    anonymous_freebusy: bool = False
+    """Serve VFREEBUSY URLs without authentication (Outlook's Internet Free/Busy cannot log in)."""
+    users: list[UserConfig] = Field(default_factory=list)
+    watch_sync: bool = True
+    """Run the sync watch loop in-process while serving."""
+
+
+class PrivacyConfig(_Strict):
+    default: Literal["freebusy", "details"] = "freebusy"
+    busy_title: str = "Busy"
+
+
+class SyncMember(_Strict):
+    platform: str
+    calendar: str
+    direction: Literal["both", "in", "out"] = "both"
+    """``in``: receives only; ``out``: source only; ``both``: two-way."""
+
+
+class SyncGroupConfig(_Strict):
+    calendars: list[SyncMember]
+    mode: Literal["mirror", "busy"] = "mirror"
+    busy_title: str = "Busy"
+    conflict: str = "newest"
+    """``newest`` (SEQUENCE then LAST-MODIFIED), ``keep-both``, or a platform name that wins."""
+    max_delete_share: float = 0.25
+    """Deleting more than this share of a calendar in one run waits for confirmation."""
+    window_past_days: int = 30
+    window_future_days: int = 365
+    interval: float = 60.0
+    reconcile_every: int = 10
+    """Every Nth run compares everything even when change tokens look valid."""
+
+    @model_validator(mode="after")
+    def _members(self) -> SyncGroupConfig:
+        if len(self.calendars) < 2:
+            raise ValueError("a sync group needs at least two calendars")
+        return self
+
+
+class SyncConfig(_Strict):
+    groups: dict[str, SyncGroupConfig] = Field(default_factory=dict)
+
+
+class SmtpConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = 25
+    username: str | None = None
+    password_env: str | None = None
+    starttls: bool = False
+    sender: str = "calmesh@localhost"
+
+
+class Config(_Strict):
+    hub: HubConfig = Field(default_factory=HubConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    platforms: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    people: list[PersonConfig] = Field(default_factory=list)
+    sync: SyncConfig = Field(default_factory=SyncConfig)
+    smtp: SmtpConfig | None = None
+
+    path: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _cross_refs(self) -> Config:
+        seen: set[str] = set()
+        for i, person in enumerate(self.people):
+            if person.email in seen:
+                raise ValueError(f"people.{i}: {person.email} is listed twice")
+            seen.add(person.email)
+            for source in person.sources:
+                if source.platform not in self.platforms:
+                    raise ValueError(f"people.{i}: {person.email} names platform {source.platform!r}, "
+                                     f"which is not configured (known: {', '.join(self.platforms) or 'none'})")
+        for name, group in self.sync.groups.items():
+            for member in group.calendars:
+                if member.platform not in self.platforms:
+                    raise ValueError(f"sync.groups.{name}: unknown platform {member.platform!r}")
+        return self
+
+    def person(self, email: str) -> PersonConfig | None:
+        email = normalize_email(email)
+        return next((p for p in self.people if p.email == email), None)
+
+    def resolve_path(self, value: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        p = Path(value).expanduser()
+        if not p.is_absolute() and self.path is not None:
+            p = self.path.parent / p
+        return p
+
+    def state_url(self) -> str:
+        url = self.hub.state
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+            return prefix + str(self.resolve_path(url[len(prefix):]))
+        return url
+
+
+# ------------------------------------------------------------------------------------- loading
+def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """Best line for a pydantic error location in a TOML text (table header, then the key)."""
+    lines = text.splitlines()
+    tables: list[str] = []
+    keys: list[str] = []
+    index: int | None = None
+    for part in loc:
+        if isinstance(part, int):
+            index = part
+            continue
+        if index is not None and tables:
+            keys.append(str(part))
+        elif not keys:
+            tables.append(str(part))
+        else:
+            keys.append(str(part))
+    # locate the table: [a.b] or the n-th [[a]]
+    start = 0
+    found_table = False
+    for depth in range(len(tables), 0, -1):
+        header = ".".join(tables[:depth])
+        if index is not None and depth == len(tables):
+            count = -1
+            for n, line in enumerate(lines):
+                if line.strip() == f"[[{header}]]":
+                    count += 1
+                    if count == index:
+                        start, found_table = n, True
+                        break
+        else:
+            for n, line in enumerate(lines):
+                stripped = line.strip()
+                if stripped == f"[{header}]":
+                    start, found_table = n, True
+                    break
+        if found_table:
+            if depth < len(tables):
+                keys = tables[depth:] + keys
+            break
+    if not found_table and tables:
+        keys = tables + keys
+    for key in reversed(keys):
+        pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
+        for n in range(start, len(lines)):
+            if n > start and lines[n].lstrip().startswith("[") and found_table:
+                break
+            if pattern.match(lines[n]):
+                return n + 1
+    return start + 1 if found_table else None
+
+
+def _format_validation(exc: ValidationError, text: str, path: Path | None, prefix: tuple[Any, ...] = ()) -> ConfigError:
+    err = exc.errors()[0]
+    loc = prefix + tuple(err.get("loc", ()))
+    msg = err.get("msg", "invalid value")
+    msg = msg.removeprefix("Value error, ")
+    # people.3 style prefixes inside model-level messages carry their own location
+    m = re.match(r"(people)\.(\d+): ", msg)
+    if m and not loc:
+        loc = (m.group(1), int(m.group(2)))
+    if err.get("type") == "extra_forbidden":
+        msg = f"unknown setting {loc[-1]!r}"
+    dotted = ".".join(str(p) for p in loc)
+    return ConfigError(f"{dotted}: {msg}" if dotted else msg, path, _line_of(text, loc))
+
+
+def parse_config(text: str, path: Path | None = None) -> Config:
+    """Parse and validate a config text; platform settings are validated by their connector."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise ConfigError(f"not valid TOML: {exc}", path, int(m.group(1)) if m else None) from exc
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise _format_validation(exc, text, path) from exc
+    config.path = path
+    from calmesh.connectors.registry import settings_for  # late: registry imports connectors
+
+    for name, raw in config.platforms.items():
+        try:
+            settings_for(raw)
+        except ValidationError as exc:
+            raise _format_validation(exc, text, path, ("platforms", name)) from exc
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(f"platforms.{name}: {exc.args[0] if exc.args else exc}", path, _line_of(text, ("platforms", name, "kind"))) from exc
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config: {exc.strerror}", path) from exc
+    return parse_config(text, path.resolve())
+
+
+def default_config_path() -> Path:
+    """``$CALMESH_CONFIG``, else ``./calmesh.toml``."""
+    return Path(os.environ.get("CALMESH_CONFIG", "calmesh.toml"))
+
+
+def zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"unknown time zone {name!r}") from exc

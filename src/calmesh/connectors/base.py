@@ -1,0 +1,272 @@
+"""The one interface every calendar platform implements, its errors, and the retry helper.
+
+Modelled on vdirsyncer's storage interface: a connector lists calendars, reads items, reports
+changes since a token, and writes with If-Match so that nothing is overwritten blindly. Connectors
+are synchronous (the libraries behind them, ``caldav`` and ``exchangelib``, are); services fan out
+across platforms on threads with a per-platform timeout.
+
+A connector never imports a door (server, CLI) and never decides anything: it translates.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from calmesh.model import (
+    CalendarInfo,
+    CalendarItem,
+    ChangeSet,
+    Event,
+    ItemRef,
+    PersonFreeBusy,
+    Problem,
+    Window,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------------------- errors
+class ConnectorError(Exception):
+    """Base of every error a connector raises; always names the platform."""
+
+    def __init__(self, platform: str, message: str, *, item: str | None = None) -> None:
+        self.platform = platform
+        self.message = message
+        self.item = item
+        where = f"{platform}: {item}: " if item else f"{platform}: "
+        super().__init__(where + message)
+
+    def problem(self) -> Problem:
+        return Problem(self.platform, self.message, self.item)
+
+
+class AuthenticationError(ConnectorError):
+    """Credentials refused or missing: retrying will not help."""
+
+
+class NotFoundError(ConnectorError):
+    """The calendar, item or mailbox does not exist on the platform."""
+
+
+class PreconditionFailed(ConnectorError):
+    """If-Match / ChangeKey mismatch: somebody changed the item since we read it."""
+
+
+class UnsupportedOperation(ConnectorError):
+    """The platform (or this connector) cannot do this: e.g. writing to a read-only ICS feed."""
+
+
+class TransientError(ConnectorError):
+    """A failure worth retrying: timeouts, 5xx, throttling. ``retry_after`` in seconds if known."""
+
+    def __init__(self, platform: str, message: str, *, retry_after: float | None = None, item: str | None = None) -> None:
+        super().__init__(platform, message, item=item)
+        self.retry_after = retry_after
+
+
+class InvalidTokenError(ConnectorError):
+    """The change token is no longer accepted (expired sync-token, invalid SyncState, delta 410):
+    the caller falls back to a full listing."""
+
+
+class InvalidDataError(ConnectorError):
+    """One item could not be parsed or written: quarantine it and carry on with the rest."""
+
+
+# --------------------------------------------------------------------------------------- retry
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded exponential backoff with jitter that honours a server's Retry-After."""
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_delay)
+        return min(self.base_delay * (2**attempt) * (0.5 + random.random() / 2), self.max_delay)
+
+
+def with_retries(
+    call: Callable[[], T],
+    *,
+    policy: RetryPolicy = RetryPolicy(),
+    sleep: Callable[[float], None] = time.sleep,
+    on_retry: Callable[[int, TransientError, float], None] | None = None,
+) -> T:
+    """Run ``call``; on :class:`TransientError` wait and retry, at most ``policy.attempts`` times."""
+    for attempt in range(policy.attempts):
+        try:
+            return call()
+        except TransientError as exc:
+            if attempt == policy.attempts - 1:
+                raise
+            wait = policy.delay(attempt, exc.retry_after)
+            log.info("%s; retry %d/%d in %.2fs", exc, attempt + 1, policy.attempts - 1, wait)
+            if on_retry is not None:
+                on_retry(attempt, exc, wait)
+            sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from an HTTP Retry-After header (delta-seconds or an HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+# --------------------------------------------------------------------------------------- config
+class ConnectorSettings(BaseModel):
+    """Base of every connector's own settings block in the TOML config (``[platforms.NAME]``).
+
+    Secrets are never inline: a connector reads ``password_env`` / ``token_env`` style fields
+    naming an environment variable (see :func:`calmesh.config.secret`).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str
+    timeout: float = 20.0
+    """Seconds one upstream call may take before this platform is reported as failing."""
+    timezone: str | None = None
+    """Zone for floating times and all-day events when the platform does not say."""
+    base_dir: str | None = None
+    """Folder that relative paths in these settings are relative to: the config file's folder
+    (filled in by the hub, not written by users)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a connector can do natively, so services pick the best path."""
+
+    read: bool = True
+    write: bool = False
+    changes: bool = False
+    """Incremental change feed (sync-collection, SyncFolderItems, delta)."""
+    native_freebusy: bool = False
+    """The platform computes free/busy itself (free-busy-query, GetUserAvailability, getSchedule)."""
+    freebusy_batch: int = 1
+    """How many people one native free/busy call may carry (EWS 100, Graph 20, Google 50)."""
+    max_freebusy_days: int | None = None
+    """Longest window one native free/busy call may cover (Graph < 62, Zoho 31, Google ~90)."""
+    working_hours: bool = False
+
+
+@dataclass(slots=True)
+class FreeBusyRequest:
+    """A person to look up on a platform: the address, plus the calendars configured for them."""
+
+    email: str
+    calendars: Sequence[str] = ()
+    """Platform calendar ids that hold this person's time; empty means "the person's default"."""
+
+
+class Connector(ABC):
+    """A calendar platform. Subclasses declare ``kind``, ``Settings`` and ``capabilities``.
+
+    Every method may raise :class:`ConnectorError` subclasses; anything else escaping a connector
+    is a bug in the connector. Methods the platform cannot do raise :class:`UnsupportedOperation`.
+    """
+
+    kind: ClassVar[str]
+    Settings: ClassVar[type[ConnectorSettings]] = ConnectorSettings
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(self, name: str, settings: ConnectorSettings) -> None:
+        self.name = name
+        self.settings = settings
+
+    # ---- reading
+    @abstractmethod
+    def calendars(self) -> list[CalendarInfo]:
+        """The calendars this connector can see."""
+
+    @abstractmethod
+    def events(self, calendar: str, window: Window) -> tuple[list[Event], list[Problem]]:
+        """Events of ``calendar`` overlapping ``window``, recurrences expanded into occurrences.
+
+        Items that cannot be read are returned as problems naming the item; the others still count.
+        """
+
+    def items(self, calendar: str, window: Window | None = None) -> tuple[list[CalendarItem], list[Problem]]:
+        """Whole stored objects (masters with overrides), optionally only those touching ``window``."""
+        raise UnsupportedOperation(self.name, f"{self.kind} connector cannot list items")
+
+    def calendars_of(self, email: str) -> list[str]:
+        """The calendars holding ``email``'s time when the directory names none: by default the
+        calendars this connector sees that the person owns."""
+        email = email.lower()
+        owned = [c.id for c in self.calendars() if c.owner and c.owner.lower() == email]
+        if not owned:
+            raise NotFoundError(self.name, f"no calendar owned by {email}; list its calendars in the config")
+        return owned
+
+    def freebusy(self, people: Sequence[FreeBusyRequest], window: Window) -> list[PersonFreeBusy]:
+        """Native free/busy; only called when ``capabilities.native_freebusy`` is set."""
+        raise UnsupportedOperation(self.name, f"{self.kind} connector has no native free/busy")
+
+    def changes(self, calendar: str, token: str | None) -> ChangeSet:
+        """Items changed since ``token`` (None: everything). Raises :class:`InvalidTokenError`
+        when the platform no longer accepts the token."""
+        raise UnsupportedOperation(self.name, f"{self.kind} connector has no change feed")
+
+    # ---- writing
+    def put(self, calendar: str, item: CalendarItem, if_match: str | None = None) -> ItemRef:
+        """Create (``item.ref`` is None) or replace an item; ``if_match`` guards against lost edits.
+        Returns where it now lives with its new ETag/ChangeKey."""
+        raise UnsupportedOperation(self.name, f"{self.kind} connector is read-only")
+
+    def delete(self, calendar: str, ref: ItemRef, if_match: str | None = None) -> None:
+        raise UnsupportedOperation(self.name, f"{self.kind} connector is read-only")
+
+    # ---- lifecycle
+    def check(self) -> list[str]:
+        """Reach the platform and report what works, one line each (for ``calmesh check``)."""
+        cals = self.calendars()
+        return [f"reachable, {len(cals)} calendar(s): " + ", ".join(c.name for c in cals[:10])]
+
+    def close(self) -> None:  # noqa: B027 - most connectors hold nothing to release
+        """Release connections."""
+
+    def __enter__(self) -> Connector:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+@contextmanager
+def translate_errors(platform: str, item: str | None = None) -> Iterator[None]:
+    """Turn the common transport failures of ``httpx``/``requests`` into connector errors."""
+    try:
+        yield
+    except ConnectorError:
+        raise
+    except TimeoutError as exc:
+        raise TransientError(platform, f"timed out: {exc}", item=item) from exc
+    except OSError as exc:
+        raise TransientError(platform, f"unreachable: {exc}", item=item) from exc

@@ -1,0 +1,282 @@
+"""iCalendar files and feeds as a platform: a file, a folder of files, or an http(s) URL.
+
+This is how in-house systems that can export (or import) ``.ics`` join the hub. A folder holds one
+calendar per ``*.ics`` file; a file named after a person (``alice@agency.example.ics``) is that
+person's calendar. Local files are writable, atomically, so they can be sync and booking targets;
+URL feeds are read-only and fetched with conditional GET (ETag / Last-Modified).
+
+Change detection is by content hash: the token is the hash of the calendar text, and a changed
+text is reported as a complete listing, which the sync engine diffs against its per-item hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ClassVar
+
+import httpx
+from pydantic import model_validator
+
+from calmesh import ical
+from calmesh.config import secret
+from calmesh.connectors.base import (
+    AuthenticationError,
+    Capabilities,
+    Connector,
+    ConnectorSettings,
+    InvalidDataError,
+    NotFoundError,
+    PreconditionFailed,
+    TransientError,
+    UnsupportedOperation,
+    parse_retry_after,
+    with_retries,
+)
+from calmesh.model import CalendarInfo, CalendarItem, ChangeSet, Event, ItemRef, Problem, Window
+from calmesh.timezones import zoneinfo
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_FEED_BYTES = 50 * 1024 * 1024
+"""A feed larger than this is refused rather than read into memory."""
+
+
+class ICSSettings(ConnectorSettings):
+    path: str | None = None
+    """A ``.ics`` file or a folder of them (relative to the config file)."""
+    url: str | None = None
+    """An http(s) feed (read-only)."""
+    username: str | None = None
+    password_env: str | None = None
+    verify_tls: bool = True
+    writable: bool = True
+    """Local files accept writes unless this is false (an export you must not touch)."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ICSSettings:
+        if bool(self.path) == bool(self.url):
+            raise ValueError("an ics platform needs exactly one of 'path' or 'url'")
+        return self
+
+
+@dataclass(slots=True)
+class _Cached:
+    etag: str | None
+    last_modified: str | None
+    body: bytes
+
+
+def item_etag(item: CalendarItem) -> str:
+    """An item's version in a file: the hash of its serialised components (DTSTAMP excluded)."""
+    digest = hashlib.sha256()
+    for event in item.components:
+        digest.update(ical.event_to_component(event, stamp=_EPOCH).to_ical())
+    return digest.hexdigest()[:32]
+
+
+class ICSConnector(Connector):
+    kind: ClassVar[str] = "ics"
+    Settings: ClassVar[type[ConnectorSettings]] = ICSSettings
+    capabilities: ClassVar[Capabilities] = Capabilities(write=True, changes=True)
+
+    def __init__(self, name: str, settings: ConnectorSettings) -> None:
+        super().__init__(name, settings)
+        assert isinstance(settings, ICSSettings)
+        self.cfg = settings
+        self._cache: dict[str, _Cached] = {}
+        self._lock = threading.RLock()
+        self._http: httpx.Client | None = None
+        self._zone = zoneinfo(settings.timezone)
+
+    # ------------------------------------------------------------------ locating calendars
+    @property
+    def _root(self) -> Path | None:
+        if self.cfg.path is None:
+            return None
+        p = Path(self.cfg.path).expanduser()
+        if not p.is_absolute() and self.cfg.base_dir:
+            p = Path(self.cfg.base_dir) / p
+        return p
+
+    def _file(self, calendar: str) -> Path:
+        root = self._root
+        assert root is not None
+        if root.is_file() or root.suffix == ".ics":
+            return root
+        candidate = (root / calendar).resolve()
+        if root.resolve() not in candidate.parents:
+            raise NotFoundError(self.name, f"calendar {calendar!r} is outside {root}")
+        return candidate
+
+    def calendars(self) -> list[CalendarInfo]:
+        if self.cfg.url:
+            return [CalendarInfo(self.cfg.url, self.name, self.name, read_only=True)]
+        root = self._root
+        assert root is not None
+        if root.suffix == ".ics" or root.is_file():
+            return [self._info(root.name, root)]
+        if not root.is_dir():
+            raise NotFoundError(self.name, f"folder {root} does not exist")
+        return [self._info(p.name, p) for p in sorted(root.glob("*.ics"))]
+
+    def _info(self, calendar_id: str, path: Path) -> CalendarInfo:
+        stem = path.stem
+        return CalendarInfo(
+            id=calendar_id,
+            name=stem,
+            platform=self.name,
+            owner=stem.lower() if "@" in stem else None,
+            read_only=not self.cfg.writable,
+        )
+
+    def calendars_of(self, email: str) -> list[str]:
+        if self.cfg.url:
+            return [self.cfg.url]
+        return super().calendars_of(email)
+
+    # ------------------------------------------------------------------ reading
+    def _client(self) -> httpx.Client:
+        if self._http is None:
+            password = secret(self.cfg.password_env, f"platforms.{self.name}.password_env")
+            auth = (self.cfg.username, password) if self.cfg.username and password else None
+            self._http = httpx.Client(timeout=self.cfg.timeout, verify=self.cfg.verify_tls, auth=auth,
+                                      follow_redirects=True, headers={"User-Agent": "calmesh"})
+        return self._http
+
+    def _fetch_url(self, url: str) -> bytes:
+        cached = self._cache.get(url)
+        headers = {}
+        if cached and cached.etag:
+            headers["If-None-Match"] = cached.etag
+        if cached and cached.last_modified:
+            headers["If-Modified-Since"] = cached.last_modified
+
+        def call() -> bytes:
+            try:
+                with self._client().stream("GET", url, headers=headers) as response:
+                    if response.status_code == 304 and cached:
+                        return cached.body
+                    if response.status_code in (401, 403):
+                        raise AuthenticationError(self.name, f"feed refused access ({response.status_code})")
+                    if response.status_code == 404:
+                        raise NotFoundError(self.name, f"feed not found: {url}")
+                    if response.status_code == 429 or response.status_code >= 500:
+                        raise TransientError(self.name, f"feed answered {response.status_code}",
+                                             retry_after=parse_retry_after(response.headers.get("Retry-After")))
+                    if response.status_code >= 400:
+                        raise NotFoundError(self.name, f"feed answered {response.status_code}")
+                    body = bytearray()
+                    for chunk in response.iter_bytes():
+                        body.extend(chunk)
+                        if len(body) > MAX_FEED_BYTES:
+                            raise InvalidDataError(self.name, f"feed is larger than {MAX_FEED_BYTES // 2**20} MB")
+                    self._cache[url] = _Cached(response.headers.get("ETag"),
+                                               response.headers.get("Last-Modified"), bytes(body))
+                    return bytes(body)
+            except httpx.TimeoutException as exc:
+                raise TransientError(self.name, f"feed timed out: {exc}") from exc
+            except httpx.TransportError as exc:
+                raise TransientError(self.name, f"feed unreachable: {exc}") from exc
+
+        return with_retries(call)
+
+    def _read(self, calendar: str) -> bytes:
+        if self.cfg.url:
+            return self._fetch_url(self.cfg.url)
+        path = self._file(calendar)
+        try:
+            if path.stat().st_size > MAX_FEED_BYTES:
+                raise InvalidDataError(self.name, f"{path.name} is larger than {MAX_FEED_BYTES // 2**20} MB")
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise NotFoundError(self.name, f"calendar file {path} does not exist") from None
+        except OSError as exc:
+            raise TransientError(self.name, f"cannot read {path}: {exc.strerror}") from exc
+
+    def events(self, calendar: str, window: Window) -> tuple[list[Event], list[Problem]]:
+        return ical.expand(self._read(calendar), window, self.name, self._zone)
+
+    def items(self, calendar: str, window: Window | None = None) -> tuple[list[CalendarItem], list[Problem]]:
+        data = self._read(calendar)
+        items, problems = ical.parse_items(data, self.name)
+        for item in items:
+            item.ref = ItemRef(calendar, item.uid, item_etag(item))
+        if window is not None:
+            occurrences, _ = ical.expand(data, window, self.name, self._zone)
+            touching = {e.uid for e in occurrences}
+            items = [i for i in items if i.uid in touching]
+        return items, problems
+
+    def changes(self, calendar: str, token: str | None) -> ChangeSet:
+        data = self._read(calendar)
+        digest = hashlib.sha256(data).hexdigest()
+        if token == digest:
+            return ChangeSet([], [], digest)
+        items, _problems = self.items(calendar)
+        return ChangeSet(items, [], digest, complete=True)
+
+    # ------------------------------------------------------------------ writing
+    def _writable_file(self, calendar: str) -> Path:
+        if self.cfg.url or not self.cfg.writable:
+            raise UnsupportedOperation(self.name, "this ics platform is read-only")
+        return self._file(calendar)
+
+    def _rewrite(self, calendar: str, change: Callable[[list[CalendarItem]], list[CalendarItem]]) -> None:
+        path = self._writable_file(calendar)
+        with self._lock:
+            existing = path.read_bytes() if path.exists() else b""
+            items, problems = ical.parse_items(existing, self.name) if existing else ([], [])
+            if problems and any(p.item is None for p in problems):
+                raise InvalidDataError(self.name, f"{path.name} is damaged; not rewriting it: {problems[0]}")
+            items = change(items)
+            data = ical.to_calendar(items).to_ical()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+
+    def put(self, calendar: str, item: CalendarItem, if_match: str | None = None) -> ItemRef:
+        def change(items: list[CalendarItem]) -> list[CalendarItem]:
+            current = next((i for i in items if i.uid == item.uid), None)
+            if item.ref is None and current is not None and if_match is None:
+                raise PreconditionFailed(self.name, "an event with this UID already exists", item=item.uid)
+            if if_match is not None and (current is None or item_etag(current) != if_match):
+                raise PreconditionFailed(self.name, "changed since it was read", item=item.uid)
+            return [i for i in items if i.uid != item.uid] + [CalendarItem(item.uid, item.components)]
+
+        self._rewrite(calendar, change)
+        return ItemRef(calendar, item.uid, item_etag(item))
+
+    def delete(self, calendar: str, ref: ItemRef, if_match: str | None = None) -> None:
+        def change(items: list[CalendarItem]) -> list[CalendarItem]:
+            current = next((i for i in items if i.uid == ref.id), None)
+            if current is None:
+                raise NotFoundError(self.name, "no such event", item=ref.id)
+            if if_match is not None and item_etag(current) != if_match:
+                raise PreconditionFailed(self.name, "changed since it was read", item=ref.id)
+            return [i for i in items if i.uid != ref.id]
+
+        self._rewrite(calendar, change)
+
+    def check(self) -> list[str]:
+        lines = super().check()
+        lines.append("read-only feed" if self.cfg.url or not self.cfg.writable else "writable files")
+        return lines
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None

@@ -1,0 +1,161 @@
+"""Start the demo agency's platforms on loopback, seed them, and write a calmesh config for them.
+
+- "zoho": a real CalDAV server (Radicale) standing in for Zoho Calendar;
+- "exchange": the protocol-faithful EWS fake (``calmesh.fakes.ews``) standing in for Exchange,
+  or a second Radicale calendar set where that fake is not installed;
+- "projects": a folder of ``.ics`` files standing in for the in-house project system.
+
+Seeding goes through calmesh's own connectors, so the demo exercises the same code as production.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from calmesh.config import Config, load_config
+from calmesh.connectors import registry
+from calmesh.demo.data import PEOPLE, build_week, monday_of
+
+DEMO_USER = "demo"
+DEMO_PASSWORD = "demo"
+PASSWORD_ENV = "CALMESH_DEMO_PASSWORD"
+
+
+@dataclass
+class DemoEnvironment:
+    root: Path
+    config_path: Path
+    monday: date
+    stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def config(self) -> Config:
+        return load_config(self.config_path)
+
+    def close(self) -> None:
+        self.stack.close()
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _table(header: str, values: dict[str, Any]) -> str:
+    return "\n".join([header, *(f"{k} = {_toml_value(v)}" for k, v in values.items())]) + "\n"
+
+
+def _mkcalendar(url: str) -> None:
+    response = httpx.request("MKCALENDAR", url, auth=(DEMO_USER, DEMO_PASSWORD), timeout=10)
+    if response.status_code not in (201, 405):  # 405: it exists already
+        raise RuntimeError(f"cannot create demo calendar {url}: {response.status_code} {response.text[:200]}")
+
+
+def _start_exchange(env: DemoEnvironment) -> tuple[dict[str, Any], dict[str, str]] | None:
+    """The EWS fake for the "exchange" platform, if this installation has it."""
+    try:
+        from calmesh.fakes import ews as ews_fake
+    except ImportError:
+        return None
+    starter = getattr(ews_fake, "start_demo_server", None)
+    if starter is None:
+        return None
+    mailboxes = [p.email for p in PEOPLE if p.platform == "exchange"]
+    server = env.stack.enter_context(starter(mailboxes, DEMO_USER, DEMO_PASSWORD))
+    settings = {"kind": "ews", "url": server.url, "username": DEMO_USER, "password_env": PASSWORD_ENV,
+                "auth": "basic"}
+    return settings, {email: "calendar" for email in mailboxes}
+
+
+def start(root: Path, monday: date | None = None) -> DemoEnvironment:
+    """Start and seed everything under ``root``; the caller closes the returned environment."""
+    from calmesh.demo.servers import start_radicale
+
+    root.mkdir(parents=True, exist_ok=True)
+    os.environ[PASSWORD_ENV] = DEMO_PASSWORD
+    env = DemoEnvironment(root, root / "calmesh.toml", monday or monday_of(date.today()))
+    try:
+        radicale = env.stack.enter_context(start_radicale(root / "radicale", {DEMO_USER: DEMO_PASSWORD}))
+        base = radicale.url.rstrip("/") + f"/{DEMO_USER}/"
+        platforms: dict[str, dict[str, Any]] = {
+            "zoho": {"kind": "caldav", "url": base, "username": DEMO_USER, "password_env": PASSWORD_ENV},
+            "projects": {"kind": "ics", "path": "projects"},
+        }
+        calendars: dict[tuple[str, str], str] = {}
+        exchange = _start_exchange(env)
+        if exchange is not None:
+            platforms["exchange"], mailbox_calendars = exchange
+            calendars.update({("exchange", e): c for e, c in mailbox_calendars.items()})
+        else:
+            platforms["exchange"] = dict(platforms["zoho"])
+        for person in PEOPLE:
+            if person.platform == "zoho" or (person.platform == "exchange" and exchange is None):
+                url = f"{base}{person.platform}-{person.email.split('@')[0]}/"
+                _mkcalendar(url)
+                calendars[(person.platform, person.email)] = url
+        (root / "projects").mkdir(exist_ok=True)
+
+        people_toml = []
+        week = build_week(env.monday)
+        for person in PEOPLE:
+            entry: dict[str, Any] = {"email": person.email, "name": person.name, "team": person.team,
+                                     "platform": person.platform, "timezone": person.timezone}
+            if (person.platform, person.email) in calendars:
+                entry["calendars"] = [calendars[(person.platform, person.email)]]
+            elif person.platform == "projects":
+                entry["calendars"] = [f"{person.email}.ics"]
+            also = [{"platform": "projects", "calendars": [f"{person.email}.ics"]}
+                    for (platform, owner) in week.items if platform == "projects" and owner == person.email
+                    and person.platform != "projects"]
+            if also:
+                entry["also"] = also
+            start_h, end_h = person.hours
+            entry["working_hours"] = {"days": "Mon-Fri", "start": start_h.strftime("%H:%M"),
+                                      "end": end_h.strftime("%H:%M")}
+            people_toml.append(_table("[[people]]", entry))
+
+        text = [
+            "# calmesh demo configuration, written by `calmesh demo`.\n",
+            _table("[hub]", {"timezone": "Europe/Paris", "state": "sqlite:///state.sqlite"}),
+            _table("[server]", {"host": "127.0.0.1", "port": 8765,
+                                "users": [{"name": DEMO_USER, "password_env": PASSWORD_ENV,
+                                           "sees_details_of": ["*"]}]}),
+            *(_table(f"[platforms.{name}]", values) for name, values in platforms.items()),
+            *people_toml,
+        ]
+        env.config_path.write_text("\n".join(text), encoding="utf-8")
+        config = env.config()
+        connectors = {name: registry.create(name, {**raw, "base_dir": str(root)}) for name, raw in config.platforms.items()}
+        for (platform, owner), items in week.items.items():
+            calendar = calendars.get((platform, owner)) or f"{owner}.ics"
+            for item in items:
+                connectors[platform].put(calendar, item)
+        for connector in connectors.values():
+            connector.close()
+        return env
+    except BaseException:
+        env.close()
+        raise
+
+
+@contextlib.contextmanager
+def running(root: Path, monday: date | None = None) -> Iterator[DemoEnvironment]:
+    env = start(root, monday)
+    try:
+        yield env
+    finally:
+        env.close()

@@ -1,0 +1,49 @@
+"""Protocol-faithful fakes of vendor calendar services, for tests and the demo.
+
+No internet reaches this project's test machines, so each vendor the connectors talk to is
+reproduced here from its published request/response shapes (SOAP envelopes for EWS, JSON for
+Microsoft Graph) and served on 127.0.0.1 by uvicorn. The connectors under test use their real
+client code paths (exchangelib, httpx) against these servers.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.types import ASGIApp
+
+
+@dataclass
+class RunningServer:
+    """A uvicorn server running an ASGI app in a background thread."""
+
+    url: str
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def serve(app: ASGIApp, host: str = "127.0.0.1") -> RunningServer:
+    """Run ``app`` on a free port of ``host`` (bound before uvicorn starts, so no race) and
+    return once it accepts connections."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("fake server did not start")
+        time.sleep(0.01)
+    return RunningServer(f"http://{host}:{port}", server, thread)

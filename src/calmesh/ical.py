@@ -1,0 +1,476 @@
+"""iCalendar in and out: text <-> :mod:`calmesh.model`, recurrence expansion, VFREEBUSY.
+
+Parsing goes through ``icalendar``; recurrence through ``recurring-ical-events`` (which handles
+RRULE/RDATE/EXDATE, RECURRENCE-ID overrides and DST); ``X-WR-TIMEZONE`` calendars are normalised
+with ``x-wr-timezone``. What this module adds is damage control: one bad event (truncated text,
+bad dates, unknown TZID, a 5 MB description) becomes a :class:`~calmesh.model.Problem` naming the
+event, and every other event of the calendar still counts.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import icalendar
+import recurring_ical_events
+import x_wr_timezone
+
+from calmesh.model import (
+    Attendee,
+    BusyPeriod,
+    BusyType,
+    CalendarItem,
+    Classification,
+    Event,
+    EventStatus,
+    PartStat,
+    Problem,
+    Role,
+    Temporal,
+    Window,
+    as_utc,
+    normalize_email,
+)
+from calmesh.timezones import to_iana
+
+PRODID = "-//calmesh//calmesh hub//EN"
+MAX_TEXT_PROPERTY = 256 * 1024
+"""Longer SUMMARY/DESCRIPTION/LOCATION values are cut (with a warning): no calendar needs them,
+and a hostile 5 MB description must not be copied to every platform."""
+
+_CDO_BUSY = {
+    "FREE": BusyType.FREE,
+    "TENTATIVE": BusyType.BUSY_TENTATIVE,
+    "BUSY": BusyType.BUSY,
+    "OOF": BusyType.BUSY_UNAVAILABLE,
+    "WORKINGELSEWHERE": BusyType.FREE,
+}
+_CDO_OUT = {
+    BusyType.FREE: "FREE",
+    BusyType.BUSY_TENTATIVE: "TENTATIVE",
+    BusyType.BUSY: "BUSY",
+    BusyType.BUSY_UNAVAILABLE: "OOF",
+}
+_KEEP_X = re.compile(r"^X-(CALMESH-|MICROSOFT-CDO-(?!BUSYSTATUS))")
+"""X- properties carried across platforms: calmesh's own markers and Outlook's hints."""
+
+
+class ICalError(ValueError):
+    """A calendar text could not be read at all."""
+
+
+# ------------------------------------------------------------------------------------ parsing
+def _text(component: icalendar.cal.Component, name: str, problems: list[str]) -> str | None:
+    value = component.get(name)
+    if value is None:
+        return None
+    text = str(value)
+    if len(text) > MAX_TEXT_PROPERTY:
+        problems.append(f"{name} of {len(text) / 1e6:.1f} MB cut to {MAX_TEXT_PROPERTY // 1024} KB")
+        text = text[:MAX_TEXT_PROPERTY]
+    return text
+
+
+def _temporal(component: icalendar.cal.Component, name: str, problems: list[str]) -> Temporal | None:
+    prop = component.get(name)
+    if prop is None:
+        return None
+    try:
+        value = component.decoded(name)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"bad {name}: {exc}") from exc
+    if isinstance(value, timedelta) or not isinstance(value, date):
+        raise ValueError(f"bad {name}: {value!r} is not a date or date-time")
+    tzid = getattr(prop, "params", {}).get("TZID")
+    if isinstance(value, datetime) and value.tzinfo is None and tzid:
+        iana = to_iana(tzid)
+        if iana is None:
+            problems.append(f"unknown TZID {tzid!r} on {name}, read as local time")
+        else:
+            value = value.replace(tzinfo=ZoneInfo(iana))
+    return value
+
+
+def _dates(component: icalendar.cal.Component, name: str) -> list[Temporal]:
+    raw = component.get(name)
+    if raw is None:
+        return []
+    out: list[Temporal] = []
+    for prop in raw if isinstance(raw, list) else [raw]:
+        for dt in getattr(prop, "dts", []):
+            value = dt.dt
+            if isinstance(value, date):
+                out.append(value)
+    return out
+
+
+def _person(prop: Any) -> Attendee:
+    params = getattr(prop, "params", {})
+    partstat = params.get("PARTSTAT", "NEEDS-ACTION").upper()
+    role = params.get("ROLE", "REQ-PARTICIPANT").upper()
+    return Attendee(
+        email=str(prop),
+        name=params.get("CN"),
+        partstat=PartStat(partstat) if partstat in PartStat._value2member_map_ else PartStat.NEEDS_ACTION,
+        role=Role(role) if role in Role._value2member_map_ else Role.REQUIRED,
+        rsvp=str(params.get("RSVP", "FALSE")).upper() == "TRUE",
+    )
+
+
+def _zone_name(value: Temporal | None) -> str | None:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        key = getattr(value.tzinfo, "key", None) or getattr(value.tzinfo, "zone", None)
+        return to_iana(key) if key else None
+    return None
+
+
+def event_from_component(component: icalendar.cal.Component) -> tuple[Event, list[str]]:
+    """A VEVENT as an :class:`Event`, plus warnings (non-fatal issues). Raises ValueError when the
+    event cannot be placed in time at all."""
+    warnings: list[str] = []
+    uid = str(component.get("UID") or "").strip()
+    if not uid:
+        raise ValueError("event has no UID")
+    start = _temporal(component, "DTSTART", warnings)
+    if start is None:
+        raise ValueError("event has no DTSTART")
+    end = _temporal(component, "DTEND", warnings)
+    if end is None and component.get("DURATION") is not None:
+        duration = component.decoded("DURATION")
+        if not isinstance(duration, timedelta):
+            raise ValueError("bad DURATION")
+        end = start + duration
+    if end is not None and isinstance(start, datetime) != isinstance(end, datetime):
+        raise ValueError("DTSTART and DTEND mix a date and a date-time")
+    if end is not None and as_utc(end) < as_utc(start):
+        raise ValueError(f"DTEND {end} is before DTSTART {start}")
+    status = str(component.get("STATUS", "CONFIRMED")).upper()
+    klass = str(component.get("CLASS", "PUBLIC")).upper()
+    cdo = component.get("X-MICROSOFT-CDO-BUSYSTATUS")
+    last_modified = component.get("LAST-MODIFIED")
+    created = component.get("CREATED")
+    organizer = component.get("ORGANIZER")
+    attendees = component.get("ATTENDEE")
+    if attendees is not None and not isinstance(attendees, list):
+        attendees = [attendees]
+    rrules = component.get("RRULE")
+    if rrules is not None and not isinstance(rrules, list):
+        rrules = [rrules]
+    try:
+        sequence = int(component.get("SEQUENCE", 0))
+    except (TypeError, ValueError):
+        sequence = 0
+    extra = {str(k): str(v) for k, v in component.items() if _KEEP_X.match(str(k).upper())}
+    event = Event(
+        uid=uid,
+        start=start,
+        end=end,
+        summary=_text(component, "SUMMARY", warnings),
+        description=_text(component, "DESCRIPTION", warnings),
+        location=_text(component, "LOCATION", warnings),
+        recurrence_id=_temporal(component, "RECURRENCE-ID", warnings),
+        rrule=[r.to_ical().decode() for r in rrules or []],
+        rdate=_dates(component, "RDATE"),
+        exdate=_dates(component, "EXDATE"),
+        transparent=str(component.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT",
+        status=EventStatus(status) if status in EventStatus._value2member_map_ else EventStatus.CONFIRMED,
+        classification=(Classification(klass) if klass in Classification._value2member_map_
+                        else Classification.PRIVATE),  # unknown x-classes are treated as private
+        sequence=sequence,
+        last_modified=last_modified.dt if last_modified is not None else None,
+        created=created.dt if created is not None else None,
+        organizer=_person(organizer) if organizer is not None else None,
+        attendees=[_person(a) for a in attendees or []],
+        busy_type=_CDO_BUSY.get(str(cdo).upper()) if cdo is not None else None,
+        tzid=_zone_name(start),
+        extra=extra,
+    )
+    return event, warnings
+
+
+def _label(component: icalendar.cal.Component) -> str:
+    uid = component.get("UID")
+    summary = component.get("SUMMARY")
+    if uid and summary:
+        return f"{str(summary)[:60]!r} (UID {uid})"
+    return f"UID {uid}" if uid else (f"{str(summary)[:60]!r}" if summary else "an event without UID")
+
+
+_BLOCK = re.compile(rb"BEGIN:(VEVENT|VTIMEZONE)\r?\n.*?END:\1\r?\n?", re.S)
+
+
+def _parse_calendars(data: bytes, platform: str, problems: list[Problem]) -> list[icalendar.Calendar]:
+    """Parse the text; when the whole does not parse (truncated, garbage between components),
+    salvage every complete VEVENT/VTIMEZONE block and report the rest."""
+    try:
+        cals = icalendar.Calendar.from_ical(data, multiple=True)
+        if not cals:
+            raise ValueError("no VCALENDAR found")
+        return [x_wr_timezone.to_standard(c) for c in cals]
+    except Exception as exc:  # icalendar raises bare ValueError/IndexError/KeyError on damage
+        blocks = [m.group(0) for m in _BLOCK.finditer(data)]
+        salvaged = icalendar.Calendar()
+        kept = 0
+        for block in blocks:
+            try:
+                for comp in icalendar.Calendar.from_ical(block, multiple=True):
+                    salvaged.add_component(comp)
+                kept += 1
+            except Exception as inner:  # noqa: BLE001 - reported as a problem below
+                problems.append(Problem(platform, f"unreadable component: {inner}", _guess_uid(block)))
+        problems.append(Problem(platform, f"calendar text is malformed ({exc}); salvaged {kept} component(s)"))
+        return [salvaged]
+
+
+def _guess_uid(block: bytes) -> str | None:
+    m = re.search(rb"^UID:(.*)$", block, re.M)
+    return f"UID {m.group(1).decode(errors='replace').strip()}" if m else None
+
+
+def parse_items(data: str | bytes, platform: str = "") -> tuple[list[CalendarItem], list[Problem]]:
+    """Calendar text -> items grouped by UID (master + overrides), plus problems per bad event."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    problems: list[Problem] = []
+    by_uid: dict[str, CalendarItem] = {}
+    for cal in _parse_calendars(data, platform, problems):
+        for component in cal.walk("VEVENT"):
+            try:
+                event, warnings = event_from_component(component)
+            except (ValueError, TypeError, KeyError) as exc:
+                problems.append(Problem(platform, str(exc), _label(component)))
+                continue
+            problems.extend(Problem(platform, w, _label(component)) for w in warnings)
+            item = by_uid.setdefault(event.uid, CalendarItem(event.uid, []))
+            item.components.append(event)
+    for item in by_uid.values():
+        item.components.sort(key=lambda e: (e.recurrence_id is not None, str(e.recurrence_id)))
+    return list(by_uid.values()), problems
+
+
+def expand(
+    data: str | bytes | icalendar.Calendar,
+    window: Window,
+    platform: str = "",
+    default_tz: tzinfo = UTC,
+) -> tuple[list[Event], list[Problem]]:
+    """Occurrences overlapping ``window``, recurrence expanded, from one calendar text.
+
+    Each UID is expanded on its own so a broken series is reported and skipped while the rest
+    of the calendar still counts.
+    """
+    problems: list[Problem] = []
+    if isinstance(data, icalendar.Calendar):
+        cals = [data]
+    else:
+        cals = _parse_calendars(data.encode() if isinstance(data, str) else data, platform, problems)
+    occurrences: list[Event] = []
+    # all-day and floating events are local time: widen the query by a day each side, filter after
+    lo, hi = window.start - timedelta(days=1), window.end + timedelta(days=1)
+    for cal in cals:
+        timezones = list(cal.walk("VTIMEZONE"))
+        groups: dict[str, list[icalendar.cal.Component]] = {}
+        for component in cal.walk("VEVENT"):
+            groups.setdefault(str(component.get("UID", "")), []).append(component)
+        for group in groups.values():
+            components = []
+            for component in group:  # validate first: a clear message per bad component
+                try:
+                    _, warnings = event_from_component(component)
+                except (ValueError, TypeError, KeyError) as exc:
+                    problems.append(Problem(platform, str(exc), _label(component)))
+                    continue
+                problems.extend(Problem(platform, w, _label(component)) for w in warnings)
+                components.append(component)
+            if not components:
+                continue
+            recurring = any(c.get("RRULE") or c.get("RDATE") or c.get("RECURRENCE-ID") for c in components)
+            single = icalendar.Calendar()
+            for tz in timezones:
+                single.add_component(tz)
+            for component in components:
+                single.add_component(component)
+            try:
+                found = recurring_ical_events.of(single).between(lo, hi)
+            except Exception as exc:  # noqa: BLE001 - the library raises many kinds on bad series
+                problems.append(Problem(platform, f"cannot expand recurrence: {exc}", _label(components[0])))
+                continue
+            for occurrence in found:
+                try:
+                    event, _ = event_from_component(occurrence)
+                except (ValueError, TypeError, KeyError) as exc:
+                    problems.append(Problem(platform, str(exc), _label(occurrence)))
+                    continue
+                if not recurring:
+                    event.recurrence_id = None
+                elif event.recurrence_id is None:
+                    event.recurrence_id = event.start
+                event.rrule, event.rdate, event.exdate = [], [], []
+                start, end = event.span_utc(default_tz)
+                if window.overlaps(start, end if end > start else start + timedelta(microseconds=1)):
+                    occurrences.append(event)
+    return occurrences, list(dict.fromkeys(problems))  # each problem once, in order
+
+
+def expand_items(items: Iterable[CalendarItem], window: Window, platform: str = "",
+                 default_tz: tzinfo = UTC) -> tuple[list[Event], list[Problem]]:
+    return expand(to_calendar(items), window, platform, default_tz)
+
+
+# ------------------------------------------------------------------------------------ writing
+def _add_temporal(component: icalendar.cal.Component, name: str, value: Temporal) -> None:
+    component.add(name, value)
+
+
+def _person_prop(person: Attendee) -> icalendar.vCalAddress:
+    prop = icalendar.vCalAddress(f"mailto:{person.email}")
+    if person.name:
+        prop.params["CN"] = person.name
+    prop.params["PARTSTAT"] = person.partstat.value
+    prop.params["ROLE"] = person.role.value
+    if person.rsvp:
+        prop.params["RSVP"] = "TRUE"
+    return prop
+
+
+def event_to_component(event: Event, *, stamp: datetime | None = None) -> icalendar.Event:
+    component = icalendar.Event()
+    component.add("UID", event.uid)
+    component.add("DTSTAMP", stamp or datetime.now(UTC))
+    _add_temporal(component, "DTSTART", event.start)
+    if event.end is not None:
+        _add_temporal(component, "DTEND", event.end)
+    if event.recurrence_id is not None:
+        _add_temporal(component, "RECURRENCE-ID", event.recurrence_id)
+    for name, value in (("SUMMARY", event.summary), ("DESCRIPTION", event.description),
+                        ("LOCATION", event.location)):
+        if value is not None:
+            component.add(name, value)
+    for rule in event.rrule:
+        component.add("RRULE", icalendar.vRecur.from_ical(rule))
+    if event.rdate:
+        component.add("RDATE", event.rdate)
+    for exdate in event.exdate:
+        component.add("EXDATE", exdate)
+    if event.transparent:
+        component.add("TRANSP", "TRANSPARENT")
+    if event.status is not EventStatus.CONFIRMED:
+        component.add("STATUS", event.status.value)
+    if event.classification is not Classification.PUBLIC:
+        component.add("CLASS", event.classification.value)
+    if event.sequence:
+        component.add("SEQUENCE", event.sequence)
+    if event.last_modified is not None:
+        component.add("LAST-MODIFIED", event.last_modified.astimezone(UTC))
+    if event.created is not None:
+        component.add("CREATED", event.created.astimezone(UTC))
+    if event.organizer is not None:
+        component.add("ORGANIZER", _person_prop(event.organizer))
+    for attendee in event.attendees:
+        component.add("ATTENDEE", _person_prop(attendee))
+    if event.busy_type is not None and event.busy_type in _CDO_OUT:
+        component.add("X-MICROSOFT-CDO-BUSYSTATUS", _CDO_OUT[event.busy_type])
+    for name, value in event.extra.items():
+        component.add(name, value)
+    return component
+
+
+def to_calendar(items: Iterable[CalendarItem], *, method: str | None = None) -> icalendar.Calendar:
+    cal = icalendar.Calendar()
+    cal.add("PRODID", PRODID)
+    cal.add("VERSION", "2.0")
+    if method:
+        cal.add("METHOD", method)
+    for item in items:
+        for event in item.components:
+            cal.add_component(event_to_component(event))
+    cal.add_missing_timezones()
+    return cal
+
+
+def item_to_ical(item: CalendarItem, *, method: str | None = None) -> bytes:
+    """One calendar object resource (what a CalDAV PUT carries), with its VTIMEZONEs."""
+    return to_calendar([item], method=method).to_ical()
+
+
+def new_uid(domain: str = "calmesh") -> str:
+    return f"{uuid.uuid4()}@{domain}"
+
+
+# ------------------------------------------------------------------------------------ free/busy
+def parse_vfreebusy(data: str | bytes, platform: str = "") -> list[BusyPeriod]:
+    """Busy periods from VFREEBUSY components (a CalDAV free-busy-query answer or a .vfb file)."""
+    try:
+        cal = icalendar.Calendar.from_ical(data)
+    except ValueError as exc:
+        raise ICalError(f"{platform}: free/busy answer is not iCalendar: {exc}") from exc
+    out: list[BusyPeriod] = []
+    for component in cal.walk("VFREEBUSY"):
+        props = component.get("FREEBUSY")
+        if props is None:
+            continue
+        for prop in props if isinstance(props, list) else [props]:
+            kind = BusyType.from_fbtype(prop.params.get("FBTYPE"))
+            for period in _freebusy_periods(prop):
+                start, end = period
+                if kind is not BusyType.FREE and end > start:
+                    out.append(BusyPeriod(start, end, kind, platform or None))
+    return out
+
+
+def _freebusy_periods(prop: Any) -> list[tuple[datetime, datetime]]:
+    periods = []
+    for value in getattr(prop, "dts", None) or [prop]:
+        dt = getattr(value, "dt", value)
+        if isinstance(dt, tuple) and len(dt) == 2:
+            start, end = dt
+            if isinstance(end, timedelta):
+                end = start + end
+            periods.append((as_utc(start), as_utc(end)))
+    if not periods:  # older icalendar: a comma-separated string of periods
+        for part in str(prop.to_ical().decode() if hasattr(prop, "to_ical") else prop).split(","):
+            period = icalendar.vPeriod.from_ical(part.strip())
+            start, end = period
+            if isinstance(end, timedelta):
+                end = start + end
+            periods.append((as_utc(start), as_utc(end)))
+    return periods
+
+
+def vfreebusy(
+    periods: Sequence[BusyPeriod],
+    window: Window,
+    *,
+    attendee: str | None = None,
+    organizer: str | None = None,
+    uid: str | None = None,
+    method: str | None = None,
+    stamp: datetime | None = None,
+) -> icalendar.Calendar:
+    """A VCALENDAR with one VFREEBUSY (RFC 5545 3.6.4), periods grouped by FBTYPE, in UTC."""
+    cal = icalendar.Calendar()
+    cal.add("PRODID", PRODID)
+    cal.add("VERSION", "2.0")
+    if method:
+        cal.add("METHOD", method)
+    fb = icalendar.FreeBusy()
+    fb.add("UID", uid or new_uid())
+    fb.add("DTSTAMP", stamp or datetime.now(UTC))
+    fb.add("DTSTART", window.start)
+    fb.add("DTEND", window.end)
+    if organizer:
+        fb.add("ORGANIZER", f"mailto:{normalize_email(organizer)}")
+    if attendee:
+        fb.add("ATTENDEE", f"mailto:{normalize_email(attendee)}")
+    for period in sorted(periods, key=lambda p: p.start):
+        if period.type is BusyType.FREE:
+            continue
+        fb.add("FREEBUSY", (period.start.astimezone(UTC), period.end.astimezone(UTC)),
+               parameters={"FBTYPE": period.type.fbtype})
+    cal.add_component(fb)
+    return cal

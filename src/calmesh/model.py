@@ -1,0 +1,399 @@
+"""The calmesh domain model: what every platform's calendar data becomes once it is read.
+
+Pure data, no I/O. Connectors translate their platform's shapes into these classes, the pure
+core (``calmesh.core``) reasons over them, and the doors translate them back out. Keeping one
+vocabulary here is what lets a Zoho event, an Exchange appointment and an in-house row be compared.
+
+Times: timed values are timezone-aware ``datetime``; all-day values are ``date``; floating times
+(RFC 5545 "local time" with no zone) are naive ``datetime`` and are resolved in the calendar
+owner's zone when they must be placed on the time line (see :func:`as_utc`).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from zoneinfo import ZoneInfo
+
+Temporal = date | datetime
+"""An iCalendar DATE or DATE-TIME value as read: ``date`` for all-day, naive ``datetime`` for floating."""
+
+MARKER_PROPERTY = "X-CALMESH-ORIGIN"
+"""Every write calmesh makes carries this property (``platform/calendar/id`` of the source item) so a
+re-run, a second calmesh or the echo of its own write is never mistaken for a new user event."""
+
+
+class BusyType(enum.IntEnum):
+    """How busy a stretch of time is. The integer values are Exchange's availability-view digits
+    (0 free, 1 tentative, 2 busy, 3 out of office, 4 no data) so that "the highest status inside an
+    interval wins" is simply ``max``. UNKNOWN ranks highest: missing data is never shown as free."""
+
+    FREE = 0
+    BUSY_TENTATIVE = 1
+    BUSY = 2
+    BUSY_UNAVAILABLE = 3
+    UNKNOWN = 4
+
+    @property
+    def fbtype(self) -> str:
+        """The RFC 5545 FBTYPE parameter value (UNKNOWN uses the x-name ``X-UNKNOWN``)."""
+        return _FBTYPE_NAMES[self]
+
+    @classmethod
+    def from_fbtype(cls, value: str | None) -> BusyType:
+        """Parse an FBTYPE value; RFC 5545 says an absent or unknown value means BUSY."""
+        if not value:
+            return cls.BUSY
+        return _FBTYPE_VALUES.get(value.strip().upper(), cls.BUSY)
+
+    @property
+    def label(self) -> str:
+        return _LABELS[self]
+
+
+_FBTYPE_NAMES = {
+    BusyType.FREE: "FREE",
+    BusyType.BUSY_TENTATIVE: "BUSY-TENTATIVE",
+    BusyType.BUSY: "BUSY",
+    BusyType.BUSY_UNAVAILABLE: "BUSY-UNAVAILABLE",
+    BusyType.UNKNOWN: "X-UNKNOWN",
+}
+_FBTYPE_VALUES = {v: k for k, v in _FBTYPE_NAMES.items()}
+_LABELS = {
+    BusyType.FREE: "Free",
+    BusyType.BUSY_TENTATIVE: "Tentative",
+    BusyType.BUSY: "Busy",
+    BusyType.BUSY_UNAVAILABLE: "Out of office",
+    BusyType.UNKNOWN: "Unknown",
+}
+
+
+class EventStatus(enum.StrEnum):
+    TENTATIVE = "TENTATIVE"
+    CONFIRMED = "CONFIRMED"
+    CANCELLED = "CANCELLED"
+
+
+class Classification(enum.StrEnum):
+    PUBLIC = "PUBLIC"
+    PRIVATE = "PRIVATE"
+    CONFIDENTIAL = "CONFIDENTIAL"
+
+
+class PartStat(enum.StrEnum):
+    NEEDS_ACTION = "NEEDS-ACTION"
+    ACCEPTED = "ACCEPTED"
+    DECLINED = "DECLINED"
+    TENTATIVE = "TENTATIVE"
+    DELEGATED = "DELEGATED"
+
+
+class Role(enum.StrEnum):
+    CHAIR = "CHAIR"
+    REQUIRED = "REQ-PARTICIPANT"
+    OPTIONAL = "OPT-PARTICIPANT"
+    NON_PARTICIPANT = "NON-PARTICIPANT"
+
+
+def normalize_email(value: str) -> str:
+    """Lower-case an address and strip a ``mailto:`` prefix: platforms disagree on both."""
+    value = value.strip()
+    if value.lower().startswith("mailto:"):
+        value = value[7:]
+    return value.strip().lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Attendee:
+    email: str
+    name: str | None = None
+    partstat: PartStat = PartStat.NEEDS_ACTION
+    role: Role = Role.REQUIRED
+    rsvp: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "email", normalize_email(self.email))
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A half-open UTC interval ``[start, end)``: the span a query or an answer covers."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("a Window needs timezone-aware datetimes")
+        object.__setattr__(self, "start", self.start.astimezone(UTC))
+        object.__setattr__(self, "end", self.end.astimezone(UTC))
+        if self.end <= self.start:
+            raise ValueError(f"window end {self.end.isoformat()} is not after start {self.start.isoformat()}")
+
+    @property
+    def duration(self) -> timedelta:
+        return self.end - self.start
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        return start < self.end and end > self.start
+
+    def clip(self, start: datetime, end: datetime) -> tuple[datetime, datetime] | None:
+        s, e = max(start, self.start), min(end, self.end)
+        return (s, e) if s < e else None
+
+    def split(self, max_length: timedelta) -> list[Window]:
+        """Cut into consecutive windows no longer than ``max_length`` (vendor window limits)."""
+        parts, cursor = [], self.start
+        while cursor < self.end:
+            nxt = min(cursor + max_length, self.end)
+            parts.append(Window(cursor, nxt))
+            cursor = nxt
+        return parts
+
+
+def as_utc(value: Temporal, default_tz: tzinfo = UTC) -> datetime:
+    """Place a DATE, floating or aware DATE-TIME on the UTC time line.
+
+    All-day dates start at local midnight and floating times are local, both in ``default_tz``
+    (the zone of the calendar's owner): that is what a person means by "Tuesday" or "9:00".
+    """
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=default_tz)
+        return value.astimezone(UTC)
+    return datetime.combine(value, time(0), tzinfo=default_tz).astimezone(UTC)
+
+
+def is_all_day(value: Temporal) -> bool:
+    return not isinstance(value, datetime)
+
+
+@dataclass(slots=True)
+class Event:
+    """One VEVENT: a single event, a recurring master (``rrule`` set) or an override/occurrence
+    (``recurrence_id`` set). Expanded occurrences carry their ``recurrence_id`` and no ``rrule``."""
+
+    uid: str
+    start: Temporal
+    end: Temporal | None = None
+    summary: str | None = None
+    description: str | None = None
+    location: str | None = None
+    recurrence_id: Temporal | None = None
+    rrule: list[str] = field(default_factory=list)
+    rdate: list[Temporal] = field(default_factory=list)
+    exdate: list[Temporal] = field(default_factory=list)
+    transparent: bool = False
+    status: EventStatus = EventStatus.CONFIRMED
+    classification: Classification = Classification.PUBLIC
+    sequence: int = 0
+    last_modified: datetime | None = None
+    created: datetime | None = None
+    organizer: Attendee | None = None
+    attendees: list[Attendee] = field(default_factory=list)
+    busy_type: BusyType | None = None
+    """An explicit busy type from the platform (Exchange's OOF, X-MICROSOFT-CDO-BUSYSTATUS);
+    ``None`` means "derive it from STATUS/TRANSP" (see :meth:`effective_busy_type`)."""
+    tzid: str | None = None
+    """The IANA zone the event was authored in, kept so writes round-trip local times."""
+    extra: dict[str, str] = field(default_factory=dict)
+    """Other properties worth carrying across platforms (X- properties such as the calmesh marker)."""
+
+    @property
+    def all_day(self) -> bool:
+        return is_all_day(self.start)
+
+    @property
+    def is_recurring_master(self) -> bool:
+        return bool(self.rrule or self.rdate) and self.recurrence_id is None
+
+    @property
+    def private(self) -> bool:
+        return self.classification is not Classification.PUBLIC
+
+    def effective_end(self) -> Temporal:
+        """DTEND, or the RFC 5545 default when absent: one day for all-day, zero length otherwise."""
+        if self.end is not None:
+            return self.end
+        if self.all_day:
+            return self.start + timedelta(days=1)
+        return self.start
+
+    def span_utc(self, default_tz: tzinfo = UTC) -> tuple[datetime, datetime]:
+        return as_utc(self.start, default_tz), as_utc(self.effective_end(), default_tz)
+
+    def partstat_of(self, email: str) -> PartStat | None:
+        """The participation status of ``email`` in this event, or None when not an attendee."""
+        email = normalize_email(email)
+        if self.organizer is not None and self.organizer.email == email:
+            return PartStat.ACCEPTED
+        for attendee in self.attendees:
+            if attendee.email == email:
+                return attendee.partstat
+        return None
+
+    def effective_busy_type(self, for_email: str | None = None) -> BusyType:
+        """What this event means for its calendar owner's availability.
+
+        Transparent, cancelled and declined events do not block (FREE). A tentative event, or an
+        invitation the owner answered tentatively or has not answered yet, is BUSY-TENTATIVE.
+        """
+        if self.status is EventStatus.CANCELLED or self.transparent:
+            return BusyType.FREE
+        partstat = self.partstat_of(for_email) if for_email else None
+        if partstat is PartStat.DECLINED:
+            return BusyType.FREE
+        if self.busy_type is not None:
+            return self.busy_type
+        if self.status is EventStatus.TENTATIVE or partstat in (PartStat.TENTATIVE, PartStat.NEEDS_ACTION):
+            return BusyType.BUSY_TENTATIVE
+        return BusyType.BUSY
+
+    def with_changes(self, **changes: object) -> Event:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarInfo:
+    """A calendar (collection) on a platform."""
+
+    id: str
+    """Stable identifier on its platform: a CalDAV collection URL, an EWS folder id, a path."""
+    name: str
+    platform: str = ""
+    owner: str | None = None
+    read_only: bool = False
+    color: str | None = None
+    timezone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRef:
+    """Where one stored calendar object lives on its platform, and its version there."""
+
+    calendar: str
+    id: str
+    """CalDAV href, EWS ItemId, Graph event id, ICS UID..."""
+    etag: str | None = None
+    """CalDAV ETag, EWS ChangeKey, Graph @odata.etag: the If-Match value for a safe write."""
+
+
+@dataclass(slots=True)
+class CalendarItem:
+    """One stored object: a master event with its overrides (RFC 4791 "calendar object resource").
+
+    Sync moves whole items so that a series and its moved or cancelled occurrences travel together.
+    """
+
+    uid: str
+    components: list[Event]
+    ref: ItemRef | None = None
+
+    @property
+    def master(self) -> Event | None:
+        for event in self.components:
+            if event.recurrence_id is None:
+                return event
+        return None
+
+    @property
+    def overrides(self) -> list[Event]:
+        return [e for e in self.components if e.recurrence_id is not None]
+
+    @property
+    def marker(self) -> str | None:
+        for event in self.components:
+            if MARKER_PROPERTY in event.extra:
+                return event.extra[MARKER_PROPERTY]
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeSet:
+    """What changed in a calendar since a change token.
+
+    ``complete`` is True when ``changed`` is a full listing (first sync, or a token the platform
+    no longer accepts): a consumer then infers deletions by absence instead of trusting ``deleted``.
+    """
+
+    changed: list[CalendarItem]
+    deleted: list[ItemRef]
+    token: str | None
+    complete: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BusyPeriod:
+    start: datetime
+    end: datetime
+    type: BusyType = BusyType.BUSY
+    source: str | None = None
+    """Platform name the period came from (after a merge: the source of the winning type)."""
+    summary: str | None = None
+    """Only filled where privacy rules grant details; never for private events."""
+    location: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("BusyPeriod needs timezone-aware datetimes")
+        if self.end <= self.start:
+            raise ValueError("BusyPeriod end must be after start")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingPeriod:
+    """Working time on some weekdays (0 = Monday), in the owner's local zone."""
+
+    days: frozenset[int]
+    start: time
+    end: time
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingHours:
+    timezone: str
+    periods: tuple[WorkingPeriod, ...]
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @classmethod
+    def simple(cls, timezone: str, start: time, end: time, days: Iterable[int] = range(5)) -> WorkingHours:
+        return cls(timezone, (WorkingPeriod(frozenset(days), start, end),))
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something that went wrong for part of an answer: reported, never silently dropped."""
+
+    platform: str
+    message: str
+    item: str | None = None
+    """The event (UID or summary) concerned, when the problem is one item rather than the platform."""
+
+    def __str__(self) -> str:
+        where = f"{self.platform}: {self.item}: " if self.item else f"{self.platform}: "
+        return where + self.message
+
+
+@dataclass(slots=True)
+class PersonFreeBusy:
+    """A person's availability over a window, merged across every calendar that holds their time."""
+
+    email: str
+    window: Window
+    busy: list[BusyPeriod] = field(default_factory=list)
+    working_hours: WorkingHours | None = None
+    errors: list[Problem] = field(default_factory=list)
+    """Whole platforms that could not answer: their time is reported as UNKNOWN, not free."""
+    warnings: list[Problem] = field(default_factory=list)
+    """Single items that could not be read; the rest of their calendar still counted."""
+    name: str | None = None
+    platform: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors

@@ -1,0 +1,159 @@
+"""Free/busy of people across platforms: fan out, one thread per platform, and merge.
+
+Why threads: the connectors' libraries (caldav, exchangelib) are synchronous, and what we wait
+on is the network. Each platform gets the hub's timeout; a platform that fails or does not answer
+in time turns into an UNKNOWN period plus an error naming it, for exactly the people it holds:
+a partial answer that says what is missing, never a crash and never a silent gap.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from calmesh.config import PersonConfig, SourceConfig
+from calmesh.connectors.base import Connector, ConnectorError, FreeBusyRequest
+from calmesh.core.freebusy import busy_from_events, clip, merge_busy, outside_working_hours, unknown
+from calmesh.directory import UnknownPerson
+from calmesh.model import BusyPeriod, PersonFreeBusy, Problem, Window, WorkingHours
+from calmesh.services.hub import Hub
+from calmesh.timezones import zoneinfo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Partial:
+    busy: list[BusyPeriod] = field(default_factory=list)
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    working_hours: WorkingHours | None = None
+
+
+def _no_details(_email: str) -> bool:
+    return False
+
+
+def _from_events(connector: Connector, person: PersonConfig, source: SourceConfig, window: Window,
+                 details: bool, zone: str) -> _Partial:
+    part = _Partial()
+    owner = source.mailbox or person.email
+    calendars = list(source.calendars) or connector.calendars_of(owner)
+    for calendar in calendars:
+        try:
+            events, problems = connector.events(calendar, window)
+        except ConnectorError as exc:
+            part.errors.append(exc.problem())
+            part.busy.extend(unknown(window, connector.name))
+            continue
+        part.warnings.extend(problems)
+        part.busy.extend(busy_from_events(events, window, owner=owner, source=connector.name,
+                                          default_tz=zoneinfo(zone), with_details=details))
+    return part
+
+
+def _ask_platform(hub: Hub, platform: str, wanted: Sequence[tuple[PersonConfig, SourceConfig]],
+                  window: Window, details_for: Callable[[str], bool]) -> dict[str, _Partial]:
+    """Everything one platform knows about the people it holds, keyed by directory email."""
+    connector = hub.connector(platform)
+    out: dict[str, _Partial] = {}
+    native = [(p, s) for p, s in wanted if not details_for(p.email)] if connector.capabilities.native_freebusy else []
+    if native:
+        requests = [FreeBusyRequest(s.mailbox or p.email, tuple(s.calendars)) for p, s in native]
+        by_mailbox = {(s.mailbox or p.email).lower(): p.email for p, s in native}
+        for answer in connector.freebusy(requests, window):
+            email = by_mailbox.get(answer.email.lower(), answer.email)
+            part = out.setdefault(email, _Partial())
+            part.busy.extend(answer.busy)
+            part.errors.extend(answer.errors)
+            part.warnings.extend(answer.warnings)
+            part.working_hours = answer.working_hours
+    for person, source in wanted:
+        if (person, source) in native:
+            continue
+        try:
+            part = _from_events(connector, person, source, window, details_for(person.email),
+                                person.timezone or hub.config.hub.timezone)
+        except ConnectorError as exc:
+            part = _Partial(busy=unknown(window, platform), errors=[exc.problem()])
+        existing = out.setdefault(person.email, _Partial())
+        existing.busy.extend(part.busy)
+        existing.errors.extend(part.errors)
+        existing.warnings.extend(part.warnings)
+    return out
+
+
+def freebusy(
+    hub: Hub,
+    emails: Sequence[str],
+    window: Window,
+    *,
+    working_hours: bool = False,
+    details_for: Callable[[str], bool] = _no_details,
+    timeout: float | None = None,
+) -> list[PersonFreeBusy]:
+    """Merged free/busy for each email, in the order asked.
+
+    ``working_hours`` adds BUSY-UNAVAILABLE outside each person's working hours (from the config,
+    else from the platform, e.g. Exchange). ``details_for(email)`` says whether the asker may see
+    that person's titles and locations; private events never show them either way.
+    """
+    timeout = hub.config.hub.freebusy_timeout if timeout is None else timeout
+    results: dict[str, PersonFreeBusy] = {}
+    per_platform: dict[str, list[tuple[PersonConfig, SourceConfig]]] = {}
+    for email in emails:
+        try:
+            person = hub.directory.get(email)
+        except UnknownPerson as exc:
+            results[email.lower()] = PersonFreeBusy(
+                email.lower(), window, unknown(window), errors=[Problem("directory", str(exc))])
+            continue
+        results[person.email] = PersonFreeBusy(person.email, window, name=person.name, platform=person.platform,
+                                               working_hours=person.hours(hub.config.hub.timezone))
+        for source in person.sources:
+            per_platform.setdefault(source.platform, []).append((person, source))
+
+    pool = cf.ThreadPoolExecutor(max_workers=max(1, len(per_platform)), thread_name_prefix="freebusy")
+    try:
+        futures = {pool.submit(_ask_platform, hub, platform, wanted, window, details_for): platform
+                   for platform, wanted in per_platform.items()}
+        done, pending = cf.wait(futures, timeout=timeout)
+        partials: dict[str, dict[str, _Partial]] = {}
+        for future in done:
+            platform = futures[future]
+            try:
+                partials[platform] = future.result()
+            except ConnectorError as exc:
+                partials[platform] = _failed(per_platform[platform], window, exc.problem())
+            except Exception as exc:  # noqa: BLE001 - a connector bug must not take the answer down
+                log.exception("free/busy from %s failed", platform)
+                partials[platform] = _failed(per_platform[platform], window,
+                                             Problem(platform, f"internal error: {exc!r}"))
+        for future in pending:
+            platform = futures[future]
+            partials[platform] = _failed(per_platform[platform], window,
+                                         Problem(platform, f"did not answer within {timeout:g}s"))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    for by_email in partials.values():
+        for email, part in by_email.items():
+            answer = results[email]
+            answer.busy.extend(part.busy)
+            answer.errors.extend(part.errors)
+            answer.warnings.extend(part.warnings)
+            if answer.working_hours is None and part.working_hours is not None:
+                answer.working_hours = part.working_hours
+    for answer in results.values():
+        extra: list[BusyPeriod] = []
+        if working_hours and answer.working_hours is not None:
+            extra = outside_working_hours(answer.working_hours, window)
+        answer.busy = merge_busy(clip(answer.busy + extra, window))
+    return [results[e.lower()] if e.lower() in results else results[hub.directory.get(e).email] for e in emails]
+
+
+def _failed(wanted: Sequence[tuple[PersonConfig, SourceConfig]], window: Window,
+            problem: Problem) -> dict[str, _Partial]:
+    return {p.email: _Partial(busy=unknown(window, problem.platform), errors=[problem]) for p, _ in wanted}

@@ -1,0 +1,49 @@
+"""The running hub: the config, the directory, and one connector per configured platform.
+
+Every door (CLI, server) builds one Hub and asks services for answers; connectors are created
+lazily so that a platform nobody asks about is never contacted, and closed together.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from calmesh.config import Config
+from calmesh.connectors import registry
+from calmesh.connectors.base import Connector
+from calmesh.directory import Directory
+
+
+class Hub:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.directory = Directory(config)
+        self._connectors: dict[str, Connector] = {}
+        self._lock = threading.Lock()
+
+    def connector(self, platform: str) -> Connector:
+        with self._lock:
+            if platform not in self._connectors:
+                raw: dict[str, Any] = dict(self.config.platforms[platform])
+                if self.config.path is not None:
+                    raw.setdefault("base_dir", str(self.config.path.parent))
+                raw.setdefault("timezone", self.config.hub.timezone)
+                self._connectors[platform] = registry.create(platform, raw)
+            return self._connectors[platform]
+
+    @property
+    def platforms(self) -> list[str]:
+        return list(self.config.platforms)
+
+    def close(self) -> None:
+        with self._lock:
+            for connector in self._connectors.values():
+                connector.close()
+            self._connectors.clear()
+
+    def __enter__(self) -> Hub:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
