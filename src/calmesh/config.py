@@ -247,16 +247,17 @@ class Config(_Strict):
         seen: set[str] = set()
         for i, person in enumerate(self.people):
             if person.email in seen:
-                raise ValueError(f"people.{i}: {person.email} is listed twice")
+                raise ValueError(f"people.{i}.email: {person.email} is listed twice")
             seen.add(person.email)
-            for source in person.sources:
+            for n, source in enumerate(person.sources):
                 if source.platform not in self.platforms:
-                    raise ValueError(f"people.{i}: {person.email} names platform {source.platform!r}, "
+                    where = f"people.{i}.platform" if n == 0 else f"people.{i}.also"
+                    raise ValueError(f"{where}: {person.email} names platform {source.platform!r}, "
                                      f"which is not configured (known: {', '.join(self.platforms) or 'none'})")
         for name, group in self.sync.groups.items():
             for member in group.calendars:
                 if member.platform not in self.platforms:
-                    raise ValueError(f"sync.groups.{name}: unknown platform {member.platform!r}")
+                    raise ValueError(f"sync.groups.{name}.calendars: unknown platform {member.platform!r}")
         return self
 
     def person(self, email: str) -> PersonConfig | None:
@@ -335,10 +336,11 @@ def _format_validation(exc: ValidationError, text: str, path: Path | None, prefi
     loc = prefix + tuple(err.get("loc", ()))
     msg = err.get("msg", "invalid value")
     msg = msg.removeprefix("Value error, ")
-    # people.3 style prefixes inside model-level messages carry their own location
-    m = re.match(r"(people)\.(\d+): ", msg)
-    if m and not loc:
-        loc = (m.group(1), int(m.group(2)))
+    # model-level checks name their own location as a dotted prefix: "people.3.platform: ..."
+    m = re.match(r"^([a-z_]+(?:\.[\w-]+)+): ", msg)
+    if m:
+        msg = msg[m.end():]
+        loc = prefix + tuple(int(p) if p.isdigit() else p for p in m.group(1).split("."))
     if err.get("type") == "extra_forbidden":
         msg = f"unknown setting {loc[-1]!r}"
     dotted = ".".join(str(p) for p in loc)

@@ -87,7 +87,7 @@ def render_table(answers: list[PersonFreeBusy], window: Window, zone: ZoneInfo, 
     table.add_column("Person", no_wrap=True, min_width=name_width)
     table.add_column("Platform", no_wrap=True, min_width=platform_width)
     for d in days:
-        table.add_column(f"{d:%a %d}", no_wrap=True)
+        table.add_column(f"{d:%a %d}", no_wrap=True, min_width=hours * 60 // step_minutes)
     step = timedelta(minutes=step_minutes)
     for answer in answers:
         cells = []
@@ -102,7 +102,7 @@ def render_table(answers: list[PersonFreeBusy], window: Window, zone: ZoneInfo, 
                 cursor += step
             cells.append(strip)
         table.add_row(answer.name or answer.email, answer.platform or "?", *cells)
-    out.print(table, width=max(out.width, needed))
+    out.print(table, width=max(out.width, needed), crop=False)
     legend = Text("  ")
     for kind in (BusyType.FREE, BusyType.BUSY_TENTATIVE, BusyType.BUSY, BusyType.BUSY_UNAVAILABLE, BusyType.UNKNOWN):
         char, style = CELL[kind]

@@ -1,0 +1,97 @@
+"""Config loading: valid files load, and every mistake points at the line to fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from calmesh.config import ConfigError, load_config, parse_config, parse_days, secret
+
+VALID = """\
+[hub]
+timezone = "Romance Standard Time"
+
+[platforms.zoho]
+kind = "ics"
+path = "zoho"
+
+[platforms.projects]
+kind = "ics"
+path = "projects"
+
+[[people]]
+email = "Alice@Agency.example"
+name = "Alice"
+platform = "zoho"
+also = [{ platform = "projects", calendars = ["alice.ics"] }]
+timezone = "Europe/Paris"
+working_hours = { days = "Mon-Thu,Sat", start = "08:30", end = "17:00" }
+"""
+
+
+def test_valid_config_normalises_names(tmp_path: Path) -> None:
+    path = tmp_path / "calmesh.toml"
+    path.write_text(VALID)
+    config = load_config(path)
+    assert config.hub.timezone == "Europe/Paris"  # Windows name accepted, stored as IANA
+    alice = config.person("alice@agency.example")
+    assert alice is not None and alice.email == "alice@agency.example"
+    assert [s.platform for s in alice.sources] == ["zoho", "projects"]
+    hours = alice.hours(config.hub.timezone)
+    assert hours is not None and hours.periods[0].days == frozenset({0, 1, 2, 3, 5})
+
+
+@pytest.mark.parametrize(
+    ("mutation", "line", "words"),
+    [
+        (('kind = "ics"\npath = "zoho"', 'kind = "icz"\npath = "zoho"'), 5, "unknown platform kind 'icz'"),
+        (('path = "projects"', 'path = "projects"\nurl = "https://x"'), 8, "exactly one of 'path' or 'url'"),
+        (('path = "projects"', 'path = "projects"\npasword_env = "X"'), 11, "unknown setting 'pasword_env'"),
+        (('platform = "zoho"', 'platform = "zohoo"'), 15, "names platform 'zohoo'"),
+        (('timezone = "Europe/Paris"', 'timezone = "Europe/Pariss"'), 17, "unknown time zone"),
+        (('start = "08:30"', 'start = "18:30"'), 18, "end must be after start"),
+        (("[[people]]", "[[people]\n"), 12, "not valid TOML"),
+    ],
+)
+def test_errors_name_file_and_line(tmp_path: Path, mutation: tuple[str, str], line: int, words: str) -> None:
+    path = tmp_path / "calmesh.toml"
+    path.write_text(VALID.replace(*mutation, 1))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert words in str(info.value)
+    assert info.value.line == line, str(info.value)
+    assert str(info.value).startswith(f"{path.resolve()}:{line}: ")
+
+
+def test_duplicate_person_is_refused() -> None:
+    text = VALID + '\n[[people]]\nemail = "alice@agency.example"\nplatform = "zoho"\n'
+    with pytest.raises(ConfigError, match="listed twice"):
+        parse_config(text)
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_secret_reads_named_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALMESH_TEST_SECRET", "s3cret")
+    assert secret("CALMESH_TEST_SECRET", "x") == "s3cret"
+    monkeypatch.delenv("CALMESH_TEST_SECRET")
+    with pytest.raises(ConfigError, match="CALMESH_TEST_SECRET is not set"):
+        secret("CALMESH_TEST_SECRET", "platforms.zoho.password_env")
+
+
+def test_day_specs() -> None:
+    assert parse_days("Mon-Fri") == frozenset(range(5))
+    assert parse_days("Fri-Mon") == frozenset({4, 5, 6, 0})
+    with pytest.raises(ValueError):
+        parse_days("Funday")
+
+
+def test_example_config_is_valid() -> None:
+    """The sample config shipped in examples/ must always load (secrets are env references)."""
+    example = Path(__file__).parent.parent / "examples" / "calmesh.toml"
+    config = load_config(example)
+    assert config.platforms and config.people
