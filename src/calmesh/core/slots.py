@@ -49,8 +49,8 @@ class Availability(enum.StrEnum):
 
     @property
     def likelihood(self) -> float:
-        """Chance the attendee can come, as Graph's findMeetingTimes weighs it: free 100,
-        tentative 50, unknown 49 (just under the 50% default threshold), busy or away 0."""
+        """Chance the attendee can come, modelled on Graph's findMeetingTimes confidence: free 100,
+        tentative 50, unknown 49 (just under Graph's 50% default threshold), busy or away 0."""
         return _LIKELIHOOD[self]
 
 
@@ -125,7 +125,17 @@ class AttendeeAvailability:
     required: bool
     availability: Availability
     outside_working_hours: bool = False
-    """True when the status comes (at least partly) from the slot lying outside their hours."""
+    """True when the slot lies (at least partly) outside their working hours: unavailable, whatever
+    their calendar says."""
+
+    @property
+    def blocking(self) -> bool:
+        """Whether this status rules the slot out when the attendee is required."""
+        return self.outside_working_hours or self.availability in _BLOCKING
+
+    @property
+    def likelihood(self) -> float:
+        return 0.0 if self.outside_working_hours else self.availability.likelihood
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,8 +259,8 @@ def _suggest(people: Sequence[_Person], start: datetime, end: datetime, query: S
     statuses = []
     for person in people:
         status = person.status(start, end, query.buffer_before, query.buffer_after)
-        if person.required and status.availability in _BLOCKING:
+        if person.required and status.blocking:
             return None
         statuses.append(status)
-    confidence = round(sum(s.availability.likelihood for s in statuses) / len(statuses), 2)
+    confidence = round(sum(s.likelihood for s in statuses) / len(statuses), 2)
     return Suggestion(start, end, tuple(statuses), confidence)
