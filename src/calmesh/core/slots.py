@@ -9,7 +9,8 @@ Rules, and why:
 
 - A slot where a required attendee is busy, out of office or outside their working hours is never
   suggested. A required attendee who is tentative or unknown does not exclude a slot but ranks it
-  lower: tentative time may free up, and unknown is shown as unknown, never as free.
+  lower: tentative time may free up, and unknown is shown as unknown, never as free. Busy time one
+  platform reported still counts when another platform of the same person failed.
 - Buffers pad the meeting against the attendee's *events* (no back-to-back meetings) but not against
   working hours, so a 09:00 meeting with a 10-minute buffer is still inside a 09:00 start.
 - Working hours are computed per local day by :func:`~calmesh.core.freebusy.outside_working_hours`,
@@ -200,16 +201,23 @@ class _Timeline:
 
 @dataclass(slots=True)
 class _Person:
+    """One attendee's time, indexed. Known busy time and UNKNOWN time are kept apart because a
+    merge would let UNKNOWN (the highest type) hide a BUSY period that another platform did report:
+    known busy or away time wins, missing data comes next, and only then tentative or free."""
+
     email: str
     required: bool
-    busy: _Timeline
+    known: _Timeline
+    unknown: _Timeline
     outside: _Timeline
 
     def status(self, start: datetime, end: datetime, before: timedelta, after: timedelta) -> AttendeeAvailability:
-        kind = self.busy.worst(start - before, end + after)
+        kind = self.known.worst(start - before, end + after)
         outside = self.outside.worst(start, end) is not BusyType.FREE
         if outside:
             kind = max(kind, BusyType.BUSY_UNAVAILABLE)
+        if kind < BusyType.BUSY and self.unknown.worst(start - before, end + after) is BusyType.UNKNOWN:
+            kind = BusyType.UNKNOWN
         return AttendeeAvailability(self.email, self.required, Availability.of(kind), outside)
 
 
@@ -252,7 +260,9 @@ def _person(attendee: SlotAttendee, padded: Window) -> _Person:
     fb = attendee.freebusy
     uncovered = invert([BusyPeriod(fb.window.start, fb.window.end)], padded, BusyType.UNKNOWN, source="not covered")
     hours = outside_working_hours(fb.working_hours, padded) if fb.working_hours else []
-    return _Person(fb.email, attendee.required, _Timeline([*fb.busy, *uncovered]), _Timeline(hours))
+    known = [p for p in fb.busy if p.type is not BusyType.UNKNOWN]
+    missing = [p for p in fb.busy if p.type is BusyType.UNKNOWN] + uncovered
+    return _Person(fb.email, attendee.required, _Timeline(known), _Timeline(missing), _Timeline(hours))
 
 
 def _suggest(people: Sequence[_Person], start: datetime, end: datetime, query: SlotQuery) -> Suggestion | None:

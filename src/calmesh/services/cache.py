@@ -1,0 +1,100 @@
+"""A short-lived cache of per-person free/busy answers, with explicit freshness.
+
+Why: Outlook's Scheduling Assistant, a CalDAV client and a web page all ask for the same people
+over the same week within seconds of each other, and each miss is a fan-out to every platform.
+A few seconds of staleness is what calendar clients already live with; the doors say how old an
+answer is (``Age`` / ``X-Calmesh-Fetched-At``) so nobody mistakes it for live data.
+
+Keys carry everything that changes the answer: the person, the window, whether working hours were
+applied and whether the asker may see details. Two askers with different privacy grants therefore
+never share an entry. Answers with errors are not kept: a platform that recovers is asked again on
+the next request instead of being reported missing for a whole TTL.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from calmesh.model import PersonFreeBusy, Window
+
+
+@dataclass(frozen=True, slots=True)
+class CacheKey:
+    email: str
+    window: Window
+    working_hours: bool
+    details: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Cached:
+    answer: PersonFreeBusy
+    fetched_at: datetime
+    """Wall-clock time the platforms were asked (UTC)."""
+    stored: float
+    """Monotonic time of the same moment, for expiry."""
+    hit: bool
+
+
+class FreeBusyCache:
+    """Thread-safe TTL + LRU cache; ``ttl <= 0`` disables it (every lookup is a miss)."""
+
+    def __init__(self, ttl: float, *, max_entries: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._clock = clock
+        self._wall = wall
+        self._entries: OrderedDict[CacheKey, Cached] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def age(self, entry: Cached) -> float:
+        return max(0.0, self._clock() - entry.stored)
+
+    def remaining(self, entry: Cached) -> float:
+        """Seconds this entry stays fresh (0 for an answer that was not cached)."""
+        if self.ttl <= 0 or entry.answer.errors:
+            return 0.0
+        return max(0.0, self.ttl - self.age(entry))
+
+    def get_many(self, keys: Sequence[CacheKey],
+                 fetch: Callable[[list[str]], list[PersonFreeBusy]]) -> list[Cached]:
+        """Entries for ``keys`` in order; the misses are fetched together with one ``fetch(emails)``
+        call (one fan-out), which must answer in the order asked."""
+        now = self._clock()
+        found: dict[CacheKey, Cached] = {}
+        with self._lock:
+            for key in keys:
+                entry = self._entries.get(key)
+                if entry is not None and now - entry.stored < self.ttl:
+                    self._entries.move_to_end(key)
+                    found[key] = Cached(entry.answer, entry.fetched_at, entry.stored, True)
+                elif entry is not None:
+                    del self._entries[key]
+        missing = list(dict.fromkeys(k for k in keys if k not in found))
+        if missing:
+            fetched_at, stored = self._wall(), self._clock()
+            answers = fetch([k.email for k in missing])
+            with self._lock:
+                for key, answer in zip(missing, answers, strict=True):
+                    entry = Cached(answer, fetched_at, stored, False)
+                    found[key] = entry
+                    if self.ttl > 0 and not answer.errors:
+                        self._entries[key] = entry
+                        self._entries.move_to_end(key)
+                while len(self._entries) > self.max_entries:
+                    self._entries.popitem(last=False)
+        return [found[k] for k in keys]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
