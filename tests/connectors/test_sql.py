@@ -14,7 +14,15 @@ import sqlalchemy as sa
 from calmesh.config import parse_config
 from calmesh.connectors.base import NotFoundError, PreconditionFailed, UnsupportedOperation
 from calmesh.connectors.sql import SQLConnector, SQLSettings
-from calmesh.model import MARKER_PROPERTY, BusyType, CalendarItem, Event, EventStatus, ItemRef, Window
+from calmesh.model import (
+    MARKER_PROPERTY,
+    BusyType,
+    CalendarItem,
+    Event,
+    EventStatus,
+    ItemRef,
+    Window,
+)
 from calmesh.services import availability
 from calmesh.services.hub import Hub
 
