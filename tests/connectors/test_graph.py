@@ -10,7 +10,12 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 
 from calmesh.connectors import registry
-from calmesh.connectors.base import FreeBusyRequest, InvalidTokenError, PreconditionFailed
+from calmesh.connectors.base import (
+    AuthenticationError,
+    FreeBusyRequest,
+    InvalidTokenError,
+    PreconditionFailed,
+)
 from calmesh.connectors.graph import GraphConnector
 from calmesh.fakes.graph import GraphFake
 from calmesh.fakes.samples import NEW_YORK, PARIS, all_day, new_york_daily, single, weekly_series
@@ -200,3 +205,47 @@ def test_marker_round_trips_as_extended_property(conn: GraphConnector) -> None:
     items, _ = conn.items(ALICE)
     assert items[0].marker == "caldav/team/abc"
     assert conn.check()[0].startswith("token")
+
+
+def test_token_refreshed_before_expiry(fake: GraphFake, conn: GraphConnector) -> None:
+    """Against the Graph fake issuing 30-second tokens: each call finds it within the refresh margin."""
+    fake.token_lifetime = 30
+    conn.calendars()
+    conn.calendars()
+    assert fake.requests.count("POST /token") == 2
+
+
+def test_iana_zone_names_written_and_windows_names_read(fake: GraphFake, conn: GraphConnector) -> None:
+    """Against the Graph fake: zone_names = "iana" writes IANA names; Windows names are read back."""
+    conn.settings.zone_names = "iana"
+    ref = conn.put(ALICE, single("z1", datetime(2026, 11, 5, 14, tzinfo=NEW_YORK), datetime(2026, 11, 5, 15, tzinfo=NEW_YORK)))
+    stored = fake.mailboxes[ALICE].default.events[ref.id].data
+    assert stored["start"]["timeZone"] == "America/New_York"
+    seeded = fake.add_item(ALICE, single("z2", datetime(2026, 11, 6, 14, tzinfo=NEW_YORK),
+                                         datetime(2026, 11, 6, 15, tzinfo=NEW_YORK)))
+    assert fake.mailboxes[ALICE].default.events[seeded].data["start"]["timeZone"] == "Eastern Standard Time"
+    by_id = {i.ref.id: i.components[0] for i in conn.items(ALICE)[0]}  # type: ignore[union-attr]
+    assert by_id[seeded].tzid == by_id[ref.id].tzid == "America/New_York"
+    assert by_id[seeded].start == datetime(2026, 11, 6, 14, tzinfo=NEW_YORK)
+
+
+def test_wrong_client_secret_is_an_authentication_error(fake: GraphFake, conn: GraphConnector) -> None:
+    """Against the Graph fake's token endpoint: invalid_client -> AuthenticationError."""
+    fake.client_secret = "rotated"
+    with pytest.raises(AuthenticationError, match="AADSTS7000215"):
+        conn.calendars()
+
+
+RULES = ["FREQ=DAILY;INTERVAL=2;UNTIL=20261110T080000Z", "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,WE,FR;WKST=MO",
+         "FREQ=MONTHLY;COUNT=3;BYMONTHDAY=20", "FREQ=MONTHLY;COUNT=3;BYDAY=TU;BYSETPOS=-1",
+         "FREQ=YEARLY;COUNT=2;BYDAY=TU;BYSETPOS=3;BYMONTH=10"]
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_recurrence_rules_round_trip(conn: GraphConnector, rule: str) -> None:
+    """Against the Graph fake: RRULE -> patternedRecurrence -> RRULE is stable."""
+    start = datetime(2026, 10, 20, 9, tzinfo=PARIS)
+    event = Event(uid="r1", start=start, end=start + timedelta(hours=1), rrule=[rule], tzid="Europe/Paris")
+    conn.put(ALICE, CalendarItem("r1", [event]))
+    (item,) = conn.items(ALICE)[0]
+    assert item.master is not None and item.master.rrule == [rule]

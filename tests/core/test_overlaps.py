@@ -149,6 +149,15 @@ def test_floating_times_use_default_zone_across_dst() -> None:
     assert (conflict.start, conflict.end) == (datetime(2026, 10, 26, 8, tzinfo=UTC), datetime(2026, 10, 26, 8, 15, tzinfo=UTC))
 
 
+def test_new_york_all_day_event_on_the_dst_day_lasts_25_hours() -> None:
+    # 2026-11-01 in New York runs 04:00Z to 05:00Z the next day (clocks go back at 02:00)
+    sunday = placed(Event(uid="s", start=date(2026, 11, 1), end=date(2026, 11, 2), summary="Family day"), "zoho")
+    late = placed(Event(uid="l", start=datetime(2026, 11, 2, 4, 30, tzinfo=UTC),
+                        end=datetime(2026, 11, 2, 5, 30, tzinfo=UTC)), "exchange")
+    [conflict] = find_conflicts([sunday, late], default_tz=NEW_YORK)
+    assert conflict.end == datetime(2026, 11, 2, 5, tzinfo=UTC)
+
+
 # ---- duplicates ------------------------------------------------------------------------------
 
 def test_same_uid_on_two_platforms_is_a_duplicate() -> None:
@@ -195,6 +204,16 @@ def test_fuzzy_needs_more_than_time() -> None:
     d = placed(event("d", 0, 1, "Hiring panel", attendees=people), "exchange")
     assert find_duplicates([c, d]) == []
     assert len(find_conflicts([c, d])) == 1
+
+
+def test_the_owner_is_not_evidence_of_a_duplicate() -> None:
+    # two one-to-ones at the same time with different people: a double booking, not one meeting
+    with_bob = placed(event("a", 0, 1, "1:1", attendees=[Attendee(OWNER), Attendee("bob@example.org")]),
+                      "zoho", owner=OWNER)
+    with_eve = placed(event("b", 0, 1, "1:1", attendees=[Attendee(OWNER), Attendee("eve@example.org")]),
+                      "exchange", owner=OWNER)
+    assert find_duplicates([with_bob, with_eve]) == []
+    assert len(analyse([with_bob, with_eve], owner=OWNER).conflicts) == 1
 
 
 def test_fuzzy_tolerance() -> None:
@@ -312,7 +331,7 @@ def _indices(events: list[PlacedEvent], pairs: list[tuple[PlacedEvent, PlacedEve
     return {(min(where[id(a)], where[id(b)]), max(where[id(a)], where[id(b)])) for a, b in pairs}
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True)
 @given(calendars())
 def test_sweep_equals_brute_force(events: list[PlacedEvent]) -> None:
     found = find_conflicts(events, owner=OWNER)
@@ -322,7 +341,7 @@ def test_sweep_equals_brute_force(events: list[PlacedEvent]) -> None:
         assert c.first.event.span_utc()[0] <= c.start and c.end <= c.first.event.span_utc()[1]
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, derandomize=True)
 @given(calendars(), st.randoms(use_true_random=False))
 def test_conflicts_do_not_depend_on_input_order(events: list[PlacedEvent], rnd: random.Random) -> None:
     shuffled = events[:]
@@ -341,7 +360,7 @@ def _components(pairs: set[tuple[int, int]]) -> set[frozenset[int]]:
     return {frozenset(g) for g in groups}
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, derandomize=True)
 @given(calendars(max_size=25))
 def test_duplicate_scan_equals_pairwise_check(events: list[PlacedEvent]) -> None:
     """The near-time scan finds the same groups as scoring every pair on its own."""
@@ -355,7 +374,7 @@ def test_duplicate_scan_equals_pairwise_check(events: list[PlacedEvent]) -> None
         assert all(0.0 <= p.score <= 1.0 and p.reason for p in g.pairs)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, derandomize=True)
 @given(calendars(max_size=25))
 def test_analyse_never_reports_a_duplicate_pair_as_conflict(events: list[PlacedEvent]) -> None:
     result = analyse(events, owner=OWNER)
@@ -371,3 +390,7 @@ def test_bad_input_is_refused_clearly() -> None:
         PlacedEvent(event("a", 0, 1), "", "cal")
     with pytest.raises(ValueError, match="threshold"):
         FuzzyRules(threshold=0)
+    a, b = placed(event("m", 0, 1), "zoho"), placed(event("m", 0, 1), "exchange")
+    groups = find_duplicates([a, b])
+    with pytest.raises(ValueError, match="not among the events analysed"):
+        find_conflicts([a, placed(event("m", 0, 1), "exchange")], duplicates=groups)

@@ -13,7 +13,7 @@ to and from the RFC 5545 RRULE strings carried on :class:`calmesh.model.Event`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -269,8 +269,8 @@ def pattern_from_rrule(rrule: str, start: Temporal, zone: ZoneInfo) -> Pattern:
                                           else until.date() if isinstance(until, datetime) else until)
     byday = [str(d).upper() for d in rule.get("BYDAY", [])]
     setpos = [int(p) for p in rule.get("BYSETPOS", [])]
-    common = dict(interval=interval, first_day_of_week=first_day, range_kind=range_kind,
-                  start_date=day_start, end_date=end_date, count=count)
+    base = Pattern("daily", interval=interval, first_day_of_week=first_day, range_kind=range_kind,
+                   start_date=day_start, end_date=end_date, count=count)
 
     def relative(days: list[str]) -> tuple[tuple[int, ...], str] | None:
         """``2TU`` or ``TU;BYSETPOS=2`` -> ((1,), "second")."""
@@ -286,10 +286,10 @@ def pattern_from_rrule(rrule: str, start: Temporal, zone: ZoneInfo) -> Pattern:
         return tuple(_RRULE_DAYS.index(d[-2:]) for d in days), INDEXES[n - 1 if n > 0 else 4]
 
     if freq == "DAILY" and not byday:
-        return Pattern("daily", **common)
+        return base
     if freq == "WEEKLY" or (freq == "DAILY" and byday):
         days = tuple(_RRULE_DAYS.index(d[-2:]) for d in byday) or (day_start.weekday(),)
-        return Pattern("weekly", days_of_week=tuple(sorted(days)), **common)
+        return replace(base, kind="weekly", days_of_week=tuple(sorted(days)))
     if freq in ("MONTHLY", "YEARLY"):
         month = int(rule["BYMONTH"][0]) if "BYMONTH" in rule else day_start.month
         if byday:
@@ -297,14 +297,14 @@ def pattern_from_rrule(rrule: str, start: Temporal, zone: ZoneInfo) -> Pattern:
             if rel is None:
                 raise ValueError(f"Exchange cannot store this monthly/yearly rule: {rrule}")
             kind = "relativeMonthly" if freq == "MONTHLY" else "relativeYearly"
-            return Pattern(kind, days_of_week=rel[0], index=rel[1],
-                           month=month if freq == "YEARLY" else None, **common)
+            return replace(base, kind=kind, days_of_week=rel[0], index=rel[1],
+                           month=month if freq == "YEARLY" else None)
         bymonthday = [int(d) for d in rule.get("BYMONTHDAY", [])]
         if len(bymonthday) > 1 or any(d < 1 for d in bymonthday):
             raise ValueError(f"Exchange stores one positive day of the month: {rrule}")
         day = bymonthday[0] if bymonthday else day_start.day
         kind = "absoluteMonthly" if freq == "MONTHLY" else "absoluteYearly"
-        return Pattern(kind, day_of_month=day, month=month if freq == "YEARLY" else None, **common)
+        return replace(base, kind=kind, day_of_month=day, month=month if freq == "YEARLY" else None)
     raise ValueError(f"Exchange cannot store FREQ={freq or '?'} rules: {rrule}")
 
 

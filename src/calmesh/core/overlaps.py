@@ -32,13 +32,15 @@ from calmesh.model import MARKER_PROPERTY, BusyType, Event, EventStatus, as_utc,
 # Inputs
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class PlacedEvent:
     """An event (one occurrence, already expanded) and where it lives.
 
     ``ref`` is whatever lets a service act on the copy later (CalDAV href, EWS ItemId, Graph id,
     a web link); ``owner`` is the calendar owner's email when known, which is how the organizer's
-    own copy is recognised (see :func:`propose_resolution`).
+    own copy is recognised (see :func:`propose_resolution`). Compared and hashed by identity: two
+    copies that look alike are exactly what this module tells apart, and findings point back at
+    the caller's own objects.
     """
 
     event: Event
@@ -151,6 +153,8 @@ def title_similarity(a: str, b: str) -> float:
         return 0.0
     ta, tb = set(a.split()), set(b.split())
     tokens = len(ta & tb) / len(ta | tb)
+    if tokens == 1.0:
+        return tokens
     return max(tokens, SequenceMatcher(None, a, b).ratio())
 
 
@@ -160,12 +164,16 @@ def title_similarity(a: str, b: str) -> float:
 
 @dataclass(slots=True)
 class _Item:
+    """One event on the UTC time line. UID, title and people are worked out on first use:
+    conflicts never need them, and fuzzy matching only for events close in time."""
+
     index: int
     placed: PlacedEvent
     start: datetime
     end: datetime
     blocking: bool
     default_tz: tzinfo
+    owner: str | None
     _uid: str | None = None
     _title: str | None = None
     _people: frozenset[str] | None = None
@@ -189,22 +197,30 @@ class _Item:
 
     @property
     def people(self) -> frozenset[str]:
+        """Organizer and attendees, minus the calendar's owner: they are in every copy, so
+        counting them would make any two of their meetings look alike."""
         if self._people is None:
             event = self.placed.event
             emails = {a.email for a in event.attendees}
             if event.organizer is not None:
                 emails.add(event.organizer.email)
+            emails.discard(self.placed.owner)
+            emails.discard(self.owner)
             self._people = frozenset(emails)
         return self._people
 
 
-def _resolve(placed: Sequence[PlacedEvent], owner: str | None, default_tz: tzinfo) -> list[_Item]:
+def _resolve(placed: Sequence[PlacedEvent], owner: str | None, default_tz: tzinfo, *,
+             blocking: bool = True) -> list[_Item]:
+    """Place every event on the UTC time line once; ``blocking=False`` skips the busy-type
+    evaluation when only duplicates are wanted."""
+    owner = normalize_email(owner) if owner else None
     items = []
     for index, p in enumerate(placed):
         event = p.event
         start, end = event.span_utc(default_tz)
-        blocking = end > start and event.effective_busy_type(owner) is not BusyType.FREE
-        items.append(_Item(index, p, start, end, blocking, default_tz))
+        blocks = blocking and end > start and event.effective_busy_type(owner) is not BusyType.FREE
+        items.append(_Item(index, p, start, end, blocks, default_tz, owner))
     return items
 
 
@@ -268,15 +284,17 @@ class FuzzyRules:
 def find_duplicates(
     placed: Sequence[PlacedEvent],
     *,
+    owner: str | None = None,
     default_tz: tzinfo = UTC,
     rules: FuzzyRules = FuzzyRules(),
 ) -> list[DuplicateGroup]:
     """Copies of the same meeting among one person's events, grouped.
 
     Cancelled copies are ignored (they no longer occupy the calendar); transparent and declined
-    copies are kept, since they are still clutter a person may want cleaned up.
+    copies are kept, since they are still clutter a person may want cleaned up. The owner (here or
+    in :attr:`PlacedEvent.owner`) does not count as a shared attendee.
     """
-    return _duplicates(_resolve(placed, None, default_tz), rules)
+    return _duplicates(_resolve(placed, owner, default_tz, blocking=False), rules)
 
 
 def _duplicates(items: Sequence[_Item], rules: FuzzyRules) -> list[DuplicateGroup]:
@@ -307,7 +325,8 @@ def _fuzzy_pairs(items: Sequence[_Item], rules: FuzzyRules) -> list[tuple[_Item,
     ordered = sorted(items, key=lambda it: it.start)
     out = []
     for i, a in enumerate(ordered):
-        for b in ordered[i + 1:]:
+        for j in range(i + 1, len(ordered)):
+            b = ordered[j]
             if b.start - a.start > rules.tolerance:
                 break
             if a.uid and a.uid == b.uid and a.instance == b.instance:
@@ -424,13 +443,15 @@ def find_conflicts(
 
 
 def _group_of(placed: Sequence[PlacedEvent], groups: Iterable[DuplicateGroup]) -> dict[int, int]:
-    """Input index -> duplicate group number (matched by identity: the caller's own objects)."""
+    """Input index -> duplicate group number. Members are matched by identity (the very objects
+    :func:`find_duplicates` was given), so two equal-looking copies are never confused."""
     position = {id(p): i for i, p in enumerate(placed)}
     out = {}
     for number, group in enumerate(groups):
         for member in group.members:
-            if id(member) in position:
-                out[position[id(member)]] = number
+            if id(member) not in position:
+                raise ValueError(f"duplicate group member {member.describe()} is not among the events analysed")
+            out[position[id(member)]] = number
     return out
 
 

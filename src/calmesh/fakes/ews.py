@@ -22,7 +22,6 @@ Incoming XML is parsed with defusedxml. Series are expanded with the pattern<->R
 from __future__ import annotations
 
 import base64
-import copy
 import secrets
 import threading
 import time as _time
@@ -159,6 +158,7 @@ class EWSFake:
         """SOAP operation names served, in order, for tests to inspect."""
         self.availability_calls: list[list[str]] = []
         self._tokens: dict[str, float] = {}
+        self.tokens_issued = 0
         self._busy: list[int] = []
         self._changes: list[tuple[int, str, str, bool]] = []
         self._seq = 0
@@ -269,7 +269,8 @@ class EWSFake:
         if soap_body is None or len(soap_body) == 0:
             return _fault("a:ErrorInvalidRequest", "The request is invalid.", "ErrorInvalidRequest")
         operation = soap_body[0]
-        name = operation.tag.rsplit("}", 1)[-1]
+        # GetUserAvailability's body element is the only one named ...Request
+        name = operation.tag.rsplit("}", 1)[-1].removesuffix("Request")
         self.operations.append(name)
         if self._busy:
             back_off = self._busy.pop(0)
@@ -293,6 +294,7 @@ class EWSFake:
                                  "error_description": "AADSTS7000215: Invalid client secret provided."}, status_code=401)
         token = secrets.token_urlsafe(24)
         self._tokens[token] = _time.monotonic() + 3599
+        self.tokens_issued += 1
         return JSONResponse({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token})
 
     def _authorized(self, header: str) -> bool:
@@ -669,7 +671,10 @@ class EWSFake:
             state = _text(operation, "SyncState", M)
             since = self._decode_state(box, state)
         except _SoapError as exc:
-            self._message(msgs, "SyncFolderItems", exc)
+            # Exchange's error answer still carries an empty SyncState and IncludesLastItemInRange.
+            msg = self._message(msgs, "SyncFolderItems", exc)
+            _m(msg, "SyncState", "")
+            _m(msg, "IncludesLastItemInRange", "true")
             return
         limit = int(_text(operation, "MaxChangesReturned", M) or "100")
         latest: dict[str, tuple[int, bool]] = {}
@@ -827,7 +832,7 @@ def _event_from_fields(fields: dict[str, Any], base: _Item | None, default_zone:
         event = Event(uid=fields.get("UID") or "040000008200E00074C5B7101A82E008" + secrets.token_hex(24).upper(),
                       start=datetime.now(UTC))
     changes: dict[str, Any] = {}
-    all_day = fields.get("IsAllDayEvent", str(event.all_day).lower()) == "true"
+    all_day = fields.get("IsAllDayEvent", str(event.all_day).lower()) in ("true", "1")  # xs:boolean
     start_text, end_text = fields.get("Start"), fields.get("End")
     start = _parse_time(start_text).astimezone(zone) if start_text else as_utc(event.start, zone).astimezone(zone)
     end = _parse_time(end_text).astimezone(zone) if end_text else as_utc(event.effective_end(), zone).astimezone(zone)
@@ -981,7 +986,3 @@ def _working_zone_xml(parent: Element, zone: ZoneInfo, year: int) -> None:
         _t(node, "Month", when.month)
         _t(node, "DayOfWeek", _DAY_NAMES[when.weekday()])
 
-
-def copy_item(item: CalendarItem) -> CalendarItem:
-    """A deep copy, so seeding the fake never shares mutable events with a test's expectations."""
-    return copy.deepcopy(item)

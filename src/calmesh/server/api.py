@@ -1,0 +1,236 @@
+"""The JSON API: ``POST /api/v1/freebusy``, ``GET /api/v1/people`` and their OpenAPI document.
+
+The OpenAPI document is written by hand, next to the code it describes, and the tests run
+schemathesis against it: what it promises is what the handlers answer.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from calmesh.core.freebusy import availability_view
+from calmesh.model import BusyType, PersonFreeBusy, WorkingHours
+from calmesh.server.context import MAX_ATTENDEES, BadRequest, ServerContext, problem, unauthorized
+
+_TYPE_NAMES = {BusyType.BUSY_TENTATIVE: "tentative", BusyType.BUSY: "busy",
+               BusyType.BUSY_UNAVAILABLE: "oof", BusyType.UNKNOWN: "unknown"}
+_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def working_hours_json(hours: WorkingHours | None) -> dict[str, Any] | None:
+    if hours is None:
+        return None
+    return {"timezone": hours.timezone,
+            "periods": [{"days": [_DAY_NAMES[d] for d in sorted(p.days)],
+                         "start": p.start.strftime("%H:%M"), "end": p.end.strftime("%H:%M")}
+                        for p in hours.periods]}
+
+
+def error_text(person: PersonFreeBusy) -> str | None:
+    return "; ".join(str(e) for e in person.errors) or None
+
+
+def person_json(person: PersonFreeBusy, zone: tzinfo, interval: timedelta) -> dict[str, Any]:
+    busy = []
+    for period in person.busy:
+        entry: dict[str, Any] = {"start": period.start.astimezone(zone).isoformat(),
+                                 "end": period.end.astimezone(zone).isoformat(),
+                                 "type": _TYPE_NAMES.get(period.type, "busy")}
+        if period.summary is not None:
+            entry["summary"] = period.summary
+        if period.location is not None:
+            entry["location"] = period.location
+        busy.append(entry)
+    return {
+        "email": person.email,
+        "name": person.name,
+        "platform": person.platform,
+        "busy": busy,
+        "availability_view": availability_view(person.busy, person.window, interval),
+        "working_hours": working_hours_json(person.working_hours),
+        "error": error_text(person),
+        "warnings": [str(w) for w in person.warnings],
+    }
+
+
+def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], required: bool = True) -> Any:
+    if name not in body:
+        if required:
+            raise BadRequest(f"missing field {name!r}")
+        return None
+    value = body[name]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise BadRequest(f"field {name!r} has the wrong type")
+    return value
+
+
+def _parse_request(ctx: ServerContext, raw: bytes) -> tuple[list[str], datetime, datetime, int]:
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise BadRequest("the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    unknown = set(body) - {"attendees", "start", "end", "interval"}
+    if unknown:
+        raise BadRequest(f"unknown field(s): {', '.join(sorted(unknown))}")
+    attendees = _field(body, "attendees", list)
+    if not attendees or not all(isinstance(a, str) and a.strip() for a in attendees):
+        raise BadRequest("attendees must be a non-empty list of email addresses")
+    if len(attendees) > MAX_ATTENDEES:
+        raise BadRequest(f"at most {MAX_ATTENDEES} attendees per request")
+    start = ctx.parse_time(_field(body, "start", str), "start")
+    end = ctx.parse_time(_field(body, "end", str), "end")
+    interval = _field(body, "interval", int, required=False)
+    if interval is None:
+        interval = 30
+    if not 1 <= interval <= 1440:
+        raise BadRequest("interval must be between 1 and 1440 minutes")
+    return list(dict.fromkeys(a.strip() for a in attendees)), start, end, interval
+
+
+def routes(ctx: ServerContext) -> list[BaseRoute]:
+    async def freebusy(request: Request) -> Response:
+        user = ctx.user(request)
+        if user is None:
+            return unauthorized()
+        try:
+            attendees, start, end, interval = _parse_request(ctx, await request.body())
+            window = ctx.window(start, end)
+            if window.duration // timedelta(minutes=interval) > 100_000:
+                raise BadRequest("interval too small for this window (more than 100000 intervals)")
+        except BadRequest as exc:
+            return problem(exc.status, "Bad Request", exc.detail)
+        answer = await run_in_threadpool(ctx.freebusy, user, attendees, window)
+        zone = start.tzinfo or ctx.zone
+        step = timedelta(minutes=interval)
+        return JSONResponse({"people": [person_json(p, zone, step) for p in answer.people]},
+                            headers=answer.freshness_headers())
+
+    async def people(request: Request) -> Response:
+        if ctx.user(request) is None:
+            return unauthorized()
+        return JSONResponse({"people": [{"email": p.email, "name": p.name, "platform": p.platform, "team": p.team}
+                                        for p in ctx.hub.directory]})
+
+    async def openapi(_request: Request) -> Response:
+        return JSONResponse(OPENAPI)
+
+    return [
+        Route("/api/v1/freebusy", freebusy, methods=["POST"]),
+        Route("/api/v1/people", people, methods=["GET"]),
+        Route("/api/v1/openapi.json", openapi, methods=["GET"]),
+    ]
+
+
+_PROBLEM = {"description": "Problem details (RFC 9457)",
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+_NULLABLE_STR = {"type": ["string", "null"]}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "calmesh hub", "version": "1",
+             "description": "Free/busy of everyone in the directory, whatever platform holds their calendar."},
+    "security": [{"basic": []}, {"bearer": []}],
+    "paths": {
+        "/api/v1/freebusy": {"post": {
+            "summary": "Merged free/busy of some people over a window",
+            "operationId": "freebusy",
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/FreeBusyRequest"}}}},
+            "responses": {
+                "200": {"description": "One entry per attendee, in the order asked",
+                        "headers": {"Age": {"schema": {"type": "string"}},
+                                    "X-Calmesh-Fetched-At": {"schema": {"type": "string"}}},
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FreeBusyAnswer"}}}},
+                "400": _PROBLEM, "401": _PROBLEM, "413": _PROBLEM, "429": _PROBLEM,
+            },
+        }},
+        "/api/v1/people": {"get": {
+            "summary": "The people directory",
+            "operationId": "people",
+            "responses": {
+                "200": {"description": "Everyone calmesh answers for",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/People"}}}},
+                "401": _PROBLEM, "429": _PROBLEM,
+            },
+        }},
+    },
+    "components": {
+        "securitySchemes": {"basic": {"type": "http", "scheme": "basic"},
+                            "bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "FreeBusyRequest": {
+                "type": "object", "additionalProperties": False,
+                "required": ["attendees", "start", "end"],
+                "properties": {
+                    "attendees": {"type": "array", "minItems": 1, "maxItems": MAX_ATTENDEES,
+                                  "items": {"type": "string", "minLength": 1, "format": "email"}},
+                    "start": {"type": "string", "format": "date-time",
+                              "description": "ISO-8601; without an offset, the hub's time zone"},
+                    "end": {"type": "string", "format": "date-time"},
+                    "interval": {"type": "integer", "minimum": 1, "maximum": 1440, "default": 30,
+                                 "description": "Minutes per availability_view digit"},
+                },
+            },
+            "Busy": {
+                "type": "object", "required": ["start", "end", "type"],
+                "properties": {
+                    "start": {"type": "string", "format": "date-time"},
+                    "end": {"type": "string", "format": "date-time"},
+                    "type": {"type": "string", "enum": ["tentative", "busy", "oof", "unknown"]},
+                    "summary": {"type": "string", "description": "Only where details are granted; never for private events"},
+                    "location": {"type": "string"},
+                },
+            },
+            "WorkingHours": {
+                "type": ["object", "null"], "required": ["timezone", "periods"],
+                "properties": {
+                    "timezone": {"type": "string"},
+                    "periods": {"type": "array", "items": {
+                        "type": "object", "required": ["days", "start", "end"],
+                        "properties": {"days": {"type": "array", "items": {"type": "string"}},
+                                       "start": {"type": "string"}, "end": {"type": "string"}}}},
+                },
+            },
+            "PersonFreeBusy": {
+                "type": "object",
+                "required": ["email", "name", "platform", "busy", "availability_view", "working_hours", "error"],
+                "properties": {
+                    "email": {"type": "string"},
+                    "name": _NULLABLE_STR,
+                    "platform": _NULLABLE_STR,
+                    "busy": {"type": "array", "items": {"$ref": "#/components/schemas/Busy"}},
+                    "availability_view": {"type": "string", "pattern": "^[0-4]*$",
+                                          "description": "0 free, 1 tentative, 2 busy, 3 out of office, 4 no data"},
+                    "working_hours": {"$ref": "#/components/schemas/WorkingHours"},
+                    "error": {"type": ["string", "null"], "description": "Why this person's data is missing"},
+                    "warnings": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            "FreeBusyAnswer": {
+                "type": "object", "required": ["people"],
+                "properties": {"people": {"type": "array", "items": {"$ref": "#/components/schemas/PersonFreeBusy"}}},
+            },
+            "People": {
+                "type": "object", "required": ["people"],
+                "properties": {"people": {"type": "array", "items": {
+                    "type": "object", "required": ["email", "name", "platform"],
+                    "properties": {"email": {"type": "string"}, "name": _NULLABLE_STR,
+                                   "platform": {"type": "string"}, "team": _NULLABLE_STR}}}},
+            },
+            "Problem": {
+                "type": "object", "required": ["title", "status"],
+                "properties": {"type": {"type": "string"}, "title": {"type": "string"},
+                               "status": {"type": "integer"}, "detail": {"type": "string"}},
+            },
+        },
+    },
+}

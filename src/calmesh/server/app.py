@@ -1,0 +1,151 @@
+"""The hub server: one Starlette app with a door per protocol, run by uvicorn.
+
+Doors (one module each): JSON API (:mod:`.api`), VFREEBUSY URLs and busy feeds
+(:mod:`.vfreebusy`), EWS availability (:mod:`.ews`), CalDAV scheduling (:mod:`.caldav_sched`).
+The web page (``calmesh.server.web``, when present) is mounted last, at ``/``: it provides
+``routes(ctx) -> list[BaseRoute]`` and gets the same :class:`ServerContext` as the other doors.
+
+Middleware, outermost first: metrics (so refusals are counted), then size and rate limits (so no
+door reads an oversized body or serves a client over its rate).
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import logging
+import socket
+import time
+from collections.abc import Callable
+
+import uvicorn
+from rich.console import Console
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from calmesh.config import Config
+from calmesh.server import api, caldav_sched, ews, vfreebusy
+from calmesh.server.context import ServerContext, problem
+from calmesh.server.limits import LimitsMiddleware, RateLimiter
+from calmesh.server.metrics import MetricsMiddleware
+from calmesh.services.hub import Hub
+
+log = logging.getLogger(__name__)
+
+
+def _web_routes(ctx: ServerContext) -> list[BaseRoute]:
+    """The web page's routes (issue 7), when that module is installed."""
+    try:
+        web = importlib.import_module("calmesh.server.web")
+    except ModuleNotFoundError as exc:
+        if exc.name != "calmesh.server.web":
+            raise
+        return []
+    return list(web.routes(ctx))
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    titles = {404: "Not Found", 405: "Method Not Allowed"}
+    return problem(exc.status_code, titles.get(exc.status_code, "Error"), exc.detail, dict(exc.headers or {}))
+
+
+async def _crash(_request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", exc_info=exc)
+    return problem(500, "Internal Server Error", "an unexpected error occurred; it has been logged")
+
+
+def create_app(hub: Hub, *, clock: Callable[[], float] = time.monotonic) -> Starlette:
+    """The ASGI app serving ``hub``; ``clock`` (monotonic seconds) drives the cache and rate limits."""
+    ctx = ServerContext(hub, clock=clock)
+    server = hub.config.server
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok", "people": len(hub.directory), "platforms": hub.platforms})
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", ctx.metrics.endpoint, methods=["GET"]),
+        *api.routes(ctx),
+        *vfreebusy.routes(ctx),
+        *ews.routes(ctx),
+        *caldav_sched.routes(ctx),
+        *_web_routes(ctx),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(MetricsMiddleware, metrics=ctx.metrics),
+            Middleware(LimitsMiddleware, max_bytes=server.max_request_bytes,
+                       limiter=RateLimiter(server.rate_limit_per_minute, clock=clock), metrics=ctx.metrics),
+        ],
+        exception_handlers={HTTPException: _http_error, Exception: _crash},
+    )
+    app.state.ctx = ctx
+    return app
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, bound before uvicorn starts so a taken port is reported clearly."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(f"port {port} on {host} is already in use; pick another with --port") from None
+        raise
+    return sock
+
+
+class PortInUse(OSError):
+    pass
+
+
+def serve(config: Config, host: str | None = None, port: int | None = None, *,
+          sock: socket.socket | None = None) -> None:
+    """Run the hub server until interrupted (Ctrl-C)."""
+    host = host or config.server.host
+    port = config.server.port if port is None else port
+    sock = sock or bind(host, port)
+    with Hub(config) as hub:
+        app = create_app(hub)
+        uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", proxy_headers=False))
+        uv.run(sockets=[sock])
+
+
+def serve_demo(config: Config, port: int, user: str, password: str, console: Console) -> None:
+    """``calmesh demo``'s last step: serve the demo hub on 127.0.0.1 and show how to ask it."""
+    host = "127.0.0.1"
+    try:
+        sock = bind(host, port)
+    except OSError as exc:
+        console.print(f"[bold red]cannot start the hub server:[/] {exc}", highlight=False)
+        return
+    base = f"http://{host}:{sock.getsockname()[1]}"
+    first = config.people[0].email if config.people else "someone@example.org"
+    emails = ", ".join(f'"{p.email}"' for p in config.people[:3])
+    console.print(f"calmesh demo ready at {base} (user {user}, password {password})", highlight=False, soft_wrap=True)
+    console.print(
+        "Try:\n"
+        f"  curl -u {user}:{password} {base}/api/v1/people\n"
+        f"  curl -u {user}:{password} -H 'Content-Type: application/json' {base}/api/v1/freebusy \\\n"
+        f"       -d '{{\"attendees\": [{emails}], \"start\": \"<ISO date>\", \"end\": \"<ISO date>\", \"interval\": 60}}'\n"
+        f"  curl -H 'Authorization: Bearer {password}' {base}/api/v1/people\n"
+        f"  VFREEBUSY:  curl -u {user}:{password} {base}/freebusy/{first}.vfb\n"
+        f"  busy feed:  curl -u {user}:{password} {base}/feeds/{first}.ics\n"
+        f"  EWS availability endpoint (Exchange address space / exchangelib): {base}/EWS/Exchange.asmx\n"
+        f"  CalDAV scheduling (RFC 6638): {base}/.well-known/caldav\n"
+        f"  OpenAPI: {base}/api/v1/openapi.json   metrics: {base}/metrics\n"
+        "Press Ctrl-C to stop.",
+        highlight=False, soft_wrap=True,
+    )
+    try:
+        serve(config, host, port, sock=sock)
+    except KeyboardInterrupt:
+        pass

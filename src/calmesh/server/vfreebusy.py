@@ -1,0 +1,129 @@
+"""iCalendar doors: free/busy URLs (RFC 5545 VFREEBUSY) and busy feeds (subscribable VEVENTs).
+
+``/freebusy/{email}.vfb`` (or ``.ifb``) is what Outlook's "Internet Free/Busy" search path and
+other free/busy-URL readers fetch; ``/feeds/{email}.ics`` is a calendar subscription for
+platforms that cannot read VFREEBUSY but can subscribe to a URL (Zoho, Google, Outlook), showing
+a person's busy blocks as opaque events. Both carry free/busy only, never titles; with
+``server.anonymous_freebusy`` they are served without authentication, because those readers
+cannot log in.
+
+Feed events get UIDs derived from their content so that a subscriber polling an unchanged
+calendar sees the same events, not a delete-and-recreate churn every refresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+import icalendar
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from calmesh.ical import PRODID, vfreebusy
+from calmesh.model import BusyType, PersonFreeBusy, Window, normalize_email
+from calmesh.server.api import error_text
+from calmesh.server.context import Answer, BadRequest, ServerContext, problem, unauthorized
+
+FREEBUSY_DAYS = (7, 56)
+"""Default VFREEBUSY window: a week back, eight weeks ahead (what Outlook publishes by default)."""
+FEED_DAYS = (30, 180)
+"""Default feed window: subscribers keep recent history and plan months ahead."""
+_FEED_STATUS = {BusyType.BUSY_TENTATIVE: "TENTATIVE", BusyType.BUSY: "BUSY", BusyType.BUSY_UNAVAILABLE: "OOF"}
+_CALENDAR = "text/calendar; charset=utf-8"
+
+
+def feed_uid(email: str, start: datetime, end: datetime, kind: BusyType) -> str:
+    """The same busy block always gets the same UID."""
+    key = f"{email}|{start.astimezone(UTC).isoformat()}|{end.astimezone(UTC).isoformat()}|{kind.fbtype}"
+    return f"busy-{hashlib.sha256(key.encode()).hexdigest()[:32]}@calmesh"
+
+
+def feed_calendar(person: PersonFreeBusy, busy_title: str) -> icalendar.Calendar:
+    cal = icalendar.Calendar()
+    cal.add("PRODID", PRODID)
+    cal.add("VERSION", "2.0")
+    cal.add("CALSCALE", "GREGORIAN")
+    cal.add("X-WR-CALNAME", f"{person.name or person.email} (busy)")
+    cal.add("REFRESH-INTERVAL", icalendar.vDuration.from_ical("PT15M"), parameters={"VALUE": "DURATION"})
+    cal.add("X-PUBLISHED-TTL", "PT15M")
+    titles = {BusyType.BUSY_TENTATIVE: "Tentative", BusyType.BUSY: busy_title,
+              BusyType.BUSY_UNAVAILABLE: "Out of office"}
+    for period in person.busy:
+        if period.type not in _FEED_STATUS:
+            continue  # no data is not busy time: subscribers would block it for nothing
+        event = icalendar.Event()
+        event.add("UID", feed_uid(person.email, period.start, period.end, period.type))
+        event.add("DTSTAMP", period.start.astimezone(UTC))
+        event.add("DTSTART", period.start.astimezone(UTC))
+        event.add("DTEND", period.end.astimezone(UTC))
+        event.add("SUMMARY", titles[period.type])
+        event.add("TRANSP", "OPAQUE")
+        event.add("CLASS", "PRIVATE")
+        if period.type is BusyType.BUSY_TENTATIVE:
+            event.add("STATUS", "TENTATIVE")
+        event.add("X-MICROSOFT-CDO-BUSYSTATUS", _FEED_STATUS[period.type])
+        cal.add_component(event)
+    return cal
+
+
+def _window(ctx: ServerContext, request: Request, default: tuple[int, int]) -> Window:
+    start_text, end_text = request.query_params.get("start"), request.query_params.get("end")
+    if start_text is None and end_text is None:
+        return ctx.default_window(*default)
+    base = ctx.default_window(*default)
+    start = ctx.parse_time(start_text, "start") if start_text is not None else base.start
+    end = ctx.parse_time(end_text, "end") if end_text is not None else start + base.duration
+    return ctx.window(start, end)
+
+
+def routes(ctx: ServerContext) -> list[BaseRoute]:
+    anonymous = ctx.config.server.anonymous_freebusy
+
+    async def lookup(request: Request, default: tuple[int, int]) -> tuple[PersonFreeBusy, Answer] | Response:
+        user = ctx.user(request)
+        if user is None and not anonymous:
+            return unauthorized()
+        email = normalize_email(request.path_params["email"])
+        if email not in ctx.hub.directory:
+            return problem(404, "Not Found", f"{email} is not in the people directory")
+        try:
+            window = _window(ctx, request, default)
+        except BadRequest as exc:
+            return problem(exc.status, "Bad Request", exc.detail)
+        answer = await run_in_threadpool(ctx.freebusy, user, [email], window, details=False)
+        return answer.people[0], answer
+
+    async def freebusy(request: Request) -> Response:
+        found = await lookup(request, FREEBUSY_DAYS)
+        if isinstance(found, Response):
+            return found
+        person, answer = found
+        cal = vfreebusy(person.busy, person.window, organizer=person.email, uid=f"freebusy-{person.email}@calmesh",
+                        stamp=answer.fetched_at)
+        error = error_text(person)
+        headers = answer.freshness_headers()
+        if error:
+            cal.walk("VFREEBUSY")[0].add("COMMENT", f"Data missing: {error}")
+            headers["X-Calmesh-Error"] = error.encode("ascii", "replace").decode()[:500]
+        return Response(cal.to_ical(), media_type=_CALENDAR, headers=headers)
+
+    async def feed(request: Request) -> Response:
+        found = await lookup(request, FEED_DAYS)
+        if isinstance(found, Response):
+            return found
+        person, answer = found
+        headers = answer.freshness_headers()
+        error = error_text(person)
+        if error:
+            headers["X-Calmesh-Error"] = error.encode("ascii", "replace").decode()[:500]
+        body = feed_calendar(person, ctx.config.privacy.busy_title).to_ical()
+        return Response(body, media_type=_CALENDAR, headers=headers)
+
+    return [
+        Route("/freebusy/{email}.vfb", freebusy, methods=["GET"]),
+        Route("/freebusy/{email}.ifb", freebusy, methods=["GET"]),
+        Route("/feeds/{email}.ics", feed, methods=["GET"]),
+    ]
