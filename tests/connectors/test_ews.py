@@ -17,6 +17,7 @@ from calmesh.connectors.base import (
     FreeBusyRequest,
     InvalidTokenError,
     PreconditionFailed,
+    TransientError,
 )
 from calmesh.connectors.ews import EWSConnector
 from calmesh.fakes.ews import EWSFake
@@ -140,11 +141,15 @@ def test_all_day_event_round_trips(conn: EWSConnector) -> None:
 
 
 def test_dst_week_keeps_local_wall_time(conn: EWSConnector) -> None:
-    """Against the EWS fake: a daily New York series stays at 09:00 local across 2026-11-01."""
+    """Against the EWS fake: New York (2026-11-01) and Paris (2026-10-25) series keep local wall time."""
     conn.put(BOB, new_york_daily())
     events, _ = conn.events(BOB, Window(datetime(2026, 10, 28, tzinfo=UTC), datetime(2026, 11, 6, tzinfo=UTC)))
     assert [e.start.hour for e in events] == [9] * 7  # type: ignore[union-attr]
     assert [e.start.astimezone(UTC).hour for e in events] == [13, 13, 13, 14, 14, 14, 14]  # type: ignore[union-attr]
+    conn.put(ALICE, weekly_series())
+    paris, _ = conn.events(ALICE, Window(datetime(2026, 10, 19, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)))
+    # 09:00 Paris is 07:00 UTC before Europe's change on 2026-10-25 and 08:00 UTC after it
+    assert [(e.start.hour, e.start.astimezone(UTC).hour) for e in paris] == [(9, 7), (9, 8)]  # type: ignore[union-attr]
 
 
 def test_server_busy_backs_off_then_succeeds(fake: EWSFake, conn: EWSConnector) -> None:
@@ -234,7 +239,7 @@ def test_wrong_password_is_an_authentication_error(fake: EWSFake, monkeypatch: p
     connector.close()
 
 
-RULES = ["FREQ=DAILY;INTERVAL=2;UNTIL=20261110T080000Z", "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,WE,FR;WKST=MO",
+RULES = ["FREQ=DAILY;INTERVAL=2;UNTIL=20261110T080000Z", "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,WE,FR;WKST=SU",
          "FREQ=MONTHLY;COUNT=3;BYMONTHDAY=20", "FREQ=MONTHLY;COUNT=3;BYDAY=TU;BYSETPOS=-1",
          "FREQ=YEARLY;COUNT=2;BYDAY=TU;BYSETPOS=3;BYMONTH=10"]
 
@@ -247,3 +252,12 @@ def test_recurrence_rules_round_trip(conn: EWSConnector, rule: str) -> None:
     conn.put(ALICE, CalendarItem("r1", [event]))
     (item,) = conn.items(ALICE)[0]
     assert item.master is not None and item.master.rrule == [rule]
+
+
+def test_unreachable_server_retries_a_bounded_number_of_times(fake: EWSFake, conn: EWSConnector) -> None:
+    """Against a stopped EWS fake: connection refused -> TransientError after 3 bounded retries."""
+    conn.calendars()
+    fake.stop()
+    with pytest.raises(TransientError):
+        conn.events(ALICE, WEEKS)
+    assert len(conn.waits) == 3  # type: ignore[attr-defined]

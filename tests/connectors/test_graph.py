@@ -15,6 +15,7 @@ from calmesh.connectors.base import (
     FreeBusyRequest,
     InvalidTokenError,
     PreconditionFailed,
+    TransientError,
 )
 from calmesh.connectors.graph import GraphConnector
 from calmesh.fakes.graph import GraphFake
@@ -236,7 +237,7 @@ def test_wrong_client_secret_is_an_authentication_error(fake: GraphFake, conn: G
         conn.calendars()
 
 
-RULES = ["FREQ=DAILY;INTERVAL=2;UNTIL=20261110T080000Z", "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,WE,FR;WKST=MO",
+RULES = ["FREQ=DAILY;INTERVAL=2;UNTIL=20261110T080000Z", "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,WE,FR;WKST=SU",
          "FREQ=MONTHLY;COUNT=3;BYMONTHDAY=20", "FREQ=MONTHLY;COUNT=3;BYDAY=TU;BYSETPOS=-1",
          "FREQ=YEARLY;COUNT=2;BYDAY=TU;BYSETPOS=3;BYMONTH=10"]
 
@@ -249,3 +250,12 @@ def test_recurrence_rules_round_trip(conn: GraphConnector, rule: str) -> None:
     conn.put(ALICE, CalendarItem("r1", [event]))
     (item,) = conn.items(ALICE)[0]
     assert item.master is not None and item.master.rrule == [rule]
+
+
+def test_unreachable_service_retries_a_bounded_number_of_times(fake: GraphFake, conn: GraphConnector) -> None:
+    """Against a stopped Graph fake: connection refused -> TransientError after 3 bounded retries."""
+    conn.calendars()
+    fake.stop()
+    with pytest.raises(TransientError):
+        conn.calendars()
+    assert len(conn.waits) == 3  # type: ignore[attr-defined]

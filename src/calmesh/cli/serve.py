@@ -18,7 +18,8 @@ def serve(
     """Serve everyone's free/busy: JSON API, VFREEBUSY URLs, busy feeds, EWS availability and
     CalDAV scheduling."""
     from calmesh.config import ConfigError
-    from calmesh.server.app import PortInUse, bind, serve as run
+    from calmesh.server.app import PortInUse, bind
+    from calmesh.server.app import serve as run
 
     cfg = get_config(config)
     host = host or cfg.server.host

@@ -237,7 +237,7 @@ class Pattern:
     month: int | None = None
     index: str | None = None
     """first, second, third, fourth, last (relative patterns)."""
-    first_day_of_week: int = 6
+    first_day_of_week: int = 0
     range_kind: str = "noEnd"
     """noEnd, endDate (inclusive ``end_date``) or numbered (``count`` occurrences)."""
     start_date: date | None = None
@@ -258,7 +258,7 @@ def pattern_from_rrule(rrule: str, start: Temporal, zone: ZoneInfo) -> Pattern:
     unsupported = set(rule) - {"FREQ", "INTERVAL", "COUNT", "UNTIL", "BYDAY", "BYMONTHDAY", "BYMONTH", "BYSETPOS", "WKST"}
     if unsupported:
         raise ValueError(f"Exchange cannot store RRULE parts {', '.join(sorted(unsupported))}: {rrule}")
-    first_day = _RRULE_DAYS.index(str(rule["WKST"][0]).upper()) if "WKST" in rule else 6
+    first_day = _RRULE_DAYS.index(str(rule["WKST"][0]).upper()) if "WKST" in rule else 0  # RFC 5545: MO
     day_start = _start_date(start, zone)
     range_kind, end_date, count = "noEnd", None, None
     if "COUNT" in rule:

@@ -177,11 +177,10 @@ class EWSSettings(ConnectorSettings):
         if not self.service_endpoint and not self.autodiscover_email:
             raise ValueError("set service_endpoint (the EWS URL) or autodiscover_email")
         if self.auth == "oauth2":
-            missing = [n for n in ("tenant_id", "client_id", "client_secret_env") if not getattr(self, n)]
-            if missing and not self.token_url:
+            needed = ["client_id", "client_secret_env"] + ([] if self.token_url else ["tenant_id"])
+            missing = [n for n in needed if not getattr(self, n)]
+            if missing:
                 raise ValueError(f"auth = \"oauth2\" needs {', '.join(missing)}")
-            if not self.client_id or not self.client_secret_env:
-                raise ValueError("auth = \"oauth2\" needs client_id and client_secret_env")
         elif not self.username or not self.password_env:
             raise ValueError(f"auth = \"{self.auth}\" needs username and password_env")
         return self

@@ -1,8 +1,7 @@
 """Start the demo agency's platforms on loopback, seed them, and write a calmesh config for them.
 
 - "zoho": a real CalDAV server (Radicale) standing in for Zoho Calendar;
-- "exchange": the protocol-faithful EWS fake (``calmesh.fakes.ews``) standing in for Exchange,
-  or a second Radicale calendar set where that fake is not installed;
+- "exchange": the protocol-faithful EWS fake (``calmesh.fakes.ews``) standing in for Exchange;
 - "projects": a folder of ``.ics`` files standing in for the in-house project system.
 
 Seeding goes through calmesh's own connectors, so the demo exercises the same code as production.
@@ -23,6 +22,7 @@ import httpx
 from calmesh.config import Config, load_config
 from calmesh.connectors import registry
 from calmesh.demo.data import PEOPLE, build_week, monday_of
+from calmesh.model import WorkingHours
 
 DEMO_USER = "demo"
 DEMO_PASSWORD = "demo"
@@ -65,20 +65,23 @@ def _mkcalendar(url: str) -> None:
         raise RuntimeError(f"cannot create demo calendar {url}: {response.status_code} {response.text[:200]}")
 
 
-def _start_exchange(env: DemoEnvironment) -> tuple[dict[str, Any], dict[str, str]] | None:
-    """The EWS fake for the "exchange" platform, if this installation has it."""
-    try:
-        from calmesh.fakes import ews as ews_fake
-    except ImportError:
-        return None
-    starter = getattr(ews_fake, "start_demo_server", None)
-    if starter is None:
-        return None
-    mailboxes = [p.email for p in PEOPLE if p.platform == "exchange"]
-    server = env.stack.enter_context(starter(mailboxes, DEMO_USER, DEMO_PASSWORD))
-    settings = {"kind": "ews", "url": server.url, "username": DEMO_USER, "password_env": PASSWORD_ENV,
-                "auth": "basic"}
-    return settings, {email: "calendar" for email in mailboxes}
+def _start_exchange(env: DemoEnvironment) -> tuple[dict[str, Any], dict[str, str]]:
+    """The protocol-faithful EWS fake standing in for the sales team's Exchange server.
+
+    Mailboxes are created with their owners' zones and working hours, as an Exchange admin
+    would; their meetings are then written through calmesh's own EWS connector.
+    """
+    from calmesh.fakes.ews import EWSFake
+
+    fake = EWSFake(users={DEMO_USER: DEMO_PASSWORD})
+    mailboxes = [p for p in PEOPLE if p.platform == "exchange"]
+    for person in mailboxes:
+        fake.add_mailbox(person.email, person.timezone, WorkingHours.simple(person.timezone, *person.hours))
+    fake.start()
+    env.stack.callback(fake.stop)
+    settings = {"kind": "ews", "service_endpoint": fake.ews_url, "auth": "basic", "username": DEMO_USER,
+                "password_env": PASSWORD_ENV, "mailboxes": [p.email for p in mailboxes]}
+    return settings, {p.email: p.email for p in mailboxes}
 
 
 def start(root: Path, monday: date | None = None) -> DemoEnvironment:
@@ -95,15 +98,10 @@ def start(root: Path, monday: date | None = None) -> DemoEnvironment:
             "zoho": {"kind": "caldav", "url": base, "username": DEMO_USER, "password_env": PASSWORD_ENV},
             "projects": {"kind": "ics", "path": "projects"},
         }
-        calendars: dict[tuple[str, str], str] = {}
-        exchange = _start_exchange(env)
-        if exchange is not None:
-            platforms["exchange"], mailbox_calendars = exchange
-            calendars.update({("exchange", e): c for e, c in mailbox_calendars.items()})
-        else:
-            platforms["exchange"] = dict(platforms["zoho"])
+        platforms["exchange"], mailbox_calendars = _start_exchange(env)
+        calendars = {("exchange", e): c for e, c in mailbox_calendars.items()}
         for person in PEOPLE:
-            if person.platform == "zoho" or (person.platform == "exchange" and exchange is None):
+            if person.platform == "zoho":
                 url = f"{base}{person.platform}-{person.email.split('@')[0]}/"
                 _mkcalendar(url)
                 calendars[(person.platform, person.email)] = url

@@ -82,6 +82,7 @@ def create_app(hub: Hub, *, clock: Callable[[], float] = time.monotonic) -> Star
             Middleware(MetricsMiddleware, metrics=ctx.metrics),
             Middleware(LimitsMiddleware, max_bytes=server.max_request_bytes,
                        limiter=RateLimiter(server.rate_limit_per_minute, clock=clock), metrics=ctx.metrics),
+            Middleware(ews.CaseInsensitivePath),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _crash},
     )

@@ -1,11 +1,313 @@
-"""Placeholder while the door is written."""
+"""The EWS availability door: ``POST /EWS/Exchange.asmx`` answering ``GetUserAvailability``.
+
+This is what lets an Exchange organisation add calmesh as an availability address space, and
+Outlook's Scheduling Assistant (or any EWS client) show people whose calendars live elsewhere.
+Besides GetUserAvailability it answers what clients send before it: an unauthenticated request
+gets a 401 with a Basic challenge; ``ConvertId`` (exchangelib's version probe, other clients'
+login check) and ``GetFolder`` on distinguished folders get well-formed answers carrying
+``ServerVersionInfo``; ``GetServerTimeZones`` returns full definitions built from zoneinfo.
+
+Answers follow Exchange: merged digits 0 free, 1 tentative, 2 busy, 3 OOF, 4 no data (highest
+wins in an interval); CalendarEvent times are local to the zone the request describes, written
+without an offset; an unknown mailbox gets its own ``ErrorMailRecipientNotFound`` while the
+others are answered; a person whose platform failed gets ``ErrorFreeBusyGenerationFailed`` with
+the reason in ``MessageText``. Details (subject, location) appear only where the asker is granted
+them, and never for private events.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import base64
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta, tzinfo
 
-from calmesh.server.context import ServerContext
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from calmesh.core.freebusy import availability_view
+from calmesh.model import BusyType, PersonFreeBusy, Window, WorkingHours, normalize_email
+from calmesh.server.auth import CHALLENGES, User
+from calmesh.server.context import MAX_ATTENDEES, BadRequest, ServerContext
+from calmesh.server.ews_soap import (
+    DEFAULT_API_VERSION,
+    WEEKDAYS,
+    Envelope,
+    RuleZone,
+    SoapError,
+    availability_timezone,
+    envelope,
+    fault,
+    local_text,
+    m,
+    parse_envelope,
+    read_timezone,
+    response_message,
+    sub,
+    t,
+    timezone_definition,
+    zone_rules,
+)
+from calmesh.timezones import to_iana, to_windows, zoneinfo
+
+PATH = "/EWS/Exchange.asmx"
+_XML = "text/xml; charset=utf-8"
+_BUSY_NAMES = {BusyType.FREE: "Free", BusyType.BUSY_TENTATIVE: "Tentative", BusyType.BUSY: "Busy",
+               BusyType.BUSY_UNAVAILABLE: "OOF", BusyType.UNKNOWN: "NoData"}
+_VIEWS = {"None", "MergedOnly", "FreeBusy", "FreeBusyMerged", "Detailed", "DetailedMerged"}
 
 
+class CaseInsensitivePath:
+    """Routes ``/ews/exchange.asmx`` in any case to the door: Exchange paths are case-insensitive
+    and clients spell them every way."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path", "").lower() == PATH.lower():
+            scope = {**scope, "path": PATH}
+        await self.app(scope, receive, send)
+
+
+def _xml(body: bytes, status: int = 200) -> Response:
+    return Response(body, status_code=status, media_type=_XML)
+
+
+def _challenge() -> Response:
+    response = _xml(b"", 401)
+    for challenge in CHALLENGES:
+        response.headers.append("WWW-Authenticate", challenge)
+    return response
+
+
+def _find(parent: ET.Element, name: str) -> ET.Element | None:
+    """A child in either EWS namespace (clients disagree on m: vs t: for some containers)."""
+    found = parent.find(m(name))
+    return found if found is not None else parent.find(t(name))
+
+
+def _api_version(env: Envelope) -> str:
+    requested = env.header_child(t("RequestServerVersion"))
+    version = requested.get("Version") if requested is not None else None
+    return version if version and version.replace("_", "").isalnum() and len(version) < 40 else DEFAULT_API_VERSION
+
+
+# ------------------------------------------------------------------------- GetUserAvailability
+def _window(ctx: ServerContext, options: ET.Element, zone: tzinfo) -> Window:
+    tw = options.find(t("TimeWindow"))
+    if tw is None:
+        raise BadRequest("FreeBusyViewOptions has no TimeWindow")
+
+    def read(tag: str) -> datetime:
+        text = (tw.findtext(t(tag)) or "").strip()
+        try:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise BadRequest(f"TimeWindow {tag} {text[:40]!r} is not a date-time") from None
+        return value if value.tzinfo is not None else value.replace(tzinfo=zone)
+
+    start = ctx.parse_time(read("StartTime").isoformat(), "StartTime")
+    return ctx.window(start, ctx.parse_time(read("EndTime").isoformat(), "EndTime"))
+
+
+def _mailboxes(request: ET.Element) -> list[str]:
+    array = _find(request, "MailboxDataArray")
+    if array is None:
+        raise BadRequest("GetUserAvailabilityRequest has no MailboxDataArray")
+    out = []
+    for data in array.findall(t("MailboxData")):
+        address = (data.findtext(f"{t('Email')}/{t('Address')}") or "").strip()
+        if not address:
+            raise BadRequest("a MailboxData has no Email/Address")
+        out.append(address)
+    if not out:
+        raise BadRequest("MailboxDataArray is empty")
+    if len(out) > MAX_ATTENDEES:
+        raise BadRequest(f"at most {MAX_ATTENDEES} mailboxes per request")
+    return out
+
+
+def _working_hours(view: ET.Element, hours: WorkingHours, year: int) -> None:
+    el = sub(view, t("WorkingHours"))
+    availability_timezone(el, zone_rules(hours.zone, year))
+    periods = sub(el, t("WorkingPeriodArray"))
+    for period in hours.periods:
+        wp = sub(periods, t("WorkingPeriod"))
+        sub(wp, t("DayOfWeek"), " ".join(WEEKDAYS[d] for d in sorted(period.days)))
+        sub(wp, t("StartTimeInMinutes"), str(period.start.hour * 60 + period.start.minute))
+        sub(wp, t("EndTimeInMinutes"), str(period.end.hour * 60 + period.end.minute))
+
+
+def _free_busy_view(parent: ET.Element, person: PersonFreeBusy, window: Window, zone: tzinfo,
+                    interval: timedelta, requested: str, detailed: bool) -> None:
+    view_type = requested
+    if not detailed and requested.startswith("Detailed"):
+        view_type = requested.replace("Detailed", "FreeBusy", 1)  # what Exchange does without permission
+    view = sub(parent, m("FreeBusyView"))
+    sub(view, t("FreeBusyViewType"), view_type)
+    if view_type.endswith("Merged") or view_type == "MergedOnly":
+        sub(view, t("MergedFreeBusy"), availability_view(person.busy, window, interval))
+    if view_type != "MergedOnly":
+        events = sub(view, t("CalendarEventArray"))
+        for period in person.busy:
+            event = sub(events, t("CalendarEvent"))
+            sub(event, t("StartTime"), local_text(period.start, zone))
+            sub(event, t("EndTime"), local_text(period.end, zone))
+            sub(event, t("BusyType"), _BUSY_NAMES[period.type])
+            if view_type.startswith("Detailed") and (period.summary or period.location):
+                details = sub(event, t("CalendarEventDetails"))
+                sub(details, t("Subject"), period.summary or "")
+                sub(details, t("Location"), period.location or "")
+                for flag in ("IsMeeting", "IsRecurring", "IsException", "IsReminderSet", "IsPrivate"):
+                    sub(details, t(flag), "false")
+    if person.working_hours is not None:
+        _working_hours(view, person.working_hours, window.start.year)
+
+
+async def _get_user_availability(ctx: ServerContext, user: User, request: ET.Element) -> ET.Element:
+    tz_el = request.find(t("TimeZone"))
+    if tz_el is None:
+        raise BadRequest("GetUserAvailabilityRequest has no TimeZone")
+    zone = RuleZone(read_timezone(tz_el))
+    options = request.find(t("FreeBusyViewOptions"))
+    if options is None:
+        raise BadRequest("calmesh answers free/busy only: FreeBusyViewOptions is required")
+    window = _window(ctx, options, zone)
+    requested = (options.findtext(t("RequestedView")) or "FreeBusy").strip()
+    if requested not in _VIEWS:
+        raise BadRequest(f"unknown RequestedView {requested[:40]!r}")
+    try:
+        minutes = int((options.findtext(t("MergedFreeBusyIntervalInMinutes")) or "30").strip())
+    except ValueError:
+        raise BadRequest("MergedFreeBusyIntervalInMinutes is not a number") from None
+    if not 5 <= minutes <= 1440:
+        raise BadRequest("MergedFreeBusyIntervalInMinutes must be between 5 and 1440")
+    mailboxes = _mailboxes(request)
+    known = [a for a in mailboxes if a in ctx.hub.directory]
+    answers = {}
+    if known:
+        answer = await run_in_threadpool(ctx.freebusy, user, known, window)
+        answers = {normalize_email(a): p for a, p in zip(known, answer.people, strict=True)}
+    details = ctx.details_for(user)
+
+    out = ET.Element(m("GetUserAvailabilityResponse"))
+    array = sub(out, m("FreeBusyResponseArray"))
+    for address in mailboxes:
+        item = sub(array, m("FreeBusyResponse"))
+        person = answers.get(normalize_email(address))
+        if person is None:
+            response_message(item, m("ResponseMessage"), "ErrorMailRecipientNotFound",
+                             f"{address} is not in the calmesh directory")
+            sub(sub(item, m("FreeBusyView")), t("FreeBusyViewType"), "None")
+            continue
+        if person.errors:
+            response_message(item, m("ResponseMessage"), "ErrorFreeBusyGenerationFailed",
+                             "; ".join(str(e) for e in person.errors))
+        else:
+            response_message(item, m("ResponseMessage"))
+        _free_busy_view(item, person, window, zone, timedelta(minutes=minutes), requested, details(person.email))
+    return out
+
+
+# ----------------------------------------------------------------------------- the login calls
+def _convert_id(ctx: ServerContext, request: ET.Element) -> ET.Element:
+    out = ET.Element(m("ConvertIdResponse"))
+    messages = sub(out, m("ResponseMessages"))
+    destination = request.get("DestinationFormat", "EwsId")
+    source = _find(request, "SourceIds")
+    for alternate in (list(source) if source is not None else []):
+        mailbox = alternate.get("Mailbox", "")
+        if mailbox not in ctx.hub.directory:
+            response_message(messages, m("ConvertIdResponseMessage"), "ErrorNonExistentMailbox",
+                             f"{mailbox[:100]!r} is not in the calmesh directory")
+            continue
+        msg = response_message(messages, m("ConvertIdResponseMessage"))
+        sub(msg, m("AlternateId"), **{"{http://www.w3.org/2001/XMLSchema-instance}type": "t:AlternateIdType",
+                                      "Format": destination, "Id": alternate.get("Id", ""), "Mailbox": mailbox})
+    return out
+
+
+def _get_folder(request: ET.Element) -> ET.Element:
+    """Distinguished folders of the caller's (empty) mailbox: enough for a client's login check."""
+    out = ET.Element(m("GetFolderResponse"))
+    messages = sub(out, m("ResponseMessages"))
+    ids = _find(request, "FolderIds")
+    for folder in (list(ids) if ids is not None else []):
+        name = folder.get("Id", "")
+        if folder.tag != t("DistinguishedFolderId") or not name.isalnum():
+            response_message(messages, m("GetFolderResponseMessage"), "ErrorFolderNotFound",
+                             "calmesh only has distinguished folders")
+            continue
+        msg = response_message(messages, m("GetFolderResponseMessage"))
+        kind = "CalendarFolder" if name == "calendar" else "Folder"
+        el = sub(sub(msg, m("Folders")), t(kind))
+        folder_id = base64.b64encode(f"calmesh:{name}".encode()).decode()
+        sub(el, t("FolderId"), Id=folder_id, ChangeKey="AQAAAA==")
+        sub(el, t("DisplayName"), name[:1].upper() + name[1:])
+        sub(el, t("TotalCount"), "0")
+        sub(el, t("ChildFolderCount"), "0")
+    return out
+
+
+def _server_time_zones(ctx: ServerContext, request: ET.Element) -> ET.Element:
+    ids_el = _find(request, "Ids")
+    if ids_el is not None:
+        wanted = [(el.text or "").strip() for el in ids_el]
+    else:
+        zones = {ctx.config.hub.timezone, *(p.timezone for p in ctx.hub.directory if p.timezone)}
+        wanted = []
+        for name in sorted(zones):
+            try:
+                wanted.append(to_windows(name))
+            except KeyError:
+                continue
+    out = ET.Element(m("GetServerTimeZonesResponse"))
+    msg = response_message(sub(out, m("ResponseMessages")), m("GetServerTimeZonesResponseMessage"))
+    definitions = sub(msg, m("TimeZoneDefinitions"))
+    year = datetime.now(UTC).year
+    for zone_id in dict.fromkeys(wanted):
+        iana = to_iana(zone_id)
+        if iana is None:
+            continue
+        timezone_definition(definitions, zone_id, zone_id, zone_rules(zoneinfo(iana), year))
+    return out
+
+
+# ------------------------------------------------------------------------------------- the door
 def routes(ctx: ServerContext) -> list[BaseRoute]:
-    return []
+    async def ews(request: Request) -> Response:
+        user = ctx.user(request)
+        if user is None:
+            return _challenge()
+        try:
+            env = parse_envelope(await request.body())
+        except SoapError as exc:
+            return _xml(fault("ErrorSchemaValidation", str(exc)), 400)
+        version = _api_version(env)
+        try:
+            if env.name == "GetUserAvailabilityRequest":
+                out = await _get_user_availability(ctx, user, env.operation)
+            elif env.name == "ConvertId":
+                out = _convert_id(ctx, env.operation)
+            elif env.name == "GetFolder":
+                out = _get_folder(env.operation)
+            elif env.name == "GetServerTimeZones":
+                out = _server_time_zones(ctx, env.operation)
+            else:
+                return _xml(fault("ErrorInvalidRequest", f"calmesh answers availability only, not {env.name[:60]}",
+                                  version), 400)
+        except (BadRequest, SoapError) as exc:
+            return _xml(fault("ErrorInvalidRequest", str(exc), version), 400)
+        return _xml(envelope(out, version))
+
+    async def probe(request: Request) -> Response:
+        """GET on the endpoint (autodiscovery checks, browsers): challenge, or say what this is."""
+        if ctx.user(request) is None:
+            return _challenge()
+        return Response("calmesh EWS availability endpoint: POST SOAP requests here\n", media_type="text/plain")
+
+    return [Route(PATH, ews, methods=["POST"]), Route(PATH, probe, methods=["GET"])]
+

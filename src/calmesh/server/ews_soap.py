@@ -1,0 +1,316 @@
+"""EWS SOAP building blocks: envelopes, faults, and Exchange's two ways of writing a time zone.
+
+Shared by anything in calmesh that has to *speak* EWS rather than consume it (the availability
+door, and any fake Exchange server). Parsing goes through defusedxml (no DTDs, no entities, so
+billion-laughs and external-entity payloads are refused); writing through ElementTree.
+
+Time zones: availability requests and answers carry a "SerializableTimeZone" (a standard bias
+plus the yearly DST rules as "n-th weekday of a month at a time"); GetServerTimeZones answers
+carry a full ``TimeZoneDefinition`` (periods + transition groups). :func:`zone_rules` derives
+both from an IANA zone via zoneinfo, and :class:`RuleZone` turns a client's rules back into a
+``tzinfo`` so its local times are read exactly as the client meant them.
+"""
+
+from __future__ import annotations
+
+import calendar
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta, tzinfo
+from zoneinfo import ZoneInfo
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+
+SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
+M = "http://schemas.microsoft.com/exchange/services/2006/messages"
+T = "http://schemas.microsoft.com/exchange/services/2006/types"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+for _prefix, _uri in (("s", SOAP), ("m", M), ("t", T), ("xsi", XSI)):
+    ET.register_namespace(_prefix, _uri)
+
+SERVER_BUILD = {"MajorVersion": "15", "MinorVersion": "1", "MajorBuildNumber": "2507", "MinorBuildNumber": "6"}
+"""Exchange 2016 CU: what calmesh reports in ``ServerVersionInfo``."""
+DEFAULT_API_VERSION = "Exchange2016"
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+class SoapError(ValueError):
+    """A request that is not a readable SOAP envelope (including hostile XML)."""
+
+
+def m(name: str) -> str:
+    return f"{{{M}}}{name}"
+
+
+def t(name: str) -> str:
+    return f"{{{T}}}{name}"
+
+
+def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    child = ET.SubElement(parent, tag, attrs)
+    if text is not None:
+        child.text = text
+    return child
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    header: ET.Element | None
+    operation: ET.Element
+    """The first child of ``s:Body``: the request element (``m:GetUserAvailabilityRequest`` ...)."""
+
+    @property
+    def name(self) -> str:
+        return self.operation.tag.rsplit("}", 1)[-1]
+
+    def header_child(self, tag: str) -> ET.Element | None:
+        return self.header.find(tag) if self.header is not None else None
+
+
+def parse_envelope(body: bytes) -> Envelope:
+    try:
+        root = SafeET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except (DefusedXmlException, ET.ParseError, ValueError) as exc:
+        raise SoapError(f"not acceptable XML: {exc.__class__.__name__}: {exc}") from None
+    if root.tag != f"{{{SOAP}}}Envelope":
+        raise SoapError("not a SOAP 1.1 envelope")
+    body_el = root.find(f"{{{SOAP}}}Body")
+    if body_el is None or len(body_el) == 0:
+        raise SoapError("the SOAP envelope has no body")
+    return Envelope(root.find(f"{{{SOAP}}}Header"), body_el[0])
+
+
+def envelope(operation: ET.Element, api_version: str = DEFAULT_API_VERSION) -> bytes:
+    root = ET.Element(f"{{{SOAP}}}Envelope")
+    header = sub(root, f"{{{SOAP}}}Header")
+    sub(header, t("ServerVersionInfo"), **SERVER_BUILD, Version=api_version)
+    sub(root, f"{{{SOAP}}}Body").append(operation)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def fault(code: str, message: str, api_version: str = DEFAULT_API_VERSION) -> bytes:
+    """A SOAP fault with the EWS ``ResponseCode`` detail clients look for."""
+    el = ET.Element(f"{{{SOAP}}}Fault")
+    sub(el, "faultcode", "s:Client")
+    sub(el, "faultstring", message)
+    detail = sub(el, "detail")
+    sub(detail, t("ResponseCode"), code)
+    sub(detail, t("Message"), message)
+    return envelope(el, api_version)
+
+
+def response_message(parent: ET.Element, tag: str, code: str = "NoError", text: str | None = None) -> ET.Element:
+    """A ``*ResponseMessage`` with its class and code (Success when ``code`` is NoError)."""
+    msg = sub(parent, tag, ResponseClass="Success" if code == "NoError" else "Error")
+    if text is not None:
+        sub(msg, m("MessageText"), text)
+    sub(msg, m("ResponseCode"), code)
+    if code != "NoError":
+        sub(msg, m("DescriptiveLinkKey"), "0")
+    return msg
+
+
+def local_text(value: datetime, zone: tzinfo) -> str:
+    """An EWS local time: the instant in ``zone``, written without an offset."""
+    return value.astimezone(zone).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+def minutes_text(delta: timedelta) -> str:
+    """An xs:duration such as ``-PT1H`` or ``PT5H30M``."""
+    minutes = int(delta.total_seconds() // 60)
+    sign, minutes = ("-" if minutes < 0 else ""), abs(minutes)
+    hours, rest = divmod(minutes, 60)
+    return f"{sign}PT{hours}H{rest}M" if rest else f"{sign}PT{hours}H"
+
+
+# ----------------------------------------------------------------------------------- time zones
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A yearly transition: on the ``order``-th (5 = last) ``weekday`` of ``month`` at local ``at``."""
+
+    month: int
+    order: int
+    weekday: int
+    at: time
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneRules:
+    bias: int
+    """Minutes to add to local standard time to get UTC (Paris: -60, New York: 300)."""
+    daylight_bias: int = 0
+    """Minutes added to ``bias`` during daylight time (usually -60); 0 without DST."""
+    to_standard: Rule | None = None
+    to_daylight: Rule | None = None
+
+
+def _rule_for(instant: datetime, zone: ZoneInfo, before: timedelta) -> Rule:
+    local = (instant + before).replace(tzinfo=None)
+    days_in_month = calendar.monthrange(local.year, local.month)[1]
+    order = 5 if local.day + 7 > days_in_month else (local.day - 1) // 7 + 1
+    return Rule(local.month, order, local.weekday(), local.time())
+
+
+def zone_rules(zone: ZoneInfo, year: int) -> ZoneRules:
+    """The Windows-style rules of ``zone`` in ``year``, found by scanning its UTC offsets."""
+    start = datetime(year, 1, 1, tzinfo=UTC)
+    offsets: list[tuple[datetime, timedelta, timedelta]] = []  # (instant, offset before, offset after)
+    previous = start.astimezone(zone).utcoffset() or timedelta(0)
+    cursor = start
+    while cursor.year == year:
+        nxt = cursor + timedelta(days=1)
+        offset = nxt.astimezone(zone).utcoffset() or timedelta(0)
+        if offset != previous:
+            lo, hi = cursor, nxt  # bisect to the minute
+            while hi - lo > timedelta(minutes=1):
+                mid = lo + (hi - lo) / 2
+                if (mid.astimezone(zone).utcoffset() or timedelta(0)) == previous:
+                    lo = mid
+                else:
+                    hi = mid
+            offsets.append((hi.replace(second=0, microsecond=0), previous, offset))
+            previous = offset
+        cursor = nxt
+    if len(offsets) != 2:
+        standard = (datetime(year, 7, 1, tzinfo=UTC).astimezone(zone).utcoffset() or timedelta(0))
+        if offsets:  # a one-off change this year: describe the offset that holds at its end
+            standard = offsets[-1][2]
+        return ZoneRules(bias=-int(standard.total_seconds() // 60))
+    (first, before1, after1), (second, before2, after2) = offsets
+    standard, daylight = (before1, after1) if after1 > before1 else (after1, before1)
+    into_daylight = (first, before1) if after1 > before1 else (second, before2)
+    into_standard = (second, before2) if after1 > before1 else (first, before1)
+    return ZoneRules(
+        bias=-int(standard.total_seconds() // 60),
+        daylight_bias=-int((daylight - standard).total_seconds() // 60),
+        to_standard=_rule_for(into_standard[0], zone, into_standard[1]),
+        to_daylight=_rule_for(into_daylight[0], zone, into_daylight[1]),
+    )
+
+
+_NO_DST_STANDARD = Rule(1, 1, 6, time(0))
+_NO_DST_DAYLIGHT = Rule(12, 5, 6, time(0))
+
+
+def _transition(parent: ET.Element, tag: str, bias: int, rule: Rule) -> None:
+    el = sub(parent, t(tag))
+    sub(el, t("Bias"), str(bias))
+    sub(el, t("Time"), rule.at.strftime("%H:%M:%S"))
+    sub(el, t("DayOrder"), str(rule.order))
+    sub(el, t("Month"), str(rule.month))
+    sub(el, t("DayOfWeek"), WEEKDAYS[rule.weekday])
+
+
+def availability_timezone(parent: ET.Element, rules: ZoneRules) -> ET.Element:
+    """``t:TimeZone`` (availability flavour: Bias, StandardTime, DaylightTime)."""
+    el = sub(parent, t("TimeZone"))
+    sub(el, t("Bias"), str(rules.bias))
+    _transition(el, "StandardTime", 0, rules.to_standard or _NO_DST_STANDARD)
+    _transition(el, "DaylightTime", rules.daylight_bias, rules.to_daylight or _NO_DST_DAYLIGHT)
+    return el
+
+
+def timezone_definition(parent: ET.Element, zone_id: str, name: str, rules: ZoneRules) -> ET.Element:
+    """``t:TimeZoneDefinition`` as GetServerTimeZones returns it (one recurring rule group)."""
+    el = sub(parent, t("TimeZoneDefinition"), Id=zone_id, Name=name)
+    periods = sub(el, t("Periods"))
+    std_id, dst_id = f"trule:calmesh/{zone_id}/Standard", f"trule:calmesh/{zone_id}/Daylight"
+    sub(periods, t("Period"), Bias=minutes_text(timedelta(minutes=rules.bias)), Name="Standard", Id=std_id)
+    group = sub(sub(el, t("TransitionsGroups")), t("TransitionsGroup"), Id="0")
+    if rules.to_standard is None or rules.to_daylight is None:
+        sub(sub(group, t("Transition")), t("To"), std_id, Kind="Period")
+    else:
+        sub(periods, t("Period"), Bias=minutes_text(timedelta(minutes=rules.bias + rules.daylight_bias)),
+            Name="Daylight", Id=dst_id)
+        for target, rule in ((dst_id, rules.to_daylight), (std_id, rules.to_standard)):
+            transition = sub(group, t("RecurringDayTransition"))
+            sub(transition, t("To"), target, Kind="Period")
+            sub(transition, t("TimeOffset"), minutes_text(timedelta(hours=rule.at.hour, minutes=rule.at.minute)))
+            sub(transition, t("Month"), str(rule.month))
+            sub(transition, t("DayOfWeek"), WEEKDAYS[rule.weekday])
+            sub(transition, t("Occurrence"), "-1" if rule.order == 5 else str(rule.order))
+    sub(sub(sub(el, t("Transitions")), t("Transition")), t("To"), "0", Kind="Group")
+    return el
+
+
+def _nth_weekday(year: int, rule: Rule) -> datetime:
+    first_weekday, days = calendar.monthrange(year, rule.month)
+    day = 1 + (rule.weekday - first_weekday) % 7 + 7 * (min(rule.order, 5) - 1)
+    while day > days:
+        day -= 7
+    return datetime.combine(datetime(year, rule.month, day).date(), rule.at)
+
+
+class RuleZone(tzinfo):
+    """A ``tzinfo`` following Windows-style rules, as a client described its zone in a request."""
+
+    def __init__(self, rules: ZoneRules) -> None:
+        self.rules = rules
+
+    def _in_daylight(self, dt: datetime) -> bool:
+        r = self.rules
+        if r.to_daylight is None or r.to_standard is None or r.daylight_bias == 0:
+            return False
+        naive = dt.replace(tzinfo=None)
+        start, end = _nth_weekday(naive.year, r.to_daylight), _nth_weekday(naive.year, r.to_standard)
+        if start < end:
+            return start <= naive < end
+        return naive >= start or naive < end  # southern hemisphere
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        bias = self.rules.bias
+        if dt is not None and self._in_daylight(dt):
+            bias += self.rules.daylight_bias
+        return timedelta(minutes=-bias)
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        if dt is not None and self._in_daylight(dt):
+            return timedelta(minutes=-self.rules.daylight_bias)
+        return timedelta(0)
+
+    def tzname(self, dt: datetime | None) -> str:
+        return "calmesh-request-zone"
+
+    def fromutc(self, dt: datetime) -> datetime:
+        standard = dt + timedelta(minutes=-self.rules.bias)
+        daylight = standard + timedelta(minutes=-self.rules.daylight_bias)
+        return daylight if self._in_daylight(daylight.replace(tzinfo=None)) else standard
+
+
+def _int(el: ET.Element | None, tag: str) -> int:
+    child = el.find(t(tag)) if el is not None else None
+    if child is None or child.text is None:
+        raise SoapError(f"TimeZone: missing {tag}")
+    try:
+        return int(child.text.strip())
+    except ValueError:
+        raise SoapError(f"TimeZone: {tag} {child.text[:20]!r} is not a number") from None
+
+
+def _read_rule(el: ET.Element | None) -> tuple[int, Rule] | None:
+    if el is None:
+        return None
+    day = el.findtext(t("DayOfWeek"), "").strip()
+    if day not in WEEKDAYS:
+        raise SoapError(f"TimeZone: bad DayOfWeek {day[:20]!r}")
+    try:
+        at = time.fromisoformat(el.findtext(t("Time"), "").strip())
+    except ValueError:
+        raise SoapError("TimeZone: bad Time") from None
+    month, order = _int(el, "Month"), _int(el, "DayOrder")
+    if not 1 <= month <= 12 or order not in (-1, 1, 2, 3, 4, 5):
+        raise SoapError("TimeZone: Month or DayOrder out of range")
+    return _int(el, "Bias"), Rule(month, 5 if order == -1 else order, WEEKDAYS.index(day), at)
+
+
+def read_timezone(el: ET.Element) -> ZoneRules:
+    """An availability ``t:TimeZone`` element back into :class:`ZoneRules`."""
+    bias = _int(el, "Bias")
+    if not -24 * 60 <= bias <= 24 * 60:
+        raise SoapError("TimeZone: Bias out of range")
+    standard, daylight = _read_rule(el.find(t("StandardTime"))), _read_rule(el.find(t("DaylightTime")))
+    if standard is None or daylight is None or daylight[0] == standard[0]:
+        return ZoneRules(bias=bias)
+    return ZoneRules(bias=bias + standard[0], daylight_bias=daylight[0] - standard[0],
+                     to_standard=standard[1], to_daylight=daylight[1])

@@ -1,0 +1,127 @@
+"""The EWS availability door, driven by exchangelib as the real client.
+
+exchangelib goes through the same steps as against Exchange: an unauthenticated ConvertId to learn
+the auth method (401 + Basic challenge), an authenticated ConvertId as the version probe,
+GetServerTimeZones for the request's zone, then GetUserAvailability with a TimeZoneContext.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+import pytest
+from exchangelib import Configuration, Credentials, EWSTimeZone
+from exchangelib.errors import ErrorMailRecipientNotFound, ResponseMessageError
+from exchangelib.protocol import BaseProtocol, NoVerifyHTTPAdapter, Protocol
+
+from calmesh.server.ews_soap import RuleZone, zone_rules
+
+from .conftest import DEMO, OPS, Served
+
+BaseProtocol.HTTP_ADAPTER_CLS = NoVerifyHTTPAdapter
+PARIS = EWSTimeZone("Europe/Paris")
+NEW_YORK = EWSTimeZone("America/New_York")
+
+
+def protocol(server: Served, auth: tuple[str, str] = OPS, path: str = "/EWS/Exchange.asmx") -> Protocol:
+    config = Configuration(service_endpoint=server.url + path, credentials=Credentials(*auth))
+    return Protocol(config=config)
+
+
+def views(server: Served, emails: list[str], tz: EWSTimeZone = PARIS, auth: tuple[str, str] = OPS,
+          requested_view: str = "DetailedMerged", path: str = "/EWS/Exchange.asmx") -> list:
+    start = dt.datetime(2026, 11, 23, tzinfo=tz)
+    end = dt.datetime(2026, 11, 28, tzinfo=tz)
+    accounts = [(e, "Required", False) for e in emails]
+    return list(protocol(server, auth, path).get_free_busy_info(accounts, start, end, merged_free_busy_interval=60,
+                                                                 requested_view=requested_view))
+
+
+def test_exchangelib_gets_free_busy_across_platforms(server: Served) -> None:
+    alice, david, nobody, gus = views(server, ["alice@agency.example", "david@agency.example",
+                                               "nobody@agency.example", "gus@agency.example"])
+    # Alice (Zoho + in-house): Monday 14:00-16:00 Paris busy, as local times in the request's zone
+    spans = {(e.start.replace(tzinfo=None), e.end.replace(tzinfo=None), e.busy_type) for e in alice.calendar_events}
+    assert (dt.datetime(2026, 11, 23, 14), dt.datetime(2026, 11, 23, 16), "Busy") in spans
+    assert alice.merged[14] == "2" and len(alice.merged) == 5 * 24
+    assert all(e.details is None for e in alice.calendar_events)  # ops: free/busy only
+    assert alice.view_type == "FreeBusyMerged"  # downgraded from DetailedMerged, as Exchange does
+    # working hours: 09:00-18:00 Mon-Fri in Paris, with the zone's bias and DST rules
+    (period,) = alice.working_hours
+    assert (period.start, period.end) == (dt.time(9), dt.time(18))
+    assert period.weekdays == [1, 2, 3, 4, 5]
+    assert alice.working_hours_timezone.bias == -60
+    assert alice.working_hours_timezone.daylight_time.iso_month == 3
+    # David's tentative call shows as Tentative (digit 1) at 15:00 London = 16:00 Paris on Wednesday
+    assert any(e.busy_type == "Tentative" and e.start.replace(tzinfo=None) == dt.datetime(2026, 11, 25, 16)
+               for e in david.calendar_events)
+    assert isinstance(nobody, ErrorMailRecipientNotFound)
+    assert isinstance(gus, ResponseMessageError) and "did not answer" in str(gus)
+
+
+def test_times_follow_the_requests_zone_and_details_follow_grants(server: Served) -> None:
+    (alice,) = views(server, ["alice@agency.example"], tz=NEW_YORK, auth=DEMO)
+    spans = {(e.start.replace(tzinfo=None), e.busy_type) for e in alice.calendar_events}
+    assert (dt.datetime(2026, 11, 23, 8), "Busy") in spans  # 14:00 Paris = 08:00 New York
+    assert alice.view_type == "DetailedMerged"
+    subjects = {e.details.subject for e in alice.calendar_events if e.details}
+    assert "Spring campaign review" in subjects and "Dentist" not in subjects
+
+
+def test_path_is_case_insensitive(server: Served) -> None:
+    (alice,) = views(server, ["alice@agency.example"], path="/ews/exchange.ASMX", requested_view="MergedOnly")
+    assert alice.merged and not alice.calendar_events
+
+
+SOAP = """<?xml version="1.0"?>{dtd}
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"
+  xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"
+  xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">
+  <s:Body>{body}</s:Body></s:Envelope>"""
+
+BILLION_LAUGHS = """<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>"""
+EXTERNAL = """<!DOCTYPE foo [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>"""
+
+
+@pytest.mark.parametrize(("dtd", "body"), [
+    (BILLION_LAUGHS, "<m:GetFolder>&lol3;</m:GetFolder>"),
+    (EXTERNAL, "<m:GetFolder>&xxe;</m:GetFolder>"),
+    ("", "<m:GetFolder><unclosed></m:GetFolder>"),
+])
+def test_hostile_or_broken_xml_is_refused_with_400(server: Served, dtd: str, body: str) -> None:
+    response = httpx.post(f"{server.url}/EWS/Exchange.asmx", content=SOAP.format(dtd=dtd, body=body).encode(),
+                          auth=OPS, headers={"Content-Type": "text/xml"})
+    assert response.status_code == 400
+    assert b"ErrorSchemaValidation" in response.content and b"root:" not in response.content
+
+
+def test_unauthenticated_gets_basic_challenge_and_login_calls_work(server: Served) -> None:
+    url = f"{server.url}/EWS/Exchange.asmx"
+    refused = httpx.post(url, content=b"<x/>")
+    assert refused.status_code == 401
+    assert any(c.startswith("Basic") for c in refused.headers.get_list("www-authenticate"))
+    body = ('<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:FolderIds>'
+            '<t:DistinguishedFolderId Id="calendar"/><t:DistinguishedFolderId Id="inbox"/></m:FolderIds></m:GetFolder>')
+    folders = httpx.post(url, content=SOAP.format(dtd="", body=body).encode(), auth=OPS)
+    assert folders.status_code == 200
+    assert b"ServerVersionInfo" in folders.content and b"CalendarFolder" in folders.content
+    body = ('<m:ConvertId DestinationFormat="EwsId"><m:SourceIds><t:AlternateId Format="EntryId" Id="AAA=" '
+            'Mailbox="alice@agency.example"/></m:SourceIds></m:ConvertId>')
+    converted = httpx.post(url, content=SOAP.format(dtd="", body=body).encode(), auth=OPS)
+    assert converted.status_code == 200 and b'ResponseClass="Success"' in converted.content
+    other = httpx.post(url, content=SOAP.format(dtd="", body="<m:FindItem/>").encode(), auth=OPS)
+    assert other.status_code == 400 and b"availability only" in other.content
+
+
+@pytest.mark.parametrize("zone", ["Europe/Paris", "America/New_York", "Australia/Sydney", "Asia/Tokyo"])
+def test_zone_rules_round_trip_through_windows_rules(zone: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    real = ZoneInfo(zone)
+    rules = RuleZone(zone_rules(real, 2026))
+    instant = dt.datetime(2026, 1, 1, 0, 30, tzinfo=dt.UTC)
+    while instant.year == 2026:
+        assert instant.astimezone(rules).utcoffset() == instant.astimezone(real).utcoffset(), instant
+        instant += dt.timedelta(hours=7)
