@@ -123,6 +123,13 @@ class PersonConfig(_Strict):
     """Further platforms holding part of this person's time (e.g. the in-house project system)."""
     timezone: str | None = None
     working_hours: WorkingHoursConfig | None = None
+    availability: str | None = None
+    """A VAVAILABILITY (RFC 7953) ``.ics`` path (relative to the config file) or http(s) URL that
+    publishes this person's working hours; used by scheduling before ``working_hours``."""
+    invite: Literal["auto", "calendar", "email"] = "auto"
+    """How a booking reaches this person when they are not the organiser: ``calendar`` writes the
+    invitation into their home calendar, ``email`` sends iMIP, ``auto`` writes when their home
+    platform's connector can write and mails otherwise (see docs/scheduling.md)."""
 
     _zone = field_validator("timezone")(classmethod(lambda cls, v: _check_zone(v)))
 

@@ -12,7 +12,7 @@ import datetime as dt
 import httpx
 import pytest
 from exchangelib import Configuration, Credentials, EWSTimeZone
-from exchangelib.errors import ErrorMailRecipientNotFound, ResponseMessageError
+from exchangelib.errors import ErrorMailRecipientNotFound
 from exchangelib.protocol import BaseProtocol, NoVerifyHTTPAdapter, Protocol
 
 from calmesh.server.ews_soap import RuleZone, zone_rules
@@ -57,7 +57,23 @@ def test_exchangelib_gets_free_busy_across_platforms(server: Served) -> None:
     assert any(e.busy_type == "Tentative" and e.start.replace(tzinfo=None) == dt.datetime(2026, 11, 25, 16)
                for e in david.calendar_events)
     assert isinstance(nobody, ErrorMailRecipientNotFound)
-    assert isinstance(gus, ResponseMessageError) and "did not answer" in str(gus)
+    assert gus.merged == "4" * 120 and [e.busy_type for e in gus.calendar_events] == ["NoData"]
+
+
+def test_missing_data_says_why(server: Served) -> None:
+    body = ('<m:GetUserAvailabilityRequest><t:TimeZone><t:Bias>0</t:Bias><t:StandardTime><t:Bias>0</t:Bias>'
+            '<t:Time>00:00:00</t:Time><t:DayOrder>1</t:DayOrder><t:Month>1</t:Month><t:DayOfWeek>Sunday</t:DayOfWeek>'
+            '</t:StandardTime><t:DaylightTime><t:Bias>0</t:Bias><t:Time>00:00:00</t:Time><t:DayOrder>5</t:DayOrder>'
+            '<t:Month>12</t:Month><t:DayOfWeek>Sunday</t:DayOfWeek></t:DaylightTime></t:TimeZone>'
+            '<m:MailboxDataArray><t:MailboxData><t:Email><t:Address>gus@agency.example</t:Address></t:Email>'
+            '<t:AttendeeType>Required</t:AttendeeType></t:MailboxData></m:MailboxDataArray>'
+            '<t:FreeBusyViewOptions><t:TimeWindow><t:StartTime>2026-11-23T00:00:00</t:StartTime>'
+            '<t:EndTime>2026-11-24T00:00:00</t:EndTime></t:TimeWindow>'
+            '<t:RequestedView>FreeBusy</t:RequestedView></t:FreeBusyViewOptions></m:GetUserAvailabilityRequest>')
+    response = httpx.post(f"{server.url}/EWS/Exchange.asmx", content=SOAP.format(dtd="", body=body).encode(),
+                          auth=OPS, timeout=10)
+    assert response.status_code == 200
+    assert b"Data missing: slow: did not answer within 1s" in response.content
 
 
 def test_times_follow_the_requests_zone_and_details_follow_grants(server: Served) -> None:

@@ -10,8 +10,8 @@ login check) and ``GetFolder`` on distinguished folders get well-formed answers 
 Answers follow Exchange: merged digits 0 free, 1 tentative, 2 busy, 3 OOF, 4 no data (highest
 wins in an interval); CalendarEvent times are local to the zone the request describes, written
 without an offset; an unknown mailbox gets its own ``ErrorMailRecipientNotFound`` while the
-others are answered; a person whose platform failed gets ``ErrorFreeBusyGenerationFailed`` with
-the reason in ``MessageText``. Details (subject, location) appear only where the asker is granted
+others are answered; where a person's platform failed, that time is NoData (4) and the reason is
+in the message's ``MessageText``. Details (subject, location) appear only where the asker is granted
 them, and never for private events.
 """
 
@@ -203,11 +203,10 @@ async def _get_user_availability(ctx: ServerContext, user: User, request: ET.Ele
                              f"{address} is not in the calmesh directory")
             sub(sub(item, m("FreeBusyView")), t("FreeBusyViewType"), "None")
             continue
-        if person.errors:
-            response_message(item, m("ResponseMessage"), "ErrorFreeBusyGenerationFailed",
-                             "; ".join(str(e) for e in person.errors))
-        else:
-            response_message(item, m("ResponseMessage"))
+        # A failed platform is no reason to lose the rest: its time is NoData (digit 4) and the
+        # reason travels in MessageText, which the schema allows on a successful message too.
+        response_message(item, m("ResponseMessage"),
+                         text=("Data missing: " + "; ".join(str(e) for e in person.errors)) if person.errors else None)
         _free_busy_view(item, person, window, zone, timedelta(minutes=minutes), requested, details(person.email))
     return out
 

@@ -248,12 +248,15 @@ class RuleZone(tzinfo):
     def __init__(self, rules: ZoneRules) -> None:
         self.rules = rules
 
-    def _in_daylight(self, dt: datetime) -> bool:
+    def _in_daylight(self, naive: datetime, shift: tuple[timedelta, timedelta] = (timedelta(0), timedelta(0))) -> bool:
+        """Whether ``naive`` (local wall time, or UTC when ``shift`` holds the two offsets to
+        subtract from the transition times) falls in daylight time."""
         r = self.rules
         if r.to_daylight is None or r.to_standard is None or r.daylight_bias == 0:
             return False
-        naive = dt.replace(tzinfo=None)
-        start, end = _nth_weekday(naive.year, r.to_daylight), _nth_weekday(naive.year, r.to_standard)
+        naive = naive.replace(tzinfo=None)
+        start = _nth_weekday(naive.year, r.to_daylight) - shift[0]
+        end = _nth_weekday(naive.year, r.to_standard) - shift[1]
         if start < end:
             return start <= naive < end
         return naive >= start or naive < end  # southern hemisphere
@@ -273,9 +276,10 @@ class RuleZone(tzinfo):
         return "calmesh-request-zone"
 
     def fromutc(self, dt: datetime) -> datetime:
-        standard = dt + timedelta(minutes=-self.rules.bias)
+        standard = timedelta(minutes=-self.rules.bias)
         daylight = standard + timedelta(minutes=-self.rules.daylight_bias)
-        return daylight if self._in_daylight(daylight.replace(tzinfo=None)) else standard
+        # DST starts at a local standard time and ends at a local daylight time
+        return dt + (daylight if self._in_daylight(dt, (standard, daylight)) else standard)
 
 
 def _int(el: ET.Element | None, tag: str) -> int:

@@ -1,0 +1,345 @@
+"""Benchmark: the hub server's free/busy, 50 people on 3 platforms, one week.
+
+Platforms: the EWS fake (``calmesh.fakes.ews``, through calmesh's EWS connector, exchangelib),
+a folder of ``.ics`` files, and Radicale (real CalDAV, through calmesh's CalDAV connector when
+this build has one; otherwise a second ICS folder stands in and the report says so). The hub runs
+as ``calmesh serve`` in its own process, so client and server do not share a GIL.
+
+Measured in one run:
+
+- cold latency (every request misses the cache and fans out; a distinct window per request),
+  p50/p99, for all 50 people in one ``POST /api/v1/freebusy``;
+- warm latency (cache hits), p50/p99;
+- throughput under load: 50 concurrent clients (httpx, asyncio), a bounded number of requests
+  for 10-person groups, warm cache;
+- beside them, the slowest single upstream call (one person, one platform, straight through
+  calmesh's availability service, no server, no cache);
+- and the ratio to Radicale's own answer: free-busy-query REPORTs (RFC 4791 7.10) for the same
+  50 people against a Radicale holding all their events, one per person as a CalDAV client would.
+
+Run: ``.venv/bin/python bench/freebusy.py`` (``--quick`` for fewer rounds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from calmesh import ical
+from calmesh.config import parse_config
+from calmesh.connectors.ics import ICSConnector, ICSSettings
+from calmesh.model import (
+    Attendee,
+    BusyType,
+    CalendarItem,
+    Classification,
+    Event,
+    EventStatus,
+    PartStat,
+    Window,
+)
+from calmesh.services import availability
+from calmesh.services.hub import Hub
+
+MONDAY = date(2026, 11, 23)
+PEOPLE = 50
+USER, PASSWORD, PASSWORD_ENV = "bench", "bench-secret", "CALMESH_BENCH_PASSWORD"
+ZONES = ("Europe/Paris", "America/New_York", "Asia/Tokyo")
+TITLES = ("Weekly sync", "1:1", "Budget review", "Customer call", "Design review", "Sprint planning", "Retro")
+
+
+# ------------------------------------------------------------------------------------------ data
+def week_for(email: str, zone: str, rng: random.Random) -> list[CalendarItem]:
+    """About 15 meetings in the person's working week: a daily stand-up series, tentative and
+    out-of-office time, a private appointment, a declined invitation."""
+    tz = ZoneInfo(zone)
+
+    def at(day: int, hour: int, minute: int = 0) -> datetime:
+        return datetime.combine(MONDAY + timedelta(days=day), datetime.min.time(), tzinfo=tz).replace(
+            hour=hour, minute=minute)
+
+    me = Attendee(email, None, PartStat.ACCEPTED)
+    items = [CalendarItem(f"standup-{email}", [Event(f"standup-{email}", at(0, 9, 30), at(0, 9, 45), "Stand-up",
+                                                     rrule=["FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR;COUNT=5"],
+                                                     organizer=me, attendees=[me], tzid=zone)])]
+    for n in range(14):
+        day, hour = rng.randrange(5), rng.randrange(10, 17)
+        uid = f"m{n}-{email}"
+        status = EventStatus.TENTATIVE if n % 7 == 3 else EventStatus.CONFIRMED
+        klass = Classification.PRIVATE if n == 5 else Classification.PUBLIC
+        busy = BusyType.BUSY_UNAVAILABLE if n == 9 else None
+        attendees = [Attendee(email, None, PartStat.DECLINED)] if n == 11 else [me]
+        items.append(CalendarItem(uid, [Event(uid, at(day, hour), at(day, hour, 45), rng.choice(TITLES),
+                                              status=status, classification=klass, busy_type=busy,
+                                              attendees=attendees, tzid=zone)]))
+    return items
+
+
+# ------------------------------------------------------------------------------------ platforms
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not come up") from None
+            time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def radicale(root: Path) -> Iterator[str]:
+    """A real Radicale (no auth) on a free port, storage under ``root``."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "radicale", "--server-hosts", f"127.0.0.1:{port}",
+                             "--auth-type", "none", "--rights-type", "owner_only",
+                             "--storage-filesystem-folder", str(root / "radicale")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_http(url)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def seed_radicale(base: str, people: dict[str, list[CalendarItem]]) -> dict[str, str]:
+    """One calendar per person, filled with plain PUTs; returns email -> calendar URL."""
+    urls = {}
+    with httpx.Client(auth=(USER, PASSWORD), timeout=30) as client:
+        for email, items in people.items():
+            url = f"{base}{USER}/{email.split('@')[0]}/"
+            created = client.request("MKCALENDAR", url)
+            if created.status_code not in (201, 405):
+                raise RuntimeError(f"MKCALENDAR {url}: {created.status_code}")
+            for item in items:
+                client.put(f"{url}{item.uid}.ics", content=ical.item_to_ical(item),
+                           headers={"Content-Type": "text/calendar"}).raise_for_status()
+            urls[email] = url
+    return urls
+
+
+def radicale_report(client: httpx.Client, url: str, window: Window) -> None:
+    body = f"""<?xml version="1.0"?><C:free-busy-query xmlns:C="urn:ietf:params:xml:ns:caldav">
+<C:time-range start="{window.start:%Y%m%dT%H%M%SZ}" end="{window.end:%Y%m%dT%H%M%SZ}"/></C:free-busy-query>"""
+    response = client.request("REPORT", url, content=body, headers={"Depth": "1", "Content-Type": "application/xml"})
+    response.raise_for_status()
+    ical.parse_vfreebusy(response.content, "radicale")
+
+
+# ------------------------------------------------------------------------------------ the setup
+def build(root: Path, radicale_url: str, calendars: dict[str, str],
+          people: dict[str, list[CalendarItem]], stack: contextlib.ExitStack) -> tuple[str, dict[str, str]]:
+    """Seed the platforms and write the hub config; returns (config text, email -> platform)."""
+    emails = list(people)
+    platform_of: dict[str, str] = {}
+    platforms: dict[str, str] = {}
+    # ICS folder: a third of the people
+    (root / "inhouse").mkdir()
+    inhouse = ICSConnector("inhouse", ICSSettings(kind="ics", path=str(root / "inhouse")))
+    platforms["inhouse"] = 'kind = "ics"\npath = "inhouse"\n'
+    # EWS fake when present
+    ews_ok = importlib.util.find_spec("calmesh.fakes.ews") and importlib.util.find_spec("calmesh.connectors.ews")
+    fake = None
+    if ews_ok:
+        from calmesh.fakes.ews import EWSFake
+
+        fake = EWSFake(users={USER: PASSWORD})
+        platforms["exchange"] = ""  # filled once the fake runs
+    # Radicale through the CalDAV connector when this build has one
+    caldav_ok = importlib.util.find_spec("calmesh.connectors.caldav") is not None
+    if caldav_ok:
+        platforms["zoho"] = f'kind = "caldav"\nurl = "{radicale_url}{USER}/"\nusername = "{USER}"\npassword_env = "{PASSWORD_ENV}"\n'
+    else:
+        (root / "zoho").mkdir()
+        platforms["zoho"] = 'kind = "ics"\npath = "zoho"\n'
+    names = list(platforms)
+    people_toml = []
+    for i, email in enumerate(emails):
+        platform = names[i % len(names)]
+        platform_of[email] = platform
+        zone = ZONES[i % len(ZONES)]
+        calendar = f"{email}.ics"
+        if platform == "inhouse":
+            for item in people[email]:
+                inhouse.put(calendar, item)
+        elif platform == "exchange":
+            assert fake is not None
+            fake.add_mailbox(email, zone)
+            for item in people[email]:
+                fake.add_item(email, item)
+            calendar = ""
+        elif caldav_ok:
+            calendar = calendars[email]
+        else:
+            zoho = ICSConnector("zoho", ICSSettings(kind="ics", path=str(root / "zoho")))
+            for item in people[email]:
+                zoho.put(calendar, item)
+        cal_line = f'calendars = ["{calendar}"]\n' if calendar else ""
+        people_toml.append(f'[[people]]\nemail = "{email}"\nplatform = "{platform}"\ntimezone = "{zone}"\n'
+                           f'{cal_line}working_hours = {{ days = "Mon-Fri", start = "09:00", end = "18:00" }}\n')
+    if fake is not None:
+        fake.start()
+        stack.callback(fake.stop)
+        platforms["exchange"] = (f'kind = "ews"\nservice_endpoint = "{fake.ews_url}"\nauth = "basic"\n'
+                                 f'username = "{USER}"\npassword_env = "{PASSWORD_ENV}"\nserver_version = "Exchange2016"\n')
+    text = (f'[hub]\ntimezone = "Europe/Paris"\nstate = "sqlite:///state.sqlite"\n'
+            f'[server]\ncache_ttl = 600\nrate_limit_per_minute = 10000000\nmax_request_bytes = 1000000\n'
+            f'[[server.users]]\nname = "{USER}"\npassword_env = "{PASSWORD_ENV}"\n'
+            + "".join(f"[platforms.{name}]\n{body}" for name, body in platforms.items())
+            + "\n".join(people_toml))
+    return text, platform_of
+
+
+# ---------------------------------------------------------------------------------- measuring
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def ms(value: float) -> str:
+    return f"{value * 1000:8.1f} ms"
+
+
+async def load(base: str, groups: list[list[str]], window: dict[str, str], clients: int,
+               total: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    counter = iter(range(total))
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        for n in counter:
+            started = time.perf_counter()
+            response = await client.post("/api/v1/freebusy", json={"attendees": groups[n % len(groups)], **window})
+            response.raise_for_status()
+            latencies.append(time.perf_counter() - started)
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, auth=(USER, PASSWORD), timeout=60, limits=limits) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(clients)))
+        return time.perf_counter() - started, latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    cold_rounds, warm_rounds, load_requests = (5, 30, 300) if args.quick else (20, 200, 2000)
+    rng = random.Random(args.seed)
+    emails = [f"person{i:02d}@bench.example" for i in range(PEOPLE)]
+    people = {e: week_for(e, ZONES[i % len(ZONES)], rng) for i, e in enumerate(emails)}
+    os.environ[PASSWORD_ENV] = PASSWORD
+    week = Window(datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC))
+
+    with tempfile.TemporaryDirectory(prefix="calmesh-bench-") as tmp, contextlib.ExitStack() as stack:
+        root = Path(tmp)
+        print(f"seeding {PEOPLE} people x ~15 meetings ...", flush=True)
+        radicale_url = stack.enter_context(radicale(root))
+        calendars = seed_radicale(radicale_url, people)
+        text, platform_of = build(root, radicale_url, calendars, people, stack)
+        config_path = root / "calmesh.toml"
+        config_path.write_text(text)
+        platforms = sorted(set(platform_of.values()))
+        kinds = {name: parse_config(text, config_path).platforms[name]["kind"] for name in platforms}
+        print("platforms: " + ", ".join(f"{n} ({kinds[n]}, {sum(1 for p in platform_of.values() if p == n)} people)"
+                                        for n in platforms))
+        if kinds.get("zoho") != "caldav":
+            print("  (no CalDAV connector in this build: 'zoho' is an ICS folder; Radicale is used for the ratio only)")
+
+        # slowest single upstream call, straight through the availability service
+        single: list[float] = []
+        with Hub(parse_config(text, config_path)) as hub:
+            availability.freebusy(hub, emails[:3], week)  # connect once
+            for email in emails:
+                started = time.perf_counter()
+                (answer,) = availability.freebusy(hub, [email], week)
+                single.append(time.perf_counter() - started)
+                if answer.errors:
+                    raise SystemExit(f"upstream error for {email}: {answer.errors}")
+
+        port = free_port()
+        server = subprocess.Popen([str(Path(sys.executable).parent / "calmesh"), "serve", "--config",
+                                   str(config_path), "--port", str(port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
+        stack.callback(server.wait, 10)
+        stack.callback(server.terminate)
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/healthz")
+
+        cold, warm = [], []
+        with httpx.Client(base_url=base, auth=(USER, PASSWORD), timeout=120) as client:
+            def ask(start: datetime) -> float:
+                window = {"start": start.isoformat(), "end": (start + timedelta(days=7)).isoformat()}
+                began = time.perf_counter()
+                response = client.post("/api/v1/freebusy", json={"attendees": emails, **window})
+                response.raise_for_status()
+                if any(p["error"] for p in response.json()["people"]):
+                    raise SystemExit("the server reported missing data")
+                return time.perf_counter() - began
+
+            ask(week.start - timedelta(days=7))  # connections up, code paths warm
+            for n in range(cold_rounds):  # a distinct window each time: always a cache miss
+                cold.append(ask(week.start + timedelta(minutes=n + 1)))
+            ask(week.start)
+            for _ in range(warm_rounds):
+                warm.append(ask(week.start))
+
+        groups = [emails[i:i + 10] for i in range(0, PEOPLE, 10)]
+        window = {"start": week.start.isoformat(), "end": week.end.isoformat()}
+        with httpx.Client(base_url=base, auth=(USER, PASSWORD), timeout=120) as client:
+            for group in groups:  # warm the cache for the load test
+                client.post("/api/v1/freebusy", json={"attendees": group, **window}).raise_for_status()
+        elapsed, latencies = asyncio.run(load(base, groups, window, 50, load_requests))
+
+        # Radicale's own free/busy for the same people (one REPORT per person, as a client would)
+        report = []
+        with httpx.Client(auth=(USER, PASSWORD), timeout=60) as client:
+            for url in calendars.values():
+                radicale_report(client, url, week)  # warm
+            for _ in range(max(3, cold_rounds // 2)):
+                began = time.perf_counter()
+                for url in calendars.values():
+                    radicale_report(client, url, week)
+                report.append(time.perf_counter() - began)
+
+    print(f"\nfree/busy for {PEOPLE} people, one week, one POST /api/v1/freebusy:")
+    print(f"  cold (fan-out)   p50 {ms(pct(cold, .5))}   p99 {ms(pct(cold, .99))}   ({len(cold)} requests)")
+    print(f"  warm (cache)     p50 {ms(pct(warm, .5))}   p99 {ms(pct(warm, .99))}   ({len(warm)} requests)")
+    print(f"  slowest single upstream call (1 person, 1 platform): {ms(max(single))}"
+          f"   (median {ms(statistics.median(single))})")
+    print(f"throughput, 50 concurrent clients, {load_requests} requests of 10 people (warm):")
+    print(f"  {load_requests / elapsed:8.0f} requests/s   p50 {ms(pct(latencies, .5))}   p99 {ms(pct(latencies, .99))}")
+    radicale_time = statistics.median(report)
+    print(f"Radicale free-busy-query REPORT, same {PEOPLE} people, one per person: {ms(radicale_time)}")
+    print(f"  ratio calmesh/Radicale: cold {statistics.median(cold) / radicale_time:5.2f}x"
+          f"   warm {statistics.median(warm) / radicale_time:5.2f}x"
+          f"   (calmesh answers for {len(platforms)} platforms at once)")
+
+
+if __name__ == "__main__":
+    main()

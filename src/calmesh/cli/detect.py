@@ -1,0 +1,189 @@
+"""``calmesh conflicts`` and ``calmesh duplicates``: double bookings and copied meetings that no
+single platform can see, and (``duplicates --resolve``) cleaning up the copies, reversibly."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.table import Table
+
+from calmesh.cli.app import ConfigOption, app, console, fail, get_config
+from calmesh.cli.freebusy import resolve_window
+from calmesh.config import Config
+from calmesh.connectors.base import ConnectorError
+from calmesh.directory import UnknownPerson
+from calmesh.model import Window
+from calmesh.services import detection
+from calmesh.services.hub import Hub
+from calmesh.timezones import to_iana
+
+PersonOption = Annotated[list[str] | None, typer.Option(
+    "--person", "-p", help="Email, team:NAME, platform:NAME or '*' (repeatable; default everyone).")]
+StartOption = Annotated[str | None, typer.Option(help="Start date (YYYY-MM-DD) or ISO date-time; default today.")]
+EndOption = Annotated[str | None, typer.Option(help="End (exclusive); default start + 7 days.")]
+TzOption = Annotated[str | None, typer.Option("--tz", help="Time zone to show (IANA or Windows name).")]
+FormatOption = Annotated[str, typer.Option("--format", help="table or json.")]
+
+
+def setup(cfg: Config, tz: str | None, start: str | None, end: str | None, fmt: str) -> tuple[ZoneInfo, Window]:
+    iana = to_iana(tz or cfg.hub.timezone)
+    if iana is None:
+        fail(f"unknown time zone {tz!r}")
+    if fmt not in ("table", "json"):
+        fail("--format must be table or json")
+    zone = ZoneInfo(iana)
+    return zone, resolve_window(start, end, zone)
+
+
+def analyse(hub: Hub, people: list[str] | None, window: Window) -> list[detection.PersonAnalysis]:
+    try:
+        emails = [p.email for p in hub.directory.select(people or ["*"])]
+    except UnknownPerson as exc:
+        fail(str(exc))
+    if not emails:
+        fail("nobody matches " + " ".join(people or ["*"]))
+    return detection.analyse_people(hub, emails, window)
+
+
+def _when(value: str) -> str:
+    return value[:16].replace("T", " ")
+
+
+def _copy(copy: dict[str, Any]) -> str:
+    return f"{copy['summary'] or '(private)'} [{copy['platform']}:{copy['calendar']}]"
+
+
+def _print_problems(analyses: list[detection.PersonAnalysis]) -> None:
+    for analysis in analyses:
+        for problem in analysis.errors:
+            console.print(f"[bold red]![/] {analysis.email}: not checked: {problem}", highlight=False)
+        for problem in analysis.warnings:
+            console.print(f"[yellow]![/] {analysis.email}: {problem}", highlight=False)
+
+
+def _exit_code(analyses: list[detection.PersonAnalysis]) -> None:
+    if any(a.errors for a in analyses):
+        raise typer.Exit(3)
+
+
+@app.command()
+def conflicts(person: PersonOption = None, start: StartOption = None, end: EndOption = None, tz: TzOption = None,
+              fmt: FormatOption = "table", config: ConfigOption = None) -> None:
+    """Overlapping events of each person across all their calendars on all platforms.
+
+    Transparent, cancelled and declined events never conflict; copies of one meeting are
+    duplicates, not conflicts. Exit code 3 when a platform could not be read.
+    """
+    cfg = get_config(config)
+    zone, window = setup(cfg, tz, start, end, fmt)
+    with Hub(cfg) as hub:
+        analyses = analyse(hub, person, window)
+    data = [detection.conflicts_json(a, zone) for a in analyses]
+    if fmt == "json":
+        typer.echo(json.dumps({"start": window.start.isoformat(), "end": window.end.isoformat(), "people": data},
+                              indent=2, ensure_ascii=False))
+    else:
+        table = Table(title=f"Conflicts ({zone.key})")
+        for column in ("Person", "When", "Event", "Overlaps with", "Platforms"):
+            table.add_column(column)
+        for entry in data:
+            for c in entry["conflicts"]:
+                table.add_row(entry["name"] or entry["email"], f"{_when(c['start'])}–{c['end'][11:16]}",
+                              _copy(c["events"][0]), _copy(c["events"][1]), " + ".join(c["platforms"]))
+        console.print(table if table.row_count else "No conflicts.")
+        _print_problems(analyses)
+    _exit_code(analyses)
+
+
+@app.command()
+def duplicates(
+    person: PersonOption = None, start: StartOption = None, end: EndOption = None, tz: TzOption = None,
+    fmt: FormatOption = "table",
+    resolve: Annotated[bool, typer.Option("--resolve", help="Propose which copies to remove (dry run).")] = False,
+    apply: Annotated[bool, typer.Option("--apply", help="With --resolve: delete them, logging each for --undo.")] = False,
+    undo: Annotated[str | None, typer.Option("--undo", help="Put back the copy deleted under this log id.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """The same meeting present in several calendars: by UID (after platform ID normalisation) or
+    a fuzzy match, each with a score and the reason. The organizer's copy is never removed."""
+    cfg = get_config(config)
+    zone, window = setup(cfg, tz, start, end, fmt)
+    if apply and not resolve:
+        fail("--apply needs --resolve (look at the proposal first)")
+    with Hub(cfg) as hub:
+        if undo is not None:
+            _undo(hub, undo)
+            return
+        analyses = analyse(hub, person, window)
+        plan = detection.plan_resolution(hub, analyses, window) if resolve else None
+        applied = _apply(hub, plan) if plan is not None and apply else None
+    resolutions = plan.resolutions if plan else []
+    data = [detection.duplicates_json(a, zone, resolutions=resolutions) for a in analyses]
+    if fmt == "json":
+        out: dict[str, Any] = {"start": window.start.isoformat(), "end": window.end.isoformat(), "people": data}
+        if plan is not None:
+            out["removals"] = [detection.removal_json(r) for r in plan.removals]
+            out["kept_series"] = plan.kept_series
+            out["dry_run"] = not apply
+        if applied is not None:
+            out["applied"] = [{**detection.removal_json(a.removal), "log_id": a.log_id, "error": a.error}
+                              for a in applied]
+        typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
+    else:
+        _duplicates_table(data, zone)
+        if plan is not None:
+            _plan_table(plan, applied)
+        _print_problems(analyses)
+    if applied is not None and any(a.error for a in applied):
+        raise typer.Exit(4)
+    _exit_code(analyses)
+
+
+def _duplicates_table(data: list[dict[str, Any]], zone: ZoneInfo) -> None:
+    table = Table(title=f"Duplicates ({zone.key})")
+    for column in ("Person", "When", "Copies", "Score", "Why"):
+        table.add_column(column)
+    for entry in data:
+        for group in entry["duplicates"]:
+            copies = "\n".join(_copy(c) + ("  [red]remove[/]" if c.get("remove") else "")
+                               for c in group.get("decisions", group["copies"]))
+            table.add_row(entry["name"] or entry["email"], _when(group["copies"][0]["start"]), copies,
+                          f"{group['score']:.2f}", group["reason"])
+    console.print(table if table.row_count else "No duplicates.")
+
+
+def _plan_table(plan: detection.ResolutionPlan, applied: list[detection.Applied] | None) -> None:
+    for note in plan.kept_series:
+        console.print(f"[yellow]kept[/] {note}", highlight=False)
+    if not plan.removals:
+        console.print("Nothing to remove.")
+        return
+    if applied is None:
+        console.print(f"Dry run: {len(plan.removals)} cop{'y' if len(plan.removals) == 1 else 'ies'} would be "
+                      "removed (see 'remove' above). Run again with --apply to delete them.")
+        return
+    for result in applied:
+        r = result.removal
+        if result.error:
+            console.print(f"[bold red]not removed[/] {r.uid} on {r.platform}:{r.calendar}: {result.error}",
+                          highlight=False)
+        else:
+            console.print(f"removed {r.uid} from {r.platform}:{r.calendar} (log {result.log_id}; "
+                          f"undo with: calmesh duplicates --undo {result.log_id})", highlight=False)
+
+
+def _apply(hub: Hub, plan: detection.ResolutionPlan) -> list[detection.Applied]:
+    with detection.open_audit_log(hub.config) as log:
+        return detection.apply_resolution(hub, plan, log)
+
+
+def _undo(hub: Hub, log_id: str) -> None:
+    try:
+        with detection.open_audit_log(hub.config) as log:
+            ref = detection.undo(hub, log, log_id)
+    except (LookupError, ValueError, ConnectorError) as exc:
+        fail(f"cannot undo {log_id}: {exc}")
+    console.print(f"restored {ref.id} in {ref.calendar}", highlight=False)

@@ -1,0 +1,182 @@
+"""``calmesh find-time``, ``calmesh book`` and ``calmesh inbox``: meetings across platforms."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.table import Table
+
+from calmesh.cli.app import ConfigOption, app, console, fail, get_config
+from calmesh.cli.freebusy import parse_when, resolve_window
+from calmesh.config import Config
+from calmesh.connectors.base import ConnectorError
+from calmesh.services import itip, scheduling
+from calmesh.services.hub import Hub
+from calmesh.timezones import to_iana
+
+OrganizerOption = Annotated[str, typer.Option("--organizer", "-o", help="Who books: their home calendar gets the event.")]
+OptionalOption = Annotated[list[str] | None, typer.Option("--optional", help="Optional attendee (repeatable).")]
+TzOption = Annotated[str | None, typer.Option("--tz", help="Time zone for input and output (IANA or Windows name).")]
+FormatOption = Annotated[str, typer.Option("--format", help="table or json.")]
+BufferBefore = Annotated[int, typer.Option(help="Minutes kept free before the meeting.", min=0)]
+BufferAfter = Annotated[int, typer.Option(help="Minutes kept free after the meeting.", min=0)]
+
+_MARK = {"free": "[green]free[/]", "tentative": "[yellow]tentative[/]", "busy": "[red]busy[/]",
+         "oof": "[magenta]away[/]", "unknown": "[bright_black]unknown[/]"}
+
+
+def _zone(cfg: Config, tz: str | None, fmt: str) -> ZoneInfo:
+    iana = to_iana(tz or cfg.hub.timezone)
+    if iana is None:
+        fail(f"unknown time zone {tz!r}")
+    if fmt not in ("table", "json"):
+        fail("--format must be table or json")
+    return ZoneInfo(iana)
+
+
+def _emit(data: dict[str, Any]) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@app.command("find-time")
+def find_time(
+    attendees: Annotated[list[str], typer.Argument(help="Required attendees' emails (any platform).")],
+    organizer: OrganizerOption,
+    optional: OptionalOption = None,
+    duration: Annotated[int, typer.Option(help="Meeting length in minutes.", min=1)] = 30,
+    start: Annotated[str | None, typer.Option(help="Search from (YYYY-MM-DD or ISO); default today.")] = None,
+    end: Annotated[str | None, typer.Option(help="Search until (exclusive); default start + 7 days.")] = None,
+    granularity: Annotated[int, typer.Option(help="Minutes between candidate starts.", min=1)] = 30,
+    buffer_before: BufferBefore = 0,
+    buffer_after: BufferAfter = 0,
+    notice: Annotated[int, typer.Option(help="Minimum notice in minutes from now.", min=0)] = 0,
+    limit: Annotated[int, typer.Option("--max", help="How many suggestions.", min=1)] = 10,
+    tz: TzOption = None,
+    fmt: FormatOption = "table",
+    config: ConfigOption = None,
+) -> None:
+    """Ranked meeting times for people on any platform, each person's working hours and zone
+    respected; who is free, tentative, busy or unknown at each."""
+    cfg = get_config(config)
+    zone = _zone(cfg, tz, fmt)
+    window = resolve_window(start, end, zone)
+    request = scheduling.MeetingRequest(
+        organizer, tuple(attendees), tuple(optional or ()), timedelta(minutes=duration), window,
+        timedelta(minutes=granularity), timedelta(minutes=buffer_before), timedelta(minutes=buffer_after),
+        timedelta(minutes=notice), limit)
+    with Hub(cfg) as hub:
+        try:
+            found = scheduling.find_time(hub, request, now=datetime.now(UTC))
+        except scheduling.SchedulingError as exc:
+            fail(str(exc))
+    data = scheduling.search_json(found, zone)
+    if fmt == "json":
+        _emit(data)
+    else:
+        _suggestions_table(data, zone)
+    if any(p["errors"] for p in data["people"]):
+        raise typer.Exit(3)
+
+
+def _suggestions_table(data: dict[str, Any], zone: ZoneInfo) -> None:
+    if not data["suggestions"]:
+        console.print(f"No suggestion: {data['empty_reason']}.", highlight=False)
+    else:
+        table = Table(title=f"Suggested times ({zone.key})")
+        table.add_column("#")
+        table.add_column("When")
+        table.add_column("Confidence")
+        for person in data["people"]:
+            table.add_column(person["name"] or person["email"])
+        for n, s in enumerate(data["suggestions"], 1):
+            cells = [_MARK[a["availability"]] + (" (off hours)" if a["outside_working_hours"] else "")
+                     + ("" if a["required"] else " opt.") for a in s["attendees"]]
+            table.add_row(str(n), f"{s['start'][:16].replace('T', ' ')}–{s['end'][11:16]}",
+                          f"{s['confidence']:.0f}%", *cells)
+        console.print(table)
+    for person in data["people"]:
+        for error in person["errors"]:
+            console.print(f"[bold red]![/] {person['email']}: availability unknown: {error}", highlight=False)
+        for warning in person["warnings"]:
+            console.print(f"[yellow]![/] {person['email']}: {warning}", highlight=False)
+
+
+@app.command()
+def book(
+    attendees: Annotated[list[str], typer.Argument(help="Required attendees' emails.")],
+    organizer: OrganizerOption,
+    start: Annotated[str, typer.Option(help="Start (ISO date-time; without offset, in --tz).")],
+    title: Annotated[str, typer.Option("--title", help="Meeting title.")],
+    duration: Annotated[int, typer.Option(help="Length in minutes.", min=1)] = 30,
+    optional: OptionalOption = None,
+    location: Annotated[str | None, typer.Option(help="Where.")] = None,
+    description: Annotated[str | None, typer.Option(help="Agenda or notes.")] = None,
+    buffer_before: BufferBefore = 0,
+    buffer_after: BufferAfter = 0,
+    tz: TzOption = None,
+    fmt: FormatOption = "table",
+    config: ConfigOption = None,
+) -> None:
+    """Book a meeting on the organiser's platform and invite everyone else (same UID everywhere):
+    written into their calendar where calmesh may, else by iMIP email. Availability is checked
+    again first: a slot that became busy is refused, naming who."""
+    cfg = get_config(config)
+    zone = _zone(cfg, tz, fmt)
+    begin = parse_when(start, zone)
+    try:
+        request = scheduling.BookingRequest(
+            organizer, tuple(attendees), begin, begin + timedelta(minutes=duration), title, tuple(optional or ()),
+            description, location, timedelta(minutes=buffer_before), timedelta(minutes=buffer_after))
+        with Hub(cfg) as hub:
+            booking = scheduling.book(hub, request, now=datetime.now(UTC))
+    except scheduling.SchedulingError as exc:
+        fail(str(exc))
+    except ConnectorError as exc:
+        fail(f"could not create the event: {exc}")
+    data = scheduling.booking_json(booking)
+    if fmt == "json":
+        _emit(data)
+    else:
+        console.print(f"Booked {title!r} at {begin:%Y-%m-%d %H:%M} ({zone.key}), UID {booking.uid}", highlight=False)
+        for d in data["deliveries"]:
+            where = f" ({d['platform']}:{d['calendar']})" if d["calendar"] else ""
+            note = f": {d['detail']}" if d["detail"] else ""
+            console.print(f"  {d['email']}: {d['method']}{where}{note}", highlight=False)
+        for warning in booking.warnings:
+            console.print(f"[yellow]![/] {warning}", highlight=False)
+    if any(d.method == "failed" for d in booking.deliveries):
+        raise typer.Exit(4)
+
+
+@app.command()
+def inbox(
+    path: Annotated[Path | None, typer.Argument(help="An iMIP mail (.eml) or .ics file; '-' or none: stdin.")] = None,
+    fmt: FormatOption = "table",
+    config: ConfigOption = None,
+) -> None:
+    """Apply an iTIP REPLY (attendee's answer) or CANCEL to the organiser's copy of a meeting."""
+    cfg = get_config(config)
+    _zone(cfg, None, fmt)
+    try:
+        data = sys.stdin.buffer.read() if path is None or str(path) == "-" else path.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}")
+    with Hub(cfg) as hub:
+        try:
+            done = scheduling.process_message(hub, data)
+        except itip.ITIPError as exc:
+            fail(str(exc))
+        except ConnectorError as exc:
+            fail(f"cannot update the meeting: {exc}")
+    if fmt == "json":
+        _emit(scheduling.processed_json(done))
+        return
+    console.print(f"{done.method} for {done.uid}: " + ", ".join(done.changes), highlight=False)
+    for copy in done.updated:
+        console.print(f"  updated {copy}", highlight=False)

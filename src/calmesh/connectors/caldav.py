@@ -1,0 +1,627 @@
+"""CalDAV (RFC 4791) as a platform: Zoho Calendar, Nextcloud, iCloud, Fastmail, Radicale, Xandikos...
+
+Transport, authentication negotiation and multistatus parsing come from the ``caldav`` library
+(``DAVClient`` and its XML elements); what this module adds is the calmesh contract on top:
+
+* Reading asks for whole calendar objects with a ``calendar-query`` time-range REPORT and expands
+  recurrences locally with :func:`calmesh.ical.expand`: server-side ``<expand>`` differs between
+  servers (overrides, EXDATE, DST), local expansion does not. Each object is parsed on its own,
+  so one malformed object is a :class:`~calmesh.model.Problem` naming it, not a failed calendar.
+* Free/busy uses the server's ``free-busy-query`` REPORT (RFC 4791 7.10) where it answers, and
+  falls back per calendar to events + :func:`calmesh.core.freebusy.busy_from_events`.
+* Changes use ``sync-collection`` (RFC 6578); servers without it get an ETag-map token (see
+  :func:`_etag_token`). Only changed objects are fetched, with ``calendar-multiget``.
+* Writes are conditional: ``If-None-Match: *`` to create, ``If-Match`` to replace or delete, so a
+  concurrent edit is a :class:`PreconditionFailed`, never a silent overwrite.
+
+Server quirks handled here rather than in callers: Radicale answers ``calendar-user-address-set``
+with its principal path and Xandikos leaves it empty (the owner then falls back to the login when
+it is an email); Xandikos answers ``free-busy-query`` with a non-calendar content type (the body
+is parsed whatever the type says).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import re
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+from urllib.parse import quote, unquote, urljoin, urlsplit
+
+import caldav
+from caldav.elements import cdav, dav
+from caldav.elements import ical as ical_elements
+from caldav.elements.base import BaseElement
+from caldav.lib import error as dav_error
+from caldav.response import CalendarQueryResult, DAVResponse
+from lxml import etree
+
+from calmesh import ical
+from calmesh.config import ConfigError, secret
+from calmesh.connectors.base import (
+    AuthenticationError,
+    Capabilities,
+    Connector,
+    ConnectorError,
+    ConnectorSettings,
+    FreeBusyRequest,
+    InvalidDataError,
+    InvalidTokenError,
+    NotFoundError,
+    PreconditionFailed,
+    RetryPolicy,
+    TransientError,
+    with_retries,
+)
+from calmesh.core.freebusy import busy_from_events, clip, merge_busy, unknown
+from calmesh.model import (
+    CalendarInfo,
+    CalendarItem,
+    ChangeSet,
+    Event,
+    ItemRef,
+    PersonFreeBusy,
+    Problem,
+    Window,
+    normalize_email,
+)
+from calmesh.timezones import zoneinfo
+
+log = logging.getLogger(__name__)
+
+_CALDAV = "urn:ietf:params:xml:ns:caldav"
+_WIDEN = 86400
+"""Seconds a server-side time-range is widened each side: servers place all-day and floating
+events in their own zone (usually UTC), calmesh in the owner's; local expansion filters exactly."""
+_MULTIGET_BATCH = 100
+_CALENDARS_TTL = 300.0
+"""Seconds a discovered calendar list is reused (free/busy asks ``calendars_of`` per person)."""
+_MAX_MAP_TOKEN = 64 * 1024
+"""Above this size the ETag-map token becomes a bare hash (see :func:`_etag_token`)."""
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
+_HREF_SAFE = "/@:+,;=~!$&'()*"
+_UNSUPPORTED = (400, 403, 405, 415, 422, 501)
+"""Statuses by which servers say "I do not do this REPORT" (Depth/REPORT support varies)."""
+
+
+class CalDAVSettings(ConnectorSettings):
+    url: str
+    """The CalDAV root, principal or calendar-home URL (e.g. ``https://calendar.zoho.com/caldav/``)."""
+    username: str | None = None
+    password_env: str | None = None
+    """Environment variable holding the password (an app-specific password on Zoho, iCloud, Fastmail)."""
+    verify_tls: bool = True
+    calendars: list[str] = []
+    """Calendar collection URLs to use instead of discovering the principal's calendars."""
+    free_busy_query: bool = True
+    """Ask the server for free/busy (RFC 4791 free-busy-query); false computes it from events."""
+    sync_collection: bool = True
+    """Use RFC 6578 sync-collection for changes; false uses the ETag comparison fallback."""
+
+
+def _resource_name(uid: str) -> str:
+    """The object's file name on create: the UID when it is a safe path segment, else its hash
+    (UIDs may hold ``/``, spaces or be very long; the name only has to be unique and stable)."""
+    if _SAFE_NAME.match(uid) and not uid.endswith("."):
+        return f"{uid}.ics"
+    return hashlib.sha256(uid.encode("utf-8")).hexdigest()[:40] + ".ics"
+
+
+def _body(element: BaseElement) -> str:
+    return etree.tostring(element.xmlelement(), encoding="utf-8", xml_declaration=True).decode("utf-8")
+
+
+def _etag_token(etags: dict[str, str | None]) -> str:
+    """The change token of a server without sync-collection.
+
+    It carries the whole ``href -> ETag`` map (sorted JSON, zlib, base64) so the next call can say
+    exactly which objects were added, changed or removed and fetch only those. A calendar so large
+    that the map exceeds ``_MAX_MAP_TOKEN`` gets a bare hash instead: any change then yields a
+    complete listing, which the sync engine diffs itself (correct, just more traffic).
+    """
+    data = json.dumps(sorted(etags.items()), separators=(",", ":")).encode("utf-8")
+    packed = base64.urlsafe_b64encode(zlib.compress(data, 9)).decode("ascii")
+    if len(packed) <= _MAX_MAP_TOKEN:
+        return "etags:" + packed
+    return "etaghash:" + hashlib.sha256(data).hexdigest()
+
+
+def _read_etag_token(token: str) -> dict[str, str | None] | None:
+    """The map in an ``etags:`` token; None for an ``etaghash:`` token. ValueError when garbled."""
+    if token.startswith("etaghash:"):
+        return None
+    try:
+        data = zlib.decompress(base64.urlsafe_b64decode(token.removeprefix("etags:")))
+        return {str(href): etag for href, etag in json.loads(data)}
+    except (ValueError, TypeError, zlib.error) as exc:
+        raise ValueError(f"garbled change token: {exc}") from exc
+
+
+class CalDAVConnector(Connector):
+    kind: ClassVar[str] = "caldav"
+    Settings = CalDAVSettings
+    capabilities: ClassVar[Capabilities] = Capabilities(write=True, changes=True, native_freebusy=True,
+                                                        freebusy_batch=1)
+
+    settings: CalDAVSettings
+
+    def __init__(self, name: str, settings: ConnectorSettings) -> None:
+        super().__init__(name, settings)
+        self.retry = RetryPolicy()
+        """Backoff for idempotent reads; tests shorten it."""
+        self.sleep: Callable[[float], None] = time.sleep
+        self._zone = zoneinfo(self.settings.timezone)
+        self._client: caldav.DAVClient | None = None
+        self._client_lock = threading.Lock()
+        self._calendars_cache: tuple[float, list[CalendarInfo]] | None = None
+        self._freebusy_query: dict[str, bool] = {}
+        """Per calendar: does free-busy-query answer there (learned on first use)?"""
+
+    # ---------------------------------------------------------------------------- transport
+    def _dav(self) -> caldav.DAVClient:
+        with self._client_lock:
+            if self._client is None:
+                try:
+                    password = secret(self.settings.password_env, f"platform {self.name}")
+                except ConfigError as exc:
+                    raise AuthenticationError(self.name, str(exc)) from exc
+                self._client = caldav.DAVClient(
+                    url=self.settings.url, username=self.settings.username, password=password,
+                    timeout=self.settings.timeout, ssl_verify_cert=self.settings.verify_tls,
+                    huge_tree=True, enable_rfc6764=False)
+            return self._client
+
+    def _url(self, href: str) -> str:
+        """An absolute URL for a server href. Hrefs come back unquoted from the multistatus parser
+        but raw inside some properties, so they are unquoted then quoted once, the same way."""
+        if "://" in href:
+            return href
+        return urljoin(self.settings.url, quote(unquote(href), safe=_HREF_SAFE))
+
+    def _path(self, url: str) -> str:
+        """The unquoted path of a URL or href: the spelling the multistatus parser gives hrefs in."""
+        return unquote(urlsplit(self._url(url)).path)
+
+    def _send(self, method: str, url: str, body: str = "", headers: dict[str, str] | None = None, *,
+              ok: Iterable[int] = (200, 201, 204, 207), item: str | None = None) -> DAVResponse:
+        """One HTTP exchange, with every failure mapped onto the connector errors."""
+        try:
+            response = self._dav().request(url, method, body, headers or {})
+        except dav_error.AuthorizationError as exc:
+            raise self._refusal(exc, url, item) from exc
+        except dav_error.RateLimitError as exc:
+            raise TransientError(self.name, f"{method} {url}: throttled (HTTP {exc.status})",
+                                 retry_after=exc.retry_after_seconds, item=item) from exc
+        except dav_error.DAVError as exc:
+            raise ConnectorError(self.name, f"{method} {url}: {exc}", item=item) from exc
+        except etree.XMLSyntaxError as exc:
+            raise TransientError(self.name, f"{method} {url}: the server answered malformed XML ({exc})",
+                                 item=item) from exc
+        except OSError as exc:  # niquests/requests transport errors are OSErrors
+            what = "timed out" if "timeout" in type(exc).__name__.lower() else "unreachable"
+            raise TransientError(self.name, f"{method} {url}: {what} ({exc})", item=item) from exc
+        if response.status in ok:
+            return response
+        raise self._status_error(method, url, response, item)
+
+    def _refusal(self, exc: dav_error.AuthorizationError, url: str, item: str | None) -> ConnectorError:
+        """401/403 from the library: a stale sync-token, a refused precondition, or credentials."""
+        preconditions = [p.rsplit("}", 1)[-1] for p in exc.preconditions]
+        if "valid-sync-token" in preconditions:
+            return InvalidTokenError(self.name, "the server no longer accepts the sync token", item=item)
+        if preconditions:
+            return self._precondition_error(preconditions, url, item)
+        if exc.status == 403:
+            return AuthenticationError(self.name, f"access to {url} is forbidden (HTTP 403)", item=item)
+        return AuthenticationError(self.name, f"credentials refused by {url} (HTTP 401): check username "
+                                              f"and {self.settings.password_env or 'password'}", item=item)
+
+    def _precondition_error(self, preconditions: Sequence[str], url: str, item: str | None) -> ConnectorError:
+        names = ", ".join(preconditions)
+        if "no-uid-conflict" in preconditions:
+            return PreconditionFailed(self.name, f"another object on {url} already has this UID", item=item)
+        if any(p in preconditions for p in ("valid-calendar-data", "valid-calendar-object-resource",
+                                            "supported-calendar-component", "max-resource-size",
+                                            "supported-calendar-data")):
+            return InvalidDataError(self.name, f"the server refused the object ({names})", item=item)
+        return ConnectorError(self.name, f"{url}: precondition failed on the server ({names})", item=item)
+
+    def _status_error(self, method: str, url: str, response: DAVResponse, item: str | None) -> ConnectorError:
+        status = response.status
+        text = f"{method} {url}: HTTP {status} {response.reason}".rstrip()
+        if status in (404, 410):
+            return NotFoundError(self.name, f"{url} does not exist (HTTP {status})", item=item)
+        if status == 412:
+            return PreconditionFailed(self.name, f"{url} changed on the server since it was read (HTTP 412)",
+                                      item=item)
+        if status in (408, 429) or status >= 500:
+            return TransientError(self.name, text, item=item)
+        preconditions = [p.rsplit("}", 1)[-1] for p in dav_error.parse_preconditions(response.raw)]
+        if preconditions:
+            return self._precondition_error(preconditions, url, item)
+        if method == "PUT" and status in (400, 409, 413, 415, 422):
+            return InvalidDataError(self.name, f"the server refused the object: {text}", item=item)
+        return ConnectorError(self.name, text, item=item)
+
+    def _read(self, method: str, url: str, body: str = "", headers: dict[str, str] | None = None, *,
+              ok: Iterable[int] = (200, 207), item: str | None = None) -> DAVResponse:
+        """An idempotent request (PROPFIND, REPORT, GET), retried on transient failures."""
+        oks = tuple(ok)
+        return with_retries(lambda: self._send(method, url, body, headers, ok=oks, item=item),
+                            policy=self.retry, sleep=self.sleep)
+
+    def _propfind(self, url: str, props: Sequence[BaseElement], depth: int) -> list[Any]:
+        response = self._read("PROPFIND", url, _body(dav.Propfind() + (dav.Prop() + list(props))),
+                              {"Depth": str(depth)})
+        try:
+            return response.parse_propfind()
+        except dav_error.DAVError as exc:
+            raise ConnectorError(self.name, f"PROPFIND {url}: unreadable answer ({exc})") from exc
+
+    def _report(self, url: str, query: BaseElement, depth: int | None = 1, *,
+                ok: Iterable[int] = (200, 207)) -> DAVResponse:
+        headers = {"Depth": str(depth)} if depth is not None else {}
+        return self._read("REPORT", url, _body(query), headers, ok=ok)
+
+    def _objects(self, response: DAVResponse, url: str) -> list[CalendarQueryResult]:
+        try:
+            return response.parse_calendar_query()
+        except dav_error.DAVError as exc:
+            raise ConnectorError(self.name, f"REPORT {url}: unreadable answer ({exc})") from exc
+
+    # ---------------------------------------------------------------------------- discovery
+    def _principal(self) -> tuple[str | None, str | None, str | None]:
+        """(principal href, calendar-home href, owner email) of the logged-in user, as far as the
+        server tells; the owner falls back to the username when that is an email address."""
+        base = self.settings.url
+        found = self._propfind(base, [dav.CurrentUserPrincipal()], 0)
+        principal = next((r.properties.get(dav.CurrentUserPrincipal.tag) for r in found
+                          if r.properties.get(dav.CurrentUserPrincipal.tag)), None)
+        home: str | None = None
+        addresses: list[str] = []
+        if principal:
+            props = self._propfind(self._url(principal), [cdav.CalendarHomeSet(), cdav.CalendarUserAddressSet()], 0)
+            for result in props:
+                value = result.properties.get(cdav.CalendarHomeSet.tag)
+                home = value[0] if isinstance(value, list) and value else (value or home)
+                addresses = result.properties.get(cdav.CalendarUserAddressSet.tag) or addresses
+        if isinstance(addresses, str):
+            addresses = [addresses]
+        owner = next((normalize_email(a) for a in addresses if a.lower().startswith("mailto:")), None)
+        if owner is None and self.settings.username and "@" in self.settings.username:
+            owner = normalize_email(self.settings.username)
+        return principal, home, owner
+
+    def calendars(self) -> list[CalendarInfo]:
+        cached = self._calendars_cache
+        if cached and time.monotonic() - cached[0] < _CALENDARS_TTL:
+            return list(cached[1])
+        principal, home, owner = self._principal()
+        props = [dav.ResourceType(), dav.DisplayName(), cdav.SupportedCalendarComponentSet(),
+                 dav.CurrentUserPrivilegeSet(), ical_elements.CalendarColor(), cdav.CalendarTimeZone()]
+        if self.settings.calendars:
+            found = [r for url in self.settings.calendars for r in self._propfind(url, props, 0)]
+        else:
+            # no calendar-home-set (some servers): the principal, else the configured URL, holds them
+            where = self._url(home or principal or self.settings.url)
+            found = self._propfind(where, props, 1)
+        home_path = self._path(home) if home else None
+        out = []
+        for result in found:
+            info = self._calendar_info(result, owner if home_path is None or result.href.startswith(home_path)
+                                       else None)
+            if info is not None:
+                out.append(info)
+        self._calendars_cache = (time.monotonic(), out)
+        return list(out)
+
+    def _calendar_info(self, result: Any, owner: str | None) -> CalendarInfo | None:
+        props = result.properties
+        if f"{{{_CALDAV}}}calendar" not in (props.get(dav.ResourceType.tag) or []):
+            return None
+        components = props.get(cdav.SupportedCalendarComponentSet.tag)
+        if isinstance(components, str):
+            components = [components]
+        if components and "VEVENT" not in components:
+            return None  # a task list
+        privileges = [p.rsplit("}", 1)[-1] for p in props.get(dav.CurrentUserPrivilegeSet.tag) or []]
+        read_only = bool(privileges) and not ({"write", "write-content", "all", "bind"} & set(privileges))
+        url = self._url(result.href)
+        name = props.get(dav.DisplayName.tag) or url.rstrip("/").rsplit("/", 1)[-1]
+        zone = None
+        tz_text = props.get(cdav.CalendarTimeZone.tag)
+        if isinstance(tz_text, str) and "TZID:" in tz_text:
+            zone = tz_text.split("TZID:", 1)[1].splitlines()[0].strip() or None
+        color = props.get(ical_elements.CalendarColor.tag)
+        return CalendarInfo(id=url, name=str(name), platform=self.name, owner=owner, read_only=read_only,
+                            color=color if isinstance(color, str) else None, timezone=zone)
+
+    def calendars_of(self, email: str) -> list[str]:
+        """Calendars the server says ``email`` owns; when it says nothing but we log in as that
+        person, all the calendars we see are theirs."""
+        email = normalize_email(email)
+        calendars = self.calendars()
+        owned = [c.id for c in calendars if c.owner == email]
+        if not owned and self.settings.username and normalize_email(self.settings.username) == email:
+            owned = [c.id for c in calendars]
+        if not owned:
+            raise NotFoundError(self.name, f"no calendar owned by {email}; list its calendars in the config")
+        return owned
+
+    # ---------------------------------------------------------------------------- reading
+    def _query(self, calendar: str, window: Window | None) -> list[CalendarQueryResult]:
+        """Whole objects of ``calendar`` (all of them, or those touching ``window``) with ETags."""
+        event_filter = cdav.CompFilter("VEVENT")
+        if window is not None:
+            widen = timedelta(seconds=_WIDEN)
+            event_filter += cdav.TimeRange(window.start - widen, window.end + widen)
+        query = cdav.CalendarQuery() + [dav.Prop() + [dav.GetEtag(), cdav.CalendarData()],
+                                        cdav.Filter() + (cdav.CompFilter("VCALENDAR") + event_filter)]
+        return self._objects(self._report(calendar, query), calendar)
+
+    def _named(self, problems: Iterable[Problem], href: str) -> list[Problem]:
+        """Problems of one stored object, each naming the object (its UID/summary and its href)."""
+        out = []
+        for problem in problems:
+            item = f"{problem.item} in {href}" if problem.item else href
+            out.append(replace(problem, platform=self.name, item=item))
+        return out
+
+    def events(self, calendar: str, window: Window) -> tuple[list[Event], list[Problem]]:
+        events: list[Event] = []
+        problems: list[Problem] = []
+        for result in self._query(calendar, window):
+            if not result.calendar_data:
+                problems.append(Problem(self.name, "the server sent no calendar data", result.href))
+                continue
+            found, issues = ical.expand(result.calendar_data, window, self.name, self._zone)
+            events.extend(found)
+            problems.extend(self._named(issues, result.href))
+        return events, problems
+
+    def _to_items(self, calendar: str, results: Iterable[CalendarQueryResult]) -> tuple[list[CalendarItem], list[Problem]]:
+        items: list[CalendarItem] = []
+        problems: list[Problem] = []
+        for result in results:
+            if result.status == 404:
+                continue
+            if not result.calendar_data:
+                problems.append(Problem(self.name, "the server sent no calendar data", result.href))
+                continue
+            parsed, issues = ical.parse_items(result.calendar_data, self.name)
+            problems.extend(self._named(issues, result.href))
+            if len(parsed) > 1:
+                problems.append(Problem(self.name, f"one object holds {len(parsed)} UIDs (RFC 4791 allows one)",
+                                        result.href))
+            for item in parsed:
+                item.ref = ItemRef(calendar, result.href, result.etag)
+                items.append(item)
+        return items, problems
+
+    def items(self, calendar: str, window: Window | None = None) -> tuple[list[CalendarItem], list[Problem]]:
+        return self._to_items(calendar, self._query(calendar, window))
+
+    def _multiget(self, calendar: str, hrefs: Sequence[str]) -> list[CalendarQueryResult]:
+        out: list[CalendarQueryResult] = []
+        for start in range(0, len(hrefs), _MULTIGET_BATCH):
+            batch = hrefs[start:start + _MULTIGET_BATCH]
+            query = cdav.CalendarMultiGet() + [dav.Prop() + [dav.GetEtag(), cdav.CalendarData()],
+                                               *(dav.Href(value=quote(h, safe=_HREF_SAFE)) for h in batch)]
+            out.extend(self._objects(self._report(calendar, query, depth=1), calendar))
+        return out
+
+    # ---------------------------------------------------------------------------- free/busy
+    def freebusy(self, people: Sequence[FreeBusyRequest], window: Window) -> list[PersonFreeBusy]:
+        """Per person, per calendar: the server's free-busy-query where it answers, else busy time
+        derived from the events. A failing calendar is an error naming it (its time UNKNOWN); the
+        person's other calendars still count."""
+        answers = []
+        for person in people:
+            answer = PersonFreeBusy(normalize_email(person.email), window, platform=self.name)
+            try:
+                calendars = list(person.calendars) or self.calendars_of(person.email)
+            except ConnectorError as exc:
+                answer.errors.append(exc.problem())
+                answer.busy = unknown(window, self.name)
+                answers.append(answer)
+                continue
+            for calendar in calendars:
+                try:
+                    busy, warnings = self._calendar_busy(calendar, answer.email, window)
+                except ConnectorError as exc:
+                    answer.errors.append(Problem(self.name, f"calendar {calendar}: {exc.message}", exc.item))
+                    answer.busy.extend(unknown(window, self.name))
+                    continue
+                answer.busy.extend(busy)
+                answer.warnings.extend(warnings)
+            answer.busy = merge_busy(answer.busy)
+            answers.append(answer)
+        return answers
+
+    def _calendar_busy(self, calendar: str, owner: str, window: Window) -> tuple[list[Any], list[Problem]]:
+        if self.settings.free_busy_query and self._freebusy_query.get(calendar, True):
+            busy = self._free_busy_query(calendar, window)
+            if busy is not None:
+                self._freebusy_query[calendar] = True
+                return busy, []
+            self._freebusy_query[calendar] = False
+        events, problems = self.events(calendar, window)
+        return busy_from_events(events, window, owner=owner, source=self.name, default_tz=self._zone), problems
+
+    def _free_busy_query(self, calendar: str, window: Window) -> list[Any] | None:
+        """Busy periods from the server, or None when it does not do free-busy-query here."""
+        query = cdav.FreeBusyQuery() + cdav.TimeRange(window.start, window.end)
+        response = self._report(calendar, query, ok=(200, 207, *_UNSUPPORTED))
+        if response.status in _UNSUPPORTED:
+            log.info("%s: free-busy-query not supported on %s (HTTP %s); using events", self.name, calendar,
+                     response.status)
+            return None
+        text = response.raw  # Xandikos labels it generically; the body is what counts
+        if "BEGIN:VCALENDAR" not in text:
+            log.info("%s: free-busy-query on %s answered no iCalendar; using events", self.name, calendar)
+            return None
+        try:
+            periods = ical.parse_vfreebusy(text, self.name)
+        except ical.ICalError as exc:
+            raise ConnectorError(self.name, f"unreadable free/busy answer: {exc}") from exc
+        return clip(periods, window)
+
+    # ---------------------------------------------------------------------------- changes
+    def changes(self, calendar: str, token: str | None) -> ChangeSet:
+        """Objects changed since ``token``.
+
+        Tokens are ``sync:<server token>`` (RFC 6578) or, for servers without sync-collection,
+        ``etags:``/``etaghash:`` (see :func:`_etag_token`). A token of the other kind, a garbled
+        one or one the server refuses raises :class:`InvalidTokenError`.
+        """
+        if token is not None and not token.startswith(("sync:", "etags:", "etaghash:")):
+            raise InvalidTokenError(self.name, f"not a CalDAV change token: {token[:40]!r}", item=calendar)
+        use_sync = self.settings.sync_collection and (token is None or token.startswith("sync:"))
+        if use_sync:
+            result = self._sync_collection(calendar, token.removeprefix("sync:") if token else None)
+            if result is not None:
+                return result
+            if token is not None:  # the server stopped doing sync-collection: start over
+                raise InvalidTokenError(self.name, "sync-collection is not available any more", item=calendar)
+        elif token is not None and token.startswith("sync:"):
+            raise InvalidTokenError(self.name, "sync-collection is disabled for this platform", item=calendar)
+        return self._etag_changes(calendar, token)
+
+    def _sync_collection(self, calendar: str, token: str | None) -> ChangeSet | None:
+        """RFC 6578 changes, or None when the server does not do sync-collection."""
+        changed: dict[str, str | None] = {}
+        deleted: set[str] = set()
+        calendar_path = self._path(calendar).rstrip("/")
+        while True:
+            query = dav.SyncCollection() + [dav.SyncToken(value=token or ""), dav.SyncLevel(value="1"),
+                                            dav.Prop() + [dav.GetEtag()]]
+            response = self._report(calendar, query, depth=None, ok=(200, 207, *_UNSUPPORTED, 409, 412))
+            if response.status not in (200, 207):
+                # RFC 6578 3.2 says 403 + DAV:valid-sync-token; Radicale does that, Xandikos answers 412
+                preconditions = [p.rsplit("}", 1)[-1] for p in dav_error.parse_preconditions(response.raw)]
+                if token is not None and ("valid-sync-token" in preconditions or response.status in (403, 409, 412)):
+                    raise InvalidTokenError(self.name, f"the server refused the sync token (HTTP {response.status})",
+                                            item=calendar)
+                log.info("%s: sync-collection not supported on %s (HTTP %s)", self.name, calendar, response.status)
+                return None
+            try:
+                page = response.parse_sync_collection()
+            except dav_error.DAVError as exc:
+                raise ConnectorError(self.name, f"sync-collection on {calendar}: unreadable answer ({exc})") from exc
+            for entry in page.changed:
+                if entry.href.rstrip("/") == calendar_path:
+                    continue  # some servers list the collection itself
+                changed[entry.href] = entry.etag
+                deleted.discard(entry.href)
+            for href in page.deleted:
+                changed.pop(href, None)
+                deleted.add(href)
+            if not page.sync_token:
+                raise ConnectorError(self.name, f"sync-collection on {calendar} returned no sync token")
+            first = token is None
+            token = page.sync_token
+            if not page.truncated:
+                break
+        items, problems = self._to_items(calendar, self._multiget(calendar, sorted(changed)))
+        self._log_problems(problems)
+        fetched = {i.ref.id for i in items if i.ref}
+        gone = [h for h in changed if h not in fetched and not any(p.item and h in p.item for p in problems)]
+        refs = [ItemRef(calendar, h) for h in sorted(deleted | set(gone))]
+        return ChangeSet(items, [] if first else refs, "sync:" + token, complete=first)
+
+    def _etag_changes(self, calendar: str, token: str | None) -> ChangeSet:
+        """Changes by comparing the ``href -> ETag`` map with the one the token carries."""
+        now = self._etag_map(calendar)
+        new_token = _etag_token(now)
+        if token is not None and token == new_token:
+            return ChangeSet([], [], new_token)
+        try:
+            before = _read_etag_token(token) if token is not None else None
+        except ValueError as exc:
+            raise InvalidTokenError(self.name, str(exc), item=calendar) from exc
+        if before is None:  # first listing, or a hash-only token: everything, consumer diffs
+            items, problems = self._to_items(calendar, self._multiget(calendar, sorted(now)))
+            self._log_problems(problems)
+            return ChangeSet(items, [], new_token, complete=True)
+        wanted = sorted(h for h, etag in now.items() if before.get(h) != etag or h not in before)
+        items, problems = self._to_items(calendar, self._multiget(calendar, wanted))
+        self._log_problems(problems)
+        deleted = [ItemRef(calendar, h, before[h]) for h in sorted(set(before) - set(now))]
+        return ChangeSet(items, deleted, new_token)
+
+    def _etag_map(self, calendar: str) -> dict[str, str | None]:
+        calendar_path = self._path(calendar).rstrip("/")
+        found = self._propfind(self._url(calendar), [dav.GetEtag(), dav.ResourceType()], 1)
+        return {r.href: r.properties.get(dav.GetEtag.tag) for r in found
+                if r.href.rstrip("/") != calendar_path and dav.Collection.tag not in (r.properties.get(dav.ResourceType.tag) or [])}
+
+    def _log_problems(self, problems: Iterable[Problem]) -> None:
+        for problem in problems:
+            log.warning("%s", problem)
+
+    # ---------------------------------------------------------------------------- writing
+    def put(self, calendar: str, item: CalendarItem, if_match: str | None = None) -> ItemRef:
+        """Create (``If-None-Match: *`` at ``<uid>.ics``) or replace (``If-Match``) one object."""
+        body = ical.item_to_ical(item).decode("utf-8")
+        headers = {"Content-Type": "text/calendar; charset=utf-8"}
+        if item.ref is None:
+            href = self._path(calendar).rstrip("/") + "/" + _resource_name(item.uid)
+            headers["If-None-Match"] = "*"
+        else:
+            href = item.ref.id
+            if if_match:
+                headers["If-Match"] = if_match
+        url = self._url(href)
+        try:
+            response = self._send("PUT", url, body, headers, ok=(200, 201, 204), item=item.uid)
+        except PreconditionFailed as exc:
+            if item.ref is None and "HTTP 412" in exc.message:
+                raise PreconditionFailed(self.name, f"{url} exists already (an object with UID {item.uid})",
+                                         item=item.uid) from exc
+            raise
+        etag = response.headers.get("ETag")
+        if not etag:  # the server changed the data or just did not say: ask
+            found = self._propfind(url, [dav.GetEtag()], 0)
+            etag = next((r.properties.get(dav.GetEtag.tag) for r in found), None)
+        return ItemRef(calendar, self._path(href), etag)
+
+    def delete(self, calendar: str, ref: ItemRef, if_match: str | None = None) -> None:
+        headers = {"If-Match": if_match} if if_match else {}
+        self._send("DELETE", self._url(ref.id), "", headers, ok=(200, 204), item=ref.id)
+
+    # ---------------------------------------------------------------------------- lifecycle
+    def check(self) -> list[str]:
+        """Reach, authenticate, list calendars, and say which optional REPORTs work."""
+        calendars = self.calendars()
+        lines = [f"reachable at {self.settings.url}, logged in as {self.settings.username or '(anonymous)'}",
+                 f"{len(calendars)} calendar(s): " + ", ".join(f"{c.name} ({c.owner or 'owner unknown'})"
+                                                               for c in calendars[:10])]
+        if not calendars:
+            return lines
+        first = calendars[0].id
+        start = datetime.now(UTC)
+        window = Window(start, start + timedelta(days=1))
+        fbq = self._free_busy_query(first, window) is not None
+        lines.append("free-busy-query: " + ("answered by the server" if fbq else "not supported, computed from events"))
+        sync = self._sync_probe(first)
+        lines.append("sync-collection: " + ("supported" if sync else "not supported, ETag comparison is used"))
+        return lines
+
+    def _sync_probe(self, calendar: str) -> bool:
+        query = dav.SyncCollection() + [dav.SyncToken(value=""), dav.SyncLevel(value="1"), dav.Prop() + [dav.GetEtag()]]
+        response = self._report(calendar, query, depth=None, ok=(200, 207, *_UNSUPPORTED, 409))
+        return response.status in (200, 207)
+
+    def close(self) -> None:
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None

@@ -1,0 +1,147 @@
+"""What a sync group copies of an item, and how to tell two copies carry the same content.
+
+Pure: no I/O. Two jobs, kept together because they must agree:
+
+* :func:`busy_block` turns an item into the private "Busy" placeholder a ``mode = "busy"`` group
+  writes: the times, recurrence (RRULE/RDATE/EXDATE and every override) and status survive, while
+  title, description, location, organizer and attendees never leave the source.
+* :func:`content_hash` fingerprints the *synced* fields of an item. It ignores what platforms
+  rewrite on their own (UID, SEQUENCE, LAST-MODIFIED, DTSTAMP, the authoring zone, X- properties
+  such as the calmesh marker) and normalises what they spell differently (instants to UTC, RRULE
+  part order, CRLF in text), so the echo of calmesh's own write hashes like what it wrote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from typing import Literal
+
+from calmesh.model import CalendarItem, Classification, Event, Temporal
+
+SyncMode = Literal["mirror", "busy"]
+
+HASH_VERSION = "1"
+"""Bumped whenever the hashed field set changes, so stored hashes are never compared across
+versions (a bump reads as one round of "changed everywhere", resolved by content equality)."""
+
+
+def _when(value: Temporal | None) -> str | None:
+    """A comparable spelling: aware times in UTC, floating times and dates as written."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return value.strftime("%Y-%m-%dT%H:%M:%S")
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"not a date or date-time: {value!r}")
+
+
+def _text(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.replace("\r\n", "\n").replace("\r", "\n").strip()
+    return value or None
+
+
+def _rrule(rule: str) -> str:
+    """RRULE parts in a fixed order: ``FREQ=WEEKLY;BYDAY=MO`` == ``BYDAY=MO;FREQ=WEEKLY``."""
+    parts = [p.strip().upper() for p in rule.removeprefix("RRULE:").split(";") if p.strip()]
+    return ";".join(sorted(parts))
+
+
+def _dates(values: Iterable[Temporal]) -> list[str]:
+    return sorted({s for s in (_when(v) for v in values) if s is not None})
+
+
+def _component(event: Event) -> dict[str, object]:
+    return {
+        "recurrence_id": _when(event.recurrence_id),
+        "start": _when(event.start),
+        "end": _when(event.effective_end()),
+        "summary": _text(event.summary),
+        "description": _text(event.description),
+        "location": _text(event.location),
+        "rrule": sorted(_rrule(r) for r in event.rrule),
+        "rdate": _dates(event.rdate),
+        "exdate": _dates(event.exdate),
+        "transparent": event.transparent,
+        "status": event.status.value,
+        "class": event.classification.value,
+        "busy_type": None if event.busy_type is None else int(event.busy_type),
+        "organizer": event.organizer.email if event.organizer else None,
+        "attendees": sorted(
+            (a.email, a.partstat.value, a.role.value) for a in event.attendees
+        ),
+    }
+
+
+def content_hash(item: CalendarItem) -> str:
+    """A stable fingerprint of the synced fields of ``item`` (hex SHA-256).
+
+    Raises ``TypeError``/``ValueError`` on values that are not calendar data, which the planner
+    turns into a quarantine entry rather than a crash.
+    """
+    components = sorted((_component(e) for e in item.components),
+                        key=lambda c: (c["recurrence_id"] is not None, str(c["recurrence_id"])))
+    payload = json.dumps([HASH_VERSION, components], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def busy_block(item: CalendarItem, title: str = "Busy") -> CalendarItem:
+    """The private placeholder standing in for ``item`` in a busy-mode group.
+
+    Every component (master and overrides) keeps its times, recurrence, exceptions, status,
+    transparency and explicit busy type, so the placeholder blocks exactly the time the original
+    does, moved and cancelled occurrences included. Nothing descriptive survives, and CLASS is
+    PRIVATE so that platforms which show details to delegates still hide it. Idempotent:
+    ``busy_block(busy_block(x))`` hashes like ``busy_block(x)``.
+    """
+    components = [
+        Event(
+            uid=e.uid,
+            start=e.start,
+            end=e.end,
+            summary=title,
+            recurrence_id=e.recurrence_id,
+            rrule=list(e.rrule),
+            rdate=list(e.rdate),
+            exdate=list(e.exdate),
+            transparent=e.transparent,
+            status=e.status,
+            classification=Classification.PRIVATE,
+            sequence=e.sequence,
+            last_modified=e.last_modified,
+            busy_type=e.busy_type,
+            tzid=e.tzid,
+        )
+        for e in item.components
+    ]
+    return CalendarItem(uid=item.uid, components=components, ref=item.ref)
+
+
+def synced_content(item: CalendarItem, mode: SyncMode, busy_title: str = "Busy") -> CalendarItem:
+    """What of ``item`` a group of this mode carries: the item itself, or its busy block."""
+    return busy_block(item, busy_title) if mode == "busy" else item
+
+
+def synced_hash(item: CalendarItem, mode: SyncMode, busy_title: str = "Busy") -> str:
+    """:func:`content_hash` of :func:`synced_content`: what the planner compares across members."""
+    return content_hash(synced_content(item, mode, busy_title))
+
+
+def with_identity(item: CalendarItem, uid: str, marker: str | None, marker_name: str) -> CalendarItem:
+    """A copy of ``item`` re-stamped for a target: its UID there and the origin marker
+    (``None`` strips it, for writes back onto the original item itself)."""
+    components = []
+    for event in item.components:
+        extra = {k: v for k, v in event.extra.items() if k != marker_name}
+        if marker is not None:
+            extra[marker_name] = marker
+        components.append(replace(event, uid=uid, extra=extra))
+    return CalendarItem(uid=uid, components=components, ref=None)

@@ -1,0 +1,691 @@
+"""Two-way sync decisions: stored state + what each member reports -> the writes to make.
+
+Pure: no I/O, no clock, no randomness, so every rule below is unit-tested alone and a plan can
+be shown (``--dry-run``) before anything is written.
+
+Vocabulary
+    member        one calendar of a sync group (``platform/calendar``) with a direction.
+    logical item  one event series kept in step across members; its id is the origin marker
+                  ``platform/calendar/item-id`` of the item it started from, so a crashed run, a
+                  re-run or a second calmesh derive the *same* id from the copies' markers.
+    copy          the stored object standing for a logical item on one member.
+    sender        a member whose edits propagate: in mirror mode every member not ``in``; in busy
+                  mode only the item's origin (placeholders are calmesh's, edits to them are drift).
+    receiver      a member calmesh writes to: every member not ``out`` (in busy mode, not the origin).
+
+Rules
+    * An item is recognised, in order, by its recorded location, by its calmesh marker, or else
+      it is new and its own location becomes its logical id. An item carrying our marker is never
+      mistaken for a new user event (loop prevention by marker); a copy whose ETag is the one
+      recorded after our write is unchanged (loop prevention by mapping + ETag); a changed ETag
+      with the same content hash is not a change either (servers re-serialise).
+    * A copy changed on a sender wins; two senders changed differently is a conflict settled by
+      the group policy (``newest``: SEQUENCE then LAST-MODIFIED, ``keep-both``, or a platform
+      name). A copy changed on a non-sender is restored.
+    * A copy gone from a sender deletes the item everywhere and leaves a tombstone, so a stale
+      copy turning up later is removed, never resurrected. A deletion racing an edit: the edit
+      wins unless the policy names the deleting platform (an edit is information, a deletion of
+      an older version is not).
+    * Bulk-delete guard: an unreachable member, or one listing nothing while more than
+      ``delete_floor`` copies are on record, is neither read from nor written to; deleting more than ``max_delete_share`` of a
+      member's items in one run is held until confirmed.
+    * Whatever cannot be decided safely now (missing content, held deletes) leaves the stored
+      state as it was, marked dirty, and the next run re-lists those members and decides again.
+
+Engine contract (``calmesh.services.sync``): when :attr:`Plan.needs_listing` is not empty,
+fetch full listings of those members and plan again before writing anything. Execute each
+:class:`Batch` in order; after each successful write fold the result into the batch's record
+with :func:`record_written` / :func:`record_deleted`; persist a batch's records only when all its
+writes succeeded, otherwise mark its items dirty. Save change tokens after the batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Literal
+
+from calmesh.core.projection import SyncMode, synced_content, synced_hash, with_identity
+from calmesh.model import MARKER_PROPERTY, CalendarItem, ChangeSet, ItemRef, as_utc
+
+Direction = Literal["both", "in", "out"]
+
+
+# ------------------------------------------------------------------------------------- inputs
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One calendar of a sync group."""
+
+    platform: str
+    calendar: str
+    direction: Direction = "both"
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform}/{self.calendar}"
+
+    def origin_id(self, item_id: str) -> str:
+        """The logical id (and marker) of an item that starts on this member."""
+        return f"{self.key}/{item_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class CopyState:
+    """What was last seen (or written) of a logical item on one member."""
+
+    member: str
+    item_id: str
+    uid: str
+    etag: str | None
+    content_hash: str
+    marker: str | None = None
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ItemState:
+    """The stored state of one logical item: its agreed content and its copy on each member."""
+
+    logical_id: str
+    origin: str
+    """Member key the item started on."""
+    content_hash: str
+    """Hash of the version all receivers should hold (the last one propagated)."""
+    copies: Mapping[str, CopyState] = field(default_factory=dict)
+    deleted: bool = False
+    """Tombstone: the item was deleted at a sender; remaining live copies are to be removed."""
+    dirty: bool = False
+    """A decision about this item is pending: re-list its members before trusting the state."""
+
+    def live(self, member: str) -> CopyState | None:
+        copy = self.copies.get(member)
+        return copy if copy is not None and not copy.deleted else None
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What one member reported this run.
+
+    ``complete``: ``items`` is the whole calendar, so a recorded copy missing from it is gone.
+    Otherwise ``items`` are the changed ones and ``deleted`` the explicit deletions. An engine
+    whose listing had unreadable items it cannot name must pass ``complete=False``.
+    """
+
+    member: str
+    items: Sequence[CalendarItem] = ()
+    deleted: Sequence[ItemRef] = ()
+    complete: bool = False
+    reachable: bool = True
+
+    @classmethod
+    def from_changes(cls, member: str, changes: ChangeSet) -> Observation:
+        return cls(member, list(changes.changed), list(changes.deleted), complete=changes.complete)
+
+    @classmethod
+    def unreachable(cls, member: str) -> Observation:
+        return cls(member, reachable=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanOptions:
+    mode: SyncMode = "mirror"
+    busy_title: str = "Busy"
+    conflict: str = "newest"
+    """``newest``, ``keep-both`` or the name of the platform that wins."""
+    max_delete_share: float = 0.25
+    delete_floor: int = 2
+    """Up to this many deletions on one member never need confirmation, whatever the share
+    (deleting the one event of a one-event calendar is a normal edit, not a wipe)."""
+    confirm_deletes: bool = False
+
+
+# ------------------------------------------------------------------------------------ outputs
+@dataclass(frozen=True, slots=True)
+class Create:
+    logical_id: str
+    target: str
+    item: CalendarItem
+    content_hash: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    logical_id: str
+    target: str
+    ref: ItemRef
+    """The copy to replace; ``ref.etag`` is the If-Match value."""
+    item: CalendarItem
+    content_hash: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    logical_id: str
+    target: str
+    ref: ItemRef
+    """The copy to delete; ``ref.etag`` is the If-Match value."""
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """Two members changed the same item differently (or one deleted what another edited)."""
+
+    logical_id: str
+    members: tuple[str, ...]
+    winner: str | None
+    resolution: str
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """A write that was due but is not made this run, and why."""
+
+    logical_id: str
+    member: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantine:
+    """An upstream item calmesh cannot sync; the rest of the calendar still syncs."""
+
+    member: str
+    item_id: str | None
+    uid: str | None
+    reason: str
+
+
+Write = Create | Update | Delete
+Action = Create | Update | Delete | Conflict | Skip
+
+
+@dataclass(slots=True)
+class Batch:
+    """Everything about one logical item (and any keep-both copies forked from it), in execution
+    order. Its records are the state to persist once all its writes succeeded."""
+
+    logical_id: str
+    actions: list[Action] = field(default_factory=list)
+    records: dict[str, ItemState] = field(default_factory=dict)
+
+    @property
+    def writes(self) -> list[Write]:
+        return [a for a in self.actions if isinstance(a, Create | Update | Delete)]
+
+
+@dataclass(slots=True)
+class Plan:
+    batches: list[Batch] = field(default_factory=list)
+    quarantine: list[Quarantine] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    needs_listing: set[str] = field(default_factory=set)
+    """Members to list in full before this plan may be executed (see module docstring)."""
+
+    @property
+    def actions(self) -> list[Action]:
+        return [a for b in self.batches for a in b.actions]
+
+    @property
+    def writes(self) -> list[Write]:
+        return [w for b in self.batches for w in b.writes]
+
+    @property
+    def records(self) -> dict[str, ItemState]:
+        return {k: v for b in self.batches for k, v in b.records.items()}
+
+
+# ------------------------------------------------------------------------- folding in results
+def record_written(state: ItemState, action: Create | Update, ref: ItemRef) -> ItemState:
+    """``state`` after ``action`` succeeded and the target answered with ``ref``."""
+    copy = CopyState(action.target, ref.id, action.item.uid, ref.etag, action.content_hash,
+                     marker=action.item.marker)
+    return replace(state, copies={**state.copies, action.target: copy})
+
+
+def record_deleted(state: ItemState, action: Delete) -> ItemState:
+    """``state`` after ``action`` succeeded (deleting a duplicate leaves the recorded copy)."""
+    copy = state.copies.get(action.target)
+    if copy is None or copy.item_id != action.ref.id:
+        return state
+    return replace(state, copies={**state.copies, action.target: replace(copy, deleted=True)})
+
+
+# ------------------------------------------------------------------------------- the planner
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    member: str
+    item: CalendarItem
+    item_id: str
+    etag: str | None
+    hash: str
+
+
+@dataclass(slots=True)
+class _Context:
+    members: dict[str, Member]
+    usable: set[str]
+    complete: set[str]
+    listed: dict[str, set[str]]
+    """Item ids present (readable or not) in each member's observation."""
+    gone_ids: dict[str, set[str]]
+    options: PlanOptions
+
+    def sends(self, member: str, origin: str) -> bool:
+        if self.members[member].direction == "in":
+            return False
+        return self.options.mode == "mirror" or member == origin
+
+    def receives(self, member: str, origin: str) -> bool:
+        if self.members[member].direction == "out":
+            return False
+        return self.options.mode == "mirror" or member != origin
+
+    def is_gone(self, member: str, item_id: str) -> bool:
+        if member not in self.usable:
+            return False
+        if item_id in self.gone_ids[member]:
+            return True
+        return member in self.complete and item_id not in self.listed[member]
+
+
+def plan(
+    members: Sequence[Member],
+    state: Mapping[str, ItemState],
+    observations: Mapping[str, Observation],
+    options: PlanOptions = PlanOptions(),
+) -> Plan:
+    """Decide what to write so that every member of the group holds the same items.
+
+    ``state`` maps logical id to stored state; ``observations`` maps member key to what that
+    member reported (a member without one counts as unreachable).
+    """
+    by_key = {m.key: m for m in members}
+    if len(by_key) != len(members):
+        raise ValueError("a sync group lists the same calendar twice")
+    result = Plan()
+    ctx = _context(by_key, state, observations, options, result)
+    seen = _recognise(ctx, state, observations, result)
+    lids = sorted(set(state) | set(seen))
+    for lid in lids:
+        batch = _decide(ctx, lid, state.get(lid), seen.get(lid, {}), state, seen, result)
+        written = {w.logical_id for w in batch.writes}
+        batch.records = {k: v for k, v in batch.records.items() if k in written or state.get(k) != v}
+        if batch.actions or batch.records:
+            result.batches.append(batch)
+    _guard_bulk_deletes(ctx, state, result)
+    return result
+
+
+def _context(members: dict[str, Member], state: Mapping[str, ItemState],
+             observations: Mapping[str, Observation], options: PlanOptions, result: Plan) -> _Context:
+    on_record: dict[str, int] = defaultdict(int)
+    for record in state.values():
+        for key, copy in record.copies.items():
+            if not copy.deleted:
+                on_record[key] += 1
+    ctx = _Context(members, set(), set(), defaultdict(set), defaultdict(set), options)
+    for key in members:
+        obs = observations.get(key)
+        if obs is None or not obs.reachable:
+            result.notices.append(f"{key}: unreachable; nothing read from or written to it this run")
+            continue
+        if obs.complete and not obs.items and on_record[key] > options.delete_floor:
+            result.notices.append(
+                f"{key}: listed no items while {on_record[key]} are on record; treated as "
+                "unreachable so that an empty source never wipes its copies")
+            continue
+        ctx.usable.add(key)
+        if obs.complete:
+            ctx.complete.add(key)
+        ctx.listed[key] = {i.ref.id for i in obs.items if i.ref is not None}
+        ctx.gone_ids[key] = {r.id for r in obs.deleted}
+    return ctx
+
+
+def _invalid(item: CalendarItem) -> str | None:
+    """Why ``item`` cannot be synced, or None."""
+    if item.ref is None:
+        return "the connector gave no item reference"
+    if not item.components:
+        return "no VEVENT in the item"
+    if any(e.uid != item.uid for e in item.components):
+        return "components with different UIDs in one item"
+    if sum(1 for e in item.components if e.recurrence_id is None) > 1:
+        return "more than one master VEVENT"
+    rids = [e.recurrence_id for e in item.components if e.recurrence_id is not None]
+    if len(set(rids)) != len(rids):
+        return "the same RECURRENCE-ID twice"
+    for event in item.components:
+        if event.end is not None:
+            try:
+                if as_utc(event.end) < as_utc(event.start):
+                    return f"ends before it starts ({event.start} .. {event.end})"
+            except TypeError:
+                return "start and end mix dates and date-times"
+    return None
+
+
+def _group_marker(ctx: _Context, marker: str | None) -> str | None:
+    """The marker if it names an item of one of this group's members (else a foreign copy)."""
+    if marker is None:
+        return None
+    return marker if any(marker.startswith(key + "/") for key in ctx.members) else None
+
+
+def _origin_of(ctx: _Context, lid: str) -> str:
+    return max((k for k in ctx.members if lid.startswith(k + "/")), key=len)
+
+
+def _recognise(ctx: _Context, state: Mapping[str, ItemState], observations: Mapping[str, Observation],
+               result: Plan) -> dict[str, dict[str, list[_Seen]]]:
+    """Attach every observed item to its logical id (location, then marker, then new)."""
+    located = {(key, copy.item_id): lid for lid, rec in state.items() for key, copy in rec.copies.items()}
+    seen: dict[str, dict[str, list[_Seen]]] = defaultdict(lambda: defaultdict(list))
+    for key in ctx.members:
+        if key not in ctx.usable:
+            continue
+        for item in observations[key].items:
+            reason = _invalid(item)
+            hashed = None
+            if reason is None:
+                try:
+                    hashed = synced_hash(item, ctx.options.mode, ctx.options.busy_title)
+                except (TypeError, ValueError) as exc:
+                    reason = f"unreadable value: {exc}"
+            if reason is not None or hashed is None or item.ref is None:
+                result.quarantine.append(Quarantine(key, item.ref.id if item.ref else None, item.uid,
+                                                    reason or "unhashable"))
+                continue
+            lid = (located.get((key, item.ref.id)) or _group_marker(ctx, item.marker)
+                   or ctx.members[key].origin_id(item.ref.id))
+            seen[lid][key].append(_Seen(key, item, item.ref.id, item.ref.etag, hashed))
+    for by_member in seen.values():
+        for items in by_member.values():
+            items.sort(key=lambda s: s.item_id)
+    return seen
+
+
+@dataclass(slots=True)
+class _Status:
+    """One member's copy of one logical item this run."""
+
+    prev: CopyState | None
+    current: _Seen | None = None
+    gone: bool = False
+    extras: list[_Seen] = field(default_factory=list)
+
+    @property
+    def live_hash(self) -> str | None:
+        if self.current is not None:
+            return self.current.hash
+        if self.prev is not None and not self.prev.deleted and not self.gone:
+            return self.prev.content_hash
+        return None
+
+    @property
+    def changed(self) -> bool:
+        cur, prev = self.current, self.prev
+        if cur is None:
+            return False
+        if prev is None or prev.deleted:
+            return True
+        same_version = cur.etag is not None and cur.etag == prev.etag
+        return not same_version and cur.hash != prev.content_hash
+
+
+def _statuses(ctx: _Context, rec: ItemState | None, seen: Mapping[str, list[_Seen]]) -> dict[str, _Status]:
+    out: dict[str, _Status] = {}
+    for key in ctx.members:
+        prev = rec.copies.get(key) if rec else None
+        items = list(seen.get(key, []))
+        status = _Status(prev)
+        if prev is not None and not prev.deleted:
+            match = next((s for s in items if s.item_id == prev.item_id), None)
+            if match is not None:
+                items.remove(match)
+                status.current = match
+            elif ctx.is_gone(key, prev.item_id):
+                # the recorded copy is gone: a marked copy elsewhere on the member replaces it
+                status.gone = not items
+                status.current = items.pop(0) if items else None
+        elif items:
+            status.current = items.pop(0)
+        status.extras = items
+        out[key] = status
+    return out
+
+
+def _newest_key(item: CalendarItem) -> tuple[int, datetime]:
+    floor = datetime.min.replace(tzinfo=UTC)
+    return (max(e.sequence for e in item.components),
+            max((as_utc(e.last_modified) for e in item.components if e.last_modified), default=floor))
+
+
+def _winner(ctx: _Context, candidates: list[_Seen]) -> tuple[_Seen, str]:
+    """The version that wins a conflict between ``candidates`` (in group order) and why."""
+    policy = ctx.options.conflict
+    if policy not in ("newest", "keep-both"):
+        named = [c for c in candidates if ctx.members[c.member].platform == policy]
+        if named:
+            return named[0], f"{policy} wins by policy"
+    best = max(candidates, key=lambda c: _newest_key(c.item))  # max keeps the first of equals
+    return best, "newest (SEQUENCE, then LAST-MODIFIED)"
+
+
+def _target_item(ctx: _Context, lid: str, source: _Seen, target: str, uid: str, item_id: str | None) -> CalendarItem:
+    """The content to write on ``target``: marked with the logical id, except when the write
+    replaces the original item itself."""
+    content = synced_content(source.item, ctx.options.mode, ctx.options.busy_title)
+    is_original = item_id is not None and ctx.members[target].origin_id(item_id) == lid
+    return with_identity(content, uid, None if is_original else lid, MARKER_PROPERTY)
+
+
+def _create_uid(ctx: _Context, lid: str, source: _Seen) -> str:
+    """UID for a new copy: the source's in mirror mode (so invitations still match); in busy
+    mode a derived one, since the placeholder may share a calendar with the real meeting."""
+    if ctx.options.mode == "busy":
+        return "calmesh-busy-" + _short_id(lid)
+    return source.item.uid
+
+
+def _short_id(text: str) -> str:
+    """A short stable id derived from ``text`` (placeholder UIDs, keep-both forks)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _observed_record(ctx: _Context, lid: str, rec: ItemState | None, origin: str,
+                     statuses: dict[str, _Status], content_hash: str, deleted: bool) -> ItemState:
+    copies: dict[str, CopyState] = dict(rec.copies) if rec else {}
+    for key, st in statuses.items():
+        if st.current is not None:
+            cur = st.current
+            copies[key] = CopyState(key, cur.item_id, cur.item.uid, cur.etag, cur.hash, cur.item.marker)
+        elif st.gone and st.prev is not None:
+            copies[key] = replace(st.prev, deleted=True)
+    dirty = any(key not in ctx.usable for key in copies if not copies[key].deleted)
+    return ItemState(lid, origin, content_hash, copies, deleted=deleted,
+                     dirty=dirty and rec is not None and rec.dirty)
+
+
+def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, list[_Seen]],
+            state: Mapping[str, ItemState], all_seen: Mapping[str, Mapping[str, list[_Seen]]],
+            result: Plan) -> Batch:
+    origin = rec.origin if rec else _origin_of(ctx, lid)
+    statuses = _statuses(ctx, rec, seen)
+    batch = Batch(lid)
+    if rec is not None and rec.dirty:
+        result.needs_listing |= {k for k in rec.copies if k in ctx.usable and k not in ctx.complete}
+
+    for key, st in statuses.items():
+        if st.extras and ctx.receives(key, origin):
+            for extra in st.extras:
+                batch.actions.append(Delete(lid, key, ItemRef(ctx.members[key].calendar, extra.item_id, extra.etag),
+                                            "duplicate copy of an item already on this calendar"))
+
+    senders = [k for k in ctx.members if ctx.sends(k, origin)]
+    changed = [statuses[k].current for k in senders if statuses[k].changed]
+    changed_seen = [c for c in changed if c is not None]
+    gone = [k for k in senders if statuses[k].gone]
+
+    if rec is None and not changed_seen:
+        # an item on a receive-only member, or a marked copy whose origin was not seen
+        orphans = [k for k, st in statuses.items() if st.current is not None and st.current.item.marker]
+        if orphans:
+            batch.actions.append(Skip(lid, orphans[0], "copy of an item calmesh has no record of "
+                                                       "and whose origin was not seen; left alone"))
+        return batch
+
+    delete = bool(rec and rec.deleted)
+    if gone and not delete:
+        delete = _deletion_wins(ctx, lid, gone, changed_seen, batch)
+    if delete:
+        assert rec is not None
+        batch.records[lid] = _observed_record(ctx, lid, rec, origin, statuses, rec.content_hash, True)
+        for key, st in statuses.items():
+            copy = st.current or (st.prev if st.live_hash is not None else None)
+            if copy is None or not ctx.receives(key, origin):
+                continue
+            if key not in ctx.usable:
+                batch.actions.append(Skip(lid, key, "member unreachable; deletion retried next run"))
+                continue
+            ref = ItemRef(ctx.members[key].calendar, copy.item_id, copy.etag)
+            batch.actions.append(Delete(lid, key, ref, "deleted at a sender"))
+        return batch
+
+    source: _Seen | None
+    if changed_seen:
+        source = changed_seen[0]
+        if len({c.hash for c in changed_seen}) > 1:
+            source = _settle(ctx, lid, changed_seen, state, all_seen, batch)
+        content_hash = source.hash
+    else:
+        assert rec is not None
+        content_hash = rec.content_hash
+        source = next((st.current for st in statuses.values()
+                       if st.current is not None and st.current.hash == content_hash), None)
+    batch.records[lid] = _observed_record(ctx, lid, rec, origin, statuses, content_hash, False)
+
+    for key, st in statuses.items():
+        if not ctx.receives(key, origin) or st.live_hash == content_hash:
+            continue
+        if key not in ctx.usable:
+            batch.actions.append(Skip(lid, key, "member unreachable; retried next run"))
+            continue
+        if source is None:
+            holder = _holder(ctx, rec, content_hash, origin)
+            if holder is None:
+                batch.actions.append(Skip(lid, key, "no reachable member holds the current version"))
+            else:
+                result.needs_listing.add(holder)
+            continue
+        current = st.current or (st.prev if st.live_hash is not None else None)
+        if current is None:
+            uid = _create_uid(ctx, lid, source)
+            item = _target_item(ctx, lid, source, key, uid, None)
+            reason = "restored" if st.prev is not None else "new"
+            batch.actions.append(Create(lid, key, item, content_hash, reason))
+        else:
+            uid = current.item.uid if isinstance(current, _Seen) else current.uid
+            item = _target_item(ctx, lid, source, key, uid, current.item_id)
+            ref = ItemRef(ctx.members[key].calendar, current.item_id, current.etag)
+            item.ref = ref
+            reason = "changed at " + source.member if changed_seen else "restored"
+            batch.actions.append(Update(lid, key, ref, item, content_hash, reason))
+    return batch
+
+
+def _holder(ctx: _Context, rec: ItemState | None, content_hash: str, origin: str) -> str | None:
+    """A reachable member whose recorded copy is the current version (origin first)."""
+    if rec is None:
+        return None
+    keys = sorted(rec.copies, key=lambda k: k != origin)
+    for key in keys:
+        copy = rec.copies[key]
+        if not copy.deleted and copy.content_hash == content_hash and key in ctx.usable and key not in ctx.complete:
+            return key
+    return None
+
+
+def _deletion_wins(ctx: _Context, lid: str, gone: list[str], edited: list[_Seen], batch: Batch) -> bool:
+    if not edited:
+        return True
+    policy = ctx.options.conflict
+    editors = [e.member for e in edited]
+    edit_by_winner = any(ctx.members[k].platform == policy for k in editors)
+    delete_by_winner = any(ctx.members[k].platform == policy for k in gone)
+    wins = delete_by_winner and not edit_by_winner
+    resolution = (f"deleted: {policy} wins by policy" if wins
+                  else "kept the edit: an edit outranks a deletion of the version it changed")
+    batch.actions.append(Conflict(lid, tuple(gone + editors), None if wins else editors[0], resolution))
+    return wins
+
+
+def _settle(ctx: _Context, lid: str, candidates: list[_Seen], state: Mapping[str, ItemState],
+            all_seen: Mapping[str, Mapping[str, list[_Seen]]], batch: Batch) -> _Seen:
+    """Resolve differing edits; under ``keep-both`` each losing version becomes its own item."""
+    winner, why = _winner(ctx, candidates)
+    losers = [c for c in candidates if c.hash != winner.hash]
+    resolution = why
+    if ctx.options.conflict == "keep-both":
+        resolution = "kept both: the other version became a separate event"
+        forked: set[str] = set()
+        for loser in losers:
+            if loser.hash in forked:
+                continue
+            forked.add(loser.hash)
+            _fork(ctx, lid, loser, state, all_seen, batch)
+    batch.actions.append(Conflict(lid, tuple(c.member for c in candidates), winner.member, resolution))
+    return winner
+
+
+def _fork(ctx: _Context, lid: str, loser: _Seen, state: Mapping[str, ItemState],
+          all_seen: Mapping[str, Mapping[str, list[_Seen]]], batch: Batch) -> None:
+    """Create the losing version as a new event (own UID) on every receiver, ahead of the
+    update that overwrites it, so that a failed fork stops the batch before anything is lost."""
+    fork_id = f"{lid}#{_short_id(loser.hash)[:12]}"
+    if fork_id in state or fork_id in all_seen:
+        return
+    uid = f"{loser.item.uid}-{_short_id(fork_id)[:8]}"
+    batch.records[fork_id] = ItemState(fork_id, loser.member, loser.hash, {})
+    for key in ctx.members:
+        if ctx.receives(key, loser.member) and key in ctx.usable:
+            item = with_identity(loser.item, uid, fork_id, MARKER_PROPERTY)
+            batch.actions.append(Create(fork_id, key, item, loser.hash, "kept both versions of a conflict"))
+
+
+def _guard_bulk_deletes(ctx: _Context, state: Mapping[str, ItemState], result: Plan) -> None:
+    """Hold every deletion on a member that would lose more than the allowed share."""
+    opts = ctx.options
+    if opts.confirm_deletes:
+        return
+    size: dict[str, int] = defaultdict(int)
+    for record in state.values():
+        for key in record.copies:
+            if record.live(key) is not None:
+                size[key] += 1
+    deletes: dict[str, int] = defaultdict(int)
+    for write in result.writes:
+        if isinstance(write, Delete):
+            deletes[write.target] += 1
+    held = {key for key, n in deletes.items()
+            if n > opts.delete_floor and n > opts.max_delete_share * max(size[key], 1)}
+    for key in sorted(held):
+        result.notices.append(
+            f"{key}: {deletes[key]} of {size[key]} items would be deleted, more than "
+            f"{opts.max_delete_share:.0%}; held until confirmed")
+    if not held:
+        return
+    for batch in result.batches:
+        targets = {w.target for w in batch.writes if isinstance(w, Delete)} & held
+        if not targets:
+            continue
+        old = state.get(batch.logical_id)
+        batch.records = {} if old is None else {batch.logical_id: replace(old, dirty=True)}
+        batch.actions = [a for a in batch.actions if not isinstance(a, Create | Update | Delete)]
+        batch.actions += [Skip(batch.logical_id, t, "deletion held by the bulk-delete guard") for t in sorted(targets)]

@@ -1,0 +1,366 @@
+"""The web page (issue 7): the organisation's availability at a glance, and booking from it.
+
+Why server-rendered: time-zone arithmetic (DST weeks, a Tokyo colleague's working day seen from
+New York) belongs in Python with zoneinfo, not in hand-written browser code; the page then needs no
+build step and no framework, and every drawn block carries its times as data attributes, so what
+the page shows can be checked. The little vanilla JavaScript in ``static/calmesh.js`` only submits
+the view form, and drives find-a-time and booking through the JSON API (:mod:`.api_schedule`).
+
+The time axis is linear in absolute time from local midnight to local midnight in the viewer's
+zone: a block's position is its share of that span, so a 23-hour DST Sunday is simply narrower.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import available_timezones
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from calmesh.config import PersonConfig
+from calmesh.core.freebusy import invert, outside_working_hours
+from calmesh.directory import UnknownPerson
+from calmesh.model import BusyPeriod, BusyType, PersonFreeBusy, Window
+from calmesh.server.auth import CHALLENGES, User
+from calmesh.server.context import MAX_ATTENDEES, BadRequest, ServerContext
+from calmesh.timezones import to_iana, zoneinfo
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+
+VIEWS = {"day": 1, "week": 7}
+GROUPINGS = ("team", "platform")
+TYPE_CLASS = {BusyType.BUSY_TENTATIVE: "tentative", BusyType.BUSY: "busy",
+              BusyType.BUSY_UNAVAILABLE: "oof", BusyType.UNKNOWN: "unknown"}
+"""CSS class and ``data-type`` per busy type: the same names as the JSON API's ``type``."""
+SHORT_LABEL = {BusyType.BUSY_TENTATIVE: "Tentative", BusyType.BUSY: "Busy",
+               BusyType.BUSY_UNAVAILABLE: "Out of office", BusyType.UNKNOWN: "Unknown"}
+LEGEND = [(TYPE_CLASS[t], t.label) for t in (BusyType.BUSY, BusyType.BUSY_TENTATIVE,
+                                             BusyType.BUSY_UNAVAILABLE, BusyType.UNKNOWN)]
+
+
+# ------------------------------------------------------------------------------------ the axis
+@dataclass(frozen=True, slots=True)
+class Axis:
+    """The displayed span, ``[start, end)``, and where an instant falls on it (percent)."""
+
+    start: datetime
+    end: datetime
+
+    def percent(self, instant: datetime) -> float:
+        share = (instant - self.start) / (self.end - self.start)
+        return round(100 * min(1.0, max(0.0, share)), 4)
+
+    def place(self, start: datetime, end: datetime) -> tuple[float, float]:
+        """``(left, width)`` in percent of the axis for ``[start, end)``, clipped to it."""
+        left = self.percent(start)
+        return left, round(self.percent(end) - left, 4)
+
+    @property
+    def window(self) -> Window:
+        return Window(self.start, self.end)
+
+
+def view_axis(view: str, day: date, zone: tzinfo) -> Axis:
+    """Local midnight to local midnight: one day, or the Monday-to-Sunday week holding ``day``."""
+    first = day - timedelta(days=day.weekday()) if view == "week" else day
+    start = datetime.combine(first, time(0), tzinfo=zone)
+    end = datetime.combine(first + timedelta(days=VIEWS[view]), time(0), tzinfo=zone)
+    return Axis(start, end)
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    left: float
+    width: float
+    label: str
+    major: bool
+
+
+def ticks(axis: Axis, view: str, zone: tzinfo) -> list[Tick]:
+    """Column headings: days in the week view, hours in the day view (local to the viewer)."""
+    out: list[Tick] = []
+    step = timedelta(days=1) if view == "week" else timedelta(hours=1)
+    cursor = axis.start
+    while cursor < axis.end:
+        # add in UTC so a DST change cannot make an hour repeat or vanish
+        nxt = (cursor.astimezone(UTC) + step).astimezone(zone) if view == "day" else \
+            datetime.combine(cursor.date() + step, time(0), tzinfo=zone)
+        left, width = axis.place(cursor, min(nxt, axis.end))
+        label = cursor.strftime("%a %d %b") if view == "week" else cursor.strftime("%H:%M")
+        out.append(Tick(left, width, label, view == "week" or cursor.hour % 6 == 0))
+        cursor = nxt
+    return out
+
+
+# ------------------------------------------------------------------------------------ the rows
+@dataclass(slots=True)
+class Block:
+    kind: str
+    label: str
+    start: str
+    end: str
+    left: float
+    width: float
+    title: str
+    summary: str | None = None
+
+
+@dataclass(slots=True)
+class Row:
+    email: str
+    name: str
+    platform: str
+    platform_kind: str
+    group: str
+    timezone: str
+    blocks: list[Block] = field(default_factory=list)
+    working: list[tuple[float, float]] = field(default_factory=list)
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _span_text(start: datetime, end: datetime, zone: tzinfo) -> str:
+    s, e = start.astimezone(zone), end.astimezone(zone)
+    tail = e.strftime("%H:%M") if e.date() == s.date() else e.strftime("%a %d %H:%M")
+    return f"{s.strftime('%a %d %b %H:%M')}–{tail}"
+
+
+def block(period: BusyPeriod, axis: Axis, zone: tzinfo) -> Block:
+    left, width = axis.place(period.start, period.end)
+    kind = TYPE_CLASS.get(period.type, "busy")
+    title = f"{SHORT_LABEL.get(period.type, 'Busy')}, {_span_text(period.start, period.end, zone)}"
+    if period.summary:
+        title += f": {period.summary}"
+    if period.location:
+        title += f" ({period.location})"
+    return Block(kind, SHORT_LABEL.get(period.type, "Busy"), period.start.astimezone(zone).isoformat(),
+                 period.end.astimezone(zone).isoformat(), left, width, title, period.summary)
+
+
+def working_bands(answer: PersonFreeBusy, axis: Axis) -> list[tuple[float, float]]:
+    """Where the person's working hours fall on the axis (none when they have none configured)."""
+    if answer.working_hours is None:
+        return []
+    window = axis.window
+    inside = invert(outside_working_hours(answer.working_hours, window), window, BusyType.FREE)
+    return [axis.place(p.start, p.end) for p in inside]
+
+
+def row(person: PersonConfig, answer: PersonFreeBusy, axis: Axis, zone: tzinfo, grouping: str,
+        kinds: dict[str, Any], default_zone: str) -> Row:
+    group = (person.team or "no team") if grouping == "team" else person.platform
+    kind = str(kinds.get(person.platform, {}).get("kind", "?"))
+    out = Row(person.email, person.name or person.email, person.platform, kind, group,
+              person.timezone or default_zone)
+    out.blocks = [block(p, axis, zone) for p in answer.busy if p.type is not BusyType.FREE]
+    out.working = working_bands(answer, axis)
+    out.error = "; ".join(str(e) for e in answer.errors) or None
+    out.warnings = [str(w) for w in answer.warnings]
+    return out
+
+
+def grouped(rows: Sequence[Row]) -> list[tuple[str, list[Row]]]:
+    groups: dict[str, list[Row]] = {}
+    for r in sorted(rows, key=lambda r: (r.group.lower(), r.name.lower())):
+        groups.setdefault(r.group, []).append(r)
+    return list(groups.items())
+
+
+# ------------------------------------------------------------------------------------ input
+@dataclass(frozen=True, slots=True)
+class GridQuery:
+    view: str
+    day: date
+    zone_name: str
+    grouping: str
+    who: str
+
+    @property
+    def zone(self) -> tzinfo:
+        return zoneinfo(self.zone_name)
+
+
+def parse_query(request: Request, default_zone: str) -> GridQuery:
+    q = request.query_params
+    view = q.get("view", "week")
+    if view not in VIEWS:
+        raise BadRequest(f"view must be one of {', '.join(VIEWS)}")
+    grouping = q.get("group", "team")
+    if grouping not in GROUPINGS:
+        raise BadRequest(f"group must be one of {', '.join(GROUPINGS)}")
+    zone_name = to_iana(q.get("tz") or default_zone)
+    if zone_name is None:
+        raise BadRequest(f"unknown time zone {q.get('tz', '')[:60]!r} (use an IANA name like Europe/Paris)")
+    text = q.get("date", "").strip()
+    try:
+        day = date.fromisoformat(text) if text else datetime.now(zoneinfo(zone_name)).date()
+    except ValueError:
+        raise BadRequest(f"date {text[:40]!r} is not an ISO date (YYYY-MM-DD)") from None
+    if not 1900 <= day.year <= 2500:
+        raise BadRequest("date must be between the years 1900 and 2500")
+    return GridQuery(view, day, zone_name, grouping, q.get("who", "*").strip() or "*")
+
+
+@lru_cache(maxsize=1)
+def all_zones() -> list[str]:
+    return sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/")))
+
+
+# ------------------------------------------------------------------------------------ optional parts
+def optional(module: str) -> Any | None:
+    """A module other work provides (scheduling API, sync store), or None in a build without it."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module.startswith(exc.name):
+            return None
+        raise
+
+
+# ------------------------------------------------------------------------------------ conflicts
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """One event copy as the conflicts page shows it: what (if the viewer may see it), when, where."""
+
+    title: str
+    when: str
+    platform: str
+    calendar: str
+    link: str | None
+
+
+def platform_link(platform: str, calendar: str, settings: dict[str, Any]) -> str | None:
+    """Where a person can open the calendar: the calendar itself when it is a URL (CalDAV), else
+    the platform's configured web or service address; None for local files."""
+    for candidate in (calendar, settings.get("web_url"), settings.get("url"), settings.get("service_endpoint")):
+        if isinstance(candidate, str) and candidate.startswith(("https://", "http://")):
+            return candidate
+    return None
+
+
+def copy_view(placed: Any, zone: tzinfo, may_see: bool, platforms: dict[str, Any], busy_title: str) -> Copy:
+    event = placed.event
+    start, end = event.span_utc(zone)
+    title = event.summary if may_see and not event.private and event.summary else busy_title
+    return Copy(title, _span_text(start, end, zone), placed.platform, placed.calendar,
+                platform_link(placed.platform, placed.calendar, platforms.get(placed.platform, {})))
+
+
+# ------------------------------------------------------------------------------------ pages
+def _title(axis: Axis, view: str) -> str:
+    last = axis.end - timedelta(days=1)
+    return f"{axis.start:%a %d %b %Y}" + ("" if view == "day" else f" – {last:%a %d %b %Y}")
+
+
+def _challenge(request: Request) -> Response:
+    response = templates.TemplateResponse(request, "unauthorized.html", {}, status_code=401)
+    for challenge in CHALLENGES:
+        response.headers.append("WWW-Authenticate", challenge)
+    return response
+
+
+def _bad(request: Request, user: User, exc: BadRequest) -> Response:
+    return templates.TemplateResponse(request, "error.html", {"user": user, "message": exc.detail},
+                                      status_code=exc.status)
+
+
+def routes(ctx: ServerContext) -> list[BaseRoute]:
+    config = ctx.config
+
+    async def grid(request: Request) -> Response:
+        user = ctx.user(request)
+        if user is None:
+            return _challenge(request)
+        try:
+            query = parse_query(request, config.hub.timezone)
+            people = ctx.hub.directory.select(s for s in query.who.split(",") if s.strip())
+        except BadRequest as exc:
+            return _bad(request, user, exc)
+        except UnknownPerson as exc:
+            return _bad(request, user, BadRequest(str(exc)))
+        shown = people[:MAX_ATTENDEES]
+        zone = query.zone
+        axis = view_axis(query.view, query.day, zone)
+        answer = await run_in_threadpool(ctx.freebusy, user, [p.email for p in shown], axis.window)
+        rows = [row(p, a, axis, zone, query.grouping, config.platforms, config.hub.timezone)
+                for p, a in zip(shown, answer.people, strict=True)]
+        step = timedelta(days=VIEWS[query.view])
+        now = datetime.now(zone)
+        context = {
+            "user": user, "query": query, "axis": axis, "ticks": ticks(axis, query.view, zone),
+            "groups": grouped(rows), "legend": LEGEND, "hidden": len(people) - len(shown),
+            "prev": (query.day - step).isoformat(), "next": (query.day + step).isoformat(),
+            "today": now.date().isoformat(),
+            "now": axis.percent(now) if axis.start <= now < axis.end else None,
+            "fetched_at": answer.fetched_at.astimezone(zone).strftime("%H:%M:%S") if answer.entries else None,
+            "zones": all_zones(),
+            "people_zones": sorted({config.hub.timezone, *(r.timezone for r in rows)}),
+            "scheduling": optional("calmesh.server.api_schedule") is not None,
+            "title": _title(axis, query.view), "cache_ttl": int(ctx.cache.ttl),
+        }
+        return templates.TemplateResponse(request, "grid.html", context)
+
+    async def conflicts(request: Request) -> Response:
+        user = ctx.user(request)
+        if user is None:
+            return _challenge(request)
+        try:
+            query = parse_query(request, config.hub.timezone)
+            people = ctx.hub.directory.select(s for s in query.who.split(",") if s.strip())
+        except BadRequest as exc:
+            return _bad(request, user, exc)
+        except UnknownPerson as exc:
+            return _bad(request, user, BadRequest(str(exc)))
+        detection = optional("calmesh.services.detection")
+        axis = view_axis(query.view, query.day, query.zone)
+        context: dict[str, Any] = {"user": user, "query": query, "available": detection is not None,
+                                   "title": _title(axis, query.view), "sections": []}
+        if detection is not None:
+            analyses = await run_in_threadpool(detection.analyse_people, ctx.hub,
+                                               [p.email for p in people[:MAX_ATTENDEES]], axis.window)
+            context["sections"] = [_section(a, query.zone, ctx.details_for(user)(a.email)) for a in analyses]
+        return templates.TemplateResponse(request, "conflicts.html", context)
+
+    def _section(analysis: Any, zone: tzinfo, may_see: bool) -> dict[str, Any]:
+        person = ctx.hub.directory.get(analysis.email)
+
+        def view(placed: Any) -> Copy:
+            return copy_view(placed, zone, may_see, config.platforms, config.privacy.busy_title)
+
+        return {
+            "email": analysis.email, "name": analysis.name or analysis.email, "platform": person.platform,
+            "conflicts": [{"when": _span_text(c.start, c.end, zone), "first": view(c.first),
+                           "second": view(c.second), "cross": c.cross_platform} for c in analysis.conflicts],
+            "duplicates": [{"copies": [view(m) for m in g.members], "score": round(100 * g.score),
+                            "reason": "; ".join(p.reason for p in g.pairs)} for g in analysis.duplicates],
+            "errors": [str(e) for e in analysis.errors], "warnings": [str(w) for w in analysis.warnings],
+        }
+
+    async def sync(request: Request) -> Response:
+        user = ctx.user(request)
+        if user is None:
+            return _challenge(request)
+        groups = [{"name": name, "mode": group.mode, "interval": group.interval,
+                   "members": [f"{m.platform}:{m.calendar} ({m.direction})" for m in group.calendars]}
+                  for name, group in config.sync.groups.items()]
+        return templates.TemplateResponse(request, "sync.html", {"user": user, "groups": groups,
+                                                                 "runs": None})
+
+    return [
+        Route("/", grid, methods=["GET"]),
+        Route("/conflicts", conflicts, methods=["GET"]),
+        Route("/sync", sync, methods=["GET"]),
+        Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
+    ]

@@ -1,0 +1,259 @@
+"""Conflicts and duplicates for people whose time lives on several platforms, and cleaning up.
+
+Gathering: every calendar of every source of a person (home platform plus ``also``) is read for
+the window, occurrences expanded, and handed to the pure :func:`calmesh.core.overlaps.analyse`,
+so a double booking between Exchange and the in-house system, or the same meeting copied into
+both, is found although neither platform could see it. A platform that fails is reported, never
+silently taken as "no events".
+
+Resolution: :func:`plan_resolution` turns the core's per-occurrence proposals into whole stored
+items to delete (a recurring series goes only when every one of its occurrences in the window is a
+removable duplicate). :func:`apply_resolution` deletes them with If-Match, recording each item's
+full content in the state store's audit log *before* deleting, so :func:`undo` can put it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from typing import Any, Protocol
+
+from calmesh import ical
+from calmesh.connectors.base import ConnectorError, NotFoundError
+from calmesh.core.overlaps import (
+    Conflict,
+    Decision,
+    DuplicateGroup,
+    PlacedEvent,
+    Resolution,
+    analyse,
+    propose_resolution,
+)
+from calmesh.model import CalendarItem, ItemRef, Problem, Window
+from calmesh.services.hub import Hub
+from calmesh.timezones import zoneinfo
+
+
+@dataclass(slots=True)
+class PersonAnalysis:
+    """One person's conflicts and duplicates, plus what could not be read."""
+
+    email: str
+    name: str | None
+    conflicts: list[Conflict] = field(default_factory=list)
+    duplicates: list[DuplicateGroup] = field(default_factory=list)
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def gather(hub: Hub, email: str, window: Window) -> tuple[list[PlacedEvent], list[Problem], list[Problem]]:
+    """Every occurrence in ``window`` from every calendar holding ``email``'s time, placed.
+
+    Returns (events, errors, warnings): an error is a calendar or platform that could not be read
+    (its events are missing from the analysis); a warning is one unreadable item.
+    """
+    person = hub.directory.get(email)
+    placed: list[PlacedEvent] = []
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    for source in person.sources:
+        try:
+            connector = hub.connector(source.platform)
+            calendars = list(source.calendars) or connector.calendars_of(source.mailbox or person.email)
+        except ConnectorError as exc:
+            errors.append(exc.problem())
+            continue
+        for calendar in calendars:
+            try:
+                events, problems = connector.events(calendar, window)
+            except ConnectorError as exc:
+                errors.append(exc.problem())
+                continue
+            warnings.extend(problems)
+            placed.extend(PlacedEvent(e, source.platform, calendar, ref=e.uid, owner=person.email) for e in events)
+    return placed, errors, warnings
+
+
+def analyse_people(hub: Hub, emails: Sequence[str], window: Window) -> list[PersonAnalysis]:
+    """Conflicts and duplicates of each person, in the order asked."""
+    out = []
+    for email in emails:
+        person = hub.directory.get(email)
+        placed, errors, warnings = gather(hub, person.email, window)
+        zone = zoneinfo(hub.directory.zone_of(person.email))
+        result = analyse(placed, owner=person.email, default_tz=zone)
+        out.append(PersonAnalysis(person.email, person.name, result.conflicts, result.duplicates, errors, warnings))
+    return out
+
+
+def home_platforms(hub: Hub) -> dict[str, str]:
+    """email -> home platform for everyone in the directory: where an organizer's copy lives."""
+    return {p.email: p.platform for p in hub.directory}
+
+
+# ------------------------------------------------------------------------------------ resolution
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """One stored item proposed for deletion, with the decisions (one per occurrence) behind it."""
+
+    owner: str
+    platform: str
+    calendar: str
+    uid: str
+    decisions: tuple[Decision, ...]
+
+    @property
+    def reason(self) -> str:
+        return self.decisions[0].reason
+
+
+@dataclass(slots=True)
+class ResolutionPlan:
+    resolutions: list[Resolution]
+    removals: list[Removal]
+    kept_series: list[str] = field(default_factory=list)
+    """Series left alone because only some of their occurrences are duplicates (why, per UID)."""
+
+
+def plan_resolution(hub: Hub, analyses: Sequence[PersonAnalysis], window: Window) -> ResolutionPlan:
+    """Which whole items to delete, from the core's proposals, for the people analysed."""
+    homes = home_platforms(hub)
+    resolutions: list[Resolution] = []
+    proposed: dict[tuple[str, str, str, str], list[Decision]] = {}
+    for analysis in analyses:
+        for group in analysis.duplicates:
+            resolution = propose_resolution(group, home_platforms=homes)
+            resolutions.append(resolution)
+            for decision in resolution.removals:
+                copy = decision.copy
+                key = (analysis.email, copy.platform, copy.calendar, copy.event.uid)
+                proposed.setdefault(key, []).append(decision)
+    removals, kept = [], []
+    for (owner, platform, calendar, uid), decisions in proposed.items():
+        occurrences = _occurrences(hub, platform, calendar, uid, window)
+        if occurrences > len(decisions):
+            kept.append(f"{uid} on {platform}:{calendar}: only {len(decisions)} of its {occurrences} "
+                        "occurrences in the window are duplicates; the series is kept")
+            continue
+        removals.append(Removal(owner, platform, calendar, uid, tuple(decisions)))
+    return ResolutionPlan(resolutions, removals, kept)
+
+
+def _occurrences(hub: Hub, platform: str, calendar: str, uid: str, window: Window) -> int:
+    events, _ = hub.connector(platform).events(calendar, window)
+    return sum(1 for e in events if e.uid == uid)
+
+
+class AuditLog(Protocol):
+    """What resolution needs from the state store's audit log (see :mod:`calmesh.store`)."""
+
+    def record_deletion(self, *, platform: str, calendar: str, item_id: str, uid: str, content: str,
+                        reason: str) -> str: ...
+
+    def deletion(self, log_id: str) -> LoggedDeletion: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedDeletion:
+    log_id: str
+    platform: str
+    calendar: str
+    uid: str
+    content: str
+    """The whole deleted item as iCalendar text: enough to put it back."""
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    removal: Removal
+    log_id: str | None
+    error: str | None = None
+
+
+def apply_resolution(hub: Hub, plan: ResolutionPlan, log: AuditLog,
+                     on_progress: Callable[[Applied], None] | None = None) -> list[Applied]:
+    """Delete each planned item: read it whole, log its content, then delete with If-Match.
+
+    Logging comes first so that a crash between the two leaves a log entry for an item that still
+    exists (harmless), never a deleted item with no way back.
+    """
+    done = []
+    for removal in plan.removals:
+        try:
+            item = stored_item(hub, removal.platform, removal.calendar, removal.uid)
+            assert item.ref is not None
+            log_id = log.record_deletion(platform=removal.platform, calendar=removal.calendar, item_id=item.ref.id,
+                                         uid=item.uid, content=ical.item_to_ical(item).decode(), reason=removal.reason)
+            hub.connector(removal.platform).delete(removal.calendar, item.ref, if_match=item.ref.etag)
+            result = Applied(removal, log_id)
+        except ConnectorError as exc:
+            result = Applied(removal, None, str(exc))
+        done.append(result)
+        if on_progress is not None:
+            on_progress(result)
+    return done
+
+
+def stored_item(hub: Hub, platform: str, calendar: str, uid: str) -> CalendarItem:
+    """The whole stored item (master and overrides, with its ref and ETag) holding ``uid``."""
+    items, _ = hub.connector(platform).items(calendar)
+    for item in items:
+        if item.uid == uid and item.ref is not None:
+            return item
+    raise NotFoundError(platform, f"no item with UID {uid} in {calendar}", item=uid)
+
+
+def undo(hub: Hub, log: AuditLog, log_id: str) -> ItemRef:
+    """Put a deleted item back where it was, from its audit-log entry."""
+    entry = log.deletion(log_id)
+    items, problems = ical.parse_items(entry.content, entry.platform)
+    if len(items) != 1:
+        raise ValueError(f"log entry {log_id} does not hold exactly one item ({problems[:1]})")
+    item = items[0]
+    return hub.connector(entry.platform).put(entry.calendar, CalendarItem(item.uid, item.components))
+
+
+# ------------------------------------------------------------------------------------ JSON
+def copy_json(placed: PlacedEvent, zone: tzinfo, details: bool = True) -> dict[str, Any]:
+    """One copy as the doors show it; titles only with ``details`` and never for private events."""
+    event = placed.event
+    start, end = event.span_utc(zone)
+    return {"platform": placed.platform, "calendar": placed.calendar, "uid": event.uid,
+            "summary": event.summary if details and not event.private else None,
+            "start": start.astimezone(zone).isoformat(), "end": end.astimezone(zone).isoformat(),
+            "organizer": event.organizer.email if event.organizer else None}
+
+
+def conflicts_json(analysis: PersonAnalysis, zone: tzinfo, details: bool = True) -> dict[str, Any]:
+    return {
+        "email": analysis.email, "name": analysis.name,
+        "conflicts": [{"start": c.start.astimezone(zone).isoformat(), "end": c.end.astimezone(zone).isoformat(),
+                       "platforms": list(c.platforms), "cross_platform": c.cross_platform,
+                       "events": [copy_json(c.first, zone, details), copy_json(c.second, zone, details)]}
+                      for c in analysis.conflicts],
+        "errors": [str(e) for e in analysis.errors], "warnings": [str(w) for w in analysis.warnings],
+    }
+
+
+def duplicates_json(analysis: PersonAnalysis, zone: tzinfo, details: bool = True,
+                    resolutions: Sequence[Resolution] = ()) -> dict[str, Any]:
+    """A person's duplicate groups; with ``resolutions``, what to keep and remove in each."""
+    by_group = {id(r.group): r for r in resolutions}
+    groups = []
+    for group in analysis.duplicates:
+        entry: dict[str, Any] = {"score": group.score, "reason": group.reason, "platforms": list(group.platforms),
+                                 "same_uid": all(p.same_uid for p in group.pairs),
+                                 "copies": [copy_json(m, zone, details) for m in group.members]}
+        resolution = by_group.get(id(group))
+        if resolution is not None:
+            entry["decisions"] = [{**copy_json(d.copy, zone, details), "remove": d.remove, "reason": d.reason}
+                                  for d in resolution.decisions]
+        groups.append(entry)
+    return {"email": analysis.email, "name": analysis.name, "duplicates": groups,
+            "errors": [str(e) for e in analysis.errors], "warnings": [str(w) for w in analysis.warnings]}
+
+
+def removal_json(removal: Removal) -> dict[str, Any]:
+    return {"owner": removal.owner, "platform": removal.platform, "calendar": removal.calendar,
+            "uid": removal.uid, "reason": removal.reason}

@@ -1,0 +1,433 @@
+"""Meetings across platforms: find a time, book it, and process the replies.
+
+- :func:`find_time` fans free/busy out to every attendee's platforms (without working-hours
+  padding) and hands it to the pure :func:`calmesh.core.slots.find_slots`, which applies each
+  person's working hours in their own zone. Working hours come, in this order, from the person's
+  published VAVAILABILITY (``availability`` in the config, RFC 7953), their ``working_hours`` in
+  the config, then their platform (Exchange). The organiser is always a required attendee.
+- :func:`book` re-checks the slot first (an answer may be minutes old: no double booking from a
+  stale suggestion), creates the event on the organiser's home calendar through its connector, then
+  reaches every other attendee with the same UID: written straight into their home calendar where
+  calmesh may (see :func:`delivery_mode`), else by an iMIP ``REQUEST`` mail (RFC 6047).
+- :func:`process_message` applies an incoming iTIP ``REPLY`` (PARTSTAT) or ``CANCEL`` (from an
+  iMIP mail or a bare ``.ics``) to the organiser's stored copy, and a CANCEL also to the copies
+  calmesh wrote into attendees' calendars.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, tzinfo
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from calmesh import ical
+from calmesh.config import PersonConfig, SmtpConfig
+from calmesh.connectors.base import ConnectorError
+from calmesh.core.freebusy import status_in
+from calmesh.core.slots import SlotAttendee, SlotQuery, SlotSearch, find_slots
+from calmesh.directory import UnknownPerson
+from calmesh.model import (
+    MARKER_PROPERTY,
+    Attendee,
+    BusyType,
+    CalendarItem,
+    Event,
+    EventStatus,
+    ItemRef,
+    PartStat,
+    PersonFreeBusy,
+    Problem,
+    Role,
+    Window,
+    normalize_email,
+)
+from calmesh.services import availability, itip
+from calmesh.services.detection import stored_item
+from calmesh.services.hub import Hub
+from calmesh.timezones import zoneinfo
+from calmesh.vavailability import VAvailabilityError, working_hours
+
+
+class SchedulingError(ValueError):
+    """A request that cannot be carried out, with what to change."""
+
+
+class SlotTaken(SchedulingError):
+    """The slot is no longer free for some required attendees (named in ``busy``)."""
+
+    def __init__(self, busy: Sequence[tuple[str, BusyType]]) -> None:
+        self.busy = list(busy)
+        who = ", ".join(f"{email} ({kind.label.lower()})" for email, kind in self.busy)
+        super().__init__(f"the slot is no longer free: {who} became busy since it was suggested; "
+                         "search again")
+
+
+# ------------------------------------------------------------------------------------ find a time
+@dataclass(frozen=True, slots=True)
+class MeetingRequest:
+    organizer: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    duration: timedelta = timedelta(minutes=30)
+    window: Window | None = None
+    granularity: timedelta = timedelta(minutes=30)
+    buffer_before: timedelta = timedelta(0)
+    buffer_after: timedelta = timedelta(0)
+    minimum_notice: timedelta = timedelta(0)
+    max_candidates: int = 10
+
+    def attendees(self) -> list[tuple[str, bool]]:
+        """(email, required) with the organiser first and required, each person once."""
+        seen: dict[str, bool] = {normalize_email(self.organizer): True}
+        for address in self.required:
+            seen.setdefault(normalize_email(address), True)
+        for address in self.optional:
+            seen.setdefault(normalize_email(address), False)
+        return list(seen.items())
+
+
+@dataclass(slots=True)
+class TimeSearch:
+    search: SlotSearch
+    people: list[PersonFreeBusy]
+    """Each attendee's free/busy as used (errors say whose data is missing and why)."""
+
+
+def find_time(hub: Hub, request: MeetingRequest, *, now: datetime) -> TimeSearch:
+    """Ranked suggestions for ``request``, as of ``now``."""
+    if request.window is None:
+        raise SchedulingError("a search window is needed")
+    _person(hub, request.organizer, "organiser")
+    attendees = request.attendees()
+    padded = Window(request.window.start - request.buffer_before, request.window.end + request.buffer_after)
+    people = availability.freebusy(hub, [e for e, _ in attendees], padded, working_hours=False)
+    _use_published_hours(hub, people, now)
+    try:
+        query = SlotQuery(
+            attendees=tuple(SlotAttendee(fb, required) for fb, (_, required) in zip(people, attendees, strict=True)),
+            duration=request.duration, window=request.window, now=now, granularity=request.granularity,
+            buffer_before=request.buffer_before, buffer_after=request.buffer_after,
+            minimum_notice=request.minimum_notice, max_candidates=request.max_candidates,
+            organizer_hours=people[0].working_hours)
+    except ValueError as exc:
+        raise SchedulingError(str(exc)) from None
+    return TimeSearch(find_slots(query), people)
+
+
+def _person(hub: Hub, address: str, what: str) -> PersonConfig:
+    try:
+        return hub.directory.get(address)
+    except UnknownPerson:
+        raise SchedulingError(f"the {what} {address} is not in the people directory") from None
+
+
+def _use_published_hours(hub: Hub, people: Sequence[PersonFreeBusy], now: datetime) -> None:
+    """Replace working hours with a person's published VAVAILABILITY, where configured; a
+    source that cannot be read is a warning and the other hours stay."""
+    for answer in people:
+        person = hub.directory.find(answer.email)
+        if person is None or not person.availability:
+            continue
+        try:
+            text = _read_source(hub, person.availability)
+            hours, warnings = working_hours(text, default_zone=hub.directory.zone_of(person.email), at=now)
+        except (OSError, httpx.HTTPError, VAvailabilityError) as exc:
+            answer.warnings.append(Problem("availability", f"{person.availability}: {exc}"))
+            continue
+        answer.working_hours = hours
+        answer.warnings.extend(Problem("availability", w) for w in warnings)
+
+
+def _read_source(hub: Hub, source: str) -> bytes:
+    if source.startswith(("http://", "https://")):
+        response = httpx.get(source, timeout=hub.config.hub.freebusy_timeout, follow_redirects=True)
+        response.raise_for_status()
+        return response.content
+    return Path(hub.config.resolve_path(source)).read_bytes()
+
+
+# ------------------------------------------------------------------------------------ booking
+@dataclass(frozen=True, slots=True)
+class BookingRequest:
+    organizer: str
+    required: tuple[str, ...]
+    start: datetime
+    end: datetime
+    summary: str
+    optional: tuple[str, ...] = ()
+    description: str | None = None
+    location: str | None = None
+    buffer_before: timedelta = timedelta(0)
+    buffer_after: timedelta = timedelta(0)
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise SchedulingError("start and end need a time zone")
+        if self.end <= self.start:
+            raise SchedulingError("end must be after start")
+        if not self.summary.strip():
+            raise SchedulingError("a meeting needs a title")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """How one attendee was reached: ``calendar`` (written into it), ``email`` (iMIP),
+    ``organizer`` (the organiser's own copy) or ``failed`` (``detail`` says why)."""
+
+    email: str
+    method: str
+    platform: str | None = None
+    calendar: str | None = None
+    detail: str | None = None
+
+
+@dataclass(slots=True)
+class Booking:
+    uid: str
+    item: CalendarItem
+    ref: ItemRef
+    deliveries: list[Delivery] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+Mailer = Callable[[SmtpConfig, EmailMessage], None]
+
+
+def recheck(hub: Hub, request: BookingRequest) -> list[str]:
+    """Ask every attendee's platforms again for exactly this slot (plus buffers).
+
+    Raises :class:`SlotTaken` when a required attendee is busy or away; returns warnings for
+    optional attendees who are, and for anyone whose availability is unknown.
+    """
+    emails = [e for e, _ in _attendee_roles(request)]
+    window = Window(request.start - request.buffer_before, request.end + request.buffer_after)
+    answers = availability.freebusy(hub, emails, window, working_hours=False)
+    taken, warnings = [], []
+    for (address, required), answer in zip(_attendee_roles(request), answers, strict=True):
+        known = [p for p in answer.busy if p.type is not BusyType.UNKNOWN]
+        kind = status_in(known, window.start, window.end)
+        if kind >= BusyType.BUSY:
+            if required:
+                taken.append((address, kind))
+            else:
+                warnings.append(f"optional attendee {address} is {kind.label.lower()} then")
+        elif answer.errors or status_in(answer.busy, window.start, window.end) is BusyType.UNKNOWN:
+            warnings.append(f"availability of {address} is unknown: " + "; ".join(str(e) for e in answer.errors))
+    if taken:
+        raise SlotTaken(taken)
+    return warnings
+
+
+def _attendee_roles(request: BookingRequest) -> list[tuple[str, bool]]:
+    return MeetingRequest(request.organizer, request.required, request.optional).attendees()
+
+
+def home_calendar(hub: Hub, person: PersonConfig) -> str:
+    """The calendar a person's meetings are booked into: the first configured, else their own."""
+    if person.calendars:
+        return person.calendars[0]
+    return hub.connector(person.platform).calendars_of(person.mailbox or person.email)[0]
+
+
+def delivery_mode(hub: Hub, person: PersonConfig | None) -> str:
+    """``calendar`` or ``email`` for an attendee: the rule documented in docs/scheduling.md.
+
+    People outside the directory get mail. ``invite = "email"`` always mails; ``"calendar"``
+    always writes (failing clearly if the platform cannot); ``"auto"`` writes when the home
+    platform's connector declares ``write`` capability, and mails otherwise.
+    """
+    if person is None or person.invite == "email":
+        return "email"
+    if person.invite == "calendar":
+        return "calendar"
+    return "calendar" if hub.connector(person.platform).capabilities.write else "email"
+
+
+def build_item(hub: Hub, request: BookingRequest, *, now: datetime) -> CalendarItem:
+    """The meeting as the organiser's copy: organiser CHAIR and accepted, everyone else RSVP."""
+    organizer = _person(hub, request.organizer, "organiser")
+    zone = zoneinfo(hub.directory.zone_of(organizer.email))
+    chair = Attendee(organizer.email, organizer.name, PartStat.ACCEPTED, Role.CHAIR)
+    attendees = [chair]
+    for address, required in _attendee_roles(request)[1:]:
+        known = hub.directory.find(address)
+        attendees.append(Attendee(address, known.name if known else None, PartStat.NEEDS_ACTION,
+                                  Role.REQUIRED if required else Role.OPTIONAL, rsvp=True))
+    domain = organizer.email.rpartition("@")[2]
+    event = Event(ical.new_uid(domain), request.start.astimezone(zone), request.end.astimezone(zone),
+                  request.summary.strip(), request.description, request.location, organizer=chair,
+                  attendees=attendees, created=now, last_modified=now, tzid=zone.key)
+    return CalendarItem(event.uid, [event])
+
+
+def book(hub: Hub, request: BookingRequest, *, now: datetime, mailer: Mailer = itip.send) -> Booking:
+    """Re-check, create on the organiser's platform, then invite everyone else (same UID)."""
+    if request.start < now:
+        raise SchedulingError("the slot is in the past")
+    warnings = recheck(hub, request)
+    organizer = _person(hub, request.organizer, "organiser")
+    item = build_item(hub, request, now=now)
+    connector = hub.connector(organizer.platform)
+    if not connector.capabilities.write:
+        raise SchedulingError(f"the organiser's platform {organizer.platform} cannot be written to")
+    calendar = home_calendar(hub, organizer)
+    ref = connector.put(calendar, item)
+    booking = Booking(item.uid, item, ref, [Delivery(organizer.email, "organizer", organizer.platform, calendar)],
+                      warnings)
+    marker = f"{organizer.platform}/{calendar}/{item.uid}"
+    for address, _ in _attendee_roles(request)[1:]:
+        booking.deliveries.append(_deliver(hub, item, address, marker, mailer))
+    return booking
+
+
+def _deliver(hub: Hub, item: CalendarItem, address: str, marker: str, mailer: Mailer) -> Delivery:
+    person = hub.directory.find(address)
+    mode = delivery_mode(hub, person)
+    if mode == "calendar" and person is not None:
+        try:
+            calendar = home_calendar(hub, person)
+            copy = CalendarItem(item.uid, [replace(e, extra={**e.extra, MARKER_PROPERTY: marker})
+                                           for e in item.components])
+            hub.connector(person.platform).put(calendar, copy)
+            return Delivery(address, "calendar", person.platform, calendar)
+        except ConnectorError as exc:
+            if person.invite == "calendar":
+                return Delivery(address, "failed", person.platform, detail=str(exc))
+            fallback = f"could not write to {person.platform} ({exc.message}); "
+            delivered = _mail(hub, item, address, mailer)
+            return replace(delivered, detail=fallback + (delivered.detail or "sent by email"))
+    return _mail(hub, item, address, mailer)
+
+
+def _mail(hub: Hub, item: CalendarItem, address: str, mailer: Mailer) -> Delivery:
+    smtp = hub.config.smtp
+    if smtp is None:
+        return Delivery(address, "failed", detail="needs an iMIP invitation but no [smtp] is configured")
+    event = item.components[0]
+    body = itip.describe(event, hub.directory.zone_of(address))
+    message = itip.imip_message(itip.request(item), "REQUEST", smtp.sender, [address],
+                                f"Invitation: {event.summary or 'Meeting'}", body, event.organizer)
+    try:
+        mailer(smtp, message)
+    except OSError as exc:  # smtplib errors are OSErrors
+        return Delivery(address, "failed", detail=f"SMTP {smtp.host}:{smtp.port} refused or unreachable: {exc}")
+    return Delivery(address, "email")
+
+
+# ------------------------------------------------------------------------------------ inbox
+@dataclass(slots=True)
+class Processed:
+    method: str
+    uid: str
+    updated: list[str] = field(default_factory=list)
+    """``platform:calendar`` of every copy changed."""
+    changes: list[str] = field(default_factory=list)
+    """What changed, for a person to read (``carla@... ACCEPTED``)."""
+
+
+def read_message(data: bytes) -> itip.Message:
+    """An iTIP message from an iMIP mail (RFC 6047) or a bare ``.ics``."""
+    if data.lstrip().upper().startswith(b"BEGIN:VCALENDAR"):
+        return itip.parse(data)
+    mail = email.message_from_bytes(data, policy=email.policy.default)
+    if not isinstance(mail, EmailMessage) or mail.get_content_type() == "text/plain" and not mail.is_multipart():
+        raise itip.ITIPError("neither an iCalendar object nor an email with a text/calendar part")
+    _method, calendar = itip.calendar_part(mail)
+    return itip.parse(calendar)
+
+
+def process_message(hub: Hub, data: bytes) -> Processed:
+    """Apply an incoming REPLY or CANCEL to the organiser's copy (and, for CANCEL, to the copies
+    calmesh wrote into attendees' calendars)."""
+    message = read_message(data)
+    if message.method not in ("REPLY", "CANCEL"):
+        raise itip.ITIPError(f"calmesh processes REPLY and CANCEL messages, not {message.method}")
+    first = message.item.components[0]
+    if first.organizer is None:
+        raise itip.ITIPError(f"{message.method} for {message.item.uid} has no ORGANIZER")
+    organizer = hub.directory.find(first.organizer.email)
+    if organizer is None:
+        raise itip.ITIPError(f"the organiser {first.organizer.email} is not in the people directory")
+    calendar = home_calendar(hub, organizer)
+    stored = stored_item(hub, organizer.platform, calendar, message.item.uid)
+    result = Processed(message.method, message.item.uid)
+    if message.method == "REPLY":
+        updated = itip.apply_reply(stored, message)
+        _save(hub, organizer.platform, calendar, stored, updated, result)
+        for answer in message.item.components:
+            who = answer.attendees[0]
+            result.changes.append(f"{who.email} {who.partstat.value}")
+        return result
+    stored_organizer = (stored.master or stored.components[0]).organizer
+    if stored_organizer is None or stored_organizer.email != first.organizer.email:
+        raise itip.ITIPError(f"CANCEL for {stored.uid} does not come from its organiser")
+    _cancel(hub, organizer.platform, calendar, stored, message, result)
+    for attendee in first.attendees:
+        person = hub.directory.find(attendee.email)
+        if person is None or person.email == organizer.email or delivery_mode(hub, person) != "calendar":
+            continue
+        try:
+            their_calendar = home_calendar(hub, person)
+            copy = stored_item(hub, person.platform, their_calendar, stored.uid)
+        except ConnectorError:
+            continue  # never written there (mailed instead, or already removed)
+        _cancel(hub, person.platform, their_calendar, copy, message, result)
+    return result
+
+
+def _cancel(hub: Hub, platform: str, calendar: str, stored: CalendarItem, message: itip.Message,
+            result: Processed) -> None:
+    """Mark cancelled rather than delete: the copy stays as a trace and blocks nothing."""
+    updated = itip.apply_cancel(stored, message)
+    if updated is None:
+        sequence = max(e.sequence for e in message.item.components)
+        updated = CalendarItem(stored.uid, [replace(e, status=EventStatus.CANCELLED, sequence=max(e.sequence, sequence))
+                                            for e in stored.components], stored.ref)
+        result.changes.append(f"{platform}:{calendar} meeting cancelled")
+    else:
+        result.changes.append(f"{platform}:{calendar} occurrences cancelled")
+    _save(hub, platform, calendar, stored, updated, result)
+
+
+def _save(hub: Hub, platform: str, calendar: str, stored: CalendarItem, updated: CalendarItem,
+          result: Processed) -> None:
+    etag = stored.ref.etag if stored.ref else None
+    hub.connector(platform).put(calendar, updated, if_match=etag)
+    result.updated.append(f"{platform}:{calendar}")
+
+
+# ------------------------------------------------------------------------------------ JSON
+def search_json(found: TimeSearch, zone: tzinfo) -> dict[str, Any]:
+    """Suggestions as the doors show them, modelled on Graph's ``meetingTimeSuggestions``."""
+    return {
+        "suggestions": [{
+            "start": s.start.astimezone(zone).isoformat(), "end": s.end.astimezone(zone).isoformat(),
+            "confidence": s.confidence,
+            "attendees": [{"email": a.email, "required": a.required, "availability": a.availability.value,
+                           "outside_working_hours": a.outside_working_hours} for a in s.attendees],
+        } for s in found.search.suggestions],
+        "empty_reason": found.search.empty_reason,
+        "people": [{"email": p.email, "name": p.name, "platform": p.platform,
+                    "timezone": p.working_hours.timezone if p.working_hours else None,
+                    "errors": [str(e) for e in p.errors], "warnings": [str(w) for w in p.warnings]}
+                   for p in found.people],
+    }
+
+
+def booking_json(booking: Booking) -> dict[str, Any]:
+    return {"uid": booking.uid, "calendar": booking.ref.calendar, "id": booking.ref.id,
+            "deliveries": [{"email": d.email, "method": d.method, "platform": d.platform, "calendar": d.calendar,
+                            "detail": d.detail} for d in booking.deliveries],
+            "warnings": booking.warnings}
+
+
+def processed_json(processed: Processed) -> dict[str, Any]:
+    return {"method": processed.method, "uid": processed.uid, "updated": processed.updated,
+            "changes": processed.changes}

@@ -1,0 +1,117 @@
+"""``calmesh serve``, ``calmesh hash-password`` and ``serve_demo``, run as real processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from calmesh.cli.app import app
+from calmesh.server.auth import verify_password
+
+from .conftest import PASSWORD_ENV, config_text, seed_ics
+
+CALMESH = str(Path(sys.executable).parent / "calmesh")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 30) -> list[str]:
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if needle in line:
+            return lines
+    raise AssertionError(f"{needle!r} never printed; got {lines}")
+
+
+def test_hash_password_prints_a_verifiable_hash() -> None:
+    result = CliRunner().invoke(app, ["hash-password", "--password", "hunter2"])
+    assert result.exit_code == 0
+    assert verify_password("hunter2", result.output.strip())
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, slow_feed: str) -> Path:
+    seed_ics(tmp_path)
+    path = tmp_path / "calmesh.toml"
+    path.write_text(config_text(slow_feed))
+    return path
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, PASSWORD_ENV: "demo-secret", "COLUMNS": "200"}
+
+
+def test_serve_command_answers_and_reports_a_taken_port(config_file: Path) -> None:
+    port = _free_port()
+    proc = subprocess.Popen([CALMESH, "serve", "--config", str(config_file),
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=_env())
+    try:
+        _wait_for_line(proc, "calmesh serving")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        taken = subprocess.run([CALMESH, "serve", "--config", str(config_file),
+                                "--port", str(port)], capture_output=True, text=True, env=_env(), timeout=60)
+        assert taken.returncode == 1 and "already in use" in taken.stderr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+DEMO_SCRIPT = """
+import sys
+from rich.console import Console
+from calmesh.config import load_config
+from calmesh.server.app import serve_demo
+serve_demo(load_config(sys.argv[1]), int(sys.argv[2]), "demo", "demo-secret", Console(width=200))
+"""
+
+
+def test_serve_demo_prints_the_ready_line_and_serves_on_every_door(config_file: Path) -> None:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-c", DEMO_SCRIPT, str(config_file), str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+    try:
+        lines = _wait_for_line(proc, "calmesh demo ready")
+        assert f"calmesh demo ready at http://127.0.0.1:{port} (user demo, password demo-secret)" in lines
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = httpx.get(f"{base}/api/v1/people", headers={"Authorization": "Bearer demo-secret"})
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert response.status_code == 200
+        assert httpx.get(f"{base}/feeds/alice@agency.example.ics", auth=("demo", "demo-secret")).status_code == 200
+        taken = subprocess.run([sys.executable, "-c", DEMO_SCRIPT, str(config_file), str(port)],
+                               capture_output=True, text=True, env=_env(), timeout=60)
+        assert "already in use" in taken.stdout
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

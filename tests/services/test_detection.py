@@ -1,0 +1,91 @@
+"""Conflicts and duplicates of one person across real platforms: two ICS folders (the ICS
+connector) and an in-house SQLite table (the SQL connector)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from meeting_world import ALICE, CARLA, PARIS, at, config, meeting, put, utc
+
+from calmesh.model import Attendee, EventStatus, PartStat, Window
+from calmesh.services import detection
+from calmesh.services.hub import Hub
+
+WEEK = Window(utc(11, 30, 0), utc(12, 5, 0))
+CARLA_ORGANISES = Attendee(CARLA, "Carla Jones", PartStat.ACCEPTED)
+
+
+def row(start: datetime, end: datetime, name: str, **extra: object) -> dict[str, object]:
+    """A projects-table row: naive Paris wall-clock times, as the in-house tool stores them."""
+    return {"owner": ALICE, "starts_at": start.replace(tzinfo=None), "ends_at": end.replace(tzinfo=None),
+            "name": name, **extra}
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Hub:
+    rows = [
+        row(at(PARIS, 12, 1, 10, 30), at(PARIS, 12, 1, 11, 30), "Sprint planning"),
+        row(at(PARIS, 12, 2, 15, 5), at(PARIS, 12, 2, 16, 5), "RE: Budget sync"),
+        row(at(PARIS, 12, 3, 9), at(PARIS, 12, 3, 12), "Dropped workshop", state="cancelled"),
+    ]
+    cfg = config(tmp_path, rows=rows)
+    people = [Attendee(ALICE, "Alice Martin"), Attendee("bruno@agency.example")]
+    put(tmp_path, "zoho", ALICE,
+        meeting("call-1", at(PARIS, 12, 1, 10), 60, "Client call"),
+        meeting("budget-1", at(PARIS, 12, 2, 15), 60, "Budget sync", attendees=people),
+        meeting("atlas-1@agency.example", at(PARIS, 12, 4, 14), 60, "Atlas review",
+                organizer=CARLA_ORGANISES, attendees=[CARLA_ORGANISES, *people]),
+        meeting("lunch", at(PARIS, 12, 3, 10), 60, "Focus time", transparent=True),
+        meeting("declined", at(PARIS, 12, 3, 10), 60, "Town hall", organizer=CARLA_ORGANISES,
+                attendees=[Attendee(ALICE, partstat=PartStat.DECLINED)]))
+    put(tmp_path, "exchange", ALICE,
+        meeting("ATLAS-1@AGENCY.EXAMPLE", at(PARIS, 12, 4, 14), 60, "Atlas review",
+                organizer=CARLA_ORGANISES, attendees=[CARLA_ORGANISES, Attendee(ALICE)]),
+        meeting("workshop", at(PARIS, 12, 3, 11), 60, "Design workshop", status=EventStatus.CONFIRMED))
+    hub = Hub(cfg)
+    yield hub
+    hub.close()
+
+
+def test_conflicts_across_platforms_name_the_platforms(hub: Hub) -> None:
+    (alice,) = detection.analyse_people(hub, [ALICE], WEEK)
+    assert not alice.errors
+    pairs = {(c.first.event.summary, c.second.event.summary): c for c in alice.conflicts}
+    assert set(pairs) == {("Client call", "Sprint planning")}  # transparent, declined, cancelled left out
+    conflict = pairs["Client call", "Sprint planning"]
+    assert conflict.platforms == ("projects", "zoho") and conflict.cross_platform
+    assert (conflict.start, conflict.end) == (utc(12, 1, 9, 30), utc(12, 1, 10))
+
+
+def test_duplicates_by_uid_and_fuzzy_with_score_and_reason(hub: Hub) -> None:
+    (alice,) = detection.analyse_people(hub, [ALICE], WEEK)
+    by_title = {g.members[0].event.summary: g for g in alice.duplicates}
+    assert set(by_title) == {"Budget sync", "Atlas review"}
+    atlas = by_title["Atlas review"]
+    assert atlas.platforms == ("exchange", "zoho") and atlas.score == 1.0 and "same UID" in atlas.reason
+    budget = by_title["Budget sync"]
+    assert budget.platforms == ("projects", "zoho") and 0.8 <= budget.score < 1.0
+    assert "same title" in budget.reason and "times within 0:05:00" in budget.reason
+    assert not budget.pairs[0].same_uid
+
+
+def test_resolution_never_removes_the_organizers_copy(hub: Hub) -> None:
+    analyses = detection.analyse_people(hub, [ALICE], WEEK)
+    plan = detection.plan_resolution(hub, analyses, WEEK)
+    removed = {(r.platform, r.uid) for r in plan.removals}
+    # Carla organises Atlas and lives on exchange: the exchange copy is hers to keep.
+    assert ("exchange", "ATLAS-1@AGENCY.EXAMPLE") not in removed
+    assert ("zoho", "atlas-1@agency.example") in removed
+    atlas = next(r for r in plan.resolutions if r.keep.event.summary == "Atlas review")
+    assert atlas.keep.platform == "exchange" and "organizer" in next(
+        d.reason for d in atlas.decisions if not d.remove)
+
+
+def test_unreadable_platform_is_reported(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    (tmp_path / "exchange" / f"{ALICE}.ics").unlink()
+    with Hub(cfg) as hub:
+        (alice,) = detection.analyse_people(hub, [ALICE], WEEK)
+    assert [e.platform for e in alice.errors] == ["exchange"]

@@ -1,0 +1,160 @@
+"""A working in-memory calendar platform, for exercising sync without a server.
+
+Not a mock: it keeps items with ETags, enforces If-Match like a CalDAV server (412 ->
+:class:`PreconditionFailed`), refuses a second object with the same UID in one calendar (CalDAV's
+``no-uid-conflict``), keeps a change log behind opaque sync tokens that expire when the log is
+compacted (``InvalidTokenError``, like an expired WebDAV sync-token), and can be switched
+unreachable (``TransientError``) or made to fail one write (``fail_next``) to simulate outages
+and crashes. Stored items are deep-copied in and out so callers cannot alias its state.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+from calmesh.connectors.base import (
+    Capabilities,
+    Connector,
+    ConnectorSettings,
+    InvalidDataError,
+    InvalidTokenError,
+    NotFoundError,
+    PreconditionFailed,
+    TransientError,
+)
+from calmesh.model import CalendarInfo, CalendarItem, ChangeSet, Event, ItemRef, Problem, Window
+
+
+@dataclass
+class _Calendar:
+    items: dict[str, tuple[CalendarItem, str]] = field(default_factory=dict)
+    log: list[tuple[int, str]] = field(default_factory=list)
+    """(sequence number, item id) of every change, oldest first."""
+    horizon: int = 0
+    """Tokens older than this sequence number are no longer accepted."""
+
+
+class MemoryConnector(Connector):
+    kind = "memory"
+    capabilities = Capabilities(read=True, write=True, changes=True)
+
+    def __init__(self, name: str = "mem", calendars: tuple[str, ...] = ("cal",)) -> None:
+        super().__init__(name, ConnectorSettings(kind="memory"))
+        self._cals = {c: _Calendar() for c in calendars}
+        self._seq = 0
+        self.reachable = True
+        self.fail_next: type[Exception] | None = None
+        self.writes = 0
+
+    # ---- helpers for tests
+    def _tick(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _cal(self, calendar: str) -> _Calendar:
+        if not self.reachable:
+            raise TransientError(self.name, "unreachable (simulated outage)")
+        if calendar not in self._cals:
+            raise NotFoundError(self.name, f"no calendar {calendar!r}")
+        return self._cals[calendar]
+
+    def _out(self, calendar: str, item_id: str) -> CalendarItem:
+        item, etag = self._cals[calendar].items[item_id]
+        out = copy.deepcopy(item)
+        out.ref = ItemRef(calendar, item_id, etag)
+        return out
+
+    def compact(self, calendar: str = "cal") -> None:
+        """Forget the change log: every earlier token becomes invalid."""
+        self._cals[calendar].horizon = self._seq
+        self._cals[calendar].log.clear()
+
+    def all(self, calendar: str = "cal") -> list[CalendarItem]:
+        """Every stored item (ignores reachability: the test's view of the truth)."""
+        return [self._out(calendar, i) for i in sorted(self._cals[calendar].items)]
+
+    # ---- Connector
+    def calendars(self) -> list[CalendarInfo]:
+        self._cal(next(iter(self._cals)))
+        return [CalendarInfo(id=c, name=c, platform=self.name) for c in self._cals]
+
+    def events(self, calendar: str, window: Window) -> tuple[list[Event], list[Problem]]:
+        cal = self._cal(calendar)
+        return [copy.deepcopy(e) for item, _ in cal.items.values() for e in item.components], []
+
+    def items(self, calendar: str, window: Window | None = None) -> tuple[list[CalendarItem], list[Problem]]:
+        cal = self._cal(calendar)
+        return [self._out(calendar, i) for i in sorted(cal.items)], []
+
+    def changes(self, calendar: str, token: str | None) -> ChangeSet:
+        cal = self._cal(calendar)
+        now = str(self._seq)
+        if token is None:
+            return ChangeSet(self.items(calendar)[0], [], now, complete=True)
+        since = int(token)
+        if since < cal.horizon:
+            raise InvalidTokenError(self.name, f"sync token {token} expired")
+        touched = sorted({item_id for seq, item_id in cal.log if seq > since})
+        changed = [self._out(calendar, i) for i in touched if i in cal.items]
+        deleted = [ItemRef(calendar, i) for i in touched if i not in cal.items]
+        return ChangeSet(changed, deleted, now)
+
+    def _maybe_fail(self) -> None:
+        if self.fail_next is not None:
+            exc, self.fail_next = self.fail_next, None
+            raise exc(self.name, "simulated failure")
+
+    def put(self, calendar: str, item: CalendarItem, if_match: str | None = None) -> ItemRef:
+        cal = self._cal(calendar)
+        self._maybe_fail()
+        if item.ref is None:
+            if any(stored.uid == item.uid for stored, _ in cal.items.values()):
+                raise InvalidDataError(self.name, "no-uid-conflict: UID already in calendar", item=item.uid)
+            item_id = f"{item.uid}-{self._seq + 1}.ics"
+        else:
+            item_id = item.ref.id
+            if item_id not in cal.items:
+                raise NotFoundError(self.name, "no such item", item=item_id)
+            if if_match is not None and cal.items[item_id][1] != if_match:
+                raise PreconditionFailed(self.name, "ETag mismatch", item=item_id)
+        seq = self._tick()
+        stored = copy.deepcopy(item)
+        stored.ref = None
+        cal.items[item_id] = (stored, f'"e{seq}"')
+        cal.log.append((seq, item_id))
+        self.writes += 1
+        return ItemRef(calendar, item_id, f'"e{seq}"')
+
+    def delete(self, calendar: str, ref: ItemRef, if_match: str | None = None) -> None:
+        cal = self._cal(calendar)
+        self._maybe_fail()
+        if ref.id not in cal.items:
+            raise NotFoundError(self.name, "no such item", item=ref.id)
+        if if_match is not None and cal.items[ref.id][1] != if_match:
+            raise PreconditionFailed(self.name, "ETag mismatch", item=ref.id)
+        del cal.items[ref.id]
+        cal.log.append((self._tick(), ref.id))
+        self.writes += 1
+
+    # ---- user edits (what a person does in their calendar app)
+    def user_put(self, item: CalendarItem, calendar: str = "cal") -> ItemRef:
+        existing = next((i for i, (s, _) in self._cals[calendar].items.items() if s.uid == item.uid), None)
+        if existing is not None:
+            item = copy.deepcopy(item)
+            item.ref = ItemRef(calendar, existing)
+        was, self.reachable = self.reachable, True
+        try:
+            return self.put(calendar, item)
+        finally:
+            self.reachable = was
+            self.writes -= 1
+
+    def user_delete(self, uid: str, calendar: str = "cal") -> None:
+        item_id = next(i for i, (s, _) in self._cals[calendar].items.items() if s.uid == uid)
+        was, self.reachable = self.reachable, True
+        try:
+            self.delete(calendar, ItemRef(calendar, item_id))
+        finally:
+            self.reachable = was
+            self.writes -= 1

@@ -1,0 +1,493 @@
+"""The sync decision core, alone: hand-made observations and in-memory platforms (a working
+store with ETags and change tokens, see memory_connector.py), no server and no database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from calmesh.core.projection import busy_block, content_hash, synced_hash
+from calmesh.core.syncplan import (
+    Conflict,
+    Delete,
+    Member,
+    Observation,
+    PlanOptions,
+    Skip,
+    plan,
+)
+from calmesh.model import (
+    MARKER_PROPERTY,
+    Attendee,
+    CalendarItem,
+    Classification,
+    Event,
+    EventStatus,
+    ItemRef,
+)
+
+from .harness import World, uids, world
+
+T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
+
+
+def item(uid: str, hour: int = 9, summary: str = "Standup", *, seq: int = 0, **kw: object) -> CalendarItem:
+    start = T0 + timedelta(hours=hour - 9)
+    event = Event(uid=uid, start=start, end=start + timedelta(minutes=30), summary=summary,
+                  sequence=seq, **kw)  # type: ignore[arg-type]
+    return CalendarItem(uid, [event])
+
+
+def converge(w: World) -> None:
+    w.run()
+    assert w.run().writes == []
+
+
+# ------------------------------------------------------------------------------ projection
+def test_hash_ignores_what_platforms_rewrite() -> None:
+    a = item("u1")
+    b = item("u2")
+    b.components[0].start = T0.astimezone(ZoneInfo("Europe/Paris"))
+    b.components[0].end = (T0 + timedelta(minutes=30)).astimezone(ZoneInfo("Europe/Paris"))
+    b.components[0].extra[MARKER_PROPERTY] = "x/y/z"
+    b.components[0].sequence = 7
+    b.components[0].last_modified = T0
+    assert content_hash(a) == content_hash(b)
+    a.components[0].rrule = ["FREQ=WEEKLY;BYDAY=MO"]
+    b.components[0].rrule = ["BYDAY=MO;FREQ=WEEKLY"]
+    assert content_hash(a) == content_hash(b)
+    b.components[0].summary = "Other"
+    assert content_hash(a) != content_hash(b)
+
+
+def test_busy_block_keeps_time_and_recurrence_drops_details() -> None:
+    master = Event(uid="r", start=T0, end=T0 + timedelta(hours=1), summary="Salary talk",
+                   description="secret", location="Room 1", rrule=["FREQ=DAILY;COUNT=5"],
+                   exdate=[T0 + timedelta(days=2)], organizer=Attendee("boss@x.org"),
+                   attendees=[Attendee("me@x.org")], status=EventStatus.TENTATIVE)
+    moved = Event(uid="r", start=T0 + timedelta(days=1, hours=3), end=T0 + timedelta(days=1, hours=4),
+                  recurrence_id=T0 + timedelta(days=1), summary="Salary talk (moved)")
+    block = busy_block(CalendarItem("r", [master, moved]), "Occupied")
+    m, o = block.components
+    assert (m.summary, m.description, m.location, m.organizer, m.attendees) == ("Occupied", None, None, None, [])
+    assert m.classification is Classification.PRIVATE and o.classification is Classification.PRIVATE
+    assert (m.start, m.end, m.rrule, m.exdate, m.status) == (master.start, master.end, master.rrule,
+                                                              master.exdate, EventStatus.TENTATIVE)
+    assert (o.recurrence_id, o.start, o.summary) == (moved.recurrence_id, moved.start, "Occupied")
+    assert content_hash(busy_block(block, "Occupied")) == content_hash(block)
+
+
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)),
+       st.integers(0, 48), st.sampled_from(["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata"]),
+       st.text(max_size=20))
+def test_hash_property_zone_invariant_and_busy_idempotent(start: datetime, hours: int, zone: str, title: str) -> None:
+    start = start.replace(tzinfo=UTC)
+    a = CalendarItem("u", [Event("u", start, start + timedelta(hours=hours), summary=title)])
+    b = CalendarItem("v", [Event("v", start.astimezone(ZoneInfo(zone)),
+                                 (start + timedelta(hours=hours)).astimezone(ZoneInfo(zone)), summary=title)])
+    assert content_hash(a) == content_hash(b)
+    assert synced_hash(busy_block(a), "busy") == synced_hash(a, "busy")
+
+
+# ---------------------------------------------------------------------------- mirror basics
+def test_new_item_is_copied_with_marker_and_never_echoed() -> None:
+    w = world("a", "b")
+    w.platforms["a"].user_put(item("u1"))
+    first = w.run()
+    assert [type(x).__name__ for x in first.writes] == ["Create"]
+    (copy,) = w.platforms["b"].all()
+    assert copy.uid == "u1" and copy.marker == "a/cal/" + w.platforms["a"].all()[0].ref.id  # type: ignore[union-attr]
+    assert w.run().writes == []
+
+
+def test_edit_on_either_side_propagates_and_origin_stays_unmarked() -> None:
+    w = world("a", "b")
+    w.platforms["a"].user_put(item("u1"))
+    converge(w)
+    w.platforms["b"].user_put(item("u1", summary="Moved", hour=11, seq=1))
+    result = w.run()
+    assert [(type(x).__name__, x.target) for x in result.writes] == [("Update", "a/cal")]
+    (origin,) = w.platforms["a"].all()
+    assert origin.components[0].summary == "Moved" and origin.marker is None
+    assert w.run().writes == []
+
+
+def test_deletion_propagates_and_a_stale_copy_is_not_resurrected() -> None:
+    w = world("a", "b")
+    w.platforms["a"].user_put(item("u1"))
+    converge(w)
+    stale = w.platforms["b"].all()[0]
+    w.platforms["a"].user_delete("u1")
+    result = w.run()
+    assert [(type(x).__name__, x.target) for x in result.writes] == [("Delete", "b/cal")]
+    assert w.platforms["b"].all() == []
+    # an offline client pushes the old copy (with its marker) back
+    stale.ref = None
+    w.platforms["b"].user_put(stale)
+    assert [type(x).__name__ for x in w.run().writes] == ["Delete"]
+    assert w.platforms["a"].all() == [] and w.platforms["b"].all() == []
+
+
+def test_three_members_edit_reaches_all() -> None:
+    w = world("a", "b", "c")
+    w.platforms["b"].user_put(item("u1"))
+    converge(w)
+    assert all(uids(p) == ["u1"] for p in w.platforms.values())
+    w.platforms["c"].user_put(item("u1", summary="Retro", seq=1))
+    assert sorted(x.target for x in w.run().writes) == ["a/cal", "b/cal"]
+    assert {p.all()[0].components[0].summary for p in w.platforms.values()} == {"Retro"}
+
+
+# ------------------------------------------------------------------------------- conflicts
+def _conflicting(policy: str) -> World:
+    w = world("a", "b", options=PlanOptions(conflict=policy))
+    w.platforms["a"].user_put(item("u1"))
+    converge(w)
+    w.platforms["a"].user_put(item("u1", summary="from a", seq=2))
+    w.platforms["b"].user_put(item("u1", summary="from b", seq=1))
+    return w
+
+
+def test_conflict_newest_sequence_wins() -> None:
+    w = _conflicting("newest")
+    result = w.run()
+    (conflict,) = [a for a in result.actions if isinstance(a, Conflict)]
+    assert conflict.winner == "a/cal"
+    assert {p.all()[0].components[0].summary for p in w.platforms.values()} == {"from a"}
+    assert w.run().writes == []
+
+
+def test_conflict_named_platform_wins() -> None:
+    w = _conflicting("b")
+    w.run()
+    assert {p.all()[0].components[0].summary for p in w.platforms.values()} == {"from b"}
+
+
+def test_conflict_keep_both_loses_nothing() -> None:
+    w = _conflicting("keep-both")
+    w.run()
+    for p in w.platforms.values():
+        assert sorted(i.components[0].summary for i in p.all()) == ["from a", "from b"]  # type: ignore[type-var]
+    assert w.run().writes == []
+
+
+@pytest.mark.parametrize(("policy", "survives"), [("newest", True), ("keep-both", True), ("a", False), ("b", True)])
+def test_deletion_racing_an_edit_follows_policy(policy: str, survives: bool) -> None:
+    w = world("a", "b", options=PlanOptions(conflict=policy))
+    w.platforms["a"].user_put(item("u1"))
+    converge(w)
+    w.platforms["a"].user_delete("u1")
+    w.platforms["b"].user_put(item("u1", summary="edited", seq=1))
+    result = w.run()
+    assert any(isinstance(a, Conflict) for a in result.actions)
+    expected = ["u1"] if survives else []
+    assert uids(w.platforms["a"]) == expected and uids(w.platforms["b"]) == expected
+    assert w.run().writes == []
+
+
+# ------------------------------------------------------------------------- guards, directions
+def test_unreachable_or_empty_source_never_deletes() -> None:
+    w = world("a", "b")
+    for n in range(5):
+        w.platforms["a"].user_put(item(f"u{n}", hour=9 + n))
+    converge(w)
+    w.platforms["a"].reachable = False
+    result = w.run()
+    assert result.writes == [] and any("unreachable" in n for n in result.notices)
+    w.platforms["a"].reachable = True
+    for n in range(5):
+        w.platforms["a"].user_delete(f"u{n}")
+    result = w.run()
+    assert result.writes == [] and any("listed no items" in n for n in result.notices)
+    assert len(w.platforms["b"].all()) == 5
+
+
+def test_bulk_delete_guard_holds_until_confirmed() -> None:
+    w = world("a", "b")
+    for n in range(10):
+        w.platforms["a"].user_put(item(f"u{n}", hour=n))
+    converge(w)
+    for n in range(4):
+        w.platforms["a"].user_delete(f"u{n}")
+    result = w.run()
+    assert not any(isinstance(x, Delete) for x in result.writes)
+    assert any("held until confirmed" in n for n in result.notices)
+    assert len(w.platforms["b"].all()) == 10
+    w.full = False  # even with change tokens the held deletions are not forgotten
+    assert w.run().writes == []
+    w.options = PlanOptions(confirm_deletes=True)
+    assert len([x for x in w.run().writes if isinstance(x, Delete)]) == 4
+    assert len(w.platforms["b"].all()) == 6
+
+
+def test_directions() -> None:
+    w = world("src:out", "dst:in", "peer")
+    w.platforms["src"].user_put(item("s1"))
+    w.platforms["dst"].user_put(item("d1"))
+    w.platforms["peer"].user_put(item("p1"))
+    converge(w)
+    assert uids(w.platforms["src"]) == ["s1"]  # out: never written
+    assert uids(w.platforms["dst"]) == ["d1", "p1", "s1"]
+    assert uids(w.platforms["peer"]) == ["p1", "s1"]  # in: its own items stay home
+    # an edit on the receive-only member is drift: restored from the senders
+    w.platforms["dst"].user_put(item("s1", summary="scribble", seq=5))
+    result = w.run()
+    assert [(type(x).__name__, x.target) for x in result.writes] == [("Update", "dst/cal")]
+    assert {i.components[0].summary for i in w.platforms["dst"].all() if i.uid == "s1"} == {"Standup"}
+
+
+def test_busy_mode_copies_only_time() -> None:
+    w = world("a", "b", options=PlanOptions(mode="busy", busy_title="Busy"))
+    w.platforms["a"].user_put(item("u1", summary="Doctor", location="Clinic",
+                                   attendees=[Attendee("x@y.org")]))
+    converge(w)
+    (block,) = w.platforms["b"].all()
+    e = block.components[0]
+    assert (e.summary, e.location, e.attendees, e.classification) == ("Busy", None, [], Classification.PRIVATE)
+    assert block.uid != "u1" and block.marker is not None
+    w.platforms["a"].user_put(item("u1", summary="Dentist"))  # details only: nothing to copy
+    assert w.run().writes == []
+    w.platforms["a"].user_put(item("u1", hour=14, summary="Dentist"))
+    assert [type(x).__name__ for x in w.run().writes] == ["Update"]
+    assert w.platforms["b"].all()[0].components[0].start == T0 + timedelta(hours=5)
+    # the placeholder is calmesh's: a user edit to it is put back, and it never flows back
+    w.platforms["b"].user_put(CalendarItem(block.uid, [Event(block.uid, T0, summary="mine")]))
+    assert [(type(x).__name__, x.target) for x in w.run().writes] == [("Update", "b/cal")]
+    assert w.platforms["a"].all()[0].components[0].summary == "Dentist"
+
+
+def test_recurring_master_overrides_and_exdates_travel_together() -> None:
+    w = world("a", "b")
+    master = Event("r", T0, T0 + timedelta(hours=1), summary="Weekly", rrule=["FREQ=WEEKLY"],
+                   exdate=[T0 + timedelta(weeks=2)])
+    moved = Event("r", T0 + timedelta(weeks=1, hours=2), T0 + timedelta(weeks=1, hours=3),
+                  recurrence_id=T0 + timedelta(weeks=1), summary="Weekly (moved)")
+    w.platforms["a"].user_put(CalendarItem("r", [master, moved]))
+    converge(w)
+    (copy,) = w.platforms["b"].all()
+    assert content_hash(copy) == content_hash(w.platforms["a"].all()[0])
+    assert len(copy.overrides) == 1 and copy.master is not None and copy.master.exdate == master.exdate
+
+
+# ------------------------------------------------------------------- loops, crashes, bad data
+def test_second_calmesh_with_empty_state_adopts_copies() -> None:
+    w = world("a", "b")
+    for n in range(3):
+        w.platforms["a"].user_put(item(f"a{n}", hour=n))
+        w.platforms["b"].user_put(item(f"b{n}", hour=n + 5))
+    converge(w)
+    fresh = World(w.members, w.platforms, w.options)
+    assert fresh.run().writes == []
+    assert len(w.platforms["a"].all()) == 6 and len(w.platforms["b"].all()) == 6
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_killed_after_any_write_the_next_run_completes_without_duplicates(full: bool) -> None:
+    def scenario() -> World:
+        w = world("a", "b", "c", full=full)
+        w.platforms["a"].user_put(item("keep"))
+        w.platforms["a"].user_put(item("gone", hour=10))
+        w.platforms["b"].user_put(item("edit", hour=11))
+        converge(w)
+        w.platforms["a"].user_put(item("new", hour=12))
+        w.platforms["b"].user_delete("gone")
+        w.platforms["c"].user_put(item("edit", hour=11, summary="edited", seq=1))
+        w.platforms["b"].user_put(item("new-b", hour=13))
+        return w
+
+    total = len(scenario().run().writes)
+    assert total >= 8
+    expected = None
+    for k in range(total + 1):
+        w = scenario()
+        w.run(stop_after_writes=k)
+        w.run()
+        assert w.run().writes == []
+        snapshot = {name: sorted((i.uid, i.components[0].summary) for i in p.all())  # type: ignore[misc]
+                    for name, p in w.platforms.items()}
+        expected = expected or snapshot
+        assert snapshot == expected, k
+    assert expected is not None and all(len(v) == 4 for v in expected.values())
+
+
+def test_bad_item_is_quarantined_and_the_rest_syncs() -> None:
+    w = world("a", "b")
+    w.platforms["a"].user_put(item("ok"))
+    bad = item("bad")
+    bad.components[0].end = T0 - timedelta(hours=1)
+    w.platforms["a"].user_put(bad)
+    result = w.run()
+    assert [(q.uid, "ends before" in q.reason) for q in result.quarantine] == [("bad", True)]
+    assert uids(w.platforms["b"]) == ["ok"]
+
+
+def test_failed_write_is_retried_by_the_next_run() -> None:
+    from calmesh.connectors.base import PreconditionFailed
+
+    w = world("a", "b", full=False)
+    w.platforms["a"].user_put(item("u1"))
+    converge(w)
+    w.platforms["a"].user_put(item("u1", summary="v2", seq=1))
+    w.platforms["b"].fail_next = PreconditionFailed
+    w.run()
+    assert w.platforms["b"].all()[0].components[0].summary == "Standup"
+    w.run()
+    assert w.platforms["b"].all()[0].components[0].summary == "v2"
+    assert w.run().writes == []
+
+
+def test_expired_token_falls_back_to_full_listing() -> None:
+    w = world("a", "b", full=False)
+    w.platforms["a"].user_put(item("u1"))
+    w.platforms["a"].user_put(item("u2", hour=10))
+    converge(w)
+    w.platforms["a"].user_delete("u1")
+    w.platforms["a"].compact()
+    w.run()
+    assert uids(w.platforms["b"]) == ["u2"]
+
+
+def test_duplicate_marked_copy_is_removed() -> None:
+    w = world("a", "b")
+    w.platforms["a"].user_put(item("u1"))
+    converge(w)
+    twin = w.platforms["b"].all()[0]
+    twin.ref, twin.uid = None, "u1-twin"
+    for e in twin.components:
+        e.uid = "u1-twin"
+    w.platforms["b"].user_put(twin)
+    result = w.run()
+    assert [(type(x).__name__, "duplicate" in x.reason) for x in result.writes] == [("Delete", True)]
+    assert uids(w.platforms["b"]) == ["u1"]
+
+
+def test_pure_plan_needs_listing_to_repair_a_member_added_later() -> None:
+    w = world("a", "b", full=False)
+    w.platforms["a"].user_put(item("u1"))
+    converge(w)
+    w.members.append(Member("c", "cal"))
+    from .memory_connector import MemoryConnector
+
+    w.platforms["c"] = MemoryConnector("c")
+    obs = {m.key: w.observe(m, False) for m in w.members}
+    first = plan(w.members, w.state, obs, w.options)
+    assert first.needs_listing == {"a/cal"}
+    w.run()
+    assert uids(w.platforms["c"]) == ["u1"]
+
+
+def test_unknown_member_observation_counts_as_unreachable() -> None:
+    ms = [Member("a", "cal"), Member("b", "cal")]
+    obs = {"a/cal": Observation("a/cal", [_with_ref(item("u1"), "a", "x")], complete=True)}
+    result = plan(ms, {}, obs)
+    assert [type(a) for a in result.actions] == [Skip]
+    assert any("b/cal: unreachable" in n for n in result.notices)
+
+
+def test_same_calendar_twice_is_rejected() -> None:
+    with pytest.raises(ValueError, match="twice"):
+        plan([Member("a", "cal"), Member("a", "cal")], {}, {})
+
+
+def _with_ref(it: CalendarItem, cal: str, item_id: str, etag: str = '"1"') -> CalendarItem:
+    it.ref = ItemRef(cal, item_id, etag)
+    return it
+
+
+# ------------------------------------------------------------------------------ properties
+OPS = st.lists(
+    st.tuples(st.sampled_from(["put", "edit", "delete", "run", "crash", "down", "up"]),
+              st.integers(0, 2), st.integers(0, 3)),
+    max_size=25,
+)
+SPECS = st.sampled_from([("a", "b"), ("a", "b:in"), ("a:out", "b", "c"), ("a", "b", "c:in")])
+MODES = st.sampled_from(["mirror", "busy"])
+POLICIES = st.sampled_from(["newest", "keep-both", "a", "b"])
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(SPECS, MODES, POLICIES, st.booleans(), OPS)
+def test_property_random_edits_converge_and_respect_guards(
+    specs: tuple[str, ...], mode: str, policy: str, full: bool, ops: list[tuple[str, int, int]],
+) -> None:
+    w = world(*specs, options=PlanOptions(mode=mode, conflict=policy, confirm_deletes=True), full=full)  # type: ignore[arg-type]
+    names = [m.platform for m in w.members]
+    outs = {m.key for m in w.members if m.direction == "out"}
+    version = 0
+    for op, who, which in ops:
+        conn = w.platforms[names[who % len(names)]]
+        if op == "run":
+            down = {m.key for m in w.members if not w.platforms[m.platform].reachable}
+            result = w.run()
+            for action in result.writes:
+                assert action.target not in outs, "wrote to an out-only member"
+                assert action.target not in down, "wrote to an unreachable member"
+        elif op == "crash":
+            w.run(stop_after_writes=which)
+        elif op == "down":
+            conn.reachable = False
+        elif op == "up":
+            conn.reachable = True
+        elif op == "delete":
+            mine = [i.uid for i in conn.all()]
+            if mine:
+                conn.user_delete(mine[which % len(mine)])
+        elif op == "edit":
+            mine = conn.all()
+            if mine:
+                version += 1
+                old = mine[which % len(mine)]
+                new = item(old.uid, hour=which + 9, summary=f"v{version}", seq=version)
+                new.components[0].extra = dict(old.components[0].extra)
+                conn.user_put(new)
+        else:
+            version += 1
+            conn.user_put(item(f"{conn.name}-{which}-{version}", hour=which + 9, summary=f"v{version}"))
+    for conn in w.platforms.values():
+        conn.reachable = True
+    w.run()
+    w.run()
+    assert w.run().writes == [], "a converged group planned more writes"
+    _assert_converged(w)
+
+
+def _assert_converged(w: World) -> None:
+    """Every live logical item sits once, with the agreed content, on every member receiving it,
+    and no marked copy exists that the state does not know (no duplicates)."""
+    tracked = {(k, c.item_id) for rec in w.state.values() for k, c in rec.copies.items() if not c.deleted}
+    for m in w.members:
+        for found in w.platforms[m.platform].all():
+            assert found.marker is None or (m.key, found.ref.id) in tracked, f"untracked copy on {m.key}"  # type: ignore[union-attr]
+    for rec in w.state.values():
+        if rec.deleted:
+            assert all(rec.live(m.key) is None for m in w.members if m.direction != "out")
+            continue
+        for m in w.members:
+            receives = m.direction != "out" and (w.options.mode == "mirror" or m.key != rec.origin)
+            if not receives:
+                continue
+            copy = rec.live(m.key)
+            assert copy is not None, f"{rec.logical_id} missing on {m.key}"
+            (actual,) = [i for i in w.platforms[m.platform].all() if i.ref.id == copy.item_id]  # type: ignore[union-attr]
+            assert synced_hash(actual, w.options.mode) == rec.content_hash
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 6), st.sampled_from(["unreachable", "empty"]), MODES)
+def test_property_lost_source_never_yields_deletes(n: int, how: str, mode: str) -> None:
+    """An empty listing counts as lost only above ``delete_floor`` items: emptying a calendar
+    of one or two events is believable, and those deletions do propagate."""
+    assume(how == "unreachable" or n > PlanOptions().delete_floor)
+    w = world("a", "b", options=PlanOptions(mode=mode, confirm_deletes=True))  # type: ignore[arg-type]
+    for k in range(n):
+        w.platforms["a"].user_put(item(f"u{k}", hour=k))
+    converge(w)
+    ms = w.members
+    obs = {"b/cal": w.observe(ms[1], True),
+           "a/cal": Observation.unreachable("a/cal") if how == "unreachable" else Observation("a/cal", [], complete=True)}
+    result = plan(ms, w.state, obs, w.options)
+    assert result.writes == []
