@@ -1,9 +1,8 @@
 """Benchmark: the hub server's free/busy, 50 people on 3 platforms, one week.
 
 Platforms: the EWS fake (``calmesh.fakes.ews``, through calmesh's EWS connector, exchangelib),
-a folder of ``.ics`` files, and Radicale (real CalDAV, through calmesh's CalDAV connector when
-this build has one; otherwise a second ICS folder stands in and the report says so). The hub runs
-as ``calmesh serve`` in its own process, so client and server do not share a GIL.
+a folder of ``.ics`` files, and Radicale (real CalDAV, through calmesh's CalDAV connector). The
+hub runs as ``calmesh serve`` in its own process, so client and server do not share a GIL.
 
 Measured in one run:
 
@@ -25,16 +24,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -44,6 +40,8 @@ import httpx
 from calmesh import ical
 from calmesh.config import parse_config
 from calmesh.connectors.ics import ICSConnector, ICSSettings
+from calmesh.demo.servers import free_port, make_calendar, start_radicale
+from calmesh.fakes.ews import EWSFake
 from calmesh.model import (
     Attendee,
     BusyType,
@@ -92,12 +90,6 @@ def week_for(email: str, zone: str, rng: random.Random) -> list[CalendarItem]:
 
 
 # ------------------------------------------------------------------------------------ platforms
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_http(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -110,32 +102,12 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
             time.sleep(0.1)
 
 
-@contextlib.contextmanager
-def radicale(root: Path) -> Iterator[str]:
-    """A real Radicale (no auth) on a free port, storage under ``root``."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "radicale", "--server-hosts", f"127.0.0.1:{port}",
-                             "--auth-type", "none", "--rights-type", "owner_only",
-                             "--storage-filesystem-folder", str(root / "radicale")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        wait_http(url)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 def seed_radicale(base: str, people: dict[str, list[CalendarItem]]) -> dict[str, str]:
     """One calendar per person, filled with plain PUTs; returns email -> calendar URL."""
     urls = {}
     with httpx.Client(auth=(USER, PASSWORD), timeout=30) as client:
         for email, items in people.items():
-            url = f"{base}{USER}/{email.split('@')[0]}/"
-            created = client.request("MKCALENDAR", url)
-            if created.status_code not in (201, 405):
-                raise RuntimeError(f"MKCALENDAR {url}: {created.status_code}")
+            url = make_calendar(f"{base}{USER}/{email.split('@')[0]}/", USER, PASSWORD)
             for item in items:
                 client.put(f"{url}{item.uid}.ics", content=ical.item_to_ical(item),
                            headers={"Content-Type": "text/calendar"}).raise_for_status()
@@ -152,65 +124,39 @@ def radicale_report(client: httpx.Client, url: str, window: Window) -> None:
 
 
 # ------------------------------------------------------------------------------------ the setup
-def build(root: Path, radicale_url: str, calendars: dict[str, str],
-          people: dict[str, list[CalendarItem]], stack: contextlib.ExitStack) -> tuple[str, dict[str, str]]:
-    """Seed the platforms and write the hub config; returns (config text, email -> platform)."""
-    emails = list(people)
-    platform_of: dict[str, str] = {}
-    platforms: dict[str, str] = {}
-    # ICS folder: a third of the people
+def build(radicale_url: str, calendars: dict[str, str], people: dict[str, list[CalendarItem]],
+          root: Path, stack: contextlib.ExitStack) -> tuple[str, dict[str, str]]:
+    """Seed the EWS fake and the ICS folder (Radicale is seeded already) and write the hub
+    config; returns (config text, email -> platform)."""
     (root / "inhouse").mkdir()
     inhouse = ICSConnector("inhouse", ICSSettings(kind="ics", path=str(root / "inhouse")))
-    platforms["inhouse"] = 'kind = "ics"\npath = "inhouse"\n'
-    # EWS fake when present
-    ews_ok = importlib.util.find_spec("calmesh.fakes.ews") and importlib.util.find_spec("calmesh.connectors.ews")
-    fake = None
-    if ews_ok:
-        from calmesh.fakes.ews import EWSFake
-
-        fake = EWSFake(users={USER: PASSWORD})
-        platforms["exchange"] = ""  # filled once the fake runs
-    # Radicale through the CalDAV connector when this build has one
-    caldav_ok = importlib.util.find_spec("calmesh.connectors.caldav") is not None
-    if caldav_ok:
-        platforms["zoho"] = f'kind = "caldav"\nurl = "{radicale_url}{USER}/"\nusername = "{USER}"\npassword_env = "{PASSWORD_ENV}"\n'
-    else:
-        (root / "zoho").mkdir()
-        platforms["zoho"] = 'kind = "ics"\npath = "zoho"\n'
-    names = list(platforms)
+    fake = EWSFake(users={USER: PASSWORD})
+    platform_of: dict[str, str] = {}
     people_toml = []
-    for i, email in enumerate(emails):
-        platform = names[i % len(names)]
+    for i, (email, items) in enumerate(people.items()):
+        platform, zone = ("exchange", "inhouse", "zoho")[i % 3], ZONES[i % len(ZONES)]
         platform_of[email] = platform
-        zone = ZONES[i % len(ZONES)]
-        calendar = f"{email}.ics"
-        if platform == "inhouse":
-            for item in people[email]:
+        calendar = {"inhouse": f"{email}.ics", "zoho": calendars[email], "exchange": email}[platform]
+        for item in items:
+            if platform == "inhouse":
                 inhouse.put(calendar, item)
-        elif platform == "exchange":
-            assert fake is not None
-            fake.add_mailbox(email, zone)
-            for item in people[email]:
+            elif platform == "exchange":
+                if email not in fake.mailboxes:
+                    fake.add_mailbox(email, zone)
                 fake.add_item(email, item)
-            calendar = ""
-        elif caldav_ok:
-            calendar = calendars[email]
-        else:
-            zoho = ICSConnector("zoho", ICSSettings(kind="ics", path=str(root / "zoho")))
-            for item in people[email]:
-                zoho.put(calendar, item)
-        cal_line = f'calendars = ["{calendar}"]\n' if calendar else ""
         people_toml.append(f'[[people]]\nemail = "{email}"\nplatform = "{platform}"\ntimezone = "{zone}"\n'
-                           f'{cal_line}working_hours = {{ days = "Mon-Fri", start = "09:00", end = "18:00" }}\n')
-    if fake is not None:
-        fake.start()
-        stack.callback(fake.stop)
-        platforms["exchange"] = (f'kind = "ews"\nservice_endpoint = "{fake.ews_url}"\nauth = "basic"\n'
-                                 f'username = "{USER}"\npassword_env = "{PASSWORD_ENV}"\nserver_version = "Exchange2016"\n')
+                           f'calendars = ["{calendar}"]\n'
+                           f'working_hours = {{ days = "Mon-Fri", start = "09:00", end = "18:00" }}\n')
+    fake.start()
+    stack.callback(fake.stop)
+    auth = f'username = "{USER}"\npassword_env = "{PASSWORD_ENV}"\n'
     text = (f'[hub]\ntimezone = "Europe/Paris"\nstate = "sqlite:///state.sqlite"\n'
-            f'[server]\ncache_ttl = 600\nrate_limit_per_minute = 10000000\nmax_request_bytes = 1000000\n'
+            f'[server]\ncache_ttl = 600\nrate_limit_per_minute = 10000000\n'
             f'[[server.users]]\nname = "{USER}"\npassword_env = "{PASSWORD_ENV}"\n'
-            + "".join(f"[platforms.{name}]\n{body}" for name, body in platforms.items())
+            f'[platforms.exchange]\nkind = "ews"\nservice_endpoint = "{fake.ews_url}"\nauth = "basic"\n{auth}'
+            f'server_version = "Exchange2016"\n'
+            f'[platforms.inhouse]\nkind = "ics"\npath = "inhouse"\n'
+            f'[platforms.zoho]\nkind = "caldav"\nurl = "{radicale_url}{USER}/"\n{auth}'
             + "\n".join(people_toml))
     return text, platform_of
 
@@ -259,17 +205,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="calmesh-bench-") as tmp, contextlib.ExitStack() as stack:
         root = Path(tmp)
         print(f"seeding {PEOPLE} people x ~15 meetings ...", flush=True)
-        radicale_url = stack.enter_context(radicale(root))
+        radicale_url = stack.enter_context(start_radicale(root / "radicale", {USER: PASSWORD})).url
         calendars = seed_radicale(radicale_url, people)
-        text, platform_of = build(root, radicale_url, calendars, people, stack)
+        text, platform_of = build(radicale_url, calendars, people, root, stack)
         config_path = root / "calmesh.toml"
         config_path.write_text(text)
         platforms = sorted(set(platform_of.values()))
         kinds = {name: parse_config(text, config_path).platforms[name]["kind"] for name in platforms}
         print("platforms: " + ", ".join(f"{n} ({kinds[n]}, {sum(1 for p in platform_of.values() if p == n)} people)"
                                         for n in platforms))
-        if kinds.get("zoho") != "caldav":
-            print("  (no CalDAV connector in this build: 'zoho' is an ICS folder; Radicale is used for the ratio only)")
 
         # slowest single upstream call, straight through the availability service
         single: list[float] = []

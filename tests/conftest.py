@@ -18,7 +18,13 @@ import pytest
 
 from calmesh.connectors.base import RetryPolicy
 from calmesh.connectors.caldav import CalDAVConnector, CalDAVSettings
-from calmesh.demo.servers import XANDIKOS_PRINCIPAL, RunningServer, make_calendar, start_radicale, start_xandikos
+from calmesh.demo.servers import (
+    XANDIKOS_PRINCIPAL,
+    RunningServer,
+    make_calendar,
+    start_radicale,
+    start_xandikos,
+)
 
 CALDAV_USER = "alice@example.com"
 CALDAV_PASSWORD = "alice-secret"
@@ -36,6 +42,7 @@ class CalDAVServer:
     """Collection under which tests create their calendars."""
     username: str = CALDAV_USER
     password: str = CALDAV_PASSWORD
+    password_env: str = CALDAV_PASSWORD_ENV
     checks_passwords: bool = True
     """Xandikos only authenticates over TLS, so on loopback it accepts any password."""
 
@@ -51,7 +58,7 @@ class CalDAVServer:
     def connector(self, platform: str = "dav", **settings: Any) -> CalDAVConnector:
         """A connector logged in as the test user, with a short retry backoff."""
         values: dict[str, Any] = {"kind": "caldav", "url": self.url, "username": self.username,
-                                  "password_env": CALDAV_PASSWORD_ENV, "timeout": 10.0, **settings}
+                                  "password_env": self.password_env, "timeout": 10.0, **settings}
         connector = CalDAVConnector(platform, CalDAVSettings(**values))
         connector.retry = FAST_RETRY
         return connector

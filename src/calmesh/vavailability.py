@@ -21,6 +21,7 @@ Rules (RFC 7953 section 4):
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta, tzinfo
+from typing import Any
 
 import icalendar
 
@@ -47,15 +48,27 @@ def _zone_of(value: datetime, default_zone: str) -> str:
     return iana
 
 
+def _value(component: icalendar.cal.Component, name: str) -> Any:
+    """A property's Python value as written (``.dt``), keeping its TZID, or None when absent.
+
+    Not icalendar's typed accessors (``DTSTART``...): they convert to UTC and lose the zone the
+    working hours are in."""
+    prop = component.get(name)
+    return getattr(prop, "dt", None)
+
+
 def _covers(component: icalendar.cal.Component, at: datetime, zone: tzinfo) -> bool:
-    start, end = component.get("DTSTART"), component.get("DTEND")
-    if start is not None and as_utc(start.dt, zone) > at:
+    start, end = _value(component, "DTSTART"), _value(component, "DTEND")
+    if start is not None and as_utc(start, zone) > at:
         return False
-    return end is None or as_utc(end.dt, zone) > at
+    return end is None or as_utc(end, zone) > at
 
 
 def _priority(component: icalendar.cal.Component) -> int:
-    value = int(component.get("PRIORITY", 0) or 0)
+    try:
+        value = int(component.get("PRIORITY", 0) or 0)
+    except (TypeError, ValueError):
+        raise VAvailabilityError(f"bad PRIORITY {component.get('PRIORITY')!r}") from None
     return value if 1 <= value <= 9 else 10
 
 
@@ -79,6 +92,15 @@ def working_hours(data: str | bytes, *, default_zone: str = "UTC", at: datetime 
                   ) -> tuple[WorkingHours, list[str]]:
     """The working hours a VAVAILABILITY calendar publishes for the moment ``at`` (default now),
     plus warnings for AVAILABLE components that had to be skipped."""
+    try:
+        return _working_hours(data, default_zone, at)
+    except VAvailabilityError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+        raise VAvailabilityError(f"cannot read VAVAILABILITY: {exc}") from exc
+
+
+def _working_hours(data: str | bytes, default_zone: str, at: datetime | None) -> tuple[WorkingHours, list[str]]:
     try:
         cal = icalendar.Calendar.from_ical(data)
     except ValueError as exc:
@@ -114,13 +136,13 @@ def _period(available: icalendar.cal.Component, default_zone: str) -> tuple[Work
     label = f"AVAILABLE {available.get('UID', '')}".strip()
     if available.get("DTSTART") is None:
         raise VAvailabilityError(f"{label} has no DTSTART")
-    start = available["DTSTART"].dt
+    start = _value(available, "DTSTART")
     if not isinstance(start, datetime):
         return None, "", f"{label}: all-day AVAILABLE skipped (working hours need times)"
     if available.get("DTEND") is not None:
-        end = available["DTEND"].dt
+        end = _value(available, "DTEND")
     elif available.get("DURATION") is not None:
-        end = start + available["DURATION"].dt
+        end = start + _value(available, "DURATION")
     else:
         raise VAvailabilityError(f"{label} has neither DTEND nor DURATION")
     zone = _zone_of(start, default_zone)

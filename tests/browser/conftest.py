@@ -18,11 +18,13 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
 
 from calmesh.config import parse_config
 from calmesh.demo.data import monday_of
 from calmesh.fakes import RunningServer, serve
 from calmesh.server.app import create_app
+from calmesh.server.auth import hash_password
 from calmesh.services.hub import Hub
 from server.conftest import people_toml, seed_ics
 
@@ -30,6 +32,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 MONDAY = monday_of(date.today()) + timedelta(weeks=1)
 USER = ("viewer", "viewer-secret")
+"""Sees everyone's details (titles); may book for anyone."""
+PLAIN = ("plain", "plain-secret")
+"""Free/busy only: never sees a title."""
 PASSWORD_ENV = "CALMESH_TEST_WEB_PASSWORD"
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -48,6 +53,9 @@ cache_ttl = {cache_ttl}
 name = "{USER[0]}"
 password_env = "{PASSWORD_ENV}"
 sees_details_of = ["*"]
+[[server.users]]
+name = "{PLAIN[0]}"
+password_hash = "{hash_password(PLAIN[1], iterations=1000)}"
 [platforms.zoho]
 kind = "ics"
 path = "zoho"
@@ -69,7 +77,11 @@ calendars = [{{ platform = "zoho", calendar = "alice@agency.example.ics" }},
 class Site:
     url: str
     hub: Hub
+    app: Starlette
     running: RunningServer
+
+    def serves(self, path: str) -> bool:
+        return any(getattr(r, "path", None) == path for r in self.app.routes)
 
 
 @pytest.fixture
@@ -80,8 +92,9 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
     path = tmp_path / "calmesh.toml"
     path.write_text(config_text(cache_ttl=0))
     hub = Hub(parse_config(path.read_text(), path))
-    running = serve(create_app(hub))
-    yield Site(running.url, hub, running)
+    app = create_app(hub)
+    running = serve(app)
+    yield Site(running.url, hub, app, running)
     running.stop()
     hub.close()
 

@@ -7,10 +7,11 @@ on each lane, measured by Playwright.
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 from .conftest import MONDAY, Site, artifact, needs_chromium
 
@@ -24,9 +25,11 @@ def local(day: int, hour: int, minute: int = 0, tz: str = "Europe/Paris") -> dat
 
 
 def share(instant: datetime, tz: str) -> float:
-    """Where ``instant`` falls on a week grid shown in ``tz`` (0 = Monday midnight there)."""
-    start = datetime.combine(MONDAY, time(0), tzinfo=ZoneInfo(tz))
-    return (instant - start) / (datetime.combine(MONDAY + timedelta(days=7), time(0), tzinfo=ZoneInfo(tz)) - start)
+    """Where ``instant`` falls on a week grid shown in ``tz`` (0 = Monday midnight there).
+    Computed in UTC: same-zone subtraction in Python is by wall clock, wrong across DST."""
+    start = datetime.combine(MONDAY, time(0), tzinfo=ZoneInfo(tz)).astimezone(UTC)
+    end = datetime.combine(MONDAY + timedelta(days=7), time(0), tzinfo=ZoneInfo(tz)).astimezone(UTC)
+    return (instant.astimezone(UTC) - start) / (end - start)
 
 
 def block_box(page, email: str, start_iso: str) -> tuple[float, float]:  # type: ignore[no-untyped-def]
@@ -105,14 +108,21 @@ def test_legend_and_types_do_not_rely_on_colour(site: Site, page) -> None:  # ty
 
 
 def test_the_page_asks_for_a_login(site: Site, browser) -> None:  # type: ignore[no-untyped-def]
-    context = browser.new_context()
-    response = context.new_page().goto(f"{site.url}/")
+    """The page answers the HTTP Basic challenge the API uses. Headless Chromium has no login
+    dialog: with no credentials it gives up on the challenge, which is checked on the way."""
+    anonymous = browser.new_context()
+    page = anonymous.new_page()
+    with page.expect_response(f"{site.url}/") as answer:
+        with pytest.raises(PlaywrightError, match="ERR_INVALID_AUTH_CREDENTIALS"):
+            page.goto(f"{site.url}/")
+    assert answer.value.status == 401
+    assert 'Basic realm="calmesh"' in answer.value.headers["www-authenticate"]
+    anonymous.close()
+    wrong = browser.new_context(http_credentials={"username": "viewer", "password": "wrong"})
+    page = wrong.new_page()
+    response = page.goto(f"{site.url}/")
     assert response is not None and response.status == 401
-    assert 'Basic realm="calmesh"' in response.headers["www-authenticate"]
-    context.close()
-    wrong = browser.new_context(http_credentials={"username": "viewer", "password": "nope"})
-    response = wrong.new_page().goto(f"{site.url}/")
-    assert response is not None and response.status == 401
+    assert "Sign in required" in page.inner_text("h1")
     wrong.close()
 
 

@@ -66,3 +66,26 @@ def test_disabled_and_bounded() -> None:
     small.get_many([CacheKey(f"{n}@x", WINDOW, False, False) for n in range(5)],
                    lambda es: [PersonFreeBusy(e, WINDOW) for e in es])
     assert len(small) == 2
+
+
+def test_concurrent_misses_share_one_fetch() -> None:
+    import threading
+    import time
+
+    cache = FreeBusyCache(60)
+    calls = 0
+
+    def fetch(emails: list[str]) -> list[PersonFreeBusy]:
+        nonlocal calls
+        calls += 1
+        time.sleep(0.3)
+        return [PersonFreeBusy(e, WINDOW) for e in emails]
+
+    key = [CacheKey("a@x", WINDOW, False, False)]
+    results: list[bool] = []
+    threads = [threading.Thread(target=lambda: results.append(cache.get_many(key, fetch)[0].hit)) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert calls == 1 and sorted(results) == [False, True, True, True, True]

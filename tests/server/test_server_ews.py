@@ -8,6 +8,7 @@ GetServerTimeZones for the request's zone, then GetUserAvailability with a TimeZ
 from __future__ import annotations
 
 import datetime as dt
+from xml.etree import ElementTree
 
 import httpx
 import pytest
@@ -141,3 +142,34 @@ def test_zone_rules_round_trip_through_windows_rules(zone: str) -> None:
     while instant.year == 2026:
         assert instant.astimezone(rules).utcoffset() == instant.astimezone(real).utcoffset(), instant
         instant += dt.timedelta(hours=7)
+
+
+def test_soap_autodiscover_points_exchangelib_at_the_ews_door(server: Served) -> None:
+    from exchangelib.autodiscover.protocol import AutodiscoverProtocol
+
+    autodiscover = AutodiscoverProtocol(config=Configuration(
+        service_endpoint=f"{server.url}/Autodiscover/Autodiscover.svc", credentials=Credentials(*OPS)))
+    found = autodiscover.get_user_settings(user="alice@agency.example")
+    found.raise_errors()  # settings calmesh does not serve are "not available", which is harmless
+    assert found.ews_url == f"{server.url}/EWS/Exchange.asmx"
+    assert found.autodiscover_smtp_address == "alice@agency.example"
+    assert found.version is not None and found.version.api_version == "Exchange2016"
+    unknown = autodiscover.get_user_settings(user="nobody@agency.example")
+    assert unknown.error_code == "InvalidUser"
+
+
+def test_pox_autodiscover_for_outlook(server: Served) -> None:
+    request = b"""<?xml version="1.0" encoding="utf-8"?>
+<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006">
+  <Request><EMailAddress>Carla@agency.example</EMailAddress>
+  <AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema>
+  </Request></Autodiscover>"""
+    url = f"{server.url}/autodiscover/autodiscover.xml"
+    assert httpx.post(url, content=request).status_code == 401
+    response = httpx.post(url, content=request, auth=OPS)
+    assert response.status_code == 200
+    outlook = "{http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a}"
+    urls = {el.text for el in ElementTree.fromstring(response.content).iter(f"{outlook}EwsUrl")}
+    assert urls == {f"{server.url}/EWS/Exchange.asmx"}
+    missing = httpx.post(url, content=request.replace(b"Carla", b"Zed"), auth=OPS)
+    assert b"cannot be found" in missing.content

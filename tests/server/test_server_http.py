@@ -193,7 +193,7 @@ def test_password_hashes() -> None:
 
 def test_openapi_document_is_served(server: Served) -> None:
     doc = httpx.get(f"{server.url}/api/v1/openapi.json").json()
-    assert set(doc["paths"]) == {"/api/v1/freebusy", "/api/v1/people"}
+    assert {"/api/v1/freebusy", "/api/v1/people"} <= set(doc["paths"])
 
 
 def test_window_bounds_use_now_by_default(server: Served) -> None:

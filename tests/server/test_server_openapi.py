@@ -37,16 +37,17 @@ def send(case: schemathesis.Case, base_url: str) -> httpx.Response:
                          json=kwargs.get("json"), content=body, timeout=10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", list(schemathesis.GenerationMode))
 def test_api_never_fails_and_matches_its_document(make_server, mode: schemathesis.GenerationMode) -> None:  # type: ignore[no-untyped-def]
     server: Served = make_server("rate_limit_per_minute = 1000000")
     schema = schemathesis.openapi.from_url(f"{server.url}/api/v1/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert {op.label for op in operations} == {"POST /api/v1/freebusy", "GET /api/v1/people"}
+    assert {"POST /api/v1/freebusy", "GET /api/v1/people"} <= {op.label for op in operations}
     for operation in operations:
 
         @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def run(case: schemathesis.Case) -> None:
             case.validate_response(send(case, server.url), checks=CHECKS)
 

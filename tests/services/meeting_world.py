@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -148,3 +149,64 @@ invite = "email"
 
 def meeting(uid: str, start: datetime, minutes: int, summary: str, **changes: object) -> Event:
     return Event(uid, start, start + timedelta(minutes=minutes), summary).with_changes(**changes)
+
+
+def caldav_config(root: Path, radicale: Any, xandikos: Any, *, smtp_port: int | None = None) -> Config:
+    """Alice on Radicale (with a second calendar on Xandikos), Carla on Xandikos, Farid on ICS.
+
+    ``radicale`` and ``xandikos`` are the ``CalDAVServer`` fixtures of tests/conftest.py; each
+    test gets fresh calendar collections on them.
+    """
+    alice_home, alice_shared = radicale.new_calendar("alice"), xandikos.new_calendar("alice-shared")
+    carla_home = xandikos.new_calendar("carla")
+    (root / "zoho").mkdir(parents=True, exist_ok=True)
+    (root / "zoho" / f"{FARID}.ics").write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nEND:VCALENDAR\r\n", newline="")
+    (root / "farid-hours.ics").write_text(FARID_HOURS, newline="")
+    smtp = f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nsender = "calmesh@agency.example"\n' if smtp_port else ""
+
+    def dav(server: Any) -> str:
+        return (f'kind = "caldav"\nurl = "{server.url}"\nusername = "{server.username}"\n'
+                f'password_env = "{server.password_env}"\ntimeout = 10\n')
+
+    text = f"""
+[hub]
+timezone = "Europe/Paris"
+{smtp}
+[platforms.radicale]
+{dav(radicale)}
+[platforms.xandikos]
+{dav(xandikos)}
+[platforms.zoho]
+kind = "ics"
+path = "zoho"
+
+[[people]]
+email = "{ALICE}"
+name = "Alice Martin"
+platform = "radicale"
+calendars = ["{alice_home}"]
+timezone = "Europe/Paris"
+working_hours = {{ days = "Mon-Fri", start = "09:00", end = "18:00" }}
+also = [{{ platform = "xandikos", calendars = ["{alice_shared}"] }}]
+
+[[people]]
+email = "{CARLA}"
+name = "Carla Jones"
+platform = "xandikos"
+calendars = ["{carla_home}"]
+timezone = "America/New_York"
+working_hours = {{ days = "Mon-Fri", start = "08:30", end = "17:00" }}
+
+[[people]]
+email = "{FARID}"
+name = "Farid Haddad"
+platform = "zoho"
+calendars = ["{FARID}.ics"]
+timezone = "Asia/Tokyo"
+availability = "farid-hours.ics"
+invite = "email"
+"""
+    path = root / "calmesh.toml"
+    path.write_text(text)
+    return parse_config(text, path)

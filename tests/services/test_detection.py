@@ -7,9 +7,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from meeting_world import ALICE, CARLA, PARIS, at, config, meeting, put, utc
+from meeting_world import ALICE, CARLA, PARIS, at, caldav_config, config, meeting, put, utc
 
-from calmesh.model import Attendee, EventStatus, PartStat, Window
+from calmesh.model import Attendee, CalendarItem, EventStatus, PartStat, Window
 from calmesh.services import detection
 from calmesh.services.hub import Hub
 
@@ -89,3 +89,27 @@ def test_unreadable_platform_is_reported(tmp_path: Path) -> None:
     with Hub(cfg) as hub:
         (alice,) = detection.analyse_people(hub, [ALICE], WEEK)
     assert [e.platform for e in alice.errors] == ["exchange"]
+
+
+def test_across_radicale_and_xandikos(radicale, xandikos, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Alice's home calendar on Radicale and a shared one on Xandikos: a double booking and a
+    copied meeting that neither server can see alone."""
+    with Hub(caldav_config(tmp_path, radicale, xandikos)) as hub:
+        home, shared = hub.directory.get(ALICE).calendars[0], hub.directory.get(ALICE).also[0].calendars[0]
+        atlas = meeting("atlas-1@agency.example", at(PARIS, 12, 4, 14), 60, "Atlas review",
+                        organizer=CARLA_ORGANISES, attendees=[CARLA_ORGANISES, Attendee(ALICE)])
+        for calendar, connector, events in (
+                (home, hub.connector("radicale"), [meeting("call-1", at(PARIS, 12, 1, 10), 60, "Client call"), atlas]),
+                (shared, hub.connector("xandikos"), [meeting("review", at(PARIS, 12, 1, 10, 30), 60, "Design review"),
+                                                      atlas])):
+            for event in events:
+                connector.put(calendar, CalendarItem(event.uid, [event]))
+        (alice,) = detection.analyse_people(hub, [ALICE], WEEK)
+        assert not alice.errors
+        (conflict,) = alice.conflicts
+        assert conflict.platforms == ("radicale", "xandikos")
+        (group,) = alice.duplicates
+        assert group.platforms == ("radicale", "xandikos") and group.score == 1.0
+        plan = detection.plan_resolution(hub, [alice], WEEK)
+        # Carla organises and lives on xandikos: the copy there is never removed
+        assert [(r.platform, r.uid) for r in plan.removals] == [("radicale", "atlas-1@agency.example")]

@@ -9,12 +9,12 @@ import email
 import email.policy
 import socket
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from meeting_world import ALICE, CARLA, FARID, PARIS, config, meeting, put, utc
+from meeting_world import ALICE, CARLA, FARID, PARIS, caldav_config, config, meeting, put, utc
 
 from calmesh.core.slots import Availability
 from calmesh.model import (
@@ -29,6 +29,7 @@ from calmesh.model import (
 from calmesh.services import itip, scheduling
 from calmesh.services.detection import stored_item
 from calmesh.services.hub import Hub
+from calmesh.vavailability import VAvailabilityError, working_hours
 
 NOW = utc(10, 25, 12)
 FORTNIGHT = Window(utc(10, 26, 0), utc(11, 7, 0))
@@ -203,3 +204,95 @@ def test_bad_requests_are_clear(hub: Hub) -> None:
         scheduling.book(hub, book_request(), now=utc(12, 1, 0))
     with pytest.raises(scheduling.SchedulingError, match="end must be after start"):
         scheduling.BookingRequest(ALICE, (CARLA,), utc(10, 27, 14), utc(10, 27, 13), "x")
+
+
+def test_across_two_caldav_servers_and_email(radicale, xandikos, smtp: tuple[int, Inbox],  # type: ignore[no-untyped-def]
+                                             tmp_path: Path) -> None:
+    """Alice on Radicale books Carla on Xandikos (written into her calendar) and Farid (iMIP);
+    Carla's REPLY then updates Alice's copy on Radicale with If-Match. One UID everywhere."""
+    with Hub(caldav_config(tmp_path, radicale, xandikos, smtp_port=smtp[0])) as hub:
+        alice_home = hub.directory.get(ALICE).calendars[0]
+        carla_home = hub.directory.get(CARLA).calendars[0]
+        hub.connector("xandikos").put(carla_home, CalendarItem("c-busy", [
+            meeting("c-busy", utc(10, 27, 12, 30), 60, "Pipeline review")]))
+        found = scheduling.find_time(hub, scheduling.MeetingRequest(
+            ALICE, (CARLA,), (FARID,), timedelta(hours=1), FORTNIGHT, max_candidates=200), now=NOW)
+        assert not [p.errors for p in found.people if p.errors]
+        tuesday = sorted(s.start for s in found.search.suggestions if s.start.date() == utc(10, 27, 0).date())
+        assert tuesday[0] == utc(10, 27, 13, 30)  # 12:30-13:30 UTC is Carla's pipeline review on Xandikos
+        wednesday_after_dst = sorted(s.start for s in found.search.suggestions
+                                     if s.start.date() == utc(11, 4, 0).date())
+        assert wednesday_after_dst[0] == utc(11, 4, 13, 30)
+
+        start = tuesday[0]
+        booking = scheduling.book(hub, scheduling.BookingRequest(
+            ALICE, (CARLA,), start, start + timedelta(hours=1), "Atlas kick-off", optional=(FARID,)), now=NOW)
+        assert {d.email: (d.method, d.platform) for d in booking.deliveries} == {
+            ALICE: ("organizer", "radicale"), CARLA: ("calendar", "xandikos"), FARID: ("email", None)}
+        carla_copy = stored_item(hub, "xandikos", carla_home, booking.uid)
+        ((_, raw),) = smtp[1].messages
+        _, data = itip.calendar_part(email.message_from_bytes(raw, policy=email.policy.default))
+        assert itip.parse(data).item.uid == booking.uid == carla_copy.uid
+
+        reply = itip.reply(carla_copy, CARLA, PartStat.TENTATIVE)
+        done = scheduling.process_message(hub, reply)
+        assert done.updated == [f"radicale:{alice_home}"]
+        organiser_copy = stored_item(hub, "radicale", alice_home, booking.uid).components[0]
+        assert organiser_copy.partstat_of(CARLA) is PartStat.TENTATIVE
+
+        with pytest.raises(scheduling.SlotTaken, match="alice@agency.example"):
+            scheduling.book(hub, scheduling.BookingRequest(
+                ALICE, (CARLA,), start, start + timedelta(minutes=30), "Clash"), now=NOW)
+
+
+def vavailability(*blocks: str, priority: int | None = None, start: str | None = None) -> str:
+    head = "BEGIN:VAVAILABILITY\r\nUID:v\r\nDTSTAMP:20260101T000000Z\r\n"
+    head += f"PRIORITY:{priority}\r\n" if priority is not None else ""
+    head += f"DTSTART:{start}\r\n" if start else ""
+    body = "".join(f"BEGIN:AVAILABLE\r\nUID:a{n}\r\nDTSTAMP:20260101T000000Z\r\n{b}END:AVAILABLE\r\n"
+                   for n, b in enumerate(blocks))
+    return head + body + "END:VAVAILABILITY\r\n"
+
+
+def calendar(*components: str) -> str:
+    return "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n" + "".join(components) + "END:VCALENDAR\r\n"
+
+
+WEEKDAYS_NY = ("DTSTART;TZID=America/New_York:20260105T080000\r\nDTEND;TZID=America/New_York:20260105T160000\r\n"
+               "RRULE:FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR\r\n")
+
+
+def test_vavailability_priority_and_skipped_components() -> None:
+    saturday_once = "DTSTART;TZID=America/New_York:20260110T100000\r\nDURATION:PT2H\r\n"
+    summer = ("DTSTART;TZID=America/New_York:20260706T070000\r\nDTEND;TZID=America/New_York:20260706T130000\r\n"
+              "RRULE:FREQ=DAILY;BYDAY=MO,TU,WE,TH\r\n")
+    text = calendar(vavailability(WEEKDAYS_NY, saturday_once),
+                    vavailability(summer, priority=1, start="20260701T000000Z"))
+    hours, warnings = working_hours(text, at=utc(3, 1, 0))
+    assert hours.timezone == "America/New_York" and len(hours.periods) == 1
+    assert hours.periods[0].days == frozenset(range(5)) and hours.periods[0].start == time(8)
+    assert warnings and "not weekly or daily" in warnings[0]
+    summer_hours, _ = working_hours(text, at=utc(7, 15, 0))  # the PRIORITY:1 component now covers
+    assert summer_hours.periods[0].days == frozenset(range(4)) and summer_hours.periods[0].end == time(13)
+
+
+def test_vavailability_errors_are_clear() -> None:
+    with pytest.raises(VAvailabilityError, match="no VAVAILABILITY"):
+        working_hours(calendar())
+    with pytest.raises(VAvailabilityError, match="not an iCalendar"):
+        working_hours("hello")
+    tokyo = WEEKDAYS_NY.replace("America/New_York", "Asia/Tokyo")
+    with pytest.raises(VAvailabilityError, match="several time zones"):
+        working_hours(calendar(vavailability(WEEKDAYS_NY, tokyo)))
+    with pytest.raises(VAvailabilityError, match="no usable AVAILABLE"):
+        working_hours(calendar(vavailability("DTSTART:20260105T220000\r\nDTEND:20260106T020000\r\n"
+                                             "RRULE:FREQ=WEEKLY\r\n")))
+
+
+def test_unreadable_published_hours_fall_back_with_a_warning(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    (tmp_path / "farid-hours.ics").write_text("garbage")
+    with Hub(cfg) as hub:
+        found = scheduling.find_time(hub, scheduling.MeetingRequest(ALICE, (FARID,), window=FORTNIGHT), now=NOW)
+    farid = found.people[1]
+    assert farid.working_hours is None and any("farid-hours.ics" in str(w) for w in farid.warnings)

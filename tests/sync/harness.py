@@ -9,7 +9,6 @@ from dataclasses import dataclass, field, replace
 
 from calmesh.connectors.base import ConnectorError, InvalidTokenError, TransientError
 from calmesh.core.syncplan import (
-    Create,
     Delete,
     ItemState,
     Member,
@@ -18,8 +17,6 @@ from calmesh.core.syncplan import (
     PlanOptions,
     Update,
     plan,
-    record_deleted,
-    record_written,
 )
 
 from .memory_connector import MemoryConnector
@@ -50,6 +47,7 @@ class World:
             return Observation.unreachable(member.key)
 
     def plan(self) -> Plan:
+        self.tokens = {k: v for k, v in self.tokens.items() if not k.endswith("#next")}
         obs = {m.key: self.observe(m, self.full) for m in self.members}
         result = plan(self.members, self.state, obs, self.options)
         if result.needs_listing:
@@ -66,7 +64,6 @@ class World:
         done = 0
         by_key = {m.key: m for m in self.members}
         for batch in result.batches:
-            records = dict(batch.records)
             ok = True
             for action in batch.writes:
                 if stop_after_writes is not None and done >= stop_after_writes:
@@ -76,18 +73,16 @@ class World:
                 try:
                     if isinstance(action, Delete):
                         conn.delete(member.calendar, action.ref, action.ref.etag)
-                        records[action.logical_id] = record_deleted(records[action.logical_id], action)
+                        batch.succeeded(action)
                     else:
                         if_match = action.ref.etag if isinstance(action, Update) else None
-                        ref = conn.put(member.calendar, action.item, if_match)
-                        assert isinstance(action, Create | Update)
-                        records[action.logical_id] = record_written(records[action.logical_id], action, ref)
+                        batch.succeeded(action, conn.put(member.calendar, action.item, if_match))
                 except ConnectorError:
                     ok = False
                     break
                 done += 1
             if ok:
-                self.state.update(records)
+                self.state.update(batch.records)
             else:
                 for lid in batch.records:
                     if lid in self.state:

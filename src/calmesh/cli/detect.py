@@ -59,9 +59,9 @@ def _copy(copy: dict[str, Any]) -> str:
 def _print_problems(analyses: list[detection.PersonAnalysis]) -> None:
     for analysis in analyses:
         for problem in analysis.errors:
-            console.print(f"[bold red]![/] {analysis.email}: not checked: {problem}", highlight=False)
+            console.print(f"[bold red]![/] {analysis.email}: not checked: {problem}", highlight=False, soft_wrap=True)
         for problem in analysis.warnings:
-            console.print(f"[yellow]![/] {analysis.email}: {problem}", highlight=False)
+            console.print(f"[yellow]![/] {analysis.email}: {problem}", highlight=False, soft_wrap=True)
 
 
 def _exit_code(analyses: list[detection.PersonAnalysis]) -> None:
@@ -157,22 +157,22 @@ def _duplicates_table(data: list[dict[str, Any]], zone: ZoneInfo) -> None:
 
 def _plan_table(plan: detection.ResolutionPlan, applied: list[detection.Applied] | None) -> None:
     for note in plan.kept_series:
-        console.print(f"[yellow]kept[/] {note}", highlight=False)
+        console.print(f"[yellow]kept[/] {note}", highlight=False, soft_wrap=True)
     if not plan.removals:
         console.print("Nothing to remove.")
         return
     if applied is None:
         console.print(f"Dry run: {len(plan.removals)} cop{'y' if len(plan.removals) == 1 else 'ies'} would be "
-                      "removed (see 'remove' above). Run again with --apply to delete them.")
+                      "removed (see 'remove' above). Run again with --apply to delete them.", soft_wrap=True)
         return
     for result in applied:
         r = result.removal
         if result.error:
             console.print(f"[bold red]not removed[/] {r.uid} on {r.platform}:{r.calendar}: {result.error}",
-                          highlight=False)
+                          highlight=False, soft_wrap=True)
         else:
             console.print(f"removed {r.uid} from {r.platform}:{r.calendar} (log {result.log_id}; "
-                          f"undo with: calmesh duplicates --undo {result.log_id})", highlight=False)
+                          f"undo with: calmesh duplicates --undo {result.log_id})", highlight=False, soft_wrap=True)
 
 
 def _apply(hub: Hub, plan: detection.ResolutionPlan) -> list[detection.Applied]:
@@ -186,4 +186,4 @@ def _undo(hub: Hub, log_id: str) -> None:
             ref = detection.undo(hub, log, log_id)
     except (LookupError, ValueError, ConnectorError) as exc:
         fail(f"cannot undo {log_id}: {exc}")
-    console.print(f"restored {ref.id} in {ref.calendar}", highlight=False)
+    console.print(f"restored {ref.id} in {ref.calendar}", highlight=False, soft_wrap=True)

@@ -86,7 +86,7 @@ def find_time(
 
 def _suggestions_table(data: dict[str, Any], zone: ZoneInfo) -> None:
     if not data["suggestions"]:
-        console.print(f"No suggestion: {data['empty_reason']}.", highlight=False)
+        console.print(f"No suggestion: {data['empty_reason']}.", highlight=False, soft_wrap=True)
     else:
         table = Table(title=f"Suggested times ({zone.key})")
         table.add_column("#")
@@ -102,9 +102,9 @@ def _suggestions_table(data: dict[str, Any], zone: ZoneInfo) -> None:
         console.print(table)
     for person in data["people"]:
         for error in person["errors"]:
-            console.print(f"[bold red]![/] {person['email']}: availability unknown: {error}", highlight=False)
+            console.print(f"[bold red]![/] {person['email']}: availability unknown: {error}", highlight=False, soft_wrap=True)
         for warning in person["warnings"]:
-            console.print(f"[yellow]![/] {person['email']}: {warning}", highlight=False)
+            console.print(f"[yellow]![/] {person['email']}: {warning}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -143,13 +143,13 @@ def book(
     if fmt == "json":
         _emit(data)
     else:
-        console.print(f"Booked {title!r} at {begin:%Y-%m-%d %H:%M} ({zone.key}), UID {booking.uid}", highlight=False)
+        console.print(f"Booked {title!r} at {begin:%Y-%m-%d %H:%M} ({zone.key}), UID {booking.uid}", highlight=False, soft_wrap=True)
         for d in data["deliveries"]:
             where = f" ({d['platform']}:{d['calendar']})" if d["calendar"] else ""
             note = f": {d['detail']}" if d["detail"] else ""
-            console.print(f"  {d['email']}: {d['method']}{where}{note}", highlight=False)
+            console.print(f"  {d['email']}: {d['method']}{where}{note}", highlight=False, soft_wrap=True)
         for warning in booking.warnings:
-            console.print(f"[yellow]![/] {warning}", highlight=False)
+            console.print(f"[yellow]![/] {warning}", highlight=False, soft_wrap=True)
     if any(d.method == "failed" for d in booking.deliveries):
         raise typer.Exit(4)
 
@@ -177,6 +177,6 @@ def inbox(
     if fmt == "json":
         _emit(scheduling.processed_json(done))
         return
-    console.print(f"{done.method} for {done.uid}: " + ", ".join(done.changes), highlight=False)
+    console.print(f"{done.method} for {done.uid}: " + ", ".join(done.changes), highlight=False, soft_wrap=True)
     for copy in done.updated:
-        console.print(f"  updated {copy}", highlight=False)
+        console.print(f"  updated {copy}", highlight=False, soft_wrap=True)

@@ -7,8 +7,10 @@ Transport, authentication negotiation and multistatus parsing come from the ``ca
   recurrences locally with :func:`calmesh.ical.expand`: server-side ``<expand>`` differs between
   servers (overrides, EXDATE, DST), local expansion does not. Each object is parsed on its own,
   so one malformed object is a :class:`~calmesh.model.Problem` naming it, not a failed calendar.
-* Free/busy uses the server's ``free-busy-query`` REPORT (RFC 4791 7.10) where it answers, and
-  falls back per calendar to events + :func:`calmesh.core.freebusy.busy_from_events`.
+* Free/busy is computed from the events by default (:func:`calmesh.core.freebusy.busy_from_events`),
+  because the server's ``free-busy-query`` REPORT (RFC 4791 7.10) only knows STATUS and TRANSP: it
+  counts a declined invitation as busy and an unanswered one as firmly busy. The REPORT is used
+  for calendars shared "free/busy only", or first when ``freebusy_source = "server"``.
 * Changes use ``sync-collection`` (RFC 6578); servers without it get an ETag-map token (see
   :func:`_etag_token`). Only changed objects are fetched, with ``calendar-multiget``.
 * Writes are conditional: ``If-None-Match: *`` to create, ``If-Match`` to replace or delete, so a
@@ -33,10 +35,10 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
-import caldav
+from caldav.davclient import DAVClient
 from caldav.elements import cdav, dav
 from caldav.elements import ical as ical_elements
 from caldav.elements.base import BaseElement
@@ -101,8 +103,11 @@ class CalDAVSettings(ConnectorSettings):
     verify_tls: bool = True
     calendars: list[str] = []
     """Calendar collection URLs to use instead of discovering the principal's calendars."""
-    free_busy_query: bool = True
-    """Ask the server for free/busy (RFC 4791 free-busy-query); false computes it from events."""
+    freebusy_source: Literal["events", "server"] = "events"
+    """Where free/busy comes from. ``events``: calmesh expands the events and applies its own rules
+    (declined and unanswered invitations, Outlook's OOF hint), asking the server's free-busy-query
+    only for calendars shared "free/busy only". ``server``: the server's free-busy-query
+    (RFC 4791 7.10) first, which sends no event details but counts a declined invitation as busy."""
     sync_collection: bool = True
     """Use RFC 6578 sync-collection for changes; false uses the ETag comparison fallback."""
 
@@ -148,8 +153,7 @@ def _read_etag_token(token: str) -> dict[str, str | None] | None:
 class CalDAVConnector(Connector):
     kind: ClassVar[str] = "caldav"
     Settings = CalDAVSettings
-    capabilities: ClassVar[Capabilities] = Capabilities(write=True, changes=True, native_freebusy=True,
-                                                        freebusy_batch=1)
+    capabilities: ClassVar[Capabilities] = Capabilities(write=True, changes=True, native_freebusy=True)
 
     settings: CalDAVSettings
 
@@ -159,23 +163,25 @@ class CalDAVConnector(Connector):
         """Backoff for idempotent reads; tests shorten it."""
         self.sleep: Callable[[float], None] = time.sleep
         self._zone = zoneinfo(self.settings.timezone)
-        self._client: caldav.DAVClient | None = None
+        self._client: DAVClient | None = None
         self._client_lock = threading.Lock()
         self._calendars_cache: tuple[float, list[CalendarInfo]] | None = None
         self._freebusy_query: dict[str, bool] = {}
         """Per calendar: does free-busy-query answer there (learned on first use)?"""
 
     # ---------------------------------------------------------------------------- transport
-    def _dav(self) -> caldav.DAVClient:
+    def _dav(self) -> DAVClient:
         with self._client_lock:
             if self._client is None:
                 try:
                     password = secret(self.settings.password_env, f"platform {self.name}")
                 except ConfigError as exc:
                     raise AuthenticationError(self.name, str(exc)) from exc
-                self._client = caldav.DAVClient(
+                self._client = DAVClient(
                     url=self.settings.url, username=self.settings.username, password=password,
-                    timeout=self.settings.timeout, ssl_verify_cert=self.settings.verify_tls,
+                    # niquests takes float seconds; caldav's hint says int
+                    timeout=self.settings.timeout,  # type: ignore[arg-type]
+                    ssl_verify_cert=self.settings.verify_tls,
                     huge_tree=True, enable_rfc6764=False)
             return self._client
 
@@ -226,6 +232,8 @@ class CalDAVConnector(Connector):
 
     def _precondition_error(self, preconditions: Sequence[str], url: str, item: str | None) -> ConnectorError:
         names = ", ".join(preconditions)
+        if "need-privileges" in preconditions:  # RFC 3744: the account may not do this here
+            return AuthenticationError(self.name, f"the account lacks the privileges for {url}", item=item)
         if "no-uid-conflict" in preconditions:
             return PreconditionFailed(self.name, f"another object on {url} already has this UID", item=item)
         if any(p in preconditions for p in ("valid-calendar-data", "valid-calendar-object-resource",
@@ -239,14 +247,14 @@ class CalDAVConnector(Connector):
         text = f"{method} {url}: HTTP {status} {response.reason}".rstrip()
         if status in (404, 410):
             return NotFoundError(self.name, f"{url} does not exist (HTTP {status})", item=item)
-        if status == 412:
-            return PreconditionFailed(self.name, f"{url} changed on the server since it was read (HTTP 412)",
-                                      item=item)
         if status in (408, 429) or status >= 500:
             return TransientError(self.name, text, item=item)
         preconditions = [p.rsplit("}", 1)[-1] for p in dav_error.parse_preconditions(response.raw)]
-        if preconditions:
+        if preconditions:  # before 412: Xandikos refuses invalid data with 412 + valid-calendar-data
             return self._precondition_error(preconditions, url, item)
+        if status == 412:
+            return PreconditionFailed(self.name, f"{url} changed on the server since it was read (HTTP 412)",
+                                      item=item)
         if method == "PUT" and status in (400, 409, 413, 415, 422):
             return InvalidDataError(self.name, f"the server refused the object: {text}", item=item)
         return ConnectorError(self.name, text, item=item)
@@ -357,15 +365,26 @@ class CalDAVConnector(Connector):
         return owned
 
     # ---------------------------------------------------------------------------- reading
-    def _query(self, calendar: str, window: Window | None) -> list[CalendarQueryResult]:
-        """Whole objects of ``calendar`` (all of them, or those touching ``window``) with ETags."""
-        event_filter = cdav.CompFilter("VEVENT")
+    def _query(self, calendar: str, window: Window | None) -> tuple[list[CalendarQueryResult], bool]:
+        """Whole objects of ``calendar`` (all, or those touching ``window``) with their ETags, and
+        whether the server did the window filtering.
+
+        One object whose dates a server cannot evaluate makes some servers (Xandikos) fail the whole
+        time-range query with a 500; then every object is fetched by name instead, so the damaged
+        one becomes a problem and the others still count.
+        """
+        event_filter: BaseElement = cdav.CompFilter("VEVENT")
         if window is not None:
             widen = timedelta(seconds=_WIDEN)
             event_filter += cdav.TimeRange(window.start - widen, window.end + widen)
         query = cdav.CalendarQuery() + [dav.Prop() + [dav.GetEtag(), cdav.CalendarData()],
                                         cdav.Filter() + (cdav.CompFilter("VCALENDAR") + event_filter)]
-        return self._objects(self._report(calendar, query), calendar)
+        response = self._report(calendar, query, ok=(200, 207, 500))
+        if response.status != 500:
+            return self._objects(response, calendar), True
+        log.warning("%s: calendar-query on %s failed on the server (HTTP 500); fetching objects one by one",
+                    self.name, calendar)
+        return self._multiget(calendar, sorted(self._etag_map(calendar))), False
 
     def _named(self, problems: Iterable[Problem], href: str) -> list[Problem]:
         """Problems of one stored object, each naming the object (its UID/summary and its href)."""
@@ -375,14 +394,23 @@ class CalDAVConnector(Connector):
             out.append(replace(problem, platform=self.name, item=item))
         return out
 
+    def _unreadable(self, result: CalendarQueryResult) -> Problem | None:
+        if result.status >= 400:
+            return Problem(self.name, f"the server could not return this object (HTTP {result.status})", result.href)
+        if not result.calendar_data:
+            return Problem(self.name, "the server sent no calendar data", result.href)
+        return None
+
     def events(self, calendar: str, window: Window) -> tuple[list[Event], list[Problem]]:
         events: list[Event] = []
         problems: list[Problem] = []
-        for result in self._query(calendar, window):
-            if not result.calendar_data:
-                problems.append(Problem(self.name, "the server sent no calendar data", result.href))
+        for result in self._query(calendar, window)[0]:
+            if result.status == 404:
+                continue  # deleted while we were reading
+            if (problem := self._unreadable(result)) is not None:
+                problems.append(problem)
                 continue
-            found, issues = ical.expand(result.calendar_data, window, self.name, self._zone)
+            found, issues = ical.expand(result.calendar_data or "", window, self.name, self._zone)
             events.extend(found)
             problems.extend(self._named(issues, result.href))
         return events, problems
@@ -393,10 +421,10 @@ class CalDAVConnector(Connector):
         for result in results:
             if result.status == 404:
                 continue
-            if not result.calendar_data:
-                problems.append(Problem(self.name, "the server sent no calendar data", result.href))
+            if (problem := self._unreadable(result)) is not None:
+                problems.append(problem)
                 continue
-            parsed, issues = ical.parse_items(result.calendar_data, self.name)
+            parsed, issues = ical.parse_items(result.calendar_data or "", self.name)
             problems.extend(self._named(issues, result.href))
             if len(parsed) > 1:
                 problems.append(Problem(self.name, f"one object holds {len(parsed)} UIDs (RFC 4791 allows one)",
@@ -407,21 +435,38 @@ class CalDAVConnector(Connector):
         return items, problems
 
     def items(self, calendar: str, window: Window | None = None) -> tuple[list[CalendarItem], list[Problem]]:
-        return self._to_items(calendar, self._query(calendar, window))
+        results, filtered = self._query(calendar, window)
+        items, problems = self._to_items(calendar, results)
+        if window is not None and not filtered:
+            items = [i for i in items if ical.expand_items([i], window, self.name, self._zone)[0]]
+        return items, problems
 
     def _multiget(self, calendar: str, hrefs: Sequence[str]) -> list[CalendarQueryResult]:
         out: list[CalendarQueryResult] = []
         for start in range(0, len(hrefs), _MULTIGET_BATCH):
-            batch = hrefs[start:start + _MULTIGET_BATCH]
-            query = cdav.CalendarMultiGet() + [dav.Prop() + [dav.GetEtag(), cdav.CalendarData()],
-                                               *(dav.Href(value=quote(h, safe=_HREF_SAFE)) for h in batch)]
-            out.extend(self._objects(self._report(calendar, query, depth=1), calendar))
+            out.extend(self._multiget_batch(calendar, hrefs[start:start + _MULTIGET_BATCH]))
         return out
+
+    def _multiget_batch(self, calendar: str, hrefs: Sequence[str]) -> list[CalendarQueryResult]:
+        """calendar-multiget; a batch the server fails on (500) is halved down to single GETs so
+        one object it cannot serve costs only that object."""
+        query = cdav.CalendarMultiGet() + [dav.Prop() + [dav.GetEtag(), cdav.CalendarData()],
+                                           *(dav.Href(value=quote(h, safe=_HREF_SAFE)) for h in hrefs)]
+        response = self._report(calendar, query, depth=1, ok=(200, 207, 500))
+        if response.status != 500:
+            return self._objects(response, calendar)
+        if len(hrefs) > 1:
+            middle = len(hrefs) // 2
+            return self._multiget_batch(calendar, hrefs[:middle]) + self._multiget_batch(calendar, hrefs[middle:])
+        response = self._read("GET", self._url(hrefs[0]), ok=(200, 404, 500), item=hrefs[0])
+        if response.status != 200:
+            return [CalendarQueryResult(hrefs[0], status=response.status)]
+        return [CalendarQueryResult(hrefs[0], response.headers.get("ETag"), response.raw)]
 
     # ---------------------------------------------------------------------------- free/busy
     def freebusy(self, people: Sequence[FreeBusyRequest], window: Window) -> list[PersonFreeBusy]:
-        """Per person, per calendar: the server's free-busy-query where it answers, else busy time
-        derived from the events. A failing calendar is an error naming it (its time UNKNOWN); the
+        """Per person, per calendar, busy time from the source ``freebusy_source`` prefers (see
+        :meth:`_calendar_busy`). A failing calendar is an error naming it (its time UNKNOWN); the
         person's other calendars still count."""
         answers = []
         for person in people:
@@ -447,27 +492,35 @@ class CalDAVConnector(Connector):
         return answers
 
     def _calendar_busy(self, calendar: str, owner: str, window: Window) -> tuple[list[Any], list[Problem]]:
-        if self.settings.free_busy_query and self._freebusy_query.get(calendar, True):
+        """Busy time of one calendar, from the source the settings prefer, else the other one."""
+        if self.settings.freebusy_source == "server" and self._freebusy_query.get(calendar, True):
             busy = self._free_busy_query(calendar, window)
             if busy is not None:
-                self._freebusy_query[calendar] = True
                 return busy, []
-            self._freebusy_query[calendar] = False
-        events, problems = self.events(calendar, window)
+        try:
+            events, problems = self.events(calendar, window)
+        except AuthenticationError:
+            # a calendar shared "free/busy only" (CALDAV:read-free-busy) refuses calendar-query
+            busy = self._free_busy_query(calendar, window)
+            if busy is None:
+                raise
+            return busy, []
         return busy_from_events(events, window, owner=owner, source=self.name, default_tz=self._zone), problems
 
     def _free_busy_query(self, calendar: str, window: Window) -> list[Any] | None:
         """Busy periods from the server, or None when it does not do free-busy-query here."""
         query = cdav.FreeBusyQuery() + cdav.TimeRange(window.start, window.end)
-        response = self._report(calendar, query, ok=(200, 207, *_UNSUPPORTED))
-        if response.status in _UNSUPPORTED:
-            log.info("%s: free-busy-query not supported on %s (HTTP %s); using events", self.name, calendar,
-                     response.status)
+        response = self._report(calendar, query, ok=(200, 207, 500, *_UNSUPPORTED))
+        if response.status == 500:  # e.g. one object with dates the server cannot evaluate
+            log.warning("%s: free-busy-query on %s failed on the server (HTTP 500); using events",
+                        self.name, calendar)
             return None
         text = response.raw  # Xandikos labels it generically; the body is what counts
-        if "BEGIN:VCALENDAR" not in text:
-            log.info("%s: free-busy-query on %s answered no iCalendar; using events", self.name, calendar)
+        if response.status in _UNSUPPORTED or "BEGIN:VCALENDAR" not in text:
+            log.info("%s: no free-busy-query on %s (HTTP %s); using events", self.name, calendar, response.status)
+            self._freebusy_query[calendar] = False
             return None
+        self._freebusy_query[calendar] = True
         try:
             periods = ical.parse_vfreebusy(text, self.name)
         except ical.ICalError as exc:
@@ -499,6 +552,7 @@ class CalDAVConnector(Connector):
         """RFC 6578 changes, or None when the server does not do sync-collection."""
         changed: dict[str, str | None] = {}
         deleted: set[str] = set()
+        first = token is None
         calendar_path = self._path(calendar).rstrip("/")
         while True:
             query = dav.SyncCollection() + [dav.SyncToken(value=token or ""), dav.SyncLevel(value="1"),
@@ -526,7 +580,6 @@ class CalDAVConnector(Connector):
                 deleted.add(href)
             if not page.sync_token:
                 raise ConnectorError(self.name, f"sync-collection on {calendar} returned no sync token")
-            first = token is None
             token = page.sync_token
             if not page.truncated:
                 break

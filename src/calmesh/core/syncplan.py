@@ -27,16 +27,17 @@ Rules
       wins unless the policy names the deleting platform (an edit is information, a deletion of
       an older version is not).
     * Bulk-delete guard: an unreachable member, or one listing nothing while more than
-      ``delete_floor`` copies are on record, is neither read from nor written to; deleting more than ``max_delete_share`` of a
+      ``delete_floor`` copies are on record, is neither read from nor written to (until
+      confirmed); deleting more than ``max_delete_share`` of a
       member's items in one run is held until confirmed.
     * Whatever cannot be decided safely now (missing content, held deletes) leaves the stored
       state as it was, marked dirty, and the next run re-lists those members and decides again.
 
 Engine contract (``calmesh.services.sync``): when :attr:`Plan.needs_listing` is not empty,
 fetch full listings of those members and plan again before writing anything. Execute each
-:class:`Batch` in order; after each successful write fold the result into the batch's record
-with :func:`record_written` / :func:`record_deleted`; persist a batch's records only when all its
-writes succeeded, otherwise mark its items dirty. Save change tokens after the batches.
+:class:`Batch` in order; report each successful write with :meth:`Batch.succeeded`; persist a
+batch's records only when all its writes succeeded, otherwise stop the batch and mark its items
+dirty. Save change tokens after the batches.
 """
 
 from __future__ import annotations
@@ -140,6 +141,7 @@ class PlanOptions:
     """Up to this many deletions on one member never need confirmation, whatever the share
     (deleting the one event of a one-event calendar is a normal edit, not a wipe)."""
     confirm_deletes: bool = False
+    """The operator confirmed: apply held deletions, and believe an empty listing."""
 
 
 # ------------------------------------------------------------------------------------ outputs
@@ -217,6 +219,18 @@ class Batch:
     @property
     def writes(self) -> list[Write]:
         return [a for a in self.actions if isinstance(a, Create | Update | Delete)]
+
+    def succeeded(self, action: Write, ref: ItemRef | None = None) -> None:
+        """Fold a successful write into :attr:`records` (``ref``: what a put answered)."""
+        record = self.records.get(action.logical_id)
+        if record is None:
+            return  # removal of a copy nobody recorded: nothing to remember
+        if isinstance(action, Delete):
+            self.records[action.logical_id] = record_deleted(record, action)
+        else:
+            if ref is None:
+                raise ValueError("a successful put answers with the item's reference")
+            self.records[action.logical_id] = record_written(record, action, ref)
 
 
 @dataclass(slots=True)
@@ -335,7 +349,7 @@ def _context(members: dict[str, Member], state: Mapping[str, ItemState],
         if obs is None or not obs.reachable:
             result.notices.append(f"{key}: unreachable; nothing read from or written to it this run")
             continue
-        if obs.complete and not obs.items and on_record[key] > options.delete_floor:
+        if obs.complete and not obs.items and on_record[key] > options.delete_floor and not options.confirm_deletes:
             result.notices.append(
                 f"{key}: listed no items while {on_record[key]} are on record; treated as "
                 "unreachable so that an empty source never wipes its copies")
@@ -520,7 +534,7 @@ def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, l
     statuses = _statuses(ctx, rec, seen)
     batch = Batch(lid)
     if rec is not None and rec.dirty:
-        result.needs_listing |= {k for k in rec.copies if k in ctx.usable and k not in ctx.complete}
+        result.needs_listing |= {k for k in (*rec.copies, origin) if k in ctx.usable and k not in ctx.complete}
 
     for key, st in statuses.items():
         if st.extras and ctx.receives(key, origin):
@@ -533,13 +547,12 @@ def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, l
     changed_seen = [c for c in changed if c is not None]
     gone = [k for k in senders if statuses[k].gone]
 
-    if rec is None and not changed_seen:
-        # an item on a receive-only member, or a marked copy whose origin was not seen
-        orphans = [k for k, st in statuses.items() if st.current is not None and st.current.item.marker]
-        if orphans:
-            batch.actions.append(Skip(lid, orphans[0], "copy of an item calmesh has no record of "
-                                                       "and whose origin was not seen; left alone"))
+    never_seen_origin = rec is None or origin not in rec.copies
+    if never_seen_origin and statuses[origin].current is None and \
+            _unrecorded_copies(ctx, lid, rec, origin, statuses, batch, result):
         return batch
+    if rec is None and not changed_seen:
+        return batch  # an item of a receive-only member: it stays home
 
     delete = bool(rec and rec.deleted)
     if gone and not delete:
@@ -578,7 +591,7 @@ def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, l
             batch.actions.append(Skip(lid, key, "member unreachable; retried next run"))
             continue
         if source is None:
-            holder = _holder(ctx, rec, content_hash, origin)
+            holder = _holder(ctx, statuses, content_hash, origin)
             if holder is None:
                 batch.actions.append(Skip(lid, key, "no reachable member holds the current version"))
             else:
@@ -600,14 +613,46 @@ def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, l
     return batch
 
 
-def _holder(ctx: _Context, rec: ItemState | None, content_hash: str, origin: str) -> str | None:
-    """A reachable member whose recorded copy is the current version (origin first)."""
-    if rec is None:
-        return None
-    keys = sorted(rec.copies, key=lambda k: k != origin)
-    for key in keys:
-        copy = rec.copies[key]
-        if not copy.deleted and copy.content_hash == content_hash and key in ctx.usable and key not in ctx.complete:
+def _unrecorded_copies(ctx: _Context, lid: str, rec: ItemState | None, origin: str,
+                       statuses: dict[str, _Status], batch: Batch, result: Plan) -> bool:
+    """Marked copies of an item whose original calmesh never recorded and did not see this run:
+    left by a run killed between writing them and recording them. If the original is gone they
+    are removed (never resurrected from the copy); if it may merely be unlisted, list it first;
+    if it cannot be read now, remember the copies (dirty) and decide when it can.
+    Returns True when the copies were dealt with here."""
+    live = {k: st.current or st.prev for k, st in statuses.items() if st.live_hash is not None}
+    if not live and rec is None:
+        return False
+    item_id = lid[len(origin) + 1:]
+    if ctx.members[origin].origin_id(item_id) != lid or "#" in item_id:
+        return False  # a keep-both fork: its copies are its only holders
+    if origin in ctx.usable and origin not in ctx.complete:
+        result.needs_listing.add(origin)
+        return True
+    if origin not in ctx.usable or item_id in ctx.listed[origin]:
+        if not live:
+            return True
+        first = next(iter(live))
+        batch.actions.append(Skip(lid, first, "copy whose original cannot be read now; left alone"))
+        observed = _observed_record(ctx, lid, rec, origin, statuses, statuses[first].live_hash or "", False)
+        batch.records[lid] = replace(observed, dirty=True)
+        return True
+    if rec is not None:
+        batch.records[lid] = _observed_record(ctx, lid, rec, origin, statuses, rec.content_hash, True)
+    for key, copy in live.items():
+        if copy is not None and ctx.receives(key, origin) and key in ctx.usable:
+            ref = ItemRef(ctx.members[key].calendar, copy.item_id, copy.etag)
+            batch.actions.append(Delete(lid, key, ref, "copy of an item deleted at its origin"))
+    return True
+
+
+def _holder(ctx: _Context, statuses: dict[str, _Status], content_hash: str, origin: str) -> str | None:
+    """A reachable member, not yet listed in full, whose copy is on record as the current
+    version and was not seen otherwise this run (origin first): listing it yields the content."""
+    for key in sorted(statuses, key=lambda k: k != origin):
+        st = statuses[key]
+        if (st.current is None and st.live_hash == content_hash
+                and key in ctx.usable and key not in ctx.complete):
             return key
     return None
 

@@ -164,15 +164,16 @@ def start_xandikos(root: Path) -> RunningServer:
 def make_calendar(url: str, username: str = "", password: str = "", name: str | None = None) -> str:
     """Create the calendar collection at ``url`` (MKCALENDAR through the caldav library) and
     return its URL; an existing collection is left as it is."""
-    import caldav
+    from caldav.collection import Calendar, CalendarSet
+    from caldav.davclient import DAVClient
     from caldav.lib import error
 
     url = url.rstrip("/") + "/"
     parent, _, cal_id = url.rstrip("/").rpartition("/")
-    with caldav.DAVClient(url=parent + "/", username=username or None, password=password or None,
+    with DAVClient(url=parent + "/", username=username or None, password=password or None,
                           enable_rfc6764=False) as client:
         try:
-            caldav.CalendarSet(client=client, url=parent + "/").make_calendar(name=name, cal_id=cal_id)
+            CalendarSet(client=client, url=parent + "/").make_calendar(name=name, cal_id=cal_id)
         except error.MkcalendarError:
-            caldav.Calendar(client=client, url=url).get_properties()  # exists already: fine if it answers
+            Calendar(client=client, url=url).get_properties()  # exists already: fine if it answers
     return url

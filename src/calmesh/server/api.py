@@ -234,3 +234,9 @@ OPENAPI: dict[str, Any] = {
         },
     },
 }
+
+# The scheduling door (find-time, book, conflicts, duplicates) documents its own operations.
+from calmesh.server.api_schedule import OPENAPI_PATHS, OPENAPI_SCHEMAS  # noqa: E402
+
+OPENAPI["paths"].update(OPENAPI_PATHS)
+OPENAPI["components"]["schemas"].update(OPENAPI_SCHEMAS)

@@ -135,7 +135,7 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         try:
             body = _Body(await request.body(), _BOOK_FIELDS)
             organizer = body.text("organizer", required=True, limit=320) or ""
-            if not ctx.hub.directory.matches(organizer, user.sees_details_of):
+            if not ctx.details_for(user)(organizer):
                 return problem(403, "Forbidden", f"{user.name} may not book for {organizer} "
                                                  "(needs sees_details_of covering the organiser)")
             start = ctx.parse_time(body.text("start", required=True, limit=60) or "", "start")
@@ -192,3 +192,143 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         Route("/api/v1/conflicts", conflicts, methods=["GET"]),
         Route("/api/v1/duplicates", duplicates, methods=["GET"]),
     ]
+
+
+# ------------------------------------------------------------------------------------ OpenAPI
+_PROBLEM = {"description": "Problem details (RFC 9457)",
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+_STR = {"type": "string"}
+_NULLABLE_STR = {"type": ["string", "null"]}
+_EMAILS = {"type": "array", "maxItems": MAX_ATTENDEES, "items": {"type": "string", "format": "email"}}
+_TIME = {"type": "string", "format": "date-time", "description": "ISO-8601; without an offset, the hub's time zone"}
+_STRINGS = {"type": "array", "items": _STR}
+
+
+def _minutes(default: int, low: int, high: int, what: str) -> dict[str, Any]:
+    return {"type": "integer", "minimum": low, "maximum": high, "default": default, "description": what}
+
+
+def _json(ref: str, description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+_SCOPE_PARAMETERS = [
+    {"name": "person", "in": "query", "required": False, "description": "Email, team:NAME or * (repeatable)",
+     "schema": {"type": "array", "items": _STR}, "style": "form", "explode": True},
+    {"name": "start", "in": "query", "required": False, "schema": _TIME},
+    {"name": "end", "in": "query", "required": False, "schema": _TIME},
+]
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/v1/find-time": {"post": {
+        "summary": "Ranked meeting times for attendees on any platform (like Graph findMeetingTimes)",
+        "operationId": "findTime",
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/FindTimeRequest"}}}},
+        "responses": {"200": _json("FindTimeAnswer", "Suggestions, best first"),
+                      "400": _PROBLEM, "401": _PROBLEM, "413": _PROBLEM, "429": _PROBLEM},
+    }},
+    "/api/v1/book": {"post": {
+        "summary": "Book on the organiser's platform and invite everyone (one UID everywhere)",
+        "operationId": "book",
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/BookRequest"}}}},
+        "responses": {"201": _json("Booking", "Booked; how each attendee was reached"),
+                      "400": _PROBLEM, "401": _PROBLEM, "403": _PROBLEM,
+                      "409": {**_PROBLEM, "description": "The slot became busy for a required attendee"},
+                      "413": _PROBLEM, "429": _PROBLEM, "502": _PROBLEM},
+    }},
+    "/api/v1/conflicts": {"get": {
+        "summary": "Overlapping events of each person across all their platforms",
+        "operationId": "conflicts", "parameters": _SCOPE_PARAMETERS,
+        "responses": {"200": _json("ConflictsAnswer", "One entry per person"),
+                      "400": _PROBLEM, "401": _PROBLEM, "404": _PROBLEM, "429": _PROBLEM},
+    }},
+    "/api/v1/duplicates": {"get": {
+        "summary": "The same meeting present in several calendars, with score and reason",
+        "operationId": "duplicates", "parameters": _SCOPE_PARAMETERS,
+        "responses": {"200": _json("DuplicatesAnswer", "One entry per person"),
+                      "400": _PROBLEM, "401": _PROBLEM, "404": _PROBLEM, "429": _PROBLEM},
+    }},
+}
+
+_COPY = {"type": "object", "required": ["platform", "calendar", "uid", "summary", "start", "end", "organizer"],
+         "properties": {"platform": _STR, "calendar": _STR, "uid": _STR, "summary": _NULLABLE_STR,
+                        "start": _STR, "end": _STR, "organizer": _NULLABLE_STR,
+                        "remove": {"type": "boolean"}, "reason": _STR}}
+
+
+def _per_person(key: str, item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": ["start", "end", "people"], "properties": {
+        "start": _STR, "end": _STR,
+        "people": {"type": "array", "items": {
+            "type": "object", "required": ["email", "name", key, "errors", "warnings"],
+            "properties": {"email": _STR, "name": _NULLABLE_STR, key: {"type": "array", "items": item},
+                           "errors": _STRINGS, "warnings": _STRINGS}}}}}
+
+
+OPENAPI_SCHEMAS: dict[str, Any] = {
+    "FindTimeRequest": {
+        "type": "object", "additionalProperties": False, "required": ["organizer", "start", "end"],
+        "properties": {
+            "organizer": {"type": "string", "format": "email", "description": "Always a required attendee"},
+            "required": _EMAILS, "optional": _EMAILS, "start": _TIME, "end": _TIME,
+            "duration": _minutes(30, 1, 1440, "Meeting length in minutes"),
+            "granularity": _minutes(30, 5, 1440, "Minutes between candidate starts"),
+            "buffer_before": _minutes(0, 0, 240, "Minutes kept free before"),
+            "buffer_after": _minutes(0, 0, 240, "Minutes kept free after"),
+            "minimum_notice": _minutes(0, 0, 10080, "Minutes from now before the earliest start"),
+            "max_candidates": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10},
+        },
+    },
+    "FindTimeAnswer": {
+        "type": "object", "required": ["suggestions", "empty_reason", "people"],
+        "properties": {
+            "suggestions": {"type": "array", "items": {
+                "type": "object", "required": ["start", "end", "confidence", "attendees"],
+                "properties": {
+                    "start": _STR, "end": _STR, "confidence": {"type": "number", "minimum": 0, "maximum": 100},
+                    "attendees": {"type": "array", "items": {
+                        "type": "object", "required": ["email", "required", "availability", "outside_working_hours"],
+                        "properties": {"email": _STR, "required": {"type": "boolean"},
+                                       "availability": {"enum": ["free", "tentative", "busy", "oof", "unknown"]},
+                                       "outside_working_hours": {"type": "boolean"}}}}}}},
+            "empty_reason": _NULLABLE_STR,
+            "people": {"type": "array", "items": {
+                "type": "object", "required": ["email", "errors", "warnings"],
+                "properties": {"email": _STR, "name": _NULLABLE_STR, "platform": _NULLABLE_STR,
+                               "timezone": _NULLABLE_STR, "errors": _STRINGS, "warnings": _STRINGS}}},
+        },
+    },
+    "BookRequest": {
+        "type": "object", "additionalProperties": False, "required": ["organizer", "start", "summary"],
+        "properties": {
+            "organizer": {"type": "string", "format": "email"}, "required": _EMAILS, "optional": _EMAILS,
+            "start": _TIME, "duration": _minutes(30, 1, 1440, "Meeting length in minutes"),
+            "summary": {"type": "string", "minLength": 1, "maxLength": 1000},
+            "location": {"type": "string", "maxLength": 1000}, "description": {"type": "string", "maxLength": 10000},
+            "buffer_before": _minutes(0, 0, 240, "Minutes that must be free before (re-checked)"),
+            "buffer_after": _minutes(0, 0, 240, "Minutes that must be free after (re-checked)"),
+        },
+    },
+    "Booking": {
+        "type": "object", "required": ["uid", "calendar", "id", "deliveries", "warnings"],
+        "properties": {
+            "uid": _STR, "calendar": _STR, "id": _STR, "warnings": _STRINGS,
+            "deliveries": {"type": "array", "items": {
+                "type": "object", "required": ["email", "method"],
+                "properties": {"email": _STR, "method": {"enum": ["organizer", "calendar", "email", "failed"]},
+                               "platform": _NULLABLE_STR, "calendar": _NULLABLE_STR, "detail": _NULLABLE_STR}}},
+        },
+    },
+    "ConflictsAnswer": _per_person("conflicts", {
+        "type": "object", "required": ["start", "end", "platforms", "cross_platform", "events"],
+        "properties": {"start": _STR, "end": _STR, "platforms": _STRINGS, "cross_platform": {"type": "boolean"},
+                       "events": {"type": "array", "items": _COPY, "minItems": 2, "maxItems": 2}}}),
+    "DuplicatesAnswer": _per_person("duplicates", {
+        "type": "object", "required": ["score", "reason", "platforms", "same_uid", "copies"],
+        "properties": {"score": {"type": "number", "minimum": 0, "maximum": 1}, "reason": _STR,
+                       "platforms": _STRINGS, "same_uid": {"type": "boolean"},
+                       "copies": {"type": "array", "items": _COPY}, "decisions": {"type": "array", "items": _COPY}}}),
+}

@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from calmesh.config import Config
-from calmesh.server import api, caldav_sched, ews, vfreebusy
+from calmesh.server import api, api_schedule, autodiscover, caldav_sched, ews, vfreebusy
 from calmesh.server.context import ServerContext, problem
 from calmesh.server.limits import LimitsMiddleware, RateLimiter
 from calmesh.server.metrics import MetricsMiddleware
@@ -71,8 +71,10 @@ def create_app(hub: Hub, *, clock: Callable[[], float] = time.monotonic) -> Star
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", ctx.metrics.endpoint, methods=["GET"]),
         *api.routes(ctx),
+        *api_schedule.routes(ctx),
         *vfreebusy.routes(ctx),
         *ews.routes(ctx),
+        *autodiscover.routes(ctx),
         *caldav_sched.routes(ctx),
         *_web_routes(ctx),
     ]
@@ -82,7 +84,7 @@ def create_app(hub: Hub, *, clock: Callable[[], float] = time.monotonic) -> Star
             Middleware(MetricsMiddleware, metrics=ctx.metrics),
             Middleware(LimitsMiddleware, max_bytes=server.max_request_bytes,
                        limiter=RateLimiter(server.rate_limit_per_minute, clock=clock), metrics=ctx.metrics),
-            Middleware(ews.CaseInsensitivePath),
+            Middleware(ews.CaseInsensitivePath, paths=(ews.PATH, *autodiscover.PATHS)),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _crash},
     )

@@ -18,8 +18,6 @@ from datetime import datetime
 from urllib.parse import quote, unquote
 
 import icalendar
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring as safe_fromstring
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -29,6 +27,7 @@ from calmesh.ical import vfreebusy
 from calmesh.model import normalize_email
 from calmesh.server.auth import CHALLENGES, User
 from calmesh.server.context import MAX_ATTENDEES, BadRequest, ServerContext
+from calmesh.server.ews_soap import SoapError, parse_xml
 
 DAV = "DAV:"
 CALDAV = "urn:ietf:params:xml:ns:caldav"
@@ -137,9 +136,9 @@ def _requested_props(body: bytes) -> list[str]:
     if not body.strip():
         return list(ALL_PROPS)
     try:
-        root = safe_fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except (DefusedXmlException, ET.ParseError, ValueError) as exc:
-        raise BadRequest(f"PROPFIND body is not acceptable XML: {exc.__class__.__name__}") from None
+        root = parse_xml(body)
+    except SoapError as exc:
+        raise BadRequest(f"PROPFIND body: {exc}") from None
     if root.tag != d("propfind"):
         raise BadRequest("PROPFIND body must be a DAV:propfind element")
     prop = root.find(d("prop"))

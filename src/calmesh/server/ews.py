@@ -60,15 +60,18 @@ _VIEWS = {"None", "MergedOnly", "FreeBusy", "FreeBusyMerged", "Detailed", "Detai
 
 
 class CaseInsensitivePath:
-    """Routes ``/ews/exchange.asmx`` in any case to the door: Exchange paths are case-insensitive
-    and clients spell them every way."""
+    """Routes Exchange paths (``/ews/exchange.asmx``, ``/Autodiscover/Autodiscover.xml``...) in any
+    case to their door: Exchange paths are case-insensitive and clients spell them every way."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, paths: tuple[str, ...]) -> None:
         self.app = app
+        self.paths = {p.lower(): p for p in paths}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope.get("path", "").lower() == PATH.lower():
-            scope = {**scope, "path": PATH}
+        if scope["type"] == "http":
+            canonical = self.paths.get(scope.get("path", "").lower())
+            if canonical is not None:
+                scope = {**scope, "path": canonical}
         await self.app(scope, receive, send)
 
 
@@ -76,7 +79,8 @@ def _xml(body: bytes, status: int = 200) -> Response:
     return Response(body, status_code=status, media_type=_XML)
 
 
-def _challenge() -> Response:
+def challenge() -> Response:
+    """401 with the Basic (and Bearer) challenges EWS clients look for before they log in."""
     response = _xml(b"", 401)
     for challenge in CHALLENGES:
         response.headers.append("WWW-Authenticate", challenge)
@@ -280,7 +284,7 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
     async def ews(request: Request) -> Response:
         user = ctx.user(request)
         if user is None:
-            return _challenge()
+            return challenge()
         try:
             env = parse_envelope(await request.body())
         except SoapError as exc:
@@ -305,7 +309,7 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
     async def probe(request: Request) -> Response:
         """GET on the endpoint (autodiscovery checks, browsers): challenge, or say what this is."""
         if ctx.user(request) is None:
-            return _challenge()
+            return challenge()
         return Response("calmesh EWS availability endpoint: POST SOAP requests here\n", media_type="text/plain")
 
     return [Route(PATH, ews, methods=["POST"]), Route(PATH, probe, methods=["GET"])]

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from calmesh.model import PersonFreeBusy
 
-_DOORS = (("/api/", "api"), ("/freebusy/", "vfreebusy"), ("/feeds/", "feeds"), ("/ews/", "ews"),
+_DOORS = (("/api/", "api"), ("/freebusy/", "vfreebusy"), ("/feeds/", "feeds"), ("/ews/", "ews"), ("/autodiscover/", "ews"),
           ("/dav/", "caldav"), ("/.well-known/", "caldav"), ("/metrics", "metrics"), ("/healthz", "health"))
 
 

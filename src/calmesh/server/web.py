@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import available_timezones
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -59,7 +60,9 @@ class Axis:
     end: datetime
 
     def percent(self, instant: datetime) -> float:
-        share = (instant - self.start) / (self.end - self.start)
+        # in UTC: Python subtracts two times of the same zone by wall clock, which is wrong across DST
+        start = self.start.astimezone(UTC)
+        share = (instant.astimezone(UTC) - start) / (self.end.astimezone(UTC) - start)
         return round(100 * min(1.0, max(0.0, share)), 4)
 
     def place(self, start: datetime, end: datetime) -> tuple[float, float]:
@@ -230,17 +233,6 @@ def optional(module: str) -> Any | None:
 
 
 # ------------------------------------------------------------------------------------ conflicts
-@dataclass(frozen=True, slots=True)
-class Copy:
-    """One event copy as the conflicts page shows it: what (if the viewer may see it), when, where."""
-
-    title: str
-    when: str
-    platform: str
-    calendar: str
-    link: str | None
-
-
 def platform_link(platform: str, calendar: str, settings: dict[str, Any]) -> str | None:
     """Where a person can open the calendar: the calendar itself when it is a URL (CalDAV), else
     the platform's configured web or service address; None for local files."""
@@ -250,15 +242,21 @@ def platform_link(platform: str, calendar: str, settings: dict[str, Any]) -> str
     return None
 
 
-def copy_view(placed: Any, zone: tzinfo, may_see: bool, platforms: dict[str, Any], busy_title: str) -> Copy:
-    event = placed.event
-    start, end = event.span_utc(zone)
-    title = event.summary if may_see and not event.private and event.summary else busy_title
-    return Copy(title, _span_text(start, end, zone), placed.platform, placed.calendar,
-                platform_link(placed.platform, placed.calendar, platforms.get(placed.platform, {})))
+def span_text(start_iso: str, end_iso: str) -> str:
+    """``Mon 23 Nov 14:00–16:00`` for two ISO times already in the viewer's zone."""
+    start, end = datetime.fromisoformat(start_iso), datetime.fromisoformat(end_iso)
+    return _span_text(start, end, start.tzinfo or UTC)
+
+
+templates.env.filters["span"] = span_text
 
 
 # ------------------------------------------------------------------------------------ pages
+def _has_route(request: Request, path: str) -> bool:
+    """Whether the running app serves ``path`` (the scheduling API is a separate door)."""
+    return any(getattr(r, "path", None) == path for r in request.app.routes)
+
+
 def _title(axis: Axis, view: str) -> str:
     last = axis.end - timedelta(days=1)
     return f"{axis.start:%a %d %b %Y}" + ("" if view == "day" else f" – {last:%a %d %b %Y}")
@@ -307,7 +305,7 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
             "fetched_at": answer.fetched_at.astimezone(zone).strftime("%H:%M:%S") if answer.entries else None,
             "zones": all_zones(),
             "people_zones": sorted({config.hub.timezone, *(r.timezone for r in rows)}),
-            "scheduling": optional("calmesh.server.api_schedule") is not None,
+            "scheduling": _has_route(request, "/api/v1/find-time") and _has_route(request, "/api/v1/book"),
             "title": _title(axis, query.view), "cache_ttl": int(ctx.cache.ttl),
         }
         return templates.TemplateResponse(request, "grid.html", context)
@@ -326,27 +324,38 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         detection = optional("calmesh.services.detection")
         axis = view_axis(query.view, query.day, query.zone)
         context: dict[str, Any] = {"user": user, "query": query, "available": detection is not None,
-                                   "title": _title(axis, query.view), "sections": []}
+                                   "title": _title(axis, query.view), "sections": [],
+                                   "busy_title": config.privacy.busy_title,
+                                   "link": lambda platform, calendar: platform_link(
+                                       platform, calendar, config.platforms.get(platform, {}))}
         if detection is not None:
             analyses = await run_in_threadpool(detection.analyse_people, ctx.hub,
                                                [p.email for p in people[:MAX_ATTENDEES]], axis.window)
-            context["sections"] = [_section(a, query.zone, ctx.details_for(user)(a.email)) for a in analyses]
+            details = ctx.details_for(user)
+            context["sections"] = [
+                {"platform": ctx.hub.directory.get(a.email).platform,
+                 **detection.conflicts_json(a, query.zone, details(a.email)),
+                 **detection.duplicates_json(a, query.zone, details(a.email))}
+                for a in analyses]
         return templates.TemplateResponse(request, "conflicts.html", context)
 
-    def _section(analysis: Any, zone: tzinfo, may_see: bool) -> dict[str, Any]:
-        person = ctx.hub.directory.get(analysis.email)
+    store: dict[str, Any] = {}
 
-        def view(placed: Any) -> Copy:
-            return copy_view(placed, zone, may_see, config.platforms, config.privacy.busy_title)
-
-        return {
-            "email": analysis.email, "name": analysis.name or analysis.email, "platform": person.platform,
-            "conflicts": [{"when": _span_text(c.start, c.end, zone), "first": view(c.first),
-                           "second": view(c.second), "cross": c.cross_platform} for c in analysis.conflicts],
-            "duplicates": [{"copies": [view(m) for m in g.members], "score": round(100 * g.score),
-                            "reason": "; ".join(p.reason for p in g.pairs)} for g in analysis.duplicates],
-            "errors": [str(e) for e in analysis.errors], "warnings": [str(w) for w in analysis.warnings],
-        }
+    def sync_state() -> tuple[dict[str, dict[str, Any]] | None, str | None]:
+        """Per group: last run, counts and quarantine from the state store; ``(None, None)`` in a
+        build without the store, ``(None, why)`` when it cannot be read. Blocking (database)."""
+        db, repository = optional("calmesh.store.db"), optional("calmesh.store.repository")
+        if db is None or repository is None:
+            return None, None
+        try:
+            if "repo" not in store:  # opened once; a failure is retried at the next request
+                store["repo"] = repository.SyncRepository(db.open_store(config.state_url()))
+            repo = store["repo"]
+            return {name: {"last": next(iter(repo.runs(name, limit=1)), None), "counts": repo.counts(name),
+                           "quarantined": repo.quarantined(name)}
+                    for name in config.sync.groups}, None
+        except (db.StoreError, SQLAlchemyError) as exc:
+            return None, f"the sync state store cannot be read: {exc}"
 
     async def sync(request: Request) -> Response:
         user = ctx.user(request)
@@ -355,8 +364,10 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         groups = [{"name": name, "mode": group.mode, "interval": group.interval,
                    "members": [f"{m.platform}:{m.calendar} ({m.direction})" for m in group.calendars]}
                   for name, group in config.sync.groups.items()]
-        return templates.TemplateResponse(request, "sync.html", {"user": user, "groups": groups,
-                                                                 "runs": None})
+        state, problem = await run_in_threadpool(sync_state) if groups else (None, None)
+        return templates.TemplateResponse(request, "sync.html", {
+            "user": user, "groups": groups, "state": state, "problem": problem,
+            "zone": ctx.zone, "zone_name": config.hub.timezone, "available": optional("calmesh.store.repository") is not None})
 
     return [
         Route("/", grid, methods=["GET"]),

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from calmesh.model import PersonFreeBusy, Window
@@ -41,6 +41,14 @@ class Cached:
     hit: bool
 
 
+@dataclass(slots=True)
+class _Flight:
+    """A fetch in progress that other callers wait for."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    entry: Cached | None = None
+
+
 class FreeBusyCache:
     """Thread-safe TTL + LRU cache; ``ttl <= 0`` disables it (every lookup is a miss)."""
 
@@ -52,6 +60,7 @@ class FreeBusyCache:
         self._clock = clock
         self._wall = wall
         self._entries: OrderedDict[CacheKey, Cached] = OrderedDict()
+        self._inflight: dict[CacheKey, _Flight] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -69,31 +78,64 @@ class FreeBusyCache:
     def get_many(self, keys: Sequence[CacheKey],
                  fetch: Callable[[list[str]], list[PersonFreeBusy]]) -> list[Cached]:
         """Entries for ``keys`` in order; the misses are fetched together with one ``fetch(emails)``
-        call (one fan-out), which must answer in the order asked."""
+        call (one fan-out), which must answer in the order asked. A key another caller is already
+        fetching is waited for rather than fetched twice, so a burst of identical cold requests
+        (a team opening the same meeting) costs the platforms one query."""
         now = self._clock()
         found: dict[CacheKey, Cached] = {}
+        mine: list[CacheKey] = []
+        waiting: list[tuple[CacheKey, _Flight]] = []
         with self._lock:
-            for key in keys:
+            for key in dict.fromkeys(keys):
                 entry = self._entries.get(key)
                 if entry is not None and now - entry.stored < self.ttl:
                     self._entries.move_to_end(key)
                     found[key] = Cached(entry.answer, entry.fetched_at, entry.stored, True)
-                elif entry is not None:
+                    continue
+                if entry is not None:
                     del self._entries[key]
-        missing = list(dict.fromkeys(k for k in keys if k not in found))
-        if missing:
-            fetched_at, stored = self._wall(), self._clock()
-            answers = fetch([k.email for k in missing])
+                flight = self._inflight.get(key)
+                if flight is None:
+                    self._inflight[key] = _Flight()
+                    mine.append(key)
+                else:
+                    waiting.append((key, flight))
+        if mine:
+            found.update(self._fetch(mine, fetch))
+        for key, flight in waiting:
+            flight.done.wait()
+            if flight.entry is None:  # the other caller's fetch failed: try ourselves
+                found.update(self._fetch([key], fetch))
+            else:
+                entry = flight.entry
+                found[key] = Cached(entry.answer, entry.fetched_at, entry.stored, True)
+        return [found[k] for k in keys]
+
+    def _fetch(self, keys: list[CacheKey],
+               fetch: Callable[[list[str]], list[PersonFreeBusy]]) -> dict[CacheKey, Cached]:
+        with self._lock:
+            for key in keys:
+                self._inflight.setdefault(key, _Flight())
+        fetched_at, stored = self._wall(), self._clock()
+        out: dict[CacheKey, Cached] = {}
+        try:
+            answers = fetch([k.email for k in keys])
+            for key, answer in zip(keys, answers, strict=True):
+                out[key] = Cached(answer, fetched_at, stored, False)
+        finally:
             with self._lock:
-                for key, answer in zip(missing, answers, strict=True):
-                    entry = Cached(answer, fetched_at, stored, False)
-                    found[key] = entry
-                    if self.ttl > 0 and not answer.errors:
+                for key in keys:
+                    entry = out.get(key)
+                    if entry is not None and self.ttl > 0 and not entry.answer.errors:
                         self._entries[key] = entry
                         self._entries.move_to_end(key)
+                    flight = self._inflight.pop(key, None)
+                    if flight is not None:
+                        flight.entry = entry
+                        flight.done.set()
                 while len(self._entries) > self.max_entries:
                     self._entries.popitem(last=False)
-        return [found[k] for k in keys]
+        return out
 
     def clear(self) -> None:
         with self._lock:

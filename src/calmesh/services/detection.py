@@ -14,12 +14,14 @@ full content in the state store's audit log *before* deleting, so :func:`undo` c
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Any, Protocol
 
 from calmesh import ical
+from calmesh.config import PersonConfig, SourceConfig
 from calmesh.connectors.base import ConnectorError, NotFoundError
 from calmesh.core.overlaps import (
     Conflict,
@@ -51,27 +53,48 @@ def gather(hub: Hub, email: str, window: Window) -> tuple[list[PlacedEvent], lis
     """Every occurrence in ``window`` from every calendar holding ``email``'s time, placed.
 
     Returns (events, errors, warnings): an error is a calendar or platform that could not be read
-    (its events are missing from the analysis); a warning is one unreadable item.
+    or did not answer within the hub's ``freebusy_timeout`` (its events are missing from the
+    analysis); a warning is one unreadable item. Sources are read in parallel, one thread each.
     """
     person = hub.directory.get(email)
+    timeout = hub.config.hub.freebusy_timeout
+    pool = cf.ThreadPoolExecutor(max_workers=len(person.sources), thread_name_prefix="detection")
+    try:
+        futures = {pool.submit(_read_source, hub, person, source, window): source for source in person.sources}
+        done, pending = cf.wait(futures, timeout=timeout)
+        placed: list[PlacedEvent] = []
+        errors = [Problem(futures[f].platform, f"did not answer within {timeout:g}s") for f in pending]
+        warnings: list[Problem] = []
+        for future in futures:  # in source order, not completion order: results must be stable
+            if future not in done:
+                continue
+            found, failed, problems = future.result()
+            placed.extend(found)
+            errors.extend(failed)
+            warnings.extend(problems)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return placed, errors, warnings
+
+
+def _read_source(hub: Hub, person: PersonConfig, source: SourceConfig, window: Window
+                 ) -> tuple[list[PlacedEvent], list[Problem], list[Problem]]:
     placed: list[PlacedEvent] = []
     errors: list[Problem] = []
     warnings: list[Problem] = []
-    for source in person.sources:
+    try:
+        connector = hub.connector(source.platform)
+        calendars = list(source.calendars) or connector.calendars_of(source.mailbox or person.email)
+    except ConnectorError as exc:
+        return placed, [exc.problem()], warnings
+    for calendar in calendars:
         try:
-            connector = hub.connector(source.platform)
-            calendars = list(source.calendars) or connector.calendars_of(source.mailbox or person.email)
+            events, problems = connector.events(calendar, window)
         except ConnectorError as exc:
             errors.append(exc.problem())
             continue
-        for calendar in calendars:
-            try:
-                events, problems = connector.events(calendar, window)
-            except ConnectorError as exc:
-                errors.append(exc.problem())
-                continue
-            warnings.extend(problems)
-            placed.extend(PlacedEvent(e, source.platform, calendar, ref=e.uid, owner=person.email) for e in events)
+        warnings.extend(problems)
+        placed.extend(PlacedEvent(e, source.platform, calendar, ref=e.uid, owner=person.email) for e in events)
     return placed, errors, warnings
 
 
@@ -131,7 +154,11 @@ def plan_resolution(hub: Hub, analyses: Sequence[PersonAnalysis], window: Window
                 proposed.setdefault(key, []).append(decision)
     removals, kept = [], []
     for (owner, platform, calendar, uid), decisions in proposed.items():
-        occurrences = _occurrences(hub, platform, calendar, uid, window)
+        try:
+            occurrences = _occurrences(hub, platform, calendar, uid, window)
+        except ConnectorError as exc:
+            kept.append(f"{uid} on {platform}:{calendar}: cannot check its occurrences ({exc}); kept")
+            continue
         if occurrences > len(decisions):
             kept.append(f"{uid} on {platform}:{calendar}: only {len(decisions)} of its {occurrences} "
                         "occurrences in the window are duplicates; the series is kept")

@@ -65,6 +65,7 @@
   const picks = () => [...grid.querySelectorAll("input.pick:checked")].map((i) => i.value);
   let chosen = null;
   let organizer = null;
+  let lanes = [];
 
   document.getElementById("pick-all").addEventListener("change", (event) => {
     grid.querySelectorAll("input.pick").forEach((i) => { i.checked = event.target.checked; });
@@ -79,6 +80,9 @@
 
   function choose(index, suggestion) {
     chosen = suggestion;
+    // the chosen slot also goes on each attendee's lane, so it can be checked against their day
+    grid.querySelectorAll(".row.person .slot").forEach((el) => el.remove());
+    lanes.forEach((lane) => lane.append(slotElement(index, suggestion, "")));
     grid.querySelectorAll(".slot").forEach((el) => el.classList.toggle("chosen", el.dataset.rank === String(index + 1)));
     slotList.querySelectorAll("button").forEach((b, i) => b.classList.toggle("chosen", i === index));
     document.getElementById("book-when").textContent = span(suggestion.start, suggestion.end);
@@ -109,9 +113,10 @@
     organizer = document.getElementById("organizer").value;
     const required = picks().filter((e) => e !== organizer);
     const duration = Number(document.getElementById("duration").value);
-    const now = Date.now();
-    if (now >= axisEnd) { status.textContent = "These days are over: move the grid to today or later."; return; }
-    const start = new Date(Math.max(axisStart, now)).toISOString();
+    const halfHour = 30 * 60 * 1000;
+    const from = Math.max(axisStart, Math.ceil(Date.now() / halfHour) * halfHour);
+    if (from >= axisEnd) { status.textContent = "These days are over: move the grid to today or later."; return; }
+    const start = new Date(from).toISOString();
     status.textContent = "Searching…";
     document.getElementById("find-button").disabled = true;
     try {
@@ -123,10 +128,27 @@
       }
       status.textContent = `${suggestions.length} suggestion(s), best first. Pick one to book it.`;
       slotsRow.hidden = false;
-      const lanes = [organizer, ...required].map((e) => grid.querySelector(`.row.person[data-email="${CSS.escape(e)}"] .lane`));
+      lanes = [organizer, ...required]
+        .map((e) => grid.querySelector(`.row.person[data-email="${CSS.escape(e)}"] .lane`))
+        .filter(Boolean);
+      // overlapping suggestions go on separate tracks of the lane, so each stays clickable
+      const trackEnds = [];
+      const tracks = [];
+      const byStart = suggestions.map((s, i) => i).sort((a, b) => Date.parse(suggestions[a].start) - Date.parse(suggestions[b].start));
+      for (const i of byStart) {
+        const start = Date.parse(suggestions[i].start);
+        let track = trackEnds.findIndex((end) => end <= start);
+        if (track < 0) { track = trackEnds.length; trackEnds.push(0); }
+        trackEnds[track] = Date.parse(suggestions[i].end);
+        tracks[i] = track;
+      }
+      slotsLane.style.height = `${Math.max(1, trackEnds.length) * 1.3}rem`;
       suggestions.forEach((s, i) => {
-        slotsLane.append(slotElement(i, s, String(i + 1)));
-        lanes.forEach((lane) => lane && lane.append(slotElement(i, s, "")));
+        const el = slotElement(i, s, String(i + 1));
+        el.style.top = `${(100 * tracks[i]) / trackEnds.length}%`;
+        el.style.bottom = "auto";
+        el.style.height = `${100 / trackEnds.length}%`;
+        slotsLane.append(el);
         const item = element("li");
         const button = element("button", { type: "button", "data-rank": String(i + 1) }, describe(s));
         button.addEventListener("click", () => choose(i, s));
@@ -152,7 +174,8 @@
     document.getElementById("book-button").disabled = true;
     bookResult.replaceChildren();
     try {
-      const data = await post("/api/v1/book", { organizer, required, start: chosen.start, end: chosen.end, summary });
+      const duration = Math.round((Date.parse(chosen.end) - Date.parse(chosen.start)) / 60000);
+      const data = await post("/api/v1/book", { organizer, required, start: chosen.start, duration, summary });
       bookStatus.textContent = "";
       const box = element("div", { class: "result-ok", "data-uid": data.uid || "" });
       box.append(element("p", {}, `Booked “${summary}”, ${span(chosen.start, chosen.end)}.`));
@@ -166,6 +189,8 @@
       for (const w of data.warnings || []) box.append(element("p", { class: "bad" }, w));
       const again = element("a", { href: window.location.href, id: "show-booked" }, "Show it on the grid");
       box.append(again);
+      const ttl = Number(grid.dataset.cacheTtl);
+      if (ttl > 0) box.append(document.createTextNode(` (free/busy answers are cached: it may take up to ${ttl} s to appear)`));
       bookResult.append(box);
       bookForm.hidden = true;
     } catch (error) {

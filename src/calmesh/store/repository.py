@@ -1,0 +1,352 @@
+"""What the sync engine (and ``calmesh status``) needs from the state store, in plain dataclasses.
+
+The engine never sees ORM objects: it loads a group's state as ``ItemState`` values, hands the
+pure planner those, and saves what came back. Saving a run's records, its change tokens and its
+outcome is one transaction (:meth:`SyncRepository.commit_run`), so a run killed half-way leaves
+either the old state and tokens or the new ones, never a mix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from calmesh.core.syncplan import CopyState, ItemState
+from calmesh.ical import item_to_ical, parse_items
+from calmesh.model import CalendarItem
+from calmesh.store.models import AuditEntry, QuarantineEntry, SyncCopy, SyncItem, SyncRun, SyncToken
+
+Clock = Callable[[], datetime]
+_CHUNK = 500
+"""Rows per IN (...) query: well under SQLite's and PostgreSQL's parameter limits."""
+EXCERPT_LIMIT = 2000
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything calmesh stores is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _split_member(member: str) -> tuple[str, str]:
+    """``platform/calendar`` -> its parts (platform names, being config keys, hold no ``/``)."""
+    platform, _, calendar = member.partition("/")
+    return platform, calendar
+
+
+@dataclass(frozen=True, slots=True)
+class TokenState:
+    member: str
+    token: str | None
+    last_full_at: datetime | None
+    runs_since_full: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    id: int
+    group: str
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    dry_run: bool
+    counts: dict[str, int]
+    errors: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineInfo:
+    group: str
+    member: str
+    item_ref: str | None
+    uid: str | None
+    reason: str
+    excerpt: str | None
+    first_seen: datetime
+    last_seen: datetime
+    times_seen: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditInfo:
+    id: int
+    at: datetime
+    group: str | None
+    run_id: int | None
+    action: str
+    platform: str
+    calendar: str
+    item_ref: str | None
+    uid: str | None
+    reason: str | None
+    etag_before: str | None
+    etag_after: str | None
+    has_previous: bool
+
+
+class SyncRepository:
+    def __init__(self, sessions: sessionmaker[Session], clock: Clock = _utc_now) -> None:
+        self._sessions = sessions
+        self._now = clock
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            yield session
+
+    # ------------------------------------------------------------------------ item state
+    def load_group(self, group: str) -> dict[str, ItemState]:
+        """Every logical item of ``group`` (tombstones included) keyed by logical id."""
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(SyncItem).where(SyncItem.group_name == group).options(selectinload(SyncItem.copies))
+            ).all()
+            return {row.logical_id: _to_state(row) for row in rows}
+
+    def save_records(self, group: str, records: Iterable[ItemState]) -> None:
+        with self._tx() as session:
+            self._save_records(session, group, list(records))
+
+    def _save_records(self, session: Session, group: str, records: Sequence[ItemState]) -> None:
+        now = self._now()
+        existing: dict[str, SyncItem] = {}
+        lids = [r.logical_id for r in records]
+        for start in range(0, len(lids), _CHUNK):
+            chunk = lids[start:start + _CHUNK]
+            rows = session.scalars(
+                select(SyncItem).where(SyncItem.group_name == group, SyncItem.logical_id.in_(chunk))
+                .options(selectinload(SyncItem.copies))
+            ).all()
+            existing.update((row.logical_id, row) for row in rows)
+        for record in records:
+            row = existing.get(record.logical_id)
+            if row is None:
+                row = SyncItem(group_name=group, logical_id=record.logical_id, copies=[])
+                session.add(row)
+            row.origin, row.content_hash = record.origin, record.content_hash
+            row.deleted, row.dirty, row.updated_at = record.deleted, record.dirty, now
+            _sync_copies(row, record, now)
+
+    def mark_dirty(self, group: str, logical_ids: Iterable[str]) -> None:
+        """Flag items whose writes failed: the next run re-lists their members and decides again."""
+        lids = list(logical_ids)
+        with self._tx() as session:
+            for start in range(0, len(lids), _CHUNK):
+                rows = session.scalars(select(SyncItem).where(
+                    SyncItem.group_name == group, SyncItem.logical_id.in_(lids[start:start + _CHUNK]))).all()
+                for row in rows:
+                    row.dirty = True
+
+    def purge_tombstones(self, group: str, older_than: datetime) -> int:
+        """Forget deleted items whose every copy is gone, once they are older than a retention
+        horizon (until then a stale copy turning up is still recognised and removed)."""
+        with self._tx() as session:
+            rows = session.scalars(select(SyncItem).where(
+                SyncItem.group_name == group, SyncItem.deleted.is_(True), SyncItem.updated_at < older_than,
+            ).options(selectinload(SyncItem.copies))).all()
+            gone = [row for row in rows if all(c.deleted for c in row.copies)]
+            for row in gone:
+                session.delete(row)
+            return len(gone)
+
+    # ---------------------------------------------------------------------------- tokens
+    def tokens(self, group: str) -> dict[str, TokenState]:
+        with self._sessions() as session:
+            rows = session.scalars(select(SyncToken).where(SyncToken.group_name == group)).all()
+            return {r.member: TokenState(r.member, r.token, _aware(r.last_full_at), r.runs_since_full) for r in rows}
+
+    def save_tokens(self, group: str, tokens: Mapping[str, str | None], full: Iterable[str] = ()) -> None:
+        with self._tx() as session:
+            self._save_tokens(session, group, tokens, set(full))
+
+    def _save_tokens(self, session: Session, group: str, tokens: Mapping[str, str | None], full: set[str]) -> None:
+        now = self._now()
+        for member, token in tokens.items():
+            row = session.get(SyncToken, (group, member))
+            if row is None:
+                row = SyncToken(group_name=group, member=member, runs_since_full=0)
+                session.add(row)
+            row.token, row.updated_at = token, now
+            if member in full:
+                row.last_full_at, row.runs_since_full = now, 0
+            else:
+                row.runs_since_full = (row.runs_since_full or 0) + 1
+
+    def forget_token(self, group: str, member: str) -> None:
+        """Drop a member's token (it was refused): the next run lists that member in full."""
+        with self._tx() as session:
+            session.execute(delete(SyncToken).where(SyncToken.group_name == group, SyncToken.member == member))
+
+    # ------------------------------------------------------------------------------ runs
+    def start_run(self, group: str, *, dry_run: bool = False) -> int:
+        with self._tx() as session:
+            run = SyncRun(group_name=group, started_at=self._now(), status="running", dry_run=dry_run,
+                          counts={}, errors=[])
+            session.add(run)
+            session.flush()
+            return run.id
+
+    def finish_run(self, run_id: int, status: str, counts: Mapping[str, int], errors: Sequence[str]) -> None:
+        with self._tx() as session:
+            self._finish_run(session, run_id, status, counts, errors)
+
+    def _finish_run(self, session: Session, run_id: int, status: str, counts: Mapping[str, int],
+                    errors: Sequence[str]) -> None:
+        run = session.get(SyncRun, run_id)
+        if run is None:
+            raise KeyError(f"no sync run {run_id}")
+        run.finished_at, run.status = self._now(), status
+        run.counts, run.errors = dict(counts), list(errors)
+
+    def commit_run(self, group: str, run_id: int, *, records: Iterable[ItemState],
+                   tokens: Mapping[str, str | None], full: Iterable[str], status: str,
+                   counts: Mapping[str, int], errors: Sequence[str]) -> None:
+        """Save a run's item records, its new change tokens and its outcome atomically."""
+        with self._tx() as session:
+            self._save_records(session, group, list(records))
+            self._save_tokens(session, group, tokens, set(full))
+            self._finish_run(session, run_id, status, counts, errors)
+
+    def runs(self, group: str | None = None, limit: int = 20) -> list[RunInfo]:
+        """Most recent runs first."""
+        with self._sessions() as session:
+            query = select(SyncRun).order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(limit)
+            if group is not None:
+                query = query.where(SyncRun.group_name == group)
+            return [RunInfo(r.id, r.group_name, _aware(r.started_at) or self._now(), _aware(r.finished_at),
+                            r.status, r.dry_run, dict(r.counts or {}), list(r.errors or []))
+                    for r in session.scalars(query)]
+
+    # ------------------------------------------------------------------------ quarantine
+    def quarantine(self, group: str, member: str, *, item_ref: str | None, uid: str | None,
+                   reason: str, excerpt: str | None = None) -> None:
+        """Record (or refresh) a bad upstream item; the first sighting is kept."""
+        key = item_ref or (f"uid:{uid}" if uid else f"reason:{reason}")
+        now = self._now()
+        if excerpt is not None and len(excerpt) > EXCERPT_LIMIT:
+            excerpt = excerpt[:EXCERPT_LIMIT] + "…"
+        with self._tx() as session:
+            row = session.scalar(select(QuarantineEntry).where(
+                QuarantineEntry.group_name == group, QuarantineEntry.member == member,
+                QuarantineEntry.item_key == key))
+            if row is None:
+                session.add(QuarantineEntry(group_name=group, member=member, item_key=key, item_ref=item_ref,
+                                            uid=uid, reason=reason, excerpt=excerpt, first_seen=now,
+                                            last_seen=now, times_seen=1))
+                return
+            row.reason, row.last_seen, row.times_seen = reason, now, row.times_seen + 1
+            if excerpt is not None:
+                row.excerpt = excerpt
+
+    def quarantined(self, group: str | None = None) -> list[QuarantineInfo]:
+        with self._sessions() as session:
+            query = select(QuarantineEntry).order_by(QuarantineEntry.member, QuarantineEntry.item_key)
+            if group is not None:
+                query = query.where(QuarantineEntry.group_name == group)
+            return [QuarantineInfo(r.group_name, r.member, r.item_ref, r.uid, r.reason, r.excerpt,
+                                   _aware(r.first_seen) or self._now(), _aware(r.last_seen) or self._now(),
+                                   r.times_seen) for r in session.scalars(query)]
+
+    def release(self, group: str, member: str, keep: Iterable[str]) -> int:
+        """Drop quarantine entries of ``member`` except the item keys in ``keep`` (those still
+        bad this run): an item that now reads cleanly leaves quarantine by itself."""
+        keep = set(keep)
+        with self._tx() as session:
+            rows = session.scalars(select(QuarantineEntry).where(
+                QuarantineEntry.group_name == group, QuarantineEntry.member == member)).all()
+            gone = [r for r in rows if r.item_key not in keep]
+            for row in gone:
+                session.delete(row)
+            return len(gone)
+
+    # ----------------------------------------------------------------------------- audit
+    def audit(self, *, action: str, platform: str, calendar: str, group: str | None = None,
+              run_id: int | None = None, item_ref: str | None = None, uid: str | None = None,
+              reason: str | None = None, previous: CalendarItem | None = None,
+              written: CalendarItem | None = None, etag_before: str | None = None,
+              etag_after: str | None = None) -> int:
+        """Log one write with the content it replaced (as iCalendar), so it can be undone."""
+        if action not in ("create", "update", "delete"):
+            raise ValueError(f"unknown audit action {action!r}")
+        with self._tx() as session:
+            entry = AuditEntry(
+                at=self._now(), group_name=group, run_id=run_id, action=action, platform=platform,
+                calendar=calendar, item_ref=item_ref, uid=uid, reason=reason,
+                previous=_ical(previous), written=_ical(written),
+                etag_before=etag_before, etag_after=etag_after)
+            session.add(entry)
+            session.flush()
+            return entry.id
+
+    def audit_log(self, group: str | None = None, limit: int = 100) -> list[AuditInfo]:
+        """Most recent writes first."""
+        with self._sessions() as session:
+            query = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
+            if group is not None:
+                query = query.where(AuditEntry.group_name == group)
+            return [AuditInfo(r.id, _aware(r.at) or self._now(), r.group_name, r.run_id, r.action, r.platform,
+                              r.calendar, r.item_ref, r.uid, r.reason, r.etag_before, r.etag_after,
+                              r.previous is not None) for r in session.scalars(query)]
+
+    def previous_content(self, audit_id: int) -> CalendarItem | None:
+        """What an audited write replaced or deleted, parsed back: the way to undo it."""
+        with self._sessions() as session:
+            entry = session.get(AuditEntry, audit_id)
+            if entry is None:
+                raise KeyError(f"no audit entry {audit_id}")
+            if entry.previous is None:
+                return None
+            items, problems = parse_items(entry.previous, entry.platform)
+            if problems or len(items) != 1:
+                raise ValueError(f"audit entry {audit_id}: stored content does not parse back: "
+                                 + "; ".join(str(p) for p in problems))
+            return items[0]
+
+    def counts(self, group: str) -> dict[str, int]:
+        """Live items, tombstones and dirty items of a group (for ``calmesh status``)."""
+        with self._sessions() as session:
+            def n(*where: Any) -> int:
+                return session.scalar(select(func.count()).select_from(SyncItem).where(
+                    SyncItem.group_name == group, *where)) or 0
+            return {"items": n(SyncItem.deleted.is_(False)), "tombstones": n(SyncItem.deleted.is_(True)),
+                    "dirty": n(SyncItem.dirty.is_(True))}
+
+
+def _ical(item: CalendarItem | None) -> str | None:
+    return None if item is None else item_to_ical(item).decode()
+
+
+def _to_state(row: SyncItem) -> ItemState:
+    copies = {c.member: CopyState(c.member, c.remote_id, c.uid, c.etag, c.content_hash,
+                                  marker=c.origin_marker, deleted=c.deleted) for c in row.copies}
+    return ItemState(row.logical_id, row.origin, row.content_hash, copies, deleted=row.deleted, dirty=row.dirty)
+
+
+def _sync_copies(row: SyncItem, record: ItemState, now: datetime) -> None:
+    """Make ``row.copies`` match ``record.copies`` (update in place, add new, drop removed)."""
+    by_member = {c.member: c for c in row.copies}
+    for member, copy in record.copies.items():
+        target = by_member.pop(member, None)
+        if target is None:
+            platform, calendar = _split_member(member)
+            target = SyncCopy(member=member, platform=platform, calendar=calendar)
+            row.copies.append(target)
+        if (target.remote_id, target.uid, target.etag, target.content_hash, target.origin_marker,
+                target.deleted) != (copy.item_id, copy.uid, copy.etag, copy.content_hash, copy.marker,
+                                    copy.deleted) or target.updated_at is None:
+            target.remote_id, target.uid, target.etag = copy.item_id, copy.uid, copy.etag
+            target.content_hash, target.origin_marker, target.deleted = copy.content_hash, copy.marker, copy.deleted
+            target.updated_at = now
+    for stale in by_member.values():
+        row.copies.remove(stale)

@@ -1,0 +1,496 @@
+"""The CalDAV connector against real servers: every test runs against Radicale and Xandikos.
+
+Servers are real processes on 127.0.0.1 (see ``tests/conftest.py``); each test writes into its
+own fresh calendar collection. Malformed objects are PUT as raw text with httpx, the way a buggy
+client would store them.
+"""
+
+from __future__ import annotations
+
+import socket
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from calmesh.config import parse_config
+from calmesh.connectors.base import (
+    AuthenticationError,
+    FreeBusyRequest,
+    InvalidTokenError,
+    NotFoundError,
+    PreconditionFailed,
+    RetryPolicy,
+    TransientError,
+)
+from calmesh.connectors.caldav import CalDAVConnector, CalDAVSettings
+from calmesh.core.freebusy import busy_from_events, merge_busy
+from calmesh.demo.servers import free_port
+from calmesh.model import (
+    Attendee,
+    BusyPeriod,
+    BusyType,
+    CalendarItem,
+    Event,
+    EventStatus,
+    PartStat,
+    Window,
+)
+from calmesh.services import availability
+from calmesh.services.hub import Hub
+
+if TYPE_CHECKING:
+    from conftest import CalDAVServer  # tests/conftest.py, which provides the fixtures
+
+PARIS = ZoneInfo("Europe/Paris")
+NEW_YORK = ZoneInfo("America/New_York")
+WEEK = Window(datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC))
+
+
+def at(day: int, hour: int, minute: int = 0, tz: ZoneInfo = PARIS) -> datetime:
+    """A time in the week of Monday 2026-11-23."""
+    return datetime(2026, 11, 23 + day, hour, minute, tzinfo=tz)
+
+
+def single(uid: str, start: datetime, hours: float = 1, **fields: object) -> CalendarItem:
+    event = Event(uid=uid, start=start, end=start + timedelta(hours=hours), summary=uid, **fields)  # type: ignore[arg-type]
+    return CalendarItem(uid, [event])
+
+
+def utc(periods: list[BusyPeriod]) -> list[tuple[datetime, datetime, BusyType]]:
+    return [(p.start, p.end, p.type) for p in periods]
+
+
+def put_raw(server: CalDAVServer, calendar: str, name: str, text: str) -> httpx.Response:
+    return httpx.put(calendar + name, content=text.encode("utf-8"), auth=(server.username, server.password),
+                     headers={"Content-Type": "text/calendar; charset=utf-8"}, timeout=30)
+
+
+# ------------------------------------------------------------------------------------ discovery
+def test_discovers_calendars_and_owner(caldav_server: CalDAVServer) -> None:
+    calendar = caldav_server.new_calendar("Team work")
+    with caldav_server.connector() as connector:
+        found = {c.id: c for c in connector.calendars()}
+        assert calendar in found
+        info = found[calendar]
+        assert info.name == "Team work"
+        assert info.owner == "alice@example.com"  # Radicale/Xandikos give no mailto: the login is used
+        assert not info.read_only
+        assert calendar in connector.calendars_of("Alice@Example.com")
+        with pytest.raises(NotFoundError):
+            connector.calendars_of("bob@example.com")
+
+
+def test_explicit_calendar_list(caldav_server: CalDAVServer) -> None:
+    wanted, _other = caldav_server.new_calendar(), caldav_server.new_calendar()
+    with caldav_server.connector(calendars=[wanted]) as connector:
+        assert [c.id for c in connector.calendars()] == [wanted]
+
+
+def test_check_reports_what_works(caldav_server: CalDAVServer) -> None:
+    caldav_server.new_calendar()
+    with caldav_server.connector() as connector:
+        lines = connector.check()
+    assert any("calendar(s)" in line for line in lines)
+    assert "free-busy-query: answered by the server" in lines
+    assert "sync-collection: supported" in lines
+
+
+# ------------------------------------------------------------------------------------ writes
+def test_round_trip_with_etags(caldav_server: CalDAVServer) -> None:
+    calendar = caldav_server.new_calendar()
+    with caldav_server.connector() as connector:
+        item = single("round-trip@test", at(1, 10))
+        ref = connector.put(calendar, item)
+        assert ref.etag and ref.id.endswith("/round-trip@test.ics")
+
+        items, problems = connector.items(calendar)
+        assert problems == []
+        assert [(i.uid, i.ref) for i in items] == [("round-trip@test", ref)]
+
+        events, _ = connector.events(calendar, WEEK)
+        assert [(e.uid, e.start) for e in events] == [("round-trip@test", at(1, 10))]
+
+        with pytest.raises(PreconditionFailed):  # create again: If-None-Match: *
+            connector.put(calendar, item)
+
+        moved = CalendarItem(item.uid, [item.components[0].with_changes(start=at(1, 11), end=at(1, 12))], ref)
+        new_ref = connector.put(calendar, moved, if_match=ref.etag)
+        assert new_ref.id == ref.id and new_ref.etag and new_ref.etag != ref.etag
+        events, _ = connector.events(calendar, WEEK)
+        assert [e.start for e in events] == [at(1, 11)]
+
+        with pytest.raises(PreconditionFailed):  # somebody else's edit is never overwritten
+            connector.put(calendar, moved, if_match=ref.etag)
+        with pytest.raises(PreconditionFailed):
+            connector.delete(calendar, ref, if_match=ref.etag)
+
+        connector.delete(calendar, new_ref, if_match=new_ref.etag)
+        assert connector.items(calendar) == ([], [])
+        with pytest.raises(NotFoundError):
+            connector.delete(calendar, new_ref)
+
+
+def test_unsafe_uid_gets_a_hashed_name(caldav_server: CalDAVServer) -> None:
+    calendar = caldav_server.new_calendar()
+    with caldav_server.connector() as connector:
+        ref = connector.put(calendar, single("a/b c?d#e@test", at(2, 9)))
+        assert "/" not in ref.id.rsplit("/", 1)[1] and ref.id.endswith(".ics")
+        items, _ = connector.items(calendar)
+        assert [(i.uid, i.ref.id if i.ref else None) for i in items] == [("a/b c?d#e@test", ref.id)]
+
+
+# ------------------------------------------------------------------------------------ reading
+def test_recurrence_with_exdate_and_overrides(caldav_server: CalDAVServer) -> None:
+    calendar = caldav_server.new_calendar()
+    master = Event(uid="standup@test", start=at(0, 9), end=at(0, 9, 15), summary="Stand-up",
+                   rrule=["FREQ=DAILY;COUNT=5"], exdate=[at(2, 9)])
+    moved = Event(uid="standup@test", recurrence_id=at(3, 9), start=at(3, 14), end=at(3, 14, 30),
+                  summary="Stand-up (moved)")
+    cancelled = Event(uid="standup@test", recurrence_id=at(4, 9), start=at(4, 9), end=at(4, 9, 15),
+                      status=EventStatus.CANCELLED)
+    with caldav_server.connector() as connector:
+        connector.put(calendar, CalendarItem("standup@test", [master, moved, cancelled]))
+        events, problems = connector.events(calendar, WEEK)
+        assert problems == []
+        seen = sorted((e.start, e.summary, e.status) for e in events)
+        assert seen == [
+            (at(0, 9), "Stand-up", EventStatus.CONFIRMED),
+            (at(1, 9), "Stand-up", EventStatus.CONFIRMED),
+            (at(3, 14), "Stand-up (moved)", EventStatus.CONFIRMED),
+            (at(4, 9), None, EventStatus.CANCELLED),
+        ]
+        busy = merge_busy(busy_from_events(events, WEEK))
+        assert [p.start for p in busy] == [at(0, 9), at(1, 9), at(3, 14)]
+        items, _ = connector.items(calendar)
+        assert len(items) == 1 and len(items[0].components) == 3  # the series travels whole
+
+
+@pytest.mark.parametrize(("zone", "first_day", "before_utc", "after_utc"), [
+    (PARIS, date(2026, 10, 22), 7, 8),       # CEST -> CET on Sunday 2026-10-25
+    (NEW_YORK, date(2026, 10, 29), 13, 14),  # EDT -> EST on Sunday 2026-11-01
+])
+def test_dst_weeks(caldav_server: CalDAVServer, zone: ZoneInfo, first_day: date, before_utc: int,
+                   after_utc: int) -> None:
+    calendar = caldav_server.new_calendar()
+    start = datetime.combine(first_day, datetime.min.time().replace(hour=9), tzinfo=zone)
+    series = Event(uid=f"dst-{zone.key}@test", start=start, end=start + timedelta(hours=1),
+                   rrule=["FREQ=DAILY;COUNT=7"])
+    window = Window(datetime.combine(first_day, datetime.min.time(), tzinfo=UTC),
+                    datetime.combine(first_day + timedelta(days=8), datetime.min.time(), tzinfo=UTC))
+    with caldav_server.connector() as connector:
+        connector.put(calendar, CalendarItem(series.uid, [series]))
+        events, problems = connector.events(calendar, window)
+    assert problems == []
+    hours = [e.start.astimezone(UTC).hour for e in sorted(events, key=lambda e: e.start)]
+    assert len(hours) == 7
+    assert hours[:3] == [before_utc] * 3 and hours[-3:] == [after_utc] * 3  # always 9:00 local
+    assert all(e.start.astimezone(zone).hour == 9 for e in events)
+
+
+def test_all_day_and_floating_events_use_the_platform_zone(caldav_server: CalDAVServer) -> None:
+    calendar = caldav_server.new_calendar()
+    holiday = Event(uid="holiday@test", start=date(2026, 11, 25), end=date(2026, 11, 26), summary="Holiday")
+    floating = Event(uid="floating@test", start=datetime(2026, 11, 26, 10), end=datetime(2026, 11, 26, 11))
+    with caldav_server.connector(timezone="Europe/Paris") as connector:
+        for event in (holiday, floating):
+            connector.put(calendar, CalendarItem(event.uid, [event]))
+        events, problems = connector.events(calendar, WEEK)
+        assert problems == []
+        by_uid = {e.uid: e for e in events}
+        assert by_uid["holiday@test"].all_day and by_uid["floating@test"].start.tzinfo is None
+        busy = busy_from_events(events, WEEK, default_tz=PARIS)
+        assert sorted(utc(busy)) == [
+            (datetime(2026, 11, 24, 23, tzinfo=UTC), datetime(2026, 11, 25, 23, tzinfo=UTC), BusyType.BUSY),
+            (datetime(2026, 11, 26, 9, tzinfo=UTC), datetime(2026, 11, 26, 10, tzinfo=UTC), BusyType.BUSY),
+        ]
+        # an all-day event just outside a window is not returned
+        monday = Window(datetime(2026, 11, 23, tzinfo=PARIS), datetime(2026, 11, 24, tzinfo=PARIS))
+        assert connector.events(calendar, monday)[0] == []
+
+
+# ------------------------------------------------------------------------------------ free/busy
+OWNER = "alice@example.com"
+
+
+def _busy_kinds_calendar(server: CalDAVServer, connector: CalDAVConnector, *, declined: bool) -> str:
+    """A day with one event of each kind that matters for availability."""
+    calendar = server.new_calendar()
+    items = [
+        single("confirmed@test", at(1, 9)),
+        single("tentative@test", at(1, 11), status=EventStatus.TENTATIVE),
+        single("transparent@test", at(1, 13), transparent=True),
+        single("cancelled@test", at(1, 15), status=EventStatus.CANCELLED),
+        single("oof@test", at(2, 9), hours=8, busy_type=BusyType.BUSY_UNAVAILABLE),
+    ]
+    if declined:
+        items.append(single("declined@test", at(1, 17), organizer=Attendee("boss@example.com"),
+                            attendees=[Attendee(OWNER, partstat=PartStat.DECLINED)]))
+    for item in items:
+        connector.put(calendar, item)
+    return calendar
+
+
+def test_busy_types_from_events(caldav_server: CalDAVServer) -> None:
+    with caldav_server.connector() as connector:
+        calendar = _busy_kinds_calendar(caldav_server, connector, declined=True)
+        events, problems = connector.events(calendar, WEEK)
+        assert problems == []
+        busy = merge_busy(busy_from_events(events, WEEK, owner=OWNER))
+        assert utc(busy) == [
+            (at(1, 9).astimezone(UTC), at(1, 10).astimezone(UTC), BusyType.BUSY),
+            (at(1, 11).astimezone(UTC), at(1, 12).astimezone(UTC), BusyType.BUSY_TENTATIVE),
+            (at(2, 9).astimezone(UTC), at(2, 17).astimezone(UTC), BusyType.BUSY_UNAVAILABLE),
+        ]  # transparent, cancelled and declined do not block
+
+
+def test_free_busy_query_equals_events_derived_busy(caldav_server: CalDAVServer) -> None:
+    """The server's free-busy-query and calmesh's own computation agree on what servers know.
+
+    Declined invitations are left out: RFC 4791 free/busy is computed from STATUS and TRANSP only,
+    so a server cannot know the owner declined (calmesh's event path does, see the test above);
+    Exchange's OOF hint (X-MICROSOFT-CDO-BUSYSTATUS) is likewise invisible to the server.
+    """
+    with caldav_server.connector(freebusy_source="server") as native, caldav_server.connector() as computed:
+        calendar = _busy_kinds_calendar(caldav_server, native, declined=False)
+        request = [FreeBusyRequest(OWNER, (calendar,))]
+        [from_server] = native.freebusy(request, WEEK)
+        [from_events] = computed.freebusy(request, WEEK)
+        assert native._freebusy_query == {calendar: True}  # the server really answered
+        assert from_server.errors == [] and from_events.errors == []
+
+        def normalise(periods: list[BusyPeriod]) -> list[tuple[datetime, datetime, BusyType]]:
+            # the server only speaks BUSY / BUSY-TENTATIVE here: OOF is a calmesh/Exchange notion
+            return [(s, e, min(t, BusyType.BUSY)) for s, e, t in utc(periods)]
+
+        assert normalise(from_server.busy) == normalise(from_events.busy)
+        assert normalise(from_server.busy)[:2] == [
+            (at(1, 9).astimezone(UTC), at(1, 10).astimezone(UTC), BusyType.BUSY),
+            (at(1, 11).astimezone(UTC), at(1, 12).astimezone(UTC), BusyType.BUSY_TENTATIVE),
+        ]
+
+
+def test_server_free_busy_cannot_know_a_declined_invitation(caldav_server: CalDAVServer) -> None:
+    """Why ``freebusy_source`` defaults to events: the server's answer keeps declined time busy."""
+    with caldav_server.connector(freebusy_source="server") as native, caldav_server.connector() as computed:
+        calendar = _busy_kinds_calendar(caldav_server, native, declined=True)
+        declined = (at(1, 17).astimezone(UTC), at(1, 18).astimezone(UTC), BusyType.BUSY)
+        request = [FreeBusyRequest(OWNER, (calendar,))]
+        assert declined in utc(native.freebusy(request, WEEK)[0].busy)
+        assert declined not in utc(computed.freebusy(request, WEEK)[0].busy)
+
+
+def test_freebusy_names_the_failing_calendar(caldav_server: CalDAVServer) -> None:
+    good = caldav_server.new_calendar()
+    missing = caldav_server.home + "no-such-calendar/"
+    with caldav_server.connector() as connector:
+        connector.put(good, single("meeting@test", at(1, 9)))
+        [answer] = connector.freebusy([FreeBusyRequest(OWNER, (good, missing))], WEEK)
+    assert len(answer.errors) == 1 and "no-such-calendar" in answer.errors[0].message
+    assert answer.errors[0].platform == "dav"
+    assert (at(1, 9).astimezone(UTC), at(1, 10).astimezone(UTC), BusyType.UNKNOWN) not in utc(answer.busy)
+    # the missing calendar's time is UNKNOWN (never free); the good calendar's meeting was read
+    assert utc(answer.busy) == [(WEEK.start, WEEK.end, BusyType.UNKNOWN)]
+    assert answer.busy[0].source == "dav"
+
+
+def test_freebusy_of_unknown_person_is_an_error_not_free(caldav_server: CalDAVServer) -> None:
+    caldav_server.new_calendar()
+    with caldav_server.connector() as connector:
+        [answer] = connector.freebusy([FreeBusyRequest("nobody@example.com")], WEEK)
+    assert answer.errors and "nobody@example.com" in answer.errors[0].message
+    assert utc(answer.busy) == [(WEEK.start, WEEK.end, BusyType.UNKNOWN)]
+
+
+def test_availability_service_over_caldav(caldav_server: CalDAVServer) -> None:
+    """The hub's free/busy across a CalDAV platform, with details (the hub reads events) and
+    without (the connector's own free/busy): declined, cancelled and transparent never block."""
+    with caldav_server.connector() as connector:
+        calendar = _busy_kinds_calendar(caldav_server, connector, declined=True)
+    text = f"""
+[hub]
+timezone = "Europe/Paris"
+[platforms.dav]
+kind = "caldav"
+url = "{caldav_server.url}"
+username = "{caldav_server.username}"
+password_env = "{caldav_server.password_env}"
+[[people]]
+email = "{OWNER}"
+platform = "dav"
+calendars = ["{calendar}"]
+"""
+    day = Window(at(1, 0), at(2, 0))
+    expected = [
+        (at(1, 9).astimezone(UTC), at(1, 10).astimezone(UTC), BusyType.BUSY),
+        (at(1, 11).astimezone(UTC), at(1, 12).astimezone(UTC), BusyType.BUSY_TENTATIVE),
+    ]
+    with Hub(parse_config(text)) as hub:
+        [with_details] = availability.freebusy(hub, [OWNER], day, details_for=lambda _e: True)
+        [busy_only] = availability.freebusy(hub, [OWNER], day)
+    assert with_details.errors == [] and busy_only.errors == []
+    assert utc(with_details.busy) == expected
+    assert [p.summary for p in with_details.busy] == ["confirmed@test", "tentative@test"]
+    assert utc(busy_only.busy) == expected
+
+
+# ------------------------------------------------------------------------------------ damage
+GOOD = """BEGIN:VCALENDAR\r
+VERSION:2.0\r
+PRODID:-//test//EN\r
+BEGIN:VEVENT\r
+UID:{uid}\r
+DTSTAMP:20261101T000000Z\r
+DTSTART:{start}\r
+DTEND:20261124T120000Z\r
+SUMMARY:{summary}\r
+{extra}END:VEVENT\r
+END:VCALENDAR\r
+"""
+
+MALFORMED = {
+    "truncated": GOOD.format(uid="truncated@test", start="20261124T090000Z", summary="Truncated",
+                             extra="")[:-40],
+    "bad-dates": GOOD.format(uid="bad-dates@test", start="20261399T250000Z", summary="Bad dates", extra=""),
+    "unknown-tzid": GOOD.format(uid="unknown-tzid@test", start="20261124T100000", summary="Unknown zone",
+                                extra="").replace("DTSTART:", "DTSTART;TZID=Mars/Olympus_Mons:"),
+    "huge-description": GOOD.format(uid="huge@test", start="20261124T080000Z", summary="Huge",
+                                    extra="DESCRIPTION:" + "x" * (5 * 1024 * 1024) + "\r\n"),
+}
+REFUSED_ON_PUT = {
+    # Each server validates objects on PUT; what it refuses can never be stored there, so that
+    # case is dropped for that server (the test asserts the refusal, then skips). Radicale also
+    # hides a broken file put straight into its storage folder ("Skip broken item" in its log),
+    # so no client can ever see those two there. Xandikos refuses with 412 + valid-calendar-data.
+    "radicale": {"truncated", "bad-dates"},
+    "xandikos": {"truncated"},
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_stored_object_is_a_problem_not_a_failure(caldav_server: CalDAVServer, case: str) -> None:
+    calendar = caldav_server.new_calendar()
+    with caldav_server.connector() as connector:
+        connector.put(calendar, single("fine@test", at(1, 14)))
+        response = put_raw(caldav_server, calendar, f"{case}.ics", MALFORMED[case])
+        if case in REFUSED_ON_PUT[caldav_server.kind]:
+            assert response.status_code in (400, 403, 409, 412, 415, 422), response.text[:200]
+            pytest.skip(f"{caldav_server.kind} refuses {case} iCalendar on PUT, so it cannot be stored")
+        assert response.status_code in (201, 204), response.text[:200]
+
+        events, problems = connector.events(calendar, WEEK)
+        with caldav_server.connector(freebusy_source="server") as native:
+            [answer] = native.freebusy([FreeBusyRequest(OWNER, (calendar,))], WEEK)
+    fine = (at(1, 14).astimezone(UTC), at(1, 15).astimezone(UTC), BusyType.BUSY)
+    assert answer.errors == [] and fine in utc(answer.busy)  # the server's free/busy still answers
+    assert "fine@test" in {e.uid for e in events}  # the other events still count
+    assert problems, "the damaged object must be reported"
+    for problem in problems:
+        assert problem.platform == "dav"
+        assert problem.item and f"{case}.ics" in problem.item  # names the stored object
+    text = " ".join(str(p) for p in problems)
+    if case == "huge-description":
+        assert "DESCRIPTION" in text and "Huge" in text
+        assert "huge@test" in {e.uid for e in events}  # still busy time, description cut
+    if case == "unknown-tzid":
+        assert "Mars/Olympus_Mons" in text
+
+
+# ------------------------------------------------------------------------------------ changes
+@pytest.mark.parametrize("sync_collection", [True, False], ids=["sync-collection", "etag-fallback"])
+def test_changes_through_the_token(caldav_server: CalDAVServer, sync_collection: bool) -> None:
+    calendar = caldav_server.new_calendar()
+    with caldav_server.connector(sync_collection=sync_collection) as connector:
+        keep = connector.put(calendar, single("keep@test", at(1, 9)))
+        doomed = connector.put(calendar, single("doomed@test", at(1, 11)))
+
+        first = connector.changes(calendar, None)
+        assert first.complete and first.deleted == []
+        assert sorted(i.uid for i in first.changed) == ["doomed@test", "keep@test"]
+        assert first.token and first.token.startswith("sync:" if sync_collection else "etags:")
+
+        quiet = connector.changes(calendar, first.token)
+        assert (quiet.changed, quiet.deleted, quiet.complete) == ([], [], False)
+
+        added = connector.put(calendar, single("new@test", at(2, 9)))
+        edited = CalendarItem("keep@test", [Event("keep@test", at(1, 10), at(1, 11), summary="moved")], keep)
+        connector.put(calendar, edited, if_match=keep.etag)
+        connector.delete(calendar, doomed, if_match=doomed.etag)
+
+        later = connector.changes(calendar, quiet.token)
+        assert not later.complete
+        assert sorted(i.uid for i in later.changed) == ["keep@test", "new@test"]
+        assert {i.ref.id for i in later.changed if i.ref} == {keep.id, added.id}
+        assert next(i for i in later.changed if i.uid == "keep@test").components[0].summary == "moved"
+        assert [r.id for r in later.deleted] == [doomed.id]
+
+        with pytest.raises(InvalidTokenError):
+            connector.changes(calendar, "sync:http://example.com/not-a-token/1" if sync_collection
+                              else "etags:not-base64!")
+        with pytest.raises(InvalidTokenError):
+            connector.changes(calendar, "some-other-platform-token")
+
+
+def test_etag_fallback_for_huge_calendars_lists_everything_on_change(caldav_server: CalDAVServer,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the token size limit the ETag map becomes a hash: a change yields a complete listing."""
+    monkeypatch.setattr("calmesh.connectors.caldav._MAX_MAP_TOKEN", 0)
+    calendar = caldav_server.new_calendar()
+    with caldav_server.connector(sync_collection=False) as connector:
+        connector.put(calendar, single("one@test", at(1, 9)))
+        first = connector.changes(calendar, None)
+        assert first.token and first.token.startswith("etaghash:")
+        assert connector.changes(calendar, first.token) == type(first)([], [], first.token)
+        connector.put(calendar, single("two@test", at(1, 10)))
+        later = connector.changes(calendar, first.token)
+        assert later.complete and sorted(i.uid for i in later.changed) == ["one@test", "two@test"]
+
+
+# ------------------------------------------------------------------------------------ errors
+def test_wrong_password_is_an_authentication_error(caldav_server: CalDAVServer,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    if not caldav_server.checks_passwords:
+        pytest.skip("Xandikos authenticates only over TLS (--htpasswd needs --autocert)")
+    monkeypatch.setenv("CALMESH_TEST_WRONG_PASSWORD", "not-the-password")
+    with caldav_server.connector(password_env="CALMESH_TEST_WRONG_PASSWORD") as connector:
+        with pytest.raises(AuthenticationError, match="credentials refused"):
+            connector.calendars()
+        [answer] = connector.freebusy([FreeBusyRequest(OWNER)], WEEK)
+    assert answer.errors and "credentials refused" in answer.errors[0].message
+
+
+def test_missing_password_variable_is_an_authentication_error(caldav_server: CalDAVServer,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CALMESH_TEST_UNSET_PASSWORD", raising=False)
+    with caldav_server.connector(password_env="CALMESH_TEST_UNSET_PASSWORD") as connector:
+        with pytest.raises(AuthenticationError, match="CALMESH_TEST_UNSET_PASSWORD"):
+            connector.calendars()
+
+
+def test_server_down_is_transient() -> None:
+    settings = CalDAVSettings(kind="caldav", url=f"http://127.0.0.1:{free_port()}/", username="x", timeout=2)
+    connector = CalDAVConnector("down", settings)
+    connector.sleep = lambda _s: None
+    with pytest.raises(TransientError, match="unreachable"):
+        connector.calendars()
+    with pytest.raises(TransientError):
+        connector.changes("http://127.0.0.1:1/cal/", None)
+
+
+def test_server_that_never_answers_times_out_as_transient() -> None:
+    with socket.socket() as listener:  # accepts connections (kernel backlog) but never replies
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+        connector = CalDAVConnector("stuck", CalDAVSettings(kind="caldav", url=url, username="x", timeout=0.5))
+        connector.retry = RetryPolicy(attempts=1)
+        with pytest.raises(TransientError, match="timed out"):
+            connector.calendars()
+
+
+def test_missing_calendar_is_not_found(caldav_server: CalDAVServer) -> None:
+    with caldav_server.connector() as connector:
+        with pytest.raises(NotFoundError):
+            connector.events(caldav_server.home + "missing/", WEEK)

@@ -1,0 +1,225 @@
+"""The state store on real databases: a SQLite file in a tmp dir, and PostgreSQL on
+127.0.0.1:5432 (database ``test``; each test in its own schema so parallel runs never meet;
+skipped with the reason when PostgreSQL is not running)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy.exc import OperationalError
+
+from calmesh.core.syncplan import CopyState, ItemState
+from calmesh.model import MARKER_PROPERTY, CalendarItem, Event
+from calmesh.store.db import (
+    StoreError,
+    current_revision,
+    head_revision,
+    make_engine,
+    open_store,
+    session_factory,
+    upgrade,
+)
+from calmesh.store.models import Base
+from calmesh.store.repository import SyncRepository
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
+
+
+def _postgres_available() -> bool:
+    try:
+        with create_engine(PG_URL, connect_args={"connect_timeout": 2}).connect() as conn:
+            conn.execute(text("select 1"))
+        return True
+    except (OperationalError, ImportError):
+        return False
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        eng = make_engine(f"sqlite:///{tmp_path / 'state.sqlite'}")
+        yield eng
+        eng.dispose()
+        return
+    if not _postgres_available():
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432 (database test)")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'create schema "{schema}"'))
+    eng = make_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'drop schema "{schema}" cascade'))
+        admin.dispose()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def repo(engine: Engine, clock: Clock) -> SyncRepository:
+    upgrade(engine)
+    return SyncRepository(session_factory(engine), clock)
+
+
+def _record(lid: str = "a/cal/1.ics", **kw: object) -> ItemState:
+    copies = {
+        "a/cal": CopyState("a/cal", "1.ics", "u1", '"e1"', "h1"),
+        "b/https://dav.example/cal/": CopyState("b/https://dav.example/cal/", "/cal/x.ics", "u1", None, "h1",
+                                                marker=lid),
+    }
+    return ItemState(lid, "a/cal", "h1", copies, **kw)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------- migrations
+def test_upgrade_from_empty_matches_the_models_and_is_idempotent(engine: Engine) -> None:
+    assert current_revision(engine) is None
+    upgrade(engine)
+    upgrade(engine)
+    assert current_revision(engine) == head_revision() == "0001"
+    names = set(inspect(engine).get_table_names())
+    assert {"sync_items", "sync_copies", "sync_tokens", "sync_runs", "quarantine", "audit_log"} <= names
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    assert diff == []
+
+
+def test_sqlite_uses_wal_and_a_busy_timeout(tmp_path: Path) -> None:
+    eng = make_engine(f"sqlite:///{tmp_path / 's.sqlite'}")
+    with eng.connect() as conn:
+        assert conn.execute(text("pragma journal_mode")).scalar() == "wal"
+        assert conn.execute(text("pragma busy_timeout")).scalar() >= 1000
+        assert conn.execute(text("pragma foreign_keys")).scalar() == 1
+
+
+def test_open_store_migrates_or_refuses(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'o.sqlite'}"
+    with pytest.raises(StoreError, match="needs migrating"):
+        open_store(url, migrate=False)
+    SyncRepository(open_store(url)).save_records("g", [_record()])
+    assert SyncRepository(open_store(url, migrate=False)).load_group("g") == {"a/cal/1.ics": _record()}
+    with pytest.raises(StoreError, match="not a database URL"):
+        make_engine("nonsense")
+
+
+# ---------------------------------------------------------------------------- item state
+def test_records_round_trip_update_and_drop_copies(repo: SyncRepository) -> None:
+    first, other = _record(), _record("a/cal/2.ics", deleted=True)
+    repo.save_records("g", [first, other])
+    repo.save_records("h", [_record()])
+    assert repo.load_group("g") == {first.logical_id: first, other.logical_id: other}
+    changed = ItemState(first.logical_id, "a/cal", "h2",
+                        {"a/cal": CopyState("a/cal", "1.ics", "u1", '"e2"', "h2", deleted=True)}, dirty=True)
+    repo.save_records("g", [changed])
+    assert repo.load_group("g")[first.logical_id] == changed
+    assert repo.load_group("h") == {first.logical_id: _record()}
+    assert repo.counts("g") == {"items": 1, "tombstones": 1, "dirty": 1}
+
+
+def test_many_records_in_one_save(repo: SyncRepository) -> None:
+    records = [_record(f"a/cal/{n}.ics") for n in range(1200)]
+    repo.save_records("g", records)
+    repo.save_records("g", records[:700])
+    assert len(repo.load_group("g")) == 1200
+
+
+def test_mark_dirty_and_purge_tombstones(repo: SyncRepository, clock: Clock) -> None:
+    live = _record("a/cal/live.ics")
+    dead = ItemState("a/cal/dead.ics", "a/cal", "h", {"a/cal": CopyState("a/cal", "d", "u", None, "h", deleted=True)},
+                     deleted=True)
+    half = ItemState("a/cal/half.ics", "a/cal", "h", {"a/cal": CopyState("a/cal", "d2", "u", None, "h")}, deleted=True)
+    repo.save_records("g", [live, dead, half])
+    repo.mark_dirty("g", [live.logical_id, "a/cal/unknown"])
+    assert repo.load_group("g")[live.logical_id].dirty
+    clock.now = T0 + timedelta(days=100)
+    assert repo.purge_tombstones("g", older_than=T0 + timedelta(days=1)) == 1
+    assert set(repo.load_group("g")) == {live.logical_id, half.logical_id}
+
+
+# ------------------------------------------------------------------------- tokens, runs
+def test_tokens_and_full_reconciliation_bookkeeping(repo: SyncRepository, clock: Clock) -> None:
+    repo.save_tokens("g", {"a/cal": "t1", "b/cal": None}, full=["a/cal", "b/cal"])
+    clock.now = T0 + timedelta(minutes=1)
+    repo.save_tokens("g", {"a/cal": "t2"})
+    tokens = repo.tokens("g")
+    assert (tokens["a/cal"].token, tokens["a/cal"].runs_since_full, tokens["a/cal"].last_full_at) == ("t2", 1, T0)
+    assert tokens["b/cal"].token is None and tokens["b/cal"].runs_since_full == 0
+    repo.forget_token("g", "a/cal")
+    assert set(repo.tokens("g")) == {"b/cal"}
+    assert repo.tokens("other") == {}
+
+
+def test_commit_run_is_one_transaction(repo: SyncRepository, clock: Clock) -> None:
+    run = repo.start_run("g")
+    assert repo.runs("g")[0].status == "running"
+    clock.now = T0 + timedelta(seconds=5)
+    repo.commit_run("g", run, records=[_record()], tokens={"a/cal": "t9"}, full=[], status="ok",
+                    counts={"created": 1}, errors=[])
+    (info,) = repo.runs("g")
+    assert (info.status, info.counts, info.finished_at, info.started_at) == ("ok", {"created": 1}, clock.now, T0)
+    assert repo.tokens("g")["a/cal"].token == "t9" and repo.load_group("g")
+    # a failure inside the transaction leaves nothing behind
+    run2 = repo.start_run("g")
+    with pytest.raises(KeyError):
+        repo.commit_run("g", run2 + 99, records=[_record("a/cal/2.ics")], tokens={"a/cal": "t10"}, full=[],
+                        status="ok", counts={}, errors=[])
+    assert repo.tokens("g")["a/cal"].token == "t9" and set(repo.load_group("g")) == {"a/cal/1.ics"}
+    repo.finish_run(run2, "partial", {"failed": 1}, ["b/cal: ETag mismatch"])
+    assert repo.runs("g", limit=1)[0].errors == ["b/cal: ETag mismatch"]
+
+
+# ------------------------------------------------------------------- quarantine, audit
+def test_quarantine_keeps_first_sighting_and_releases_fixed_items(repo: SyncRepository, clock: Clock) -> None:
+    repo.quarantine("g", "a/cal", item_ref="bad.ics", uid="u", reason="ends before it starts", excerpt="x" * 5000)
+    clock.now = T0 + timedelta(hours=1)
+    repo.quarantine("g", "a/cal", item_ref="bad.ics", uid="u", reason="ends before it starts")
+    repo.quarantine("g", "a/cal", item_ref=None, uid="u2", reason="no VEVENT")
+    entries = repo.quarantined("g")
+    assert [(e.item_ref, e.uid, e.times_seen) for e in entries] == [("bad.ics", "u", 2), (None, "u2", 1)]
+    assert entries[0].first_seen == T0 and entries[0].last_seen == clock.now
+    assert entries[0].excerpt is not None and len(entries[0].excerpt) <= 2001
+    assert repo.release("g", "a/cal", keep=["bad.ics"]) == 1
+    assert [e.item_ref for e in repo.quarantined()] == ["bad.ics"]
+
+
+def test_audit_keeps_previous_content_so_a_delete_can_be_undone(repo: SyncRepository) -> None:
+    original = CalendarItem("u1", [Event("u1", T0, T0 + timedelta(hours=1), summary="Board meeting",
+                                         extra={MARKER_PROPERTY: "a/cal/1.ics"})])
+    run = repo.start_run("g")
+    created = repo.audit(action="create", platform="b", calendar="cal", group="g", run_id=run,
+                         item_ref="x.ics", uid="u1", written=original, etag_after='"1"')
+    deleted = repo.audit(action="delete", platform="b", calendar="cal", group="g", run_id=run,
+                         item_ref="x.ics", uid="u1", reason="deleted at a sender", previous=original,
+                         etag_before='"1"')
+    log = repo.audit_log("g")
+    assert [(e.id, e.action, e.has_previous) for e in log] == [(deleted, "delete", True), (created, "create", False)]
+    assert repo.previous_content(created) is None
+    restored = repo.previous_content(deleted)
+    assert restored is not None and restored.components[0].summary == "Board meeting"
+    assert restored.marker == "a/cal/1.ics"
+    with pytest.raises(ValueError, match="unknown audit action"):
+        repo.audit(action="drop", platform="b", calendar="cal")
+    with pytest.raises(KeyError):
+        repo.previous_content(10_000)

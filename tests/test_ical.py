@@ -1,0 +1,212 @@
+"""calmesh.ical: iCalendar text <-> model, recurrence expansion, VFREEBUSY, damage control."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import icalendar
+import pytest
+
+from calmesh import ical
+from calmesh.model import (
+    MARKER_PROPERTY,
+    Attendee,
+    BusyPeriod,
+    BusyType,
+    CalendarItem,
+    Classification,
+    Event,
+    EventStatus,
+    PartStat,
+    Role,
+    Window,
+)
+
+PARIS = ZoneInfo("Europe/Paris")
+WEEK = Window(datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC))
+
+
+def calendar(*events: str, timezones: str = "") -> str:
+    body = "".join(f"BEGIN:VEVENT\r\n{e.strip()}\r\nEND:VEVENT\r\n" for e in events)
+    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n{timezones}{body}END:VCALENDAR\r\n"
+
+
+def vevent(uid: str, start: str = "20261124T090000Z", end: str = "20261124T100000Z", extra: str = "") -> str:
+    lines = [f"UID:{uid}", "DTSTAMP:20261101T000000Z", f"DTSTART:{start}", f"DTEND:{end}", f"SUMMARY:{uid}"]
+    return "\r\n".join(lines) + ("\r\n" + extra.strip() if extra else "")
+
+
+# ------------------------------------------------------------------------------- write + read
+def test_item_round_trip_keeps_every_field() -> None:
+    event = Event(
+        uid="full@test", start=datetime(2026, 11, 24, 9, tzinfo=PARIS), end=datetime(2026, 11, 24, 10, tzinfo=PARIS),
+        summary="Planning; Q1, \"big\"", description="line 1\nline 2", location="Room 4",
+        rrule=["FREQ=WEEKLY;COUNT=4"], exdate=[datetime(2026, 12, 1, 9, tzinfo=PARIS)],
+        transparent=True, status=EventStatus.TENTATIVE, classification=Classification.PRIVATE, sequence=3,
+        organizer=Attendee("Boss@Example.com", "The Boss", PartStat.ACCEPTED, Role.CHAIR),
+        attendees=[Attendee("alice@example.com", "Alice", PartStat.DECLINED, Role.OPTIONAL, rsvp=True)],
+        busy_type=BusyType.BUSY_UNAVAILABLE, extra={MARKER_PROPERTY: "zoho/cal/1"},
+    )
+    override = Event(uid="full@test", recurrence_id=datetime(2026, 12, 8, 9, tzinfo=PARIS),
+                     start=datetime(2026, 12, 8, 14, tzinfo=PARIS), end=datetime(2026, 12, 8, 15, tzinfo=PARIS),
+                     summary="moved")
+    text = ical.item_to_ical(CalendarItem("full@test", [event, override]))
+    assert b"BEGIN:VTIMEZONE" in text and b"TZID:Europe/Paris" in text
+
+    [item], problems = ical.parse_items(text, "test")
+    assert problems == []
+    master, moved = item.components
+    assert item.marker == "zoho/cal/1"
+    assert (master.start, master.end) == (event.start, event.end)
+    assert master.tzid == "Europe/Paris"
+    for name in ("summary", "description", "location", "rrule", "transparent", "status", "classification",
+                 "sequence", "organizer", "attendees", "busy_type"):
+        assert getattr(master, name) == getattr(event, name), name
+    assert [d.astimezone(UTC) for d in master.exdate] == [d.astimezone(UTC) for d in event.exdate]
+    assert moved.recurrence_id == override.recurrence_id and moved.summary == "moved"
+
+
+def test_all_day_and_floating_values_survive() -> None:
+    holiday = Event(uid="day@test", start=date(2026, 11, 25), end=date(2026, 11, 26))
+    floating = Event(uid="float@test", start=datetime(2026, 11, 26, 10), end=datetime(2026, 11, 26, 11))
+    text = ical.to_calendar([CalendarItem(e.uid, [e]) for e in (holiday, floating)]).to_ical()
+    items, problems = ical.parse_items(text)
+    by_uid = {i.uid: i.components[0] for i in items}
+    assert problems == []
+    assert by_uid["day@test"].start == date(2026, 11, 25) and by_uid["day@test"].all_day
+    assert by_uid["float@test"].start == datetime(2026, 11, 26, 10)  # still naive: floating
+
+
+# ------------------------------------------------------------------------------- expansion
+def test_expand_applies_exdate_overrides_and_window() -> None:
+    text = calendar(
+        vevent("s@test", "20261123T090000", "20261123T091500",
+               "RRULE:FREQ=DAILY;COUNT=10\r\nEXDATE;TZID=Europe/Paris:20261125T090000").replace(
+            "DTSTART:", "DTSTART;TZID=Europe/Paris:").replace("DTEND:", "DTEND;TZID=Europe/Paris:"),
+        vevent("s@test", "20261126T150000Z", "20261126T153000Z", "RECURRENCE-ID;TZID=Europe/Paris:20261126T090000"),
+    )
+    window = Window(datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 28, tzinfo=UTC))
+    events, problems = ical.expand(text, window, "test")
+    assert problems == []
+    starts = sorted(e.start.astimezone(UTC) for e in events)
+    assert starts == [datetime(2026, 11, 23, 8, tzinfo=UTC), datetime(2026, 11, 24, 8, tzinfo=UTC),
+                      datetime(2026, 11, 26, 15, tzinfo=UTC), datetime(2026, 11, 27, 8, tzinfo=UTC)]
+    assert all(e.recurrence_id is not None and not e.rrule for e in events)
+
+
+def test_expand_across_dst_keeps_local_time() -> None:
+    series = Event(uid="dst@test", start=datetime(2026, 10, 23, 9, tzinfo=PARIS),
+                   end=datetime(2026, 10, 23, 10, tzinfo=PARIS), rrule=["FREQ=DAILY;COUNT=5"])
+    window = Window(datetime(2026, 10, 22, tzinfo=UTC), datetime(2026, 10, 30, tzinfo=UTC))
+    events, _ = ical.expand_items([CalendarItem(series.uid, [series])], window)
+    assert [e.start.astimezone(UTC).hour for e in sorted(events, key=lambda e: e.start)] == [7, 7, 8, 8, 8]  # 25th: CET from 03:00
+
+
+def test_single_events_have_no_recurrence_id() -> None:
+    events, _ = ical.expand(calendar(vevent("one@test")), WEEK)
+    assert [(e.uid, e.recurrence_id) for e in events] == [("one@test", None)]
+
+
+def test_x_wr_timezone_calendars_are_normalised() -> None:
+    text = calendar(vevent("wr@test", "20261124T090000", "20261124T100000")).replace(
+        "PRODID:-//test//EN\r\n", "PRODID:-//test//EN\r\nX-WR-TIMEZONE:Europe/Paris\r\n")
+    events, _ = ical.expand(text, WEEK)
+    assert events[0].start.astimezone(UTC) == datetime(2026, 11, 24, 8, tzinfo=UTC)
+
+
+# ------------------------------------------------------------------------------- damage
+def test_truncated_text_keeps_complete_events() -> None:
+    text = calendar(vevent("ok@test"), vevent("cut@test", "20261125T090000Z", "20261125T100000Z"))
+    text = text[: text.index("SUMMARY:cut@test")]
+    events, problems = ical.expand(text, WEEK, "zoho")
+    assert [e.uid for e in events] == ["ok@test"]
+    assert problems and all(p.platform == "zoho" for p in problems)
+    assert "malformed" in problems[-1].message
+
+
+@pytest.mark.parametrize(("extra_event", "needle"), [
+    (vevent("bad@test", "20261399T250000Z"), "DTSTART"),
+    (vevent("nostart@test").replace("DTSTART:20261124T090000Z\r\n", ""), "no DTSTART"),
+    (vevent("backwards@test", "20261124T100000Z", "20261124T090000Z"), "before DTSTART"),
+    (vevent("mixed@test", "20261124", "20261124T100000Z").replace("DTSTART:", "DTSTART;VALUE=DATE:"), "mix"),
+])
+def test_bad_event_is_a_problem_naming_it(extra_event: str, needle: str) -> None:
+    events, problems = ical.expand(calendar(vevent("ok@test"), extra_event), WEEK, "zoho")
+    assert [e.uid for e in events] == ["ok@test"]
+    uid = extra_event.split("\r\n", 1)[0].removeprefix("UID:")
+    assert any(needle in p.message and p.item and uid in p.item and p.platform == "zoho" for p in problems), problems
+    items, item_problems = ical.parse_items(calendar(vevent("ok@test"), extra_event), "zoho")
+    assert [i.uid for i in items] == ["ok@test"] and item_problems
+
+
+def test_unknown_tzid_is_read_as_local_time_with_a_warning() -> None:
+    text = calendar(vevent("mars@test", "20261124T100000", "20261124T110000").replace(
+        "DTSTART:", "DTSTART;TZID=Mars/Olympus:").replace("DTEND:", "DTEND;TZID=Mars/Olympus:"))
+    events, problems = ical.expand(text, WEEK, "zoho", default_tz=PARIS)
+    assert [e.uid for e in events] == ["mars@test"]
+    assert any("Mars/Olympus" in p.message and p.item and "mars@test" in p.item for p in problems)
+
+
+def test_windows_tzid_is_understood() -> None:
+    text = calendar(vevent("win@test", "20261124T100000", "20261124T110000").replace(
+        "DTSTART:", "DTSTART;TZID=Romance Standard Time:").replace("DTEND:", "DTEND;TZID=Romance Standard Time:"))
+    [item], problems = ical.parse_items(text)
+    assert item.components[0].start == datetime(2026, 11, 24, 10, tzinfo=PARIS)
+
+
+def test_huge_description_is_cut_with_a_warning() -> None:
+    text = calendar(vevent("huge@test", extra="DESCRIPTION:" + "x" * (5 * 1024 * 1024)))
+    [item], problems = ical.parse_items(text, "zoho")
+    assert len(item.components[0].description or "") == ical.MAX_TEXT_PROPERTY
+    assert any("DESCRIPTION" in p.message and p.item and "huge@test" in p.item for p in problems)
+
+
+def test_not_a_calendar_at_all() -> None:
+    events, problems = ical.expand("<html>Service unavailable</html>", WEEK, "zoho")
+    assert events == [] and problems and problems[0].platform == "zoho"
+
+
+# ------------------------------------------------------------------------------- free/busy
+def test_vfreebusy_round_trip() -> None:
+    periods = [
+        BusyPeriod(datetime(2026, 11, 24, 9, tzinfo=UTC), datetime(2026, 11, 24, 10, tzinfo=UTC)),
+        BusyPeriod(datetime(2026, 11, 24, 11, tzinfo=UTC), datetime(2026, 11, 24, 12, tzinfo=UTC),
+                   BusyType.BUSY_TENTATIVE),
+        BusyPeriod(datetime(2026, 11, 25, tzinfo=UTC), datetime(2026, 11, 26, tzinfo=UTC), BusyType.BUSY_UNAVAILABLE),
+        BusyPeriod(datetime(2026, 11, 27, tzinfo=UTC), datetime(2026, 11, 28, tzinfo=UTC), BusyType.UNKNOWN),
+        BusyPeriod(datetime(2026, 11, 26, 9, tzinfo=UTC), datetime(2026, 11, 26, 10, tzinfo=UTC), BusyType.FREE),
+    ]
+    cal = ical.vfreebusy(periods, WEEK, attendee="mailto:Alice@Example.com", method="REPLY")
+    text = cal.to_ical()
+    assert b"ATTENDEE:mailto:alice@example.com" in text and b"METHOD:REPLY" in text
+    back = ical.parse_vfreebusy(text, "hub")
+    expected = [p for p in periods if p.type is not BusyType.FREE]
+    assert sorted((p.start, p.end, p.type) for p in back) == sorted((p.start, p.end, p.type) for p in expected)
+    assert {p.source for p in back} == {"hub"}
+
+
+def test_vfreebusy_defaults_and_durations() -> None:
+    text = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//EN\r\nBEGIN:VFREEBUSY\r\nDTSTAMP:20261101T000000Z\r\n"
+        "FREEBUSY:20261124T090000Z/PT1H,20261124T130000Z/20261124T140000Z\r\n"
+        "FREEBUSY;FBTYPE=X-WEIRD:20261125T090000Z/PT30M\r\n"
+        "FREEBUSY;FBTYPE=FREE:20261126T090000Z/PT30M\r\n"
+        "END:VFREEBUSY\r\nEND:VCALENDAR\r\n"
+    )
+    periods = ical.parse_vfreebusy(text)
+    assert [(p.start.hour, (p.end - p.start), p.type) for p in periods] == [
+        (9, timedelta(hours=1), BusyType.BUSY), (13, timedelta(hours=1), BusyType.BUSY),
+        (9, timedelta(minutes=30), BusyType.BUSY),  # unknown FBTYPE means BUSY (RFC 5545)
+    ]
+
+
+def test_vfreebusy_garbage_is_an_error() -> None:
+    with pytest.raises(ical.ICalError):
+        ical.parse_vfreebusy("not a calendar", "zoho")
+
+
+def test_written_calendar_parses_with_icalendar() -> None:
+    item = CalendarItem("x@test", [Event("x@test", datetime(2026, 11, 24, 9, tzinfo=UTC))])
+    parsed = icalendar.Calendar.from_ical(ical.item_to_ical(item, method="REQUEST"))
+    assert parsed["METHOD"] == "REQUEST" and parsed["PRODID"] == ical.PRODID
