@@ -78,6 +78,37 @@ def test_all_day_and_floating_values_survive() -> None:
     assert by_uid["float@test"].start == datetime(2026, 11, 26, 10)  # still naive: floating
 
 
+ZONES = ["Europe/Paris", "Europe/London", "America/New_York", "America/Santiago", "Australia/Sydney",
+         "Pacific/Auckland", "Asia/Tokyo", "Asia/Kolkata", "Asia/Jerusalem", "Africa/Casablanca"]
+
+
+@pytest.mark.parametrize("name", ZONES)
+def test_written_vtimezones_agree_with_the_zone_database(name: str) -> None:
+    """Another program reading our VTIMEZONE (not the TZID) places every local time where
+    zoneinfo does, for years after the event: DST edges included."""
+    zone = ZoneInfo(name)
+    event = Event(uid="tz@test", start=datetime(2026, 3, 1, 9, tzinfo=zone), end=datetime(2026, 3, 1, 10, tzinfo=zone))
+    cal = icalendar.Calendar.from_ical(ical.item_to_ical(CalendarItem("tz@test", [event])))
+    [vtimezone] = cal.walk("VTIMEZONE")
+    theirs = vtimezone.to_tz(lookup_tzid=False)  # built from the observances, not the TZID
+    local = datetime(2026, 1, 1, 12)
+    while local.year < 2034:
+        # skip the hour that does not exist or happens twice: its reading is a convention
+        if local.replace(tzinfo=zone).utcoffset() == local.replace(tzinfo=zone, fold=1).utcoffset():
+            assert local.replace(tzinfo=theirs).utcoffset() == local.replace(tzinfo=zone).utcoffset(), local
+        local += timedelta(hours=13)
+
+
+@pytest.mark.parametrize("name", ["Europe/London", "Australia/Sydney", "America/New_York"])
+def test_regular_zones_are_written_with_yearly_rules(name: str) -> None:
+    """Rule-based VTIMEZONEs (what Outlook and Apple write): Radicale and Outlook misread the
+    RDATE lists icalendar generates by default (see tests/connectors/test_caldav.py)."""
+    zone = ZoneInfo(name)
+    event = Event(uid="tz@test", start=datetime(2026, 11, 24, 9, tzinfo=zone))
+    text = ical.item_to_ical(CalendarItem("tz@test", [event])).decode()
+    assert text.count("RRULE:FREQ=YEARLY") == 2 and "RDATE" not in text
+
+
 # ------------------------------------------------------------------------------- expansion
 def test_expand_applies_exdate_overrides_and_window() -> None:
     text = calendar(

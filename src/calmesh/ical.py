@@ -13,6 +13,7 @@ import re
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -380,16 +381,133 @@ def event_to_component(event: Event, *, stamp: datetime | None = None) -> icalen
     return component
 
 
+@lru_cache(maxsize=512)
+def _transitions(zone: ZoneInfo, first_year: int, years: int) -> tuple[tuple[datetime, timedelta, timedelta], ...]:
+    """UTC offset changes of ``zone`` over some years: (instant in UTC, offset before, offset after).
+    Cached: every write of an event needs its zone's changes, and a scan takes milliseconds."""
+    out = []
+    cursor = int(datetime(first_year, 1, 1, tzinfo=UTC).timestamp())
+    end = int(datetime(first_year + years, 1, 1, tzinfo=UTC).timestamp())
+
+    def offset(ts: int) -> timedelta:
+        return datetime.fromtimestamp(ts, zone).utcoffset() or timedelta(0)
+
+    before = offset(cursor)
+    while cursor < end:
+        step = cursor + 86400
+        if offset(step) != before:
+            lo, hi = cursor, step  # bisect to the second: offset(lo) == before != offset(hi)
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if offset(mid) == before else (lo, mid)
+            out.append((datetime.fromtimestamp(hi, UTC), before, offset(hi)))
+            before = offset(hi)
+        cursor = step
+    return tuple(out)
+
+
+def _observance(local: datetime, before: timedelta, after: timedelta, name: str | None,
+                daylight: bool) -> icalendar.cal.Component:
+    observance = icalendar.TimezoneDaylight() if daylight else icalendar.TimezoneStandard()
+    observance.add("DTSTART", local)
+    observance.add("TZOFFSETFROM", before)
+    observance.add("TZOFFSETTO", after)
+    if name:
+        observance.add("TZNAME", name)
+    return observance
+
+
+def _vtimezone(zone: ZoneInfo, first_year: int) -> icalendar.Timezone:
+    """A VTIMEZONE for ``zone`` valid from ``first_year``, written the way Outlook, Apple and
+    Google write them: one observance per kind of change with a yearly RRULE, when the zone's
+    changes follow such rules; else (Casablanca, Jerusalem...) each change listed as an RDATE.
+
+    Why not icalendar's ``add_missing_timezones``: it lists every change as an RDATE from 1970,
+    Radicale then misplaces London and Sydney times by an hour (its time-range queries and
+    free/busy go wrong) and Outlook is known to misread such lists; it also drops Casablanca's
+    2027 changes. The changes are taken from zoneinfo itself (:func:`_transitions`).
+    """
+    years = max(12, 2040 - first_year)
+    changes = _transitions(zone, first_year, years)
+    vtz = icalendar.Timezone()
+    vtz.add("TZID", zone.key)
+    kinds: dict[tuple[timedelta, timedelta, str | None, bool], list[datetime]] = {}
+    for instant, before, after in changes:
+        after_local = instant.astimezone(zone)
+        key = (before, after, after_local.tzname(), bool(after_local.dst()))
+        kinds.setdefault(key, []).append((instant + before).replace(tzinfo=None))
+    rules = {key: _yearly_rule(starts) for key, starts in kinds.items()}
+    if len(kinds) == 2 and all(rules.values()):
+        for key, starts in kinds.items():
+            observance = _observance(starts[0], *key)
+            observance.add("RRULE", {"FREQ": "YEARLY", "BYMONTH": starts[0].month, "BYDAY": rules[key]})
+            vtz.add_component(observance)
+        return vtz
+    # before the first change (or forever, for a zone without changes): the offset then
+    start = datetime(first_year, 1, 1, tzinfo=zone)
+    offset = start.utcoffset() or timedelta(0)
+    vtz.add_component(_observance(start.replace(tzinfo=None), offset, offset, start.tzname(), bool(start.dst())))
+    for key, starts in kinds.items():
+        observance = _observance(starts[0], *key)
+        if starts[1:]:
+            observance.add("RDATE", starts[1:])
+        vtz.add_component(observance)
+    return vtz
+
+
+def _yearly_rule(starts: list[datetime]) -> str | None:
+    """The BYDAY of a yearly rule (``-1SU``, ``2SU``...) producing exactly these local change
+    times, one a year in the same month at the same time; None when there is no such rule."""
+    first = starts[0]
+    if [d.year for d in starts] != list(range(first.year, first.year + len(starts))):
+        return None
+    if {(d.month, d.weekday(), d.time()) for d in starts} != {(first.month, first.weekday(), first.time())}:
+        return None
+    nth = {(d.day - 1) // 7 + 1 for d in starts}
+    if len(nth) == 1 and nth != {5}:
+        return f"{nth.pop()}{_WEEKDAYS[first.weekday()]}"
+    if all(d.day + 7 > _days_in_month(d) for d in starts):
+        return f"-1{_WEEKDAYS[first.weekday()]}"
+    return None
+
+
+_WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+
+
+def _days_in_month(value: datetime) -> int:
+    following = value.replace(day=28) + timedelta(days=4)
+    return (following - timedelta(days=following.day)).day
+
+
+def _add_timezones(cal: icalendar.Calendar, items: Sequence[CalendarItem]) -> None:
+    """VTIMEZONEs for the zones the events use (see :func:`_vtimezone`), valid from a year before
+    the earliest event."""
+    first_year: dict[str, tuple[ZoneInfo, int]] = {}
+    for item in items:
+        for event in item.components:
+            for value in (event.start, event.end, event.recurrence_id, *event.exdate, *event.rdate):
+                if isinstance(value, datetime) and isinstance(value.tzinfo, ZoneInfo) and value.tzinfo.key:
+                    zone = value.tzinfo
+                    year = min(value.year, first_year.get(zone.key, (zone, value.year))[1])
+                    first_year[zone.key] = (zone, year)
+    missing = cal.get_missing_tzids()
+    for key, (zone, year) in first_year.items():
+        if key in missing:
+            cal.add_component(_vtimezone(zone, year - 1))
+    cal.add_missing_timezones()  # any other tzinfo (fixed offsets, dateutil zones)
+
+
 def to_calendar(items: Iterable[CalendarItem], *, method: str | None = None) -> icalendar.Calendar:
     cal = icalendar.Calendar()
     cal.add("PRODID", PRODID)
     cal.add("VERSION", "2.0")
     if method:
         cal.add("METHOD", method)
+    items = list(items)
     for item in items:
         for event in item.components:
             cal.add_component(event_to_component(event))
-    cal.add_missing_timezones()
+    _add_timezones(cal, items)
     return cal
 
 

@@ -18,7 +18,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from starlette.applications import Starlette
 
 from calmesh.config import parse_config
 from calmesh.demo.data import monday_of
@@ -77,11 +76,7 @@ calendars = [{{ platform = "zoho", calendar = "alice@agency.example.ics" }},
 class Site:
     url: str
     hub: Hub
-    app: Starlette
     running: RunningServer
-
-    def serves(self, path: str) -> bool:
-        return any(getattr(r, "path", None) == path for r in self.app.routes)
 
 
 @pytest.fixture
@@ -92,9 +87,8 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
     path = tmp_path / "calmesh.toml"
     path.write_text(config_text(cache_ttl=0))
     hub = Hub(parse_config(path.read_text(), path))
-    app = create_app(hub)
-    running = serve(app)
-    yield Site(running.url, hub, app, running)
+    running = serve(create_app(hub))
+    yield Site(running.url, hub, running)
     running.stop()
     hub.close()
 

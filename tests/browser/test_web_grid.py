@@ -82,9 +82,12 @@ def test_time_zone_selector_and_day_view(site: Site, page) -> None:  # type: ign
     sprint = local(0, 10, tz="Europe/Paris").astimezone(ZoneInfo("America/New_York"))  # Emma, 04:00 in New York
     emma = page.locator('.row.person[data-email="emma@agency.example"] .block').first
     assert emma.get_attribute("data-start") == sprint.isoformat()
-    page.get_by_role("radio", name="Week").check()
-    page.wait_for_url("**view=week**")
+    page.get_by_role("radio", name="Week", exact=True).check()
+    page.wait_for_url("**view=week&**")
     assert page.locator(".tick").count() == 7
+    page.get_by_role("radio", name="Work week").check()
+    page.wait_for_url("**view=workweek**")
+    assert page.locator(".tick").all_inner_texts()[-1] == f"{MONDAY + timedelta(days=4):%a %d %b}"
     page.screenshot(path=artifact("grid-day-new-york.png"), full_page=True)
 
 

@@ -34,6 +34,13 @@ def test_week_axis_runs_midnight_to_midnight_and_keeps_dst_days_honest() -> None
     assert sum(t.width for t in days) == pytest.approx(100, abs=1e-3)
 
 
+def test_work_week_is_monday_to_friday() -> None:
+    axis = view_axis("workweek", date(2026, 11, 27), PARIS)
+    assert (axis.start, axis.end) == (datetime(2026, 11, 23, tzinfo=PARIS), datetime(2026, 11, 28, tzinfo=PARIS))
+    assert [t.label for t in ticks(axis, "workweek", PARIS)] == ["Mon 23 Nov", "Tue 24 Nov", "Wed 25 Nov",
+                                                                "Thu 26 Nov", "Fri 27 Nov"]
+
+
 def test_day_axis_on_the_dst_change_has_25_hours_with_2_oclock_twice() -> None:
     axis = view_axis("day", date(2026, 10, 25), PARIS)
     hours = [t.label for t in ticks(axis, "day", PARIS)]
@@ -65,7 +72,7 @@ def _request(query: str) -> Request:
 
 
 @pytest.mark.parametrize(("query", "message"), [
-    ("view=month", "view must be one of day, week"),
+    ("view=month", "view must be one of day, workweek, week"),
     ("group=colour", "group must be one of team, platform"),
     ("tz=Mars/Olympus", "unknown time zone 'Mars/Olympus'"),
     ("date=23/11/2026", "is not an ISO date"),

@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from calmesh.demo.data import build_week
-from calmesh.server.web import optional
+from calmesh.store.db import open_store
+from calmesh.store.repository import SyncRepository
 
 from .conftest import MONDAY, PLAIN, Site, artifact, needs_chromium
 
@@ -31,8 +32,6 @@ def lane_share(page, email: str, selector: str) -> float:  # type: ignore[no-unt
 
 
 def test_find_a_time_and_book_it(site: Site, page) -> None:  # type: ignore[no-untyped-def]
-    if not (site.serves("/api/v1/find-time") and site.serves("/api/v1/book")):
-        pytest.skip("the scheduling API (calmesh.server.api_schedule) is not mounted by create_app in this build")
     page.goto(f"{site.url}/?view=week&date={MONDAY.isoformat()}&tz=Europe/Paris")
     page.check(f'input.pick[value="{ALICE}"]')
     page.check(f'input.pick[value="{CARLA}"]')
@@ -77,19 +76,9 @@ def test_find_a_time_and_book_it(site: Site, page) -> None:  # type: ignore[no-u
 
 
 def test_find_a_time_explains_a_refusal(site: Site, page) -> None:  # type: ignore[no-untyped-def]
-    if not site.serves("/api/v1/find-time"):
-        pytest.skip("the scheduling API (calmesh.server.api_schedule) is not mounted by create_app in this build")
     page.goto(f"{site.url}/?view=day&date={(MONDAY - timedelta(weeks=2)).isoformat()}")
     page.click("#find-button")
     assert "These days are over" in page.inner_text("#find-status")
-
-
-def test_without_scheduling_api_the_page_says_so(site: Site, page) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{site.url}/?date={MONDAY.isoformat()}")
-    if site.serves("/api/v1/find-time"):
-        assert page.locator("#find-form").is_visible()
-    else:
-        assert "not available in this build" in page.inner_text("#find-time")
 
 
 def test_conflicts_and_duplicates_per_person(site: Site, page) -> None:  # type: ignore[no-untyped-def]
@@ -115,15 +104,9 @@ def test_sync_status_shows_groups_runs_and_quarantine(site: Site, page) -> None:
     section = page.locator(f'section[data-group="{group}"]')
     assert "zoho:alice@agency.example.ics (both)" in section.inner_text()
     assert "projects:alice@agency.example.ics (in)" in section.inner_text()
-    if optional("calmesh.store.repository") is None:
-        assert "not available in this build" in page.inner_text("main")
-        return
     assert section.locator(".last-run.never").inner_text() == "Never run."
 
     # a run as the sync engine records it, through the store's own repository
-    from calmesh.store.db import open_store
-    from calmesh.store.repository import SyncRepository
-
     repo = SyncRepository(open_store(site.hub.config.state_url()))
     run = repo.start_run(group)
     repo.finish_run(run, "partial", {"created": 3, "updated": 1}, ["projects: write refused (403)"])

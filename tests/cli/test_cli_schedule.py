@@ -150,3 +150,20 @@ def test_book_in_the_past_is_refused(config: Path) -> None:
     past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
     result = invoke(config, "book", CARLA, "-o", ALICE, "--start", past, "--title", "Late")
     assert result.exit_code == 1 and "in the past" in result.output
+
+
+def test_apply_then_undo_from_the_log(config: Path, tmp_path: Path) -> None:
+    window = ["--start", "2030-03-04", "--end", "2030-03-09"]
+    result = invoke(config, "duplicates", *window, "--resolve", "--apply", "--format", "json")
+    assert result.exit_code == 0, result.output
+    (applied,) = json.loads(result.output)["applied"]
+    assert applied["error"] is None and applied["platform"] == "zoho"
+    assert "atlas@agency.example" not in (tmp_path / "zoho" / f"{ALICE}.ics").read_text()
+    assert (tmp_path / "state.sqlite").exists()  # the deletion log, next to the config
+
+    result = invoke(config, "duplicates", "--undo", str(applied["log_id"]))
+    assert result.exit_code == 0, result.output
+    assert "restored" in result.output
+    assert "atlas@agency.example" in (tmp_path / "zoho" / f"{ALICE}.ics").read_text()
+    again = invoke(config, "duplicates", "--undo", "424242")
+    assert again.exit_code == 1 and "cannot undo 424242" in again.output

@@ -272,6 +272,22 @@ def test_free_busy_query_equals_events_derived_busy(caldav_server: CalDAVServer)
         ]
 
 
+@pytest.mark.parametrize("zone", ["Europe/London", "Australia/Sydney", "America/New_York", "Asia/Tokyo",
+                                  "Africa/Casablanca"])
+def test_servers_place_calmesh_written_times_right(caldav_server: CalDAVServer, zone: str) -> None:
+    """The server's own free/busy reads the VTIMEZONE calmesh writes the way calmesh means it.
+    (With icalendar's default RDATE-list VTIMEZONEs, Radicale put London and Sydney an hour off.)"""
+    calendar = caldav_server.new_calendar()
+    local = ZoneInfo(zone)
+    with caldav_server.connector(freebusy_source="server") as connector:
+        for day in range(1, 6):
+            connector.put(calendar, single(f"tz-{day}@test", at(day, 9, tz=local)))
+        [answer] = connector.freebusy([FreeBusyRequest(OWNER, (calendar,))], WEEK)
+    assert connector._freebusy_query == {calendar: True}
+    assert utc(answer.busy) == [(at(d, 9, tz=local).astimezone(UTC), at(d, 10, tz=local).astimezone(UTC),
+                                 BusyType.BUSY) for d in range(1, 6)]
+
+
 def test_server_free_busy_cannot_know_a_declined_invitation(caldav_server: CalDAVServer) -> None:
     """Why ``freebusy_source`` defaults to events: the server's answer keeps declined time busy."""
     with caldav_server.connector(freebusy_source="server") as native, caldav_server.connector() as computed:

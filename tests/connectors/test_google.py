@@ -6,11 +6,13 @@ service is reachable from the test machines. The service account key is generate
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -19,12 +21,13 @@ from calmesh.connectors import registry
 from calmesh.connectors.base import (
     AuthenticationError,
     FreeBusyRequest,
+    InvalidDataError,
     InvalidTokenError,
     NotFoundError,
     PreconditionFailed,
     TransientError,
 )
-from calmesh.connectors.google import GoogleConnector
+from calmesh.connectors.google import JWT_BEARER, GoogleConnector, ServiceAccount
 from calmesh.fakes.google import GoogleFake
 from calmesh.fakes.samples import NEW_YORK, PARIS, all_day, new_york_daily, single, weekly_series
 from calmesh.model import (
@@ -87,6 +90,9 @@ def test_calendars_and_jwt_claims(fake: GoogleFake, conn: GoogleConnector) -> No
     assert [c.id for c in cals][0] == ALICE and cals[0].owner == ALICE and cals[0].timezone == "Europe/Paris"
     team = cals[1]
     assert team.id.startswith(ALICE + "/c_") and team.name == "Team" and not team.read_only
+    conn.put(team.id, all_day())
+    assert [e.uid for e in conn.events(team.id, WEEKS)[0]] == ["allday-1@calmesh.test"]
+    assert conn.events(ALICE, WEEKS) == ([], [])
     (claims,) = fake.token_claims
     assert claims["iss"] == fake.client_email and claims["sub"] == ALICE
     assert claims["aud"] == fake.token_url and claims["scope"] == "https://www.googleapis.com/auth/calendar"
@@ -115,6 +121,23 @@ def test_wrong_key_and_missing_delegation_are_authentication_errors(
         not_granted.calendars()
     with pytest.raises(AuthenticationError, match="not a service account"):
         make(fake, monkeypatch, credentials='{"type": "authorized_user"}')
+
+
+def test_token_endpoint_checks_the_assertion_claims(fake: GoogleFake) -> None:
+    """Against the Google fake's token endpoint: an expired assertion, a wrong audience and an
+    unknown ``sub`` are refused as Google refuses them (400 invalid_grant)."""
+    account = ServiceAccount(fake.service_account_info())
+
+    def grant(assertion: str) -> httpx.Response:
+        return httpx.post(fake.token_url, data={"grant_type": JWT_BEARER, "assertion": assertion})
+
+    scopes = ["https://www.googleapis.com/auth/calendar"]
+    assert grant(account.assertion(fake.token_url, scopes, ALICE)).status_code == 200
+    expired = grant(account.assertion(fake.token_url, scopes, ALICE, now=time.time() - 7200))
+    assert expired.status_code == 400 and "iat and exp" in expired.json()["error_description"]
+    assert grant(account.assertion("https://example.org/token", scopes, ALICE)).json()["error"] == "invalid_grant"
+    unknown = grant(account.assertion(fake.token_url, scopes, "nobody@calmesh.test")).json()
+    assert unknown == {"error": "invalid_grant", "error_description": "Invalid email or User ID"}
 
 
 def test_freebusy_several_calendars_with_a_not_found_one(fake: GoogleFake, conn: GoogleConnector) -> None:
@@ -176,6 +199,14 @@ def test_recurrence_with_moved_and_cancelled_occurrence_round_trips(conn: Google
     assert datetime(2026, 11, 4, 10, tzinfo=PARIS) in starts
     assert datetime(2026, 10, 27, 9, tzinfo=PARIS) in starts  # the week after Europe's DST change
     assert len(events) == 4 and {e.uid for e in events} == {master.uid}  # 6, minus cancelled, minus 24 Nov
+
+
+def test_items_in_a_window_are_whole_series(conn: GoogleConnector) -> None:
+    """Against the Google fake: a window holding only the first occurrence still yields the series
+    with its moved occurrence (3 Nov) and its cancelled one (10 Nov), both outside the window."""
+    conn.put(ALICE, weekly_series())
+    (item,), _ = conn.items(ALICE, Window(datetime(2026, 10, 20, tzinfo=UTC), datetime(2026, 10, 21, tzinfo=UTC)))
+    assert len(item.overrides) == 1 and item.master is not None and len(item.master.exdate) == 1
 
 
 def test_series_made_in_google_has_cancelled_instance_as_exdate(fake: GoogleFake, conn: GoogleConnector) -> None:
@@ -274,9 +305,16 @@ def test_changes_through_sync_token(fake: GoogleFake, conn: GoogleConnector) -> 
     assert [i.uid for i in fourth.changed] == ["series-1@calmesh.test"]
     assert len(fourth.changed[0].overrides) == 1 and fourth.changed[0].ref.id == series.id  # type: ignore[union-attr]
 
+    fake.cancel_occurrence(ALICE, series.id, datetime(2026, 10, 27, 9, tzinfo=PARIS))
+    fifth = conn.changes(ALICE, fourth.token)
+    (touched,) = fifth.changed
+    assert touched.master is not None and len(touched.overrides) == 1
+    assert sorted(touched.master.exdate) == [datetime(2026, 10, 27, 9, tzinfo=PARIS),  # type: ignore[type-var]
+                                             datetime(2026, 11, 10, 9, tzinfo=PARIS)]
+
     fake.expire_sync_tokens()
     with pytest.raises(InvalidTokenError, match="fullSyncRequired"):
-        conn.changes(ALICE, fourth.token)
+        conn.changes(ALICE, fifth.token)
 
 
 def test_stale_etag_is_precondition_failed(conn: GoogleConnector) -> None:
@@ -316,6 +354,25 @@ def test_fields_and_marker_round_trip(conn: GoogleConnector) -> None:
     assert got.start == datetime(2026, 11, 5, 14, tzinfo=PARIS) and got.location == "HQ"
 
 
+def test_rewriting_a_new_item_updates_it_instead_of_duplicating(fake: GoogleFake, conn: GoogleConnector) -> None:
+    """Against the Google fake: events.import is keyed by iCalUID, so a re-run of an interrupted
+    first sync (same item, no ref yet) updates the copy it already made."""
+    first = conn.put(ALICE, single("once", datetime(2026, 11, 2, 9, tzinfo=PARIS), datetime(2026, 11, 2, 10, tzinfo=PARIS)))
+    again = conn.put(ALICE, single("once", datetime(2026, 11, 2, 9, tzinfo=PARIS), datetime(2026, 11, 2, 11, tzinfo=PARIS)))
+    assert again.id == first.id
+    (event,), _ = conn.events(ALICE, WEEKS)
+    assert event.end == datetime(2026, 11, 2, 11, tzinfo=PARIS)
+
+
+def test_unstorable_extended_property_is_refused(conn: GoogleConnector) -> None:
+    """Against the Google fake: Google silently drops extended properties with keys over 44
+    characters, so the connector refuses the item with a clear error instead."""
+    item = single("long", datetime(2026, 11, 2, 9, tzinfo=PARIS), datetime(2026, 11, 2, 10, tzinfo=PARIS))
+    item.components[0].extra["X-CALMESH-" + "K" * 40] = "v"
+    with pytest.raises(InvalidDataError, match="longer than Google keeps"):
+        conn.put(ALICE, item)
+
+
 def test_subject_without_access_sees_not_found(fake: GoogleFake, monkeypatch: pytest.MonkeyPatch) -> None:
     """Against the Google fake: acting as one subject, a calendar not shared with it is notFound;
     once shared, it reads."""
@@ -324,3 +381,6 @@ def test_subject_without_access_sees_not_found(fake: GoogleFake, monkeypatch: py
         connector.events(BOB, WEEKS)
     fake.share(BOB, CAROL, "reader")
     assert connector.events(BOB, WEEKS) == ([], [])
+    listed = {c.id: c for c in connector.calendars()}
+    assert listed[BOB].owner == BOB and listed[BOB].read_only and listed[CAROL].owner == CAROL
+    assert connector.calendars_of(BOB) == [BOB]

@@ -113,3 +113,52 @@ def test_across_radicale_and_xandikos(radicale, xandikos, tmp_path: Path) -> Non
         plan = detection.plan_resolution(hub, [alice], WEEK)
         # Carla organises and lives on xandikos: the copy there is never removed
         assert [(r.platform, r.uid) for r in plan.removals] == [("radicale", "atlas-1@agency.example")]
+
+
+def test_apply_logs_each_deletion_and_undo_puts_it_back(hub: Hub) -> None:
+    """Deletions go through the connectors (ICS file, SQL row) and the state store's audit log."""
+    plan = detection.plan_resolution(hub, detection.analyse_people(hub, [ALICE], WEEK), WEEK)
+    assert {(r.platform, r.uid) for r in plan.removals} == {("zoho", "atlas-1@agency.example"),
+                                                           ("projects", "2@projects")}
+    with detection.open_audit_log(hub.config) as log:
+        applied = detection.apply_resolution(hub, plan, log)
+        assert all(a.error is None and a.log_id for a in applied)
+        entries = {e.id: e for e in log.audit_log()}
+        assert {entries[a.log_id].action for a in applied} == {"delete"}
+        assert all("duplicate resolution" in (entries[a.log_id].reason or "") for a in applied)
+
+        (alice,) = detection.analyse_people(hub, [ALICE], WEEK)
+        assert alice.duplicates == []  # cleaned up
+        assert {e.event.summary for e in detection.gather(hub, ALICE, WEEK)[0]} >= {"Atlas review", "Budget sync"}
+
+        for result in applied:
+            detection.undo(hub, log, result.log_id)
+        (alice,) = detection.analyse_people(hub, [ALICE], WEEK)
+        assert {g.members[0].event.summary for g in alice.duplicates} == {"Budget sync", "Atlas review"}
+        assert log.audit_log()[0].action == "create" and "undo of audit entry" in (log.audit_log()[0].reason or "")
+        with pytest.raises(ValueError, match="not a duplicate-resolution deletion"):
+            detection.undo(hub, log, log.audit_log()[0].id)
+        with pytest.raises(LookupError):
+            detection.undo(hub, log, 999_999)
+
+
+def test_a_copy_changed_since_it_was_read_is_not_deleted(hub: Hub, tmp_path: Path) -> None:
+    plan = detection.plan_resolution(hub, detection.analyse_people(hub, [ALICE], WEEK), WEEK)
+    zoho_atlas = next(r for r in plan.removals if r.platform == "zoho")
+    item = detection.stored_item(hub, "zoho", f"{ALICE}.ics", zoho_atlas.uid)
+
+    class Racing:
+        """A log that lets someone edit the copy between its logging and its deletion."""
+
+        def __init__(self, inner: object) -> None:
+            self.inner = inner
+
+        def audit(self, **kwargs: object) -> int:
+            edited = item.components[0].with_changes(summary="Atlas review (moved room)")
+            hub.connector("zoho").put(f"{ALICE}.ics", CalendarItem(item.uid, [edited], item.ref), if_match=item.ref.etag)
+            return self.inner.audit(**kwargs)  # type: ignore[attr-defined]
+
+    with detection.open_audit_log(hub.config) as log:
+        applied = detection.apply_resolution(hub, detection.ResolutionPlan([], [zoho_atlas]), Racing(log))  # type: ignore[arg-type]
+    assert applied[0].error and "changed since it was read" in applied[0].error
+    assert detection.stored_item(hub, "zoho", f"{ALICE}.ics", zoho_atlas.uid).components[0].summary.endswith("room)")

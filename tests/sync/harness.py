@@ -5,7 +5,7 @@ all their writes succeed). State lives in a dict, so the planner is tested apart
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from calmesh.connectors.base import ConnectorError, InvalidTokenError, TransientError
 from calmesh.core.syncplan import (
@@ -81,12 +81,8 @@ class World:
                     ok = False
                     break
                 done += 1
-            if ok:
-                self.state.update(batch.records)
-            else:
-                for lid in batch.records:
-                    if lid in self.state:
-                        self.state[lid] = replace(self.state[lid], dirty=True)
+            records = batch.records.values() if ok else batch.after_failure(self.state)
+            self.state.update((r.logical_id, r) for r in records)
         for m in self.members:
             if m.key + "#next" in self.tokens:
                 self.tokens[m.key] = self.tokens.pop(m.key + "#next")

@@ -11,7 +11,10 @@ and crashes. Stored items are deep-copied in and out so callers cannot alias its
 from __future__ import annotations
 
 import copy
+import os
+import pickle
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from calmesh.connectors.base import (
     Capabilities,
@@ -39,13 +42,29 @@ class MemoryConnector(Connector):
     kind = "memory"
     capabilities = Capabilities(read=True, write=True, changes=True)
 
-    def __init__(self, name: str = "mem", calendars: tuple[str, ...] = ("cal",)) -> None:
+    def __init__(self, name: str = "mem", calendars: tuple[str, ...] = ("cal",), *,
+                 persist_to: Path | None = None) -> None:
         super().__init__(name, ConnectorSettings(kind="memory"))
         self._cals = {c: _Calendar() for c in calendars}
         self._seq = 0
         self.reachable = True
         self.fail_next: type[Exception] | None = None
         self.writes = 0
+        self.persist_to = persist_to
+        """When set, every change is written through to this file (atomically), so the platform
+        outlives a process killed mid-sync, like a real server does."""
+
+    def _persist(self) -> None:
+        if self.persist_to is not None:
+            tmp = self.persist_to.with_suffix(".tmp")
+            tmp.write_bytes(pickle.dumps((self._cals, self._seq)))
+            os.replace(tmp, self.persist_to)
+
+    @classmethod
+    def load(cls, name: str, path: Path) -> MemoryConnector:
+        conn = cls(name, persist_to=path)
+        conn._cals, conn._seq = pickle.loads(path.read_bytes())
+        return conn
 
     # ---- helpers for tests
     def _tick(self) -> int:
@@ -124,6 +143,7 @@ class MemoryConnector(Connector):
         cal.items[item_id] = (stored, f'"e{seq}"')
         cal.log.append((seq, item_id))
         self.writes += 1
+        self._persist()
         return ItemRef(calendar, item_id, f'"e{seq}"')
 
     def delete(self, calendar: str, ref: ItemRef, if_match: str | None = None) -> None:
@@ -136,6 +156,7 @@ class MemoryConnector(Connector):
         del cal.items[ref.id]
         cal.log.append((self._tick(), ref.id))
         self.writes += 1
+        self._persist()
 
     # ---- user edits (what a person does in their calendar app)
     def user_put(self, item: CalendarItem, calendar: str = "cal") -> ItemRef:
@@ -143,18 +164,20 @@ class MemoryConnector(Connector):
         if existing is not None:
             item = copy.deepcopy(item)
             item.ref = ItemRef(calendar, existing)
-        was, self.reachable = self.reachable, True
+        was, pending = self.reachable, self.fail_next
+        self.reachable, self.fail_next = True, None
         try:
             return self.put(calendar, item)
         finally:
-            self.reachable = was
+            self.reachable, self.fail_next = was, pending
             self.writes -= 1
 
     def user_delete(self, uid: str, calendar: str = "cal") -> None:
         item_id = next(i for i, (s, _) in self._cals[calendar].items.items() if s.uid == uid)
-        was, self.reachable = self.reachable, True
+        was, pending = self.reachable, self.fail_next
+        self.reachable, self.fail_next = True, None
         try:
             self.delete(calendar, ItemRef(calendar, item_id))
         finally:
-            self.reachable = was
+            self.reachable, self.fail_next = was, pending
             self.writes -= 1

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from calmesh.connectors.base import InvalidDataError, PreconditionFailed
 from calmesh.core.projection import busy_block, content_hash, synced_hash
 from calmesh.core.syncplan import (
     Conflict,
@@ -326,8 +327,6 @@ def test_bad_item_is_quarantined_and_the_rest_syncs() -> None:
 
 
 def test_failed_write_is_retried_by_the_next_run() -> None:
-    from calmesh.connectors.base import PreconditionFailed
-
     w = world("a", "b", full=False)
     w.platforms["a"].user_put(item("u1"))
     converge(w)
@@ -388,6 +387,17 @@ def test_unknown_member_observation_counts_as_unreachable() -> None:
     assert any("b/cal: unreachable" in n for n in result.notices)
 
 
+@pytest.mark.parametrize("mode", ["mirror", "busy"])
+def test_a_member_leaving_the_group_deletes_nothing(mode: str) -> None:
+    w = world("a", "b", "c", options=PlanOptions(mode=mode))  # type: ignore[arg-type]
+    w.platforms["a"].user_put(item("u1"))
+    w.platforms["c"].user_put(item("u2", hour=10))
+    converge(w)
+    w.members.pop(0)  # a leaves
+    assert w.run().writes == []
+    assert len(w.platforms["b"].all()) == 2 and len(w.platforms["c"].all()) == 2
+
+
 def test_same_calendar_twice_is_rejected() -> None:
     with pytest.raises(ValueError, match="twice"):
         plan([Member("a", "cal"), Member("a", "cal")], {}, {})
@@ -400,7 +410,7 @@ def _with_ref(it: CalendarItem, cal: str, item_id: str, etag: str = '"1"') -> Ca
 
 # ------------------------------------------------------------------------------ properties
 OPS = st.lists(
-    st.tuples(st.sampled_from(["put", "edit", "delete", "run", "crash", "down", "up"]),
+    st.tuples(st.sampled_from(["put", "edit", "delete", "run", "crash", "fail", "down", "up"]),
               st.integers(0, 2), st.integers(0, 3)),
     max_size=25,
 )
@@ -428,6 +438,8 @@ def test_property_random_edits_converge_and_respect_guards(
                 assert action.target not in down, "wrote to an unreachable member"
         elif op == "crash":
             w.run(stop_after_writes=which)
+        elif op == "fail":
+            conn.fail_next = PreconditionFailed if which % 2 else InvalidDataError
         elif op == "down":
             conn.reachable = False
         elif op == "up":
@@ -448,7 +460,7 @@ def test_property_random_edits_converge_and_respect_guards(
             version += 1
             conn.user_put(item(f"{conn.name}-{which}-{version}", hour=which + 9, summary=f"v{version}"))
     for conn in w.platforms.values():
-        conn.reachable = True
+        conn.reachable, conn.fail_next = True, None
     w.run()
     w.run()
     assert w.run().writes == [], "a converged group planned more writes"

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from calmesh.cli.app import ConfigOption, app, console, fail, get_config
 from calmesh.cli.freebusy import resolve_window
@@ -18,6 +19,7 @@ from calmesh.directory import UnknownPerson
 from calmesh.model import Window
 from calmesh.services import detection
 from calmesh.services.hub import Hub
+from calmesh.store.db import StoreError
 from calmesh.timezones import to_iana
 
 PersonOption = Annotated[list[str] | None, typer.Option(
@@ -104,7 +106,7 @@ def duplicates(
     fmt: FormatOption = "table",
     resolve: Annotated[bool, typer.Option("--resolve", help="Propose which copies to remove (dry run).")] = False,
     apply: Annotated[bool, typer.Option("--apply", help="With --resolve: delete them, logging each for --undo.")] = False,
-    undo: Annotated[str | None, typer.Option("--undo", help="Put back the copy deleted under this log id.")] = None,
+    undo: Annotated[int | None, typer.Option("--undo", help="Put back the copy deleted under this log id.")] = None,
     config: ConfigOption = None,
 ) -> None:
     """The same meeting present in several calendars: by UID (after platform ID normalisation) or
@@ -176,14 +178,17 @@ def _plan_table(plan: detection.ResolutionPlan, applied: list[detection.Applied]
 
 
 def _apply(hub: Hub, plan: detection.ResolutionPlan) -> list[detection.Applied]:
-    with detection.open_audit_log(hub.config) as log:
-        return detection.apply_resolution(hub, plan, log)
+    try:
+        with detection.open_audit_log(hub.config) as log:
+            return detection.apply_resolution(hub, plan, log)
+    except (StoreError, SQLAlchemyError) as exc:
+        fail(f"stopped: the state store (deletion log) cannot be written, so nothing more is deleted: {exc}")
 
 
-def _undo(hub: Hub, log_id: str) -> None:
+def _undo(hub: Hub, log_id: int) -> None:
     try:
         with detection.open_audit_log(hub.config) as log:
             ref = detection.undo(hub, log, log_id)
-    except (LookupError, ValueError, ConnectorError) as exc:
+    except (LookupError, ValueError, ConnectorError, StoreError, SQLAlchemyError) as exc:
         fail(f"cannot undo {log_id}: {exc}")
     console.print(f"restored {ref.id} in {ref.calendar}", highlight=False, soft_wrap=True)

@@ -81,6 +81,8 @@ MAX_FREEBUSY_DAYS = 90
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 BUSY_TYPE_PROPERTY = "calmesh-busy-type"
 """Private extended property keeping an explicit busy type (Google has no such field)."""
+MAX_PROPERTY_KEY, MAX_PROPERTY_VALUE = 44, 1024
+"""Google silently drops extended properties with longer keys: refuse them instead."""
 _RETRYABLE_403 = {"rateLimitExceeded", "userRateLimitExceeded"}
 _EXPIRED_SYNC = {"fullSyncRequired", "updatedMinTooLongAgo"}
 _PARTSTAT_IN = {"needsAction": PartStat.NEEDS_ACTION, "accepted": PartStat.ACCEPTED,
@@ -306,22 +308,38 @@ class GoogleConnector(Connector):
 
     # ------------------------------------------------------------------------------- reading
     def calendars(self) -> list[CalendarInfo]:
-        owners = self.settings.mailboxes or ([self.settings.subject] if self.settings.subject else [])
+        """The calendar list of each of ``mailboxes`` (acting as each) with ``impersonate``, else
+        the calendar list of ``subject`` (or of the service account itself)."""
+        if self.settings.impersonate:
+            users = self.settings.mailboxes or ([self.settings.subject] if self.settings.subject else [])
+            listings: list[str | None] = list(users)
+        else:
+            listings = [self.settings.subject]
         found: list[CalendarInfo] = []
-        for owner in owners:
-            subject = owner if self.settings.impersonate else self.settings.subject
-            for page in self._pages("/users/me/calendarList", {}, subject):
+        for acting in listings:
+            for page in self._pages("/users/me/calendarList", {}, acting):
                 for entry in page.get("items") or []:
-                    google_id = str(entry["id"])
-                    primary = bool(entry.get("primary"))
-                    cal_id = owner if primary else f"{owner}/{google_id}"
-                    found.append(CalendarInfo(
-                        id=cal_id, name=entry.get("summaryOverride") or entry.get("summary") or google_id,
-                        platform=self.name, owner=owner if primary or entry.get("accessRole") == "owner" else None,
-                        read_only=entry.get("accessRole") not in ("owner", "writer"),
-                        color=entry.get("backgroundColor") or None, timezone=entry.get("timeZone") or None,
-                    ))
+                    found.append(self._calendar_info(entry, acting))
         return found
+
+    def _calendar_info(self, entry: dict[str, Any], acting: str | None) -> CalendarInfo:
+        google_id = str(entry["id"])
+        role = entry.get("accessRole")
+        if entry.get("primary") or (role == "owner" and acting):
+            owner: str | None = acting
+        else:  # a primary calendar's id is its owner's address; group calendars have no person
+            owner = google_id if not google_id.endswith("calendar.google.com") else None
+        prefixed = self.settings.impersonate and acting and google_id != acting
+        return CalendarInfo(
+            id=f"{acting}/{google_id}" if prefixed else google_id,
+            name=entry.get("summaryOverride") or entry.get("summary") or google_id, platform=self.name,
+            owner=owner.lower() if owner else None, read_only=role not in ("owner", "writer"),
+            color=entry.get("backgroundColor") or None, timezone=entry.get("timeZone") or None,
+        )
+
+    def calendars_of(self, email: str) -> list[str]:
+        """A person's primary calendar is named by their address: no calendar list needed."""
+        return [email.lower()]
 
     def _list(self, calendar: str, params: dict[str, str]) -> tuple[list[dict[str, Any]], ZoneInfo, str | None]:
         """Every event of a list call, the calendar's zone and the final ``nextSyncToken``."""
@@ -355,7 +373,19 @@ class GoogleConnector(Connector):
         if window is not None:
             params |= {"timeMin": _rfc3339(window.start), "timeMax": _rfc3339(window.end)}
         listing, zone, _ = self._list(calendar, params)
+        if window is not None:
+            listing = self._whole_series(calendar, listing)
         return self._assemble(calendar, listing, zone)
+
+    def _whole_series(self, calendar: str, listing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A windowed or incremental listing holds only some exceptions of a series: re-read every
+        series it touches whole (master and all exceptions, by ``iCalUID``)."""
+        uids = {str(d["iCalUID"]) for d in listing
+                if d.get("iCalUID") and (d.get("recurrence") or d.get("recurringEventId"))}
+        whole = [d for d in listing if str(d.get("iCalUID")) not in uids]
+        for uid in sorted(uids):
+            whole.extend(self._list(calendar, {"iCalUID": uid, "singleEvents": "false", "showDeleted": "true"})[0])
+        return whole
 
     def _assemble(self, calendar: str, listing: list[dict[str, Any]],
                   zone: ZoneInfo) -> tuple[list[CalendarItem], list[Problem]]:
@@ -402,36 +432,19 @@ class GoogleConnector(Connector):
         return CalendarItem(master.uid, [master, *overrides], ItemRef(calendar, str(data["id"]), data.get("etag")))
 
     def changes(self, calendar: str, token: str | None) -> ChangeSet:
+        deleted: list[ItemRef] = []
         if token is None:
             listing, zone, new_token = self._list(calendar, {"singleEvents": "false", "showDeleted": "true"})
-            items, problems = self._assemble(calendar, listing, zone)
-            if problems:  # a complete listing missing an item would read as its deletion
-                raise InvalidDataError(self.name, "; ".join(p.message for p in problems), item=problems[0].item)
-            return ChangeSet(items, [], new_token, complete=True)
-        listing, zone, new_token = self._list(calendar, {"syncToken": token, "singleEvents": "false"})
-        changed: list[CalendarItem] = []
-        deleted: list[ItemRef] = []
-        series: dict[str, str] = {}  # series touched (master or an instance): id -> iCalUID, re-read whole
-        for data in listing:
-            parent = data.get("recurringEventId")
-            if parent:
-                series[str(parent)] = str(data.get("iCalUID") or "")
-            elif data.get("status") == "cancelled":
-                deleted.append(ItemRef(calendar, str(data["id"]), data.get("etag")))
-            elif data.get("recurrence"):
-                series[str(data["id"])] = str(data.get("iCalUID") or "")
-            else:
-                changed.append(self._item(calendar, data, [], zone))
-        deleted_ids = {ref.id for ref in deleted}
-        for master_id, uid in series.items():
-            if master_id in deleted_ids:
-                continue
-            whole, _, _ = self._list(calendar, {"iCalUID": uid, "singleEvents": "false", "showDeleted": "true"})
-            items, problems = self._assemble(calendar, whole, zone)
-            if problems:
-                raise InvalidDataError(self.name, problems[0].message, item=problems[0].item)
-            changed.extend(i for i in items if i.ref is not None and i.ref.id == master_id)
-        return ChangeSet(changed, deleted, new_token, complete=False)
+        else:
+            listing, zone, new_token = self._list(calendar, {"syncToken": token, "singleEvents": "false"})
+            deleted = [ItemRef(calendar, str(d["id"]), d.get("etag")) for d in listing
+                       if d.get("status") == "cancelled" and not d.get("recurringEventId")]
+            gone = {ref.id for ref in deleted}
+            listing = self._whole_series(calendar, [d for d in listing if str(d["id"]) not in gone])
+        changed, problems = self._assemble(calendar, listing, zone)
+        if problems:  # leaving an item out would lose its change, or read as its deletion
+            raise InvalidDataError(self.name, "; ".join(p.message for p in problems), item=problems[0].item)
+        return ChangeSet(changed, deleted, new_token, complete=token is None)
 
     # ------------------------------------------------------------------------------- free/busy
     def freebusy(self, people: Sequence[FreeBusyRequest], window: Window) -> list[PersonFreeBusy]:
@@ -464,7 +477,10 @@ class GoogleConnector(Connector):
     # ------------------------------------------------------------------------------- writing
     def put(self, calendar: str, item: CalendarItem, if_match: str | None = None) -> ItemRef:
         master = item.master or item.components[0]
-        body = event_to_google(master, self._default_zone)
+        try:
+            body = event_to_google(master, self._default_zone)
+        except ValueError as exc:
+            raise InvalidDataError(self.name, str(exc), item=item.uid) from exc
         subject, path = self._events_path(calendar)
         if item.ref is None:
             body["iCalUID"] = item.uid
@@ -493,7 +509,10 @@ class GoogleConnector(Connector):
                                         item=master.uid)).get("items") or []
         if not instances:
             raise InvalidDataError(self.name, f"no occurrence at {original} to override", item=master.uid)
-        body = event_to_google(override, self._default_zone)
+        try:
+            body = event_to_google(override, self._default_zone)
+        except ValueError as exc:
+            raise InvalidDataError(self.name, str(exc), item=master.uid) from exc
         body.pop("recurrence", None)
         instance_id = str(instances[0]["id"])
         self._request("PUT", self._events_path(calendar, instance_id)[1], body=body, subject=subject, item=master.uid)
@@ -556,7 +575,8 @@ def event_from_google(data: dict[str, Any], calendar_zone: ZoneInfo) -> Event:
 
 
 def event_to_google(event: Event, default_zone: ZoneInfo) -> dict[str, Any]:
-    """A model event -> Google ``Event`` JSON for import/update (UID, id and etag left to callers)."""
+    """A model event -> Google ``Event`` JSON for import/update (UID, id and etag left to callers).
+    Raises ValueError for what Google would drop or refuse."""
     zone = _zone_of(event, default_zone)
     body: dict[str, Any] = {
         "start": _when(event.start, zone),
@@ -580,6 +600,10 @@ def event_to_google(event: Event, default_zone: ZoneInfo) -> dict[str, Any]:
     private = dict(event.extra)
     if event.busy_type is not None:
         private[BUSY_TYPE_PROPERTY] = event.busy_type.fbtype
+    for key, value in private.items():
+        if len(key) > MAX_PROPERTY_KEY or len(value) > MAX_PROPERTY_VALUE:
+            raise ValueError(f"extended property {key[:60]!r} is longer than Google keeps "
+                             f"({MAX_PROPERTY_KEY} characters for a key, {MAX_PROPERTY_VALUE} for a value)")
     if private:
         body["extendedProperties"] = {"private": private}
     return body

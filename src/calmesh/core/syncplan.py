@@ -232,6 +232,17 @@ class Batch:
                 raise ValueError("a successful put answers with the item's reference")
             self.records[action.logical_id] = record_written(record, action, ref)
 
+    def after_failure(self, state: Mapping[str, ItemState]) -> list[ItemState]:
+        """What to persist when a write of this batch failed: the stored state unchanged but
+        dirty, so the next run re-lists every member and decides again from the same starting
+        point (a half-done conflict resolution is redone, never lost); for an item new this run
+        an empty dirty placeholder, so that it is not forgotten once change tokens move on."""
+        old = state.get(self.logical_id)
+        if old is not None:
+            return [replace(old, dirty=True)]
+        new = self.records.get(self.logical_id)
+        return [] if new is None else [ItemState(self.logical_id, new.origin, "", {}, dirty=True)]
+
 
 @dataclass(slots=True)
 class Plan:
@@ -248,10 +259,6 @@ class Plan:
     @property
     def writes(self) -> list[Write]:
         return [w for b in self.batches for w in b.writes]
-
-    @property
-    def records(self) -> dict[str, ItemState]:
-        return {k: v for b in self.batches for k, v in b.records.items()}
 
 
 # ------------------------------------------------------------------------- folding in results
@@ -534,7 +541,7 @@ def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, l
     statuses = _statuses(ctx, rec, seen)
     batch = Batch(lid)
     if rec is not None and rec.dirty:
-        result.needs_listing |= {k for k in (*rec.copies, origin) if k in ctx.usable and k not in ctx.complete}
+        result.needs_listing |= ctx.usable - ctx.complete
 
     for key, st in statuses.items():
         if st.extras and ctx.receives(key, origin):
@@ -547,7 +554,8 @@ def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, l
     changed_seen = [c for c in changed if c is not None]
     gone = [k for k in senders if statuses[k].gone]
 
-    never_seen_origin = rec is None or origin not in rec.copies
+    # (an origin no longer in the group leaves its copies to the remaining members)
+    never_seen_origin = origin in ctx.members and (rec is None or origin not in rec.copies)
     if never_seen_origin and statuses[origin].current is None and \
             _unrecorded_copies(ctx, lid, rec, origin, statuses, batch, result):
         return batch

@@ -54,6 +54,8 @@ WRITE_SCOPES = {CALENDAR_SCOPE, CALENDAR_SCOPE + ".events"}
 MAX_FREEBUSY_CALENDARS = 50
 MAX_FREEBUSY_DAYS = 90
 _API = "/calendar/v3"
+_SERVER_FIELDS = ("kind", "id", "iCalUID", "created", "creator", "htmlLink", "eventType", "organizer")
+"""Fields Google sets itself: an update or patch body does not change them."""
 _HORIZON = timedelta(days=3 * 366)
 """How far an open-ended series is expanded when a listing names no end."""
 
@@ -190,6 +192,14 @@ class GoogleFake:
                 self._write_instance(calendar, stored, instance, patch, replace=True)
             return str(stored.data["id"])
 
+    def cancel_occurrence(self, calendar_id: str, event_id: str, original: Temporal) -> None:
+        """A user deletes one occurrence of a series ("This event" in the Google Calendar UI)."""
+        calendar = self.calendars[calendar_id]
+        with self._lock:
+            stored = calendar.events[event_id]
+            zone = _zone(stored.data, calendar)
+            self._cancel_instance(calendar, stored, self._instance(calendar, stored, _original(original, zone)))
+
     # ----------------------------------------------------------------------------- faults
     def fail_next(self, count: int = 1, status: int = 429, retry_after: int | None = 1) -> None:
         """The next ``count`` API requests fail: 429 or 403 ``rateLimitExceeded`` (usageLimits),
@@ -287,8 +297,8 @@ class GoogleFake:
             signature = _unb64(signature_b64)
         except ValueError:
             return refuse("invalid_grant", "Invalid JWT: the assertion is not a well-formed JWT.")
-        if header.get("alg") != "RS256":
-            return refuse("invalid_grant", "Invalid JWT: unsupported signing algorithm.")
+        if header.get("alg") != "RS256" or header.get("kid", self.key_id) != self.key_id:
+            return refuse("invalid_grant", "Invalid JWT Signature.")
         try:
             self._key.public_key().verify(signature, f"{header_b64}.{claims_b64}".encode(),
                                           padding.PKCS1v15(), hashes.SHA256())
@@ -329,7 +339,7 @@ class GoogleFake:
 
     # ----------------------------------------------------------------------------- calendarList
     def _calendar_list(self, request: Request, token: _Token) -> Response:
-        entries = []
+        entries: list[dict[str, Any]] = []
         for calendar in self.calendars.values():
             role = calendar.role(token.subject)
             if role is None:
@@ -413,9 +423,8 @@ class GoogleFake:
         return self._create(calendar, {k: v for k, v in body.items() if k != "id"})
 
     def _write_master(self, calendar: _Calendar, stored: _Stored, body: dict[str, Any], replace: bool) -> dict[str, Any]:
-        keep = {k: stored.data[k] for k in ("kind", "id", "iCalUID", "created", "creator", "htmlLink", "eventType",
-                                            "organizer") if k in stored.data}
-        base = {} if replace else stored.data
+        keep = {k: stored.data[k] for k in _SERVER_FIELDS if k in stored.data}
+        base: dict[str, Any] = {} if replace else stored.data
         stored.data = {**base, **copy.deepcopy(body), **keep}
         stored.data.setdefault("status", "confirmed")
         self._touch(calendar, stored.data, stored.data["id"])
@@ -423,9 +432,8 @@ class GoogleFake:
 
     def _write_instance(self, calendar: _Calendar, stored: _Stored, instance: dict[str, Any], body: dict[str, Any],
                         replace: bool) -> dict[str, Any]:
-        keep = {k: instance[k] for k in ("kind", "id", "iCalUID", "recurringEventId", "originalStartTime",
-                                         "created", "creator", "organizer", "htmlLink", "eventType") if k in instance}
-        base = {} if replace else instance
+        keep = {k: instance[k] for k in (*_SERVER_FIELDS, "recurringEventId", "originalStartTime") if k in instance}
+        base: dict[str, Any] = {} if replace else instance
         written = {**base, **{k: copy.deepcopy(v) for k, v in body.items() if k != "recurrence"}, **keep}
         written.setdefault("status", "confirmed")
         stored.exceptions[written["id"]] = written
@@ -547,7 +555,7 @@ class GoogleFake:
         q = request.query_params
         show_deleted = q.get("showDeleted") == "true"
         single = q.get("singleEvents") == "true"
-        header = {"kind": "calendar#events", "etag": f'"{self._seq}"', "summary": calendar.summary,
+        header: dict[str, Any] = {"kind": "calendar#events", "etag": f'"{self._seq}"', "summary": calendar.summary,
                   "timeZone": calendar.timezone, "accessRole": calendar.role(self._authorize(request).subject),
                   "updated": _stamp(datetime.now(UTC)), "defaultReminders": []}
         if "syncToken" in q:
@@ -620,7 +628,7 @@ class GoogleFake:
         calendars: dict[str, Any] = {}
         for index, entry in enumerate(body.get("items") or []):
             cal_id = str(entry.get("id", ""))
-            calendar = self.calendars.get(cal_id.lower() if "@" in cal_id and cal_id.lower() in self.users else cal_id)
+            calendar = self.calendars.get(cal_id) or self.calendars.get(cal_id.lower())
             if index >= MAX_FREEBUSY_CALENDARS:
                 calendars[cal_id] = {"errors": [{"domain": "calendar", "reason": "tooManyCalendarsRequested"}], "busy": []}
             elif calendar is None or token.subject is None:

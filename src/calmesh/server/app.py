@@ -11,12 +11,15 @@ door reads an oversized body or serves a client over its rate).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib
 import logging
+import signal
 import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import uvicorn
 from rich.console import Console
@@ -98,6 +101,7 @@ def bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(2048)  # from here connections queue until uvicorn accepts them: "ready" is true
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
@@ -119,7 +123,23 @@ def serve(config: Config, host: str | None = None, port: int | None = None, *,
     with Hub(config) as hub:
         app = create_app(hub)
         uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", proxy_headers=False))
-        uv.run(sockets=[sock])
+        with _sigterm_returns():
+            uv.run(sockets=[sock])
+
+
+@contextlib.contextmanager
+def _sigterm_returns() -> Iterator[None]:
+    """uvicorn shuts down gracefully on SIGTERM, then re-raises the signal, which would kill the
+    process before the callers' cleanup (the demo's platform servers, the hub's connectors) runs.
+    While uvicorn runs, a re-raised SIGTERM does nothing: ``run`` returns and cleanup proceeds."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def serve_demo(config: Config, port: int, user: str, password: str, console: Console) -> None:

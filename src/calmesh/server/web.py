@@ -5,6 +5,7 @@ New York) belongs in Python with zoneinfo, not in hand-written browser code; the
 build step and no framework, and every drawn block carries its times as data attributes, so what
 the page shows can be checked. The little vanilla JavaScript in ``static/calmesh.js`` only submits
 the view form, and drives find-a-time and booking through the JSON API (:mod:`.api_schedule`).
+Conflicts come from :mod:`calmesh.services.detection` and sync status from the state store.
 
 The time axis is linear in absolute time from local midnight to local midnight in the viewer's
 zone: a block's position is its share of that span, so a 23-hour DST Sunday is simply narrower.
@@ -12,7 +13,6 @@ zone: a block's position is its share of that span, so a 23-hour DST Sunday is s
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -35,12 +35,17 @@ from calmesh.directory import UnknownPerson
 from calmesh.model import BusyPeriod, BusyType, PersonFreeBusy, Window
 from calmesh.server.auth import CHALLENGES, User
 from calmesh.server.context import MAX_ATTENDEES, BadRequest, ServerContext
+from calmesh.services import detection
+from calmesh.store.db import StoreError, open_store
+from calmesh.store.repository import SyncRepository
 from calmesh.timezones import to_iana, zoneinfo
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 
-VIEWS = {"day": 1, "week": 7}
+VIEWS = {"day": 1, "workweek": 5, "week": 7}
+"""View name -> days shown; the multi-day views start on the Monday of the chosen date."""
+VIEW_LABELS = {"day": "Day", "workweek": "Work week", "week": "Week"}
 GROUPINGS = ("team", "platform")
 TYPE_CLASS = {BusyType.BUSY_TENTATIVE: "tentative", BusyType.BUSY: "busy",
               BusyType.BUSY_UNAVAILABLE: "oof", BusyType.UNKNOWN: "unknown"}
@@ -76,8 +81,8 @@ class Axis:
 
 
 def view_axis(view: str, day: date, zone: tzinfo) -> Axis:
-    """Local midnight to local midnight: one day, or the Monday-to-Sunday week holding ``day``."""
-    first = day - timedelta(days=day.weekday()) if view == "week" else day
+    """Local midnight to local midnight: one day, or the days from the Monday of ``day``'s week."""
+    first = day - timedelta(days=day.weekday()) if VIEWS[view] > 1 else day
     start = datetime.combine(first, time(0), tzinfo=zone)
     end = datetime.combine(first + timedelta(days=VIEWS[view]), time(0), tzinfo=zone)
     return Axis(start, end)
@@ -92,17 +97,18 @@ class Tick:
 
 
 def ticks(axis: Axis, view: str, zone: tzinfo) -> list[Tick]:
-    """Column headings: days in the week view, hours in the day view (local to the viewer)."""
+    """Column headings: days in the week views, hours in the day view (local to the viewer)."""
     out: list[Tick] = []
-    step = timedelta(days=1) if view == "week" else timedelta(hours=1)
+    daily = VIEWS[view] > 1
+    step = timedelta(days=1) if daily else timedelta(hours=1)
     cursor = axis.start
     while cursor < axis.end:
         # add in UTC so a DST change cannot make an hour repeat or vanish
-        nxt = (cursor.astimezone(UTC) + step).astimezone(zone) if view == "day" else \
-            datetime.combine(cursor.date() + step, time(0), tzinfo=zone)
+        nxt = datetime.combine(cursor.date() + step, time(0), tzinfo=zone) if daily else \
+            (cursor.astimezone(UTC) + step).astimezone(zone)
         left, width = axis.place(cursor, min(nxt, axis.end))
-        label = cursor.strftime("%a %d %b") if view == "week" else cursor.strftime("%H:%M")
-        out.append(Tick(left, width, label, view == "week" or cursor.hour % 6 == 0))
+        label = cursor.strftime("%a %d %b") if daily else cursor.strftime("%H:%M")
+        out.append(Tick(left, width, label, daily or cursor.hour % 6 == 0))
         cursor = nxt
     return out
 
@@ -221,17 +227,6 @@ def all_zones() -> list[str]:
     return sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/")))
 
 
-# ------------------------------------------------------------------------------------ optional parts
-def optional(module: str) -> Any | None:
-    """A module other work provides (scheduling API, sync store), or None in a build without it."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and module.startswith(exc.name):
-            return None
-        raise
-
-
 # ------------------------------------------------------------------------------------ conflicts
 def platform_link(platform: str, calendar: str, settings: dict[str, Any]) -> str | None:
     """Where a person can open the calendar: the calendar itself when it is a URL (CalDAV), else
@@ -252,11 +247,6 @@ templates.env.filters["span"] = span_text
 
 
 # ------------------------------------------------------------------------------------ pages
-def _has_route(request: Request, path: str) -> bool:
-    """Whether the running app serves ``path`` (the scheduling API is a separate door)."""
-    return any(getattr(r, "path", None) == path for r in request.app.routes)
-
-
 def _title(axis: Axis, view: str) -> str:
     last = axis.end - timedelta(days=1)
     return f"{axis.start:%a %d %b %Y}" + ("" if view == "day" else f" – {last:%a %d %b %Y}")
@@ -277,7 +267,8 @@ def _bad(request: Request, user: User, exc: BadRequest) -> Response:
 def routes(ctx: ServerContext) -> list[BaseRoute]:
     config = ctx.config
 
-    async def grid(request: Request) -> Response:
+    def scope(request: Request) -> Response | tuple[User, GridQuery, list[PersonConfig]]:
+        """Who asks, what view, and whom it shows; or the answer refusing the request."""
         user = ctx.user(request)
         if user is None:
             return _challenge(request)
@@ -288,73 +279,66 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
             return _bad(request, user, exc)
         except UnknownPerson as exc:
             return _bad(request, user, BadRequest(str(exc)))
+        return user, query, people
+
+    async def grid(request: Request) -> Response:
+        scoped = scope(request)
+        if isinstance(scoped, Response):
+            return scoped
+        user, query, people = scoped
         shown = people[:MAX_ATTENDEES]
         zone = query.zone
         axis = view_axis(query.view, query.day, zone)
         answer = await run_in_threadpool(ctx.freebusy, user, [p.email for p in shown], axis.window)
         rows = [row(p, a, axis, zone, query.grouping, config.platforms, config.hub.timezone)
                 for p, a in zip(shown, answer.people, strict=True)]
-        step = timedelta(days=VIEWS[query.view])
+        step = timedelta(days=1 if query.view == "day" else 7)
         now = datetime.now(zone)
         context = {
             "user": user, "query": query, "axis": axis, "ticks": ticks(axis, query.view, zone),
-            "groups": grouped(rows), "legend": LEGEND, "hidden": len(people) - len(shown),
+            "groups": grouped(rows), "legend": LEGEND, "views": VIEW_LABELS, "hidden": len(people) - len(shown),
             "prev": (query.day - step).isoformat(), "next": (query.day + step).isoformat(),
             "today": now.date().isoformat(),
             "now": axis.percent(now) if axis.start <= now < axis.end else None,
             "fetched_at": answer.fetched_at.astimezone(zone).strftime("%H:%M:%S") if answer.entries else None,
             "zones": all_zones(),
             "people_zones": sorted({config.hub.timezone, *(r.timezone for r in rows)}),
-            "scheduling": _has_route(request, "/api/v1/find-time") and _has_route(request, "/api/v1/book"),
             "title": _title(axis, query.view), "cache_ttl": int(ctx.cache.ttl),
         }
         return templates.TemplateResponse(request, "grid.html", context)
 
     async def conflicts(request: Request) -> Response:
-        user = ctx.user(request)
-        if user is None:
-            return _challenge(request)
-        try:
-            query = parse_query(request, config.hub.timezone)
-            people = ctx.hub.directory.select(s for s in query.who.split(",") if s.strip())
-        except BadRequest as exc:
-            return _bad(request, user, exc)
-        except UnknownPerson as exc:
-            return _bad(request, user, BadRequest(str(exc)))
-        detection = optional("calmesh.services.detection")
+        scoped = scope(request)
+        if isinstance(scoped, Response):
+            return scoped
+        user, query, people = scoped
         axis = view_axis(query.view, query.day, query.zone)
-        context: dict[str, Any] = {"user": user, "query": query, "available": detection is not None,
-                                   "title": _title(axis, query.view), "sections": [],
-                                   "busy_title": config.privacy.busy_title,
-                                   "link": lambda platform, calendar: platform_link(
-                                       platform, calendar, config.platforms.get(platform, {}))}
-        if detection is not None:
-            analyses = await run_in_threadpool(detection.analyse_people, ctx.hub,
-                                               [p.email for p in people[:MAX_ATTENDEES]], axis.window)
-            details = ctx.details_for(user)
-            context["sections"] = [
-                {"platform": ctx.hub.directory.get(a.email).platform,
-                 **detection.conflicts_json(a, query.zone, details(a.email)),
-                 **detection.duplicates_json(a, query.zone, details(a.email))}
-                for a in analyses]
-        return templates.TemplateResponse(request, "conflicts.html", context)
+        analyses = await run_in_threadpool(detection.analyse_people, ctx.hub,
+                                           [p.email for p in people[:MAX_ATTENDEES]], axis.window)
+        details = ctx.details_for(user)
+        sections = [{"platform": ctx.hub.directory.get(a.email).platform,
+                     **detection.conflicts_json(a, query.zone, details(a.email)),
+                     **detection.duplicates_json(a, query.zone, details(a.email))}
+                    for a in analyses]
+        return templates.TemplateResponse(request, "conflicts.html", {
+            "user": user, "query": query, "title": _title(axis, query.view), "sections": sections, "views": VIEW_LABELS,
+            "busy_title": config.privacy.busy_title,
+            "link": lambda platform, calendar: platform_link(platform, calendar, config.platforms.get(platform, {})),
+        })
 
-    store: dict[str, Any] = {}
+    opened: list[SyncRepository] = []
 
     def sync_state() -> tuple[dict[str, dict[str, Any]] | None, str | None]:
-        """Per group: last run, counts and quarantine from the state store; ``(None, None)`` in a
-        build without the store, ``(None, why)`` when it cannot be read. Blocking (database)."""
-        db, repository = optional("calmesh.store.db"), optional("calmesh.store.repository")
-        if db is None or repository is None:
-            return None, None
+        """Per group: last run, counts and quarantined items from the state store, or why it
+        cannot be read. Blocking (database): called on a thread."""
         try:
-            if "repo" not in store:  # opened once; a failure is retried at the next request
-                store["repo"] = repository.SyncRepository(db.open_store(config.state_url()))
-            repo = store["repo"]
+            if not opened:  # opened once; a failure is retried at the next request
+                opened.append(SyncRepository(open_store(config.state_url())))
+            repo = opened[0]
             return {name: {"last": next(iter(repo.runs(name, limit=1)), None), "counts": repo.counts(name),
                            "quarantined": repo.quarantined(name)}
                     for name in config.sync.groups}, None
-        except (db.StoreError, SQLAlchemyError) as exc:
+        except (StoreError, SQLAlchemyError) as exc:
             return None, f"the sync state store cannot be read: {exc}"
 
     async def sync(request: Request) -> Response:
@@ -367,7 +351,7 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         state, problem = await run_in_threadpool(sync_state) if groups else (None, None)
         return templates.TemplateResponse(request, "sync.html", {
             "user": user, "groups": groups, "state": state, "problem": problem,
-            "zone": ctx.zone, "zone_name": config.hub.timezone, "available": optional("calmesh.store.repository") is not None})
+            "zone": ctx.zone, "zone_name": config.hub.timezone})
 
     return [
         Route("/", grid, methods=["GET"]),

@@ -15,13 +15,13 @@ full content in the state store's audit log *before* deleting, so :func:`undo` c
 from __future__ import annotations
 
 import concurrent.futures as cf
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import tzinfo
-from typing import Any, Protocol
+from typing import Any
 
-from calmesh import ical
-from calmesh.config import PersonConfig, SourceConfig
+from calmesh.config import Config, PersonConfig, SourceConfig
 from calmesh.connectors.base import ConnectorError, NotFoundError
 from calmesh.core.overlaps import (
     Conflict,
@@ -34,6 +34,8 @@ from calmesh.core.overlaps import (
 )
 from calmesh.model import CalendarItem, ItemRef, Problem, Window
 from calmesh.services.hub import Hub
+from calmesh.store.db import open_store
+from calmesh.store.repository import SyncRepository
 from calmesh.timezones import zoneinfo
 
 
@@ -172,33 +174,30 @@ def _occurrences(hub: Hub, platform: str, calendar: str, uid: str, window: Windo
     return sum(1 for e in events if e.uid == uid)
 
 
-class AuditLog(Protocol):
-    """What resolution needs from the state store's audit log (see :mod:`calmesh.store`)."""
-
-    def record_deletion(self, *, platform: str, calendar: str, item_id: str, uid: str, content: str,
-                        reason: str) -> str: ...
-
-    def deletion(self, log_id: str) -> LoggedDeletion: ...
+UNDO_SEARCH = 10_000
+"""How many recent audit entries ``undo`` looks through to find where a deleted copy lived."""
 
 
-@dataclass(frozen=True, slots=True)
-class LoggedDeletion:
-    log_id: str
-    platform: str
-    calendar: str
-    uid: str
-    content: str
-    """The whole deleted item as iCalendar text: enough to put it back."""
+@contextmanager
+def open_audit_log(config: Config) -> Iterator[SyncRepository]:
+    """The state store's repository (schema brought up to date), closed on exit."""
+    sessions = open_store(config.state_url())
+    try:
+        yield SyncRepository(sessions)
+    finally:
+        bind = sessions.kw.get("bind")
+        if bind is not None:
+            bind.dispose()
 
 
 @dataclass(frozen=True, slots=True)
 class Applied:
     removal: Removal
-    log_id: str | None
+    log_id: int | None
     error: str | None = None
 
 
-def apply_resolution(hub: Hub, plan: ResolutionPlan, log: AuditLog,
+def apply_resolution(hub: Hub, plan: ResolutionPlan, log: SyncRepository,
                      on_progress: Callable[[Applied], None] | None = None) -> list[Applied]:
     """Delete each planned item: read it whole, log its content, then delete with If-Match.
 
@@ -210,8 +209,9 @@ def apply_resolution(hub: Hub, plan: ResolutionPlan, log: AuditLog,
         try:
             item = stored_item(hub, removal.platform, removal.calendar, removal.uid)
             assert item.ref is not None
-            log_id = log.record_deletion(platform=removal.platform, calendar=removal.calendar, item_id=item.ref.id,
-                                         uid=item.uid, content=ical.item_to_ical(item).decode(), reason=removal.reason)
+            log_id = log.audit(action="delete", platform=removal.platform, calendar=removal.calendar,
+                               item_ref=item.ref.id, uid=item.uid, reason=f"duplicate resolution: {removal.reason}",
+                               previous=item, etag_before=item.ref.etag)
             hub.connector(removal.platform).delete(removal.calendar, item.ref, if_match=item.ref.etag)
             result = Applied(removal, log_id)
         except ConnectorError as exc:
@@ -231,14 +231,23 @@ def stored_item(hub: Hub, platform: str, calendar: str, uid: str) -> CalendarIte
     raise NotFoundError(platform, f"no item with UID {uid} in {calendar}", item=uid)
 
 
-def undo(hub: Hub, log: AuditLog, log_id: str) -> ItemRef:
-    """Put a deleted item back where it was, from its audit-log entry."""
-    entry = log.deletion(log_id)
-    items, problems = ical.parse_items(entry.content, entry.platform)
-    if len(items) != 1:
-        raise ValueError(f"log entry {log_id} does not hold exactly one item ({problems[:1]})")
-    item = items[0]
-    return hub.connector(entry.platform).put(entry.calendar, CalendarItem(item.uid, item.components))
+def undo(hub: Hub, log: SyncRepository, log_id: int) -> ItemRef:
+    """Put a copy deleted by duplicate resolution back where it was, from its audit entry, and
+    log that write too. Raises LookupError/ValueError with the reason when it cannot."""
+    entry = next((e for e in log.audit_log(limit=UNDO_SEARCH) if e.id == log_id), None)
+    if entry is None:
+        raise LookupError(f"no audit entry {log_id} among the latest {UNDO_SEARCH}")
+    if entry.action != "delete" or entry.group is not None:
+        raise ValueError(f"audit entry {log_id} is not a duplicate-resolution deletion ({entry.action}"
+                         + (f" by sync group {entry.group})" if entry.group else ")"))
+    item = log.previous_content(log_id)
+    if item is None:
+        raise ValueError(f"audit entry {log_id} holds no content to restore")
+    restored = CalendarItem(item.uid, item.components)
+    ref = hub.connector(entry.platform).put(entry.calendar, restored)
+    log.audit(action="create", platform=entry.platform, calendar=entry.calendar, item_ref=ref.id, uid=item.uid,
+              reason=f"undo of audit entry {log_id}", written=restored, etag_after=ref.etag)
+    return ref
 
 
 # ------------------------------------------------------------------------------------ JSON

@@ -1,0 +1,254 @@
+"""One sync run of a group: observe every member, plan (pure), write, record.
+
+The order of a run is what makes it safe to kill at any instant (SIGKILL included):
+
+1. Observe each member through its change feed (``Connector.changes``) from the stored token,
+   or in full (first run, refused token, every ``reconcile_every``-th run, or ``--full``).
+   A member that cannot be read is *unreachable*: nothing is inferred from it or written to it.
+2. Plan with :func:`calmesh.core.syncplan.plan`; list in full the members it asks for and plan
+   again. ``--dry-run`` stops here.
+3. Execute the plan batch by batch (one logical item each), with If-Match on every replace and
+   delete, auditing every write with the content it replaced. A batch whose writes all succeeded
+   has its records saved (in groups, as the run goes); a batch with a failure stops and its items
+   are marked dirty, so the next run re-lists and decides them again.
+4. Save the remaining records, the new change tokens and the run's outcome in one transaction.
+
+A run killed before step 4 keeps the old tokens, so the next run sees the same changes again;
+the writes already made are recognised by their marker and content hash (or by the saved
+records), never made twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from calmesh.config import SyncGroupConfig
+from calmesh.connectors.base import (
+    Connector,
+    ConnectorError,
+    InvalidTokenError,
+    NotFoundError,
+    with_retries,
+)
+from calmesh.core.syncplan import (
+    Batch,
+    Conflict,
+    Create,
+    Delete,
+    ItemState,
+    Member,
+    Observation,
+    Plan,
+    PlanOptions,
+    Skip,
+    Update,
+    Write,
+    plan,
+)
+from calmesh.model import CalendarItem
+from calmesh.store.repository import SyncRepository, TokenState
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_PASSES = 3
+"""Planning passes per run: the first, plus re-plans after the full listings it asked for."""
+SAVE_EVERY = 50
+"""Batches whose records are saved together while a run goes on (bounds work lost to a kill)."""
+
+
+@dataclass(slots=True)
+class _Seen:
+    """A member's observation plus what the engine must remember about how it was made."""
+
+    observation: Observation
+    token: str | None = None
+    token_valid: bool = False
+    """The observation came from the change feed and ``token`` is the one to store."""
+
+
+@dataclass(slots=True)
+class SyncReport:
+    group: str
+    dry_run: bool
+    plan: Plan
+    run_id: int | None = None
+    counts: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    full: set[str] = field(default_factory=set)
+    """Members compared in full this run."""
+    read: dict[tuple[str, str], CalendarItem] = field(default_factory=dict)
+    """Every item read this run by (member, item id): the "before" of audited writes."""
+
+    @property
+    def status(self) -> str:
+        if self.dry_run:
+            return "dry-run"
+        return "partial" if self.errors or self.counts["failed"] else "ok"
+
+    @property
+    def notices(self) -> list[str]:
+        return self.plan.notices
+
+
+def member_options(group: SyncGroupConfig, *, confirm_deletes: bool = False) -> tuple[list[Member], PlanOptions]:
+    members = [Member(m.platform, m.calendar, m.direction) for m in group.calendars]
+    options = PlanOptions(mode=group.mode, busy_title=group.busy_title, conflict=group.conflict,
+                          max_delete_share=group.max_delete_share, confirm_deletes=confirm_deletes)
+    return members, options
+
+
+class SyncEngine:
+    """Runs sync groups against connectors (``connector(platform)``) and a state repository."""
+
+    def __init__(self, repo: SyncRepository, connector: Callable[[str], Connector],
+                 *, retry_sleep: Callable[[float], None] | None = None) -> None:
+        self.repo = repo
+        self._connector = connector
+        self._retry_kwargs: dict[str, Any] = {} if retry_sleep is None else {"sleep": retry_sleep}
+
+    # -------------------------------------------------------------------------- observe
+    def _observe(self, member: Member, token: str | None, full: bool, report: SyncReport) -> _Seen:
+        conn = self._connector(member.platform)
+        cal = member.calendar
+        try:
+            if conn.capabilities.changes:
+                if not full and token is not None:
+                    try:
+                        changes = self._call(lambda: conn.changes(cal, token))
+                        if changes.complete:
+                            report.full.add(member.key)
+                        return _Seen(Observation.from_changes(member.key, changes), changes.token, True)
+                    except InvalidTokenError as exc:
+                        log.info("%s: %s; comparing in full", member.key, exc)
+                changes = self._call(lambda: conn.changes(cal, None))
+                report.full.add(member.key)
+                return _Seen(Observation(member.key, changes.changed, complete=True), changes.token, True)
+            items, problems = self._call(lambda: conn.items(cal))
+            for problem in problems:
+                self.repo.quarantine(report.group, member.key, item_ref=None, uid=problem.item,
+                                     reason=problem.message)
+                report.counts["quarantined"] += 1
+            complete = not problems  # an unreadable item must not read as deleted
+            if complete:
+                report.full.add(member.key)
+            return _Seen(Observation(member.key, items, complete=complete))
+        except ConnectorError as exc:
+            report.errors.append(f"{member.key}: {exc.message}")
+            return _Seen(Observation.unreachable(member.key))
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        return with_retries(fn, **self._retry_kwargs)
+
+    # ------------------------------------------------------------------------------ run
+    def run(self, name: str, group: SyncGroupConfig, *, dry_run: bool = False,
+            confirm_deletes: bool = False, full: bool = False) -> SyncReport:
+        members, options = member_options(group, confirm_deletes=confirm_deletes)
+        state = self.repo.load_group(name)
+        tokens = self.repo.tokens(name)
+        report = SyncReport(name, dry_run, Plan())
+        report.run_id = self.repo.start_run(name, dry_run=dry_run)
+        seen = {m.key: self._observe(m, *self._token_for(m, tokens, group, full), report) for m in members}
+        by_key = {m.key: m for m in members}
+        for _ in range(MAX_PASSES):
+            report.plan = plan(members, state, {k: s.observation for k, s in seen.items()}, options)
+            if not report.plan.needs_listing:
+                break
+            for key in sorted(report.plan.needs_listing):
+                seen[key] = self._observe(by_key[key], None, True, report)
+        else:
+            report.errors.append("planning did not settle; nothing written this run")
+            report.plan = Plan(notices=report.plan.notices)
+        report.read = {(k, i.ref.id): i for k, s in seen.items() for i in s.observation.items if i.ref}
+        self._record_quarantine(report, seen)
+        report.counts.update(type(a).__name__.lower() for a in report.plan.actions
+                             if isinstance(a, Conflict | Skip))
+        if dry_run:
+            report.counts.update(f"planned_{type(w).__name__.lower()}" for w in report.plan.writes)
+            self.repo.finish_run(report.run_id, report.status, report.counts, report.errors)
+            return report
+        pending = self._execute(name, report, state, by_key)
+        new_tokens = {k: s.token for k, s in seen.items() if s.token_valid}
+        self.repo.commit_run(name, report.run_id, records=pending, tokens=new_tokens,
+                             full=report.full,
+                             status=report.status, counts=report.counts, errors=report.errors)
+        return report
+
+    def _token_for(self, member: Member, tokens: Mapping[str, TokenState], group: SyncGroupConfig,
+                   full: bool) -> tuple[str | None, bool]:
+        stored = tokens.get(member.key)
+        if stored is None or stored.token is None:
+            return None, True
+        due = stored.runs_since_full + 1 >= max(group.reconcile_every, 1)
+        return stored.token, full or due
+
+    def _record_quarantine(self, report: SyncReport, seen: Mapping[str, _Seen]) -> None:
+        still_bad: dict[str, set[str]] = {k: set() for k in seen}
+        for q in report.plan.quarantine:
+            self.repo.quarantine(report.group, q.member, item_ref=q.item_id, uid=q.uid, reason=q.reason)
+            still_bad[q.member].add(q.item_id or f"uid:{q.uid}")
+            report.counts["quarantined"] += 1
+        for key, bad in still_bad.items():
+            if seen[key].observation.complete:
+                self.repo.release(report.group, key, bad)
+
+    # -------------------------------------------------------------------------- execute
+    def _execute(self, name: str, report: SyncReport, state: Mapping[str, ItemState],
+                 members: Mapping[str, Member]) -> list[ItemState]:
+        """Run every batch; returns the records not yet saved (saved with the tokens)."""
+        pending: list[ItemState] = []
+        for n, batch in enumerate(report.plan.batches, 1):
+            if self._run_batch(name, report, batch, members):
+                pending.extend(batch.records.values())
+            else:
+                pending.extend(batch.after_failure(state))
+            if n % SAVE_EVERY == 0:
+                self.repo.save_records(name, pending)
+                pending = []
+        return pending
+
+    def _run_batch(self, name: str, report: SyncReport, batch: Batch, members: Mapping[str, Member]) -> bool:
+        for action in batch.writes:
+            member = members[action.target]
+            conn = self._connector(member.platform)
+            try:
+                self._write(name, report, batch, action, member, conn)
+            except ConnectorError as exc:
+                report.counts["failed"] += 1
+                report.errors.append(f"{action.target}: {type(action).__name__.lower()} "
+                                     f"{action.logical_id}: {exc.message}")
+                return False
+        return True
+
+    def _write(self, name: str, report: SyncReport, batch: Batch, action: Write, member: Member,
+               conn: Connector) -> None:
+        audit: dict[str, Any] = {"group": name, "run_id": report.run_id, "platform": member.platform,
+                 "calendar": member.calendar, "reason": action.reason}
+        if isinstance(action, Delete):
+            try:
+                self._call(lambda: conn.delete(member.calendar, action.ref, action.ref.etag))
+            except NotFoundError:
+                pass  # already gone: the outcome we wanted
+            batch.succeeded(action)
+            self.repo.audit(action="delete", item_ref=action.ref.id, etag_before=action.ref.etag,
+                            previous=self._known_content(report, action), **audit)
+            report.counts["deleted"] += 1
+            return
+        if_match = action.ref.etag if isinstance(action, Update) else None
+        item = action.item
+        ref = self._call(lambda: conn.put(member.calendar, item, if_match))
+        batch.succeeded(action, ref)
+        self.repo.audit(action="create" if isinstance(action, Create) else "update", uid=item.uid,
+                        item_ref=ref.id, written=item, etag_before=if_match, etag_after=ref.etag,
+                        previous=self._known_content(report, action) if isinstance(action, Update) else None,
+                        **audit)
+        report.counts["created" if isinstance(action, Create) else "updated"] += 1
+
+    def _known_content(self, report: SyncReport, action: Update | Delete) -> CalendarItem | None:
+        """What the target held before this write, when this run read it (else the audit entry
+        of calmesh's own earlier write of that copy holds it)."""
+        return report.read.get((action.target, action.ref.id))

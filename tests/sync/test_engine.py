@@ -1,0 +1,212 @@
+"""The sync engine end to end: in-memory platforms (a working store with ETags and change
+tokens, see memory_connector.py) and the real state store on a SQLite file in a tmp dir."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from calmesh.config import SyncGroupConfig, SyncMember
+from calmesh.connectors.base import PreconditionFailed
+from calmesh.model import CalendarItem, Event, ItemRef
+from calmesh.services.sync import SyncEngine
+from calmesh.store.db import open_store
+from calmesh.store.repository import SyncRepository
+
+from .memory_connector import MemoryConnector
+
+T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL: nothing after the raise point runs, no handler catches it."""
+
+
+def item(uid: str, hour: int = 9, summary: str = "Standup", seq: int = 0) -> CalendarItem:
+    start = T0 + timedelta(hours=hour - 9)
+    return CalendarItem(uid, [Event(uid, start, start + timedelta(minutes=30), summary=summary, sequence=seq)])
+
+
+def group(*names: str, **kw: object) -> SyncGroupConfig:
+    return SyncGroupConfig(calendars=[SyncMember(platform=n, calendar="cal") for n in names], **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> SyncRepository:
+    return SyncRepository(open_store(f"sqlite:///{tmp_path / 'state.sqlite'}"))
+
+
+@pytest.fixture
+def platforms() -> dict[str, MemoryConnector]:
+    return {n: MemoryConnector(n) for n in ("a", "b", "c")}
+
+
+@pytest.fixture
+def engine(repo: SyncRepository, platforms: dict[str, MemoryConnector]) -> SyncEngine:
+    return SyncEngine(repo, platforms.__getitem__, retry_sleep=lambda _s: None)
+
+
+def test_two_way_sync_records_state_tokens_runs_and_audit(engine: SyncEngine, repo: SyncRepository,
+                                                          platforms: dict[str, MemoryConnector]) -> None:
+    g = group("a", "b")
+    platforms["a"].user_put(item("u1"))
+    platforms["b"].user_put(item("u2", hour=11))
+    first = engine.run("g", g)
+    assert (first.status, first.counts["created"]) == ("ok", 2)
+    assert first.full == {"a/cal", "b/cal"}
+    second = engine.run("g", g)
+    assert second.plan.writes == [] and second.full == set()
+    assert {i.uid for i in platforms["a"].all()} == {i.uid for i in platforms["b"].all()} == {"u1", "u2"}
+    assert set(repo.tokens("g")) == {"a/cal", "b/cal"}
+    assert [r.status for r in repo.runs("g")] == ["ok", "ok"]
+    assert sorted(e.action for e in repo.audit_log("g")) == ["create", "create"]
+    assert repo.counts("g") == {"items": 2, "tombstones": 0, "dirty": 0}
+
+
+def test_dry_run_writes_nothing(engine: SyncEngine, repo: SyncRepository,
+                                platforms: dict[str, MemoryConnector]) -> None:
+    platforms["a"].user_put(item("u1"))
+    report = engine.run("g", group("a", "b"), dry_run=True)
+    assert report.counts["planned_create"] == 1 and report.status == "dry-run"
+    assert platforms["b"].all() == [] and repo.load_group("g") == {} and repo.tokens("g") == {}
+
+
+def test_killed_run_is_completed_by_the_next_without_duplicates(
+        engine: SyncEngine, repo: SyncRepository, platforms: dict[str, MemoryConnector]) -> None:
+    g = group("a", "b", "c")
+    for n in range(6):
+        platforms["a"].user_put(item(f"u{n}", hour=n))
+    real_put = platforms["c"].put
+    calls = 0
+
+    def dying_put(calendar: str, it: CalendarItem, if_match: str | None = None) -> ItemRef:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise Killed
+        return real_put(calendar, it, if_match)
+
+    platforms["c"].put = dying_put  # type: ignore[method-assign]
+    with pytest.raises(Killed):
+        engine.run("g", g)
+    assert repo.runs("g")[0].status == "running"  # the killed run never finished
+    platforms["c"].put = real_put  # type: ignore[method-assign]
+    engine.run("g", g)
+    assert engine.run("g", g).plan.writes == []
+    for p in platforms.values():
+        assert sorted(i.uid for i in p.all()) == [f"u{n}" for n in range(6)]
+
+
+def test_refused_token_and_periodic_reconciliation_compare_in_full(
+        engine: SyncEngine, platforms: dict[str, MemoryConnector]) -> None:
+    g = group("a", "b", reconcile_every=3)
+    platforms["a"].user_put(item("u1"))
+    platforms["a"].user_put(item("u2", hour=10))
+    engine.run("g", g)
+    platforms["a"].user_delete("u1")
+    platforms["a"].compact()
+    report = engine.run("g", g)
+    assert "a/cal" in report.full and [i.uid for i in platforms["b"].all()] == ["u2"]
+    # every member is compared in full on its own every 3rd run, whatever the tokens say
+    assert engine.run("g", g).full == set()
+    assert engine.run("g", g).full == {"b/cal"}
+    assert engine.run("g", g).full == {"a/cal"}
+
+
+def test_unreachable_member_is_reported_and_never_causes_deletes(
+        engine: SyncEngine, platforms: dict[str, MemoryConnector]) -> None:
+    g = group("a", "b")
+    platforms["a"].user_put(item("u1"))
+    engine.run("g", g)
+    platforms["a"].reachable = False
+    report = engine.run("g", g, full=True)
+    assert report.status == "partial" and any("a/cal" in e for e in report.errors)
+    assert report.plan.writes == [] and [i.uid for i in platforms["b"].all()] == ["u1"]
+
+
+def test_lost_update_is_refused_then_redone(engine: SyncEngine, repo: SyncRepository,
+                                            platforms: dict[str, MemoryConnector]) -> None:
+    g = group("a", "b")
+    platforms["a"].user_put(item("u1"))
+    engine.run("g", g)
+    platforms["a"].user_put(item("u1", summary="v2", seq=1))
+    platforms["b"].fail_next = PreconditionFailed
+    report = engine.run("g", g)
+    assert report.status == "partial" and report.counts["failed"] == 1
+    assert repo.counts("g")["dirty"] == 1
+    engine.run("g", g)
+    assert platforms["b"].all()[0].components[0].summary == "v2"
+    assert repo.counts("g")["dirty"] == 0
+
+
+def test_bad_item_is_quarantined_then_released_when_fixed(
+        engine: SyncEngine, repo: SyncRepository, platforms: dict[str, MemoryConnector]) -> None:
+    g = group("a", "b")
+    bad = item("bad")
+    bad.components[0].end = T0 - timedelta(hours=2)
+    platforms["a"].user_put(bad)
+    platforms["a"].user_put(item("ok", hour=10))
+    engine.run("g", g)
+    assert [(q.uid, q.member) for q in repo.quarantined("g")] == [("bad", "a/cal")]
+    assert [i.uid for i in platforms["b"].all()] == ["ok"]
+    platforms["a"].user_put(item("bad"))
+    engine.run("g", g, full=True)
+    assert repo.quarantined("g") == []
+    assert sorted(i.uid for i in platforms["b"].all()) == ["bad", "ok"]
+
+
+def test_a_propagated_deletion_is_audited_with_the_content_to_restore(
+        engine: SyncEngine, repo: SyncRepository, platforms: dict[str, MemoryConnector]) -> None:
+    g = group("a", "b")
+    platforms["a"].user_put(item("u1", summary="Quarterly review"))
+    engine.run("g", g)
+    platforms["a"].user_delete("u1")
+    engine.run("g", g, full=True)
+    assert platforms["b"].all() == []
+    entry = next(e for e in repo.audit_log("g") if e.action == "delete")
+    restored = repo.previous_content(entry.id)
+    assert restored is not None and restored.components[0].summary == "Quarterly review"
+
+
+def test_bulk_delete_needs_confirmation(engine: SyncEngine, platforms: dict[str, MemoryConnector]) -> None:
+    g = group("a", "b")
+    for n in range(8):
+        platforms["a"].user_put(item(f"u{n}", hour=n))
+    engine.run("g", g)
+    for n in range(5):
+        platforms["a"].user_delete(f"u{n}")
+    held = engine.run("g", g)
+    assert held.counts["deleted"] == 0 and any("held until confirmed" in n for n in held.notices)
+    done = engine.run("g", g, confirm_deletes=True)
+    assert done.counts["deleted"] == 5 and len(platforms["b"].all()) == 3
+
+
+@pytest.mark.parametrize("kill_after", [1, 4, 6])
+def test_sigkill_at_any_write_is_completed_by_the_next_run(tmp_path: Path, kill_after: int) -> None:
+    """A real SIGKILL of a syncing process (platforms write through to files, state in SQLite):
+    the next run finishes the job with no duplicate and no loss."""
+    names = ("a", "b", "c")
+    url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    paths = {n: tmp_path / f"{n}.pickle" for n in names}
+    seeds = {n: MemoryConnector(n, persist_to=paths[n]) for n in names}
+    seeds["a"].user_put(item("a1"))
+    seeds["a"].user_put(item("a2", hour=10))
+    seeds["b"].user_put(item("b1", hour=11))
+    for conn in seeds.values():
+        conn._persist()
+    child = subprocess.run(
+        [sys.executable, "-m", "sync.kill_child", url, str(tmp_path), str(kill_after), *names],
+        cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=120)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    platforms = {n: MemoryConnector.load(n, paths[n]) for n in names}
+    engine = SyncEngine(SyncRepository(open_store(url)), platforms.__getitem__, retry_sleep=lambda _s: None)
+    g = SyncGroupConfig(calendars=[SyncMember(platform=n, calendar="cal") for n in names])
+    engine.run("g", g)
+    assert engine.run("g", g).plan.writes == []
+    for conn in platforms.values():
+        assert sorted(i.uid for i in conn.all()) == ["a1", "a2", "b1"]
