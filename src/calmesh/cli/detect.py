@@ -109,8 +109,10 @@ def duplicates(
     undo: Annotated[int | None, typer.Option("--undo", help="Put back the copy deleted under this log id.")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """The same meeting present in several calendars: by UID (after platform ID normalisation) or
-    a fuzzy match, each with a score and the reason. The organizer's copy is never removed."""
+    """The same meeting in several calendars, with a score and the reason; --resolve cleans up.
+
+    Matched by UID (after platform ID normalisation) or fuzzily. The organizer's copy is never
+    removed; --apply logs every deletion so --undo can put it back."""
     cfg = get_config(config)
     zone, window = setup(cfg, tz, start, end, fmt)
     if apply and not resolve:

@@ -61,8 +61,10 @@ def find_time(
     fmt: FormatOption = "table",
     config: ConfigOption = None,
 ) -> None:
-    """Ranked meeting times for people on any platform, each person's working hours and zone
-    respected; who is free, tentative, busy or unknown at each."""
+    """Ranked meeting times for people on any platform.
+
+    Each person's working hours and zone are respected; each suggestion says who is free,
+    tentative, busy or unknown."""
     cfg = get_config(config)
     zone = _zone(cfg, tz, fmt)
     window = resolve_window(start, end, zone)
@@ -123,9 +125,11 @@ def book(
     fmt: FormatOption = "table",
     config: ConfigOption = None,
 ) -> None:
-    """Book a meeting on the organiser's platform and invite everyone else (same UID everywhere):
-    written into their calendar where calmesh may, else by iMIP email. Availability is checked
-    again first: a slot that became busy is refused, naming who."""
+    """Book a meeting on the organiser's platform and invite everyone else.
+
+    One UID everywhere; invitations are written into attendees' calendars where calmesh may, else
+    sent by iMIP email. Availability is checked again first: a slot that became busy is refused,
+    naming who."""
     cfg = get_config(config)
     zone = _zone(cfg, tz, fmt)
     begin = parse_when(start, zone)
@@ -160,7 +164,7 @@ def inbox(
     fmt: FormatOption = "table",
     config: ConfigOption = None,
 ) -> None:
-    """Apply an iTIP REPLY (attendee's answer) or CANCEL to the organiser's copy of a meeting."""
+    """Apply an iTIP REPLY or CANCEL (iMIP mail or .ics) to the organiser's copy."""
     cfg = get_config(config)
     _zone(cfg, None, fmt)
     try:

@@ -150,7 +150,7 @@ def _read_source(hub: Hub, source: str) -> bytes:
         response = httpx.get(source, timeout=hub.config.hub.freebusy_timeout, follow_redirects=True)
         response.raise_for_status()
         return response.content
-    return Path(hub.config.resolve_path(source)).read_bytes()
+    return hub.config.resolve_path(source).read_bytes()
 
 
 # ------------------------------------------------------------------------------------ booking
