@@ -227,9 +227,11 @@ def main() -> None:
                     raise SystemExit(f"upstream error for {email}: {answer.errors}")
 
         port = free_port()
+        log = stack.enter_context((root / "server.log").open("wb"))
         server = subprocess.Popen([str(Path(sys.executable).parent / "calmesh"), "serve", "--config",
                                    str(config_path), "--port", str(port)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
+                                  stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+        stack.callback(lambda: print((root / "server.log").read_text(errors="replace")[-3000:], end=""))
         stack.callback(server.wait, 10)
         stack.callback(server.terminate)
         base = f"http://127.0.0.1:{port}"

@@ -316,12 +316,15 @@ class ChangeSet:
 
     ``complete`` is True when ``changed`` is a full listing (first sync, or a token the platform
     no longer accepts): a consumer then infers deletions by absence instead of trusting ``deleted``.
+    ``unreadable`` lists items that exist but could not be read, with why: a consumer quarantines
+    them and must never take their absence from ``changed`` for a deletion.
     """
 
     changed: list[CalendarItem]
     deleted: list[ItemRef]
     token: str | None
     complete: bool = False
+    unreadable: list[tuple[ItemRef, Problem]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

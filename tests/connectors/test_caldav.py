@@ -511,3 +511,21 @@ def test_missing_calendar_is_not_found(caldav_server: CalDAVServer) -> None:
     with caldav_server.connector() as connector:
         with pytest.raises(NotFoundError):
             connector.events(caldav_server.home + "missing/", WEEK)
+
+
+@pytest.mark.parametrize("sync_collection", [True, False], ids=["sync-collection", "etag-map"])
+def test_unreadable_objects_are_reported_never_deleted(xandikos: CalDAVServer, sync_collection: bool) -> None:
+    """A stored object calmesh cannot read travels in ``ChangeSet.unreadable`` with the reason,
+    so that sync quarantines it instead of taking its absence from ``changed`` for a deletion.
+    (Xandikos stores an object with impossible dates; Radicale refuses it on PUT.)"""
+    connector = xandikos.connector(sync_collection=sync_collection)
+    calendar = xandikos.new_calendar()
+    connector.put(calendar, single("fine@test", at(3, 10)))
+    assert put_raw(xandikos, calendar, "bad-dates.ics", MALFORMED["bad-dates"]).status_code in (201, 204)
+    first = connector.changes(calendar, None)
+    assert first.complete and [i.uid for i in first.changed] == ["fine@test"]
+    ((ref, problem),) = first.unreadable
+    assert ref.id.endswith("bad-dates.ics") and "DTSTART" in problem.message
+    connector.put(calendar, single("later@test", at(4, 10)))
+    after = connector.changes(calendar, first.token)
+    assert [i.uid for i in after.changed] == ["later@test"] and not after.deleted

@@ -555,9 +555,7 @@ class CalDAVConnector(Connector):
         first = token is None
         calendar_path = self._path(calendar).rstrip("/")
         while True:
-            query = dav.SyncCollection() + [dav.SyncToken(value=token or ""), dav.SyncLevel(value="1"),
-                                            dav.Prop() + [dav.GetEtag()]]
-            response = self._report(calendar, query, depth=None, ok=(200, 207, *_UNSUPPORTED, 409, 412))
+            response = self._sync_report(calendar, token)
             if response.status not in (200, 207):
                 # RFC 6578 3.2 says 403 + DAV:valid-sync-token; Radicale does that, Xandikos answers 412
                 preconditions = [p.rsplit("}", 1)[-1] for p in dav_error.parse_preconditions(response.raw)]
@@ -583,12 +581,17 @@ class CalDAVConnector(Connector):
             token = page.sync_token
             if not page.truncated:
                 break
-        items, problems = self._to_items(calendar, self._multiget(calendar, sorted(changed)))
-        self._log_problems(problems)
-        fetched = {i.ref.id for i in items if i.ref}
-        gone = [h for h in changed if h not in fetched and not any(p.item and h in p.item for p in problems)]
+        items, unreadable = self._fetch_changed(calendar, sorted(changed))
+        fetched = {i.ref.id for i in items if i.ref} | {ref.id for ref, _ in unreadable}
+        gone = [h for h in changed if h not in fetched]  # listed as changed, then 404: deleted meanwhile
         refs = [ItemRef(calendar, h) for h in sorted(deleted | set(gone))]
-        return ChangeSet(items, [] if first else refs, "sync:" + token, complete=first)
+        return ChangeSet(items, [] if first else refs, "sync:" + token, complete=first, unreadable=unreadable)
+
+    def _sync_report(self, calendar: str, token: str | None) -> DAVResponse:
+        """One sync-collection REPORT asking for ETags only; refusals come back for the caller."""
+        query = dav.SyncCollection() + [dav.SyncToken(value=token or ""), dav.SyncLevel(value="1"),
+                                        dav.Prop() + [dav.GetEtag()]]
+        return self._report(calendar, query, depth=None, ok=(200, 207, *_UNSUPPORTED, 409, 412))
 
     def _etag_changes(self, calendar: str, token: str | None) -> ChangeSet:
         """Changes by comparing the ``href -> ETag`` map with the one the token carries."""
@@ -601,14 +604,12 @@ class CalDAVConnector(Connector):
         except ValueError as exc:
             raise InvalidTokenError(self.name, str(exc), item=calendar) from exc
         if before is None:  # first listing, or a hash-only token: everything, consumer diffs
-            items, problems = self._to_items(calendar, self._multiget(calendar, sorted(now)))
-            self._log_problems(problems)
-            return ChangeSet(items, [], new_token, complete=True)
+            items, unreadable = self._fetch_changed(calendar, sorted(now))
+            return ChangeSet(items, [], new_token, complete=True, unreadable=unreadable)
         wanted = sorted(h for h, etag in now.items() if before.get(h) != etag or h not in before)
-        items, problems = self._to_items(calendar, self._multiget(calendar, wanted))
-        self._log_problems(problems)
+        items, unreadable = self._fetch_changed(calendar, wanted)
         deleted = [ItemRef(calendar, h, before[h]) for h in sorted(set(before) - set(now))]
-        return ChangeSet(items, deleted, new_token)
+        return ChangeSet(items, deleted, new_token, unreadable=unreadable)
 
     def _etag_map(self, calendar: str) -> dict[str, str | None]:
         calendar_path = self._path(calendar).rstrip("/")
@@ -616,9 +617,20 @@ class CalDAVConnector(Connector):
         return {r.href: r.properties.get(dav.GetEtag.tag) for r in found
                 if r.href.rstrip("/") != calendar_path and dav.Collection.tag not in (r.properties.get(dav.ResourceType.tag) or [])}
 
-    def _log_problems(self, problems: Iterable[Problem]) -> None:
+    def _fetch_changed(self, calendar: str, hrefs: Sequence[str]
+                       ) -> tuple[list[CalendarItem], list[tuple[ItemRef, Problem]]]:
+        """The objects at ``hrefs``, and those that exist but cannot be read (with why), so that
+        sync quarantines them instead of mistaking them for deletions."""
+        items, problems = self._to_items(calendar, self._multiget(calendar, hrefs))
+        fetched = {i.ref.id for i in items if i.ref}
+        unreadable = []
+        for href in hrefs:
+            about = [p for p in problems if p.item == href or (p.item or "").endswith(f" in {href}")]
+            if href not in fetched and about:
+                unreadable.append((ItemRef(calendar, href), about[0]))
         for problem in problems:
             log.warning("%s", problem)
+        return items, unreadable
 
     # ---------------------------------------------------------------------------- writing
     def put(self, calendar: str, item: CalendarItem, if_match: str | None = None) -> ItemRef:
@@ -664,14 +676,10 @@ class CalDAVConnector(Connector):
         window = Window(start, start + timedelta(days=1))
         fbq = self._free_busy_query(first, window) is not None
         lines.append("free-busy-query: " + ("answered by the server" if fbq else "not supported, computed from events"))
-        sync = self._sync_probe(first)
+        sync = self._sync_report(first, None).status in (200, 207)
         lines.append("sync-collection: " + ("supported" if sync else "not supported, ETag comparison is used"))
         return lines
 
-    def _sync_probe(self, calendar: str) -> bool:
-        query = dav.SyncCollection() + [dav.SyncToken(value=""), dav.SyncLevel(value="1"), dav.Prop() + [dav.GetEtag()]]
-        response = self._report(calendar, query, depth=None, ok=(200, 207, *_UNSUPPORTED, 409))
-        return response.status in (200, 207)
 
     def close(self) -> None:
         with self._client_lock:

@@ -33,6 +33,7 @@ from starlette.routing import BaseRoute, Route
 from calmesh.config import Config
 from calmesh.server import api, api_schedule, autodiscover, caldav_sched, ews, vfreebusy
 from calmesh.server.context import ServerContext, problem
+from calmesh.server.csrf import JSONOnlyAPIMiddleware
 from calmesh.server.limits import LimitsMiddleware, RateLimiter
 from calmesh.server.metrics import MetricsMiddleware
 from calmesh.services.hub import Hub
@@ -88,6 +89,7 @@ def create_app(hub: Hub, *, clock: Callable[[], float] = time.monotonic) -> Star
             Middleware(LimitsMiddleware, max_bytes=server.max_request_bytes,
                        limiter=RateLimiter(server.rate_limit_per_minute, clock=clock), metrics=ctx.metrics),
             Middleware(ews.CaseInsensitivePath, paths=(ews.PATH, *autodiscover.PATHS)),
+            Middleware(JSONOnlyAPIMiddleware),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _crash},
     )

@@ -22,7 +22,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import httpx
