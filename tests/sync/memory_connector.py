@@ -51,6 +51,7 @@ class MemoryConnector(Connector):
         self.fail_next: type[Exception] | None = None
         self.writes = 0
         self.persist_to = persist_to
+        self.broken: set[str] = set()
         """When set, every change is written through to this file (atomically), so the platform
         outlives a process killed mid-sync, like a real server does."""
 
@@ -84,6 +85,19 @@ class MemoryConnector(Connector):
         out.ref = ItemRef(calendar, item_id, etag)
         return out
 
+    def corrupt(self, uid: str, calendar: str = "cal") -> None:
+        """Make an item unreadable (as a server serving a broken object would): it is reported
+        in ``ChangeSet.unreadable`` instead of ``changed`` until it is written again."""
+        item_id = next(i for i, (s, _) in self._cals[calendar].items.items() if s.uid == uid)
+        self.broken.add(item_id)
+        self._cals[calendar].log.append((self._tick(), item_id))
+
+    def _readable(self, calendar: str, ids: list[str]) -> tuple[list[CalendarItem], list[tuple[ItemRef, Problem]]]:
+        good = [self._out(calendar, i) for i in ids if i not in self.broken]
+        bad = [(ItemRef(calendar, i, self._cals[calendar].items[i][1]), Problem(self.name, "unparseable object", i))
+               for i in ids if i in self.broken]
+        return good, bad
+
     def compact(self, calendar: str = "cal") -> None:
         """Forget the change log: every earlier token becomes invalid."""
         self._cals[calendar].horizon = self._seq
@@ -110,14 +124,15 @@ class MemoryConnector(Connector):
         cal = self._cal(calendar)
         now = str(self._seq)
         if token is None:
-            return ChangeSet(self.items(calendar)[0], [], now, complete=True)
+            changed, unreadable = self._readable(calendar, sorted(cal.items))
+            return ChangeSet(changed, [], now, complete=True, unreadable=unreadable)
         since = int(token)
         if since < cal.horizon:
             raise InvalidTokenError(self.name, f"sync token {token} expired")
         touched = sorted({item_id for seq, item_id in cal.log if seq > since})
-        changed = [self._out(calendar, i) for i in touched if i in cal.items]
+        changed, unreadable = self._readable(calendar, [i for i in touched if i in cal.items])
         deleted = [ItemRef(calendar, i) for i in touched if i not in cal.items]
-        return ChangeSet(changed, deleted, now)
+        return ChangeSet(changed, deleted, now, unreadable=unreadable)
 
     def _maybe_fail(self) -> None:
         if self.fail_next is not None:
@@ -138,6 +153,7 @@ class MemoryConnector(Connector):
             if if_match is not None and cal.items[item_id][1] != if_match:
                 raise PreconditionFailed(self.name, "ETag mismatch", item=item_id)
         seq = self._tick()
+        self.broken.discard(item_id)
         stored = copy.deepcopy(item)
         stored.ref = None
         cal.items[item_id] = (stored, f'"e{seq}"')

@@ -210,3 +210,21 @@ def test_sigkill_at_any_write_is_completed_by_the_next_run(tmp_path: Path, kill_
     assert engine.run("g", g).plan.writes == []
     for conn in platforms.values():
         assert sorted(i.uid for i in conn.all()) == ["a1", "a2", "b1"]
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_unreadable_item_is_quarantined_never_deleted(engine: SyncEngine, repo: SyncRepository,
+                                                      platforms: dict[str, MemoryConnector], full: bool) -> None:
+    g = group("a", "b")
+    platforms["a"].user_put(item("u1"))
+    platforms["a"].user_put(item("u2", hour=10))
+    engine.run("g", g)
+    platforms["a"].corrupt("u1")
+    report = engine.run("g", g, full=full)
+    assert report.plan.writes == [] and report.counts["quarantined"] == 1
+    assert [(q.member, q.reason) for q in repo.quarantined("g")] == [("a/cal", "unparseable object")]
+    assert sorted(i.uid for i in platforms["b"].all()) == ["u1", "u2"]
+    platforms["a"].user_put(item("u1", summary="fixed", seq=1))
+    engine.run("g", g, full=True)
+    assert repo.quarantined("g") == []
+    assert {i.components[0].summary for i in platforms["b"].all()} == {"fixed", "Standup"}

@@ -111,8 +111,9 @@ class Observation:
     """What one member reported this run.
 
     ``complete``: ``items`` is the whole calendar, so a recorded copy missing from it is gone.
-    Otherwise ``items`` are the changed ones and ``deleted`` the explicit deletions. An engine
-    whose listing had unreadable items it cannot name must pass ``complete=False``.
+    Otherwise ``items`` are the changed ones and ``deleted`` the explicit deletions.
+    ``unreadable``: items that exist but could not be read; they count as present and unchanged.
+    An engine whose listing had unreadable items it cannot name must pass ``complete=False``.
     """
 
     member: str
@@ -120,10 +121,12 @@ class Observation:
     deleted: Sequence[ItemRef] = ()
     complete: bool = False
     reachable: bool = True
+    unreadable: Sequence[ItemRef] = ()
 
     @classmethod
     def from_changes(cls, member: str, changes: ChangeSet) -> Observation:
-        return cls(member, list(changes.changed), list(changes.deleted), complete=changes.complete)
+        return cls(member, list(changes.changed), list(changes.deleted), complete=changes.complete,
+                   unreadable=[ref for ref, _ in changes.unreadable])
 
     @classmethod
     def unreachable(cls, member: str) -> Observation:
@@ -356,7 +359,8 @@ def _context(members: dict[str, Member], state: Mapping[str, ItemState],
         if obs is None or not obs.reachable:
             result.notices.append(f"{key}: unreachable; nothing read from or written to it this run")
             continue
-        if obs.complete and not obs.items and on_record[key] > options.delete_floor and not options.confirm_deletes:
+        if (obs.complete and not obs.items and not obs.unreadable and on_record[key] > options.delete_floor
+                and not options.confirm_deletes):
             result.notices.append(
                 f"{key}: listed no items while {on_record[key]} are on record; treated as "
                 "unreachable so that an empty source never wipes its copies")
@@ -364,8 +368,9 @@ def _context(members: dict[str, Member], state: Mapping[str, ItemState],
         ctx.usable.add(key)
         if obs.complete:
             ctx.complete.add(key)
-        ctx.listed[key] = {i.ref.id for i in obs.items if i.ref is not None}
-        ctx.gone_ids[key] = {r.id for r in obs.deleted}
+        unreadable = {r.id for r in obs.unreadable}
+        ctx.listed[key] = {i.ref.id for i in obs.items if i.ref is not None} | unreadable
+        ctx.gone_ids[key] = {r.id for r in obs.deleted} - unreadable
     return ctx
 
 

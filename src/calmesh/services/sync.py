@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from calmesh.config import SyncGroupConfig
@@ -49,7 +49,7 @@ from calmesh.core.syncplan import (
     Write,
     plan,
 )
-from calmesh.model import CalendarItem
+from calmesh.model import CalendarItem, ItemRef, Problem
 from calmesh.store.repository import SyncRepository, TokenState
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,8 @@ class SyncReport:
     errors: list[str] = field(default_factory=list)
     full: set[str] = field(default_factory=set)
     """Members compared in full this run."""
+    unreadable: list[tuple[str, ItemRef, Problem]] = field(default_factory=list)
+    """Items members reported as present but unreadable: quarantined, never taken as deleted."""
     read: dict[tuple[str, str], CalendarItem] = field(default_factory=dict)
     """Every item read this run by (member, item id): the "before" of audited writes."""
 
@@ -122,12 +124,15 @@ class SyncEngine:
                         changes = self._call(lambda: conn.changes(cal, token))
                         if changes.complete:
                             report.full.add(member.key)
+                        report.unreadable += [(member.key, ref, p) for ref, p in changes.unreadable]
                         return _Seen(Observation.from_changes(member.key, changes), changes.token, True)
                     except InvalidTokenError as exc:
                         log.info("%s: %s; comparing in full", member.key, exc)
                 changes = self._call(lambda: conn.changes(cal, None))
                 report.full.add(member.key)
-                return _Seen(Observation(member.key, changes.changed, complete=True), changes.token, True)
+                report.unreadable += [(member.key, ref, p) for ref, p in changes.unreadable]
+                observation = replace(Observation.from_changes(member.key, changes), complete=True)
+                return _Seen(observation, changes.token, True)
             items, problems = self._call(lambda: conn.items(cal))
             for problem in problems:
                 self.repo.quarantine(report.group, member.key, item_ref=None, uid=problem.item,
@@ -188,6 +193,11 @@ class SyncEngine:
 
     def _record_quarantine(self, report: SyncReport, seen: Mapping[str, _Seen]) -> None:
         still_bad: dict[str, set[str]] = {k: set() for k in seen}
+        unique = {(key, ref.id): (key, ref, problem) for key, ref, problem in report.unreadable}
+        for key, ref, problem in unique.values():
+            self.repo.quarantine(report.group, key, item_ref=ref.id, uid=problem.item, reason=problem.message)
+            still_bad[key].add(ref.id)
+            report.counts["quarantined"] += 1
         for q in report.plan.quarantine:
             self.repo.quarantine(report.group, q.member, item_ref=q.item_id, uid=q.uid, reason=q.reason)
             still_bad[q.member].add(q.item_id or f"uid:{q.uid}")
