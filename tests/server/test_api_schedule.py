@@ -141,3 +141,18 @@ def test_scheduling_endpoints_match_their_document(make_server) -> None:  # type
             case.validate_response(response, checks=CHECKS)
 
         run()
+
+
+def test_a_booking_is_visible_at_once_despite_the_cache(server: Served) -> None:
+    """The free/busy cache must not show a slot calmesh just booked as free (cache_ttl is 60 s)."""
+    window = {"attendees": [ALICE], "start": "2030-03-06T00:00:00+01:00", "end": "2030-03-07T00:00:00+01:00",
+              "interval": 60}
+
+    def busy() -> list[dict[str, str]]:
+        answer = httpx.post(f"{server.url}/api/v1/freebusy", headers=auth(DEMO), json=window, timeout=20)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["people"][0]["busy"]
+
+    assert busy() == []  # now cached
+    assert book(server, DEMO, start="2030-03-06T10:00:00+01:00", summary="Fresh").status_code == 201
+    assert [(b["start"], b["end"]) for b in busy()] == [("2030-03-06T10:00:00+01:00", "2030-03-06T11:00:00+01:00")]

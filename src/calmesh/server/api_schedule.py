@@ -153,6 +153,7 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
             return problem(400, "Bad Request", str(exc))
         except ConnectorError as exc:
             return problem(502, "Bad Gateway", f"could not create the event: {exc}")
+        ctx.cache.forget([booking_request.organizer, *booking_request.required, *booking_request.optional])
         return JSONResponse(scheduling.booking_json(booking), status_code=201)
 
     def scope(request: Request, user: User) -> tuple[list[str], Window, Callable[[str], bool]]:

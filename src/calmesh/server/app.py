@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import date, datetime, timedelta
 
 import uvicorn
 from rich.console import Console
@@ -31,12 +32,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from calmesh.config import Config
+from calmesh.demo.data import monday_of
 from calmesh.server import api, api_schedule, autodiscover, caldav_sched, ews, vfreebusy
 from calmesh.server.context import ServerContext, problem
 from calmesh.server.csrf import JSONOnlyAPIMiddleware
 from calmesh.server.limits import LimitsMiddleware, RateLimiter
 from calmesh.server.metrics import MetricsMiddleware
 from calmesh.services.hub import Hub
+from calmesh.timezones import zoneinfo
 
 log = logging.getLogger(__name__)
 
@@ -155,12 +158,15 @@ def serve_demo(config: Config, port: int, user: str, password: str, console: Con
     base = f"http://{host}:{sock.getsockname()[1]}"
     first = config.people[0].email if config.people else "someone@example.org"
     emails = ", ".join(f'"{p.email}"' for p in config.people[:3])
+    monday = datetime.combine(monday_of(date.today()), datetime.min.time(), tzinfo=zoneinfo(config.hub.timezone))
+    start, end = monday.isoformat(), (monday + timedelta(days=5)).isoformat()  # the seeded week
     console.print(f"calmesh demo ready at {base} (user {user}, password {password})", highlight=False, soft_wrap=True)
     console.print(
+        f"Open {base}/ in a browser for the availability grid, find-a-time and booking.\n"
         "Try:\n"
         f"  curl -u {user}:{password} {base}/api/v1/people\n"
         f"  curl -u {user}:{password} -H 'Content-Type: application/json' {base}/api/v1/freebusy \\\n"
-        f"       -d '{{\"attendees\": [{emails}], \"start\": \"<ISO date>\", \"end\": \"<ISO date>\", \"interval\": 60}}'\n"
+        f"       -d '{{\"attendees\": [{emails}], \"start\": \"{start}\", \"end\": \"{end}\", \"interval\": 60}}'\n"
         f"  curl -H 'Authorization: Bearer {password}' {base}/api/v1/people\n"
         f"  VFREEBUSY:  curl -u {user}:{password} {base}/freebusy/{first}.vfb\n"
         f"  busy feed:  curl -u {user}:{password} {base}/feeds/{first}.ics\n"

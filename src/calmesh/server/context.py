@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from calmesh.core.freebusy import merge_busy
 from calmesh.model import PersonFreeBusy, Window, normalize_email
 from calmesh.server.auth import CHALLENGES, Authenticator, User
 from calmesh.server.metrics import Metrics
@@ -160,11 +159,6 @@ class ServerContext:
             answers = availability.freebusy(self.hub, missing, window, working_hours=working_hours,
                                             details_for=allowed)
             self.metrics.upstream(time.perf_counter() - started, answers)
-            for answer in answers:
-                if not allowed(answer.email):
-                    # a platform's native free/busy may carry subjects (EWS DetailedMerged does):
-                    # details the asker is not granted never leave the server
-                    answer.busy = merge_busy(replace(p, summary=None, location=None) for p in answer.busy)
             return answers
 
         entries = self.cache.get_many(keys, fetch)

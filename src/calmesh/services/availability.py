@@ -11,7 +11,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from calmesh.config import PersonConfig, SourceConfig
 from calmesh.connectors.base import Connector, ConnectorError, FreeBusyRequest
@@ -66,7 +66,8 @@ def _ask_platform(hub: Hub, platform: str, wanted: Sequence[tuple[PersonConfig, 
         for answer in connector.freebusy(requests, window):
             email = by_mailbox.get(answer.email.lower(), answer.email)
             part = out.setdefault(email, _Partial())
-            part.busy.extend(answer.busy)
+            # the native path serves people whose details the asker may not see: never pass them on
+            part.busy.extend(replace(p, summary=None, location=None) for p in answer.busy)
             part.errors.extend(answer.errors)
             part.warnings.extend(answer.warnings)
             part.working_hours = answer.working_hours

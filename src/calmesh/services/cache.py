@@ -137,6 +137,14 @@ class FreeBusyCache:
                     self._entries.popitem(last=False)
         return out
 
+    def forget(self, emails: Sequence[str]) -> None:
+        """Drop every cached answer about these people (after calmesh itself changed their
+        calendars, e.g. a booking: their next query must not show the slot free)."""
+        wanted = {e.lower() for e in emails}
+        with self._lock:
+            for key in [k for k in self._entries if k.email in wanted]:
+                del self._entries[key]
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()

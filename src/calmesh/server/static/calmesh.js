@@ -189,8 +189,6 @@
       for (const w of data.warnings || []) box.append(element("p", { class: "bad" }, w));
       const again = element("a", { href: window.location.href, id: "show-booked" }, "Show it on the grid");
       box.append(again);
-      const ttl = Number(grid.dataset.cacheTtl);
-      if (ttl > 0) box.append(document.createTextNode(` (free/busy answers are cached: it may take up to ${ttl} s to appear)`));
       bookResult.append(box);
       bookForm.hidden = true;
     } catch (error) {
