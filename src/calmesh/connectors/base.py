@@ -13,6 +13,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -137,6 +138,28 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+# --------------------------------------------------------------------------------------- tokens
+class AccessTokens:
+    """OAuth2 access tokens per subject (the user acted as; None for plain client credentials),
+    fetched lazily and refreshed a minute before they expire, or on demand after a 401."""
+
+    def __init__(self, fetch: Callable[[str | None], tuple[str, float]], *, margin: float = 60.0) -> None:
+        self._fetch = fetch
+        self._margin = margin
+        self._cache: dict[str | None, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, subject: str | None = None, force: bool = False) -> str:
+        """A valid token; ``fetch(subject)`` returns ``(token, lifetime in seconds)``."""
+        with self._lock:
+            cached = self._cache.get(subject)
+            if force or cached is None or time.monotonic() > cached[1] - self._margin:
+                value, lifetime = self._fetch(subject)
+                cached = (value, time.monotonic() + lifetime)
+                self._cache[subject] = cached
+            return cached[0]
 
 
 # --------------------------------------------------------------------------------------- config

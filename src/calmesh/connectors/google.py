@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -39,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from calmesh.config import secret
 from calmesh.connectors.base import (
+    AccessTokens,
     AuthenticationError,
     Capabilities,
     Connector,
@@ -170,24 +170,6 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-class _Tokens:
-    """Access tokens per user acted as, fetched lazily and refreshed a minute before expiry."""
-
-    def __init__(self, fetch: Callable[[str | None], tuple[str, float]]) -> None:
-        self._fetch = fetch
-        self._cache: dict[str | None, tuple[str, float]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, subject: str | None, force: bool = False) -> str:
-        with self._lock:
-            cached = self._cache.get(subject)
-            if force or cached is None or time.monotonic() > cached[1] - 60:
-                value, lifetime = self._fetch(subject)
-                cached = (value, time.monotonic() + lifetime)
-                self._cache[subject] = cached
-            return cached[0]
-
-
 # ----------------------------------------------------------------------------------- connector
 class GoogleConnector(Connector):
     """Read and write Google Workspace calendars and free/busy through the Calendar API v3."""
@@ -209,7 +191,7 @@ class GoogleConnector(Connector):
         except ValueError as exc:
             raise AuthenticationError(name, str(exc)) from exc
         self._http = httpx.Client(timeout=settings.timeout, headers={"Accept": "application/json"})
-        self._tokens = _Tokens(self._fetch_token)
+        self._tokens = AccessTokens(self._fetch_token)
         self._policy = RetryPolicy(attempts=settings.retries, max_delay=settings.max_retry_wait)
         self.sleep: Callable[[float], None] = time.sleep
         """How retries wait; tests replace it to observe Retry-After without sleeping."""

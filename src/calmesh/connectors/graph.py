@@ -18,7 +18,6 @@ UID; the calmesh marker (a named extended property) links it to its source.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -31,6 +30,7 @@ import httpx
 from calmesh.config import secret
 from calmesh.connectors import _exchange_common as ex
 from calmesh.connectors.base import (
+    AccessTokens,
     AuthenticationError,
     Capabilities,
     Connector,
@@ -99,23 +99,6 @@ class GraphSettings(ConnectorSettings):
     max_retry_wait: float = 60.0
 
 
-class _Token:
-    """A client-credentials access token, fetched lazily and refreshed a minute before expiry."""
-
-    def __init__(self, fetch: Callable[[], tuple[str, float]]) -> None:
-        self._fetch = fetch
-        self._value: str | None = None
-        self._expires = 0.0
-        self._lock = threading.Lock()
-
-    def get(self, force: bool = False) -> str:
-        with self._lock:
-            if force or self._value is None or time.monotonic() > self._expires - 60:
-                self._value, lifetime = self._fetch()
-                self._expires = time.monotonic() + lifetime
-            return self._value
-
-
 def _parse_dt(value: dict[str, Any] | None) -> datetime | None:
     """A Graph ``dateTimeTimeZone`` -> aware datetime (Windows or IANA zone names)."""
     if not value or not value.get("dateTime"):
@@ -148,7 +131,7 @@ class GraphConnector(Connector):
         assert isinstance(settings, GraphSettings)
         self._secret = secret(settings.client_secret_env, f"platforms.{name}.client_secret_env")
         self._http = httpx.Client(timeout=settings.timeout, headers={"Accept": "application/json"})
-        self._token = _Token(self._fetch_token)
+        self._token = AccessTokens(lambda _subject: self._fetch_token())
         self._policy = RetryPolicy(attempts=settings.retries, max_delay=settings.max_retry_wait)
         self.sleep: Callable[[float], None] = time.sleep
         """How retries wait; tests replace it to observe Retry-After without sleeping."""
