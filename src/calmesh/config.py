@@ -90,6 +90,24 @@ def parse_days(spec: str) -> frozenset[int]:
     return frozenset(days)
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(value: str | float) -> float:
+    """``"60s"``, ``"5m"``, ``"1h"`` or a number of seconds -> seconds (> 0)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        m = _DURATION.match(str(value).lower())
+        if m is None:
+            raise ValueError(f"bad duration {value!r} (use seconds, or 60s, 5m, 1h)")
+        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2) or "s"]
+    if seconds <= 0:
+        raise ValueError(f"duration must be positive, got {value!r}")
+    return seconds
+
+
 class WorkingHoursConfig(_Strict):
     days: str = "Mon-Fri"
     start: time = time(9)
@@ -215,8 +233,11 @@ class SyncGroupConfig(_Strict):
     window_past_days: int = 30
     window_future_days: int = 365
     interval: float = 60.0
+    """Seconds between watch-loop runs; ``"60s"``, ``"5m"`` and ``"1h"`` are accepted too."""
     reconcile_every: int = 10
     """Every Nth run compares everything even when change tokens look valid."""
+
+    _interval = field_validator("interval", mode="before")(classmethod(lambda cls, v: parse_duration(v)))
 
     @model_validator(mode="after")
     def _members(self) -> SyncGroupConfig:

@@ -14,7 +14,9 @@ import time
 from dataclasses import dataclass
 
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 @dataclass
@@ -47,3 +49,42 @@ def serve(app: ASGIApp, host: str = "127.0.0.1") -> RunningServer:
             raise RuntimeError("fake server did not start")
         time.sleep(0.01)
     return RunningServer(f"http://{host}:{port}", server, thread)
+
+
+class FakeService:
+    """Base of the vendor fakes: in-memory state served as ASGI on loopback, one request at a
+    time (a lock, like a single mailbox server), with every request's method and path recorded
+    for tests to inspect. Subclasses implement :meth:`_dispatch`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._server: RunningServer | None = None
+        self.base_url = ""
+        self.requests: list[str] = []
+        """``"METHOD /path"`` of every request served, in order."""
+
+    def start(self) -> str:
+        self._server = serve(self)
+        self.base_url = self._server.url
+        return self._server.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+
+    @property
+    def token_url(self) -> str:
+        return self.base_url + "/token"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        body = await request.body()
+        with self._lock:
+            self.requests.append(f"{request.method} {request.url.path}")
+            response = self._dispatch(request, body)
+        await response(scope, receive, send)
+
+    def _dispatch(self, request: Request, body: bytes) -> Response:
+        raise NotImplementedError

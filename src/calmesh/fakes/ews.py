@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import secrets
-import threading
 import time as _time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -35,10 +34,9 @@ from zoneinfo import ZoneInfo
 from defusedxml.ElementTree import ParseError, fromstring
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
 
 from calmesh.connectors import _exchange_common as ex
-from calmesh.fakes import RunningServer, serve
+from calmesh.fakes import FakeService
 from calmesh.model import (
     MARKER_PROPERTY,
     Attendee,
@@ -142,12 +140,13 @@ class _Mailbox:
     folder_id: str
 
 
-class EWSFake:
+class EWSFake(FakeService):
     """In-memory Exchange organisation answering EWS SOAP. Seed with :meth:`add_mailbox` and
     :meth:`add_item`, then :meth:`start`."""
 
     def __init__(self, users: dict[str, str] | None = None, client_id: str = "calmesh-test",
                  client_secret: str = "test-secret", page_size: int = 100) -> None:
+        super().__init__()
         self.users = dict(users or {"calmesh-svc": "svc-password"})
         """Basic-auth accounts (username -> password)."""
         self.client_id, self.client_secret = client_id, client_secret
@@ -163,9 +162,6 @@ class EWSFake:
         self._changes: list[tuple[int, str, str, bool]] = []
         self._seq = 0
         self._sync_floor = 0
-        self._lock = threading.RLock()
-        self._server: RunningServer | None = None
-        self.base_url = ""
 
     # ----------------------------------------------------------------------------- seeding
     def add_mailbox(self, email: str, timezone: str = "UTC", working_hours: WorkingHours | None = None) -> None:
@@ -227,31 +223,9 @@ class EWSFake:
             self._sync_floor = self._seq + 1
 
     # ----------------------------------------------------------------------------- serving
-    def start(self) -> str:
-        self._server = serve(self)
-        self.base_url = self._server.url
-        return self._server.url
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-
     @property
     def ews_url(self) -> str:
         return self.base_url + "/EWS/Exchange.asmx"
-
-    @property
-    def token_url(self) -> str:
-        return self.base_url + "/token"
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        request = Request(scope, receive)
-        body = await request.body()
-        with self._lock:
-            response = self._dispatch(request, body)
-        await response(scope, receive, send)
 
     def _dispatch(self, request: Request, body: bytes) -> Response:
         path = request.url.path

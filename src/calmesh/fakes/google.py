@@ -26,7 +26,6 @@ import base64
 import copy
 import json
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -41,10 +40,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
 
 from calmesh.connectors.google import event_to_google
-from calmesh.fakes import RunningServer, serve
+from calmesh.fakes import FakeService
 from calmesh.model import CalendarItem, Temporal, as_utc
 
 CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar"
@@ -111,12 +109,13 @@ class _Token:
     expires: float
 
 
-class GoogleFake:
+class GoogleFake(FakeService):
     """In-memory Google Workspace calendars. Create, seed with :meth:`add_user`/:meth:`add_item`,
     then :meth:`start` it (or mount it as an ASGI app yourself)."""
 
     def __init__(self, domain: str = "calmesh.test", token_lifetime: int = 3599, page_size: int = 10,
                  delegated_scopes: tuple[str, ...] = (CALENDAR_SCOPE,)) -> None:
+        super().__init__()
         self.domain = domain
         self.token_lifetime = token_lifetime
         self.page_size = page_size
@@ -128,8 +127,6 @@ class GoogleFake:
         self.users: dict[str, str] = {}
         """email -> IANA zone."""
         self.calendars: dict[str, _Calendar] = {}
-        self.requests: list[str] = []
-        """``METHOD path`` of every request served, for tests to inspect."""
         self.freebusy_calls: list[dict[str, Any]] = []
         self.token_claims: list[dict[str, Any]] = []
         self._tokens: dict[str, _Token] = {}
@@ -138,9 +135,6 @@ class GoogleFake:
         self._changes: list[tuple[int, str, str, str]] = []
         """(sequence, calendar id, event id, instance id or "")."""
         self._seq = 0
-        self._lock = threading.RLock()
-        self._server: RunningServer | None = None
-        self.base_url = ""
 
     # ----------------------------------------------------------------------------- credentials
     def service_account_info(self) -> dict[str, str]:
@@ -226,37 +220,17 @@ class GoogleFake:
             self._sync_tokens.clear()
 
     # ----------------------------------------------------------------------------- serving
-    def start(self) -> str:
-        self._server = serve(self)
-        self.base_url = self._server.url
-        return self._server.url
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-
-    @property
-    def token_url(self) -> str:
-        return self.base_url + "/token"
-
     @property
     def api_url(self) -> str:
         return self.base_url + _API
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        request = Request(scope, receive)
-        body = await request.body()
-        with self._lock:
-            self.requests.append(f"{request.method} {request.url.path}")
-            try:
-                response = self._dispatch(request, body)
-            except _Fault as fault:
-                response = fault.response()
-        await response(scope, receive, send)
-
     def _dispatch(self, request: Request, body: bytes) -> Response:
+        try:
+            return self._respond(request, body)
+        except _Fault as fault:
+            return fault.response()
+
+    def _respond(self, request: Request, body: bytes) -> Response:
         path = request.url.path
         if path == "/token" and request.method == "POST":
             return self._token(dict(parse_qsl(body.decode())))

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -32,11 +31,10 @@ from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
 
 from calmesh.connectors import _exchange_common as ex
 from calmesh.connectors.graph import event_to_graph, pattern_from_graph
-from calmesh.fakes import RunningServer, serve
+from calmesh.fakes import FakeService
 from calmesh.model import CalendarItem, Event, WorkingHours, as_utc
 from calmesh.timezones import to_iana, to_windows
 
@@ -101,27 +99,23 @@ def _parse_query_time(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-class GraphFake:
+class GraphFake(FakeService):
     """In-memory Graph tenant. Create, seed with :meth:`add_mailbox`/:meth:`add_event`, then
     :meth:`start` it (or mount :attr:`app` yourself)."""
 
     def __init__(self, client_id: str = "calmesh-test", client_secret: str = "test-secret",
                  token_lifetime: int = 3599, page_size: int = 10) -> None:
+        super().__init__()
         self.client_id, self.client_secret = client_id, client_secret
         self.token_lifetime = token_lifetime
         self.page_size = page_size
         self.mailboxes: dict[str, _Mailbox] = {}
-        self.requests: list[str] = []
-        """``METHOD path`` of every request served, for tests to inspect."""
         self.schedule_calls: list[dict[str, Any]] = []
         self._tokens: dict[str, float] = {}
         self._faults: list[tuple[int, str]] = []
         self._changes: list[tuple[int, str, str, str, bool]] = []
         self._seq = 0
         self._delta_floor = 0
-        self._lock = threading.RLock()
-        self._server: RunningServer | None = None
-        self.base_url = ""
 
     # ----------------------------------------------------------------------------- seeding
     def add_mailbox(self, email: str, timezone: str = "UTC", working_hours: WorkingHours | None = None,
@@ -173,37 +167,17 @@ class GraphFake:
             self._delta_floor = self._seq + 1
 
     # ----------------------------------------------------------------------------- serving
-    def start(self) -> str:
-        self._server = serve(self)
-        self.base_url = self._server.url
-        return self._server.url
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-
-    @property
-    def token_url(self) -> str:
-        return self.base_url + "/token"
-
     @property
     def graph_url(self) -> str:
         return self.base_url + "/v1.0"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        request = Request(scope, receive)
-        body = await request.body()
-        with self._lock:
-            self.requests.append(f"{request.method} {request.url.path}")
-            try:
-                response = self._dispatch(request, body)
-            except _Fault as fault:
-                response = fault.response()
-        await response(scope, receive, send)
-
     def _dispatch(self, request: Request, body: bytes) -> Response:
+        try:
+            return self._respond(request, body)
+        except _Fault as fault:
+            return fault.response()
+
+    def _respond(self, request: Request, body: bytes) -> Response:
         path = request.url.path
         if path == "/token" and request.method == "POST":
             return self._token(dict(parse_qsl(body.decode())))

@@ -71,6 +71,22 @@ class _Seen:
     """The observation came from the change feed and ``token`` is the one to store."""
 
 
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What a run tells an onlooker (``calmesh sync``'s progress bar) as it goes.
+
+    ``stage`` is ``fetched`` (``member`` was read: ``done`` items), ``planned`` (``total`` writes
+    are due) or ``applied`` (``done`` of ``total`` writes made; ``member`` the last target)."""
+
+    stage: str
+    member: str | None = None
+    done: int = 0
+    total: int = 0
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
 @dataclass(slots=True)
 class SyncReport:
     group: str
@@ -151,13 +167,19 @@ class SyncEngine:
 
     # ------------------------------------------------------------------------------ run
     def run(self, name: str, group: SyncGroupConfig, *, dry_run: bool = False,
-            confirm_deletes: bool = False, full: bool = False) -> SyncReport:
+            confirm_deletes: bool = False, full: bool = False,
+            progress: ProgressCallback | None = None) -> SyncReport:
+        """One run of group ``name``; ``progress`` (optional) hears of reads and writes as they go."""
+        notify = progress or (lambda _p: None)
         members, options = member_options(group, confirm_deletes=confirm_deletes)
         state = self.repo.load_group(name)
         tokens = self.repo.tokens(name)
         report = SyncReport(name, dry_run, Plan())
         report.run_id = self.repo.start_run(name, dry_run=dry_run)
-        seen = {m.key: self._observe(m, *self._token_for(m, tokens, group, full), report) for m in members}
+        seen: dict[str, _Seen] = {}
+        for m in members:
+            seen[m.key] = self._observe(m, *self._token_for(m, tokens, group, full), report)
+            notify(Progress("fetched", m.key, len(seen[m.key].observation.items)))
         by_key = {m.key: m for m in members}
         for _ in range(MAX_PASSES):
             report.plan = plan(members, state, {k: s.observation for k, s in seen.items()}, options)
@@ -176,7 +198,8 @@ class SyncEngine:
             report.counts.update(f"planned_{type(w).__name__.lower()}" for w in report.plan.writes)
             self.repo.finish_run(report.run_id, report.status, report.counts, report.errors)
             return report
-        pending = self._execute(name, report, state, by_key)
+        notify(Progress("planned", total=len(report.plan.writes)))
+        pending = self._execute(name, report, state, by_key, notify)
         new_tokens = {k: s.token for k, s in seen.items() if s.token_valid}
         self.repo.commit_run(name, report.run_id, records=pending, tokens=new_tokens,
                              full=report.full,
@@ -208,14 +231,18 @@ class SyncEngine:
 
     # -------------------------------------------------------------------------- execute
     def _execute(self, name: str, report: SyncReport, state: Mapping[str, ItemState],
-                 members: Mapping[str, Member]) -> list[ItemState]:
+                 members: Mapping[str, Member], notify: ProgressCallback) -> list[ItemState]:
         """Run every batch; returns the records not yet saved (saved with the tokens)."""
         pending: list[ItemState] = []
+        total, done = len(report.plan.writes), 0
         for n, batch in enumerate(report.plan.batches, 1):
             if self._run_batch(name, report, batch, members):
                 pending.extend(batch.records.values())
             else:
                 pending.extend(batch.after_failure(state))
+            if batch.writes:
+                done += len(batch.writes)
+                notify(Progress("applied", batch.writes[-1].target, done, total))
             if n % SAVE_EVERY == 0:
                 self.repo.save_records(name, pending)
                 pending = []
