@@ -1,4 +1,5 @@
-"""Shared fixtures: real CalDAV servers (Radicale, Xandikos) on 127.0.0.1.
+"""Shared fixtures: real CalDAV servers (Radicale, Xandikos), a slow HTTP feed and an SMTP
+server (aiosmtpd), all on 127.0.0.1; and ``seed_ics``, the demo week in ICS folders.
 
 Each pytest session (so each xdist worker) starts its own servers on free ports in its own
 temporary folder; every test gets a fresh calendar collection on them, so tests never see each
@@ -8,16 +9,25 @@ test-suite passes against both.
 
 from __future__ import annotations
 
+import http.server
 import os
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 
 from calmesh.connectors.base import RetryPolicy
 from calmesh.connectors.caldav import CalDAVConnector, CalDAVSettings
+from calmesh.connectors.ics import ICSConnector, ICSSettings
+from calmesh.demo.data import build_week
 from calmesh.demo.servers import (
     XANDIKOS_PRINCIPAL,
     RunningServer,
@@ -93,3 +103,69 @@ def caldav_server(request: pytest.FixtureRequest) -> CalDAVServer:
     """Each test using this runs against Radicale and against Xandikos."""
     server: CalDAVServer = request.getfixturevalue(request.param)
     return server
+
+
+# ------------------------------------------------------------------------ the demo week as files
+def seed_ics(root: Path, monday: date) -> None:
+    """The demo week in three ICS folders, one per demo platform, written with the ICS connector."""
+    week = build_week(monday)
+    for platform in ("zoho", "exchange", "projects"):
+        (root / platform).mkdir(parents=True, exist_ok=True)
+        connector = ICSConnector(platform, ICSSettings(kind="ics", path=str(root / platform)))
+        for (p, owner), items in week.items.items():
+            if p == platform:
+                for item in items:
+                    connector.put(f"{owner}.ics", item)
+
+
+# ------------------------------------------------------------------------ a platform too slow
+class _SlowFeed(http.server.BaseHTTPRequestHandler):
+    delay = 3.0
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server API
+        time.sleep(self.delay)
+        body = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def slow_feed() -> Iterator[str]:
+    """An ICS feed that takes 3 s to answer: longer than the hub timeouts the tests configure."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowFeed)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/cal.ics"
+    server.shutdown()
+
+
+# ------------------------------------------------------------------------ a real SMTP server
+@dataclass
+class SmtpInbox:
+    """What the test SMTP server received: (envelope recipients, raw message) pairs."""
+
+    port: int
+    messages: list[tuple[list[str], bytes]] = field(default_factory=list)
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:  # noqa: N802
+        self.messages.append((list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_inbox() -> Iterator[SmtpInbox]:
+    with socket.socket() as probe:  # aiosmtpd checks its own port on start, so port 0 won't do
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    inbox = SmtpInbox(port)
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox
+    finally:
+        controller.stop()

@@ -8,9 +8,6 @@ clients users would use (httpx, exchangelib, caldav).
 
 from __future__ import annotations
 
-import http.server
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -21,12 +18,12 @@ import pytest
 from starlette.applications import Starlette
 
 from calmesh.config import parse_config
-from calmesh.connectors.ics import ICSConnector, ICSSettings
 from calmesh.demo.data import PEOPLE, build_week
 from calmesh.fakes import RunningServer, serve
 from calmesh.server.app import create_app
 from calmesh.server.auth import hash_password
 from calmesh.services.hub import Hub
+from conftest import seed_ics as shared_seed_ics
 
 MONDAY = date(2026, 11, 23)
 PASSWORD_ENV = "CALMESH_TEST_SERVER_PASSWORD"
@@ -44,40 +41,9 @@ def at(day: int, hour: int, minute: int = 0, tz: str = "Europe/Paris") -> dateti
                             tzinfo=ZoneInfo(tz)).astimezone(UTC)
 
 
-class _SlowFeed(http.server.BaseHTTPRequestHandler):
-    delay = 3.0
-
-    def do_GET(self) -> None:  # noqa: N802
-        time.sleep(self.delay)
-        body = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def slow_feed() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowFeed)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/cal.ics"
-    server.shutdown()
-
-
 def seed_ics(root: Path, monday: date = MONDAY) -> None:
-    """The demo week in three ICS folders, one per demo platform, written with the ICS connector."""
-    week = build_week(monday)
-    for platform in ("zoho", "exchange", "projects"):
-        (root / platform).mkdir(parents=True, exist_ok=True)
-        connector = ICSConnector(platform, ICSSettings(kind="ics", path=str(root / platform)))
-        for (p, owner), items in week.items.items():
-            if p == platform:
-                for item in items:
-                    connector.put(f"{owner}.ics", item)
+    """The demo week in ICS folders (the shared helper, defaulting to this suite's week)."""
+    shared_seed_ics(root, monday)
 
 
 def people_toml(monday: date = MONDAY) -> str:

@@ -6,8 +6,6 @@ made slow, so a timeout is a real timeout.
 
 from __future__ import annotations
 
-import http.server
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -16,50 +14,18 @@ from pathlib import Path
 import pytest
 
 from calmesh.config import parse_config
-from calmesh.connectors.ics import ICSConnector, ICSSettings
-from calmesh.demo.data import build_week
 from calmesh.model import BusyType, Window
 from calmesh.services import availability
 from calmesh.services.hub import Hub
+from conftest import seed_ics
 
 MONDAY = date(2026, 11, 23)
 WEEK = Window(datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 28, tzinfo=UTC))
 
 
-class _SlowFeed(http.server.BaseHTTPRequestHandler):
-    delay = 3.0
-
-    def do_GET(self) -> None:  # noqa: N802
-        time.sleep(self.delay)
-        body = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def slow_feed() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowFeed)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/cal.ics"
-    server.shutdown()
-
-
 @pytest.fixture
 def hub(tmp_path: Path, slow_feed: str) -> Iterator[Hub]:
-    week = build_week(MONDAY)
-    for platform in ("zoho", "exchange", "projects"):
-        connector = ICSConnector(platform, ICSSettings(kind="ics", path=str(tmp_path / platform)))
-        (tmp_path / platform).mkdir()
-        for (p, owner), items in week.items.items():
-            if p == platform:
-                for item in items:
-                    connector.put(f"{owner}.ics", item)
+    seed_ics(tmp_path, MONDAY)
     text = f"""
 [hub]
 timezone = "Europe/Paris"

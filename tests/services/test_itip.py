@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from calmesh.config import SmtpConfig
 from calmesh.model import Attendee, CalendarItem, Event, EventStatus, PartStat
 from calmesh.services import itip
+from conftest import SmtpInbox
 
 START = datetime(2026, 12, 1, 14, tzinfo=UTC)
 
@@ -28,31 +26,8 @@ def meeting(sequence: int = 0) -> CalendarItem:
     return CalendarItem(event.uid, [event])
 
 
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], bytes]] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd hook
-        self.messages.append((list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[SmtpConfig, _Inbox]]:
-    inbox = _Inbox()
-    with socket.socket() as probe:  # aiosmtpd checks its own port on start, so port 0 won't do
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield SmtpConfig(host="127.0.0.1", port=port, sender="calmesh@agency.example"), inbox
-    finally:
-        controller.stop()
-
-
-def test_request_travels_by_imip_and_parses_back(smtp: tuple[SmtpConfig, _Inbox]) -> None:
-    config, inbox = smtp
+def test_request_travels_by_imip_and_parses_back(smtp_inbox: SmtpInbox) -> None:
+    config, inbox = SmtpConfig(host="127.0.0.1", port=smtp_inbox.port, sender="calmesh@agency.example"), smtp_inbox
     item = meeting()
     calendar = itip.request(item)
     organizer = item.master.organizer if item.master else None

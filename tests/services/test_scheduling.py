@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 from collections.abc import Iterator
 from datetime import time, timedelta
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from meeting_world import ALICE, CARLA, FARID, PARIS, caldav_config, config, meeting, put, utc
 
 from calmesh.core.slots import Availability
@@ -30,37 +28,15 @@ from calmesh.services import itip, scheduling
 from calmesh.services.detection import stored_item
 from calmesh.services.hub import Hub
 from calmesh.vavailability import VAvailabilityError, working_hours
+from conftest import SmtpInbox
 
 NOW = utc(10, 25, 12)
 FORTNIGHT = Window(utc(10, 26, 0), utc(11, 7, 0))
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], bytes]] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd hook
-        self.messages.append((list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
-
-
 @pytest.fixture
-def smtp() -> Iterator[tuple[int, Inbox]]:
-    inbox = Inbox()
-    with socket.socket() as probe:  # aiosmtpd checks its own port on start, so port 0 won't do
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield port, inbox
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
-def hub(tmp_path: Path, smtp: tuple[int, Inbox]) -> Iterator[Hub]:
-    with Hub(config(tmp_path, smtp_port=smtp[0])) as h:
+def hub(tmp_path: Path, smtp_inbox: SmtpInbox) -> Iterator[Hub]:
+    with Hub(config(tmp_path, smtp_port=smtp_inbox.port)) as h:
         yield h
 
 
@@ -118,7 +94,7 @@ def book_request(start_hour: int = 14) -> scheduling.BookingRequest:
 
 
 def test_book_writes_the_organiser_copy_and_invites_everyone_with_one_uid(
-        hub: Hub, smtp: tuple[int, Inbox]) -> None:
+        hub: Hub, smtp_inbox: SmtpInbox) -> None:
     booking = scheduling.book(hub, book_request(), now=NOW)
     methods = {d.email: d.method for d in booking.deliveries}
     assert methods == {ALICE: "organizer", CARLA: "calendar", FARID: "email"}
@@ -132,7 +108,7 @@ def test_book_writes_the_organiser_copy_and_invites_everyone_with_one_uid(
     assert carla_copy.extra[MARKER_PROPERTY] == f"zoho/{ALICE}.ics/{booking.uid}"
     assert carla_copy.partstat_of(CARLA) is PartStat.NEEDS_ACTION
 
-    ((recipients, raw),) = smtp[1].messages
+    ((recipients, raw),) = smtp_inbox.messages
     assert recipients == [FARID]
     received = email.message_from_bytes(raw, policy=email.policy.default)
     assert "23:00" in received.get_body(preferencelist=("plain",)).get_content()  # 14:00 UTC in Tokyo
@@ -159,7 +135,7 @@ def test_optional_attendee_busy_only_warns(hub: Hub, tmp_path: Path) -> None:
     assert any(FARID in w and "busy" in w for w in booking.warnings)
 
 
-def test_reply_and_cancel_update_the_copies(hub: Hub, smtp: tuple[int, Inbox]) -> None:
+def test_reply_and_cancel_update_the_copies(hub: Hub, smtp_inbox: SmtpInbox) -> None:
     booking = scheduling.book(hub, book_request(), now=NOW)
     carla_copy = stored_item(hub, "exchange", f"{CARLA}.ics", booking.uid)
     reply = itip.imip_message(itip.reply(carla_copy, CARLA, PartStat.ACCEPTED), "REPLY", CARLA, [ALICE],
@@ -206,11 +182,11 @@ def test_bad_requests_are_clear(hub: Hub) -> None:
         scheduling.BookingRequest(ALICE, (CARLA,), utc(10, 27, 14), utc(10, 27, 13), "x")
 
 
-def test_across_two_caldav_servers_and_email(radicale, xandikos, smtp: tuple[int, Inbox],  # type: ignore[no-untyped-def]
+def test_across_two_caldav_servers_and_email(radicale, xandikos, smtp_inbox: SmtpInbox,  # type: ignore[no-untyped-def]
                                              tmp_path: Path) -> None:
     """Alice on Radicale books Carla on Xandikos (written into her calendar) and Farid (iMIP);
     Carla's REPLY then updates Alice's copy on Radicale with If-Match. One UID everywhere."""
-    with Hub(caldav_config(tmp_path, radicale, xandikos, smtp_port=smtp[0])) as hub:
+    with Hub(caldav_config(tmp_path, radicale, xandikos, smtp_port=smtp_inbox.port)) as hub:
         alice_home = hub.directory.get(ALICE).calendars[0]
         carla_home = hub.directory.get(CARLA).calendars[0]
         hub.connector("xandikos").put(carla_home, CalendarItem("c-busy", [
@@ -230,7 +206,7 @@ def test_across_two_caldav_servers_and_email(radicale, xandikos, smtp: tuple[int
         assert {d.email: (d.method, d.platform) for d in booking.deliveries} == {
             ALICE: ("organizer", "radicale"), CARLA: ("calendar", "xandikos"), FARID: ("email", None)}
         carla_copy = stored_item(hub, "xandikos", carla_home, booking.uid)
-        ((_, raw),) = smtp[1].messages
+        ((_, raw),) = smtp_inbox.messages
         _, data = itip.calendar_part(email.message_from_bytes(raw, policy=email.policy.default))
         assert itip.parse(data).item.uid == booking.uid == carla_copy.uid
 

@@ -125,11 +125,29 @@ def serve(config: Config, host: str | None = None, port: int | None = None, *,
     host = host or config.server.host
     port = config.server.port if port is None else port
     sock = sock or bind(host, port)
-    with Hub(config) as hub:
+    with Hub(config) as hub, _watch_sync(hub):
         app = create_app(hub)
         uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", proxy_headers=False))
         with _sigterm_returns():
             uv.run(sockets=[sock])
+
+
+@contextlib.contextmanager
+def _watch_sync(hub: Hub) -> Iterator[None]:
+    """The sync watch loop (``server.watch_sync``) runs beside the server, in a background thread
+    whose errors are logged, and stops with it."""
+    config = hub.config
+    if not (config.server.watch_sync and config.sync.groups):
+        yield
+        return
+    from calmesh.services.scheduler import SyncScheduler, hub_engine, logged_runner
+
+    scheduler = SyncScheduler(config.sync.groups, logged_runner(lambda: hub_engine(hub)))
+    scheduler.start()
+    try:
+        yield
+    finally:
+        scheduler.stop()
 
 
 @contextlib.contextmanager

@@ -94,6 +94,8 @@ class SyncReport:
     plan: Plan
     run_id: int | None = None
     counts: Counter[str] = field(default_factory=Counter)
+    by_member: dict[str, Counter[str]] = field(default_factory=dict)
+    """Writes made (``created``/``updated``/``deleted``/``failed``) per target member."""
     errors: list[str] = field(default_factory=list)
     full: set[str] = field(default_factory=set)
     """Members compared in full this run."""
@@ -111,6 +113,11 @@ class SyncReport:
     @property
     def notices(self) -> list[str]:
         return self.plan.notices
+
+    def count(self, member: str, what: str) -> None:
+        """Count one write outcome, in total and for its target member."""
+        self.counts[what] += 1
+        self.by_member.setdefault(member, Counter())[what] += 1
 
 
 def member_options(group: SyncGroupConfig, *, confirm_deletes: bool = False) -> tuple[list[Member], PlanOptions]:
@@ -255,7 +262,7 @@ class SyncEngine:
             try:
                 self._write(name, report, batch, action, member, conn)
             except ConnectorError as exc:
-                report.counts["failed"] += 1
+                report.count(action.target, "failed")
                 report.errors.append(f"{action.target}: {type(action).__name__.lower()} "
                                      f"{action.logical_id}: {exc.message}")
                 return False
@@ -273,7 +280,7 @@ class SyncEngine:
             batch.succeeded(action)
             self.repo.audit(action="delete", item_ref=action.ref.id, etag_before=action.ref.etag,
                             previous=self._known_content(report, action), **audit)
-            report.counts["deleted"] += 1
+            report.count(action.target, "deleted")
             return
         if_match = action.ref.etag if isinstance(action, Update) else None
         item = action.item
@@ -283,7 +290,7 @@ class SyncEngine:
                         item_ref=ref.id, written=item, etag_before=if_match, etag_after=ref.etag,
                         previous=self._known_content(report, action) if isinstance(action, Update) else None,
                         **audit)
-        report.counts["created" if isinstance(action, Create) else "updated"] += 1
+        report.count(action.target, "created" if isinstance(action, Create) else "updated")
 
     def _known_content(self, report: SyncReport, action: Update | Delete) -> CalendarItem | None:
         """What the target held before this write, when this run read it (else the audit entry
