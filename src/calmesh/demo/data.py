@@ -98,7 +98,7 @@ def build_week(monday: date) -> DemoCalendars:
                    classification=Classification.PRIVATE))
     cals.add("zoho", person["bruno"].email,
              Event(uid("bruno-oof"), monday + timedelta(days=4), monday + timedelta(days=5), "Day off",
-                   busy_type=BusyType.BUSY_UNAVAILABLE))
+                   busy_type=BusyType.BUSY_UNAVAILABLE, tzid=person["bruno"].timezone))
     cals.add("zoho", person["bruno"].email,
              Event(uid("agency-lunch"), at("bruno", 2, 12, 30), at("bruno", 2, 14), "Agency lunch", transparent=True))
 
@@ -117,7 +117,7 @@ def build_week(monday: date) -> DemoCalendars:
                    rrule=["FREQ=WEEKLY;COUNT=8"], organizer=att("carla"), attendees=[att("carla"), att("david")]))
     cals.add("exchange", person["carla"].email,
              Event(uid("trade-show"), monday + timedelta(days=3), monday + timedelta(days=5), "Trade show, Chicago",
-                   busy_type=BusyType.BUSY_UNAVAILABLE))
+                   busy_type=BusyType.BUSY_UNAVAILABLE, tzid=person["carla"].timezone))  # authored in New York
     cals.add("exchange", person["david"].email,
              Event(uid("client-call"), at("david", 2, 15), at("david", 2, 16), "Call with Globex",
                    status=EventStatus.TENTATIVE))

@@ -137,7 +137,8 @@ def start(root: Path, monday: date | None = None) -> DemoEnvironment:
         ]
         env.config_path.write_text("\n".join(text), encoding="utf-8")
         config = env.config()
-        connectors = {name: registry.create(name, {**raw, "base_dir": str(root)}) for name, raw in config.platforms.items()}
+        connectors = {name: registry.create(name, {"timezone": config.hub.timezone, **raw, "base_dir": str(root)})
+                      for name, raw in config.platforms.items()}
         for (platform, owner), items in week.items.items():
             calendar = calendars.get((platform, owner)) or f"{owner}.ics"
             for item in items:

@@ -1,0 +1,128 @@
+"""``calmesh sync`` and ``calmesh status`` as an operator runs them, on two folders of iCalendar
+files (real ICSConnector writes; the state store is a SQLite file in the test's tmp dir)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from calmesh.cli import app
+from calmesh.connectors.ics import ICSConnector, ICSSettings
+from calmesh.model import CalendarItem, Event
+
+runner = CliRunner()
+T0 = datetime(2026, 11, 23, 9, tzinfo=UTC)
+EMPTY = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nEND:VCALENDAR\r\n"
+
+
+def meeting(n: int, summary: str = "Review") -> CalendarItem:
+    start = T0 + timedelta(hours=n)
+    return CalendarItem(f"m{n}@test", [Event(f"m{n}@test", start, start + timedelta(minutes=30), summary=summary)])
+
+
+def folder(tmp_path: Path, name: str) -> ICSConnector:
+    (tmp_path / name).mkdir(exist_ok=True)
+    (tmp_path / name / "team.ics").write_bytes(EMPTY.encode())
+    return ICSConnector(name, ICSSettings(kind="ics", path=str(tmp_path / name)))
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    folder(tmp_path, "left")
+    folder(tmp_path, "right")
+    path = tmp_path / "calmesh.toml"
+    path.write_text("""
+[hub]
+state = "sqlite:///state.sqlite"
+[platforms.left]
+kind = "ics"
+path = "left"
+[platforms.right]
+kind = "ics"
+path = "right"
+[sync.groups.team]
+calendars = [{platform = "left", calendar = "team.ics"}, {platform = "right", calendar = "team.ics"}]
+interval = "5m"
+""")
+    return path
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args), env={"COLUMNS": "200"})
+    return result.exit_code, result.output
+
+
+def test_sync_once_then_nothing_to_do_then_status(config: Path, tmp_path: Path) -> None:
+    left = folder(tmp_path, "left")
+    for n in range(3):
+        left.put("team.ics", meeting(n))
+    code, out = invoke("sync", "--once", "-c", str(config))
+    assert code == 0, out
+    assert "sync team: ok" in out and "right/team.ics" in out
+    right = ICSConnector("right", ICSSettings(kind="ics", path=str(tmp_path / "right")))
+    assert sorted(i.uid for i in right.items("team.ics")[0]) == ["m0@test", "m1@test", "m2@test"]
+    code, out = invoke("sync", "-c", str(config))
+    assert code == 0 and "in step, no writes" in out, out
+    code, out = invoke("status", "--json", "-c", str(config))
+    [state] = json.loads(out)
+    assert state["last_run"]["status"] == "ok" and state["items"]["items"] == 3
+    assert set(state["tokens"]) == {"left/team.ics", "right/team.ics"}
+    code, out = invoke("status", "-c", str(config))
+    assert code == 0 and "team" in out and "3 items" in out, out
+
+
+def test_dry_run_shows_the_plan_and_writes_nothing(config: Path, tmp_path: Path) -> None:
+    folder(tmp_path, "left").put("team.ics", meeting(1))
+    code, out = invoke("sync", "--dry-run", "-c", str(config))
+    assert code == 0 and "dry-run" in out and "right/team.ics" in out, out
+    assert (tmp_path / "right" / "team.ics").read_bytes() == EMPTY.encode()
+
+
+def test_held_bulk_deletion_needs_confirm_deletes(config: Path, tmp_path: Path) -> None:
+    left = folder(tmp_path, "left")
+    for n in range(8):
+        left.put("team.ics", meeting(n))
+    assert invoke("sync", "-c", str(config))[0] == 0
+    for item in left.items("team.ics")[0][:5]:
+        assert item.ref is not None
+        left.delete("team.ics", item.ref)
+    code, out = invoke("sync", "-c", str(config))
+    assert code == 0 and "held until confirmed" in out and "--confirm-deletes" in out, out
+    right = ICSConnector("right", ICSSettings(kind="ics", path=str(tmp_path / "right")))
+    assert len(right.items("team.ics")[0]) == 8
+    code, out = invoke("sync", "--confirm-deletes", "-c", str(config))
+    assert code == 0, out
+    assert len(right.items("team.ics")[0]) == 3
+
+
+def test_unreachable_member_is_an_error_exit_and_deletes_nothing(config: Path, tmp_path: Path) -> None:
+    folder(tmp_path, "left").put("team.ics", meeting(1))
+    assert invoke("sync", "-c", str(config))[0] == 0
+    (tmp_path / "left" / "team.ics").unlink()
+    code, out = invoke("sync", "-c", str(config))
+    assert code == 3 and "error" in out and "left/team.ics" in out, out
+    right = ICSConnector("right", ICSSettings(kind="ics", path=str(tmp_path / "right")))
+    assert [i.uid for i in right.items("team.ics")[0]] == ["m1@test"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--group", "nope"], "unknown sync group 'nope'"),
+    (["--once", "--watch"], "exclude each other"),
+    (["--watch", "--confirm-deletes"], "--confirm-deletes"),
+    (["--interval", "5m"], "only applies with --watch"),
+    (["--watch", "--interval", "soon"], "bad duration"),
+])
+def test_bad_options_are_clear_errors(config: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["sync", *args, "-c", str(config)], env={"COLUMNS": "200"})
+    assert result.exit_code != 0 and message in result.output + (result.stderr or ""), result.output
+
+
+def test_no_groups_configured(tmp_path: Path) -> None:
+    path = tmp_path / "calmesh.toml"
+    path.write_text("[hub]\n")
+    result = runner.invoke(app, ["status", "-c", str(path)])
+    assert result.exit_code == 1 and "no sync groups" in result.stderr
