@@ -12,7 +12,7 @@ import smtplib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from email.message import EmailMessage
-from email.utils import formataddr, make_msgid
+from email.utils import collapse_rfc2231_value, formataddr, make_msgid
 
 import icalendar
 
@@ -169,10 +169,10 @@ def calendar_part(message: EmailMessage) -> tuple[str, bytes]:
     """The iTIP method and calendar of an iMIP message (what a receiving side reads)."""
     for part in message.walk():
         if part.get_content_type() == "text/calendar":
-            method = (part.get_param("method") or "").upper()
+            method = collapse_rfc2231_value(part.get_param("method") or "").upper()
             payload = part.get_payload(decode=True)
             assert isinstance(payload, bytes)
-            return str(method), payload
+            return method, payload
     raise ITIPError("no text/calendar part in this message")
 
 

@@ -1,0 +1,293 @@
+"""Two-way sync between real CalDAV servers: one Radicale calendar kept in step with one Xandikos
+calendar (both started on 127.0.0.1 by tests/conftest.py), and CalDAV out to a folder of ICS
+files. Every scenario goes through the real connectors, the real engine and a SQLite state store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from calmesh.connectors.base import Connector
+from calmesh.connectors.ics import ICSConnector, ICSSettings
+from calmesh.fakes.samples import PARIS, single, weekly_series
+from calmesh.model import Attendee, CalendarItem, Classification
+
+from .peers import Group, Peer, bump
+
+if TYPE_CHECKING:
+    from conftest import CalDAVServer  # tests/conftest.py, which provides the fixtures
+
+NEW_YORK = ZoneInfo("America/New_York")
+DAY = datetime(2026, 12, 1, 9, tzinfo=PARIS)
+BAD_DATES = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:bad-dates@test\r\n"
+             "DTSTAMP:20261101T000000Z\r\nDTSTART:20261399T250000Z\r\nDTEND:20261399T260000Z\r\n"
+             "SUMMARY:Bad dates\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+
+
+def meeting(uid: str, hour: int = 9, summary: str = "Review", day: int = 0) -> CalendarItem:
+    start = DAY + timedelta(days=day, hours=hour - 9)
+    return single(uid, start, start + timedelta(minutes=45), summary)
+
+
+@pytest.fixture
+def rad(radicale: CalDAVServer) -> Peer:
+    return Peer("rad", radicale.connector("rad"), radicale.new_calendar())
+
+
+@pytest.fixture
+def xan(xandikos: CalDAVServer) -> Peer:
+    return Peer("xan", xandikos.connector("xan"), xandikos.new_calendar())
+
+
+@pytest.fixture
+def pair(tmp_path: Path, rad: Peer, xan: Peer) -> Group:
+    return Group(tmp_path, rad, xan)
+
+
+def summaries(peer: Peer) -> dict[str, str | None]:
+    return {uid: peer.master(uid).summary for uid in peer.uids()}
+
+
+# ------------------------------------------------------------------------- basic two-way sync
+def test_create_edit_delete_both_ways(pair: Group, rad: Peer, xan: Peer) -> None:
+    rad.create(meeting("from-rad@test"))
+    xan.create(meeting("from-xan@test", hour=14))
+    first = pair.run()
+    assert (first.status, first.counts["created"]) == ("ok", 2)
+    assert rad.uids() == xan.uids() == {"from-rad@test", "from-xan@test"}
+
+    rad.edit("from-xan@test", bump(summary="edited on Radicale"))
+    xan.edit("from-rad@test", bump(summary="edited on Xandikos", location="Room 4"))
+    assert pair.run().counts["updated"] == 2
+    assert summaries(rad) == summaries(xan) == {"from-rad@test": "edited on Xandikos",
+                                                "from-xan@test": "edited on Radicale"}
+    assert rad.master("from-rad@test").location == "Room 4"
+
+    rad.delete("from-rad@test")
+    xan.delete("from-xan@test")
+    assert pair.run().counts["deleted"] == 2
+    assert rad.uids() == xan.uids() == set()
+    assert pair.run().plan.writes == []
+
+
+def test_rerun_without_change_writes_nothing(pair: Group, rad: Peer, xan: Peer) -> None:
+    rad.create(meeting("a@test"))
+    rad.create(weekly_series("series@test"))
+    xan.create(meeting("b@test", hour=11))
+    pair.run()
+    before = (rad.etags(), xan.etags())
+    for full in (False, True):
+        report = pair.run(full=full)
+        assert pair.writes(report) == 0 and report.plan.writes == []
+    assert (rad.etags(), xan.etags()) == before
+
+
+def test_echo_is_never_propagated_back_as_new(pair: Group, rad: Peer, xan: Peer) -> None:
+    rad.create(meeting("origin@test"))
+    pair.run()
+    for full in (False, True, False):
+        assert pair.run(full=full).plan.writes == []
+    assert rad.uids() == xan.uids() == {"origin@test"}
+    assert [i.uid for i in rad.items()] == ["origin@test"]  # no second copy came back
+    assert pair.repo.counts("g")["items"] == 1
+
+
+# ------------------------------------------------------------------------------- conflicts
+@pytest.mark.parametrize(("policy", "expected"), [
+    ("newest", {"c@test": "Xandikos, seq +2"}),
+    ("rad", {"c@test": "Radicale, seq +1"}),
+])
+def test_simultaneous_edits_follow_the_policy(tmp_path: Path, rad: Peer, xan: Peer, policy: str,
+                                              expected: dict[str, str]) -> None:
+    group = Group(tmp_path, rad, xan, conflict=policy)
+    rad.create(meeting("c@test"))
+    group.run()
+    rad.edit("c@test", bump(summary="Radicale, seq +1"))
+    xan.edit("c@test", lambda e: replace(e, summary="Xandikos, seq +2", sequence=e.sequence + 2))
+    report = group.run()
+    assert report.counts["conflict"] == 1
+    group.settle()
+    assert summaries(rad) == summaries(xan) == expected
+
+
+def test_simultaneous_edits_keep_both(tmp_path: Path, rad: Peer, xan: Peer) -> None:
+    group = Group(tmp_path, rad, xan, conflict="keep-both")
+    rad.create(meeting("c@test"))
+    group.run()
+    rad.edit("c@test", bump(summary="Radicale version"))
+    xan.edit("c@test", bump(summary="Xandikos version"))
+    group.run()
+    group.settle()
+    assert sorted(summaries(rad).values()) == sorted(summaries(xan).values()) == [
+        "Radicale version", "Xandikos version"]
+
+
+def test_edit_wins_over_a_racing_delete(pair: Group, rad: Peer, xan: Peer) -> None:
+    rad.create(meeting("race@test"))
+    pair.run()
+    rad.edit("race@test", bump(summary="still on"))
+    xan.delete("race@test")
+    report = pair.run()
+    assert report.counts["conflict"] == 1
+    pair.settle()
+    assert summaries(rad) == summaries(xan) == {"race@test": "still on"}
+
+
+# ------------------------------------------------------------------------------ recurrence
+def test_moved_occurrence_new_exception_and_exdate_cross_over(pair: Group, rad: Peer, xan: Peer) -> None:
+    rad.create(weekly_series("series@test"))
+    pair.run()
+    # On Xandikos: move the 2026-10-27 occurrence to 11:00 and cancel the 2026-11-17 one.
+    item = xan.by_uid()["series@test"]
+    master = next(c for c in item.components if c.recurrence_id is None)
+    moved_from = datetime(2026, 10, 27, 9, tzinfo=PARIS)
+    override = replace(master, recurrence_id=moved_from, rrule=[], exdate=[], summary="moved to 11:00",
+                       start=moved_from + timedelta(hours=2), end=moved_from + timedelta(hours=2, minutes=30))
+    cancelled = datetime(2026, 11, 17, 9, tzinfo=PARIS)
+    xan.put_back(item, [replace(master, exdate=[*master.exdate, cancelled], sequence=master.sequence + 1),
+                        *[c for c in item.components if c.recurrence_id is not None], override])
+    assert pair.run().counts["updated"] == 1
+    components = rad.by_uid()["series@test"].components
+    overrides = {c.recurrence_id.astimezone(UTC): c for c in components if c.recurrence_id is not None}  # type: ignore[union-attr]
+    assert overrides[moved_from.astimezone(UTC)].summary == "moved to 11:00"
+    assert overrides[moved_from.astimezone(UTC)].start == moved_from + timedelta(hours=2)
+    assert datetime(2026, 11, 3, 9, tzinfo=PARIS).astimezone(UTC) in overrides  # the older exception stays
+    rad_master = next(c for c in components if c.recurrence_id is None)
+    assert cancelled.astimezone(UTC) in {d.astimezone(UTC) for d in rad_master.exdate}  # type: ignore[union-attr]
+    assert pair.run().plan.writes == []
+
+
+def test_time_zone_change_keeps_the_new_zone(pair: Group, rad: Peer, xan: Peer) -> None:
+    rad.create(meeting("tz@test"))
+    pair.run()
+    ny_start = datetime(2026, 12, 1, 9, tzinfo=NEW_YORK)
+    rad.edit("tz@test", bump(start=ny_start, end=ny_start + timedelta(minutes=45), tzid="America/New_York"))
+    pair.run()
+    copy = xan.master("tz@test")
+    assert copy.start == ny_start and copy.start.astimezone(UTC) == datetime(2026, 12, 1, 14, tzinfo=UTC)  # type: ignore[union-attr]
+    assert copy.tzid == "America/New_York"
+    assert pair.run().plan.writes == []
+
+
+# ------------------------------------------------------------------------------- busy mode
+def test_busy_block_copies_carry_only_times(tmp_path: Path, rad: Peer, xan: Peer) -> None:
+    group = Group(tmp_path, rad, xan, mode="busy", busy_title="Blocked (agency)")
+    secret = meeting("secret@test", summary="Acquisition of Contoso")
+    secret.components[0] = replace(secret.components[0], description="price: 4M", location="CEO office",
+                                   organizer=Attendee("ceo@agency.test"),
+                                   attendees=[Attendee("cfo@agency.test", "Chief Financial")])
+    rad.create(secret)
+    xan.create(meeting("dentist@test", hour=15, summary="Dentist"))
+    group.run()
+    on_xan = [c for i in xan.items() if i.uid != "dentist@test" for c in i.components]
+    assert [(c.summary, c.classification, c.start) for c in on_xan] == [
+        ("Blocked (agency)", Classification.PRIVATE, DAY)]
+    copy = on_xan[0]
+    assert (copy.description, copy.location, copy.organizer, copy.attendees) == (None, None, None, [])
+    leaked = [i for i in xan.items() if b"Contoso" in repr(i).encode() or b"4M" in repr(i).encode()]
+    assert leaked == []
+    on_rad = [i for i in rad.items() if i.uid != "secret@test"]
+    assert [i.components[0].summary for i in on_rad] == ["Blocked (agency)"]  # and the other way
+    assert group.run().plan.writes == []
+
+
+# ------------------------------------------------------------------------------ the guard
+def test_empty_or_unreachable_source_never_wipes_the_target(pair: Group, rad: Peer, xan: Peer) -> None:
+    for n in range(6):
+        rad.create(meeting(f"g{n}@test", hour=8 + n))
+    pair.run()
+    real = pair.connectors["rad"]
+    pair.connectors["rad"] = replace_url(rad, "http://127.0.0.1:9/")
+    unreachable = pair.run(full=True)
+    assert unreachable.status == "partial" and unreachable.plan.writes == []
+    pair.connectors["rad"] = real
+    for uid in list(rad.uids()):
+        rad.delete(uid)
+    emptied = pair.run()
+    assert emptied.counts["deleted"] == 0 and len(xan.uids()) == 6
+    assert pair.run(confirm_deletes=True).counts["deleted"] == 6 and xan.uids() == set()
+
+
+def test_bulk_delete_over_the_share_waits_for_confirmation(pair: Group, rad: Peer, xan: Peer) -> None:
+    for n in range(8):
+        xan.create(meeting(f"d{n}@test", hour=8 + n))
+    pair.run()
+    for n in range(5):
+        xan.delete(f"d{n}@test")
+    held = pair.run()
+    assert held.counts["deleted"] == 0 and any("held until confirmed" in n for n in held.notices)
+    assert len(rad.uids()) == 8
+    assert pair.run().counts["deleted"] == 0  # still held on the next (unconfirmed) run
+    assert pair.run(confirm_deletes=True).counts["deleted"] == 5
+    assert rad.uids() == xan.uids() == {f"d{n}@test" for n in range(5, 8)}
+
+
+def replace_url(peer: Peer, url: str) -> Connector:
+    """A connector like ``peer``'s, aimed at ``url`` where nothing listens."""
+    from calmesh.connectors.caldav import CalDAVConnector, CalDAVSettings
+
+    settings = peer.conn.settings.model_copy(update={"url": url, "timeout": 2.0})  # type: ignore[attr-defined]
+    conn = CalDAVConnector(peer.platform, CalDAVSettings.model_validate(settings.model_dump()))
+    conn.retry = peer.conn.retry  # type: ignore[attr-defined]
+    return conn
+
+
+# ------------------------------------------------------------------------------ quarantine
+def test_unreadable_item_is_quarantined_while_the_rest_syncs(pair: Group, rad: Peer, xan: Peer,
+                                                             xandikos: CalDAVServer) -> None:
+    xan.create(meeting("fine@test"))
+    response = httpx.put(xan.calendar + "bad-dates.ics", content=BAD_DATES.encode(),
+                         headers={"Content-Type": "text/calendar; charset=utf-8"},
+                         auth=(xandikos.username, xandikos.password), timeout=30)
+    assert response.status_code in (201, 204)
+    report = pair.run()
+    assert report.status == "ok" and report.counts["created"] == 1 and report.counts["quarantined"] == 1
+    assert rad.uids() == {"fine@test"}
+    [entry] = pair.repo.quarantined("g")
+    assert entry.member == xan.key and entry.item_ref is not None and entry.item_ref.endswith("bad-dates.ics")
+    xan.create(meeting("later@test", hour=12))
+    assert pair.run().counts["created"] == 1 and rad.uids() == {"fine@test", "later@test"}
+    assert len(pair.repo.quarantined("g")) == 1
+
+
+# --------------------------------------------------------------------------------- volume
+@pytest.mark.slow
+def test_initial_sync_of_1000_events(tmp_path: Path, rad: Peer, xan: Peer) -> None:
+    for n in range(1000):
+        rad.create(meeting(f"bulk-{n:04d}@test", hour=8 + n % 10, day=n // 10))
+    group = Group(tmp_path, rad, xan)
+    assert group.run().counts["created"] == 1000
+    assert len(xan.uids()) == 1000
+    before = xan.etags()
+    assert group.run().plan.writes == [] and xan.etags() == before
+
+
+# ------------------------------------------------------------------------------ CalDAV -> ICS
+def test_caldav_out_to_an_ics_folder(tmp_path: Path, rad: Peer) -> None:
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "team.ics").write_bytes(b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nEND:VCALENDAR\r\n")
+    ics = Peer("files", ICSConnector("files", ICSSettings(kind="ics", path=str(folder))), "team.ics", "in")
+    group = Group(tmp_path, replace(rad, direction="out"), ics)
+    rad.create(meeting("one@test"))
+    rad.create(weekly_series("series@test"))
+    assert group.run().counts["created"] == 2
+    assert ics.uids() == {"one@test", "series@test"}
+    rad.edit("one@test", bump(summary="renamed"))
+    rad.delete("series@test")
+    report = group.run()
+    assert (report.counts["updated"], report.counts["deleted"]) == (1, 1)
+    assert summaries(ics) == {"one@test": "renamed"}
+    ics.edit("one@test", bump(summary="local scribble"))  # the ICS side is "in": restored, not sent
+    ics.create(meeting("local-only@test"))
+    group.run()
+    assert summaries(rad) == {"one@test": "renamed"}
+    assert summaries(ics)["one@test"] == "renamed"
+    assert group.run().plan.writes == []
