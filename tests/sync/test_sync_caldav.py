@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from calmesh.connectors.base import Connector
+from calmesh import ical
 from calmesh.connectors.ics import ICSConnector, ICSSettings
 from calmesh.fakes.samples import PARIS, single, weekly_series
 from calmesh.model import Attendee, CalendarItem, Classification
@@ -97,6 +97,17 @@ def test_echo_is_never_propagated_back_as_new(pair: Group, rad: Peer, xan: Peer)
     assert rad.uids() == xan.uids() == {"origin@test"}
     assert [i.uid for i in rad.items()] == ["origin@test"]  # no second copy came back
     assert pair.repo.counts("g")["items"] == 1
+
+
+def test_deleting_a_copy_made_by_the_previous_run_propagates(pair: Group, rad: Peer, xan: Peer) -> None:
+    """The copy was created after the change token was taken and deleted before the next feed:
+    for the server that is no change at all, so the engine lists such a member in full."""
+    for uid in ("fresh@test", "other@test", "third@test"):
+        rad.create(meeting(uid))
+    pair.run()
+    xan.delete("fresh@test")
+    assert pair.run().counts["deleted"] == 1
+    assert rad.uids() == xan.uids() == {"other@test", "third@test"}
 
 
 # ------------------------------------------------------------------------------- conflicts
@@ -199,19 +210,26 @@ def test_busy_block_copies_carry_only_times(tmp_path: Path, rad: Peer, xan: Peer
 
 
 # ------------------------------------------------------------------------------ the guard
-def test_empty_or_unreachable_source_never_wipes_the_target(pair: Group, rad: Peer, xan: Peer) -> None:
+def test_empty_or_refusing_source_never_wipes_the_target(pair: Group, rad: Peer, xan: Peer,
+                                                        radicale: CalDAVServer,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     for n in range(6):
         rad.create(meeting(f"g{n}@test", hour=8 + n))
     pair.run()
     real = pair.connectors["rad"]
-    pair.connectors["rad"] = replace_url(rad, "http://127.0.0.1:9/")
-    unreachable = pair.run(full=True)
-    assert unreachable.status == "partial" and unreachable.plan.writes == []
+    monkeypatch.setenv("CALMESH_TEST_WRONG_PASSWORD", "not-the-password")
+    pair.connectors["rad"] = radicale.connector("rad", password_env="CALMESH_TEST_WRONG_PASSWORD")
+    refused = pair.run(full=True)  # Radicale answers 401: the member cannot be read
+    assert refused.status == "partial" and refused.plan.writes == [] and len(xan.uids()) == 6
+    assert any(rad.key in e for e in refused.errors)
     pair.connectors["rad"] = real
     for uid in list(rad.uids()):
         rad.delete(uid)
-    emptied = pair.run()
-    assert emptied.counts["deleted"] == 0 and len(xan.uids()) == 6
+    by_feed = pair.run()  # six deletions reported by the change feed: over the share, held
+    assert by_feed.counts["deleted"] == 0 and any("held until confirmed" in n for n in by_feed.notices)
+    listed = pair.run(full=True)  # an empty full listing: taken as unreachable
+    assert listed.counts["deleted"] == 0 and any("listed no items" in n for n in listed.notices)
+    assert len(xan.uids()) == 6
     assert pair.run(confirm_deletes=True).counts["deleted"] == 6 and xan.uids() == set()
 
 
@@ -227,16 +245,6 @@ def test_bulk_delete_over_the_share_waits_for_confirmation(pair: Group, rad: Pee
     assert pair.run().counts["deleted"] == 0  # still held on the next (unconfirmed) run
     assert pair.run(confirm_deletes=True).counts["deleted"] == 5
     assert rad.uids() == xan.uids() == {f"d{n}@test" for n in range(5, 8)}
-
-
-def replace_url(peer: Peer, url: str) -> Connector:
-    """A connector like ``peer``'s, aimed at ``url`` where nothing listens."""
-    from calmesh.connectors.caldav import CalDAVConnector, CalDAVSettings
-
-    settings = peer.conn.settings.model_copy(update={"url": url, "timeout": 2.0})  # type: ignore[attr-defined]
-    conn = CalDAVConnector(peer.platform, CalDAVSettings.model_validate(settings.model_dump()))
-    conn.retry = peer.conn.retry  # type: ignore[attr-defined]
-    return conn
 
 
 # ------------------------------------------------------------------------------ quarantine
@@ -259,14 +267,22 @@ def test_unreadable_item_is_quarantined_while_the_rest_syncs(pair: Group, rad: P
 
 # --------------------------------------------------------------------------------- volume
 @pytest.mark.slow
-def test_initial_sync_of_1000_events(tmp_path: Path, rad: Peer, xan: Peer) -> None:
-    for n in range(1000):
-        rad.create(meeting(f"bulk-{n:04d}@test", hour=8 + n % 10, day=n // 10))
-    group = Group(tmp_path, rad, xan)
-    assert group.run().counts["created"] == 1000
-    assert len(xan.uids()) == 1000
-    before = xan.etags()
-    assert group.run().plan.writes == [] and xan.etags() == before
+def test_initial_sync_of_1000_events(tmp_path: Path, rad: Peer) -> None:
+    """An in-house export of 1000 events (one ICS file, written at once) meets an empty Radicale
+    calendar; then a re-run writes nothing on either side."""
+    folder = tmp_path / "export"
+    folder.mkdir()
+    items = [meeting(f"bulk-{n:04d}@test", hour=8 + n % 10, day=n // 10) for n in range(1000)]
+    (folder / "all.ics").write_bytes(ical.to_calendar(items).to_ical())
+    ics = Peer("files", ICSConnector("files", ICSSettings(kind="ics", path=str(folder))), "all.ics")
+    group = Group(tmp_path, ics, rad)
+    first = group.run()
+    assert (first.status, first.counts["created"]) == ("ok", 1000)
+    assert len(rad.uids()) == 1000
+    before = (rad.etags(), (folder / "all.ics").read_bytes())
+    for full in (False, True):
+        assert group.run(full=full).plan.writes == []
+    assert (rad.etags(), (folder / "all.ics").read_bytes()) == before
 
 
 # ------------------------------------------------------------------------------ CalDAV -> ICS

@@ -206,8 +206,15 @@ class SyncEngine:
             self.repo.finish_run(report.run_id, report.status, report.counts, report.errors)
             return report
         notify(Progress("planned", total=len(report.plan.writes)))
+        # A copy created after a token was taken and deleted before the next feed is, for the
+        # server, no change at all (RFC 6578 sync-collection, EWS sync state and Graph delta all
+        # report net changes): from that token its deletion would go unseen. So a member about to
+        # receive creations is listed in full next run, killed or not (its token is dropped first).
+        created_on = {w.target for w in report.plan.writes if isinstance(w, Create)}
+        for key in sorted(created_on):
+            self.repo.forget_token(name, key)
         pending = self._execute(name, report, state, by_key, notify)
-        new_tokens = {k: s.token for k, s in seen.items() if s.token_valid}
+        new_tokens = {k: s.token for k, s in seen.items() if s.token_valid and k not in created_on}
         self.repo.commit_run(name, report.run_id, records=pending, tokens=new_tokens,
                              full=report.full,
                              status=report.status, counts=report.counts, errors=report.errors)
