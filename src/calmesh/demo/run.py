@@ -28,6 +28,36 @@ DEMO_USER = "demo"
 DEMO_PASSWORD = "demo"
 PASSWORD_ENV = "CALMESH_DEMO_PASSWORD"
 
+DEMO_HEADER = """\
+# calmesh demo configuration, written by `calmesh demo`: three local stand-ins for real platforms.
+#
+# To use the real thing, replace a [platforms.NAME] table and keep the people pointing at it:
+#
+#   Zoho Calendar (CalDAV; docs/caldav.md):
+#     [platforms.zoho]
+#     kind = "caldav"
+#     url = "https://calendar.zoho.eu/caldav/"
+#     username = "calmesh@agency.example"
+#     password_env = "ZOHO_APP_PASSWORD"            # an application-specific password
+#
+#   Exchange on-premises (EWS; docs/exchange.md):
+#     [platforms.exchange]
+#     kind = "ews"
+#     service_endpoint = "https://mail.agency.example/EWS/Exchange.asmx"
+#     auth = "ntlm"
+#     username = "AGENCY\\\\svc-calmesh"
+#     password_env = "EXCHANGE_PASSWORD"
+#
+#   Microsoft 365 (Graph, application permission Calendars.ReadWrite; docs/exchange.md):
+#     [platforms.exchange]
+#     kind = "graph"
+#     tenant_id = "<directory (tenant) id>"
+#     client_id = "<application (client) id>"
+#     client_secret_env = "GRAPH_CLIENT_SECRET"
+#
+# A person's `calendars` may then be left out: Exchange and Graph find a mailbox by address.
+"""
+
 
 @dataclass
 class DemoEnvironment:
@@ -127,7 +157,7 @@ def start(root: Path, monday: date | None = None) -> DemoEnvironment:
             people_toml.append(_table("[[people]]", entry))
 
         text = [
-            "# calmesh demo configuration, written by `calmesh demo`.\n",
+            DEMO_HEADER,
             _table("[hub]", {"timezone": "Europe/Paris", "state": "sqlite:///state.sqlite"}),
             _table("[server]", {"host": "127.0.0.1", "port": 8765,
                                 "users": [{"name": DEMO_USER, "password_env": PASSWORD_ENV,
