@@ -8,9 +8,8 @@ it (``exchangelib.winzone``), so we use that table rather than keeping a copy of
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
-
-from exchangelib.winzone import IANA_TO_MS_TIMEZONE_MAP, MS_TIMEZONE_TO_IANA_MAP
 
 # Names seen in the wild that neither table carries.
 _ALIASES = {
@@ -28,6 +27,16 @@ def _iana_names() -> dict[str, str]:
     return {name.lower(): name for name in available_timezones()}
 
 
+@lru_cache(maxsize=1)
+def _windows_tables() -> tuple[dict[str, str], dict[str, Any]]:
+    """exchangelib's CLDR tables (Windows -> IANA, IANA -> Windows names), imported on first need:
+    importing exchangelib takes ~0.3 s, which a process that only meets IANA names (CalDAV, ICS,
+    Google) should not pay on every start."""
+    from exchangelib.winzone import IANA_TO_MS_TIMEZONE_MAP, MS_TIMEZONE_TO_IANA_MAP
+
+    return MS_TIMEZONE_TO_IANA_MAP, IANA_TO_MS_TIMEZONE_MAP
+
+
 @lru_cache(maxsize=4096)
 def to_iana(name: str | None) -> str | None:
     """An IANA name for an IANA name, a Windows name, or a common alias; None if unknown.
@@ -43,9 +52,10 @@ def to_iana(name: str | None) -> str | None:
         return _ALIASES[lowered]
     if lowered in _iana_names():
         return _iana_names()[lowered]
-    if raw in MS_TIMEZONE_TO_IANA_MAP:
-        return MS_TIMEZONE_TO_IANA_MAP[raw]
-    for windows, iana in MS_TIMEZONE_TO_IANA_MAP.items():
+    to_iana_map = _windows_tables()[0]
+    if raw in to_iana_map:
+        return to_iana_map[raw]
+    for windows, iana in to_iana_map.items():
         if windows.lower() == lowered:
             return iana
     # prefixed TZIDs: "/mozilla.org/20050126_1/Europe/Paris", "/citadel.org/.../Europe/Paris"
@@ -59,11 +69,12 @@ def to_iana(name: str | None) -> str | None:
 
 def to_windows(name: str) -> str:
     """The Windows zone name Exchange expects for an IANA (or already Windows) name."""
-    if name in MS_TIMEZONE_TO_IANA_MAP:
+    to_iana_map, to_windows_map = _windows_tables()
+    if name in to_iana_map:
         return name
     iana = to_iana(name) or name
-    if iana in IANA_TO_MS_TIMEZONE_MAP:
-        return IANA_TO_MS_TIMEZONE_MAP[iana][0]
+    if iana in to_windows_map:
+        return str(to_windows_map[iana][0])
     if iana == "UTC":
         return "UTC"
     raise KeyError(f"no Windows time zone for {name!r}")

@@ -48,6 +48,14 @@ class Peer:
     def etags(self) -> dict[str, str | None]:
         return {i.uid: i.ref.etag if i.ref else None for i in self.items()}
 
+    def uid_of(self, summary: str) -> str:
+        """The UID of the one item titled ``summary`` (Graph assigns its own UIDs to new events)."""
+        [uid] = [i.uid for i in self.items() if any(c.summary == summary for c in i.components)]
+        return uid
+
+    def titles(self) -> set[str | None]:
+        return {self.master(uid).summary for uid in self.uids()}
+
     def create(self, item: CalendarItem) -> None:
         self.conn.put(self.calendar, item)
 

@@ -454,6 +454,9 @@ class EWSConnector(Connector):
     def changes(self, calendar: str, token: str | None) -> ChangeSet:
         def sync() -> tuple[list[tuple[str, Any]], str | None]:
             folder = self._folder(calendar)
+            # exchangelib resumes from the folder object's remembered state when given none, which
+            # would turn a full listing (token None) into "changes since the last call"
+            folder.item_sync_state = token
             found = list(folder.sync_items(sync_state=token, only_fields=["id", "changekey"]))
             return found, folder.item_sync_state
 

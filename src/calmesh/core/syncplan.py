@@ -449,6 +449,11 @@ class _Status:
     @property
     def live_hash(self) -> str | None:
         if self.current is not None:
+            if self.prev is not None and self._recorded_version:
+                # the very version recorded (say, just written): it holds what was agreed, even
+                # when the platform reads it back with extras (Exchange adds the mailbox owner as
+                # ORGANIZER); hashing the read-back would "restore" it on every run, forever
+                return self.prev.content_hash
             return self.current.hash
         if self.prev is not None and not self.prev.deleted and not self.gone:
             return self.prev.content_hash
@@ -461,8 +466,13 @@ class _Status:
             return False
         if prev is None or prev.deleted:
             return True
-        same_version = cur.etag is not None and cur.etag == prev.etag
-        return not same_version and cur.hash != prev.content_hash
+        return not self._recorded_version and cur.hash != prev.content_hash
+
+    @property
+    def _recorded_version(self) -> bool:
+        cur, prev = self.current, self.prev
+        return (cur is not None and prev is not None and not prev.deleted and cur.etag is not None
+                and cur.etag == prev.etag)
 
 
 def _statuses(ctx: _Context, rec: ItemState | None, seen: Mapping[str, list[_Seen]]) -> dict[str, _Status]:

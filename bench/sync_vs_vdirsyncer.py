@@ -1,0 +1,383 @@
+"""Benchmark: two-way sync of one Radicale calendar with another, calmesh against vdirsyncer.
+
+For each size (1,000 and 10,000 events by default) and each tool, two fresh Radicale servers are
+started on 127.0.0.1: A is seeded with a realistic mix (~80% single events, ~15% weekly or daily
+series, some with EXDATE and RECURRENCE-ID overrides, ~5% all-day; a year of dates, four time
+zones) written straight into Radicale's storage folder before it starts, B is empty. Then three
+phases are timed, the same for both tools:
+
+- ``initial``: A -> B, every object copied;
+- ``no-op``: the same sync again, nothing changed;
+- ``1% changed``: 1% of A's objects edited over HTTP (summary changed, SEQUENCE raised), then sync.
+
+Both tools run as a separate process per phase (vdirsyncer is a CLI; calmesh runs this script's
+``--worker`` mode: a SyncEngine with a SQLite state store), so process start and imports are
+counted on both sides. Both servers are warmed (every object read once) before the first phase,
+so neither tool pays for Radicale building its cache.
+
+Run: ``.venv/bin/python bench/sync_vs_vdirsyncer.py`` (``--sizes 1000``, ``--quick`` for 200
+events, ``--skip-vdirsyncer``, ``--seed N``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from calmesh import ical
+from calmesh.demo.servers import RunningServer, start_radicale
+from calmesh.model import CalendarItem, Event
+
+USER, PASSWORD = "bench", "bench-secret"
+PASSWORD_ENV = "CALMESH_BENCH_CALDAV_PASSWORD"
+CALENDAR = "cal"
+ZONES = ("Europe/Paris", "America/New_York", "Asia/Tokyo", "UTC")
+TITLES = ("Weekly sync", "1:1", "Budget review", "Réunion d'équipe", "Customer call", "Design review",
+          "Sprint planning", "Hiring panel", "Lunch", "Project kickoff", "Retro", "Board prep")
+PHASES = ("initial", "no-op", "no-op again", "1% changed")
+YEAR = 2026
+EDIT_THREADS = 8
+VDIRSYNCER = Path(sys.executable).with_name("vdirsyncer")
+
+
+# ------------------------------------------------------------------------------ the events
+def _series(uid: str, rng: random.Random, start: datetime, zone: str, summary: str) -> CalendarItem:
+    """A weekly or daily series; a third lose one occurrence (EXDATE), a third have one moved."""
+    weekly = rng.random() < 0.7
+    count = rng.randrange(8, 40)
+    step = timedelta(days=7 if weekly else 1)
+    rule = f"FREQ={'WEEKLY' if weekly else 'DAILY'};COUNT={count}"
+    end = start + timedelta(minutes=rng.choice((15, 30, 60)))
+    master = Event(uid=uid, start=start, end=end, summary=summary, rrule=[rule], tzid=zone,
+                   location=rng.choice((None, "Room 1", "Room 2", "Online")))
+    kind = rng.randrange(3)
+    if kind == 0:
+        master = replace(master, exdate=[start + step * rng.randrange(1, count)])
+    components = [master]
+    if kind == 1:
+        moved_from = start + step * rng.randrange(1, count)
+        components.append(Event(uid=uid, start=moved_from + timedelta(hours=1),
+                                end=moved_from + timedelta(hours=1) + (end - start),
+                                summary=f"{summary} (moved)", recurrence_id=moved_from, tzid=zone))
+    return CalendarItem(uid, components)
+
+
+def generate(n: int, seed: int) -> list[CalendarItem]:
+    """``n`` calendar objects: ~80% single events, ~15% series, ~5% all-day, over ``YEAR``."""
+    rng = random.Random(seed)
+    first = date(YEAR, 1, 1)
+    out: list[CalendarItem] = []
+    for i in range(n):
+        uid = f"bench-{seed}-{i:06d}@calmesh.test"
+        day = first + timedelta(days=rng.randrange(365))
+        summary = rng.choice(TITLES)
+        roll = rng.random()
+        if roll < 0.05:
+            out.append(CalendarItem(uid, [Event(uid=uid, start=day, end=day + timedelta(days=rng.choice((1, 1, 2))),
+                                                summary="Offsite", transparent=rng.random() < 0.5)]))
+            continue
+        zone = rng.choice(ZONES)
+        start = datetime(day.year, day.month, day.day, rng.randrange(8, 18), rng.choice((0, 30)),
+                         tzinfo=ZoneInfo(zone))
+        if roll < 0.20:
+            out.append(_series(uid, rng, start, zone, summary))
+            continue
+        end = start + timedelta(minutes=rng.choice((30, 30, 60, 90)))
+        out.append(CalendarItem(uid, [Event(uid=uid, start=start, end=end, summary=summary, tzid=zone,
+                                            description=rng.choice((None, "Agenda: review the numbers.")))]))
+    return out
+
+
+def edited(item: CalendarItem) -> CalendarItem:
+    """The same object as a user's client would write it back after renaming it."""
+    components = [replace(c, summary=f"{c.summary} (edited)", sequence=c.sequence + 1) for c in item.components]
+    return CalendarItem(item.uid, components)
+
+
+# ----------------------------------------------------------------------------- the servers
+def _object_name(uid: str) -> str:
+    return uid.replace("@", "_") + ".ics"
+
+
+def seed_storage(root: Path, items: Sequence[CalendarItem]) -> None:
+    """Write a calendar collection holding ``items`` into Radicale's storage folder (its
+    multifilesystem layout: ``collection-root/<user>/<calendar>/`` with ``.Radicale.props`` and
+    one ``.ics`` file per object), before the server starts: far faster than PUT by PUT."""
+    folder = root / "collections" / "collection-root" / USER / CALENDAR
+    folder.mkdir(parents=True)
+    (folder / ".Radicale.props").write_text(json.dumps(
+        {"tag": "VCALENDAR", "C:supported-calendar-component-set": "VEVENT", "D:displayname": CALENDAR}),
+        encoding="utf-8")
+    for item in items:
+        (folder / _object_name(item.uid)).write_bytes(ical.item_to_ical(item))
+
+
+def calendar_url(server: RunningServer) -> str:
+    return f"{server.url}{USER}/{CALENDAR}/"
+
+
+def warm_up(client: httpx.Client, url: str) -> int:
+    """Read every object once (Radicale fills its item cache), so neither tool pays for it."""
+    body = ('<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+            '<D:prop><D:getetag/><C:calendar-data/></D:prop><C:filter><C:comp-filter name="VCALENDAR"/>'
+            '</C:filter></C:calendar-query>')
+    response = client.request("REPORT", url, content=body, headers={"Depth": "1"})
+    response.raise_for_status()
+    return response.text.count("<D:response>") + response.text.count("<response>")
+
+
+def apply_edits(client: httpx.Client, url: str, items: Sequence[CalendarItem]) -> None:
+    """PUT the edited objects over their originals, concurrently (the edits are not timed)."""
+    def put(item: CalendarItem) -> None:
+        response = client.put(url + _object_name(item.uid), content=ical.item_to_ical(edited(item)),
+                              headers={"Content-Type": "text/calendar; charset=utf-8"})
+        response.raise_for_status()
+    with ThreadPoolExecutor(EDIT_THREADS) as pool:
+        list(pool.map(put, items))
+
+
+@dataclass
+class Pair:
+    """Servers A (seeded) and B (empty calendar) for one tool's three phases."""
+
+    a: RunningServer
+    b: RunningServer
+    client: httpx.Client
+
+    @property
+    def urls(self) -> tuple[str, str]:
+        return calendar_url(self.a), calendar_url(self.b)
+
+    def close(self) -> None:
+        self.client.close()
+        self.a.stop()
+        self.b.stop()
+
+
+def start_pair(root: Path, items: Sequence[CalendarItem], *, prefill: bool) -> Pair:
+    """A seeded with ``items``; B empty, or holding the same objects when ``prefill``."""
+    seed_storage(root / "a", items)
+    seed_storage(root / "b", items if prefill else [])
+    users = {USER: PASSWORD}
+    a = start_radicale(root / "a", users)
+    b = start_radicale(root / "b", users)
+    client = httpx.Client(auth=(USER, PASSWORD), timeout=600.0)
+    pair = Pair(a, b, client)
+    for url in pair.urls:
+        warm_up(client, url)
+    return pair
+
+
+# ---------------------------------------------------------------------------------- runners
+class Runner:
+    """Runs one tool's sync of A <-> B, one phase per :meth:`run`, and says how long it took.
+
+    ``cold``: a new process per phase, timed from outside (process start and imports counted:
+    how cron runs vdirsyncer). ``warm``: one driver process (this script's ``--driver`` mode)
+    imports and sets up first, then times each sync inside itself (how ``calmesh sync --watch``
+    runs, and vdirsyncer's own code called in a loop)."""
+
+    def __init__(self, tool: str, work: Path, pair: Pair, warm: bool) -> None:
+        url_a, url_b = pair.urls
+        self.env = {**os.environ, PASSWORD_ENV: PASSWORD}
+        if tool == "vdirsyncer":
+            self.env["VDIRSYNCER_CONFIG"] = str(write_vdirsyncer_config(work, url_a, url_b))
+            _timed([str(VDIRSYNCER), "discover", "bench"], self.env)
+        self.command = [sys.executable, __file__, "--driver", tool, str(work / "calmesh-state.sqlite"), url_a, url_b]
+        self.process: subprocess.Popen[str] | None = None
+        if warm:
+            self.process = subprocess.Popen([*self.command, "--serve"], env=self.env, text=True,
+                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            self._answer()  # "ready": imports and setup done
+
+    def _answer(self) -> float:
+        assert self.process is not None and self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.startswith("ok "):
+            self.close()
+            raise RuntimeError(f"{self.command[3]} driver failed: {line.strip() or 'exited'}")
+        return float(line.split()[1])
+
+    def run(self) -> float:
+        if self.process is None:
+            return _timed(self.command, self.env)
+        assert self.process.stdin is not None
+        self.process.stdin.write("sync\n")
+        self.process.stdin.flush()
+        return self._answer()
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+            self.process.wait(timeout=60)
+
+
+def _timed(command: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:4])} failed ({done.returncode}):\n{done.stdout[-2000:]}"
+                           f"\n{done.stderr[-4000:]}")
+    return elapsed
+
+
+def write_vdirsyncer_config(work: Path, url_a: str, url_b: str) -> Path:
+    """Two CalDAV storages given by collection URL (``collections = null``), A wins conflicts
+    (as the calmesh group's ``conflict = "a"``), status in the run's folder."""
+    config = work / "vdirsyncer.conf"
+    config.write_text(
+        "[general]\n"
+        f'status_path = "{work / "vdirsyncer-status"}"\n\n'
+        "[pair bench]\n"
+        'a = "a"\nb = "b"\ncollections = null\nconflict_resolution = "a wins"\n\n'
+        "[storage a]\n"
+        f'type = "caldav"\nurl = "{url_a}"\nusername = "{USER}"\npassword = "{PASSWORD}"\n\n'
+        "[storage b]\n"
+        f'type = "caldav"\nurl = "{url_b}"\nusername = "{USER}"\npassword = "{PASSWORD}"\n',
+        encoding="utf-8")
+    return config
+
+
+def run_tool(tool: str, root: Path, items: Sequence[CalendarItem], edits: Sequence[CalendarItem],
+             *, warm: bool, prefill: bool) -> list[float]:
+    """The phases of one tool on a fresh pair of servers; checks B holds A's objects at the end."""
+    work = root / f"{tool}-{'warm' if warm else 'cold'}"
+    work.mkdir()
+    pair = start_pair(work, items, prefill=prefill)
+    runner: Runner | None = None
+    try:
+        runner = Runner(tool, work, pair, warm)
+        times = [runner.run(), runner.run(), runner.run()]
+        apply_edits(pair.client, pair.urls[0], edits)
+        times.append(runner.run())
+        if (n := warm_up(pair.client, pair.urls[1])) != len(items):
+            raise RuntimeError(f"{tool}: B holds {n} objects after the sync, A {len(items)}")
+        return times
+    finally:
+        if runner is not None:
+            runner.close()
+        pair.close()
+
+
+# ---------------------------------------------------------------------------------- drivers
+def calmesh_sync(state: str, url_a: str, url_b: str) -> Callable[[], None]:
+    """A SyncEngine for the two-way group A <-> B (A wins conflicts), SQLite state in ``state``."""
+    from calmesh.config import SyncGroupConfig, SyncMember
+    from calmesh.connectors.caldav import CalDAVConnector, CalDAVSettings
+    from calmesh.services.sync import SyncEngine
+    from calmesh.store.db import open_store
+    from calmesh.store.repository import SyncRepository
+
+    connectors = {name: CalDAVConnector(name, CalDAVSettings(kind="caldav", url=url, username=USER,
+                                                            password_env=PASSWORD_ENV, timeout=600.0))
+                  for name, url in (("a", url_a), ("b", url_b))}
+    group = SyncGroupConfig(calendars=[SyncMember(platform="a", calendar=url_a),
+                                       SyncMember(platform="b", calendar=url_b)], conflict="a")
+    engine = SyncEngine(SyncRepository(open_store(f"sqlite:///{state}")), connectors.__getitem__)
+
+    def sync() -> None:
+        report = engine.run("bench", group)
+        if report.status != "ok":
+            raise RuntimeError(f"calmesh sync {report.status}: {report.errors[:5]}")
+    return sync
+
+
+def vdirsyncer_sync() -> Callable[[], None]:
+    """vdirsyncer's own CLI code (config from ``VDIRSYNCER_CONFIG``), called in this process."""
+    import vdirsyncer.cli.tasks  # noqa: F401  imported lazily by the CLI: import before timing
+    import vdirsyncer.storage.dav  # noqa: F401
+    import vdirsyncer.sync  # noqa: F401
+    from vdirsyncer.cli import app
+
+    def sync() -> None:
+        try:
+            app.main(["sync", "bench"], standalone_mode=False)
+        except SystemExit as exc:  # vdirsyncer's error handler exits
+            if exc.code:
+                raise RuntimeError(f"vdirsyncer sync exited with {exc.code}") from exc
+    return sync
+
+
+def driver(tool: str, state: str, url_a: str, url_b: str, serve: bool) -> None:
+    """One sync (``serve`` false), or one per ``sync`` line on stdin, answering ``ok <seconds>``."""
+    sync = vdirsyncer_sync() if tool == "vdirsyncer" else calmesh_sync(state, url_a, url_b)
+    if not serve:
+        sync()
+        return
+    answers = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # whatever the tool prints goes to stderr, not into the answers
+    print("ok 0", file=answers, flush=True)
+    for _line in sys.stdin:
+        started = time.perf_counter()
+        try:
+            sync()
+        except Exception as exc:  # reported to the parent, which stops the bench
+            print(f"error {exc!r}".replace("\n", " "), file=answers, flush=True)
+            return
+        print(f"ok {time.perf_counter() - started:.6f}", file=answers, flush=True)
+
+
+# ------------------------------------------------------------------------------------ main
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000", help="comma-separated event counts")
+    parser.add_argument("--quick", action="store_true", help="just 200 events (a smoke run)")
+    parser.add_argument("--skip-vdirsyncer", action="store_true")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--worker", nargs=3, metavar=("STATE", "URL_A", "URL_B"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(*args.worker)
+        return
+    sizes = [200] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
+    tools = ["calmesh"] if args.skip_vdirsyncer else ["calmesh", "vdirsyncer"]
+    if "vdirsyncer" in tools and not VDIRSYNCER.exists():
+        parser.error(f"vdirsyncer not found at {VDIRSYNCER}; install it or pass --skip-vdirsyncer")
+    print("both tools run as one process per phase (process start and imports included)", flush=True)
+    rows: list[tuple[int, str, float, float | None]] = []
+    root = Path(tempfile.mkdtemp(prefix="calmesh-bench-sync-"))
+    try:
+        for size in sizes:
+            items = generate(size, args.seed)
+            edits = random.Random(args.seed + size).sample(items, max(1, size // 100))
+            (root / str(size)).mkdir()
+            results = {}
+            for tool in tools:
+                results[tool] = run_tool(tool, root / str(size), items, edits)
+                print(f"{size} events, {tool}: " + ", ".join(f"{p} {t:.2f}s" for p, t in zip(PHASES, results[tool])),
+                      flush=True)
+            for i, phase in enumerate(PHASES):
+                other = results.get("vdirsyncer")
+                rows.append((size, phase, results["calmesh"][i], other[i] if other else None))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"\n{'size':>6}  {'phase':<11} {'calmesh s':>10} {'vdirsyncer s':>13} {'ratio':>7}")
+    for size, phase, ours, theirs in rows:
+        ratio = f"{theirs / ours:.2f}x" if theirs is not None else "-"
+        print(f"{size:>6}  {phase:<11} {ours:>10.2f} {_cell(theirs):>13} {ratio:>7}")
+    print("ratio = vdirsyncer s / calmesh s (above 1: calmesh faster)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""Crash safety against real servers: ``calmesh sync --once`` runs as a subprocess on a group of a
+Radicale and a Xandikos calendar (both on 127.0.0.1) and is SIGKILLed at seeded-random moments,
+with users changing both calendars between runs. After every kill: no duplicate UID on either
+side and no deletion undone; after a final uninterrupted run: both calendars hold exactly what
+the users made of them, and a further run writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from calmesh.fakes.samples import PARIS, single
+
+from .peers import Peer, bump
+
+if TYPE_CHECKING:
+    from conftest import CalDAVServer  # tests/conftest.py, which provides the fixtures
+
+KILLS = 10
+SEED = 20261124
+CALMESH = [sys.executable, "-c", "from calmesh.cli import main; main()"]
+DAY = datetime(2026, 12, 7, 8, tzinfo=PARIS)
+
+
+def config(tmp_path: Path, radicale: CalDAVServer, xandikos: CalDAVServer, rad: Peer, xan: Peer) -> Path:
+    path = tmp_path / "calmesh.toml"
+    platforms = "".join(
+        f'[platforms.{name}]\nkind = "caldav"\nurl = "{server.url}"\nusername = "{server.username}"\n'
+        f'password_env = "{server.password_env}"\ntimeout = 10\n'
+        for name, server in (("rad", radicale), ("xan", xandikos)))
+    path.write_text(f"""[hub]
+state = "sqlite:///state.sqlite"
+{platforms}
+[sync.groups.g]
+calendars = [{{platform = "rad", calendar = "{rad.calendar}"}}, {{platform = "xan", calendar = "{xan.calendar}"}}]
+max_delete_share = 0.5
+""")
+    return path
+
+
+class Users:
+    """What people do to the two calendars between runs, and what that should add up to."""
+
+    def __init__(self, rad: Peer, xan: Peer) -> None:
+        self.rad, self.xan = rad, xan
+        self.rng = random.Random(SEED)
+        self.expected: dict[str, str] = {}
+        """UID -> title every calendar must end with."""
+        self.deleted: dict[str, Peer] = {}
+        self.edited: set[str] = set()
+        self.n = 0
+
+    def create(self, peer: Peer, count: int) -> None:
+        for _ in range(count):
+            self.n += 1
+            uid, title = f"crash-{self.n:03d}@test", f"{peer.platform} meeting {self.n}"
+            start = DAY + timedelta(days=self.n // 8, hours=self.n % 8)
+            peer.create(single(uid, start, start + timedelta(minutes=30), title))
+            self.expected[uid] = title
+
+    def act(self) -> None:
+        """Create on both sides; rename one event (always in Radicale, so that no two edits race:
+        conflicts have their own tests); delete one never-renamed event where it currently is."""
+        self.create(self.rad, 4)
+        self.create(self.xan, 2)
+        on_rad = sorted(self.rad.uids() & set(self.expected))
+        if on_rad:
+            uid = self.rng.choice(on_rad)
+            title = f"renamed {uid}"
+            self.rad.edit(uid, bump(summary=title))
+            self.expected[uid] = title
+            self.edited.add(uid)
+        candidates = sorted(set(self.expected) - self.edited)
+        uid = self.rng.choice(candidates)
+        peer = self.xan if uid in self.xan.uids() else self.rad
+        peer.delete(uid)
+        del self.expected[uid]
+        self.deleted[uid] = peer
+
+    def check_no_duplicate_and_no_resurrection(self) -> None:
+        for peer in (self.rad, self.xan):
+            uids = peer.uids()  # asserts that no UID appears twice
+            back = {u for u, where in self.deleted.items() if where is peer and u in uids}
+            assert not back, f"deleted on {peer.platform}, then brought back: {back}"
+
+    def check_in_step(self) -> None:
+        for peer in (self.rad, self.xan):
+            assert {u: peer.master(u).summary for u in peer.uids()} == self.expected, peer.platform
+
+
+def sync(cfg: Path, kill_after: float | None = None) -> int:
+    """Run ``calmesh sync --once``; SIGKILL it after ``kill_after`` seconds if still running."""
+    with subprocess.Popen([*CALMESH, "sync", "--once", "-c", str(cfg)], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as child:
+        try:
+            out, _ = child.communicate(timeout=kill_after if kill_after is not None else 120)
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGKILL)
+            child.communicate()
+        assert child.returncode in (0, -signal.SIGKILL), out
+        return child.returncode
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_never_duplicates_loses_or_resurrects(
+        tmp_path: Path, radicale: CalDAVServer, xandikos: CalDAVServer) -> None:
+    rad = Peer("rad", radicale.connector("rad"), radicale.new_calendar())
+    xan = Peer("xan", xandikos.connector("xan"), xandikos.new_calendar())
+    cfg = config(tmp_path, radicale, xandikos, rad, xan)
+    users = Users(rad, xan)
+    users.create(rad, 30)
+    users.create(xan, 10)
+    rng = random.Random(SEED)
+    killed = 0
+    for _ in range(KILLS):
+        # imports take ~1.2 s; the writes of a round take ~1-2 s more: aim across the whole run
+        if sync(cfg, kill_after=rng.uniform(0.8, 3.0)) == -signal.SIGKILL:
+            killed += 1
+        users.check_no_duplicate_and_no_resurrection()
+        users.act()
+    assert killed >= KILLS // 2, "the kills should mostly land inside runs"
+    assert sync(cfg) == 0
+    users.check_no_duplicate_and_no_resurrection()
+    users.check_in_step()
+    assert sync(cfg) == 0
+    status = subprocess.run([*CALMESH, "status", "--json", "-c", str(cfg)], capture_output=True, text=True,
+                            check=True)
+    [group] = json.loads(status.stdout)
+    writes = {k: v for k, v in group["last_run"]["counts"].items() if k in ("created", "updated", "deleted")}
+    assert group["last_run"]["status"] == "ok" and not any(writes.values()), group["last_run"]
