@@ -180,6 +180,9 @@ class HubConfig(_Strict):
     """SQLAlchemy URL of the state store; a relative SQLite path is relative to the config file."""
     freebusy_timeout: float = 20.0
     """Seconds a free/busy fan-out waits for a platform before reporting it as failing."""
+    queue: str | None = None
+    """Redis URL (``redis://host:6379/0``): the server's watch loop then enqueues sync group runs
+    for ``calmesh worker`` processes instead of running them itself (see docs/sync.md)."""
 
     _zone = field_validator("timezone")(classmethod(lambda cls, v: _check_zone(v)))
 

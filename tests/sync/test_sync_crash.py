@@ -12,6 +12,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +20,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from calmesh.fakes.samples import PARIS, single
+from calmesh.store.db import open_store
+from calmesh.store.repository import SyncRepository
 
 from .peers import Peer, bump
 
@@ -97,15 +100,26 @@ class Users:
             assert {u: peer.master(u).summary for u in peer.uids()} == self.expected, peer.platform
 
 
-def sync(cfg: Path, kill_after: float | None = None) -> int:
-    """Run ``calmesh sync --once``; SIGKILL it after ``kill_after`` seconds if still running."""
+def last_write(repo: SyncRepository) -> int:
+    """The id of the newest audit entry: every write is audited right after it succeeds."""
+    entries = repo.audit_log(limit=1)
+    return entries[0].id if entries else 0
+
+
+def sync(cfg: Path, repo: SyncRepository, kill: tuple[int, float] | None = None) -> int:
+    """Run ``calmesh sync --once``; with ``kill = (n, delay)``, SIGKILL it ``delay`` seconds after
+    its n-th write (watched through the audit log), unless it finished first."""
     with subprocess.Popen([*CALMESH, "sync", "--once", "-c", str(cfg)], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True) as child:
-        try:
-            out, _ = child.communicate(timeout=kill_after if kill_after is not None else 120)
-        except subprocess.TimeoutExpired:
-            child.send_signal(signal.SIGKILL)
-            child.communicate()
+        if kill is not None:
+            target, delay = last_write(repo) + kill[0], kill[1]
+            deadline = time.monotonic() + 60
+            while child.poll() is None and last_write(repo) < target and time.monotonic() < deadline:
+                time.sleep(0.005)
+            time.sleep(delay)
+            if child.poll() is None:
+                child.send_signal(signal.SIGKILL)
+        out, _ = child.communicate(timeout=120)
         assert child.returncode in (0, -signal.SIGKILL), out
         return child.returncode
 
@@ -119,19 +133,20 @@ def test_sigkill_at_random_points_never_duplicates_loses_or_resurrects(
     users = Users(rad, xan)
     users.create(rad, 30)
     users.create(xan, 10)
+    repo = SyncRepository(open_store(f"sqlite:///{tmp_path / 'state.sqlite'}"))
     rng = random.Random(SEED)
-    killed = 0
-    for _ in range(KILLS):
-        # imports take ~1.2 s; the writes of a round take ~1-2 s more: aim across the whole run
-        if sync(cfg, kill_after=rng.uniform(0.8, 3.0)) == -signal.SIGKILL:
-            killed += 1
+    for round_ in range(KILLS):
+        # the first run has 40 copies to make, later ones about 8 writes: kill inside that span,
+        # a little after a write (when a kill most easily strands work between write and record)
+        sync(cfg, repo, kill=(rng.randint(1, 30 if round_ == 0 else 6), rng.uniform(0, 0.03)))
         users.check_no_duplicate_and_no_resurrection()
         users.act()
-    assert killed >= KILLS // 2, "the kills should mostly land inside runs"
-    assert sync(cfg) == 0
+    killed = [r for r in repo.runs("g", limit=KILLS + 1) if r.finished_at is None]
+    assert len(killed) >= KILLS // 2, "most runs should have been killed mid-way"
+    assert sync(cfg, repo) == 0
     users.check_no_duplicate_and_no_resurrection()
     users.check_in_step()
-    assert sync(cfg) == 0
+    assert sync(cfg, repo) == 0
     status = subprocess.run([*CALMESH, "status", "--json", "-c", str(cfg)], capture_output=True, text=True,
                             check=True)
     [group] = json.loads(status.stdout)

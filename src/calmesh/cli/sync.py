@@ -8,6 +8,8 @@ Exit status: 0 when every run was clean, 3 when a run had errors (as ``calmesh f
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -79,21 +81,21 @@ def render_report(report: SyncReport, repo: SyncRepository) -> None:
     if table.row_count:
         console.print(table)
     else:
-        console.print(f"[bold]{title}[/]: in step, no writes", highlight=False)
+        console.print(f"[bold]{title}[/]: in step, no writes", highlight=False, soft_wrap=True)
     for action in report.plan.actions:
         if isinstance(action, Conflict):
             console.print(f"[yellow]conflict[/] {action.logical_id} between {', '.join(action.members)}: "
-                          f"{action.resolution}", highlight=False)
+                          f"{action.resolution}", highlight=False, soft_wrap=True)
         elif isinstance(action, Skip):
             console.print(f"[yellow]skipped[/] {action.logical_id} on {action.member}: {action.reason}",
-                          highlight=False)
+                          highlight=False, soft_wrap=True)
     for notice in report.notices:
         hint = " (run again with --confirm-deletes to apply)" if "held until confirmed" in notice else ""
-        console.print(f"[yellow]![/] {notice}{hint}", highlight=False)
+        console.print(f"[yellow]![/] {notice}{hint}", highlight=False, soft_wrap=True)
     for q in repo.quarantined(report.group):
-        console.print(f"[magenta]quarantined[/] {q.member} {q.item_ref or q.uid}: {q.reason}", highlight=False)
+        console.print(f"[magenta]quarantined[/] {q.member} {q.item_ref or q.uid}: {q.reason}", highlight=False, soft_wrap=True)
     for error in report.errors:
-        console.print(f"[bold red]error[/] {error}", highlight=False)
+        console.print(f"[bold red]error[/] {error}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -145,11 +147,11 @@ def sync(
             if failed:
                 raise typer.Exit(3)
             return
-        console.print(f"watching {', '.join(groups)}; Ctrl-C to stop", highlight=False)
+        console.print(f"watching {', '.join(groups)}; Ctrl-C to stop", highlight=False, soft_wrap=True)
         try:
             SyncScheduler(groups, run, interval=every).run_forever()
         except KeyboardInterrupt:
-            console.print("stopped", highlight=False)
+            console.print("stopped", highlight=False, soft_wrap=True)
 
 
 def _ago(when: datetime | None, now: datetime) -> str:
@@ -206,17 +208,46 @@ def status(
             f"last run {_ago(datetime.fromisoformat(last['started']), now)}: {last['status']}"
             + ("" if last["finished"] else " (not finished: killed or still running)"))
         console.print(f"[bold]{state['group']}[/]: {headline}; {items['items']} items, "
-                      f"{items['tombstones']} tombstones, {items['dirty']} pending", highlight=False)
+                      f"{items['tombstones']} tombstones, {items['dirty']} pending", highlight=False, soft_wrap=True)
         if last is not None:
             counts = ", ".join(f"{k} {v}" for k, v in sorted(last["counts"].items()) if v)
             if counts:
-                console.print(f"  counts: {counts}", highlight=False)
+                console.print(f"  counts: {counts}", highlight=False, soft_wrap=True)
             for error in last["errors"]:
-                console.print(f"  [bold red]error[/] {error}", highlight=False)
+                console.print(f"  [bold red]error[/] {error}", highlight=False, soft_wrap=True)
         for member, token in sorted(state["tokens"].items()):
             full_at = token["last_full"] and datetime.fromisoformat(token["last_full"])
             console.print(f"  {member}: compared in full {_ago(full_at or None, now)}, "
-                          f"{token['runs_since_full']} incremental runs since", highlight=False)
+                          f"{token['runs_since_full']} incremental runs since", highlight=False, soft_wrap=True)
         for q in state["quarantine"]:
             console.print(f"  [magenta]quarantined[/] {q['member']} {q['item']}: {q['reason']} "
-                          f"(seen {q['times_seen']}x)", highlight=False)
+                          f"(seen {q['times_seen']}x)", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def worker(
+    threads: Annotated[int, typer.Option(min=1, help="Groups run at once by this worker.")] = 1,
+    config: ConfigOption = None,
+) -> None:
+    """Run sync groups taken off the queue named by [hub] queue (Redis), until Ctrl-C or SIGTERM."""
+    from calmesh.services import queue
+
+    cfg = get_config(config)
+    if not cfg.hub.queue:
+        fail("no queue configured: set [hub] queue = \"redis://host:6379/0\"")
+    with Hub(cfg) as hub:
+        broker = queue.broker(cfg.hub.queue)
+        queue.declare_worker_actor(broker, cfg, lambda: hub_engine(hub))
+        runner = queue.worker(broker, threads)
+        stop = threading.Event()
+        previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+        runner.start()
+        console.print(f"calmesh worker: {threads} thread(s) on {cfg.hub.queue}; Ctrl-C to stop", highlight=False)
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            runner.stop()
+            broker.close()
+            signal.signal(signal.SIGTERM, previous)

@@ -32,7 +32,7 @@ import re
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -84,6 +84,8 @@ _WIDEN = 86400
 """Seconds a server-side time-range is widened each side: servers place all-day and floating
 events in their own zone (usually UTC), calmesh in the owner's; local expansion filters exactly."""
 _MULTIGET_BATCH = 100
+_KNOWN_MAX = 100_000
+"""Objects remembered by href and ETag (see ``CalDAVConnector._known``) before the memory is reset."""
 _CALENDARS_TTL = 300.0
 """Seconds a discovered calendar list is reused (free/busy asks ``calendars_of`` per person)."""
 _MAX_MAP_TOKEN = 64 * 1024
@@ -168,6 +170,12 @@ class CalDAVConnector(Connector):
         self._calendars_cache: tuple[float, list[CalendarInfo]] | None = None
         self._freebusy_query: dict[str, bool] = {}
         """Per calendar: does free-busy-query answer there (learned on first use)?"""
+        self._known: dict[str, tuple[str, CalendarItem]] = {}
+        """href -> (ETag, parsed object) of objects this connector read or wrote. A change feed that
+        lists an href with the same ETag is served from here instead of a multiget and a parse:
+        the same ETag is the same stored bytes (RFC 4791 5.3.4: a server that alters a PUT body
+        returns no ETag). It pays off in a long-running process (``calmesh sync --watch``), where
+        a calendar listed in full again (e.g. after receiving copies) costs one ETag listing."""
 
     # ---------------------------------------------------------------------------- transport
     def _dav(self) -> DAVClient:
@@ -581,7 +589,7 @@ class CalDAVConnector(Connector):
             token = page.sync_token
             if not page.truncated:
                 break
-        items, unreadable = self._fetch_changed(calendar, sorted(changed))
+        items, unreadable = self._fetch_changed(calendar, sorted(changed), changed)
         fetched = {i.ref.id for i in items if i.ref} | {ref.id for ref, _ in unreadable}
         gone = [h for h in changed if h not in fetched]  # listed as changed, then 404: deleted meanwhile
         refs = [ItemRef(calendar, h) for h in sorted(deleted | set(gone))]
@@ -604,10 +612,10 @@ class CalDAVConnector(Connector):
         except ValueError as exc:
             raise InvalidTokenError(self.name, str(exc), item=calendar) from exc
         if before is None:  # first listing, or a hash-only token: everything, consumer diffs
-            items, unreadable = self._fetch_changed(calendar, sorted(now))
+            items, unreadable = self._fetch_changed(calendar, sorted(now), now)
             return ChangeSet(items, [], new_token, complete=True, unreadable=unreadable)
         wanted = sorted(h for h, etag in now.items() if before.get(h) != etag or h not in before)
-        items, unreadable = self._fetch_changed(calendar, wanted)
+        items, unreadable = self._fetch_changed(calendar, wanted, now)
         deleted = [ItemRef(calendar, h, before[h]) for h in sorted(set(before) - set(now))]
         return ChangeSet(items, deleted, new_token, unreadable=unreadable)
 
@@ -617,20 +625,47 @@ class CalDAVConnector(Connector):
         return {r.href: r.properties.get(dav.GetEtag.tag) for r in found
                 if r.href.rstrip("/") != calendar_path and dav.Collection.tag not in (r.properties.get(dav.ResourceType.tag) or [])}
 
-    def _fetch_changed(self, calendar: str, hrefs: Sequence[str]
+    def _fetch_changed(self, calendar: str, hrefs: Sequence[str], etags: Mapping[str, str | None]
                        ) -> tuple[list[CalendarItem], list[tuple[ItemRef, Problem]]]:
-        """The objects at ``hrefs``, and those that exist but cannot be read (with why), so that
-        sync quarantines them instead of mistaking them for deletions."""
-        items, problems = self._to_items(calendar, self._multiget(calendar, hrefs))
+        """The objects at ``hrefs`` (``etags`` says the server's current ETag of each), and those
+        that exist but cannot be read (with why), so that sync quarantines them instead of
+        mistaking them for deletions. Objects known at their current ETag are not fetched again."""
+        known = [self._known_item(calendar, h, etags.get(h)) for h in hrefs]
+        wanted = [h for h, item in zip(hrefs, known, strict=True) if item is None]
+        items, problems = self._to_items(calendar, self._multiget(calendar, wanted))
+        self._remember(items, problems)
+        if len(wanted) < len(hrefs):
+            order = {h: n for n, h in enumerate(hrefs)}
+            cached = [item for item in known if item is not None]
+            items = sorted(cached + items, key=lambda i: order.get(i.ref.id if i.ref else "", len(order)))
         fetched = {i.ref.id for i in items if i.ref}
         unreadable = []
-        for href in hrefs:
+        for href in wanted:
             about = [p for p in problems if p.item == href or (p.item or "").endswith(f" in {href}")]
             if href not in fetched and about:
                 unreadable.append((ItemRef(calendar, href), about[0]))
         for problem in problems:
             log.warning("%s", problem)
         return items, unreadable
+
+    def _known_item(self, calendar: str, href: str, etag: str | None) -> CalendarItem | None:
+        known = self._known.get(href)
+        if etag is None or known is None or known[0] != etag:
+            return None
+        return replace(known[1], ref=ItemRef(calendar, href, etag))
+
+    def _remember(self, items: Iterable[CalendarItem], problems: Iterable[Problem] = ()) -> None:
+        """Keep cleanly parsed single-object resources by href and ETag (see ``_known``)."""
+        if len(self._known) > _KNOWN_MAX:
+            self._known.clear()
+        troubled = {(p.item or "").rsplit(" in ", 1)[-1] for p in problems}
+        by_href: dict[str, list[CalendarItem]] = {}
+        for item in items:
+            if item.ref is not None and item.ref.etag:
+                by_href.setdefault(item.ref.id, []).append(item)
+        for href, found in by_href.items():
+            if len(found) == 1 and href not in troubled and found[0].ref is not None and found[0].ref.etag:
+                self._known[href] = (found[0].ref.etag, found[0])
 
     # ---------------------------------------------------------------------------- writing
     def put(self, calendar: str, item: CalendarItem, if_match: str | None = None) -> ItemRef:
@@ -653,13 +688,22 @@ class CalDAVConnector(Connector):
                                          item=item.uid) from exc
             raise
         etag = response.headers.get("ETag")
+        path = self._path(href)
+        self._known.pop(path, None)
         if not etag:  # the server changed the data or just did not say: ask
             found = self._propfind(url, [dav.GetEtag()], 0)
             etag = next((r.properties.get(dav.GetEtag.tag) for r in found), None)
-        return ItemRef(calendar, self._path(href), etag)
+        else:  # an ETag on PUT means the server stored these very bytes (RFC 4791 5.3.4)
+            written, issues = ical.parse_items(body, self.name)
+            for item in written:
+                item.ref = ItemRef(calendar, path, etag)
+            if not issues:
+                self._remember(written)
+        return ItemRef(calendar, path, etag)
 
     def delete(self, calendar: str, ref: ItemRef, if_match: str | None = None) -> None:
         headers = {"If-Match": if_match} if if_match else {}
+        self._known.pop(self._path(ref.id), None)
         self._send("DELETE", self._url(ref.id), "", headers, ok=(200, 204), item=ref.id)
 
     # ---------------------------------------------------------------------------- lifecycle

@@ -135,14 +135,15 @@ def serve(config: Config, host: str | None = None, port: int | None = None, *,
 @contextlib.contextmanager
 def _watch_sync(hub: Hub) -> Iterator[None]:
     """The sync watch loop (``server.watch_sync``) runs beside the server, in a background thread
-    whose errors are logged, and stops with it."""
+    whose errors are logged, and stops with it; with ``[hub] queue`` it only enqueues the runs."""
     config = hub.config
     if not (config.server.watch_sync and config.sync.groups):
         yield
         return
-    from calmesh.services.scheduler import SyncScheduler, hub_engine, logged_runner
+    from calmesh.services.queue import loop_runner
+    from calmesh.services.scheduler import SyncScheduler
 
-    scheduler = SyncScheduler(config.sync.groups, logged_runner(lambda: hub_engine(hub)))
+    scheduler = SyncScheduler(config.sync.groups, loop_runner(hub))
     scheduler.start()
     try:
         yield

@@ -21,8 +21,10 @@ records), never made twice.
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import Callable, Mapping
+import threading
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -58,7 +60,11 @@ T = TypeVar("T")
 MAX_PASSES = 3
 """Planning passes per run: the first, plus re-plans after the full listings it asked for."""
 SAVE_EVERY = 50
-"""Batches whose records are saved together while a run goes on (bounds work lost to a kill)."""
+"""Batches whose records are saved together while a run goes on (bounds work lost to a kill).
+A batch that created a copy is saved at once: were the run killed before, and that copy deleted
+by its user before the next run, nothing would say it had ever existed and the next run would
+create it again (a resurrected deletion). Updates and deletions need no such haste: the old
+record still names the copy, so its disappearance reads as the deletion it is."""
 
 
 @dataclass(slots=True)
@@ -103,6 +109,8 @@ class SyncReport:
     """Items members reported as present but unreadable: quarantined, never taken as deleted."""
     read: dict[tuple[str, str], CalendarItem] = field(default_factory=dict)
     """Every item read this run by (member, item id): the "before" of audited writes."""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    """Writes may run on several threads (``SyncEngine(write_workers=...)``): counting is guarded."""
 
     @property
     def status(self) -> str:
@@ -116,8 +124,9 @@ class SyncReport:
 
     def count(self, member: str, what: str) -> None:
         """Count one write outcome, in total and for its target member."""
-        self.counts[what] += 1
-        self.by_member.setdefault(member, Counter())[what] += 1
+        with self._lock:
+            self.counts[what] += 1
+            self.by_member.setdefault(member, Counter())[what] += 1
 
 
 def member_options(group: SyncGroupConfig, *, confirm_deletes: bool = False) -> tuple[list[Member], PlanOptions]:
@@ -128,13 +137,19 @@ def member_options(group: SyncGroupConfig, *, confirm_deletes: bool = False) -> 
 
 
 class SyncEngine:
-    """Runs sync groups against connectors (``connector(platform)``) and a state repository."""
+    """Runs sync groups against connectors (``connector(platform)``) and a state repository.
+
+    ``write_workers`` above 1 writes that many batches (independent logical items) at once, each
+    on its own thread: a large copy is then bound by the servers, not by one round trip after
+    another. The connectors must then be safe to share between threads (the CalDAV one is);
+    1 (the default) writes strictly in plan order."""
 
     def __init__(self, repo: SyncRepository, connector: Callable[[str], Connector],
-                 *, retry_sleep: Callable[[float], None] | None = None) -> None:
+                 *, retry_sleep: Callable[[float], None] | None = None, write_workers: int = 1) -> None:
         self.repo = repo
         self._connector = connector
         self._retry_kwargs: dict[str, Any] = {} if retry_sleep is None else {"sleep": retry_sleep}
+        self._write_workers = max(1, write_workers)
 
     # -------------------------------------------------------------------------- observe
     def _observe(self, member: Member, token: str | None, full: bool, report: SyncReport) -> _Seen:
@@ -249,18 +264,51 @@ class SyncEngine:
         """Run every batch; returns the records not yet saved (saved with the tokens)."""
         pending: list[ItemState] = []
         total, done = len(report.plan.writes), 0
-        for n, batch in enumerate(report.plan.batches, 1):
-            if self._run_batch(name, report, batch, members):
+        for n, (batch, ok) in enumerate(self._run_batches(name, report, members), 1):
+            if ok:
                 pending.extend(batch.records.values())
             else:
                 pending.extend(batch.after_failure(state))
             if batch.writes:
                 done += len(batch.writes)
                 notify(Progress("applied", batch.writes[-1].target, done, total))
-            if n % SAVE_EVERY == 0:
+            if n % SAVE_EVERY == 0 or any(isinstance(w, Create) for w in batch.writes):
                 self.repo.save_records(name, pending)
                 pending = []
         return pending
+
+    def _run_batches(self, name: str, report: SyncReport, members: Mapping[str, Member]
+                     ) -> Iterator[tuple[Batch, bool]]:
+        """Each batch of the plan, in plan order, with whether all its writes succeeded. With
+        several workers, at most two batches per worker are in flight ahead of the one awaited,
+        and those not started are cancelled if the run stops."""
+        if self._write_workers == 1:
+            for batch in report.plan.batches:
+                yield batch, self._run_batch(name, report, batch, members)
+            return
+        window: deque[tuple[Batch, Future[bool]]] = deque()
+        with ThreadPoolExecutor(self._write_workers, thread_name_prefix="calmesh-write") as pool:
+            try:
+                for batch in report.plan.batches:
+                    window.append((batch, pool.submit(self._run_and_save, name, report, batch, members)))
+                    if len(window) > 2 * self._write_workers:
+                        first, future = window.popleft()
+                        yield first, future.result()
+                while window:
+                    first, future = window.popleft()
+                    yield first, future.result()
+            finally:
+                for _batch, future in window:
+                    future.cancel()
+
+    def _run_and_save(self, name: str, report: SyncReport, batch: Batch, members: Mapping[str, Member]) -> bool:
+        """A batch on a worker thread. One that created a copy has its records saved right away,
+        on that thread (see ``SAVE_EVERY``), not when its turn in plan order comes: batches
+        finished ahead of that turn are then never at risk of being forgotten by a kill."""
+        ok = self._run_batch(name, report, batch, members)
+        if ok and any(isinstance(w, Create) for w in batch.writes):
+            self.repo.save_records(name, batch.records.values())
+        return ok
 
     def _run_batch(self, name: str, report: SyncReport, batch: Batch, members: Mapping[str, Member]) -> bool:
         for action in batch.writes:
