@@ -1,22 +1,27 @@
 """Benchmark: two-way sync of one Radicale calendar with another, calmesh against vdirsyncer.
 
-For each size (1,000 and 10,000 events by default) and each tool, two fresh Radicale servers are
-started on 127.0.0.1: A is seeded with a realistic mix (~80% single events, ~15% weekly or daily
-series, some with EXDATE and RECURRENCE-ID overrides, ~5% all-day; a year of dates, four time
-zones) written straight into Radicale's storage folder before it starts, B is empty. Then three
-phases are timed, the same for both tools:
+For each size (1,000 and 10,000 events by default), each tool and each way of starting it, two
+fresh Radicale servers are started on 127.0.0.1: A is seeded with a realistic mix (~80% single
+events, ~15% weekly or daily series, a third of those with an EXDATE and a third with a moved
+occurrence (RECURRENCE-ID), ~5% all-day; a year of dates, four time zones) written straight into
+Radicale's storage folder before it starts; B is empty (or, above ``PREFILL_ABOVE`` events, holds
+the same objects: see there why). Both servers are warmed (every object read once) first, so
+neither tool pays for Radicale building its cache. Then four syncs are timed, the same for both:
 
-- ``initial``: A -> B, every object copied;
+- ``initial``: A -> B, every object copied (or, B pre-filled, both sides listed and paired);
 - ``no-op``: the same sync again, nothing changed;
+- ``no-op again``: once more (calmesh lists a calendar that just received copies in full once:
+  a copy deleted before the next run would otherwise go unseen, see ``SyncEngine.run``);
 - ``1% changed``: 1% of A's objects edited over HTTP (summary changed, SEQUENCE raised), then sync.
 
-Both tools run as a separate process per phase (vdirsyncer is a CLI; calmesh runs this script's
-``--worker`` mode: a SyncEngine with a SQLite state store), so process start and imports are
-counted on both sides. Both servers are warmed (every object read once) before the first phase,
-so neither tool pays for Radicale building its cache.
+``warm``: each tool runs in one process that imports and sets up first and times each sync
+inside (calmesh: a SyncEngine with a SQLite state store, as ``calmesh sync --watch`` keeps one;
+vdirsyncer: its CLI's own code called in a loop). ``cold``: a new process per sync, timed from
+outside, process start and imports included (how cron runs vdirsyncer). Both ways are fair;
+they answer different questions, so both are printed.
 
 Run: ``.venv/bin/python bench/sync_vs_vdirsyncer.py`` (``--sizes 1000``, ``--quick`` for 200
-events, ``--skip-vdirsyncer``, ``--seed N``).
+events, ``--skip-vdirsyncer``, ``--start warm|cold|both``, ``--seed N``).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -52,6 +58,7 @@ TITLES = ("Weekly sync", "1:1", "Budget review", "Réunion d'équipe", "Customer
 PHASES = ("initial", "no-op", "no-op again", "1% changed")
 YEAR = 2026
 EDIT_THREADS = 8
+WARM_CHUNK = 1000
 WRITE_WORKERS = 4
 """calmesh's concurrent writes (SyncEngine(write_workers=...)); vdirsyncer writes one at a time."""
 VDIRSYNCER = Path(sys.executable).with_name("vdirsyncer")
@@ -139,13 +146,21 @@ def calendar_url(server: RunningServer) -> str:
 
 
 def warm_up(client: httpx.Client, url: str) -> int:
-    """Read every object once (Radicale fills its item cache), so neither tool pays for it."""
-    body = ('<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
-            '<D:prop><D:getetag/><C:calendar-data/></D:prop><C:filter><C:comp-filter name="VCALENDAR"/>'
-            '</C:filter></C:calendar-query>')
-    response = client.request("REPORT", url, content=body, headers={"Depth": "1"})
+    """Read every object once (Radicale fills its item cache), so neither tool pays for it;
+    returns how many there are. Hrefs first, then objects in chunks: Radicale refuses a REPORT
+    that would serve more than 10,000 VEVENTs (``[reporting] max_expand_occurrence``)."""
+    listing = ('<?xml version="1.0"?><D:sync-collection xmlns:D="DAV:"><D:sync-token/>'
+               '<D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>')
+    response = client.request("REPORT", url, content=listing)
     response.raise_for_status()
-    return response.text.count("<D:response>") + response.text.count("<response>")
+    hrefs = [h for h in re.findall(r"<(?:\w+:)?href>([^<]+)</(?:\w+:)?href>", response.text) if h.endswith(".ics")]
+    for start in range(0, len(hrefs), WARM_CHUNK):
+        query = ('<?xml version="1.0"?><C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+                 '<D:prop><D:getetag/><C:calendar-data/></D:prop>'
+                 + "".join(f"<D:href>{h}</D:href>" for h in hrefs[start:start + WARM_CHUNK])
+                 + "</C:calendar-multiget>")
+        client.request("REPORT", url, content=query, headers={"Depth": "1"}).raise_for_status()
+    return len(hrefs)
 
 
 def apply_edits(client: httpx.Client, url: str, items: Sequence[CalendarItem]) -> None:
@@ -182,11 +197,19 @@ def start_pair(root: Path, items: Sequence[CalendarItem], *, prefill: bool) -> P
     seed_storage(root / "b", items if prefill else [])
     users = {USER: PASSWORD}
     a = start_radicale(root / "a", users)
-    b = start_radicale(root / "b", users)
-    client = httpx.Client(auth=(USER, PASSWORD), timeout=600.0)
-    pair = Pair(a, b, client)
-    for url in pair.urls:
-        warm_up(client, url)
+    try:
+        b = start_radicale(root / "b", users)
+    except BaseException:
+        a.stop()
+        raise
+    pair = Pair(a, b, httpx.Client(auth=(USER, PASSWORD), timeout=600.0))
+    try:
+        for url, expected in zip(pair.urls, (len(items), len(items) if prefill else 0), strict=True):
+            if (found := warm_up(pair.client, url)) != expected:
+                raise RuntimeError(f"{url} holds {found} objects, {expected} were seeded")
+    except BaseException:
+        pair.close()
+        raise
     return pair
 
 
@@ -361,7 +384,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.driver:
-        driver(*args.driver, serve=args.serve)
+        tool, state, url_a, url_b = args.driver
+        driver(tool, state, url_a, url_b, serve=args.serve)
         return
     sizes = [200] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
     tools = ["calmesh"] if args.skip_vdirsyncer else ["calmesh", "vdirsyncer"]

@@ -126,3 +126,8 @@ def test_no_groups_configured(tmp_path: Path) -> None:
     path.write_text("[hub]\n")
     result = runner.invoke(app, ["status", "-c", str(path)])
     assert result.exit_code == 1 and "no sync groups" in result.stderr
+
+
+def test_worker_needs_a_queue(config: Path) -> None:
+    result = runner.invoke(app, ["worker", "-c", str(config)])
+    assert result.exit_code == 1 and "no queue configured" in result.stderr

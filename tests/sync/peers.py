@@ -98,7 +98,7 @@ class Group:
     def connector(self, platform: str) -> Connector:
         return self.connectors[platform]
 
-    def run(self, **options: bool) -> SyncReport:
+    def run(self, **options: Any) -> SyncReport:
         return self.engine.run("g", self.config, **options)
 
     def settle(self, runs: int = 3) -> SyncReport:

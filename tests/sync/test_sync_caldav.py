@@ -166,12 +166,12 @@ def test_moved_occurrence_new_exception_and_exdate_cross_over(pair: Group, rad: 
                         *[c for c in item.components if c.recurrence_id is not None], override])
     assert pair.run().counts["updated"] == 1
     components = rad.by_uid()["series@test"].components
-    overrides = {c.recurrence_id.astimezone(UTC): c for c in components if c.recurrence_id is not None}  # type: ignore[union-attr]
+    overrides = {c.recurrence_id.astimezone(UTC): c for c in components if c.recurrence_id is not None}  # type: ignore[union-attr,attr-defined]
     assert overrides[moved_from.astimezone(UTC)].summary == "moved to 11:00"
     assert overrides[moved_from.astimezone(UTC)].start == moved_from + timedelta(hours=2)
     assert datetime(2026, 11, 3, 9, tzinfo=PARIS).astimezone(UTC) in overrides  # the older exception stays
     rad_master = next(c for c in components if c.recurrence_id is None)
-    assert cancelled.astimezone(UTC) in {d.astimezone(UTC) for d in rad_master.exdate}  # type: ignore[union-attr]
+    assert cancelled.astimezone(UTC) in {d.astimezone(UTC) for d in rad_master.exdate}  # type: ignore[union-attr,attr-defined]
     assert pair.run().plan.writes == []
 
 
@@ -182,7 +182,7 @@ def test_time_zone_change_keeps_the_new_zone(pair: Group, rad: Peer, xan: Peer) 
     rad.edit("tz@test", bump(start=ny_start, end=ny_start + timedelta(minutes=45), tzid="America/New_York"))
     pair.run()
     copy = xan.master("tz@test")
-    assert copy.start == ny_start and copy.start.astimezone(UTC) == datetime(2026, 12, 1, 14, tzinfo=UTC)  # type: ignore[union-attr]
+    assert copy.start == ny_start and copy.start.astimezone(UTC) == datetime(2026, 12, 1, 14, tzinfo=UTC)  # type: ignore[union-attr,attr-defined]
     assert copy.tzid == "America/New_York"
     assert pair.run().plan.writes == []
 

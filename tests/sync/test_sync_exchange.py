@@ -37,21 +37,24 @@ def meeting(uid: str, hour: int = 9, summary: str = "Review") -> Any:
 @pytest.fixture(params=["ews", "graph"])
 def exchange(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Peer]:
     """Alice's mailbox calendar on the EWS fake or on the Graph fake."""
+    fake: EWSFake | GraphFake
     if request.param == "ews":
-        fake: EWSFake | GraphFake = EWSFake()
-        fake.add_mailbox(MAILBOX, "Europe/Paris")
-        fake.start()
+        fake = ews = EWSFake()
+        ews.add_mailbox(MAILBOX, "Europe/Paris")
         monkeypatch.setenv("CALMESH_TEST_EWS_PASSWORD", "svc-password")
-        raw = {"kind": "ews", "service_endpoint": fake.ews_url, "auth": "basic", "username": "calmesh-svc",
+        raw = {"kind": "ews", "service_endpoint": "", "auth": "basic", "username": "calmesh-svc",
                "password_env": "CALMESH_TEST_EWS_PASSWORD", "mailboxes": [MAILBOX], "timezone": "Europe/Paris"}
     else:
-        fake = GraphFake()
-        fake.add_mailbox(MAILBOX, "Europe/Paris")
-        fake.start()
-        monkeypatch.setenv("CALMESH_TEST_GRAPH_SECRET", fake.client_secret)
-        raw = {"kind": "graph", "tenant_id": "contoso", "client_id": fake.client_id,
-               "client_secret_env": "CALMESH_TEST_GRAPH_SECRET", "mailboxes": [MAILBOX],
-               "base_url": fake.graph_url, "token_url": fake.token_url, "timezone": "Europe/Paris"}
+        fake = graph = GraphFake()
+        graph.add_mailbox(MAILBOX, "Europe/Paris")
+        monkeypatch.setenv("CALMESH_TEST_GRAPH_SECRET", graph.client_secret)
+        raw = {"kind": "graph", "tenant_id": "contoso", "client_id": graph.client_id,
+               "client_secret_env": "CALMESH_TEST_GRAPH_SECRET", "mailboxes": [MAILBOX], "timezone": "Europe/Paris"}
+    fake.start()
+    if isinstance(fake, EWSFake):
+        raw["service_endpoint"] = fake.ews_url
+    else:
+        raw.update(base_url=fake.graph_url, token_url=fake.token_url)
     connector = registry.create(request.param, raw)
     connector.sleep = lambda _s: None  # type: ignore[attr-defined]
     try:
@@ -108,10 +111,10 @@ def test_series_with_exceptions_and_exdate_crosses_both_ways(tmp_path: Path, rad
                         *[c for c in item.components if c.recurrence_id is not None], override])
     assert group.run().counts["updated"] == 1
     components = exchange.by_uid()[series].components
-    overrides = {c.recurrence_id.astimezone(UTC): c for c in components if c.recurrence_id is not None}  # type: ignore[union-attr]
+    overrides = {c.recurrence_id.astimezone(UTC): c for c in components if c.recurrence_id is not None}  # type: ignore[union-attr,attr-defined]
     assert overrides[moved_from.astimezone(UTC)].summary == "later today"
     ex_master = next(c for c in components if c.recurrence_id is None)
-    assert cancelled.astimezone(UTC) in {d.astimezone(UTC) for d in ex_master.exdate}  # type: ignore[union-attr]
+    assert cancelled.astimezone(UTC) in {d.astimezone(UTC) for d in ex_master.exdate}  # type: ignore[union-attr,attr-defined]
     group.settle()
     # and back: rename the series in Exchange
     exchange.edit(series, bump(summary="Sales sync"))
@@ -140,7 +143,7 @@ def test_time_zone_change_crosses_to_exchange(tmp_path: Path, rad: Peer, exchang
     rad.edit("tz@test", bump(start=ny, end=ny + timedelta(hours=1), tzid="America/New_York"))
     group.run()
     copy = exchange.master(exchange.uid_of("Review"))
-    assert copy.start.astimezone(UTC) == datetime(2026, 12, 1, 14, tzinfo=UTC)  # type: ignore[union-attr]
+    assert copy.start.astimezone(UTC) == datetime(2026, 12, 1, 14, tzinfo=UTC)  # type: ignore[union-attr,attr-defined]
     assert copy.tzid == "America/New_York"
     group.settle()
 
@@ -155,6 +158,6 @@ def test_busy_blocks_in_exchange_leak_nothing(tmp_path: Path, rad: Peer, exchang
     group.run()
     [copy] = [c for i in exchange.items() for c in i.components]
     assert (copy.summary, copy.classification) == ("Busy (CalDAV)", Classification.PRIVATE)
-    assert copy.start.astimezone(UTC) == DAY.astimezone(UTC)  # type: ignore[union-attr]
+    assert copy.start.astimezone(UTC) == DAY.astimezone(UTC)  # type: ignore[union-attr,attr-defined]
     assert (copy.description or "", copy.location or "", copy.attendees) == ("", "", [])
     assert group.run().plan.writes == []

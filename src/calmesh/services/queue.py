@@ -29,7 +29,8 @@ QUEUE_NAME = "calmesh-sync"
 ACTOR_NAME = "calmesh_sync_group"
 NAMESPACE = "calmesh"
 RUN_TTL_MS = 60 * 60 * 1000
-"""A group's mutex outlives a killed worker by at most this long."""
+"""The longest a run may take (Dramatiq's default limit, 10 minutes, would interrupt a big first
+sync); a group's mutex outlives a killed worker by at most this long."""
 
 
 def broker(url: str, namespace: str = NAMESPACE) -> RedisBroker:
@@ -66,7 +67,8 @@ def declare_worker_actor(queue: RedisBroker, config: Config, engine: Callable[[]
                 return
             run(name, group)
 
-    return dramatiq.actor(actor_name=ACTOR_NAME, queue_name=QUEUE_NAME, broker=queue, max_retries=0)(run_group)
+    return dramatiq.actor(actor_name=ACTOR_NAME, queue_name=QUEUE_NAME, broker=queue, max_retries=0,
+                          time_limit=RUN_TTL_MS)(run_group)
 
 
 def worker(queue: RedisBroker, threads: int = 1) -> dramatiq.Worker:

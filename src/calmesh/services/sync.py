@@ -61,9 +61,9 @@ MAX_PASSES = 3
 """Planning passes per run: the first, plus re-plans after the full listings it asked for."""
 SAVE_EVERY = 50
 """Batches whose records are saved together while a run goes on (bounds work lost to a kill).
-A batch that created a copy is saved at once: were the run killed before, and that copy deleted
-by its user before the next run, nothing would say it had ever existed and the next run would
-create it again (a resurrected deletion). Updates and deletions need no such haste: the old
+A batch that created a copy (or adopted an unrecorded one by its marker) is saved at once: were
+the run killed before, and that copy deleted by its user before the next run, nothing would say
+it had ever existed and the next run would create it again (a resurrected deletion). Updates and deletions need no such haste: the old
 record still names the copy, so its disappearance reads as the deletion it is."""
 
 
@@ -134,6 +134,18 @@ def member_options(group: SyncGroupConfig, *, confirm_deletes: bool = False) -> 
     options = PlanOptions(mode=group.mode, busy_title=group.busy_title, conflict=group.conflict,
                           max_delete_share=group.max_delete_share, confirm_deletes=confirm_deletes)
     return members, options
+
+
+def _names_new_copy(batch: Batch, state: Mapping[str, ItemState]) -> bool:
+    """Whether the batch's records name a copy the stored state does not (one just created, or
+    an unrecorded copy adopted by its marker): such records are saved at once (see SAVE_EVERY)."""
+    for lid, record in batch.records.items():
+        old = state.get(lid)
+        for key, copy in record.copies.items():
+            before = old.copies.get(key) if old is not None else None
+            if before is None or before.item_id != copy.item_id:
+                return True
+    return False
 
 
 class SyncEngine:
@@ -264,51 +276,55 @@ class SyncEngine:
         """Run every batch; returns the records not yet saved (saved with the tokens)."""
         pending: list[ItemState] = []
         total, done = len(report.plan.writes), 0
-        for n, (batch, ok) in enumerate(self._run_batches(name, report, members), 1):
-            if ok:
+        for n, (batch, ok, saved) in enumerate(self._run_batches(name, report, members), 1):
+            if ok and not saved:
                 pending.extend(batch.records.values())
-            else:
+            elif not ok:
                 pending.extend(batch.after_failure(state))
             if batch.writes:
                 done += len(batch.writes)
                 notify(Progress("applied", batch.writes[-1].target, done, total))
-            if n % SAVE_EVERY == 0 or any(isinstance(w, Create) for w in batch.writes):
+            if n % SAVE_EVERY == 0 or (not saved and _names_new_copy(batch, state)):
                 self.repo.save_records(name, pending)
                 pending = []
         return pending
 
     def _run_batches(self, name: str, report: SyncReport, members: Mapping[str, Member]
-                     ) -> Iterator[tuple[Batch, bool]]:
-        """Each batch of the plan, in plan order, with whether all its writes succeeded. With
-        several workers, at most two batches per worker are in flight ahead of the one awaited,
-        and those not started are cancelled if the run stops."""
+                     ) -> Iterator[tuple[Batch, bool, bool]]:
+        """Each batch of the plan, in plan order, with whether all its writes succeeded and
+        whether its records are saved already. With several workers, at most two batches per
+        worker are in flight ahead of the one awaited, and those not started are cancelled if
+        the run stops."""
         if self._write_workers == 1:
             for batch in report.plan.batches:
-                yield batch, self._run_batch(name, report, batch, members)
+                yield batch, self._run_batch(name, report, batch, members), False
             return
-        window: deque[tuple[Batch, Future[bool]]] = deque()
+        window: deque[tuple[Batch, Future[tuple[bool, bool]]]] = deque()
         with ThreadPoolExecutor(self._write_workers, thread_name_prefix="calmesh-write") as pool:
             try:
                 for batch in report.plan.batches:
                     window.append((batch, pool.submit(self._run_and_save, name, report, batch, members)))
                     if len(window) > 2 * self._write_workers:
                         first, future = window.popleft()
-                        yield first, future.result()
+                        yield first, *future.result()
                 while window:
                     first, future = window.popleft()
-                    yield first, future.result()
+                    yield first, *future.result()
             finally:
                 for _batch, future in window:
                     future.cancel()
 
-    def _run_and_save(self, name: str, report: SyncReport, batch: Batch, members: Mapping[str, Member]) -> bool:
-        """A batch on a worker thread. One that created a copy has its records saved right away,
-        on that thread (see ``SAVE_EVERY``), not when its turn in plan order comes: batches
-        finished ahead of that turn are then never at risk of being forgotten by a kill."""
+    def _run_and_save(self, name: str, report: SyncReport, batch: Batch, members: Mapping[str, Member]
+                      ) -> tuple[bool, bool]:
+        """A batch on a worker thread: (all writes succeeded, records saved). One that created a
+        copy has its records saved right away, on that thread (see ``SAVE_EVERY``), not when its
+        turn in plan order comes: batches finished ahead of that turn are then never at risk of
+        being forgotten by a kill."""
         ok = self._run_batch(name, report, batch, members)
         if ok and any(isinstance(w, Create) for w in batch.writes):
             self.repo.save_records(name, batch.records.values())
-        return ok
+            return True, True
+        return ok, False
 
     def _run_batch(self, name: str, report: SyncReport, batch: Batch, members: Mapping[str, Member]) -> bool:
         for action in batch.writes:
