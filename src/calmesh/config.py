@@ -180,6 +180,9 @@ class HubConfig(_Strict):
     """SQLAlchemy URL of the state store; a relative SQLite path is relative to the config file."""
     freebusy_timeout: float = 20.0
     """Seconds a free/busy fan-out waits for a platform before reporting it as failing."""
+    sync_write_workers: int = Field(default=1, ge=1, le=32)
+    """Writes a sync run makes at once. 1 writes strictly in plan order; more makes a large first
+    copy bound by the servers rather than by one round trip after another."""
     queue: str | None = None
     """Redis URL (``redis://host:6379/0``): the server's watch loop then enqueues sync group runs
     for ``calmesh worker`` processes instead of running them itself (see docs/sync.md)."""

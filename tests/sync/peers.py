@@ -86,13 +86,14 @@ def bump(**fields: Any) -> Callable[[Event], Event]:
 class Group:
     """A sync group of ``peers`` run by the real engine; ``options`` go to SyncGroupConfig."""
 
-    def __init__(self, tmp_path: Path, *peers: Peer, **options: Any) -> None:
+    def __init__(self, tmp_path: Path, *peers: Peer, write_workers: int = 1, **options: Any) -> None:
         self.peers = {p.platform: p for p in peers}
         self.config = SyncGroupConfig(calendars=[
             SyncMember(platform=p.platform, calendar=p.calendar, direction=p.direction)  # type: ignore[arg-type]
             for p in peers], **options)
         self.repo = SyncRepository(open_store(f"sqlite:///{tmp_path / 'state.sqlite'}"))
-        self.engine = SyncEngine(self.repo, self.connector, retry_sleep=lambda _s: None)
+        self.engine = SyncEngine(self.repo, self.connector, retry_sleep=lambda _s: None,
+                                 write_workers=write_workers)
         self.connectors: dict[str, Connector] = {p.platform: p.conn for p in peers}
 
     def connector(self, platform: str) -> Connector:

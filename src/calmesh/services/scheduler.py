@@ -29,7 +29,8 @@ RunGroup = Callable[[str, SyncGroupConfig], object]
 
 def hub_engine(hub: Hub) -> SyncEngine:
     """The sync engine of a hub: its connectors and the state store its config names."""
-    return SyncEngine(SyncRepository(open_store(hub.config.state_url())), hub.connector)
+    return SyncEngine(SyncRepository(open_store(hub.config.state_url())), hub.connector,
+                      write_workers=hub.config.hub.sync_write_workers)
 
 
 class SyncScheduler:
