@@ -8,16 +8,17 @@ a partial answer that says what is missing, never a crash and never a silent gap
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from calmesh.config import PersonConfig, SourceConfig
 from calmesh.connectors.base import Connector, ConnectorError, FreeBusyRequest
 from calmesh.core.freebusy import busy_from_events, clip, merge_busy, outside_working_hours, unknown
 from calmesh.directory import UnknownPerson
 from calmesh.model import BusyPeriod, PersonFreeBusy, Problem, Window, WorkingHours
+from calmesh.services import fanout
 from calmesh.services.hub import Hub
 from calmesh.timezones import zoneinfo
 
@@ -116,28 +117,19 @@ def freebusy(
         for source in person.sources:
             per_platform.setdefault(source.platform, []).append((person, source))
 
-    pool = cf.ThreadPoolExecutor(max_workers=max(1, len(per_platform)), thread_name_prefix="freebusy")
-    try:
-        futures = {pool.submit(_ask_platform, hub, platform, wanted, window, details_for): platform
-                   for platform, wanted in per_platform.items()}
-        done, pending = cf.wait(futures, timeout=timeout)
-        partials: dict[str, dict[str, _Partial]] = {}
-        for future in done:
-            platform = futures[future]
-            try:
-                partials[platform] = future.result()
-            except ConnectorError as exc:
-                partials[platform] = _failed(per_platform[platform], window, exc.problem())
-            except Exception as exc:  # noqa: BLE001 - a connector bug must not take the answer down
-                log.exception("free/busy from %s failed", platform)
-                partials[platform] = _failed(per_platform[platform], window,
-                                             Problem(platform, f"internal error: {exc!r}"))
-        for future in pending:
-            platform = futures[future]
-            partials[platform] = _failed(per_platform[platform], window,
-                                         Problem(platform, f"did not answer within {timeout:g}s"))
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+    outcome = fanout.within({platform: partial(_ask_platform, hub, platform, wanted, window, details_for)
+                             for platform, wanted in per_platform.items()}, timeout, "freebusy")
+    partials: dict[str, dict[str, _Partial]] = dict(outcome.answered)
+    for platform, error in outcome.failed.items():
+        if isinstance(error, ConnectorError):
+            problem = error.problem()
+        else:  # a connector bug must not take the answer down
+            log.error("free/busy from %s failed", platform, exc_info=error)
+            problem = Problem(platform, f"internal error: {error!r}")
+        partials[platform] = _failed(per_platform[platform], window, problem)
+    for platform in outcome.late:
+        partials[platform] = _failed(per_platform[platform], window,
+                                     Problem(platform, f"did not answer within {timeout:g}s"))
 
     for by_email in partials.values():
         for email, part in by_email.items():

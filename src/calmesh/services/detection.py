@@ -14,11 +14,11 @@ full content in the state store's audit log *before* deleting, so :func:`undo` c
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import tzinfo
+from functools import partial
 from typing import Any
 
 from calmesh.config import Config, PersonConfig, SourceConfig
@@ -33,6 +33,7 @@ from calmesh.core.overlaps import (
     propose_resolution,
 )
 from calmesh.model import CalendarItem, ItemRef, Problem, Window
+from calmesh.services import fanout
 from calmesh.services.hub import Hub
 from calmesh.store.db import open_store
 from calmesh.store.repository import SyncRepository
@@ -60,22 +61,16 @@ def gather(hub: Hub, email: str, window: Window) -> tuple[list[PlacedEvent], lis
     """
     person = hub.directory.get(email)
     timeout = hub.config.hub.freebusy_timeout
-    pool = cf.ThreadPoolExecutor(max_workers=len(person.sources), thread_name_prefix="detection")
-    try:
-        futures = {pool.submit(_read_source, hub, person, source, window): source for source in person.sources}
-        done, pending = cf.wait(futures, timeout=timeout)
-        placed: list[PlacedEvent] = []
-        errors = [Problem(futures[f].platform, f"did not answer within {timeout:g}s") for f in pending]
-        warnings: list[Problem] = []
-        for future in futures:  # in source order, not completion order: results must be stable
-            if future not in done:
-                continue
-            found, failed, problems = future.result()
-            placed.extend(found)
-            errors.extend(failed)
-            warnings.extend(problems)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+    outcome = fanout.within({n: partial(_read_source, hub, person, source, window)
+                             for n, source in enumerate(person.sources)}, timeout, "detection")
+    placed: list[PlacedEvent] = []
+    errors = [Problem(person.sources[n].platform, f"did not answer within {timeout:g}s") for n in outcome.late]
+    errors += [Problem(person.sources[n].platform, f"internal error: {exc!r}") for n, exc in outcome.failed.items()]
+    warnings: list[Problem] = []
+    for found, failed, problems in outcome.answered.values():  # in source order: results must be stable
+        placed.extend(found)
+        errors.extend(failed)
+        warnings.extend(problems)
     return placed, errors, warnings
 
 
