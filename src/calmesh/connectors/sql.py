@@ -271,10 +271,13 @@ class SQLConnector(Connector):
         except (NotImplementedError, TypeError, ValueError):
             return value
 
-    def _current(self, ref: ItemRef) -> Any:
+    def _current(self, ref: ItemRef, if_match: str | None = None) -> Any:
+        """The row behind ``ref``; with ``if_match``, only if it is still that version."""
         rows = self._run(sa.select(self._tbl()).where(self._col("id") == self._id(ref.id)))
         if not rows:
             raise NotFoundError(self.name, "no such row", item=ref.id)
+        if if_match is not None and self._etag(rows[0]) != if_match:
+            raise PreconditionFailed(self.name, "changed since it was read", item=ref.id)
         return rows[0]
 
     def put(self, calendar: str, item: CalendarItem, if_match: str | None = None) -> ItemRef:
@@ -286,9 +289,7 @@ class SQLConnector(Connector):
         if item.ref is None:
             result = self._insert(values)
             return ItemRef(calendar, result, self._etag(self._current(ItemRef(calendar, result))))
-        current = self._current(item.ref)
-        if if_match is not None and self._etag(current) != if_match:
-            raise PreconditionFailed(self.name, "changed since it was read", item=item.ref.id)
+        self._current(item.ref, if_match)
         self._run(sa.update(self._tbl()).where(self._col("id") == self._id(item.ref.id)).values(**values),
                   write=True)
         return ItemRef(calendar, item.ref.id, self._etag(self._current(item.ref)))
@@ -310,9 +311,7 @@ class SQLConnector(Connector):
 
     def delete(self, calendar: str, ref: ItemRef, if_match: str | None = None) -> None:
         self._writable()
-        current = self._current(ref)
-        if if_match is not None and self._etag(current) != if_match:
-            raise PreconditionFailed(self.name, "changed since it was read", item=ref.id)
+        self._current(ref, if_match)
         self._run(sa.delete(self._tbl()).where(self._col("id") == self._id(ref.id)), write=True)
 
     def close(self) -> None:
