@@ -17,7 +17,7 @@ from calmesh.config import PersonConfig, SourceConfig
 from calmesh.connectors.base import Connector, ConnectorError, FreeBusyRequest
 from calmesh.core.freebusy import busy_from_events, clip, merge_busy, outside_working_hours, unknown
 from calmesh.directory import UnknownPerson
-from calmesh.model import BusyPeriod, PersonFreeBusy, Problem, Window, WorkingHours
+from calmesh.model import BusyPeriod, Event, PersonFreeBusy, Problem, Window, WorkingHours
 from calmesh.services import fanout
 from calmesh.services.hub import Hub
 from calmesh.timezones import zoneinfo
@@ -37,19 +37,39 @@ def _no_details(_email: str) -> bool:
     return False
 
 
-def _from_events(connector: Connector, person: PersonConfig, source: SourceConfig, window: Window,
-                 details: bool, zone: str) -> _Partial:
-    part = _Partial()
-    owner = source.mailbox or person.email
-    calendars = list(source.calendars) or connector.calendars_of(owner)
+def source_events(connector: Connector, person: PersonConfig, source: SourceConfig, window: Window
+                  ) -> tuple[list[tuple[str, list[Event]]], list[Problem], list[Problem]]:
+    """Occurrences in ``window`` from each calendar of one of a person's sources.
+
+    Returns (events per calendar, errors, warnings): an error is a calendar (or the list of the
+    person's calendars) that could not be read; a warning is one unreadable item. Never raises
+    for a platform failure: callers turn errors into unknown time or a partial analysis.
+    """
+    found: list[tuple[str, list[Event]]] = []
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    try:
+        calendars = list(source.calendars) or connector.calendars_of(source.mailbox or person.email)
+    except ConnectorError as exc:
+        return found, [exc.problem()], warnings
     for calendar in calendars:
         try:
             events, problems = connector.events(calendar, window)
         except ConnectorError as exc:
-            part.errors.append(exc.problem())
-            part.busy.extend(unknown(window, connector.name))
+            errors.append(exc.problem())
             continue
-        part.warnings.extend(problems)
+        warnings.extend(problems)
+        found.append((calendar, events))
+    return found, errors, warnings
+
+
+def _from_events(connector: Connector, person: PersonConfig, source: SourceConfig, window: Window,
+                 details: bool, zone: str) -> _Partial:
+    found, errors, warnings = source_events(connector, person, source, window)
+    owner = source.mailbox or person.email
+    part = _Partial(errors=errors, warnings=warnings)
+    part.busy = unknown(window, connector.name) if errors else []  # a calendar missing: never free
+    for _calendar, events in found:
         part.busy.extend(busy_from_events(events, window, owner=owner, source=connector.name,
                                           default_tz=zoneinfo(zone), with_details=details))
     return part
@@ -75,11 +95,8 @@ def _ask_platform(hub: Hub, platform: str, wanted: Sequence[tuple[PersonConfig, 
     for person, source in wanted:
         if (person, source) in native:
             continue
-        try:
-            part = _from_events(connector, person, source, window, details_for(person.email),
-                                person.timezone or hub.config.hub.timezone)
-        except ConnectorError as exc:
-            part = _Partial(busy=unknown(window, platform), errors=[exc.problem()])
+        part = _from_events(connector, person, source, window, details_for(person.email),
+                            person.timezone or hub.config.hub.timezone)
         existing = out.setdefault(person.email, _Partial())
         existing.busy.extend(part.busy)
         existing.errors.extend(part.errors)

@@ -34,6 +34,7 @@ from calmesh.core.overlaps import (
 )
 from calmesh.model import CalendarItem, ItemRef, Problem, Window
 from calmesh.services import fanout
+from calmesh.services.availability import source_events
 from calmesh.services.hub import Hub
 from calmesh.store.db import open_store
 from calmesh.store.repository import SyncRepository
@@ -76,22 +77,13 @@ def gather(hub: Hub, email: str, window: Window) -> tuple[list[PlacedEvent], lis
 
 def _read_source(hub: Hub, person: PersonConfig, source: SourceConfig, window: Window
                  ) -> tuple[list[PlacedEvent], list[Problem], list[Problem]]:
-    placed: list[PlacedEvent] = []
-    errors: list[Problem] = []
-    warnings: list[Problem] = []
     try:
         connector = hub.connector(source.platform)
-        calendars = list(source.calendars) or connector.calendars_of(source.mailbox or person.email)
     except ConnectorError as exc:
-        return placed, [exc.problem()], warnings
-    for calendar in calendars:
-        try:
-            events, problems = connector.events(calendar, window)
-        except ConnectorError as exc:
-            errors.append(exc.problem())
-            continue
-        warnings.extend(problems)
-        placed.extend(PlacedEvent(e, source.platform, calendar, ref=e.uid, owner=person.email) for e in events)
+        return [], [exc.problem()], []
+    found, errors, warnings = source_events(connector, person, source, window)
+    placed = [PlacedEvent(e, source.platform, calendar, ref=e.uid, owner=person.email)
+              for calendar, events in found for e in events]
     return placed, errors, warnings
 
 
