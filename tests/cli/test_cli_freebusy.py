@@ -60,7 +60,7 @@ def test_json_in_requested_zone(config: Path) -> None:
     result = runner.invoke(app, ["freebusy", "farid@agency.example", "--start", "2026-11-23", "--end", "2026-11-24",
                                  "--tz", "Tokyo Standard Time", "--format", "json", "-c", str(config)])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     (farid,) = data["people"]
     assert farid["busy"][0] == {"start": "2026-11-23T18:00:00+09:00", "end": "2026-11-23T20:00:00+09:00",
                                 "type": "BUSY", "source": "projects"}
@@ -70,7 +70,7 @@ def test_ics_output_is_vfreebusy(config: Path) -> None:
     result = runner.invoke(app, ["freebusy", "emma@agency.example", "--start", "2026-11-23", "--end", "2026-11-28",
                                  "--format", "ics", "-c", str(config)])
     assert result.exit_code == 0, result.output
-    cal = icalendar.Calendar.from_ical(result.output)
+    cal = icalendar.Calendar.from_ical(result.stdout)
     (fb,) = cal.walk("VFREEBUSY")
     assert str(fb["ATTENDEE"]) == "mailto:emma@agency.example"
     assert len(fb["FREEBUSY"]) == 2

@@ -85,7 +85,7 @@ def test_conflicts_table_and_json(config: Path) -> None:
     assert "Client" in result.output and "Design" in result.output and "exchange" in result.output
     assert "Atlas" not in result.output  # one meeting in two calendars is a duplicate, not a conflict
     result = invoke(config, "conflicts", "-p", "*", "--start", "2030-03-04", "--end", "2030-03-09", "--format", "json")
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     (conflict,) = data["people"][0]["conflicts"]
     assert conflict["platforms"] == ["exchange", "zoho"] and conflict["start"] == "2030-03-04T10:30:00+01:00"
     assert data["people"][1]["conflicts"] == []
@@ -95,7 +95,7 @@ def test_duplicates_and_a_dry_run_resolution(config: Path, tmp_path: Path) -> No
     result = invoke(config, "duplicates", "--start", "2030-03-04", "--end", "2030-03-09", "--format", "json",
                     "--resolve")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     (group,) = data["people"][0]["duplicates"]
     assert group["score"] == 1.0 and group["same_uid"] and "same UID" in group["reason"]
     assert data["dry_run"] is True
@@ -115,7 +115,7 @@ def test_find_time_book_and_reply(config: Path, tmp_path: Path) -> None:
     result = invoke(config, "find-time", CARLA, "-o", ALICE, "--duration", "60", "--start", "2030-03-06",
                     "--end", "2030-03-07", "--format", "json")
     assert result.exit_code == 0, result.output
-    first = json.loads(result.output)["suggestions"][0]
+    first = json.loads(result.stdout)["suggestions"][0]
     # Carla starts 08:30 in New York (13:30 UTC = 14:30 Paris) but is busy 14:00-15:00 Paris
     assert first["start"] == "2030-03-06T15:00:00+01:00"
     table = invoke(config, "find-time", CARLA, "-o", ALICE, "--start", "2030-03-06", "--end", "2030-03-07")
@@ -156,7 +156,7 @@ def test_apply_then_undo_from_the_log(config: Path, tmp_path: Path) -> None:
     window = ["--start", "2030-03-04", "--end", "2030-03-09"]
     result = invoke(config, "duplicates", *window, "--resolve", "--apply", "--format", "json")
     assert result.exit_code == 0, result.output
-    (applied,) = json.loads(result.output)["applied"]
+    (applied,) = json.loads(result.stdout)["applied"]
     assert applied["error"] is None and applied["platform"] == "zoho"
     assert "atlas@agency.example" not in (tmp_path / "zoho" / f"{ALICE}.ics").read_text()
     assert (tmp_path / "state.sqlite").exists()  # the deletion log, next to the config

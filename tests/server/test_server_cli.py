@@ -44,7 +44,7 @@ def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 30
 def test_hash_password_prints_a_verifiable_hash() -> None:
     result = CliRunner().invoke(app, ["hash-password", "--password", "hunter2"])
     assert result.exit_code == 0
-    assert verify_password("hunter2", result.output.strip())
+    assert verify_password("hunter2", result.stdout.strip())
 
 
 @pytest.fixture
