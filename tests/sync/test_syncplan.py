@@ -31,7 +31,7 @@ from calmesh.model import (
     ItemRef,
 )
 
-from .harness import World, uids, world
+from .harness import World, summaries, uids, world
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
@@ -274,6 +274,70 @@ def test_recurring_master_overrides_and_exdates_travel_together() -> None:
     assert len(copy.overrides) == 1 and copy.master is not None and copy.master.exdate == master.exdate
 
 
+# ----------------------------------------------------------------- first contact, by UID
+def test_same_event_already_on_both_calendars_is_paired_not_copied() -> None:
+    """An invitation delivered to both calendars of a person before the first sync: one event."""
+    w = world("a", "b", "c")
+    w.platforms["a"].user_put(item("invite"))
+    w.platforms["b"].user_put(item("invite"))
+    first = w.run()
+    assert [(type(x).__name__, x.target) for x in first.writes] == [("Create", "c/cal")]
+    assert [uids(p) for p in w.platforms.values()] == [["invite"]] * 3
+    assert w.run().writes == []
+    assert len(w.state) == 1
+    w.platforms["b"].user_put(item("invite", summary="Moved", hour=11, seq=1))
+    assert sorted(x.target for x in w.run().writes) == ["a/cal", "c/cal"]
+    assert {p.all()[0].components[0].summary for p in w.platforms.values()} == {"Moved"}
+
+
+@pytest.mark.parametrize(("policy", "kept"), [("newest", {"from b"}), ("a", {"from a"}),
+                                               ("keep-both", {"from a", "from b"})])
+def test_same_uid_with_different_content_at_first_contact_is_a_conflict(policy: str, kept: set[str]) -> None:
+    w = world("a", "b", options=PlanOptions(conflict=policy))
+    w.platforms["a"].user_put(item("u1", summary="from a"))
+    w.platforms["b"].user_put(item("u1", summary="from b", seq=1))
+    result = w.run()
+    assert [type(a).__name__ for a in result.actions if isinstance(a, Conflict)] == ["Conflict"]
+    for p in w.platforms.values():
+        assert {i.components[0].summary for i in p.all()} == kept
+        assert len(p.all()) == len(kept)
+    assert w.run().writes == []
+
+
+def test_member_added_later_with_the_event_already_there_adopts_it() -> None:
+    w = world("a", "b")
+    w.platforms["a"].user_put(item("u1"))
+    converge(w)
+    w.members.append(Member("c", "cal"))
+    from .memory_connector import MemoryConnector
+
+    w.platforms["c"] = MemoryConnector("c")
+    w.platforms["c"].user_put(item("u1"))
+    assert w.run().writes == []
+    (record,) = w.state.values()
+    assert sorted(record.copies) == ["a/cal", "b/cal", "c/cal"]
+    w.platforms["c"].user_delete("u1")
+    assert sorted((type(x).__name__, x.target) for x in w.run().writes) == [("Delete", "a/cal"), ("Delete", "b/cal")]
+
+
+def test_receive_only_member_does_not_become_the_origin_of_a_paired_event() -> None:
+    w = world("dst:in", "src")
+    w.platforms["dst"].user_put(item("u1", summary="stale"))
+    w.platforms["src"].user_put(item("u1", summary="fresh"))
+    w.run()
+    (record,) = w.state.values()
+    assert record.origin == "src/cal"
+    assert summaries(w.platforms["dst"]) == ["fresh"]
+
+
+def test_busy_mode_never_pairs_by_uid() -> None:
+    w = world("a", "b", options=PlanOptions(mode="busy"))
+    w.platforms["a"].user_put(item("u1", summary="a's"))
+    w.platforms["b"].user_put(item("u1", hour=14, summary="b's"))
+    converge(w)
+    assert len(w.platforms["a"].all()) == 2 and len(w.platforms["b"].all()) == 2
+
+
 # ------------------------------------------------------------------- loops, crashes, bad data
 def test_second_calmesh_with_empty_state_adopts_copies() -> None:
     w = world("a", "b")
@@ -377,6 +441,21 @@ def test_pure_plan_needs_listing_to_repair_a_member_added_later() -> None:
     assert first.needs_listing == {"a/cal"}
     w.run()
     assert uids(w.platforms["c"]) == ["u1"]
+
+
+def test_items_listed_unchanged_without_content_count_as_present_and_are_fetched_when_needed() -> None:
+    """A listing that skipped items at their recorded ETag (``Observation.unchanged``): they are
+    neither deleted nor changed; a member that needs their content has them listed in full."""
+    w = world("a", "b")
+    w.platforms["a"].user_put(item("u1"))
+    converge(w)
+    refs = {p: [i.ref for i in w.platforms[p].all()] for p in ("a", "b")}
+    obs = {f"{p}/cal": Observation(f"{p}/cal", [], complete=True, unchanged=refs[p]) for p in ("a", "b")}
+    quiet = plan(w.members, w.state, obs, w.options)
+    assert quiet.writes == [] and quiet.notices == [] and not quiet.needs_listing
+    w.members.append(Member("c", "cal"))
+    obs["c/cal"] = Observation("c/cal", [], complete=True)
+    assert plan(w.members, w.state, obs, w.options).needs_listing == {"a/cal"}
 
 
 def test_unknown_member_observation_counts_as_unreachable() -> None:

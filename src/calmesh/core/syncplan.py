@@ -14,8 +14,9 @@ Vocabulary
     receiver      a member calmesh writes to: every member not ``out`` (in busy mode, not the origin).
 
 Rules
-    * An item is recognised, in order, by its recorded location, by its calmesh marker, or else
-      it is new and its own location becomes its logical id. An item carrying our marker is never
+    * An item is recognised, in order, by its recorded location, by its calmesh marker, in
+      mirror mode by its UID (the same event already on several members is paired, not copied
+      again), or else it is new and its own location becomes its logical id. An item carrying our marker is never
       mistaken for a new user event (loop prevention by marker); a copy whose ETag is the one
       recorded after our write is unchanged (loop prevention by mapping + ETag); a changed ETag
       with the same content hash is not a change either (servers re-serialise).
@@ -34,7 +35,8 @@ Rules
       state as it was, marked dirty, and the next run re-lists those members and decides again.
 
 Engine contract (``calmesh.services.sync``): when :attr:`Plan.needs_listing` is not empty,
-fetch full listings of those members and plan again before writing anything. Execute each
+fetch full listings of those members (every item fetched, none reported as ``unchanged``) and
+plan again before writing anything. Execute each
 :class:`Batch` in order; report each successful write with :meth:`Batch.succeeded`; persist a
 batch's records only when all its writes succeeded, otherwise stop the batch and mark its items
 dirty. Save change tokens after the batches.
@@ -114,6 +116,7 @@ class Observation:
     Otherwise ``items`` are the changed ones and ``deleted`` the explicit deletions.
     ``unreadable``: items that exist but could not be read; they count as present and unchanged.
     An engine whose listing had unreadable items it cannot name must pass ``complete=False``.
+    ``unchanged``: items present at the version on record, not fetched (``ChangeSet.unchanged``).
     """
 
     member: str
@@ -122,11 +125,12 @@ class Observation:
     complete: bool = False
     reachable: bool = True
     unreadable: Sequence[ItemRef] = ()
+    unchanged: Sequence[ItemRef] = ()
 
     @classmethod
     def from_changes(cls, member: str, changes: ChangeSet) -> Observation:
         return cls(member, list(changes.changed), list(changes.deleted), complete=changes.complete,
-                   unreadable=[ref for ref, _ in changes.unreadable])
+                   unreadable=[ref for ref, _ in changes.unreadable], unchanged=list(changes.unchanged))
 
     @classmethod
     def unreachable(cls, member: str) -> Observation:
@@ -297,6 +301,8 @@ class _Context:
     complete: set[str]
     listed: dict[str, set[str]]
     """Item ids present (readable or not) in each member's observation."""
+    unfetched: dict[str, set[str]]
+    """Item ids listed at their recorded version but not fetched: present, content unknown."""
     gone_ids: dict[str, set[str]]
     options: PlanOptions
 
@@ -353,13 +359,14 @@ def _context(members: dict[str, Member], state: Mapping[str, ItemState],
         for key, copy in record.copies.items():
             if not copy.deleted:
                 on_record[key] += 1
-    ctx = _Context(members, set(), set(), defaultdict(set), defaultdict(set), options)
+    ctx = _Context(members, set(), set(), defaultdict(set), defaultdict(set), defaultdict(set), options)
     for key in members:
         obs = observations.get(key)
         if obs is None or not obs.reachable:
             result.notices.append(f"{key}: unreachable; nothing read from or written to it this run")
             continue
-        if (obs.complete and not obs.items and not obs.unreadable and on_record[key] > options.delete_floor
+        if (obs.complete and not obs.items and not obs.unreadable and not obs.unchanged
+                and on_record[key] > options.delete_floor
                 and not options.confirm_deletes):
             result.notices.append(
                 f"{key}: listed no items while {on_record[key]} are on record; treated as "
@@ -369,8 +376,9 @@ def _context(members: dict[str, Member], state: Mapping[str, ItemState],
         if obs.complete:
             ctx.complete.add(key)
         unreadable = {r.id for r in obs.unreadable}
-        ctx.listed[key] = {i.ref.id for i in obs.items if i.ref is not None} | unreadable
-        ctx.gone_ids[key] = {r.id for r in obs.deleted} - unreadable
+        ctx.unfetched[key] = {r.id for r in obs.unchanged}
+        ctx.listed[key] = {i.ref.id for i in obs.items if i.ref is not None} | unreadable | ctx.unfetched[key]
+        ctx.gone_ids[key] = {r.id for r in obs.deleted} - unreadable - ctx.unfetched[key]
     return ctx
 
 
@@ -410,9 +418,10 @@ def _origin_of(ctx: _Context, lid: str) -> str:
 
 def _recognise(ctx: _Context, state: Mapping[str, ItemState], observations: Mapping[str, Observation],
                result: Plan) -> dict[str, dict[str, list[_Seen]]]:
-    """Attach every observed item to its logical id (location, then marker, then new)."""
+    """Attach every observed item to its logical id (location, then marker, then UID, then new)."""
     located = {(key, copy.item_id): lid for lid, rec in state.items() for key, copy in rec.copies.items()}
     seen: dict[str, dict[str, list[_Seen]]] = defaultdict(lambda: defaultdict(list))
+    unclaimed: list[_Seen] = []
     for key in ctx.members:
         if key not in ctx.usable:
             continue
@@ -428,13 +437,56 @@ def _recognise(ctx: _Context, state: Mapping[str, ItemState], observations: Mapp
                 result.quarantine.append(Quarantine(key, item.ref.id if item.ref else None, item.uid,
                                                     reason or "unhashable"))
                 continue
-            lid = (located.get((key, item.ref.id)) or _group_marker(ctx, item.marker)
-                   or ctx.members[key].origin_id(item.ref.id))
-            seen[lid][key].append(_Seen(key, item, item.ref.id, item.ref.etag, hashed))
+            lid = located.get((key, item.ref.id)) or _group_marker(ctx, item.marker)
+            if lid is None:
+                unclaimed.append(_Seen(key, item, item.ref.id, item.ref.etag, hashed))
+            else:
+                seen[lid][key].append(_Seen(key, item, item.ref.id, item.ref.etag, hashed))
+    for lid, found in _pair_by_uid(ctx, state, unclaimed).items():
+        for s in found:
+            seen[lid][s.member].append(s)
     for by_member in seen.values():
         for items in by_member.values():
             items.sort(key=lambda s: s.item_id)
     return seen
+
+
+def _pair_by_uid(ctx: _Context, state: Mapping[str, ItemState], unclaimed: list[_Seen]) -> dict[str, list[_Seen]]:
+    """Logical ids for items neither recorded nor marked: in mirror mode, the same UID on several
+    members is one event (an invitation delivered to two of a person's calendars, calendars
+    filled from the same export before the first sync), not one new event per member. Copying
+    each to the others would fail on CalDAV (``no-uid-conflict``) and duplicate it elsewhere.
+
+    An unclaimed item first joins a recorded item with its UID that has no live copy on its
+    member; the rest are grouped by UID, one item per member, under the id of the first sending
+    member's item in group order (as if it had been the original and the others its copies).
+    In busy mode placeholders get their own UIDs, so items are never paired by UID."""
+    out: dict[str, list[_Seen]] = defaultdict(list)
+    if ctx.options.mode != "mirror":
+        for s in unclaimed:
+            out[ctx.members[s.member].origin_id(s.item_id)].append(s)
+        return out
+    recorded: dict[str, str] = {}
+    for lid, rec in state.items():
+        if not rec.deleted and not rec.dirty:
+            for copy in rec.copies.values():
+                if not copy.deleted:
+                    recorded.setdefault(copy.uid, lid)
+    by_uid: dict[str, dict[str, _Seen]] = defaultdict(dict)
+    for s in sorted(unclaimed, key=lambda s: (s.member, s.item_id)):
+        joins = recorded.get(s.item.uid)
+        if joins is not None and state[joins].live(s.member) is None and s.member not in {o.member for o in out[joins]}:
+            out[joins].append(s)
+        elif s.member in by_uid[s.item.uid]:
+            out[ctx.members[s.member].origin_id(s.item_id)].append(s)  # a second one on the same calendar
+        else:
+            by_uid[s.item.uid][s.member] = s
+    order = {key: (m.direction == "in", n) for n, (key, m) in enumerate(ctx.members.items())}
+    for group in by_uid.values():
+        first = min(group.values(), key=lambda s: order[s.member])
+        lid = ctx.members[first.member].origin_id(first.item_id)
+        out[lid].extend(group.values())
+    return out
 
 
 @dataclass(slots=True)
@@ -670,12 +722,13 @@ def _unrecorded_copies(ctx: _Context, lid: str, rec: ItemState | None, origin: s
 
 
 def _holder(ctx: _Context, statuses: dict[str, _Status], content_hash: str, origin: str) -> str | None:
-    """A reachable member, not yet listed in full, whose copy is on record as the current
-    version and was not seen otherwise this run (origin first): listing it yields the content."""
+    """A reachable member whose copy is on record as the current version but was not read this
+    run (not in its change feed, or listed without being fetched), origin first: listing it
+    in full, fetching everything, yields the content."""
     for key in sorted(statuses, key=lambda k: k != origin):
         st = statuses[key]
-        if (st.current is None and st.live_hash == content_hash
-                and key in ctx.usable and key not in ctx.complete):
+        unread = key not in ctx.complete or (st.prev is not None and st.prev.item_id in ctx.unfetched[key])
+        if st.current is None and st.live_hash == content_hash and key in ctx.usable and unread:
             return key
     return None
 
