@@ -317,7 +317,8 @@ class ChangeSet:
     ``complete`` is True when ``changed`` is a full listing (first sync, or a token the platform
     no longer accepts): a consumer then infers deletions by absence instead of trusting ``deleted``.
     ``unreadable`` lists items that exist but could not be read, with why: a consumer quarantines
-    them and must never take their absence from ``changed`` for a deletion.
+    them and must never take their absence from ``changed`` for a deletion. ``unchanged`` (only
+    when asked for) lists items present at a version the consumer holds, not fetched.
     """
 
     changed: list[CalendarItem]
@@ -325,6 +326,9 @@ class ChangeSet:
     token: str | None
     complete: bool = False
     unreadable: list[tuple[ItemRef, Problem]] = field(default_factory=list)
+    unchanged: list[ItemRef] = field(default_factory=list)
+    """Items present at the version the consumer said it knew (``Connector.changes_skipping``),
+    not fetched: present and unchanged, like items a change feed does not mention."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,6 +111,64 @@ def test_deleting_a_copy_made_by_the_previous_run_propagates(pair: Group, rad: P
 
 
 # ------------------------------------------------------------------------------- conflicts
+class CountingFetches:
+    """Wraps a CalDAV connector's multiget to count the objects it downloads (the transport,
+    the servers and the engine stay real)."""
+
+    def __init__(self, peer: Peer) -> None:
+        self.fetched: list[str] = []
+        conn = peer.conn
+        original = conn._multiget  # type: ignore[attr-defined]
+
+        def counted(calendar: str, hrefs: list[str]) -> object:
+            self.fetched.extend(hrefs)
+            return original(calendar, hrefs)
+        conn._multiget = counted  # type: ignore[attr-defined]
+
+
+def test_a_fresh_process_relisting_in_full_fetches_only_what_changed(
+        tmp_path: Path, radicale: CalDAVServer, xandikos: CalDAVServer) -> None:
+    """Cold start (a new process, so no object cache): a full comparison lists ETags and fetches
+    only the objects whose ETag differs from the one on record, as vdirsyncer's status does."""
+    rad = Peer("rad", radicale.connector("rad"), radicale.new_calendar())
+    xan = Peer("xan", xandikos.connector("xan"), xandikos.new_calendar())
+    for n in range(6):
+        rad.create(meeting(f"r{n}@test", hour=9 + n))
+    xan.create(weekly_series("series@test"))
+    Group(tmp_path, rad, xan).settle()
+    xan.edit("r1@test", bump(summary="edited on Xandikos"))
+
+    fresh = [Peer(p.platform, server.connector(p.platform), p.calendar)
+             for p, server in ((rad, radicale), (xan, xandikos))]
+    counters = [CountingFetches(p) for p in fresh]
+    group = Group(tmp_path, *fresh)
+    report = group.run(full=True)
+    assert report.full == {rad.key, xan.key}
+    assert [(type(w).__name__, w.target) for w in report.plan.writes] == [("Update", rad.key)]
+    assert counters[0].fetched == [rad.by_uid()["r1@test"].ref.id]  # type: ignore[union-attr]
+    # ^ only the original about to be replaced, read for the audit log; nothing else
+    assert [xan.by_uid()["r1@test"].ref.id] == counters[1].fetched  # type: ignore[union-attr]
+    entry = next(e for e in group.repo.audit_log("g") if e.action == "update")
+    previous = group.repo.previous_content(entry.id)
+    assert previous is not None and previous.components[0].summary == "Review"
+    assert summaries(rad)["r1@test"] == "edited on Xandikos"
+
+
+def test_an_event_already_on_both_servers_is_paired_not_copied(pair: Group, rad: Peer, xan: Peer) -> None:
+    """The same invitation in both calendars before the first sync: copying it would hit
+    CalDAV's no-uid-conflict; it is recognised by UID and kept once on each side."""
+    rad.create(meeting("invite@test"))
+    xan.create(meeting("invite@test"))
+    rad.create(meeting("only-rad@test", hour=15))
+    first = pair.run()
+    assert first.status == "ok" and first.counts["created"] == 1
+    assert rad.uids() == xan.uids() == {"invite@test", "only-rad@test"}
+    xan.edit("invite@test", bump(summary="moved to Thursday"))
+    assert pair.run().counts["updated"] == 1
+    assert summaries(rad)["invite@test"] == "moved to Thursday"
+    assert pair.repo.counts("g")["items"] == 2
+
+
 @pytest.mark.parametrize(("policy", "expected"), [
     ("newest", {"c@test": "Xandikos, seq +2"}),
     ("rad", {"c@test": "Radicale, seq +1"}),

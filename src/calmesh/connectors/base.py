@@ -16,7 +16,7 @@ import random
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -256,6 +256,21 @@ class Connector(ABC):
         """Items changed since ``token`` (None: everything). Raises :class:`InvalidTokenError`
         when the platform no longer accepts the token."""
         raise UnsupportedOperation(self.name, f"{self.kind} connector has no change feed")
+
+    def changes_skipping(self, calendar: str, token: str | None, known: Mapping[str, str]) -> ChangeSet:
+        """:meth:`changes`, told which versions the caller holds already (``known``: item id ->
+        ETag/ChangeKey it recorded). An item listed at exactly that version may be reported in
+        :attr:`ChangeSet.unchanged` by reference instead of being fetched and parsed: a fresh
+        process re-listing a calendar it synced before then reads only what changed, as
+        vdirsyncer does with its status file. The default fetches everything (always correct)."""
+        return self.changes(calendar, token)
+
+    def fetch(self, calendar: str, ids: Sequence[str]) -> tuple[list[CalendarItem], list[Problem]]:
+        """The items at ``ids`` (those that no longer exist are left out). The default lists the
+        whole calendar; connectors that can read single items override it."""
+        wanted = set(ids)
+        found, problems = self.items(calendar)
+        return [i for i in found if i.ref is not None and i.ref.id in wanted], problems
 
     # ---- writing
     def put(self, calendar: str, item: CalendarItem, if_match: str | None = None) -> ItemRef:

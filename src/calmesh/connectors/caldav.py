@@ -152,6 +152,12 @@ def _read_etag_token(token: str) -> dict[str, str | None] | None:
         raise ValueError(f"garbled change token: {exc}") from exc
 
 
+def _unchanged(calendar: str, listed: Mapping[str, str | None], known: Mapping[str, str]) -> list[ItemRef]:
+    """The listed hrefs whose ETag is the one the caller knows (see ``changes_skipping``)."""
+    return [ItemRef(calendar, h, etag) for h, etag in sorted(listed.items())
+            if etag is not None and known.get(h) == etag]
+
+
 class CalDAVConnector(Connector):
     kind: ClassVar[str] = "caldav"
     Settings = CalDAVSettings
@@ -449,6 +455,10 @@ class CalDAVConnector(Connector):
             items = [i for i in items if ical.expand_items([i], window, self.name, self._zone)[0]]
         return items, problems
 
+    def fetch(self, calendar: str, ids: Sequence[str]) -> tuple[list[CalendarItem], list[Problem]]:
+        """The objects at these hrefs, by calendar-multiget (those gone are left out)."""
+        return self._to_items(calendar, self._multiget(calendar, list(ids)))
+
     def _multiget(self, calendar: str, hrefs: Sequence[str]) -> list[CalendarQueryResult]:
         out: list[CalendarQueryResult] = []
         for start in range(0, len(hrefs), _MULTIGET_BATCH):
@@ -543,20 +553,25 @@ class CalDAVConnector(Connector):
         ``etags:``/``etaghash:`` (see :func:`_etag_token`). A token of the other kind, a garbled
         one or one the server refuses raises :class:`InvalidTokenError`.
         """
+        return self.changes_skipping(calendar, token, {})
+
+    def changes_skipping(self, calendar: str, token: str | None, known: Mapping[str, str]) -> ChangeSet:
+        """:meth:`changes`; objects listed at the ETag ``known`` gives for their href are reported
+        in ``unchanged`` instead of being fetched (the same ETag is the same stored bytes)."""
         if token is not None and not token.startswith(("sync:", "etags:", "etaghash:")):
             raise InvalidTokenError(self.name, f"not a CalDAV change token: {token[:40]!r}", item=calendar)
         use_sync = self.settings.sync_collection and (token is None or token.startswith("sync:"))
         if use_sync:
-            result = self._sync_collection(calendar, token.removeprefix("sync:") if token else None)
+            result = self._sync_collection(calendar, token.removeprefix("sync:") if token else None, known)
             if result is not None:
                 return result
             if token is not None:  # the server stopped doing sync-collection: start over
                 raise InvalidTokenError(self.name, "sync-collection is not available any more", item=calendar)
         elif token is not None and token.startswith("sync:"):
             raise InvalidTokenError(self.name, "sync-collection is disabled for this platform", item=calendar)
-        return self._etag_changes(calendar, token)
+        return self._etag_changes(calendar, token, known)
 
-    def _sync_collection(self, calendar: str, token: str | None) -> ChangeSet | None:
+    def _sync_collection(self, calendar: str, token: str | None, known: Mapping[str, str]) -> ChangeSet | None:
         """RFC 6578 changes, or None when the server does not do sync-collection."""
         changed: dict[str, str | None] = {}
         deleted: set[str] = set()
@@ -589,11 +604,14 @@ class CalDAVConnector(Connector):
             token = page.sync_token
             if not page.truncated:
                 break
-        items, unreadable = self._fetch_changed(calendar, sorted(changed), changed)
+        unchanged = _unchanged(calendar, changed, known)
+        wanted = sorted(h for h in changed if h not in known or known[h] != changed[h])
+        items, unreadable = self._fetch_changed(calendar, wanted, changed)
         fetched = {i.ref.id for i in items if i.ref} | {ref.id for ref, _ in unreadable}
-        gone = [h for h in changed if h not in fetched]  # listed as changed, then 404: deleted meanwhile
+        gone = [h for h in wanted if h not in fetched]  # listed as changed, then 404: deleted meanwhile
         refs = [ItemRef(calendar, h) for h in sorted(deleted | set(gone))]
-        return ChangeSet(items, [] if first else refs, "sync:" + token, complete=first, unreadable=unreadable)
+        return ChangeSet(items, [] if first else refs, "sync:" + token, complete=first, unreadable=unreadable,
+                         unchanged=unchanged)
 
     def _sync_report(self, calendar: str, token: str | None) -> DAVResponse:
         """One sync-collection REPORT asking for ETags only; refusals come back for the caller."""
@@ -601,7 +619,7 @@ class CalDAVConnector(Connector):
                                         dav.Prop() + [dav.GetEtag()]]
         return self._report(calendar, query, depth=None, ok=(200, 207, *_UNSUPPORTED, 409, 412))
 
-    def _etag_changes(self, calendar: str, token: str | None) -> ChangeSet:
+    def _etag_changes(self, calendar: str, token: str | None, known: Mapping[str, str]) -> ChangeSet:
         """Changes by comparing the ``href -> ETag`` map with the one the token carries."""
         now = self._etag_map(calendar)
         new_token = _etag_token(now)
@@ -612,12 +630,16 @@ class CalDAVConnector(Connector):
         except ValueError as exc:
             raise InvalidTokenError(self.name, str(exc), item=calendar) from exc
         if before is None:  # first listing, or a hash-only token: everything, consumer diffs
-            items, unreadable = self._fetch_changed(calendar, sorted(now), now)
-            return ChangeSet(items, [], new_token, complete=True, unreadable=unreadable)
+            unchanged = _unchanged(calendar, now, known)
+            skipped = {ref.id for ref in unchanged}
+            items, unreadable = self._fetch_changed(calendar, sorted(set(now) - skipped), now)
+            return ChangeSet(items, [], new_token, complete=True, unreadable=unreadable, unchanged=unchanged)
         wanted = sorted(h for h, etag in now.items() if before.get(h) != etag or h not in before)
-        items, unreadable = self._fetch_changed(calendar, wanted, now)
+        unchanged = _unchanged(calendar, {h: now[h] for h in wanted}, known)
+        skipped = {ref.id for ref in unchanged}
+        items, unreadable = self._fetch_changed(calendar, [h for h in wanted if h not in skipped], now)
         deleted = [ItemRef(calendar, h, before[h]) for h in sorted(set(before) - set(now))]
-        return ChangeSet(items, deleted, new_token, unreadable=unreadable)
+        return ChangeSet(items, deleted, new_token, unreadable=unreadable, unchanged=unchanged)
 
     def _etag_map(self, calendar: str) -> dict[str, str | None]:
         calendar_path = self._path(calendar).rstrip("/")

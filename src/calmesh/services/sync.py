@@ -26,6 +26,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, TypeVar
 
 from calmesh.config import SyncGroupConfig
@@ -51,7 +52,7 @@ from calmesh.core.syncplan import (
     Write,
     plan,
 )
-from calmesh.model import CalendarItem, ItemRef, Problem
+from calmesh.model import CalendarItem, ChangeSet, ItemRef, Problem
 from calmesh.store.repository import SyncRepository, TokenState
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,17 @@ def member_options(group: SyncGroupConfig, *, confirm_deletes: bool = False) -> 
     return members, options
 
 
+def _known_versions(state: Mapping[str, ItemState], member: str) -> dict[str, str]:
+    """Item id -> recorded ETag of ``member``'s live copies whose record is settled (not dirty):
+    items a listing may report as unchanged without fetching them."""
+    known: dict[str, str] = {}
+    for record in state.values():
+        copy = record.live(member)
+        if copy is not None and copy.etag and not record.dirty:
+            known[copy.item_id] = copy.etag
+    return known
+
+
 def _names_new_copy(batch: Batch, state: Mapping[str, ItemState]) -> bool:
     """Whether the batch's records name a copy the stored state does not (one just created, or
     an unrecorded copy adopted by its marker): such records are saved at once (see SAVE_EVERY)."""
@@ -164,21 +176,31 @@ class SyncEngine:
         self._write_workers = max(1, write_workers)
 
     # -------------------------------------------------------------------------- observe
-    def _observe(self, member: Member, token: str | None, full: bool, report: SyncReport) -> _Seen:
+    def _observe(self, member: Member, token: str | None, full: bool, report: SyncReport,
+                 known: Mapping[str, str] | None = None) -> _Seen:
+        """What ``member`` holds: its change feed from ``token``, or in full when ``full`` (or no
+        token). ``known`` (item id -> recorded ETag) lets the connector skip fetching items
+        still at the version on record; None fetches everything."""
         conn = self._connector(member.platform)
         cal = member.calendar
+
+        def read(since: str | None) -> ChangeSet:
+            if known:
+                return self._call(lambda: conn.changes_skipping(cal, since, known))
+            return self._call(lambda: conn.changes(cal, since))
+
         try:
             if conn.capabilities.changes:
                 if not full and token is not None:
                     try:
-                        changes = self._call(lambda: conn.changes(cal, token))
+                        changes = read(token)
                         if changes.complete:
                             report.full.add(member.key)
                         report.unreadable += [(member.key, ref, p) for ref, p in changes.unreadable]
                         return _Seen(Observation.from_changes(member.key, changes), changes.token, True)
                     except InvalidTokenError as exc:
                         log.info("%s: %s; comparing in full", member.key, exc)
-                changes = self._call(lambda: conn.changes(cal, None))
+                changes = read(None)
                 report.full.add(member.key)
                 report.unreadable += [(member.key, ref, p) for ref, p in changes.unreadable]
                 observation = replace(Observation.from_changes(member.key, changes), complete=True)
@@ -212,7 +234,8 @@ class SyncEngine:
         report.run_id = self.repo.start_run(name, dry_run=dry_run)
         seen: dict[str, _Seen] = {}
         for m in members:
-            seen[m.key] = self._observe(m, *self._token_for(m, tokens, group, full), report)
+            seen[m.key] = self._observe(m, *self._token_for(m, tokens, group, full), report,
+                                        known=_known_versions(state, m.key))
             notify(Progress("fetched", m.key, len(seen[m.key].observation.items)))
         by_key = {m.key: m for m in members}
         for _ in range(MAX_PASSES):
@@ -232,6 +255,7 @@ class SyncEngine:
             report.counts.update(f"planned_{type(w).__name__.lower()}" for w in report.plan.writes)
             self.repo.finish_run(report.run_id, report.status, report.counts, report.errors)
             return report
+        self._read_before_overwrite(report, by_key)
         notify(Progress("planned", total=len(report.plan.writes)))
         # A copy created after a token was taken and deleted before the next feed is, for the
         # server, no change at all (RFC 6578 sync-collection, EWS sync state and Graph delta all
@@ -363,7 +387,25 @@ class SyncEngine:
                         **audit)
         report.count(action.target, "created" if isinstance(action, Create) else "updated")
 
+    def _read_before_overwrite(self, report: SyncReport, members: Mapping[str, Member]) -> None:
+        """Fetch what updates and deletions will replace when this run did not read it (a change
+        feed that did not mention it, or a listing that skipped it as unchanged), so that every
+        audit entry holds the content it replaced. One fetch per member."""
+        missing: dict[str, list[str]] = {}
+        for write in report.plan.writes:
+            if isinstance(write, Update | Delete) and (write.target, write.ref.id) not in report.read:
+                missing.setdefault(write.target, []).append(write.ref.id)
+        for key, ids in missing.items():
+            member = members[key]
+            conn = self._connector(member.platform)
+            try:
+                found, _problems = self._call(partial(conn.fetch, member.calendar, ids))
+            except ConnectorError as exc:  # the writes will meet the same trouble and say so
+                log.warning("%s: could not read %d item(s) before replacing them: %s", key, len(ids), exc.message)
+                continue
+            report.read.update(((key, i.ref.id), i) for i in found if i.ref is not None)
+
     def _known_content(self, report: SyncReport, action: Update | Delete) -> CalendarItem | None:
-        """What the target held before this write, when this run read it (else the audit entry
-        of calmesh's own earlier write of that copy holds it)."""
+        """What the target held before this write: read by this run, or fetched for the purpose
+        by :meth:`_read_before_overwrite`."""
         return report.read.get((action.target, action.ref.id))
