@@ -14,6 +14,9 @@ neither tool pays for Radicale building its cache. Then four syncs are timed, th
   a copy deleted before the next run would otherwise go unseen, see ``SyncEngine.run``);
 - ``1% changed``: 1% of A's objects edited over HTTP (summary changed, SEQUENCE raised), then sync.
 
+Before the tools, the same objects are PUT one by one into an empty calendar by plain httpx
+(``bare_puts``): the server's own cost of the copy, a floor neither tool can go below.
+
 ``warm``: each tool runs in one process that imports and sets up first and times each sync
 inside (calmesh: a SyncEngine with a SQLite state store, as ``calmesh sync --watch`` keeps one;
 vdirsyncer: its CLI's own code called in a loop). ``cold``: a new process per sync, timed from
@@ -21,7 +24,7 @@ outside, process start and imports included (how cron runs vdirsyncer). Both way
 they answer different questions, so both are printed.
 
 Run: ``.venv/bin/python bench/sync_vs_vdirsyncer.py`` (``--sizes 1000``, ``--quick`` for 200
-events, ``--skip-vdirsyncer``, ``--start warm|cold|both``, ``--seed N``).
+events, ``--skip-vdirsyncer``, ``--skip-floor``, ``--start warm|cold|both``, ``--seed N``).
 """
 
 from __future__ import annotations
@@ -306,6 +309,28 @@ def run_tool(tool: str, root: Path, items: Sequence[CalendarItem], edits: Sequen
         pair.close()
 
 
+def bare_puts(root: Path, items: Sequence[CalendarItem]) -> float:
+    """The server's own share of an initial copy: the same objects PUT one after another into an
+    empty calendar by plain httpx, with no sync logic at all. No tool can copy faster than this
+    to that server; how close each comes is what the ``initial`` row compares."""
+    work = root / "bare-puts"
+    work.mkdir()
+    seed_storage(work, [])
+    server = start_radicale(work, {USER: PASSWORD})
+    try:
+        with httpx.Client(auth=(USER, PASSWORD), timeout=600.0) as client:
+            url = calendar_url(server)
+            warm_up(client, url)
+            bodies = [(url + _object_name(item.uid), ical.item_to_ical(item)) for item in items]
+            started = time.perf_counter()
+            for target, body in bodies:
+                client.put(target, content=body, headers={"Content-Type": "text/calendar; charset=utf-8",
+                                                          "If-None-Match": "*"}).raise_for_status()
+            return time.perf_counter() - started
+    finally:
+        server.stop()
+
+
 # ---------------------------------------------------------------------------------- drivers
 def calmesh_sync(state: str, url_a: str, url_b: str) -> Callable[[], None]:
     """A SyncEngine for the two-way group A <-> B (A wins conflicts), SQLite state in ``state``."""
@@ -379,6 +404,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="time syncs in a running process (warm), per new process (cold), or both")
     parser.add_argument("--prefill-above", type=int, default=PREFILL_ABOVE, metavar="N",
                         help="above N events B starts with A's objects (see PREFILL_ABOVE)")
+    parser.add_argument("--skip-floor", action="store_true",
+                        help="do not time bare PUTs of the objects (the server's own share of the copy)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--driver", nargs=4, metavar=("TOOL", "STATE", "URL_A", "URL_B"), help=argparse.SUPPRESS)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
@@ -395,6 +422,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; calmesh writes with "
           f"{WRITE_WORKERS} workers, vdirsyncer one at a time", flush=True)
     rows: list[tuple[int, str, str, float, float | None]] = []
+    floors: dict[int, float] = {}
     root = Path(tempfile.mkdtemp(prefix="calmesh-bench-sync-"))
     try:
         for size in sizes:
@@ -402,6 +430,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             edits = random.Random(args.seed + size).sample(items, max(1, size // 100))
             prefill = size > args.prefill_above
             (root / str(size)).mkdir()
+            if not prefill and not args.skip_floor:
+                floors[size] = bare_puts(root / str(size), items)
+                print(f"{size} events, bare PUTs into an empty calendar (the server alone): {floors[size]:.2f}s",
+                      flush=True)
             for start in starts:
                 results = {}
                 for tool in tools:
@@ -420,6 +452,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     for size, start, phase, ours, theirs in rows:
         ratio = f"{theirs / ours:.2f}x" if theirs is not None else "-"
         print(f"{size:>6}  {start:<5}  {phase:<22} {ours:>10.2f} {_cell(theirs):>13} {ratio:>7}")
+    for size, floor in floors.items():
+        print(f"{size:>6}  initial copy, the server alone (bare PUTs, no sync logic): {floor:.2f} s")
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
     print("ratio = vdirsyncer s / calmesh s (above 1: calmesh faster); warm = timed inside a running "
           "process, cold = a new process per sync (start and imports included)")
