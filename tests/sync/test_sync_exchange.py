@@ -1,12 +1,15 @@
 """Two-way sync between a real CalDAV server (Radicale on 127.0.0.1) and Exchange, reached through
-the EWS and Microsoft Graph connectors. No Exchange or Microsoft 365 service is reachable from the
-test machines, so Exchange is calmesh.fakes.ews.EWSFake / calmesh.fakes.graph.GraphFake:
-protocol-faithful fakes (SOAP and Graph v1.0 JSON over HTTP, change keys/ETags, SyncFolderItems and
-delta) served by uvicorn on 127.0.0.1 and spoken to through the connectors' real client code."""
+the EWS and Microsoft Graph connectors, and (with several writers at once) Google. No Exchange,
+Microsoft 365 or Google service is reachable from the test machines, so they are
+calmesh.fakes.ews.EWSFake / calmesh.fakes.graph.GraphFake / calmesh.fakes.google.GoogleFake:
+protocol-faithful fakes (SOAP, Graph v1.0 and Calendar API v3 JSON over HTTP, change keys/ETags,
+SyncFolderItems, delta and syncToken) served by uvicorn on 127.0.0.1 and spoken to through the
+connectors' real client code."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,18 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from calmesh.connectors import registry
-from calmesh.fakes.ews import EWSFake
-from calmesh.fakes.graph import GraphFake
 from calmesh.fakes.samples import NEW_YORK, PARIS, single, weekly_series
-from calmesh.model import Attendee, Classification
+from calmesh.model import Attendee, CalendarItem, Classification, Event
+from connectors.vendors import ALICE, VENDORS
 
 from .peers import Group, Peer, bump
 
 if TYPE_CHECKING:
     from conftest import CalDAVServer  # tests/conftest.py, which provides the fixtures
 
-MAILBOX = "alice@sales.test"
+MAILBOX = ALICE
 DAY = datetime(2026, 12, 1, 9, tzinfo=PARIS)
 
 
@@ -34,34 +35,31 @@ def meeting(uid: str, hour: int = 9, summary: str = "Review") -> Any:
     return single(uid, start, start + timedelta(minutes=45), summary)
 
 
+@contextmanager
+def vendor_peer(kind: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Peer]:
+    """Alice's calendar on the ``kind`` ("ews", "graph" or "google") fake, started on loopback
+    and reached through the real connector (retries do not sleep): ``tests/connectors/vendors.py``,
+    shared with the connector tests."""
+    vendor = VENDORS[kind](monkeypatch)
+    vendor.fake.start()
+    try:
+        yield Peer(vendor.platform, vendor.connect(), MAILBOX)
+    finally:
+        vendor.close()
+
+
 @pytest.fixture(params=["ews", "graph"])
 def exchange(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Peer]:
     """Alice's mailbox calendar on the EWS fake or on the Graph fake."""
-    fake: EWSFake | GraphFake
-    if request.param == "ews":
-        fake = ews = EWSFake()
-        ews.add_mailbox(MAILBOX, "Europe/Paris")
-        monkeypatch.setenv("CALMESH_TEST_EWS_PASSWORD", "svc-password")
-        raw = {"kind": "ews", "service_endpoint": "", "auth": "basic", "username": "calmesh-svc",
-               "password_env": "CALMESH_TEST_EWS_PASSWORD", "mailboxes": [MAILBOX], "timezone": "Europe/Paris"}
-    else:
-        fake = graph = GraphFake()
-        graph.add_mailbox(MAILBOX, "Europe/Paris")
-        monkeypatch.setenv("CALMESH_TEST_GRAPH_SECRET", graph.client_secret)
-        raw = {"kind": "graph", "tenant_id": "contoso", "client_id": graph.client_id,
-               "client_secret_env": "CALMESH_TEST_GRAPH_SECRET", "mailboxes": [MAILBOX], "timezone": "Europe/Paris"}
-    fake.start()
-    if isinstance(fake, EWSFake):
-        raw["service_endpoint"] = fake.ews_url
-    else:
-        raw.update(base_url=fake.graph_url, token_url=fake.token_url)
-    connector = registry.create(request.param, raw)
-    connector.sleep = lambda _s: None  # type: ignore[attr-defined]
-    try:
-        yield Peer(request.param, connector, MAILBOX)
-    finally:
-        connector.close()
-        fake.stop()
+    with vendor_peer(request.param, monkeypatch) as peer:
+        yield peer
+
+
+@pytest.fixture(params=["ews", "graph", "google"])
+def vendor(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Peer]:
+    """Alice's calendar on the EWS, the Graph or the Google fake."""
+    with vendor_peer(request.param, monkeypatch) as peer:
+        yield peer
 
 
 @pytest.fixture
@@ -102,13 +100,8 @@ def test_series_with_exceptions_and_exdate_crosses_both_ways(tmp_path: Path, rad
     assert len(on_exchange) == 2 and any(c.summary == "Sales stand-up (moved)" for c in on_exchange)
     # in CalDAV: a new exception (2026-10-27 at 11:00) and a new cancelled date (2026-11-17)
     item = rad.by_uid()["series@test"]
-    master = next(c for c in item.components if c.recurrence_id is None)
-    moved_from = datetime(2026, 10, 27, 9, tzinfo=PARIS)
-    override = replace(master, recurrence_id=moved_from, rrule=[], exdate=[], summary="later today",
-                       start=moved_from + timedelta(hours=2), end=moved_from + timedelta(hours=2, minutes=30))
-    cancelled = datetime(2026, 11, 17, 9, tzinfo=PARIS)
-    rad.put_back(item, [replace(master, exdate=[*master.exdate, cancelled], sequence=master.sequence + 1),
-                        *[c for c in item.components if c.recurrence_id is not None], override])
+    moved_from, cancelled = datetime(2026, 10, 27, 9, tzinfo=PARIS), datetime(2026, 11, 17, 9, tzinfo=PARIS)
+    rad.put_back(item, with_new_exception(item, moved_from, cancelled, "later today"))
     assert group.run().counts["updated"] == 1
     components = exchange.by_uid()[series].components
     overrides = {c.recurrence_id.astimezone(UTC): c for c in components if c.recurrence_id is not None}  # type: ignore[union-attr,attr-defined]
@@ -161,3 +154,66 @@ def test_busy_blocks_in_exchange_leak_nothing(tmp_path: Path, rad: Peer, exchang
     assert copy.start.astimezone(UTC) == DAY.astimezone(UTC)  # type: ignore[union-attr,attr-defined]
     assert (copy.description or "", copy.location or "", copy.attendees) == ("", "", [])
     assert group.run().plan.writes == []
+
+
+def with_new_exception(item: CalendarItem, moved_from: datetime, cancelled: datetime, summary: str) -> list[Event]:
+    """The series' components after a user moves the ``moved_from`` occurrence two hours later
+    (titled ``summary``) and cancels the ``cancelled`` one."""
+    master = next(c for c in item.components if c.recurrence_id is None)
+    override = replace(master, recurrence_id=moved_from, rrule=[], exdate=[], summary=summary,
+                       start=moved_from + timedelta(hours=2), end=moved_from + timedelta(hours=2, minutes=30))
+    return [replace(master, exdate=[*master.exdate, cancelled], sequence=master.sequence + 1),
+            *[c for c in item.components if c.recurrence_id is not None], override]
+
+
+def contents(peer: Peer) -> tuple[list[str], dict[str, tuple[int, int]]]:
+    """What ``peer`` holds, from one listing (``Peer.titles`` lists once per item): every item's
+    title, sorted with duplicates kept, and per series title its (overrides, EXDATEs)."""
+    items = peer.items()
+    titles = sorted((i.master or i.components[0]).summary or "" for i in items)
+    series = {m.summary or "": (len(i.overrides), len(m.exdate)) for i in items if (m := i.master) is not None and m.rrule}
+    return titles, series
+
+
+@pytest.mark.slow
+def test_parallel_writes_keep_every_guarantee(tmp_path: Path, rad: Peer, vendor: Peer) -> None:
+    """``[hub] sync_write_workers = 4`` against each vendor fake (issue #5): 60 items, series with
+    a moved occurrence and an EXDATE among them, copied both ways by four writers at once; then
+    no duplicate, nothing to do on a re-run, and edits and deletes made on either side cross."""
+    for n in range(40):
+        rad.create(single(f"r{n}@test", DAY + timedelta(days=n % 5, hours=n % 8),
+                          DAY + timedelta(days=n % 5, hours=n % 8, minutes=30), f"CalDAV {n}"))
+    for n in range(15):
+        vendor.create(single(f"v{n}@test", DAY + timedelta(days=n % 5, hours=n % 8, minutes=30),
+                             DAY + timedelta(days=n % 5, hours=n % 8, minutes=50), f"{vendor.platform} {n}"))
+    for n, peer in enumerate((rad, rad, rad, vendor, vendor)):
+        series = weekly_series(f"series{n}@test")
+        series.components = [replace(c, summary=f"{c.summary} {n}") for c in series.components]
+        peer.create(series)
+    group = Group(tmp_path, rad, vendor, write_workers=4)
+    first = group.run()
+    assert (first.status, first.counts["created"], first.errors) == ("ok", 60, [])
+    titles, series = contents(rad)
+    assert contents(vendor) == (titles, series)
+    assert len(titles) == len(set(titles)) == 60  # 60 objects for 60 titles: no duplicate
+    assert series == {f"Sales stand-up {n}": (1, 1) for n in range(5)}  # moved occurrence and EXDATE kept
+    for full in (False, True):
+        assert group.writes(group.run(full=full)) == 0
+
+    rad.edit("r7@test", bump(summary="edited in CalDAV"))
+    vendor.edit(vendor.uid_of(f"{vendor.platform} 3"), bump(summary=f"edited in {vendor.platform}"))
+    series = rad.by_uid()["series0@test"]
+    rad.put_back(series, with_new_exception(series, datetime(2026, 10, 27, 9, tzinfo=PARIS),
+                                            datetime(2026, 11, 17, 9, tzinfo=PARIS), "later today"))
+    rad.delete("r8@test")
+    vendor.delete(vendor.uid_of("CalDAV 9"))
+    vendor.delete(vendor.uid_of(f"{vendor.platform} 4"))
+    report = group.run()
+    assert (report.counts["updated"], report.counts["deleted"], report.errors) == (3, 3, [])
+    group.settle()
+    titles, series = contents(rad)
+    assert contents(vendor) == (titles, series) and len(titles) == len(set(titles)) == 57
+    assert {"edited in CalDAV", f"edited in {vendor.platform}"} <= set(titles)
+    assert not {"CalDAV 8", "CalDAV 9", f"{vendor.platform} 4"} & set(titles)
+    assert series["Sales stand-up 0"] == (2, 2)
+    assert group.writes(group.run(full=True)) == 0

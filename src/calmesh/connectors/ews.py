@@ -230,6 +230,9 @@ class EWSConnector(Connector):
         self._credentials = self._make_credentials()
         self._accounts: dict[str, Account] = {}
         self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        """exchangelib keeps SyncFolderItems' state on the (shared, cached) folder object: two
+        threads reading changes at once would read each other's state back."""
         self._policy = RetryPolicy(attempts=settings.retries, max_delay=settings.max_retry_wait)
         self.sleep: Callable[[float], None] = time.sleep
         """How retries wait; tests replace it to observe back-off without sleeping."""
@@ -454,11 +457,12 @@ class EWSConnector(Connector):
     def changes(self, calendar: str, token: str | None) -> ChangeSet:
         def sync() -> tuple[list[tuple[str, Any]], str | None]:
             folder = self._folder(calendar)
-            # exchangelib resumes from the folder object's remembered state when given none, which
-            # would turn a full listing (token None) into "changes since the last call"
-            folder.item_sync_state = token
-            found = list(folder.sync_items(sync_state=token, only_fields=["id", "changekey"]))
-            return found, folder.item_sync_state
+            with self._sync_lock:
+                # exchangelib resumes from the folder object's remembered state when given none, which
+                # would turn a full listing (token None) into "changes since the last call"
+                folder.item_sync_state = token
+                found = list(folder.sync_items(sync_state=token, only_fields=["id", "changekey"]))
+                return found, folder.item_sync_state
 
         found, new_token = self._call(sync, item=calendar)
         problems: list[Problem] = []
@@ -623,7 +627,10 @@ class EWSConnector(Connector):
         attendees += [a for a in (
             _attendee(att, Role.OPTIONAL) for att in item.optional_attendees or []) if a is not None]
         organizer = None
-        if item.organizer is not None and item.organizer.email_address:
+        # Exchange names the mailbox owner organizer of every item; iCalendar has ORGANIZER only on
+        # group-scheduled ones (RFC 5545 3.8.4.3), so a plain appointment is read without it:
+        # otherwise every copy calmesh writes here would read back changed.
+        if attendees and item.organizer is not None and item.organizer.email_address:
             organizer = Attendee(item.organizer.email_address, item.organizer.name, PartStat.ACCEPTED, Role.CHAIR)
         marker = getattr(item, "calmesh_marker", None)
         event = Event(

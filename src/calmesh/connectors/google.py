@@ -526,7 +526,10 @@ def event_from_google(data: dict[str, Any], calendar_zone: ZoneInfo) -> Event:
     busy_type = BusyType.from_fbtype(private.pop(BUSY_TYPE_PROPERTY)) if BUSY_TYPE_PROPERTY in private else None
     if data.get("eventType") == "outOfOffice":
         busy_type = BusyType.BUSY_UNAVAILABLE
-    organizer = data.get("organizer") or {}
+    # Google names an organizer (the calendar's owner) on every event; iCalendar has ORGANIZER only
+    # on group-scheduled ones (RFC 5545 3.8.4.3), so a plain appointment is read without it:
+    # otherwise every copy calmesh writes here would read back changed.
+    organizer = (data.get("organizer") or {}) if data.get("attendees") else {}
     event = Event(
         uid=str(data.get("iCalUID") or data["id"]),
         start=start,

@@ -462,6 +462,10 @@ class GraphConnector(Connector):
         extra = {prop["id"].rsplit(" ", 1)[-1]: prop.get("value", "")
                  for prop in data.get("singleValueExtendedProperties") or []
                  if prop.get("id", "").lower() == ex.GRAPH_MARKER_ID.lower()}
+        attendees = [a for a in (
+            _attendee(att.get("emailAddress"), ex.partstat((att.get("status") or {}).get("response")),
+                      Role.OPTIONAL if att.get("type") == "optional" else Role.REQUIRED)
+            for att in data.get("attendees") or []) if a is not None]
         event = Event(
             uid=data.get("iCalUId") or data["id"],
             start=start_value,
@@ -475,11 +479,12 @@ class GraphConnector(Connector):
             classification=ex.classification(data.get("sensitivity")),
             last_modified=_parse_instant(data.get("lastModifiedDateTime")),
             created=_parse_instant(data.get("createdDateTime")),
-            organizer=_attendee((data.get("organizer") or {}).get("emailAddress"), PartStat.ACCEPTED, Role.CHAIR),
-            attendees=[a for a in (
-                _attendee(att.get("emailAddress"), ex.partstat((att.get("status") or {}).get("response")),
-                          Role.OPTIONAL if att.get("type") == "optional" else Role.REQUIRED)
-                for att in data.get("attendees") or []) if a is not None],
+            # Exchange names the mailbox owner organizer of every event; iCalendar has ORGANIZER only
+            # on group-scheduled ones (RFC 5545 3.8.4.3), so a plain appointment is read without it:
+            # otherwise every copy calmesh writes here would read back changed.
+            organizer=_attendee((data.get("organizer") or {}).get("emailAddress"), PartStat.ACCEPTED, Role.CHAIR)
+            if attendees else None,
+            attendees=attendees,
             tzid=None if all_day else zone.key,
             extra=extra,
         )
