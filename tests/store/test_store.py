@@ -4,6 +4,8 @@ skipped with the reason when PostgreSQL is not running)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,12 +20,15 @@ from sqlalchemy.exc import OperationalError
 from calmesh.core.syncplan import CopyState, ItemState
 from calmesh.model import MARKER_PROPERTY, CalendarItem, Event
 from calmesh.store.db import (
+    HEAD_REVISION,
     StoreError,
     current_revision,
     head_revision,
+    is_up_to_date,
     make_engine,
     open_store,
     session_factory,
+    stored_revisions,
     upgrade,
 )
 from calmesh.store.models import Base
@@ -104,6 +109,24 @@ def test_upgrade_from_empty_matches_the_models_and_is_idempotent(engine: Engine)
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     assert diff == []
+
+
+def test_up_to_date_check_agrees_with_alembic(engine: Engine) -> None:
+    """open_store skips Alembic when the version table says HEAD_REVISION, so that constant must be
+    the migrations folder's head and the plain-SQL check must read what Alembic wrote."""
+    assert HEAD_REVISION == head_revision()
+    assert stored_revisions(engine) == set() and not is_up_to_date(engine)
+    upgrade(engine)
+    assert stored_revisions(engine) == {current_revision(engine)} and is_up_to_date(engine)
+
+
+def test_opening_an_up_to_date_store_does_not_import_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fast.sqlite'}"
+    open_store(url)
+    code = ("import sys; from calmesh.store.db import open_store; "
+            f"open_store({url!r}); print(sorted(m for m in sys.modules if m.startswith('alembic')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
 
 
 def test_sqlite_uses_wal_and_a_busy_timeout(tmp_path: Path) -> None:

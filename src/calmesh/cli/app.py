@@ -1,15 +1,23 @@
-"""The Typer application and what every command shares: loading the config, printing errors."""
+"""The Typer application and what every command shares: loading the config, printing errors.
+
+Building the CLI must stay cheap: ``calmesh sync --once`` run from cron pays for every module
+imported before its first request. So the command modules import only Typer, Rich and the
+standard library at top level (the names used in option annotations, which Typer evaluates when
+the command is registered), and import the config, services, store and connectors inside the
+command functions. ``tests/cli/test_cli_imports.py`` checks this.
+"""
 
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
-from calmesh.config import Config, ConfigError, default_config_path, load_config
+if TYPE_CHECKING:
+    from calmesh.config import Config
 
 app = typer.Typer(
     name="calmesh",
@@ -32,6 +40,8 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def get_config(path: Path | None) -> Config:
+    from calmesh.config import ConfigError, default_config_path, load_config
+
     path = path or default_config_path()
     try:
         return load_config(path)

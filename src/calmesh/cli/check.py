@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from calmesh.cli.app import ConfigOption, app, console, get_config
-from calmesh.config import ConfigError
-from calmesh.connectors.base import ConnectorError
-from calmesh.services.hub import Hub
+
+if TYPE_CHECKING:
+    from calmesh.services.hub import Hub
 
 
 def _check_one(hub: Hub, platform: str) -> tuple[bool, list[str]]:
+    from calmesh.config import ConfigError
+    from calmesh.connectors.base import ConnectorError
+
     try:
         connector = hub.connector(platform)
         return True, connector.check()
@@ -26,6 +30,8 @@ def _check_one(hub: Hub, platform: str) -> tuple[bool, list[str]]:
 @app.command()
 def check(config: ConfigOption = None) -> None:
     """Validate the config file and reach every configured platform."""
+    from calmesh.services.hub import Hub
+
     cfg = get_config(config)
     console.print(f"[green]✓[/] config {cfg.path}: {len(cfg.platforms)} platform(s), {len(cfg.people)} people, "
                   f"{len(cfg.sync.groups)} sync group(s)")

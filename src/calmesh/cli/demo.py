@@ -12,10 +12,6 @@ from zoneinfo import ZoneInfo
 import typer
 
 from calmesh.cli.app import app, console
-from calmesh.cli.freebusy import render_table
-from calmesh.model import Window
-from calmesh.services import availability
-from calmesh.services.hub import Hub
 
 
 @app.command()
@@ -26,7 +22,11 @@ def demo(
 ) -> None:
     """Start demo platforms (Radicale as Zoho, an EWS fake as Exchange, an ICS folder as the
     in-house system), print everyone's merged free/busy, then serve the hub."""
+    from calmesh.cli.freebusy import render_table
     from calmesh.demo import run
+    from calmesh.model import Window
+    from calmesh.services import availability
+    from calmesh.services.hub import Hub
 
     with tempfile.TemporaryDirectory(prefix="calmesh-demo-") as tmp:
         root = directory or Path(tmp)

@@ -4,23 +4,20 @@ single platform can see, and (``duplicates --resolve``) cleaning up the copies, 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 
 from calmesh.cli.app import ConfigOption, app, console, fail, get_config
 from calmesh.cli.freebusy import resolve_window
-from calmesh.config import Config
-from calmesh.connectors.base import ConnectorError
-from calmesh.directory import UnknownPerson
-from calmesh.model import Window
-from calmesh.services import detection
-from calmesh.services.hub import Hub
-from calmesh.store.db import StoreError
-from calmesh.timezones import to_iana
+
+if TYPE_CHECKING:
+    from calmesh.config import Config
+    from calmesh.model import Window
+    from calmesh.services import detection
+    from calmesh.services.hub import Hub
 
 PersonOption = Annotated[list[str] | None, typer.Option(
     "--person", "-p", help="Email, team:NAME, platform:NAME or '*' (repeatable; default everyone).")]
@@ -31,6 +28,8 @@ FormatOption = Annotated[str, typer.Option("--format", help="table or json.")]
 
 
 def setup(cfg: Config, tz: str | None, start: str | None, end: str | None, fmt: str) -> tuple[ZoneInfo, Window]:
+    from calmesh.timezones import to_iana
+
     iana = to_iana(tz or cfg.hub.timezone)
     if iana is None:
         fail(f"unknown time zone {tz!r}")
@@ -41,6 +40,9 @@ def setup(cfg: Config, tz: str | None, start: str | None, end: str | None, fmt: 
 
 
 def analyse(hub: Hub, people: list[str] | None, window: Window) -> list[detection.PersonAnalysis]:
+    from calmesh.directory import UnknownPerson
+    from calmesh.services import detection
+
     try:
         emails = [p.email for p in hub.directory.select(people or ["*"])]
     except UnknownPerson as exc:
@@ -79,6 +81,9 @@ def conflicts(person: PersonOption = None, start: StartOption = None, end: EndOp
     Transparent, cancelled and declined events never conflict; copies of one meeting are
     duplicates, not conflicts. Exit code 3 when a platform could not be read.
     """
+    from calmesh.services import detection
+    from calmesh.services.hub import Hub
+
     cfg = get_config(config)
     zone, window = setup(cfg, tz, start, end, fmt)
     with Hub(cfg) as hub:
@@ -113,6 +118,9 @@ def duplicates(
 
     Matched by UID (after platform ID normalisation) or fuzzily. The organizer's copy is never
     removed; --apply logs every deletion so --undo can put it back."""
+    from calmesh.services import detection
+    from calmesh.services.hub import Hub
+
     cfg = get_config(config)
     zone, window = setup(cfg, tz, start, end, fmt)
     if apply and not resolve:
@@ -180,6 +188,11 @@ def _plan_table(plan: detection.ResolutionPlan, applied: list[detection.Applied]
 
 
 def _apply(hub: Hub, plan: detection.ResolutionPlan) -> list[detection.Applied]:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from calmesh.services import detection
+    from calmesh.store.db import StoreError
+
     try:
         with detection.open_audit_log(hub.config) as log:
             return detection.apply_resolution(hub, plan, log)
@@ -188,6 +201,12 @@ def _apply(hub: Hub, plan: detection.ResolutionPlan) -> list[detection.Applied]:
 
 
 def _undo(hub: Hub, log_id: int) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from calmesh.connectors.base import ConnectorError
+    from calmesh.services import detection
+    from calmesh.store.db import StoreError
+
     try:
         with detection.open_audit_log(hub.config) as log:
             ref = detection.undo(hub, log, log_id)

@@ -12,14 +12,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from calmesh import ical
 from calmesh.cli.app import ConfigOption, app, console, fail, get_config
-from calmesh.core.freebusy import status_in
-from calmesh.directory import UnknownPerson
 from calmesh.model import BusyType, PersonFreeBusy, Window
-from calmesh.services import availability
-from calmesh.services.hub import Hub
-from calmesh.timezones import to_iana
 
 CELL = {
     BusyType.FREE: ("·", "grey50"),
@@ -71,6 +65,8 @@ def render_table(answers: list[PersonFreeBusy], window: Window, zone: ZoneInfo, 
                  day_start: int = 8, day_end: int = 20) -> None:
     """One row per person, one column per day; each cell a strip of time slots from 08:00 to
     20:00, half-hours when the terminal is wide enough, else hours or two-hour slots."""
+    from calmesh.core.freebusy import status_in
+
     days = []
     day = window.start.astimezone(zone).date()
     while datetime.combine(day, time(0), tzinfo=zone) < window.end:
@@ -127,6 +123,12 @@ def freebusy(
     config: ConfigOption = None,
 ) -> None:
     """Show the merged free/busy of people across every platform that holds their time."""
+    from calmesh import ical
+    from calmesh.directory import UnknownPerson
+    from calmesh.services import availability
+    from calmesh.services.hub import Hub
+    from calmesh.timezones import to_iana
+
     cfg = get_config(config)
     iana = to_iana(tz or cfg.hub.timezone)
     if iana is None:

@@ -6,7 +6,7 @@ import json
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
@@ -14,11 +14,9 @@ from rich.table import Table
 
 from calmesh.cli.app import ConfigOption, app, console, fail, get_config
 from calmesh.cli.freebusy import parse_when, resolve_window
-from calmesh.config import Config
-from calmesh.connectors.base import ConnectorError
-from calmesh.services import itip, scheduling
-from calmesh.services.hub import Hub
-from calmesh.timezones import to_iana
+
+if TYPE_CHECKING:
+    from calmesh.config import Config
 
 OrganizerOption = Annotated[str, typer.Option("--organizer", "-o", help="Who books: their home calendar gets the event.")]
 OptionalOption = Annotated[list[str] | None, typer.Option("--optional", help="Optional attendee (repeatable).")]
@@ -32,6 +30,8 @@ _MARK = {"free": "[green]free[/]", "tentative": "[yellow]tentative[/]", "busy": 
 
 
 def _zone(cfg: Config, tz: str | None, fmt: str) -> ZoneInfo:
+    from calmesh.timezones import to_iana
+
     iana = to_iana(tz or cfg.hub.timezone)
     if iana is None:
         fail(f"unknown time zone {tz!r}")
@@ -65,6 +65,9 @@ def find_time(
 
     Each person's working hours and zone are respected; each suggestion says who is free,
     tentative, busy or unknown."""
+    from calmesh.services import scheduling
+    from calmesh.services.hub import Hub
+
     cfg = get_config(config)
     zone = _zone(cfg, tz, fmt)
     window = resolve_window(start, end, zone)
@@ -130,6 +133,10 @@ def book(
     One UID everywhere; invitations are written into attendees' calendars where calmesh may, else
     sent by iMIP email. Availability is checked again first: a slot that became busy is refused,
     naming who."""
+    from calmesh.connectors.base import ConnectorError
+    from calmesh.services import scheduling
+    from calmesh.services.hub import Hub
+
     cfg = get_config(config)
     zone = _zone(cfg, tz, fmt)
     begin = parse_when(start, zone)
@@ -165,6 +172,10 @@ def inbox(
     config: ConfigOption = None,
 ) -> None:
     """Apply an iTIP REPLY or CANCEL (iMIP mail or .ics) to the organiser's copy."""
+    from calmesh.connectors.base import ConnectorError
+    from calmesh.services import itip, scheduling
+    from calmesh.services.hub import Hub
+
     cfg = get_config(config)
     _zone(cfg, None, fmt)
     try:

@@ -12,21 +12,19 @@ import signal
 import threading
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from calmesh.cli.app import ConfigOption, app, console, fail, get_config
-from calmesh.config import Config, SyncGroupConfig, parse_duration
-from calmesh.core.syncplan import Conflict, Skip
-from calmesh.services.hub import Hub
-from calmesh.services.scheduler import SyncScheduler, hub_engine
-from calmesh.services.sync import Progress as SyncProgress
-from calmesh.services.sync import SyncEngine, SyncReport
-from calmesh.store.db import StoreError, open_store
-from calmesh.store.repository import SyncRepository
+
+if TYPE_CHECKING:
+    from calmesh.config import Config, SyncGroupConfig
+    from calmesh.services.sync import Progress as SyncProgress
+    from calmesh.services.sync import SyncEngine, SyncReport
+    from calmesh.store.repository import SyncRepository
 
 WRITE_COLUMNS = ("created", "updated", "deleted", "failed")
 
@@ -43,6 +41,8 @@ def _groups(cfg: Config, names: list[str] | None) -> dict[str, SyncGroupConfig]:
 
 def run_with_progress(engine: SyncEngine, name: str, group: SyncGroupConfig, **options: bool) -> SyncReport:
     """One run of a group behind a progress bar: items fetched per calendar, then writes applied."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     columns = (TextColumn("[bold]{task.fields[group]}[/] {task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=console, transient=not console.is_terminal) as bar:
         task = bar.add_task("fetching", total=None, group=name)
@@ -60,6 +60,8 @@ def run_with_progress(engine: SyncEngine, name: str, group: SyncGroupConfig, **o
 
 def render_report(report: SyncReport, repo: SyncRepository) -> None:
     """Per-calendar counts, then conflicts, held deletions, skips, quarantine and errors."""
+    from calmesh.core.syncplan import Conflict, Skip
+
     conflicts: Counter[str] = Counter()
     for action in report.plan.actions:
         if isinstance(action, Conflict):
@@ -112,6 +114,11 @@ def sync(
     config: ConfigOption = None,
 ) -> None:
     """Keep the calendars of each sync group in step (see docs/sync.md)."""
+    from calmesh.config import parse_duration
+    from calmesh.services.hub import Hub
+    from calmesh.services.scheduler import SyncScheduler, hub_engine
+    from calmesh.store.db import StoreError
+
     if once and watch:
         fail("--once and --watch exclude each other")
     if watch and confirm_deletes:
@@ -148,10 +155,25 @@ def sync(
                 raise typer.Exit(3)
             return
         console.print(f"watching {', '.join(groups)}; Ctrl-C to stop", highlight=False, soft_wrap=True)
+        scheduler = SyncScheduler(groups, run, interval=every)
+
+        def stop(_signum: int, _frame: FrameType | None) -> None:
+            """Ctrl-C or SIGTERM (systemd, docker stop) ends the loop after the run in progress, as
+            for ``calmesh worker``, so a routine stop leaves no run unfinished; asked twice, it
+            interrupts that run."""
+            if scheduler.stopping:
+                raise KeyboardInterrupt
+            scheduler.stop()
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            SyncScheduler(groups, run, interval=every).run_forever()
+            scheduler.run_forever()
         except KeyboardInterrupt:
-            console.print("stopped", highlight=False, soft_wrap=True)
+            pass
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        console.print("stopped", highlight=False, soft_wrap=True)
 
 
 def _ago(when: datetime | None, now: datetime) -> str:
@@ -190,6 +212,9 @@ def status(
     config: ConfigOption = None,
 ) -> None:
     """Each sync group: last run, item counts, errors, change-token age and quarantine."""
+    from calmesh.store.db import StoreError, open_store
+    from calmesh.store.repository import SyncRepository
+
     cfg = get_config(config)
     groups = _groups(cfg, group)
     try:
@@ -231,6 +256,8 @@ def worker(
 ) -> None:
     """Run sync groups taken off the queue named by [hub] queue (Redis), until Ctrl-C or SIGTERM."""
     from calmesh.services import queue
+    from calmesh.services.hub import Hub
+    from calmesh.services.scheduler import hub_engine
 
     cfg = get_config(config)
     if not cfg.hub.queue:

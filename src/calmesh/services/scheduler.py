@@ -51,6 +51,11 @@ class SyncScheduler:
         self._due: dict[str, float] = {}
         self._thread: threading.Thread | None = None
 
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called (the loop ends after the run in progress)."""
+        return self._stopping.is_set()
+
     def interval(self, name: str) -> float:
         return self._interval if self._interval is not None else self.groups[name].interval
 

@@ -5,23 +5,28 @@ a sync writes, a busy timeout so that two processes wait instead of failing); Po
 by URL (``postgresql+psycopg://user@host/db``) when several workers share the state.
 
 Migrations run programmatically from the package's own files: no ``alembic.ini`` is needed where
-calmesh is installed.
+calmesh is installed. Alembic itself is imported only when a store needs migrating: importing it
+(and the SQLAlchemy dialects it loads) takes longer than a small ``calmesh sync --once``, so a store
+already at :data:`HEAD_REVISION` is recognised with one plain query.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+HEAD_REVISION = "0001"
+"""The newest migration's revision id (tests/store checks it against Alembic's view of MIGRATIONS:
+a new migration must update it, or stores would be taken as up to date without it)."""
+VERSION_TABLE = "alembic_version"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
@@ -54,6 +59,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _alembic_config() -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
@@ -61,6 +68,8 @@ def _alembic_config() -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply the migrations up to ``revision`` (idempotent: an up-to-date store is left alone)."""
+    from alembic import command
+
     config = _alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
@@ -68,12 +77,30 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
 def head_revision() -> str | None:
+    """The head of the migrations folder, as Alembic reads it (what :data:`HEAD_REVISION` must be)."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def stored_revisions(engine: Engine) -> set[str]:
+    """The revisions recorded in the store's version table (none for a new database), read with
+    plain SQLAlchemy so that checking an up-to-date store does not import Alembic."""
+    with engine.connect() as connection:
+        if not inspect(connection).has_table(VERSION_TABLE):
+            return set()
+        return set(connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars())
+
+
+def is_up_to_date(engine: Engine) -> bool:
+    return stored_revisions(engine) == {HEAD_REVISION}
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -83,9 +110,9 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 def open_store(url: str, *, migrate: bool = True) -> sessionmaker[Session]:
     """Engine + up-to-date schema + session factory for ``url``: what the CLI and server call."""
     engine = make_engine(url)
-    if migrate:
+    if not is_up_to_date(engine):
+        if not migrate:
+            raise StoreError(f"state store {engine.url.render_as_string(hide_password=True)} needs "
+                             "migrating: run `calmesh` once with write access to upgrade it")
         upgrade(engine)
-    elif current_revision(engine) != head_revision():
-        raise StoreError(f"state store {engine.url.render_as_string(hide_password=True)} needs "
-                         "migrating: run `calmesh` once with write access to upgrade it")
     return session_factory(engine)
