@@ -19,8 +19,9 @@ Before the tools, the same objects are PUT one by one into an empty calendar by 
 
 ``warm``: each tool runs in one process that imports and sets up first and times each sync
 inside (calmesh: a SyncEngine with a SQLite state store, as ``calmesh sync --watch`` keeps one;
-vdirsyncer: its CLI's own code called in a loop). ``cold``: a new process per sync, timed from
-outside, process start and imports included (how cron runs vdirsyncer). Both ways are fair;
+vdirsyncer: its CLI's own code called in a loop). ``cold``: each tool's own command, a new
+process per sync, timed from outside with start, imports and exit included: ``calmesh sync
+--once --config ...`` against ``vdirsyncer sync`` (how cron runs either). Both ways are fair;
 they answer different questions, so both are printed.
 
 Run: ``.venv/bin/python bench/sync_vs_vdirsyncer.py`` (``--sizes 1000``, ``--quick`` for 200
@@ -65,6 +66,11 @@ WARM_CHUNK = 1000
 WRITE_WORKERS = 4
 """calmesh's concurrent writes (SyncEngine(write_workers=...)); vdirsyncer writes one at a time."""
 VDIRSYNCER = Path(sys.executable).with_name("vdirsyncer")
+CALMESH = Path(sys.executable).with_name("calmesh")
+RADICALE_CONFIG = "[reporting]\nmax_expand_occurrence = 1000000\n"
+"""Radicale refuses a REPORT that serves more than 10,000 occurrences (``max_expand_occurrence``);
+vdirsyncer's first comparison of two 10,000-event calendars asks for more, so both tools get
+servers with a higher limit."""
 PREFILL_ABOVE = 2000
 """Radicale checks a new object's UID against every object of the calendar (``has_uid``), so an
 initial copy costs O(n^2) on the server: ~40 s for 1,000 objects with either tool, hours for
@@ -199,9 +205,9 @@ def start_pair(root: Path, items: Sequence[CalendarItem], *, prefill: bool) -> P
     seed_storage(root / "a", items)
     seed_storage(root / "b", items if prefill else [])
     users = {USER: PASSWORD}
-    a = start_radicale(root / "a", users)
+    a = start_radicale(root / "a", users, extra_config=RADICALE_CONFIG)
     try:
-        b = start_radicale(root / "b", users)
+        b = start_radicale(root / "b", users, extra_config=RADICALE_CONFIG)
     except BaseException:
         a.stop()
         raise
@@ -220,22 +226,26 @@ def start_pair(root: Path, items: Sequence[CalendarItem], *, prefill: bool) -> P
 class Runner:
     """Runs one tool's sync of A <-> B, one phase per :meth:`run`, and says how long it took.
 
-    ``cold``: a new process per phase, timed from outside (process start and imports counted:
-    how cron runs vdirsyncer). ``warm``: one driver process (this script's ``--driver`` mode)
+    ``cold``: the tool's own command, a new process per phase, timed from outside (process start,
+    imports and exit counted: how cron runs either). ``warm``: one driver process (this script's ``--driver`` mode)
     imports and sets up first, then times each sync inside itself (how ``calmesh sync --watch``
     runs, and vdirsyncer's own code called in a loop)."""
 
     def __init__(self, tool: str, work: Path, pair: Pair, warm: bool) -> None:
         url_a, url_b = pair.urls
         self.env = {**os.environ, PASSWORD_ENV: PASSWORD}
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)  # both run from bytecode, as installed packages do
+        state = work / "calmesh-state.sqlite"
         if tool == "vdirsyncer":
             self.env["VDIRSYNCER_CONFIG"] = str(write_vdirsyncer_config(work, url_a, url_b))
             _timed([str(VDIRSYNCER), "discover", "bench"], self.env)
-        self.command = [sys.executable, __file__, "--driver", tool, str(work / "calmesh-state.sqlite"), url_a, url_b]
+            self.command = [str(VDIRSYNCER), "sync", "bench"]
+        else:
+            self.command = [str(CALMESH), "sync", "--once", "--config", str(write_calmesh_config(work, state, url_a, url_b))]
         self.process: subprocess.Popen[str] | None = None
         if warm:
-            self.process = subprocess.Popen([*self.command, "--serve"], env=self.env, text=True,
-                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            self.process = subprocess.Popen([sys.executable, __file__, "--driver", tool, str(state), url_a, url_b],
+                                            env=self.env, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
             self._answer()  # "ready": imports and setup done
 
     def _answer(self) -> float:
@@ -243,7 +253,7 @@ class Runner:
         line = self.process.stdout.readline()
         if not line.startswith("ok "):
             self.close()
-            raise RuntimeError(f"{self.command[3]} driver failed: {line.strip() or 'exited'}")
+            raise RuntimeError(f"{Path(self.command[0]).name} driver failed: {line.strip() or 'exited'}")
         return float(line.split()[1])
 
     def run(self) -> float:
@@ -269,6 +279,21 @@ def _timed(command: list[str], env: dict[str, str]) -> float:
         raise RuntimeError(f"{' '.join(command[:4])} failed ({done.returncode}):\n{done.stdout[-2000:]}"
                            f"\n{done.stderr[-4000:]}")
     return elapsed
+
+
+def write_calmesh_config(work: Path, state: Path, url_a: str, url_b: str) -> Path:
+    """The same job for ``calmesh sync --once``: two CalDAV platforms, one two-way group, A wins
+    conflicts, the writers of the warm driver (``WRITE_WORKERS``)."""
+    config = work / "calmesh.toml"
+    platforms = "".join(
+        f'[platforms.{name}]\nkind = "caldav"\nurl = "{url}"\nusername = "{USER}"\n'
+        f'password_env = "{PASSWORD_ENV}"\ntimeout = 600\n\n' for name, url in (("a", url_a), ("b", url_b)))
+    config.write_text(
+        f'[hub]\nstate = "sqlite:///{state}"\nsync_write_workers = {WRITE_WORKERS}\n\n{platforms}'
+        '[sync.groups.bench]\nconflict = "a"\ncalendars = [\n'
+        f'  {{ platform = "a", calendar = "{url_a}" }},\n  {{ platform = "b", calendar = "{url_b}" }},\n]\n',
+        encoding="utf-8")
+    return config
 
 
 def write_vdirsyncer_config(work: Path, url_a: str, url_b: str) -> Path:
@@ -316,7 +341,7 @@ def bare_puts(root: Path, items: Sequence[CalendarItem]) -> float:
     work = root / "bare-puts"
     work.mkdir()
     seed_storage(work, [])
-    server = start_radicale(work, {USER: PASSWORD})
+    server = start_radicale(work, {USER: PASSWORD}, extra_config=RADICALE_CONFIG)
     try:
         with httpx.Client(auth=(USER, PASSWORD), timeout=600.0) as client:
             url = calendar_url(server)
@@ -371,12 +396,9 @@ def vdirsyncer_sync() -> Callable[[], None]:
     return sync
 
 
-def driver(tool: str, state: str, url_a: str, url_b: str, serve: bool) -> None:
-    """One sync (``serve`` false), or one per ``sync`` line on stdin, answering ``ok <seconds>``."""
+def driver(tool: str, state: str, url_a: str, url_b: str) -> None:
+    """The warm runner: one sync per ``sync`` line on stdin, answering ``ok <seconds>``."""
     sync = vdirsyncer_sync() if tool == "vdirsyncer" else calmesh_sync(state, url_a, url_b)
-    if not serve:
-        sync()
-        return
     answers = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # whatever the tool prints goes to stderr, not into the answers
     print("ok 0", file=answers, flush=True)
@@ -408,11 +430,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="do not time bare PUTs of the objects (the server's own share of the copy)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--driver", nargs=4, metavar=("TOOL", "STATE", "URL_A", "URL_B"), help=argparse.SUPPRESS)
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.driver:
         tool, state, url_a, url_b = args.driver
-        driver(tool, state, url_a, url_b, serve=args.serve)
+        driver(tool, state, url_a, url_b)
         return
     sizes = [200] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
     tools = ["calmesh"] if args.skip_vdirsyncer else ["calmesh", "vdirsyncer"]

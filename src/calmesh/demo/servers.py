@@ -103,9 +103,10 @@ def _with_port_retries(name: str, start: Callable[[int], RunningServer]) -> Runn
     raise ServerStartError(f"{name}: no free port after {_PORT_ATTEMPTS} attempts") from last
 
 
-def start_radicale(root: Path, users: dict[str, str]) -> RunningServer:
+def start_radicale(root: Path, users: dict[str, str], *, extra_config: str = "") -> RunningServer:
     """Radicale with htpasswd users (plain passwords: no extra dependency, fine on loopback),
-    no delay after a wrong password (tests check refusals), owner-only rights, storage in ``root``."""
+    no delay after a wrong password (tests check refusals), owner-only rights, storage in ``root``.
+    ``extra_config``: more sections of Radicale's config file, appended as given."""
     root.mkdir(parents=True, exist_ok=True)
     htpasswd = root / "users.htpasswd"
     htpasswd.write_text("".join(f"{user}:{password}\n" for user, password in users.items()), encoding="utf-8")
@@ -129,7 +130,7 @@ def start_radicale(root: Path, users: dict[str, str]) -> RunningServer:
             "type = none\n"
             "[logging]\n"
             "level = warning\n"
-            "mask_passwords = True\n",
+            "mask_passwords = True\n" + extra_config,
             encoding="utf-8",
         )
         return _launch("radicale", root, [sys.executable, "-m", "radicale", "--config", str(config)], port)
