@@ -57,6 +57,9 @@ class Vendor:
     """Is a listing of a time window paged (EWS's CalendarView is not)?"""
     canonical_rrules: ClassVar[bool] = False
     """Does an RRULE come back in icalendar's part order (Google stores iCalendar lines), not as written?"""
+    one_refresh_per_expiry: ClassVar[bool] = True
+    """Writers meeting one expired token share one new token (``AccessTokens(rejected=...)``);
+    EWS's OAuth session is exchangelib's own, which may fetch one per thread."""
     fake: Any
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -118,6 +121,7 @@ def _with_mailboxes(fake: FakeT) -> FakeT:
 
 
 class EWSVendor(Vendor):
+    one_refresh_per_expiry = False
     kind, platform = "ews", "exchange"
     refused, conflict, check_first = "credentials refused", "ErrorIrresolvableConflict", "EWS endpoint"
     not_found, throttled = "ErrorMailRecipientNotFound", "ErrorServerBusy"

@@ -151,11 +151,16 @@ class AccessTokens:
         self._cache: dict[str | None, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
-    def get(self, subject: str | None = None, force: bool = False) -> str:
-        """A valid token; ``fetch(subject)`` returns ``(token, lifetime in seconds)``."""
+    def get(self, subject: str | None = None, force: bool = False, *, rejected: str | None = None) -> str:
+        """A valid token; ``fetch(subject)`` returns ``(token, lifetime in seconds)``.
+
+        ``rejected``: the token a service just refused (401). A new one is fetched only if that is
+        still the cached one: when several writer threads meet the same expiry, one fetches and
+        the others take its token instead of each asking the token endpoint again."""
         with self._lock:
             cached = self._cache.get(subject)
-            if force or cached is None or time.monotonic() > cached[1] - self._margin:
+            stale = rejected is not None and cached is not None and cached[0] == rejected
+            if force or stale or cached is None or time.monotonic() > cached[1] - self._margin:
                 value, lifetime = self._fetch(subject)
                 cached = (value, time.monotonic() + lifetime)
                 self._cache[subject] = cached

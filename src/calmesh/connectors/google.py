@@ -224,14 +224,15 @@ class GoogleConnector(Connector):
 
         def attempt() -> httpx.Response:
             nonlocal refreshed
-            auth = {"Authorization": f"Bearer {self._tokens.get(subject)}", **(headers or {})}
+            token = self._tokens.get(subject)
+            auth = {"Authorization": f"Bearer {token}", **(headers or {})}
             try:
                 response = self._http.request(method, url, params=params, json=body, headers=auth)
             except httpx.HTTPError as exc:
                 raise TransientError(self.name, f"{method} {path}: {exc}", item=item) from exc
             if response.status_code == 401 and not refreshed:
                 refreshed = True
-                self._tokens.get(subject, force=True)
+                self._tokens.get(subject, rejected=token)
                 return attempt()
             self._raise_for(response, method, path, item)
             return response

@@ -167,7 +167,8 @@ class GraphConnector(Connector):
 
         def attempt() -> httpx.Response:
             nonlocal refreshed
-            auth = {"Authorization": f"Bearer {self._token.get()}",
+            token = self._token.get()
+            auth = {"Authorization": f"Bearer {token}",
                     "Prefer": 'outlook.timezone="UTC"', **(headers or {})}
             try:
                 response = self._http.request(method, self._url(path), params=params, json=body, headers=auth)
@@ -175,7 +176,7 @@ class GraphConnector(Connector):
                 raise TransientError(self.name, f"{method} {path}: {exc}", item=item) from exc
             if response.status_code == 401 and not refreshed and _error_code(response) == "InvalidAuthenticationToken":
                 refreshed = True
-                self._token.get(force=True)
+                self._token.get(rejected=token)
                 return attempt()
             self._raise_for(response, method, path, item)
             return response
