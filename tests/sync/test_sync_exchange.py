@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from calmesh.fakes.samples import NEW_YORK, PARIS, single, weekly_series
-from calmesh.model import Attendee, CalendarItem, Classification, Event
-from connectors.vendors import ALICE, VENDORS
+from calmesh.model import Attendee, CalendarItem, Classification, Event, PartStat, Role
+from connectors.vendors import ALICE, BOB, CAROL, VENDORS
 
 from .peers import Group, Peer, bump
 
@@ -35,6 +35,13 @@ def meeting(uid: str, hour: int = 9, summary: str = "Review") -> Any:
     return single(uid, start, start + timedelta(minutes=45), summary)
 
 
+@dataclass
+class VendorPeer(Peer):
+    """A peer on a vendor fake, which tests may also inspect."""
+
+    fake: Any = None
+
+
 @contextmanager
 def vendor_peer(kind: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Peer]:
     """Alice's calendar on the ``kind`` ("ews", "graph" or "google") fake, started on loopback
@@ -43,7 +50,7 @@ def vendor_peer(kind: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Peer]:
     vendor = VENDORS[kind](monkeypatch)
     vendor.fake.start()
     try:
-        yield Peer(vendor.platform, vendor.connect(), MAILBOX)
+        yield VendorPeer(vendor.platform, vendor.connect(), MAILBOX, fake=vendor.fake)
     finally:
         vendor.close()
 
@@ -217,3 +224,77 @@ def test_parallel_writes_keep_every_guarantee(tmp_path: Path, rad: Peer, vendor:
     assert not {"CalDAV 8", "CalDAV 9", f"{vendor.platform} 4"} & set(titles)
     assert series["Sales stand-up 0"] == (2, 2)
     assert group.writes(group.run(full=True)) == 0
+
+
+def bobs_meeting(uid: str) -> CalendarItem:
+    """A meeting Bob organises with Alice and Carol: what Alice's calendar holds after accepting."""
+    item = meeting(uid, hour=11, summary="Pricing review")
+    item.components[0] = replace(item.components[0], organizer=Attendee(BOB, "Bob", PartStat.ACCEPTED, Role.CHAIR),
+                                 attendees=[Attendee(ALICE, "Alice", PartStat.ACCEPTED),
+                                            Attendee(CAROL, "Carol", PartStat.TENTATIVE, Role.OPTIONAL)])
+    return item
+
+
+def people(event: Event) -> tuple[str | None, list[tuple[str, PartStat, Role]]]:
+    return (event.organizer.email if event.organizer else None,
+            sorted((a.email, a.partstat, a.role) for a in event.attendees))
+
+
+def invitations_sent(peer: Peer) -> list[Any]:
+    """What the vendor fake would have mailed to attendees (meeting requests, updates,
+    cancellations) for the writes so far."""
+    assert isinstance(peer, VendorPeer)
+    return list(peer.fake.invitations_sent)
+
+
+@pytest.mark.parametrize("origin_side", ["caldav", "vendor"])
+def test_meeting_organised_by_someone_else_syncs_without_rewrites(tmp_path: Path, rad: Peer, vendor: Peer,
+                                                                   origin_side: str) -> None:
+    """Issue #5: a meeting Bob organises, in Alice's calendar on one side, copied to Alice's
+    calendar on the other. Exchange and Google name Alice organizer of the copy calmesh writes
+    (and reset the attendees' answers): that is the platform's doing, not an edit, so no run,
+    full or not, rewrites anything, the original keeps Bob as organizer and everyone's answers,
+    no invitation leaves the vendor for calmesh's copy, and a real edit on either side crosses
+    once. Vendors are the fakes (see the module docstring); each records the mail its service
+    would send."""
+    group = Group(tmp_path, rad, vendor)
+    origin, copy_side = (rad, vendor) if origin_side == "caldav" else (vendor, rad)
+    if origin is rad:
+        rad.create(bobs_meeting("bobs@test"))
+    else:
+        assert isinstance(vendor, VendorPeer)
+        vendor.fake.add_item(ALICE, bobs_meeting("bobs@test"))  # Bob's invitation, as Alice accepted it
+    uid = origin.uid_of("Pricing review")
+    before = people(origin.master(uid))
+    assert before[0] == BOB
+    first = group.run()
+    assert (first.counts["created"], first.errors) == (1, [])
+    copy_uid = copy_side.uid_of("Pricing review")
+    assert {a for a, _p, _r in people(copy_side.master(copy_uid))[1]} == {ALICE, CAROL}
+
+    etags = (rad.etags(), vendor.etags())
+    for full in (False, True, True):
+        report = group.run(full=full)
+        assert (report.plan.writes, report.errors) == ([], []), (full, report.plan.writes)
+    assert (rad.etags(), vendor.etags()) == etags  # nothing rewritten
+    assert people(origin.master(uid)) == before
+    if origin is rad:
+        assert people(rad.master(uid)) == before  # Bob stays organizer, Carol's answer stays
+
+    for editor, other, hour in ((rad, vendor, 15), (vendor, rad, 16)):
+        start = DAY + timedelta(hours=hour - 9)
+        editor_uid = editor.uid_of("Pricing review")
+        editor.edit(editor_uid, bump(start=start, end=start + timedelta(minutes=45)))
+        report = group.run()
+        assert (report.counts["updated"], group.writes(report), report.errors) == (1, 1, [])
+        moved = other.master(other.uid_of("Pricing review")).start
+        assert moved.astimezone(UTC) == start.astimezone(UTC)  # type: ignore[union-attr]
+        for full in (False, True):
+            assert group.writes(group.run(full=full)) == 0
+        assert people(origin.master(uid))[0] == BOB, f"{editor.platform}'s organizer was pushed onto the original"
+        if origin is rad:
+            assert people(rad.master(uid)) == before
+    if vendor.platform == "m365" and origin is rad:
+        pytest.xfail("Graph v1.0 mails attendees whenever a meeting is created or changed in its organizer's "
+                     "calendar and has no way to say 'send none' (microsoftgraph/msgraph-sdk-dotnet#1549)")
+    assert invitations_sent(vendor) == []

@@ -3,6 +3,7 @@ store with ETags and change tokens, see memory_connector.py), no server and no d
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,7 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from calmesh.connectors.base import InvalidDataError, PreconditionFailed
-from calmesh.core.projection import busy_block, content_hash, synced_hash
+from calmesh.core.projection import busy_block, content_hash, synced_hash, with_scheduling
 from calmesh.core.syncplan import (
     Conflict,
     Delete,
@@ -29,9 +30,13 @@ from calmesh.model import (
     Event,
     EventStatus,
     ItemRef,
+    PartStat,
+    Role,
+    as_utc,
 )
 
-from .harness import World, summaries, uids, world
+from .harness import World, members, summaries, uids, world
+from .memory_connector import MemoryConnector
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
@@ -582,3 +587,94 @@ def test_property_lost_source_never_yields_deletes(n: int, how: str, mode: str) 
            "a/cal": Observation.unreachable("a/cal") if how == "unreachable" else Observation("a/cal", [], complete=True)}
     result = plan(ms, w.state, obs, w.options)
     assert result.writes == []
+
+
+# ------------------------------------------------------------- meetings organised by others
+BOSS, ME, PEER = "boss@x.org", "me@x.org", "peer@x.org"
+
+
+def bosses_meeting(uid: str = "m1", hour: int = 9) -> CalendarItem:
+    return item(uid, hour, "Pricing", organizer=Attendee(BOSS, "Boss", PartStat.ACCEPTED, Role.CHAIR),
+                attendees=[Attendee(ME, partstat=PartStat.ACCEPTED),
+                           Attendee(PEER, partstat=PartStat.TENTATIVE, role=Role.OPTIONAL)])
+
+
+class OwnerOrganises(MemoryConnector):
+    """A platform that reads back every meeting as organised by the calendar's owner, with every
+    answer reset (what Exchange and Google do to a meeting calmesh writes there) and, with
+    ``rewrites_location``, one synced field spelled its own way (a re-serialising server)."""
+
+    def __init__(self, name: str, rewrites_location: bool = False) -> None:
+        super().__init__(name)
+        self.rewrites_location = rewrites_location
+
+    def _out(self, calendar: str, item_id: str) -> CalendarItem:
+        out = super()._out(calendar, item_id)
+        for n, e in enumerate(out.components):
+            if e.attendees:
+                e = replace(e, organizer=Attendee(ME, partstat=PartStat.ACCEPTED, role=Role.CHAIR),
+                            attendees=[replace(a, partstat=PartStat.NEEDS_ACTION) for a in e.attendees])
+            if self.rewrites_location:
+                e = replace(e, location=(e.location or "") + " (room)")
+            out.components[n] = e
+        return out
+
+
+def imposing_world(full: bool, rewrites_location: bool = False) -> tuple[World, MemoryConnector, MemoryConnector]:
+    ms = members("a", "b")
+    a, b = MemoryConnector("a"), OwnerOrganises("b", rewrites_location)
+    return World(ms, {"a": a, "b": b}, full=full), a, b
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from([None, BOSS, ME]), st.lists(st.sampled_from(list(PartStat)), min_size=2, max_size=2))
+def test_hash_ignores_scheduling_state_not_who_attends(organizer: str | None, answers: list[PartStat]) -> None:
+    """ORGANIZER and PARTSTAT are each calendar's scheduling state (platforms impose their own on
+    a copy); the attendee list is content."""
+    reference = bosses_meeting()
+    other = bosses_meeting()
+    event = other.components[0]
+    event.organizer = Attendee(organizer) if organizer else None
+    event.attendees = [replace(a, partstat=p) for a, p in zip(event.attendees, answers, strict=True)]
+    assert content_hash(other) == content_hash(reference)
+    merged = with_scheduling(other, reference)
+    assert content_hash(merged) == content_hash(reference)
+    assert merged.components[0].organizer == reference.components[0].organizer
+    assert merged.components[0].attendees == reference.components[0].attendees
+    event.attendees = [*event.attendees, Attendee("new@x.org")]
+    assert content_hash(other) != content_hash(reference)
+    event.attendees = [replace(event.attendees[0], role=Role.OPTIONAL), *event.attendees[1:2]]
+    assert content_hash(other) != content_hash(reference)
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_meeting_organised_by_someone_else_is_not_rewritten_and_keeps_its_organizer(full: bool) -> None:
+    w, a, b = imposing_world(full)
+    a.user_put(bosses_meeting())
+    w.run()
+    assert (a.writes, b.writes) == (0, 1)
+    for _ in range(3):
+        assert w.run().writes == []
+    # an edit on the copy crosses, but the copy's organizer and answers do not
+    [copy] = b.all()
+    b.user_put(CalendarItem(copy.uid, [replace(copy.components[0], start=T0 + timedelta(hours=5),
+                                               end=T0 + timedelta(hours=6), sequence=1)]))
+    w.run()
+    [original] = a.all()
+    event = original.components[0]
+    assert (as_utc(event.start), a.writes) == (T0 + timedelta(hours=5), 1)
+    assert event.organizer == Attendee(BOSS, "Boss", PartStat.ACCEPTED, Role.CHAIR)
+    assert [(x.email, x.partstat) for x in event.attendees] == [(ME, PartStat.ACCEPTED), (PEER, PartStat.TENTATIVE)]
+    assert w.run().writes == [] and w.run().writes == []
+
+
+def test_recorded_version_keeps_its_recorded_hash_on_every_later_run() -> None:
+    """A copy read back with a synced field spelled differently, ETag unchanged since calmesh
+    wrote it: its recorded hash counts on this run and on every later one (it used to be
+    replaced by the read-back's hash after one run, and the next run "restored" the copy)."""
+    w, a, b = imposing_world(True, rewrites_location=True)
+    a.user_put(item("u1", location="HQ"))
+    w.run()
+    for _ in range(3):
+        assert w.run().writes == []
+    assert b.writes == 1

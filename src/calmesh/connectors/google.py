@@ -85,6 +85,9 @@ MAX_PROPERTY_KEY, MAX_PROPERTY_VALUE = 44, 1024
 """Google silently drops extended properties with longer keys: refuse them instead."""
 _RETRYABLE_403 = {"rateLimitExceeded", "userRateLimitExceeded"}
 _EXPIRED_SYNC = {"fullSyncRequired", "updatedMinTooLongAgo"}
+_QUIET = {"sendUpdates": "none"}
+"""On every write that could mail guests: calmesh's copies and edits must never send invitations,
+updates or cancellations (the organizer's own calendar does that); ``events.import`` never sends."""
 _PARTSTAT_IN = {"needsAction": PartStat.NEEDS_ACTION, "accepted": PartStat.ACCEPTED,
                 "declined": PartStat.DECLINED, "tentative": PartStat.TENTATIVE}
 _PARTSTAT_OUT = {v: k for k, v in _PARTSTAT_IN.items()} | {PartStat.DELEGATED: "needsAction"}
@@ -473,7 +476,7 @@ class GoogleConnector(Connector):
             event_id = item.ref.id
             headers = {"If-Match": if_match} if if_match else None
             self._request("PUT", f"{path}/{quote(event_id, safe='')}", body=body, headers=headers,
-                          subject=subject, item=item.uid)
+                          params=_QUIET, subject=subject, item=item.uid)
         if master.is_recurring_master:
             for override in item.overrides:
                 self._put_override(calendar, event_id, master, override)
@@ -498,12 +501,13 @@ class GoogleConnector(Connector):
             raise InvalidDataError(self.name, str(exc), item=master.uid) from exc
         body.pop("recurrence", None)
         instance_id = str(instances[0]["id"])
-        self._request("PUT", self._events_path(calendar, instance_id)[1], body=body, subject=subject, item=master.uid)
+        self._request("PUT", self._events_path(calendar, instance_id)[1], body=body, params=_QUIET, subject=subject,
+                      item=master.uid)
 
     def delete(self, calendar: str, ref: ItemRef, if_match: str | None = None) -> None:
         subject, path = self._events_path(calendar, ref.id)
         headers = {"If-Match": if_match} if if_match else None
-        self._request("DELETE", path, headers=headers, subject=subject, item=ref.id)
+        self._request("DELETE", path, headers=headers, params=_QUIET, subject=subject, item=ref.id)
 
     def check(self) -> list[str]:
         subject = self.settings.subject or (self.settings.mailboxes[0] if self.settings.mailboxes else None)

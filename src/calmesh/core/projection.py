@@ -1,6 +1,6 @@
 """What a sync group copies of an item, and how to tell two copies carry the same content.
 
-Pure: no I/O. Two jobs, kept together because they must agree:
+Pure: no I/O. Three jobs, kept together because they must agree:
 
 * :func:`busy_block` turns an item into the private "Busy" placeholder a ``mode = "busy"`` group
   writes: the times, recurrence (RRULE/RDATE/EXDATE and every override) and status survive, while
@@ -9,6 +9,13 @@ Pure: no I/O. Two jobs, kept together because they must agree:
   rewrite on their own (UID, SEQUENCE, LAST-MODIFIED, DTSTAMP, the authoring zone, X- properties
   such as the calmesh marker) and normalises what they spell differently (instants to UTC, RRULE
   part order, CRLF in text), so the echo of calmesh's own write hashes like what it wrote.
+  Scheduling state is not hashed either: the ORGANIZER and each attendee's PARTSTAT/RSVP belong
+  to each calendar's scheduling agent, and the platforms impose their own on a copy (Exchange
+  and Google name the mailbox owner organizer of whatever calmesh writes there and reset the
+  answers), so hashing them would read every copy of a meeting organised by someone else as an
+  edit. Who attends (address and role) is synced content and hashed.
+* :func:`with_scheduling` puts a reference's scheduling state back on content written over a
+  copy, so that a copy's platform-imposed organizer is never pushed over the original's.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from calmesh.model import CalendarItem, Classification, Event, Temporal
 
 SyncMode = Literal["mirror", "busy"]
 
-HASH_VERSION = "1"
+HASH_VERSION = "2"
 """Bumped whenever the hashed field set changes, so stored hashes are never compared across
 versions (a bump reads as one round of "changed everywhere", resolved by content equality)."""
 
@@ -74,10 +81,7 @@ def _component(event: Event) -> dict[str, object]:
         "status": event.status.value,
         "class": event.classification.value,
         "busy_type": None if event.busy_type is None else int(event.busy_type),
-        "organizer": event.organizer.email if event.organizer else None,
-        "attendees": sorted(
-            (a.email, a.partstat.value, a.role.value) for a in event.attendees
-        ),
+        "attendees": sorted((a.email, a.role.value) for a in event.attendees),
     }
 
 
@@ -91,6 +95,30 @@ def content_hash(item: CalendarItem) -> str:
                         key=lambda c: (c["recurrence_id"] is not None, str(c["recurrence_id"])))
     payload = json.dumps([HASH_VERSION, components], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def is_meeting(item: CalendarItem) -> bool:
+    """Does ``item`` carry scheduling state (an organizer or attendees) anywhere?"""
+    return any(e.organizer is not None or e.attendees for e in item.components)
+
+
+def with_scheduling(item: CalendarItem, reference: CalendarItem) -> CalendarItem:
+    """``item`` with the scheduling state of ``reference``: its ORGANIZER, and the PARTSTAT and
+    RSVP of every attendee both name, component by component (a component ``reference`` lacks
+    takes its master's). Attendees only ``item`` names keep theirs.
+
+    Why: a copy's organizer and answers are what its platform imposed (see :func:`content_hash`),
+    so content taken from a copy must not carry them over the original's."""
+    ref_master = reference.master or reference.components[0]
+    by_rid = {_when(e.recurrence_id): e for e in reference.components}
+    components = []
+    for event in item.components:
+        ref = by_rid.get(_when(event.recurrence_id), ref_master)
+        answers = {a.email: a for a in ref.attendees}
+        attendees = [replace(a, partstat=answers[a.email].partstat, rsvp=answers[a.email].rsvp)
+                     if a.email in answers else a for a in event.attendees]
+        components.append(replace(event, organizer=ref.organizer, attendees=attendees))
+    return CalendarItem(uid=item.uid, components=components, ref=item.ref)
 
 
 def busy_block(item: CalendarItem, title: str = "Busy") -> CalendarItem:

@@ -18,8 +18,14 @@ Rules
       mirror mode by its UID (the same event already on several members is paired, not copied
       again), or else it is new and its own location becomes its logical id. An item carrying our marker is never
       mistaken for a new user event (loop prevention by marker); a copy whose ETag is the one
-      recorded after our write is unchanged (loop prevention by mapping + ETag); a changed ETag
+      recorded after our write is unchanged and keeps the hash recorded for it on every later
+      run, whatever the platform reads back (loop prevention by mapping + ETag); a changed ETag
       with the same content hash is not a change either (servers re-serialise).
+    * Scheduling state (ORGANIZER, attendees' PARTSTAT/RSVP) is not content: it is not hashed
+      (platforms impose their own on a copy: Exchange and Google name the mailbox owner organizer),
+      and content taken from a copy of a meeting carries the original's organizer and answers
+      (``with_scheduling``), so a copy never pushes its platform's organizer over the original's.
+      When the original was not read this run, it is listed first (:attr:`Plan.needs_listing`).
     * A copy changed on a sender wins; two senders changed differently is a conflict settled by
       the group policy (``newest``: SEQUENCE then LAST-MODIFIED, ``keep-both``, or a platform
       name). A copy changed on a non-sender is restored.
@@ -51,7 +57,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
 
-from calmesh.core.projection import SyncMode, synced_content, synced_hash, with_identity
+from calmesh.core.projection import (
+    SyncMode,
+    is_meeting,
+    synced_content,
+    synced_hash,
+    with_identity,
+    with_scheduling,
+)
 from calmesh.model import MARKER_PROPERTY, CalendarItem, ChangeSet, ItemRef, as_utc
 
 Direction = Literal["both", "in", "out"]
@@ -566,12 +579,36 @@ def _winner(ctx: _Context, candidates: list[_Seen]) -> tuple[_Seen, str]:
     return best, "newest (SEQUENCE, then LAST-MODIFIED)"
 
 
-def _target_item(ctx: _Context, lid: str, source: _Seen, target: str, uid: str, item_id: str | None) -> CalendarItem:
+def _target_item(ctx: _Context, lid: str, source: _Seen, target: str, uid: str, item_id: str | None,
+                 scheduling: CalendarItem | None) -> CalendarItem:
     """The content to write on ``target``: marked with the logical id, except when the write
-    replaces the original item itself."""
-    content = synced_content(source.item, ctx.options.mode, ctx.options.busy_title)
+    replaces the original item itself; with the scheduling state of ``scheduling`` if given."""
+    content = source.item if scheduling is None else with_scheduling(source.item, scheduling)
+    content = synced_content(content, ctx.options.mode, ctx.options.busy_title)
     is_original = item_id is not None and ctx.members[target].origin_id(item_id) == lid
     return with_identity(content, uid, None if is_original else lid, MARKER_PROPERTY)
+
+
+def _scheduling_reference(ctx: _Context, origin: str, statuses: dict[str, _Status], source: _Seen,
+                          result: Plan) -> tuple[bool, CalendarItem | None]:
+    """Whose scheduling state (ORGANIZER, attendees' answers) the writes of ``source`` carry:
+    ``(True, original)`` when ``source`` is a copy of a meeting, since a copy's organizer and
+    answers are what its platform imposed (Exchange and Google name the mailbox owner organizer)
+    and must never be pushed over the original's; ``(True, None)`` when the content travels as it
+    is (``source`` is the original or no meeting, or the original is out of reach or gone);
+    ``(False, None)`` when the original is present but was not read this run: it is added to
+    :attr:`Plan.needs_listing` and the item decided again from the listing."""
+    st = statuses.get(origin)
+    if source.member == origin or st is None or not is_meeting(source.item):
+        return True, None
+    if st.current is not None:
+        return True, st.current.item
+    prev = st.prev
+    if (prev is not None and not prev.deleted and not st.gone and origin in ctx.usable
+            and (origin not in ctx.complete or prev.item_id in ctx.unfetched[origin])):
+        result.needs_listing.add(origin)
+        return False, None
+    return True, None
 
 
 def _create_uid(ctx: _Context, lid: str, source: _Seen) -> str:
@@ -593,7 +630,8 @@ def _observed_record(ctx: _Context, lid: str, rec: ItemState | None, origin: str
     for key, st in statuses.items():
         if st.current is not None:
             cur = st.current
-            copies[key] = CopyState(key, cur.item_id, cur.item.uid, cur.etag, cur.hash, cur.item.marker)
+            # the recorded version keeps its recorded hash (see _Status.live_hash)
+            copies[key] = CopyState(key, cur.item_id, cur.item.uid, cur.etag, st.live_hash or cur.hash, cur.item.marker)
         elif st.gone and st.prev is not None:
             copies[key] = replace(st.prev, deleted=True)
     dirty = any(key not in ctx.usable for key in copies if not copies[key].deleted)
@@ -659,6 +697,7 @@ def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, l
                        if st.current is not None and st.current.hash == content_hash), None)
     batch.records[lid] = _observed_record(ctx, lid, rec, origin, statuses, content_hash, False)
 
+    scheduling: tuple[bool, CalendarItem | None] | None = None
     for key, st in statuses.items():
         if not ctx.receives(key, origin) or st.live_hash == content_hash:
             continue
@@ -672,15 +711,20 @@ def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, l
             else:
                 result.needs_listing.add(holder)
             continue
+        if scheduling is None:
+            scheduling = _scheduling_reference(ctx, origin, statuses, source, result)
+        ready, reference = scheduling
+        if not ready:
+            continue  # the original is listed first, then this is planned again
         current = st.current or (st.prev if st.live_hash is not None else None)
         if current is None:
             uid = _create_uid(ctx, lid, source)
-            item = _target_item(ctx, lid, source, key, uid, None)
+            item = _target_item(ctx, lid, source, key, uid, None, reference)
             reason = "restored" if st.prev is not None else "new"
             batch.actions.append(Create(lid, key, item, content_hash, reason))
         else:
             uid = current.item.uid if isinstance(current, _Seen) else current.uid
-            item = _target_item(ctx, lid, source, key, uid, current.item_id)
+            item = _target_item(ctx, lid, source, key, uid, current.item_id, reference)
             ref = ItemRef(ctx.members[key].calendar, current.item_id, current.etag)
             item.ref = ref
             reason = "changed at " + source.member if changed_seen else "restored"

@@ -156,6 +156,9 @@ class EWSFake(FakeService):
         self.operations: list[str] = []
         """SOAP operation names served, in order, for tests to inspect."""
         self.availability_calls: list[list[str]] = []
+        self.invitations_sent: list[tuple[str, str, list[str]]] = []
+        """(operation, UID, attendees) of every meeting request, update or cancellation Exchange
+        would have mailed: a write of a meeting the mailbox organises, unless it said SendToNone."""
         self._tokens: dict[str, float] = {}
         self.tokens_issued = 0
         self._busy: list[int] = []
@@ -170,7 +173,9 @@ class EWSFake(FakeService):
                                          "AAMkCalendar" + base64.urlsafe_b64encode(email.encode()).decode().rstrip("="))
 
     def add_item(self, mailbox: str, item: CalendarItem, status: str | None = None) -> str:
-        """Seed an item as if its owner had created it in Outlook; returns its ItemId."""
+        """Seed an item as if its owner had created it in Outlook, or, when it names an organizer
+        other than the owner, as the accepted invitation to that person's meeting; returns its
+        ItemId."""
         box = self.mailboxes[mailbox.lower()]
         master = item.master or item.components[0]
         zone = ex.event_zone(master, box.timezone)
@@ -189,6 +194,13 @@ class EWSFake(FakeService):
         self.items[item_id] = stored
         self._log(stored)
         return stored
+
+    def _mail(self, operation: Element, attribute: str, stored: _Item, name: str) -> None:
+        """Record the mail Exchange sends for a write of a meeting the mailbox organises: any
+        ``attribute`` value but SendToNone (an absent one is Exchange's default, sending)."""
+        attendees = [a.email for a in stored.event.attendees]
+        if attendees and _organizer(stored) == stored.mailbox and operation.get(attribute) != "SendToNone":
+            self.invitations_sent.append((name, stored.event.uid, attendees))
 
     def _index_of(self, stored: _Item, original: Temporal | None) -> int:
         if original is None:
@@ -443,10 +455,11 @@ class EWSFake(FakeService):
         if stored.event.rrule:
             kind = "RecurringMaster" if index is None else ("Exception" if index in stored.modified else "Occurrence")
         _t(elem, "CalendarItemType", kind)
-        _t(elem, "MyResponseType", "Organizer")
+        organizer_address = _organizer(stored)
+        _t(elem, "MyResponseType", "Organizer" if organizer_address == stored.mailbox else "Accept")
         organizer = _t(_t(elem, "Organizer"), "Mailbox")
-        _t(organizer, "Name", stored.mailbox)
-        _t(organizer, "EmailAddress", stored.mailbox)
+        _t(organizer, "Name", organizer_address)
+        _t(organizer, "EmailAddress", organizer_address)
         _t(organizer, "RoutingType", "SMTP")
         for tag, role in (("RequiredAttendees", Role.REQUIRED), ("OptionalAttendees", Role.OPTIONAL)):
             people = [a for a in event.attendees if (a.role is Role.OPTIONAL) == (role is Role.OPTIONAL)]
@@ -571,6 +584,7 @@ class EWSFake(FakeService):
                 fields = _read_fields(elem)
                 event, zone, status = _event_from_fields(fields, None, box.timezone)
                 stored = self._store(box, event, zone, status)
+                self._mail(operation, "SendMeetingInvitations", stored, "CreateItem")
             except _SoapError as exc:
                 self._message(msgs, "CreateItem", exc)
                 continue
@@ -611,6 +625,7 @@ class EWSFake(FakeService):
                     original = dict(stored.occurrences(datetime(9000, 1, 1, tzinfo=UTC)))[index]
                     stored.modified[index] = (event.with_changes(rrule=[], recurrence_id=original), status)
                 self._touch(stored)
+                self._mail(operation, "SendMeetingInvitationsOrCancellations", stored, "UpdateItem")
             except _SoapError as exc:
                 self._message(msgs, "UpdateItem", exc)
                 continue
@@ -629,6 +644,7 @@ class EWSFake(FakeService):
             except _SoapError as exc:
                 self._message(msgs, "DeleteItem", exc)
                 continue
+            self._mail(operation, "SendMeetingCancellations", stored, "DeleteItem")
             if index is None:
                 del self.items[stored.id]
                 self._log(stored, removed=True)
@@ -773,6 +789,13 @@ class EWSFake(FakeService):
 
 
 # ----------------------------------------------------------------------------------- XML in
+def _organizer(stored: _Item) -> str:
+    """The organizer's address: the mailbox owner for what is created in the mailbox (Exchange
+    ignores an organizer sent with CreateItem); whoever sent it for a seeded invitation."""
+    organizer = stored.event.organizer
+    return organizer.email if organizer is not None else stored.mailbox
+
+
 def _read_fields(elem: Element) -> dict[str, Any]:
     """The child elements of an incoming t:CalendarItem as a name -> element/text mapping."""
     fields: dict[str, Any] = {}

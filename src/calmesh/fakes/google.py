@@ -128,6 +128,11 @@ class GoogleFake(FakeService):
         """email -> IANA zone."""
         self.calendars: dict[str, _Calendar] = {}
         self.freebusy_calls: list[dict[str, Any]] = []
+        self.invitations_sent: list[tuple[str, str, list[str]]] = []
+        """(method, event id, guests) of every invitation, update or cancellation Google mails:
+        insert, update, patch or delete of an event with guests that the calendar's owner
+        organises, asked with ``sendUpdates=all|externalOnly`` (the API's default sends none;
+        ``events.import`` never does)."""
         self.token_claims: list[dict[str, Any]] = []
         self._tokens: dict[str, _Token] = {}
         self._sync_tokens: dict[str, tuple[str, int]] = {}
@@ -330,7 +335,9 @@ class GoogleFake(FakeService):
         if not rest and method == "GET":
             return self._list(request, calendar)
         if not rest and method == "POST":
-            return JSONResponse(self._render(self._create(calendar, body).data))
+            created = self._create(calendar, body).data
+            self._mail(request, calendar, created)
+            return JSONResponse(self._render(created))
         if rest == ["import"] and method == "POST":
             return JSONResponse(self._render(self._import(calendar, body).data))
         stored, instance = self._find(calendar, rest[0])
@@ -352,8 +359,10 @@ class GoogleFake(FakeService):
                 written = self._write_instance(calendar, stored, instance, body, replace=method == "PUT")
             else:
                 written = self._write_master(calendar, stored, body, replace=method == "PUT")
+            self._mail(request, calendar, written)
             return JSONResponse(self._render(written))
         if method == "DELETE":
+            self._mail(request, calendar, current)
             if current.get("status") == "cancelled":
                 raise _Fault(410, "deleted", "Resource has been deleted")
             if instance is not None:
@@ -383,6 +392,14 @@ class GoogleFake(FakeService):
         calendar.events[event_id] = stored
         self._touch(calendar, data, event_id)
         return stored
+
+    def _mail(self, request: Request, calendar: _Calendar, data: dict[str, Any]) -> None:
+        guests = [str(a.get("email")) for a in data.get("attendees") or []]
+        organizer = str((data.get("organizer") or {}).get("email", calendar.owner)).lower()
+        asked = request.query_params.get("sendUpdates") in ("all", "externalOnly") \
+            or request.query_params.get("sendNotifications") == "true"
+        if guests and asked and organizer == calendar.owner:
+            self.invitations_sent.append((request.method, str(data.get("id")), guests))
 
     def _import(self, calendar: _Calendar, body: dict[str, Any]) -> _Stored:
         """events.import: a private copy keyed by iCalUID; importing the same UID again updates it."""

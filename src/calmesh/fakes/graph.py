@@ -111,6 +111,10 @@ class GraphFake(FakeService):
         self.page_size = page_size
         self.mailboxes: dict[str, _Mailbox] = {}
         self.schedule_calls: list[dict[str, Any]] = []
+        self.invitations_sent: list[tuple[str, str, list[str]]] = []
+        """(request, event id, attendees) of every meeting request, update or cancellation Exchange
+        mails for a Graph write: creating, changing or deleting an event with attendees that the
+        mailbox organises sends them (Graph v1.0 has no way to say "send none")."""
         self._tokens: dict[str, float] = {}
         self._faults: list[tuple[int, str]] = []
         self._changes: list[tuple[int, str, str, str, bool]] = []
@@ -134,8 +138,12 @@ class GraphFake(FakeService):
         master = item.master or item.components[0]
         zone = ex.event_zone(master, box.timezone)
         with self._lock:
-            stored = self._create(box, box.default, event_to_graph(master, box.timezone, "windows"))
+            stored = self._create(box, box.default, event_to_graph(master, box.timezone, "windows"), seeded=True)
             stored.data["iCalUId"] = item.uid
+            if master.organizer is not None:  # an invitation received from someone else
+                stored.data["organizer"] = {"emailAddress": {"address": master.organizer.email,
+                                                             "name": master.organizer.name or master.organizer.email}}
+                stored.data["isOrganizer"] = master.organizer.email == box.email
             for excluded in master.exdate:
                 stored.cancelled.add(ex.local_naive(excluded, zone).date().isoformat())
             for override in item.overrides:
@@ -251,7 +259,7 @@ class GraphFake(FakeService):
         raise _Fault(405, "MethodNotAllowed", f"{method} not allowed here")
 
     # ----------------------------------------------------------------------------- events
-    def _create(self, mailbox: _Mailbox, calendar: _Calendar, body: dict[str, Any]) -> _Stored:
+    def _create(self, mailbox: _Mailbox, calendar: _Calendar, body: dict[str, Any], seeded: bool = False) -> _Stored:
         if "start" not in body or "end" not in body:
             raise _Fault(400, "ErrorInvalidRequest", "An event needs start and end.")
         event_id = "AAMkAGI2" + secrets.token_urlsafe(18).replace("-", "A").replace("_", "B")
@@ -265,9 +273,12 @@ class GraphFake(FakeService):
             "originalStartTimeZone": body["start"].get("timeZone"),
             "originalEndTimeZone": body["end"].get("timeZone"),
             "organizer": {"emailAddress": {"address": mailbox.email, "name": mailbox.email}},
+            "isOrganizer": True,
             "isCancelled": False,
         })
         stored = _Stored(data)
+        if not seeded:
+            self._mail("POST", stored)
         calendar.events[event_id] = stored
         self._log(mailbox, calendar, event_id)
         return stored
@@ -313,8 +324,10 @@ class GraphFake(FakeService):
                 if "start" in body:
                     stored.data["originalStartTimeZone"] = body["start"].get("timeZone")
             self._touch(mailbox, calendar, stored)
+            self._mail("PATCH", stored)
             return JSONResponse(self._render(request, stored.data, stored))
         if method == "DELETE":
+            self._mail("DELETE", stored)
             if occurrence is not None:
                 original = self._occurrence(stored, occurrence)["originalStart"]
                 zone = _series_zone(stored.data)
@@ -326,6 +339,11 @@ class GraphFake(FakeService):
                 self._log(mailbox, calendar, stored.data["id"], removed=True)
             return Response(status_code=204)
         raise _Fault(405, "MethodNotAllowed", f"{method} not allowed here")
+
+    def _mail(self, request: str, stored: _Stored) -> None:
+        attendees = [str((a.get("emailAddress") or {}).get("address")) for a in stored.data.get("attendees") or []]
+        if attendees and stored.data.get("isOrganizer", True):
+            self.invitations_sent.append((request, str(stored.data["id"]), attendees))
 
     def _touch(self, mailbox: _Mailbox, calendar: _Calendar, stored: _Stored) -> None:
         stored.change_key += 1
