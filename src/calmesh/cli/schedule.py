@@ -1,9 +1,10 @@
-"""``calmesh find-time``, ``calmesh book`` and ``calmesh inbox``: meetings across platforms."""
+"""``calmesh find-time``, ``book``, ``move``, ``cancel`` and ``inbox``: meetings across platforms."""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -17,6 +18,8 @@ from calmesh.cli.freebusy import parse_when, resolve_window
 
 if TYPE_CHECKING:
     from calmesh.config import Config
+    from calmesh.services.hub import Hub
+    from calmesh.services.scheduling import Booking
 
 OrganizerOption = Annotated[str, typer.Option("--organizer", "-o", help="Who books: their home calendar gets the event.")]
 OptionalOption = Annotated[list[str] | None, typer.Option("--optional", help="Optional attendee (repeatable).")]
@@ -150,11 +153,18 @@ def book(
         fail(str(exc))
     except ConnectorError as exc:
         fail(f"could not create the event: {exc}")
+    _report(booking, fmt, f"Booked {title!r} at {begin:%Y-%m-%d %H:%M} ({zone.key}), UID {booking.uid}")
+
+
+def _report(booking: Booking, fmt: str, headline: str) -> None:
+    """How each attendee was reached (exit code 4 if anyone could not be)."""
+    from calmesh.services import scheduling
+
     data = scheduling.booking_json(booking)
     if fmt == "json":
         _emit(data)
     else:
-        console.print(f"Booked {title!r} at {begin:%Y-%m-%d %H:%M} ({zone.key}), UID {booking.uid}", highlight=False, soft_wrap=True)
+        console.print(headline, highlight=False, soft_wrap=True)
         for d in data["deliveries"]:
             where = f" ({d['platform']}:{d['calendar']})" if d["calendar"] else ""
             note = f": {d['detail']}" if d["detail"] else ""
@@ -163,6 +173,64 @@ def book(
             console.print(f"[yellow]![/] {warning}", highlight=False, soft_wrap=True)
     if any(d.method == "failed" for d in booking.deliveries):
         raise typer.Exit(4)
+
+
+UidArgument = Annotated[str, typer.Argument(help="The meeting's UID (as `calmesh book` printed it).")]
+
+
+@app.command()
+def move(
+    uid: UidArgument,
+    organizer: OrganizerOption,
+    start: Annotated[str, typer.Option(help="New start (ISO date-time; without offset, in --tz).")],
+    end: Annotated[str, typer.Option(help="New end (ISO date-time; without offset, in --tz).")],
+    tz: TzOption = None,
+    fmt: FormatOption = "table",
+    config: ConfigOption = None,
+) -> None:
+    """Move a meeting calmesh booked to a new time, and ask everyone again.
+
+    The new slot is checked like a booking (the meeting's own current time does not count
+    against it); every copy calmesh can reach is moved, the others get an updated invitation."""
+    from calmesh.services import scheduling
+
+    cfg = get_config(config)
+    zone = _zone(cfg, tz, fmt)
+    begin, finish = parse_when(start, zone), parse_when(end, zone)
+    booking = _change(cfg, lambda hub, now: scheduling.move_booking(hub, uid, organizer, begin, finish, now=now))
+    _report(booking, fmt, f"Moved {uid} to {begin:%Y-%m-%d %H:%M}–{finish:%H:%M} ({zone.key})")
+
+
+@app.command()
+def cancel(
+    uid: UidArgument,
+    organizer: OrganizerOption,
+    reason: Annotated[str | None, typer.Option(help="Told to the attendees.")] = None,
+    fmt: FormatOption = "table",
+    config: ConfigOption = None,
+) -> None:
+    """Cancel a meeting calmesh booked: every copy is marked cancelled, the others get a CANCEL."""
+    from calmesh.services import scheduling
+
+    cfg = get_config(config)
+    _zone(cfg, None, fmt)
+    booking = _change(cfg, lambda hub, now: scheduling.cancel_booking(hub, uid, organizer, now=now, reason=reason))
+    _report(booking, fmt, f"Cancelled {uid}")
+
+
+def _change(cfg: Config, apply: Callable[[Hub, datetime], Booking]) -> Booking:
+    """Run a move or cancellation, turning its refusals into a message and exit code 1."""
+    from calmesh.connectors.base import ConnectorError
+    from calmesh.services import scheduling
+    from calmesh.services.hub import Hub
+
+    with Hub(cfg) as hub:
+        try:
+            return apply(hub, datetime.now(UTC))
+        except scheduling.SchedulingError as exc:
+            fail(str(exc))
+        except ConnectorError as exc:
+            fail(f"could not change the event: {exc}")
 
 
 @app.command()

@@ -4,6 +4,12 @@
 - ``POST /api/v1/book``: 201 with the booking; 409 naming who became busy since the suggestion.
   A user may book for an organiser whose details they are granted (``sees_details_of``), since
   booking writes into that person's calendar.
+- ``PATCH /api/v1/bookings/{uid}`` (``organizer``, ``start``, ``end``) moves a booked meeting and
+  ``POST /api/v1/bookings/{uid}/cancel`` (``organizer``, ``reason``) cancels it, under the same
+  grant: 404 unknown UID, 409 slot taken or not changeable, 412 the organiser's copy changed
+  meanwhile (calmesh's own If-Match write failed; nothing was changed or sent). Cancelling is a
+  POST with a JSON body rather than a DELETE, because the API takes only JSON bodies on writes
+  (:mod:`calmesh.server.csrf`) and bodies on DELETE are dropped by some clients and proxies.
 - ``GET /api/v1/conflicts`` and ``GET /api/v1/duplicates`` (``person``, ``start``, ``end``): event
   titles only for people the user is granted, never for private events.
 
@@ -111,6 +117,8 @@ def _find_request(ctx: ServerContext, body: _Body) -> tuple[scheduling.MeetingRe
 
 _FIND_FIELDS = {"organizer", "required", "optional", "duration", "start", "end", "granularity", "buffer_before",
                 "buffer_after", "minimum_notice", "max_candidates"}
+_MOVE_FIELDS = {"organizer", "start", "end"}
+_CANCEL_FIELDS = {"organizer", "reason"}
 _BOOK_FIELDS = {"organizer", "required", "optional", "start", "duration", "summary", "location", "description",
                 "buffer_before", "buffer_after"}
 
@@ -156,6 +164,52 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         ctx.cache.forget([booking_request.organizer, *booking_request.required, *booking_request.optional])
         return JSONResponse(scheduling.booking_json(booking), status_code=201)
 
+    async def change(request: Request, fields: set[str],
+                     apply: Callable[[str, str, _Body], scheduling.Booking]) -> Response:
+        """Move or cancel: the caller needs the same grant over the organiser as for booking."""
+        user = ctx.user(request)
+        if user is None:
+            return unauthorized()
+        uid = request.path_params["uid"]
+        try:
+            if len(uid) > 1000:
+                raise BadRequest("the UID is longer than 1000 characters")
+            body = _Body(await request.body(), fields)
+            organizer = body.text("organizer", required=True, limit=320) or ""
+            if not ctx.details_for(user)(organizer):
+                return problem(403, "Forbidden", f"{user.name} may not change bookings of {organizer} "
+                                                 "(needs sees_details_of covering the organiser)")
+            booking = await run_in_threadpool(apply, uid, organizer, body)
+        except BadRequest as exc:
+            return problem(exc.status, "Bad Request", exc.detail)
+        except scheduling.BookingNotFound as exc:
+            return problem(404, "Not Found", str(exc))
+        except (scheduling.SlotTaken, scheduling.Unchangeable) as exc:
+            return problem(409, "Conflict", str(exc))
+        except scheduling.ChangedMeanwhile as exc:
+            return problem(412, "Precondition Failed", str(exc))
+        except scheduling.SchedulingError as exc:
+            return problem(400, "Bad Request", str(exc))
+        except ConnectorError as exc:
+            return problem(502, "Bad Gateway", f"could not change the event: {exc}")
+        ctx.cache.forget([d.email for d in booking.deliveries])
+        return JSONResponse(scheduling.booking_json(booking))
+
+    def _move(uid: str, organizer: str, body: _Body) -> scheduling.Booking:
+        start = ctx.parse_time(body.text("start", required=True, limit=60) or "", "start")
+        end = ctx.parse_time(body.text("end", required=True, limit=60) or "", "end")
+        return scheduling.move_booking(ctx.hub, uid, organizer, start, end, now=datetime.now(UTC))
+
+    def _cancel(uid: str, organizer: str, body: _Body) -> scheduling.Booking:
+        return scheduling.cancel_booking(ctx.hub, uid, organizer, now=datetime.now(UTC),
+                                         reason=body.text("reason", limit=1000))
+
+    async def move(request: Request) -> Response:
+        return await change(request, _MOVE_FIELDS, _move)
+
+    async def cancel(request: Request) -> Response:
+        return await change(request, _CANCEL_FIELDS, _cancel)
+
     def scope(request: Request, user: User) -> tuple[list[str], Window, Callable[[str], bool]]:
         """Who (``person``, default everyone), when, and whose titles the user may see."""
         params = request.query_params
@@ -190,6 +244,8 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
     return [
         Route("/api/v1/find-time", find_time, methods=["POST"]),
         Route("/api/v1/book", book, methods=["POST"]),
+        Route("/api/v1/bookings/{uid}", move, methods=["PATCH"]),
+        Route("/api/v1/bookings/{uid}/cancel", cancel, methods=["POST"]),
         Route("/api/v1/conflicts", conflicts, methods=["GET"]),
         Route("/api/v1/duplicates", duplicates, methods=["GET"]),
     ]
@@ -221,6 +277,13 @@ _SCOPE_PARAMETERS = [
     {"name": "end", "in": "query", "required": False, "schema": _TIME},
 ]
 
+_UID = {"name": "uid", "in": "path", "required": True, "description": "The meeting's UID (as booking answered)",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 1000}}
+_CHANGE_ERRORS = {"400": _PROBLEM, "401": _PROBLEM, "403": _PROBLEM,
+                  "404": {**_PROBLEM, "description": "No meeting with this UID in the organiser's calendar"},
+                  "412": {**_PROBLEM, "description": "The organiser's copy changed meanwhile; nothing was sent"},
+                  "413": _PROBLEM, "415": _PROBLEM, "429": _PROBLEM, "502": _PROBLEM}
+
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/v1/find-time": {"post": {
         "summary": "Ranked meeting times for attendees on any platform (like Graph findMeetingTimes)",
@@ -239,6 +302,23 @@ OPENAPI_PATHS: dict[str, Any] = {
                       "400": _PROBLEM, "401": _PROBLEM, "403": _PROBLEM,
                       "409": {**_PROBLEM, "description": "The slot became busy for a required attendee"},
                       "413": _PROBLEM, "429": _PROBLEM, "502": _PROBLEM},
+    }},
+    "/api/v1/bookings/{uid}": {"patch": {
+        "summary": "Move a booked meeting: re-checked like a booking, SEQUENCE+1, everyone asked again",
+        "operationId": "moveBooking", "parameters": [_UID],
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/MoveRequest"}}}},
+        "responses": {"200": _json("Booking", "Moved; how each attendee was told"), **_CHANGE_ERRORS,
+                      "409": {**_PROBLEM, "description": "The new slot is busy for a required attendee, or the "
+                                                         "meeting is organised by someone else or cancelled"}},
+    }},
+    "/api/v1/bookings/{uid}/cancel": {"post": {
+        "summary": "Cancel a booked meeting: every copy marked cancelled, iTIP CANCEL to the others",
+        "operationId": "cancelBooking", "parameters": [_UID],
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/CancelRequest"}}}},
+        "responses": {"200": _json("Booking", "Cancelled; how each attendee was told"), **_CHANGE_ERRORS,
+                      "409": {**_PROBLEM, "description": "Organised by someone else, or already cancelled"}},
     }},
     "/api/v1/conflicts": {"get": {
         "summary": "Overlapping events of each person across all their platforms",
@@ -312,6 +392,16 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "buffer_before": _minutes(0, 0, 240, "Minutes that must be free before (re-checked)"),
             "buffer_after": _minutes(0, 0, 240, "Minutes that must be free after (re-checked)"),
         },
+    },
+    "MoveRequest": {
+        "type": "object", "additionalProperties": False, "required": ["organizer", "start", "end"],
+        "properties": {"organizer": {"type": "string", "format": "email"}, "start": _TIME, "end": _TIME},
+    },
+    "CancelRequest": {
+        "type": "object", "additionalProperties": False, "required": ["organizer"],
+        "properties": {"organizer": {"type": "string", "format": "email"},
+                       "reason": {"type": "string", "maxLength": 1000,
+                                  "description": "Sent to attendees (COMMENT of the iTIP CANCEL, mail text)"}},
     },
     "Booking": {
         "type": "object", "required": ["uid", "calendar", "id", "deliveries", "warnings"],

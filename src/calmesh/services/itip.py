@@ -39,8 +39,9 @@ def request(item: CalendarItem) -> bytes:
     return ical.item_to_ical(item, method="REQUEST")
 
 
-def cancel(item: CalendarItem, attendees: Sequence[str] | None = None) -> bytes:
-    """``METHOD:CANCEL``: the meeting is withdrawn (for everyone, or for the named attendees)."""
+def cancel(item: CalendarItem, attendees: Sequence[str] | None = None, *, comment: str | None = None) -> bytes:
+    """``METHOD:CANCEL``: the meeting is withdrawn (for everyone, or for the named attendees);
+    ``comment`` (the organiser's reason) travels as COMMENT, which RFC 5546 3.2.5 allows."""
     organizer_event = _require_organizer(item)
     wanted = {normalize_email(a) for a in attendees} if attendees else None
     components = []
@@ -48,7 +49,8 @@ def cancel(item: CalendarItem, attendees: Sequence[str] | None = None) -> bytes:
         kept = [a for a in event.attendees if wanted is None or a.email in wanted]
         components.append(replace(event, status=EventStatus.CANCELLED, sequence=event.sequence + 1,
                                   attendees=kept, organizer=organizer_event.organizer,
-                                  rrule=list(event.rrule), exdate=list(event.exdate)))
+                                  rrule=list(event.rrule), exdate=list(event.exdate),
+                                  extra={**event.extra, "COMMENT": comment} if comment else event.extra))
     return ical.item_to_ical(CalendarItem(item.uid, components), method="CANCEL")
 
 
@@ -187,8 +189,14 @@ def send(smtp: SmtpConfig, message: EmailMessage) -> None:
         client.send_message(message)
 
 
-def describe(event: Event, zone_name: str) -> str:
-    """A plain-text summary for the mail body, in the recipient's zone."""
+INVITED = "Sent by calmesh on behalf of the organiser. Accept or decline in your calendar."
+MOVED = "The organiser moved this meeting (sent by calmesh). Please accept or decline the new time."
+CANCELLED = "The organiser cancelled this meeting (sent by calmesh)."
+"""Closing lines of the mail bodies: what the recipient is asked to do."""
+
+
+def describe(event: Event, zone_name: str, note: str = INVITED) -> str:
+    """A plain-text summary for the mail body, in the recipient's zone, ending with ``note``."""
     from calmesh.timezones import zoneinfo
 
     zone = zoneinfo(zone_name)
@@ -202,5 +210,5 @@ def describe(event: Event, zone_name: str) -> str:
     if event.attendees:
         lines.append("Attendees: " + ", ".join(a.name or a.email for a in event.attendees))
     lines.append("")
-    lines.append("Sent by calmesh on behalf of the organiser. Accept or decline in your calendar.")
+    lines.append(note)
     return "\n".join(lines)

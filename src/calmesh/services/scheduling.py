@@ -9,6 +9,10 @@
   stale suggestion), creates the event on the organiser's home calendar through its connector, then
   reaches every other attendee with the same UID: written straight into their home calendar where
   calmesh may (see :func:`delivery_mode`), else by an iMIP ``REQUEST`` mail (RFC 6047).
+- :func:`move_booking` and :func:`cancel_booking` change a meeting calmesh booked, found by UID in
+  the organiser's home calendar: the organiser's copy is rewritten with If-Match and SEQUENCE+1,
+  then every attendee is told the same ways :func:`book` invited them (their calendar copy
+  rewritten, else an iMIP ``REQUEST`` or ``CANCEL``).
 - :func:`process_message` applies an incoming iTIP ``REPLY`` (PARTSTAT) or ``CANCEL`` (from an
   iMIP mail or a bare ``.ics``) to the organiser's stored copy, and a CANCEL also to the copies
   calmesh wrote into attendees' calendars.
@@ -28,13 +32,14 @@ import httpx
 
 from calmesh import ical
 from calmesh.config import PersonConfig, SmtpConfig
-from calmesh.connectors.base import ConnectorError
+from calmesh.connectors.base import ConnectorError, NotFoundError, PreconditionFailed
 from calmesh.core.freebusy import status_in
 from calmesh.core.slots import SlotAttendee, SlotQuery, SlotSearch, find_slots
 from calmesh.directory import UnknownPerson
 from calmesh.model import (
     MARKER_PROPERTY,
     Attendee,
+    BusyPeriod,
     BusyType,
     CalendarItem,
     Event,
@@ -56,6 +61,20 @@ from calmesh.vavailability import VAvailabilityError, working_hours
 
 class SchedulingError(ValueError):
     """A request that cannot be carried out, with what to change."""
+
+
+class BookingNotFound(SchedulingError):
+    """No meeting with this UID in the organiser's home calendar."""
+
+
+class Unchangeable(SchedulingError):
+    """The meeting exists but cannot be changed this way (another organiser, already cancelled,
+    a recurring series)."""
+
+
+class ChangedMeanwhile(SchedulingError):
+    """The organiser's copy changed between calmesh reading and writing it (HTTP 412, stale
+    ChangeKey): nothing was written or sent, the caller reads again and retries."""
 
 
 class SlotTaken(SchedulingError):
@@ -199,18 +218,20 @@ class Booking:
 Mailer = Callable[[SmtpConfig, EmailMessage], None]
 
 
-def recheck(hub: Hub, request: BookingRequest) -> list[str]:
+def recheck(hub: Hub, request: BookingRequest, *, own_slot: Window | None = None) -> list[str]:
     """Ask every attendee's platforms again for exactly this slot (plus buffers).
 
     Raises :class:`SlotTaken` when a required attendee is busy or away; returns warnings for
-    optional attendees who are, and for anyone whose availability is unknown.
+    optional attendees who are, and for anyone whose availability is unknown. ``own_slot`` is
+    the current time of a meeting being moved: free/busy carries no UIDs, so that time is cut out
+    of everyone's busy periods, or a meeting could never move by less than its own length.
     """
     emails = [e for e, _ in _attendee_roles(request)]
     window = Window(request.start - request.buffer_before, request.end + request.buffer_after)
     answers = availability.freebusy(hub, emails, window, working_hours=False)
     taken, warnings = [], []
     for (address, required), answer in zip(_attendee_roles(request), answers, strict=True):
-        known = [p for p in answer.busy if p.type is not BusyType.UNKNOWN]
+        known = _without([p for p in answer.busy if p.type is not BusyType.UNKNOWN], own_slot)
         kind = status_in(known, window.start, window.end)
         if kind >= BusyType.BUSY:
             if required:
@@ -222,6 +243,19 @@ def recheck(hub: Hub, request: BookingRequest) -> list[str]:
     if taken:
         raise SlotTaken(taken)
     return warnings
+
+
+def _without(periods: list[BusyPeriod], gap: Window | None) -> list[BusyPeriod]:
+    """``periods`` with the time of ``gap`` cut out."""
+    if gap is None:
+        return periods
+    out = []
+    for p in periods:
+        if p.start < gap.start:
+            out.append(replace(p, end=min(p.end, gap.start)))
+        if p.end > gap.end:
+            out.append(replace(p, start=max(p.start, gap.end)))
+    return out
 
 
 def _attendee_roles(request: BookingRequest) -> list[tuple[str, bool]]:
@@ -278,46 +312,169 @@ def book(hub: Hub, request: BookingRequest, *, now: datetime, mailer: Mailer = i
         raise SchedulingError(f"the organiser's platform {organizer.platform} cannot be written to")
     calendar = home_calendar(hub, organizer)
     ref = connector.put(calendar, item)
+    notice = _Notice(item, "REQUEST", itip.request(item), "Invitation", itip.INVITED, replaces=False)
+    return _tell_attendees(hub, organizer, calendar, ref, notice, mailer, warnings)
+
+
+@dataclass(frozen=True, slots=True)
+class _Notice:
+    """What attendees are told, however each is reached: the organiser's version of the meeting
+    (written into the calendars calmesh can reach) and the iTIP message mailed to the others."""
+
+    item: CalendarItem
+    method: str
+    """iTIP method of the mail: REQUEST (an invitation or an update) or CANCEL."""
+    message: bytes
+    subject: str
+    note: str
+    """Closing line of the mail body: what the recipient should do."""
+    replaces: bool
+    """An update: an attendee's existing copy is found by UID and overwritten with If-Match."""
+    creates: bool = True
+    """Whether a copy missing from an attendee's calendar is created (not for a CANCEL)."""
+
+
+def _tell_attendees(hub: Hub, organizer: PersonConfig, calendar: str, ref: ItemRef, notice: _Notice,
+                    mailer: Mailer, warnings: list[str]) -> Booking:
+    """Reach every attendee but the organiser (whose copy is already written at ``ref``)."""
+    item = notice.item
     booking = Booking(item.uid, item, ref, [Delivery(organizer.email, "organizer", organizer.platform, calendar)],
                       warnings)
     marker = f"{organizer.platform}/{calendar}/{item.uid}"
-    for address, _ in _attendee_roles(request)[1:]:
-        booking.deliveries.append(_deliver(hub, item, address, marker, mailer))
+    for attendee in (item.master or item.components[0]).attendees:
+        if attendee.email != organizer.email:
+            booking.deliveries.append(_deliver(hub, notice, attendee.email, marker, mailer))
     return booking
 
 
-def _deliver(hub: Hub, item: CalendarItem, address: str, marker: str, mailer: Mailer) -> Delivery:
+def _deliver(hub: Hub, notice: _Notice, address: str, marker: str, mailer: Mailer) -> Delivery:
     person = hub.directory.find(address)
     mode = delivery_mode(hub, person)
     if mode == "calendar" and person is not None:
         try:
             calendar = home_calendar(hub, person)
-            copy = CalendarItem(item.uid, [replace(e, extra={**e.extra, MARKER_PROPERTY: marker})
-                                           for e in item.components])
-            hub.connector(person.platform).put(calendar, copy)
+            _write_copy(hub, person.platform, calendar, notice, marker)
             return Delivery(address, "calendar", person.platform, calendar)
         except ConnectorError as exc:
             if person.invite == "calendar":
                 return Delivery(address, "failed", person.platform, detail=str(exc))
             fallback = f"could not write to {person.platform} ({exc.message}); "
-            delivered = _mail(hub, item, address, mailer)
+            delivered = _mail(hub, notice, address, mailer)
             return replace(delivered, detail=fallback + (delivered.detail or "sent by email"))
-    return _mail(hub, item, address, mailer)
+    return _mail(hub, notice, address, mailer)
 
 
-def _mail(hub: Hub, item: CalendarItem, address: str, mailer: Mailer) -> Delivery:
+def _write_copy(hub: Hub, platform: str, calendar: str, notice: _Notice, marker: str) -> None:
+    """Write the meeting into an attendee's calendar, marked as calmesh's (see docs/scheduling.md).
+
+    An update overwrites the copy calmesh wrote before, guarded by its ETag; a copy that is gone
+    (the invitation was mailed, or the attendee deleted it) raises :class:`NotFoundError` for a
+    CANCEL, so the caller mails it instead, and is written anew otherwise."""
+    ref = None
+    if notice.replaces:
+        try:
+            ref = stored_item(hub, platform, calendar, notice.item.uid).ref
+        except NotFoundError:
+            if not notice.creates:
+                raise
+    copy = CalendarItem(notice.item.uid, [replace(e, extra={**e.extra, MARKER_PROPERTY: marker})
+                                          for e in notice.item.components], ref)
+    hub.connector(platform).put(calendar, copy, if_match=ref.etag if ref else None)
+
+
+def _mail(hub: Hub, notice: _Notice, address: str, mailer: Mailer) -> Delivery:
     smtp = hub.config.smtp
     if smtp is None:
-        return Delivery(address, "failed", detail="needs an iMIP invitation but no [smtp] is configured")
-    event = item.components[0]
-    body = itip.describe(event, hub.directory.zone_of(address))
-    message = itip.imip_message(itip.request(item), "REQUEST", smtp.sender, [address],
-                                f"Invitation: {event.summary or 'Meeting'}", body, event.organizer)
+        return Delivery(address, "failed", detail=f"needs an iMIP {notice.method} but no [smtp] is configured")
+    event = notice.item.components[0]
+    body = itip.describe(event, hub.directory.zone_of(address), notice.note)
+    message = itip.imip_message(notice.message, notice.method, smtp.sender, [address],
+                                f"{notice.subject}: {event.summary or 'Meeting'}", body, event.organizer)
     try:
         mailer(smtp, message)
     except OSError as exc:  # smtplib errors are OSErrors
         return Delivery(address, "failed", detail=f"SMTP {smtp.host}:{smtp.port} refused or unreachable: {exc}")
     return Delivery(address, "email")
+
+
+# ------------------------------------------------------------------------------------ move, cancel
+def move_booking(hub: Hub, uid: str, organizer: str, new_start: datetime, new_end: datetime, *, now: datetime,
+                 mailer: Mailer = itip.send) -> Booking:
+    """Reschedule a meeting (RFC 5546 3.2.2): re-check the new slot as :func:`book` does, then
+    write it with SEQUENCE+1 and every attendee's PARTSTAT back to NEEDS-ACTION (they answer
+    again), and send the new REQUEST the ways booking sent the first."""
+    person, calendar, stored = _organised(hub, uid, organizer)
+    if len(stored.components) != 1 or stored.components[0].is_recurring_master:
+        raise Unchangeable(f"{uid} is a recurring series: calmesh moves single meetings only")
+    event = stored.components[0]
+    zone = zoneinfo(event.tzid or hub.directory.zone_of(person.email))
+    roles = {a.email: a.role for a in event.attendees if a.email != person.email}
+    request = BookingRequest(
+        person.email, tuple(e for e, r in roles.items() if r in (Role.REQUIRED, Role.CHAIR)), new_start, new_end,
+        event.summary or "Meeting", tuple(e for e, r in roles.items() if r is Role.OPTIONAL))
+    if new_start < now:
+        raise SchedulingError("the new slot is in the past")
+    warnings = recheck(hub, request, own_slot=Window(*event.span_utc(zone)))
+    moved = replace(event, start=new_start.astimezone(zone), end=new_end.astimezone(zone), sequence=event.sequence + 1,
+                    last_modified=now, tzid=zone.key,
+                    attendees=[a if a.email == person.email else replace(a, partstat=PartStat.NEEDS_ACTION, rsvp=True)
+                               for a in event.attendees])
+    item = CalendarItem(stored.uid, [moved], stored.ref)
+    ref = _rewrite(hub, person, calendar, stored, item)
+    notice = _Notice(item, "REQUEST", itip.request(item), "Moved", itip.MOVED, replaces=True)
+    return _tell_attendees(hub, person, calendar, ref, notice, mailer, warnings)
+
+
+def cancel_booking(hub: Hub, uid: str, organizer: str, *, now: datetime, mailer: Mailer = itip.send,
+                   reason: str | None = None) -> Booking:
+    """Withdraw a meeting (RFC 5546 3.2.5): every copy calmesh can reach is marked cancelled with
+    SEQUENCE+1, the others get an iMIP CANCEL carrying ``reason`` as COMMENT.
+
+    Copies are kept, not deleted, as clients do with a CANCEL: the higher SEQUENCE then makes a
+    late REPLY or an old REQUEST stale instead of reviving the meeting, and sync does not take the
+    copy's disappearance for a deletion to spread (docs/scheduling.md)."""
+    person, calendar, stored = _organised(hub, uid, organizer)
+    item = CalendarItem(stored.uid, [replace(_withdrawn(e, e.sequence + 1), last_modified=now)
+                                     for e in stored.components], stored.ref)
+    ref = _rewrite(hub, person, calendar, stored, item)
+    note = itip.CANCELLED + (f"\nReason: {reason}" if reason else "")
+    notice = _Notice(item, "CANCEL", itip.cancel(stored, comment=reason), "Cancelled", note, replaces=True,
+                     creates=False)
+    return _tell_attendees(hub, person, calendar, ref, notice, mailer, [])
+
+
+def _organised(hub: Hub, uid: str, organizer: str) -> tuple[PersonConfig, str, CalendarItem]:
+    """The organiser, their home calendar and their stored copy of ``uid``, if they organise it."""
+    person = _person(hub, organizer, "organiser")
+    calendar = home_calendar(hub, person)
+    try:
+        stored = stored_item(hub, person.platform, calendar, uid)
+    except NotFoundError:
+        raise BookingNotFound(f"no meeting with UID {uid} in the calendar of {person.email} "
+                              f"({person.platform}:{calendar})") from None
+    first = stored.master or stored.components[0]
+    if first.organizer is None or first.organizer.email != person.email:
+        who = first.organizer.email if first.organizer else "nobody (it has no ORGANIZER)"
+        raise Unchangeable(f"{uid} is organised by {who}, not {person.email}: only its organiser can change it")
+    if first.status is EventStatus.CANCELLED:
+        raise Unchangeable(f"{uid} is already cancelled")
+    return person, calendar, stored
+
+
+def _rewrite(hub: Hub, person: PersonConfig, calendar: str, stored: CalendarItem, updated: CalendarItem) -> ItemRef:
+    """Replace the organiser's copy only if it is still the version read (If-Match its ETag)."""
+    try:
+        return hub.connector(person.platform).put(calendar, updated, if_match=stored.ref.etag if stored.ref else None)
+    except PreconditionFailed:
+        raise ChangedMeanwhile(f"{stored.uid} changed in the calendar of {person.email} since calmesh read it; "
+                               "nothing was changed or sent: try again") from None
+
+
+def _withdrawn(event: Event, sequence: int) -> Event:
+    """A cancelled copy: STATUS:CANCELLED and also TRANSP:TRANSPARENT, because not every platform
+    reads STATUS when it answers free/busy (calmesh's Exchange writes set only the Free/Busy
+    status, as Exchange itself shows a cancelled meeting as Free)."""
+    return replace(event, status=EventStatus.CANCELLED, transparent=True, sequence=sequence)
 
 
 # ------------------------------------------------------------------------------------ inbox
@@ -387,8 +544,8 @@ def _cancel(hub: Hub, platform: str, calendar: str, stored: CalendarItem, messag
     updated = itip.apply_cancel(stored, message)
     if updated is None:
         sequence = max(e.sequence for e in message.item.components)
-        updated = CalendarItem(stored.uid, [replace(e, status=EventStatus.CANCELLED, sequence=max(e.sequence, sequence))
-                                            for e in stored.components], stored.ref)
+        updated = CalendarItem(stored.uid, [_withdrawn(e, max(e.sequence, sequence)) for e in stored.components],
+                               stored.ref)
         result.changes.append(f"{platform}:{calendar} meeting cancelled")
     else:
         result.changes.append(f"{platform}:{calendar} occurrences cancelled")

@@ -1,0 +1,219 @@
+"""Moving and cancelling a meeting calmesh booked, across real peers: Alice (the organiser) and Bob
+on Radicale, David on Exchange (calmesh.fakes.ews: the protocol-faithful EWS fake, spoken to by
+the real EWS connector, as no Exchange is reachable here), and Farid who only gets iMIP mail,
+received by a real SMTP server (aiosmtpd on 127.0.0.1) and parsed back as iTIP."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from meeting_world import ALICE, FARID, FARID_HOURS, meeting, utc
+
+from calmesh.config import parse_config
+from calmesh.fakes.ews import EWSFake
+from calmesh.model import CalendarItem, Event, EventStatus, PartStat, Window
+from calmesh.services import availability, itip, scheduling
+from calmesh.services.detection import stored_item
+from calmesh.services.hub import Hub
+from conftest import CalDAVServer, SmtpInbox
+
+BOB, DAVID = "bob@agency.example", "david@agency.example"
+EWS_PASSWORD_ENV = "CALMESH_TEST_EWS_PW"
+NOW = utc(10, 25, 12)
+SLOT = (utc(10, 27, 14), utc(10, 27, 15))
+
+
+@pytest.fixture
+def ews() -> Iterator[EWSFake]:
+    fake = EWSFake(users={"svc": "svc-pw"})
+    fake.add_mailbox(DAVID, "America/New_York")
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def hub(tmp_path: Path, radicale: CalDAVServer, ews: EWSFake, smtp_inbox: SmtpInbox,
+        monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
+    monkeypatch.setenv(EWS_PASSWORD_ENV, "svc-pw")
+    (tmp_path / "mail-only").mkdir()
+    (tmp_path / "farid-hours.ics").write_text(FARID_HOURS, newline="")
+    text = f"""
+[hub]
+timezone = "Europe/Paris"
+[smtp]
+host = "127.0.0.1"
+port = {smtp_inbox.port}
+sender = "calmesh@agency.example"
+[platforms.radicale]
+kind = "caldav"
+url = "{radicale.url}"
+username = "{radicale.username}"
+password_env = "{radicale.password_env}"
+timeout = 10
+[platforms.exchange]
+kind = "ews"
+service_endpoint = "{ews.ews_url}"
+auth = "basic"
+username = "svc"
+password_env = "{EWS_PASSWORD_ENV}"
+server_version = "Exchange2016"
+mailboxes = ["{DAVID}"]
+[platforms.mailonly]
+kind = "ics"
+path = "mail-only"
+
+[[people]]
+email = "{ALICE}"
+name = "Alice Martin"
+platform = "radicale"
+calendars = ["{radicale.new_calendar('alice')}"]
+timezone = "Europe/Paris"
+[[people]]
+email = "{BOB}"
+name = "Bob Stone"
+platform = "radicale"
+calendars = ["{radicale.new_calendar('bob')}"]
+timezone = "Europe/Paris"
+[[people]]
+email = "{DAVID}"
+name = "David Park"
+platform = "exchange"
+calendars = ["{DAVID}"]
+timezone = "America/New_York"
+[[people]]
+email = "{FARID}"
+name = "Farid Haddad"
+platform = "mailonly"
+timezone = "Asia/Tokyo"
+availability = "farid-hours.ics"
+invite = "email"
+"""
+    with Hub(parse_config(text, tmp_path / "calmesh.toml")) as h:
+        yield h
+
+
+def book(hub: Hub, start: datetime = SLOT[0], end: datetime = SLOT[1]) -> scheduling.Booking:
+    return scheduling.book(hub, scheduling.BookingRequest(ALICE, (BOB, DAVID), start, end, "Atlas kick-off",
+                                                          optional=(FARID,)), now=NOW)
+
+
+def copy_of(hub: Hub, who: str, uid: str) -> Event:
+    person = hub.directory.get(who)
+    return stored_item(hub, person.platform, person.calendars[0], uid).components[0]
+
+
+def mails(inbox: SmtpInbox) -> list[tuple[str, itip.Message, str]]:
+    """(method, iTIP message, plain-text body) of every mail received, in order."""
+    out = []
+    for _recipients, raw in inbox.messages:
+        received = email.message_from_bytes(raw, policy=email.policy.default)
+        method, data = itip.calendar_part(received)
+        out.append((method, itip.parse(data), received.get_body(preferencelist=("plain",)).get_content()))
+    return out
+
+
+def test_move_reschedules_every_copy_and_resets_the_answers(hub: Hub, ews: EWSFake, smtp_inbox: SmtpInbox) -> None:
+    booking = book(hub)
+    assert {d.email: d.method for d in booking.deliveries} == {
+        ALICE: "organizer", BOB: "calendar", DAVID: "calendar", FARID: "email"}
+    accepted = itip.reply(stored_item(hub, "radicale", hub.directory.get(BOB).calendars[0], booking.uid),
+                          BOB, PartStat.ACCEPTED)
+    scheduling.process_message(hub, accepted)
+    assert copy_of(hub, ALICE, booking.uid).partstat_of(BOB) is PartStat.ACCEPTED
+
+    # half an hour later: the new slot overlaps the meeting's own current time, which must not block it
+    new_start, new_end = SLOT[0] + timedelta(minutes=30), SLOT[1] + timedelta(minutes=30)
+    moved = scheduling.move_booking(hub, booking.uid, ALICE, new_start, new_end, now=NOW)
+    assert {d.email: d.method for d in moved.deliveries} == {
+        ALICE: "organizer", BOB: "calendar", DAVID: "calendar", FARID: "email"}
+
+    mine = copy_of(hub, ALICE, booking.uid)
+    assert (mine.start, mine.end, mine.sequence) == (new_start, new_end, 1)
+    assert mine.partstat_of(BOB) is PartStat.NEEDS_ACTION and mine.partstat_of(ALICE) is PartStat.ACCEPTED
+    bob = copy_of(hub, BOB, booking.uid)
+    assert (bob.start, bob.sequence, bob.partstat_of(BOB)) == (new_start, 1, PartStat.NEEDS_ACTION)
+    david = copy_of(hub, DAVID, booking.uid)  # the EWS connector keeps no SEQUENCE or PARTSTAT: the time shows
+    assert (david.start, david.end) == (new_start, new_end)
+    assert len([i for i in ews.items.values() if i.mailbox == DAVID]) == 1  # updated in place, not added
+    assert ews.invitations_sent == []  # calmesh tells people itself; Exchange must not mail them too
+
+    (_, invitation, _), (method, update, body) = mails(smtp_inbox)
+    assert invitation.item.components[0].sequence == 0
+    sent = update.item.components[0]
+    assert method == "REQUEST" and update.item.uid == booking.uid
+    assert (sent.start, sent.sequence, sent.partstat_of(FARID)) == (new_start, 1, PartStat.NEEDS_ACTION)
+    assert "23:30" in body and "moved" in body  # 14:30 UTC in Tokyo
+
+
+def test_a_move_onto_a_busy_slot_changes_nothing(hub: Hub, ews: EWSFake, smtp_inbox: SmtpInbox) -> None:
+    booking = book(hub)
+    ews.add_item(DAVID, CalendarItem("d-busy", [meeting("d-busy", utc(10, 27, 16, 30), 60, "Pipeline")]))
+    before = {who: copy_of(hub, who, booking.uid) for who in (ALICE, BOB, DAVID)}
+    with pytest.raises(scheduling.SlotTaken, match="david@agency.example \\(busy\\)"):
+        scheduling.move_booking(hub, booking.uid, ALICE, utc(10, 27, 16), utc(10, 27, 17), now=NOW)
+    assert {who: copy_of(hub, who, booking.uid) for who in (ALICE, BOB, DAVID)} == before
+    assert len(smtp_inbox.messages) == 1  # the invitation only
+
+
+def test_cancel_withdraws_every_copy(hub: Hub, ews: EWSFake, smtp_inbox: SmtpInbox) -> None:
+    booking = book(hub)
+    cancelled = scheduling.cancel_booking(hub, booking.uid, ALICE, now=NOW, reason="Client postponed")
+    assert {d.email: d.method for d in cancelled.deliveries} == {
+        ALICE: "organizer", BOB: "calendar", DAVID: "calendar", FARID: "email"}
+    for who in (ALICE, BOB):
+        copy = copy_of(hub, who, booking.uid)
+        assert (copy.status, copy.sequence, copy.transparent) == (EventStatus.CANCELLED, 1, True)
+    assert copy_of(hub, DAVID, booking.uid).transparent  # Exchange shows it Free, as it does a cancellation
+    assert ews.invitations_sent == []
+
+    people = availability.freebusy(hub, [ALICE, BOB, DAVID], Window(*SLOT))
+    assert [p.busy for p in people] == [[], [], []] and not [p.errors for p in people if p.errors]
+
+    method, message, body = mails(smtp_inbox)[-1]
+    sent = message.item.components[0]
+    assert method == message.method == "CANCEL" and message.item.uid == booking.uid
+    assert (sent.status, sent.sequence) == (EventStatus.CANCELLED, 1)
+    assert "Client postponed" in body and "cancelled" in body
+    with pytest.raises(scheduling.Unchangeable, match="already cancelled"):
+        scheduling.cancel_booking(hub, booking.uid, ALICE, now=NOW)
+
+
+def test_what_cannot_be_moved_or_cancelled_is_refused(hub: Hub) -> None:
+    booking = book(hub)
+    with pytest.raises(scheduling.BookingNotFound, match="no meeting with UID nope@agency.example"):
+        scheduling.cancel_booking(hub, "nope@agency.example", ALICE, now=NOW)
+    with pytest.raises(scheduling.Unchangeable, match=f"organised by {ALICE}, not {BOB}"):
+        scheduling.move_booking(hub, booking.uid, BOB, utc(10, 28, 9), utc(10, 28, 10), now=NOW)
+    with pytest.raises(scheduling.SchedulingError, match="in the past"):
+        scheduling.move_booking(hub, booking.uid, ALICE, utc(10, 20, 9), utc(10, 20, 10), now=NOW)
+    with pytest.raises(scheduling.SchedulingError, match="end must be after start"):
+        scheduling.move_booking(hub, booking.uid, ALICE, utc(10, 28, 10), utc(10, 28, 9), now=NOW)
+
+
+def test_a_copy_changed_meanwhile_is_not_overwritten(hub: Hub, radicale: CalDAVServer, smtp_inbox: SmtpInbox,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alice edits the meeting in her own client just after calmesh read it: Radicale answers the
+    If-Match write with 412, and nothing is written or sent."""
+    booking = book(hub)
+    home = hub.directory.get(ALICE).calendars[0]
+
+    def read_then_edit(hub_: Hub, platform: str, calendar: str, uid: str) -> CalendarItem:
+        item = stored_item(hub_, platform, calendar, uid)
+        if calendar == home:
+            edited = CalendarItem(uid, [item.components[0].with_changes(summary="Edited by Alice")], item.ref)
+            radicale.connector().put(home, edited, if_match=item.ref.etag if item.ref else None)
+        return item
+
+    with monkeypatch.context() as patched, pytest.raises(scheduling.ChangedMeanwhile,
+                                                         match="changed in the calendar of alice@agency.example"):
+        patched.setattr(scheduling, "stored_item", read_then_edit)
+        scheduling.cancel_booking(hub, booking.uid, ALICE, now=NOW)
+    assert copy_of(hub, ALICE, booking.uid).summary == "Edited by Alice"
+    assert copy_of(hub, BOB, booking.uid).status is EventStatus.CONFIRMED
+    assert len(smtp_inbox.messages) == 1
