@@ -450,6 +450,27 @@ def test_changes_through_the_token(caldav_server: CalDAVServer, sync_collection:
             connector.changes(calendar, "some-other-platform-token")
 
 
+@pytest.mark.parametrize("sync_collection", [True, False], ids=["sync-collection", "etag-fallback"])
+def test_changes_skip_objects_at_a_known_etag(caldav_server: CalDAVServer, sync_collection: bool) -> None:
+    """``changes_skipping``: an object listed at the ETag the caller recorded is reported by
+    reference, unfetched; one at another ETag, or unknown, is fetched. A new connector (no object
+    cache) shows it, in full listings and through a token alike."""
+    calendar = caldav_server.new_calendar()
+    with caldav_server.connector(sync_collection=sync_collection) as writer:
+        same = writer.put(calendar, single("same@test", at(1, 9)))
+        moved = writer.put(calendar, single("moved@test", at(1, 11)))
+        token = writer.changes(calendar, None).token
+        fresh = writer.put(calendar, single("fresh@test", at(2, 9)))
+    known = {same.id: str(same.etag), moved.id: '"an-older-version"', fresh.id: str(fresh.etag)}
+    with caldav_server.connector(sync_collection=sync_collection) as reader:
+        full = reader.changes_skipping(calendar, None, known)
+        assert full.complete
+        assert sorted(r.id for r in full.unchanged) == sorted([same.id, fresh.id])
+        assert [i.uid for i in full.changed] == ["moved@test"]
+        since = reader.changes_skipping(calendar, token, known)
+        assert [r.id for r in since.unchanged] == [fresh.id] and since.changed == []
+
+
 def test_etag_fallback_for_huge_calendars_lists_everything_on_change(caldav_server: CalDAVServer,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Above the token size limit the ETag map becomes a hash: a change yields a complete listing."""

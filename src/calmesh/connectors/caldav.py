@@ -152,10 +152,17 @@ def _read_etag_token(token: str) -> dict[str, str | None] | None:
         raise ValueError(f"garbled change token: {exc}") from exc
 
 
-def _unchanged(calendar: str, listed: Mapping[str, str | None], known: Mapping[str, str]) -> list[ItemRef]:
-    """The listed hrefs whose ETag is the one the caller knows (see ``changes_skipping``)."""
-    return [ItemRef(calendar, h, etag) for h, etag in sorted(listed.items())
-            if etag is not None and known.get(h) == etag]
+def _split_known(calendar: str, listed: Mapping[str, str | None], known: Mapping[str, str]
+                 ) -> tuple[list[ItemRef], list[str]]:
+    """Listed hrefs (with their ETags) split into those at the ETag the caller knows, reported
+    unfetched (see ``changes_skipping``), and the sorted hrefs to fetch."""
+    unchanged, wanted = [], []
+    for href, etag in sorted(listed.items()):
+        if etag is not None and known.get(href) == etag:
+            unchanged.append(ItemRef(calendar, href, etag))
+        else:
+            wanted.append(href)
+    return unchanged, wanted
 
 
 class CalDAVConnector(Connector):
@@ -604,8 +611,7 @@ class CalDAVConnector(Connector):
             token = page.sync_token
             if not page.truncated:
                 break
-        unchanged = _unchanged(calendar, changed, known)
-        wanted = sorted(h for h in changed if h not in known or known[h] != changed[h])
+        unchanged, wanted = _split_known(calendar, changed, known)
         items, unreadable = self._fetch_changed(calendar, wanted, changed)
         fetched = {i.ref.id for i in items if i.ref} | {ref.id for ref, _ in unreadable}
         gone = [h for h in wanted if h not in fetched]  # listed as changed, then 404: deleted meanwhile
@@ -630,14 +636,12 @@ class CalDAVConnector(Connector):
         except ValueError as exc:
             raise InvalidTokenError(self.name, str(exc), item=calendar) from exc
         if before is None:  # first listing, or a hash-only token: everything, consumer diffs
-            unchanged = _unchanged(calendar, now, known)
-            skipped = {ref.id for ref in unchanged}
-            items, unreadable = self._fetch_changed(calendar, sorted(set(now) - skipped), now)
+            unchanged, wanted = _split_known(calendar, now, known)
+            items, unreadable = self._fetch_changed(calendar, wanted, now)
             return ChangeSet(items, [], new_token, complete=True, unreadable=unreadable, unchanged=unchanged)
-        wanted = sorted(h for h, etag in now.items() if before.get(h) != etag or h not in before)
-        unchanged = _unchanged(calendar, {h: now[h] for h in wanted}, known)
-        skipped = {ref.id for ref in unchanged}
-        items, unreadable = self._fetch_changed(calendar, [h for h in wanted if h not in skipped], now)
+        moved = {h: etag for h, etag in now.items() if before.get(h) != etag or h not in before}
+        unchanged, wanted = _split_known(calendar, moved, known)
+        items, unreadable = self._fetch_changed(calendar, wanted, now)
         deleted = [ItemRef(calendar, h, before[h]) for h in sorted(set(before) - set(now))]
         return ChangeSet(items, deleted, new_token, unreadable=unreadable, unchanged=unchanged)
 
