@@ -719,12 +719,9 @@ class CalDAVConnector(Connector):
         if not etag:  # the server changed the data or just did not say: ask
             found = self._propfind(url, [dav.GetEtag()], 0)
             etag = next((r.properties.get(dav.GetEtag.tag) for r in found), None)
-        else:  # an ETag on PUT means the server stored these very bytes (RFC 4791 5.3.4)
-            written, issues = ical.parse_items(body, self.name)
-            for item in written:
-                item.ref = ItemRef(calendar, path, etag)
-            if not issues:
-                self._remember(written)
+        else:  # an ETag on PUT means the server stored these very bytes (RFC 4791 5.3.4), so the
+            # item they were made from stands for what a read at this ETag returns (not parsed again)
+            self._remember([replace(item, ref=ItemRef(calendar, path, etag))])
         return ItemRef(calendar, path, etag)
 
     def delete(self, calendar: str, ref: ItemRef, if_match: str | None = None) -> None:
