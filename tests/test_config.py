@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from calmesh.config import ConfigError, load_config, parse_config, parse_days, secret
+from calmesh.services.sync import member_options
 
 VALID = """\
 [hub]
@@ -95,3 +96,31 @@ def test_example_config_is_valid() -> None:
     example = Path(__file__).parent.parent / "examples" / "calmesh.toml"
     config = load_config(example)
     assert config.platforms and config.people
+
+
+@pytest.mark.parametrize(("setting", "expected"), [("", "omit"), ('attendees = "copy"', "copy"),
+                                                   ('attendees = "omit"', "omit")])
+def test_sync_group_attendees_default_to_omitted(setting: str, expected: str) -> None:
+    """Copies carry no people unless a group says "copy" (Graph would mail them), and the
+    setting reaches the planner."""
+    text = VALID + f"""
+[sync.groups.g]
+{setting}
+calendars = [{{ platform = "zoho", calendar = "a" }}, {{ platform = "projects", calendar = "b" }}]
+"""
+    group = parse_config(text).sync.groups["g"]
+    assert group.attendees == expected
+    assert member_options(group)[1].attendees == expected
+
+
+def test_sync_group_attendees_refuses_other_values(tmp_path: Path) -> None:
+    path = tmp_path / "calmesh.toml"
+    path.write_text(VALID + """
+[sync.groups.g]
+attendees = "strip"
+calendars = [{ platform = "zoho", calendar = "a" }, { platform = "projects", calendar = "b" }]
+""")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "attendees" in str(info.value) and "omit" in str(info.value)
+    assert info.value.line == VALID.count("\n") + 3, str(info.value)

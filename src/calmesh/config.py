@@ -232,6 +232,10 @@ class SyncGroupConfig(_Strict):
     calendars: list[SyncMember]
     mode: Literal["mirror", "busy"] = "mirror"
     busy_title: str = "Busy"
+    attendees: Literal["copy", "omit"] = "omit"
+    """Mirror mode: ``copy`` the organizer and attendees to the copies (platforms without a
+    "send none" switch, Microsoft Graph, then mail them), or ``omit`` them: copies are plain
+    events and originals keep their own. Busy placeholders never carry people."""
     conflict: str = "newest"
     """``newest`` (SEQUENCE then LAST-MODIFIED), ``keep-both``, or a platform name that wins."""
     max_delete_share: float = 0.25

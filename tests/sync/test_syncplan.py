@@ -246,8 +246,10 @@ def test_directions() -> None:
     assert {i.components[0].summary for i in w.platforms["dst"].all() if i.uid == "s1"} == {"Standup"}
 
 
-def test_busy_mode_copies_only_time() -> None:
-    w = world("a", "b", options=PlanOptions(mode="busy", busy_title="Busy"))
+@pytest.mark.parametrize("attendees", ["copy", "omit"])
+def test_busy_mode_copies_only_time(attendees: str) -> None:
+    """Placeholders never carry people, whatever the group's ``attendees`` setting."""
+    w = world("a", "b", options=PlanOptions(mode="busy", busy_title="Busy", attendees=attendees))  # type: ignore[arg-type]
     w.platforms["a"].user_put(item("u1", summary="Doctor", location="Clinic",
                                    attendees=[Attendee("x@y.org")]))
     converge(w)
@@ -620,10 +622,11 @@ class OwnerOrganises(MemoryConnector):
         return out
 
 
-def imposing_world(full: bool, rewrites_location: bool = False) -> tuple[World, MemoryConnector, MemoryConnector]:
+def imposing_world(full: bool, rewrites_location: bool = False,
+                   options: PlanOptions = PlanOptions()) -> tuple[World, MemoryConnector, MemoryConnector]:
     ms = members("a", "b")
     a, b = MemoryConnector("a"), OwnerOrganises("b", rewrites_location)
-    return World(ms, {"a": a, "b": b}, full=full), a, b
+    return World(ms, {"a": a, "b": b}, options, full=full), a, b
 
 
 @settings(max_examples=60, deadline=None)
@@ -649,7 +652,8 @@ def test_hash_ignores_scheduling_state_not_who_attends(organizer: str | None, an
 
 @pytest.mark.parametrize("full", [True, False])
 def test_meeting_organised_by_someone_else_is_not_rewritten_and_keeps_its_organizer(full: bool) -> None:
-    w, a, b = imposing_world(full)
+    """``attendees = "copy"``: the copy is a meeting its platform re-organises."""
+    w, a, b = imposing_world(full, options=PlanOptions(attendees="copy"))
     a.user_put(bosses_meeting())
     w.run()
     assert (a.writes, b.writes) == (0, 1)
@@ -678,3 +682,141 @@ def test_recorded_version_keeps_its_recorded_hash_on_every_later_run() -> None:
     for _ in range(3):
         assert w.run().writes == []
     assert b.writes == 1
+
+
+# ------------------------------------------------------------------ attendees = "omit"
+OMIT = PlanOptions(attendees="omit")
+
+
+def test_omitted_people_are_not_content() -> None:
+    """With people omitted, a plain copy hashes like its meeting original, whatever either
+    says of organizer or attendees; everything else still counts. ``with_scheduling(..., "omit")``
+    puts the reference's people back whole, override by override."""
+    original = bosses_meeting()
+    plain = CalendarItem("m1", [replace(original.components[0], organizer=None, attendees=[])])
+    assert synced_hash(plain, "mirror", attendees="omit") == synced_hash(original, "mirror", attendees="omit")
+    assert synced_hash(plain, "mirror", attendees="copy") != synced_hash(original, "mirror", attendees="copy")
+    moved = CalendarItem("m1", [replace(plain.components[0], start=T0 + timedelta(hours=1))])
+    assert synced_hash(moved, "mirror", attendees="omit") != synced_hash(original, "mirror", attendees="omit")
+    override = replace(moved.components[0], recurrence_id=T0 + timedelta(days=7))
+    back = with_scheduling(CalendarItem("m1", [moved.components[0], override]), original, "omit")
+    assert all((e.organizer, e.attendees) == (original.components[0].organizer, original.components[0].attendees)
+               for e in back.components)
+    assert back.components[0].start == T0 + timedelta(hours=1)
+    assert synced_hash(original, "busy", attendees="omit") == synced_hash(original, "busy", attendees="copy")
+
+
+def people_of(conn: MemoryConnector) -> list[tuple[str | None, list[tuple[str, PartStat, Role]]]]:
+    return [(e.organizer.email if e.organizer else None, [(x.email, x.partstat, x.role) for x in e.attendees])
+            for i in conn.all() for e in i.components]
+
+
+@pytest.mark.parametrize("full", [True, False])
+@pytest.mark.parametrize("origin_side", ["a", "b"])
+def test_omitted_people_stay_on_the_original_while_edits_cross_both_ways(full: bool, origin_side: str) -> None:
+    """The copy of a meeting is a plain event; re-runs write nothing; an edit on the copy is
+    written back onto the original with the original's organizer, attendees and answers, also
+    when the original was not read that run (change feed: it is listed first); an edit on the
+    original reaches the copy without people; answers changing on the original are no change."""
+    w, a, b = imposing_world(full, options=OMIT)
+    origin, copy_side = (a, b) if origin_side == "a" else (b, a)
+    origin.user_put(bosses_meeting())
+    people = people_of(origin)
+    w.run()
+    assert people_of(copy_side) == [(None, [])]
+    assert w.run().writes == [] and w.run().writes == []
+
+    [copy] = copy_side.all()
+    copy_side.user_put(CalendarItem(copy.uid, [replace(copy.components[0], start=T0 + timedelta(hours=5),
+                                                       end=T0 + timedelta(hours=6), summary="Moved", sequence=1)]))
+    result = w.run()
+    assert [(type(x).__name__, x.target) for x in result.writes] == [("Update", f"{origin_side}/cal")]
+    [original] = origin.all()
+    assert (as_utc(original.components[0].start), original.components[0].summary) == (T0 + timedelta(hours=5), "Moved")
+    assert people_of(origin) == people
+    assert original.marker is None
+    assert w.run().writes == []
+
+    answered = replace(original.components[0], attendees=[replace(x, partstat=PartStat.DECLINED)
+                                                           for x in original.components[0].attendees])
+    origin.user_put(CalendarItem(original.uid, [answered]))
+    assert w.run().writes == []
+    origin.user_put(CalendarItem(original.uid, [replace(answered, summary="Renamed", sequence=2)]))
+    assert [x.target for x in w.run().writes] == [f"{'b' if origin_side == 'a' else 'a'}/cal"]
+    assert [i.components[0].summary for i in copy_side.all()] == ["Renamed"]
+    assert people_of(copy_side) == [(None, [])]
+    assert w.run().writes == []
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(full=st.booleans(),
+       steps=st.lists(st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(["time", "title", "people"])),
+                      min_size=1, max_size=6))
+def test_omitted_people_property(full: bool, steps: list[tuple[str, str]]) -> None:
+    """Any sequence of edits on either side: calmesh never writes people onto the copy, the
+    original keeps the people last set on it (people set on the copy never reach it), the
+    other fields agree after each run, and a re-run writes nothing."""
+    w, a, b = imposing_world(full, options=OMIT)
+    a.user_put(bosses_meeting())
+    assert people_of(b) == [] and [x.target for x in w.run().writes] == ["b/cal"]
+    expected = people_of(a)
+    assert people_of(b) == [(None, [])]
+    for n, (side, kind) in enumerate(steps, start=1):
+        conn = a if side == "a" else b
+        [current] = conn.all()
+        event = current.components[0]
+        if kind == "time":
+            event = replace(event, start=T0 + timedelta(hours=n), end=T0 + timedelta(hours=n, minutes=30))
+        elif kind == "title":
+            event = replace(event, summary=f"title {n}")
+        else:
+            event = replace(event, organizer=Attendee(f"o{n}@x.org"), attendees=[Attendee(f"p{n}@x.org")])
+        conn.user_put(CalendarItem(current.uid, [replace(event, sequence=event.sequence + 1)]))
+        if side == "a" and kind == "people":
+            expected = people_of(a)
+        to_copy = [x.item for x in w.run().writes if x.target == "b/cal" and not isinstance(x, Delete)]
+        assert all((e.organizer, e.attendees) == (None, []) for i in to_copy for e in i.components)
+        assert w.run().writes == []
+        [orig], [copy] = a.all(), b.all()
+        assert people_of(a) == expected
+        assert (as_utc(orig.components[0].start), orig.components[0].summary) == \
+               (as_utc(copy.components[0].start), copy.components[0].summary)
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_switching_a_group_to_omit_rewrites_nothing_until_an_event_changes(full: bool) -> None:
+    """docs/sync.md, "Attendees": copies written under "copy" keep their people until their
+    event next changes; then the copy loses them and the original keeps them."""
+    w, a, b = imposing_world(full, options=PlanOptions(attendees="copy"))
+    a.user_put(bosses_meeting())
+    converge(w)
+    people = people_of(a)
+    w.options = OMIT
+    assert w.run().writes == []
+    assert people_of(b)[0][1] != []
+    [original] = a.all()
+    a.user_put(CalendarItem(original.uid, [replace(original.components[0], summary="Renamed", sequence=1)]))
+    assert [x.target for x in w.run().writes] == ["b/cal"]
+    assert people_of(b) == [(None, [])] and people_of(a) == people
+    assert w.run().writes == []
+
+
+def test_keep_both_fork_of_an_original_meeting_carries_no_people() -> None:
+    """A conflict under ``keep-both`` where the original's version loses: the losing version
+    becomes a new event everywhere, as a plain event like any copy; the winner is written onto
+    the original with the original's people."""
+    w, a, b = imposing_world(True, options=PlanOptions(attendees="omit", conflict="keep-both"))
+    a.user_put(bosses_meeting())
+    converge(w)
+    people = people_of(a)
+    [original], [copy] = a.all(), b.all()
+    a.user_put(CalendarItem(original.uid, [replace(original.components[0], summary="on a", sequence=1)]))
+    b.user_put(CalendarItem(copy.uid, [replace(copy.components[0], summary="on b", sequence=2)]))
+    assert any(isinstance(x, Conflict) for x in w.run().actions)
+    converge(w)
+    assert summaries(a) == summaries(b) == ["on a", "on b"]
+    assert people_of(b) == [(None, []), (None, [])]
+    on_a = {i.components[0].summary: (i.components[0].organizer, i.components[0].attendees) for i in a.all()}
+    assert on_a["on a"] == (None, [])  # the fork
+    assert [(x.email, x.partstat, x.role) for x in on_a["on b"][1]] == people[0][1]
+    assert on_a["on b"][0] is not None and on_a["on b"][0].email == BOSS

@@ -16,6 +16,13 @@ Pure: no I/O. Three jobs, kept together because they must agree:
   edit. Who attends (address and role) is synced content and hashed.
 * :func:`with_scheduling` puts a reference's scheduling state back on content written over a
   copy, so that a copy's platform-imposed organizer is never pushed over the original's.
+
+A mirror group's ``attendees`` setting says whether people travel at all. ``"copy"``: organizer
+and attendees are copied (who attends is content, as above). ``"omit"``: copies carry no ORGANIZER
+and no ATTENDEE, so a copy of a meeting is a plain event on its target and no platform mails
+anyone for it (Microsoft Graph cannot be told not to); who attends is then not synced content,
+so a copy without people hashes like its original with them, and content written back onto the
+original takes the original's organizer and attendees whole (``with_scheduling(..., "omit")``).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from typing import Literal
 from calmesh.model import CalendarItem, Classification, Event, Temporal
 
 SyncMode = Literal["mirror", "busy"]
+AttendeeMode = Literal["copy", "omit"]
 
 HASH_VERSION = "2"
 """Bumped whenever the hashed field set changes, so stored hashes are never compared across
@@ -102,22 +110,35 @@ def is_meeting(item: CalendarItem) -> bool:
     return any(e.organizer is not None or e.attendees for e in item.components)
 
 
-def with_scheduling(item: CalendarItem, reference: CalendarItem) -> CalendarItem:
-    """``item`` with the scheduling state of ``reference``: its ORGANIZER, and the PARTSTAT and
-    RSVP of every attendee both name, component by component (a component ``reference`` lacks
-    takes its master's). Attendees only ``item`` names keep theirs.
+def with_scheduling(item: CalendarItem, reference: CalendarItem,
+                    attendees: AttendeeMode = "copy") -> CalendarItem:
+    """``item`` with the scheduling state of ``reference``, component by component (a component
+    ``reference`` lacks takes its master's): its ORGANIZER, and with ``"copy"`` the PARTSTAT and
+    RSVP of every attendee both name (attendees only ``item`` names keep theirs), with ``"omit"``
+    its whole attendee list.
 
     Why: a copy's organizer and answers are what its platform imposed (see :func:`content_hash`),
-    so content taken from a copy must not carry them over the original's."""
+    so content taken from a copy must not carry them over the original's; and where attendees
+    are omitted from copies, a copy's (absent) people say nothing about the original's."""
     ref_master = reference.master or reference.components[0]
     by_rid = {_when(e.recurrence_id): e for e in reference.components}
     components = []
     for event in item.components:
         ref = by_rid.get(_when(event.recurrence_id), ref_master)
-        answers = {a.email: a for a in ref.attendees}
-        attendees = [replace(a, partstat=answers[a.email].partstat, rsvp=answers[a.email].rsvp)
-                     if a.email in answers else a for a in event.attendees]
-        components.append(replace(event, organizer=ref.organizer, attendees=attendees))
+        if attendees == "omit":
+            people = list(ref.attendees)
+        else:
+            answers = {a.email: a for a in ref.attendees}
+            people = [replace(a, partstat=answers[a.email].partstat, rsvp=answers[a.email].rsvp)
+                      if a.email in answers else a for a in event.attendees]
+        components.append(replace(event, organizer=ref.organizer, attendees=people))
+    return CalendarItem(uid=item.uid, components=components, ref=item.ref)
+
+
+def without_people(item: CalendarItem) -> CalendarItem:
+    """``item`` with no ORGANIZER and no ATTENDEE in any component: a plain event, which no
+    platform treats as a meeting (so none sends invitations for it)."""
+    components = [replace(e, organizer=None, attendees=[]) for e in item.components]
     return CalendarItem(uid=item.uid, components=components, ref=item.ref)
 
 
@@ -153,14 +174,19 @@ def busy_block(item: CalendarItem, title: str = "Busy") -> CalendarItem:
     return CalendarItem(uid=item.uid, components=components, ref=item.ref)
 
 
-def synced_content(item: CalendarItem, mode: SyncMode, busy_title: str = "Busy") -> CalendarItem:
-    """What of ``item`` a group of this mode carries: the item itself, or its busy block."""
-    return busy_block(item, busy_title) if mode == "busy" else item
+def synced_content(item: CalendarItem, mode: SyncMode, busy_title: str = "Busy",
+                   attendees: AttendeeMode = "copy") -> CalendarItem:
+    """What of ``item`` a group of this mode carries: its busy block (which never carries
+    people, whatever ``attendees`` says), or the item itself, without its people if omitted."""
+    if mode == "busy":
+        return busy_block(item, busy_title)
+    return without_people(item) if attendees == "omit" else item
 
 
-def synced_hash(item: CalendarItem, mode: SyncMode, busy_title: str = "Busy") -> str:
+def synced_hash(item: CalendarItem, mode: SyncMode, busy_title: str = "Busy",
+                attendees: AttendeeMode = "copy") -> str:
     """:func:`content_hash` of :func:`synced_content`: what the planner compares across members."""
-    return content_hash(synced_content(item, mode, busy_title))
+    return content_hash(synced_content(item, mode, busy_title, attendees))
 
 
 def with_identity(item: CalendarItem, uid: str, marker: str | None, marker_name: str) -> CalendarItem:

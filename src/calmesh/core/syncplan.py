@@ -26,6 +26,11 @@ Rules
       and content taken from a copy of a meeting carries the original's organizer and answers
       (``with_scheduling``), so a copy never pushes its platform's organizer over the original's.
       When the original was not read this run, it is listed first (:attr:`Plan.needs_listing`).
+    * With ``attendees="omit"`` (mirror mode) organizer and attendees are not content at all:
+      copies are written without them (plain events, so no platform mails anyone), and content
+      written back onto the original carries the original's organizer and attendees whole, so an
+      edit made on a copy never strips the original's people (the original is listed first when
+      it was not read this run, as above).
     * A copy changed on a sender wins; two senders changed differently is a conflict settled by
       the group policy (``newest``: SEQUENCE then LAST-MODIFIED, ``keep-both``, or a platform
       name). A copy changed on a non-sender is restored.
@@ -58,6 +63,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from calmesh.core.projection import (
+    AttendeeMode,
     SyncMode,
     is_meeting,
     synced_content,
@@ -154,6 +160,9 @@ class Observation:
 class PlanOptions:
     mode: SyncMode = "mirror"
     busy_title: str = "Busy"
+    attendees: AttendeeMode = "omit"
+    """Mirror mode: ``copy`` organizer and attendees to the copies, or ``omit`` them (the default
+    of ``SyncGroupConfig.attendees``; see docs/sync.md)."""
     conflict: str = "newest"
     """``newest``, ``keep-both`` or the name of the platform that wins."""
     max_delete_share: float = 0.25
@@ -443,7 +452,7 @@ def _recognise(ctx: _Context, state: Mapping[str, ItemState], observations: Mapp
             hashed = None
             if reason is None:
                 try:
-                    hashed = synced_hash(item, ctx.options.mode, ctx.options.busy_title)
+                    hashed = synced_hash(item, ctx.options.mode, ctx.options.busy_title, ctx.options.attendees)
                 except (TypeError, ValueError) as exc:
                     reason = f"unreadable value: {exc}"
             if reason is not None or hashed is None or item.ref is None:
@@ -582,24 +591,35 @@ def _winner(ctx: _Context, candidates: list[_Seen]) -> tuple[_Seen, str]:
 def _target_item(ctx: _Context, lid: str, source: _Seen, target: str, uid: str, item_id: str | None,
                  scheduling: CalendarItem | None) -> CalendarItem:
     """The content to write on ``target``: marked with the logical id, except when the write
-    replaces the original item itself; with the scheduling state of ``scheduling`` if given."""
-    content = source.item if scheduling is None else with_scheduling(source.item, scheduling)
-    content = synced_content(content, ctx.options.mode, ctx.options.busy_title)
+    replaces the original item itself; with the scheduling state of ``scheduling`` if given
+    (where people are omitted, only on the original: copies carry none)."""
+    opts = ctx.options
+    content = synced_content(source.item, opts.mode, opts.busy_title, opts.attendees)
     is_original = item_id is not None and ctx.members[target].origin_id(item_id) == lid
+    if scheduling is not None and (is_original or opts.attendees == "copy"):
+        content = with_scheduling(content, scheduling, opts.attendees)
     return with_identity(content, uid, None if is_original else lid, MARKER_PROPERTY)
 
 
 def _scheduling_reference(ctx: _Context, origin: str, statuses: dict[str, _Status], source: _Seen,
-                          result: Plan) -> tuple[bool, CalendarItem | None]:
-    """Whose scheduling state (ORGANIZER, attendees' answers) the writes of ``source`` carry:
+                          target: str, result: Plan) -> tuple[bool, CalendarItem | None]:
+    """Whose scheduling state the write of ``source`` on ``target`` carries:
     ``(True, original)`` when ``source`` is a copy of a meeting, since a copy's organizer and
     answers are what its platform imposed (Exchange and Google name the mailbox owner organizer)
-    and must never be pushed over the original's; ``(True, None)`` when the content travels as it
-    is (``source`` is the original or no meeting, or the original is out of reach or gone);
-    ``(False, None)`` when the original is present but was not read this run: it is added to
-    :attr:`Plan.needs_listing` and the item decided again from the listing."""
+    and must never be pushed over the original's; with attendees omitted, whenever ``target``
+    holds the original, since content from any member carries no people and the original's
+    must survive (whether the original is a meeting is known only from the original);
+    ``(True, None)`` when the content travels as it is (``source`` is the original or no meeting,
+    or the original is out of reach or gone); ``(False, None)`` when the original is present but
+    was not read this run: it is added to :attr:`Plan.needs_listing` and the item decided again
+    from the listing."""
     st = statuses.get(origin)
-    if source.member == origin or st is None or not is_meeting(source.item):
+    if st is None:
+        return True, None
+    if ctx.options.mode == "mirror" and ctx.options.attendees == "omit":
+        if target != origin:
+            return True, None
+    elif source.member == origin or not is_meeting(source.item):
         return True, None
     if st.current is not None:
         return True, st.current.item
@@ -697,7 +717,6 @@ def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, l
                        if st.current is not None and st.current.hash == content_hash), None)
     batch.records[lid] = _observed_record(ctx, lid, rec, origin, statuses, content_hash, False)
 
-    scheduling: tuple[bool, CalendarItem | None] | None = None
     for key, st in statuses.items():
         if not ctx.receives(key, origin) or st.live_hash == content_hash:
             continue
@@ -711,9 +730,7 @@ def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, l
             else:
                 result.needs_listing.add(holder)
             continue
-        if scheduling is None:
-            scheduling = _scheduling_reference(ctx, origin, statuses, source, result)
-        ready, reference = scheduling
+        ready, reference = _scheduling_reference(ctx, origin, statuses, source, key, result)
         if not ready:
             continue  # the original is listed first, then this is planned again
         current = st.current or (st.prev if st.live_hash is not None else None)
@@ -818,9 +835,10 @@ def _fork(ctx: _Context, lid: str, loser: _Seen, state: Mapping[str, ItemState],
         return
     uid = f"{loser.item.uid}-{_short_id(fork_id)[:8]}"
     batch.records[fork_id] = ItemState(fork_id, loser.member, loser.hash, {})
+    content = synced_content(loser.item, ctx.options.mode, ctx.options.busy_title, ctx.options.attendees)
     for key in ctx.members:
         if ctx.receives(key, loser.member) and key in ctx.usable:
-            item = with_identity(loser.item, uid, fork_id, MARKER_PROPERTY)
+            item = with_identity(content, uid, fork_id, MARKER_PROPERTY)
             batch.actions.append(Create(fork_id, key, item, loser.hash, "kept both versions of a conflict"))
 
 
