@@ -50,12 +50,12 @@ class World:
         self.tokens = {k: v for k, v in self.tokens.items() if not k.endswith("#next")}
         obs = {m.key: self.observe(m, self.full) for m in self.members}
         result = plan(self.members, self.state, obs, self.options)
-        if result.needs_listing:
+        if result.incomplete:  # items whose content is needed: listing their members yields it
             for m in self.members:
-                if m.key in result.needs_listing:
+                if m.key in result.needs_listing or m.key in result.needs_items:
                     obs[m.key] = self.observe(m, True)
             result = plan(self.members, self.state, obs, self.options)
-            assert not result.needs_listing, result.needs_listing
+            assert not result.incomplete, (result.needs_listing, result.needs_items)
         return result
 
     def run(self, *, stop_after_writes: int | None = None) -> Plan:

@@ -135,20 +135,18 @@ def test_a_fresh_process_relisting_in_full_fetches_only_what_changed(
     for n in range(6):
         rad.create(meeting(f"r{n}@test", hour=9 + n))
     xan.create(weekly_series("series@test"))
-    Group(tmp_path, rad, xan, attendees="copy").settle()
+    Group(tmp_path, rad, xan).settle()
     xan.edit("r1@test", bump(summary="edited on Xandikos"))
 
     fresh = [Peer(p.platform, server.connector(p.platform), p.calendar)
              for p, server in ((rad, radicale), (xan, xandikos))]
     counters = [CountingFetches(p) for p in fresh]
-    # "copy": with attendees omitted, writing the copy's edit back onto the original needs the
-    # original's people, so rad would be listed in full first (docs/sync.md, "Attendees")
-    group = Group(tmp_path, *fresh, attendees="copy")
+    group = Group(tmp_path, *fresh)
     report = group.run(full=True)
     assert report.full == {rad.key, xan.key}
     assert [(type(w).__name__, w.target) for w in report.plan.writes] == [("Update", rad.key)]
     assert counters[0].fetched == [rad.by_uid()["r1@test"].ref.id]  # type: ignore[union-attr]
-    # ^ only the original about to be replaced, read for the audit log; nothing else
+    # ^ only the original about to be replaced (its people kept, its content audited); nothing else
     assert [xan.by_uid()["r1@test"].ref.id] == counters[1].fetched  # type: ignore[union-attr]
     entry = next(e for e in group.repo.audit_log("g") if e.action == "update")
     previous = group.repo.previous_content(entry.id)

@@ -435,7 +435,7 @@ def test_duplicate_marked_copy_is_removed() -> None:
     assert uids(w.platforms["b"]) == ["u1"]
 
 
-def test_pure_plan_needs_listing_to_repair_a_member_added_later() -> None:
+def test_pure_plan_needs_the_content_to_repair_a_member_added_later() -> None:
     w = world("a", "b", full=False)
     w.platforms["a"].user_put(item("u1"))
     converge(w)
@@ -445,24 +445,25 @@ def test_pure_plan_needs_listing_to_repair_a_member_added_later() -> None:
     w.platforms["c"] = MemoryConnector("c")
     obs = {m.key: w.observe(m, False) for m in w.members}
     first = plan(w.members, w.state, obs, w.options)
-    assert first.needs_listing == {"a/cal"}
+    (origin_copy,) = w.platforms["a"].all()
+    assert first.needs_items == {"a/cal": {origin_copy.ref.id}} and not first.needs_listing  # type: ignore[union-attr]
     w.run()
     assert uids(w.platforms["c"]) == ["u1"]
 
 
 def test_items_listed_unchanged_without_content_count_as_present_and_are_fetched_when_needed() -> None:
     """A listing that skipped items at their recorded ETag (``Observation.unchanged``): they are
-    neither deleted nor changed; a member that needs their content has them listed in full."""
+    neither deleted nor changed; a plan that needs the content of one asks for that item."""
     w = world("a", "b")
     w.platforms["a"].user_put(item("u1"))
     converge(w)
     refs = {p: [i.ref for i in w.platforms[p].all()] for p in ("a", "b")}
     obs = {f"{p}/cal": Observation(f"{p}/cal", [], complete=True, unchanged=refs[p]) for p in ("a", "b")}
     quiet = plan(w.members, w.state, obs, w.options)
-    assert quiet.writes == [] and quiet.notices == [] and not quiet.needs_listing
+    assert quiet.writes == [] and quiet.notices == [] and not quiet.incomplete
     w.members.append(Member("c", "cal"))
     obs["c/cal"] = Observation("c/cal", [], complete=True)
-    assert plan(w.members, w.state, obs, w.options).needs_listing == {"a/cal"}
+    assert plan(w.members, w.state, obs, w.options).needs_items == {"a/cal": {refs["a"][0].id}}  # type: ignore[union-attr]
 
 
 def test_unknown_member_observation_counts_as_unreachable() -> None:

@@ -25,11 +25,11 @@ Rules
       (platforms impose their own on a copy: Exchange and Google name the mailbox owner organizer),
       and content taken from a copy of a meeting carries the original's organizer and answers
       (``with_scheduling``), so a copy never pushes its platform's organizer over the original's.
-      When the original was not read this run, it is listed first (:attr:`Plan.needs_listing`).
+      When the original was not read this run, it is fetched first (:attr:`Plan.needs_items`).
     * With ``attendees="omit"`` (mirror mode) organizer and attendees are not content at all:
       copies are written without them (plain events, so no platform mails anyone), and content
       written back onto the original carries the original's organizer and attendees whole, so an
-      edit made on a copy never strips the original's people (the original is listed first when
+      edit made on a copy never strips the original's people (the original is fetched first when
       it was not read this run, as above).
     * A copy changed on a sender wins; two senders changed differently is a conflict settled by
       the group policy (``newest``: SEQUENCE then LAST-MODIFIED, ``keep-both``, or a platform
@@ -46,8 +46,9 @@ Rules
       state as it was, marked dirty, and the next run re-lists those members and decides again.
 
 Engine contract (``calmesh.services.sync``): when :attr:`Plan.needs_listing` is not empty,
-fetch full listings of those members (every item fetched, none reported as ``unchanged``) and
-plan again before writing anything. Execute each
+fetch full listings of those members (every item fetched, none reported as ``unchanged``); when
+:attr:`Plan.needs_items` is not empty, fetch those items and add them to their members'
+observations (or list those members in full); then plan again before writing anything. Execute each
 :class:`Batch` in order; report each successful write with :meth:`Batch.succeeded`; persist a
 batch's records only when all its writes succeeded, otherwise stop the batch and mark its items
 dirty. Save change tokens after the batches.
@@ -280,6 +281,17 @@ class Plan:
     notices: list[str] = field(default_factory=list)
     needs_listing: set[str] = field(default_factory=set)
     """Members to list in full before this plan may be executed (see module docstring)."""
+    needs_items: dict[str, set[str]] = field(default_factory=dict)
+    """Items (by member) whose content this plan needs and the observations lack: stored at
+    their recorded version but not read this run. Fetch them and plan again."""
+
+    @property
+    def incomplete(self) -> bool:
+        """The plan asks for more before it may be executed."""
+        return bool(self.needs_listing or self.needs_items)
+
+    def need_item(self, member: str, item_id: str) -> None:
+        self.needs_items.setdefault(member, set()).add(item_id)
 
     @property
     def actions(self) -> list[Action]:
@@ -611,8 +623,8 @@ def _scheduling_reference(ctx: _Context, origin: str, statuses: dict[str, _Statu
     must survive (whether the original is a meeting is known only from the original);
     ``(True, None)`` when the content travels as it is (``source`` is the original or no meeting,
     or the original is out of reach or gone); ``(False, None)`` when the original is present but
-    was not read this run: it is added to :attr:`Plan.needs_listing` and the item decided again
-    from the listing."""
+    was not read this run: it is added to :attr:`Plan.needs_items` and the item decided again
+    once it is read."""
     st = statuses.get(origin)
     if st is None:
         return True, None
@@ -626,7 +638,7 @@ def _scheduling_reference(ctx: _Context, origin: str, statuses: dict[str, _Statu
     prev = st.prev
     if (prev is not None and not prev.deleted and not st.gone and origin in ctx.usable
             and (origin not in ctx.complete or prev.item_id in ctx.unfetched[origin])):
-        result.needs_listing.add(origin)
+        result.need_item(origin, prev.item_id)
         return False, None
     return True, None
 
@@ -728,11 +740,11 @@ def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, l
             if holder is None:
                 batch.actions.append(Skip(lid, key, "no reachable member holds the current version"))
             else:
-                result.needs_listing.add(holder)
+                result.need_item(holder, statuses[holder].prev.item_id)  # type: ignore[union-attr]
             continue
         ready, reference = _scheduling_reference(ctx, origin, statuses, source, key, result)
         if not ready:
-            continue  # the original is listed first, then this is planned again
+            continue  # the original is fetched first, then this is planned again
         current = st.current or (st.prev if st.live_hash is not None else None)
         if current is None:
             uid = _create_uid(ctx, lid, source)
@@ -784,8 +796,8 @@ def _unrecorded_copies(ctx: _Context, lid: str, rec: ItemState | None, origin: s
 
 def _holder(ctx: _Context, statuses: dict[str, _Status], content_hash: str, origin: str) -> str | None:
     """A reachable member whose copy is on record as the current version but was not read this
-    run (not in its change feed, or listed without being fetched), origin first: listing it
-    in full, fetching everything, yields the content."""
+    run (not in its change feed, or listed without being fetched), origin first: fetching that
+    copy yields the content."""
     for key in sorted(statuses, key=lambda k: k != origin):
         st = statuses[key]
         unread = key not in ctx.complete or (st.prev is not None and st.prev.item_id in ctx.unfetched[key])

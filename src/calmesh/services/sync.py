@@ -219,6 +219,24 @@ class SyncEngine:
             report.errors.append(f"{member.key}: {exc.message}")
             return _Seen(Observation.unreachable(member.key))
 
+    def _with_items(self, member: Member, seen: _Seen, ids: list[str], report: SyncReport) -> _Seen:
+        """``seen`` with the items at ``ids`` read and added (they were stored at their recorded
+        version, so the planner knew them present but lacked their content). Anything short of
+        reading them all cleanly falls back to a full listing of the member."""
+        conn = self._connector(member.platform)
+        try:
+            found, problems = self._call(partial(conn.fetch, member.calendar, ids))
+        except ConnectorError as exc:
+            log.info("%s: could not read %d item(s) (%s); listing in full", member.key, len(ids), exc.message)
+            return self._observe(member, None, True, report)
+        if problems or sorted(i.ref.id for i in found if i.ref) != ids:
+            return self._observe(member, None, True, report)
+        wanted = set(ids)
+        obs = seen.observation
+        items = [i for i in obs.items if i.ref is None or i.ref.id not in wanted] + found
+        unchanged = [r for r in obs.unchanged if r.id not in wanted]
+        return replace(seen, observation=replace(obs, items=items, unchanged=unchanged))
+
     def _call(self, fn: Callable[[], T]) -> T:
         return with_retries(fn, **self._retry_kwargs)
 
@@ -241,10 +259,13 @@ class SyncEngine:
         by_key = {m.key: m for m in members}
         for _ in range(MAX_PASSES):
             report.plan = plan(members, state, {k: s.observation for k, s in seen.items()}, options)
-            if not report.plan.needs_listing:
+            if not report.plan.incomplete:
                 break
             for key in sorted(report.plan.needs_listing):
                 seen[key] = self._observe(by_key[key], None, True, report)
+            for key, ids in sorted(report.plan.needs_items.items()):
+                if key not in report.plan.needs_listing:
+                    seen[key] = self._with_items(by_key[key], seen[key], sorted(ids), report)
         else:
             report.errors.append("planning did not settle; nothing written this run")
             report.plan = Plan(notices=report.plan.notices)
