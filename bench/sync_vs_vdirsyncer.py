@@ -244,8 +244,11 @@ class Runner:
             self.command = [str(CALMESH), "sync", "--once", "--config", str(write_calmesh_config(work, state, url_a, url_b))]
         self.process: subprocess.Popen[str] | None = None
         if warm:
+            self.log = work / f"{tool}-driver.log"  # what the tool prints (vdirsyncer: a line per item)
             self.process = subprocess.Popen([sys.executable, __file__, "--driver", tool, str(state), url_a, url_b],
-                                            env=self.env, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                                            env=self.env, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            stderr=(log_file := self.log.open("w")))
+            log_file.close()  # the child holds its own descriptor
             self._answer()  # "ready": imports and setup done
 
     def _answer(self) -> float:
@@ -253,7 +256,8 @@ class Runner:
         line = self.process.stdout.readline()
         if not line.startswith("ok "):
             self.close()
-            raise RuntimeError(f"{Path(self.command[0]).name} driver failed: {line.strip() or 'exited'}")
+            tail = self.log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{Path(self.command[0]).name} driver failed: {line.strip() or 'exited'}\n{tail}")
         return float(line.split()[1])
 
     def run(self) -> float:
