@@ -37,16 +37,6 @@ def meeting(uid: str, hour: int = 9, summary: str = "Review", day: int = 0) -> C
 
 
 @pytest.fixture
-def rad(radicale: CalDAVServer) -> Peer:
-    return Peer("rad", radicale.connector("rad"), radicale.new_calendar())
-
-
-@pytest.fixture
-def xan(xandikos: CalDAVServer) -> Peer:
-    return Peer("xan", xandikos.connector("xan"), xandikos.new_calendar())
-
-
-@pytest.fixture
 def pair(tmp_path: Path, rad: Peer, xan: Peer) -> Group:
     return Group(tmp_path, rad, xan)
 

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
@@ -22,9 +22,6 @@ from calmesh.model import Attendee, CalendarItem, Classification, Event, PartSta
 from connectors.vendors import ALICE, BOB, CAROL, VENDORS
 
 from .peers import Group, Peer, bump
-
-if TYPE_CHECKING:
-    from conftest import CalDAVServer  # tests/conftest.py, which provides the fixtures
 
 MAILBOX = ALICE
 DAY = datetime(2026, 12, 1, 9, tzinfo=PARIS)
@@ -67,11 +64,6 @@ def vendor(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
     """Alice's calendar on the EWS, the Graph or the Google fake."""
     with vendor_peer(request.param, monkeypatch) as peer:
         yield peer
-
-
-@pytest.fixture
-def rad(radicale: CalDAVServer) -> Peer:
-    return Peer("rad", radicale.connector("rad"), radicale.new_calendar())
 
 
 def test_create_edit_delete_both_ways_then_nothing_to_do(tmp_path: Path, rad: Peer, exchange: Peer) -> None:

@@ -67,16 +67,6 @@ def new_event(uid: str, summary: str) -> bytes:
 
 
 @pytest.fixture
-def rad(radicale: CalDAVServer) -> Peer:
-    return Peer("rad", radicale.connector("rad"), radicale.new_calendar())
-
-
-@pytest.fixture
-def xan(xandikos: CalDAVServer) -> Peer:
-    return Peer("xan", xandikos.connector("xan"), xandikos.new_calendar())
-
-
-@pytest.fixture
 def config(tmp_path: Path, radicale: CalDAVServer, xandikos: CalDAVServer, rad: Peer, xan: Peer) -> Path:
     platforms = "".join(
         f'[platforms.{name}]\nkind = "caldav"\nurl = "{server.url}"\nusername = "{server.username}"\n'
