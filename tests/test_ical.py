@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import icalendar
@@ -65,6 +65,21 @@ def test_item_round_trip_keeps_every_field() -> None:
         assert getattr(master, name) == getattr(event, name), name
     assert [d.astimezone(UTC) for d in master.exdate] == [d.astimezone(UTC) for d in event.exdate]
     assert moved.recurrence_id == override.recurrence_id and moved.summary == "moved"
+
+
+def test_fixed_offset_times_are_written_as_utc_not_as_an_unknown_zone() -> None:
+    """A date-time with a bare UTC offset (what Graph, EWS or a parsed ``+01:00`` give) has no
+    zone name: written with a made-up TZID and no VTIMEZONE it would read back as floating time."""
+    plus_one = timezone(timedelta(hours=1))
+    start = datetime(2026, 12, 1, 9, tzinfo=plus_one)
+    event = Event(uid="fixed", start=start, end=start + timedelta(hours=1), summary="Offset",
+                  rrule=["FREQ=DAILY;COUNT=3"], exdate=[start + timedelta(days=1)])
+    text = ical.item_to_ical(CalendarItem("fixed", [event])).decode()
+    assert "TZID" not in text
+    (item,), problems = ical.parse_items(text, "test")
+    assert problems == []
+    back = item.components[0]
+    assert (back.start, back.end, back.exdate) == (start, start + timedelta(hours=1), [start + timedelta(days=1)])
 
 
 def test_all_day_and_floating_values_survive() -> None:

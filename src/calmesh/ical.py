@@ -324,8 +324,18 @@ def expand_items(items: Iterable[CalendarItem], window: Window, platform: str = 
 
 
 # ------------------------------------------------------------------------------------ writing
+def _portable(value: Temporal) -> Temporal:
+    """A date-time iCalendar can carry as it is: one in a fixed UTC offset (no zone name, as
+    Graph, EWS or a parsed ``+01:00`` give) is written in UTC, the same instant. Written as it is it
+    would get a made-up TZID ("UTC+01:00") with no VTIMEZONE, which readers take as floating time."""
+    if isinstance(value, datetime) and value.tzinfo is not None and not isinstance(value.tzinfo, ZoneInfo) \
+            and value.utcoffset() is not None and value.tzinfo is not UTC:
+        return value.astimezone(UTC)
+    return value
+
+
 def _add_temporal(component: icalendar.cal.Component, name: str, value: Temporal) -> None:
-    component.add(name, value)
+    component.add(name, _portable(value))
 
 
 def _person_prop(person: Attendee) -> icalendar.vCalAddress:
@@ -355,9 +365,9 @@ def event_to_component(event: Event, *, stamp: datetime | None = None) -> icalen
     for rule in event.rrule:
         component.add("RRULE", icalendar.vRecur.from_ical(rule))
     if event.rdate:
-        component.add("RDATE", event.rdate)
+        component.add("RDATE", [_portable(d) for d in event.rdate])
     for exdate in event.exdate:
-        component.add("EXDATE", exdate)
+        component.add("EXDATE", _portable(exdate))
     if event.transparent:
         component.add("TRANSP", "TRANSPARENT")
     if event.status is not EventStatus.CONFIRMED:
@@ -494,7 +504,7 @@ def _add_timezones(cal: icalendar.Calendar, items: Sequence[CalendarItem]) -> No
     for key, (zone, year) in first_year.items():
         if key in missing:
             cal.add_component(_vtimezone(zone, year - 1))
-    cal.add_missing_timezones()  # any other tzinfo (fixed offsets, dateutil zones)
+    cal.add_missing_timezones()  # any other named tzinfo (dateutil zones); fixed offsets go as UTC
 
 
 def to_calendar(items: Iterable[CalendarItem], *, method: str | None = None) -> icalendar.Calendar:
