@@ -15,6 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import schemathesis.specs.openapi.schemas  # noqa: F401  see below
 from starlette.applications import Starlette
 
 from calmesh.config import parse_config
@@ -24,6 +25,13 @@ from calmesh.server.app import create_app
 from calmesh.server.auth import hash_password
 from calmesh.services.hub import Hub
 from conftest import seed_ics as shared_seed_ics
+
+# schemathesis loads its OpenAPI machinery on the first ``from_url``; pytest compiles those modules
+# (assertion rewriting: schemathesis is a pytest plugin) with ``ast.parse``. Done inside a test,
+# while the server thread compiles too, CPython 3.11 can fail with "AST constructor recursion
+# depth mismatch" (the AST module's recursion counter is shared: python/cpython#106905), as one
+# clean-clone CI run did. Importing it here, at collection, before any server thread runs,
+# avoids the race.
 
 MONDAY = date(2026, 11, 23)
 PASSWORD_ENV = "CALMESH_TEST_SERVER_PASSWORD"
