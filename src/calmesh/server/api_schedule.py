@@ -123,6 +123,22 @@ _BOOK_FIELDS = {"organizer", "required", "optional", "start", "duration", "summa
                 "buffer_before", "buffer_after"}
 
 
+def _refusal(exc: BadRequest | scheduling.SchedulingError | ConnectorError, doing: str) -> Response:
+    """The answer to a scheduling call that raised: one mapping for every route, most specific
+    error first (the booking errors are SchedulingErrors)."""
+    if isinstance(exc, BadRequest):
+        return problem(exc.status, "Bad Request", exc.detail)
+    if isinstance(exc, ConnectorError):
+        return problem(502, "Bad Gateway", f"could not {doing}: {exc}")
+    if isinstance(exc, scheduling.BookingNotFound):
+        return problem(404, "Not Found", str(exc))
+    if isinstance(exc, scheduling.SlotTaken | scheduling.Unchangeable):
+        return problem(409, "Conflict", str(exc))
+    if isinstance(exc, scheduling.ChangedMeanwhile):
+        return problem(412, "Precondition Failed", str(exc))
+    return problem(400, "Bad Request", str(exc))
+
+
 def routes(ctx: ServerContext) -> list[BaseRoute]:
     async def find_time(request: Request) -> Response:
         if ctx.user(request) is None:
@@ -130,10 +146,8 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         try:
             query, zone = _find_request(ctx, _Body(await request.body(), _FIND_FIELDS))
             found = await run_in_threadpool(scheduling.find_time, ctx.hub, query, now=datetime.now(UTC))
-        except BadRequest as exc:
-            return problem(exc.status, "Bad Request", exc.detail)
-        except scheduling.SchedulingError as exc:
-            return problem(400, "Bad Request", str(exc))
+        except (BadRequest, scheduling.SchedulingError) as exc:
+            return _refusal(exc, "search")
         return JSONResponse(scheduling.search_json(found, zone))
 
     async def book(request: Request) -> Response:
@@ -153,14 +167,8 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
                 body.text("description"), body.text("location", limit=1000),
                 body.minutes("buffer_before", 0, 0, 240), body.minutes("buffer_after", 0, 0, 240))
             booking = await run_in_threadpool(scheduling.book, ctx.hub, booking_request, now=datetime.now(UTC))
-        except BadRequest as exc:
-            return problem(exc.status, "Bad Request", exc.detail)
-        except scheduling.SlotTaken as exc:
-            return problem(409, "Conflict", str(exc))
-        except scheduling.SchedulingError as exc:
-            return problem(400, "Bad Request", str(exc))
-        except ConnectorError as exc:
-            return problem(502, "Bad Gateway", f"could not create the event: {exc}")
+        except (BadRequest, scheduling.SchedulingError, ConnectorError) as exc:
+            return _refusal(exc, "create the event")
         ctx.cache.forget([booking_request.organizer, *booking_request.required, *booking_request.optional])
         return JSONResponse(scheduling.booking_json(booking), status_code=201)
 
@@ -180,18 +188,8 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
                 return problem(403, "Forbidden", f"{user.name} may not change bookings of {organizer} "
                                                  "(needs sees_details_of covering the organiser)")
             booking = await run_in_threadpool(apply, uid, organizer, body)
-        except BadRequest as exc:
-            return problem(exc.status, "Bad Request", exc.detail)
-        except scheduling.BookingNotFound as exc:
-            return problem(404, "Not Found", str(exc))
-        except (scheduling.SlotTaken, scheduling.Unchangeable) as exc:
-            return problem(409, "Conflict", str(exc))
-        except scheduling.ChangedMeanwhile as exc:
-            return problem(412, "Precondition Failed", str(exc))
-        except scheduling.SchedulingError as exc:
-            return problem(400, "Bad Request", str(exc))
-        except ConnectorError as exc:
-            return problem(502, "Bad Gateway", f"could not change the event: {exc}")
+        except (BadRequest, scheduling.SchedulingError, ConnectorError) as exc:
+            return _refusal(exc, "change the event")
         ctx.cache.forget([d.email for d in booking.deliveries])
         return JSONResponse(scheduling.booking_json(booking))
 
