@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -256,3 +257,101 @@ def test_written_calendar_parses_with_icalendar() -> None:
     item = CalendarItem("x@test", [Event("x@test", datetime(2026, 11, 24, 9, tzinfo=UTC))])
     parsed = icalendar.Calendar.from_ical(ical.item_to_ical(item, method="REQUEST"))
     assert parsed["METHOD"] == "REQUEST" and parsed["PRODID"] == ical.PRODID
+
+
+# ----------------------------------------------------------------------- reading, and reading again
+def test_vtimezones_are_written_before_the_events_that_use_them() -> None:
+    """Apple, Google and Outlook write them first; icalendar reads a calendar twice when a TZID
+    comes before its definition."""
+    event = Event(uid="tz-order@test", start=datetime(2026, 11, 24, 9, tzinfo=PARIS),
+                  end=datetime(2026, 11, 24, 10, tzinfo=PARIS), summary="order")
+    text = ical.item_to_ical(CalendarItem(event.uid, [event])).decode()
+    assert text.index("BEGIN:VTIMEZONE") < text.index("BEGIN:VEVENT")
+
+
+CUSTOM_ZONE = """BEGIN:VTIMEZONE\r
+TZID:Office/Custom\r
+BEGIN:STANDARD\r
+DTSTART:19700101T000000\r
+TZOFFSETFROM:+0530\r
+TZOFFSETTO:+0530\r
+END:STANDARD\r
+END:VTIMEZONE\r
+"""
+WRONG_PARIS = CUSTOM_ZONE.replace("Office/Custom", "Europe/Paris").replace("+0530", "+0900")
+
+
+def test_custom_vtimezones_are_read_and_iana_named_ones_resolve_to_the_zone_database() -> None:
+    """VTIMEZONEs named after an IANA zone are skipped before parsing (icalendar ignores them
+    anyway); a zone only the calendar defines is still read from its definition."""
+    text = calendar(
+        vevent("custom@test", "20261124T100000", "20261124T110000").replace(
+            "DTSTART:", "DTSTART;TZID=Office/Custom:").replace("DTEND:", "DTEND;TZID=Office/Custom:"),
+        vevent("paris@test", "20261124T100000", "20261124T110000").replace(
+            "DTSTART:", "DTSTART;TZID=Europe/Paris:").replace("DTEND:", "DTEND;TZID=Europe/Paris:"),
+        timezones=CUSTOM_ZONE + WRONG_PARIS)
+    items, problems = ical.parse_items(text)
+    starts = {i.uid: i.components[0].start for i in items}
+    assert not problems
+    assert starts["custom@test"].utcoffset() == timedelta(hours=5, minutes=30)
+    assert starts["paris@test"] == datetime(2026, 11, 24, 10, tzinfo=PARIS)
+    plain = icalendar.Calendar.from_ical(text)  # the library alone reads the same instants
+    assert {str(e["UID"]): e.decoded("DTSTART") for e in plain.walk("VEVENT")} == starts
+
+
+@pytest.fixture
+def parse_counter(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """A fresh object memo, and the texts it really parsed."""
+    parsed: list[bytes] = []
+    real = ical.parse_items
+
+    def counting(data: str | bytes, platform: str = "") -> tuple[list[CalendarItem], list[ical.Problem]]:
+        parsed.append(data if isinstance(data, bytes) else data.encode())
+        return real(data, platform)
+
+    monkeypatch.setattr(ical, "parse_items", counting)
+    monkeypatch.setattr(ical, "_OBJECTS", ical._ObjectMemo(1024 * 1024))
+    return parsed
+
+
+def test_an_object_read_twice_is_parsed_once(parse_counter: list[bytes]) -> None:
+    """Two calendars holding the same object (stamped at different times) cost one parse; each
+    reader still gets its own items to attach its own ref to, and problems name its platform."""
+    first = calendar(vevent("same@test", end="20261124T100000").replace("DTEND:", "DTEND;TZID=Nowhere/Land:"))
+    second = first.replace("DTSTAMP:20261101T000000Z", "DTSTAMP:20261124T120000Z")
+    a_items, a_problems = ical.parse_object(first, "a")
+    b_items, b_problems = ical.parse_object(second, "b")
+    assert len(parse_counter) == 1
+    assert a_items == b_items and a_items[0] is not b_items[0]
+    assert {p.platform for p in a_problems} == {"a"} and {p.platform for p in b_problems} == {"b"}
+    edited = second.replace("SUMMARY:same@test", "SUMMARY:renamed")
+    assert ical.parse_object(edited, "b")[0][0].components[0].summary == "renamed"
+    assert len(parse_counter) == 2
+
+
+def test_threads_reading_the_same_object_at_once_parse_it_once(
+        parse_counter: list[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two calendars read side by side meet the same objects at the same moment: the second
+    reader waits for the first one's result instead of parsing again."""
+    started, release = threading.Event(), threading.Event()
+    counting = ical.parse_items
+
+    def slow(data: str | bytes, platform: str = "") -> tuple[list[CalendarItem], list[ical.Problem]]:
+        started.set()
+        release.wait(5)
+        return counting(data, platform)
+
+    monkeypatch.setattr(ical, "parse_items", slow)
+    text = calendar(vevent("race@test"))
+    results: list[list[CalendarItem]] = []
+    first = threading.Thread(target=lambda: results.append(ical.parse_object(text, "a")[0]))
+    first.start()
+    assert started.wait(5)
+    second = threading.Thread(target=lambda: results.append(ical.parse_object(text, "b")[0]))
+    second.start()
+    second.join(0.2)
+    assert second.is_alive()  # waiting for the first reader, not parsing
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert len(parse_counter) == 1 and len(results) == 2 and results[0] == results[1]
