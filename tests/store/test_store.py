@@ -162,10 +162,17 @@ def test_records_round_trip_update_and_drop_copies(repo: SyncRepository) -> None
 
 
 def test_many_records_in_one_save(repo: SyncRepository) -> None:
+    """New items go in as bulk INSERTs, known ones are updated, in one save; an item named twice
+    in one save is saved as last named."""
     records = [_record(f"a/cal/{n}.ics") for n in range(600)]
     repo.save_records("g", records)
-    repo.save_records("g", records[:550])
-    assert len(repo.load_group("g")) == 600
+    renamed = ItemState("a/cal/0.ics", "a/cal", "h9", {"a/cal": CopyState("a/cal", "0.ics", "u0", '"e9"', "h9")})
+    later = [_record(f"a/cal/{n}.ics", dirty=True) for n in range(550, 700)]
+    repo.save_records("g", [*records[:550], renamed, *later, later[-1]])
+    state = repo.load_group("g")
+    assert len(state) == 700
+    assert state["a/cal/0.ics"] == renamed and state["a/cal/699.ics"] == later[-1]
+    assert state["a/cal/560.ics"] == later[10] and state["a/cal/1.ics"] == records[1]
 
 
 def test_mark_dirty_and_purge_tombstones(repo: SyncRepository, clock: Clock) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from calmesh.core.syncplan import CopyState, ItemState
@@ -141,14 +141,17 @@ class SyncRepository:
                 .options(selectinload(SyncItem.copies))
             ).all()
             existing.update((row.logical_id, row) for row in rows)
+        new: dict[str, ItemState] = {}
         for record in records:
             row = existing.get(record.logical_id)
             if row is None:
-                row = SyncItem(group_name=group, logical_id=record.logical_id, copies=[])
-                session.add(row)
+                new[record.logical_id] = record  # the last record of an id wins, as with rows
+                continue
             row.origin, row.content_hash = record.origin, record.content_hash
             row.deleted, row.dirty, row.updated_at = record.deleted, record.dirty, now
             _sync_copies(row, record, now)
+        if new:
+            _insert_records(session, group, list(new.values()), now)
 
     def mark_dirty(self, group: str, logical_ids: Iterable[str]) -> None:
         """Flag items whose writes failed: the next run re-lists their members and decides again."""
@@ -337,6 +340,26 @@ class SyncRepository:
 
 def _ical(item: CalendarItem | None) -> str | None:
     return None if item is None else item_to_ical(item).decode()
+
+
+def _insert_records(session: Session, group: str, records: Sequence[ItemState], now: datetime) -> None:
+    """Rows for items seen for the first time, as two multi-row INSERTs instead of ORM objects:
+    a first sync records every item of a group at once (10,000 events: 30,000 rows), and the ORM's
+    unit of work took seconds over it."""
+    for start in range(0, len(records), _CHUNK):
+        chunk = records[start:start + _CHUNK]
+        ids = session.execute(
+            insert(SyncItem).returning(SyncItem.id, sort_by_parameter_order=True),
+            [{"group_name": group, "logical_id": r.logical_id, "origin": r.origin, "content_hash": r.content_hash,
+              "deleted": r.deleted, "dirty": r.dirty, "updated_at": now} for r in chunk],
+        ).scalars().all()
+        copies = [{"item_id": item_id, "member": member, "platform": _split_member(member)[0],
+                   "calendar": _split_member(member)[1], "remote_id": c.item_id, "uid": c.uid, "etag": c.etag,
+                   "content_hash": c.content_hash, "origin_marker": c.marker, "deleted": c.deleted,
+                   "updated_at": now}
+                  for item_id, record in zip(ids, chunk, strict=True) for member, c in record.copies.items()]
+        if copies:
+            session.execute(insert(SyncCopy), copies)
 
 
 def _sync_copies(row: SyncItem, record: ItemState, now: datetime) -> None:
