@@ -8,8 +8,9 @@ client would store them.
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -469,6 +470,44 @@ def test_changes_skip_objects_at_a_known_etag(caldav_server: CalDAVServer, sync_
         assert [i.uid for i in full.changed] == ["moved@test"]
         since = reader.changes_skipping(calendar, token, known)
         assert [r.id for r in since.unchanged] == [fresh.id] and since.changed == []
+
+
+def test_first_listing_brings_the_objects_with_it(caldav_server: CalDAVServer,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """On first contact (no token, nothing known) the objects are asked for in the
+    sync-collection REPORT itself: no multiget where the server sends them (Radicale does), a
+    multiget for those it does not send, and a plain listing where it refuses to."""
+    calendar = caldav_server.new_calendar()
+    series = Event("series@test", at(2, 9), at(2, 10), summary="series", rrule=["FREQ=DAILY;COUNT=3"], tzid="Europe/Paris")
+    moved = Event("series@test", at(3, 11), at(3, 12), summary="moved", recurrence_id=at(3, 9), tzid="Europe/Paris")
+    with caldav_server.connector() as writer:
+        refs = {writer.put(calendar, single("one@test", at(1, 9))).id,
+                writer.put(calendar, CalendarItem("series@test", [series, moved])).id}
+    multigets: list[int] = []
+    real_batch = CalDAVConnector._multiget_batch
+
+    def counting(self: CalDAVConnector, cal: str, hrefs: Sequence[str]) -> list[Any]:
+        multigets.append(len(hrefs))
+        return real_batch(self, cal, hrefs)
+
+    monkeypatch.setattr(CalDAVConnector, "_multiget_batch", counting)
+    real_report = CalDAVConnector._sync_report
+    for refuse in (False, True):
+        multigets.clear()
+        if refuse:  # a server that will not serve the data-carrying REPORT: answered with its refusal
+            monkeypatch.setattr(CalDAVConnector, "_sync_report", lambda self, cal, token, *, with_data=False:
+                                real_report(self, cal, "http://calmesh.test/not-a-token" if with_data else token))
+        with caldav_server.connector() as reader:
+            first = reader.changes(calendar, None)
+        assert first.complete and first.token and first.token.startswith("sync:")
+        assert {i.ref.id for i in first.changed if i.ref} == refs
+        got = {i.uid: i for i in first.changed}
+        assert [c.summary for c in got["series@test"].components] == ["series", "moved"]
+        assert got["series@test"].components[1].start == at(3, 11)
+        if caldav_server.kind == "radicale" and not refuse:
+            assert multigets == []
+        else:
+            assert sum(multigets) == 2
 
 
 def test_etag_fallback_for_huge_calendars_lists_everything_on_change(caldav_server: CalDAVServer,
