@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 from calmesh.config import SyncGroupConfig, SyncMember
 from calmesh.connectors.base import PreconditionFailed
-from calmesh.model import CalendarItem, Event, ItemRef
+from calmesh.model import CalendarItem, ChangeSet, Event, ItemRef
 from calmesh.services.sync import SyncEngine
 from calmesh.store.db import open_store
 from calmesh.store.repository import SyncRepository
@@ -231,3 +232,29 @@ def test_unreadable_item_is_quarantined_never_deleted(engine: SyncEngine, repo: 
     engine.run("g", g, full=True)
     assert repo.quarantined("g") == []
     assert {i.components[0].summary for i in platforms["b"].all()} == {"fixed", "Standup"}
+
+
+def test_members_on_different_platforms_are_read_side_by_side(repo: SyncRepository) -> None:
+    """A run reads the members of different platforms at the same time (a first comparison waits
+    mostly on servers), and those of one platform one after another on one thread. Each read
+    here waits for another platform's read to have started: read one by one, it would time out."""
+    started = {"a": threading.Event(), "b": threading.Event()}
+    threads: dict[str, set[str]] = {"a": set(), "b": set()}
+
+    class Slow(MemoryConnector):
+        def changes(self, calendar: str, token: str | None) -> ChangeSet:
+            threads[self.name].add(threading.current_thread().name)
+            started[self.name].set()
+            other = started["b" if self.name == "a" else "a"]
+            if not other.wait(5):
+                raise AssertionError("the other platform was not being read meanwhile")
+            return super().changes(calendar, token)
+
+    platforms = {"a": Slow("a", ("cal", "cal2")), "b": Slow("b")}
+    platforms["a"].user_put(item("u1"))
+    platforms["a"].user_put(item("u2", hour=11), calendar="cal2")
+    g = SyncGroupConfig(calendars=[SyncMember(platform="a", calendar="cal"), SyncMember(platform="b", calendar="cal"),
+                                   SyncMember(platform="a", calendar="cal2")])
+    report = SyncEngine(repo, platforms.__getitem__, retry_sleep=lambda _s: None).run("g", g)
+    assert report.status == "ok" and report.counts["created"] == 4
+    assert len(threads["a"]) == 1 and threads["a"] != threads["b"]

@@ -3,7 +3,8 @@
 The order of a run is what makes it safe to kill at any instant (SIGKILL included):
 
 1. Observe each member through its change feed (``Connector.changes``) from the stored token,
-   or in full (first run, refused token, every ``reconcile_every``-th run, or ``--full``).
+   or in full (first run, refused token, every ``reconcile_every``-th run, or ``--full``);
+   members on different platforms are read side by side.
    A member that cannot be read is *unreachable*: nothing is inferred from it or written to it.
 2. Plan with :func:`calmesh.core.syncplan.plan`; list in full the members it asks for and plan
    again. ``--dry-run`` stops here.
@@ -23,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -76,6 +77,13 @@ class _Seen:
     token: str | None = None
     token_valid: bool = False
     """The observation came from the change feed and ``token`` is the one to store."""
+    full: bool = False
+    """The member was compared in full."""
+    unreadable: list[tuple[ItemRef, Problem]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    """Problems of a listing without change feed (quarantined by UID)."""
+    error: str | None = None
+    """Why the member could not be read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,11 +185,12 @@ class SyncEngine:
         self._write_workers = max(1, write_workers)
 
     # -------------------------------------------------------------------------- observe
-    def _observe(self, member: Member, token: str | None, full: bool, report: SyncReport,
+    def _observe(self, member: Member, token: str | None, full: bool,
                  known: Mapping[str, str] | None = None) -> _Seen:
         """What ``member`` holds: its change feed from ``token``, or in full when ``full`` (or no
         token). ``known`` (item id -> recorded ETag) lets the connector skip fetching items
-        still at the version on record; None fetches everything."""
+        still at the version on record; None fetches everything. Only reads: what must be
+        recorded of it is in the answer (see :meth:`_take`), so members can be read on threads."""
         conn = self._connector(member.platform)
         cal = member.calendar
 
@@ -195,29 +204,59 @@ class SyncEngine:
                 if not full and token is not None:
                     try:
                         changes = read(token)
-                        if changes.complete:
-                            report.full.add(member.key)
-                        report.unreadable += [(member.key, ref, p) for ref, p in changes.unreadable]
-                        return _Seen(Observation.from_changes(member.key, changes), changes.token, True)
+                        return _Seen(Observation.from_changes(member.key, changes), changes.token, True,
+                                     full=changes.complete, unreadable=list(changes.unreadable))
                     except InvalidTokenError as exc:
                         log.info("%s: %s; comparing in full", member.key, exc)
                 changes = read(None)
-                report.full.add(member.key)
-                report.unreadable += [(member.key, ref, p) for ref, p in changes.unreadable]
                 observation = replace(Observation.from_changes(member.key, changes), complete=True)
-                return _Seen(observation, changes.token, True)
+                return _Seen(observation, changes.token, True, full=True, unreadable=list(changes.unreadable))
             items, problems = self._call(lambda: conn.items(cal))
-            for problem in problems:
-                self.repo.quarantine(report.group, member.key, item_ref=None, uid=problem.item,
-                                     reason=problem.message)
-                report.counts["quarantined"] += 1
             complete = not problems  # an unreadable item must not read as deleted
-            if complete:
-                report.full.add(member.key)
-            return _Seen(Observation(member.key, items, complete=complete))
+            return _Seen(Observation(member.key, items, complete=complete), full=complete, problems=problems)
         except ConnectorError as exc:
-            report.errors.append(f"{member.key}: {exc.message}")
-            return _Seen(Observation.unreachable(member.key))
+            return _Seen(Observation.unreachable(member.key), error=exc.message)
+
+    def _take(self, member: Member, seen: _Seen, report: SyncReport) -> _Seen:
+        """Record in ``report`` (and the quarantine) what reading ``member`` found; returns ``seen``."""
+        if seen.full:
+            report.full.add(member.key)
+        report.unreadable += [(member.key, ref, p) for ref, p in seen.unreadable]
+        for problem in seen.problems:
+            self.repo.quarantine(report.group, member.key, item_ref=None, uid=problem.item, reason=problem.message)
+            report.counts["quarantined"] += 1
+        if seen.error is not None:
+            report.errors.append(f"{member.key}: {seen.error}")
+        return seen
+
+    def _observe_all(self, members: Sequence[Member], state: Mapping[str, ItemState],
+                     tokens: Mapping[str, TokenState], group: SyncGroupConfig, full: bool,
+                     report: SyncReport, notify: ProgressCallback) -> dict[str, _Seen]:
+        """Every member read, those on different platforms side by side: a first comparison waits
+        mostly on the servers (listing and downloading every object), and each platform answers for
+        itself. Members on one platform are read one after another, on one thread: connectors need
+        not be safe for concurrent reads."""
+        by_platform: dict[str, list[Member]] = {}
+        for m in members:
+            by_platform.setdefault(m.platform, []).append(m)
+            self._connector(m.platform)  # built here, not raced for on the reader threads
+
+        def read(ms: list[Member]) -> list[_Seen]:
+            return [self._observe(m, *self._token_for(m, tokens, group, full), known=_known_versions(state, m.key))
+                    for m in ms]
+
+        if len(by_platform) == 1:
+            answers = {m.key: s for ms in by_platform.values() for m, s in zip(ms, read(ms), strict=True)}
+        else:
+            with ThreadPoolExecutor(max_workers=len(by_platform), thread_name_prefix="calmesh-read") as pool:
+                futures = {p: pool.submit(read, ms) for p, ms in by_platform.items()}
+                answers = {m.key: s for p, ms in by_platform.items()
+                           for m, s in zip(ms, futures[p].result(), strict=True)}
+        seen: dict[str, _Seen] = {}
+        for m in members:
+            seen[m.key] = self._take(m, answers[m.key], report)
+            notify(Progress("fetched", m.key, len(seen[m.key].observation.items)))
+        return seen
 
     def _with_items(self, member: Member, seen: _Seen, ids: list[str], report: SyncReport) -> _Seen:
         """``seen`` with the items at ``ids`` read and added (they were stored at their recorded
@@ -228,9 +267,9 @@ class SyncEngine:
             found, problems = self._call(partial(conn.fetch, member.calendar, ids))
         except ConnectorError as exc:
             log.info("%s: could not read %d item(s) (%s); listing in full", member.key, len(ids), exc.message)
-            return self._observe(member, None, True, report)
+            return self._take(member, self._observe(member, None, True), report)
         if problems or sorted(i.ref.id for i in found if i.ref) != ids:
-            return self._observe(member, None, True, report)
+            return self._take(member, self._observe(member, None, True), report)
         wanted = set(ids)
         obs = seen.observation
         items = [i for i in obs.items if i.ref is None or i.ref.id not in wanted] + found
@@ -251,18 +290,14 @@ class SyncEngine:
         tokens = self.repo.tokens(name)
         report = SyncReport(name, dry_run, Plan())
         report.run_id = self.repo.start_run(name, dry_run=dry_run)
-        seen: dict[str, _Seen] = {}
-        for m in members:
-            seen[m.key] = self._observe(m, *self._token_for(m, tokens, group, full), report,
-                                        known=_known_versions(state, m.key))
-            notify(Progress("fetched", m.key, len(seen[m.key].observation.items)))
+        seen = self._observe_all(members, state, tokens, group, full, report, notify)
         by_key = {m.key: m for m in members}
         for _ in range(MAX_PASSES):
             report.plan = plan(members, state, {k: s.observation for k, s in seen.items()}, options)
             if not report.plan.incomplete:
                 break
             for key in sorted(report.plan.needs_listing):
-                seen[key] = self._observe(by_key[key], None, True, report)
+                seen[key] = self._take(by_key[key], self._observe(by_key[key], None, True), report)
             for key, ids in sorted(report.plan.needs_items.items()):
                 if key not in report.plan.needs_listing:
                     seen[key] = self._with_items(by_key[key], seen[key], sorted(ids), report)
