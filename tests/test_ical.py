@@ -355,3 +355,22 @@ def test_threads_reading_the_same_object_at_once_parse_it_once(
     first.join(5)
     second.join(5)
     assert len(parse_counter) == 1 and len(results) == 2 and results[0] == results[1]
+
+
+def test_the_object_memo_keeps_to_its_byte_budget(parse_counter: list[bytes]) -> None:
+    """Oldest objects are forgotten first once the budget is spent; an object above a hundredth
+    of the budget is parsed but never kept (a 5 MB object must not push out thousands)."""
+    memo = ical._ObjectMemo(budget=100 * len(calendar(vevent("x000@test"))) + 50)
+    texts = [calendar(vevent(f"x{n:03d}@test")) for n in range(150)]
+    for text in texts:
+        memo.parse(text.encode(), "a")
+    assert memo._size <= memo._budget and len(memo._entries) < 150
+    parsed = len(parse_counter)
+    memo.parse(texts[-1].encode(), "a")  # recent: still known
+    assert len(parse_counter) == parsed
+    memo.parse(texts[0].encode(), "a")  # oldest: forgotten, parsed again
+    assert len(parse_counter) == parsed + 1
+    big = calendar(vevent("big@test", extra="DESCRIPTION:" + "y" * memo._budget)).encode()
+    memo.parse(big, "a")
+    memo.parse(big, "a")
+    assert len(parse_counter) == parsed + 3
