@@ -63,8 +63,10 @@ PHASES = ("initial", "no-op", "no-op again", "1% changed")
 YEAR = 2026
 EDIT_THREADS = 8
 WARM_CHUNK = 1000
-WRITE_WORKERS = 4
-"""calmesh's concurrent writes (SyncEngine(write_workers=...)); vdirsyncer writes one at a time."""
+WRITE_WORKERS_ENV = "CALMESH_BENCH_WRITE_WORKERS"
+WRITE_WORKERS = int(os.environ.get(WRITE_WORKERS_ENV, "4"))
+"""calmesh's concurrent writes (SyncEngine(write_workers=...), ``--write-workers``; the warm
+driver process reads it from the environment); vdirsyncer writes one at a time."""
 VDIRSYNCER = Path(sys.executable).with_name("vdirsyncer")
 CALMESH = Path(sys.executable).with_name("calmesh")
 RADICALE_CONFIG = "[reporting]\nmax_expand_occurrence = 1000000\n"
@@ -421,6 +423,13 @@ def _cell(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def set_write_workers(n: int) -> None:
+    """calmesh's writers for this run and the driver processes it starts."""
+    global WRITE_WORKERS
+    WRITE_WORKERS = max(1, n)
+    os.environ[WRITE_WORKERS_ENV] = str(WRITE_WORKERS)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated event counts")
@@ -433,12 +442,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--skip-floor", action="store_true",
                         help="do not time bare PUTs of the objects (the server's own share of the copy)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--write-workers", type=int, default=WRITE_WORKERS, metavar="N",
+                        help=f"calmesh's concurrent writes (default {WRITE_WORKERS})")
     parser.add_argument("--driver", nargs=4, metavar=("TOOL", "STATE", "URL_A", "URL_B"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.driver:
         tool, state, url_a, url_b = args.driver
         driver(tool, state, url_a, url_b)
         return
+    set_write_workers(args.write_workers)
     sizes = [200] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
     tools = ["calmesh"] if args.skip_vdirsyncer else ["calmesh", "vdirsyncer"]
     starts = ["warm", "cold"] if args.start == "both" else [args.start]
