@@ -173,7 +173,11 @@ def is_all_day(value: Temporal) -> bool:
 @dataclass(slots=True)
 class Event:
     """One VEVENT: a single event, a recurring master (``rrule`` set) or an override/occurrence
-    (``recurrence_id`` set). Expanded occurrences carry their ``recurrence_id`` and no ``rrule``."""
+    (``recurrence_id`` set). Expanded occurrences carry their ``recurrence_id`` and no ``rrule``.
+
+    Treated as immutable once read: change a copy (``dataclasses.replace``), never an event a
+    connector returned, since objects read from stored text are shared by every reader of the
+    same text (see ``calmesh.ical.parse_object``)."""
 
     uid: str
     start: Temporal

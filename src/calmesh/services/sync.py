@@ -25,7 +25,7 @@ import logging
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, TypeVar
@@ -245,18 +245,22 @@ class SyncEngine:
             return [self._observe(m, *self._token_for(m, tokens, group, full), known=_known_versions(state, m.key))
                     for m in ms]
 
+        answers: dict[str, _Seen] = {}
+
+        def done(ms: list[Member], found: list[_Seen]) -> None:
+            for m, s in zip(ms, found, strict=True):
+                answers[m.key] = s
+                notify(Progress("fetched", m.key, len(s.observation.items)))
+
         if len(by_platform) == 1:
-            answers = {m.key: s for ms in by_platform.values() for m, s in zip(ms, read(ms), strict=True)}
+            for ms in by_platform.values():
+                done(ms, read(ms))
         else:
             with ThreadPoolExecutor(max_workers=len(by_platform), thread_name_prefix="calmesh-read") as pool:
-                futures = {p: pool.submit(read, ms) for p, ms in by_platform.items()}
-                answers = {m.key: s for p, ms in by_platform.items()
-                           for m, s in zip(ms, futures[p].result(), strict=True)}
-        seen: dict[str, _Seen] = {}
-        for m in members:
-            seen[m.key] = self._take(m, answers[m.key], report)
-            notify(Progress("fetched", m.key, len(seen[m.key].observation.items)))
-        return seen
+                futures = {pool.submit(read, ms): ms for ms in by_platform.values()}
+                for future in as_completed(futures):  # the progress bar hears of each as it comes
+                    done(futures[future], future.result())
+        return {m.key: self._take(m, answers[m.key], report) for m in members}  # recorded in group order
 
     def _with_items(self, member: Member, seen: _Seen, ids: list[str], report: SyncReport) -> _Seen:
         """``seen`` with the items at ``ids`` read and added (they were stored at their recorded
