@@ -268,6 +268,40 @@ def test_busy_mode_copies_only_time(attendees: str) -> None:
     assert w.platforms["a"].all()[0].components[0].summary == "Dentist"
 
 
+def test_placeholder_markers_do_not_say_where_the_busy_time_comes_from() -> None:
+    """A placeholder's marker names its origin only by digest (the logical id holds the origin
+    calendar's URL and the event's name there), and still does its job: after the records are
+    lost it is adopted, not copied again, and once its origin is gone too it is removed."""
+    w = world("a", "b", options=PlanOptions(mode="busy"))
+    w.platforms["a"].user_put(item("doctor@clinic.example", summary="Doctor"))
+    w.platforms["a"].user_put(item("u2", hour=11))
+    converge(w)
+    block = next(i for i in w.platforms["b"].all() if i.components[0].start == T0)
+    assert block.marker is not None and block.marker.startswith("calmesh-busy:")
+    assert "a/cal" not in block.marker and "doctor" not in block.marker
+    w.state.clear()  # a lost state store: the markers alone must tell the copies
+    assert w.run().writes == [] and len(w.platforms["b"].all()) == 2
+    w.state.clear()
+    w.platforms["a"].user_delete("doctor@clinic.example")
+    result = w.run()
+    assert [(type(x).__name__, x.target) for x in result.writes] == [("Delete", "b/cal")]
+    assert [i.components[0].start for i in w.platforms["b"].all()] == [T0 + timedelta(hours=2)]
+
+
+def test_placeholders_marked_by_an_earlier_version_are_still_recognised() -> None:
+    """Placeholders written before markers became opaque carry the logical id itself."""
+    w = world("a", "b", options=PlanOptions(mode="busy"))
+    original = w.platforms["a"].user_put(item("u1"))
+    lid = f"a/cal/{original.id}"
+    old = busy_block(item("u1"))
+    old = CalendarItem("calmesh-busy-old", [replace(e, uid="calmesh-busy-old", extra={MARKER_PROPERTY: lid})
+                                            for e in old.components])
+    w.platforms["b"].user_put(old)
+    w.run()
+    assert uids(w.platforms["b"]) == ["calmesh-busy-old"]
+    converge(w)
+
+
 def test_recurring_master_overrides_and_exdates_travel_together() -> None:
     w = world("a", "b")
     master = Event("r", T0, T0 + timedelta(hours=1), summary="Weekly", rrule=["FREQ=WEEKLY"],

@@ -339,6 +339,8 @@ class _Context:
     """Item ids listed at their recorded version but not fetched: present, content unknown."""
     gone_ids: dict[str, set[str]]
     options: PlanOptions
+    opaque: dict[str, str] = field(default_factory=dict)
+    """Digest -> logical id or member key, for reading placeholder markers (see :func:`_marker`)."""
 
     def sends(self, member: str, origin: str) -> bool:
         if self.members[member].direction == "in":
@@ -439,10 +441,46 @@ def _invalid(item: CalendarItem) -> str | None:
     return None
 
 
+BUSY_MARKER = "calmesh-busy:"
+
+
+def _marker(ctx: _Context, lid: str) -> str:
+    """The marker a copy of ``lid`` carries: the logical id itself, or in busy mode an opaque
+    ``calmesh-busy:<digest of the origin member>:<digest of the logical id>``. A placeholder is
+    there to hide the event: its marker must not tell whoever reads that calendar where the busy
+    time comes from (the logical id holds the origin calendar's URL and the event's name there).
+    The digests still say which logical item and which member it stands for (see
+    :func:`_group_marker`)."""
+    if ctx.options.mode != "busy":
+        return lid
+    origin = max((k for k in ctx.members if lid.startswith(k + "/")), key=len, default="")
+    return f"{BUSY_MARKER}{_short_id(origin)}:{_short_id(lid)}"
+
+
+def _read_opaque_markers(ctx: _Context, state: Mapping[str, ItemState], observations: Mapping[str, Observation]) -> None:
+    """Fill ``ctx.opaque`` when some observed item carries a placeholder marker: the digests of
+    every member key and of every logical id the group can know (on record, or an observed
+    item's own origin id)."""
+    if not any((i.marker or "").startswith(BUSY_MARKER) for key in ctx.usable for i in observations[key].items):
+        return
+    names = set(ctx.members) | set(state)
+    for key in ctx.usable:
+        names.update(ctx.members[key].origin_id(i.ref.id) for i in observations[key].items if i.ref is not None)
+    ctx.opaque = {_short_id(name): name for name in names}
+
+
 def _group_marker(ctx: _Context, marker: str | None) -> str | None:
-    """The marker if it names an item of one of this group's members (else a foreign copy)."""
+    """The logical id a marker names if it is an item of one of this group's members (else a
+    foreign copy). A placeholder marker whose item the group cannot name any more (its origin
+    deleted, the record lost) stands for an item of that origin member that is gone there."""
     if marker is None:
         return None
+    if marker.startswith(BUSY_MARKER):
+        origin_digest, _, lid_digest = marker.removeprefix(BUSY_MARKER).partition(":")
+        if (lid := ctx.opaque.get(lid_digest)) is not None and lid not in ctx.members:
+            return lid
+        origin = ctx.opaque.get(origin_digest)
+        return f"{origin}/{marker}" if origin in ctx.members else None
     return marker if any(marker.startswith(key + "/") for key in ctx.members) else None
 
 
@@ -454,6 +492,7 @@ def _recognise(ctx: _Context, state: Mapping[str, ItemState], observations: Mapp
                result: Plan) -> dict[str, dict[str, list[_Seen]]]:
     """Attach every observed item to its logical id (location, then marker, then UID, then new)."""
     located = {(key, copy.item_id): lid for lid, rec in state.items() for key, copy in rec.copies.items()}
+    _read_opaque_markers(ctx, state, observations)
     seen: dict[str, dict[str, list[_Seen]]] = defaultdict(lambda: defaultdict(list))
     unclaimed: list[_Seen] = []
     for key in ctx.members:
@@ -610,7 +649,7 @@ def _target_item(ctx: _Context, lid: str, source: _Seen, target: str, uid: str, 
     is_original = item_id is not None and ctx.members[target].origin_id(item_id) == lid
     if scheduling is not None and (is_original or opts.attendees == "copy"):
         content = with_scheduling(content, scheduling, opts.attendees)
-    return with_identity(content, uid, None if is_original else lid, MARKER_PROPERTY)
+    return with_identity(content, uid, None if is_original else _marker(ctx, lid), MARKER_PROPERTY)
 
 
 def _scheduling_reference(ctx: _Context, origin: str, statuses: dict[str, _Status], source: _Seen,
