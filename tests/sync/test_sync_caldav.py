@@ -252,6 +252,9 @@ def test_busy_block_copies_carry_only_times(tmp_path: Path, rad: Peer, xan: Peer
     assert (copy.description, copy.location, copy.organizer, copy.attendees) == (None, None, None, [])
     leaked = [i for i in xan.items() if b"Contoso" in repr(i).encode() or b"4M" in repr(i).encode()]
     assert leaked == []
+    [placeholder] = [i for i in xan.items() if i.uid != "dentist@test"]  # nor where it comes from
+    assert placeholder.marker and placeholder.marker.startswith("calmesh-busy:")
+    assert "secret" not in placeholder.marker and rad.calendar not in placeholder.marker
     on_rad = [i for i in rad.items() if i.uid != "secret@test"]
     assert [i.components[0].summary for i in on_rad] == ["Blocked (agency)"]  # and the other way
     assert group.run().plan.writes == []

@@ -18,7 +18,15 @@ from typing import Any
 import pytest
 
 from calmesh.fakes.samples import NEW_YORK, PARIS, single, weekly_series
-from calmesh.model import Attendee, CalendarItem, Classification, Event, PartStat, Role
+from calmesh.model import (
+    MARKER_PROPERTY,
+    Attendee,
+    CalendarItem,
+    Classification,
+    Event,
+    PartStat,
+    Role,
+)
 from connectors.vendors import ALICE, BOB, CAROL, VENDORS
 
 from .peers import Group, Peer, bump
@@ -152,6 +160,8 @@ def test_busy_blocks_in_exchange_leak_nothing(tmp_path: Path, rad: Peer, exchang
     assert (copy.summary, copy.classification) == ("Busy (CalDAV)", Classification.PRIVATE)
     assert copy.start.astimezone(UTC) == DAY.astimezone(UTC)  # type: ignore[union-attr,attr-defined]
     assert (copy.description or "", copy.location or "", copy.attendees) == ("", "", [])
+    marker = copy.extra.get(MARKER_PROPERTY, "")  # nor where it comes from
+    assert marker.startswith("calmesh-busy:") and "secret" not in marker and rad.calendar not in marker
     assert group.run().plan.writes == []
 
 
