@@ -137,7 +137,10 @@ def with_scheduling(item: CalendarItem, reference: CalendarItem,
 
 def without_people(item: CalendarItem) -> CalendarItem:
     """``item`` with no ORGANIZER and no ATTENDEE in any component: a plain event, which no
-    platform treats as a meeting (so none sends invitations for it)."""
+    platform treats as a meeting (so none sends invitations for it). An item without people is
+    returned as it is (items are not changed in place)."""
+    if not is_meeting(item):
+        return item
     components = [replace(e, organizer=None, attendees=[]) for e in item.components]
     return CalendarItem(uid=item.uid, components=components, ref=item.ref)
 

@@ -66,9 +66,9 @@ from typing import Literal
 from calmesh.core.projection import (
     AttendeeMode,
     SyncMode,
+    content_hash,
     is_meeting,
     synced_content,
-    synced_hash,
     with_identity,
     with_scheduling,
 )
@@ -495,6 +495,11 @@ def _recognise(ctx: _Context, state: Mapping[str, ItemState], observations: Mapp
     _read_opaque_markers(ctx, state, observations)
     seen: dict[str, dict[str, list[_Seen]]] = defaultdict(lambda: defaultdict(list))
     unclaimed: list[_Seen] = []
+    hashes: dict[tuple[int, ...], str] = {}
+    """Hashes by the identity of the events hashed: members holding the same stored text share
+    the events read from it (``calmesh.ical.parse_object``), so a first comparison of two filled
+    calendars hashes each event once. Every item stays referenced by ``observations`` for the
+    whole call, so no id is reused meanwhile."""
     for key in ctx.members:
         if key not in ctx.usable:
             continue
@@ -503,7 +508,7 @@ def _recognise(ctx: _Context, state: Mapping[str, ItemState], observations: Mapp
             hashed = None
             if reason is None:
                 try:
-                    hashed = synced_hash(item, ctx.options.mode, ctx.options.busy_title, ctx.options.attendees)
+                    hashed = _hash_once(ctx, item, hashes)
                 except (TypeError, ValueError) as exc:
                     reason = f"unreadable value: {exc}"
             if reason is not None or hashed is None or item.ref is None:
@@ -522,6 +527,17 @@ def _recognise(ctx: _Context, state: Mapping[str, ItemState], observations: Mapp
         for items in by_member.values():
             items.sort(key=lambda s: s.item_id)
     return seen
+
+
+def _hash_once(ctx: _Context, item: CalendarItem, hashes: dict[tuple[int, ...], str]) -> str:
+    opts = ctx.options
+    content = synced_content(item, opts.mode, opts.busy_title, opts.attendees)
+    if content is not item:  # made for this call: its events are nobody else's
+        return content_hash(content)
+    key = tuple(id(e) for e in item.components)
+    if (found := hashes.get(key)) is None:
+        found = hashes[key] = content_hash(content)
+    return found
 
 
 def _pair_by_uid(ctx: _Context, state: Mapping[str, ItemState], unclaimed: list[_Seen]) -> dict[str, list[_Seen]]:
