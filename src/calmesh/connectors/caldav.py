@@ -473,8 +473,8 @@ class CalDAVConnector(Connector):
 
     def _multiget_items(self, calendar: str, hrefs: Sequence[str]) -> tuple[list[CalendarItem], list[Problem]]:
         """The objects at ``hrefs``, read: while one batch is parsed the server is already
-        answering the next (a calendar of 10,000 objects is 100 multigets; one after the other,
-        the server and the parser would each wait for the other half of the time)."""
+        answering the next (one after the other, the server and the parser would each wait for
+        the other half of the time)."""
         batches = [hrefs[start:start + _MULTIGET_BATCH] for start in range(0, len(hrefs), _MULTIGET_BATCH)]
         if len(batches) <= 1:
             return self._to_items(calendar, self._multiget(calendar, hrefs))
@@ -609,26 +609,23 @@ class CalDAVConnector(Connector):
         sent: dict[str, CalendarQueryResult] = {}
         deleted: set[str] = set()
         first = token is None
+        # First contact: the objects are asked for with the listing, in the same REPORT (RFC 6578
+        # allows any property), instead of listing and then downloading them in multigets.
         inline = first and not known
-        """First contact: the objects are asked for with the listing, in the same REPORT (RFC 6578
-        allows any property), instead of listing and then downloading them in multigets."""
         calendar_path = self._path(calendar).rstrip("/")
         while True:
-            if inline:
-                try:
-                    response = self._sync_report(calendar, token, with_data=True)
-                except TransientError:
+            try:
+                response = self._sync_report(calendar, token, with_data=inline)
+            except ConnectorError as exc:
+                if not inline or isinstance(exc, TransientError):
                     raise
-                except ConnectorError as exc:  # a refusal of the data-carrying REPORT as such
-                    log.info("%s: sync-collection with data refused on %s (%s); listing first",
-                             self.name, calendar, exc.message)
-                    inline = False
-                    continue
-                if response.status not in (200, 207):
-                    inline = False  # a server that sends no data with a sync-collection: list, then fetch
-                    continue
-            else:
-                response = self._sync_report(calendar, token)
+                log.info("%s: sync-collection with data refused on %s (%s); listing first",
+                         self.name, calendar, exc.message)
+                inline = False
+                continue
+            if inline and response.status not in (200, 207):
+                inline = False  # a server that will not send data with a sync-collection: list, then fetch
+                continue
             if response.status not in (200, 207):
                 # RFC 6578 3.2 says 403 + DAV:valid-sync-token; Radicale does that, Xandikos answers 412
                 preconditions = [p.rsplit("}", 1)[-1] for p in dav_error.parse_preconditions(response.raw)]
