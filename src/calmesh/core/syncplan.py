@@ -495,11 +495,11 @@ def _recognise(ctx: _Context, state: Mapping[str, ItemState], observations: Mapp
     _read_opaque_markers(ctx, state, observations)
     seen: dict[str, dict[str, list[_Seen]]] = defaultdict(lambda: defaultdict(list))
     unclaimed: list[_Seen] = []
+    # Hashes by the identity of the events hashed: members holding the same stored text share
+    # the events read from it (``calmesh.ical.parse_object``), so a first comparison of two filled
+    # calendars hashes each event once. Every item stays referenced by ``observations`` for the
+    # whole call, so no id is reused meanwhile.
     hashes: dict[tuple[int, ...], str] = {}
-    """Hashes by the identity of the events hashed: members holding the same stored text share
-    the events read from it (``calmesh.ical.parse_object``), so a first comparison of two filled
-    calendars hashes each event once. Every item stays referenced by ``observations`` for the
-    whole call, so no id is reused meanwhile."""
     for key in ctx.members:
         if key not in ctx.usable:
             continue
