@@ -286,6 +286,12 @@ class Connector(ABC):
     def delete(self, calendar: str, ref: ItemRef, if_match: str | None = None) -> None:
         raise UnsupportedOperation(self.name, f"{self.kind} connector is read-only")
 
+    def planned_id(self, calendar: str, item: CalendarItem) -> str | None:
+        """The id :meth:`put` will give ``item`` when it creates it, if the client chooses it
+        (CalDAV: the href), else None (the server assigns ids). Sync records a copy under this id
+        *before* writing it, so a run killed while the write is in flight leaves a trace to check."""
+        return None
+
     # ---- lifecycle
     def check(self) -> list[str]:
         """Reach the platform and report what works, one line each (for ``calmesh check``)."""

@@ -751,7 +751,7 @@ class CalDAVConnector(Connector):
         body = ical.item_to_ical(item).decode("utf-8")
         headers = {"Content-Type": "text/calendar; charset=utf-8"}
         if item.ref is None:
-            href = self._path(calendar).rstrip("/") + "/" + _resource_name(item.uid)
+            href = self.planned_id(calendar, item)
             headers["If-None-Match"] = "*"
         else:
             href = item.ref.id
@@ -775,6 +775,10 @@ class CalDAVConnector(Connector):
             # item they were made from stands for what a read at this ETag returns (not parsed again)
             self._remember([replace(item, ref=ItemRef(calendar, path, etag))])
         return ItemRef(calendar, path, etag)
+
+    def planned_id(self, calendar: str, item: CalendarItem) -> str:
+        """The href a new object gets: ``<calendar>/<name from its UID>`` (see :func:`_resource_name`)."""
+        return self._path(self._path(calendar).rstrip("/") + "/" + _resource_name(item.uid))
 
     def delete(self, calendar: str, ref: ItemRef, if_match: str | None = None) -> None:
         headers = {"If-Match": if_match} if if_match else {}

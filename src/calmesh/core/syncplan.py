@@ -106,6 +106,13 @@ class CopyState:
     content_hash: str
     marker: str | None = None
     deleted: bool = False
+    pending: bool = False
+    """Recorded before the write that creates it (the engine's intent): the copy may or may not
+    have landed. Listed, it is adopted; missing, it is taken as deleted only on evidence (the
+    member's change feed reporting ``item_id`` deleted), else as never written."""
+    evidence: str | None = None
+    """For a pending copy: the member's change token from before the write, from which a change
+    feed can tell "written, then deleted" apart from "never written"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +239,10 @@ class Quarantine:
     uid: str | None
     reason: str
 
+
+UNCONFIRMED = ("written again: a run that was interrupted may have written it, and nothing on the "
+               "server says whether it was deleted since")
+"""Reason of a :class:`Create` that replaces a pending copy found missing without evidence."""
 
 Write = Create | Update | Delete
 Action = Create | Update | Delete | Conflict | Skip
@@ -393,7 +404,7 @@ def _context(members: dict[str, Member], state: Mapping[str, ItemState],
     on_record: dict[str, int] = defaultdict(int)
     for record in state.values():
         for key, copy in record.copies.items():
-            if not copy.deleted:
+            if not copy.deleted and not copy.pending:
                 on_record[key] += 1
     ctx = _Context(members, set(), set(), defaultdict(set), defaultdict(set), defaultdict(set), options)
     for key in members:
@@ -586,6 +597,9 @@ class _Status:
     current: _Seen | None = None
     gone: bool = False
     extras: list[_Seen] = field(default_factory=list)
+    unconfirmed: CopyState | None = None
+    """A pending copy (see :attr:`CopyState.pending`) that is not there and that nothing says was
+    deleted: as far as anyone can tell it was never written, so there is no copy (``prev`` None)."""
 
     @property
     def live_hash(self) -> str | None:
@@ -622,6 +636,10 @@ def _statuses(ctx: _Context, rec: ItemState | None, seen: Mapping[str, list[_See
         prev = rec.copies.get(key) if rec else None
         items = list(seen.get(key, []))
         status = _Status(prev)
+        if (prev is not None and prev.pending and key in ctx.usable and prev.item_id not in ctx.gone_ids[key]
+                and not any(s.item_id == prev.item_id for s in items)):
+            prev = status.prev = None
+            status.unconfirmed = rec.copies[key] if rec else None
         if prev is not None and not prev.deleted:
             match = next((s for s in items if s.item_id == prev.item_id), None)
             if match is not None:
@@ -721,6 +739,8 @@ def _observed_record(ctx: _Context, lid: str, rec: ItemState | None, origin: str
             copies[key] = CopyState(key, cur.item_id, cur.item.uid, cur.etag, st.live_hash or cur.hash, cur.item.marker)
         elif st.gone and st.prev is not None:
             copies[key] = replace(st.prev, deleted=True)
+        elif st.unconfirmed is not None:
+            del copies[key]
     dirty = any(key not in ctx.usable for key in copies if not copies[key].deleted)
     return ItemState(lid, origin, content_hash, copies, deleted=deleted,
                      dirty=dirty and rec is not None and rec.dirty)
@@ -804,7 +824,7 @@ def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, l
         if current is None:
             uid = _create_uid(ctx, lid, source)
             item = _target_item(ctx, lid, source, key, uid, None, reference)
-            reason = "restored" if st.prev is not None else "new"
+            reason = "restored" if st.prev is not None else UNCONFIRMED if st.unconfirmed else "new"
             batch.actions.append(Create(lid, key, item, content_hash, reason))
         else:
             uid = current.item.uid if isinstance(current, _Seen) else current.uid

@@ -41,6 +41,7 @@ from calmesh.connectors.base import (
 from calmesh.core.syncplan import (
     Batch,
     Conflict,
+    CopyState,
     Create,
     Delete,
     ItemState,
@@ -52,6 +53,7 @@ from calmesh.core.syncplan import (
     Update,
     Write,
     plan,
+    record_written,
 )
 from calmesh.model import CalendarItem, ChangeSet, ItemRef, Problem
 from calmesh.store.repository import SyncRepository, TokenState
@@ -296,12 +298,15 @@ class SyncEngine:
         report.run_id = self.repo.start_run(name, dry_run=dry_run)
         seen = self._observe_all(members, state, tokens, group, full, report, notify)
         by_key = {m.key: m for m in members}
+        for key in seen:
+            seen[key] = self._with_evidence(by_key[key], seen[key], state)
         for _ in range(MAX_PASSES):
             report.plan = plan(members, state, {k: s.observation for k, s in seen.items()}, options)
             if not report.plan.incomplete:
                 break
             for key in sorted(report.plan.needs_listing):
-                seen[key] = self._take(by_key[key], self._observe(by_key[key], None, True), report)
+                listed = self._take(by_key[key], self._observe(by_key[key], None, True), report)
+                seen[key] = self._with_evidence(by_key[key], listed, state)
             for key, ids in sorted(report.plan.needs_items.items()):
                 if key not in report.plan.needs_listing:
                     seen[key] = self._with_items(by_key[key], seen[key], sorted(ids), report)
@@ -325,7 +330,8 @@ class SyncEngine:
         created_on = {w.target for w in report.plan.writes if isinstance(w, Create)}
         for key in sorted(created_on):
             self.repo.forget_token(name, key)
-        pending = self._execute(name, report, state, by_key, notify)
+        intents = self._intents(report.plan, state, by_key, seen)
+        pending = self._execute(name, report, state, by_key, notify, intents)
         new_tokens = {k: s.token for k, s in seen.items() if s.token_valid and k not in created_on}
         self.repo.commit_run(name, report.run_id, records=pending, tokens=new_tokens,
                              full=report.full,
@@ -356,8 +362,74 @@ class SyncEngine:
                 self.repo.release(report.group, key, bad)
 
     # -------------------------------------------------------------------------- execute
+    def _with_evidence(self, member: Member, seen: _Seen, state: Mapping[str, ItemState]) -> _Seen:
+        """``seen`` with the pending copies it lacks (see ``CopyState.pending``) reported deleted
+        where the member's change feed, asked from the token recorded with them, says they were:
+        a server that keeps deletion history (Radicale, SabreDAV/Nextcloud) then tells "written,
+        then deleted by its user" from "never written". Without that evidence the planner takes
+        such a copy as never written, and writes it again. Only a complete listing can say a
+        copy is missing, so anything else is returned as it is."""
+        obs = seen.observation
+        if not obs.complete or not obs.reachable:
+            return seen
+        present = ({i.ref.id for i in obs.items if i.ref} | {r.id for r in obs.unchanged}
+                   | {r.id for r in obs.unreadable} | {r.id for r in obs.deleted})
+        wanted: dict[str, set[str]] = {}
+        for record in state.values():
+            copy = record.copies.get(member.key)
+            if copy is not None and copy.pending and copy.evidence and copy.item_id not in present:
+                wanted.setdefault(copy.evidence, set()).add(copy.item_id)
+        if not wanted:
+            return seen
+        conn = self._connector(member.platform)
+        known = {i.ref.id: i.ref.etag for i in obs.items if i.ref and i.ref.etag}
+        known.update((r.id, r.etag) for r in obs.unchanged if r.etag)
+        gone: list[ItemRef] = []
+        for token, ids in sorted(wanted.items()):
+            try:
+                changes = self._call(partial(conn.changes_skipping, member.calendar, token, known))
+            except ConnectorError as exc:  # a token the server forgot: no evidence either way
+                log.info("%s: no deletion history for %d unconfirmed copies (%s)", member.key, len(ids), exc.message)
+                continue
+            gone += [r for r in changes.deleted if r.id in ids]
+        if not gone:
+            return seen
+        return replace(seen, observation=replace(obs, deleted=[*obs.deleted, *gone]))
+
+    def _intents(self, plan: Plan, state: Mapping[str, ItemState], members: Mapping[str, Member],
+                 seen: Mapping[str, _Seen]) -> dict[str, ItemState]:
+        """What to record just before a create, per logical item that gets new copies at ids the
+        client chooses: the stored state, dirty (so a killed run's item is decided again from
+        where it was), with each new copy *pending* at its planned id, with the target's change
+        token from before the write. A kill between the server storing a copy and calmesh
+        recording it then leaves the copy's name and the token that can prove its deletion.
+        Saved write by write (:meth:`_write`), so a kill leaves pending only the copies whose
+        writes were under way, not every copy the run had still to make."""
+        intents: dict[str, ItemState] = {}
+        for batch in plan.batches:
+            for write in batch.writes:
+                if not isinstance(write, Create):
+                    continue
+                member = members[write.target]
+                item_id = self._connector(member.platform).planned_id(member.calendar, write.item)
+                lid = write.logical_id
+                # an item new this run has no stored state: what this run saw of it stands in
+                # (without it, the original would read as changed next run and outweigh the
+                # deletion of a copy that the evidence proves)
+                old = intents.get(lid) or state.get(lid) or batch.records.get(lid)
+                if item_id is None or old is None:
+                    continue
+                base = replace(old, dirty=True)
+                target = seen[write.target]
+                copy = CopyState(write.target, item_id, write.item.uid, None, write.content_hash,
+                                 marker=write.item.marker, pending=True,
+                                 evidence=target.token if target.token_valid else None)
+                intents[lid] = replace(base, copies={**base.copies, write.target: copy})
+        return intents
+
     def _execute(self, name: str, report: SyncReport, state: Mapping[str, ItemState],
-                 members: Mapping[str, Member], notify: ProgressCallback) -> list[ItemState]:
+                 members: Mapping[str, Member], notify: ProgressCallback,
+                 intents: dict[str, ItemState]) -> list[ItemState]:
         """Run every batch; returns the records not yet saved (saved with the tokens).
 
         Batches with nothing to write (items paired or adopted, records refreshed) hold final
@@ -369,11 +441,13 @@ class SyncEngine:
         pending: list[ItemState] = []
         total, done = len(report.plan.writes), 0
         batches = [b for b in report.plan.batches if b.writes]
-        for n, (batch, ok, saved) in enumerate(self._run_batches(name, report, batches, members), 1):
+        for n, (batch, ok, saved) in enumerate(self._run_batches(name, report, batches, members, intents), 1):
             if ok and not saved:
                 pending.extend(batch.records.values())
-            elif not ok:
-                pending.extend(batch.after_failure(state))
+            elif not ok:  # the intent (with what landed) stands; else the stored state, dirty
+                failed = {r.logical_id: r for r in batch.after_failure(state)}
+                failed.update((w.logical_id, intents[w.logical_id]) for w in batch.writes if w.logical_id in intents)
+                pending.extend(failed.values())
             done += len(batch.writes)
             notify(Progress("applied", batch.writes[-1].target, done, total))
             if n % SAVE_EVERY == 0 or (not saved and _names_new_copy(batch, state)):
@@ -381,21 +455,21 @@ class SyncEngine:
                 pending = []
         return pending
 
-    def _run_batches(self, name: str, report: SyncReport, batches: list[Batch], members: Mapping[str, Member]
-                     ) -> Iterator[tuple[Batch, bool, bool]]:
+    def _run_batches(self, name: str, report: SyncReport, batches: list[Batch], members: Mapping[str, Member],
+                     intents: dict[str, ItemState]) -> Iterator[tuple[Batch, bool, bool]]:
         """Each of ``batches``, in plan order, with whether all its writes succeeded and
         whether its records are saved already. With several workers, at most two batches per
         worker are in flight ahead of the one awaited, and those not started are cancelled if
         the run stops."""
         if self._write_workers == 1:
             for batch in batches:
-                yield batch, self._run_batch(name, report, batch, members), False
+                yield batch, self._run_batch(name, report, batch, members, intents), False
             return
         window: deque[tuple[Batch, Future[tuple[bool, bool]]]] = deque()
         with ThreadPoolExecutor(self._write_workers, thread_name_prefix="calmesh-write") as pool:
             try:
                 for batch in batches:
-                    window.append((batch, pool.submit(self._run_and_save, name, report, batch, members)))
+                    window.append((batch, pool.submit(self._run_and_save, name, report, batch, members, intents)))
                     if len(window) > 2 * self._write_workers:
                         first, future = window.popleft()
                         yield first, *future.result()
@@ -406,24 +480,25 @@ class SyncEngine:
                 for _batch, future in window:
                     future.cancel()
 
-    def _run_and_save(self, name: str, report: SyncReport, batch: Batch, members: Mapping[str, Member]
-                      ) -> tuple[bool, bool]:
+    def _run_and_save(self, name: str, report: SyncReport, batch: Batch, members: Mapping[str, Member],
+                      intents: dict[str, ItemState]) -> tuple[bool, bool]:
         """A batch on a worker thread: (all writes succeeded, records saved). One that created a
         copy has its records saved right away, on that thread (see ``SAVE_EVERY``), not when its
         turn in plan order comes: batches finished ahead of that turn are then never at risk of
         being forgotten by a kill."""
-        ok = self._run_batch(name, report, batch, members)
+        ok = self._run_batch(name, report, batch, members, intents)
         if ok and any(isinstance(w, Create) for w in batch.writes):
             self.repo.save_records(name, batch.records.values())
             return True, True
         return ok, False
 
-    def _run_batch(self, name: str, report: SyncReport, batch: Batch, members: Mapping[str, Member]) -> bool:
+    def _run_batch(self, name: str, report: SyncReport, batch: Batch, members: Mapping[str, Member],
+                   intents: dict[str, ItemState]) -> bool:
         for action in batch.writes:
             member = members[action.target]
             conn = self._connector(member.platform)
             try:
-                self._write(name, report, batch, action, member, conn)
+                self._write(name, report, batch, action, member, conn, intents)
             except ConnectorError as exc:
                 report.count(action.target, "failed")
                 report.errors.append(f"{action.target}: {type(action).__name__.lower()} "
@@ -432,7 +507,7 @@ class SyncEngine:
         return True
 
     def _write(self, name: str, report: SyncReport, batch: Batch, action: Write, member: Member,
-               conn: Connector) -> None:
+               conn: Connector, intents: dict[str, ItemState]) -> None:
         audit: dict[str, Any] = {"group": name, "run_id": report.run_id, "platform": member.platform,
                  "calendar": member.calendar, "reason": action.reason}
         if isinstance(action, Delete):
@@ -447,12 +522,19 @@ class SyncEngine:
             return
         if_match = action.ref.etag if isinstance(action, Update) else None
         item = action.item
+        if isinstance(action, Create) and action.logical_id in intents:
+            self.repo.save_records(name, [intents[action.logical_id]])  # before the write: see _intents
         ref = self._call(lambda: conn.put(member.calendar, item, if_match))
         batch.succeeded(action, ref)
+        landed: list[ItemState] = []
+        if isinstance(action, Create) and action.logical_id in intents:
+            # the intent now says the copy is there, in the transaction that audits it
+            intents[action.logical_id] = intent = record_written(intents[action.logical_id], action, ref)
+            landed.append(intent)
         self.repo.audit(action="create" if isinstance(action, Create) else "update", uid=item.uid,
                         item_ref=ref.id, written=item, etag_before=if_match, etag_after=ref.etag,
                         previous=self._known_content(report, action) if isinstance(action, Update) else None,
-                        **audit)
+                        records=landed, **audit)
         report.count(action.target, "created" if isinstance(action, Create) else "updated")
 
     def _read_before_overwrite(self, report: SyncReport, members: Mapping[str, Member]) -> None:

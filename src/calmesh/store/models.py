@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -82,6 +83,11 @@ class SyncCopy(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     origin_marker: Mapped[str | None] = mapped_column(Text, nullable=True)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Recorded before the write that creates the copy; cleared once the write is confirmed."""
+    evidence_token: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """For a pending copy: the member's change token from before the write (see
+    ``calmesh.core.syncplan.CopyState.evidence``)."""
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     item: Mapped[SyncItem] = relationship(back_populates="copies")

@@ -114,12 +114,14 @@ class SyncRepository:
             copies: dict[int, dict[str, CopyState]] = {}
             for c in session.execute(
                 select(SyncCopy.item_id, SyncCopy.member, SyncCopy.remote_id, SyncCopy.uid, SyncCopy.etag,
-                       SyncCopy.content_hash, SyncCopy.origin_marker, SyncCopy.deleted)
+                       SyncCopy.content_hash, SyncCopy.origin_marker, SyncCopy.deleted, SyncCopy.pending,
+                       SyncCopy.evidence_token)
                 .join(SyncItem, SyncItem.id == SyncCopy.item_id).where(SyncItem.group_name == group)
                 .order_by(SyncCopy.id)
             ):
                 copies.setdefault(c.item_id, {})[c.member] = CopyState(
-                    c.member, c.remote_id, c.uid, c.etag, c.content_hash, marker=c.origin_marker, deleted=c.deleted)
+                    c.member, c.remote_id, c.uid, c.etag, c.content_hash, marker=c.origin_marker, deleted=c.deleted,
+                    pending=c.pending, evidence=c.evidence_token)
             rows = session.execute(
                 select(SyncItem.id, SyncItem.logical_id, SyncItem.origin, SyncItem.content_hash, SyncItem.deleted,
                        SyncItem.dirty).where(SyncItem.group_name == group))
@@ -290,8 +292,10 @@ class SyncRepository:
               run_id: int | None = None, item_ref: str | None = None, uid: str | None = None,
               reason: str | None = None, previous: CalendarItem | None = None,
               written: CalendarItem | None = None, etag_before: str | None = None,
-              etag_after: str | None = None) -> int:
-        """Log one write with the content it replaced (as iCalendar), so it can be undone."""
+              etag_after: str | None = None, records: Sequence[ItemState] = ()) -> int:
+        """Log one write with the content it replaced (as iCalendar), so it can be undone;
+        ``records`` (of ``group``) are saved in the same transaction: what the write changed in
+        the sync state is then never known to the audit log and unknown to the state."""
         if action not in ("create", "update", "delete"):
             raise ValueError(f"unknown audit action {action!r}")
         with self._tx() as session:
@@ -301,6 +305,10 @@ class SyncRepository:
                 previous=_ical(previous), written=_ical(written),
                 etag_before=etag_before, etag_after=etag_after)
             session.add(entry)
+            if records:
+                if group is None:
+                    raise ValueError("records to save with an audit entry need the group")
+                self._save_records(session, group, records)
             session.flush()
             return entry.id
 
@@ -356,7 +364,7 @@ def _insert_records(session: Session, group: str, records: Sequence[ItemState], 
         copies = [{"item_id": item_id, "member": member, "platform": _split_member(member)[0],
                    "calendar": _split_member(member)[1], "remote_id": c.item_id, "uid": c.uid, "etag": c.etag,
                    "content_hash": c.content_hash, "origin_marker": c.marker, "deleted": c.deleted,
-                   "updated_at": now}
+                   "pending": c.pending, "evidence_token": c.evidence, "updated_at": now}
                   for item_id, record in zip(ids, chunk, strict=True) for member, c in record.copies.items()]
         if copies:
             session.execute(insert(SyncCopy), copies)
@@ -371,11 +379,12 @@ def _sync_copies(row: SyncItem, record: ItemState, now: datetime) -> None:
             platform, calendar = _split_member(member)
             target = SyncCopy(member=member, platform=platform, calendar=calendar)
             row.copies.append(target)
-        if (target.remote_id, target.uid, target.etag, target.content_hash, target.origin_marker,
-                target.deleted) != (copy.item_id, copy.uid, copy.etag, copy.content_hash, copy.marker,
-                                    copy.deleted) or target.updated_at is None:
-            target.remote_id, target.uid, target.etag = copy.item_id, copy.uid, copy.etag
-            target.content_hash, target.origin_marker, target.deleted = copy.content_hash, copy.marker, copy.deleted
+        values = (copy.item_id, copy.uid, copy.etag, copy.content_hash, copy.marker, copy.deleted, copy.pending,
+                  copy.evidence)
+        if (target.remote_id, target.uid, target.etag, target.content_hash, target.origin_marker, target.deleted,
+                target.pending, target.evidence_token) != values or target.updated_at is None:
+            (target.remote_id, target.uid, target.etag, target.content_hash, target.origin_marker, target.deleted,
+             target.pending, target.evidence_token) = values
             target.updated_at = now
     for stale in by_member.values():
         row.copies.remove(stale)
