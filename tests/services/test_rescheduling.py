@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete
 from meeting_world import ALICE, FARID, FARID_HOURS, meeting, utc
+from sqlalchemy import delete
 
 from calmesh.config import parse_config
 from calmesh.fakes.ews import EWSFake
