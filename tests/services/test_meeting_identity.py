@@ -1,0 +1,98 @@
+"""One identity for a booked meeting across booking, sync and detection (issue 12, items 2 and 3),
+on the peers of test_rescheduling: Alice (the organiser) on Radicale, David on the EWS fake
+(calmesh.fakes.ews, protocol-faithful, spoken to by the real EWS connector, as no Exchange is
+reachable here), both calendars in one sync group run by the real engine and state store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from test_rescheduling import ALICE, BOB, DAVID, NOW, SLOT, book, copy_of, ews, hub  # noqa: F401 (fixtures)
+
+from calmesh.config import SyncGroupConfig, SyncMember
+from calmesh.core.syncplan import Delete
+from calmesh.model import MARKER_PROPERTY, CalendarItem, EventStatus
+from calmesh.services import scheduling
+from calmesh.services.detection import stored_item
+from calmesh.services.hub import Hub
+from calmesh.services.sync import SyncEngine, SyncReport
+from calmesh.store.db import open_store
+from calmesh.store.repository import SyncRepository
+
+
+@pytest.fixture
+def engine(hub: Hub) -> Iterator[SyncEngine]:  # noqa: F811
+    sessions = open_store(hub.config.state_url())
+    yield SyncEngine(SyncRepository(sessions), hub.connector)
+    sessions.kw["bind"].dispose()
+
+
+def group(hub: Hub, mode: str) -> SyncGroupConfig:  # noqa: F811
+    return SyncGroupConfig(mode=mode, calendars=[  # type: ignore[arg-type]
+        SyncMember(platform="radicale", calendar=hub.directory.get(ALICE).calendars[0]),
+        SyncMember(platform="exchange", calendar=DAVID)])
+
+
+def writes_to(report: SyncReport, uid: str) -> list[object]:
+    """The planned writes that touch ``uid``'s copies (by their logical id or their item)."""
+    return [w for w in report.plan.writes
+            if uid in w.logical_id or getattr(getattr(w, "ref", None), "id", "").endswith(uid)]
+
+
+def david_items(hub: Hub, uid: str) -> int:  # noqa: F811
+    items, _ = hub.connector("exchange").items(DAVID)
+    return sum(1 for i in items if i.uid == uid)
+
+
+def mark_as_before(hub: Hub, uid: str) -> None:  # noqa: F811
+    """Give David's copy the marker booking wrote before identities were recorded,
+    ``platform/calendar/UID``, as calendars filled by an older calmesh hold them."""
+    calendar = hub.directory.get(ALICE).calendars[0]
+    copy = stored_item(hub, "exchange", DAVID, uid)
+    old = [replace(e, extra={**e.extra, MARKER_PROPERTY: f"radicale/{calendar}/{uid}"}) for e in copy.components]
+    hub.connector("exchange").put(DAVID, CalendarItem(uid, old, copy.ref), if_match=copy.ref.etag if copy.ref else None)
+    assert stored_item(hub, "exchange", DAVID, uid).marker == f"radicale/{calendar}/{uid}"
+
+
+@pytest.mark.parametrize("marker", ["identity", "before identities"])
+@pytest.mark.parametrize("mode", ["mirror", "busy"])
+def test_sync_keeps_a_booked_meeting_whole(hub: Hub, engine: SyncEngine, mode: str,  # noqa: F811
+                                           marker: str) -> None:
+    """Book Alice -> David, sync both calendars: the dry run plans no deletion of David's live
+    invitation ("copy of an item deleted at its origin", issue 12 item 2) and the real run damages
+    neither copy; moving and cancelling still work and the group stays in step. Copies marked the
+    old way (``.../UID``) are recognised too."""
+    booking = book(hub)
+    if marker != "identity":
+        mark_as_before(hub, booking.uid)
+    dry = engine.run("team", group(hub, mode), dry_run=True)
+    assert not [w for w in dry.plan.writes if isinstance(w, Delete)], dry.plan.writes
+    assert writes_to(dry, booking.uid) == []
+    before = {who: copy_of(hub, who, booking.uid) for who in (ALICE, DAVID)}
+
+    report = engine.run("team", group(hub, mode))
+    assert not report.errors and writes_to(report, booking.uid) == []
+    assert {who: copy_of(hub, who, booking.uid) for who in (ALICE, DAVID)} == before
+    assert david_items(hub, booking.uid) == 1
+
+    new_start = SLOT[0] + timedelta(days=1)
+    scheduling.move_booking(hub, booking.uid, ALICE, new_start, new_start + timedelta(hours=1), now=NOW)
+    report = engine.run("team", group(hub, mode))
+    assert not report.errors and not [w for w in report.plan.writes if isinstance(w, Delete)]
+    for who in (ALICE, DAVID):
+        assert copy_of(hub, who, booking.uid).start == new_start
+    assert copy_of(hub, ALICE, booking.uid).organizer.email == ALICE
+    assert david_items(hub, booking.uid) == 1
+    with pytest.raises(scheduling.NotOrganiser):
+        scheduling.cancel_booking(hub, booking.uid, DAVID, now=NOW)
+
+    scheduling.cancel_booking(hub, booking.uid, ALICE, now=NOW)
+    report = engine.run("team", group(hub, mode))
+    assert not report.errors and not [w for w in report.plan.writes if isinstance(w, Delete)]
+    for who in (ALICE, DAVID):
+        assert copy_of(hub, who, booking.uid).status is EventStatus.CANCELLED or who == DAVID
+    assert copy_of(hub, DAVID, booking.uid).transparent
+    assert engine.run("team", group(hub, mode)).plan.writes == []
