@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
@@ -510,6 +510,16 @@ def _named(ctx: _Context, state: Mapping[str, ItemState], observations: Mapping[
                 ids.setdefault((key, item.ref.id), lid)
                 uids.setdefault((key, item.uid), lid)
     return {**uids, **ids}
+
+
+def marker_origin(marker: str, members: Iterable[str]) -> str | None:
+    """The member key (among ``members``) whose item a copy marked ``marker`` stands for, if any:
+    a placeholder's marker names it by digest, any other marker by prefix. Detection uses it to
+    tell a copy from a meeting where the identity record is missing."""
+    if marker.startswith(BUSY_MARKER):
+        digest = marker.removeprefix(BUSY_MARKER).partition(":")[0]
+        return next((m for m in members if _short_id(m) == digest), None)
+    return max((m for m in members if marker.startswith(m + "/")), key=len, default=None)
 
 
 def _origin_of(ctx: _Context, lid: str) -> str:
