@@ -59,7 +59,8 @@ from calmesh.model import (
 from calmesh.services import availability, itip
 from calmesh.services.detection import stored_item
 from calmesh.services.hub import Hub
-from calmesh.store.identities import INVITATION, CopyRecord, Identity
+from calmesh.store.db import StoreError
+from calmesh.store.identities import INVITATION, CopyRecord, Identity, IdentityRepository
 from calmesh.timezones import zoneinfo
 from calmesh.vavailability import VAvailabilityError, working_hours
 
@@ -323,11 +324,12 @@ def book(hub: Hub, request: BookingRequest, *, now: datetime, mailer: Mailer = i
     if not connector.capabilities.write:
         raise SchedulingError(f"the organiser's platform {organizer.platform} cannot be written to")
     calendar = home_calendar(hub, organizer)
+    identities = _identities(hub)  # opened first: a meeting nobody could change must not be booked
     ref = connector.put(calendar, item)
     # recorded before any attendee's copy exists: from now on only the booker may change it
     identity = Identity(item.uid, organizer.email, organizer.platform, calendar, ref.id,
                         item.components[0].sequence, EventStatus.CONFIRMED.value)
-    hub.identities().save(identity)
+    identities.save(identity)
     notice = _Notice(item, "REQUEST", itip.request(item), "Invitation", itip.INVITED, replaces=False)
     return _tell_attendees(hub, identity, ref, notice, mailer, warnings)
 
@@ -368,7 +370,7 @@ def _tell_attendees(hub: Hub, identity: Identity, ref: ItemRef, notice: _Notice,
                                                     identity.logical_id)
                for d in booking.deliveries if d.method == "calendar" and d.platform and d.calendar}
     kept = [c for c in identity.copies if (c.platform, c.calendar) not in written]
-    hub.identities().save(replace(identity, item_id=ref.id, sequence=first.sequence, status=first.status.value,
+    _identities(hub).save(replace(identity, item_id=ref.id, sequence=first.sequence, status=first.status.value,
                                   copies=(*kept, *written.values())))
     return booking
 
@@ -481,7 +483,7 @@ def _organised(hub: Hub, uid: str, claimed: str, verb: str) -> tuple[PersonConfi
     platform names its mailbox owner organiser of every copy, so a copy never grants authority.
     The meeting is then linked: recorded with that organiser, for every later change."""
     person = _person(hub, claimed, "organiser")
-    identity = hub.identities().get(uid)
+    identity = _identities(hub).get(uid)
     if identity is None:
         identity, stored = _link(hub, uid, person, verb)
     else:
@@ -519,8 +521,16 @@ def _link(hub: Hub, uid: str, person: PersonConfig, verb: str) -> tuple[Identity
     assert stored.ref is not None
     identity = Identity(uid, person.email, person.platform, calendar, stored.ref.id, first.sequence,
                         first.status.value)
-    hub.identities().save(identity)
+    _identities(hub).save(identity)
     return identity, stored
+
+
+def _identities(hub: Hub) -> IdentityRepository:
+    try:
+        return hub.identities()
+    except StoreError as exc:
+        raise SchedulingError(f"the state store, where calmesh records who organises each meeting, cannot be "
+                              f"used: {exc}") from None
 
 
 def _not_organiser(uid: str, claimed: str, organizer: str, stored: CalendarItem, verb: str) -> str:
