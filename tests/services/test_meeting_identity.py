@@ -14,8 +14,8 @@ from test_rescheduling import ALICE, BOB, DAVID, NOW, SLOT, book, copy_of, ews, 
 
 from calmesh.config import SyncGroupConfig, SyncMember
 from calmesh.core.syncplan import Delete
-from calmesh.model import MARKER_PROPERTY, CalendarItem, EventStatus
-from calmesh.services import scheduling
+from calmesh.model import MARKER_PROPERTY, CalendarItem, EventStatus, PartStat
+from calmesh.services import itip, scheduling
 from calmesh.services.detection import stored_item
 from calmesh.services.hub import Hub
 from calmesh.services.sync import SyncEngine, SyncReport
@@ -96,3 +96,18 @@ def test_sync_keeps_a_booked_meeting_whole(hub: Hub, engine: SyncEngine, mode: s
         assert copy_of(hub, who, booking.uid).status is EventStatus.CANCELLED or who == DAVID
     assert copy_of(hub, DAVID, booking.uid).transparent
     assert engine.run("team", group(hub, mode)).plan.writes == []
+
+
+def test_a_reply_from_an_exchange_copy_reaches_the_organiser(hub: Hub) -> None:  # noqa: F811
+    """David answers from his Exchange copy, which names him ORGANIZER (as Exchange does): the
+    identity record, not the message, says whose copy the answer belongs to; and a CANCEL sent
+    from his copy is refused."""
+    booking = book(hub)
+    theirs = stored_item(hub, "exchange", DAVID, booking.uid)
+    assert (theirs.master or theirs.components[0]).organizer.email == DAVID
+    done = scheduling.process_message(hub, itip.reply(theirs, DAVID, PartStat.ACCEPTED))
+    assert done.updated == [f"radicale:{hub.directory.get(ALICE).calendars[0]}"]
+    assert copy_of(hub, ALICE, booking.uid).partstat_of(DAVID) is PartStat.ACCEPTED
+    with pytest.raises(itip.ITIPError, match=f"does not come from its organiser \\({ALICE}\\)"):
+        scheduling.process_message(hub, itip.cancel(theirs))
+    assert copy_of(hub, ALICE, booking.uid).status is EventStatus.CONFIRMED

@@ -593,23 +593,29 @@ def process_message(hub: Hub, data: bytes) -> Processed:
     first = message.item.components[0]
     if first.organizer is None:
         raise itip.ITIPError(f"{message.method} for {message.item.uid} has no ORGANIZER")
-    organizer = hub.directory.find(first.organizer.email)
+    identity = _recorded(hub, message.item.uid)
+    if identity is not None and message.method == "CANCEL" and first.organizer.email != identity.organizer:
+        raise itip.ITIPError(f"CANCEL for {message.item.uid} does not come from its organiser ({identity.organizer})")
+    # the record knows the organiser even when the message names an attendee's mailbox (Exchange)
+    address = identity.organizer if identity is not None else first.organizer.email
+    organizer = hub.directory.find(address)
     if organizer is None:
-        raise itip.ITIPError(f"the organiser {first.organizer.email} is not in the people directory")
-    calendar = home_calendar(hub, organizer)
-    stored = stored_item(hub, organizer.platform, calendar, message.item.uid)
+        raise itip.ITIPError(f"the organiser {address} is not in the people directory")
+    platform, calendar = ((identity.platform, identity.calendar) if identity is not None
+                          else (organizer.platform, home_calendar(hub, organizer)))
+    stored = stored_item(hub, platform, calendar, message.item.uid)
     result = Processed(message.method, message.item.uid)
     if message.method == "REPLY":
         updated = itip.apply_reply(stored, message)
-        _save(hub, organizer.platform, calendar, stored, updated, result)
+        _save(hub, platform, calendar, stored, updated, result)
         for answer in message.item.components:
             who = answer.attendees[0]
             result.changes.append(f"{who.email} {who.partstat.value}")
         return result
     stored_organizer = (stored.master or stored.components[0]).organizer
-    if stored_organizer is None or stored_organizer.email != first.organizer.email:
+    if identity is None and (stored_organizer is None or stored_organizer.email != first.organizer.email):
         raise itip.ITIPError(f"CANCEL for {stored.uid} does not come from its organiser")
-    _cancel(hub, organizer.platform, calendar, stored, message, result)
+    _cancel(hub, platform, calendar, stored, message, result)
     for attendee in first.attendees:
         person = hub.directory.find(attendee.email)
         if person is None or person.email == organizer.email or delivery_mode(hub, person) != "calendar":
@@ -621,6 +627,15 @@ def process_message(hub: Hub, data: bytes) -> Processed:
             continue  # never written there (mailed instead, or already removed)
         _cancel(hub, person.platform, their_calendar, copy, message, result)
     return result
+
+
+def _recorded(hub: Hub, uid: str) -> Identity | None:
+    """The meeting's identity record, or None (none kept, or no state store to keep it in: a
+    message then speaks for itself, as it did before calmesh kept records)."""
+    try:
+        return hub.identities().get(uid)
+    except StoreError:
+        return None
 
 
 def _cancel(hub: Hub, platform: str, calendar: str, stored: CalendarItem, message: itip.Message,
