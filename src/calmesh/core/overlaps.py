@@ -569,8 +569,9 @@ def propose_resolution(group: DuplicateGroup, *, home_platforms: Mapping[str, st
     - the organizer's copy: the one in a calendar the organizer owns, or on the organizer's home
       platform (``home_platforms`` maps email -> platform), since that is the copy replies and
       updates flow through;
-    - a copy carrying calmesh's marker (:data:`~calmesh.model.MARKER_PROPERTY`): it is a sync
-      mirror, owned by its sync group, and removing it here would be undone or propagated.
+    - a copy carrying calmesh's marker (:data:`~calmesh.model.MARKER_PROPERTY`): a sync mirror,
+      owned by its sync group, or an invitation copy booking wrote; removing it here would be
+      undone or propagated.
 
     Of the rest, the copy kept is the one with the most attendees, then the highest SEQUENCE, then
     the latest LAST-MODIFIED; the others are proposed for removal.
@@ -601,7 +602,7 @@ def propose_resolution(group: DuplicateGroup, *, home_platforms: Mapping[str, st
         elif guard:
             decisions.append(Decision(copy, False, guard + ": never removed"))
         elif MARKER_PROPERTY in copy.event.extra:
-            decisions.append(Decision(copy, False, "calmesh sync copy: managed by its sync group"))
+            decisions.append(Decision(copy, False, "calmesh's copy (sync or booking): managed by calmesh"))
         else:
             decisions.append(Decision(copy, True, f"duplicate of {keep.describe()}: {_compare(copy, keep)}"))
     return Resolution(group, keep, tuple(decisions))
