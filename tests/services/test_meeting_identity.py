@@ -8,19 +8,34 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
-from test_rescheduling import ALICE, BOB, DAVID, NOW, SLOT, book, copy_of, ews, hub  # noqa: F401 (fixtures)
+from meeting_world import meeting, utc
+from test_rescheduling import (  # noqa: F401 (fixtures)
+    ALICE,
+    BOB,
+    DAVID,
+    EWS_PASSWORD_ENV,
+    NOW,
+    SLOT,
+    book,
+    copy_of,
+    ews,
+    hub,
+)
 
-from calmesh.config import SyncGroupConfig, SyncMember
+from calmesh.config import SyncGroupConfig, SyncMember, parse_config
 from calmesh.core.syncplan import Delete
-from calmesh.model import MARKER_PROPERTY, CalendarItem, EventStatus, PartStat
-from calmesh.services import itip, scheduling
+from calmesh.fakes.ews import EWSFake
+from calmesh.model import MARKER_PROPERTY, CalendarItem, EventStatus, PartStat, Window
+from calmesh.services import detection, itip, scheduling
 from calmesh.services.detection import stored_item
 from calmesh.services.hub import Hub
 from calmesh.services.sync import SyncEngine, SyncReport
 from calmesh.store.db import open_store
 from calmesh.store.repository import SyncRepository
+from conftest import CalDAVServer
 
 
 @pytest.fixture
@@ -111,3 +126,72 @@ def test_a_reply_from_an_exchange_copy_reaches_the_organiser(hub: Hub) -> None: 
     with pytest.raises(itip.ITIPError, match=f"does not come from its organiser \\({ALICE}\\)"):
         scheduling.process_message(hub, itip.cancel(theirs))
     assert copy_of(hub, ALICE, booking.uid).status is EventStatus.CONFIRMED
+
+
+@pytest.fixture
+def two_calendar_hub(tmp_path: Path, radicale: CalDAVServer, ews: EWSFake,  # noqa: F811
+                     monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
+    """Alice on Radicale; David's time on the EWS fake and on a private Radicale calendar."""
+    monkeypatch.setenv(EWS_PASSWORD_ENV, "svc-pw")
+    text = f"""
+[hub]
+timezone = "Europe/Paris"
+[platforms.radicale]
+kind = "caldav"
+url = "{radicale.url}"
+username = "{radicale.username}"
+password_env = "{radicale.password_env}"
+timeout = 10
+[platforms.exchange]
+kind = "ews"
+service_endpoint = "{ews.ews_url}"
+auth = "basic"
+username = "svc"
+password_env = "{EWS_PASSWORD_ENV}"
+server_version = "Exchange2016"
+mailboxes = ["{DAVID}"]
+
+[[people]]
+email = "{ALICE}"
+platform = "radicale"
+calendars = ["{radicale.new_calendar('alice')}"]
+timezone = "Europe/Paris"
+[[people]]
+email = "{DAVID}"
+platform = "exchange"
+calendars = ["{DAVID}"]
+timezone = "America/New_York"
+also = [{{ platform = "radicale", calendars = ["{radicale.new_calendar('david-private')}"] }}]
+"""
+    with Hub(parse_config(text, tmp_path / "calmesh.toml")) as h:
+        yield h
+
+
+def test_busy_blocks_and_an_invitation_on_exchange_are_not_conflicts(two_calendar_hub: Hub, ews: EWSFake,  # noqa: F811
+                                                                     ) -> None:
+    """David's Exchange mailbox (the EWS fake) and his private Radicale calendar in a busy group,
+    holding an invitation Alice booked: after sync, his conflicts are the one real double booking."""
+    hub_ = two_calendar_hub
+    private = hub_.directory.get(DAVID).sources[1].calendars[0]
+    ews.add_item(DAVID, CalendarItem("standup", [meeting("standup", utc(10, 28, 13), 30, "Standup")]))
+    ews.add_item(DAVID, CalendarItem("pipeline", [meeting("pipeline", utc(10, 27, 16), 60, "Weekly pipeline")]))
+    hub_.connector("radicale").put(private, CalendarItem("dentist", [meeting("dentist", utc(10, 28, 13, 15), 45,
+                                                                             "Dentist")]))
+    booking = scheduling.book(hub_, scheduling.BookingRequest(ALICE, (DAVID,), *SLOT, "Atlas kick-off"), now=NOW)
+    window = Window(utc(10, 26, 0), utc(10, 31, 0))
+    (before,) = detection.analyse_people(hub_, [DAVID], window)
+    assert [(c.start, c.end) for c in before.conflicts] == [(utc(10, 28, 13, 15), utc(10, 28, 13, 30))]
+
+    sessions = open_store(hub_.config.state_url())
+    try:
+        report = SyncEngine(SyncRepository(sessions), hub_.connector).run("david", SyncGroupConfig(
+            mode="busy", calendars=[SyncMember(platform="exchange", calendar=DAVID),
+                                    SyncMember(platform="radicale", calendar=private)]))
+    finally:
+        sessions.kw["bind"].dispose()
+    assert not report.errors and len(report.plan.writes) == 4  # a block for each event, both ways
+    placeholders, _ = hub_.connector("radicale").items(private)
+    assert booking.uid not in {i.uid for i in placeholders} and len(placeholders) == 4
+    (after,) = detection.analyse_people(hub_, [DAVID], window)
+    assert not after.errors
+    assert [(c.start, c.end) for c in after.conflicts] == [(utc(10, 28, 13, 15), utc(10, 28, 13, 30))]
