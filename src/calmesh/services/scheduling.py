@@ -468,8 +468,8 @@ def cancel_booking(hub: Hub, uid: str, organizer: str, *, now: datetime, mailer:
                                      for e in stored.components], stored.ref)
     ref = _rewrite(hub, identity, stored, item)
     note = itip.CANCELLED + (f"\nReason: {reason}" if reason else "")
-    notice = _Notice(item, "CANCEL", itip.cancel(stored, comment=reason, sequence=sequence), "Cancelled", note, replaces=True,
-                     creates=False)
+    message = itip.cancel(stored, comment=reason, sequence=sequence)
+    notice = _Notice(item, "CANCEL", message, "Cancelled", note, replaces=True, creates=False)
     return _tell_attendees(hub, identity, ref, notice, mailer, [])
 
 
@@ -512,9 +512,8 @@ def _link(hub: Hub, uid: str, person: PersonConfig, verb: str) -> tuple[Identity
     organizer = first.organizer.email if first.organizer else None
     if stored.marker is not None:
         raise NotOrganiser(f"the copy of {uid} in the calendar of {person.email} is one calmesh wrote "
-                           f"({MARKER_PROPERTY}): a copy grants no authority (its platform may name {person.email} "
-                           "organiser of it); only its organiser "
-                           f"can {verb} it")
+                           f"({MARKER_PROPERTY}): a copy grants no authority, whatever ORGANIZER its platform "
+                           f"gives it; only its organiser can {verb} it")
     if organizer != person.email:
         who = organizer or "nobody (it has no ORGANIZER)"
         raise NotOrganiser(f"{uid} is organised by {who}, not {person.email}: only its organiser can {verb} it")
@@ -526,6 +525,8 @@ def _link(hub: Hub, uid: str, person: PersonConfig, verb: str) -> tuple[Identity
 
 
 def _identities(hub: Hub) -> IdentityRepository:
+    """The identity record; without it nobody could be told apart from an organiser, so a store
+    that cannot be opened refuses the booking or change (before anything is written)."""
     try:
         return hub.identities()
     except StoreError as exc:
