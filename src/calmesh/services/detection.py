@@ -82,19 +82,25 @@ def gather(hub: Hub, email: str, window: Window) -> tuple[list[PlacedEvent], lis
         placed.extend(found)
         errors.extend(failed)
         warnings.extend(problems)
-    return with_identities(hub, placed, zoneinfo(hub.directory.zone_of(person.email)), warnings), errors, warnings
+    return placed, errors, warnings
 
 
-def with_identities(hub: Hub, placed: Sequence[PlacedEvent], zone: tzinfo,
-                    warnings: list[Problem]) -> list[PlacedEvent]:
+Places = dict[tuple[str, str, str], str]
+
+
+def recorded_places(hub: Hub) -> tuple[Places, list[Problem]]:
+    """Every recorded item's identity (``IdentityRepository.places``), read once per analysis; a
+    store that cannot be read leaves the markers to go by, with a warning."""
+    try:
+        return hub.identities().places(), []
+    except (StoreError, SQLAlchemyError) as exc:
+        return {}, [Problem("state", f"the identity record cannot be read ({exc}); copies are recognised "
+                                     "by their markers only")]
+
+
+def with_identities(placed: Sequence[PlacedEvent], places: Places, zone: tzinfo) -> list[PlacedEvent]:
     """``placed`` with :attr:`PlacedEvent.identity` set wherever an event is a copy calmesh made
     (or the original of one): from the identity record first, else from the copy's marker."""
-    try:
-        places = hub.identities().places()
-    except (StoreError, SQLAlchemyError) as exc:
-        warnings.append(Problem("state", f"the identity record cannot be read ({exc}); copies are "
-                                         "recognised by their markers only"))
-        places = {}
     keys = [places.get((p.platform, p.calendar, p.event.uid)) for p in placed]
     calendars = {f"{p.platform}/{p.calendar}" for p in placed}
     originals: dict[tuple[str, datetime, datetime], list[int]] = {}
@@ -128,11 +134,13 @@ def _read_source(hub: Hub, person: PersonConfig, source: SourceConfig, window: W
 def analyse_people(hub: Hub, emails: Sequence[str], window: Window) -> list[PersonAnalysis]:
     """Conflicts and duplicates of each person, in the order asked."""
     out = []
+    places, problems = recorded_places(hub)
     for email in emails:
         person = hub.directory.get(email)
         placed, errors, warnings = gather(hub, person.email, window)
         zone = zoneinfo(hub.directory.zone_of(person.email))
-        result = analyse(placed, owner=person.email, default_tz=zone)
+        warnings = problems + warnings
+        result = analyse(with_identities(placed, places, zone), owner=person.email, default_tz=zone)
         out.append(PersonAnalysis(person.email, person.name, result.conflicts, result.duplicates, errors, warnings))
     return out
 
