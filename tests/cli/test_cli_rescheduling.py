@@ -32,6 +32,10 @@ def test_book_move_and_cancel(config: Path, tmp_path: Path) -> None:  # noqa: F8
     copy = carla_copy(tmp_path, uid)
     assert (copy.start.isoformat(), copy.sequence) == ("2030-03-07T15:30:00+01:00", 1)
 
+    taken = invoke(config, "move", uid, "-o", CARLA, "--start", "2030-03-07T17:00", "--end", "2030-03-07T18:00")
+    assert taken.exit_code == 1 and f"{CARLA} is an attendee of {uid}" in " ".join(taken.output.split())
+    assert carla_copy(tmp_path, uid).start.isoformat() == "2030-03-07T15:30:00+01:00"
+
     clash = invoke(config, "move", uid, "-o", ALICE, "--start", "2030-03-06T14:00", "--end", "2030-03-06T15:00")
     assert clash.exit_code == 1 and "carla@agency.example (busy)" in clash.output  # Carla's pipeline meeting
 
@@ -45,4 +49,4 @@ def test_refusals_are_clear(config: Path) -> None:  # noqa: F811
     missing = invoke(config, "cancel", "nope@agency.example", "-o", ALICE)
     assert missing.exit_code == 1 and "no meeting with UID nope@agency.example" in missing.output
     theirs = invoke(config, "cancel", "atlas@agency.example", "-o", ALICE)  # Carla organises it
-    assert theirs.exit_code == 1 and "only its organiser can change it" in theirs.output
+    assert theirs.exit_code == 1 and "only its organiser can cancel it" in theirs.output

@@ -242,6 +242,22 @@ def test_analyse_reports_copies_as_duplicate_not_conflict() -> None:
     assert len(find_conflicts([zoho, exchange, other], owner=OWNER)) == 3
 
 
+def test_events_of_one_identity_are_one_meeting() -> None:
+    """A busy placeholder has its own UID and title: only the identity the caller passes says it is
+    a copy. Copies never conflict with their original or each other, and the meeting conflicts
+    with a different one once, whether or not a same-UID copy makes it a duplicate too."""
+    original = placed(event("m1", 0, 1, "Weekly pipeline"), "exchange", identity="exchange/cal/m1")
+    mirror = placed(event("m1", 0, 1, "Weekly pipeline"), "zoho", identity="exchange/cal/m1")
+    block = placed(event("calmesh-busy-1", 0, 1, "Busy"), "projects", identity="exchange/cal/m1")
+    unrelated = placed(event("b2", 0, 1, "Busy"), "projects", identity="projects/cal/b2")
+    other = placed(event("o", 0.5, 1.5, "Customer call"), "inhouse")
+    result = analyse([original, mirror, block, unrelated, other], owner=OWNER)
+    assert [g.members for g in result.duplicates] == [(original, mirror)]
+    assert [(c.first, c.second) for c in result.conflicts] == [(original, unrelated), (original, other),
+                                                               (unrelated, other)]
+    assert [(c.first, c.second) for c in find_conflicts([original, block], owner=OWNER)] == []
+
+
 # ---- resolution proposals --------------------------------------------------------------------
 
 def _group(*members: PlacedEvent) -> DuplicateGroup:

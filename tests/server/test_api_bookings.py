@@ -78,6 +78,18 @@ def test_the_caller_needs_a_grant_over_the_organiser(server: Served, uid: str) -
     assert copy_of(server, "zoho", ALICE, uid).sequence == 0
 
 
+def test_an_attendee_named_as_organiser_is_refused(server: Served, uid: str) -> None:
+    """Issue 12, item 1: a user granted over Carla cannot move or cancel Alice's meeting by naming
+    Carla (an attendee) as its organiser; nothing changes, and Alice still can."""
+    for answer in (move(server, uid, organizer=CARLA), cancel(server, uid, organizer=CARLA)):
+        assert answer.status_code == 403, answer.text
+        assert f"{CARLA} is an attendee of {uid}; only {ALICE} (its organiser)" in answer.json()["detail"]
+    for platform, owner in (("zoho", ALICE), ("exchange", CARLA)):
+        copy = copy_of(server, platform, owner, uid)
+        assert (copy.status, copy.sequence) == (EventStatus.CONFIRMED, 0)
+    assert cancel(server, uid).status_code == 200
+
+
 def test_unknown_busy_and_malformed(server: Served, uid: str) -> None:
     missing = cancel(server, "nope@agency.example")
     assert missing.status_code == 404 and "no meeting with UID nope@agency.example" in missing.json()["detail"]

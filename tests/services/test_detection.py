@@ -7,11 +7,18 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from meeting_world import ALICE, CARLA, PARIS, at, caldav_config, config, meeting, put, utc
 
+from calmesh.config import SyncGroupConfig, SyncMember
+from calmesh.connectors.ics import ICSConnector, ICSSettings
 from calmesh.model import Attendee, CalendarItem, EventStatus, PartStat, Window
-from calmesh.services import detection
+from calmesh.services import detection, scheduling
 from calmesh.services.hub import Hub
+from calmesh.services.sync import SyncEngine
+from calmesh.store.db import open_store
+from calmesh.store.models import MeetingIdentity, SyncItem
+from calmesh.store.repository import SyncRepository
 
 WEEK = Window(utc(11, 30, 0), utc(12, 5, 0))
 CARLA_ORGANISES = Attendee(CARLA, "Carla Jones", PartStat.ACCEPTED)
@@ -162,3 +169,62 @@ def test_a_copy_changed_since_it_was_read_is_not_deleted(hub: Hub, tmp_path: Pat
         applied = detection.apply_resolution(hub, detection.ResolutionPlan([], [zoho_atlas]), Racing(log))  # type: ignore[arg-type]
     assert applied[0].error and "changed since it was read" in applied[0].error
     assert detection.stored_item(hub, "zoho", f"{ALICE}.ics", zoho_atlas.uid).components[0].summary.endswith("room)")
+
+
+# ------------------------------------------------------- copies are never conflicts (issue 12, item 3)
+def synced(hub: Hub, mode: str) -> None:
+    """One run of a sync group over Alice's two calendars (zoho and exchange folders)."""
+    group = SyncGroupConfig(mode=mode, calendars=[  # type: ignore[arg-type]
+        SyncMember(platform="zoho", calendar=f"{ALICE}.ics"), SyncMember(platform="exchange", calendar=f"{ALICE}.ics")])
+    sessions = open_store(hub.config.state_url())
+    try:
+        report = SyncEngine(SyncRepository(sessions), hub.connector).run("alice", group)
+    finally:
+        sessions.kw["bind"].dispose()
+    assert not report.errors and report.plan.writes
+
+
+def forget_records(hub: Hub) -> None:
+    """Lose the state store's records (a new store, a lost file): only the markers are left."""
+    sessions = hub.identities()._sessions
+    with sessions() as session, session.begin():
+        session.execute(sa.delete(SyncItem))
+        session.execute(sa.delete(MeetingIdentity))
+
+
+def overlaps(hub: Hub, who: str = ALICE) -> list[tuple[datetime, datetime]]:
+    (analysis,) = detection.analyse_people(hub, [who], WEEK)
+    assert not analysis.errors
+    return sorted((c.start, c.end) for c in analysis.conflicts)
+
+
+@pytest.mark.parametrize("records", ["kept", "lost"])
+@pytest.mark.parametrize("mode", ["busy", "mirror"])
+def test_copies_are_never_conflicts(hub: Hub, mode: str, records: str) -> None:
+    """Busy placeholders (their own UID and title), mirror copies and a booked invitation (Carla
+    invites Alice), all in Alice's view after her two calendars are synced: only the real double
+    booking is reported, whether the copies are known from the identity record or, with the
+    records lost, from their markers alone."""
+    before = overlaps(hub)
+    assert before == [(utc(12, 1, 9, 30), utc(12, 1, 10))]  # Client call x Sprint planning
+    slot = (at(PARIS, 12, 2, 9), at(PARIS, 12, 2, 10))
+    booking = scheduling.book(hub, scheduling.BookingRequest(CARLA, (ALICE,), *slot, "Roadmap"), now=utc(11, 1, 0))
+    assert {d.email: d.method for d in booking.deliveries}[ALICE] == "calendar"
+    synced(hub, mode)
+    exchange = ICSConnector("exchange", ICSSettings(kind="ics", path=str(hub.config.resolve_path("exchange"))))
+    copies, _ = exchange.items(f"{ALICE}.ics")
+    assert sum(1 for i in copies if i.marker) >= 3  # Client call, Budget sync and Roadmap arrived
+    if records == "lost":
+        forget_records(hub)
+    assert overlaps(hub) == before
+    assert overlaps(hub, CARLA) == []
+
+
+def test_a_copy_still_conflicts_with_another_meeting(hub: Hub) -> None:
+    """A placeholder stands for its own meeting only: a different meeting at its time is still a
+    conflict, reported once."""
+    synced(hub, "busy")
+    put(hub.config.resolve_path("."), "exchange", ALICE, meeting("clash", at(PARIS, 12, 2, 15, 30), 30, "Clash"))
+    (analysis,) = detection.analyse_people(hub, [ALICE], WEEK)
+    clashes = [c for c in analysis.conflicts if "clash" in (c.first.event.uid, c.second.event.uid)]
+    assert [(c.start, c.end) for c in clashes] == [(utc(12, 2, 14, 30), utc(12, 2, 15))]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from meeting_world import ALICE, FARID, FARID_HOURS, meeting, utc
+from sqlalchemy import delete
 
 from calmesh.config import parse_config
 from calmesh.fakes.ews import EWSFake
@@ -20,6 +21,7 @@ from calmesh.model import CalendarItem, Event, EventStatus, PartStat, Window
 from calmesh.services import availability, itip, scheduling
 from calmesh.services.detection import stored_item
 from calmesh.services.hub import Hub
+from calmesh.store.models import MeetingIdentity
 from conftest import CalDAVServer, SmtpInbox
 
 BOB, DAVID = "bob@agency.example", "david@agency.example"
@@ -188,7 +190,8 @@ def test_what_cannot_be_moved_or_cancelled_is_refused(hub: Hub) -> None:
     booking = book(hub)
     with pytest.raises(scheduling.BookingNotFound, match="no meeting with UID nope@agency.example"):
         scheduling.cancel_booking(hub, "nope@agency.example", ALICE, now=NOW)
-    with pytest.raises(scheduling.Unchangeable, match=f"organised by {ALICE}, not {BOB}"):
+    with pytest.raises(scheduling.NotOrganiser, match=f"{BOB} is an attendee of .*; only {ALICE} "
+                                                      r"\(its organiser\) can move it"):
         scheduling.move_booking(hub, booking.uid, BOB, utc(10, 28, 9), utc(10, 28, 10), now=NOW)
     with pytest.raises(scheduling.SchedulingError, match="in the past"):
         scheduling.move_booking(hub, booking.uid, ALICE, utc(10, 20, 9), utc(10, 20, 10), now=NOW)
@@ -217,3 +220,59 @@ def test_a_copy_changed_meanwhile_is_not_overwritten(hub: Hub, radicale: CalDAVS
     assert copy_of(hub, ALICE, booking.uid).summary == "Edited by Alice"
     assert copy_of(hub, BOB, booking.uid).status is EventStatus.CONFIRMED
     assert len(smtp_inbox.messages) == 1
+
+
+def test_an_attendee_on_exchange_never_takes_the_meeting_over(hub: Hub, ews: EWSFake, smtp_inbox: SmtpInbox) -> None:
+    """Issue 12, item 1: the EWS fake (like Exchange) makes David, the mailbox owner, ORGANIZER of
+    his copy; that copy must not let him move or cancel Alice's meeting, and Alice keeps it."""
+    booking = book(hub)
+    assert copy_of(hub, DAVID, booking.uid).organizer.email == DAVID  # what Exchange does
+    before = {who: copy_of(hub, who, booking.uid) for who in (ALICE, BOB, DAVID)}
+    with pytest.raises(scheduling.NotOrganiser, match=f"{DAVID} is an attendee of {booking.uid}; "
+                                                      f"only {ALICE} \\(its organiser\\) can move it"):
+        scheduling.move_booking(hub, booking.uid, DAVID, utc(10, 28, 14), utc(10, 28, 15), now=NOW)
+    with pytest.raises(scheduling.NotOrganiser, match=f"only {ALICE} \\(its organiser\\) can cancel it"):
+        scheduling.cancel_booking(hub, booking.uid, DAVID, now=NOW)
+    with pytest.raises(scheduling.NotOrganiser, match=f"{FARID} is an attendee"):
+        scheduling.cancel_booking(hub, booking.uid, FARID, now=NOW)
+    assert {who: copy_of(hub, who, booking.uid) for who in (ALICE, BOB, DAVID)} == before
+    assert len(smtp_inbox.messages) == 1  # the invitation only
+
+    moved = scheduling.move_booking(hub, booking.uid, ALICE, utc(10, 28, 14), utc(10, 28, 15), now=NOW)
+    assert moved.deliveries[0].email == ALICE
+    mine = copy_of(hub, ALICE, booking.uid)
+    assert mine.organizer.email == ALICE and mine.partstat_of(ALICE) is PartStat.ACCEPTED
+
+
+def test_sequence_rises_on_every_change(hub: Hub, smtp_inbox: SmtpInbox) -> None:
+    """Each move and the cancel carry a SEQUENCE above the last, on every copy and in every mail,
+    even when a platform reads SEQUENCE back lower than it was written."""
+    booking = book(hub)
+    scheduling.move_booking(hub, booking.uid, ALICE, utc(10, 28, 9), utc(10, 28, 10), now=NOW)
+    scheduling.move_booking(hub, booking.uid, ALICE, utc(10, 28, 11), utc(10, 28, 12), now=NOW)
+    assert copy_of(hub, ALICE, booking.uid).sequence == copy_of(hub, BOB, booking.uid).sequence == 2
+    # Alice's client writes the meeting back with SEQUENCE 0: the record still knows better
+    person = hub.directory.get(ALICE)
+    stored = stored_item(hub, "radicale", person.calendars[0], booking.uid)
+    hub.connector("radicale").put(person.calendars[0], CalendarItem(
+        booking.uid, [stored.components[0].with_changes(sequence=0)], stored.ref),
+        if_match=stored.ref.etag if stored.ref else None)
+    scheduling.cancel_booking(hub, booking.uid, ALICE, now=NOW)
+    assert copy_of(hub, ALICE, booking.uid).sequence == copy_of(hub, BOB, booking.uid).sequence == 3
+    assert [m.item.components[0].sequence for _, m, _ in mails(smtp_inbox)] == [0, 1, 2, 3]
+    assert hub.identities().get(booking.uid).sequence == 3
+
+
+def test_a_meeting_without_a_record_is_changed_only_by_its_own_organiser(hub: Hub) -> None:
+    """A meeting booked before calmesh kept identity records: a copy calmesh wrote (it carries the
+    marker) grants nothing, whatever its ORGANIZER says; the organiser's own copy does, and the
+    meeting is then recorded."""
+    booking = book(hub)
+    sessions = hub.identities()._sessions
+    with sessions() as session, session.begin():
+        session.execute(delete(MeetingIdentity))
+    with pytest.raises(scheduling.NotOrganiser, match="one calmesh wrote .*only its organiser can move it"):
+        scheduling.move_booking(hub, booking.uid, DAVID, utc(10, 28, 14), utc(10, 28, 15), now=NOW)
+    assert hub.identities().get(booking.uid) is None
+    scheduling.move_booking(hub, booking.uid, ALICE, utc(10, 28, 14), utc(10, 28, 15), now=NOW)
+    assert hub.identities().get(booking.uid).organizer == ALICE

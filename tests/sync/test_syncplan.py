@@ -855,3 +855,51 @@ def test_keep_both_fork_of_an_original_meeting_carries_no_people() -> None:
     assert on_a["on a"] == (None, [])  # the fork
     assert [(x.email, x.partstat, x.role) for x in on_a["on b"][1]] == people[0][1]
     assert on_a["on b"][0] is not None and on_a["on b"][0].email == BOSS
+
+
+# ----------------------------------------------------- booking markers (issue 12, item 2)
+def invitation(uid: str, marker: str) -> CalendarItem:
+    """An attendee's copy as ``calmesh book`` writes it: the organiser's UID and calmesh's marker."""
+    copy = item(uid)
+    copy.components[0].extra[MARKER_PROPERTY] = marker
+    return copy
+
+
+@pytest.mark.parametrize("mode", ["mirror", "busy"])
+@pytest.mark.parametrize("names", ["item id", "UID"])
+def test_a_booked_invitation_is_a_copy_of_the_organisers_item(mode: str, names: str) -> None:
+    """The marker names the organiser's item by its id (as booking writes it now) or by its UID
+    (as booking wrote it before identities were recorded): either way it is that item's copy,
+    never an orphan to delete nor a new event to copy back."""
+    w = world("a", "b", options=PlanOptions(mode=mode))  # type: ignore[arg-type]
+    ref = w.platforms["a"].user_put(item("m1"))
+    w.platforms["b"].user_put(invitation("m1", f"a/cal/{ref.id if names == 'item id' else 'm1'}"))
+    first = w.run()
+    assert first.writes == [], first.writes
+    assert uids(w.platforms["a"]) == uids(w.platforms["b"]) == ["m1"]
+    assert w.run().writes == []
+
+
+def test_a_marker_naming_a_calendar_outside_the_group_is_never_grounds_to_delete() -> None:
+    w = world("a", "b")
+    w.platforms["b"].user_put(invitation("m1", "elsewhere/cal/some-item"))
+    result = w.run()
+    assert not [x for x in result.writes if isinstance(x, Delete)]
+    assert uids(w.platforms["b"]) == ["m1"]
+
+
+def test_a_marker_maps_to_the_logical_id_recorded_for_its_location() -> None:
+    """Items paired by UID are named after the first member's copy; an invitation (on a calendar
+    that joins the group later) whose marker names the other copy's location joins that same
+    logical item instead of being taken for the copy of a deleted one."""
+    w = world("a", "b")
+    w.platforms["a"].user_put(item("m1"))
+    ref_b = w.platforms["b"].user_put(item("m1"))
+    converge(w)
+    (lid,) = w.state
+    assert lid.startswith("a/")
+    bigger = World(members("a", "b", "c"), {**w.platforms, "c": MemoryConnector("c")}, state=w.state)
+    bigger.platforms["c"].user_put(invitation("m1", f"b/cal/{ref_b.id}"))
+    result = bigger.run()
+    assert result.writes == [], result.writes
+    assert set(bigger.state) == {lid} and set(bigger.state[lid].copies) == {"a/cal", "b/cal", "c/cal"}

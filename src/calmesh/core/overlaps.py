@@ -21,6 +21,7 @@ import binascii
 import heapq
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -41,6 +42,11 @@ class PlacedEvent:
     own copy is recognised (see :func:`propose_resolution`). Compared and hashed by identity: two
     copies that look alike are exactly what this module tells apart, and findings point back at
     the caller's own objects.
+
+    ``identity`` is the meeting this event is a copy of, as the caller's records say (a sync
+    mirror, a busy placeholder or a booked invitation shares its original's): events with the same
+    identity are one meeting and never conflict with each other, whatever their UIDs and titles;
+    events of two different identities are never fuzzy duplicates of each other.
     """
 
     event: Event
@@ -48,6 +54,7 @@ class PlacedEvent:
     calendar: str
     ref: str | None = None
     owner: str | None = None
+    identity: str | None = None
 
     def __post_init__(self) -> None:
         if not self.platform:
@@ -331,6 +338,8 @@ def _fuzzy_pairs(items: Sequence[_Item], rules: FuzzyRules) -> list[tuple[_Item,
                 break
             if a.uid and a.uid == b.uid and a.instance == b.instance:
                 continue  # already matched by UID
+            if a.placed.identity and b.placed.identity and a.placed.identity != b.placed.identity:
+                continue  # known to be different meetings (two placeholders titled "Busy", say)
             if abs(b.end - a.end) > rules.tolerance:
                 continue
             match = _fuzzy_score(a, b, rules)
@@ -443,16 +452,36 @@ def find_conflicts(
 
 
 def _group_of(placed: Sequence[PlacedEvent], groups: Iterable[DuplicateGroup]) -> dict[int, int]:
-    """Input index -> duplicate group number. Members are matched by identity (the very objects
-    :func:`find_duplicates` was given), so two equal-looking copies are never confused."""
+    """Input index -> meeting number, for events that are one of several copies of a meeting: the
+    members of a duplicate group, matched by object identity (the very objects
+    :func:`find_duplicates` was given, so two equal-looking copies are never confused), joined with
+    the events sharing a :attr:`PlacedEvent.identity`."""
     position = {id(p): i for i, p in enumerate(placed)}
-    out = {}
-    for number, group in enumerate(groups):
+    parent: dict[int, int] = {}
+
+    def root(i: int) -> int:
+        while parent.setdefault(i, i) != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def join(a: int, b: int) -> None:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    for group in groups:
         for member in group.members:
             if id(member) not in position:
                 raise ValueError(f"duplicate group member {member.describe()} is not among the events analysed")
-            out[position[id(member)]] = number
-    return out
+            join(position[id(group.members[0])], position[id(member)])
+    first: dict[str, int] = {}
+    for i, p in enumerate(placed):
+        if p.identity is not None:
+            join(first.setdefault(p.identity, i), i)
+    roots = {i: root(i) for i in parent}
+    sizes = Counter(roots.values())
+    return {i: r for i, r in roots.items() if sizes[r] > 1}
 
 
 def _conflicts(items: Sequence[_Item], group_of: Mapping[int, int]) -> list[Conflict]:
@@ -540,8 +569,9 @@ def propose_resolution(group: DuplicateGroup, *, home_platforms: Mapping[str, st
     - the organizer's copy: the one in a calendar the organizer owns, or on the organizer's home
       platform (``home_platforms`` maps email -> platform), since that is the copy replies and
       updates flow through;
-    - a copy carrying calmesh's marker (:data:`~calmesh.model.MARKER_PROPERTY`): it is a sync
-      mirror, owned by its sync group, and removing it here would be undone or propagated.
+    - a copy carrying calmesh's marker (:data:`~calmesh.model.MARKER_PROPERTY`): a sync mirror,
+      owned by its sync group, or an invitation copy booking wrote; removing it here would be
+      undone or propagated.
 
     Of the rest, the copy kept is the one with the most attendees, then the highest SEQUENCE, then
     the latest LAST-MODIFIED; the others are proposed for removal.
@@ -572,7 +602,7 @@ def propose_resolution(group: DuplicateGroup, *, home_platforms: Mapping[str, st
         elif guard:
             decisions.append(Decision(copy, False, guard + ": never removed"))
         elif MARKER_PROPERTY in copy.event.extra:
-            decisions.append(Decision(copy, False, "calmesh sync copy: managed by its sync group"))
+            decisions.append(Decision(copy, False, "calmesh's copy (sync or booking): managed by calmesh"))
         else:
             decisions.append(Decision(copy, True, f"duplicate of {keep.describe()}: {_compare(copy, keep)}"))
     return Resolution(group, keep, tuple(decisions))

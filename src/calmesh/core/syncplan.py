@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
@@ -480,10 +480,15 @@ def _read_opaque_markers(ctx: _Context, state: Mapping[str, ItemState], observat
     ctx.opaque = {_short_id(name): name for name in names}
 
 
-def _group_marker(ctx: _Context, marker: str | None) -> str | None:
+def _group_marker(ctx: _Context, marker: str | None, named: Mapping[tuple[str, str], str]) -> str | None:
     """The logical id a marker names if it is an item of one of this group's members (else a
     foreign copy). A placeholder marker whose item the group cannot name any more (its origin
-    deleted, the record lost) stands for an item of that origin member that is gone there."""
+    deleted, the record lost) stands for an item of that origin member that is gone there.
+
+    A marker ``member/item-id`` (or, as booking wrote it before identities were recorded,
+    ``member/UID``) names the logical id recorded or observed for that item on that member
+    (``named``), which may differ from the marker itself: an item paired by UID carries the id of
+    the first member's copy. A marker naming a calendar outside the group is a foreign copy."""
     if marker is None:
         return None
     if marker.startswith(BUSY_MARKER):
@@ -492,7 +497,40 @@ def _group_marker(ctx: _Context, marker: str | None) -> str | None:
             return lid
         origin = ctx.opaque.get(origin_digest)
         return f"{origin}/{marker}" if origin in ctx.members else None
-    return marker if any(marker.startswith(key + "/") for key in ctx.members) else None
+    member = max((key for key in ctx.members if marker.startswith(key + "/")), key=len, default=None)
+    if member is None:
+        return None
+    return named.get((member, marker[len(member) + 1:]), marker)
+
+
+def _named(ctx: _Context, state: Mapping[str, ItemState], observations: Mapping[str, Observation],
+           located: Mapping[tuple[str, str], str]) -> dict[tuple[str, str], str]:
+    """(member, item id or UID) -> logical id of that item: what a marker's tail may name. Item
+    ids come first; a UID names an item only where no item id is the same text."""
+    ids: dict[tuple[str, str], str] = {}
+    uids: dict[tuple[str, str], str] = {}
+    for lid, rec in state.items():
+        for key, copy in rec.copies.items():
+            if not copy.deleted:
+                ids[(key, copy.item_id)] = lid
+                uids.setdefault((key, copy.uid), lid)
+    for key in ctx.usable:
+        for item in observations[key].items:
+            if item.ref is not None:
+                lid = located.get((key, item.ref.id)) or ctx.members[key].origin_id(item.ref.id)
+                ids.setdefault((key, item.ref.id), lid)
+                uids.setdefault((key, item.uid), lid)
+    return {**uids, **ids}
+
+
+def marker_origin(marker: str, members: Iterable[str]) -> str | None:
+    """The member key (among ``members``) whose item a copy marked ``marker`` stands for, if any:
+    a placeholder's marker names it by digest, any other marker by prefix. Detection uses it to
+    tell a copy from a meeting where the identity record is missing."""
+    if marker.startswith(BUSY_MARKER):
+        digest = marker.removeprefix(BUSY_MARKER).partition(":")[0]
+        return next((m for m in members if _short_id(m) == digest), None)
+    return max((m for m in members if marker.startswith(m + "/")), key=len, default=None)
 
 
 def _origin_of(ctx: _Context, lid: str) -> str:
@@ -504,6 +542,7 @@ def _recognise(ctx: _Context, state: Mapping[str, ItemState], observations: Mapp
     """Attach every observed item to its logical id (location, then marker, then UID, then new)."""
     located = {(key, copy.item_id): lid for lid, rec in state.items() for key, copy in rec.copies.items()}
     _read_opaque_markers(ctx, state, observations)
+    named: dict[tuple[str, str], str] | None = None  # built on the first marker not located
     seen: dict[str, dict[str, list[_Seen]]] = defaultdict(lambda: defaultdict(list))
     unclaimed: list[_Seen] = []
     # Hashes by the identity of the events hashed: members holding the same stored text share
@@ -526,7 +565,11 @@ def _recognise(ctx: _Context, state: Mapping[str, ItemState], observations: Mapp
                 result.quarantine.append(Quarantine(key, item.ref.id if item.ref else None, item.uid,
                                                     reason or "unhashable"))
                 continue
-            lid = located.get((key, item.ref.id)) or _group_marker(ctx, item.marker)
+            lid = located.get((key, item.ref.id))
+            if lid is None and item.marker is not None:
+                if named is None:
+                    named = _named(ctx, state, observations, located)
+                lid = _group_marker(ctx, item.marker, named)
             if lid is None:
                 unclaimed.append(_Seen(key, item, item.ref.id, item.ref.etag, hashed))
             else:

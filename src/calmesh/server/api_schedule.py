@@ -6,7 +6,9 @@
   booking writes into that person's calendar.
 - ``PATCH /api/v1/bookings/{uid}`` (``organizer``, ``start``, ``end``) moves a booked meeting and
   ``POST /api/v1/bookings/{uid}/cancel`` (``organizer``, ``reason``) cancels it, under the same
-  grant: 404 unknown UID, 409 slot taken or not changeable, 412 the organiser's copy changed
+  grant, and only when ``organizer`` is the meeting's organiser (who booked it, as the identity
+  record says; an attendee's copy never makes them one): 403 no grant over ``organizer`` or not
+  its organiser, 404 unknown UID, 409 slot taken or not changeable, 412 the organiser's copy changed
   meanwhile (calmesh's own If-Match write failed; nothing was changed or sent). Cancelling is a
   POST with a JSON body rather than a DELETE, because the API takes only JSON bodies on writes
   (:mod:`calmesh.server.csrf`) and bodies on DELETE are dropped by some clients and proxies.
@@ -130,6 +132,8 @@ def _refusal(exc: BadRequest | scheduling.SchedulingError | ConnectorError, doin
         return problem(exc.status, "Bad Request", exc.detail)
     if isinstance(exc, ConnectorError):
         return problem(502, "Bad Gateway", f"could not {doing}: {exc}")
+    if isinstance(exc, scheduling.NotOrganiser):
+        return problem(403, "Forbidden", str(exc))
     if isinstance(exc, scheduling.BookingNotFound):
         return problem(404, "Not Found", str(exc))
     if isinstance(exc, scheduling.SlotTaken | scheduling.Unchangeable):
@@ -277,7 +281,9 @@ _SCOPE_PARAMETERS = [
 
 _UID = {"name": "uid", "in": "path", "required": True, "description": "The meeting's UID (as booking answered)",
         "schema": {"type": "string", "minLength": 1, "maxLength": 1000}}
-_CHANGE_ERRORS = {"400": _PROBLEM, "401": _PROBLEM, "403": _PROBLEM,
+_CHANGE_ERRORS = {"400": _PROBLEM, "401": _PROBLEM,
+                  "403": {**_PROBLEM, "description": "No grant over the organiser named, or the person named is "
+                                                     "not the meeting's organiser (an attendee, say)"},
                   "404": {**_PROBLEM, "description": "No meeting with this UID in the organiser's calendar"},
                   "412": {**_PROBLEM, "description": "The organiser's copy changed meanwhile; nothing was sent"},
                   "413": _PROBLEM, "415": _PROBLEM, "429": _PROBLEM, "502": _PROBLEM}
@@ -308,7 +314,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "schema": {"$ref": "#/components/schemas/MoveRequest"}}}},
         "responses": {"200": _json("Booking", "Moved; how each attendee was told"), **_CHANGE_ERRORS,
                       "409": {**_PROBLEM, "description": "The new slot is busy for a required attendee, or the "
-                                                         "meeting is organised by someone else or cancelled"}},
+                                                         "meeting is cancelled or a recurring series"}},
     }},
     "/api/v1/bookings/{uid}/cancel": {"post": {
         "summary": "Cancel a booked meeting: every copy marked cancelled, iTIP CANCEL to the others",
@@ -316,7 +322,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         "requestBody": {"required": True, "content": {"application/json": {
             "schema": {"$ref": "#/components/schemas/CancelRequest"}}}},
         "responses": {"200": _json("Booking", "Cancelled; how each attendee was told"), **_CHANGE_ERRORS,
-                      "409": {**_PROBLEM, "description": "Organised by someone else, or already cancelled"}},
+                      "409": {**_PROBLEM, "description": "Already cancelled"}},
     }},
     "/api/v1/conflicts": {"get": {
         "summary": "Overlapping events of each person across all their platforms",

@@ -6,6 +6,13 @@ so a double booking between Exchange and the in-house system, or the same meetin
 both, is found although neither platform could see it. A platform that fails is reported, never
 silently taken as "no events".
 
+Copies are never conflicts: each event is given the identity of the meeting it stands for, from
+the identity record (:meth:`calmesh.store.identities.IdentityRepository.places`: booked meetings
+and their invitation copies, sync groups' originals, mirror copies and busy placeholders), or,
+where the record is missing, from calmesh's marker on the copy (its origin calendar, then the
+event there at the same time). The pure core never reports two events of one identity as a
+conflict, whatever their UIDs and titles (a placeholder has its own UID and title).
+
 Resolution: :func:`plan_resolution` turns the core's per-occurrence proposals into whole stored
 items to delete (a recurring series goes only when every one of its occurrences in the window is a
 removable duplicate). :func:`apply_resolution` deletes them with If-Match, recording each item's
@@ -16,10 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import tzinfo
+from dataclasses import dataclass, field, replace
+from datetime import datetime, tzinfo
 from functools import partial
 from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from calmesh.config import Config, PersonConfig, SourceConfig
 from calmesh.connectors.base import ConnectorError, NotFoundError
@@ -32,11 +41,12 @@ from calmesh.core.overlaps import (
     analyse,
     propose_resolution,
 )
-from calmesh.model import CalendarItem, ItemRef, Problem, Window
+from calmesh.core.syncplan import marker_origin
+from calmesh.model import MARKER_PROPERTY, CalendarItem, ItemRef, Problem, Window
 from calmesh.services import fanout
 from calmesh.services.availability import source_events
 from calmesh.services.hub import Hub
-from calmesh.store.db import open_store
+from calmesh.store.db import StoreError, open_store
 from calmesh.store.repository import SyncRepository
 from calmesh.timezones import zoneinfo
 
@@ -75,6 +85,40 @@ def gather(hub: Hub, email: str, window: Window) -> tuple[list[PlacedEvent], lis
     return placed, errors, warnings
 
 
+Places = dict[tuple[str, str, str], str]
+
+
+def recorded_places(hub: Hub) -> tuple[Places, list[Problem]]:
+    """Every recorded item's identity (``IdentityRepository.places``), read once per analysis; a
+    store that cannot be read leaves the markers to go by, with a warning."""
+    try:
+        return hub.identities().places(), []
+    except (StoreError, SQLAlchemyError) as exc:
+        return {}, [Problem("state", f"the identity record cannot be read ({exc}); copies are recognised "
+                                     "by their markers only")]
+
+
+def with_identities(placed: Sequence[PlacedEvent], places: Places, zone: tzinfo) -> list[PlacedEvent]:
+    """``placed`` with :attr:`PlacedEvent.identity` set wherever an event is a copy calmesh made
+    (or the original of one): from the identity record first, else from the copy's marker."""
+    keys = [places.get((p.platform, p.calendar, p.event.uid)) for p in placed]
+    calendars = {f"{p.platform}/{p.calendar}" for p in placed}
+    originals: dict[tuple[str, datetime, datetime], list[int]] = {}
+    for n, p in enumerate(placed):
+        originals.setdefault((f"{p.platform}/{p.calendar}", *p.event.span_utc(zone)), []).append(n)
+    for n, p in enumerate(placed):
+        marker = p.event.extra.get(MARKER_PROPERTY)
+        if keys[n] is not None or marker is None:
+            continue
+        origin = marker_origin(marker, calendars)
+        twins = [t for t in originals.get((origin, *p.event.span_utc(zone)), []) if t != n] if origin else []
+        # the original: at the same time in the calendar the marker names, unmarked if any is
+        twins = [t for t in twins if MARKER_PROPERTY not in placed[t].event.extra] or twins
+        if len(twins) == 1:
+            keys[n] = keys[twins[0]] = keys[twins[0]] or marker
+    return [replace(p, identity=key) if key else p for p, key in zip(placed, keys, strict=True)]
+
+
 def _read_source(hub: Hub, person: PersonConfig, source: SourceConfig, window: Window
                  ) -> tuple[list[PlacedEvent], list[Problem], list[Problem]]:
     try:
@@ -90,11 +134,13 @@ def _read_source(hub: Hub, person: PersonConfig, source: SourceConfig, window: W
 def analyse_people(hub: Hub, emails: Sequence[str], window: Window) -> list[PersonAnalysis]:
     """Conflicts and duplicates of each person, in the order asked."""
     out = []
+    places, problems = recorded_places(hub)
     for email in emails:
         person = hub.directory.get(email)
         placed, errors, warnings = gather(hub, person.email, window)
         zone = zoneinfo(hub.directory.zone_of(person.email))
-        result = analyse(placed, owner=person.email, default_tz=zone)
+        warnings = problems + warnings
+        result = analyse(with_identities(placed, places, zone), owner=person.email, default_tz=zone)
         out.append(PersonAnalysis(person.email, person.name, result.conflicts, result.duplicates, errors, warnings))
     return out
 

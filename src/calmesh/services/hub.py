@@ -7,12 +7,15 @@ lazily so that a platform nobody asks about is never contacted, and closed toget
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from calmesh.config import Config
 from calmesh.connectors import registry
 from calmesh.connectors.base import Connector
 from calmesh.directory import Directory
+
+if TYPE_CHECKING:
+    from calmesh.store.identities import IdentityRepository
 
 
 class Hub:
@@ -20,6 +23,8 @@ class Hub:
         self.config = config
         self.directory = Directory(config)
         self._connectors: dict[str, Connector] = {}
+        self._identities: IdentityRepository | None = None
+        self._engine: Any = None
         self._lock = threading.Lock()
 
     def connector(self, platform: str) -> Connector:
@@ -32,6 +37,19 @@ class Hub:
                 self._connectors[platform] = registry.create(platform, raw)
             return self._connectors[platform]
 
+    def identities(self) -> IdentityRepository:
+        """The identity record in the state store, opened (and migrated) on first use: only the
+        features that book, change or recognise meetings need it."""
+        with self._lock:
+            if self._identities is None:
+                from calmesh.store.db import open_store
+                from calmesh.store.identities import IdentityRepository
+
+                sessions = open_store(self.config.state_url())
+                self._engine = sessions.kw.get("bind")
+                self._identities = IdentityRepository(sessions)
+            return self._identities
+
     @property
     def platforms(self) -> list[str]:
         return list(self.config.platforms)
@@ -41,6 +59,9 @@ class Hub:
             for connector in self._connectors.values():
                 connector.close()
             self._connectors.clear()
+            if self._engine is not None:
+                self._engine.dispose()
+            self._engine, self._identities = None, None
 
     def __enter__(self) -> Hub:
         return self

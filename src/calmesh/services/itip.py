@@ -39,15 +39,18 @@ def request(item: CalendarItem) -> bytes:
     return ical.item_to_ical(item, method="REQUEST")
 
 
-def cancel(item: CalendarItem, attendees: Sequence[str] | None = None, *, comment: str | None = None) -> bytes:
+def cancel(item: CalendarItem, attendees: Sequence[str] | None = None, *, comment: str | None = None,
+           sequence: int | None = None) -> bytes:
     """``METHOD:CANCEL``: the meeting is withdrawn (for everyone, or for the named attendees);
-    ``comment`` (the organiser's reason) travels as COMMENT, which RFC 5546 3.2.5 allows."""
+    ``comment`` (the organiser's reason) travels as COMMENT, which RFC 5546 3.2.5 allows.
+    ``sequence`` is the cancellation's SEQUENCE when the caller knows a higher one than the
+    item's own plus one (the organiser's identity record)."""
     organizer_event = _require_organizer(item)
     wanted = {normalize_email(a) for a in attendees} if attendees else None
     components = []
     for event in item.components:
         kept = [a for a in event.attendees if wanted is None or a.email in wanted]
-        components.append(replace(event, status=EventStatus.CANCELLED, sequence=event.sequence + 1,
+        components.append(replace(event, status=EventStatus.CANCELLED, sequence=event.sequence + 1 if sequence is None else sequence,
                                   attendees=kept, organizer=organizer_event.organizer,
                                   rrule=list(event.rrule), exdate=list(event.exdate),
                                   extra={**event.extra, "COMMENT": comment} if comment else event.extra))

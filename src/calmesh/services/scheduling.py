@@ -9,8 +9,12 @@
   stale suggestion), creates the event on the organiser's home calendar through its connector, then
   reaches every other attendee with the same UID: written straight into their home calendar where
   calmesh may (see :func:`delivery_mode`), else by an iMIP ``REQUEST`` mail (RFC 6047).
-- :func:`move_booking` and :func:`cancel_booking` change a meeting calmesh booked, found by UID in
-  the organiser's home calendar: the organiser's copy is rewritten with If-Match and SEQUENCE+1,
+- :func:`move_booking` and :func:`cancel_booking` change a meeting, but only for its organiser:
+  the person who booked it, as the identity record in the state store says
+  (:mod:`calmesh.store.identities`), or for a meeting made elsewhere the ORGANIZER of the copy in
+  the person's own calendar when that copy is not one calmesh wrote. Platforms put their mailbox
+  owner as organiser of every copy (Exchange does), so an attendee's copy never grants authority.
+  The organiser's copy is rewritten with If-Match and a SEQUENCE above every one seen or recorded,
   then every attendee is told the same ways :func:`book` invited them (their calendar copy
   rewritten, else an iMIP ``REQUEST`` or ``CANCEL``).
 - :func:`process_message` applies an incoming iTIP ``REPLY`` (PARTSTAT) or ``CANCEL`` (from an
@@ -55,6 +59,8 @@ from calmesh.model import (
 from calmesh.services import availability, itip
 from calmesh.services.detection import stored_item
 from calmesh.services.hub import Hub
+from calmesh.store.db import StoreError
+from calmesh.store.identities import INVITATION, CopyRecord, Identity, IdentityRepository
 from calmesh.timezones import zoneinfo
 from calmesh.vavailability import VAvailabilityError, working_hours
 
@@ -70,6 +76,11 @@ class BookingNotFound(SchedulingError):
 class Unchangeable(SchedulingError):
     """The meeting exists but cannot be changed this way (another organiser, already cancelled,
     a recurring series)."""
+
+
+class NotOrganiser(Unchangeable):
+    """The person named as organiser does not organise the meeting (an attendee, or someone
+    else): only the organiser, or a user granted over them, changes a meeting."""
 
 
 class ChangedMeanwhile(SchedulingError):
@@ -204,6 +215,8 @@ class Delivery:
     platform: str | None = None
     calendar: str | None = None
     detail: str | None = None
+    item_id: str | None = None
+    """The copy written into the attendee's calendar (``calendar`` deliveries), as recorded."""
 
 
 @dataclass(slots=True)
@@ -311,9 +324,14 @@ def book(hub: Hub, request: BookingRequest, *, now: datetime, mailer: Mailer = i
     if not connector.capabilities.write:
         raise SchedulingError(f"the organiser's platform {organizer.platform} cannot be written to")
     calendar = home_calendar(hub, organizer)
+    identities = _identities(hub)  # opened first: a meeting nobody could change must not be booked
     ref = connector.put(calendar, item)
+    # recorded before any attendee's copy exists: from now on only the booker may change it
+    identity = Identity(item.uid, organizer.email, organizer.platform, calendar, ref.id,
+                        item.components[0].sequence, EventStatus.CONFIRMED.value)
+    identities.save(identity)
     notice = _Notice(item, "REQUEST", itip.request(item), "Invitation", itip.INVITED, replaces=False)
-    return _tell_attendees(hub, organizer, calendar, ref, notice, mailer, warnings)
+    return _tell_attendees(hub, identity, ref, notice, mailer, warnings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,16 +352,26 @@ class _Notice:
     """Whether a copy missing from an attendee's calendar is created (not for a CANCEL)."""
 
 
-def _tell_attendees(hub: Hub, organizer: PersonConfig, calendar: str, ref: ItemRef, notice: _Notice,
-                    mailer: Mailer, warnings: list[str]) -> Booking:
-    """Reach every attendee but the organiser (whose copy is already written at ``ref``)."""
+def _tell_attendees(hub: Hub, identity: Identity, ref: ItemRef, notice: _Notice, mailer: Mailer,
+                    warnings: list[str]) -> Booking:
+    """Reach every attendee but the organiser (whose copy is already written at ``ref``), then
+    record the meeting's copies, its SEQUENCE and status in its identity record.
+
+    Every copy is marked with the meeting's identity (the organiser's item, named as sync names a
+    logical item), so a sync group holding both calendars sees one meeting, not an orphan copy."""
     item = notice.item
-    booking = Booking(item.uid, item, ref, [Delivery(organizer.email, "organizer", organizer.platform, calendar)],
-                      warnings)
-    marker = f"{organizer.platform}/{calendar}/{item.uid}"
-    for attendee in (item.master or item.components[0]).attendees:
-        if attendee.email != organizer.email:
-            booking.deliveries.append(_deliver(hub, notice, attendee.email, marker, mailer))
+    first = item.master or item.components[0]
+    booking = Booking(item.uid, item, ref, [Delivery(identity.organizer, "organizer", identity.platform,
+                                                     identity.calendar, item_id=ref.id)], warnings)
+    for attendee in first.attendees:
+        if attendee.email != identity.organizer:
+            booking.deliveries.append(_deliver(hub, notice, attendee.email, identity.logical_id, mailer))
+    written = {(d.platform, d.calendar): CopyRecord(INVITATION, d.platform, d.calendar, d.item_id, d.email,
+                                                    identity.logical_id)
+               for d in booking.deliveries if d.method == "calendar" and d.platform and d.calendar}
+    kept = [c for c in identity.copies if (c.platform, c.calendar) not in written]
+    _identities(hub).save(replace(identity, item_id=ref.id, sequence=first.sequence, status=first.status.value,
+                                  copies=(*kept, *written.values())))
     return booking
 
 
@@ -353,8 +381,8 @@ def _deliver(hub: Hub, notice: _Notice, address: str, marker: str, mailer: Maile
     if mode == "calendar" and person is not None:
         try:
             calendar = home_calendar(hub, person)
-            _write_copy(hub, person.platform, calendar, notice, marker)
-            return Delivery(address, "calendar", person.platform, calendar)
+            ref = _write_copy(hub, person.platform, calendar, notice, marker)
+            return Delivery(address, "calendar", person.platform, calendar, item_id=ref.id)
         except ConnectorError as exc:
             if person.invite == "calendar":
                 return Delivery(address, "failed", person.platform, detail=str(exc))
@@ -364,7 +392,7 @@ def _deliver(hub: Hub, notice: _Notice, address: str, marker: str, mailer: Maile
     return _mail(hub, notice, address, mailer)
 
 
-def _write_copy(hub: Hub, platform: str, calendar: str, notice: _Notice, marker: str) -> None:
+def _write_copy(hub: Hub, platform: str, calendar: str, notice: _Notice, marker: str) -> ItemRef:
     """Write the meeting into an attendee's calendar, marked as calmesh's (see docs/scheduling.md).
 
     An update overwrites the copy calmesh wrote before, guarded by its ETag; a copy that is gone
@@ -379,7 +407,7 @@ def _write_copy(hub: Hub, platform: str, calendar: str, notice: _Notice, marker:
                 raise
     copy = CalendarItem(notice.item.uid, [replace(e, extra={**e.extra, MARKER_PROPERTY: marker})
                                           for e in notice.item.components], ref)
-    hub.connector(platform).put(calendar, copy, if_match=ref.etag if ref else None)
+    return hub.connector(platform).put(calendar, copy, if_match=ref.etag if ref else None)
 
 
 def _mail(hub: Hub, notice: _Notice, address: str, mailer: Mailer) -> Delivery:
@@ -403,7 +431,7 @@ def move_booking(hub: Hub, uid: str, organizer: str, new_start: datetime, new_en
     """Reschedule a meeting (RFC 5546 3.2.2): re-check the new slot as :func:`book` does, then
     write it with SEQUENCE+1 and every attendee's PARTSTAT back to NEEDS-ACTION (they answer
     again), and send the new REQUEST the ways booking sent the first."""
-    person, calendar, stored = _organised(hub, uid, organizer)
+    person, identity, stored = _organised(hub, uid, organizer, "move")
     if len(stored.components) != 1 or stored.components[0].is_recurring_master:
         raise Unchangeable(f"{uid} is a recurring series: calmesh moves single meetings only")
     event = stored.components[0]
@@ -415,14 +443,15 @@ def move_booking(hub: Hub, uid: str, organizer: str, new_start: datetime, new_en
     if new_start < now:
         raise SchedulingError("the new slot is in the past")
     warnings = recheck(hub, request, own_slot=Window(*event.span_utc(zone)))
-    moved = replace(event, start=new_start.astimezone(zone), end=new_end.astimezone(zone), sequence=event.sequence + 1,
+    moved = replace(event, start=new_start.astimezone(zone), end=new_end.astimezone(zone),
+                    sequence=_next_sequence(identity, stored),
                     last_modified=now, tzid=zone.key,
                     attendees=[a if a.email == person.email else replace(a, partstat=PartStat.NEEDS_ACTION, rsvp=True)
                                for a in event.attendees])
     item = CalendarItem(stored.uid, [moved], stored.ref)
-    ref = _rewrite(hub, person, calendar, stored, item)
+    ref = _rewrite(hub, identity, stored, item)
     notice = _Notice(item, "REQUEST", itip.request(item), "Moved", itip.MOVED, replaces=True)
-    return _tell_attendees(hub, person, calendar, ref, notice, mailer, warnings)
+    return _tell_attendees(hub, identity, ref, notice, mailer, warnings)
 
 
 def cancel_booking(hub: Hub, uid: str, organizer: str, *, now: datetime, mailer: Mailer = itip.send,
@@ -433,19 +462,46 @@ def cancel_booking(hub: Hub, uid: str, organizer: str, *, now: datetime, mailer:
     Copies are kept, not deleted, as clients do with a CANCEL: the higher SEQUENCE then makes a
     late REPLY or an old REQUEST stale instead of reviving the meeting, and sync does not take the
     copy's disappearance for a deletion to spread (docs/scheduling.md)."""
-    person, calendar, stored = _organised(hub, uid, organizer)
-    item = CalendarItem(stored.uid, [replace(_withdrawn(e, e.sequence + 1), last_modified=now)
+    _, identity, stored = _organised(hub, uid, organizer, "cancel")
+    sequence = _next_sequence(identity, stored)
+    item = CalendarItem(stored.uid, [replace(_withdrawn(e, sequence), last_modified=now)
                                      for e in stored.components], stored.ref)
-    ref = _rewrite(hub, person, calendar, stored, item)
+    ref = _rewrite(hub, identity, stored, item)
     note = itip.CANCELLED + (f"\nReason: {reason}" if reason else "")
-    notice = _Notice(item, "CANCEL", itip.cancel(stored, comment=reason), "Cancelled", note, replaces=True,
-                     creates=False)
-    return _tell_attendees(hub, person, calendar, ref, notice, mailer, [])
+    message = itip.cancel(stored, comment=reason, sequence=sequence)
+    notice = _Notice(item, "CANCEL", message, "Cancelled", note, replaces=True, creates=False)
+    return _tell_attendees(hub, identity, ref, notice, mailer, [])
 
 
-def _organised(hub: Hub, uid: str, organizer: str) -> tuple[PersonConfig, str, CalendarItem]:
-    """The organiser, their home calendar and their stored copy of ``uid``, if they organise it."""
-    person = _person(hub, organizer, "organiser")
+def _organised(hub: Hub, uid: str, claimed: str, verb: str) -> tuple[PersonConfig, Identity, CalendarItem]:
+    """The organiser, the meeting's identity and the organiser's stored copy of ``uid``, if
+    ``claimed`` organises it (else :class:`NotOrganiser`, naming who does).
+
+    The identity record decides when there is one (calmesh booked the meeting). Without one (a
+    meeting made elsewhere, or booked before calmesh kept records) the claimed person's own copy
+    decides through its ORGANIZER, unless calmesh wrote that copy (it carries the marker): a
+    platform names its mailbox owner organiser of every copy, so a copy never grants authority.
+    The meeting is then linked: recorded with that organiser, for every later change."""
+    person = _person(hub, claimed, "organiser")
+    identity = _identities(hub).get(uid)
+    if identity is None:
+        identity, stored = _link(hub, uid, person, verb)
+    else:
+        try:
+            stored = stored_item(hub, identity.platform, identity.calendar, uid)
+        except NotFoundError:
+            raise BookingNotFound(f"the organiser's copy of {uid} is gone from {identity.organizer}'s calendar "
+                                  f"({identity.platform}:{identity.calendar})") from None
+        if identity.organizer != person.email:
+            raise NotOrganiser(_not_organiser(uid, person.email, identity.organizer, stored, verb))
+    first = stored.master or stored.components[0]
+    if first.status is EventStatus.CANCELLED or identity.status == EventStatus.CANCELLED.value:
+        raise Unchangeable(f"{uid} is already cancelled")
+    return _person(hub, identity.organizer, "organiser"), identity, stored
+
+
+def _link(hub: Hub, uid: str, person: PersonConfig, verb: str) -> tuple[Identity, CalendarItem]:
+    """The identity of a meeting calmesh has no record of, from ``person``'s own copy."""
     calendar = home_calendar(hub, person)
     try:
         stored = stored_item(hub, person.platform, calendar, uid)
@@ -453,20 +509,50 @@ def _organised(hub: Hub, uid: str, organizer: str) -> tuple[PersonConfig, str, C
         raise BookingNotFound(f"no meeting with UID {uid} in the calendar of {person.email} "
                               f"({person.platform}:{calendar})") from None
     first = stored.master or stored.components[0]
-    if first.organizer is None or first.organizer.email != person.email:
-        who = first.organizer.email if first.organizer else "nobody (it has no ORGANIZER)"
-        raise Unchangeable(f"{uid} is organised by {who}, not {person.email}: only its organiser can change it")
-    if first.status is EventStatus.CANCELLED:
-        raise Unchangeable(f"{uid} is already cancelled")
-    return person, calendar, stored
+    organizer = first.organizer.email if first.organizer else None
+    if stored.marker is not None:
+        raise NotOrganiser(f"the copy of {uid} in the calendar of {person.email} is one calmesh wrote "
+                           f"({MARKER_PROPERTY}): a copy grants no authority, whatever ORGANIZER its platform "
+                           f"gives it; only its organiser can {verb} it")
+    if organizer != person.email:
+        who = organizer or "nobody (it has no ORGANIZER)"
+        raise NotOrganiser(f"{uid} is organised by {who}, not {person.email}: only its organiser can {verb} it")
+    assert stored.ref is not None
+    identity = Identity(uid, person.email, person.platform, calendar, stored.ref.id, first.sequence,
+                        first.status.value)
+    _identities(hub).save(identity)
+    return identity, stored
 
 
-def _rewrite(hub: Hub, person: PersonConfig, calendar: str, stored: CalendarItem, updated: CalendarItem) -> ItemRef:
+def _identities(hub: Hub) -> IdentityRepository:
+    """The identity record; without it nobody could be told apart from an organiser, so a store
+    that cannot be opened refuses the booking or change (before anything is written)."""
+    try:
+        return hub.identities()
+    except StoreError as exc:
+        raise SchedulingError(f"the state store, where calmesh records who organises each meeting, cannot be "
+                              f"used: {exc}") from None
+
+
+def _not_organiser(uid: str, claimed: str, organizer: str, stored: CalendarItem, verb: str) -> str:
+    first = stored.master or stored.components[0]
+    role = "an attendee" if any(a.email == claimed for a in first.attendees) else "not the organiser"
+    return f"{claimed} is {role} of {uid}; only {organizer} (its organiser) can {verb} it"
+
+
+def _next_sequence(identity: Identity, stored: CalendarItem) -> int:
+    """One above every SEQUENCE recorded or stored: a platform that reads SEQUENCE back lower
+    (or not at all) must never make an update look older than the one before it."""
+    return max(identity.sequence, *(e.sequence for e in stored.components)) + 1
+
+
+def _rewrite(hub: Hub, identity: Identity, stored: CalendarItem, updated: CalendarItem) -> ItemRef:
     """Replace the organiser's copy only if it is still the version read (If-Match its ETag)."""
     try:
-        return hub.connector(person.platform).put(calendar, updated, if_match=stored.ref.etag if stored.ref else None)
+        return hub.connector(identity.platform).put(identity.calendar, updated,
+                                                    if_match=stored.ref.etag if stored.ref else None)
     except PreconditionFailed:
-        raise ChangedMeanwhile(f"{stored.uid} changed in the calendar of {person.email} since calmesh read it; "
+        raise ChangedMeanwhile(f"{stored.uid} changed in the calendar of {identity.organizer} since calmesh read it; "
                                "nothing was changed or sent: try again") from None
 
 
@@ -508,23 +594,29 @@ def process_message(hub: Hub, data: bytes) -> Processed:
     first = message.item.components[0]
     if first.organizer is None:
         raise itip.ITIPError(f"{message.method} for {message.item.uid} has no ORGANIZER")
-    organizer = hub.directory.find(first.organizer.email)
+    identity = _recorded(hub, message.item.uid)
+    if identity is not None and message.method == "CANCEL" and first.organizer.email != identity.organizer:
+        raise itip.ITIPError(f"CANCEL for {message.item.uid} does not come from its organiser ({identity.organizer})")
+    # the record knows the organiser even when the message names an attendee's mailbox (Exchange)
+    address = identity.organizer if identity is not None else first.organizer.email
+    organizer = hub.directory.find(address)
     if organizer is None:
-        raise itip.ITIPError(f"the organiser {first.organizer.email} is not in the people directory")
-    calendar = home_calendar(hub, organizer)
-    stored = stored_item(hub, organizer.platform, calendar, message.item.uid)
+        raise itip.ITIPError(f"the organiser {address} is not in the people directory")
+    platform, calendar = ((identity.platform, identity.calendar) if identity is not None
+                          else (organizer.platform, home_calendar(hub, organizer)))
+    stored = stored_item(hub, platform, calendar, message.item.uid)
     result = Processed(message.method, message.item.uid)
     if message.method == "REPLY":
         updated = itip.apply_reply(stored, message)
-        _save(hub, organizer.platform, calendar, stored, updated, result)
+        _save(hub, platform, calendar, stored, updated, result)
         for answer in message.item.components:
             who = answer.attendees[0]
             result.changes.append(f"{who.email} {who.partstat.value}")
         return result
     stored_organizer = (stored.master or stored.components[0]).organizer
-    if stored_organizer is None or stored_organizer.email != first.organizer.email:
+    if identity is None and (stored_organizer is None or stored_organizer.email != first.organizer.email):
         raise itip.ITIPError(f"CANCEL for {stored.uid} does not come from its organiser")
-    _cancel(hub, organizer.platform, calendar, stored, message, result)
+    _cancel(hub, platform, calendar, stored, message, result)
     for attendee in first.attendees:
         person = hub.directory.find(attendee.email)
         if person is None or person.email == organizer.email or delivery_mode(hub, person) != "calendar":
@@ -536,6 +628,15 @@ def process_message(hub: Hub, data: bytes) -> Processed:
             continue  # never written there (mailed instead, or already removed)
         _cancel(hub, person.platform, their_calendar, copy, message, result)
     return result
+
+
+def _recorded(hub: Hub, uid: str) -> Identity | None:
+    """The meeting's identity record, or None (none kept, or no state store to keep it in: a
+    message then speaks for itself, as it did before calmesh kept records)."""
+    try:
+        return hub.identities().get(uid)
+    except StoreError:
+        return None
 
 
 def _cancel(hub: Hub, platform: str, calendar: str, stored: CalendarItem, message: itip.Message,

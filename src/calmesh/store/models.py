@@ -165,3 +165,49 @@ class AuditEntry(Base):
     """iCalendar text of what calmesh wrote (NULL for a delete)."""
     etag_before: Mapped[str | None] = mapped_column(Text, nullable=True)
     etag_after: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class MeetingIdentity(Base):
+    """One meeting calmesh booked (or linked): who organises it, where its original lives and
+    every copy calmesh wrote of it. The one answer to "who may change this meeting" and "which
+    items are this meeting" that booking, moving, cancelling, sync and detection all ask."""
+
+    __tablename__ = "meeting_identities"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(Text, unique=True)
+    organizer: Mapped[str] = mapped_column(String(320))
+    """The person who booked the meeting: the only one (with their grantees) who may change it."""
+    platform: Mapped[str] = mapped_column(String(200))
+    calendar: Mapped[str] = mapped_column(Text)
+    item_id: Mapped[str] = mapped_column(Text)
+    """The organiser's item id (CalDAV href, EWS ItemId...) as its connector returned it."""
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    copies: Mapped[list[MeetingCopy]] = relationship(
+        back_populates="meeting", cascade="all, delete-orphan", passive_deletes=True)
+
+
+class MeetingCopy(Base):
+    """A copy of a meeting calmesh wrote into someone else's calendar (an invitation copy)."""
+
+    __tablename__ = "meeting_copies"
+    __table_args__ = (
+        UniqueConstraint("meeting_id", "platform", "calendar"),
+        Index("ix_meeting_copies_place", "platform", "calendar"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meeting_identities.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    """``invitation`` (written by booking); never grants authority over the meeting."""
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    platform: Mapped[str] = mapped_column(String(200))
+    calendar: Mapped[str] = mapped_column(Text)
+    item_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    marker: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    meeting: Mapped[MeetingIdentity] = relationship(back_populates="copies")

@@ -1,0 +1,122 @@
+"""The identity record: which items are one meeting, where its original lives, who organises it.
+
+Booking writes a meeting's record (organiser, the organiser's item, SEQUENCE, status and every
+copy calmesh wrote); moving and cancelling read it to decide who may change the meeting and
+update it. Detection asks :meth:`IdentityRepository.places` which stored items stand for one
+meeting, over these records and the sync groups' records alike, instead of parsing markers. A
+meeting's identity is the same string sync uses for a logical item, ``platform/calendar/item-id``
+of its original, so the two records name a meeting the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from calmesh.core.syncplan import Member
+from calmesh.store.models import MeetingCopy, MeetingIdentity, SyncCopy, SyncItem
+from calmesh.store.repository import Clock
+
+INVITATION = "invitation"
+"""The kind of copy booking writes into an attendee's calendar: it never grants authority."""
+
+
+@dataclass(frozen=True, slots=True)
+class CopyRecord:
+    """One copy of a meeting calmesh wrote, and where it lives."""
+
+    kind: str
+    platform: str
+    calendar: str
+    item_id: str | None = None
+    email: str | None = None
+    marker: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """One booked meeting as recorded: its organiser, its original and its copies."""
+
+    uid: str
+    organizer: str
+    platform: str
+    calendar: str
+    item_id: str
+    sequence: int
+    status: str
+    copies: tuple[CopyRecord, ...] = ()
+
+    @property
+    def logical_id(self) -> str:
+        """The meeting's identity (and its copies' marker): the organiser's item, named as sync
+        names the origin of a logical item."""
+        return Member(self.platform, self.calendar).origin_id(self.item_id)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class IdentityRepository:
+    def __init__(self, sessions: sessionmaker[Session], clock: Clock = _utc_now) -> None:
+        self._sessions = sessions
+        self._now = clock
+
+    def save(self, identity: Identity) -> None:
+        """Record ``identity`` (replacing what was recorded for its UID, copies included)."""
+        now = self._now()
+        with self._sessions() as session, session.begin():
+            row = session.scalar(select(MeetingIdentity).where(MeetingIdentity.uid == identity.uid)
+                                 .options(selectinload(MeetingIdentity.copies)))
+            if row is None:
+                row = MeetingIdentity(uid=identity.uid, created_at=now)
+                session.add(row)
+            row.organizer, row.platform, row.calendar = identity.organizer, identity.platform, identity.calendar
+            row.item_id, row.sequence, row.status, row.updated_at = (identity.item_id, identity.sequence,
+                                                                     identity.status, now)
+            rows = {(c.platform, c.calendar): c for c in row.copies}
+            for copy in identity.copies:
+                target = rows.pop((copy.platform, copy.calendar), None)
+                if target is None:
+                    target = MeetingCopy(platform=copy.platform, calendar=copy.calendar)
+                    row.copies.append(target)
+                target.kind, target.email, target.item_id, target.marker = (copy.kind, copy.email, copy.item_id,
+                                                                            copy.marker)
+            for stale in rows.values():
+                row.copies.remove(stale)
+
+    def get(self, uid: str) -> Identity | None:
+        with self._sessions() as session:
+            row = session.scalar(select(MeetingIdentity).where(MeetingIdentity.uid == uid)
+                                 .options(selectinload(MeetingIdentity.copies)))
+            if row is None:
+                return None
+            return Identity(row.uid, row.organizer, row.platform, row.calendar, row.item_id, row.sequence,
+                            row.status, tuple(CopyRecord(c.kind, c.platform, c.calendar, c.item_id, c.email,
+                                                         c.marker) for c in row.copies))
+
+    def places(self) -> dict[tuple[str, str, str], str]:
+        """``(platform, calendar, UID)`` -> identity, for every live item on record: each booked
+        meeting's original and copies, and each sync group's originals, mirror copies and busy
+        placeholders. Items with one identity are one meeting wherever they live; a sync group
+        that named a booked meeting after another of its copies (it paired them by UID) is read
+        as naming the booked meeting."""
+        out: dict[tuple[str, str, str], str] = {}
+        alias: dict[str, str] = {}
+        with self._sessions() as session:
+            for r in session.execute(
+                select(SyncCopy.platform, SyncCopy.calendar, SyncCopy.uid, SyncItem.logical_id)
+                .join(SyncItem, SyncItem.id == SyncCopy.item_id)
+                .where(SyncCopy.deleted.is_(False), SyncItem.deleted.is_(False))
+            ):
+                out[(r.platform, r.calendar, r.uid)] = r.logical_id
+            for m in session.scalars(select(MeetingIdentity).options(selectinload(MeetingIdentity.copies))):
+                lid = Member(m.platform, m.calendar).origin_id(m.item_id)
+                for place in [(m.platform, m.calendar, m.uid), *((c.platform, c.calendar, m.uid) for c in m.copies)]:
+                    if (synced := out.get(place)) is not None and synced != lid:
+                        alias[synced] = lid
+                    out[place] = lid
+        return {place: alias.get(lid, lid) for place, lid in out.items()}
