@@ -41,10 +41,17 @@ def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 30
     raise AssertionError(f"{needle!r} never printed; got {lines}")
 
 
-def test_hash_password_prints_a_verifiable_hash() -> None:
-    result = CliRunner().invoke(app, ["hash-password", "--password", "hunter2"])
-    assert result.exit_code == 0
-    assert verify_password("hunter2", result.stdout.strip())
+def test_hash_password_reads_the_secret_from_stdin_never_the_command_line() -> None:
+    result = subprocess.run([CALMESH, "hash-password"], input="hunter2 with spaces\n", capture_output=True,
+                            text=True, timeout=60, env=_env())
+    assert result.returncode == 0, result.stderr
+    stored = result.stdout.strip()
+    assert stored.startswith("$argon2id$") and verify_password("hunter2 with spaces", stored)
+    assert "hunter2" not in result.stdout + result.stderr
+    refused = CliRunner().invoke(app, ["hash-password", "--password", "hunter2"])
+    assert refused.exit_code == 2  # no such option: a secret on the command line is not accepted
+    empty = subprocess.run([CALMESH, "hash-password"], input="", capture_output=True, text=True, timeout=60)
+    assert empty.returncode == 1 and "empty" in empty.stderr
 
 
 @pytest.fixture
