@@ -122,3 +122,13 @@ def test_serve_demo_prints_the_ready_line_and_serves_on_every_door(config_file: 
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_serve_refuses_to_start_without_users_and_says_how_to_add_one(tmp_path: Path) -> None:
+    path = tmp_path / "calmesh.toml"
+    path.write_text('[hub]\ntimezone = "Europe/Paris"\n')
+    result = subprocess.run([CALMESH, "serve", "--config", str(path), "--port", str(_free_port())],
+                            capture_output=True, text=True, env=_env(), timeout=60)
+    assert result.returncode == 2 and "calmesh serving" not in result.stdout
+    assert "no server users" in result.stderr and "[[server.users]]" in result.stderr
+    assert "calmesh hash-password" in result.stderr

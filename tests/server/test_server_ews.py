@@ -16,6 +16,7 @@ from exchangelib import Configuration, Credentials, EWSTimeZone
 from exchangelib.errors import ErrorMailRecipientNotFound
 from exchangelib.protocol import BaseProtocol, NoVerifyHTTPAdapter, Protocol
 
+from calmesh.server.app import create_app
 from calmesh.server.ews_soap import RuleZone, zone_rules
 
 from .conftest import DEMO, OPS, Served
@@ -181,3 +182,16 @@ def test_pox_autodiscover_for_outlook(make_server) -> None:  # type: ignore[no-u
     assert b"evil.example" not in forged.content and f"{PUBLIC}/EWS/Exchange.asmx".encode() in forged.content
     missing = httpx.post(url, content=request.replace(b"Carla", b"Zed"), auth=OPS)
     assert b"cannot be found" in missing.content
+
+
+def test_autodiscover_without_public_url_is_refused_clearly(server: Served, caplog: pytest.LogCaptureFixture) -> None:
+    soap = httpx.post(f"{server.url}/autodiscover/autodiscover.svc", auth=OPS, headers={"Host": "evil.example"},
+                      content=b"<not-even-read/>")
+    pox = httpx.post(f"{server.url}/autodiscover/autodiscover.xml", auth=OPS, content=b"<not-even-read/>")
+    for response in (soap, pox):
+        assert response.status_code == 503 and b"server.public_url" in response.content
+        assert b"evil.example" not in response.content
+    assert httpx.post(f"{server.url}/autodiscover/autodiscover.xml").status_code == 401  # login first
+    with caplog.at_level("WARNING", logger="calmesh.server.app"):
+        create_app(server.hub)
+    assert "server.public_url is not set" in caplog.text
