@@ -132,3 +132,25 @@ def test_serve_refuses_to_start_without_users_and_says_how_to_add_one(tmp_path: 
     assert result.returncode == 2 and "calmesh serving" not in result.stdout
     assert "no server users" in result.stderr and "[[server.users]]" in result.stderr
     assert "calmesh hash-password" in result.stderr
+
+
+def test_serve_counts_failed_sign_ins_by_the_client_a_trusted_proxy_names(tmp_path: Path, slow_feed: str) -> None:
+    seed_ics(tmp_path)
+    path = tmp_path / "calmesh.toml"
+    path.write_text(config_text(slow_feed, server_extra='trusted_proxies = ["127.0.0.1"]'))
+    port = _free_port()
+    proc = subprocess.Popen([CALMESH, "serve", "--config", str(path), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+    try:
+        _wait_for_line(proc, "calmesh serving")  # bound: connections queue until uvicorn answers
+
+        def guess(client: str, i: int) -> int:
+            return httpx.get(f"http://127.0.0.1:{port}/api/v1/people", timeout=30, headers={
+                "Authorization": f"Bearer guess-{i}", "X-Forwarded-For": client}).status_code
+
+        codes = [guess("203.0.113.5", i) for i in range(8)]
+        assert codes == [401] * 6 + [429] * 2  # the forwarded client backs off ...
+        assert guess("203.0.113.6", 99) == 401  # ... not everyone behind the proxy
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
