@@ -124,8 +124,8 @@ class PortInUse(OSError):
 
 
 def check_servable(config: Config) -> None:
-    """Refuse a server nobody could use: with no users every door but anonymous free/busy
-    answers 401."""
+    """Refuse a server nobody could use (``calmesh serve``, before it binds its port): with no
+    users every door but anonymous free/busy answers 401."""
     if not config.server.users and not config.server.anonymous_freebusy:
         raise ConfigError(
             "no server users are configured, so every request would be refused: add one to the "
@@ -135,8 +135,8 @@ def check_servable(config: Config) -> None:
 
 def serve(config: Config, host: str | None = None, port: int | None = None, *,
           sock: socket.socket | None = None) -> None:
-    """Run the hub server until interrupted (Ctrl-C)."""
-    check_servable(config)
+    """Run the hub server until interrupted (Ctrl-C). ``calmesh serve`` calls
+    :func:`check_servable` first."""
     host = host or config.server.host
     port = config.server.port if port is None else port
     sock = sock or bind(host, port)
