@@ -16,6 +16,7 @@ from exchangelib import Configuration, Credentials, EWSTimeZone
 from exchangelib.errors import ErrorMailRecipientNotFound
 from exchangelib.protocol import BaseProtocol, NoVerifyHTTPAdapter, Protocol
 
+from calmesh.config import ConfigError, parse_config
 from calmesh.server.app import create_app
 from calmesh.server.ews_soap import RuleZone, zone_rules
 
@@ -195,3 +196,9 @@ def test_autodiscover_without_public_url_is_refused_clearly(server: Served, capl
     with caplog.at_level("WARNING", logger="calmesh.server.app"):
         create_app(server.hub)
     assert "server.public_url is not set" in caplog.text
+
+
+@pytest.mark.parametrize("url", ["calmesh.agency.example", "ftp://calmesh.agency.example", "https://", "https://x/?a=1"])
+def test_public_url_must_be_an_absolute_http_url(url: str) -> None:
+    with pytest.raises(ConfigError, match="public_url must be an absolute http"):
+        parse_config(f'[server]\npublic_url = "{url}"\n')
