@@ -194,7 +194,8 @@ class HubConfig(_Strict):
 class UserConfig(_Strict):
     name: str
     password_hash: str | None = None
-    """``pbkdf2_sha256$iterations$salt$hash`` as printed by ``calmesh hash-password``."""
+    """An Argon2id hash as printed by ``calmesh hash-password`` (earlier ``pbkdf2_sha256$...``
+    hashes are still accepted)."""
     password_env: str | None = None
     token_hash: str | None = None
     """Hash of a bearer token (same format), for API clients."""
