@@ -116,6 +116,10 @@ def test_serve_demo_prints_the_ready_line_and_serves_on_every_door(config_file: 
                 time.sleep(0.1)
         assert response.status_code == 200
         assert httpx.get(f"{base}/feeds/alice@agency.example.ics", auth=("demo", "demo-secret")).status_code == 200
+        pox = httpx.post(f"{base}/autodiscover/autodiscover.xml", auth=("demo", "demo-secret"), content=(
+            b'<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006">'
+            b"<Request><EMailAddress>alice@agency.example</EMailAddress></Request></Autodiscover>"))
+        assert f"EwsUrl>{base}/EWS/Exchange.asmx</" in pox.text  # the demo's own address
         taken = subprocess.run([sys.executable, "-c", DEMO_SCRIPT, str(config_file), str(port)],
                                capture_output=True, text=True, env=_env(), timeout=60)
         assert "already in use" in taken.stdout

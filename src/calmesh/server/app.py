@@ -192,6 +192,8 @@ def serve_demo(config: Config, port: int, user: str, password: str, console: Con
         console.print(f"[bold red]cannot start the hub server:[/] {exc}", highlight=False)
         return
     base = f"http://{host}:{sock.getsockname()[1]}"
+    if config.server.public_url is None:  # the demo's one address is known: Autodiscover works too
+        config = config.model_copy(update={"server": config.server.model_copy(update={"public_url": base})})
     first = config.people[0].email if config.people else "someone@example.org"
     emails = ", ".join(f'"{p.email}"' for p in config.people[:3])
     monday = datetime.combine(monday_of(date.today()), datetime.min.time(), tzinfo=zoneinfo(config.hub.timezone))
