@@ -50,10 +50,10 @@ def hash_password(password: str, *, time_cost: int = argon2.DEFAULT_TIME_COST,
                                  parallelism=parallelism).hash(password)
 
 
-def pbkdf2_hash(password: str, iterations: int, salt: str | None = None) -> str:
+def pbkdf2_hash(password: str, iterations: int) -> str:
     """A hash in the earlier PBKDF2 format; only made for the dummy that equalises work when the
-    configured users still have such hashes."""
-    salt = salt or secrets.token_hex(16)
+    configured users still have such hashes (and by tests, to stand for those users)."""
+    salt = secrets.token_hex(16)
     digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), iterations)
     return f"{PBKDF2}${iterations}${salt}${digest.hex()}"
 
