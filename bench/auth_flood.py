@@ -5,7 +5,7 @@ an Argon2id hash at the default (memory-hard) cost, then measures, in one run:
 
 - the real user's p50 (a remembered credential on ``GET /api/v1/people``) and ``/healthz``'s p50,
   alone;
-- the same while ``--flooders`` threads send wrong bearer tokens and wrong passwords for the real
+- the same while ``--flooders`` processes send wrong bearer tokens and wrong passwords for the real
   user's name as fast as they can, from ``--addresses`` different client addresses (127.0.0.2,
   127.0.0.3, ...: Linux routes all of 127/8 to loopback);
 
@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import base64
+import multiprocessing
 import os
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -80,12 +80,13 @@ def p50(client: httpx.Client, path: str, n: int) -> float:
     return statistics.median(times) * 1000
 
 
-def flood(base: str, addresses: list[str], stop: threading.Event, seen: Counter[int], lock: threading.Lock,
-          me: int) -> None:
+def flood(base: str, addresses: list[str], seconds: float, me: int, out: multiprocessing.Queue[Counter[int]]) -> None:
+    """One flooding process (its own interpreter: the measuring client does not share its GIL)."""
     clients = [httpx.Client(base_url=base, timeout=30, transport=httpx.HTTPTransport(local_address=a))
                for a in addresses]
-    i = 0
-    while not stop.is_set():
+    seen = Counter[int]()
+    i, ends = 0, time.monotonic() + seconds
+    while time.monotonic() < ends:
         client = clients[i % len(clients)]
         guess = f"guess-{me}-{i}"  # never the same twice (the server would check it once for all)
         wrong = f"Bearer {guess}" if i % 2 else "Basic " + base64.b64encode(f"{USER}:{guess}".encode()).decode()
@@ -93,17 +94,17 @@ def flood(base: str, addresses: list[str], stop: threading.Event, seen: Counter[
             code = client.get("/api/v1/people", headers={"Authorization": wrong}).status_code
         except httpx.TransportError:
             code = 0
-        with lock:
-            seen[code] += 1
+        seen[code] += 1
         i += 1
     for client in clients:
         client.close()
+    out.put(seen)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="how long the flood lasts")
-    parser.add_argument("--flooders", type=int, default=6, help="flooding threads")
+    parser.add_argument("--flooders", type=int, default=6, help="flooding processes")
     parser.add_argument("--addresses", type=int, default=24, help="client addresses the flooders use")
     parser.add_argument("--samples", type=int, default=200, help="requests per p50")
     args = parser.parse_args()
@@ -116,27 +117,27 @@ def main() -> None:
             with httpx.Client(base_url=base, auth=(USER, PASSWORD), timeout=30) as user:
                 user.get("/api/v1/people")  # the one hash verification; remembered from here
                 quiet_user, quiet_health = p50(user, "/api/v1/people", args.samples), p50(user, "/healthz", args.samples)
-                stop, lock, seen = threading.Event(), threading.Lock(), Counter[int]()
+                out: multiprocessing.Queue[Counter[int]] = multiprocessing.Queue()
                 addresses = [f"127.0.0.{2 + k}" for k in range(args.addresses)]
                 shares = [addresses[k::args.flooders] or [addresses[k % len(addresses)]] for k in range(args.flooders)]
-                threads = [threading.Thread(target=flood, args=(base, share, stop, seen, lock, k))
-                           for k, share in enumerate(shares)]
-                for thread in threads:
-                    thread.start()
+                flooders = [multiprocessing.Process(target=flood, args=(base, share, args.seconds + 2, k, out))
+                            for k, share in enumerate(shares)]
+                for process in flooders:
+                    process.start()
                 time.sleep(1.0)  # let the flood reach its steady state
                 ended = time.monotonic() + args.seconds
                 loud_user, loud_health = [], []
                 while time.monotonic() < ended:
                     loud_user.append(p50(user, "/api/v1/people", 20))
                     loud_health.append(p50(user, "/healthz", 20))
-                stop.set()
-                for thread in threads:
-                    thread.join()
+                seen = sum((out.get(timeout=120) for _ in flooders), Counter[int]())
+                for process in flooders:
+                    process.join()
         finally:
             proc.terminate()
             proc.wait(timeout=30)
     flooded_user, flooded_health = statistics.median(loud_user), statistics.median(loud_health)
-    print(f"cores: {os.cpu_count()}, flood: {args.flooders} threads from {args.addresses} addresses, "
+    print(f"cores: {os.cpu_count()}, flood: {args.flooders} processes from {args.addresses} addresses, "
           f"{args.seconds:.0f} s; answers {dict(sorted(seen.items()))}")
     print(f"real user p50:  {quiet_user:7.2f} ms alone, {flooded_user:7.2f} ms flooded: "
           f"ratio {flooded_user / quiet_user:.2f}")
