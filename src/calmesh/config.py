@@ -23,6 +23,7 @@ import tomllib
 from datetime import time
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -193,7 +194,8 @@ class HubConfig(_Strict):
 class UserConfig(_Strict):
     name: str
     password_hash: str | None = None
-    """``pbkdf2_sha256$iterations$salt$hash`` as printed by ``calmesh hash-password``."""
+    """An Argon2id hash as printed by ``calmesh hash-password`` (earlier ``pbkdf2_sha256$...``
+    hashes are still accepted)."""
     password_env: str | None = None
     token_hash: str | None = None
     """Hash of a bearer token (same format), for API clients."""
@@ -205,6 +207,13 @@ class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = 8765
     public_url: str | None = None
+    """The URL clients reach calmesh at (``https://calmesh.example.org``), through any proxy.
+    Autodiscover hands out URLs built from it and is refused without it."""
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Addresses of reverse proxies whose ``X-Forwarded-For`` names the client: sign-in and rate
+    limits then count the real client, not the proxy."""
+    auth_workers: int = Field(default=2, ge=1, le=64)
+    """Threads that verify password hashes (each Argon2 check takes ~64 MiB)."""
     cache_ttl: float = 60.0
     max_request_bytes: int = 1_000_000
     max_window_days: int = 366
@@ -214,6 +223,17 @@ class ServerConfig(_Strict):
     users: list[UserConfig] = Field(default_factory=list)
     watch_sync: bool = True
     """Run the sync watch loop in-process while serving."""
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(f"public_url must be an absolute http(s) URL such as "
+                             f"https://calmesh.example.org, not {value[:80]!r}")
+        return value.rstrip("/")
 
 
 class PrivacyConfig(_Strict):

@@ -54,7 +54,7 @@ password_env = "{PASSWORD_ENV}"
 sees_details_of = ["*"]
 [[server.users]]
 name = "{PLAIN[0]}"
-password_hash = "{hash_password(PLAIN[1], iterations=1000)}"
+password_hash = "{hash_password(PLAIN[1], time_cost=1, memory_kib=8, parallelism=1)}"
 [platforms.zoho]
 kind = "ics"
 path = "zoho"

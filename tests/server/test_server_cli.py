@@ -41,10 +41,17 @@ def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 30
     raise AssertionError(f"{needle!r} never printed; got {lines}")
 
 
-def test_hash_password_prints_a_verifiable_hash() -> None:
-    result = CliRunner().invoke(app, ["hash-password", "--password", "hunter2"])
-    assert result.exit_code == 0
-    assert verify_password("hunter2", result.stdout.strip())
+def test_hash_password_reads_the_secret_from_stdin_never_the_command_line() -> None:
+    result = subprocess.run([CALMESH, "hash-password"], input="hunter2 with spaces\n", capture_output=True,
+                            text=True, timeout=60, env=_env())
+    assert result.returncode == 0, result.stderr
+    stored = result.stdout.strip()
+    assert stored.startswith("$argon2id$") and verify_password("hunter2 with spaces", stored)
+    assert "hunter2" not in result.stdout + result.stderr
+    refused = CliRunner().invoke(app, ["hash-password", "--password", "hunter2"])
+    assert refused.exit_code == 2  # no such option: a secret on the command line is not accepted
+    empty = subprocess.run([CALMESH, "hash-password"], input="", capture_output=True, text=True, timeout=60)
+    assert empty.returncode == 1 and "empty" in empty.stderr
 
 
 @pytest.fixture
@@ -109,9 +116,45 @@ def test_serve_demo_prints_the_ready_line_and_serves_on_every_door(config_file: 
                 time.sleep(0.1)
         assert response.status_code == 200
         assert httpx.get(f"{base}/feeds/alice@agency.example.ics", auth=("demo", "demo-secret")).status_code == 200
+        pox = httpx.post(f"{base}/autodiscover/autodiscover.xml", auth=("demo", "demo-secret"), content=(
+            b'<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006">'
+            b"<Request><EMailAddress>alice@agency.example</EMailAddress></Request></Autodiscover>"))
+        assert f"EwsUrl>{base}/EWS/Exchange.asmx</" in pox.text  # the demo's own address
         taken = subprocess.run([sys.executable, "-c", DEMO_SCRIPT, str(config_file), str(port)],
                                capture_output=True, text=True, env=_env(), timeout=60)
         assert "already in use" in taken.stdout
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_serve_refuses_to_start_without_users_and_says_how_to_add_one(tmp_path: Path) -> None:
+    path = tmp_path / "calmesh.toml"
+    path.write_text('[hub]\ntimezone = "Europe/Paris"\n')
+    result = subprocess.run([CALMESH, "serve", "--config", str(path), "--port", str(_free_port())],
+                            capture_output=True, text=True, env=_env(), timeout=60)
+    assert result.returncode == 2 and "calmesh serving" not in result.stdout
+    assert "no server users" in result.stderr and "[[server.users]]" in result.stderr
+    assert "calmesh hash-password" in result.stderr
+
+
+def test_serve_counts_failed_sign_ins_by_the_client_a_trusted_proxy_names(tmp_path: Path, slow_feed: str) -> None:
+    seed_ics(tmp_path)
+    path = tmp_path / "calmesh.toml"
+    path.write_text(config_text(slow_feed, server_extra='trusted_proxies = ["127.0.0.1"]'))
+    port = _free_port()
+    proc = subprocess.Popen([CALMESH, "serve", "--config", str(path), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+    try:
+        _wait_for_line(proc, "calmesh serving")  # bound: connections queue until uvicorn answers
+
+        def guess(client: str, i: int) -> int:
+            return httpx.get(f"http://127.0.0.1:{port}/api/v1/people", timeout=30, headers={
+                "Authorization": f"Bearer guess-{i}", "X-Forwarded-For": client}).status_code
+
+        codes = [guess("203.0.113.5", i) for i in range(8)]
+        assert codes == [401] * 6 + [429] * 2  # the forwarded client backs off ...
+        assert guess("203.0.113.6", 99) == 401  # ... not everyone behind the proxy
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -16,6 +16,8 @@ from exchangelib import Configuration, Credentials, EWSTimeZone
 from exchangelib.errors import ErrorMailRecipientNotFound
 from exchangelib.protocol import BaseProtocol, NoVerifyHTTPAdapter, Protocol
 
+from calmesh.config import ConfigError, parse_config
+from calmesh.server.app import create_app
 from calmesh.server.ews_soap import RuleZone, zone_rules
 
 from .conftest import DEMO, OPS, Served
@@ -144,21 +146,27 @@ def test_zone_rules_round_trip_through_windows_rules(zone: str) -> None:
         instant += dt.timedelta(hours=7)
 
 
-def test_soap_autodiscover_points_exchangelib_at_the_ews_door(server: Served) -> None:
+PUBLIC = "https://calmesh.agency.example"
+
+
+def test_soap_autodiscover_points_exchangelib_at_the_ews_door(make_server) -> None:  # type: ignore[no-untyped-def]
     from exchangelib.autodiscover.protocol import AutodiscoverProtocol
+
+    server = make_server(f'public_url = "{PUBLIC}/"')
 
     autodiscover = AutodiscoverProtocol(config=Configuration(
         service_endpoint=f"{server.url}/Autodiscover/Autodiscover.svc", credentials=Credentials(*OPS)))
     found = autodiscover.get_user_settings(user="alice@agency.example")
     found.raise_errors()  # settings calmesh does not serve are "not available", which is harmless
-    assert found.ews_url == f"{server.url}/EWS/Exchange.asmx"
+    assert found.ews_url == f"{PUBLIC}/EWS/Exchange.asmx"  # server.public_url, never the Host
     assert found.autodiscover_smtp_address == "alice@agency.example"
     assert found.version is not None and found.version.api_version == "Exchange2016"
     unknown = autodiscover.get_user_settings(user="nobody@agency.example")
     assert unknown.error_code == "InvalidUser"
 
 
-def test_pox_autodiscover_for_outlook(server: Served) -> None:
+def test_pox_autodiscover_for_outlook(make_server) -> None:  # type: ignore[no-untyped-def]
+    server = make_server(f'public_url = "{PUBLIC}"')
     request = b"""<?xml version="1.0" encoding="utf-8"?>
 <Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006">
   <Request><EMailAddress>Carla@agency.example</EMailAddress>
@@ -170,6 +178,27 @@ def test_pox_autodiscover_for_outlook(server: Served) -> None:
     assert response.status_code == 200
     outlook = "{http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a}"
     urls = {el.text for el in ElementTree.fromstring(response.content).iter(f"{outlook}EwsUrl")}
-    assert urls == {f"{server.url}/EWS/Exchange.asmx"}
+    assert urls == {f"{PUBLIC}/EWS/Exchange.asmx"}
+    forged = httpx.post(url, content=request, auth=OPS, headers={"Host": "evil.example"})
+    assert b"evil.example" not in forged.content and f"{PUBLIC}/EWS/Exchange.asmx".encode() in forged.content
     missing = httpx.post(url, content=request.replace(b"Carla", b"Zed"), auth=OPS)
     assert b"cannot be found" in missing.content
+
+
+def test_autodiscover_without_public_url_is_refused_clearly(server: Served, caplog: pytest.LogCaptureFixture) -> None:
+    soap = httpx.post(f"{server.url}/autodiscover/autodiscover.svc", auth=OPS, headers={"Host": "evil.example"},
+                      content=b"<not-even-read/>")
+    pox = httpx.post(f"{server.url}/autodiscover/autodiscover.xml", auth=OPS, content=b"<not-even-read/>")
+    for response in (soap, pox):
+        assert response.status_code == 503 and b"server.public_url" in response.content
+        assert b"evil.example" not in response.content
+    assert httpx.post(f"{server.url}/autodiscover/autodiscover.xml").status_code == 401  # login first
+    with caplog.at_level("WARNING", logger="calmesh.server.app"):
+        create_app(server.hub)
+    assert "server.public_url is not set" in caplog.text
+
+
+@pytest.mark.parametrize("url", ["calmesh.agency.example", "ftp://calmesh.agency.example", "https://", "https://x/?a=1"])
+def test_public_url_must_be_an_absolute_http_url(url: str) -> None:
+    with pytest.raises(ConfigError, match="public_url must be an absolute http"):
+        parse_config(f'[server]\npublic_url = "{url}"\n')

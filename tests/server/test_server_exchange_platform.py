@@ -21,6 +21,8 @@ from calmesh.server.app import create_app
 from calmesh.server.auth import hash_password
 from calmesh.services.hub import Hub
 
+from .conftest import FAST_HASH
+
 ews_fake = pytest.importorskip("calmesh.fakes.ews")
 pytest.importorskip("calmesh.connectors.ews")
 
@@ -43,10 +45,10 @@ def url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 [server]
 [[server.users]]
 name = "plain"
-password_hash = "{hash_password('plain-pw', iterations=1000)}"
+password_hash = "{hash_password('plain-pw', **FAST_HASH)}"
 [[server.users]]
 name = "boss"
-password_hash = "{hash_password('boss-pw', iterations=1000)}"
+password_hash = "{hash_password('boss-pw', **FAST_HASH)}"
 sees_details_of = ["team:sales"]
 [platforms.exchange]
 kind = "ews"

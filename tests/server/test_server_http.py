@@ -17,7 +17,7 @@ from calmesh.ical import parse_vfreebusy
 from calmesh.model import BusyType
 from calmesh.server.auth import Authenticator, hash_password, verify_password
 
-from .conftest import DEMO, LEAD, OPS, OPS_TOKEN, Served, at
+from .conftest import DEMO, FAST_HASH, LEAD, OPS, OPS_TOKEN, Served, at
 
 ALICE, BRUNO, DAVID, GUS = ("alice@agency.example", "bruno@agency.example", "david@agency.example",
                             "gus@agency.example")
@@ -183,12 +183,13 @@ def test_errors_are_problem_details_never_500(server: Served) -> None:
 
 
 def test_password_hashes() -> None:
-    stored = hash_password("s3cret", iterations=1000)
-    assert stored.startswith("pbkdf2_sha256$1000$")
+    stored = hash_password("s3cret", **FAST_HASH)
+    assert stored.startswith("$argon2id$")  # memory-hard for new hashes
     assert verify_password("s3cret", stored) and not verify_password("s3cret!", stored)
     assert not verify_password("x", "garbage") and not verify_password("x", "md5$1$a$b")
+    assert not verify_password("x", "$argon2id$v=19$m=8,t=1,p=1$garbage")
     auth = Authenticator([])
-    assert auth.authenticate("Basic " + base64.b64encode(b"a:b").decode()) is None
+    assert auth.verify("Basic " + base64.b64encode(b"a:b").decode()) is None
 
 
 def test_openapi_document_is_served(server: Served) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import getpass
+import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from calmesh.cli.app import ConfigOption, app, console, fail, get_config
 
@@ -18,10 +21,14 @@ def serve(
     """Serve everyone's free/busy: JSON API, VFREEBUSY URLs, busy feeds, EWS availability and
     CalDAV scheduling."""
     from calmesh.config import ConfigError
-    from calmesh.server.app import PortInUse, bind
+    from calmesh.server.app import PortInUse, bind, check_servable
     from calmesh.server.app import serve as run
 
     cfg = get_config(config)
+    try:
+        check_servable(cfg)
+    except ConfigError as exc:
+        fail(escape(str(exc)), 2)
     host = host or cfg.server.host
     port = cfg.server.port if port is None else port
     try:
@@ -38,11 +45,20 @@ def serve(
 
 
 @app.command("hash-password")
-def hash_password(
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
-                                          help="The password or token to hash (prompted when omitted).")],
-) -> None:
-    """Print a password/token hash for server.users (password_hash or token_hash)."""
+def hash_password() -> None:
+    """Print a password/token hash (Argon2id) for server.users (password_hash or token_hash).
+
+    The secret is asked twice without echo, or read from standard input when that is not a
+    terminal (``calmesh hash-password < file``): never from the command line, where other users
+    of the machine and the shell history would see it."""
     from calmesh.server.auth import hash_password as make
 
-    console.print(make(password), highlight=False, soft_wrap=True)
+    if sys.stdin.isatty():
+        secret = getpass.getpass("Password or token: ")
+        if getpass.getpass("Again: ") != secret:
+            fail("the two entries differ; nothing was hashed")
+    else:
+        secret = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    if not secret:
+        fail("the password is empty; nothing was hashed")
+    console.print(make(secret), highlight=False, soft_wrap=True)

@@ -5,8 +5,8 @@ Doors (one module each): JSON API (:mod:`.api`), VFREEBUSY URLs and busy feeds
 The web page (``calmesh.server.web``, when present) is mounted last, at ``/``: it provides
 ``routes(ctx) -> list[BaseRoute]`` and gets the same :class:`ServerContext` as the other doors.
 
-Middleware, outermost first: metrics (so refusals are counted), then size and rate limits (so no
-door reads an oversized body or serves a client over its rate).
+Middleware, outermost first: metrics (so refusals are counted), then sign-in, rate and size limits
+(so no door reads an oversized body, serves a client over its rate, or checks a password itself).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from calmesh.config import Config
+from calmesh.config import Config, ConfigError
 from calmesh.demo.data import monday_of
 from calmesh.server import api, api_schedule, autodiscover, caldav_sched, ews, vfreebusy
 from calmesh.server.context import ServerContext, problem
@@ -70,6 +70,9 @@ def create_app(hub: Hub, *, clock: Callable[[], float] = time.monotonic) -> Star
     """The ASGI app serving ``hub``; ``clock`` (monotonic seconds) drives the cache and rate limits."""
     ctx = ServerContext(hub, clock=clock)
     server = hub.config.server
+    if server.public_url is None:
+        log.warning("server.public_url is not set: autodiscover answers with an error until it is "
+                    "(the URLs it hands out are built from it, never from the request's Host)")
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok", "people": len(hub.directory), "platforms": hub.platforms})
@@ -90,7 +93,8 @@ def create_app(hub: Hub, *, clock: Callable[[], float] = time.monotonic) -> Star
         middleware=[
             Middleware(MetricsMiddleware, metrics=ctx.metrics),
             Middleware(LimitsMiddleware, max_bytes=server.max_request_bytes,
-                       limiter=RateLimiter(server.rate_limit_per_minute, clock=clock), metrics=ctx.metrics),
+                       limiter=RateLimiter(server.rate_limit_per_minute, clock=clock), auth=ctx.auth,
+                       metrics=ctx.metrics, workers=server.auth_workers, clock=clock),
             Middleware(ews.CaseInsensitivePath, paths=(ews.PATH, *autodiscover.PATHS)),
             Middleware(JSONOnlyAPIMiddleware),
         ],
@@ -119,15 +123,28 @@ class PortInUse(OSError):
     pass
 
 
+def check_servable(config: Config) -> None:
+    """Refuse a server nobody could use (``calmesh serve``, before it binds its port): with no
+    users every door but anonymous free/busy answers 401."""
+    if not config.server.users and not config.server.anonymous_freebusy:
+        raise ConfigError(
+            "no server users are configured, so every request would be refused: add one to the "
+            "configuration file, e.g.\n  [[server.users]]\n  name = \"alice\"\n"
+            "  password_hash = \"...\"   # printed by `calmesh hash-password`")
+
+
 def serve(config: Config, host: str | None = None, port: int | None = None, *,
           sock: socket.socket | None = None) -> None:
-    """Run the hub server until interrupted (Ctrl-C)."""
+    """Run the hub server until interrupted (Ctrl-C). ``calmesh serve`` calls
+    :func:`check_servable` first."""
     host = host or config.server.host
     port = config.server.port if port is None else port
     sock = sock or bind(host, port)
     with Hub(config) as hub, _watch_sync(hub):
         app = create_app(hub)
-        uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", proxy_headers=False))
+        proxies = config.server.trusted_proxies
+        uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", proxy_headers=bool(proxies),
+                                           forwarded_allow_ips=proxies or None))
         with _sigterm_returns():
             uv.run(sockets=[sock])
 
@@ -175,6 +192,8 @@ def serve_demo(config: Config, port: int, user: str, password: str, console: Con
         console.print(f"[bold red]cannot start the hub server:[/] {exc}", highlight=False)
         return
     base = f"http://{host}:{sock.getsockname()[1]}"
+    if config.server.public_url is None:  # the demo's one address is known: Autodiscover works too
+        config = config.model_copy(update={"server": config.server.model_copy(update={"public_url": base})})
     first = config.people[0].email if config.people else "someone@example.org"
     emails = ", ".join(f'"{p.email}"' for p in config.people[:3])
     monday = datetime.combine(monday_of(date.today()), datetime.min.time(), tzinfo=zoneinfo(config.hub.timezone))

@@ -6,6 +6,11 @@ Autodiscover service (``/autodiscover/autodiscover.svc``, ``GetUserSettings``) f
 the people it looks up; Outlook and older clients ask the POX service
 (``/autodiscover/autodiscover.xml``). Both answer with calmesh's ``/EWS/Exchange.asmx`` for
 people in the directory, and "invalid user" for anyone else. Both need a login, like every door.
+
+The URL handed out is built from ``server.public_url``, never from the request's ``Host`` header,
+which any client can set (a forged one would send an organisation's availability queries, with
+their credentials, elsewhere). Without ``public_url`` both services answer with an error saying
+so, and the server warns at start.
 """
 
 from __future__ import annotations
@@ -48,9 +53,8 @@ def a(name: str) -> str:
     return f"{{{A}}}{name}"
 
 
-def ews_url(ctx: ServerContext, request: Request) -> str:
-    base = ctx.config.server.public_url or str(request.base_url)
-    return base.rstrip("/") + EWS_PATH
+NO_PUBLIC_URL = ("autodiscover is turned off on this calmesh server: its administrator must set "
+                 "server.public_url (the URL clients reach it at)")
 
 
 def _user_settings(ctx: ServerContext, url: str, email: str, wanted: list[str]) -> ET.Element:
@@ -92,12 +96,23 @@ def _soap_answer(body: ET.Element) -> bytes:
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
-def _soap_error(code: str, message: str) -> Response:
+def _soap_error(code: str, message: str, status: int = 400) -> Response:
     out = ET.Element(a("GetUserSettingsResponseMessage"))
     response = sub(out, a("Response"))
     sub(response, a("ErrorCode"), code)
     sub(response, a("ErrorMessage"), message)
-    return Response(_soap_answer(out), status_code=400, media_type=_XML)
+    return Response(_soap_answer(out), status_code=status, media_type=_XML)
+
+
+def _pox_error(code: str, message: str, status: int = 200) -> Response:
+    root = ET.Element(f"{{{POX_RESPONSE}}}Autodiscover")
+    response = sub(root, f"{{{POX_RESPONSE}}}Response")
+    error = sub(response, f"{{{POX_RESPONSE}}}Error", Id="0", Time="00:00:00")
+    sub(error, f"{{{POX_RESPONSE}}}ErrorCode", code)
+    sub(error, f"{{{POX_RESPONSE}}}Message", message)
+    sub(error, f"{{{POX_RESPONSE}}}DebugData")
+    return Response(ET.tostring(root, encoding="utf-8", xml_declaration=True), status_code=status,
+                    media_type=_XML)
 
 
 def _pox(ctx: ServerContext, url: str, body: bytes) -> Response:
@@ -106,34 +121,34 @@ def _pox(ctx: ServerContext, url: str, body: bytes) -> Response:
     except SoapError as exc:
         return Response(str(exc), status_code=400, media_type="text/plain")
     email = normalize_email(env_root.findtext(f"{{{POX_REQUEST}}}Request/{{{POX_REQUEST}}}EMailAddress") or "")
-    root = ET.Element(f"{{{POX_RESPONSE}}}Autodiscover")
     person = ctx.hub.directory.find(email) if email else None
     if person is None:
-        response = sub(root, f"{{{POX_RESPONSE}}}Response")
-        error = sub(response, f"{{{POX_RESPONSE}}}Error", Id="0", Time="00:00:00")
-        sub(error, f"{{{POX_RESPONSE}}}ErrorCode", "500")
-        sub(error, f"{{{POX_RESPONSE}}}Message", "The e-mail address cannot be found.")
-        sub(error, f"{{{POX_RESPONSE}}}DebugData")
-    else:
-        response = sub(root, f"{{{POX_OUTLOOK}}}Response")
-        user = sub(response, f"{{{POX_OUTLOOK}}}User")
-        sub(user, f"{{{POX_OUTLOOK}}}DisplayName", person.name or person.email)
-        sub(user, f"{{{POX_OUTLOOK}}}AutoDiscoverSMTPAddress", person.email)
-        account = sub(response, f"{{{POX_OUTLOOK}}}Account")
-        sub(account, f"{{{POX_OUTLOOK}}}AccountType", "email")
-        sub(account, f"{{{POX_OUTLOOK}}}Action", "settings")
-        for kind in ("EXCH", "EXPR"):
-            protocol = sub(account, f"{{{POX_OUTLOOK}}}Protocol")
-            sub(protocol, f"{{{POX_OUTLOOK}}}Type", kind)
-            sub(protocol, f"{{{POX_OUTLOOK}}}ASUrl", url)
-            sub(protocol, f"{{{POX_OUTLOOK}}}EwsUrl", url)
+        return _pox_error("500", "The e-mail address cannot be found.")
+    root = ET.Element(f"{{{POX_RESPONSE}}}Autodiscover")
+    response = sub(root, f"{{{POX_OUTLOOK}}}Response")
+    user = sub(response, f"{{{POX_OUTLOOK}}}User")
+    sub(user, f"{{{POX_OUTLOOK}}}DisplayName", person.name or person.email)
+    sub(user, f"{{{POX_OUTLOOK}}}AutoDiscoverSMTPAddress", person.email)
+    account = sub(response, f"{{{POX_OUTLOOK}}}Account")
+    sub(account, f"{{{POX_OUTLOOK}}}AccountType", "email")
+    sub(account, f"{{{POX_OUTLOOK}}}Action", "settings")
+    for kind in ("EXCH", "EXPR"):
+        protocol = sub(account, f"{{{POX_OUTLOOK}}}Protocol")
+        sub(protocol, f"{{{POX_OUTLOOK}}}Type", kind)
+        sub(protocol, f"{{{POX_OUTLOOK}}}ASUrl", url)
+        sub(protocol, f"{{{POX_OUTLOOK}}}EwsUrl", url)
     return Response(ET.tostring(root, encoding="utf-8", xml_declaration=True), media_type=_XML)
 
 
 def routes(ctx: ServerContext) -> list[BaseRoute]:
+    public_url = ctx.config.server.public_url
+    url = public_url + EWS_PATH if public_url else None
+
     async def soap(request: Request) -> Response:
         if ctx.user(request) is None:
             return challenge()
+        if url is None:
+            return _soap_error("InternalServerError", NO_PUBLIC_URL, status=503)
         try:
             env = parse_envelope(await request.body())
         except SoapError as exc:
@@ -152,7 +167,6 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         sub(response, a("ErrorCode"), "NoError")
         sub(response, a("ErrorMessage"))
         users = sub(response, a("UserResponses"))
-        url = ews_url(ctx, request)
         for email in mailboxes:
             users.append(_user_settings(ctx, url, email, wanted))
         return Response(_soap_answer(out), media_type=_XML)
@@ -160,6 +174,8 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
     async def pox(request: Request) -> Response:
         if ctx.user(request) is None:
             return challenge()
-        return _pox(ctx, ews_url(ctx, request), await request.body())
+        if url is None:
+            return _pox_error("503", NO_PUBLIC_URL, status=503)
+        return _pox(ctx, url, await request.body())
 
     return [Route(SOAP_PATH, soap, methods=["POST"]), Route(POX_PATH, pox, methods=["POST"])]

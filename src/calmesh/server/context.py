@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from calmesh.model import PersonFreeBusy, Window, normalize_email
-from calmesh.server.auth import CHALLENGES, Authenticator, User
+from calmesh.server.auth import CHALLENGES, SCOPE_KEY, Authenticator, User
 from calmesh.server.metrics import Metrics
 from calmesh.services import availability
 from calmesh.services.cache import Cached, CacheKey, FreeBusyCache
@@ -90,7 +90,9 @@ class ServerContext:
 
     # --------------------------------------------------------------------------- who and what
     def user(self, request: Request) -> User | None:
-        return self.auth.authenticate(request.headers.get("authorization"))
+        """Who the request's ``Authorization`` proved: checked once, off the event loop and within
+        the sign-in limits, by :class:`calmesh.server.limits.LimitsMiddleware`."""
+        return request.scope.get(SCOPE_KEY)
 
     def details_for(self, user: User | None) -> Callable[[str], bool]:
         """Whether ``user`` may see titles/locations of a person (never for private events:
