@@ -103,9 +103,9 @@ def test_upgrade_from_empty_matches_the_models_and_is_idempotent(engine: Engine)
     assert current_revision(engine) is None
     upgrade(engine)
     upgrade(engine)
-    assert current_revision(engine) == head_revision() == "0001"
+    assert current_revision(engine) == head_revision() == "0002"
     names = set(inspect(engine).get_table_names())
-    assert {"sync_items", "sync_copies", "sync_tokens", "sync_runs", "quarantine", "audit_log"} <= names
+    assert {"sync_items", "sync_copies", "sync_tokens", "sync_runs", "quarantine", "audit_log", "sync_holds"} <= names
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     assert diff == []

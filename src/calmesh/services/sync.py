@@ -24,8 +24,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from contextvars import copy_context
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, TypeVar
@@ -36,6 +37,9 @@ from calmesh.connectors.base import (
     ConnectorError,
     InvalidTokenError,
     NotFoundError,
+    RetryBudget,
+    check_budget,
+    retry_budget,
     with_retries,
 )
 from calmesh.core.syncplan import (
@@ -43,6 +47,7 @@ from calmesh.core.syncplan import (
     Conflict,
     Create,
     Delete,
+    DeleteHistory,
     ItemState,
     Member,
     Observation,
@@ -59,6 +64,10 @@ from calmesh.store.repository import SyncRepository, TokenState
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+RETRY_FAILURES = 3
+"""Transient failures (timeouts, 5xx) a run accepts from one platform, counted across every retry
+loop (the engine's and the connector's own): then the run gives up on that platform and reports
+its members unreachable. A hanging server thus costs a run about ``RETRY_FAILURES`` timeouts."""
 MAX_PASSES = 3
 """Planning passes per run: the first, plus re-plans after the full listings it asked for."""
 SAVE_EVERY = 50
@@ -118,6 +127,8 @@ class SyncReport:
     """Items members reported as present but unreadable: quarantined, never taken as deleted."""
     read: dict[tuple[str, str], CalendarItem] = field(default_factory=dict)
     """Every item read this run by (member, item id): the "before" of audited writes."""
+    state: Mapping[str, ItemState] = field(default_factory=dict)
+    """The stored state the run started from (what a planned action's copy was)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     """Writes may run on several threads (``SyncEngine(write_workers=...)``): counting is guarded."""
 
@@ -157,6 +168,11 @@ def _known_versions(state: Mapping[str, ItemState], member: str) -> dict[str, st
     return known
 
 
+def _recorded_ids(state: Mapping[str, ItemState], member: str) -> set[str]:
+    """Item ids of ``member``'s live copies on record."""
+    return {copy.item_id for record in state.values() if (copy := record.live(member)) is not None}
+
+
 def _names_new_copy(batch: Batch, state: Mapping[str, ItemState]) -> bool:
     """Whether the batch's records name a copy the stored state does not (one just created, or
     an unrecorded copy adopted by its marker): such records are saved at once (see SAVE_EVERY)."""
@@ -178,26 +194,29 @@ class SyncEngine:
     1 (the default) writes strictly in plan order."""
 
     def __init__(self, repo: SyncRepository, connector: Callable[[str], Connector],
-                 *, retry_sleep: Callable[[float], None] | None = None, write_workers: int = 1) -> None:
+                 *, retry_sleep: Callable[[float], None] | None = None, write_workers: int = 1,
+                 retry_failures: int = RETRY_FAILURES) -> None:
         self.repo = repo
         self._connector = connector
         self._retry_kwargs: dict[str, Any] = {} if retry_sleep is None else {"sleep": retry_sleep}
         self._write_workers = max(1, write_workers)
+        self._retry_failures = retry_failures
 
     # -------------------------------------------------------------------------- observe
     def _observe(self, member: Member, token: str | None, full: bool,
-                 known: Mapping[str, str] | None = None) -> _Seen:
+                 known: Mapping[str, str] | None = None, recorded: Collection[str] = ()) -> _Seen:
         """What ``member`` holds: its change feed from ``token``, or in full when ``full`` (or no
         token). ``known`` (item id -> recorded ETag) lets the connector skip fetching items
-        still at the version on record; None fetches everything. Only reads: what must be
+        still at the version on record; None fetches everything. ``recorded``: the ids of the
+        member's live copies on record, to ask the change feed about those a full listing lacks. Only reads: what must be
         recorded of it is in the answer (see :meth:`_take`), so members can be read on threads."""
         conn = self._connector(member.platform)
         cal = member.calendar
 
-        def read(since: str | None) -> ChangeSet:
+        def read(since: str | None, known: Mapping[str, str] | None = known) -> ChangeSet:
             if known:
-                return self._call(lambda: conn.changes_skipping(cal, since, known))
-            return self._call(lambda: conn.changes(cal, since))
+                return self._call(lambda: conn.changes_skipping(cal, since, known), conn.name)
+            return self._call(lambda: conn.changes(cal, since), conn.name)
 
         try:
             if conn.capabilities.changes:
@@ -209,13 +228,33 @@ class SyncEngine:
                     except InvalidTokenError as exc:
                         log.info("%s: %s; comparing in full", member.key, exc)
                 changes = read(None)
-                observation = replace(Observation.from_changes(member.key, changes), complete=True)
+                observation = replace(Observation.from_changes(member.key, changes), complete=True,
+                                      vouched=self._vouched(member, token, changes, recorded, read))
                 return _Seen(observation, changes.token, True, full=True, unreadable=list(changes.unreadable))
-            items, problems = self._call(lambda: conn.items(cal))
+            items, problems = self._call(lambda: conn.items(cal), conn.name)
             complete = not problems  # an unreadable item must not read as deleted
             return _Seen(Observation(member.key, items, complete=complete), full=complete, problems=problems)
         except ConnectorError as exc:
             return _Seen(Observation.unreachable(member.key), error=exc.message)
+
+    @staticmethod
+    def _vouched(member: Member, token: str | None, listing: ChangeSet, recorded: Collection[str],
+                 read: Callable[[str | None, Mapping[str, str] | None], ChangeSet]) -> frozenset[str] | None:
+        """When a full listing lacks items on record: the ids the change feed, asked from the
+        stored ``token``, reports deleted (what the server itself says was deleted); None when
+        there is no token or the server refuses it. Items listed are not fetched again."""
+        listed = {i.ref.id for i in listing.changed if i.ref} | {r.id for r in listing.unchanged} \
+            | {r.id for r, _ in listing.unreadable}
+        if token is None or all(i in listed for i in recorded):
+            return None
+        etags = {i.ref.id: i.ref.etag for i in listing.changed if i.ref and i.ref.etag}
+        etags.update((r.id, r.etag) for r in listing.unchanged if r.etag)
+        try:
+            feed = read(token, etags)
+        except InvalidTokenError:
+            log.info("%s: the change feed cannot vouch for a shrunken listing (token refused)", member.key)
+            return None
+        return frozenset(r.id for r in feed.deleted)
 
     def _take(self, member: Member, seen: _Seen, report: SyncReport) -> _Seen:
         """Record in ``report`` (and the quarantine) what reading ``member`` found; returns ``seen``."""
@@ -242,8 +281,8 @@ class SyncEngine:
             self._connector(m.platform)  # built here, not raced for on the reader threads
 
         def read(ms: list[Member]) -> list[_Seen]:
-            return [self._observe(m, *self._token_for(m, tokens, group, full), known=_known_versions(state, m.key))
-                    for m in ms]
+            return [self._observe(m, *self._token_for(m, tokens, group, full), known=_known_versions(state, m.key),
+                                  recorded=_recorded_ids(state, m.key)) for m in ms]
 
         answers: dict[str, _Seen] = {}
 
@@ -257,7 +296,7 @@ class SyncEngine:
                 done(ms, read(ms))
         else:
             with ThreadPoolExecutor(max_workers=len(by_platform), thread_name_prefix="calmesh-read") as pool:
-                futures = {pool.submit(read, ms): ms for ms in by_platform.values()}
+                futures = {pool.submit(copy_context().run, read, ms): ms for ms in by_platform.values()}
                 for future in as_completed(futures):  # the progress bar hears of each as it comes
                     done(futures[future], future.result())
         return {m.key: self._take(m, answers[m.key], report) for m in members}  # recorded in group order
@@ -268,7 +307,7 @@ class SyncEngine:
         reading them all cleanly falls back to a full listing of the member."""
         conn = self._connector(member.platform)
         try:
-            found, problems = self._call(partial(conn.fetch, member.calendar, ids))
+            found, problems = self._call(partial(conn.fetch, member.calendar, ids), conn.name)
         except ConnectorError as exc:
             log.info("%s: could not read %d item(s) (%s); listing in full", member.key, len(ids), exc.message)
             return self._take(member, self._observe(member, None, True), report)
@@ -280,28 +319,44 @@ class SyncEngine:
         unchanged = [r for r in obs.unchanged if r.id not in wanted]
         return replace(seen, observation=replace(obs, items=items, unchanged=unchanged))
 
-    def _call(self, fn: Callable[[], T]) -> T:
+    def _call(self, fn: Callable[[], T], platform: str) -> T:
+        """``fn`` with retries, charged to the run's retry budget for ``platform`` (see
+        :data:`RETRY_FAILURES`); refused at once when that budget is spent."""
+        check_budget(platform)
         return with_retries(fn, **self._retry_kwargs)
 
     # ------------------------------------------------------------------------------ run
     def run(self, name: str, group: SyncGroupConfig, *, dry_run: bool = False,
             confirm_deletes: bool = False, full: bool = False,
             progress: ProgressCallback | None = None) -> SyncReport:
-        """One run of group ``name``; ``progress`` (optional) hears of reads and writes as they go."""
-        notify = progress or (lambda _p: None)
+        """One run of group ``name``; ``progress`` (optional) hears of reads and writes as they go.
+        Every platform's transient failures are charged to one retry budget for the whole run."""
+        with retry_budget(RetryBudget(self._retry_failures)):
+            return self._run(name, group, dry_run=dry_run, confirm_deletes=confirm_deletes, full=full,
+                             notify=progress or (lambda _p: None))
+
+    def _run(self, name: str, group: SyncGroupConfig, *, dry_run: bool, confirm_deletes: bool, full: bool,
+             notify: ProgressCallback) -> SyncReport:
         members, options = member_options(group, confirm_deletes=confirm_deletes)
         state = self.repo.load_group(name)
         tokens = self.repo.tokens(name)
-        report = SyncReport(name, dry_run, Plan())
+        history = DeleteHistory({k: h.hold for k, h in self.repo.holds(name).items()},
+                                self.repo.recent_deletions(name, group.delete_window))
+        report = SyncReport(name, dry_run, Plan(), state=state)
         report.run_id = self.repo.start_run(name, dry_run=dry_run)
         seen = self._observe_all(members, state, tokens, group, full, report, notify)
         by_key = {m.key: m for m in members}
+        settled = False
         for _ in range(MAX_PASSES):
-            report.plan = plan(members, state, {k: s.observation for k, s in seen.items()}, options)
+            report.plan = plan(members, state, {k: s.observation for k, s in seen.items()}, options, history)
             if not report.plan.incomplete:
+                settled = True
                 break
             for key in sorted(report.plan.needs_listing):
-                seen[key] = self._take(by_key[key], self._observe(by_key[key], None, True), report)
+                stored = tokens.get(key)
+                listing = self._observe(by_key[key], stored.token if stored else None, True,
+                                        recorded=_recorded_ids(state, key))
+                seen[key] = self._take(by_key[key], listing, report)
             for key, ids in sorted(report.plan.needs_items.items()):
                 if key not in report.plan.needs_listing:
                     seen[key] = self._with_items(by_key[key], seen[key], sorted(ids), report)
@@ -326,9 +381,11 @@ class SyncEngine:
         for key in sorted(created_on):
             self.repo.forget_token(name, key)
         pending = self._execute(name, report, state, by_key, notify)
-        new_tokens = {k: s.token for k, s in seen.items() if s.token_valid and k not in created_on}
+        # a held member's token stays where it was: the evidence of its deletions is not skipped
+        new_tokens = {k: s.token for k, s in seen.items()
+                      if s.token_valid and k not in created_on and k not in report.plan.holds}
         self.repo.commit_run(name, report.run_id, records=pending, tokens=new_tokens,
-                             full=report.full,
+                             full=report.full, holds=report.plan.holds if settled else None,
                              status=report.status, counts=report.counts, errors=report.errors)
         return report
 
@@ -395,7 +452,8 @@ class SyncEngine:
         with ThreadPoolExecutor(self._write_workers, thread_name_prefix="calmesh-write") as pool:
             try:
                 for batch in batches:
-                    window.append((batch, pool.submit(self._run_and_save, name, report, batch, members)))
+                    window.append((batch, pool.submit(copy_context().run, self._run_and_save, name, report,
+                                                      batch, members)))
                     if len(window) > 2 * self._write_workers:
                         first, future = window.popleft()
                         yield first, *future.result()
@@ -437,7 +495,7 @@ class SyncEngine:
                  "calendar": member.calendar, "reason": action.reason}
         if isinstance(action, Delete):
             try:
-                self._call(lambda: conn.delete(member.calendar, action.ref, action.ref.etag))
+                self._call(lambda: conn.delete(member.calendar, action.ref, action.ref.etag), conn.name)
             except NotFoundError:
                 pass  # already gone: the outcome we wanted
             batch.succeeded(action)
@@ -447,7 +505,7 @@ class SyncEngine:
             return
         if_match = action.ref.etag if isinstance(action, Update) else None
         item = action.item
-        ref = self._call(lambda: conn.put(member.calendar, item, if_match))
+        ref = self._call(lambda: conn.put(member.calendar, item, if_match), conn.name)
         batch.succeeded(action, ref)
         self.repo.audit(action="create" if isinstance(action, Create) else "update", uid=item.uid,
                         item_ref=ref.id, written=item, etag_before=if_match, etag_after=ref.etag,
@@ -467,7 +525,7 @@ class SyncEngine:
             member = members[key]
             conn = self._connector(member.platform)
             try:
-                found, _problems = self._call(partial(conn.fetch, member.calendar, ids))
+                found, _problems = self._call(partial(conn.fetch, member.calendar, ids), conn.name)
             except ConnectorError as exc:  # the writes will meet the same trouble and say so
                 log.warning("%s: could not read %d item(s) before replacing them: %s", key, len(ids), exc.message)
                 continue
