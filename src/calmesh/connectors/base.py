@@ -103,9 +103,10 @@ class RetryPolicy:
         return min(self.base_delay * (2**attempt) * (0.5 + random.random() / 2), self.max_delay)
 
 
-class RetryBudgetSpent(ConnectorError):
+class RetryBudgetSpent(TransientError):
     """The run's retry budget for this platform is spent: give up on it until the next run.
-    Not a :class:`TransientError`, so no retry loop around the failing one retries it."""
+    Transient (the next run tries again), so callers that fall back on other requests only for
+    lasting refusals do not; :func:`with_retries` never retries it."""
 
 
 class RetryBudget:
@@ -171,6 +172,8 @@ def with_retries(
     for attempt in range(policy.attempts):
         try:
             return call()
+        except RetryBudgetSpent:
+            raise
         except TransientError as exc:
             if budget is not None and not budget.charge(exc.platform):
                 raise RetryBudgetSpent(exc.platform, f"gave up for this run after {budget.failures} "
