@@ -119,6 +119,9 @@ def test_deletions_are_judged_across_runs(pair: Group, rad: Peer, xan: Peer) -> 
     assert pair.run().counts["deleted"] == 0 and len(xan.uids()) == 10
     assert pair.run(confirm_deletes=True).counts["deleted"] == 2 and held(pair) == {}
     assert xan.uids() == rad.uids()
+    for k in range(4, 6):  # a confirmation starts the budget afresh
+        rad.delete(f"e{k:02}@test")
+    assert pair.run().counts["deleted"] == 2 and held(pair) == {} and len(xan.uids()) == 6
 
 
 class Silent:

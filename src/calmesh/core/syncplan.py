@@ -495,8 +495,6 @@ def _judge_listings(ctx: _Context, state: Mapping[str, ItemState], observations:
                     history: DeleteHistory, over: Mapping[str, Hold], result: Plan) -> None:
     """Hold the members whose listings cannot be believed without confirmation (see
     :class:`Hold`): before anything is decided, so that no decision rests on them."""
-    if ctx.options.confirm_deletes:
-        return
     floor = ctx.options.delete_floor
     on_record = _on_record(state)
     for key in ctx.members:
@@ -504,7 +502,9 @@ def _judge_listings(ctx: _Context, state: Mapping[str, ItemState], observations:
         size = len(on_record[key])
         if key not in ctx.usable:
             if prior is not None:
-                ctx.holds[key] = prior  # nothing read: nothing says otherwise
+                ctx.holds[key] = prior  # nothing read, nothing applied: not even a confirmation
+            continue
+        if ctx.options.confirm_deletes:
             continue
         obs = observations[key]
         if obs.complete and not ctx.listed[key] and size > floor:

@@ -343,6 +343,8 @@ class SyncEngine:
         history = DeleteHistory({k: h.hold for k, h in self.repo.holds(name).items()},
                                 self.repo.recent_deletions(name, group.delete_window))
         report = SyncReport(name, dry_run, Plan(), state=state)
+        if confirm_deletes and not dry_run:  # the guard's budget starts afresh after this run
+            report.counts["confirmed"] = 1
         report.run_id = self.repo.start_run(name, dry_run=dry_run)
         seen = self._observe_all(members, state, tokens, group, full, report, notify)
         by_key = {m.key: m for m in members}

@@ -280,14 +280,20 @@ class SyncRepository:
 
     def recent_deletions(self, group: str, seconds: float) -> dict[str, int]:
         """Deletions ``group``'s runs made on each member in the last ``seconds`` (from the
-        audit log): what the guard's budget has spent already."""
+        audit log): what the guard's budget has spent already. A run that applied confirmed
+        deletions (counted ``confirmed``) starts the budget afresh: the operator has looked at
+        what was deleted, and a confirmed clean-up must not hold the next ordinary deletions."""
         since = self._now() - timedelta(seconds=seconds)
         with self._sessions() as session:
-            rows = session.execute(
-                select(AuditEntry.platform, AuditEntry.calendar, func.count())
-                .where(AuditEntry.group_name == group, AuditEntry.action == "delete", AuditEntry.at >= since)
-                .group_by(AuditEntry.platform, AuditEntry.calendar))
-            return {f"{platform}/{calendar}": n for platform, calendar, n in rows}
+            confirmed = [run.id for run in session.execute(
+                select(SyncRun.id, SyncRun.counts).where(SyncRun.group_name == group, SyncRun.started_at >= since))
+                if (run.counts or {}).get("confirmed")]
+            query = (select(AuditEntry.platform, AuditEntry.calendar, func.count())
+                     .where(AuditEntry.group_name == group, AuditEntry.action == "delete", AuditEntry.at >= since)
+                     .group_by(AuditEntry.platform, AuditEntry.calendar))
+            if confirmed:
+                query = query.where(AuditEntry.run_id > max(confirmed))
+            return {f"{platform}/{calendar}": n for platform, calendar, n in session.execute(query)}
 
     def runs(self, group: str | None = None, limit: int = 20) -> list[RunInfo]:
         """Most recent runs first."""
