@@ -26,6 +26,7 @@ from calmesh.cli.app import ConfigOption, app, console, fail, get_config
 
 if TYPE_CHECKING:
     from calmesh.config import Config, SyncGroupConfig
+    from calmesh.core.projection import SyncMode
     from calmesh.services.sync import Progress as SyncProgress
     from calmesh.services.sync import SyncEngine, SyncReport
     from calmesh.store.repository import SyncRepository
@@ -63,7 +64,7 @@ def run_with_progress(engine: SyncEngine, name: str, group: SyncGroupConfig, **o
         return engine.run(name, group, progress=show, **options)
 
 
-def render_report(report: SyncReport, repo: SyncRepository, mode: str = "mirror") -> None:
+def render_report(report: SyncReport, repo: SyncRepository, mode: SyncMode = "mirror") -> None:
     """Per-calendar counts; for a dry run every planned action; then conflicts, held deletions,
     skips, quarantine and errors."""
     from calmesh.core.syncplan import Conflict, Skip
@@ -111,7 +112,7 @@ def render_report(report: SyncReport, repo: SyncRepository, mode: str = "mirror"
         console.print(f"[bold red]error[/] {escape(error)}", highlight=False, soft_wrap=True)
 
 
-def _print_actions(report: SyncReport, mode: str) -> None:
+def _print_actions(report: SyncReport, mode: SyncMode) -> None:
     """Every planned action of a dry run: what, from where to where, and why."""
     rows = _action_rows(report, mode)
     if not rows:
@@ -124,13 +125,13 @@ def _print_actions(report: SyncReport, mode: str) -> None:
     console.print(table)
 
 
-def _action_rows(report: SyncReport, mode: str) -> list[dict[str, str | None]]:
+def _action_rows(report: SyncReport, mode: SyncMode) -> list[dict[str, str | None]]:
     from calmesh.core.planview import describe
 
-    return [r.as_dict() for r in describe(report.plan, report.state, report.read, mode)]  # type: ignore[arg-type]
+    return [r.as_dict() for r in describe(report.plan, report.state, report.read, mode)]
 
 
-def report_json(report: SyncReport, repo: SyncRepository, mode: str) -> dict[str, Any]:
+def report_json(report: SyncReport, repo: SyncRepository, mode: SyncMode) -> dict[str, Any]:
     """What ``calmesh sync --format json`` prints of one run."""
     return {
         "group": report.group, "status": report.status, "dry_run": report.dry_run,

@@ -69,10 +69,9 @@ def _row(action: str, item: CalendarItem | None, uid: str | None, mode: SyncMode
 
 
 def _what(item: CalendarItem | None, uid: str | None, mode: SyncMode) -> str | None:
-    master = item.master if item is not None else None
-    if master is None or mode == "busy" or any(e.private for e in item.components):  # type: ignore[union-attr]
+    if item is None or item.master is None or mode == "busy" or any(e.private for e in item.components):
         return uid
-    return master.summary or uid
+    return item.master.summary or uid
 
 
 def _known(lid: str, state: Mapping[str, ItemState], read: Mapping[tuple[str, str], CalendarItem]) -> CalendarItem | None:
