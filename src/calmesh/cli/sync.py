@@ -94,14 +94,18 @@ def render_report(report: SyncReport, repo: SyncRepository, mode: SyncMode = "mi
     if report.dry_run:
         _print_actions(report, mode)
     else:
+        skipped: dict[tuple[str, str], list[str]] = {}
         for action in report.plan.actions:
             if isinstance(action, Conflict):
                 console.print(f"[yellow]conflict[/] {escape(action.logical_id)} between "
                               f"{escape(', '.join(action.members))}: {escape(action.resolution)}",
                               highlight=False, soft_wrap=True)
             elif isinstance(action, Skip):
-                console.print(f"[yellow]skipped[/] {escape(action.logical_id)} on {escape(action.member)}: "
-                              f"{escape(action.reason)}", highlight=False, soft_wrap=True)
+                skipped.setdefault((action.member, action.reason), []).append(action.logical_id)
+        for (member, reason), lids in skipped.items():  # a held wipe skips thousands: one line each reason
+            what = escape(lids[0]) if len(lids) == 1 else f"{len(lids)} items"
+            console.print(f"[yellow]skipped[/] {what} on {escape(member)}: {escape(reason)}",
+                          highlight=False, soft_wrap=True)
     for notice in report.notices:
         hint = CONFIRM_HINT if "held until confirmed" in notice else ""
         console.print(f"[yellow]![/] {escape(notice + hint)}", highlight=False, soft_wrap=True)
