@@ -123,6 +123,14 @@ def test_held_deletions_show_in_status_until_confirmed(tmp_path: Path) -> None:
     assert json.loads(status.stdout)[0]["held"] == []
 
 
+def test_restore_held_excludes_confirm_and_watch(tmp_path: Path) -> None:
+    config = str(write_config(tmp_path))
+    code, out = invoke("sync", "--restore-held", "--confirm-deletes", "-c", config)
+    assert code != 0 and "exclude each other" in out
+    code, out = invoke("sync", "--restore-held", "--watch", "-c", config)
+    assert code != 0 and "--restore-held" in out
+
+
 @pytest.mark.parametrize("fmt", ["yaml", "csv"])
 def test_unknown_format_is_refused(tmp_path: Path, fmt: str) -> None:
     code, out = invoke("sync", "--format", fmt, "-c", str(write_config(tmp_path)))

@@ -63,6 +63,17 @@ def test_an_emptied_calendar_stays_held_until_confirmed(pair: Group, rad: Peer, 
     assert held(pair) == {} and pair.run().plan.writes == []
 
 
+def test_a_dismissed_hold_puts_the_events_back(pair: Group, rad: Peer, xan: Peer) -> None:
+    fill(pair, rad, 8)
+    for uid in list(rad.uids()):
+        rad.delete(uid)
+    assert pair.run().counts["deleted"] == 0 and held(pair) == {rad.key: "empty"}
+    restored = pair.run(restore_held=True)
+    assert restored.counts["created"] == 8 and restored.counts["deleted"] == 0 and held(pair) == {}
+    assert rad.uids() == xan.uids() and len(rad.uids()) == 8
+    assert pair.run().plan.writes == []
+
+
 class Forgetful(CalDAVConnector):
     """A CalDAV connector whose full listings silently leave out the objects named in ``hide``
     (a proxy or a server bug dropping part of an answer), while its change feed stays honest."""

@@ -122,3 +122,27 @@ def test_holds_are_dropped_for_members_no_longer_in_the_group() -> None:
     result = plan(w.members, w.state, {m.key: w.observe(m, True) for m in w.members}, w.options,
                   DeleteHistory(held=stale))
     assert result.holds == {} and result.writes == []
+
+
+def test_dismissing_a_hold_puts_the_items_back_where_they_went_missing() -> None:
+    w = filled(12)
+    for k in range(12):
+        w.platforms["a"].user_delete(f"u{k:02}")
+    assert w.run().writes == [] and "a/cal" in w.holds
+    w.options = PlanOptions(restore_held=True)
+    restored = w.run()
+    assert {(type(x).__name__, x.target) for x in restored.writes} == {("Create", "a/cal")}
+    assert len(uids(w.platforms["a"])) == 12 and len(uids(w.platforms["b"])) == 12 and w.holds == {}
+    w.options = PlanOptions()
+    assert w.run().writes == []
+
+
+def test_busy_originals_cannot_be_restored_from_placeholders_and_stay_held() -> None:
+    w = filled(6, options=PlanOptions(mode="busy"))
+    for k in range(6):
+        w.platforms["a"].user_delete(f"u{k:02}")
+    assert w.run().writes == [] and "a/cal" in w.holds
+    w.options = PlanOptions(mode="busy", restore_held=True)
+    result = w.run()
+    assert result.writes == [] and w.holds["a/cal"].missing == 6
+    assert len(uids(w.platforms["b"])) == 6

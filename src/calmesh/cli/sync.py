@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from calmesh.store.repository import SyncRepository
 
 WRITE_COLUMNS = ("created", "updated", "deleted", "failed")
-CONFIRM_HINT = " (run again with --confirm-deletes to apply)"
+CONFIRM_HINT = " (run again with --confirm-deletes to apply, or --restore-held to put the events back)"
 
 
 def _groups(cfg: Config, names: list[str] | None) -> dict[str, SyncGroupConfig]:
@@ -165,6 +165,9 @@ def sync(
                                                       "default each group's interval.")] = None,
     confirm_deletes: Annotated[bool, typer.Option("--confirm-deletes",
                                                   help="Apply deletions held by the bulk-delete guard.")] = False,
+    restore_held: Annotated[bool, typer.Option("--restore-held",
+                                               help="Dismiss the guard's holds: put the held events back on the "
+                                                    "calendars that lost them.")] = False,
     full: Annotated[bool, typer.Option("--full", help="Compare every calendar in full, ignoring change tokens.")] = False,
     fmt: Annotated[str, typer.Option("--format", help="table (the default) or json (one document; "
                                                       "with --watch one line per run).")] = "table",
@@ -182,6 +185,10 @@ def sync(
         fail("--once and --watch exclude each other")
     if watch and confirm_deletes:
         fail("--confirm-deletes confirms one run's held deletions: use it with --once, after reading them")
+    if watch and restore_held:
+        fail("--restore-held dismisses the held deletions: use it with --once, after reading them")
+    if confirm_deletes and restore_held:
+        fail("--confirm-deletes and --restore-held exclude each other")
     every = None
     if interval is not None:
         if not watch:
@@ -202,9 +209,11 @@ def sync(
 
         def run(name: str, grp: SyncGroupConfig) -> SyncReport:
             nonlocal failed
-            options = {"dry_run": dry_run, "confirm_deletes": confirm_deletes, "full": full}
+            options = {"dry_run": dry_run, "confirm_deletes": confirm_deletes, "full": full,
+                       "restore_held": restore_held}
             if fmt == "json":  # no progress bar: stdout carries the JSON only
-                report = engine.run(name, grp, dry_run=dry_run, confirm_deletes=confirm_deletes, full=full)
+                report = engine.run(name, grp, dry_run=dry_run, confirm_deletes=confirm_deletes, full=full,
+                                    restore_held=restore_held)
                 documents.append(report_json(report, engine.repo, grp.mode))
                 if watch:
                     typer.echo(json.dumps(documents.pop(), ensure_ascii=False))

@@ -188,6 +188,9 @@ class PlanOptions:
     (deleting the one event of a one-event calendar is a normal edit, not a wipe)."""
     confirm_deletes: bool = False
     """The operator confirmed: apply held deletions, and believe an empty listing."""
+    restore_held: bool = False
+    """The operator dismissed the holds: put the held items back on the members that lost them
+    (copied from the others), instead of deleting their copies."""
 
 
 HoldKind = Literal["empty", "shrink", "budget"]
@@ -397,6 +400,8 @@ class _Context:
     holds: dict[str, Hold] = field(default_factory=dict)
     held_missing: dict[str, set[str]] = field(default_factory=dict)
     """Item ids gone from a held member: for now neither gone nor present (see :class:`Hold`)."""
+    restore: dict[str, set[str]] = field(default_factory=dict)
+    """Item ids gone from a held member that are to be put back on it (``restore_held``)."""
 
     def sends(self, member: str, origin: str) -> bool:
         if self.members[member].direction == "in":
@@ -453,6 +458,7 @@ def _plan_once(members: dict[str, Member], state: Mapping[str, ItemState], obser
     result = Plan()
     ctx = _context(members, state, observations, options, result)
     _judge_listings(ctx, state, observations, history, over, result)
+    state = _without_restored(ctx, state)
     seen = _recognise(ctx, state, observations, result)
     lids = sorted(set(state) | set(seen))
     for lid in lids:
@@ -510,7 +516,7 @@ def _judge_listings(ctx: _Context, state: Mapping[str, ItemState], observations:
         if ctx.options.confirm_deletes:
             continue
         obs = observations[key]
-        if obs.complete and not ctx.listed[key] and size > floor:
+        if obs.complete and not ctx.listed[key] and size > floor and not (prior and ctx.options.restore_held):
             ctx.usable.discard(key)
             ctx.complete.discard(key)
             ctx.holds[key] = Hold(key, "empty", size, size,
@@ -530,10 +536,35 @@ def _judge_listings(ctx: _Context, state: Mapping[str, ItemState], observations:
             result.needs_listing.add(key)  # a held member is judged on a full listing
         if not missing and key not in over:
             continue  # undone: the member holds those items again
+        if ctx.options.restore_held and history.held.get(key) is not None:
+            ctx.restore[key] = _restorable(ctx, state, key, missing)
+            missing -= ctx.restore[key]
+            if not missing:
+                continue
         reason = prior.reason if prior.kind != "empty" else \
             f"lacks {len(missing)} of the {size} items on record after listing none"
         ctx.holds[key] = replace(prior, missing=len(missing), size=size, reason=reason)
         ctx.held_missing[key] = missing
+
+
+def _restorable(ctx: _Context, state: Mapping[str, ItemState], member: str, missing: set[str]) -> set[str]:
+    """The items gone from ``member`` that can be put back there from the other members: not
+    those whose original it held in busy mode (the others hold only placeholders)."""
+    origins = {c.item_id: r.origin for r in state.values() if (c := r.live(member)) is not None}
+    return {i for i in missing if ctx.receives(member, origins.get(i, member))}
+
+
+def _without_restored(ctx: _Context, state: Mapping[str, ItemState]) -> Mapping[str, ItemState]:
+    """``state`` with the copies to restore recorded as deleted, so that they are written again."""
+    if not any(ctx.restore.values()):
+        return state
+    out = dict(state)
+    for lid, record in state.items():
+        gone = {k: replace(c, deleted=True) for k, c in record.copies.items()
+                if not c.deleted and c.item_id in ctx.restore.get(k, ())}
+        if gone:
+            out[lid] = replace(record, copies={**record.copies, **gone})
+    return out
 
 
 def _over_budget(ctx: _Context, state: Mapping[str, ItemState], result: Plan,

@@ -149,11 +149,12 @@ class SyncReport:
             self.by_member.setdefault(member, Counter())[what] += 1
 
 
-def member_options(group: SyncGroupConfig, *, confirm_deletes: bool = False) -> tuple[list[Member], PlanOptions]:
+def member_options(group: SyncGroupConfig, *, confirm_deletes: bool = False,
+                   restore_held: bool = False) -> tuple[list[Member], PlanOptions]:
     members = [Member(m.platform, m.calendar, m.direction) for m in group.calendars]
     options = PlanOptions(mode=group.mode, busy_title=group.busy_title, attendees=group.attendees,
                           conflict=group.conflict, max_delete_share=group.max_delete_share,
-                          confirm_deletes=confirm_deletes)
+                          confirm_deletes=confirm_deletes, restore_held=restore_held)
     return members, options
 
 
@@ -327,17 +328,17 @@ class SyncEngine:
 
     # ------------------------------------------------------------------------------ run
     def run(self, name: str, group: SyncGroupConfig, *, dry_run: bool = False,
-            confirm_deletes: bool = False, full: bool = False,
+            confirm_deletes: bool = False, full: bool = False, restore_held: bool = False,
             progress: ProgressCallback | None = None) -> SyncReport:
         """One run of group ``name``; ``progress`` (optional) hears of reads and writes as they go.
         Every platform's transient failures are charged to one retry budget for the whole run."""
         with retry_budget(RetryBudget(self._retry_failures)):
             return self._run(name, group, dry_run=dry_run, confirm_deletes=confirm_deletes, full=full,
-                             notify=progress or (lambda _p: None))
+                             restore_held=restore_held, notify=progress or (lambda _p: None))
 
     def _run(self, name: str, group: SyncGroupConfig, *, dry_run: bool, confirm_deletes: bool, full: bool,
-             notify: ProgressCallback) -> SyncReport:
-        members, options = member_options(group, confirm_deletes=confirm_deletes)
+             restore_held: bool, notify: ProgressCallback) -> SyncReport:
+        members, options = member_options(group, confirm_deletes=confirm_deletes, restore_held=restore_held)
         state = self.repo.load_group(name)
         tokens = self.repo.tokens(name)
         history = DeleteHistory({k: h.hold for k, h in self.repo.holds(name).items()},
