@@ -259,7 +259,10 @@ class SyncGroupConfig(_Strict):
     conflict: str = "newest"
     """``newest`` (SEQUENCE then LAST-MODIFIED), ``keep-both``, or a platform name that wins."""
     max_delete_share: float = 0.25
-    """Deleting more than this share of a calendar in one run waits for confirmation."""
+    """Deleting more than this share of a calendar within ``delete_window`` waits for confirmation."""
+    delete_window: float = 86400.0
+    """Seconds over which the bulk-delete guard adds up deletions (``"24h"``, ``"30m"``...): a
+    calendar losing a little on every run is judged by what it lost in all of them."""
     window_past_days: int = 30
     window_future_days: int = 365
     interval: float = 60.0
@@ -267,7 +270,8 @@ class SyncGroupConfig(_Strict):
     reconcile_every: int = 10
     """Every Nth run compares everything even when change tokens look valid."""
 
-    _interval = field_validator("interval", mode="before")(classmethod(lambda cls, v: parse_duration(v)))
+    _interval = field_validator("interval", "delete_window", mode="before")(
+        classmethod(lambda cls, v: parse_duration(v)))
 
     @model_validator(mode="after")
     def _members(self) -> SyncGroupConfig:

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from calmesh.core.syncplan import Hold
 from calmesh.demo.data import build_week
 from calmesh.store.db import open_store
 from calmesh.store.repository import SyncRepository
@@ -118,6 +119,12 @@ def test_sync_status_shows_groups_runs_and_quarantine(site: Site, page) -> None:
     assert "created 3, updated 1" in last.inner_text() and "write refused (403)" in last.inner_text()
     quarantined = section.locator("table.quarantine").inner_text()
     assert "broken-1" in quarantined and "DTSTART is not a date" in quarantined
+    assert section.locator(".held.none").inner_text() == "No held deletions."
+    member = "zoho/alice@agency.example.ics"
+    repo.save_holds(group, {member: Hold(member, "empty", 40, 40, "listed no items while 40 are on record")})
+    page.reload()
+    held = section.locator("table.held").inner_text()
+    assert member in held and "40 of 40" in held and "listed no items" in held and "--confirm-deletes" in held
     page.screenshot(path=artifact("sync.png"), full_page=True)
 
 

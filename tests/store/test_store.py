@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.exc import OperationalError
 
-from calmesh.core.syncplan import CopyState, ItemState
+from calmesh.core.syncplan import CopyState, Hold, ItemState
 from calmesh.model import MARKER_PROPERTY, CalendarItem, Event
 from calmesh.store.db import (
     HEAD_REVISION,
@@ -106,7 +107,7 @@ def test_upgrade_from_empty_matches_the_models_and_is_idempotent(engine: Engine)
     assert current_revision(engine) == head_revision() == HEAD_REVISION
     names = set(inspect(engine).get_table_names())
     assert {"sync_items", "sync_copies", "sync_tokens", "sync_runs", "quarantine", "audit_log",
-            "meeting_identities", "meeting_copies"} <= names
+            "meeting_identities", "meeting_copies", "sync_holds"} <= names
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     assert diff == []
@@ -254,3 +255,42 @@ def test_audit_keeps_previous_content_so_a_delete_can_be_undone(repo: SyncReposi
         repo.audit(action="drop", platform="b", calendar="cal")
     with pytest.raises(KeyError):
         repo.previous_content(10_000)
+
+
+# ----------------------------------------------------------------- the bulk-delete guard
+def test_holds_are_replaced_as_a_whole_and_keep_their_first_time(repo: SyncRepository, clock: Clock) -> None:
+    empty = Hold("a/cal", "empty", 40, 40, "listed no items while 40 are on record")
+    repo.save_holds("g", {"a/cal": empty, "b/cal": replace(empty, member="b/cal", kind="shrink")})
+    first = clock.now
+    clock.now += timedelta(hours=1)
+    later = replace(empty, kind="budget", missing=38, reason="lacks 38 of the 40 items")
+    run = repo.start_run("g")
+    repo.commit_run("g", run, records=[], tokens={}, full=[], status="ok", counts={}, errors=[],
+                    holds={"a/cal": later})
+    [(member, info)] = repo.holds("g").items()
+    assert member == "a/cal" and info.hold == later and info.since == first
+    assert repo.holds("other") == {}
+    run = repo.start_run("g")
+    repo.commit_run("g", run, records=[], tokens={}, full=[], status="ok", counts={}, errors=[])  # kept
+    assert list(repo.holds("g")) == ["a/cal"]
+
+
+def test_recent_deletions_count_a_window_and_start_afresh_after_a_confirmation(repo: SyncRepository,
+                                                                             clock: Clock) -> None:
+    def deleted(n: int, calendar: str = "cal", counts: dict[str, int] | None = None) -> None:
+        run = repo.start_run("g")
+        for k in range(n):
+            repo.audit(action="delete", platform="a", calendar=calendar, group="g", run_id=run, item_ref=f"{k}.ics")
+        repo.finish_run(run, "ok", counts or {"deleted": n}, [])
+
+    deleted(3)
+    clock.now += timedelta(hours=20)
+    deleted(2)
+    deleted(1, calendar="other")
+    assert repo.recent_deletions("g", 86400) == {"a/cal": 5, "a/other": 1}
+    clock.now += timedelta(hours=5)  # the first run left the window
+    assert repo.recent_deletions("g", 86400) == {"a/cal": 2, "a/other": 1}
+    deleted(4, counts={"deleted": 4, "confirmed": 1})
+    assert repo.recent_deletions("g", 86400) == {}
+    deleted(1)
+    assert repo.recent_deletions("g", 86400) == {"a/cal": 1} and repo.recent_deletions("h", 86400) == {}

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from calmesh.connectors.base import ConnectorError, InvalidTokenError, TransientError
 from calmesh.core.syncplan import (
     Delete,
+    DeleteHistory,
+    Hold,
     ItemState,
     Member,
     Observation,
@@ -31,6 +33,11 @@ class World:
     tokens: dict[str, str | None] = field(default_factory=dict)
     full: bool = True
     """Observe by full listing (True) or by change tokens (False)."""
+    holds: dict[str, Hold] = field(default_factory=dict)
+    """The guard's holds, kept between runs as the store keeps them."""
+    deletions: list[dict[str, int]] = field(default_factory=list)
+    """Deletions made per member, one entry per run (the guard's window is the last ``window``)."""
+    window: int = 5
 
     def observe(self, member: Member, complete: bool) -> Observation:
         conn = self.platforms[member.platform]
@@ -49,12 +56,17 @@ class World:
     def plan(self) -> Plan:
         self.tokens = {k: v for k, v in self.tokens.items() if not k.endswith("#next")}
         obs = {m.key: self.observe(m, self.full) for m in self.members}
-        result = plan(self.members, self.state, obs, self.options)
+        recent: dict[str, int] = {}
+        for run in self.deletions[-self.window:]:
+            for key, n in run.items():
+                recent[key] = recent.get(key, 0) + n
+        history = DeleteHistory(self.holds, recent)
+        result = plan(self.members, self.state, obs, self.options, history)
         if result.incomplete:  # items whose content is needed: listing their members yields it
             for m in self.members:
                 if m.key in result.needs_listing or m.key in result.needs_items:
                     obs[m.key] = self.observe(m, True)
-            result = plan(self.members, self.state, obs, self.options)
+            result = plan(self.members, self.state, obs, self.options, history)
             assert not result.incomplete, (result.needs_listing, result.needs_items)
         return result
 
@@ -62,6 +74,8 @@ class World:
         """One sync run; ``stop_after_writes`` simulates a kill after that many writes."""
         result = self.plan()
         done = 0
+        deleted: dict[str, int] = {}
+        self.deletions.append(deleted)
         by_key = {m.key: m for m in self.members}
         for batch in result.batches:
             ok = True
@@ -74,6 +88,7 @@ class World:
                     if isinstance(action, Delete):
                         conn.delete(member.calendar, action.ref, action.ref.etag)
                         batch.succeeded(action)
+                        deleted[action.target] = deleted.get(action.target, 0) + 1
                     else:
                         if_match = action.ref.etag if isinstance(action, Update) else None
                         batch.succeeded(action, conn.put(member.calendar, action.item, if_match))
@@ -83,8 +98,9 @@ class World:
                 done += 1
             records = batch.records.values() if ok else batch.after_failure(self.state)
             self.state.update((r.logical_id, r) for r in records)
-        for m in self.members:
-            if m.key + "#next" in self.tokens:
+        self.holds = dict(result.holds)
+        for m in self.members:  # a held member's token stays before the evidence
+            if m.key + "#next" in self.tokens and m.key not in result.holds:
                 self.tokens[m.key] = self.tokens.pop(m.key + "#next")
         return result
 

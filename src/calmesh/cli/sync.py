@@ -1,7 +1,10 @@
 """``calmesh sync`` (run sync groups once or on a clock) and ``calmesh status`` (how they are doing).
 
 The summary is per calendar because that is what an operator acts on: which calendar got what,
-which deletions wait for ``--confirm-deletes``, which upstream items are quarantined and why.
+which deletions wait for ``--confirm-deletes``, which upstream items are quarantined and why; a
+dry run lists every planned action (what, from where to where, why). ``--format json`` prints
+the same as JSON. Every string that comes from a calendar or a server is escaped before Rich
+prints it (Rich would take ``[...]`` in a title for markup and swallow it).
 Exit status: 0 when every run was clean, 3 when a run had errors (as ``calmesh freebusy``).
 """
 
@@ -16,17 +19,20 @@ from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from calmesh.cli.app import ConfigOption, app, console, fail, get_config
 
 if TYPE_CHECKING:
     from calmesh.config import Config, SyncGroupConfig
+    from calmesh.core.projection import SyncMode
     from calmesh.services.sync import Progress as SyncProgress
     from calmesh.services.sync import SyncEngine, SyncReport
     from calmesh.store.repository import SyncRepository
 
 WRITE_COLUMNS = ("created", "updated", "deleted", "failed")
+CONFIRM_HINT = " (run again with --confirm-deletes to apply, or --restore-held to put the events back)"
 
 
 def _groups(cfg: Config, names: list[str] | None) -> dict[str, SyncGroupConfig]:
@@ -58,8 +64,9 @@ def run_with_progress(engine: SyncEngine, name: str, group: SyncGroupConfig, **o
         return engine.run(name, group, progress=show, **options)
 
 
-def render_report(report: SyncReport, repo: SyncRepository) -> None:
-    """Per-calendar counts, then conflicts, held deletions, skips, quarantine and errors."""
+def render_report(report: SyncReport, repo: SyncRepository, mode: SyncMode = "mirror") -> None:
+    """Per-calendar counts; for a dry run every planned action; then conflicts, held deletions,
+    skips, quarantine and errors."""
     from calmesh.core.syncplan import Conflict, Skip
 
     conflicts: Counter[str] = Counter()
@@ -68,7 +75,7 @@ def render_report(report: SyncReport, repo: SyncRepository) -> None:
             conflicts.update(action.members)
     members = sorted(set(report.by_member) | set(conflicts))
     title = f"sync {report.group}: {report.status}" + (" (nothing written)" if report.dry_run else "")
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     table.add_column("Calendar", overflow="fold")
     columns = [f"planned_{c}" for c in ("create", "update", "delete")] if report.dry_run else list(WRITE_COLUMNS)
     for column in (*columns, "conflicts"):
@@ -79,25 +86,73 @@ def render_report(report: SyncReport, repo: SyncRepository) -> None:
     counts = planned if report.dry_run else report.by_member
     for member in sorted(set(members) | set(counts)):
         row = counts.get(member, Counter())
-        table.add_row(member, *(str(row[c]) for c in columns), str(conflicts[member]))
+        table.add_row(escape(member), *(str(row[c]) for c in columns), str(conflicts[member]))
     if table.row_count:
         console.print(table)
     else:
-        console.print(f"[bold]{title}[/]: in step, no writes", highlight=False, soft_wrap=True)
-    for action in report.plan.actions:
-        if isinstance(action, Conflict):
-            console.print(f"[yellow]conflict[/] {action.logical_id} between {', '.join(action.members)}: "
-                          f"{action.resolution}", highlight=False, soft_wrap=True)
-        elif isinstance(action, Skip):
-            console.print(f"[yellow]skipped[/] {action.logical_id} on {action.member}: {action.reason}",
+        console.print(f"[bold]{escape(title)}[/]: in step, no writes", highlight=False, soft_wrap=True)
+    if report.dry_run:
+        _print_actions(report, mode)
+    else:
+        skipped: dict[tuple[str, str], list[str]] = {}
+        for action in report.plan.actions:
+            if isinstance(action, Conflict):
+                console.print(f"[yellow]conflict[/] {escape(action.logical_id)} between "
+                              f"{escape(', '.join(action.members))}: {escape(action.resolution)}",
+                              highlight=False, soft_wrap=True)
+            elif isinstance(action, Skip):
+                skipped.setdefault((action.member, action.reason), []).append(action.logical_id)
+        for (member, reason), lids in skipped.items():  # a held wipe skips thousands: one line each reason
+            what = escape(lids[0]) if len(lids) == 1 else f"{len(lids)} items"
+            console.print(f"[yellow]skipped[/] {what} on {escape(member)}: {escape(reason)}",
                           highlight=False, soft_wrap=True)
     for notice in report.notices:
-        hint = " (run again with --confirm-deletes to apply)" if "held until confirmed" in notice else ""
-        console.print(f"[yellow]![/] {notice}{hint}", highlight=False, soft_wrap=True)
+        hint = CONFIRM_HINT if "held until confirmed" in notice else ""
+        console.print(f"[yellow]![/] {escape(notice + hint)}", highlight=False, soft_wrap=True)
     for q in repo.quarantined(report.group):
-        console.print(f"[magenta]quarantined[/] {q.member} {q.item_ref or q.uid}: {q.reason}", highlight=False, soft_wrap=True)
+        console.print(f"[magenta]quarantined[/] {escape(q.member)} {escape(q.item_ref or q.uid or '')}: "
+                      f"{escape(q.reason)}", highlight=False, soft_wrap=True)
     for error in report.errors:
-        console.print(f"[bold red]error[/] {error}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error[/] {escape(error)}", highlight=False, soft_wrap=True)
+
+
+def _print_actions(report: SyncReport, mode: SyncMode) -> None:
+    """Every planned action of a dry run: what, from where to where, and why."""
+    rows = _action_rows(report, mode)
+    if not rows:
+        return
+    table = Table(title=escape(f"planned actions of {report.group}"), title_justify="left")
+    for column in ("Action", "What", "From", "To", "Why"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(escape(row[k] or "") for k in ("action", "what", "from", "to", "why")))
+    console.print(table)
+
+
+def _action_rows(report: SyncReport, mode: SyncMode) -> list[dict[str, str | None]]:
+    from calmesh.core.planview import describe
+
+    return [r.as_dict() for r in describe(report.plan, report.state, report.read, mode)]
+
+
+def report_json(report: SyncReport, repo: SyncRepository, mode: SyncMode) -> dict[str, Any]:
+    """What ``calmesh sync --format json`` prints of one run."""
+    return {
+        "group": report.group, "status": report.status, "dry_run": report.dry_run,
+        "counts": dict(report.counts), "by_member": {k: dict(v) for k, v in sorted(report.by_member.items())},
+        "actions": _action_rows(report, mode),
+        "held": [_hold_json(h) for h in report.plan.holds.values()],
+        "notices": list(report.notices),
+        "quarantine": [{"member": q.member, "item": q.item_ref or q.uid, "reason": q.reason}
+                       for q in repo.quarantined(report.group)],
+        "errors": list(report.errors),
+    }
+
+
+def _hold_json(hold: Any, since: datetime | None = None) -> dict[str, Any]:
+    out = {"member": hold.member, "kind": hold.kind, "missing": hold.missing, "size": hold.size,
+           "reason": hold.reason}
+    return out if since is None else {**out, "since": since.isoformat()}
 
 
 @app.command()
@@ -110,7 +165,12 @@ def sync(
                                                       "default each group's interval.")] = None,
     confirm_deletes: Annotated[bool, typer.Option("--confirm-deletes",
                                                   help="Apply deletions held by the bulk-delete guard.")] = False,
+    restore_held: Annotated[bool, typer.Option("--restore-held",
+                                               help="Dismiss the guard's holds: put the held events back on the "
+                                                    "calendars that lost them.")] = False,
     full: Annotated[bool, typer.Option("--full", help="Compare every calendar in full, ignoring change tokens.")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="table (the default) or json (one document; "
+                                                      "with --watch one line per run).")] = "table",
     config: ConfigOption = None,
 ) -> None:
     """Keep the calendars of each sync group in step (see docs/sync.md)."""
@@ -119,10 +179,16 @@ def sync(
     from calmesh.services.scheduler import SyncScheduler, hub_engine
     from calmesh.store.db import StoreError
 
+    if fmt not in ("table", "json"):
+        fail("--format must be table or json")
     if once and watch:
         fail("--once and --watch exclude each other")
     if watch and confirm_deletes:
         fail("--confirm-deletes confirms one run's held deletions: use it with --once, after reading them")
+    if watch and restore_held:
+        fail("--restore-held dismisses the held deletions: use it with --once, after reading them")
+    if confirm_deletes and restore_held:
+        fail("--confirm-deletes and --restore-held exclude each other")
     every = None
     if interval is not None:
         if not watch:
@@ -139,22 +205,34 @@ def sync(
         except StoreError as exc:
             fail(str(exc), 2)
         failed = False
+        documents: list[dict[str, Any]] = []
 
         def run(name: str, grp: SyncGroupConfig) -> SyncReport:
             nonlocal failed
-            report = run_with_progress(engine, name, grp, dry_run=dry_run, confirm_deletes=confirm_deletes,
-                                       full=full)
-            render_report(report, engine.repo)
+            options = {"dry_run": dry_run, "confirm_deletes": confirm_deletes, "full": full,
+                       "restore_held": restore_held}
+            if fmt == "json":  # no progress bar: stdout carries the JSON only
+                report = engine.run(name, grp, dry_run=dry_run, confirm_deletes=confirm_deletes, full=full,
+                                    restore_held=restore_held)
+                documents.append(report_json(report, engine.repo, grp.mode))
+                if watch:
+                    typer.echo(json.dumps(documents.pop(), ensure_ascii=False))
+            else:
+                report = run_with_progress(engine, name, grp, **options)
+                render_report(report, engine.repo, grp.mode)
             failed = failed or bool(report.errors)
             return report
 
         if not watch:
             for name, grp in groups.items():
                 run(name, grp)
+            if fmt == "json":
+                typer.echo(json.dumps(documents, indent=2, ensure_ascii=False))
             if failed:
                 raise typer.Exit(3)
             return
-        console.print(f"watching {', '.join(groups)}; Ctrl-C to stop", highlight=False, soft_wrap=True)
+        if fmt == "table":
+            console.print(f"watching {escape(', '.join(groups))}; Ctrl-C to stop", highlight=False, soft_wrap=True)
         scheduler = SyncScheduler(groups, run, interval=every)
 
         def stop(_signum: int, _frame: FrameType | None) -> None:
@@ -202,6 +280,7 @@ def group_status(repo: SyncRepository, name: str) -> dict[str, Any]:
         "quarantine": [{"member": q.member, "item": q.item_ref or q.uid, "reason": q.reason,
                         "first_seen": q.first_seen.isoformat(), "times_seen": q.times_seen}
                        for q in repo.quarantined(name)],
+        "held": [_hold_json(h.hold, h.since) for h in repo.holds(name).values()],
     }
 
 
@@ -211,7 +290,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Each sync group: last run, item counts, errors, change-token age and quarantine."""
+    """Each sync group: last run, item counts, errors, held deletions, change-token age and quarantine."""
     from calmesh.store.db import StoreError, open_store
     from calmesh.store.repository import SyncRepository
 
@@ -232,21 +311,26 @@ def status(
         headline = "never run" if last is None else (
             f"last run {_ago(datetime.fromisoformat(last['started']), now)}: {last['status']}"
             + ("" if last["finished"] else " (not finished: killed or still running)"))
-        console.print(f"[bold]{state['group']}[/]: {headline}; {items['items']} items, "
+        console.print(f"[bold]{escape(state['group'])}[/]: {escape(headline)}; {items['items']} items, "
                       f"{items['tombstones']} tombstones, {items['dirty']} pending", highlight=False, soft_wrap=True)
         if last is not None:
             counts = ", ".join(f"{k} {v}" for k, v in sorted(last["counts"].items()) if v)
             if counts:
-                console.print(f"  counts: {counts}", highlight=False, soft_wrap=True)
+                console.print(f"  counts: {escape(counts)}", highlight=False, soft_wrap=True)
             for error in last["errors"]:
-                console.print(f"  [bold red]error[/] {error}", highlight=False, soft_wrap=True)
+                console.print(f"  [bold red]error[/] {escape(error)}", highlight=False, soft_wrap=True)
+        for held in state["held"]:
+            since = _ago(datetime.fromisoformat(held["since"]), now)
+            console.print(f"  [bold yellow]held[/] {escape(held['member'])}: {held['missing']} of {held['size']} "
+                          f"items gone; {escape(held['reason'])} (held since {since}){escape(CONFIRM_HINT)}",
+                          highlight=False, soft_wrap=True)
         for member, token in sorted(state["tokens"].items()):
             full_at = token["last_full"] and datetime.fromisoformat(token["last_full"])
-            console.print(f"  {member}: compared in full {_ago(full_at or None, now)}, "
+            console.print(f"  {escape(member)}: compared in full {_ago(full_at or None, now)}, "
                           f"{token['runs_since_full']} incremental runs since", highlight=False, soft_wrap=True)
         for q in state["quarantine"]:
-            console.print(f"  [magenta]quarantined[/] {q['member']} {q['item']}: {q['reason']} "
-                          f"(seen {q['times_seen']}x)", highlight=False, soft_wrap=True)
+            console.print(f"  [magenta]quarantined[/] {escape(q['member'])} {escape(q['item'] or '')}: "
+                          f"{escape(q['reason'])} (seen {q['times_seen']}x)", highlight=False, soft_wrap=True)
 
 
 @app.command()

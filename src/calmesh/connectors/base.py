@@ -18,6 +18,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
@@ -102,6 +103,62 @@ class RetryPolicy:
         return min(self.base_delay * (2**attempt) * (0.5 + random.random() / 2), self.max_delay)
 
 
+class RetryBudgetSpent(TransientError):
+    """The run's retry budget for this platform is spent: give up on it until the next run.
+    Transient (the next run tries again), so callers that fall back on other requests only for
+    lasting refusals do not; :func:`with_retries` never retries it."""
+
+
+class RetryBudget:
+    """The transient failures one sync run accepts from each platform, whatever retry loop
+    meets them. Loops nest (the engine retries a connector call that retries its own HTTP
+    requests), so per-loop attempts multiply: a hanging server with a 5 s timeout cost 16
+    attempts and 95-100 s. Every :func:`with_retries` running under :func:`retry_budget` charges
+    the same budget, so a platform costs at most ``failures`` timeouts per run."""
+
+    def __init__(self, failures: int = 3) -> None:
+        self.failures = max(1, failures)
+        self._spent: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def exhausted(self, platform: str) -> bool:
+        with self._lock:
+            return self._spent.get(platform, 0) >= self.failures
+
+    def charge(self, platform: str) -> bool:
+        """Count one failure of ``platform``; whether a retry is still allowed."""
+        with self._lock:
+            self._spent[platform] = self._spent.get(platform, 0) + 1
+            return self._spent[platform] < self.failures
+
+    def check(self, platform: str) -> None:
+        """Fail fast, without a request, once ``platform``'s budget is spent."""
+        if self.exhausted(platform):
+            raise RetryBudgetSpent(platform, f"gave up for this run after {self.failures} failed attempts")
+
+
+_BUDGET: ContextVar[RetryBudget | None] = ContextVar("calmesh_retry_budget", default=None)
+
+
+@contextmanager
+def retry_budget(budget: RetryBudget) -> Iterator[None]:
+    """Charge every :func:`with_retries` in this context (and in contexts copied from it, see
+    :func:`contextvars.copy_context`) to ``budget``."""
+    token = _BUDGET.set(budget)
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
+
+
+def check_budget(platform: str) -> None:
+    """Raise :class:`RetryBudgetSpent` when the current retry budget for ``platform`` is spent:
+    a call to a platform the run has given up on fails before it is sent."""
+    budget = _BUDGET.get()
+    if budget is not None:
+        budget.check(platform)
+
+
 def with_retries(
     call: Callable[[], T],
     *,
@@ -109,11 +166,18 @@ def with_retries(
     sleep: Callable[[float], None] = time.sleep,
     on_retry: Callable[[int, TransientError, float], None] | None = None,
 ) -> T:
-    """Run ``call``; on :class:`TransientError` wait and retry, at most ``policy.attempts`` times."""
+    """Run ``call``; on :class:`TransientError` wait and retry, at most ``policy.attempts`` times,
+    and never beyond the current :class:`RetryBudget` (if any) for the failing platform."""
+    budget = _BUDGET.get()
     for attempt in range(policy.attempts):
         try:
             return call()
+        except RetryBudgetSpent:
+            raise
         except TransientError as exc:
+            if budget is not None and not budget.charge(exc.platform):
+                raise RetryBudgetSpent(exc.platform, f"gave up for this run after {budget.failures} "
+                                                     f"failed attempts: {exc.message}", item=exc.item) from exc
             if attempt == policy.attempts - 1:
                 raise
             wait = policy.delay(attempt, exc.retry_after)

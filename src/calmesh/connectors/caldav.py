@@ -36,6 +36,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -481,11 +482,12 @@ class CalDAVConnector(Connector):
         items: list[CalendarItem] = []
         problems: list[Problem] = []
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calmesh-multiget") as ahead:
-            pending = ahead.submit(self._multiget_batch, calendar, batches[0])
+            # in the caller's context: its retries charge the caller's retry budget
+            pending = ahead.submit(copy_context().run, self._multiget_batch, calendar, batches[0])
             for following in [*batches[1:], None]:
                 results = pending.result()
                 if following is not None:
-                    pending = ahead.submit(self._multiget_batch, calendar, following)
+                    pending = ahead.submit(copy_context().run, self._multiget_batch, calendar, following)
                 found, issues = self._to_items(calendar, results)
                 items += found
                 problems += issues

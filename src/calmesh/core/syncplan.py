@@ -40,8 +40,17 @@ Rules
       an older version is not).
     * Bulk-delete guard: an unreachable member, or one listing nothing while more than
       ``delete_floor`` copies are on record, is neither read from nor written to (until
-      confirmed); deleting more than ``max_delete_share`` of a
-      member's items in one run is held until confirmed.
+      confirmed). Deletions are judged across runs: those a run would make on a member, plus
+      those made there in recent runs (:attr:`DeleteHistory.recent`), may not exceed
+      ``max_delete_share`` of its items (nor ever matter below ``delete_floor``). A full listing
+      lacking more than ``delete_floor`` recorded items that the member's change feed never
+      reported deleted (:attr:`Observation.vouched`) is suspect. In each case the member whose
+      listing says the items are gone is *held* (:class:`Hold`): its missing items are neither
+      deleted elsewhere nor restored on it, and the hold outlives the run
+      (:attr:`Plan.holds`, :attr:`DeleteHistory.held`), whatever kind of listing comes next,
+      until confirmed (``confirm_deletes``) or undone (the member holds those items again). A held
+      member is listed in full (:attr:`Plan.needs_listing`) and its change token is not
+      advanced.
     * Whatever cannot be decided safely now (missing content, held deletes) leaves the stored
       state as it was, marked dirty, and the next run re-lists those members and decides again.
 
@@ -51,7 +60,10 @@ fetch full listings of those members (every item fetched, none reported as ``unc
 observations (or list those members in full); then plan again before writing anything. Execute each
 :class:`Batch` in order; report each successful write with :meth:`Batch.succeeded`; persist a
 batch's records only when all its writes succeeded, otherwise stop the batch and mark its items
-dirty. Save change tokens after the batches.
+dirty. Save change tokens after the batches, except those of members in :attr:`Plan.holds`, and
+store :attr:`Plan.holds` in place of the old holds (the next run's :attr:`DeleteHistory.held`).
+When a complete listing lacks recorded items, ask the member's change feed from the stored token
+which of them it reports deleted (:attr:`Observation.vouched`).
 """
 
 from __future__ import annotations
@@ -153,6 +165,10 @@ class Observation:
     reachable: bool = True
     unreadable: Sequence[ItemRef] = ()
     unchanged: Sequence[ItemRef] = ()
+    vouched: frozenset[str] | None = None
+    """With a complete listing: the item ids the member's change feed reported deleted since the
+    last stored token (the server's own word that they were deleted); None when no change feed
+    could be asked. Recorded items missing from the listing and not vouched for are suspect."""
 
     @classmethod
     def from_changes(cls, member: str, changes: ChangeSet) -> Observation:
@@ -179,6 +195,37 @@ class PlanOptions:
     (deleting the one event of a one-event calendar is a normal edit, not a wipe)."""
     confirm_deletes: bool = False
     """The operator confirmed: apply held deletions, and believe an empty listing."""
+    restore_held: bool = False
+    """The operator dismissed the holds: put the held items back on the members that lost them
+    (copied from the others), instead of deleting their copies."""
+
+
+HoldKind = Literal["empty", "shrink", "budget"]
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A held decision: the deletions ``member``'s listings call for wait for confirmation.
+
+    ``kind``: ``empty`` (it listed nothing), ``shrink`` (a full listing lacked items its change
+    feed never reported deleted) or ``budget`` (the deletions would exceed ``max_delete_share``
+    of a calendar over recent runs). ``missing`` of its ``size`` recorded items are gone from it."""
+
+    member: str
+    kind: HoldKind
+    missing: int
+    size: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteHistory:
+    """What the guard remembers between runs (kept in the state store)."""
+
+    held: Mapping[str, Hold] = field(default_factory=dict)
+    """Holds still in force, by member."""
+    recent: Mapping[str, int] = field(default_factory=dict)
+    """Deletions made on each member in recent runs (the guard's sliding window)."""
 
 
 # ------------------------------------------------------------------------------------ outputs
@@ -189,6 +236,8 @@ class Create:
     item: CalendarItem
     content_hash: str
     reason: str
+    source: str | None = None
+    """The member whose version is written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +249,8 @@ class Update:
     item: CalendarItem
     content_hash: str
     reason: str
+    source: str | None = None
+    """The member whose version is written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +260,9 @@ class Delete:
     ref: ItemRef
     """The copy to delete; ``ref.etag`` is the If-Match value."""
     reason: str
+    source: str | None = None
+    """The member whose listing says the item is gone (None: a duplicate, or a deletion decided
+    in an earlier run); only such deletions count against the bulk-delete guard's budget."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +349,8 @@ class Plan:
     needs_items: dict[str, set[str]] = field(default_factory=dict)
     """Items (by member) whose content this plan needs and the observations lack: stored at
     their recorded version but not read this run. Fetch them and plan again."""
+    holds: dict[str, Hold] = field(default_factory=dict)
+    """Every hold in force after this run, by member: to be stored in place of the old ones."""
 
     @property
     def incomplete(self) -> bool:
@@ -352,6 +408,11 @@ class _Context:
     options: PlanOptions
     opaque: dict[str, str] = field(default_factory=dict)
     """Digest -> logical id or member key, for reading placeholder markers (see :func:`_marker`)."""
+    holds: dict[str, Hold] = field(default_factory=dict)
+    held_missing: dict[str, set[str]] = field(default_factory=dict)
+    """Item ids gone from a held member: for now neither gone nor present (see :class:`Hold`)."""
+    restore: dict[str, set[str]] = field(default_factory=dict)
+    """Item ids gone from a held member that are to be put back on it (``restore_held``)."""
 
     def sends(self, member: str, origin: str) -> bool:
         if self.members[member].direction == "in":
@@ -364,11 +425,14 @@ class _Context:
         return self.options.mode == "mirror" or member != origin
 
     def is_gone(self, member: str, item_id: str) -> bool:
-        if member not in self.usable:
+        if member not in self.usable or self.is_held(member, item_id):
             return False
         if item_id in self.gone_ids[member]:
             return True
         return member in self.complete and item_id not in self.listed[member]
+
+    def is_held(self, member: str, item_id: str) -> bool:
+        return item_id in self.held_missing.get(member, ())
 
 
 def plan(
@@ -376,17 +440,36 @@ def plan(
     state: Mapping[str, ItemState],
     observations: Mapping[str, Observation],
     options: PlanOptions = PlanOptions(),
+    history: DeleteHistory = DeleteHistory(),
 ) -> Plan:
     """Decide what to write so that every member of the group holds the same items.
 
     ``state`` maps logical id to stored state; ``observations`` maps member key to what that
-    member reported (a member without one counts as unreachable).
+    member reported (a member without one counts as unreachable); ``history`` is what the
+    bulk-delete guard kept from earlier runs.
     """
     by_key = {m.key: m for m in members}
     if len(by_key) != len(members):
         raise ValueError("a sync group lists the same calendar twice")
+    over: dict[str, Hold] = {}
+    while True:  # each pass may hold more members (one per member at most)
+        result, ctx = _plan_once(by_key, state, observations, options, history, over)
+        more = {k: h for k, h in _over_budget(ctx, state, result, history).items() if k not in over}
+        if not more:
+            break
+        over |= more
+    result.holds = dict(sorted(ctx.holds.items()))
+    for hold in result.holds.values():
+        result.notices.append(f"{hold.member}: {hold.reason}; held until confirmed")
+    return result
+
+
+def _plan_once(members: dict[str, Member], state: Mapping[str, ItemState], observations: Mapping[str, Observation],
+               options: PlanOptions, history: DeleteHistory, over: Mapping[str, Hold]) -> tuple[Plan, _Context]:
     result = Plan()
-    ctx = _context(by_key, state, observations, options, result)
+    ctx = _context(members, state, observations, options, result)
+    _judge_listings(ctx, state, observations, history, over, result)
+    state = _without_restored(ctx, state)
     seen = _recognise(ctx, state, observations, result)
     lids = sorted(set(state) | set(seen))
     for lid in lids:
@@ -395,29 +478,17 @@ def plan(
         batch.records = {k: v for k, v in batch.records.items() if k in written or state.get(k) != v}
         if batch.actions or batch.records:
             result.batches.append(batch)
-    _guard_bulk_deletes(ctx, state, result)
-    return result
+    _show_held(ctx, state, result)
+    return result, ctx
 
 
 def _context(members: dict[str, Member], state: Mapping[str, ItemState],
              observations: Mapping[str, Observation], options: PlanOptions, result: Plan) -> _Context:
-    on_record: dict[str, int] = defaultdict(int)
-    for record in state.values():
-        for key, copy in record.copies.items():
-            if not copy.deleted and not copy.pending:
-                on_record[key] += 1
     ctx = _Context(members, set(), set(), defaultdict(set), defaultdict(set), defaultdict(set), options)
     for key in members:
         obs = observations.get(key)
         if obs is None or not obs.reachable:
             result.notices.append(f"{key}: unreachable; nothing read from or written to it this run")
-            continue
-        if (obs.complete and not obs.items and not obs.unreadable and not obs.unchanged
-                and on_record[key] > options.delete_floor
-                and not options.confirm_deletes):
-            result.notices.append(
-                f"{key}: listed no items while {on_record[key]} are on record; treated as "
-                "unreachable so that an empty source never wipes its copies")
             continue
         ctx.usable.add(key)
         if obs.complete:
@@ -427,6 +498,130 @@ def _context(members: dict[str, Member], state: Mapping[str, ItemState],
         ctx.listed[key] = {i.ref.id for i in obs.items if i.ref is not None} | unreadable | ctx.unfetched[key]
         ctx.gone_ids[key] = {r.id for r in obs.deleted} - unreadable - ctx.unfetched[key]
     return ctx
+
+
+# ------------------------------------------------------------------------- bulk-delete guard
+def _on_record(state: Mapping[str, ItemState]) -> dict[str, set[str]]:
+    """Item ids of the live copies on record, by member (pending ones may never have been written)."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for record in state.values():
+        for key, copy in record.copies.items():
+            if not copy.deleted and not copy.pending:
+                out[key].add(copy.item_id)
+    return out
+
+
+def _judge_listings(ctx: _Context, state: Mapping[str, ItemState], observations: Mapping[str, Observation],
+                    history: DeleteHistory, over: Mapping[str, Hold], result: Plan) -> None:
+    """Hold the members whose listings cannot be believed without confirmation (see
+    :class:`Hold`): before anything is decided, so that no decision rests on them."""
+    floor = ctx.options.delete_floor
+    on_record = _on_record(state)
+    for key in ctx.members:
+        prior = over.get(key) or history.held.get(key)
+        size = len(on_record[key])
+        if key not in ctx.usable:
+            if prior is not None:
+                ctx.holds[key] = prior  # nothing read, nothing applied: not even a confirmation
+            continue
+        if ctx.options.confirm_deletes:
+            continue
+        obs = observations[key]
+        if obs.complete and not ctx.listed[key] and size > floor and not (prior and ctx.options.restore_held):
+            ctx.usable.discard(key)
+            ctx.complete.discard(key)
+            ctx.holds[key] = Hold(key, "empty", size, size,
+                                  f"listed no items while {size} are on record; treated as unreachable "
+                                  "so that an empty source never wipes its copies")
+            continue
+        missing = {i for i in on_record[key] if ctx.is_gone(key, i)}
+        if prior is None and obs.complete and obs.vouched is not None:
+            unexplained = missing - obs.vouched
+            if len(unexplained) > floor:
+                prior = Hold(key, "shrink", len(missing), size,
+                             f"a full listing lacks {len(unexplained)} of the {size} items on record that "
+                             "its change feed never reported deleted")
+        if prior is None:
+            continue
+        if not obs.complete:
+            result.needs_listing.add(key)  # a held member is judged on a full listing
+        if not missing and key not in over:
+            continue  # undone: the member holds those items again
+        if ctx.options.restore_held and history.held.get(key) is not None:
+            ctx.restore[key] = _restorable(ctx, state, key, missing)
+            missing -= ctx.restore[key]
+            if not missing:
+                continue
+        reason = prior.reason if prior.kind != "empty" else \
+            f"lacks {len(missing)} of the {size} items on record after listing none"
+        ctx.holds[key] = replace(prior, missing=len(missing), size=size, reason=reason)
+        ctx.held_missing[key] = missing
+
+
+def _restorable(ctx: _Context, state: Mapping[str, ItemState], member: str, missing: set[str]) -> set[str]:
+    """The items gone from ``member`` that can be put back there from the other members: not
+    those whose original it held in busy mode (the others hold only placeholders)."""
+    origins = {c.item_id: r.origin for r in state.values() if (c := r.live(member)) is not None}
+    return {i for i in missing if ctx.receives(member, origins.get(i, member))}
+
+
+def _without_restored(ctx: _Context, state: Mapping[str, ItemState]) -> Mapping[str, ItemState]:
+    """``state`` with the copies to restore recorded as deleted, so that they are written again."""
+    if not any(ctx.restore.values()):
+        return state
+    out = dict(state)
+    for lid, record in state.items():
+        gone = {k: replace(c, deleted=True) for k, c in record.copies.items()
+                if not c.deleted and c.item_id in ctx.restore.get(k, ())}
+        if gone:
+            out[lid] = replace(record, copies={**record.copies, **gone})
+    return out
+
+
+def _over_budget(ctx: _Context, state: Mapping[str, ItemState], result: Plan,
+                 history: DeleteHistory) -> dict[str, Hold]:
+    """Holds for the members whose listings would delete more than the allowed share of some
+    member's items, counting the deletions made there in recent runs (a calendar eroded a
+    little each run is a wipe too)."""
+    opts = ctx.options
+    if opts.confirm_deletes:
+        return {}
+    fresh: dict[str, int] = defaultdict(int)
+    sources: dict[str, set[str]] = defaultdict(set)
+    for write in result.writes:
+        if isinstance(write, Delete) and write.source is not None:
+            fresh[write.target] += 1
+            sources[write.target].add(write.source)
+    on_record = _on_record(state)
+    out: dict[str, Hold] = {}
+    for target, n in sorted(fresh.items()):
+        recent = history.recent.get(target, 0)
+        total, size = n + recent, len(on_record[target]) + recent
+        if total <= opts.delete_floor or total <= opts.max_delete_share * max(size, 1):
+            continue
+        earlier = f" (with {recent} deleted in recent runs)" if recent else ""
+        for source in sorted(sources[target]):
+            out[source] = Hold(source, "budget", 0, 0,
+                               f"its listing would delete {n} of the {size} items of {target}{earlier}, "
+                               f"more than {opts.max_delete_share:.0%}")
+    return out
+
+
+def _show_held(ctx: _Context, state: Mapping[str, ItemState], result: Plan) -> None:
+    """A skip per held item, so that every held deletion is listed with its reason."""
+    if not ctx.held_missing:
+        return
+    by_lid = {b.logical_id: b for b in result.batches}
+    for lid, record in sorted(state.items()):
+        for key, ids in sorted(ctx.held_missing.items()):
+            copy = record.live(key)
+            if copy is None or copy.item_id not in ids:
+                continue
+            batch = by_lid.get(lid)
+            if batch is None:
+                batch = by_lid[lid] = Batch(lid)
+                result.batches.append(batch)
+            batch.actions.append(Skip(lid, key, f"gone from {key}; deletion held by the bulk-delete guard"))
 
 
 def _invalid(item: CalendarItem) -> str | None:
@@ -688,9 +883,9 @@ def _statuses(ctx: _Context, rec: ItemState | None, seen: Mapping[str, list[_See
             if match is not None:
                 items.remove(match)
                 status.current = match
-            elif ctx.is_gone(key, prev.item_id):
+            elif ctx.is_gone(key, prev.item_id) or ctx.is_held(key, prev.item_id):
                 # the recorded copy is gone: a marked copy elsewhere on the member replaces it
-                status.gone = not items
+                status.gone = not items and not ctx.is_held(key, prev.item_id)
                 status.current = items.pop(0) if items else None
         elif items:
             status.current = items.pop(0)
@@ -831,7 +1026,8 @@ def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, l
                 batch.actions.append(Skip(lid, key, "member unreachable; deletion retried next run"))
                 continue
             ref = ItemRef(ctx.members[key].calendar, copy.item_id, copy.etag)
-            batch.actions.append(Delete(lid, key, ref, "deleted at a sender"))
+            batch.actions.append(Delete(lid, key, ref, "deleted at " + gone[0] if gone else "deleted at a sender",
+                                        gone[0] if gone else None))
         return batch
 
     source: _Seen | None
@@ -853,6 +1049,8 @@ def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, l
         if key not in ctx.usable:
             batch.actions.append(Skip(lid, key, "member unreachable; retried next run"))
             continue
+        if st.current is None and st.prev is not None and ctx.is_held(key, st.prev.item_id):
+            continue  # gone there, deletion held: neither restored nor deleted (see _show_held)
         if source is None:
             holder = _holder(ctx, statuses, content_hash, origin)
             if holder is None:
@@ -868,14 +1066,14 @@ def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, l
             uid = _create_uid(ctx, lid, source)
             item = _target_item(ctx, lid, source, key, uid, None, reference)
             reason = "restored" if st.prev is not None else UNCONFIRMED if st.unconfirmed else "new"
-            batch.actions.append(Create(lid, key, item, content_hash, reason))
+            batch.actions.append(Create(lid, key, item, content_hash, reason, source.member))
         else:
             uid = current.item.uid if isinstance(current, _Seen) else current.uid
             item = _target_item(ctx, lid, source, key, uid, current.item_id, reference)
             ref = ItemRef(ctx.members[key].calendar, current.item_id, current.etag)
             item.ref = ref
             reason = "changed at " + source.member if changed_seen else "restored"
-            batch.actions.append(Update(lid, key, ref, item, content_hash, reason))
+            batch.actions.append(Update(lid, key, ref, item, content_hash, reason, source.member))
     return batch
 
 
@@ -895,7 +1093,7 @@ def _unrecorded_copies(ctx: _Context, lid: str, rec: ItemState | None, origin: s
     if origin in ctx.usable and origin not in ctx.complete:
         result.needs_listing.add(origin)
         return True
-    if origin not in ctx.usable or item_id in ctx.listed[origin]:
+    if origin not in ctx.usable or item_id in ctx.listed[origin] or origin in ctx.holds:
         if not live:
             return True
         first = next(iter(live))
@@ -908,7 +1106,7 @@ def _unrecorded_copies(ctx: _Context, lid: str, rec: ItemState | None, origin: s
     for key, copy in live.items():
         if copy is not None and ctx.receives(key, origin) and key in ctx.usable:
             ref = ItemRef(ctx.members[key].calendar, copy.item_id, copy.etag)
-            batch.actions.append(Delete(lid, key, ref, "copy of an item deleted at its origin"))
+            batch.actions.append(Delete(lid, key, ref, "copy of an item deleted at its origin", origin))
     return True
 
 
@@ -969,36 +1167,5 @@ def _fork(ctx: _Context, lid: str, loser: _Seen, state: Mapping[str, ItemState],
     for key in ctx.members:
         if ctx.receives(key, loser.member) and key in ctx.usable:
             item = with_identity(content, uid, fork_id, MARKER_PROPERTY)
-            batch.actions.append(Create(fork_id, key, item, loser.hash, "kept both versions of a conflict"))
-
-
-def _guard_bulk_deletes(ctx: _Context, state: Mapping[str, ItemState], result: Plan) -> None:
-    """Hold every deletion on a member that would lose more than the allowed share."""
-    opts = ctx.options
-    if opts.confirm_deletes:
-        return
-    size: dict[str, int] = defaultdict(int)
-    for record in state.values():
-        for key in record.copies:
-            if record.live(key) is not None:
-                size[key] += 1
-    deletes: dict[str, int] = defaultdict(int)
-    for write in result.writes:
-        if isinstance(write, Delete):
-            deletes[write.target] += 1
-    held = {key for key, n in deletes.items()
-            if n > opts.delete_floor and n > opts.max_delete_share * max(size[key], 1)}
-    for key in sorted(held):
-        result.notices.append(
-            f"{key}: {deletes[key]} of {size[key]} items would be deleted, more than "
-            f"{opts.max_delete_share:.0%}; held until confirmed")
-    if not held:
-        return
-    for batch in result.batches:
-        targets = {w.target for w in batch.writes if isinstance(w, Delete)} & held
-        if not targets:
-            continue
-        old = state.get(batch.logical_id)
-        batch.records = {} if old is None else {batch.logical_id: replace(old, dirty=True)}
-        batch.actions = [a for a in batch.actions if not isinstance(a, Create | Update | Delete)]
-        batch.actions += [Skip(batch.logical_id, t, "deletion held by the bulk-delete guard") for t in sorted(targets)]
+            batch.actions.append(Create(fork_id, key, item, loser.hash, "kept both versions of a conflict",
+                                        loser.member))

@@ -329,14 +329,14 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
     opened: list[SyncRepository] = []
 
     def sync_state() -> tuple[dict[str, dict[str, Any]] | None, str | None]:
-        """Per group: last run, counts and quarantined items from the state store, or why it
+        """Per group: last run, counts, held deletions and quarantined items from the state store, or why it
         cannot be read. Blocking (database): called on a thread."""
         try:
             if not opened:  # opened once; a failure is retried at the next request
                 opened.append(SyncRepository(open_store(config.state_url())))
             repo = opened[0]
             return {name: {"last": next(iter(repo.runs(name, limit=1)), None), "counts": repo.counts(name),
-                           "quarantined": repo.quarantined(name)}
+                           "quarantined": repo.quarantined(name), "held": list(repo.holds(name).values())}
                     for name in config.sync.groups}, None
         except (StoreError, SQLAlchemyError) as exc:
             return None, f"the sync state store cannot be read: {exc}"

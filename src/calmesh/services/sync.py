@@ -24,8 +24,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from contextvars import copy_context
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, TypeVar
@@ -36,6 +37,9 @@ from calmesh.connectors.base import (
     ConnectorError,
     InvalidTokenError,
     NotFoundError,
+    RetryBudget,
+    check_budget,
+    retry_budget,
     with_retries,
 )
 from calmesh.core.syncplan import (
@@ -44,6 +48,7 @@ from calmesh.core.syncplan import (
     CopyState,
     Create,
     Delete,
+    DeleteHistory,
     ItemState,
     Member,
     Observation,
@@ -61,6 +66,10 @@ from calmesh.store.repository import SyncRepository, TokenState
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+RETRY_FAILURES = 3
+"""Transient failures (timeouts, 5xx) a run accepts from one platform, counted across every retry
+loop (the engine's and the connector's own): then the run gives up on that platform and reports
+its members unreachable. A hanging server thus costs a run about ``RETRY_FAILURES`` timeouts."""
 MAX_PASSES = 3
 """Planning passes per run: the first, plus re-plans after the full listings it asked for."""
 SAVE_EVERY = 50
@@ -120,6 +129,8 @@ class SyncReport:
     """Items members reported as present but unreadable: quarantined, never taken as deleted."""
     read: dict[tuple[str, str], CalendarItem] = field(default_factory=dict)
     """Every item read this run by (member, item id): the "before" of audited writes."""
+    state: Mapping[str, ItemState] = field(default_factory=dict)
+    """The stored state the run started from (what a planned action's copy was)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     """Writes may run on several threads (``SyncEngine(write_workers=...)``): counting is guarded."""
 
@@ -140,11 +151,12 @@ class SyncReport:
             self.by_member.setdefault(member, Counter())[what] += 1
 
 
-def member_options(group: SyncGroupConfig, *, confirm_deletes: bool = False) -> tuple[list[Member], PlanOptions]:
+def member_options(group: SyncGroupConfig, *, confirm_deletes: bool = False,
+                   restore_held: bool = False) -> tuple[list[Member], PlanOptions]:
     members = [Member(m.platform, m.calendar, m.direction) for m in group.calendars]
     options = PlanOptions(mode=group.mode, busy_title=group.busy_title, attendees=group.attendees,
                           conflict=group.conflict, max_delete_share=group.max_delete_share,
-                          confirm_deletes=confirm_deletes)
+                          confirm_deletes=confirm_deletes, restore_held=restore_held)
     return members, options
 
 
@@ -157,6 +169,11 @@ def _known_versions(state: Mapping[str, ItemState], member: str) -> dict[str, st
         if copy is not None and copy.etag and not record.dirty:
             known[copy.item_id] = copy.etag
     return known
+
+
+def _recorded_ids(state: Mapping[str, ItemState], member: str) -> set[str]:
+    """Item ids of ``member``'s live copies on record."""
+    return {copy.item_id for record in state.values() if (copy := record.live(member)) is not None}
 
 
 def _names_new_copy(batch: Batch, state: Mapping[str, ItemState]) -> bool:
@@ -180,26 +197,29 @@ class SyncEngine:
     1 (the default) writes strictly in plan order."""
 
     def __init__(self, repo: SyncRepository, connector: Callable[[str], Connector],
-                 *, retry_sleep: Callable[[float], None] | None = None, write_workers: int = 1) -> None:
+                 *, retry_sleep: Callable[[float], None] | None = None, write_workers: int = 1,
+                 retry_failures: int = RETRY_FAILURES) -> None:
         self.repo = repo
         self._connector = connector
         self._retry_kwargs: dict[str, Any] = {} if retry_sleep is None else {"sleep": retry_sleep}
         self._write_workers = max(1, write_workers)
+        self._retry_failures = retry_failures
 
     # -------------------------------------------------------------------------- observe
     def _observe(self, member: Member, token: str | None, full: bool,
-                 known: Mapping[str, str] | None = None) -> _Seen:
+                 known: Mapping[str, str] | None = None, recorded: Collection[str] = ()) -> _Seen:
         """What ``member`` holds: its change feed from ``token``, or in full when ``full`` (or no
         token). ``known`` (item id -> recorded ETag) lets the connector skip fetching items
-        still at the version on record; None fetches everything. Only reads: what must be
+        still at the version on record; None fetches everything. ``recorded``: the ids of the
+        member's live copies on record, to ask the change feed about those a full listing lacks. Only reads: what must be
         recorded of it is in the answer (see :meth:`_take`), so members can be read on threads."""
         conn = self._connector(member.platform)
         cal = member.calendar
 
-        def read(since: str | None) -> ChangeSet:
+        def read(since: str | None, known: Mapping[str, str] | None = known) -> ChangeSet:
             if known:
-                return self._call(lambda: conn.changes_skipping(cal, since, known))
-            return self._call(lambda: conn.changes(cal, since))
+                return self._call(lambda: conn.changes_skipping(cal, since, known), conn.name)
+            return self._call(lambda: conn.changes(cal, since), conn.name)
 
         try:
             if conn.capabilities.changes:
@@ -211,13 +231,33 @@ class SyncEngine:
                     except InvalidTokenError as exc:
                         log.info("%s: %s; comparing in full", member.key, exc)
                 changes = read(None)
-                observation = replace(Observation.from_changes(member.key, changes), complete=True)
+                observation = replace(Observation.from_changes(member.key, changes), complete=True,
+                                      vouched=self._vouched(member, token, changes, recorded, read))
                 return _Seen(observation, changes.token, True, full=True, unreadable=list(changes.unreadable))
-            items, problems = self._call(lambda: conn.items(cal))
+            items, problems = self._call(lambda: conn.items(cal), conn.name)
             complete = not problems  # an unreadable item must not read as deleted
             return _Seen(Observation(member.key, items, complete=complete), full=complete, problems=problems)
         except ConnectorError as exc:
             return _Seen(Observation.unreachable(member.key), error=exc.message)
+
+    @staticmethod
+    def _vouched(member: Member, token: str | None, listing: ChangeSet, recorded: Collection[str],
+                 read: Callable[[str | None, Mapping[str, str] | None], ChangeSet]) -> frozenset[str] | None:
+        """When a full listing lacks items on record: the ids the change feed, asked from the
+        stored ``token``, reports deleted (what the server itself says was deleted); None when
+        there is no token or the server refuses it. Items listed are not fetched again."""
+        listed = {i.ref.id for i in listing.changed if i.ref} | {r.id for r in listing.unchanged} \
+            | {r.id for r, _ in listing.unreadable}
+        if token is None or all(i in listed for i in recorded):
+            return None
+        etags = {i.ref.id: i.ref.etag for i in listing.changed if i.ref and i.ref.etag}
+        etags.update((r.id, r.etag) for r in listing.unchanged if r.etag)
+        try:
+            feed = read(token, etags)
+        except InvalidTokenError:
+            log.info("%s: the change feed cannot vouch for a shrunken listing (token refused)", member.key)
+            return None
+        return frozenset(r.id for r in feed.deleted)
 
     def _take(self, member: Member, seen: _Seen, report: SyncReport) -> _Seen:
         """Record in ``report`` (and the quarantine) what reading ``member`` found; returns ``seen``."""
@@ -244,8 +284,8 @@ class SyncEngine:
             self._connector(m.platform)  # built here, not raced for on the reader threads
 
         def read(ms: list[Member]) -> list[_Seen]:
-            return [self._observe(m, *self._token_for(m, tokens, group, full), known=_known_versions(state, m.key))
-                    for m in ms]
+            return [self._observe(m, *self._token_for(m, tokens, group, full), known=_known_versions(state, m.key),
+                                  recorded=_recorded_ids(state, m.key)) for m in ms]
 
         answers: dict[str, _Seen] = {}
 
@@ -259,7 +299,7 @@ class SyncEngine:
                 done(ms, read(ms))
         else:
             with ThreadPoolExecutor(max_workers=len(by_platform), thread_name_prefix="calmesh-read") as pool:
-                futures = {pool.submit(read, ms): ms for ms in by_platform.values()}
+                futures = {pool.submit(copy_context().run, read, ms): ms for ms in by_platform.values()}
                 for future in as_completed(futures):  # the progress bar hears of each as it comes
                     done(futures[future], future.result())
         return {m.key: self._take(m, answers[m.key], report) for m in members}  # recorded in group order
@@ -270,7 +310,7 @@ class SyncEngine:
         reading them all cleanly falls back to a full listing of the member."""
         conn = self._connector(member.platform)
         try:
-            found, problems = self._call(partial(conn.fetch, member.calendar, ids))
+            found, problems = self._call(partial(conn.fetch, member.calendar, ids), conn.name)
         except ConnectorError as exc:
             log.info("%s: could not read %d item(s) (%s); listing in full", member.key, len(ids), exc.message)
             return self._take(member, self._observe(member, None, True), report)
@@ -282,31 +322,48 @@ class SyncEngine:
         unchanged = [r for r in obs.unchanged if r.id not in wanted]
         return replace(seen, observation=replace(obs, items=items, unchanged=unchanged))
 
-    def _call(self, fn: Callable[[], T]) -> T:
+    def _call(self, fn: Callable[[], T], platform: str) -> T:
+        """``fn`` with retries, charged to the run's retry budget for ``platform`` (see
+        :data:`RETRY_FAILURES`); refused at once when that budget is spent."""
+        check_budget(platform)
         return with_retries(fn, **self._retry_kwargs)
 
     # ------------------------------------------------------------------------------ run
     def run(self, name: str, group: SyncGroupConfig, *, dry_run: bool = False,
-            confirm_deletes: bool = False, full: bool = False,
+            confirm_deletes: bool = False, full: bool = False, restore_held: bool = False,
             progress: ProgressCallback | None = None) -> SyncReport:
-        """One run of group ``name``; ``progress`` (optional) hears of reads and writes as they go."""
-        notify = progress or (lambda _p: None)
-        members, options = member_options(group, confirm_deletes=confirm_deletes)
+        """One run of group ``name``; ``progress`` (optional) hears of reads and writes as they go.
+        Every platform's transient failures are charged to one retry budget for the whole run."""
+        with retry_budget(RetryBudget(self._retry_failures)):
+            return self._run(name, group, dry_run=dry_run, confirm_deletes=confirm_deletes, full=full,
+                             restore_held=restore_held, notify=progress or (lambda _p: None))
+
+    def _run(self, name: str, group: SyncGroupConfig, *, dry_run: bool, confirm_deletes: bool, full: bool,
+             restore_held: bool, notify: ProgressCallback) -> SyncReport:
+        members, options = member_options(group, confirm_deletes=confirm_deletes, restore_held=restore_held)
         state = self.repo.load_group(name)
         tokens = self.repo.tokens(name)
-        report = SyncReport(name, dry_run, Plan())
+        history = DeleteHistory({k: h.hold for k, h in self.repo.holds(name).items()},
+                                self.repo.recent_deletions(name, group.delete_window))
+        report = SyncReport(name, dry_run, Plan(), state=state)
+        if confirm_deletes and not dry_run:  # the guard's budget starts afresh after this run
+            report.counts["confirmed"] = 1
         report.run_id = self.repo.start_run(name, dry_run=dry_run)
         seen = self._observe_all(members, state, tokens, group, full, report, notify)
         by_key = {m.key: m for m in members}
         for key in seen:
             seen[key] = self._with_evidence(by_key[key], seen[key], state)
+        settled = False
         for _ in range(MAX_PASSES):
-            report.plan = plan(members, state, {k: s.observation for k, s in seen.items()}, options)
+            report.plan = plan(members, state, {k: s.observation for k, s in seen.items()}, options, history)
             if not report.plan.incomplete:
+                settled = True
                 break
             for key in sorted(report.plan.needs_listing):
-                listed = self._take(by_key[key], self._observe(by_key[key], None, True), report)
-                seen[key] = self._with_evidence(by_key[key], listed, state)
+                stored = tokens.get(key)
+                listing = self._observe(by_key[key], stored.token if stored else None, True,
+                                        recorded=_recorded_ids(state, key))
+                seen[key] = self._with_evidence(by_key[key], self._take(by_key[key], listing, report), state)
             for key, ids in sorted(report.plan.needs_items.items()):
                 if key not in report.plan.needs_listing:
                     seen[key] = self._with_items(by_key[key], seen[key], sorted(ids), report)
@@ -332,9 +389,11 @@ class SyncEngine:
             self.repo.forget_token(name, key)
         intents = self._intents(report.plan, state, by_key, seen)
         pending = self._execute(name, report, state, by_key, notify, intents)
-        new_tokens = {k: s.token for k, s in seen.items() if s.token_valid and k not in created_on}
+        # a held member's token stays where it was: the evidence of its deletions is not skipped
+        new_tokens = {k: s.token for k, s in seen.items()
+                      if s.token_valid and k not in created_on and k not in report.plan.holds}
         self.repo.commit_run(name, report.run_id, records=pending, tokens=new_tokens,
-                             full=report.full,
+                             full=report.full, holds=report.plan.holds if settled else None,
                              status=report.status, counts=report.counts, errors=report.errors)
         return report
 
@@ -387,7 +446,7 @@ class SyncEngine:
         gone: list[ItemRef] = []
         for token, ids in sorted(wanted.items()):
             try:
-                changes = self._call(partial(conn.changes_skipping, member.calendar, token, known))
+                changes = self._call(partial(conn.changes_skipping, member.calendar, token, known), conn.name)
             except ConnectorError as exc:  # a token the server forgot: no evidence either way
                 log.info("%s: no deletion history for %d unconfirmed copies (%s)", member.key, len(ids), exc.message)
                 continue
@@ -469,7 +528,8 @@ class SyncEngine:
         with ThreadPoolExecutor(self._write_workers, thread_name_prefix="calmesh-write") as pool:
             try:
                 for batch in batches:
-                    window.append((batch, pool.submit(self._run_and_save, name, report, batch, members, intents)))
+                    window.append((batch, pool.submit(copy_context().run, self._run_and_save, name, report,
+                                                      batch, members, intents)))
                     if len(window) > 2 * self._write_workers:
                         first, future = window.popleft()
                         yield first, *future.result()
@@ -512,7 +572,7 @@ class SyncEngine:
                  "calendar": member.calendar, "reason": action.reason}
         if isinstance(action, Delete):
             try:
-                self._call(lambda: conn.delete(member.calendar, action.ref, action.ref.etag))
+                self._call(lambda: conn.delete(member.calendar, action.ref, action.ref.etag), conn.name)
             except NotFoundError:
                 pass  # already gone: the outcome we wanted
             batch.succeeded(action)
@@ -524,7 +584,7 @@ class SyncEngine:
         item = action.item
         if isinstance(action, Create) and action.logical_id in intents:
             self.repo.save_records(name, [intents[action.logical_id]])  # before the write: see _intents
-        ref = self._call(lambda: conn.put(member.calendar, item, if_match))
+        ref = self._call(lambda: conn.put(member.calendar, item, if_match), conn.name)
         batch.succeeded(action, ref)
         landed: list[ItemState] = []
         if isinstance(action, Create) and action.logical_id in intents:
@@ -549,7 +609,7 @@ class SyncEngine:
             member = members[key]
             conn = self._connector(member.platform)
             try:
-                found, _problems = self._call(partial(conn.fetch, member.calendar, ids))
+                found, _problems = self._call(partial(conn.fetch, member.calendar, ids), conn.name)
             except ConnectorError as exc:  # the writes will meet the same trouble and say so
                 log.warning("%s: could not read %d item(s) before replacing them: %s", key, len(ids), exc.message)
                 continue

@@ -167,6 +167,23 @@ class AuditEntry(Base):
     etag_after: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+class SyncHold(Base):
+    """A held decision of the bulk-delete guard (``calmesh.core.syncplan.Hold``): kept until the
+    operator confirms it or the member holds the items again, so that no later listing, full or
+    incremental, can walk around it."""
+
+    __tablename__ = "sync_holds"
+
+    group_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    member: Mapped[str] = mapped_column(Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    missing: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class MeetingIdentity(Base):
     """One meeting calmesh booked (or linked): who organises it, where its original lives and
     every copy calmesh wrote of it. The one answer to "who may change this meeting" and "which

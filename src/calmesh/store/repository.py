@@ -11,16 +11,24 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from calmesh.core.syncplan import CopyState, ItemState
+from calmesh.core.syncplan import CopyState, Hold, HoldKind, ItemState
 from calmesh.ical import item_to_ical, parse_items
 from calmesh.model import CalendarItem
-from calmesh.store.models import AuditEntry, QuarantineEntry, SyncCopy, SyncItem, SyncRun, SyncToken
+from calmesh.store.models import (
+    AuditEntry,
+    QuarantineEntry,
+    SyncCopy,
+    SyncHold,
+    SyncItem,
+    SyncRun,
+    SyncToken,
+)
 
 Clock = Callable[[], datetime]
 _CHUNK = 500
@@ -76,6 +84,13 @@ class QuarantineInfo:
     first_seen: datetime
     last_seen: datetime
     times_seen: int
+
+
+@dataclass(frozen=True, slots=True)
+class HoldInfo:
+    hold: Hold
+    since: datetime
+    """When the member was first held (a hold whose kind changes is the same hold)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,12 +243,59 @@ class SyncRepository:
 
     def commit_run(self, group: str, run_id: int, *, records: Iterable[ItemState],
                    tokens: Mapping[str, str | None], full: Iterable[str], status: str,
-                   counts: Mapping[str, int], errors: Sequence[str]) -> None:
-        """Save a run's item records, its new change tokens and its outcome atomically."""
+                   counts: Mapping[str, int], errors: Sequence[str],
+                   holds: Mapping[str, Hold] | None = None) -> None:
+        """Save a run's item records, its new change tokens, the guard's holds (None: keep
+        those on record) and its outcome atomically."""
         with self._tx() as session:
             self._save_records(session, group, list(records))
             self._save_tokens(session, group, tokens, set(full))
+            if holds is not None:
+                self._save_holds(session, group, holds)
             self._finish_run(session, run_id, status, counts, errors)
+
+    # ----------------------------------------------------------------- bulk-delete guard
+    def holds(self, group: str) -> dict[str, HoldInfo]:
+        """The held decisions of ``group`` by member."""
+        with self._sessions() as session:
+            rows = session.scalars(select(SyncHold).where(SyncHold.group_name == group)
+                                   .order_by(SyncHold.member)).all()
+            return {r.member: HoldInfo(Hold(r.member, _hold_kind(r.kind), r.missing, r.size, r.reason),
+                                       _aware(r.since) or self._now()) for r in rows}
+
+    def save_holds(self, group: str, holds: Mapping[str, Hold]) -> None:
+        with self._tx() as session:
+            self._save_holds(session, group, holds)
+
+    def _save_holds(self, session: Session, group: str, holds: Mapping[str, Hold]) -> None:
+        """Make ``holds`` the group's holds; a member held before keeps its ``since``."""
+        now = self._now()
+        rows = {r.member: r for r in session.scalars(select(SyncHold).where(SyncHold.group_name == group))}
+        for member, old in rows.items():
+            if member not in holds:
+                session.delete(old)
+        for member, hold in holds.items():
+            row = rows.get(member) or SyncHold(group_name=group, member=member, since=now)
+            session.add(row)
+            row.kind, row.missing, row.size, row.reason, row.updated_at = (
+                hold.kind, hold.missing, hold.size, hold.reason, now)
+
+    def recent_deletions(self, group: str, seconds: float) -> dict[str, int]:
+        """Deletions ``group``'s runs made on each member in the last ``seconds`` (from the
+        audit log): what the guard's budget has spent already. A run that applied confirmed
+        deletions (counted ``confirmed``) starts the budget afresh: the operator has looked at
+        what was deleted, and a confirmed clean-up must not hold the next ordinary deletions."""
+        since = self._now() - timedelta(seconds=seconds)
+        with self._sessions() as session:
+            confirmed = [run.id for run in session.execute(
+                select(SyncRun.id, SyncRun.counts).where(SyncRun.group_name == group, SyncRun.started_at >= since))
+                if (run.counts or {}).get("confirmed")]
+            query = (select(AuditEntry.platform, AuditEntry.calendar, func.count())
+                     .where(AuditEntry.group_name == group, AuditEntry.action == "delete", AuditEntry.at >= since)
+                     .group_by(AuditEntry.platform, AuditEntry.calendar))
+            if confirmed:
+                query = query.where(AuditEntry.run_id > max(confirmed))
+            return {f"{platform}/{calendar}": n for platform, calendar, n in session.execute(query)}
 
     def runs(self, group: str | None = None, limit: int = 20) -> list[RunInfo]:
         """Most recent runs first."""
@@ -344,6 +406,12 @@ class SyncRepository:
                     SyncItem.group_name == group, *where)) or 0
             return {"items": n(SyncItem.deleted.is_(False)), "tombstones": n(SyncItem.deleted.is_(True)),
                     "dirty": n(SyncItem.dirty.is_(True))}
+
+
+def _hold_kind(value: str) -> HoldKind:
+    if value not in ("empty", "shrink", "budget"):
+        raise ValueError(f"unknown hold kind {value!r} in the state store")
+    return value  # type: ignore[return-value]
 
 
 def _ical(item: CalendarItem | None) -> str | None:
