@@ -255,10 +255,11 @@ class AgencyMachine(RuleBasedStateMachine):
         message = itip.reply(item.invitation, self.email(who), answer)
         try:
             scheduling.process_message(self.hub, message)
-        except ConnectorError:
-            if self.is_down(HOME[item.owner]):
-                return
-            raise
+        except ConnectorError as exc:
+            if not self.is_down(HOME[item.owner]):
+                self.report([f"[edit-lost] {who}'s {answer.value} to {item.key} (booked by {item.owner} on "
+                             f"{HOME[item.owner]}) cannot be applied: {exc}"])
+            return
         except itip.ITIPError as exc:
             self.report([f"[edit-lost] {who}'s {answer.value} to {item.key} (booked by {item.owner} on "
                          f"{HOME[item.owner]}) cannot be applied: {exc}"])
