@@ -178,8 +178,9 @@ class Model:
                 if other in item.gone:
                     continue
                 expect = item.places[other] = Expect(set(), False, "sync")
-            expect.required = False
-            if version is not None:
+            if version is None:  # a deletion spreads: the other copies may go
+                expect.required = False
+            else:  # an edit spreads: the other copies are old or new (and stay if they must)
                 expect.versions.add(version if expect.origin != "sync" else version.in_mode(mode))
 
     def converge(self, group: str) -> None:

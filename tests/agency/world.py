@@ -9,9 +9,10 @@ table, Farid in an ICS folder. Names, zones and working hours are the demo agenc
 
 Every example of the state machine gets its own :class:`Agency`: fresh CalDAV collections, fresh
 mailboxes on the fakes (people's addresses carry the example's number, so nothing is shared), a
-fresh SQL table, ICS folder and state store. Groups: ``mirror`` keeps Alice's Radicale calendar
-and her Exchange calendar equal; ``busy`` blocks David's time across his Graph calendar and his
-project calendar.
+fresh SQL table, ICS folder and state store. Groups: ``mirror`` keeps Alice's Radicale calendar,
+her Exchange calendar and Carla's (a sales-and-marketing pair that shares everything: issue 12's
+"zoho alice + exchange carla") equal; ``busy`` blocks David's time across his Graph calendar and
+his project calendar.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ HOME = {"alice": "radicale", "bruno": "xandikos", "carla": "exchange", "david": 
 """Each person's home platform: where their meetings are booked and invitations land."""
 ALSO = {"alice": ("exchange", "projects"), "david": ("projects",)}
 """Further platforms holding part of a person's time."""
-GROUPS = {"mirror": ("mirror", ("alice@radicale", "alice@exchange")),
+GROUPS = {"mirror": ("mirror", ("alice@radicale", "alice@exchange", "carla@exchange")),
           "busy": ("busy", ("david@m365", "david@projects"))}
 """Sync group -> (mode, member places)."""
 BUSY_TITLE = "Busy"
