@@ -360,9 +360,9 @@ class AgencyMachine(RuleBasedStateMachine):
             if not seen or seen[0].key is None:
                 continue
             item = self.model.items[seen[0].key]
-            truth = item.truth.get(group, set())
+            truth = item.truth.get(group)
             twice = sum(s.key == item.key for s in before[place]) > 1
-            due = None in truth or not any(v is not None and v.live for v in truth) or twice
+            due = twice or truth is not None and (None in truth or not any(v is not None and v.live for v in truth))
             if not due:
                 out.append(f"[deletion-reason] sync group {group!r} plans to delete {item.key} from {place} "
                            f"({item.places[place].origin if place in item.places else 'unexpected'} copy) "
