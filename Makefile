@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench browser clean
+.PHONY: demo test test-fast soak lint bench browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ test: $(STAMP) browser lint
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow and not browser"
+
+# The agency test (tests/agency) on fresh examples for SOAK_SECONDS (default 30 minutes); a
+# failure it finds is saved in tests/agency/examples, which the CI run replays: commit it.
+SOAK_SECONDS ?= 1800
+soak: $(STAMP)
+	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m pytest tests/agency -m soak -p no:cacheprovider \
+	  -o timeout=$$(( $(SOAK_SECONDS) + 600 )) -x -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples

@@ -1,0 +1,74 @@
+"""The agency test of issue 12: a model-based state machine (hypothesis) lives through an
+agency's weeks on real peers and checks, after every step, that booking, sync, conflicts and
+duplicates work together.
+
+Peers: Radicale and Xandikos (real CalDAV servers on 127.0.0.1, started once per session by
+tests/conftest.py), the EWS and Graph fakes (``calmesh.fakes``: protocol-faithful Exchange fakes
+served on loopback once per module, reached through the real connectors), an ICS folder and the
+in-house SQL table (see world.py). Each example gets fresh calendars, mailboxes, table and state.
+
+Rules drive calmesh through its services, as the CLI does: book, move and cancel a meeting; an
+attendee's answer (an iTIP REPLY through ``process_message``); someone other than the organiser
+trying to move or cancel it (which must be refused); a person creating, editing or deleting an
+event directly on their own platform, or copying a meeting into another of their calendars; a
+sync group running (``mirror``: Alice's Radicale and Exchange calendars; ``busy``: David's Graph
+and project calendars); a run killed at its n-th write, just before or just after the write
+reached the server (faults.py: an in-process stand-in for SIGKILL); a platform down for a while;
+duplicates resolved and undone.
+
+Invariants (model.py; each failure message starts with the invariant's name in brackets):
+``busy-shown-free``, ``exactly-once``, ``deleted-returns``, ``edit-lost``, ``organiser-only``,
+``copy-is-conflict``, ``deletion-reason``.
+
+Runs: ``test_agency_replays_known_failures`` replays the examples kept in tests/agency/examples
+(failures found once stay found); ``test_agency`` runs a fixed (derandomized) bounded set in CI;
+``make soak`` runs ``test_agency_soak`` for ``SOAK_SECONDS`` (30 minutes), saving any failure
+to tests/agency/examples for the next commit.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.database import DirectoryBasedExampleDatabase, ReadOnlyDatabase
+from hypothesis.stateful import run_state_machine_as_test
+
+from .machine import AgencyMachine
+from .world import Peers
+
+EXAMPLES = Path(__file__).parent / "examples"
+
+
+# ---------------------------------------------------------------------------------- the runs
+def _run(peers: Peers, root: Path, **options: object) -> None:
+    AgencyMachine.peers, AgencyMachine.root = peers, root
+    run_state_machine_as_test(AgencyMachine, settings=settings(
+        deadline=None, suppress_health_check=list(HealthCheck), print_blob=True, **options))  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_agency_replays_known_failures(peers: Peers, tmp_path: Path) -> None:
+    """Every example kept in tests/agency/examples (found by a soak or an earlier run) again."""
+    _run(peers, tmp_path, database=ReadOnlyDatabase(DirectoryBasedExampleDatabase(EXAMPLES)),
+         phases=[Phase.explicit, Phase.reuse], max_examples=1000)
+
+
+@pytest.mark.slow
+def test_agency(peers: Peers, tmp_path: Path) -> None:
+    """A fixed, bounded walk through the agency's weeks (the same examples on every run)."""
+    _run(peers, tmp_path, derandomize=True, database=None, max_examples=4, stateful_step_count=15,
+         phases=[Phase.explicit, Phase.generate], report_multiple_bugs=False)
+
+
+@pytest.mark.soak
+@pytest.mark.skipif(not os.environ.get("SOAK_SECONDS"), reason="a soak: `make soak` (sets SOAK_SECONDS)")
+def test_agency_soak(peers: Peers, tmp_path: Path) -> None:
+    """Fresh examples until ``SOAK_SECONDS`` have passed; a failure is saved to tests/agency/examples."""
+    deadline = time.monotonic() + float(os.environ["SOAK_SECONDS"])
+    while time.monotonic() < deadline:
+        _run(peers, tmp_path, database=DirectoryBasedExampleDatabase(EXAMPLES), max_examples=10,
+             stateful_step_count=40)

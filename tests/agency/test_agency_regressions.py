@@ -1,0 +1,83 @@
+"""What the agency test found on the code of issue 12, as the smallest step sequences that show
+it: the machine's own rules and invariant check, called in a fixed order (a hypothesis example
+database is keyed by the machine's source, so it forgets its examples when the machine changes;
+these do not). Each test names the item of issue 12 it belongs to; each is expected to fail until
+that item is fixed, with the message of the invariant it breaks."""
+
+from __future__ import annotations
+
+import pytest
+
+from calmesh.model import PartStat
+
+from .machine import AgencyMachine
+
+pytestmark = pytest.mark.slow
+
+
+def test_item1_an_exchange_copy_names_its_mailbox_owner_as_organiser(agency: AgencyMachine) -> None:
+    """[organiser-only]: Alice books with Carla (EWS) and David (Graph); both copies say they organise it."""
+    agency.book(organiser="alice", others=["carla", "david"], day=0, hour=10, minutes=30, topic="pitch")
+    agency.agency_holds()
+
+
+def test_item1_an_attendee_on_exchange_moves_the_meeting(agency: AgencyMachine) -> None:
+    """[organiser-only]: Carla, invited by Alice, moves Alice's meeting from her own copy."""
+    agency.book(organiser="alice", others=["carla"], day=0, hour=10, minutes=30, topic="pitch")
+    agency.someone_else_changes_it(pick=0, intruder="carla", cancel=False, day=1, hour=11)
+
+
+def test_item1_an_organiser_on_graph_cannot_cancel_their_meeting(agency: AgencyMachine) -> None:
+    """[organiser-only]: David books on Graph, which mints its own UID: calmesh no longer finds his meeting."""
+    agency.book(organiser="david", others=["bruno"], day=0, hour=10, minutes=30, topic="demo")
+    agency.cancel(pick=0)
+
+
+def test_item1_an_organiser_on_the_inhouse_table_cannot_move_their_meeting(agency: AgencyMachine) -> None:
+    """[organiser-only]: Emma books on the SQL table, which keeps no ORGANIZER: "organised by nobody"."""
+    agency.book(organiser="emma", others=["bruno"], day=0, hour=10, minutes=30, topic="review")
+    agency.move(pick=0, day=1, hour=11, minutes=30)
+
+
+def test_item1_a_reply_to_a_meeting_booked_on_graph_is_lost(agency: AgencyMachine) -> None:
+    """[edit-lost]: Bruno's REPLY cannot find David's Graph copy by the UID calmesh sent."""
+    agency.book(organiser="david", others=["bruno"], day=0, hour=10, minutes=30, topic="demo")
+    agency.attendee_answers(pick=0, answer=PartStat.ACCEPTED)
+
+
+def test_item1_a_reply_to_a_meeting_booked_on_the_inhouse_table_is_lost(agency: AgencyMachine) -> None:
+    """[edit-lost]: the SQL copy keeps no attendees, so Bruno's answer has nowhere to go."""
+    agency.book(organiser="emma", others=["bruno"], day=0, hour=10, minutes=30, topic="review")
+    agency.attendee_answers(pick=0, answer=PartStat.ACCEPTED)
+
+
+def test_item2_sync_plans_to_delete_a_live_invitation(agency: AgencyMachine) -> None:
+    """[deletion-reason]: Alice (Radicale) books with Carla (EWS); the mirror group holding both
+    calendars plans "copy of an item deleted at its origin" for Carla's live invitation."""
+    agency.book(organiser="alice", others=["carla"], day=0, hour=10, minutes=30, topic="pitch")
+    agency.sync(group="mirror", full=False, confirm=False)
+
+
+def test_item2_a_move_writes_a_second_copy_on_graph(agency: AgencyMachine) -> None:
+    """[exactly-once]: Farid (ICS) books with David (Graph), then moves it: the Graph copy (its UID
+    minted by Graph) is not found by UID, so a second copy is written and the first stays."""
+    agency.book(organiser="farid", others=["david"], day=0, hour=10, minutes=30, topic="demo")
+    agency.move(pick=0, day=1, hour=11, minutes=30)
+    agency.agency_holds()
+
+
+def test_item3_a_busy_block_is_reported_as_a_conflict(agency: AgencyMachine) -> None:
+    """[copy-is-conflict]: David's own event on Graph and its busy block in his project calendar."""
+    agency.own_event(who="david", where=0, day=0, hour=10, minutes=60, topic="budget")
+    agency.sync(group="busy", full=False, confirm=False)
+    agency.agency_holds()
+
+
+def test_item4_a_copy_deleted_after_a_kill_comes_back(agency: AgencyMachine) -> None:
+    """[deleted-returns]: a run is killed just after its PUT of Alice's event into her Exchange
+    calendar reached the server (before the record); Alice deletes that copy; the next run puts it back."""
+    agency.own_event(who="alice", where=0, day=0, hour=10, minutes=60, topic="budget")
+    agency.sync_killed(group="mirror", at=1, after_write=True)
+    agency.delete_directly(pick=1)
+    agency.sync(group="mirror", full=False, confirm=False)
+    agency.agency_holds()
