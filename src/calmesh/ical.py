@@ -305,9 +305,10 @@ def _parse_calendars(data: bytes, platform: str, problems: list[Problem],
                 salvaged.add_component(comp)
             kept += 1
         lost = kept == 0 or len(salvaged.walk("VEVENT")) < len(re.findall(rb"^BEGIN:VEVENT", data, re.M))
+        # the parser's message quotes the text (a SUMMARY, perhaps of a private event): only its kind
         what = "unreadable" if kept == 0 else "malformed"
-        problems.append(Problem(platform, f"calendar text is {what} ({exc}); salvaged {kept} component(s)"
-                                + ("; its time is unknown" if lost and covers else ""),
+        problems.append(Problem(platform, f"calendar text is {what} ({type(exc).__name__}); salvaged {kept} "
+                                f"component(s)" + ("; its time is unknown" if lost and covers else ""),
                                 unknown=covers if lost else None))
         return [salvaged]
 
@@ -552,8 +553,10 @@ def expand(
                     first_end = first_end if attempt == 0 else None  # nothing of it could be read
             if unusable:
                 rest = max(window.start, first_end) if first_end is not None else window.start
+                # an error shown to whoever asks for free/busy: the UID only, never the title
                 problems.append(Problem(platform, "; ".join(unusable) + ": the rest of the series is unknown",
-                                        _label(components[0]), unknown=(rest, window.end) if rest < window.end else None))
+                                        f"UID {components[0].get('UID')}",
+                                        unknown=(rest, window.end) if rest < window.end else None))
             for occurrence in found or []:
                 try:
                     event, _ = event_from_component(occurrence)

@@ -409,6 +409,8 @@ class PersonFreeBusy:
     """Single items that could not be read; the rest of their calendar still counted."""
     name: str | None = None
     platform: str | None = None
+    """The person's home platform; None for someone calmesh holds no calendar of (not in the
+    directory), whose time is unknown because nobody asked, not because it could not be read."""
 
     @property
     def complete(self) -> bool:
