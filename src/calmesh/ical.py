@@ -25,6 +25,7 @@ import icalendar
 import recurring_ical_events
 import x_wr_timezone
 
+from calmesh import cancel
 from calmesh.model import (
     Attendee,
     BusyPeriod,
@@ -324,7 +325,9 @@ def _repair(component: icalendar.cal.Component) -> list[str]:
     DTSTART with a TZID is read in the DTSTART's zone, as Outlook and Google mean it."""
     warnings = []
     for name, error in list(getattr(component, "errors", [])):
-        if name.upper() not in _NEEDED and name in component:
+        if name is None:  # a content line icalendar could not split (it left it out)
+            warnings.append("an unreadable content line ignored")
+        elif name.upper() not in _NEEDED and name in component:
             del component[name]
             warnings.append(f"unreadable {name} ignored ({error})")
     if not str(component.get("UID") or "").strip():
@@ -443,11 +446,14 @@ def parse_object(data: str | bytes, platform: str = "") -> tuple[list[CalendarIt
     return _OBJECTS.parse(data.encode("utf-8") if isinstance(data, str) else data, platform)
 
 
-MAX_EXPANSION_STEPS = 200_000
-"""Recurrence steps one read may spend (a step is one FREQ period from a series' DTSTART to the
-end of the window: the work the expansion does, whatever the window). ``FREQ=SECONDLY`` without an
-end, begun years ago, would otherwise keep a core busy for hours, long after the asker gave up:
-a series over the budget counts its first instance, and the rest of its time is unknown."""
+MAX_EXPANSION_STEPS = 100_000
+"""Recurrence steps one series may cost (a step is one FREQ period from its DTSTART to the end of
+the window: dateutil walks them all, about 10 µs each, whatever the window). ``FREQ=SECONDLY``
+without an end, begun years ago, would otherwise keep a core busy for hours, long after the asker
+gave up: a series over the budget counts its first instance, and the rest of its time is unknown."""
+MAX_OCCURRENCES = 5_000
+"""Occurrences one series may have in the window asked (each costs about a millisecond to build):
+more than one every two minutes for a week is no calendar a person keeps. Beyond, as above."""
 
 _PERIOD = {"SECONDLY": 1, "MINUTELY": 60, "HOURLY": 3600, "DAILY": 86400, "WEEKLY": 7 * 86400,
            "MONTHLY": 28 * 86400, "YEARLY": 365 * 86400}
@@ -461,24 +467,34 @@ def _utc(value: Any) -> datetime | None:
     return None
 
 
-def _steps(master: icalendar.cal.Component, until: datetime) -> float:
-    """The recurrence steps expanding ``master`` up to ``until`` costs (see MAX_EXPANSION_STEPS)."""
+def _cost(master: icalendar.cal.Component, lo: datetime, hi: datetime) -> str | None:
+    """Why expanding ``master`` over ``[lo, hi)`` costs too much (see MAX_EXPANSION_STEPS and
+    MAX_OCCURRENCES), or None. An estimate from the rule, made before any work is done."""
     start = _utc(master.decoded("DTSTART"))
     rules = master.get("RRULE")
     if start is None or rules is None:
-        return 0.0
-    total = 0.0
+        return None
+    steps = occurrences = 0.0
     for rule in rules if isinstance(rules, list) else [rules]:
         period = _PERIOD.get(str((rule.get("FREQ") or [""])[0]).upper(), 86400)
         try:
             interval = max(1, int((rule.get("INTERVAL") or [1])[0]))
-            count = int(rule["COUNT"][0]) if rule.get("COUNT") else None
+            count = float(rule["COUNT"][0]) if rule.get("COUNT") else float("inf")
         except (TypeError, ValueError):
-            interval, count = 1, None
-        end = min(until, _utc((rule.get("UNTIL") or [None])[0]) or until)
-        steps = max(0.0, (end - start).total_seconds()) / (interval * period)
-        total += steps if count is None else min(steps, count)
-    return total
+            interval, count = 1, float("inf")
+        end = min(hi, _utc((rule.get("UNTIL") or [None])[0]) or hi)
+        step = interval * period
+        per_step = 1  # BYHOUR=9,17 on a DAILY rule: two occurrences a step (finer parts only expand)
+        for name, unit in (("BYHOUR", 3600), ("BYMINUTE", 60), ("BYSECOND", 1)):
+            if period > unit:
+                per_step *= len(rule.get(name) or [0])
+        steps += min(count, max(0.0, (end - start).total_seconds()) / step)
+        occurrences += min(count, max(0.0, (end - max(lo, start)).total_seconds()) / step) * per_step
+    if steps > MAX_EXPANSION_STEPS:
+        return f"recurrence too costly to expand ({steps:.3g} steps from its start)"
+    if occurrences > MAX_OCCURRENCES:
+        return f"recurrence too costly to expand ({occurrences:.3g} occurrences in the window)"
+    return None
 
 
 def expand(
@@ -504,7 +520,6 @@ def expand(
     occurrences: list[Event] = []
     # all-day and floating events are local time: widen the query by a day each side, filter after
     lo, hi = window.start - timedelta(days=1), window.end + timedelta(days=1)
-    budget = float(MAX_EXPANSION_STEPS)
     for cal in cals:
         timezones = list(cal.walk("VTIMEZONE"))
         groups: dict[str, list[icalendar.cal.Component]] = {}
@@ -513,6 +528,7 @@ def expand(
             mended[id(component)] = _repair(component)
             groups.setdefault(str(component.get("UID", "")), []).append(component)
         for group in groups.values():
+            cancel.check()  # the asker gave up (a deadline passed): stop here, not hours later
             components = []
             first_end: datetime | None = None  # where a master's first instance ends
             unusable: list[str] = []  # why the master's rules cannot be expanded
@@ -527,10 +543,8 @@ def expand(
                 if event.recurrence_id is None and (event.rrule or event.rdate):
                     first_end = event.span_utc(default_tz)[1]
                     unusable = [f"unreadable RRULE {r!r} ({why})" for r in event.rrule if (why := rrule_problem(r))]
-                    steps = 0.0 if unusable else _steps(component, hi)
-                    if steps > budget:
-                        unusable = [f"recurrence too costly to expand ({steps:.3g} steps)"]
-                    budget -= steps if not unusable else 0
+                    if not unusable and (costly := _cost(component, lo, hi)):
+                        unusable = [costly]
                 components.append(component)
             if not components:
                 continue
