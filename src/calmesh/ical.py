@@ -168,7 +168,8 @@ def event_from_component(component: icalendar.cal.Component) -> tuple[Event, lis
     rrules = component.get("RRULE")
     if rrules is not None and not isinstance(rrules, list):
         rrules = [rrules]
-    rules = [r.to_ical().decode() for r in rrules or []]
+    # a rule icalendar could not parse stays text (a str): its raw value, not an escaped one
+    rules = [str(r) if isinstance(r, str) else r.to_ical().decode() for r in rrules or []]
     warnings.extend(f"unreadable RRULE {rule!r} ({why}): only the first instance is known"
                     for rule in rules if (why := rrule_problem(rule)))
     try:
@@ -633,7 +634,10 @@ def event_to_component(event: Event, *, stamp: datetime | None = None) -> icalen
         if value is not None:
             component.add(name, value)
     for rule in event.rrule:
-        component.add("RRULE", icalendar.vRecur.from_ical(rule))
+        if rrule_problem(rule) is None:
+            component.add("RRULE", icalendar.vRecur.from_ical(rule))
+        else:  # written as it was read, so rewriting a file loses nothing (the sync quarantines it)
+            component.add("RRULE", icalendar.prop.vInline(rule))
     if event.rdate:
         component.add("RDATE", [_portable(d) for d in event.rdate])
     for exdate in event.exdate:
