@@ -338,7 +338,8 @@ def _repair(component: icalendar.cal.Component) -> list[str]:
         component.add("UID", uid)
         warnings.append(f"event has no UID: read as {uid}")
     start, end = component.get("DTSTART"), component.get("DTEND")
-    if start is not None and end is not None and start.params.get("TZID") and not end.params.get("TZID"):
+    tzid = getattr(start, "params", {}).get("TZID")  # (a repeated DTSTART is a list: no params)
+    if tzid and hasattr(end, "params") and not end.params.get("TZID"):
         try:
             start_value, end_value = start.dt, end.dt
         except (ValueError, TypeError, AttributeError):
@@ -347,7 +348,7 @@ def _repair(component: icalendar.cal.Component) -> list[str]:
                 and start_value.tzinfo is not None:
             del component["DTEND"]
             component.add("DTEND", end_value.replace(tzinfo=start_value.tzinfo))
-            warnings.append(f"floating DTEND read in the DTSTART's zone {start.params['TZID']}")
+            warnings.append(f"floating DTEND read in the DTSTART's zone {tzid}")
     return warnings
 
 

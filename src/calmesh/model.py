@@ -15,6 +15,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrulestr
@@ -417,6 +418,7 @@ class PersonFreeBusy:
         return not self.errors
 
 
+@lru_cache(maxsize=4096)  # the same few rules, on every read and every write
 def rrule_problem(rule: str) -> str | None:
     """Why an RRULE value cannot be used, or None. One test for every side: the reader (which
     expands with dateutil, through recurring-ical-events), the iCalendar writer and the sync
