@@ -9,6 +9,7 @@ event, and every other event of the calendar still counts.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import uuid
@@ -24,6 +25,7 @@ import icalendar
 import recurring_ical_events
 import x_wr_timezone
 
+from calmesh import cancel
 from calmesh.model import (
     Attendee,
     BusyPeriod,
@@ -39,6 +41,7 @@ from calmesh.model import (
     Window,
     as_utc,
     normalize_email,
+    rrule_problem,
 )
 from calmesh.timezones import to_iana
 
@@ -165,6 +168,10 @@ def event_from_component(component: icalendar.cal.Component) -> tuple[Event, lis
     rrules = component.get("RRULE")
     if rrules is not None and not isinstance(rrules, list):
         rrules = [rrules]
+    # a rule icalendar could not parse stays text (a str): its raw value, not an escaped one
+    rules = [str(r) if isinstance(r, str) else r.to_ical().decode() for r in rrules or []]
+    warnings.extend(f"unreadable RRULE {rule!r} ({why}): only the first instance is known"
+                    for rule in rules if (why := rrule_problem(rule)))
     try:
         sequence = int(component.get("SEQUENCE", 0))
     except (TypeError, ValueError):
@@ -178,7 +185,7 @@ def event_from_component(component: icalendar.cal.Component) -> tuple[Event, lis
         description=_text(component, "DESCRIPTION", warnings),
         location=_text(component, "LOCATION", warnings),
         recurrence_id=_temporal(component, "RECURRENCE-ID", warnings),
-        rrule=[r.to_ical().decode() for r in rrules or []],
+        rrule=rules,
         rdate=_dates(component, "RDATE"),
         exdate=_dates(component, "EXDATE"),
         transparent=str(component.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT",
@@ -227,27 +234,122 @@ def _without_known_timezones(data: bytes) -> bytes:
     return _VTIMEZONE.sub(lambda m: b"" if m.group(1) in known else m.group(0), data)
 
 
-def _parse_calendars(data: bytes, platform: str, problems: list[Problem]) -> list[icalendar.Calendar]:
+_BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+
+
+def _as_utf8(data: bytes) -> bytes:
+    """``data`` as UTF-8, whatever the exporter wrote. Outlook and Windows tools save UTF-16 (with
+    a byte-order mark, sometimes without), older exporters Latin-1; read as UTF-8 such a file is
+    garbage, and a calendar that is not read must not pass for an empty one."""
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom):].decode(codec).encode()
+            except UnicodeDecodeError:
+                return data
+    if len(data) > 1 and (data[0] == 0) != (data[1] == 0):  # "\0B\0E" or "B\0E\0": UTF-16 without a mark
+        try:
+            return data.decode("utf-16-be" if data[0] == 0 else "utf-16-le").encode()
+        except UnicodeDecodeError:
+            return data
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return data.decode("latin-1").encode()  # every byte is a Latin-1 character: never fails
+    return data
+
+
+_FOLD = re.compile(rb"\r?\n[ \t]")
+
+
+def _read_block(block: bytes) -> tuple[list[icalendar.cal.Component], list[str]]:
+    """One VEVENT/VTIMEZONE block, less the content lines that cannot be parsed at all (each one
+    reported): a broken property must not cost the event."""
+    try:
+        return list(icalendar.Calendar.from_ical(block, multiple=True)), []
+    except Exception:  # noqa: BLE001 - retried line by line below
+        kept, dropped = [], []
+        for line in _FOLD.sub(b"", block).splitlines():
+            try:
+                icalendar.parser.Contentline(line.decode()).parts()
+                kept.append(line)
+            except Exception:  # noqa: BLE001 - reported as a dropped line
+                dropped.append(line[:40].decode(errors="replace"))
+        components = icalendar.Calendar.from_ical(b"\r\n".join(kept) + b"\r\n", multiple=True)
+        return list(components), [f"unreadable line {line!r} ignored" for line in dropped]
+
+
+def _parse_calendars(data: bytes, platform: str, problems: list[Problem],
+                     covers: tuple[datetime, datetime] | None = None) -> list[icalendar.Calendar]:
     """Parse the text; when the whole does not parse (truncated, garbage between components),
-    salvage every complete VEVENT/VTIMEZONE block and report the rest."""
+    salvage every complete VEVENT/VTIMEZONE block and report the rest.
+
+    What could not be read is unknown, never free: when events were lost, or nothing usable was
+    read at all (garbage, binary, an empty or cut file), the calendar-level problem carries
+    ``covers`` (the window asked about) as unknown time."""
+    data = _as_utf8(data)
     try:
         cals = icalendar.Calendar.from_ical(_without_known_timezones(data), multiple=True)
         if not cals:
             raise ValueError("no VCALENDAR found")
         return [x_wr_timezone.to_standard(c) for c in cals]
     except Exception as exc:  # icalendar raises bare ValueError/IndexError/KeyError on damage
-        blocks = [m.group(0) for m in _BLOCK.finditer(data)]
         salvaged = icalendar.Calendar()
         kept = 0
-        for block in blocks:
+        for m in _BLOCK.finditer(data):
             try:
-                for comp in icalendar.Calendar.from_ical(block, multiple=True):
-                    salvaged.add_component(comp)
-                kept += 1
+                components, dropped = _read_block(m.group(0))
             except Exception as inner:  # noqa: BLE001 - reported as a problem below
-                problems.append(Problem(platform, f"unreadable component: {inner}", _guess_uid(block)))
-        problems.append(Problem(platform, f"calendar text is malformed ({exc}); salvaged {kept} component(s)"))
+                problems.append(Problem(platform, f"unreadable component: {inner}", _guess_uid(m.group(0))))
+                continue
+            problems.extend(Problem(platform, line, _guess_uid(m.group(0))) for line in dropped)
+            for comp in components:
+                salvaged.add_component(comp)
+            kept += 1
+        lost = kept == 0 or len(salvaged.walk("VEVENT")) < len(re.findall(rb"^BEGIN:VEVENT", data, re.M))
+        # the parser's message quotes the text (a SUMMARY, perhaps of a private event): only its kind
+        what = "unreadable" if kept == 0 else "malformed"
+        problems.append(Problem(platform, f"calendar text is {what} ({type(exc).__name__}); salvaged {kept} "
+                                f"component(s)" + ("; its time is unknown" if lost and covers else ""),
+                                unknown=covers if lost else None))
         return [salvaged]
+
+
+_NEEDED = frozenset({"DTSTART", "DTEND", "DURATION", "RECURRENCE-ID", "RRULE", "RDATE", "EXDATE"})
+
+
+def _repair(component: icalendar.cal.Component) -> list[str]:
+    """Mend, in place, what real exports get wrong without losing the event's time (each mend
+    reported): a broken property that placing the event does not need is dropped (Google writes
+    ``CREATED:00001231T000000Z``); a missing UID (RFC 2445 allowed it) becomes one derived from
+    the content, so the same event gets the same UID on every read; a floating DTEND next to a
+    DTSTART with a TZID is read in the DTSTART's zone, as Outlook and Google mean it."""
+    warnings = []
+    for name, error in list(getattr(component, "errors", [])):
+        if name is None:  # a content line icalendar could not split (it left it out)
+            warnings.append("an unreadable content line ignored")
+        elif name.upper() not in _NEEDED and name in component:
+            del component[name]
+            warnings.append(f"unreadable {name} ignored ({error})")
+    if not str(component.get("UID") or "").strip():
+        content = _STAMP.sub(b"", component.to_ical())
+        uid = f"calmesh-{hashlib.sha256(content).hexdigest()[:32]}"
+        component.pop("UID", None)
+        component.add("UID", uid)
+        warnings.append(f"event has no UID: read as {uid}")
+    start, end = component.get("DTSTART"), component.get("DTEND")
+    tzid = getattr(start, "params", {}).get("TZID")  # (a repeated DTSTART is a list: no params)
+    if tzid and hasattr(end, "params") and not end.params.get("TZID"):
+        try:
+            start_value, end_value = start.dt, end.dt
+        except (ValueError, TypeError, AttributeError):
+            return warnings
+        if isinstance(end_value, datetime) and end_value.tzinfo is None and isinstance(start_value, datetime) \
+                and start_value.tzinfo is not None:
+            del component["DTEND"]
+            component.add("DTEND", end_value.replace(tzinfo=start_value.tzinfo))
+            warnings.append(f"floating DTEND read in the DTSTART's zone {tzid}")
+    return warnings
 
 
 def _guess_uid(block: bytes) -> str | None:
@@ -263,12 +365,13 @@ def parse_items(data: str | bytes, platform: str = "") -> tuple[list[CalendarIte
     by_uid: dict[str, CalendarItem] = {}
     for cal in _parse_calendars(data, platform, problems):
         for component in cal.walk("VEVENT"):
+            mended = _repair(component)
             try:
                 event, warnings = event_from_component(component)
             except (ValueError, TypeError, KeyError) as exc:
                 problems.append(Problem(platform, str(exc), _label(component)))
                 continue
-            problems.extend(Problem(platform, w, _label(component)) for w in warnings)
+            problems.extend(Problem(platform, w, _label(component)) for w in mended + warnings)
             item = by_uid.setdefault(event.uid, CalendarItem(event.uid, []))
             item.components.append(event)
     for item in by_uid.values():
@@ -345,6 +448,57 @@ def parse_object(data: str | bytes, platform: str = "") -> tuple[list[CalendarIt
     return _OBJECTS.parse(data.encode("utf-8") if isinstance(data, str) else data, platform)
 
 
+MAX_EXPANSION_STEPS = 100_000
+"""Recurrence steps one series may cost (a step is one FREQ period from its DTSTART to the end of
+the window: dateutil walks them all, about 10 µs each, whatever the window). ``FREQ=SECONDLY``
+without an end, begun years ago, would otherwise keep a core busy for hours, long after the asker
+gave up: a series over the budget counts its first instance, and the rest of its time is unknown."""
+MAX_OCCURRENCES = 5_000
+"""Occurrences one series may have in the window asked (each costs about a millisecond to build):
+more than one every two minutes for a week is no calendar a person keeps. Beyond, as above."""
+
+_PERIOD = {"SECONDLY": 1, "MINUTELY": 60, "HOURLY": 3600, "DAILY": 86400, "WEEKLY": 7 * 86400,
+           "MONTHLY": 28 * 86400, "YEARLY": 365 * 86400}
+
+
+def _utc(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    return None
+
+
+def _cost(master: icalendar.cal.Component, lo: datetime, hi: datetime) -> str | None:
+    """Why expanding ``master`` over ``[lo, hi)`` costs too much (see MAX_EXPANSION_STEPS and
+    MAX_OCCURRENCES), or None. An estimate from the rule, made before any work is done."""
+    start = _utc(master.decoded("DTSTART"))
+    rules = master.get("RRULE")
+    if start is None or rules is None:
+        return None
+    steps = occurrences = 0.0
+    for rule in rules if isinstance(rules, list) else [rules]:
+        period = _PERIOD.get(str((rule.get("FREQ") or [""])[0]).upper(), 86400)
+        try:
+            interval = max(1, int((rule.get("INTERVAL") or [1])[0]))
+            count = float(rule["COUNT"][0]) if rule.get("COUNT") else float("inf")
+        except (TypeError, ValueError):
+            interval, count = 1, float("inf")
+        end = min(hi, _utc((rule.get("UNTIL") or [None])[0]) or hi)
+        step = interval * period
+        per_step = 1  # BYHOUR=9,17 on a DAILY rule: two occurrences a step (finer parts only expand)
+        for name, unit in (("BYHOUR", 3600), ("BYMINUTE", 60), ("BYSECOND", 1)):
+            if period > unit:
+                per_step *= len(rule.get(name) or [0])
+        steps += min(count, max(0.0, (end - start).total_seconds()) / step)
+        occurrences += min(count, max(0.0, (end - max(lo, start)).total_seconds()) / step) * per_step
+    if steps > MAX_EXPANSION_STEPS:
+        return f"recurrence too costly to expand ({steps:.3g} steps from its start)"
+    if occurrences > MAX_OCCURRENCES:
+        return f"recurrence too costly to expand ({occurrences:.3g} occurrences in the window)"
+    return None
+
+
 def expand(
     data: str | bytes | icalendar.Calendar,
     window: Window,
@@ -354,45 +508,72 @@ def expand(
     """Occurrences overlapping ``window``, recurrence expanded, from one calendar text.
 
     Each UID is expanded on its own so a broken series is reported and skipped while the rest
-    of the calendar still counts.
+    of the calendar still counts. What cannot be read is unknown, never free: a problem that
+    leaves time unaccounted for carries it (``Problem.unknown``): the whole window when the text
+    could not be read or lost events, the rest of a series after its first instance when its
+    rule cannot be read or costs more than :data:`MAX_EXPANSION_STEPS`.
     """
     problems: list[Problem] = []
+    covers = (window.start, window.end)
     if isinstance(data, icalendar.Calendar):
         cals = [data]
     else:
-        cals = _parse_calendars(data.encode() if isinstance(data, str) else data, platform, problems)
+        cals = _parse_calendars(data.encode() if isinstance(data, str) else data, platform, problems, covers)
     occurrences: list[Event] = []
     # all-day and floating events are local time: widen the query by a day each side, filter after
     lo, hi = window.start - timedelta(days=1), window.end + timedelta(days=1)
     for cal in cals:
         timezones = list(cal.walk("VTIMEZONE"))
         groups: dict[str, list[icalendar.cal.Component]] = {}
+        mended: dict[int, list[str]] = {}
         for component in cal.walk("VEVENT"):
+            mended[id(component)] = _repair(component)
             groups.setdefault(str(component.get("UID", "")), []).append(component)
         for group in groups.values():
+            cancel.check()  # the asker gave up (a deadline passed): stop here, not hours later
             components = []
+            first_end: datetime | None = None  # where a master's first instance ends
+            unusable: list[str] = []  # why the master's rules cannot be expanded
             for component in group:  # validate first: a clear message per bad component
                 try:
-                    _, warnings = event_from_component(component)
+                    event, warnings = event_from_component(component)
                 except (ValueError, TypeError, KeyError) as exc:
                     problems.append(Problem(platform, str(exc), _label(component)))
                     continue
-                problems.extend(Problem(platform, w, _label(component)) for w in warnings)
+                problems.extend(Problem(platform, w, _label(component))
+                                for w in mended[id(component)] + warnings if not w.startswith("unreadable RRULE"))
+                if event.recurrence_id is None and (event.rrule or event.rdate):
+                    first_end = event.span_utc(default_tz)[1]
+                    unusable = [f"unreadable RRULE {r!r} ({why})" for r in event.rrule if (why := rrule_problem(r))]
+                    if not unusable and (costly := _cost(component, lo, hi)):
+                        unusable = [costly]
                 components.append(component)
             if not components:
                 continue
             recurring = any(c.get("RRULE") or c.get("RDATE") or c.get("RECURRENCE-ID") for c in components)
-            single = icalendar.Calendar()
-            for tz in timezones:
-                single.add_component(tz)
-            for component in components:
-                single.add_component(component)
-            try:
-                found = recurring_ical_events.of(single).between(lo, hi)
-            except Exception as exc:  # noqa: BLE001 - the library raises many kinds on bad series
-                problems.append(Problem(platform, f"cannot expand recurrence: {exc}", _label(components[0])))
-                continue
-            for occurrence in found:
+            found = None
+            for attempt in range(2):
+                if unusable:  # keep what is certain: the first instance, RDATEs, overrides
+                    for component in components:
+                        component.pop("RRULE", None)
+                single = icalendar.Calendar()
+                for tz in timezones:
+                    single.add_component(tz)
+                for component in components:
+                    single.add_component(component)
+                try:
+                    found = recurring_ical_events.of(single).between(lo, hi)
+                    break
+                except Exception as exc:  # noqa: BLE001 - the library raises many kinds on bad series
+                    unusable = unusable or [f"cannot expand recurrence: {exc}"]
+                    first_end = first_end if attempt == 0 else None  # nothing of it could be read
+            if unusable:
+                rest = max(window.start, first_end) if first_end is not None else window.start
+                # an error shown to whoever asks for free/busy: the UID only, never the title
+                problems.append(Problem(platform, "; ".join(unusable) + ": the rest of the series is unknown",
+                                        f"UID {components[0].get('UID')}",
+                                        unknown=(rest, window.end) if rest < window.end else None))
+            for occurrence in found or []:
                 try:
                     event, _ = event_from_component(occurrence)
                 except (ValueError, TypeError, KeyError) as exc:
@@ -454,7 +635,10 @@ def event_to_component(event: Event, *, stamp: datetime | None = None) -> icalen
         if value is not None:
             component.add(name, value)
     for rule in event.rrule:
-        component.add("RRULE", icalendar.vRecur.from_ical(rule))
+        if rrule_problem(rule) is None:
+            component.add("RRULE", icalendar.vRecur.from_ical(rule))
+        else:  # written as it was read, so rewriting a file loses nothing (the sync quarantines it)
+            component.add("RRULE", icalendar.prop.vInline(rule))
     if event.rdate:
         component.add("RDATE", [_portable(d) for d in event.rdate])
     for exdate in event.exdate:

@@ -15,7 +15,10 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 from zoneinfo import ZoneInfo
+
+from dateutil.rrule import rrulestr
 
 Temporal = date | datetime
 """An iCalendar DATE or DATE-TIME value as read: ``date`` for all-day, naive ``datetime`` for floating."""
@@ -384,6 +387,9 @@ class Problem:
     message: str
     item: str | None = None
     """The event (UID or summary) concerned, when the problem is one item rather than the platform."""
+    unknown: tuple[datetime, datetime] | None = None
+    """The time this problem leaves unknown (a series that could not be expanded, a calendar text
+    that could not be read): an answer shows it as UNKNOWN, never as free."""
 
     def __str__(self) -> str:
         where = f"{self.platform}: {self.item}: " if self.item else f"{self.platform}: "
@@ -404,7 +410,22 @@ class PersonFreeBusy:
     """Single items that could not be read; the rest of their calendar still counted."""
     name: str | None = None
     platform: str | None = None
+    """The person's home platform; None for someone calmesh holds no calendar of (not in the
+    directory), whose time is unknown because nobody asked, not because it could not be read."""
 
     @property
     def complete(self) -> bool:
         return not self.errors
+
+
+@lru_cache(maxsize=4096)  # the same few rules, on every read and every write
+def rrule_problem(rule: str) -> str | None:
+    """Why an RRULE value cannot be used, or None. One test for every side: the reader (which
+    expands with dateutil, through recurring-ical-events), the iCalendar writer and the sync
+    planner (which quarantines an item whose rule no platform could be given) must agree, or an
+    object accepted when read fails when written (``FREQ=FORTNIGHTLY``, ``UNTL=`` for ``UNTIL=``)."""
+    try:
+        rrulestr(rule, dtstart=datetime(2000, 1, 1), ignoretz=True)
+    except (ValueError, TypeError, OverflowError) as exc:
+        return str(exc) or "unreadable rule"
+    return None

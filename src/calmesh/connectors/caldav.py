@@ -69,6 +69,8 @@ from calmesh.connectors.base import (
 )
 from calmesh.core.freebusy import busy_from_events, clip, merge_busy, unknown
 from calmesh.model import (
+    BusyPeriod,
+    BusyType,
     CalendarInfo,
     CalendarItem,
     ChangeSet,
@@ -538,7 +540,12 @@ class CalDAVConnector(Connector):
                     answer.busy.extend(unknown(window, self.name))
                     continue
                 answer.busy.extend(busy)
-                answer.warnings.extend(warnings)
+                for problem in warnings:  # time a problem leaves unknown is never free
+                    if problem.unknown is None:
+                        answer.warnings.append(problem)
+                    else:
+                        answer.errors.append(problem)
+                        answer.busy.append(BusyPeriod(*problem.unknown, BusyType.UNKNOWN, self.name))
             answer.busy = merge_busy(answer.busy)
             answers.append(answer)
         return answers

@@ -16,7 +16,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
@@ -200,11 +200,22 @@ class ICSConnector(Connector):
             raise TransientError(self.name, f"cannot read {path}: {exc.strerror}") from exc
 
     def events(self, calendar: str, window: Window) -> tuple[list[Event], list[Problem]]:
-        return ical.expand(self._read(calendar), window, self.name, self._zone)
+        events, problems = ical.expand(self._read(calendar), window, self.name, self._zone)
+        return events, [replace(p, item=p.item or calendar) for p in problems]  # name the file
+
+    def _parse(self, calendar: str, data: bytes) -> tuple[list[CalendarItem], list[Problem]]:
+        """The items of a calendar text; raises when nothing of it could be read (garbage, binary,
+        an empty or cut file): such a file is not an empty calendar, and taken for one a sync
+        would delete every copy of its events."""
+        items, problems = ical.parse_items(data, self.name)
+        damage = [p for p in problems if p.item is None]
+        if damage and not items:
+            raise InvalidDataError(self.name, damage[0].message, item=calendar)
+        return items, problems
 
     def items(self, calendar: str, window: Window | None = None) -> tuple[list[CalendarItem], list[Problem]]:
         data = self._read(calendar)
-        items, problems = ical.parse_items(data, self.name)
+        items, problems = self._parse(calendar, data)
         for item in items:
             item.ref = ItemRef(calendar, item.uid, item_etag(item))
         if window is not None:
@@ -218,8 +229,9 @@ class ICSConnector(Connector):
         digest = hashlib.sha256(data).hexdigest()
         if token == digest:
             return ChangeSet([], [], digest)
-        items, _problems = self.items(calendar)
-        return ChangeSet(items, [], digest, complete=True)
+        items, problems = self.items(calendar)
+        # events lost in a damaged file are not deletions: no listing is complete without them
+        return ChangeSet(items, [], digest, complete=not any(p.item is None for p in problems))
 
     # ------------------------------------------------------------------ writing
     def _writable_file(self, calendar: str) -> Path:
@@ -272,7 +284,13 @@ class ICSConnector(Connector):
         self._rewrite(calendar, change)
 
     def check(self) -> list[str]:
+        """Also read every calendar: a damaged file fails the check (its time answers unknown)."""
         lines = super().check()
+        for info in self.calendars():
+            _items, problems = self._parse(info.id, self._read(info.id))
+            damage = [p for p in problems if p.item is None]
+            if damage:
+                raise InvalidDataError(self.name, damage[0].message, item=info.id)
         lines.append("read-only feed" if self.cfg.url or not self.cfg.writable else "writable files")
         return lines
 

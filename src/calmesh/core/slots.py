@@ -8,8 +8,12 @@ suggestions, each with every attendee's status and a confidence percentage.
 Rules, and why:
 
 - A slot where a required attendee is busy, out of office or outside their working hours is never
-  suggested. A required attendee who is tentative or unknown does not exclude a slot but ranks it
-  lower: tentative time may free up, and unknown is shown as unknown, never as free. Busy time one
+  suggested, nor one over time a required attendee's own calendars leave unknown (a platform that
+  failed, a file that could not be read, a series that could not be expanded): calmesh holds that
+  time and could not read it, so it may well be taken. A required attendee who is tentative ranks
+  the slot lower (tentative time may free up), and so does one calmesh holds no calendar of (a
+  guest outside the directory, ``PersonFreeBusy.platform`` None): all of their time is unknown,
+  as Graph's "no data" for an external attendee, shown as unknown, never as free. Busy time one
   platform reported still counts when another platform of the same person failed.
 - Buffers pad the meeting against the attendee's *events* (no back-to-back meetings) but not against
   working hours, so a 09:00 meeting with a 10-minute buffer is still inside a 09:00 start.
@@ -210,6 +214,8 @@ class _Person:
     known: _Timeline
     unknown: _Timeline
     outside: _Timeline
+    held: bool
+    """Whether calmesh holds this person's calendars: their unknown time is unread, not unasked."""
 
     def status(self, start: datetime, end: datetime, before: timedelta, after: timedelta) -> AttendeeAvailability:
         kind = self.known.worst(start - before, end + after)
@@ -262,14 +268,16 @@ def _person(attendee: SlotAttendee, padded: Window) -> _Person:
     hours = outside_working_hours(fb.working_hours, padded) if fb.working_hours else []
     known = [p for p in fb.busy if p.type is not BusyType.UNKNOWN]
     missing = [p for p in fb.busy if p.type is BusyType.UNKNOWN] + uncovered
-    return _Person(fb.email, attendee.required, _Timeline(known), _Timeline(missing), _Timeline(hours))
+    return _Person(fb.email, attendee.required, _Timeline(known), _Timeline(missing), _Timeline(hours),
+                   held=fb.platform is not None)
 
 
 def _suggest(people: Sequence[_Person], start: datetime, end: datetime, query: SlotQuery) -> Suggestion | None:
     statuses = []
     for person in people:
         status = person.status(start, end, query.buffer_before, query.buffer_after)
-        if person.required and status.blocking:
+        unread = person.held and status.availability is Availability.UNKNOWN
+        if person.required and (status.blocking or unread):
             return None
         statuses.append(status)
     confidence = round(sum(s.likelihood for s in statuses) / len(statuses), 2)

@@ -84,7 +84,7 @@ from calmesh.core.projection import (
     with_identity,
     with_scheduling,
 )
-from calmesh.model import MARKER_PROPERTY, CalendarItem, ChangeSet, ItemRef, as_utc
+from calmesh.model import MARKER_PROPERTY, CalendarItem, ChangeSet, ItemRef, as_utc, rrule_problem
 
 Direction = Literal["both", "in", "out"]
 
@@ -638,6 +638,9 @@ def _invalid(item: CalendarItem) -> str | None:
     if len(set(rids)) != len(rids):
         return "the same RECURRENCE-ID twice"
     for event in item.components:
+        for rule in event.rrule:
+            if (why := rrule_problem(rule)) is not None:  # the reader's test: it expanded one instance
+                return f"RRULE {rule!r} cannot be read ({why}): no copy could repeat like the original"
         if event.end is not None:
             try:
                 if as_utc(event.end) < as_utc(event.start):

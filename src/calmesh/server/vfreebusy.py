@@ -31,7 +31,11 @@ FREEBUSY_DAYS = (7, 56)
 """Default VFREEBUSY window: a week back, eight weeks ahead (what Outlook publishes by default)."""
 FEED_DAYS = (30, 180)
 """Default feed window: subscribers keep recent history and plan months ahead."""
-_FEED_STATUS = {BusyType.BUSY_TENTATIVE: "TENTATIVE", BusyType.BUSY: "BUSY", BusyType.BUSY_UNAVAILABLE: "OOF"}
+_FEED_STATUS = {BusyType.BUSY_TENTATIVE: "TENTATIVE", BusyType.BUSY: "BUSY", BusyType.BUSY_UNAVAILABLE: "OOF",
+                BusyType.UNKNOWN: "TENTATIVE"}
+"""Outlook's status per block. A feed has no "no data": time calmesh could not read (a platform
+down, a file that is not iCalendar) is a tentative block titled so, never a gap subscribers take
+for free time."""
 _CALENDAR = "text/calendar; charset=utf-8"
 
 
@@ -50,10 +54,10 @@ def feed_calendar(person: PersonFreeBusy, busy_title: str) -> icalendar.Calendar
     cal.add("REFRESH-INTERVAL", icalendar.vDuration.from_ical("PT15M"), parameters={"VALUE": "DURATION"})
     cal.add("X-PUBLISHED-TTL", "PT15M")
     titles = {BusyType.BUSY_TENTATIVE: "Tentative", BusyType.BUSY: busy_title,
-              BusyType.BUSY_UNAVAILABLE: "Out of office"}
+              BusyType.BUSY_UNAVAILABLE: "Out of office", BusyType.UNKNOWN: "Unknown (data missing)"}
     for period in person.busy:
         if period.type not in _FEED_STATUS:
-            continue  # no data is not busy time: subscribers would block it for nothing
+            continue
         event = icalendar.Event()
         event.add("UID", feed_uid(person.email, period.start, period.end, period.type))
         event.add("DTSTAMP", period.start.astimezone(UTC))
@@ -62,7 +66,7 @@ def feed_calendar(person: PersonFreeBusy, busy_title: str) -> icalendar.Calendar
         event.add("SUMMARY", titles[period.type])
         event.add("TRANSP", "OPAQUE")
         event.add("CLASS", "PRIVATE")
-        if period.type is BusyType.BUSY_TENTATIVE:
+        if period.type in (BusyType.BUSY_TENTATIVE, BusyType.UNKNOWN):
             event.add("STATUS", "TENTATIVE")
         event.add("X-MICROSOFT-CDO-BUSYSTATUS", _FEED_STATUS[period.type])
         cal.add_component(event)

@@ -17,7 +17,7 @@ from calmesh.config import PersonConfig, SourceConfig
 from calmesh.connectors.base import Connector, ConnectorError, FreeBusyRequest
 from calmesh.core.freebusy import busy_from_events, clip, merge_busy, outside_working_hours, unknown
 from calmesh.directory import UnknownPerson
-from calmesh.model import BusyPeriod, Event, PersonFreeBusy, Problem, Window, WorkingHours
+from calmesh.model import BusyPeriod, BusyType, Event, PersonFreeBusy, Problem, Window, WorkingHours
 from calmesh.services import fanout
 from calmesh.services.hub import Hub
 from calmesh.timezones import zoneinfo
@@ -42,8 +42,10 @@ def source_events(connector: Connector, person: PersonConfig, source: SourceConf
     """Occurrences in ``window`` from each calendar of one of a person's sources.
 
     Returns (events per calendar, errors, warnings): an error is a calendar (or the list of the
-    person's calendars) that could not be read; a warning is one unreadable item. Never raises
-    for a platform failure: callers turn errors into unknown time or a partial analysis.
+    person's calendars) that could not be read, or a problem that leaves some of its time unknown
+    (``Problem.unknown``: an unreadable text, a series that cannot be expanded); a warning is an
+    item read with a mend or left out without hiding busy time. Never raises for a platform
+    failure: callers turn errors into unknown time or a partial analysis.
     """
     found: list[tuple[str, list[Event]]] = []
     errors: list[Problem] = []
@@ -58,7 +60,8 @@ def source_events(connector: Connector, person: PersonConfig, source: SourceConf
         except ConnectorError as exc:
             errors.append(exc.problem())
             continue
-        warnings.extend(problems)
+        errors.extend(p for p in problems if p.unknown is not None)
+        warnings.extend(p for p in problems if p.unknown is None)
         found.append((calendar, events))
     return found, errors, warnings
 
@@ -68,7 +71,9 @@ def _from_events(connector: Connector, person: PersonConfig, source: SourceConfi
     found, errors, warnings = source_events(connector, person, source, window)
     owner = source.mailbox or person.email
     part = _Partial(errors=errors, warnings=warnings)
-    part.busy = unknown(window, connector.name) if errors else []  # a calendar missing: never free
+    # a calendar missing, or time it could not account for: never free
+    part.busy = [BusyPeriod(*(e.unknown or (window.start, window.end)), BusyType.UNKNOWN, connector.name)
+                 for e in errors]
     for _calendar, events in found:
         part.busy.extend(busy_from_events(events, window, owner=owner, source=connector.name,
                                           default_tz=zoneinfo(zone), with_details=details))
