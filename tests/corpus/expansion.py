@@ -159,6 +159,19 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
 
 
+def split_objects(text: str) -> dict[str, str]:
+    """A calendar text cut as a CalDAV server stores it: one object per UID (its master and
+    overrides) with every VTIMEZONE of the text. Plain text work, so that neither library under
+    comparison decides what an object is; events without UID share the key ``""``."""
+    groups: dict[str, list[str]] = {}
+    for block in _VEVENT.findall(text):
+        uid = _UID.search(block)
+        groups.setdefault(uid.group(1).strip() if uid else "", []).append(block)
+    zones = "".join(_VTIMEZONE.findall(text))
+    head = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//corpus//EN\r\n"
+    return {uid: head + zones + "".join(blocks) + "END:VCALENDAR\r\n" for uid, blocks in groups.items()}
+
+
 def reference_calendars(data: bytes) -> Reference:
     """The ``ical`` library's reading of a text (compat mode on, as for Exchange and Google feeds,
     Windows zone names allowed). When the whole does not parse, each UID's events are read on
@@ -174,18 +187,13 @@ def reference_calendars(data: bytes) -> Reference:
         return Reference(_parse(text))
     except Exception as exc:  # noqa: BLE001 - the library raises parse and validation errors of many kinds
         whole = _reason(exc)
-    groups: dict[str, list[str]] = {}
-    for block in _VEVENT.findall(text):
-        uid = _UID.search(block)
-        groups.setdefault(uid.group(1).strip() if uid else "", []).append(block)
+    groups = split_objects(text)
     if not groups:
         raise Unreadable(whole)
-    zones = "".join(_VTIMEZONE.findall(text))
     reference = Reference([])
-    for uid, blocks in groups.items():
-        single = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//corpus//EN\r\n" + zones + "".join(blocks)
+    for uid, single in groups.items():
         try:
-            reference.calendars.extend(_parse(single + "END:VCALENDAR\r\n"))
+            reference.calendars.extend(_parse(single))
         except Exception as exc:  # noqa: BLE001 - as above
             reference.unreadable[uid] = _reason(exc)
     if not reference.calendars:

@@ -1,0 +1,156 @@
+"""Corpus: each file's events synced through real servers; every copy must be the same event.
+
+The file's objects (cut per UID, as a CalDAV server stores them, see expansion.split_objects) are
+PUT as they are on a Radicale calendar; the real sync engine then copies them to a calendar on a
+second Radicale server and to one on Xandikos. Each copy is compared with its original, as stored
+on each server: the occurrences calmesh reads from it in UTC over the file's windows (start, end,
+transparency, status, summary), the zone of its DTSTART, its CLASS values and its alarms.
+Objects Radicale refuses, and events without UID, are left out and named.
+
+The sample is bounded (a few unmarked files, the rest of the sample ``slow``) so the suite stays
+within a couple of minutes on a busy 2-core machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from calmesh.timezones import to_iana
+
+from sync.peers import Group, Peer  # tests/sync, a sibling package on the test path
+from .expansion import calmesh_side, split_objects, windows
+from .known import ISSUE_13 as EXPANSION_BUGS
+from .sources import CorpusFile, by_id, corpus
+
+if TYPE_CHECKING:
+    from conftest import CalDAVServer  # tests/conftest.py, which provides the servers
+
+FAST = ("recurring-ical-events/daylight_saving_time.ics",
+        "icalendar/events/rfc_9074_example_1.ics",
+        "recurring-ical-events/issue_62_moved_event_2.ics")
+SAMPLE_SIZE = 40
+"""How many corpus files the slow round trip takes (every n-th of the files with events)."""
+
+ROUNDTRIP_13: dict[str, str] = {}
+"""Files whose copies differ today because of issue 13 (strict xfail); filled from the census."""
+
+
+def _sample() -> list[CorpusFile]:
+    eligible = [f for f in corpus() if f.id not in EXPANSION_BUGS and windows(f.data())
+                and any(uid for uid in split_objects(f.data().decode("utf-8", "replace")))]
+    step = max(1, len(eligible) // SAMPLE_SIZE)
+    chosen = {f.id for f in eligible[::step][:SAMPLE_SIZE]} | set(FAST)
+    return [by_id(i) for i in sorted(chosen)]
+
+
+def _param(file: CorpusFile) -> object:
+    marks: list[pytest.MarkDecorator] = [] if file.id in FAST else [pytest.mark.slow]
+    if file.id in ROUNDTRIP_13:
+        marks.append(pytest.mark.xfail(strict=True, reason=ROUNDTRIP_13[file.id]))
+    return pytest.param(file, id=file.id, marks=marks)
+
+
+# ------------------------------------------------------------------------- what a copy must keep
+_UID = re.compile(r"^UID[^:\r\n]*:([^\r\n]*)", re.M)
+_TZID = re.compile(r"^DTSTART;(?:[^:\r\n]*;)?TZID=\"?([^\":;\r\n]*)\"?[;:]", re.M)
+_UTC_START = re.compile(r"^DTSTART(?:;VALUE=DATE-TIME)?:\d{8}T\d{6}Z", re.M)
+_CLASS = re.compile(r"^CLASS:([^\r\n]*)", re.M)
+_ALARM = re.compile(r"^BEGIN:VALARM\r?\n(.*?)^END:VALARM", re.M | re.S)
+_TRIGGER = re.compile(r"^(TRIGGER[^\r\n]*|ACTION:[^\r\n]*)", re.M)
+_EVENT = re.compile(r"^BEGIN:VEVENT\r?\n.*?^END:VEVENT", re.M | re.S)
+
+
+def _unfold(text: str) -> str:
+    return re.sub(r"\r?\n[ \t]", "", text)
+
+
+def _zone(event: str) -> str:
+    """The zone of an event's DTSTART as an IANA name where one is known, else as written."""
+    found = _TZID.search(event)
+    if found:
+        return to_iana(found.group(1)) or found.group(1)
+    return "UTC" if _UTC_START.search(event) else "floating or date"
+
+
+def _shape(text: str) -> dict[str, object]:
+    """What a copy must keep of an object beside its occurrences, per component in a stable order."""
+    events = sorted(_EVENT.findall(_unfold(text)), key=lambda e: ("RECURRENCE-ID" in e, e))
+    return {
+        "zones": sorted(_zone(e) for e in events),
+        "class": sorted((m.group(1).strip().upper() if (m := _CLASS.search(e)) else "PUBLIC") for e in events),
+        "alarms": sorted(tuple(sorted(_TRIGGER.findall(a))) for e in events for a in _ALARM.findall(e)),
+    }
+
+
+def _put(server: CalDAVServer, calendar: str, uid: str, body: str) -> str | None:
+    """PUT one object as it is; the server's refusal (status and text) or None."""
+    url = calendar + quote(hashlib.sha1(uid.encode()).hexdigest()) + ".ics"
+    response = httpx.put(url, content=body.encode(), auth=(server.username, server.password),
+                         headers={"Content-Type": "text/calendar; charset=utf-8", "If-None-Match": "*"})
+    if response.status_code >= 300:
+        return f"{response.status_code} {response.text[:120]!r}"
+    return None
+
+
+def _stored(server: CalDAVServer, calendar: str) -> dict[str, str]:
+    """Every object of a calendar as the server stores it, by UID (the caldav library, not calmesh)."""
+    from caldav.collection import Calendar
+    from caldav.davclient import DAVClient
+
+    with DAVClient(url=calendar, username=server.username, password=server.password,
+                   enable_rfc6764=False) as client:
+        out = {}
+        for obj in Calendar(client=client, url=calendar).events():
+            text = str(obj.data)
+            found = _UID.search(_unfold(text))
+            if found:
+                out[found.group(1).strip()] = text
+        return out
+
+
+@pytest.mark.parametrize("file", [_param(f) for f in _sample()])
+def test_copies_are_the_same_events(file: CorpusFile, tmp_path: Path, radicale: CalDAVServer,
+                                    radicale_b: CalDAVServer, xandikos: CalDAVServer) -> None:
+    source = Peer("rad", radicale.connector("rad"), radicale.new_calendar())
+    other = Peer("radb", radicale_b.connector("radb"), radicale_b.new_calendar())
+    xan = Peer("xan", xandikos.connector("xan"), xandikos.new_calendar())
+    text = file.data().decode("utf-8", "replace")
+    refused = {}
+    for uid, body in split_objects(text).items():
+        if uid and (why := _put(radicale, source.calendar, uid, body)):
+            refused[uid] = why
+    group = Group(tmp_path, source, other, xan)
+    reports = [group.run(), group.run()]
+    faults = [f"sync run {i + 1}: {e}" for i, r in enumerate(reports) for e in r.errors]
+    originals = _stored(radicale, source.calendar)
+    copies = {"radicale-b": _stored(radicale_b, other.calendar), "xandikos": _stored(xandikos, xan.calendar)}
+    spans = windows(file.data())
+    for uid, original in sorted(originals.items()):
+        want = _shape(original)
+        want_occurrences = [Counter(calmesh_side(original.encode(), w.window)[0]) for w in spans]
+        for peer, stored in copies.items():
+            copy = stored.get(uid)
+            if copy is None:
+                faults.append(f"{peer}: UID {uid!r} has no copy")
+                continue
+            got = _shape(copy)
+            for key, value in want.items():
+                if got[key] != value:
+                    faults.append(f"{peer}: UID {uid!r} {key}: original {value}, copy {got[key]}")
+            for named, expected in zip(spans, want_occurrences, strict=True):
+                found = Counter(calmesh_side(copy.encode(), named.window)[0])
+                if found != expected:
+                    lost = sorted((expected - found).elements())[:3]
+                    extra = sorted((found - expected).elements())[:3]
+                    faults.append(f"{peer}: UID {uid!r} {named.name}: lost {[o.show() for o in lost]}, "
+                                  f"gained {[o.show() for o in extra]}")
+    notes = [f"Radicale refused UID {u!r}: {why}" for u, why in refused.items()]
+    assert not faults, f"{file.id}:\n" + "\n".join(notes + faults)
