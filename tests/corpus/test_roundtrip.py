@@ -24,8 +24,8 @@ import httpx
 import pytest
 
 from calmesh.timezones import to_iana
-
 from sync.peers import Group, Peer  # tests/sync, a sibling package on the test path
+
 from .expansion import calmesh_side, split_objects, windows
 from .known import ISSUE_13 as EXPANSION_BUGS
 from .sources import CorpusFile, by_id, corpus
@@ -33,21 +33,61 @@ from .sources import CorpusFile, by_id, corpus
 if TYPE_CHECKING:
     from conftest import CalDAVServer  # tests/conftest.py, which provides the servers
 
-FAST = ("recurring-ical-events/daylight_saving_time.ics",
-        "icalendar/events/rfc_9074_example_1.ics",
+FAST = ("icalendar/calendars/issue_466_convert_tzid_with_slash.ics",
+        "icalendar/events/rfc_9074_example_2.ics",
         "recurring-ical-events/issue_62_moved_event_2.ics")
 SAMPLE_SIZE = 40
 """How many corpus files the slow round trip takes (every n-th of the files with events)."""
+MAX_EVENTS = 20
+"""Larger files are left out of the sample: a 160-event holiday file alone takes 90 s to sync."""
 
-ROUNDTRIP_13: dict[str, str] = {}
-"""Files whose copies differ today because of issue 13 (strict xfail); filled from the census."""
+_ALARMS = "issue 13 item 4: VALARMs are dropped from every copy"
+ROUNDTRIP_13: dict[str, str] = {
+    "icalendar/calendars/alarm_google_acknowledged.ics": _ALARMS,
+    "icalendar/calendars/issue_348_exception_parsing_value.ics": _ALARMS,
+    "icalendar/events/rfc_9074_example_2.ics": _ALARMS,
+    "recurring-ical-events/issue_151_macos_linux_difference.ics": _ALARMS,
+    "recurring-ical-events/issue_4_weidenrinde.ics": _ALARMS,
+    "recurring-ical-events/subcomponents.ics": _ALARMS,
+    "icalendar/calendars/issue_1050_all_components.ics": _ALARMS,
+    "icalendar/events/rfc_9074_example_3.ics": _ALARMS,
+    "icalendar/calendars/america_new_york.ics": (
+        "issue 13 item 3: a custom VTIMEZONE (TZID custom_America/New_York) is written into the "
+        "copy as UTC"),
+    "icalendar/calendars/issue_466_respect_unique_timezone.ics": (
+        "issue 13 item 3: a custom VTIMEZONE (TZID /Europe/CUSTOM) is written into the copy as UTC"),
+    "icalendar/calendars/issue_526_calendar_with_shuffeled_events.ics": (
+        "issue 13 item 3: a TZID that is not an IANA key ('Western/Central Europe', no VTIMEZONE) "
+        "becomes floating time in the copy (UTC in issue_526_calendar_with_event_subset.ics)"),
+    "icalendar/calendars/issue_722_timezone_transition_ambiguity.ics": (
+        "issue 13 item 3: a custom VTIMEZONE (TZID MyTimezone) is written into the copy as UTC"),
+    "icalendar/calendars/issue_526_calendar_with_event_subset.ics": (
+        "issue 13 item 3: a TZID that is not an IANA key ('Western/Central Europe', no VTIMEZONE) "
+        "is written into the copy as UTC"),
+    "recurring-ical-events/issue_75_range_parameter.ics": (
+        "issue 13 item 4: RANGE=THISANDFUTURE overrides are lost in the copy (later instances "
+        "return to the old time)"),
+    "recurring-ical-events/issue_164_duplicated_event.ics": (
+        "issue 13 item 6: a UID with several versions of its series is not copied at all, with "
+        "no error in the sync report"),
+}
+"""Files whose copies differ today because of issue 13 (strict xfail: delete when they XPASS)."""
+
+EXPLAINED: dict[str, tuple[str, str]] = {
+    "recurring-ical-events/issue_132_swapped_start_and_end.ics": (
+        "has no copy",
+        "DTEND before DTSTART is invalid (RFC 5545 3.8.2.2): calmesh does not copy the event and "
+        "names it in a problem"),
+}
+"""File -> (the fault text it explains, why): those faults are listed, not failed."""
 
 
 def _sample() -> list[CorpusFile]:
     eligible = [f for f in corpus() if f.id not in EXPANSION_BUGS and windows(f.data())
+                and f.data().count(b"BEGIN:VEVENT") <= MAX_EVENTS
                 and any(uid for uid in split_objects(f.data().decode("utf-8", "replace")))]
     step = max(1, len(eligible) // SAMPLE_SIZE)
-    chosen = {f.id for f in eligible[::step][:SAMPLE_SIZE]} | set(FAST)
+    chosen = {f.id for f in eligible[::step][:SAMPLE_SIZE]} | set(FAST) | set(ROUNDTRIP_13) | set(EXPLAINED)
     return [by_id(i) for i in sorted(chosen)]
 
 
@@ -80,12 +120,19 @@ def _zone(event: str) -> str:
     return "UTC" if _UTC_START.search(event) else "floating or date"
 
 
+def _class(event: str) -> str:
+    """CLASS as a reader must take it: RFC 5545 3.8.1.3 has unknown values treated as PRIVATE."""
+    found = _CLASS.search(event)
+    value = found.group(1).strip().upper() if found else "PUBLIC"
+    return value if value in ("PUBLIC", "PRIVATE", "CONFIDENTIAL") else "PRIVATE"
+
+
 def _shape(text: str) -> dict[str, object]:
     """What a copy must keep of an object beside its occurrences, per component in a stable order."""
     events = sorted(_EVENT.findall(_unfold(text)), key=lambda e: ("RECURRENCE-ID" in e, e))
     return {
         "zones": sorted(_zone(e) for e in events),
-        "class": sorted((m.group(1).strip().upper() if (m := _CLASS.search(e)) else "PUBLIC") for e in events),
+        "class": sorted(_class(e) for e in events),
         "alarms": sorted(tuple(sorted(_TRIGGER.findall(a))) for e in events for a in _ALARM.findall(e)),
     }
 
@@ -114,6 +161,11 @@ def _stored(server: CalDAVServer, calendar: str) -> dict[str, str]:
             if found:
                 out[found.group(1).strip()] = text
         return out
+
+
+def test_roundtrip_tables_name_corpus_files() -> None:
+    ids = {f.id for f in corpus()}
+    assert not (set(ROUNDTRIP_13) | set(EXPLAINED) | set(FAST)) - ids
 
 
 @pytest.mark.parametrize("file", [_param(f) for f in _sample()])
@@ -153,4 +205,7 @@ def test_copies_are_the_same_events(file: CorpusFile, tmp_path: Path, radicale: 
                     faults.append(f"{peer}: UID {uid!r} {named.name}: lost {[o.show() for o in lost]}, "
                                   f"gained {[o.show() for o in extra]}")
     notes = [f"Radicale refused UID {u!r}: {why}" for u, why in refused.items()]
+    if file.id in EXPLAINED:
+        explained, _why = EXPLAINED[file.id]
+        faults = [f for f in faults if explained not in f]
     assert not faults, f"{file.id}:\n" + "\n".join(notes + faults)
