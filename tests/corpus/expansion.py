@@ -49,16 +49,23 @@ class Unreadable(Exception):
 
 
 # ------------------------------------------------------------------------------- windows
-_DTSTART = re.compile(rb"^DTSTART[^:\r\n]*:(\d{4})(\d{2})(\d{2})", re.M)
+_DTSTART = re.compile(rb"^DTSTART[^:\r\n]*:(\d{4})(\d{2})(\d{2})(?:T(\d{2})(\d{2}))?", re.M)
 _RRULE = re.compile(rb"^RRULE[^:\r\n]*:([^\r\n]*)", re.M)
-_FAST = re.compile(rb"FREQ=(SECONDLY|MINUTELY)", re.I)
+_SECONDLY = re.compile(rb"FREQ=SECONDLY", re.I)
+_MINUTELY = re.compile(rb"FREQ=MINUTELY", re.I)
+_HOURLY = re.compile(rb"FREQ=HOURLY", re.I)
 
 
-def _earliest_start(data: bytes) -> date | None:
+_EVENT_BLOCK = re.compile(rb"^BEGIN:VEVENT\r?\n.*?^END:VEVENT", re.S | re.M)
+
+
+def _earliest_start(data: bytes) -> datetime | None:
+    """The earliest DTSTART date of the text's events (a VTIMEZONE's observances start in 1970 or
+    1601, which no window should be put around)."""
     starts = []
-    for y, m, d in _DTSTART.findall(data):
+    for y, m, d, hh, mm in _DTSTART.findall(b"\n".join(_EVENT_BLOCK.findall(data))):
         try:
-            starts.append(date(int(y), int(m), int(d)))
+            starts.append(datetime(int(y), int(m), int(d), int(hh or 0), int(mm or 0), tzinfo=UTC))
         except ValueError:
             continue
     return min(starts) if starts else None
@@ -68,25 +75,35 @@ def _day(value: date) -> datetime:
     return datetime(value.year, value.month, value.day, tzinfo=UTC)
 
 
+SECONDLY_REASON = "FREQ=SECONDLY: not compared (issue 13 item 7: expansion is not bounded by work)"
+
+
 def windows(data: bytes) -> list[NamedWindow]:
     """The windows a file is compared over: around its first DTSTART, around the spring and autumn
     DST changes (US, EU and southern ones fall in these weeks), and ten years later when a rule has
-    no end. Rules every second or minute get one-day windows and no later one: both libraries walk
-    such a rule from its DTSTART, so ten years later is millions of steps (issue 13 item 7)."""
+    no end. Minutely rules get only the hours around their first start, secondly ones nothing
+    (see SECONDLY_REASON), hourly rules no later window: both libraries walk a rule from its
+    DTSTART, so ten years later is 90,000 steps for an hourly rule and millions for finer ones
+    (issue 13 item 7)."""
     first = _earliest_start(data)
     if first is None or first.year < 1900 or first.year > 2200:
         return []
-    fast = bool(_FAST.search(data))
-    length = timedelta(days=1 if fast else 42)
-    out = [NamedWindow("start", Window(_day(first) - timedelta(days=1), _day(first) + length))]
-    year = first.year if first.month < 3 else first.year + 1
+    if _SECONDLY.search(data):
+        return []
+    if _MINUTELY.search(data):  # the first start's local time read as UTC: the true start is within 14 h
+        return [NamedWindow("start", Window(first - timedelta(hours=14), first + timedelta(hours=15)))]
+    day = first.date()
+    length = timedelta(days=42)
+    out = [NamedWindow("start", Window(_day(day) - timedelta(days=1), _day(day) + length))]
+    year = day.year if day.month < 3 else day.year + 1
     spring = _day(date(year, 3, 1))
-    autumn = _day(date(first.year if first.month < 10 else first.year + 1, 10, 15))
-    out.append(NamedWindow("dst-spring", Window(spring, spring + (length if fast else timedelta(days=45)))))
-    out.append(NamedWindow("dst-autumn", Window(autumn, autumn + (length if fast else timedelta(days=27)))))
-    endless = [r for r in _RRULE.findall(data) if b"COUNT=" not in r.upper() and b"UNTIL=" not in r.upper()]
-    if endless and not fast:
-        later = _day(first.replace(day=1, year=first.year + 10))
+    autumn = _day(date(day.year if day.month < 10 else day.year + 1, 10, 15))
+    out.append(NamedWindow("dst-spring", Window(spring, spring + timedelta(days=45))))
+    out.append(NamedWindow("dst-autumn", Window(autumn, autumn + timedelta(days=27))))
+    events = b"\n".join(_EVENT_BLOCK.findall(data))  # not the VTIMEZONEs' endless yearly rules
+    endless = [r for r in _RRULE.findall(events) if b"COUNT=" not in r.upper() and b"UNTIL=" not in r.upper()]
+    if endless and not _HOURLY.search(data):
+        later = _day(day.replace(day=1, year=day.year + 10))
         out.append(NamedWindow("later", Window(later, later + length)))
     return out
 
@@ -251,6 +268,8 @@ class FileResult:
     reference_skipped: dict[str, str] = field(default_factory=dict)
     """UIDs the reference could not read, left out on both sides: UID -> the reference's reason."""
     calmesh_error: str | None = None
+    not_compared: str | None = None
+    """Why no window was compared, when that is by choice (see SECONDLY_REASON)."""
 
     def report(self) -> str:
         lines = []
@@ -276,6 +295,8 @@ def compare(data: bytes) -> FileResult:
         reference = None
     skipped = reference.unreadable if reference else {}
     result.reference_skipped = dict(skipped)
+    if _SECONDLY.search(data):
+        result.not_compared = SECONDLY_REASON
     for named in windows(data):
         try:
             mine, problems = calmesh_side(data, named.window)

@@ -19,7 +19,42 @@ _DUPLICATE_VERSIONS = (
 _PERIOD_RDATE = ("RDATE;VALUE=PERIOD: the reference library cannot expand period RDATEs "
                  "(it drops the event or the periods), so only calmesh shows them")
 
+_UNSYNCHRONISED = (
+    "DTSTART not one of its RRULE's instances: RFC 5545 3.8.5.3 leaves such a recurrence set "
+    "undefined; calmesh counts DTSTART as the first instance (the safe side: busy), the "
+    "reference only the rule's instances")
+_DATE_WITH_TZID = (
+    "a DATE value with a TZID (invalid: RFC 5545 3.2.19 gives TZID to DATE-TIMEs only); calmesh "
+    "reads the day in that zone, the reference as a floating day")
+_END_AND_DURATION = (
+    "an override with both DTEND and DURATION (RFC 5545 3.6.1: MUST NOT occur together); calmesh "
+    "takes DTEND, the reference DURATION (PT0S)")
+_RECURRENCE_ID_TYPE = (
+    "RECURRENCE-ID in UTC (or as a date-time) for a series in a zone (or of dates): RFC 5545 "
+    "3.8.4.4 identifies the instance by its time, so the override replaces it; the reference "
+    "matches RECURRENCE-ID by its text and shows both")
+_END_BEFORE_START = (
+    "DTEND before DTSTART: invalid (RFC 5545 3.8.2.2); calmesh refuses the event with a problem "
+    "naming it, the reference keeps a negative span")
+
 EXPLAINED: dict[str, str] = {
+    "ical.net/Ical.Net.Tests/Calendars/Recurrence/WeeklyWeekStartsLastYear.ics": _UNSYNCHRONISED,
+    "ical.net/Ical.Net.Tests/Calendars/Recurrence/YearlyComplex1.ics": _UNSYNCHRONISED,
+    "ical.net/Ical.Net.Tests/Calendars/Recurrence/YearlyInterval1.ics": _UNSYNCHRONISED,
+    "ical.net/Ical.Net.Tests/Calendars/Serialization/Categories1.ics": _UNSYNCHRONISED,
+    "ical.net/Ical.Net.Tests/Calendars/Serialization/Duration1.ics": _DATE_WITH_TZID,
+    "ical.net/Ical.Net.Tests/Calendars/Serialization/TimeZone3.ics": _DATE_WITH_TZID,
+    "ical.net/Ical.Net.Tests/Calendars/Serialization/Parameter1.ics": (
+        "VALUE=DATE (twice, once VALUE=OTHER) on a date-time value: invalid; calmesh reads the "
+        "date-time, the reference the date"),
+    "ics-parser/examples/ICal.ics": (
+        "a DATE with a TZID whose DTEND equals its DTSTART (invalid twice): calmesh reads an "
+        "instant at local midnight, the reference one floating day"),
+    "ics-parser/tests/ical/issue-196.ics": _END_AND_DURATION,
+    "recurring-ical-events/recurring_events_moved.ics": _END_AND_DURATION,
+    "recurring-ical-events/issue_28_rrule_with_UTC_endinginZ.ics": _RECURRENCE_ID_TYPE,
+    "recurring-ical-events/end_before_start_event.ics": _END_BEFORE_START,
+
     "icalendar/calendars/example.ics": (
         "all-day events whose DTEND equals DTSTART: invalid (RFC 5545 3.6.1, DTEND is exclusive "
         "and must be later); the reference reads one day (as Google does), calmesh an instant"),
@@ -35,13 +70,9 @@ EXPLAINED: dict[str, str] = {
     "icalendar/calendars/issue_1426.ics": _PERIOD_RDATE,
     "icalendar/events/issue_156_RDATE_with_PERIOD.ics": _PERIOD_RDATE,
     "icalendar/events/issue_156_RDATE_with_PERIOD_list.ics": _PERIOD_RDATE,
-    "recurring-ical-events/issue_36_recurrence_ID_format.ics": (
-        "RECURRENCE-ID in UTC (or as a date-time) for a series in Europe/Berlin (or of dates): "
-        "RFC 5545 3.8.4.4 identifies the instance by its time, so the override replaces it; the "
-        "reference matches RECURRENCE-ID by its text and shows both"),
-    "recurring-ical-events/issue_132_swapped_start_and_end.ics": (
-        "DTEND before DTSTART: invalid (RFC 5545 3.8.2.2); calmesh refuses the event with a "
-        "problem naming it, the reference keeps a negative span"),
+    "recurring-ical-events/issue_36_recurrence_ID_format.ics": _RECURRENCE_ID_TYPE,
+    "recurring-ical-events/issue_132_swapped_start_and_end.ics": _END_BEFORE_START,
+    "recurring-ical-events/alarm_absolute_edited.ics": _DUPLICATE_VERSIONS,
     "recurring-ical-events/issue_148_edge_case_1.ics": _DUPLICATE_VERSIONS,
     "recurring-ical-events/issue_148_edge_case_2.ics": _DUPLICATE_VERSIONS,
     "recurring-ical-events/issue_148_exdate_and_rdate_updated.ics": _DUPLICATE_VERSIONS,
@@ -71,6 +102,17 @@ ISSUE_13: dict[str, str] = {
     "recurring-ical-events/rdate.ics": _NO_UID,
     "recurring-ical-events/rdate2.ics": _NO_UID,
     "recurring-ical-events/rdate_hackerpublicradio.ics": _NO_UID,
+    "recurring-ical-events/issue_107_omitting_last_event.ics": _NO_UID,
+    "libical/test-data/8.ics": _NO_UID,
+    "ical.js/samples/timezone_from_file.ics": _NO_UID,
+    "ical.net/Ical.Net.Tests/Calendars/Recurrence/Empty1.ics": _NO_UID,
+    "ical.net/Ical.Net.Tests/Calendars/Serialization/DateTime2.ics": _NO_UID,
+    "libical/test-data/calendar.ics": (
+        "issue 13 item 6: a malformed DTEND value (19970701T1100000Z) costs the whole event; it "
+        "should keep at least its start"),
+    "icalendar/calendars/issue_156_RDATE_with_PERIOD_TZID_khal_2.ics": (
+        "issue 13 item 4 (reading side): the RDATE;VALUE=PERIOD values of a Lotus Notes object "
+        "(RANGE=THISANDFUTURE, no master) are not expanded, so the 2021-12-06 period reads free"),
     "recurring-ical-events/bad_rrule_missing_until_event.ics": (
         "issue 13 item 6: a series whose RRULE has a typo (UNTL=) is dropped with its DTSTART "
         "instance"),
