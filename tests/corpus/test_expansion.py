@@ -28,6 +28,9 @@ FAST = {
     "recurring-ical-events/issue_201_test_matrix.ics",
     "recurring-ical-events/daylight_saving_time.ics",
     "recurring-ical-events/issue_36_recurrence_ID_format.ics",
+    "ical.js/samples/daily_recur.ics",
+    "ical.net/Ical.Net.Tests/Calendars/Recurrence/YearlyComplex1.ics",
+    "libical/test-data/calendar.ics",
 }
 """A handful that covers each kind of case (agreement across DST, explained, issue 13): the
 unmarked run; the whole corpus is ``slow``."""
