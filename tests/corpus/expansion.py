@@ -108,7 +108,7 @@ def windows(data: bytes) -> list[NamedWindow]:
     return out
 
 
-def _in_window(window: Window, start: datetime, end: datetime) -> bool:
+def in_window(window: Window, start: datetime, end: datetime) -> bool:
     """Half-open overlap; an instant (end == start) counts when it lies in the window."""
     if end <= start:
         return window.start <= start < window.end
@@ -122,7 +122,7 @@ def calmesh_side(data: bytes, window: Window) -> tuple[list[Occurrence], list[st
     out = []
     for event in events:
         start, end = event.span_utc(UTC)
-        if _in_window(window, start, end):
+        if in_window(window, start, end):
             out.append(Occurrence(start, end, event.transparent, event.status.value, event.summary or "",
                                   event.uid))
     return sorted(out), [p.message for p in problems]
@@ -225,7 +225,7 @@ def reference_side(calendars: list[object], window: Window) -> list[Occurrence]:
         for calendar in calendars:
             for event in calendar.timeline_tz(UTC).overlapping(lo, hi):  # type: ignore[attr-defined]
                 start, end = _utc(event.start), _reference_end(event)
-                if not _in_window(window, start, end):
+                if not in_window(window, start, end):
                     continue
                 status = str(getattr(event.status, "value", event.status) or "CONFIRMED").upper()
                 transp = str(event.transparency or "OPAQUE").upper()

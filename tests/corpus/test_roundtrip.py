@@ -13,19 +13,15 @@ within a couple of minutes on a busy 2-core machine.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
-import httpx
 import pytest
 
-from calmesh.timezones import to_iana
 from sync.peers import Group, Peer  # tests/sync, a sibling package on the test path
 
+from .copies import put_object, shape, stored_objects
 from .expansion import calmesh_side, split_objects, windows
 from .known import ISSUE_13 as EXPANSION_BUGS
 from .sources import CorpusFile, by_id, corpus
@@ -114,76 +110,6 @@ def _param(file: CorpusFile) -> object:
     return pytest.param(file, id=file.id, marks=marks)
 
 
-# ------------------------------------------------------------------------- what a copy must keep
-_UID = re.compile(r"^UID[^:\r\n]*:([^\r\n]*)", re.M)
-_TZID = re.compile(r"^DTSTART;(?:[^:\r\n]*;)?TZID=\"?([^\":;\r\n]*)\"?[;:]", re.M)
-_UTC_START = re.compile(r"^DTSTART(?:;VALUE=DATE-TIME)?:\d{8}T\d{6}Z", re.M)
-_CLASS = re.compile(r"^CLASS:([^\r\n]*)", re.M)
-_ALARM = re.compile(r"^BEGIN:VALARM\r?\n(.*?)^END:VALARM", re.M | re.S)
-_TRIGGER = re.compile(r"^(TRIGGER[^\r\n]*|ACTION:[^\r\n]*)", re.M)
-_EVENT = re.compile(r"^BEGIN:VEVENT\r?\n.*?^END:VEVENT", re.M | re.S)
-
-
-def _unfold(text: str) -> str:
-    return re.sub(r"\r?\n[ \t]", "", text)
-
-
-_UTC_NAMES = {"UTC", "Etc/UTC", "Etc/GMT", "GMT", "Etc/Zulu", "Etc/UCT", "UCT", "Zulu", "Etc/Universal"}
-
-
-def _zone(event: str) -> str:
-    """The zone of an event's DTSTART as an IANA name where one is known, else as written (the
-    names of UTC all count as UTC: writing Etc/GMT as UTC changes nothing)."""
-    found = _TZID.search(event)
-    if found:
-        name = to_iana(found.group(1)) or found.group(1)
-        return "UTC" if name in _UTC_NAMES else name
-    return "UTC" if _UTC_START.search(event) else "floating or date"
-
-
-def _class(event: str) -> str:
-    """CLASS as a reader must take it: RFC 5545 3.8.1.3 has unknown values treated as PRIVATE."""
-    found = _CLASS.search(event)
-    value = found.group(1).strip().upper() if found else "PUBLIC"
-    return value if value in ("PUBLIC", "PRIVATE", "CONFIDENTIAL") else "PRIVATE"
-
-
-def _shape(text: str) -> dict[str, object]:
-    """What a copy must keep of an object beside its occurrences, per component in a stable order."""
-    events = sorted(_EVENT.findall(_unfold(text)), key=lambda e: ("RECURRENCE-ID" in e, e))
-    return {
-        "zones": sorted(_zone(e) for e in events),
-        "class": sorted(_class(e) for e in events),
-        "alarms": sorted(tuple(sorted(_TRIGGER.findall(a))) for e in events for a in _ALARM.findall(e)),
-    }
-
-
-def _put(server: CalDAVServer, calendar: str, uid: str, body: str) -> str | None:
-    """PUT one object as it is; the server's refusal (status and text) or None."""
-    url = calendar + quote(hashlib.sha1(uid.encode()).hexdigest()) + ".ics"
-    response = httpx.put(url, content=body.encode(), auth=(server.username, server.password),
-                         headers={"Content-Type": "text/calendar; charset=utf-8", "If-None-Match": "*"})
-    if response.status_code >= 300:
-        return f"{response.status_code} {response.text[:120]!r}"
-    return None
-
-
-def _stored(server: CalDAVServer, calendar: str) -> dict[str, str]:
-    """Every object of a calendar as the server stores it, by UID (the caldav library, not calmesh)."""
-    from caldav.collection import Calendar
-    from caldav.davclient import DAVClient
-
-    with DAVClient(url=calendar, username=server.username, password=server.password,
-                   enable_rfc6764=False) as client:
-        out = {}
-        for obj in Calendar(client=client, url=calendar).events():
-            text = str(obj.data)
-            found = _UID.search(_unfold(text))
-            if found:
-                out[found.group(1).strip()] = text
-        return out
-
-
 def test_roundtrip_tables_name_corpus_files() -> None:
     ids = {f.id for f in corpus()}
     assert not (set(ROUNDTRIP_13) | set(EXPLAINED) | set(FAST)) - ids
@@ -198,23 +124,23 @@ def test_copies_are_the_same_events(file: CorpusFile, tmp_path: Path, radicale: 
     text = file.data().decode("utf-8", "replace")
     refused = {}
     for uid, body in split_objects(text).items():
-        if uid and (why := _put(radicale, source.calendar, uid, body)):
+        if uid and (why := put_object(radicale, source.calendar, uid, body)):
             refused[uid] = why
     group = Group(tmp_path, source, other, xan)
     reports = [group.run(), group.run()]
     faults = [f"sync run {i + 1}: {e}" for i, r in enumerate(reports) for e in r.errors]
-    originals = _stored(radicale, source.calendar)
-    copies = {"radicale-b": _stored(radicale_b, other.calendar), "xandikos": _stored(xandikos, xan.calendar)}
+    originals = stored_objects(radicale, source.calendar)
+    copies = {"radicale-b": stored_objects(radicale_b, other.calendar), "xandikos": stored_objects(xandikos, xan.calendar)}
     spans = windows(file.data())
     for uid, original in sorted(originals.items()):
-        want = _shape(original)
+        want = shape(original)
         want_occurrences = [Counter(calmesh_side(original.encode(), w.window)[0]) for w in spans]
         for peer, stored in copies.items():
             copy = stored.get(uid)
             if copy is None:
                 faults.append(f"{peer}: UID {uid!r} has no copy")
                 continue
-            got = _shape(copy)
+            got = shape(copy)
             for key, value in want.items():
                 if got[key] != value:
                     faults.append(f"{peer}: UID {uid!r} {key}: original {value}, copy {got[key]}")

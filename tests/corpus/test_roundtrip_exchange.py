@@ -25,9 +25,9 @@ import pytest
 from connectors.vendors import ALICE, VENDORS
 from sync.peers import Group, Peer
 
-from .expansion import Occurrence, _in_window, calmesh_side, split_objects, windows
+from .copies import EVENT, klass, put_object, stored_objects, unfold
+from .expansion import Occurrence, calmesh_side, in_window, split_objects, windows
 from .sources import CorpusFile, by_id
-from .test_roundtrip import _EVENT, _class, _put, _stored, _unfold
 
 if TYPE_CHECKING:
     from conftest import CalDAVServer  # tests/conftest.py, which provides the servers
@@ -73,12 +73,12 @@ def test_exchange_copies_are_the_same_events(mailbox_peer: Peer, file: CorpusFil
     source = Peer("rad", radicale.connector("rad"), radicale.new_calendar())
     for uid, body in split_objects(file.data().decode("utf-8", "replace")).items():
         if uid:
-            _put(radicale, source.calendar, uid, body)
+            put_object(radicale, source.calendar, uid, body)
     group = Group(tmp_path, source, mailbox_peer)
     reports = [group.run(), group.run()]
     faults = [f"sync run {i + 1}: {e}" for i, r in enumerate(reports) for e in r.errors]
-    originals = _stored(radicale, source.calendar)
-    want_class = sorted(_class(e) for text in originals.values() for e in _EVENT.findall(_unfold(text)))
+    originals = stored_objects(radicale, source.calendar)
+    want_class = sorted(klass(e) for text in originals.values() for e in EVENT.findall(unfold(text)))
     got_class = sorted(c.classification.value for i in mailbox_peer.items() for c in i.components)
     if got_class != want_class:
         faults.append(f"class: originals {want_class}, copies {got_class}")
@@ -90,7 +90,7 @@ def test_exchange_copies_are_the_same_events(mailbox_peer: Peer, file: CorpusFil
         found: Counter[Occurrence] = Counter()
         for event in events:
             start, end = event.span_utc(UTC)
-            if _in_window(named.window, start, end):
+            if in_window(named.window, start, end):
                 found[Occurrence(start, end, event.transparent, event.status.value, event.summary or "")] += 1
         if found != expected:
             lost = [o.show() for o in sorted((expected - found).elements())[:3]]
