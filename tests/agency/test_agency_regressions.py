@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_item1_an_exchange_copy_names_its_mailbox_owner_as_organiser(agency: AgencyMachine) -> None:
-    """[organiser-only]: Alice books with Carla (EWS) and David (Graph); both copies say they organise it."""
+    """[organiser-only]: Alice books with Carla (EWS) and David (Graph); both copies say they organise
+    it, as Exchange does: the copies grant them nothing (the next test), which is what is checked."""
     agency.book(organiser="alice", others=["carla", "david"], day=0, hour=10, minutes=30, topic="pitch")
     agency.agency_holds()
 

@@ -255,11 +255,17 @@ def apply_resolution(hub: Hub, plan: ResolutionPlan, log: SyncRepository,
     return done
 
 
-def stored_item(hub: Hub, platform: str, calendar: str, uid: str) -> CalendarItem:
-    """The whole stored item (master and overrides, with its ref and ETag) holding ``uid``."""
+def stored_item(hub: Hub, platform: str, calendar: str, uid: str, item_id: str | None = None) -> CalendarItem:
+    """The whole stored item (master and overrides, with its ref and ETag) at ``item_id`` when
+    given and still there, else the one holding ``uid``: Microsoft Graph gives the events written
+    through it a UID of its own, so what calmesh wrote is found by the id the write answered."""
     items, _ = hub.connector(platform).items(calendar)
-    for item in items:
-        if item.uid == uid and item.ref is not None:
+    placed = [i for i in items if i.ref is not None]
+    for item in placed:
+        if item_id is not None and item.ref is not None and item.ref.id == item_id:
+            return item
+    for item in placed:
+        if item.uid == uid:
             return item
     raise NotFoundError(platform, f"no item with UID {uid} in {calendar}", item=uid)
 

@@ -365,7 +365,7 @@ def _tell_attendees(hub: Hub, identity: Identity, ref: ItemRef, notice: _Notice,
                                                      identity.calendar, item_id=ref.id)], warnings)
     for attendee in first.attendees:
         if attendee.email != identity.organizer:
-            booking.deliveries.append(_deliver(hub, notice, attendee.email, identity.logical_id, mailer))
+            booking.deliveries.append(_deliver(hub, notice, attendee.email, identity, mailer))
     written = {(d.platform, d.calendar): CopyRecord(INVITATION, d.platform, d.calendar, d.item_id, d.email,
                                                     identity.logical_id)
                for d in booking.deliveries if d.method == "calendar" and d.platform and d.calendar}
@@ -375,13 +375,13 @@ def _tell_attendees(hub: Hub, identity: Identity, ref: ItemRef, notice: _Notice,
     return booking
 
 
-def _deliver(hub: Hub, notice: _Notice, address: str, marker: str, mailer: Mailer) -> Delivery:
+def _deliver(hub: Hub, notice: _Notice, address: str, identity: Identity, mailer: Mailer) -> Delivery:
     person = hub.directory.find(address)
     mode = delivery_mode(hub, person)
     if mode == "calendar" and person is not None:
         try:
             calendar = home_calendar(hub, person)
-            ref = _write_copy(hub, person.platform, calendar, notice, marker)
+            ref = _write_copy(hub, person.platform, calendar, notice, identity)
             return Delivery(address, "calendar", person.platform, calendar, item_id=ref.id)
         except ConnectorError as exc:
             if person.invite == "calendar":
@@ -392,16 +392,19 @@ def _deliver(hub: Hub, notice: _Notice, address: str, marker: str, mailer: Maile
     return _mail(hub, notice, address, mailer)
 
 
-def _write_copy(hub: Hub, platform: str, calendar: str, notice: _Notice, marker: str) -> ItemRef:
+def _write_copy(hub: Hub, platform: str, calendar: str, notice: _Notice, identity: Identity) -> ItemRef:
     """Write the meeting into an attendee's calendar, marked as calmesh's (see docs/scheduling.md).
 
-    An update overwrites the copy calmesh wrote before, guarded by its ETag; a copy that is gone
-    (the invitation was mailed, or the attendee deleted it) raises :class:`NotFoundError` for a
-    CANCEL, so the caller mails it instead, and is written anew otherwise."""
+    An update overwrites the copy calmesh wrote before (found where the identity record says it
+    was written, else by UID), guarded by its ETag; a copy that is gone (the invitation was mailed,
+    or the attendee deleted it) raises :class:`NotFoundError` for a CANCEL, so the caller mails it
+    instead, and is written anew otherwise."""
     ref = None
+    marker = identity.logical_id
     if notice.replaces:
+        written = next((c.item_id for c in identity.copies if (c.platform, c.calendar) == (platform, calendar)), None)
         try:
-            ref = stored_item(hub, platform, calendar, notice.item.uid).ref
+            ref = stored_item(hub, platform, calendar, notice.item.uid, written).ref
         except NotFoundError:
             if not notice.creates:
                 raise
@@ -488,7 +491,7 @@ def _organised(hub: Hub, uid: str, claimed: str, verb: str) -> tuple[PersonConfi
         identity, stored = _link(hub, uid, person, verb)
     else:
         try:
-            stored = stored_item(hub, identity.platform, identity.calendar, uid)
+            stored = stored_item(hub, identity.platform, identity.calendar, uid, identity.item_id)
         except NotFoundError:
             raise BookingNotFound(f"the organiser's copy of {uid} is gone from {identity.organizer}'s calendar "
                                   f"({identity.platform}:{identity.calendar})") from None
@@ -604,8 +607,11 @@ def process_message(hub: Hub, data: bytes) -> Processed:
         raise itip.ITIPError(f"the organiser {address} is not in the people directory")
     platform, calendar = ((identity.platform, identity.calendar) if identity is not None
                           else (organizer.platform, home_calendar(hub, organizer)))
-    stored = stored_item(hub, platform, calendar, message.item.uid)
     result = Processed(message.method, message.item.uid)
+    stored = stored_item(hub, platform, calendar, message.item.uid, identity.item_id if identity else None)
+    if stored.uid != message.item.uid:  # found by the recorded id: Graph gave the organiser's copy its own UID
+        message = replace(message, item=CalendarItem(stored.uid, [replace(c, uid=stored.uid)
+                                                                  for c in message.item.components]))
     if message.method == "REPLY":
         updated = itip.apply_reply(stored, message)
         _save(hub, platform, calendar, stored, updated, result)
@@ -623,7 +629,9 @@ def process_message(hub: Hub, data: bytes) -> Processed:
             continue
         try:
             their_calendar = home_calendar(hub, person)
-            copy = stored_item(hub, person.platform, their_calendar, stored.uid)
+            written = next((c.item_id for c in identity.copies
+                            if (c.platform, c.calendar) == (person.platform, their_calendar)), None) if identity else None
+            copy = stored_item(hub, person.platform, their_calendar, message.item.uid, written)
         except ConnectorError:
             continue  # never written there (mailed instead, or already removed)
         _cancel(hub, person.platform, their_calendar, copy, message, result)
