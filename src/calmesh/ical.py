@@ -9,6 +9,7 @@ event, and every other event of the calendar still counts.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import uuid
@@ -40,7 +41,7 @@ from calmesh.model import (
     as_utc,
     normalize_email,
 )
-from calmesh.timezones import to_iana
+from calmesh.timezones import DefinedZone, matching_iana, to_iana
 
 PRODID = "-//calmesh//calmesh hub//EN"
 MAX_TEXT_PROPERTY = 256 * 1024
@@ -91,13 +92,41 @@ def _temporal(component: icalendar.cal.Component, name: str, problems: list[str]
     if isinstance(value, timedelta) or not isinstance(value, date):
         raise ValueError(f"bad {name}: {value!r} is not a date or date-time")
     tzid = getattr(prop, "params", {}).get("TZID")
-    if isinstance(value, datetime) and value.tzinfo is None and tzid:
-        iana = to_iana(tzid)
-        if iana is None:
-            problems.append(f"unknown TZID {tzid!r} on {name}, read as local time")
-        else:
-            value = value.replace(tzinfo=ZoneInfo(iana))
+    if isinstance(value, datetime) and tzid:
+        value = _in_own_zone(value, str(tzid), name, problems)
     return value
+
+
+def _in_own_zone(value: datetime, tzid: str, name: str, problems: list[str]) -> datetime:
+    """``value`` (wall time under ``TZID=tzid``) in the zone a copy can keep: the IANA zone the
+    definition matches, else the definition itself (a :class:`DefinedZone`)."""
+    written = scoped_tzid_name(tzid)
+    if value.tzinfo is None:
+        iana = to_iana(written)
+        if iana is None:
+            problems.append(f"unknown TZID {written!r} on {name}, read as local time")
+            return value
+        return value.replace(tzinfo=ZoneInfo(iana))
+    if written == tzid:  # no definition in the object: icalendar resolved the name to IANA
+        return value
+    return value.replace(tzinfo=_zone_of_definition(tzid, value.tzinfo, value.year))
+
+
+@lru_cache(maxsize=4096)
+def _zone_of_definition(tzid: str, rules: tzinfo, year: int) -> tzinfo:
+    """The zone for a scoped TZID (see :func:`_scoped_timezones`) around ``year``: an IANA zone
+    when the definition agrees with one from that year on (see
+    :func:`calmesh.timezones.matching_iana`), so a copy names a zone every platform knows;
+    else the definition, carried into every copy as read."""
+    written = scoped_tzid_name(tzid)
+    iana = matching_iana(written, rules, year)
+    if iana is not None:
+        return ZoneInfo(iana)
+    with _DEFINITIONS_LOCK:
+        definition = _DEFINITIONS.get(tzid)
+    if definition is None:  # pushed out by 4,096 newer definitions meanwhile: keep the rules
+        return rules
+    return DefinedZone(written, definition, rules)
 
 
 def _dates(component: icalendar.cal.Component, name: str) -> list[Temporal]:
@@ -106,9 +135,12 @@ def _dates(component: icalendar.cal.Component, name: str) -> list[Temporal]:
         return []
     out: list[Temporal] = []
     for prop in raw if isinstance(raw, list) else [raw]:
+        tzid = getattr(prop, "params", {}).get("TZID")
         for dt in getattr(prop, "dts", []):
             value = dt.dt
-            if isinstance(value, date):
+            if isinstance(value, datetime) and tzid:
+                out.append(_in_own_zone(value, str(tzid), name, []))
+            elif isinstance(value, date):
                 out.append(value)
     return out
 
@@ -215,23 +247,82 @@ def _known_zones() -> frozenset[bytes]:
     return frozenset(name.encode() for name in available_timezones())
 
 
-def _without_known_timezones(data: bytes) -> bytes:
-    """``data`` less the VTIMEZONE blocks of zones the IANA database knows by that very TZID.
+_FOLD = re.compile(rb"\r?\n[ \t]")
+_CALENDAR = re.compile(rb"^BEGIN:VCALENDAR\r?\n.*?^END:VCALENDAR[ \t]*(?:\r?\n|\Z)", re.S | re.M)
+_TZID_LINE = re.compile(rb"^TZID:[^\r\n]*\r?\n", re.M)
+_TZID_PARAM = re.compile(rb';TZID=(?:"([^"\r\n]*)"|([^;:,"\r\n]*))', re.I)
+_SCOPE = "~calmesh-"
+"""Joins a TZID to the digest of its definition in the names icalendar sees (see
+:func:`_scoped_timezones`); never written out."""
+_DEFINITIONS: OrderedDict[str, bytes] = OrderedDict()
+"""Scoped TZID -> the VTIMEZONE text as read (its TZID as written), for the zones no IANA zone
+matches, which a copy must carry. Keyed by content, so shared safely; the last 4,096 kept."""
+_DEFINITIONS_LOCK = threading.Lock()
 
-    icalendar resolves such a TZID to the IANA zone and ignores its VTIMEZONE (it only builds
-    zones from definitions it has no name for), so the blocks change nothing in what is read; yet
-    they are half the lines of a typical object, and reading them was half the parse time."""
+
+def _prepare_timezones(data: bytes) -> bytes:
+    """``data`` as icalendar should read it: the VTIMEZONEs of zones the IANA database knows by
+    that very TZID left out, every other VTIMEZONE scoped to its object.
+
+    Left out: icalendar resolves such a TZID to the IANA zone and ignores its VTIMEZONE, so the
+    blocks change nothing in what is read (IANA rules win over a stale definition under an IANA
+    name: docs/timezones.md); yet they are half the lines of a typical object, and reading them was
+    half the parse time."""
     if b"BEGIN:VTIMEZONE" not in data:
         return data
+    data = _FOLD.sub(b"", data)  # a TZID folded across lines is still found
     known = _known_zones()
-    return _VTIMEZONE.sub(lambda m: b"" if m.group(1) in known else m.group(0), data)
+    data = _VTIMEZONE.sub(lambda m: b"" if m.group(1).strip() in known else m.group(0), data)
+    if b"BEGIN:VTIMEZONE" not in data:
+        return data
+    if _CALENDAR.search(data) is None:  # salvaging a damaged text: one scope
+        return _scoped_timezones(data)
+    return _CALENDAR.sub(lambda m: _scoped_timezones(m.group(0)), data)
+
+
+def _scoped_timezones(text: bytes) -> bytes:
+    """One VCALENDAR with each VTIMEZONE renamed, and every TZID parameter naming it, to its TZID
+    joined to a digest of its definition.
+
+    Why: icalendar keeps the zone it builds from a VTIMEZONE process-wide under its TZID, first
+    definition wins, so two calendars each defining Outlook's ``Customized Time Zone`` (one
+    +09:00, one US Eastern) would read in whichever zone came first. RFC 5545 3.2.19: a TZID
+    refers to the VTIMEZONE of its own object. Keyed by content, equal definitions still share
+    one zone (and icalendar's cache stays bounded by the distinct definitions met)."""
+    renames: dict[bytes, bytes] = {}
+
+    def scope(match: re.Match[bytes]) -> bytes:
+        block, name = match.group(0), match.group(1).strip()
+        body = _TZID_LINE.sub(b"", block).replace(b"\r\n", b"\n")
+        scoped = name + _SCOPE.encode() + hashlib.sha256(body).hexdigest()[:16].encode()
+        renames[name] = scoped
+        with _DEFINITIONS_LOCK:
+            _DEFINITIONS[scoped.decode(errors="replace")] = block
+            _DEFINITIONS.move_to_end(scoped.decode(errors="replace"))
+            while len(_DEFINITIONS) > 4096:
+                _DEFINITIONS.popitem(last=False)
+        return _TZID_LINE.sub(lambda _m: b"TZID:" + scoped + b"\r\n", block, count=1)
+
+    text = _VTIMEZONE.sub(scope, text)
+
+    def param(match: re.Match[bytes]) -> bytes:
+        name = (match.group(1) if match.group(1) is not None else match.group(2)).strip()
+        return b';TZID="' + renames[name] + b'"' if name in renames else match.group(0)
+
+    return _TZID_PARAM.sub(param, text)
+
+
+def scoped_tzid_name(tzid: str) -> str:
+    """The TZID as written, for a name read through :func:`_scoped_timezones`."""
+    return tzid.split(_SCOPE, 1)[0]
 
 
 def _parse_calendars(data: bytes, platform: str, problems: list[Problem]) -> list[icalendar.Calendar]:
     """Parse the text; when the whole does not parse (truncated, garbage between components),
     salvage every complete VEVENT/VTIMEZONE block and report the rest."""
+    data = _prepare_timezones(data)
     try:
-        cals = icalendar.Calendar.from_ical(_without_known_timezones(data), multiple=True)
+        cals = icalendar.Calendar.from_ical(data, multiple=True)
         if not cals:
             raise ValueError("no VCALENDAR found")
         return [x_wr_timezone.to_standard(c) for c in cals]
@@ -419,7 +510,8 @@ def _portable(value: Temporal) -> Temporal:
     """A date-time iCalendar can carry as it is: one in a fixed UTC offset (no zone name, as
     Graph, EWS or a parsed ``+01:00`` give) is written in UTC, the same instant. Written as it is it
     would get a made-up TZID ("UTC+01:00") with no VTIMEZONE, which readers take as floating time."""
-    if isinstance(value, datetime) and value.tzinfo is not None and not isinstance(value.tzinfo, ZoneInfo) \
+    if isinstance(value, datetime) and value.tzinfo is not None \
+            and not isinstance(value.tzinfo, ZoneInfo | DefinedZone) \
             and value.utcoffset() is not None and value.tzinfo is not UTC:
         return value.astimezone(UTC)
     return value
@@ -520,8 +612,12 @@ def _observance(local: datetime, before: timedelta, after: timedelta, name: str 
 
 def _vtimezone(zone: ZoneInfo, first_year: int) -> icalendar.Timezone:
     """A VTIMEZONE for ``zone`` valid from ``first_year``, written the way Outlook, Apple and
-    Google write them: one observance per kind of change with a yearly RRULE, when the zone's
-    changes follow such rules; else (Casablanca, Jerusalem...) each change listed as an RDATE.
+    Google write them: one observance per kind of change with a yearly RRULE for the years the
+    zone's changes follow such rules (up to now and on); one observance per change before that
+    (US before 2007, Sydney before 2008) and for zones without yearly rules (Casablanca,
+    Jerusalem...). Never one observance listing its changes in an RDATE: Radicale keeps only the
+    first value of such a list and reads every later change as never happening (a Sydney series
+    an hour off from 2001 in its copy and in Radicale's own free/busy).
 
     Why not icalendar's ``add_missing_timezones``: it lists every change as an RDATE from 1970,
     Radicale then misplaces London and Sydney times by an hour (its time-range queries and
@@ -532,28 +628,53 @@ def _vtimezone(zone: ZoneInfo, first_year: int) -> icalendar.Timezone:
     changes = _transitions(zone, first_year, years)
     vtz = icalendar.Timezone()
     vtz.add("TZID", zone.key)
-    kinds: dict[tuple[timedelta, timedelta, str | None, bool], list[datetime]] = {}
+    last_year = first_year + years - 1
+    split, rules = len(changes), None
+    for i in range(len(changes)):  # the longest run of yearly changes lasting to the last year
+        if changes[-1][0].year < last_year:
+            break
+        rules = _yearly_kinds(zone, changes[i:])
+        if rules is not None:
+            split = i
+            break
+    if split > 0 or not changes:
+        # before the first change (or forever, for a zone without changes): the offset then
+        start = datetime(first_year, 1, 1, tzinfo=zone)
+        offset = start.utcoffset() or timedelta(0)
+        vtz.add_component(_observance(start.replace(tzinfo=None), offset, offset, start.tzname(),
+                                      bool(start.dst())))
+    for instant, before, after in changes[:split]:  # one observance per change
+        after_local = instant.astimezone(zone)
+        vtz.add_component(_observance((instant + before).replace(tzinfo=None), before, after,
+                                      after_local.tzname(), bool(after_local.dst())))
+    for key, starts, byday in rules or []:
+        observance = _observance(starts[0], *key)
+        observance.add("RRULE", {"FREQ": "YEARLY", "BYMONTH": starts[0].month, "BYDAY": byday})
+        vtz.add_component(observance)
+    return vtz
+
+
+_Kind = tuple[timedelta, timedelta, str | None, bool]
+
+
+def _yearly_kinds(zone: ZoneInfo, changes: Sequence[tuple[datetime, timedelta, timedelta]],
+                  ) -> list[tuple[_Kind, list[datetime], str]] | None:
+    """``changes`` as two kinds of change (to and from summer time) each on a yearly rule over
+    five years at least: (kind, local change times, BYDAY) each; None when they are not."""
+    kinds: dict[_Kind, list[datetime]] = {}
     for instant, before, after in changes:
         after_local = instant.astimezone(zone)
         key = (before, after, after_local.tzname(), bool(after_local.dst()))
         kinds.setdefault(key, []).append((instant + before).replace(tzinfo=None))
-    rules = {key: _yearly_rule(starts) for key, starts in kinds.items()}
-    if len(kinds) == 2 and all(rules.values()):
-        for key, starts in kinds.items():
-            observance = _observance(starts[0], *key)
-            observance.add("RRULE", {"FREQ": "YEARLY", "BYMONTH": starts[0].month, "BYDAY": rules[key]})
-            vtz.add_component(observance)
-        return vtz
-    # before the first change (or forever, for a zone without changes): the offset then
-    start = datetime(first_year, 1, 1, tzinfo=zone)
-    offset = start.utcoffset() or timedelta(0)
-    vtz.add_component(_observance(start.replace(tzinfo=None), offset, offset, start.tzname(), bool(start.dst())))
+    if len(kinds) != 2 or any(len(starts) < 5 for starts in kinds.values()):
+        return None
+    out = []
     for key, starts in kinds.items():
-        observance = _observance(starts[0], *key)
-        if starts[1:]:
-            observance.add("RDATE", starts[1:])
-        vtz.add_component(observance)
-    return vtz
+        byday = _yearly_rule(starts)
+        if byday is None:
+            return None
+        out.append((key, starts, byday))
+    return out
 
 
 def _yearly_rule(starts: list[datetime]) -> str | None:
@@ -584,6 +705,7 @@ def _add_timezones(cal: icalendar.Calendar, items: Sequence[CalendarItem]) -> No
     """VTIMEZONEs for the zones the events use (see :func:`_vtimezone`), valid from a year before
     the earliest event."""
     first_year: dict[str, tuple[ZoneInfo, int]] = {}
+    defined: dict[str, DefinedZone] = {}
     for item in items:
         for event in item.components:
             for value in (event.start, event.end, event.recurrence_id, *event.exdate, *event.rdate):
@@ -591,10 +713,15 @@ def _add_timezones(cal: icalendar.Calendar, items: Sequence[CalendarItem]) -> No
                     zone = value.tzinfo
                     year = min(value.year, first_year.get(zone.key, (zone, value.year))[1])
                     first_year[zone.key] = (zone, year)
+                elif isinstance(value, datetime) and isinstance(value.tzinfo, DefinedZone):
+                    defined.setdefault(value.tzinfo.key, value.tzinfo)
     missing = cal.get_missing_tzids()
     for key, (zone, year) in first_year.items():
         if key in missing:
             cal.add_component(_vtimezone(zone, year - 1))
+    for key, definition in defined.items():  # a zone no IANA zone matches: as it was read
+        if key in missing:
+            cal.add_component(icalendar.Timezone.from_ical(definition.definition))
     cal.add_missing_timezones()  # any other named tzinfo (dateutil zones); fixed offsets go as UTC
     # VTIMEZONEs first, as Apple, Google and Outlook write them: a reader meeting a TZID before its
     # definition may have to read the object twice (icalendar does, for forward references)
