@@ -180,7 +180,7 @@ def event_from_component(component: icalendar.cal.Component) -> tuple[Event, lis
         duration = component.decoded("DURATION")
         if not isinstance(duration, timedelta):
             raise ValueError("bad DURATION")
-        end = start + duration
+        end = after(start, duration)
     if end is not None and isinstance(start, datetime) != isinstance(end, datetime):
         raise ValueError("DTSTART and DTEND mix a date and a date-time")
     if end is not None and as_utc(end) < as_utc(start):
@@ -225,8 +225,62 @@ def event_from_component(component: icalendar.cal.Component) -> tuple[Event, lis
         busy_type=_CDO_BUSY.get(str(cdo).upper()) if cdo is not None else None,
         tzid=_zone_name(start),
         extra=extra,
+        this_and_future=str(getattr(component.get("RECURRENCE-ID"), "params", {}).get("RANGE", ""))
+        .upper() == "THISANDFUTURE",
+        alarms=[alarm.to_ical().decode() for alarm in component.subcomponents if alarm.name == "VALARM"],
     )
     return event, warnings
+
+
+def after(start: Temporal, duration: timedelta) -> Temporal:
+    """The end of ``duration`` from ``start`` as RFC 5545 3.3.6 counts it: days (and weeks) are
+    nominal, the same local time so many days on; hours, minutes and seconds are exact, elapsed
+    time. ``DURATION:PT3H`` from 01:00 on the night clocks go forward ends at 05:00 local, three
+    hours later, where datetime arithmetic (local time throughout) would say 04:00."""
+    if not isinstance(start, datetime) or start.tzinfo is None:
+        return start + duration
+    nominal = start + timedelta(days=duration.days)
+    exact = duration - timedelta(days=duration.days)
+    return (nominal.astimezone(UTC) + exact).astimezone(start.tzinfo)
+
+
+def _periods(component: icalendar.cal.Component) -> list[tuple[Temporal, Temporal]]:
+    """The ``RDATE;VALUE=PERIOD`` values of a VEVENT as (start, end) pairs."""
+    raw = component.get("RDATE")
+    out: list[tuple[Temporal, Temporal]] = []
+    for prop in (raw if isinstance(raw, list) else [raw]) if raw is not None else []:
+        tzid = getattr(prop, "params", {}).get("TZID")
+        for value in getattr(prop, "dts", []):
+            if isinstance(value.dt, tuple) and len(value.dt) == 2:
+                start, end = value.dt
+                if isinstance(start, datetime) and tzid:
+                    start = _in_own_zone(start, str(tzid), "RDATE", [])
+                if isinstance(end, timedelta):
+                    end = after(start, end)
+                elif isinstance(end, datetime) and isinstance(start, datetime) and start.tzinfo and end.tzinfo:
+                    end = end.astimezone(start.tzinfo)  # the same instant, in the start's zone
+                out.append((start, end))
+    return out
+
+
+def _period_overrides(master: Event, periods: list[tuple[Temporal, Temporal]],
+                      overridden: set[str]) -> list[Event]:
+    """``RDATE;VALUE=PERIOD`` in the form every platform holds: the start as a plain RDATE (added
+    to ``master``) and an override at that start carrying the period's end, unless the object
+    overrides that instance already (then the override says when it ends). Same occurrences,
+    same ends (RFC 5545 3.8.5.2); Radicale refuses PERIOD values and most clients ignore them."""
+    out = []
+    for start, end in periods:
+        master.rdate.append(start)
+        if _rid_key(start) not in overridden:
+            out.append(replace(master, recurrence_id=start, start=start, end=end, rrule=[], rdate=[],
+                               exdate=[], this_and_future=False, alarms=list(master.alarms),
+                               attendees=list(master.attendees), extra=dict(master.extra)))
+    return out
+
+
+def _rid_key(value: Temporal) -> str:
+    return as_utc(value).isoformat() if isinstance(value, datetime) and value.tzinfo else str(value)
 
 
 def _label(component: icalendar.cal.Component) -> str:
@@ -352,6 +406,7 @@ def parse_items(data: str | bytes, platform: str = "") -> tuple[list[CalendarIte
         data = data.encode("utf-8")
     problems: list[Problem] = []
     by_uid: dict[str, CalendarItem] = {}
+    periods: list[tuple[CalendarItem, Event, list[tuple[Temporal, Temporal]]]] = []
     for cal in _parse_calendars(data, platform, problems):
         for component in cal.walk("VEVENT"):
             try:
@@ -362,6 +417,11 @@ def parse_items(data: str | bytes, platform: str = "") -> tuple[list[CalendarIte
             problems.extend(Problem(platform, w, _label(component)) for w in warnings)
             item = by_uid.setdefault(event.uid, CalendarItem(event.uid, []))
             item.components.append(event)
+            if event.recurrence_id is None and (found := _periods(component)):
+                periods.append((item, event, found))
+    for item, master, found in periods:
+        overridden = {_rid_key(e.recurrence_id) for e in item.components if e.recurrence_id is not None}
+        item.components.extend(_period_overrides(master, found, overridden))
     for item in by_uid.values():
         item.components.sort(key=lambda e: (e.recurrence_id is not None, str(e.recurrence_id)))
     return list(by_uid.values()), problems
@@ -473,6 +533,7 @@ def expand(
             if not components:
                 continue
             recurring = any(c.get("RRULE") or c.get("RDATE") or c.get("RECURRENCE-ID") for c in components)
+            lengths = _Lengths(components)
             single = icalendar.Calendar()
             for tz in timezones:
                 single.add_component(tz)
@@ -493,11 +554,69 @@ def expand(
                     event.recurrence_id = None
                 elif event.recurrence_id is None:
                     event.recurrence_id = event.start
+                else:
+                    event.end = lengths.end_of(event)
                 event.rrule, event.rdate, event.exdate = [], [], []
                 start, end = event.span_utc(default_tz)
                 if window.overlaps(start, end if end > start else start + timedelta(microseconds=1)):
                     occurrences.append(event)
     return occurrences, list(dict.fromkeys(problems))  # each problem once, in order
+
+
+class _Lengths:
+    """How long each generated instance of a series lasts (RFC 5545 3.8.5.3): the exact duration
+    of its DTSTART-DTEND when DTEND is given, the nominal days plus exact time of its DURATION
+    otherwise; taken from the latest ``RANGE=THISANDFUTURE`` override before it, else from the
+    master. recurring-ical-events adds the local-time difference instead, so an instance spanning
+    a change of clocks came out an hour short or long."""
+
+    def __init__(self, components: Sequence[icalendar.cal.Component]) -> None:
+        self._master: tuple[str, timedelta] | None = None
+        self._future: list[tuple[datetime, tuple[str, timedelta] | None]] = []
+        self._explicit: set[str] = set()
+        for component in components:
+            rid = component.get("RECURRENCE-ID")
+            if rid is None:
+                self._master = _length(component)
+            elif str(rid.params.get("RANGE", "")).upper() == "THISANDFUTURE" and isinstance(rid.dt, datetime):
+                self._future.append((as_utc(rid.dt), _length(component)))
+                self._explicit.add(_rid_key(rid.dt))
+            else:
+                self._explicit.add(_rid_key(rid.dt))
+        self._future.sort(key=lambda pair: pair[0])
+
+    def end_of(self, occurrence: Event) -> Temporal | None:
+        start, rid = occurrence.start, occurrence.recurrence_id
+        if rid is None or not isinstance(start, datetime) or start.tzinfo is None \
+                or _rid_key(rid) in self._explicit:
+            return occurrence.end  # its own component says when it ends
+        length = self._master
+        for since, future in self._future:
+            if since <= as_utc(rid):
+                length = future
+        if length is None:
+            return occurrence.end
+        kind, amount = length
+        if kind == "exact":
+            return (start.astimezone(UTC) + amount).astimezone(start.tzinfo)
+        return after(start, amount)
+
+
+def _length(component: icalendar.cal.Component) -> tuple[str, timedelta] | None:
+    """("exact", DTEND - DTSTART in elapsed time) or ("nominal", DURATION); None otherwise."""
+    try:
+        start = component.decoded("DTSTART")
+        if component.get("DTEND") is not None:
+            end = component.decoded("DTEND")
+            if isinstance(start, datetime) and isinstance(end, datetime) and start.tzinfo and end.tzinfo:
+                return "exact", as_utc(end) - as_utc(start)
+            return None
+        if component.get("DURATION") is not None:
+            duration = component.decoded("DURATION")
+            return ("nominal", duration) if isinstance(duration, timedelta) else None
+    except (ValueError, TypeError, KeyError):
+        pass
+    return None
 
 
 def expand_items(items: Iterable[CalendarItem], window: Window, platform: str = "",
@@ -541,6 +660,8 @@ def event_to_component(event: Event, *, stamp: datetime | None = None) -> icalen
         _add_temporal(component, "DTEND", event.end)
     if event.recurrence_id is not None:
         _add_temporal(component, "RECURRENCE-ID", event.recurrence_id)
+        if event.this_and_future:
+            component["RECURRENCE-ID"].params["RANGE"] = "THISANDFUTURE"
     for name, value in (("SUMMARY", event.summary), ("DESCRIPTION", event.description),
                         ("LOCATION", event.location)):
         if value is not None:
@@ -571,6 +692,8 @@ def event_to_component(event: Event, *, stamp: datetime | None = None) -> icalen
         component.add("X-MICROSOFT-CDO-BUSYSTATUS", _CDO_OUT[event.busy_type])
     for name, value in event.extra.items():
         component.add(name, value)
+    for alarm in event.alarms:
+        component.add_component(icalendar.Alarm.from_ical(alarm))
     return component
 
 
