@@ -550,12 +550,11 @@ def expand(
                 except (ValueError, TypeError, KeyError) as exc:
                     problems.append(Problem(platform, str(exc), _label(occurrence)))
                     continue
+                event.end = lengths.end_of(event)
                 if not recurring:
                     event.recurrence_id = None
                 elif event.recurrence_id is None:
                     event.recurrence_id = event.start
-                else:
-                    event.end = lengths.end_of(event)
                 event.rrule, event.rdate, event.exdate = [], [], []
                 start, end = event.span_utc(default_tz)
                 if window.overlaps(start, end if end > start else start + timedelta(microseconds=1)):
@@ -578,6 +577,8 @@ class _Lengths:
             rid = component.get("RECURRENCE-ID")
             if rid is None:
                 self._master = _length(component)
+                # a PERIOD RDATE gives its own end
+                self._explicit.update(_rid_key(start) for start, _end in _periods(component))
             elif str(rid.params.get("RANGE", "")).upper() == "THISANDFUTURE" and isinstance(rid.dt, datetime):
                 self._future.append((as_utc(rid.dt), _length(component)))
                 self._explicit.add(_rid_key(rid.dt))
@@ -587,12 +588,12 @@ class _Lengths:
 
     def end_of(self, occurrence: Event) -> Temporal | None:
         start, rid = occurrence.start, occurrence.recurrence_id
-        if rid is None or not isinstance(start, datetime) or start.tzinfo is None \
-                or _rid_key(rid) in self._explicit:
+        if not isinstance(start, datetime) or start.tzinfo is None \
+                or (rid is not None and _rid_key(rid) in self._explicit):
             return occurrence.end  # its own component says when it ends
         length = self._master
         for since, future in self._future:
-            if since <= as_utc(rid):
+            if rid is not None and since <= as_utc(rid):
                 length = future
         if length is None:
             return occurrence.end

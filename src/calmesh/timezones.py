@@ -154,7 +154,7 @@ def _changes(zone: ZoneInfo, first_year: int, last_year: int) -> list[datetime]:
 def _samples(zone: ZoneInfo, first_year: int, last_year: int) -> tuple[tuple[datetime, timedelta | None], ...]:
     """Instants where a definition agreeing with ``zone`` must have ``zone``'s offset: an hour
     before and at each change, and twice a month (a change ``zone`` lacks lasts longer)."""
-    instants = set()
+    instants: set[datetime] = set()
     for change in _changes(zone, first_year, last_year):
         instants.update((change - timedelta(hours=1), change))
     for year in range(first_year, last_year + 1):
