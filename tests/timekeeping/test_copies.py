@@ -24,6 +24,7 @@ from zone_calendars import (
     US_EASTERN,
     WINDOWS_ZONES,
     WITH_ALARM,
+    Rules,
     calendar,
     customized,
     vevent,
@@ -213,3 +214,25 @@ def test_a_sydney_series_from_2001_keeps_every_instant_in_the_copy() -> None:
                  s.replace(tzinfo=ZoneInfo("Australia/Sydney")).astimezone(UTC) + timedelta(hours=1))
                 for s in rrule(MONTHLY, dtstart=datetime(2001, 1, 5, 9), count=120)]
     assert occurrences(SYDNEY_SERIES_FROM_2001) == occurrences(copy_of(SYDNEY_SERIES_FROM_2001)) == expected
+
+
+# ------------------------------------------------------------------- the two conventions
+def test_iana_rules_win_over_a_stale_vtimezone_under_an_iana_name() -> None:
+    """docs/timezones.md: a VTIMEZONE named ``America/New_York`` with the rules before 2007
+    (summer time from April) is ignored for the IANA rules (from the second Sunday of March)."""
+    stale = Rules("-0500", "-0400", (4, "1SU", 2), (10, "-1SU", 2))
+    text = calendar(stale.vtimezone("America/New_York"),
+                    vevent("ny@test", "20250310T090000", "20250310T100000", tzid="America/New_York"))
+    [(start, _end)] = occurrences(text)
+    assert start == datetime(2025, 3, 10, 13, tzinfo=UTC)  # 09:00 EDT, not 09:00 EST
+    assert occurrences(copy_of(text)) == occurrences(text)
+
+
+def test_x_wr_timezone_series_in_utc_recur_in_local_time_in_the_copy() -> None:
+    """docs/timezones.md: Google's UTC series under X-WR-TIMEZONE stays at 09:00 Berlin time
+    after the change of clocks, in calmesh's reading and in the copy it writes."""
+    text = calendar(vevent("g@test", "20250107T080000Z", "20250107T090000Z",
+                           extra="RRULE:FREQ=WEEKLY;COUNT=30")).replace(
+        "PRODID:-//test//EN", "PRODID:-//test//EN\r\nX-WR-TIMEZONE:Europe/Berlin")
+    expected = weekly(datetime(2025, 1, 7, 9, tzinfo=ZoneInfo("Europe/Berlin")), 30, timedelta(hours=1))
+    assert occurrences(text) == occurrences(copy_of(text)) == expected
