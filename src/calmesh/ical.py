@@ -101,15 +101,14 @@ def _in_own_zone(value: datetime, tzid: str, name: str, problems: list[str]) -> 
     """``value`` (wall time under ``TZID=tzid``) in the zone a copy can keep: the IANA zone the
     definition matches, else the definition itself (a :class:`DefinedZone`)."""
     written = scoped_tzid_name(tzid)
-    if value.tzinfo is None:
-        iana = to_iana(written)
-        if iana is None:
-            problems.append(f"unknown TZID {written!r} on {name}, read as local time")
-            return value
-        return value.replace(tzinfo=ZoneInfo(iana))
-    if written == tzid:  # no definition in the object: icalendar resolved the name to IANA
-        return value
-    return value.replace(tzinfo=_zone_of_definition(tzid, value.tzinfo, value.year))
+    if written != tzid and value.tzinfo is not None:  # defined in the object
+        return value.replace(tzinfo=_zone_of_definition(tzid, value.tzinfo, value.year))
+    # not defined here: by name only, never from a zone icalendar kept from another object
+    iana = to_iana(written)
+    if iana is None:
+        problems.append(f"unknown TZID {written!r} on {name}, read as local time")
+        return value.replace(tzinfo=None)
+    return value.replace(tzinfo=ZoneInfo(iana))
 
 
 @lru_cache(maxsize=4096)
@@ -845,7 +844,11 @@ def _add_timezones(cal: icalendar.Calendar, items: Sequence[CalendarItem]) -> No
             cal.add_component(_vtimezone(zone, year - 1))
     for key, definition in defined.items():  # a zone no IANA zone matches: as it was read
         if key in missing:
-            cal.add_component(icalendar.Timezone.from_ical(definition.definition))
+            # read under its scoped name: icalendar keeps every VTIMEZONE it reads process-wide
+            # by TZID, and this one must not stand for the name in other objects
+            vtz = icalendar.Timezone.from_ical(_scoped_timezones(definition.definition))
+            vtz["TZID"] = icalendar.vText(key)
+            cal.add_component(vtz)
     cal.add_missing_timezones()  # any other named tzinfo (dateutil zones); fixed offsets go as UTC
     # VTIMEZONEs first, as Apple, Google and Outlook write them: a reader meeting a TZID before its
     # definition may have to read the object twice (icalendar does, for forward references)

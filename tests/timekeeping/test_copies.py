@@ -236,3 +236,13 @@ def test_x_wr_timezone_series_in_utc_recur_in_local_time_in_the_copy() -> None:
         "PRODID:-//test//EN", "PRODID:-//test//EN\r\nX-WR-TIMEZONE:Europe/Berlin")
     expected = weekly(datetime(2025, 1, 7, 9, tzinfo=ZoneInfo("Europe/Berlin")), 30, timedelta(hours=1))
     assert occurrences(text) == occurrences(copy_of(text)) == expected
+
+
+def test_a_carried_definition_never_stands_for_its_name_in_other_objects() -> None:
+    """Writing a copy that carries ``Customized Sydney`` must not teach the process that name:
+    an object naming it without defining it reads as floating time, with a warning."""
+    ical.item_to_ical(read_one(SYDNEY_OLD_RULES))
+    text = calendar(vevent("x@test", "20250107T090000", "20250107T100000", tzid="Customized Sydney"))
+    [item], problems = ical.parse_items(text)
+    assert item.components[0].start == datetime(2025, 1, 7, 9)
+    assert any("unknown TZID 'Customized Sydney'" in p.message for p in problems)
