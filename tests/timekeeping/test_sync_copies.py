@@ -27,7 +27,7 @@ from zone_calendars import (
 
 from calmesh import ical
 from calmesh.model import Window
-from sync.peers import Group, Peer
+from sync.peers import Group, Peer, bump
 
 if TYPE_CHECKING:
     from conftest import CalDAVServer  # tests/conftest.py, which provides the servers
@@ -140,3 +140,20 @@ def test_radicale_reads_calmesh_vtimezones_of_zones_whose_rules_changed(tmp_path
     assert occurrences(copy) == expected
     window = Window(datetime(2001, 1, 1, tzinfo=UTC), datetime(2011, 1, 1, tzinfo=UTC))
     assert radicale_busy(radicale, rad, window) == expected
+
+
+def test_an_edit_of_the_copy_comes_back_with_the_original_zone_and_instants(
+        tmp_path: Path, rad: Peer, xan: Peer, radicale: CalDAVServer, xandikos: CalDAVServer) -> None:
+    """The round trip: Outlook's export stored on Radicale under a zone no IANA zone matches,
+    copied to Xandikos, renamed there by a client, and synced back: the original on Radicale keeps
+    its instants, and its definition under its own name."""
+    put_raw(radicale, rad, "outlook.ics", SYDNEY_OLD_RULES)
+    before = occurrences(stored(radicale, rad))
+    group = Group(tmp_path, rad, xan)
+    assert group.run().counts["created"] == 1
+    xan.edit("sydney-2001@test", bump(summary="renamed on Xandikos"))
+    assert group.run().counts["updated"] == 1
+    back = stored(radicale, rad)
+    assert b"renamed on Xandikos" in back and b"TZID:Customized Sydney" in back
+    assert occurrences(back) == occurrences(stored(xandikos, xan)) == before
+    assert group.writes(group.run()) == 0
