@@ -37,16 +37,6 @@ ALWAYS = Window(datetime(2000, 1, 1, tzinfo=UTC), datetime(2040, 1, 1, tzinfo=UT
 Span = tuple[datetime, datetime]
 
 
-@pytest.fixture
-def rad(radicale: CalDAVServer) -> Peer:
-    return Peer("rad", radicale.connector("rad"), radicale.new_calendar())
-
-
-@pytest.fixture
-def xan(xandikos: CalDAVServer) -> Peer:
-    return Peer("xan", xandikos.connector("xan"), xandikos.new_calendar())
-
-
 def put_raw(server: CalDAVServer, peer: Peer, name: str, text: str) -> None:
     """Store ``text`` byte for byte, as the client that wrote it would."""
     response = httpx.put(peer.calendar + name, content=text.encode(), timeout=30,
