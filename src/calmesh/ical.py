@@ -624,6 +624,61 @@ def expand_items(items: Iterable[CalendarItem], window: Window, platform: str = 
     return expand(to_calendar(items), window, platform, default_tz)
 
 
+def without_this_and_future(item: CalendarItem) -> CalendarItem:
+    """``item`` with each ``RANGE=THISANDFUTURE`` override spelled out as an override of every
+    instance it changes: the same occurrences, for platforms without such a range (Exchange, by
+    EWS and Graph, overrides one occurrence at a time). Raises ValueError for an endless series
+    (no COUNT or UNTIL), which would take endless overrides: the write fails with that reason
+    rather than leave later instances at their old time."""
+    futures = [e for e in item.components if e.this_and_future and e.recurrence_id is not None]
+    master = item.master
+    if not futures or master is None:
+        return item
+    if any("COUNT=" not in r.upper() and "UNTIL=" not in r.upper() for r in master.rrule):
+        raise ValueError("a change to an occurrence and every later one (RANGE=THISANDFUTURE) of an "
+                         "endless series cannot be written here: it has no such range")
+
+    def since(override: Event) -> datetime:
+        assert override.recurrence_id is not None
+        return as_utc(override.recurrence_id)
+
+    first = min(since(e) for e in futures)
+    # the instances as the master alone makes them, from the first change on
+    originals, problems = expand_items([CalendarItem(item.uid, [master])],
+                                       Window(first, datetime(2200, 1, 1, tzinfo=UTC)))
+    if problems:
+        raise ValueError(f"cannot spell out RANGE=THISANDFUTURE: {problems[0].message}")
+    explicit = {_rid_key(e.recurrence_id): e for e in item.overrides
+                if not e.this_and_future and e.recurrence_id is not None}
+    components = [master]
+    for occurrence in originals:
+        rid = occurrence.recurrence_id
+        if rid is None or as_utc(rid) < first or _rid_key(rid) in explicit:
+            continue
+        governing = max((f for f in futures if since(f) <= as_utc(rid)), key=since)
+        start, end = _shifted(rid, governing)
+        components.append(replace(governing, recurrence_id=rid, start=start, end=end, this_and_future=False))
+    components.extend(explicit.values())
+    return CalendarItem(item.uid, components, item.ref)
+
+
+def _shifted(rid: Temporal, change: Event) -> tuple[Temporal, Temporal]:
+    """Where the instance at ``rid`` goes under a THISANDFUTURE ``change`` (RFC 5545 3.8.4.4):
+    moved as the changed instance was, in local time, lasting as long as it does."""
+    assert change.recurrence_id is not None
+    if not isinstance(rid, datetime) or rid.tzinfo is None:
+        start = rid + (change.start - change.recurrence_id)  # type: ignore[operator]
+        return start, start + (change.effective_end() - change.start)  # type: ignore[operator]
+    zone = rid.tzinfo
+
+    def wall(value: Temporal) -> datetime:
+        return as_utc(value).astimezone(zone).replace(tzinfo=None)
+
+    start = (rid.replace(tzinfo=None) + (wall(change.start) - wall(change.recurrence_id))).replace(tzinfo=zone)
+    length = as_utc(change.effective_end()) - as_utc(change.start)
+    return start, (start.astimezone(UTC) + length).astimezone(zone)
+
+
 # ------------------------------------------------------------------------------------ writing
 def _portable(value: Temporal) -> Temporal:
     """A date-time iCalendar can carry as it is: one in a fixed UTC offset (no zone name, as
