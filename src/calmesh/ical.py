@@ -879,9 +879,19 @@ def _days_in_month(value: datetime) -> int:
     return (following - timedelta(days=following.day)).day
 
 
+VTIMEZONES_SINCE = 2000
+"""The first year calmesh's VTIMEZONEs cover (see :func:`_add_timezones`): zones on today's yearly
+rules since then take two observances, zones whose rules changed since one more per change."""
+
+
 def _add_timezones(cal: icalendar.Calendar, items: Sequence[CalendarItem]) -> None:
-    """VTIMEZONEs for the zones the events use (see :func:`_vtimezone`), valid from a year before
-    the earliest event."""
+    """VTIMEZONEs for the zones the events use (see :func:`_vtimezone`), valid from
+    :data:`VTIMEZONES_SINCE` (or a year before the earliest event, if earlier).
+
+    One definition per zone, whatever the events: Radicale (through vobject) keeps the first
+    VTIMEZONE it reads for a TZID for as long as it runs and reads every later object by it, so
+    a definition valid only from this year's events would misplace, in its free/busy, an older
+    series copied later (a Sydney series from 2001 an hour off)."""
     first_year: dict[str, tuple[ZoneInfo, int]] = {}
     defined: dict[str, DefinedZone] = {}
     for item in items:
@@ -896,7 +906,7 @@ def _add_timezones(cal: icalendar.Calendar, items: Sequence[CalendarItem]) -> No
     missing = cal.get_missing_tzids()
     for key, (zone, year) in first_year.items():
         if key in missing:
-            cal.add_component(_vtimezone(zone, year - 1))
+            cal.add_component(_vtimezone(zone, min(year - 1, VTIMEZONES_SINCE)))
     for key, definition in defined.items():  # a zone no IANA zone matches: as it was read
         if key in missing:
             # read under its scoped name: icalendar keeps every VTIMEZONE it reads process-wide

@@ -26,6 +26,7 @@ from zone_calendars import (
 )
 
 from calmesh import ical
+from calmesh.fakes.samples import single
 from calmesh.model import Window
 from sync.peers import Group, Peer, bump
 
@@ -121,7 +122,11 @@ def test_radicale_reads_calmesh_vtimezones_of_zones_whose_rules_changed(tmp_path
                                                                         xandikos: CalDAVServer) -> None:
     """A monthly Sydney series from 2001, copied to Radicale: calmesh's VTIMEZONE lists each of
     Sydney's changes before 2008 as its own observance, so Radicale's own free/busy has every
-    instance at its instant (with an RDATE list it kept only the first change: an hour off)."""
+    instance at its instant (with an RDATE list it kept only the first change: an hour off).
+    Radicale keeps the first VTIMEZONE it reads for a TZID while it runs, so one of this year's
+    Sydney events goes first: calmesh writes one definition per zone whatever the events' years."""
+    recent = datetime(2026, 3, 2, 9, tzinfo=ZoneInfo("Australia/Sydney"))
+    rad.conn.put(radicale.new_calendar(), single("sydney-recent@test", recent, recent + HOUR))
     put_raw(xandikos, xan, "sydney.ics", SYDNEY_SERIES_FROM_2001)
     assert Group(tmp_path, xan, rad).run().counts["created"] == 1
     copy = stored(radicale, rad)
