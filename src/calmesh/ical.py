@@ -806,15 +806,7 @@ def _vtimezone(zone: ZoneInfo, first_year: int) -> icalendar.Timezone:
     changes = _transitions(zone, first_year, years)
     vtz = icalendar.Timezone()
     vtz.add("TZID", zone.key)
-    last_year = first_year + years - 1
-    split, rules = len(changes), None
-    for i in range(len(changes)):  # the longest run of yearly changes lasting to the last year
-        if changes[-1][0].year < last_year:
-            break
-        rules = _yearly_kinds(zone, changes[i:])
-        if rules is not None:
-            split = i
-            break
+    split, rules = _yearly_tail(zone, first_year, years)
     if split > 0 or not changes:
         # before the first change (or forever, for a zone without changes): the offset then
         start = datetime(first_year, 1, 1, tzinfo=zone)
@@ -825,14 +817,30 @@ def _vtimezone(zone: ZoneInfo, first_year: int) -> icalendar.Timezone:
         after_local = instant.astimezone(zone)
         vtz.add_component(_observance((instant + before).replace(tzinfo=None), before, after,
                                       after_local.tzname(), bool(after_local.dst())))
-    for key, starts, byday in rules or []:
-        observance = _observance(starts[0], *key)
-        observance.add("RRULE", {"FREQ": "YEARLY", "BYMONTH": starts[0].month, "BYDAY": byday})
+    for key, start, byday in rules:
+        observance = _observance(start, *key)
+        observance.add("RRULE", {"FREQ": "YEARLY", "BYMONTH": start.month, "BYDAY": byday})
         vtz.add_component(observance)
     return vtz
 
 
 _Kind = tuple[timedelta, timedelta, str | None, bool]
+
+
+@lru_cache(maxsize=512)
+def _yearly_tail(zone: ZoneInfo, first_year: int, years: int) -> tuple[int, tuple[tuple[_Kind, datetime, str], ...]]:
+    """Where the zone's changes (:func:`_transitions`) settle into yearly rules lasting to the
+    last year: (index of the first such change, (kind, first local change, BYDAY) of each rule);
+    (number of changes, ()) when they never do. Cached: every write of an event needs it."""
+    changes = _transitions(zone, first_year, years)
+    last_year = first_year + years - 1
+    for i in range(len(changes)):  # the longest run of yearly changes lasting to the last year
+        if changes[-1][0].year < last_year:
+            break
+        rules = _yearly_kinds(zone, changes[i:])
+        if rules is not None:
+            return i, tuple((key, starts[0], byday) for key, starts, byday in rules)
+    return len(changes), ()
 
 
 def _yearly_kinds(zone: ZoneInfo, changes: Sequence[tuple[datetime, timedelta, timedelta]],
