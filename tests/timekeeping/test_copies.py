@@ -11,7 +11,13 @@ from zoneinfo import ZoneInfo
 import icalendar
 import pytest
 from dateutil.rrule import MONTHLY, WEEKLY, rrule
-from zone_calendars import (
+
+from calmesh import ical
+from calmesh.core.projection import busy_block, content_hash
+from calmesh.model import CalendarItem, Window
+from calmesh.timezones import DefinedZone
+
+from .zone_calendars import (
     DURATION_ACROSS_DST,
     EU,
     INSTANCE_ACROSS_DST,
@@ -29,11 +35,6 @@ from zone_calendars import (
     customized,
     vevent,
 )
-
-from calmesh import ical
-from calmesh.core.projection import busy_block, content_hash
-from calmesh.model import CalendarItem, Window
-from calmesh.timezones import DefinedZone
 
 PARIS = ZoneInfo("Europe/Paris")
 ALWAYS = Window(datetime(2000, 1, 1, tzinfo=UTC), datetime(2040, 1, 1, tzinfo=UTC))

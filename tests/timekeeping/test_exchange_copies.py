@@ -12,13 +12,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from dateutil.rrule import WEEKLY
-from test_sync_copies import HOUR, put_raw, series
-from zone_calendars import OFFICE365_WARSAW, THIS_AND_FUTURE
 
 from calmesh import ical
 from calmesh.model import Window
 from connectors.vendors import ALICE, VENDORS
 from sync.peers import Group, Peer
+
+from .test_sync_copies import HOUR, put_raw, series
+from .zone_calendars import OFFICE365_WARSAW, THIS_AND_FUTURE
 
 if TYPE_CHECKING:
     from conftest import CalDAVServer  # tests/conftest.py, which provides the servers

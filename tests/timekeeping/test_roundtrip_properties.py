@@ -15,12 +15,13 @@ from zoneinfo import ZoneInfo
 from dateutil.rrule import DAILY, WEEKLY, rrule
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from zone_calendars import EU, JAPAN, SYDNEY_SINCE_2008, US_EASTERN, WINDOWS_ZONES, Rules, calendar
 
 from calmesh import ical
 from calmesh.core.projection import content_hash
 from calmesh.model import Window
 from calmesh.timezones import DefinedZone
+
+from .zone_calendars import EU, JAPAN, SYDNEY_SINCE_2008, US_EASTERN, WINDOWS_ZONES, Rules, calendar
 
 ALWAYS = Window(datetime(2024, 1, 1, tzinfo=UTC), datetime(2031, 1, 1, tzinfo=UTC))
 NO_IANA_ZONE = Rules("+0300", "+0400")  # European summer time on a +03:00 zone: nobody's rules

@@ -13,7 +13,13 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from dateutil.rrule import MONTHLY, WEEKLY, rrule
-from zone_calendars import (
+
+from calmesh import ical
+from calmesh.fakes.samples import single
+from calmesh.model import Window
+from sync.peers import Group, Peer, bump
+
+from .zone_calendars import (
     INSTANCE_ACROSS_DST,
     OFFICE365_WARSAW,
     PERIOD_RDATES,
@@ -24,11 +30,6 @@ from zone_calendars import (
     WITH_ALARM,
     customized,
 )
-
-from calmesh import ical
-from calmesh.fakes.samples import single
-from calmesh.model import Window
-from sync.peers import Group, Peer, bump
 
 if TYPE_CHECKING:
     from conftest import CalDAVServer  # tests/conftest.py, which provides the servers
