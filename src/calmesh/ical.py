@@ -304,6 +304,7 @@ _FOLD = re.compile(rb"\r?\n[ \t]")
 _CALENDAR = re.compile(rb"^BEGIN:VCALENDAR\r?\n.*?^END:VCALENDAR[ \t]*(?:\r?\n|\Z)", re.S | re.M)
 _TZID_LINE = re.compile(rb"^TZID:[^\r\n]*\r?\n", re.M)
 _TZID_PARAM = re.compile(rb';TZID=(?:"([^"\r\n]*)"|([^;:,"\r\n]*))', re.I)
+_TEXT_ESCAPE = re.compile(rb"\\([\\,;])")
 _SCOPE = "~calmesh-"
 """Joins a TZID to the digest of its definition in the names icalendar sees (see
 :func:`_scoped_timezones`); never written out."""
@@ -345,7 +346,7 @@ def _scoped_timezones(text: bytes) -> bytes:
     renames: dict[bytes, bytes] = {}
 
     def scope(match: re.Match[bytes]) -> bytes:
-        block, name = match.group(0), match.group(1).strip()
+        block, name = match.group(0), _TEXT_ESCAPE.sub(rb"\1", match.group(1).strip())  # TZID:A\, B
         body = _TZID_LINE.sub(b"", block).replace(b"\r\n", b"\n")
         scoped = name + _SCOPE.encode() + hashlib.sha256(body).hexdigest()[:16].encode()
         renames[name] = scoped
@@ -354,7 +355,8 @@ def _scoped_timezones(text: bytes) -> bytes:
             _DEFINITIONS.move_to_end(scoped.decode(errors="replace"))
             while len(_DEFINITIONS) > 4096:
                 _DEFINITIONS.popitem(last=False)
-        return _TZID_LINE.sub(lambda _m: b"TZID:" + scoped + b"\r\n", block, count=1)
+        escaped = scoped.replace(b"\\", b"\\\\").replace(b",", b"\\,").replace(b";", b"\\;")
+        return _TZID_LINE.sub(lambda _m: b"TZID:" + escaped + b"\r\n", block, count=1)
 
     text = _VTIMEZONE.sub(scope, text)
 

@@ -247,3 +247,16 @@ def test_a_carried_definition_never_stands_for_its_name_in_other_objects() -> No
     [item], problems = ical.parse_items(text)
     assert item.components[0].start == datetime(2025, 1, 7, 9)
     assert any("unknown TZID 'Customized Sydney'" in p.message for p in problems)
+
+
+@pytest.mark.parametrize("tzid", ["Zone, custom", "HQ; local"])
+def test_a_carried_zone_named_with_a_comma_or_semicolon_survives_copies_of_copies(tzid: str) -> None:
+    """Found by the property test: the copy writes such a TZID escaped (``TZID:Zone\\, custom``)
+    and its parameters quoted; the next read must still find the definition."""
+    text = calendar(Rules("+0300", "+0400").vtimezone(tzid),
+                    vevent("c@test", "20250107T090000", "20250107T100000", tzid=tzid,
+                           extra="RRULE:FREQ=WEEKLY;COUNT=20"))
+    copy = copy_of(text)
+    again = copy_of(copy)
+    assert isinstance(read_one(again).components[0].start.tzinfo, DefinedZone)
+    assert occurrences(text) == occurrences(copy) == occurrences(again)
