@@ -43,7 +43,7 @@ from calmesh.model import (
     normalize_email,
     rrule_problem,
 )
-from calmesh.timezones import to_iana
+from calmesh.timezones import DefinedZone, matching_iana, to_iana
 
 PRODID = "-//calmesh//calmesh hub//EN"
 MAX_TEXT_PROPERTY = 256 * 1024
@@ -94,13 +94,40 @@ def _temporal(component: icalendar.cal.Component, name: str, problems: list[str]
     if isinstance(value, timedelta) or not isinstance(value, date):
         raise ValueError(f"bad {name}: {value!r} is not a date or date-time")
     tzid = getattr(prop, "params", {}).get("TZID")
-    if isinstance(value, datetime) and value.tzinfo is None and tzid:
-        iana = to_iana(tzid)
-        if iana is None:
-            problems.append(f"unknown TZID {tzid!r} on {name}, read as local time")
-        else:
-            value = value.replace(tzinfo=ZoneInfo(iana))
+    if isinstance(value, datetime) and tzid:
+        value = _in_own_zone(value, str(tzid), name, problems)
     return value
+
+
+def _in_own_zone(value: datetime, tzid: str, name: str, problems: list[str]) -> datetime:
+    """``value`` (wall time under ``TZID=tzid``) in the zone a copy can keep: the IANA zone the
+    definition matches, else the definition itself (a :class:`DefinedZone`)."""
+    written = scoped_tzid_name(tzid)
+    if written != tzid and value.tzinfo is not None:  # defined in the object
+        return value.replace(tzinfo=_zone_of_definition(tzid, value.tzinfo, value.year))
+    # not defined here: by name only, never from a zone icalendar kept from another object
+    iana = to_iana(written)
+    if iana is None:
+        problems.append(f"unknown TZID {written!r} on {name}, read as local time")
+        return value.replace(tzinfo=None)
+    return value.replace(tzinfo=ZoneInfo(iana))
+
+
+@lru_cache(maxsize=4096)
+def _zone_of_definition(tzid: str, rules: tzinfo, year: int) -> tzinfo:
+    """The zone for a scoped TZID (see :func:`_scoped_timezones`) around ``year``: an IANA zone
+    when the definition agrees with one from that year on (see
+    :func:`calmesh.timezones.matching_iana`), so a copy names a zone every platform knows;
+    else the definition, carried into every copy as read."""
+    written = scoped_tzid_name(tzid)
+    iana = matching_iana(written, rules, year)
+    if iana is not None:
+        return ZoneInfo(iana)
+    with _DEFINITIONS_LOCK:
+        definition = _DEFINITIONS.get(tzid)
+    if definition is None:  # pushed out by 4,096 newer definitions meanwhile: keep the rules
+        return rules
+    return DefinedZone(written, definition, rules)
 
 
 def _dates(component: icalendar.cal.Component, name: str) -> list[Temporal]:
@@ -109,9 +136,12 @@ def _dates(component: icalendar.cal.Component, name: str) -> list[Temporal]:
         return []
     out: list[Temporal] = []
     for prop in raw if isinstance(raw, list) else [raw]:
+        tzid = getattr(prop, "params", {}).get("TZID")
         for dt in getattr(prop, "dts", []):
             value = dt.dt
-            if isinstance(value, date):
+            if isinstance(value, datetime) and tzid:
+                out.append(_in_own_zone(value, str(tzid), name, []))
+            elif isinstance(value, date):
                 out.append(value)
     return out
 
@@ -151,7 +181,7 @@ def event_from_component(component: icalendar.cal.Component) -> tuple[Event, lis
         duration = component.decoded("DURATION")
         if not isinstance(duration, timedelta):
             raise ValueError("bad DURATION")
-        end = start + duration
+        end = after(start, duration)
     if end is not None and isinstance(start, datetime) != isinstance(end, datetime):
         raise ValueError("DTSTART and DTEND mix a date and a date-time")
     if end is not None and as_utc(end) < as_utc(start):
@@ -200,8 +230,62 @@ def event_from_component(component: icalendar.cal.Component) -> tuple[Event, lis
         busy_type=_CDO_BUSY.get(str(cdo).upper()) if cdo is not None else None,
         tzid=_zone_name(start),
         extra=extra,
+        this_and_future=str(getattr(component.get("RECURRENCE-ID"), "params", {}).get("RANGE", ""))
+        .upper() == "THISANDFUTURE",
+        alarms=[alarm.to_ical().decode() for alarm in component.subcomponents if alarm.name == "VALARM"],
     )
     return event, warnings
+
+
+def after(start: Temporal, duration: timedelta) -> Temporal:
+    """The end of ``duration`` from ``start`` as RFC 5545 3.3.6 counts it: days (and weeks) are
+    nominal, the same local time so many days on; hours, minutes and seconds are exact, elapsed
+    time. ``DURATION:PT3H`` from 01:00 on the night clocks go forward ends at 05:00 local, three
+    hours later, where datetime arithmetic (local time throughout) would say 04:00."""
+    if not isinstance(start, datetime) or start.tzinfo is None:
+        return start + duration
+    nominal = start + timedelta(days=duration.days)
+    exact = duration - timedelta(days=duration.days)
+    return (nominal.astimezone(UTC) + exact).astimezone(start.tzinfo)
+
+
+def _periods(component: icalendar.cal.Component) -> list[tuple[Temporal, Temporal]]:
+    """The ``RDATE;VALUE=PERIOD`` values of a VEVENT as (start, end) pairs."""
+    raw = component.get("RDATE")
+    out: list[tuple[Temporal, Temporal]] = []
+    for prop in (raw if isinstance(raw, list) else [raw]) if raw is not None else []:
+        tzid = getattr(prop, "params", {}).get("TZID")
+        for value in getattr(prop, "dts", []):
+            if isinstance(value.dt, tuple) and len(value.dt) == 2:
+                start, end = value.dt
+                if isinstance(start, datetime) and tzid:
+                    start = _in_own_zone(start, str(tzid), "RDATE", [])
+                if isinstance(end, timedelta):
+                    end = after(start, end)
+                elif isinstance(end, datetime) and isinstance(start, datetime) and start.tzinfo and end.tzinfo:
+                    end = end.astimezone(start.tzinfo)  # the same instant, in the start's zone
+                out.append((start, end))
+    return out
+
+
+def _period_overrides(master: Event, periods: list[tuple[Temporal, Temporal]],
+                      overridden: set[str]) -> list[Event]:
+    """``RDATE;VALUE=PERIOD`` in the form every platform holds: the start as a plain RDATE (added
+    to ``master``) and an override at that start carrying the period's end, unless the object
+    overrides that instance already (then the override says when it ends). Same occurrences,
+    same ends (RFC 5545 3.8.5.2); Radicale refuses PERIOD values and most clients ignore them."""
+    out = []
+    for start, end in periods:
+        master.rdate.append(start)
+        if _rid_key(start) not in overridden:
+            out.append(replace(master, recurrence_id=start, start=start, end=end, rrule=[], rdate=[],
+                               exdate=[], this_and_future=False, alarms=list(master.alarms),
+                               attendees=list(master.attendees), extra=dict(master.extra)))
+    return out
+
+
+def _rid_key(value: Temporal) -> str:
+    return as_utc(value).isoformat() if isinstance(value, datetime) and value.tzinfo else str(value)
 
 
 def _label(component: icalendar.cal.Component) -> str:
@@ -222,16 +306,76 @@ def _known_zones() -> frozenset[bytes]:
     return frozenset(name.encode() for name in available_timezones())
 
 
-def _without_known_timezones(data: bytes) -> bytes:
-    """``data`` less the VTIMEZONE blocks of zones the IANA database knows by that very TZID.
+_FOLD = re.compile(rb"\r?\n[ \t]")
+_CALENDAR = re.compile(rb"^BEGIN:VCALENDAR\r?\n.*?^END:VCALENDAR[ \t]*(?:\r?\n|\Z)", re.S | re.M)
+_TZID_LINE = re.compile(rb"^TZID:[^\r\n]*\r?\n", re.M)
+_TZID_PARAM = re.compile(rb';TZID=(?:"([^"\r\n]*)"|([^;:,"\r\n]*))', re.I)
+_TEXT_ESCAPE = re.compile(rb"\\([\\,;])")
+_SCOPE = "~calmesh-"
+"""Joins a TZID to the digest of its definition in the names icalendar sees (see
+:func:`_scoped_timezones`); never written out."""
+_DEFINITIONS: OrderedDict[str, bytes] = OrderedDict()
+"""Scoped TZID -> the VTIMEZONE text as read (its TZID as written), for the zones no IANA zone
+matches, which a copy must carry. Keyed by content, so shared safely; the last 4,096 kept."""
+_DEFINITIONS_LOCK = threading.Lock()
 
-    icalendar resolves such a TZID to the IANA zone and ignores its VTIMEZONE (it only builds
-    zones from definitions it has no name for), so the blocks change nothing in what is read; yet
-    they are half the lines of a typical object, and reading them was half the parse time."""
+
+def _prepare_timezones(data: bytes) -> bytes:
+    """``data`` as icalendar should read it: the VTIMEZONEs of zones the IANA database knows by
+    that very TZID left out, every other VTIMEZONE scoped to its object.
+
+    Left out: icalendar resolves such a TZID to the IANA zone and ignores its VTIMEZONE, so the
+    blocks change nothing in what is read (IANA rules win over a stale definition under an IANA
+    name: docs/timezones.md); yet they are half the lines of a typical object, and reading them was
+    half the parse time."""
     if b"BEGIN:VTIMEZONE" not in data:
         return data
+    data = _FOLD.sub(b"", data)  # a TZID folded across lines is still found
     known = _known_zones()
-    return _VTIMEZONE.sub(lambda m: b"" if m.group(1) in known else m.group(0), data)
+    data = _VTIMEZONE.sub(lambda m: b"" if m.group(1).strip() in known else m.group(0), data)
+    if b"BEGIN:VTIMEZONE" not in data:
+        return data
+    if _CALENDAR.search(data) is None:  # salvaging a damaged text: one scope
+        return _scoped_timezones(data)
+    return _CALENDAR.sub(lambda m: _scoped_timezones(m.group(0)), data)
+
+
+def _scoped_timezones(text: bytes) -> bytes:
+    """One VCALENDAR with each VTIMEZONE renamed, and every TZID parameter naming it, to its TZID
+    joined to a digest of its definition.
+
+    Why: icalendar keeps the zone it builds from a VTIMEZONE process-wide under its TZID, first
+    definition wins, so two calendars each defining Outlook's ``Customized Time Zone`` (one
+    +09:00, one US Eastern) would read in whichever zone came first. RFC 5545 3.2.19: a TZID
+    refers to the VTIMEZONE of its own object. Keyed by content, equal definitions still share
+    one zone (and icalendar's cache stays bounded by the distinct definitions met)."""
+    renames: dict[bytes, bytes] = {}
+
+    def scope(match: re.Match[bytes]) -> bytes:
+        block, name = match.group(0), _TEXT_ESCAPE.sub(rb"\1", match.group(1).strip())  # TZID:A\, B
+        body = _TZID_LINE.sub(b"", block).replace(b"\r\n", b"\n")
+        scoped = name + _SCOPE.encode() + hashlib.sha256(body).hexdigest()[:16].encode()
+        renames[name] = scoped
+        with _DEFINITIONS_LOCK:
+            _DEFINITIONS[scoped.decode(errors="replace")] = block
+            _DEFINITIONS.move_to_end(scoped.decode(errors="replace"))
+            while len(_DEFINITIONS) > 4096:
+                _DEFINITIONS.popitem(last=False)
+        escaped = scoped.replace(b"\\", b"\\\\").replace(b",", b"\\,").replace(b";", b"\\;")
+        return _TZID_LINE.sub(lambda _m: b"TZID:" + escaped + b"\r\n", block, count=1)
+
+    text = _VTIMEZONE.sub(scope, text)
+
+    def param(match: re.Match[bytes]) -> bytes:
+        name = (match.group(1) if match.group(1) is not None else match.group(2)).strip()
+        return b';TZID="' + renames[name] + b'"' if name in renames else match.group(0)
+
+    return _TZID_PARAM.sub(param, text)
+
+
+def scoped_tzid_name(tzid: str) -> str:
+    """The TZID as written, for a name read through :func:`_scoped_timezones`."""
+    return tzid.split(_SCOPE, 1)[0]
 
 
 _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
@@ -259,9 +403,6 @@ def _as_utf8(data: bytes) -> bytes:
     return data
 
 
-_FOLD = re.compile(rb"\r?\n[ \t]")
-
-
 def _read_block(block: bytes) -> tuple[list[icalendar.cal.Component], list[str]]:
     """One VEVENT/VTIMEZONE block, less the content lines that cannot be parsed at all (each one
     reported): a broken property must not cost the event."""
@@ -287,9 +428,9 @@ def _parse_calendars(data: bytes, platform: str, problems: list[Problem],
     What could not be read is unknown, never free: when events were lost, or nothing usable was
     read at all (garbage, binary, an empty or cut file), the calendar-level problem carries
     ``covers`` (the window asked about) as unknown time."""
-    data = _as_utf8(data)
+    data = _prepare_timezones(_as_utf8(data))
     try:
-        cals = icalendar.Calendar.from_ical(_without_known_timezones(data), multiple=True)
+        cals = icalendar.Calendar.from_ical(data, multiple=True)
         if not cals:
             raise ValueError("no VCALENDAR found")
         return [x_wr_timezone.to_standard(c) for c in cals]
@@ -363,6 +504,7 @@ def parse_items(data: str | bytes, platform: str = "") -> tuple[list[CalendarIte
         data = data.encode("utf-8")
     problems: list[Problem] = []
     by_uid: dict[str, CalendarItem] = {}
+    periods: list[tuple[CalendarItem, Event, list[tuple[Temporal, Temporal]]]] = []
     for cal in _parse_calendars(data, platform, problems):
         for component in cal.walk("VEVENT"):
             mended = _repair(component)
@@ -374,6 +516,11 @@ def parse_items(data: str | bytes, platform: str = "") -> tuple[list[CalendarIte
             problems.extend(Problem(platform, w, _label(component)) for w in mended + warnings)
             item = by_uid.setdefault(event.uid, CalendarItem(event.uid, []))
             item.components.append(event)
+            if event.recurrence_id is None and (found := _periods(component)):
+                periods.append((item, event, found))
+    for item, master, found in periods:
+        overridden = {_rid_key(e.recurrence_id) for e in item.components if e.recurrence_id is not None}
+        item.components.extend(_period_overrides(master, found, overridden))
     for item in by_uid.values():
         item.components.sort(key=lambda e: (e.recurrence_id is not None, str(e.recurrence_id)))
     return list(by_uid.values()), problems
@@ -551,6 +698,7 @@ def expand(
             if not components:
                 continue
             recurring = any(c.get("RRULE") or c.get("RDATE") or c.get("RECURRENCE-ID") for c in components)
+            lengths = _Lengths(components)
             found = None
             for attempt in range(2):
                 if unusable:  # keep what is certain: the first instance, RDATEs, overrides
@@ -579,6 +727,7 @@ def expand(
                 except (ValueError, TypeError, KeyError) as exc:
                     problems.append(Problem(platform, str(exc), _label(occurrence)))
                     continue
+                event.end = lengths.end_of(event)
                 if not recurring:
                     event.recurrence_id = None
                 elif event.recurrence_id is None:
@@ -590,9 +739,122 @@ def expand(
     return occurrences, list(dict.fromkeys(problems))  # each problem once, in order
 
 
+class _Lengths:
+    """How long each generated instance of a series lasts (RFC 5545 3.8.5.3): the exact duration
+    of its DTSTART-DTEND when DTEND is given, the nominal days plus exact time of its DURATION
+    otherwise; taken from the latest ``RANGE=THISANDFUTURE`` override before it, else from the
+    master. recurring-ical-events adds the local-time difference instead, so an instance spanning
+    a change of clocks came out an hour short or long."""
+
+    def __init__(self, components: Sequence[icalendar.cal.Component]) -> None:
+        self._master: tuple[str, timedelta] | None = None
+        self._future: list[tuple[datetime, tuple[str, timedelta] | None]] = []
+        self._explicit: set[str] = set()
+        for component in components:
+            rid = component.get("RECURRENCE-ID")
+            if rid is None:
+                self._master = _length(component)
+                # a PERIOD RDATE gives its own end
+                self._explicit.update(_rid_key(start) for start, _end in _periods(component))
+            elif str(rid.params.get("RANGE", "")).upper() == "THISANDFUTURE" and isinstance(rid.dt, datetime):
+                self._future.append((as_utc(rid.dt), _length(component)))
+                self._explicit.add(_rid_key(rid.dt))
+            else:
+                self._explicit.add(_rid_key(rid.dt))
+        self._future.sort(key=lambda pair: pair[0])
+
+    def end_of(self, occurrence: Event) -> Temporal | None:
+        start, rid = occurrence.start, occurrence.recurrence_id
+        if not isinstance(start, datetime) or start.tzinfo is None \
+                or (rid is not None and _rid_key(rid) in self._explicit):
+            return occurrence.end  # its own component says when it ends
+        length = self._master
+        for since, future in self._future:
+            if rid is not None and since <= as_utc(rid):
+                length = future
+        if length is None:
+            return occurrence.end
+        kind, amount = length
+        if kind == "exact":
+            return (start.astimezone(UTC) + amount).astimezone(start.tzinfo)
+        return after(start, amount)
+
+
+def _length(component: icalendar.cal.Component) -> tuple[str, timedelta] | None:
+    """("exact", DTEND - DTSTART in elapsed time) or ("nominal", DURATION); None otherwise."""
+    try:
+        start = component.decoded("DTSTART")
+        if component.get("DTEND") is not None:
+            end = component.decoded("DTEND")
+            if isinstance(start, datetime) and isinstance(end, datetime) and start.tzinfo and end.tzinfo:
+                return "exact", as_utc(end) - as_utc(start)
+            return None
+        if component.get("DURATION") is not None:
+            duration = component.decoded("DURATION")
+            return ("nominal", duration) if isinstance(duration, timedelta) else None
+    except (ValueError, TypeError, KeyError):
+        pass
+    return None
+
+
 def expand_items(items: Iterable[CalendarItem], window: Window, platform: str = "",
                  default_tz: tzinfo = UTC) -> tuple[list[Event], list[Problem]]:
     return expand(to_calendar(items), window, platform, default_tz)
+
+
+def without_this_and_future(item: CalendarItem) -> CalendarItem:
+    """``item`` with each ``RANGE=THISANDFUTURE`` override spelled out as an override of every
+    instance it changes: the same occurrences, for platforms without such a range (Exchange, by
+    EWS and Graph, overrides one occurrence at a time). Raises ValueError for an endless series
+    (no COUNT or UNTIL), which would take endless overrides: the write fails with that reason
+    rather than leave later instances at their old time."""
+    futures = [e for e in item.components if e.this_and_future and e.recurrence_id is not None]
+    master = item.master
+    if not futures or master is None:
+        return item
+    if any("COUNT=" not in r.upper() and "UNTIL=" not in r.upper() for r in master.rrule):
+        raise ValueError("a change to an occurrence and every later one (RANGE=THISANDFUTURE) of an "
+                         "endless series cannot be written here: it has no such range")
+
+    def since(override: Event) -> datetime:
+        assert override.recurrence_id is not None
+        return as_utc(override.recurrence_id)
+
+    first = min(since(e) for e in futures)
+    # the instances as the master alone makes them, from the first change on
+    originals, problems = expand_items([CalendarItem(item.uid, [master])],
+                                       Window(first, datetime(2200, 1, 1, tzinfo=UTC)))
+    if problems:
+        raise ValueError(f"cannot spell out RANGE=THISANDFUTURE: {problems[0].message}")
+    explicit = {_rid_key(e.recurrence_id): e for e in item.overrides
+                if not e.this_and_future and e.recurrence_id is not None}
+    components = [master]
+    for occurrence in originals:
+        rid = occurrence.recurrence_id
+        if rid is None or as_utc(rid) < first or _rid_key(rid) in explicit:
+            continue
+        governing = max((f for f in futures if since(f) <= as_utc(rid)), key=since)
+        start, end = _shifted(rid, governing)
+        components.append(replace(governing, recurrence_id=rid, start=start, end=end, this_and_future=False))
+    components.extend(explicit.values())
+    return CalendarItem(item.uid, components, item.ref)
+
+
+def _shifted(rid: Temporal, change: Event) -> tuple[Temporal, Temporal]:
+    """Where the instance at ``rid`` goes under a THISANDFUTURE ``change`` (RFC 5545 3.8.4.4):
+    moved as the changed instance was, in local time, lasting as long as it does."""
+    assert change.recurrence_id is not None
+    if not isinstance(rid, datetime) or rid.tzinfo is None:
+        start = rid + (change.start - change.recurrence_id)  # type: ignore[operator]
+        return start, start + (change.effective_end() - change.start)  # type: ignore[operator]
+    zone = rid.tzinfo
+
+    def wall(value: Temporal) -> datetime:
+        return as_utc(value).astimezone(zone).replace(tzinfo=None)
+
+    start = (rid.replace(tzinfo=None) + (wall(change.start) - wall(change.recurrence_id))).replace(tzinfo=zone)
+    length = as_utc(change.effective_end()) - as_utc(change.start)
+    return start, (start.astimezone(UTC) + length).astimezone(zone)
 
 
 # ------------------------------------------------------------------------------------ writing
@@ -600,7 +862,8 @@ def _portable(value: Temporal) -> Temporal:
     """A date-time iCalendar can carry as it is: one in a fixed UTC offset (no zone name, as
     Graph, EWS or a parsed ``+01:00`` give) is written in UTC, the same instant. Written as it is it
     would get a made-up TZID ("UTC+01:00") with no VTIMEZONE, which readers take as floating time."""
-    if isinstance(value, datetime) and value.tzinfo is not None and not isinstance(value.tzinfo, ZoneInfo) \
+    if isinstance(value, datetime) and value.tzinfo is not None \
+            and not isinstance(value.tzinfo, ZoneInfo | DefinedZone) \
             and value.utcoffset() is not None and value.tzinfo is not UTC:
         return value.astimezone(UTC)
     return value
@@ -630,6 +893,8 @@ def event_to_component(event: Event, *, stamp: datetime | None = None) -> icalen
         _add_temporal(component, "DTEND", event.end)
     if event.recurrence_id is not None:
         _add_temporal(component, "RECURRENCE-ID", event.recurrence_id)
+        if event.this_and_future:
+            component["RECURRENCE-ID"].params["RANGE"] = "THISANDFUTURE"
     for name, value in (("SUMMARY", event.summary), ("DESCRIPTION", event.description),
                         ("LOCATION", event.location)):
         if value is not None:
@@ -663,6 +928,8 @@ def event_to_component(event: Event, *, stamp: datetime | None = None) -> icalen
         component.add("X-MICROSOFT-CDO-BUSYSTATUS", _CDO_OUT[event.busy_type])
     for name, value in event.extra.items():
         component.add(name, value)
+    for alarm in event.alarms:
+        component.add_component(icalendar.Alarm.from_ical(alarm))
     return component
 
 
@@ -704,8 +971,12 @@ def _observance(local: datetime, before: timedelta, after: timedelta, name: str 
 
 def _vtimezone(zone: ZoneInfo, first_year: int) -> icalendar.Timezone:
     """A VTIMEZONE for ``zone`` valid from ``first_year``, written the way Outlook, Apple and
-    Google write them: one observance per kind of change with a yearly RRULE, when the zone's
-    changes follow such rules; else (Casablanca, Jerusalem...) each change listed as an RDATE.
+    Google write them: one observance per kind of change with a yearly RRULE for the years the
+    zone's changes follow such rules (up to now and on); one observance per change before that
+    (US before 2007, Sydney before 2008) and for zones without yearly rules (Casablanca,
+    Jerusalem...). Never one observance listing its changes in an RDATE: Radicale keeps only the
+    first value of such a list and reads every later change as never happening (a Sydney series
+    an hour off from 2001 in its copy and in Radicale's own free/busy).
 
     Why not icalendar's ``add_missing_timezones``: it lists every change as an RDATE from 1970,
     Radicale then misplaces London and Sydney times by an hour (its time-range queries and
@@ -716,28 +987,61 @@ def _vtimezone(zone: ZoneInfo, first_year: int) -> icalendar.Timezone:
     changes = _transitions(zone, first_year, years)
     vtz = icalendar.Timezone()
     vtz.add("TZID", zone.key)
-    kinds: dict[tuple[timedelta, timedelta, str | None, bool], list[datetime]] = {}
+    split, rules = _yearly_tail(zone, first_year, years)
+    if split > 0 or not changes:
+        # before the first change (or forever, for a zone without changes): the offset then
+        start = datetime(first_year, 1, 1, tzinfo=zone)
+        offset = start.utcoffset() or timedelta(0)
+        vtz.add_component(_observance(start.replace(tzinfo=None), offset, offset, start.tzname(),
+                                      bool(start.dst())))
+    for instant, before, after in changes[:split]:  # one observance per change
+        after_local = instant.astimezone(zone)
+        vtz.add_component(_observance((instant + before).replace(tzinfo=None), before, after,
+                                      after_local.tzname(), bool(after_local.dst())))
+    for key, start, byday in rules:
+        observance = _observance(start, *key)
+        observance.add("RRULE", {"FREQ": "YEARLY", "BYMONTH": start.month, "BYDAY": byday})
+        vtz.add_component(observance)
+    return vtz
+
+
+_Kind = tuple[timedelta, timedelta, str | None, bool]
+
+
+@lru_cache(maxsize=512)
+def _yearly_tail(zone: ZoneInfo, first_year: int, years: int) -> tuple[int, tuple[tuple[_Kind, datetime, str], ...]]:
+    """Where the zone's changes (:func:`_transitions`) settle into yearly rules lasting to the
+    last year: (index of the first such change, (kind, first local change, BYDAY) of each rule);
+    (number of changes, ()) when they never do. Cached: every write of an event needs it."""
+    changes = _transitions(zone, first_year, years)
+    last_year = first_year + years - 1
+    for i in range(len(changes)):  # the longest run of yearly changes lasting to the last year
+        if changes[-1][0].year < last_year:
+            break
+        rules = _yearly_kinds(zone, changes[i:])
+        if rules is not None:
+            return i, tuple((key, starts[0], byday) for key, starts, byday in rules)
+    return len(changes), ()
+
+
+def _yearly_kinds(zone: ZoneInfo, changes: Sequence[tuple[datetime, timedelta, timedelta]],
+                  ) -> list[tuple[_Kind, list[datetime], str]] | None:
+    """``changes`` as two kinds of change (to and from summer time) each on a yearly rule over
+    five years at least: (kind, local change times, BYDAY) each; None when they are not."""
+    kinds: dict[_Kind, list[datetime]] = {}
     for instant, before, after in changes:
         after_local = instant.astimezone(zone)
         key = (before, after, after_local.tzname(), bool(after_local.dst()))
         kinds.setdefault(key, []).append((instant + before).replace(tzinfo=None))
-    rules = {key: _yearly_rule(starts) for key, starts in kinds.items()}
-    if len(kinds) == 2 and all(rules.values()):
-        for key, starts in kinds.items():
-            observance = _observance(starts[0], *key)
-            observance.add("RRULE", {"FREQ": "YEARLY", "BYMONTH": starts[0].month, "BYDAY": rules[key]})
-            vtz.add_component(observance)
-        return vtz
-    # before the first change (or forever, for a zone without changes): the offset then
-    start = datetime(first_year, 1, 1, tzinfo=zone)
-    offset = start.utcoffset() or timedelta(0)
-    vtz.add_component(_observance(start.replace(tzinfo=None), offset, offset, start.tzname(), bool(start.dst())))
+    if len(kinds) != 2 or any(len(starts) < 5 for starts in kinds.values()):
+        return None
+    out = []
     for key, starts in kinds.items():
-        observance = _observance(starts[0], *key)
-        if starts[1:]:
-            observance.add("RDATE", starts[1:])
-        vtz.add_component(observance)
-    return vtz
+        byday = _yearly_rule(starts)
+        if byday is None:
+            return None
+        out.append((key, starts, byday))
+    return out
 
 
 def _yearly_rule(starts: list[datetime]) -> str | None:
@@ -764,10 +1068,21 @@ def _days_in_month(value: datetime) -> int:
     return (following - timedelta(days=following.day)).day
 
 
+VTIMEZONES_SINCE = 2000
+"""The first year calmesh's VTIMEZONEs cover (see :func:`_add_timezones`): zones on today's yearly
+rules since then take two observances, zones whose rules changed since one more per change."""
+
+
 def _add_timezones(cal: icalendar.Calendar, items: Sequence[CalendarItem]) -> None:
-    """VTIMEZONEs for the zones the events use (see :func:`_vtimezone`), valid from a year before
-    the earliest event."""
+    """VTIMEZONEs for the zones the events use (see :func:`_vtimezone`), valid from
+    :data:`VTIMEZONES_SINCE` (or a year before the earliest event, if earlier).
+
+    One definition per zone, whatever the events: Radicale (through vobject) keeps the first
+    VTIMEZONE it reads for a TZID for as long as it runs and reads every later object by it, so
+    a definition valid only from this year's events would misplace, in its free/busy, an older
+    series copied later (a Sydney series from 2001 an hour off)."""
     first_year: dict[str, tuple[ZoneInfo, int]] = {}
+    defined: dict[str, DefinedZone] = {}
     for item in items:
         for event in item.components:
             for value in (event.start, event.end, event.recurrence_id, *event.exdate, *event.rdate):
@@ -775,10 +1090,19 @@ def _add_timezones(cal: icalendar.Calendar, items: Sequence[CalendarItem]) -> No
                     zone = value.tzinfo
                     year = min(value.year, first_year.get(zone.key, (zone, value.year))[1])
                     first_year[zone.key] = (zone, year)
+                elif isinstance(value, datetime) and isinstance(value.tzinfo, DefinedZone):
+                    defined.setdefault(value.tzinfo.key, value.tzinfo)
     missing = cal.get_missing_tzids()
     for key, (zone, year) in first_year.items():
         if key in missing:
-            cal.add_component(_vtimezone(zone, year - 1))
+            cal.add_component(_vtimezone(zone, min(year - 1, VTIMEZONES_SINCE)))
+    for key, definition in defined.items():  # a zone no IANA zone matches: as it was read
+        if key in missing:
+            # read under its scoped name: icalendar keeps every VTIMEZONE it reads process-wide
+            # by TZID, and this one must not stand for the name in other objects
+            vtz = icalendar.Timezone.from_ical(_scoped_timezones(definition.definition))
+            vtz["TZID"] = icalendar.vText(key)
+            cal.add_component(vtz)
     cal.add_missing_timezones()  # any other named tzinfo (dateutil zones); fixed offsets go as UTC
     # VTIMEZONEs first, as Apple, Google and Outlook write them: a reader meeting a TZID before its
     # definition may have to read the object twice (icalendar does, for forward references)

@@ -207,6 +207,11 @@ class Event:
     """The IANA zone the event was authored in, kept so writes round-trip local times."""
     extra: dict[str, str] = field(default_factory=dict)
     """Other properties worth carrying across platforms (X- properties such as the calmesh marker)."""
+    this_and_future: bool = False
+    """An override with ``RECURRENCE-ID;RANGE=THISANDFUTURE``: its changes apply to every later
+    instance too (RFC 5545 3.8.4.4)."""
+    alarms: list[str] = field(default_factory=list)
+    """The event's VALARMs, each as iCalendar text, carried into copies as they are."""
 
     @property
     def all_day(self) -> bool:

@@ -7,6 +7,7 @@ it (``exchangelib.winzone``), so we use that table rather than keeping a copy of
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -87,3 +88,113 @@ def zoneinfo(name: str | None, default: str = "UTC") -> ZoneInfo:
         return ZoneInfo(iana)
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo(default)
+
+
+class DefinedZone(tzinfo):
+    """A zone known only from the VTIMEZONE of the object that uses it (RFC 5545 3.2.19: a TZID
+    names the definition in its own object), kept with that definition so a copy can carry it.
+
+    ``key`` is the TZID as read (``"Customized Time Zone"``), ``definition`` the VTIMEZONE text as
+    read, ``rules`` a tzinfo built from it. Two zones with the same name and text are equal:
+    equality is by content, never by name alone, so one calendar's ``Customized Time Zone`` is
+    never another's."""
+
+    def __init__(self, key: str, definition: bytes, rules: tzinfo) -> None:
+        self.key = key
+        self.definition = definition
+        self._rules = rules
+
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        return self._rules.utcoffset(dt)
+
+    def dst(self, dt: datetime | None) -> timedelta | None:
+        return self._rules.dst(dt)
+
+    def tzname(self, dt: datetime | None) -> str | None:
+        return self._rules.tzname(dt)
+
+    def fromutc(self, dt: datetime) -> datetime:
+        return self._rules.fromutc(dt.replace(tzinfo=self._rules)).replace(tzinfo=self)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DefinedZone) and (self.key, self.definition) == (other.key, other.definition)
+
+    def __hash__(self) -> int:
+        return hash((self.key, self.definition))
+
+    def __repr__(self) -> str:
+        return f"DefinedZone({self.key!r})"
+
+
+def _offset_at(zone: tzinfo, instant: datetime) -> timedelta | None:
+    return instant.astimezone(zone).utcoffset()
+
+
+def _changes(zone: ZoneInfo, first_year: int, last_year: int) -> list[datetime]:
+    """The UTC instants (to the hour) at which ``zone`` changes offset in these years; hourly is
+    fine enough here, since every rule a VTIMEZONE can state changes on a whole hour or less often
+    than a candidate zone does, and a half-hour difference shows at the hour after."""
+    out = []
+    cursor = datetime(first_year, 1, 1, tzinfo=UTC)
+    end = datetime(last_year + 1, 1, 1, tzinfo=UTC)
+    before = _offset_at(zone, cursor)
+    while cursor < end:  # by day, then by hour within a day that changes
+        step = cursor + timedelta(days=1)
+        if _offset_at(zone, step) != before:
+            hour = cursor
+            while _offset_at(zone, hour) == before:
+                hour += timedelta(hours=1)
+            out.append(hour)
+            before = _offset_at(zone, hour)
+        cursor = step
+    return out
+
+
+@lru_cache(maxsize=2048)
+def _samples(zone: ZoneInfo, first_year: int, last_year: int) -> tuple[tuple[datetime, timedelta | None], ...]:
+    """Instants where a definition agreeing with ``zone`` must have ``zone``'s offset: an hour
+    before and at each change, and twice a month (a change ``zone`` lacks lasts longer)."""
+    instants: set[datetime] = set()
+    for change in _changes(zone, first_year, last_year):
+        instants.update((change - timedelta(hours=1), change))
+    for year in range(first_year, last_year + 1):
+        for month in range(1, 13):
+            instants.update(datetime(year, month, day, 12, tzinfo=UTC) for day in (1, 15))
+    return tuple((i, _offset_at(zone, i)) for i in sorted(instants))
+
+
+@lru_cache(maxsize=1)
+def _main_zones() -> tuple[str, ...]:
+    """The main IANA zone of each Windows zone, the widest first (by how many IANA zones share
+    its Windows zone): of zones with equal offsets, a made-up name gets the best known
+    (``America/New_York`` rather than ``America/Grand_Turk``)."""
+    to_iana_map, to_windows_map = _windows_tables()
+    width: dict[str, int] = {}
+    for windows, _territory in to_windows_map.values():
+        width[windows] = width.get(windows, 0) + 1
+    ranked = sorted(to_iana_map.items(), key=lambda pair: (-width.get(pair[0], 0), pair[1]))
+    return tuple(dict.fromkeys(iana for _windows, iana in ranked))
+
+
+def matching_iana(name: str, rules: tzinfo, year: int, years: int = 10) -> str | None:
+    """The IANA zone whose offsets equal those of ``rules`` (a zone built from a VTIMEZONE) from
+    ``year`` for ``years`` years, or None.
+
+    Tried first: the zone the name itself means (an IANA name, a Windows name through the CLDR
+    table, a ``/vendor/Area/City`` name); then the main zone of every Windows zone, which is how
+    Outlook's ``Customized Time Zone`` and other made-up names find theirs. A definition that
+    differs from the zone its name means (old rules, a zone edited by hand) matches nothing by its
+    name: its own offsets are what its author saw."""
+    first, last = year, year + years - 1
+    quick = [datetime(y, month, 15, 12, tzinfo=UTC) for y in (first, last) for month in (1, 7)]
+    candidates = [to_iana(name), *_main_zones()]
+    for candidate in dict.fromkeys(c for c in candidates if c):
+        try:
+            zone = ZoneInfo(candidate)
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+        if any(_offset_at(rules, i) != _offset_at(zone, i) for i in quick):
+            continue  # most candidates fail here, before their changes are computed
+        if all(_offset_at(rules, i) == offset for i, offset in _samples(zone, first, last)):
+            return candidate
+    return None

@@ -20,10 +20,13 @@ from zoneinfo import ZoneInfo
 from dateutil.rrule import rrulestr
 from icalendar import vRecur
 
+from calmesh import ical
+from calmesh.connectors.base import InvalidDataError
 from calmesh.model import (
     MARKER_PROPERTY,
     BusyPeriod,
     BusyType,
+    CalendarItem,
     Classification,
     Event,
     EventStatus,
@@ -370,3 +373,14 @@ def occurrence_starts(event: Event, zone: ZoneInfo, until: datetime, limit: int 
         found.append(extra)
     found = sorted(set(found), key=lambda v: local_naive(v, zone))
     return [v for v in found if not any(same_instant(v, x) for x in event.exdate)]
+
+
+def without_ranges(connector: str, item: CalendarItem) -> CalendarItem:
+    """``item`` as Exchange can hold it: a change to an occurrence and every later one
+    (``RANGE=THISANDFUTURE``, which Exchange lacks) spelled out occurrence by occurrence
+    (:func:`calmesh.ical.without_this_and_future`); where that cannot be done (an endless
+    series), the write fails for this item with the reason, rather than change it silently."""
+    try:
+        return ical.without_this_and_future(item)
+    except ValueError as exc:
+        raise InvalidDataError(connector, str(exc), item=item.uid) from exc

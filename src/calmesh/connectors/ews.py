@@ -526,6 +526,7 @@ class EWSConnector(Connector):
 
     # ------------------------------------------------------------------------------- writing
     def put(self, calendar: str, item: CalendarItem, if_match: str | None = None) -> ItemRef:
+        item = ex.without_ranges(self.name, item)
         master = item.master or item.components[0]
 
         def write() -> tuple[str, str]:

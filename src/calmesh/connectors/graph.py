@@ -385,6 +385,7 @@ class GraphConnector(Connector):
 
     # ------------------------------------------------------------------------------- writing
     def put(self, calendar: str, item: CalendarItem, if_match: str | None = None) -> ItemRef:
+        item = ex.without_ranges(self.name, item)
         master = item.master or item.components[0]
         try:
             body = self.event_to_graph(master)

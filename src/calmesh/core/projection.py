@@ -7,7 +7,8 @@ Pure: no I/O. Three jobs, kept together because they must agree:
   title, description, location, organizer and attendees never leave the source.
 * :func:`content_hash` fingerprints the *synced* fields of an item. It ignores what platforms
   rewrite on their own (UID, SEQUENCE, LAST-MODIFIED, DTSTAMP, the authoring zone, X- properties
-  such as the calmesh marker) and normalises what they spell differently (instants to UTC, RRULE
+  such as the calmesh marker, VALARMs: copies carry them, but reminders are each calendar's own,
+  and platforms replace them with their owner's defaults) and normalises what they spell differently (instants to UTC, RRULE
   part order, CRLF in text), so the echo of calmesh's own write hashes like what it wrote.
   Scheduling state is not hashed either: the ORGANIZER and each attendee's PARTSTAT/RSVP belong
   to each calendar's scheduling agent, and the platforms impose their own on a copy (Exchange
@@ -90,6 +91,8 @@ def _component(event: Event) -> dict[str, object]:
         "class": event.classification.value,
         "busy_type": None if event.busy_type is None else int(event.busy_type),
         "attendees": sorted((a.email, a.role.value) for a in event.attendees),
+        # only when set, so that the hash of every other component is what it was (no version bump)
+        **({"range": "THISANDFUTURE"} if event.this_and_future else {}),
     }
 
 
@@ -148,10 +151,11 @@ def without_people(item: CalendarItem) -> CalendarItem:
 def busy_block(item: CalendarItem, title: str = "Busy") -> CalendarItem:
     """The private placeholder standing in for ``item`` in a busy-mode group.
 
-    Every component (master and overrides) keeps its times, recurrence, exceptions, status,
-    transparency and explicit busy type, so the placeholder blocks exactly the time the original
+    Every component (master and overrides) keeps its times, recurrence, exceptions (with their
+    ``RANGE=THISANDFUTURE``), status, transparency and explicit busy type, so the placeholder blocks exactly the time the original
     does, moved and cancelled occurrences included. Nothing descriptive survives, and CLASS is
-    PRIVATE so that platforms which show details to delegates still hide it. Idempotent:
+    PRIVATE so that platforms which show details to delegates still hide it. No VALARM either: its
+    text often repeats the title. Idempotent:
     ``busy_block(busy_block(x))`` hashes like ``busy_block(x)``.
     """
     components = [
@@ -171,6 +175,7 @@ def busy_block(item: CalendarItem, title: str = "Busy") -> CalendarItem:
             last_modified=e.last_modified,
             busy_type=e.busy_type,
             tzid=e.tzid,
+            this_and_future=e.this_and_future,
         )
         for e in item.components
     ]
