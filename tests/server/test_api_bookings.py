@@ -112,8 +112,8 @@ def test_a_change_meanwhile_is_a_412(server: Served, uid: str, monkeypatch: pyte
     fails, the API answers 412 and nothing is changed or sent."""
     zoho = ICSConnector("zoho", ICSSettings(kind="ics", path=str(server.hub.config.resolve_path("zoho"))))
 
-    def read_then_edit(hub: Hub, platform: str, calendar: str, wanted: str) -> CalendarItem:
-        item = stored_item(hub, platform, calendar, wanted)
+    def read_then_edit(hub: Hub, platform: str, calendar: str, wanted: str, item_id: str | None = None) -> CalendarItem:
+        item = stored_item(hub, platform, calendar, wanted, item_id)
         if calendar == f"{ALICE}.ics":
             edited = item.components[0].with_changes(summary="Edited meanwhile")
             zoho.put(calendar, CalendarItem(wanted, [edited], item.ref), if_match=item.ref.etag if item.ref else None)

@@ -206,8 +206,8 @@ def test_a_copy_changed_meanwhile_is_not_overwritten(hub: Hub, radicale: CalDAVS
     booking = book(hub)
     home = hub.directory.get(ALICE).calendars[0]
 
-    def read_then_edit(hub_: Hub, platform: str, calendar: str, uid: str) -> CalendarItem:
-        item = stored_item(hub_, platform, calendar, uid)
+    def read_then_edit(hub_: Hub, platform: str, calendar: str, uid: str, item_id: str | None = None) -> CalendarItem:
+        item = stored_item(hub_, platform, calendar, uid, item_id)
         if calendar == home:
             edited = CalendarItem(uid, [item.components[0].with_changes(summary="Edited by Alice")], item.ref)
             radicale.connector().put(home, edited, if_match=item.ref.etag if item.ref else None)

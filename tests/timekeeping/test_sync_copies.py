@@ -5,6 +5,7 @@ answers a free-busy-query. The expected instants are computed here with zoneinfo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ import pytest
 from dateutil.rrule import MONTHLY, WEEKLY, rrule
 
 from calmesh import ical
+from calmesh.demo.servers import start_radicale
 from calmesh.fakes.samples import single
 from calmesh.model import Window
 from sync.peers import Group, Peer, bump
@@ -118,14 +120,28 @@ def radicale_busy(server: CalDAVServer, peer: Peer, window: Window) -> list[Span
     return sorted((p.start, p.end) for p in ical.parse_vfreebusy(response.text))
 
 
-def test_radicale_reads_calmesh_vtimezones_of_zones_whose_rules_changed(tmp_path: Path, rad: Peer, xan: Peer,
-                                                                        radicale: CalDAVServer,
+@pytest.fixture
+def own_radicale(tmp_path_factory: pytest.TempPathFactory, radicale: CalDAVServer) -> Iterator[CalDAVServer]:
+    """A Radicale server of this test's own: Radicale keeps the first VTIMEZONE it reads for a
+    TZID for as long as it runs, so on the session's server the zone this test checks could be
+    one another test's calendar defined first (the outcome would depend on test order)."""
+    from conftest import CALDAV_PASSWORD, CALDAV_USER, CalDAVServer
+
+    with start_radicale(tmp_path_factory.mktemp("radicale-own"), {CALDAV_USER: CALDAV_PASSWORD}) as server:
+        yield CalDAVServer("radicale", server, f"{server.url}{CALDAV_USER}/")
+
+
+def test_radicale_reads_calmesh_vtimezones_of_zones_whose_rules_changed(tmp_path: Path, xan: Peer,
+                                                                        own_radicale: CalDAVServer,
                                                                         xandikos: CalDAVServer) -> None:
     """A monthly Sydney series from 2001, copied to Radicale: calmesh's VTIMEZONE lists each of
     Sydney's changes before 2008 as its own observance, so Radicale's own free/busy has every
     instance at its instant (with an RDATE list it kept only the first change: an hour off).
     Radicale keeps the first VTIMEZONE it reads for a TZID while it runs, so one of this year's
-    Sydney events goes first: calmesh writes one definition per zone whatever the events' years."""
+    Sydney events goes first (on a server of the test's own): calmesh writes one definition per
+    zone whatever the events' years."""
+    radicale = own_radicale
+    rad = Peer("rad", radicale.connector("rad"), radicale.new_calendar())
     recent = datetime(2026, 3, 2, 9, tzinfo=ZoneInfo("Australia/Sydney"))
     rad.conn.put(radicale.new_calendar(), single("sydney-recent@test", recent, recent + HOUR))
     put_raw(xandikos, xan, "sydney.ics", SYDNEY_SERIES_FROM_2001)
