@@ -30,8 +30,8 @@ def folder(tmp_path: Path, name: str) -> ICSConnector:
     return ICSConnector(name, ICSSettings(kind="ics", path=str(tmp_path / name)))
 
 
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
+def write_config(tmp_path: Path, group_settings: str) -> Path:
+    """Two ICS folders in one sync group ``team``, with ``group_settings`` (TOML lines) added."""
     folder(tmp_path, "left")
     folder(tmp_path, "right")
     path = tmp_path / "calmesh.toml"
@@ -46,9 +46,13 @@ kind = "ics"
 path = "right"
 [sync.groups.team]
 calendars = [{platform = "left", calendar = "team.ics"}, {platform = "right", calendar = "team.ics"}]
-interval = "5m"
-""")
+""" + group_settings + "\n")
     return path
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    return write_config(tmp_path, 'interval = "5m"')
 
 
 def invoke(*args: str) -> tuple[int, str]:

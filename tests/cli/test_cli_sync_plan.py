@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from test_cli_sync import folder, invoke, meeting, runner  # tests/cli is not a package
+from test_cli_sync import write_config as team_config
 
 from calmesh.cli import app
 from calmesh.connectors.ics import ICSConnector, ICSSettings
@@ -21,23 +22,7 @@ LEFT, RIGHT = "left/team.ics", "right/team.ics"
 
 
 def write_config(tmp_path: Path, mode: str = "mirror") -> Path:
-    folder(tmp_path, "left")
-    folder(tmp_path, "right")
-    path = tmp_path / "calmesh.toml"
-    path.write_text(f"""
-[hub]
-state = "sqlite:///state.sqlite"
-[platforms.left]
-kind = "ics"
-path = "left"
-[platforms.right]
-kind = "ics"
-path = "right"
-[sync.groups.team]
-calendars = [{{platform = "left", calendar = "team.ics"}}, {{platform = "right", calendar = "team.ics"}}]
-mode = "{mode}"
-""")
-    return path
+    return team_config(tmp_path, f'mode = "{mode}"')
 
 
 def private(n: int, summary: str) -> CalendarItem:
