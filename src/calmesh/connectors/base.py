@@ -266,6 +266,9 @@ class Capabilities:
     max_freebusy_days: int | None = None
     """Longest window one native free/busy call may cover (Graph < 62, Zoho 31, Google ~90)."""
     working_hours: bool = False
+    people: bool = True
+    """The platform keeps the ORGANIZER and ATTENDEEs of what is written (an in-house table
+    usually does not: the identity record then keeps them for the meetings calmesh books)."""
 
 
 @dataclass(slots=True)
