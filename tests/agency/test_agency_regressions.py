@@ -74,8 +74,6 @@ def test_item3_a_busy_block_is_reported_as_a_conflict(agency: AgencyMachine) -> 
     agency.agency_holds()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "EWS chooses its item ids, so no pending record can be made before the write, and a copy deleted in the instant between the server storing it and calmesh recording it is written again (docs/sync.md, Crash safety; open in issue 12)"))
 def test_item4_a_copy_deleted_after_a_kill_comes_back(agency: AgencyMachine) -> None:
     """[deleted-returns]: a run is killed just after its PUT of Alice's event into her Exchange
     calendar reached the server (before the record); Alice deletes that copy; the next run puts it back."""
