@@ -301,14 +301,20 @@ class Model:
                 if s.key == item.key and named not in (None, organiser) and named != owner:
                     out.append(f"[organiser-only] {item.key} in {place} names {named} as its "
                                f"organiser; {organiser} booked it: {s}")
-        home = self.agency.home(item.owner).key
-        mine = [s for s in seen[home] if s.key == item.key]
-        if mine and mine[0].event.attendees:
+        home = self.agency.home(item.owner)
+        mine = [s for s in seen[home.key] if s.key == item.key]
+        if self.agency.hub.connector(home.platform).capabilities.answers:
+            kept, where = (mine[0].event if mine and mine[0].event.attendees else None), f"the organiser's copy in {home.key}"
+        else:  # Exchange sets answers only from its own response messages: calmesh's record keeps them
+            record = self.agency.hub.identities().get(item.uid)
+            kept = Event(item.uid, item.start, item.end, attendees=list(record.people)) if record else None
+            where = f"calmesh's record of the meeting (its organiser is on {home.platform})"
+        if kept is not None:
             for who, answer in item.answers.items():
-                has = mine[0].event.partstat_of(self.agency.email[who])
+                has = kept.partstat_of(self.agency.email[who])
                 if has is not answer:
-                    out.append(f"[edit-lost] {who} answered {answer.value} to {item.key}; the organiser's copy in "
-                               f"{home} says {has.value if has else 'nothing'}")
+                    out.append(f"[edit-lost] {who} answered {answer.value} to {item.key}; {where} says "
+                               f"{has.value if has else 'nothing'}")
         return out
 
     def busy_shown_free(self, seen: dict[str, list[Seen]], answers: Iterable[PersonFreeBusy]) -> list[str]:

@@ -52,6 +52,14 @@ def test_item1_a_reply_to_a_meeting_booked_on_the_inhouse_table_is_lost(agency: 
     agency.attendee_answers(pick=0, answer=PartStat.ACCEPTED)
 
 
+def test_item1_a_reply_to_a_meeting_booked_on_exchange_is_lost(agency: AgencyMachine) -> None:
+    """[edit-lost] (found by a soak): Farid's TENTATIVE to Carla's meeting was written into her EWS
+    copy, where Exchange keeps no answer it did not receive itself: calmesh's record keeps it."""
+    agency.book(organiser="carla", others=["farid"], day=0, hour=16, minutes=30, topic="retro")
+    agency.attendee_answers(pick=0, answer=PartStat.TENTATIVE)
+    agency.agency_holds()
+
+
 def test_item2_sync_plans_to_delete_a_live_invitation(agency: AgencyMachine) -> None:
     """[deletion-reason]: Alice (Radicale) books with Carla (EWS); the mirror group holding both
     calendars plans "copy of an item deleted at its origin" for Carla's live invitation."""
@@ -81,4 +89,16 @@ def test_item4_a_copy_deleted_after_a_kill_comes_back(agency: AgencyMachine) -> 
     agency.sync_killed(group="mirror", at=1, after_write=True)
     agency.delete_directly(pick=1)
     agency.sync(group="mirror", full=False, confirm=False)
+    agency.agency_holds()
+
+
+def test_item3_a_busy_block_stays_busy_after_its_meeting_is_cancelled(agency: AgencyMachine) -> None:
+    """[deleted-returns] (kept in tests/agency/examples): David cancels his Graph meeting, which
+    Graph then shows as free; its busy block in his project table, which has a status column but
+    no show-as, was rewritten "free" and read back busy. A block of a cancelled or free event is
+    now cancelled and transparent, whichever of the two its platform keeps."""
+    agency.book(organiser="david", others=["emma"], day=3, hour=13, minutes=60, topic="retro")
+    agency.sync(group="busy", full=False, confirm=False)
+    agency.cancel(pick=0)
+    agency.sync(group="busy", full=False, confirm=False)
     agency.agency_holds()

@@ -25,6 +25,7 @@ from calmesh.core.syncplan import (
 from calmesh.model import (
     MARKER_PROPERTY,
     Attendee,
+    BusyType,
     CalendarItem,
     Classification,
     Event,
@@ -85,6 +86,19 @@ def test_busy_block_keeps_time_and_recurrence_drops_details() -> None:
                                                               master.exdate, EventStatus.TENTATIVE)
     assert (o.recurrence_id, o.start, o.summary) == (moved.recurrence_id, moved.start, "Occupied")
     assert content_hash(busy_block(block, "Occupied")) == content_hash(block)
+
+
+def test_a_busy_block_of_what_blocks_nothing_is_cancelled_and_free() -> None:
+    """Cancelled, transparent or explicitly free: the block says both, so a platform that keeps
+    only a status (an in-house table) or only free/busy (Exchange) still reads it as free."""
+    for free in (Event("c", T0, T0 + timedelta(hours=1), status=EventStatus.CANCELLED),
+                 Event("t", T0, T0 + timedelta(hours=1), transparent=True),
+                 Event("f", T0, T0 + timedelta(hours=1), busy_type=BusyType.FREE)):
+        block = busy_block(CalendarItem(free.uid, [free])).components[0]
+        assert (block.status, block.transparent) == (EventStatus.CANCELLED, True)
+        assert block.effective_busy_type() is BusyType.FREE
+    busy = busy_block(CalendarItem("b", [Event("b", T0, T0 + timedelta(hours=1))])).components[0]
+    assert (busy.status, busy.transparent) == (EventStatus.CONFIRMED, False)
 
 
 @given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)),

@@ -269,6 +269,10 @@ class Capabilities:
     people: bool = True
     """The platform keeps the ORGANIZER and ATTENDEEs of what is written (an in-house table
     usually does not: the identity record then keeps them for the meetings calmesh books)."""
+    answers: bool = True
+    """The platform keeps each attendee's answer (PARTSTAT) as written. Exchange does not: it
+    sets them only from the response messages its own mailboxes process, so an iTIP REPLY
+    calmesh receives is kept in the identity record instead."""
 
 
 CLOCK_SKEW = timedelta(minutes=5)

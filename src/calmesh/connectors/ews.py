@@ -222,6 +222,7 @@ class EWSConnector(Connector):
     capabilities: ClassVar[Capabilities] = Capabilities(
         read=True, write=True, changes=True, native_freebusy=True,
         freebusy_batch=MAX_MAILBOXES, max_freebusy_days=None, working_hours=True,
+        answers=False,  # an attendee's ResponseType is Exchange's to set, from response messages
     )
     settings: EWSSettings
 

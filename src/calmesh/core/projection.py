@@ -35,7 +35,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Literal
 
-from calmesh.model import CalendarItem, Classification, Event, Temporal
+from calmesh.model import BusyType, CalendarItem, Classification, Event, EventStatus, Temporal
 
 SyncMode = Literal["mirror", "busy"]
 AttendeeMode = Literal["copy", "omit"]
@@ -157,6 +157,11 @@ def busy_block(item: CalendarItem, title: str = "Busy") -> CalendarItem:
     PRIVATE so that platforms which show details to delegates still hide it. No VALARM either: its
     text often repeats the title. Idempotent:
     ``busy_block(busy_block(x))`` hashes like ``busy_block(x)``.
+
+    A component that blocks no time (cancelled, or marked free) becomes both cancelled *and*
+    transparent: a platform that can hold only one of the two (an in-house table has a status
+    column but no show-as; Exchange shows a cancelled meeting as free) then still reads its
+    block as blocking nothing, instead of the busy block it was before the cancellation.
     """
     components = [
         Event(
@@ -168,8 +173,8 @@ def busy_block(item: CalendarItem, title: str = "Busy") -> CalendarItem:
             rrule=list(e.rrule),
             rdate=list(e.rdate),
             exdate=list(e.exdate),
-            transparent=e.transparent,
-            status=e.status,
+            transparent=e.transparent or _blocks_nothing(e),
+            status=EventStatus.CANCELLED if _blocks_nothing(e) else e.status,
             classification=Classification.PRIVATE,
             sequence=e.sequence,
             last_modified=e.last_modified,
@@ -180,6 +185,10 @@ def busy_block(item: CalendarItem, title: str = "Busy") -> CalendarItem:
         for e in item.components
     ]
     return CalendarItem(uid=item.uid, components=components, ref=item.ref)
+
+
+def _blocks_nothing(event: Event) -> bool:
+    return event.status is EventStatus.CANCELLED or event.transparent or event.busy_type is BusyType.FREE
 
 
 def synced_content(item: CalendarItem, mode: SyncMode, busy_title: str = "Busy",

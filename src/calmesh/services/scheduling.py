@@ -531,14 +531,21 @@ def _link(hub: Hub, uid: str, person: PersonConfig, verb: str) -> tuple[Identity
 
 def _with_people(hub: Hub, identity: Identity, stored: CalendarItem) -> CalendarItem:
     """The organiser's copy with its ORGANIZER and ATTENDEEs, from the identity record when its
-    platform keeps none (an in-house table): a move must re-invite the attendees and a REPLY
-    must find the attendee it answers for, whatever the organiser's platform can store."""
-    if not identity.people or hub.connector(identity.platform).capabilities.people:
+    platform keeps none (an in-house table), and with the answers the record holds when its
+    platform keeps none (Exchange): a move must re-invite the attendees and a REPLY must find
+    the attendee it answers for, whatever the organiser's platform can store."""
+    capabilities = hub.connector(identity.platform).capabilities
+    if not identity.people or (capabilities.people and capabilities.answers):
         return stored
     chair = next((a for a in identity.people if a.email == identity.organizer), Attendee(identity.organizer))
-    return replace(stored, components=[
-        e if e.attendees else replace(e, organizer=e.organizer or chair, attendees=list(identity.people))
-        for e in stored.components])
+    answered = {a.email: a.partstat for a in identity.people}
+
+    def completed(e: Event) -> Event:
+        if not e.attendees:
+            return replace(e, organizer=e.organizer or chair, attendees=list(identity.people))
+        return replace(e, attendees=[replace(a, partstat=answered.get(a.email, a.partstat)) for a in e.attendees])
+
+    return replace(stored, components=[completed(e) for e in stored.components])
 
 
 def _identities(hub: Hub) -> IdentityRepository:
@@ -630,8 +637,11 @@ def process_message(hub: Hub, data: bytes) -> Processed:
                                                                   for c in message.item.components]))
     if message.method == "REPLY":
         updated = itip.apply_reply(stored, message)
-        _save(hub, platform, calendar, stored, updated, result)
-        if identity is not None:  # the answers are kept where a platform without attendees cannot
+        if identity is None or hub.connector(platform).capabilities.answers:
+            _save(hub, platform, calendar, stored, updated, result)
+        else:  # the platform would drop the answer (and take the write for a change of the meeting)
+            result.changes.append(f"{platform}:{calendar} keeps no attendees' answers: kept in calmesh's record")
+        if identity is not None:  # the record keeps the answers, for platforms that cannot
             answered = updated.master or updated.components[0]
             _identities(hub).save(replace(identity, people=tuple(answered.attendees)))
         for answer in message.item.components:
