@@ -66,6 +66,21 @@ def system_python_with(module: str, package: str) -> str:
     return python
 
 
+def eds_session(script: Path, *args: str, home: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` with Debian's python3 in a private D-Bus session (``dbus-run-session``) and
+    a fresh ``HOME``, so Evolution's data server (registry and calendar factory, started by D-Bus
+    activation) sees only the sources the script adds. Skips when a piece is missing."""
+    need_program("dbus-run-session", "dbus-daemon")
+    need_program("/usr/libexec/evolution-calendar-factory", "evolution-data-server")
+    python = system_python_with("import gi; gi.require_version('ECal', '2.0'); "
+                                "gi.require_version('ICalGLib', '3.0'); from gi.repository import ECal, ICalGLib",
+                                "gir1.2-ecal-2.0 and python3-gi")
+    env = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "XDG_DATA_HOME": str(home / ".local/share"),
+           "XDG_CACHE_HOME": str(home / ".cache"), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    return subprocess.run(["dbus-run-session", "--", python, str(script), *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
 @dataclass(frozen=True)
 class Hub:
     """A running ``calmesh serve``."""

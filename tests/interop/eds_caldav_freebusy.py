@@ -1,0 +1,69 @@
+"""Run by Debian's python3 (python3-gi) inside ``dbus-run-session``: Evolution's data server adds a
+CalDAV calendar and asks its backend for free/busy, as Evolution's meeting editor does.
+
+Arguments: calendar URL, user, password, the user's email (what Evolution's account set-up reads
+from ``calendar-user-address-set``), start and end (Unix seconds), attendees. Prints JSON:
+``{attendee: [[start, end, fbtype], ...]}`` read by libical from the VFREEBUSYs the backend
+returned. Not a test module itself: tests/interop/test_evolution_caldav.py runs it.
+"""
+
+import json
+import sys
+import time
+
+import gi
+
+gi.require_version("EDataServer", "1.2")
+gi.require_version("ECal", "2.0")
+gi.require_version("ICalGLib", "3.0")
+from gi.repository import ECal, EDataServer, GLib, ICalGLib  # noqa: E402
+
+
+def main() -> None:
+    url, user, password, email, start, end, *attendees = sys.argv[1:]
+    parsed = GLib.Uri.parse(url, GLib.UriFlags.NONE)
+    registry = EDataServer.SourceRegistry.new_sync(None)
+    source = EDataServer.Source.new(None, None)
+    source.set_display_name("calmesh")
+    source.get_extension(EDataServer.SOURCE_EXTENSION_CALENDAR).set_backend_name("caldav")
+    webdav = source.get_extension(EDataServer.SOURCE_EXTENSION_WEBDAV_BACKEND)
+    webdav.set_uri(parsed)
+    webdav.set_email_address(email)
+    auth = source.get_extension(EDataServer.SOURCE_EXTENSION_AUTHENTICATION)
+    auth.set_host(parsed.get_host())
+    auth.set_port(parsed.get_port())
+    auth.set_user(user)
+    registry.commit_source_sync(source, None)
+    source = registry.ref_source(source.get_uid())
+
+    client = ECal.Client.connect_sync(source, ECal.ClientSourceType.EVENTS, 5, None)
+    if source.get_connection_status() != EDataServer.SourceConnectionStatus.CONNECTED:
+        # what Evolution's password prompt does once the user typed the password
+        credentials = EDataServer.NamedParameters.new()
+        credentials.set(EDataServer.SOURCE_CREDENTIAL_USERNAME, user)
+        credentials.set(EDataServer.SOURCE_CREDENTIAL_PASSWORD, password)
+        source.invoke_authenticate_sync(credentials, None)
+        context, deadline = GLib.MainContext.default(), time.monotonic() + 60
+        while source.get_connection_status() != EDataServer.SourceConnectionStatus.CONNECTED:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the CalDAV backend did not connect: {source.get_connection_status()}")
+            context.iteration(False)
+            time.sleep(0.05)
+
+    _, components = client.get_free_busy_sync(int(start), int(end), attendees, None)
+    busy: dict[str, list[list[str]]] = {}
+    for component in components:
+        vfreebusy = ICalGLib.Component.new_from_string(component.get_as_string())
+        attendee = vfreebusy.get_first_property(ICalGLib.PropertyKind.ATTENDEE_PROPERTY).get_attendee()
+        periods = busy.setdefault(attendee.lower().removeprefix("mailto:"), [])
+        prop = vfreebusy.get_first_property(ICalGLib.PropertyKind.FREEBUSY_PROPERTY)
+        while prop is not None:
+            period = prop.get_freebusy()
+            periods.append([period.get_start().as_ical_string(), period.get_end().as_ical_string(),
+                            prop.get_parameter_as_string("FBTYPE") or "BUSY"])
+            prop = vfreebusy.get_next_property(ICalGLib.PropertyKind.FREEBUSY_PROPERTY)
+    print(json.dumps(busy))
+
+
+if __name__ == "__main__":
+    main()
