@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from calmesh.server.auth import hash_password
+from conftest import ICS_PLATFORMS_TOML
 from server.conftest import FAST_HASH, MONDAY, people_toml, seed_ics
 
 USER = ("emma", "emma-secret")
@@ -44,6 +45,16 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """End a program a fixture started: politely, then for sure."""
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def need_program(path: str, package: str) -> str:
@@ -113,16 +124,7 @@ watch_sync = false
 name = "{USER[0]}"
 email = "{EMAIL}"
 password_hash = "{hash_password(USER[1], **FAST_HASH)}"
-[platforms.zoho]
-kind = "ics"
-path = "zoho"
-[platforms.exchange]
-kind = "ics"
-path = "exchange"
-[platforms.projects]
-kind = "ics"
-path = "projects"
-{people_toml(MONDAY)}
+{ICS_PLATFORMS_TOML}{people_toml(MONDAY)}
 """
 
 
@@ -152,10 +154,5 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
             time.sleep(0.2)
         yield Hub(url, config)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()

@@ -3,8 +3,8 @@ CalDAV calendar and asks its backend for free/busy, as Evolution's meeting edito
 
 Arguments: calendar URL, user, password, the user's email (what Evolution's account set-up reads
 from ``calendar-user-address-set``), start and end (Unix seconds), attendees. Prints JSON:
-``{attendee: [[start, end, fbtype], ...]}`` read by libical from the VFREEBUSYs the backend
-returned. Not a test module itself: tests/interop/test_evolution_caldav.py runs it.
+``{attendee: [[start, end, fbtype], ...]}`` read by libical (libical_freebusy.py) from the
+VFREEBUSYs the backend returned. Not a test module itself: tests/interop/test_evolution_caldav.py runs it.
 """
 
 import json
@@ -17,6 +17,7 @@ gi.require_version("EDataServer", "1.2")
 gi.require_version("ECal", "2.0")
 gi.require_version("ICalGLib", "3.0")
 from gi.repository import ECal, EDataServer, GLib, ICalGLib  # noqa: E402
+from libical_freebusy import periods  # noqa: E402  (beside this script: its directory is on sys.path)
 
 
 def main() -> None:
@@ -55,13 +56,7 @@ def main() -> None:
     for component in components:
         vfreebusy = ICalGLib.Component.new_from_string(component.get_as_string())
         attendee = vfreebusy.get_first_property(ICalGLib.PropertyKind.ATTENDEE_PROPERTY).get_attendee()
-        periods = busy.setdefault(attendee.lower().removeprefix("mailto:"), [])
-        prop = vfreebusy.get_first_property(ICalGLib.PropertyKind.FREEBUSY_PROPERTY)
-        while prop is not None:
-            period = prop.get_freebusy()
-            periods.append([period.get_start().as_ical_string(), period.get_end().as_ical_string(),
-                            prop.get_parameter_as_string("FBTYPE") or "BUSY"])
-            prop = vfreebusy.get_next_property(ICalGLib.PropertyKind.FREEBUSY_PROPERTY)
+        busy.setdefault(attendee.lower().removeprefix("mailto:"), []).extend(periods(vfreebusy))
     print(json.dumps(busy))
 
 

@@ -23,24 +23,6 @@ pytestmark = pytest.mark.interop
 
 ICALJS = Path(sys.prefix) / "node" / "node_modules" / "ical.js" / "dist" / "ical.js"
 """Where `make interop` installs ical.js (``npm install --prefix $(VENV)/node``)."""
-LIBICAL = """
-import json, sys
-import gi
-gi.require_version("ICalGLib", "3.0")
-from gi.repository import ICalGLib
-calendar = ICalGLib.Component.new_from_string(sys.stdin.read())
-busy = []
-vfreebusy = calendar.get_first_component(ICalGLib.ComponentKind.VFREEBUSY_COMPONENT)
-while vfreebusy is not None:
-    prop = vfreebusy.get_first_property(ICalGLib.PropertyKind.FREEBUSY_PROPERTY)
-    while prop is not None:
-        period = prop.get_freebusy()
-        busy.append([period.get_start().as_ical_string(), period.get_end().as_ical_string(),
-                     prop.get_parameter_as_string("FBTYPE") or "BUSY"])
-        prop = vfreebusy.get_next_property(ICalGLib.PropertyKind.FREEBUSY_PROPERTY)
-    vfreebusy = calendar.get_next_component(ICalGLib.ComponentKind.VFREEBUSY_COMPONENT)
-print(json.dumps(busy))
-"""
 
 
 def documents(hub: Hub, email: str) -> dict[str, str]:
@@ -70,7 +52,7 @@ def test_libical_reads_the_published_documents(hub: Hub, email: str) -> None:
     python = system_python_with("import gi; gi.require_version('ICalGLib', '3.0'); from gi.repository import ICalGLib",
                                 "gir1.2-ical-3.0 and python3-gi")
     for name, text in documents(hub, email).items():
-        done = subprocess.run([python, "-c", LIBICAL], input=text, capture_output=True, text=True, timeout=60)
+        done = subprocess.run([python, str(Path(__file__).with_name("libical_freebusy.py"))], input=text, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         assert _busy(json.loads(done.stdout)) == hub.json_busy(email), name
 

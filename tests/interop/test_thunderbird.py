@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import ATTENDEES, EMAIL, USER, WINDOW, Busy, Hub, free_port, need_program
+from .conftest import ATTENDEES, EMAIL, USER, WINDOW, Busy, Hub, free_port, need_program, stop
 
 pytestmark = [pytest.mark.interop, pytest.mark.xdist_group("thunderbird")]
 
@@ -99,12 +99,7 @@ def thunderbird(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield client
         client.delete_session()
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
 
 
