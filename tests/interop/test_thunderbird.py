@@ -141,3 +141,33 @@ def test_thunderbird_adds_the_calendar_and_sees_the_same_busy_time(thunderbird: 
         seen: Busy = {(_utc(s), _utc(e), kind) for s, e, kind in answer["busy"][attendee] if kind != "FREE"}
         assert seen == hub.json_busy(attendee), attendee
         assert seen, f"{attendee} has meetings that week"
+
+
+DETECT = r"""
+const [user, password, locations, resolve] = arguments;
+(async () => {
+  const { cal } = ChromeUtils.importESModule("resource:///modules/calendar/calUtils.sys.mjs");
+  const found = {};
+  for (const location of locations) {
+    try {
+      const byProvider = await cal.provider.detection.detect(user, password, location, false, [], {});
+      const calendars = [...byProvider].filter(([provider]) => provider.type == "caldav").flatMap(([, c]) => c);
+      found[location] = calendars.map(c => [c.name, c.uri.spec, c.readOnly]);
+    } catch (e) {
+      found[location] = String(e);
+    }
+  }
+  return found;
+})().then(resolve, e => resolve({ error: String(e) + "\n" + e.stack }));
+"""
+
+
+def test_thunderbird_new_calendar_dialog_finds_the_calendar(thunderbird: Any, hub: Hub) -> None:
+    """Steps 2-5 of docs/server.md: *On the Network*, a location, *Find Calendars*. The dialog's
+    detection finds calmesh's calendar, read-only, from its URL and from the server's address
+    alone (through ``/.well-known/caldav``, ``current-user-principal`` and ``calendar-home-set``)."""
+    calendar = f"{hub.url}/dav/calendars/{USER[0]}/freebusy/"
+    found = thunderbird.execute_async_script(DETECT, script_args=[*USER, [calendar, hub.url]])
+    assert "error" not in found, found.get("error")
+    for location in (calendar, hub.url):
+        assert found[location] == [["calmesh free/busy", calendar, True]], (location, found[location])
