@@ -34,15 +34,21 @@ def main() -> None:
     auth.set_host(parsed.get_host())
     auth.set_port(parsed.get_port())
     auth.set_user(user)
+    credentials = EDataServer.NamedParameters.new()
+    credentials.set(EDataServer.SOURCE_CREDENTIAL_USERNAME, user)
+    credentials.set(EDataServer.SOURCE_CREDENTIAL_PASSWORD, password)
+    # what the CalDAV page's "Find Calendars" button does: the calendars, and the user's addresses
+    # Evolution then offers as the account's Email
+    found = EDataServer.webdav_discover_sources_sync(
+        source, f"{parsed.get_scheme()}://{parsed.get_host()}:{parsed.get_port()}/",
+        EDataServer.WebDAVDiscoverSupports.EVENTS, credentials, None)
+    discovered = {"calendars": [[d.href, d.display_name] for d in found[3]], "addresses": list(found[4])}
     registry.commit_source_sync(source, None)
     source = registry.ref_source(source.get_uid())
 
     client = ECal.Client.connect_sync(source, ECal.ClientSourceType.EVENTS, 5, None)
     if source.get_connection_status() != EDataServer.SourceConnectionStatus.CONNECTED:
         # what Evolution's password prompt does once the user typed the password
-        credentials = EDataServer.NamedParameters.new()
-        credentials.set(EDataServer.SOURCE_CREDENTIAL_USERNAME, user)
-        credentials.set(EDataServer.SOURCE_CREDENTIAL_PASSWORD, password)
         source.invoke_authenticate_sync(credentials, None)
         context, deadline = GLib.MainContext.default(), time.monotonic() + 60
         while source.get_connection_status() != EDataServer.SourceConnectionStatus.CONNECTED:
@@ -57,7 +63,7 @@ def main() -> None:
         vfreebusy = ICalGLib.Component.new_from_string(component.get_as_string())
         attendee = vfreebusy.get_first_property(ICalGLib.PropertyKind.ATTENDEE_PROPERTY).get_attendee()
         busy.setdefault(attendee.lower().removeprefix("mailto:"), []).extend(periods(vfreebusy))
-    print(json.dumps(busy))
+    print(json.dumps({"discovered": discovered, "busy": busy}))
 
 
 if __name__ == "__main__":
