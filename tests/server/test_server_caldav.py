@@ -131,6 +131,14 @@ def test_home_holds_a_read_only_calendar_and_the_boxes(dav: Served) -> None:
                            content=f'<C:calendar-query xmlns:D="DAV:" xmlns:C="{NS["C"]}"><D:prop><D:getetag/>'
                                    f'</D:prop></C:calendar-query>'.encode())
     assert report.status_code == 207 and ET.fromstring(report.content).find("D:response", NS) is None
+    own = httpx.request("REPORT", f"{dav.url}/dav/calendars/emma/freebusy/", auth=EMMA, headers={"Depth": "1"},
+                        content=f'<C:free-busy-query xmlns:C="{NS["C"]}"><C:time-range start="{WEEK[0]}" '
+                                f'end="{WEEK[1]}"/></C:free-busy-query>'.encode())
+    assert own.status_code == 200 and own.headers["content-type"].startswith("text/calendar")
+    assert b"DTSTART:20261123T000000Z" in own.content and b"FREEBUSY" not in own.content.replace(b"VFREEBUSY", b"")
+    unknown = httpx.request("REPORT", f"{dav.url}/dav/principals/", auth=EMMA,
+                            content=b'<D:principal-search-property-set xmlns:D="DAV:"/>')
+    assert unknown.status_code == 403 and b"supported-report" in unknown.content
     infinite = propfind(f"{dav.url}/dav/", "<D:resourcetype/>", depth="infinity")
     assert infinite.status_code == 403 and b"propfind-finite-depth" in infinite.content
     assert httpx.put(f"{dav.url}/dav/calendars/emma/freebusy/x.ics", content=b"", auth=EMMA).status_code == 405
