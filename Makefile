@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast soak lint bench browser clean
+.PHONY: demo test test-fast soak lint bench browser interop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,38 @@ browser:
 	  else echo "no /usr/bin/chromium and no root apt-get: browser tests will be skipped"; fi; \
 	fi
 
+# The real client programs and parsers of tests/interop, from Debian (as root with apt-get) and npm,
+# plus the `interop` Python extra. Never fails: what cannot be installed is said here, and the tests
+# needing it skip saying so. From a clean machine the Debian packages take about 2.5 minutes
+# (about 100 MB to fetch: Thunderbird is most of it); once installed this target takes seconds.
+INTEROP_DEBS := thunderbird evolution-data-server gir1.2-ecal-2.0 gir1.2-edataserver-1.2 gir1.2-ical-3.0 \
+	python3-gi dbus-daemon
+INTEROP_EWS_PKGS ?=
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends
+
+interop: $(STAMP)
+	@$(BIN)/pip install -q -e '.[dev,interop]' >$(VENV)/interop-pip.log 2>&1 \
+	  || echo "interop: the interop extra (marionette-driver, vobject) could not be installed: those tests will be skipped"
+	@missing=""; for p in $(INTEROP_DEBS) $(INTEROP_EWS_PKGS); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "interop: installing$$missing"; \
+	  apt-get update -qq >/dev/null 2>&1 || echo "interop: apt-get update failed"; \
+	  $(APT_INSTALL) $$missing >/dev/null 2>&1 || for p in $$missing; do \
+	    $(APT_INSTALL) $$p >/dev/null 2>&1 || echo "interop: $$p could not be installed: the tests needing it will be skipped"; \
+	  done; \
+	else echo "interop: missing$$missing and no root apt-get: the tests needing them will be skipped"; fi
+	@if command -v npm >/dev/null; then \
+	  [ -f $(VENV)/node/node_modules/ical.js/package.json ] || npm install -s --prefix $(VENV)/node --no-audit --no-fund ical.js@2 \
+	    || echo "interop: ical.js could not be installed with npm: its test will be skipped"; \
+	else echo "interop: no npm: the ical.js test will be skipped"; fi
+
 demo: $(STAMP)
 	$(BIN)/calmesh demo
 
-test: $(STAMP) browser lint
+test: $(STAMP) browser interop lint
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 test-fast: $(STAMP)

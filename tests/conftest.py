@@ -106,6 +106,19 @@ def caldav_server(request: pytest.FixtureRequest) -> CalDAVServer:
 
 
 # ------------------------------------------------------------------------ the demo week as files
+ICS_PLATFORMS_TOML = """[platforms.zoho]
+kind = "ics"
+path = "zoho"
+[platforms.exchange]
+kind = "ics"
+path = "exchange"
+[platforms.projects]
+kind = "ics"
+path = "projects"
+"""
+"""The configuration of the three folders :func:`seed_ics` writes (paths relative to the config)."""
+
+
 def seed_ics(root: Path, monday: date) -> None:
     """The demo week in three ICS folders, one per demo platform, written with the ICS connector."""
     week = build_week(monday)

@@ -130,6 +130,13 @@ class SourceConfig(_Strict):
     """The person's address on that platform when it differs from their directory email."""
 
 
+def _check_email(value: str) -> str:
+    value = normalize_email(value)
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+", value):
+        raise ValueError(f"{value!r} is not an email address")
+    return value
+
+
 class PersonConfig(_Strict):
     email: str
     name: str | None = None
@@ -152,13 +159,7 @@ class PersonConfig(_Strict):
 
     _zone = field_validator("timezone")(classmethod(lambda cls, v: _check_zone(v)))
 
-    @field_validator("email")
-    @classmethod
-    def _email(cls, v: str) -> str:
-        v = normalize_email(v)
-        if not re.fullmatch(r"[^@\s]+@[^@\s]+", v):
-            raise ValueError(f"{v!r} is not an email address")
-        return v
+    _email = field_validator("email")(classmethod(lambda cls, v: _check_email(v)))
 
     @property
     def sources(self) -> list[SourceConfig]:
@@ -201,6 +202,12 @@ class UserConfig(_Strict):
     """Hash of a bearer token (same format), for API clients."""
     sees_details_of: list[str] = Field(default_factory=list)
     """Emails, ``team:NAME`` or ``*`` whose event titles and locations this user may see."""
+    email: str | None = None
+    """The user's own address: their CalDAV principal's ``mailto:`` calendar-user address, which
+    the ORGANIZER of their free/busy requests must match. Defaults to ``name`` when the name is
+    an email address."""
+
+    _email = field_validator("email")(classmethod(lambda cls, v: None if v is None else _check_email(v)))
 
 
 class ServerConfig(_Strict):

@@ -130,6 +130,27 @@ def _zone_of_definition(tzid: str, rules: tzinfo, year: int) -> tzinfo:
     return DefinedZone(written, definition, rules)
 
 
+def read_scheduling_message(data: bytes) -> icalendar.Calendar:
+    """One iTIP message (a CalDAV outbox POST) as icalendar reads it, with its VTIMEZONEs scoped
+    to it as every calendar calmesh reads (see :func:`_prepare_timezones`); ``ValueError`` when it
+    is not iCalendar."""
+    return icalendar.Calendar.from_ical(_prepare_timezones(_as_utf8(data)))
+
+
+def zoned_time(component: icalendar.cal.Component, name: str) -> Temporal | None:
+    """``name`` (DTSTART, DTEND...) of a component read by :func:`read_scheduling_message`, in
+    its own zone. ``ValueError`` when it cannot be placed in time: a TZID that is neither a zone
+    calmesh knows nor defined by a VTIMEZONE of the message (RFC 5545 3.2.19) would otherwise be
+    read in some other zone and answer for the wrong hours."""
+    problems: list[str] = []
+    value = _temporal(component, name, problems)
+    if problems:
+        tzid = scoped_tzid_name(str(component[name].params.get("TZID", "")))
+        raise ValueError(f"{name} names the time zone {tzid!r}, which is neither a known zone nor "
+                         "defined by a VTIMEZONE in the message")
+    return value
+
+
 def _dates(component: icalendar.cal.Component, name: str) -> list[Temporal]:
     raw = component.get(name)
     if raw is None:

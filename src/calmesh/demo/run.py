@@ -21,7 +21,7 @@ import httpx
 
 from calmesh.config import Config, load_config
 from calmesh.connectors import registry
-from calmesh.demo.data import PEOPLE, build_week, monday_of
+from calmesh.demo.data import DOMAIN, PEOPLE, build_week, monday_of
 from calmesh.model import WorkingHours
 
 DEMO_USER = "demo"
@@ -161,7 +161,7 @@ def start(root: Path, monday: date | None = None) -> DemoEnvironment:
             _table("[hub]", {"timezone": "Europe/Paris", "state": "sqlite:///state.sqlite"}),
             _table("[server]", {"host": "127.0.0.1", "port": 8765,
                                 "users": [{"name": DEMO_USER, "password_env": PASSWORD_ENV,
-                                           "sees_details_of": ["*"]}]}),
+                                           "sees_details_of": ["*"], "email": f"{DEMO_USER}@{DOMAIN}"}]}),
             *(_table(f"[platforms.{name}]", values) for name, values in platforms.items()),
             *people_toml,
         ]

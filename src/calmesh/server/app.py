@@ -1,7 +1,7 @@
 """The hub server: one Starlette app with a door per protocol, run by uvicorn.
 
 Doors (one module each): JSON API (:mod:`.api`), VFREEBUSY URLs and busy feeds
-(:mod:`.vfreebusy`), EWS availability (:mod:`.ews`), CalDAV scheduling (:mod:`.caldav_sched`).
+(:mod:`.vfreebusy`), EWS availability (:mod:`.ews`), CalDAV principals and scheduling (:mod:`.caldav`).
 The web page (``calmesh.server.web``, when present) is mounted last, at ``/``: it provides
 ``routes(ctx) -> list[BaseRoute]`` and gets the same :class:`ServerContext` as the other doors.
 
@@ -33,7 +33,7 @@ from starlette.routing import BaseRoute, Route
 
 from calmesh.config import Config, ConfigError
 from calmesh.demo.data import monday_of
-from calmesh.server import api, api_schedule, autodiscover, caldav_sched, ews, vfreebusy
+from calmesh.server import api, api_schedule, autodiscover, caldav, ews, vfreebusy
 from calmesh.server.context import ServerContext, problem
 from calmesh.server.csrf import JSONOnlyAPIMiddleware
 from calmesh.server.limits import LimitsMiddleware, RateLimiter
@@ -85,7 +85,7 @@ def create_app(hub: Hub, *, clock: Callable[[], float] = time.monotonic) -> Star
         *vfreebusy.routes(ctx),
         *ews.routes(ctx),
         *autodiscover.routes(ctx),
-        *caldav_sched.routes(ctx),
+        *caldav.routes(ctx),
         *_web_routes(ctx),
     ]
     app = Starlette(
