@@ -318,6 +318,7 @@ def test_unreadable_item_is_quarantined_while_the_rest_syncs(pair: Group, rad: P
 
 # --------------------------------------------------------------------------------- volume
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # 1000 PUTs into Radicale, which rewrites its index on each: ~4 min on a loaded CI core
 def test_initial_sync_of_1000_events(tmp_path: Path, rad: Peer) -> None:
     """An in-house export of 1000 events (one ICS file, written at once) meets an empty Radicale
     calendar; then a re-run writes nothing on either side."""
