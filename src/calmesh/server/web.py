@@ -389,8 +389,8 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
             "people_zones": sorted({config.hub.timezone, *(r.timezone for r in rows)}),
             "title": _title(axis, query.view), "cache_ttl": int(ctx.cache.ttl),
             "bookings": meetings, "booking_problems": booking_problems,
-            "booked_at": {(email, m["start"], m["end"]): m["uid"]
-                          for m in meetings for email in (m["organizer"], *m["attendees"])},
+            "booked_at": {(email, m.start.astimezone(zone).isoformat(), m.end.astimezone(zone).isoformat()): m.uid
+                          for m in booked for email in (m.organizer, *m.attendees)},
         }
         return templates.TemplateResponse(request, "grid.html", context)
 
