@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 
-from .conftest import MONDAY, Site, artifact, needs_chromium
+from .conftest import MONDAY, Site, artifact, needs_chromium, work_share
 
 pytestmark = [pytest.mark.browser, needs_chromium]
 
@@ -70,15 +70,6 @@ def test_busy_blocks_land_at_the_right_times(site: Site, page, tz: str) -> None:
     assert any(s == pytest.approx(share(local(1, 10, tz="Asia/Tokyo"), tz), abs=0.002) for s in starts), starts
     assert page.locator("h1").inner_text().startswith("Availability")
     page.screenshot(path=artifact(f"grid-week-{tz.replace('/', '-')}.png"), full_page=True)
-
-
-def work_share(instant: datetime, tz: str, hours: tuple[int, int], days: int = 7) -> float:
-    """Where ``instant`` falls on a week grid showing only ``hours`` of each day in ``tz``."""
-    local_time = instant.astimezone(ZoneInfo(tz))
-    day = (local_time.date() - MONDAY).days
-    low, high = hours
-    into = min(max(local_time.hour + local_time.minute / 60 - low, 0), high - low)
-    return (day * (high - low) + into) / (days * (high - low))
 
 
 def test_week_views_show_working_hours_with_hour_ticks(site: Site, page) -> None:  # type: ignore[no-untyped-def]

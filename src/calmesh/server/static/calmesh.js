@@ -91,7 +91,15 @@
 
   // After a booking, move or cancellation: the grid, its notes and the bookings list are read
   // again from the server (which forgot its cached answers for the people concerned).
-  async function refresh() {
+  async function refresh(box) {
+    try {
+      await reread();
+    } catch (error) {
+      box.append(element("p", { class: "bad" }, `${error.message}: reload the page to see it.`));
+    }
+  }
+
+  async function reread() {
     const response = await fetch(window.location.href, { credentials: "same-origin", cache: "no-store" });
     if (!response.ok) throw new Error(`the grid could not be read again (HTTP ${response.status})`);
     const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
@@ -291,15 +299,15 @@
       bookStatus.textContent = "";
       const box = element("div", { class: "result-ok", "data-uid": data.uid || "" });
       report(box, data, text);
-      bookResult.append(box);
       setMoving(null);
       clearSlots();
       status.textContent = "";
-      await refresh();
+      await refresh(box);
       // the new or moved meeting, as the grid now shows it
       grid.querySelectorAll(".block").forEach((b) => {
         b.classList.toggle("fresh", Date.parse(b.dataset.start) === Date.parse(slot.start));
       });
+      bookResult.append(box);
     } catch (error) {
       bookStatus.textContent = "";
       bookResult.append(element("div", { class: "result-bad" }, `Not done: ${error.message}`));
@@ -365,12 +373,11 @@
       const reason = form.querySelector("input").value.trim();
       const data = await send(`/api/v1/bookings/${encodeURIComponent(booking.uid)}/cancel`,
         reason ? { organizer: booking.organizer, reason } : { organizer: booking.organizer });
-      bookResult.replaceChildren();
       const box = element("div", { class: "result-ok", "data-uid": booking.uid });
       report(box, data, `Cancelled “${booking.summary}”.`);
-      bookResult.append(box);
       if (moving && moving.uid === booking.uid) { setMoving(null); clearSlots(); }
-      await refresh();
+      await refresh(box);
+      bookResult.replaceChildren(box);
     } catch (error) {
       line.textContent = `Not cancelled: ${error.message}`;
       form.querySelector("button[type=submit]").disabled = false;
