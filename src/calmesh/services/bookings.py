@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from calmesh.connectors.base import ConnectorError
 from calmesh.model import EventStatus, Window
 from calmesh.services.hub import Hub
@@ -37,11 +39,12 @@ def organised(hub: Hub, people: Sequence[str], window: Window) -> tuple[list[Boo
     earliest first; and what could not be read (one line per platform or store problem)."""
     try:
         identities = hub.identities()
-    except StoreError as exc:
+        organisers = identities.organisers()
+    except (StoreError, SQLAlchemyError) as exc:
         return [], [f"the state store, where calmesh records its bookings, cannot be read: {exc}"]
     found: list[BookedMeeting] = []
     problems: list[str] = []
-    for email in people:
+    for email in (e for e in people if e in organisers):  # only calendars that can hold a booking
         person = hub.directory.get(email)
         try:
             events, _unreadable = hub.connector(person.platform).events(home_calendar(hub, person), window)
