@@ -5,21 +5,20 @@ files) and told apart from everything else there by the identity record."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from browser.conftest import MONDAY, config_text
 from calmesh.config import parse_config
-from calmesh.demo.data import monday_of
 from calmesh.model import Window
 from calmesh.services import bookings, scheduling
 from calmesh.services.hub import Hub
 from calmesh.store.db import StoreError
-from server.conftest import people_toml, seed_ics
+from server.conftest import seed_ics
 
-MONDAY = monday_of(date.today()) + timedelta(weeks=1)
 ALICE, CARLA, DAVID = "alice@agency.example", "carla@agency.example", "david@agency.example"
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -28,20 +27,7 @@ PARIS = ZoneInfo("Europe/Paris")
 def hub(tmp_path: Path) -> Iterator[Hub]:
     seed_ics(tmp_path, MONDAY)
     path = tmp_path / "calmesh.toml"
-    path.write_text(f"""
-[hub]
-timezone = "Europe/Paris"
-[platforms.zoho]
-kind = "ics"
-path = "zoho"
-[platforms.exchange]
-kind = "ics"
-path = "exchange"
-[platforms.projects]
-kind = "ics"
-path = "projects"
-{people_toml(MONDAY)}
-""")
+    path.write_text(config_text(cache_ttl=0))  # the web page tests' hub: three .ics folders
     with Hub(parse_config(path.read_text(), path)) as hub:
         yield hub
 
