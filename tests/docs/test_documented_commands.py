@@ -206,7 +206,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     port = free_port()
     env = {**os.environ, "CALMESH_CONFIG": str(environment.config_path), run.PASSWORD_ENV: run.DEMO_PASSWORD,
            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "COLUMNS": "200", "NO_COLOR": "1"}
-    server = subprocess.Popen([str(BIN / "calmesh"), "serve", "--config", str(environment.config_path),
+    # the server's own sync loop off, so it never runs a group at the same time as a documented
+    # `calmesh sync` (same directory: the config's relative paths mean the same files)
+    served = environment.config_path.with_name("serve.toml")
+    served.write_text(environment.config_path.read_text(encoding="utf-8").replace(
+        "[server]\n", "[server]\nwatch_sync = false\n", 1), encoding="utf-8")
+    server = subprocess.Popen([str(BIN / "calmesh"), "serve", "--config", str(served),
                                "--port", str(port)], env=env, cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
