@@ -121,6 +121,13 @@ def test_bad_queries_say_what_to_fix(query: str, message: str) -> None:
         parse_query(_request(query), "Europe/Paris")
 
 
+def test_whole_day_ticked_wins_over_the_forms_default() -> None:
+    """The form sends ``hours=work`` always and ``hours=all`` when "Whole day" is ticked."""
+    assert parse_query(_request("hours=work&hours=all"), "UTC").hours == "all"
+    assert parse_query(_request("hours=work"), "UTC").hours == "work"
+    assert parse_query(_request(""), "UTC").hours == "work"
+
+
 def test_windows_zone_names_are_accepted() -> None:
     query = parse_query(_request("tz=Eastern+Standard+Time&date=2026-11-23&view=day"), "UTC")
     assert (query.zone_name, query.day, query.view) == ("America/New_York", date(2026, 11, 23), "day")

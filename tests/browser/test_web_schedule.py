@@ -14,6 +14,7 @@ import pytest
 
 from calmesh.core.syncplan import Hold
 from calmesh.demo.data import build_week
+from calmesh.model import CalendarItem, Event
 from calmesh.store.db import open_store
 from calmesh.store.repository import SyncRepository
 
@@ -155,6 +156,29 @@ def test_a_booking_is_moved_and_cancelled_from_the_page(cached_site: Site, page)
     assert not any(datetime.fromisoformat(s) <= datetime.fromisoformat(new_start) < datetime.fromisoformat(e)
                    for s, e in blocks(alice))
     page.screenshot(path=artifact("cancelled.png"), full_page=True)
+
+
+def test_a_refused_move_says_why(site: Site, page) -> None:  # type: ignore[no-untyped-def]
+    """The API's refusal (409: the new slot became busy meanwhile) is shown; nothing moves."""
+    page.goto(f"{site.url}/?view=week&date={MONDAY.isoformat()}")
+    find(page, ALICE, CARLA)
+    page.locator('#slot-list button[data-rank="1"]').click()
+    page.click("#book-button")
+    page.locator("#book-result .result-ok").wait_for()
+    booking = page.locator("#bookings li.booking")
+    old_start = booking.get_attribute("data-start")
+    booking.locator(".move-booking").click()
+    page.wait_for_selector("#slot-list li")
+    target = page.locator('#slots-lane .slot[data-rank="1"]')
+    start, end = (datetime.fromisoformat(target.get_attribute(a)) for a in ("data-start", "data-end"))
+    dentist = Event("dentist-1", start, end, summary="Dentist")
+    site.hub.connector("exchange").put(f"{CARLA}.ics", CalendarItem(dentist.uid, [dentist]))
+    target.click()
+    page.click("#book-button")
+    refusal = page.locator("#book-result .result-bad")
+    refusal.wait_for()
+    assert "Not done: the slot is no longer free" in refusal.inner_text() and CARLA in refusal.inner_text()
+    assert page.locator("#bookings li.booking").get_attribute("data-start") == old_start
 
 
 def test_only_those_acting_for_the_organiser_see_its_bookings(site: Site, page, browser) -> None:  # type: ignore[no-untyped-def]
