@@ -67,6 +67,11 @@ def test_a_cancelled_or_moved_booking_is_listed_as_it_is_now(hub: Hub) -> None:
     scheduling.move_booking(hub, kept.uid, ALICE, new_start, new_start + timedelta(hours=1), now=datetime.now(UTC))
     found, _ = bookings.organised(hub, [ALICE], WEEK)
     assert [(m.uid, m.start) for m in found] == [(kept.uid, new_start)]
+    # the identity record names Alice while one of her bookings is live, and nobody after
+    assert hub.identities().organisers() == {ALICE}
+    scheduling.cancel_booking(hub, kept.uid, ALICE, now=datetime.now(UTC))
+    assert hub.identities().organisers() == set()
+    assert bookings.organised(hub, [ALICE], WEEK) == ([], [])
 
 
 def test_a_store_that_cannot_be_read_is_reported(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
