@@ -7,8 +7,11 @@ the page shows can be checked. The little vanilla JavaScript in ``static/calmesh
 the view form, and drives find-a-time and booking through the JSON API (:mod:`.api_schedule`).
 Conflicts come from :mod:`calmesh.services.detection` and sync status from the state store.
 
-The time axis is linear in absolute time from local midnight to local midnight in the viewer's
-zone: a block's position is its share of that span, so a 23-hour DST Sunday is simply narrower.
+The time axis is linear in absolute time over the hours shown in the viewer's zone (the week views
+default to working hours, each day's span laid after the last; whole days on demand): a block's
+position is its share of the shown time, so a 23-hour DST Sunday is simply narrower. The page also
+lists the meetings calmesh booked for the organisers the user acts for (:mod:`calmesh.services.bookings`),
+which its script moves or cancels through the JSON API.
 """
 
 from __future__ import annotations
