@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -79,18 +80,29 @@ class Site:
     running: RunningServer
 
 
-@pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
-    """The hub server over the seeded week; no cache, so a booking shows at the next load."""
+def _site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache_ttl: float) -> Iterator[Site]:
     monkeypatch.setenv(PASSWORD_ENV, USER[1])
     seed_ics(tmp_path, MONDAY)
     path = tmp_path / "calmesh.toml"
-    path.write_text(config_text(cache_ttl=0))
+    path.write_text(config_text(cache_ttl=cache_ttl))
     hub = Hub(parse_config(path.read_text(), path))
     running = serve(create_app(hub))
     yield Site(running.url, hub, running)
     running.stop()
     hub.close()
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+    """The hub server over the seeded week; no cache, so a booking shows at the next load."""
+    yield from _site(tmp_path, monkeypatch, cache_ttl=0)
+
+
+@pytest.fixture
+def cached_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+    """The same with answers cached for ten minutes: what calmesh changes itself (a booking, a
+    move, a cancellation) must still show at once."""
+    yield from _site(tmp_path, monkeypatch, cache_ttl=600)
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +126,16 @@ def page(browser):  # type: ignore[no-untyped-def]
     yield page
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def work_share(instant: datetime, tz: str, hours: tuple[int, int], days: int = 7) -> float:
+    """Where ``instant`` falls on a week grid showing only ``hours`` of each day in ``tz``
+    (computed on the wall clock, independently of calmesh's own axis)."""
+    local_time = instant.astimezone(ZoneInfo(tz))
+    day = (local_time.date() - MONDAY).days
+    low, high = hours
+    into = min(max(local_time.hour + local_time.minute / 60 - low, 0), high - low)
+    return (day * (high - low) + into) / (days * (high - low))
 
 
 def artifact(name: str) -> Path:

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 
-from .conftest import MONDAY, Site, artifact, needs_chromium
+from .conftest import MONDAY, Site, artifact, needs_chromium, work_share
 
 pytestmark = [pytest.mark.browser, needs_chromium]
 
@@ -43,7 +43,7 @@ def block_box(page, email: str, start_iso: str) -> tuple[float, float]:  # type:
 
 @pytest.mark.parametrize("tz", ["Europe/Paris", "America/New_York"])
 def test_busy_blocks_land_at_the_right_times(site: Site, page, tz: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{site.url}/?view=week&date={MONDAY.isoformat()}&tz={tz}")
+    page.goto(f"{site.url}/?view=week&date={MONDAY.isoformat()}&tz={tz}&hours=all")
     zone = ZoneInfo(tz)
     campaign = local(0, 14)  # Alice's Zoho "Spring campaign review", Monday 14:00-16:00 Paris
     start_iso = campaign.astimezone(zone).isoformat()
@@ -70,6 +70,64 @@ def test_busy_blocks_land_at_the_right_times(site: Site, page, tz: str) -> None:
     assert any(s == pytest.approx(share(local(1, 10, tz="Asia/Tokyo"), tz), abs=0.002) for s in starts), starts
     assert page.locator("h1").inner_text().startswith("Availability")
     page.screenshot(path=artifact(f"grid-week-{tz.replace('/', '-')}.png"), full_page=True)
+
+
+def test_week_views_show_working_hours_with_hour_ticks(site: Site, page) -> None:  # type: ignore[no-untyped-def]
+    """Issue 17 item 11: the week views show the working hours of the people in the zone shown
+    (Paris: Alice, Bruno and Emma work 09:00-18:00), an hour tick each, and 'Whole day' on demand."""
+    page.goto(f"{site.url}/?view=week&date={MONDAY.isoformat()}&tz=Europe/Paris")
+    assert "09:00–18:00 each day" in page.inner_text("#meta")
+    assert page.locator(".tick").count() == 7
+    hours = page.locator(".ticks .hour")
+    assert hours.count() == 7 * 9
+    assert hours.all_inner_texts()[:9] == ["09", "10", "11", "12", "13", "14", "15", "16", "17"]
+    campaign = local(0, 14)
+    left, right = block_box(page, ALICE, campaign.isoformat())
+    assert left == pytest.approx(work_share(campaign, "Europe/Paris", (9, 18)), abs=0.002)
+    assert right == pytest.approx(work_share(campaign + timedelta(hours=2), "Europe/Paris", (9, 18)), abs=0.002)
+    # an hour is wide enough to read: the grid scrolls sideways rather than squeezing it
+    lane = page.locator(f'.row.person[data-email="{ALICE}"] .lane').bounding_box()
+    assert lane and lane["width"] / (7 * 9) >= 30
+    # Farid (Tokyo) works 02:00-11:00 Paris time: what falls outside 09:00-18:00 is said, not dropped
+    farid = page.locator(f'.row.person[data-email="{FARID}"]')
+    hidden = farid.locator(".unseen")
+    assert hidden.count() == 0 or "busy outside the hours shown" in hidden.inner_text()
+    page.screenshot(path=artifact("grid-week-working-hours.png"), full_page=True)
+
+    page.locator("#whole-day").check()  # the form submits itself
+    page.wait_for_url("**hours=all**")
+    assert "each day" not in page.inner_text("#meta")
+    assert page.locator(".ticks .hour").count() == 7 * 24
+    assert page.locator(".ticks .hour.major").all_inner_texts()[:4] == ["00", "06", "12", "18"]
+    left, _ = block_box(page, ALICE, campaign.isoformat())
+    assert left == pytest.approx(share(campaign, "Europe/Paris"), abs=0.002)
+    page.screenshot(path=artifact("grid-week-whole-day.png"), full_page=True)
+
+    # seen from New York, Carla's day (08:30-17:00) is shown, widened to whole hours
+    page.goto(f"{site.url}/?view=workweek&date={MONDAY.isoformat()}&tz=America/New_York")
+    assert "08:00–17:00 each day" in page.inner_text("#meta")
+    assert page.locator(".ticks .hour").count() == 5 * 9
+
+
+def test_labels_are_whole_words_or_none(site: Site, page) -> None:  # type: ignore[no-untyped-def]
+    """Issue 17 item 11: no label is cut mid-word ("S", "Sp"): it is whole, cut after a word with
+    "…", or left out (the block keeps its full text as tooltip and accessible name)."""
+    for hours in ("work", "all"):
+        page.goto(f"{site.url}/?view=week&date={MONDAY.isoformat()}&tz=Europe/Paris&hours={hours}")
+        labels = page.locator(".block .label").evaluate_all(
+            "ls => ls.map(l => ({text: l.textContent, full: l.dataset.full, hidden: l.hidden,"
+            " fits: l.scrollWidth <= l.clientWidth + 1}))")
+        assert labels and all(label["full"] for label in labels)
+        for label in labels:
+            if label["hidden"]:
+                continue
+            assert label["fits"], label
+            text, full = label["text"], label["full"]
+            assert text == full or (text.endswith("…") and (full + " ").startswith(text[:-1] + " ")), label
+        shown = [label for label in labels if not label["hidden"]]
+        if hours == "work":  # two hours of a working-hours week leave room for a word
+            assert any(label["text"] in ("Spring campaign review", "Spring campaign…", "Spring…") for label in shown)
+        page.screenshot(path=artifact(f"grid-labels-{hours}.png"), full_page=True)
 
 
 def test_time_zone_selector_and_day_view(site: Site, page) -> None:  # type: ignore[no-untyped-def]

@@ -7,8 +7,11 @@ the page shows can be checked. The little vanilla JavaScript in ``static/calmesh
 the view form, and drives find-a-time and booking through the JSON API (:mod:`.api_schedule`).
 Conflicts come from :mod:`calmesh.services.detection` and sync status from the state store.
 
-The time axis is linear in absolute time from local midnight to local midnight in the viewer's
-zone: a block's position is its share of that span, so a 23-hour DST Sunday is simply narrower.
+The time axis is linear in absolute time over the hours shown in the viewer's zone (the week views
+default to working hours, each day's span laid after the last; whole days on demand): a block's
+position is its share of the shown time, so a 23-hour DST Sunday is simply narrower. The page also
+lists the meetings calmesh booked for the organisers the user acts for (:mod:`calmesh.services.bookings`),
+which its script moves or cancels through the JSON API.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from calmesh.directory import UnknownPerson
 from calmesh.model import BusyPeriod, BusyType, PersonFreeBusy, Window
 from calmesh.server.auth import CHALLENGES, User
 from calmesh.server.context import MAX_ATTENDEES, BadRequest, ServerContext
-from calmesh.services import detection
+from calmesh.services import bookings, detection
 from calmesh.store.db import StoreError, open_store
 from calmesh.store.repository import SyncRepository
 from calmesh.timezones import to_iana, zoneinfo
@@ -47,6 +50,7 @@ VIEWS = {"day": 1, "workweek": 5, "week": 7}
 """View name -> days shown; the multi-day views start on the Monday of the chosen date."""
 VIEW_LABELS = {"day": "Day", "workweek": "Work week", "week": "Week"}
 GROUPINGS = ("team", "platform")
+HOURS = ("work", "all")
 TYPE_CLASS = {BusyType.BUSY_TENTATIVE: "tentative", BusyType.BUSY: "busy",
               BusyType.BUSY_UNAVAILABLE: "oof", BusyType.UNKNOWN: "unknown"}
 """CSS class and ``data-type`` per busy type: the same names as the JSON API's ``type``."""
@@ -59,16 +63,37 @@ LEGEND = [(TYPE_CLASS[t], t.label) for t in (BusyType.BUSY, BusyType.BUSY_TENTAT
 # ------------------------------------------------------------------------------------ the axis
 @dataclass(frozen=True, slots=True)
 class Axis:
-    """The displayed span, ``[start, end)``, and where an instant falls on it (percent)."""
+    """The displayed time: spans ``[start, end)`` laid end to end, one per day shown (a week in
+    working hours leaves the nights out). An instant's place is the share of the shown time before
+    it; an instant in a hidden night sits at the edge of the span before it."""
 
-    start: datetime
-    end: datetime
+    segments: tuple[tuple[datetime, datetime], ...]
+
+    @property
+    def start(self) -> datetime:
+        return self.segments[0][0]
+
+    @property
+    def end(self) -> datetime:
+        return self.segments[-1][1]
+
+    @property
+    def hours(self) -> float:
+        """Hours shown (the nights left out are not counted)."""
+        return self._total() / timedelta(hours=1)
+
+    def _total(self) -> timedelta:
+        # in UTC: Python subtracts two times of the same zone by wall clock, which is wrong across DST
+        return sum((e.astimezone(UTC) - s.astimezone(UTC) for s, e in self.segments), timedelta(0))
 
     def percent(self, instant: datetime) -> float:
-        # in UTC: Python subtracts two times of the same zone by wall clock, which is wrong across DST
-        start = self.start.astimezone(UTC)
-        share = (instant.astimezone(UTC) - start) / (self.end.astimezone(UTC) - start)
-        return round(100 * min(1.0, max(0.0, share)), 4)
+        moment, before = instant.astimezone(UTC), timedelta(0)
+        for start, end in self.segments:
+            start, end = start.astimezone(UTC), end.astimezone(UTC)
+            if moment <= start:
+                break
+            before += min(moment, end) - start
+        return round(100 * before / self._total(), 4)
 
     def place(self, start: datetime, end: datetime) -> tuple[float, float]:
         """``(left, width)`` in percent of the axis for ``[start, end)``, clipped to it."""
@@ -80,12 +105,45 @@ class Axis:
         return Window(self.start, self.end)
 
 
-def view_axis(view: str, day: date, zone: tzinfo) -> Axis:
-    """Local midnight to local midnight: one day, or the days from the Monday of ``day``'s week."""
+WHOLE_DAY = (0, 24)
+
+
+def view_days(view: str, day: date) -> list[date]:
+    """The days a view shows: one, or the days from the Monday of ``day``'s week."""
     first = day - timedelta(days=day.weekday()) if VIEWS[view] > 1 else day
-    start = datetime.combine(first, time(0), tzinfo=zone)
-    end = datetime.combine(first + timedelta(days=VIEWS[view]), time(0), tzinfo=zone)
-    return Axis(start, end)
+    return [first + timedelta(days=n) for n in range(VIEWS[view])]
+
+
+def view_axis(view: str, day: date, zone: tzinfo, hours: tuple[int, int] = WHOLE_DAY) -> Axis:
+    """From ``hours[0]`` to ``hours[1]`` o'clock (24: midnight after) local time, on each day shown."""
+    low, high = hours
+    return Axis(tuple((datetime.combine(d, time(low), tzinfo=zone),
+                       datetime.combine(d + timedelta(days=high // 24), time(high % 24), tzinfo=zone))
+                      for d in view_days(view, day)))
+
+
+def shown_hours(people: Sequence[PersonConfig], zone_name: str, default_zone: str,
+                days: Sequence[date]) -> tuple[int, int]:
+    """The whole hours of the viewer's day the week views show by default: the working hours of
+    the people who live in the viewed zone (of everyone shown when nobody does), as the viewer's
+    clock reads them on the days shown. The whole day when nobody has working hours or when they
+    run over the viewer's midnight (a Tokyo team seen from New York)."""
+    hours = [h for p in people if (p.timezone or default_zone) == zone_name and (h := p.hours(default_zone))] \
+        or [h for p in people if (h := p.hours(default_zone))]
+    zone = zoneinfo(zone_name)
+    low, high = 24, 0
+    for wh in hours:
+        for day in days:
+            for period in wh.periods:
+                if day.weekday() not in period.days:
+                    continue
+                start = datetime.combine(day, period.start, tzinfo=wh.zone).astimezone(zone)
+                end = datetime.combine(day, period.end, tzinfo=wh.zone).astimezone(zone)
+                if end.date() != start.date() and end.time() != time(0):
+                    return WHOLE_DAY
+                low = min(low, start.hour)
+                high = max(high, 24 if end.date() != start.date() else end.hour + (end.time() != time(end.hour)))
+    return (low, high) if low < high else WHOLE_DAY
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,18 +156,24 @@ class Tick:
 
 def ticks(axis: Axis, view: str, zone: tzinfo) -> list[Tick]:
     """Column headings: days in the week views, hours in the day view (local to the viewer)."""
+    if VIEWS[view] > 1:
+        return [Tick(*axis.place(start, end), start.strftime("%a %d %b"), True) for start, end in axis.segments]
+    return hour_ticks(axis, zone, every=1)
+
+
+def hour_ticks(axis: Axis, zone: tzinfo, every: int) -> list[Tick]:
+    """A tick per hour of the shown time (local to the viewer), labelled every ``every`` hours."""
     out: list[Tick] = []
-    daily = VIEWS[view] > 1
-    step = timedelta(days=1) if daily else timedelta(hours=1)
-    cursor = axis.start
-    while cursor < axis.end:
-        # add in UTC so a DST change cannot make an hour repeat or vanish
-        nxt = datetime.combine(cursor.date() + step, time(0), tzinfo=zone) if daily else \
-            (cursor.astimezone(UTC) + step).astimezone(zone)
-        left, width = axis.place(cursor, min(nxt, axis.end))
-        label = cursor.strftime("%a %d %b") if daily else cursor.strftime("%H:%M")
-        out.append(Tick(left, width, label, daily or cursor.hour % 6 == 0))
-        cursor = nxt
+    for start, end in axis.segments:
+        cursor = start
+        while cursor < end:
+            # add in UTC so a DST change cannot make an hour repeat or vanish
+            nxt = (cursor.astimezone(UTC) + timedelta(hours=1)).astimezone(zone)
+            left, width = axis.place(cursor, min(nxt, end))
+            labelled = cursor.hour % every == 0
+            out.append(Tick(left, width, cursor.strftime("%H:%M") if labelled else "",
+                            labelled and (every > 1 or cursor.hour % 6 == 0)))
+            cursor = nxt
     return out
 
 
@@ -138,6 +202,8 @@ class Row:
     working: list[tuple[float, float]] = field(default_factory=list)
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    unseen: int = 0
+    """Busy periods wholly inside the hours the view leaves out (said, never silently dropped)."""
 
 
 def _span_text(start: datetime, end: datetime, zone: tzinfo) -> str:
@@ -164,7 +230,7 @@ def working_bands(answer: PersonFreeBusy, axis: Axis) -> list[tuple[float, float
         return []
     window = axis.window
     inside = invert(outside_working_hours(answer.working_hours, window), window, BusyType.FREE)
-    return [axis.place(p.start, p.end) for p in inside]
+    return [band for band in (axis.place(p.start, p.end) for p in inside) if band[1] > 0]
 
 
 def row(person: PersonConfig, answer: PersonFreeBusy, axis: Axis, zone: tzinfo, grouping: str,
@@ -173,7 +239,9 @@ def row(person: PersonConfig, answer: PersonFreeBusy, axis: Axis, zone: tzinfo, 
     kind = str(kinds.get(person.platform, {}).get("kind", "?"))
     out = Row(person.email, person.name or person.email, person.platform, kind, group,
               person.timezone or default_zone)
-    out.blocks = [block(p, axis, zone) for p in answer.busy if p.type is not BusyType.FREE]
+    drawn = [block(p, axis, zone) for p in answer.busy if p.type is not BusyType.FREE]
+    out.blocks = [b for b in drawn if b.width > 0]
+    out.unseen = len(drawn) - len(out.blocks)
     out.working = working_bands(answer, axis)
     out.error = "; ".join(str(e) for e in answer.errors) or None
     out.warnings = [str(w) for w in answer.warnings]
@@ -195,6 +263,8 @@ class GridQuery:
     zone_name: str
     grouping: str
     who: str
+    hours: str = "work"
+    """``work``: the week views show working hours (:func:`shown_hours`); ``all``: whole days."""
 
     @property
     def zone(self) -> tzinfo:
@@ -219,7 +289,11 @@ def parse_query(request: Request, default_zone: str) -> GridQuery:
         raise BadRequest(f"date {text[:40]!r} is not an ISO date (YYYY-MM-DD)") from None
     if not 1900 <= day.year <= 2500:
         raise BadRequest("date must be between the years 1900 and 2500")
-    return GridQuery(view, day, zone_name, grouping, q.get("who", "*").strip() or "*")
+    asked = q.getlist("hours")  # the form sends "work" and, when "Whole day" is ticked, "all" too
+    hours = "all" if "all" in asked else (asked[-1] if asked else "work")
+    if hours not in HOURS:
+        raise BadRequest(f"hours must be one of {', '.join(HOURS)}")
+    return GridQuery(view, day, zone_name, grouping, q.get("who", "*").strip() or "*", hours)
 
 
 @lru_cache(maxsize=1)
@@ -248,7 +322,7 @@ templates.env.filters["span"] = span_text
 
 # ------------------------------------------------------------------------------------ pages
 def _title(axis: Axis, view: str) -> str:
-    last = axis.end - timedelta(days=1)
+    last = axis.segments[-1][0]
     return f"{axis.start:%a %d %b %Y}" + ("" if view == "day" else f" – {last:%a %d %b %Y}")
 
 
@@ -288,14 +362,27 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         user, query, people = scoped
         shown = people[:MAX_ATTENDEES]
         zone = query.zone
-        axis = view_axis(query.view, query.day, zone)
+        hours = WHOLE_DAY
+        if query.view != "day" and query.hours == "work":
+            hours = shown_hours(shown, query.zone_name, config.hub.timezone, view_days(query.view, query.day))
+        axis = view_axis(query.view, query.day, zone, hours)
         answer = await run_in_threadpool(ctx.freebusy, user, [p.email for p in shown], axis.window)
         rows = [row(p, a, axis, zone, query.grouping, config.platforms, config.hub.timezone)
                 for p, a in zip(shown, answer.people, strict=True)]
+        acts_for = ctx.details_for(user)
+        booked, booking_problems = await run_in_threadpool(
+            bookings.organised, ctx.hub, [p.email for p in shown if acts_for(p.email)], axis.window)
+        names = {p.email: p.name or p.email for p in shown}
+        meetings = [{"uid": m.uid, "organizer": m.organizer, "organizer_name": names.get(m.organizer, m.organizer),
+                     "summary": m.summary, "attendees": m.attendees,
+                     "start": m.start.astimezone(zone).isoformat(), "end": m.end.astimezone(zone).isoformat()}
+                    for m in booked]
         step = timedelta(days=1 if query.view == "day" else 7)
         now = datetime.now(zone)
         context = {
             "user": user, "query": query, "axis": axis, "ticks": ticks(axis, query.view, zone),
+            "hour_ticks": hour_ticks(axis, zone, every=1 if hours != WHOLE_DAY else 6) if query.view != "day" else [],
+            "hours": hours, "segments": [[s.isoformat(), e.isoformat()] for s, e in axis.segments],
             "groups": grouped(rows), "legend": LEGEND, "views": VIEW_LABELS, "hidden": len(people) - len(shown),
             "prev": (query.day - step).isoformat(), "next": (query.day + step).isoformat(),
             "today": now.date().isoformat(),
@@ -304,6 +391,9 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
             "zones": all_zones(),
             "people_zones": sorted({config.hub.timezone, *(r.timezone for r in rows)}),
             "title": _title(axis, query.view), "cache_ttl": int(ctx.cache.ttl),
+            "bookings": meetings, "booking_problems": booking_problems,
+            "booked_at": {(email, m.start.astimezone(zone).isoformat(), m.end.astimezone(zone).isoformat()): m.uid
+                          for m in booked for email in (m.organizer, *m.attendees)},
         }
         return templates.TemplateResponse(request, "grid.html", context)
 

@@ -120,6 +120,13 @@ class IdentityRepository:
                                                          c.marker) for c in row.copies),
                             _people(row.people))
 
+    def organisers(self) -> set[str]:
+        """Who organises at least one meeting on record that is not cancelled: the web page reads
+        only their calendars to list the bookings it offers to move or cancel."""
+        with self._sessions() as session:
+            return set(session.scalars(select(MeetingIdentity.organizer).distinct()
+                                       .where(MeetingIdentity.status != "CANCELLED")))
+
     def places(self) -> dict[tuple[str, str, str], str]:
         """``(platform, calendar, UID)`` -> identity, for every live item on record: each booked
         meeting's original and copies, and each sync group's originals, mirror copies and busy
