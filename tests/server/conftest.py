@@ -84,6 +84,7 @@ timezone = "Europe/Paris"
 freebusy_timeout = {timeout}
 [server]
 cache_ttl = 30
+monitoring_users = ["{DEMO[0]}"]
 {server_extra}
 [[server.users]]
 name = "{DEMO[0]}"

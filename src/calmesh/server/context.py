@@ -15,12 +15,15 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from calmesh.directory import UnknownPerson
 from calmesh.model import PersonFreeBusy, Window, normalize_email
 from calmesh.server.auth import CHALLENGES, SCOPE_KEY, Authenticator, User
 from calmesh.server.metrics import Metrics
-from calmesh.services import availability
+from calmesh.services import availability, detection
 from calmesh.services.cache import Cached, CacheKey, FreeBusyCache
+from calmesh.services.health import PlatformHealth
 from calmesh.services.hub import Hub
+from calmesh.services.public_errors import log_failures, publicise
 from calmesh.timezones import zoneinfo
 
 MAX_ATTENDEES = 100
@@ -87,6 +90,7 @@ class ServerContext:
         self.auth = Authenticator(self.config.server.users)
         self.cache = FreeBusyCache(self.config.server.cache_ttl, clock=clock)
         self.metrics = Metrics()
+        self.health = PlatformHealth()
 
     # --------------------------------------------------------------------------- who and what
     def user(self, request: Request) -> User | None:
@@ -161,8 +165,30 @@ class ServerContext:
             answers = availability.freebusy(self.hub, missing, window, working_hours=working_hours,
                                             details_for=allowed)
             self.metrics.upstream(time.perf_counter() - started, answers)
+            self.health.record(self._platforms_of(missing), answers)
+            log_failures((e for a in answers for e in a.errors), "free/busy")
+            for answer in answers:  # what is cached is what every door may show
+                answer.errors = publicise(answer.errors)
             return answers
 
         entries = self.cache.get_many(keys, fetch)
         self.metrics.cache(sum(e.hit for e in entries), sum(not e.hit for e in entries))
         return Answer([e.answer for e in entries], entries, self.cache)
+
+    def analyse(self, emails: Sequence[str], window: Window) -> list[detection.PersonAnalysis]:
+        """Conflicts and duplicates of ``emails`` (blocking), with platform failures in public words
+        and their causes logged, as :meth:`freebusy` does."""
+        analyses = detection.analyse_people(self.hub, emails, window)
+        log_failures((e for a in analyses for e in a.errors), "conflicts")
+        for analysis in analyses:
+            analysis.errors = publicise(analysis.errors)
+        return analyses
+
+    def _platforms_of(self, emails: Sequence[str]) -> set[str]:
+        platforms: set[str] = set()
+        for email in emails:
+            try:
+                platforms.update(s.platform for s in self.hub.directory.get(email).sources)
+            except UnknownPerson:
+                continue
+        return platforms

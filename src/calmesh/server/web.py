@@ -33,6 +33,7 @@ from calmesh.config import PersonConfig
 from calmesh.core.freebusy import invert, outside_working_hours
 from calmesh.directory import UnknownPerson
 from calmesh.model import BusyPeriod, BusyType, PersonFreeBusy, Window
+from calmesh.server.api import error_text
 from calmesh.server.auth import CHALLENGES, User
 from calmesh.server.context import MAX_ATTENDEES, BadRequest, ServerContext
 from calmesh.services import detection
@@ -175,7 +176,7 @@ def row(person: PersonConfig, answer: PersonFreeBusy, axis: Axis, zone: tzinfo, 
               person.timezone or default_zone)
     out.blocks = [block(p, axis, zone) for p in answer.busy if p.type is not BusyType.FREE]
     out.working = working_bands(answer, axis)
-    out.error = "; ".join(str(e) for e in answer.errors) or None
+    out.error = error_text(answer)
     out.warnings = [str(w) for w in answer.warnings]
     return out
 
@@ -313,8 +314,7 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
             return scoped
         user, query, people = scoped
         axis = view_axis(query.view, query.day, query.zone)
-        analyses = await run_in_threadpool(detection.analyse_people, ctx.hub,
-                                           [p.email for p in people[:MAX_ATTENDEES]], axis.window)
+        analyses = await run_in_threadpool(ctx.analyse, [p.email for p in people[:MAX_ATTENDEES]], axis.window)
         details = ctx.details_for(user)
         sections = [{"platform": ctx.hub.directory.get(a.email).platform,
                      **detection.conflicts_json(a, query.zone, details(a.email)),
