@@ -176,7 +176,7 @@ def test_healthz_says_up_or_degraded_and_details_are_for_monitoring(down: Served
     assert details["platforms"]["zoho"]["status"] == "up" and details["platforms"]["exchange"] == {"status": "unchecked"}
     not_found = httpx.get(f"{down.url}/no-such-page").json()
     assert httpx.get(f"{down.url}/metrics").status_code == 404
-    assert httpx.get(f"{down.url}/metrics", auth=OPS).json()["title"] == not_found["title"]
+    assert httpx.get(f"{down.url}/metrics", auth=OPS).json() == not_found
     assert "calmesh_http_requests_total" in httpx.get(f"{down.url}/metrics", auth=DEMO).text
 
 
@@ -184,6 +184,22 @@ def test_monitoring_addresses_read_the_details_without_signing_in(make_server) -
     served = make_server(server_extra='monitoring_addresses = ["127.0.0.0/8"]')
     assert "calmesh_http_requests_total" in httpx.get(f"{served.url}/metrics").text
     assert httpx.get(f"{served.url}/healthz").json()["people"] == 7
+
+
+def test_the_sync_page_shows_run_errors_to_monitoring_only(make_server) -> None:  # type: ignore[no-untyped-def]
+    from calmesh.store.db import open_store
+    from calmesh.store.repository import SyncRepository
+
+    served = make_server(tail="""
+[sync.groups.g]
+calendars = [{ platform = "zoho", calendar = "alice@agency.example.ics" },
+             { platform = "projects", calendar = "alice@agency.example.ics" }]
+""")
+    repo = SyncRepository(open_store(served.hub.config.state_url()))
+    repo.finish_run(repo.start_run("g"), "partial", {}, ["projects: PUT http://10.9.8.7:5232/cal/: refused"])
+    plain = httpx.get(f"{served.url}/sync", auth=OPS).text
+    assert "10.9.8.7" not in plain and "calmesh status" in plain
+    assert "PUT http://10.9.8.7:5232/cal/: refused" in httpx.get(f"{served.url}/sync", auth=DEMO).text
 
 
 # ------------------------------------------------------------------------------------ item 7

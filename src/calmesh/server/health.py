@@ -58,7 +58,7 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
 
     async def metrics(request: Request) -> Response:
         if not access.allows(ctx, request):
-            return problem(404, "Not Found")
+            return problem(404, "Not Found", "Not Found")  # as for a path that does not exist
         return ctx.metrics.endpoint(request)
 
     return [Route("/healthz", healthz, methods=["GET"]), Route("/metrics", metrics, methods=["GET"])]

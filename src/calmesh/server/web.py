@@ -13,6 +13,7 @@ zone: a block's position is its share of that span, so a 23-hour DST Sunday is s
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -36,11 +37,13 @@ from calmesh.model import BusyPeriod, BusyType, PersonFreeBusy, Window
 from calmesh.server.api import error_text
 from calmesh.server.auth import CHALLENGES, User
 from calmesh.server.context import MAX_ATTENDEES, BadRequest, ServerContext
+from calmesh.server.health import MonitoringAccess
 from calmesh.services import detection
 from calmesh.store.db import StoreError, open_store
 from calmesh.store.repository import SyncRepository
 from calmesh.timezones import to_iana, zoneinfo
 
+log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 
@@ -267,6 +270,7 @@ def _bad(request: Request, user: User, exc: BadRequest) -> Response:
 
 def routes(ctx: ServerContext) -> list[BaseRoute]:
     config = ctx.config
+    monitoring = MonitoringAccess(config.server)
 
     def scope(request: Request) -> Response | tuple[User, GridQuery, list[PersonConfig]]:
         """Who asks, what view, and whom it shows; or the answer refusing the request."""
@@ -339,7 +343,8 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
                            "quarantined": repo.quarantined(name), "held": list(repo.holds(name).values())}
                     for name in config.sync.groups}, None
         except (StoreError, SQLAlchemyError) as exc:
-            return None, f"the sync state store cannot be read: {exc}"
+            log.error("web /sync: the sync state store cannot be read: %s", exc)
+            return None, "the sync state store cannot be read (the cause is in the server's log)"
 
     async def sync(request: Request) -> Response:
         user = ctx.user(request)
@@ -351,6 +356,7 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         state, problem = await run_in_threadpool(sync_state) if groups else (None, None)
         return templates.TemplateResponse(request, "sync.html", {
             "user": user, "groups": groups, "state": state, "problem": problem,
+            "monitoring": monitoring.allows(ctx, request),  # run errors carry platforms' technical causes
             "zone": ctx.zone, "zone_name": config.hub.timezone})
 
     return [
