@@ -111,6 +111,17 @@ def test_every_door_says_which_platform_is_missing_in_plain_words(
     assert causes and all(m.startswith("free/busy: down:") for m in causes)
 
 
+def test_calmesh_status_shows_the_cause_the_answers_leave_out(make_server, closed_port: int) -> None:  # type: ignore[no-untyped-def]
+    served = make_server(timeout=15, tail=down_platform(closed_port) + SYNC_GROUP)
+    ask = {"attendees": [DORA], "start": "2026-11-23T00:00:00+01:00", "end": "2026-11-28T00:00:00+01:00"}
+    assert httpx.post(f"{served.url}/api/v1/freebusy", auth=OPS, timeout=30, json=ask).json()["people"][0]["error"]
+    shown = _cli(served, "status")
+    assert "platform down failing" in shown and "Connection refused" in shown
+    # kept only while it lasts: once the platform answers again (as the next fan-out records it)
+    served.app.state.ctx.health.record(["down"], [])
+    assert "platform down" not in _cli(served, "status")
+
+
 def _availability_request(address: str) -> bytes:
     """A GetUserAvailability request for ``address`` over the demo week (UTC)."""
     zone = ("<t:TimeZone><t:Bias>0</t:Bias><t:StandardTime><t:Bias>0</t:Bias><t:Time>00:00:00</t:Time>"
@@ -163,6 +174,13 @@ def test_no_route_shows_internal_details_to_the_unauthenticated(
             assert secret not in text or response.status_code == 404 and path.endswith(".vfb"), (method, path, secret)
 
 
+SYNC_GROUP = """
+[sync.groups.g]
+calendars = [{ platform = "zoho", calendar = "alice@agency.example.ics" },
+             { platform = "projects", calendar = "alice@agency.example.ics" }]
+"""
+
+
 # ------------------------------------------------------------------------------------ item 8
 def test_healthz_says_up_or_degraded_and_details_are_for_monitoring(down: Served) -> None:
     assert httpx.get(f"{down.url}/healthz").json() == {"status": "up"}
@@ -190,11 +208,7 @@ def test_the_sync_page_shows_run_errors_to_monitoring_only(make_server) -> None:
     from calmesh.store.db import open_store
     from calmesh.store.repository import SyncRepository
 
-    served = make_server(tail="""
-[sync.groups.g]
-calendars = [{ platform = "zoho", calendar = "alice@agency.example.ics" },
-             { platform = "projects", calendar = "alice@agency.example.ics" }]
-""")
+    served = make_server(tail=SYNC_GROUP)
     repo = SyncRepository(open_store(served.hub.config.state_url()))
     repo.finish_run(repo.start_run("g"), "partial", {}, ["projects: PUT http://10.9.8.7:5232/cal/: refused"])
     plain = httpx.get(f"{served.url}/sync", auth=OPS).text

@@ -7,11 +7,13 @@ same whatever protocol a client speaks.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -21,10 +23,14 @@ from calmesh.server.auth import CHALLENGES, SCOPE_KEY, Authenticator, User
 from calmesh.server.metrics import Metrics
 from calmesh.services import availability, detection
 from calmesh.services.cache import Cached, CacheKey, FreeBusyCache
-from calmesh.services.health import PlatformHealth
+from calmesh.services.health import Check, PlatformHealth
 from calmesh.services.hub import Hub
 from calmesh.services.public_errors import log_failures, publicise
+from calmesh.store.checks import PlatformChecks
+from calmesh.store.db import StoreError, open_store
 from calmesh.timezones import zoneinfo
+
+log = logging.getLogger(__name__)
 
 MAX_ATTENDEES = 100
 """Per request, as Exchange's GetUserAvailability: beyond this a client should split its query."""
@@ -90,7 +96,8 @@ class ServerContext:
         self.auth = Authenticator(self.config.server.users)
         self.cache = FreeBusyCache(self.config.server.cache_ttl, clock=clock)
         self.metrics = Metrics()
-        self.health = PlatformHealth()
+        self.health = PlatformHealth(self._keep_check)
+        self._checks: list[PlatformChecks] = []
 
     # --------------------------------------------------------------------------- who and what
     def user(self, request: Request) -> User | None:
@@ -183,6 +190,16 @@ class ServerContext:
         for analysis in analyses:
             analysis.errors = publicise(analysis.errors)
         return analyses
+
+    def _keep_check(self, platform: str, check: Check) -> None:
+        """A platform's new state, in the state store for ``calmesh status`` (on the fan-out's
+        thread; a store that cannot be written is logged, never fails the answer)."""
+        try:
+            if not self._checks:
+                self._checks.append(PlatformChecks(open_store(self.config.state_url())))
+            self._checks[0].save(platform, check.at, check.error)
+        except (StoreError, SQLAlchemyError) as exc:
+            log.error("the state store cannot record %s's state: %s", platform, exc)
 
     def _platforms_of(self, emails: Sequence[str]) -> set[str]:
         platforms: set[str] = set()

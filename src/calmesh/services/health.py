@@ -7,7 +7,7 @@ Recorded from the free/busy fan-outs the server makes anyway (no probe traffic o
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -26,11 +26,14 @@ class Check:
 
 class PlatformHealth:
     """The last answer of each platform to a free/busy fan-out (thread-safe: fan-outs run on
-    worker threads). A platform never asked yet counts as up."""
+    worker threads). A platform never asked yet counts as up. ``changed(platform, check)`` is
+    called when a platform starts failing, fails differently or answers again (the server keeps
+    those in the state store for ``calmesh status``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, changed: Callable[[str, Check], None] | None = None) -> None:
         self._checks: dict[str, Check] = {}
         self._lock = threading.Lock()
+        self._changed = changed
 
     def record(self, asked: Iterable[str], answers: Iterable[PersonFreeBusy]) -> None:
         failed: dict[str, str] = {}
@@ -39,9 +42,17 @@ class PlatformHealth:
                 if is_platform_failure(error) and error.item is None:  # not one missing mailbox
                     failed.setdefault(error.platform, str(error))
         now = datetime.now(UTC)
+        changes: list[tuple[str, Check]] = []
         with self._lock:
             for platform in asked:
-                self._checks[platform] = Check(now, failed.get(platform))
+                check = Check(now, failed.get(platform))
+                before = self._checks.get(platform)
+                if check.error != (before.error if before else None):
+                    changes.append((platform, check))
+                self._checks[platform] = check
+        if self._changed is not None:
+            for platform, check in changes:
+                self._changed(platform, check)
 
     def checks(self) -> dict[str, Check]:
         with self._lock:

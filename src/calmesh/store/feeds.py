@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from calmesh.model import normalize_email
 from calmesh.store.models import FeedToken
-from calmesh.store.repository import Clock
+from calmesh.store.repository import Clock, _aware
 
 EVERYONE = "*"
 TOKEN_BYTES = 24
@@ -45,7 +45,7 @@ class FeedGrant:
 
 
 def _grant(row: FeedToken) -> FeedGrant:
-    return FeedGrant(row.id, row.person, row.label, row.created_at)
+    return FeedGrant(row.id, row.person, row.label, _aware(row.created_at) or row.created_at)
 
 
 class FeedTokens:

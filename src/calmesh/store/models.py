@@ -245,3 +245,14 @@ class FeedToken(Base):
     label: Mapped[str | None] = mapped_column(Text, nullable=True)
     """Who the URL was given to, to tell URLs apart when revoking."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PlatformCheck(Base):
+    """A platform's failure as the server last saw it (kept while it lasts, cleared when the
+    platform answers again): the technical cause that answers leave out, for ``calmesh status``."""
+
+    __tablename__ = "platform_checks"
+
+    platform: Mapped[str] = mapped_column(String(200), primary_key=True)
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str] = mapped_column(Text)

@@ -1,4 +1,5 @@
-"""Secret free/busy and feed URLs: one row per issued token, stored as its digest.
+"""Secret free/busy and feed URLs: one row per issued token, stored as its digest; and the
+platforms failing as the server last saw them (their technical cause, for ``calmesh status``).
 
 Revision ID: 0005
 Revises: 0004
@@ -27,7 +28,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_feed_tokens")),
         sa.UniqueConstraint("digest", name=op.f("uq_feed_tokens_digest")),
     )
+    op.create_table(
+        "platform_checks",
+        sa.Column("platform", sa.String(length=200), nullable=False),
+        sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("error", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("platform", name=op.f("pk_platform_checks")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("platform_checks")
     op.drop_table("feed_tokens")
