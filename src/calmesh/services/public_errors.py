@@ -18,7 +18,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from calmesh.connectors.base import ConnectorError
+from calmesh.connectors.base import (
+    AuthenticationError,
+    ConnectorError,
+    NotFoundError,
+    PreconditionFailed,
+    UnsupportedOperation,
+)
 from calmesh.model import Problem
 
 log = logging.getLogger(__name__)
@@ -29,6 +35,14 @@ about what the asker sent: they are shown as they are."""
 _WORDS = {"state": "the state store could not be read"}
 """Plain words for the hub's own parts that are not platforms."""
 NOT_ANSWERED = "did not answer"
+_KINDS: tuple[tuple[type[ConnectorError], str], ...] = (
+    (AuthenticationError, "refused calmesh's credentials"),
+    (NotFoundError, "does not have that calendar or item"),
+    (PreconditionFailed, "holds a newer version of the item"),
+    (UnsupportedOperation, "cannot do this (read-only or not supported)"),
+)
+"""Words for what a write (booking, moving, cancelling) ran into, where the kind of failure is
+known and tells the asker what to do; anything else "did not answer"."""
 
 
 def is_platform_failure(problem: Problem) -> bool:
@@ -39,10 +53,12 @@ def is_platform_failure(problem: Problem) -> bool:
 def public_problem(error: Problem | ConnectorError) -> Problem:
     """``error`` as every asker may read it: the platform's name and that it did not answer; no
     URL, address, exception or server message. The one place such text is made."""
-    problem = error.problem() if isinstance(error, ConnectorError) else error
-    if not is_platform_failure(problem):
-        return problem
-    return Problem(problem.platform, _WORDS.get(problem.platform, NOT_ANSWERED))
+    if isinstance(error, ConnectorError):
+        words = next((w for kind, w in _KINDS if isinstance(error, kind)), NOT_ANSWERED)
+        return Problem(error.platform, words)
+    if not is_platform_failure(error):
+        return error
+    return Problem(error.platform, _WORDS.get(error.platform, NOT_ANSWERED))
 
 
 def public_text(error: Problem | ConnectorError) -> str:
