@@ -1,8 +1,9 @@
 """Safe to expose (issue 14 items 6, 7, 8, 10, 11), on the running server with real clients.
 
-One platform of the suite's hub is a calendar URL on a closed port of 127.0.0.1 (``down``): its
-failure carries the address, the path and the HTTP library's exception. No door may show that
-to its asker: answers say "down: did not answer", the cause goes to the log.
+One platform of the suite's hub (``down``) is a calendar URL on 127.0.0.1 whose server answers
+404: its failure quotes the address and the path (``feed not found: http://127.0.0.1:PORT/...``).
+No door may show that to its asker: answers say "down: did not answer", the cause goes to the
+log, to the monitoring details of /healthz and to ``calmesh status``.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ import caldav
 import httpx
 import icalendar
 import pytest
+from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
+from starlette.types import Receive, Scope, Send
 from typer.testing import CliRunner
 
 from calmesh.cli.app import app as cli
 from calmesh.connectors.base import TransientError, UnsupportedOperation
+from calmesh.fakes import serve
 from calmesh.services.public_errors import public_text
 
 from .conftest import DEMO, FAST_HASH, LEAD, OPS, Served
@@ -33,11 +37,16 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def closed_port() -> int:
-    """A port of 127.0.0.1 nothing listens on (bound, then closed)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def down_port() -> Iterator[int]:
+    """The port of the ``down`` platform's calendar server, on 127.0.0.1: it answers 404 to
+    everything, so the connector's error quotes the URL (``feed not found: http://...``) at once,
+    without the retries a refused connection costs."""
+    async def missing(scope: Scope, _receive: Receive, send: Send) -> None:
+        await PlainTextResponse("no such calendar", status_code=404)(scope, _receive, send)
+
+    running = serve(missing)
+    yield int(running.url.rsplit(":", 1)[1])
+    running.stop()
 
 
 def down_platform(port: int) -> str:
@@ -53,14 +62,14 @@ platform = "down"
 
 
 @pytest.fixture
-def down(make_server, closed_port: int) -> Served:  # type: ignore[no-untyped-def]
-    return make_server(tail=down_platform(closed_port), timeout=15)  # time for the connector's retries
+def down(make_server, down_port: int) -> Served:  # type: ignore[no-untyped-def]
+    return make_server(tail=down_platform(down_port))
 
 
 def leaks(text: str, port: int) -> list[str]:
     """What of the down platform's technical cause ``text`` shows."""
     return [needle for needle in (f"127.0.0.1:{port}", f":{port}/", "internal-calendars", "Traceback",
-                                  "ConnectError", "Connection refused", "httpx", "urllib3", "Errno")
+                                  "ConnectError", "Connection refused", "not found:", "httpx", "urllib3", "Errno")
             if needle in text]
 
 
@@ -75,7 +84,7 @@ def test_public_text_names_the_platform_only() -> None:
 
 # ------------------------------------------------------------------------------------ item 6
 def test_every_door_says_which_platform_is_missing_in_plain_words(
-        down: Served, closed_port: int, caplog: pytest.LogCaptureFixture) -> None:
+        down: Served, down_port: int, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="calmesh")
     answered: dict[str, str] = {}
     response = httpx.post(f"{down.url}/api/v1/freebusy", auth=OPS, timeout=30, json={
@@ -108,31 +117,31 @@ def test_every_door_says_which_platform_is_missing_in_plain_words(
     assert "down: did not answer" in web.text
     answered["web"] = web.text
     for door, text in answered.items():
-        assert leaks(text, closed_port) == [], door
+        assert leaks(text, down_port) == [], door
     # the cause is in the server's log, once per fan-out
-    causes = [r.getMessage() for r in caplog.records if "Connection refused" in r.getMessage()]
+    causes = [r.getMessage() for r in caplog.records if "internal-calendars" in r.getMessage()]
     assert causes and all(m.startswith("free/busy: down:") for m in causes)
 
 
-def test_calmesh_status_shows_the_cause_the_answers_leave_out(make_server, closed_port: int) -> None:  # type: ignore[no-untyped-def]
-    served = make_server(timeout=15, tail=down_platform(closed_port) + SYNC_GROUP)
+def test_calmesh_status_shows_the_cause_the_answers_leave_out(make_server, down_port: int) -> None:  # type: ignore[no-untyped-def]
+    served = make_server(tail=down_platform(down_port) + SYNC_GROUP)
     ask = {"attendees": [DORA], "start": "2026-11-23T00:00:00+01:00", "end": "2026-11-28T00:00:00+01:00"}
     assert httpx.post(f"{served.url}/api/v1/freebusy", auth=OPS, timeout=30, json=ask).json()["people"][0]["error"]
     shown = _cli(served, "status")
-    assert "platform down failing" in shown and "Connection refused" in shown
+    assert "platform down failing" in shown and f"127.0.0.1:{down_port}/internal-calendars" in shown
     # kept only while it lasts: once the platform answers again (as the next fan-out records it)
     served.app.state.ctx.health.record(["down"], [])
     assert "platform down" not in _cli(served, "status")
 
 
-def test_a_booking_on_a_platform_that_fails_says_so_in_plain_words(down: Served, closed_port: int) -> None:
+def test_a_booking_on_a_platform_that_fails_says_so_in_plain_words(down: Served, down_port: int) -> None:
     response = httpx.post(f"{down.url}/api/v1/book", auth=DEMO, timeout=30, json={
         "organizer": DORA, "required": [ALICE], "duration": 30,
         "start": (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0).isoformat(),
         "summary": "Plan"})
     assert response.status_code == 502, response.text
     assert response.json()["detail"].startswith("could not create the event: down: ")
-    assert leaks(response.text, closed_port) == []
+    assert leaks(response.text, down_port) == []
 
 
 def _availability_request(address: str) -> bytes:
@@ -169,22 +178,40 @@ def _requests(served: Served) -> Iterator[tuple[str, str]]:
 @pytest.mark.parametrize("authorization", [None, "Basic " + base64.b64encode(b"ops:wrong").decode()],
                          ids=["none", "wrong"])
 def test_no_route_shows_internal_details_to_the_unauthenticated(
-        down: Served, closed_port: int, authorization: str | None) -> None:
+        down: Served, down_port: int, authorization: str | None) -> None:
     # a platform down, and answers about it in the cache
     httpx.post(f"{down.url}/api/v1/freebusy", auth=DEMO, timeout=30, json={
         "attendees": [DORA, ALICE], "start": "2026-11-23T00:00:00+01:00",
         "end": "2026-11-28T00:00:00+01:00"})
-    headers = {"Authorization": authorization} if authorization else {}
-    asked = list(_requests(down))
+    for method, path, text in _ask_every_route(down, {"Authorization": authorization} if authorization else {}):
+        assert leaks(text, down_port) == [], (method, path)
+        for private in ("did not answer", "Dora", "Spring campaign", "agency.example"):
+            assert private not in text, (method, path, private)
+
+
+def _ask_every_route(served: Served, headers: dict[str, str]) -> Iterator[tuple[str, str, str]]:
+    """Each route of the app asked once (a small XML body where one is expected): method, path,
+    and the answer's body and headers as one text. No answer may be a crash (Autodiscover's 503
+    without ``server.public_url`` is by design)."""
+    asked = list(_requests(served))
     assert len(asked) >= 25  # every door is listed
     for method, path in asked:
         body = b"<x/>" if method in ("POST", "PROPFIND", "PATCH") else None
-        response = httpx.request(method, f"{down.url}{path}", headers=headers, content=body, timeout=30)
-        text = response.text + " ".join(f"{k}: {v}" for k, v in response.headers.items())
-        assert response.status_code < 500, (method, path, response.status_code)
-        assert leaks(text, closed_port) == [], (method, path)
-        for private in ("did not answer", "Dora", "Spring campaign", "agency.example"):
-            assert private not in text, (method, path, private)
+        response = httpx.request(method, f"{served.url}{path}", headers=headers, content=body, timeout=60)
+        assert response.status_code != 500, (method, path, response.text)  # never a crash
+        yield method, path, response.text + " ".join(f"{k}: {v}" for k, v in response.headers.items())
+
+
+@pytest.mark.parametrize("user", [OPS, DEMO], ids=["ungranted", "granted"])
+def test_no_route_shows_internal_details_to_signed_in_users(
+        down: Served, down_port: int, user: tuple[str, str]) -> None:
+    """The same for users who may read free/busy (and details): the platform's failure in plain
+    words, its cause nowhere but in the monitoring details of /healthz (the granted user here is
+    also the monitoring user)."""
+    headers = {"Authorization": "Basic " + base64.b64encode(":".join(user).encode()).decode()}
+    for method, path, text in _ask_every_route(down, headers):
+        if path != "/healthz":
+            assert leaks(text, down_port) == [], (method, path)
 
 
 SYNC_GROUP = """
@@ -203,7 +230,7 @@ def test_healthz_says_up_or_degraded_and_details_are_for_monitoring(down: Served
     assert httpx.get(f"{down.url}/healthz", auth=OPS).json() == {"status": "degraded"}  # not a monitoring user
     details = httpx.get(f"{down.url}/healthz", auth=DEMO).json()  # monitoring_users = ["demo"]
     assert details["status"] == "degraded" and details["people"] == 8
-    assert details["platforms"]["down"]["status"] == "failed" and "Connection refused" in details["platforms"]["down"]["error"]
+    assert details["platforms"]["down"]["status"] == "failed" and "internal-calendars" in details["platforms"]["down"]["error"]
     assert details["platforms"]["zoho"]["status"] == "up" and details["platforms"]["exchange"] == {"status": "unchecked"}
     not_found = httpx.get(f"{down.url}/no-such-page").json()
     assert httpx.get(f"{down.url}/metrics").status_code == 404
