@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TypeVar
 
 from calmesh.connectors.base import Capabilities, Connector, FreeBusyRequest, TransientError
@@ -111,6 +112,12 @@ class Flaky(Connector):
 
     def fetch(self, calendar: str, ids: Sequence[str]) -> tuple[list[CalendarItem], list[Problem]]:
         return self._call(lambda: self.inner.fetch(calendar, ids))
+
+    def planned_id(self, calendar: str, item: CalendarItem) -> str | None:
+        return self.inner.planned_id(calendar, item)
+
+    def deleted_since(self, calendar: str, copies: Mapping[str, str], since: datetime) -> set[str]:
+        return self._call(lambda: self.inner.deleted_since(calendar, copies, since))
 
     def put(self, calendar: str, item: CalendarItem, if_match: str | None = None) -> ItemRef:
         return self._write(lambda: self.inner.put(calendar, item, if_match))

@@ -1,8 +1,8 @@
 """What the agency test found on the code of issue 12, as the smallest step sequences that show
 it: the machine's own rules and invariant check, called in a fixed order (a hypothesis example
 database is keyed by the machine's source, so it forgets its examples when the machine changes;
-these do not). Each test names the item of issue 12 it belongs to; each is expected to fail until
-that item is fixed, with the message of the invariant it breaks."""
+these do not). Each test names the item of issue 12 it belongs to and the invariant it broke; the
+ones still open are strict xfails naming what remains."""
 
 from __future__ import annotations
 
@@ -34,8 +34,6 @@ def test_item1_an_organiser_on_graph_cannot_cancel_their_meeting(agency: AgencyM
     agency.cancel(pick=0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the in-house SQL table keeps no ORGANIZER or ATTENDEE: moving re-invites nobody and the REQUEST has no organiser (open in issue 12: keep the people in the identity record)"))
 def test_item1_an_organiser_on_the_inhouse_table_cannot_move_their_meeting(agency: AgencyMachine) -> None:
     """[organiser-only]: Emma books on the SQL table, which keeps no ORGANIZER: "organised by nobody"."""
     agency.book(organiser="emma", others=["bruno"], day=0, hour=10, minutes=30, topic="review")
@@ -48,8 +46,6 @@ def test_item1_a_reply_to_a_meeting_booked_on_graph_is_lost(agency: AgencyMachin
     agency.attendee_answers(pick=0, answer=PartStat.ACCEPTED)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the in-house SQL table keeps no ATTENDEE, so a REPLY finds no attendee to update (open in issue 12: keep the people in the identity record)"))
 def test_item1_a_reply_to_a_meeting_booked_on_the_inhouse_table_is_lost(agency: AgencyMachine) -> None:
     """[edit-lost]: the SQL copy keeps no attendees, so Bruno's answer has nowhere to go."""
     agency.book(organiser="emma", others=["bruno"], day=0, hour=10, minutes=30, topic="review")
@@ -78,8 +74,6 @@ def test_item3_a_busy_block_is_reported_as_a_conflict(agency: AgencyMachine) -> 
     agency.agency_holds()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "EWS chooses its item ids, so no pending record can be made before the write, and a copy deleted in the instant between the server storing it and calmesh recording it is written again (docs/sync.md, Crash safety; open in issue 12)"))
 def test_item4_a_copy_deleted_after_a_kill_comes_back(agency: AgencyMachine) -> None:
     """[deleted-returns]: a run is killed just after its PUT of Alice's event into her Exchange
     calendar reached the server (before the record); Alice deletes that copy; the next run puts it back."""

@@ -43,3 +43,4 @@ def test_freebusy_statuses_and_working_hours(fake: EWSFake, conn: EWSConnector) 
     for when in (datetime(2026, 7, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)):
         assert _utc_offset(alice.working_hours, when) == when.astimezone(PARIS).utcoffset()
         assert _utc_offset(bob.working_hours, when) == when.astimezone(NEW_YORK).utcoffset()
+

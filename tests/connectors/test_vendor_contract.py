@@ -333,3 +333,22 @@ def test_service_that_never_answers_times_out_as_transient(vendor: Vendor, silen
     conn = vendor.connect(timeout=0.5, retries=1, **address)
     with pytest.raises(TransientError):
         conn.events(ALICE, WEEKS)
+
+
+def test_a_copy_deleted_by_its_user_is_found_as_deleted(vendor: Vendor, conn: Any) -> None:
+    """What a person deletes stays findable where the platform keeps it (Exchange moves it to
+    Deleted Items, as Outlook does; Google keeps it cancelled): ``deleted_since`` finds a copy
+    calmesh wrote there, by its marker, if written after the given time. It is the evidence that
+    a copy whose write a killed run never recorded was deleted by its user, not never written
+    (Graph lists no deleted events: no evidence, and such a copy is written again, reported)."""
+    before = datetime.now(UTC)
+    marked = call("copy-1", 9, 10)
+    marked.components[0].extra[MARKER_PROPERTY] = "radicale/alice/one.ics"
+    ref = conn.put(ALICE, marked)
+    conn.put(ALICE, call("own-1", 9, 12))
+    copies = {"copy-1": "radicale/alice/one.ics", "copy-2": "radicale/alice/two.ics"}
+    assert conn.deleted_since(ALICE, copies, before) == set()  # written, still there
+    conn.delete(ALICE, ref, ref.etag)
+    assert conn.deleted_since(ALICE, copies, before) == ({"copy-1"} if vendor.keeps_deleted else set())
+    assert conn.deleted_since(BOB, copies, before) == set()  # another person's calendar
+    assert conn.deleted_since(ALICE, copies, datetime.now(UTC) + timedelta(hours=1)) == set()  # an older copy

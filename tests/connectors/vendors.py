@@ -53,6 +53,9 @@ class Vendor:
     """Words the TransientError for throttling that never ends carries."""
     keeps_new_uids: ClassVar[bool] = True
     """Does an item calmesh creates keep its UID (Graph mints its own iCalUId)?"""
+    keeps_deleted: ClassVar[bool] = True
+    """Does the platform keep what a person deletes where calmesh can find it (Exchange's Deleted
+    Items, Google's cancelled events)? Graph's calendar API lists no deleted events."""
     pages_windows: ClassVar[bool] = True
     """Is a listing of a time window paged (EWS's CalendarView is not)?"""
     canonical_rrules: ClassVar[bool] = False
@@ -165,6 +168,7 @@ class EWSVendor(Vendor):
 
 
 class GraphVendor(Vendor):
+    keeps_deleted = False
     kind, platform = "graph", "m365"
     refused, conflict, check_first = "AADSTS7000215", "412", "token"
     not_found, throttled = "ErrorMailRecipientNotFound", "429"

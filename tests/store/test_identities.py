@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from calmesh.core.syncplan import CopyState, ItemState
+from calmesh.model import Attendee, PartStat, Role
 from calmesh.store.db import open_store
 from calmesh.store.identities import INVITATION, CopyRecord, Identity, IdentityRepository
 from calmesh.store.repository import SyncRepository
@@ -35,6 +36,17 @@ def test_a_booking_round_trips_and_updates_in_place(stores: tuple[IdentityReposi
                                        CopyRecord(INVITATION, "google", "bruno", "g1", "bruno@agency.example")))
     identities.save(moved)
     assert identities.get("m1@agency.example") == moved
+
+
+def test_the_people_of_a_meeting_round_trip(stores: tuple[IdentityRepository, SyncRepository]) -> None:
+    """The record keeps each ATTENDEE's role and answer (for platforms that store none)."""
+    identities, _ = stores
+    people = (Attendee("alice@agency.example", "Alice", PartStat.ACCEPTED, Role.CHAIR),
+              Attendee("emma@agency.example", None, PartStat.TENTATIVE, Role.OPTIONAL, rsvp=True))
+    identities.save(replace(BOOKED, people=people))
+    assert identities.get("m1@agency.example") == replace(BOOKED, people=people)
+    identities.save(BOOKED)
+    assert identities.get("m1@agency.example") == BOOKED
 
 
 def test_places_name_every_copy_with_one_identity(stores: tuple[IdentityRepository, SyncRepository]) -> None:

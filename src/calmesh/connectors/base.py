@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -266,6 +266,14 @@ class Capabilities:
     max_freebusy_days: int | None = None
     """Longest window one native free/busy call may cover (Graph < 62, Zoho 31, Google ~90)."""
     working_hours: bool = False
+    people: bool = True
+    """The platform keeps the ORGANIZER and ATTENDEEs of what is written (an in-house table
+    usually does not: the identity record then keeps them for the meetings calmesh books)."""
+
+
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far a server's clock may be behind calmesh's when a copy's creation time (the server's)
+is compared with the time calmesh noted before writing it (Kerberos tolerates as much)."""
 
 
 @dataclass(slots=True)
@@ -355,6 +363,15 @@ class Connector(ABC):
         (CalDAV: the href), else None (the server assigns ids). Sync records a copy under this id
         *before* writing it, so a run killed while the write is in flight leaves a trace to check."""
         return None
+
+    def deleted_since(self, calendar: str, copies: Mapping[str, str], since: datetime) -> set[str]:
+        """Of ``copies`` (UID -> calmesh marker), written into ``calendar`` after ``since`` at
+        ids the server chose, the UIDs the platform shows as deleted since then (Exchange's
+        Deleted Items folder, Google's cancelled events). It is the evidence a pending copy
+        without a planned id (see :meth:`planned_id`) can have: a run killed between the
+        server storing a copy and calmesh recording it, followed by the person deleting that
+        copy, must not bring it back. The default knows of none (no evidence either way)."""
+        return set()
 
     # ---- lifecycle
     def check(self) -> list[str]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any, ClassVar, Literal, TypeVar
@@ -89,6 +89,7 @@ from pydantic import model_validator
 from calmesh.config import secret
 from calmesh.connectors import _exchange_common as ex
 from calmesh.connectors.base import (
+    CLOCK_SKEW,
     AuthenticationError,
     Capabilities,
     Connector,
@@ -593,9 +594,31 @@ class EWSConnector(Connector):
             if if_match and current[0].changekey != if_match:
                 raise PreconditionFailed(self.name, f"item changed since read (ChangeKey {current[0].changekey})",
                                          item=ref.id)
-            current[0].delete(send_meeting_cancellations=SEND_TO_NONE)
+            # as Outlook deletes: into Deleted Items, where the person can restore it, and
+            # where a pending copy's deletion can be proven (:meth:`deleted_since`)
+            current[0].move_to_trash(send_meeting_cancellations=SEND_TO_NONE)
 
         self._call(remove, item=ref.id)
+
+    def deleted_since(self, calendar: str, copies: Mapping[str, str], since: datetime) -> set[str]:
+        """UIDs of ``copies`` found, by their marker, in the mailbox's Deleted Items and created
+        after ``since`` (less :data:`CLOCK_SKEW`: the server's clock stamps them): Outlook and
+        Outlook on the web move what a person deletes there. An item deleted for good (Shift+Del,
+        or the folder emptied) leaves no evidence, and its copy is written again, with a reason."""
+        if not copies:
+            return set()
+        mailbox = calendar.partition("/")[0]
+        floor = since - CLOCK_SKEW
+
+        def search() -> set[str]:
+            trash = self._account(mailbox).trash
+            found = trash.filter(calmesh_marker__in=sorted(set(copies.values()))).only(
+                "calmesh_marker", "datetime_created")
+            markers = {i.calmesh_marker for i in found
+                       if not isinstance(i, Exception) and i.datetime_created is not None and i.datetime_created >= floor}
+            return {uid for uid, marker in copies.items() if marker in markers}
+
+        return self._call(search, item=mailbox)
 
     def check(self) -> list[str]:
         lines = super().check()

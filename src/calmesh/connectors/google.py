@@ -24,7 +24,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from calmesh.config import secret
 from calmesh.connectors.base import (
+    CLOCK_SKEW,
     AccessTokens,
     AuthenticationError,
     Capabilities,
@@ -55,6 +56,7 @@ from calmesh.connectors.base import (
     with_retries,
 )
 from calmesh.model import (
+    MARKER_PROPERTY,
     Attendee,
     BusyPeriod,
     BusyType,
@@ -508,6 +510,23 @@ class GoogleConnector(Connector):
         subject, path = self._events_path(calendar, ref.id)
         headers = {"If-Match": if_match} if if_match else None
         self._request("DELETE", path, headers=headers, params=_QUIET, subject=subject, item=ref.id)
+
+    def deleted_since(self, calendar: str, copies: Mapping[str, str], since: datetime) -> set[str]:
+        """UIDs of ``copies`` that Google lists, asked by ``iCalUID`` with ``showDeleted``, as
+        cancelled events carrying their marker and created after ``since`` (less
+        :data:`CLOCK_SKEW`): Google keeps a deleted event, cancelled, where a change feed or
+        this query finds it."""
+        floor = since - CLOCK_SKEW
+        gone = set()
+        for uid, marker in sorted(copies.items()):
+            listing, _, _ = self._list(calendar, {"iCalUID": uid, "showDeleted": "true", "singleEvents": "false"})
+            for data in listing:
+                private = (data.get("extendedProperties") or {}).get("private") or {}
+                created = _instant(data["created"]) if data.get("created") else None
+                if (data.get("status") == "cancelled" and private.get(MARKER_PROPERTY) == marker
+                        and created is not None and created >= floor):
+                    gone.add(uid)
+        return gone
 
     def check(self) -> list[str]:
         subject = self.settings.subject or (self.settings.mailboxes[0] if self.settings.mailboxes else None)

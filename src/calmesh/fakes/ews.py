@@ -5,7 +5,10 @@ SOAP 1.1 envelopes in Microsoft's ``messages``/``types`` namespaces, answered wi
 for the operations calmesh's EWS connector drives through exchangelib: GetFolder, FindItem
 (``CalendarView`` expansion and indexed paging), GetItem (``ItemId`` and ``OccurrenceItemId``),
 CreateItem, UpdateItem (``ConflictResolution`` with ChangeKey: ``ErrorIrresolvableConflict``),
-DeleteItem (occurrences become ``DeletedOccurrences``), SyncFolderItems (opaque ``SyncState``,
+DeleteItem (occurrences become ``DeletedOccurrences``; ``DeleteType="MoveToDeletedItems"``, what
+Outlook does, moves a whole item into the mailbox's Deleted Items folder under a new ItemId, where
+FindItem with a ``Restriction`` on its extended properties, UID or creation time finds it),
+SyncFolderItems (opaque ``SyncState``,
 ``ErrorInvalidSyncStateData``), GetUserAvailability (``DetailedMerged`` view, working hours with
 their bias-and-transitions time zone, ``ErrorMailRecipientNotFound`` per unknown mailbox) and
 ConvertId (exchangelib's version probe). Unknown mailboxes on folder operations answer
@@ -24,7 +27,8 @@ from __future__ import annotations
 import base64
 import secrets
 import time as _time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
@@ -93,6 +97,38 @@ def _text(elem: Element | None, tag: str, ns: str = T) -> str | None:
     return found.text if found is not None and found.text is not None else None
 
 
+def _restriction(elem: Element | None) -> Callable[[_Item], bool]:
+    """A FindItem ``Restriction`` as a test of stored items: IsEqualTo, IsGreaterThanOrEqualTo,
+    And and Or over the calmesh marker (an ExtendedFieldURI), ``calendar:UID`` and
+    ``item:DateTimeCreated``, what a client looking for its own items in Deleted Items asks."""
+    if elem is None:
+        return lambda _item: True
+    if elem.tag == _q(M, "Restriction"):
+        if len(elem) != 1:
+            raise _SoapError("ErrorInvalidRestriction", "The restriction is invalid.")
+        return _restriction(elem[0])
+    kind = elem.tag.rsplit("}", 1)[-1]
+    if kind in ("And", "Or"):
+        parts = [_restriction(child) for child in elem]
+        return (lambda i: all(p(i) for p in parts)) if kind == "And" else (lambda i: any(p(i) for p in parts))
+    ops: dict[str, Callable[[Any, Any], bool]] = {"IsEqualTo": lambda a, b: a == b,
+                                                  "IsGreaterThanOrEqualTo": lambda a, b: a is not None and a >= b}
+    constant = elem.find(f"{_q(T, 'FieldURIOrConstant')}/{_q(T, 'Constant')}")
+    if kind not in ops or constant is None:
+        raise _SoapError("ErrorInvalidRestriction", f"The restriction is invalid: {kind} is not supported here.")
+    value = constant.get("Value", "")
+    compare = ops[kind]
+    extended, field_uri = elem.find(_q(T, "ExtendedFieldURI")), elem.find(_q(T, "FieldURI"))
+    if extended is not None and extended.get("PropertyName") == MARKER_PROPERTY:
+        return lambda i: compare(i.event.extra.get(MARKER_PROPERTY), value)
+    if field_uri is not None and field_uri.get("FieldURI") == "calendar:UID":
+        return lambda i: compare(i.event.uid, value)
+    if field_uri is not None and field_uri.get("FieldURI") == "item:DateTimeCreated":
+        since = _parse_time(value)
+        return lambda i: compare(i.created, since)
+    raise _SoapError("ErrorInvalidRestriction", "The restriction is invalid: unsupported field.")
+
+
 def _utc(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -153,6 +189,8 @@ class EWSFake(FakeService):
         self.page_size = page_size
         self.mailboxes: dict[str, _Mailbox] = {}
         self.items: dict[str, _Item] = {}
+        self.deleted_items: dict[str, _Item] = {}
+        """Items moved to their mailbox's Deleted Items folder (by new ItemId)."""
         self.operations: list[str] = []
         """SOAP operation names served, in order, for tests to inspect."""
         self.availability_calls: list[list[str]] = []
@@ -306,6 +344,10 @@ class EWSFake(FakeService):
         return msg
 
     def _mailbox_of_folder(self, folder_ids: Element | None) -> _Mailbox:
+        return self._folder(folder_ids)[0]
+
+    def _folder(self, folder_ids: Element | None) -> tuple[_Mailbox, bool]:
+        """The mailbox a folder id names, and whether the folder is its Deleted Items."""
         if folder_ids is None or len(folder_ids) == 0:
             raise _SoapError("ErrorInvalidRequest", "No folder given.")
         folder = folder_ids[0]
@@ -316,11 +358,13 @@ class EWSFake(FakeService):
             box = self.mailboxes.get(address.lower())
             if box is None:
                 raise _SoapError("ErrorNonExistentMailbox", "The SMTP address has no mailbox associated with it.")
-            return box
+            return box, folder.get("Id") == "deleteditems"
         folder_id = folder.get("Id", "")
         for box in self.mailboxes.values():
             if box.folder_id == folder_id or folder_id == "root-" + box.folder_id:
-                return box
+                return box, False
+            if folder_id == "trash-" + box.folder_id:
+                return box, True
         raise _SoapError("ErrorFolderNotFound", "The specified folder could not be found in the store.")
 
     # ----------------------------------------------------------------------------- operations
@@ -335,13 +379,21 @@ class EWSFake(FakeService):
             try:
                 holder = Element("x")
                 holder.append(folder)
-                box = self._mailbox_of_folder(holder)
+                box, trash = self._folder(holder)
             except _SoapError as exc:
                 self._message(msgs, "GetFolder", exc)
                 continue
             msg = self._message(msgs, "GetFolder")
             folders = _m(msg, "Folders")
-            if folder.get("Id") in ("root", "root-" + box.folder_id):
+            if trash:
+                elem = _t(folders, "Folder")
+                _t(elem, "FolderId", Id="trash-" + box.folder_id, ChangeKey="AQAAAA==")
+                _t(elem, "ParentFolderId", Id="root-" + box.folder_id, ChangeKey="AQAAAA==")
+                _t(elem, "FolderClass", "IPF.Note")
+                _t(elem, "DisplayName", "Deleted Items")
+                _t(elem, "TotalCount", sum(1 for i in self.deleted_items.values() if i.mailbox == box.email))
+                _t(elem, "ChildFolderCount", 0)
+            elif folder.get("Id") in ("root", "root-" + box.folder_id):
                 elem = _t(folders, "Folder")
                 _t(elem, "FolderId", Id="root-" + box.folder_id, ChangeKey="AQAAAA==")
                 _t(elem, "DisplayName", "Root")
@@ -363,13 +415,14 @@ class EWSFake(FakeService):
     def _op_FindItem(self, operation: Element, root: Element) -> None:
         msgs = self._messages(root)
         try:
-            box = self._mailbox_of_folder(operation.find(_q(M, "ParentFolderIds")))
+            box, trash = self._folder(operation.find(_q(M, "ParentFolderIds")))
+            wanted = _restriction(operation.find(_q(M, "Restriction")))
         except _SoapError as exc:
             self._message(msgs, "FindItem", exc)
             return
         msg = self._message(msgs, "FindItem")
         view = operation.find(_q(M, "CalendarView"))
-        mine = [i for i in self.items.values() if i.mailbox == box.email]
+        mine = [i for i in (self.deleted_items if trash else self.items).values() if i.mailbox == box.email and wanted(i)]
         if view is not None:
             start, end = _parse_time(view.get("StartDate", "")), _parse_time(view.get("EndDate", ""))
             rendered = []
@@ -424,7 +477,9 @@ class EWSFake(FakeService):
             _t(elem, "ItemId", Id=stored.id, ChangeKey=stored.change_key_text)
         else:
             _t(elem, "ItemId", Id=f"{stored.id}.OCC{index}", ChangeKey=stored.change_key_text)
-        _t(elem, "ParentFolderId", Id=self.mailboxes[stored.mailbox].folder_id, ChangeKey="AgAAAA==")
+        folder_id = self.mailboxes[stored.mailbox].folder_id
+        _t(elem, "ParentFolderId", Id=("trash-" if stored.id in self.deleted_items else "") + folder_id,
+           ChangeKey="AgAAAA==")
         _t(elem, "ItemClass", "IPM.Appointment")
         _t(elem, "Subject", event.summary or "")
         _t(elem, "Sensitivity", ex.sensitivity(event.classification))
@@ -538,7 +593,7 @@ class EWSFake(FakeService):
             return stored, index
         raw = elem.get("Id") or elem.get("OccurrenceId") or ""
         master_id, _, occ = raw.partition(".OCC")
-        stored = self.items.get(master_id)
+        stored = self.items.get(master_id) or self.deleted_items.get(master_id)
         if stored is None:
             raise _SoapError("ErrorItemNotFound", "The specified object was not found in the store.")
         if tag == "RecurringMasterItemId":
@@ -645,9 +700,14 @@ class EWSFake(FakeService):
                 self._message(msgs, "DeleteItem", exc)
                 continue
             self._mail(operation, "SendMeetingCancellations", stored, "DeleteItem")
-            if index is None:
+            if stored.id in self.deleted_items:  # deleting from Deleted Items is for good
+                del self.deleted_items[stored.id]
+            elif index is None:
                 del self.items[stored.id]
                 self._log(stored, removed=True)
+                if operation.get("DeleteType") == "MoveToDeletedItems":  # a move gives a new ItemId
+                    moved = replace(stored, id="AAMkAGI2TG93AAA" + secrets.token_urlsafe(16).replace("-", "A"))
+                    self.deleted_items[moved.id] = moved
             else:
                 stored.deleted.add(index)
                 stored.modified.pop(index, None)

@@ -330,7 +330,8 @@ def book(hub: Hub, request: BookingRequest, *, now: datetime, mailer: Mailer = i
     ref = connector.put(calendar, item)
     # recorded before any attendee's copy exists: from now on only the booker may change it
     identity = Identity(item.uid, organizer.email, organizer.platform, calendar, ref.id,
-                        item.components[0].sequence, EventStatus.CONFIRMED.value)
+                        item.components[0].sequence, EventStatus.CONFIRMED.value,
+                        people=tuple(item.components[0].attendees))
     identities.save(identity)
     notice = _Notice(item, "REQUEST", itip.request(item), "Invitation", itip.INVITED, replaces=False)
     return _tell_attendees(hub, identity, ref, notice, mailer, warnings)
@@ -373,7 +374,7 @@ def _tell_attendees(hub: Hub, identity: Identity, ref: ItemRef, notice: _Notice,
                for d in booking.deliveries if d.method == "calendar" and d.platform and d.calendar}
     kept = [c for c in identity.copies if (c.platform, c.calendar) not in written]
     _identities(hub).save(replace(identity, item_id=ref.id, sequence=first.sequence, status=first.status.value,
-                                  copies=(*kept, *written.values())))
+                                  copies=(*kept, *written.values()), people=tuple(first.attendees)))
     return booking
 
 
@@ -499,6 +500,7 @@ def _organised(hub: Hub, uid: str, claimed: str, verb: str) -> tuple[PersonConfi
                                   f"({identity.platform}:{identity.calendar})") from None
         if identity.organizer != person.email:
             raise NotOrganiser(_not_organiser(uid, person.email, identity.organizer, stored, verb))
+        stored = _with_people(hub, identity, stored)
     first = stored.master or stored.components[0]
     if first.status is EventStatus.CANCELLED or identity.status == EventStatus.CANCELLED.value:
         raise Unchangeable(f"{uid} is already cancelled")
@@ -527,6 +529,18 @@ def _link(hub: Hub, uid: str, person: PersonConfig, verb: str) -> tuple[Identity
                         first.status.value)
     _identities(hub).save(identity)
     return identity, stored
+
+
+def _with_people(hub: Hub, identity: Identity, stored: CalendarItem) -> CalendarItem:
+    """The organiser's copy with its ORGANIZER and ATTENDEEs, from the identity record when its
+    platform keeps none (an in-house table): a move must re-invite the attendees and a REPLY
+    must find the attendee it answers for, whatever the organiser's platform can store."""
+    if not identity.people or hub.connector(identity.platform).capabilities.people:
+        return stored
+    chair = next((a for a in identity.people if a.email == identity.organizer), Attendee(identity.organizer))
+    return replace(stored, components=[
+        e if e.attendees else replace(e, organizer=e.organizer or chair, attendees=list(identity.people))
+        for e in stored.components])
 
 
 def _identities(hub: Hub) -> IdentityRepository:
@@ -611,12 +625,17 @@ def process_message(hub: Hub, data: bytes) -> Processed:
                           else (organizer.platform, home_calendar(hub, organizer)))
     result = Processed(message.method, message.item.uid)
     stored = stored_item(hub, platform, calendar, message.item.uid, identity.item_id if identity else None)
+    if identity is not None:
+        stored = _with_people(hub, identity, stored)
     if stored.uid != message.item.uid:  # found by the recorded id: Graph gave the organiser's copy its own UID
         message = replace(message, item=CalendarItem(stored.uid, [replace(c, uid=stored.uid)
                                                                   for c in message.item.components]))
     if message.method == "REPLY":
         updated = itip.apply_reply(stored, message)
         _save(hub, platform, calendar, stored, updated, result)
+        if identity is not None:  # the answers are kept where a platform without attendees cannot
+            answered = updated.master or updated.components[0]
+            _identities(hub).save(replace(identity, people=tuple(answered.attendees)))
         for answer in message.item.components:
             who = answer.attendees[0]
             result.changes.append(f"{who.email} {who.partstat.value}")

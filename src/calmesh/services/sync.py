@@ -28,6 +28,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextvars import copy_context
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 
@@ -72,6 +73,16 @@ loop (the engine's and the connector's own): then the run gives up on that platf
 its members unreachable. A hanging server thus costs a run about ``RETRY_FAILURES`` timeouts."""
 MAX_PASSES = 3
 """Planning passes per run: the first, plus re-plans after the full listings it asked for."""
+PLACEHOLDER = "calmesh-pending:"
+"""Prefix of the id a pending copy is recorded under when the server chooses its id (Exchange,
+Graph, Google): never an id a server lists, so the copy, once landed, is known by its marker."""
+
+
+def placeholder_id(marker: str) -> str:
+    """The id a pending copy carrying ``marker`` is recorded under until its write answers."""
+    return PLACEHOLDER + marker
+
+
 SAVE_EVERY = 50
 """Batches whose records are saved together while a run goes on (bounds work lost to a kill).
 A batch that created a copy (or adopted an unrecorded one by its marker) is saved at once: were
@@ -427,23 +438,35 @@ class SyncEngine:
         a server that keeps deletion history (Radicale, SabreDAV/Nextcloud) then tells "written,
         then deleted by its user" from "never written". Without that evidence the planner takes
         such a copy as never written, and writes it again. Only a complete listing can say a
-        copy is missing, so anything else is returned as it is."""
+        copy is missing, so anything else is returned as it is.
+
+        A copy at an id the server chose has a placeholder id instead (:func:`placeholder_id`)
+        and the time of the write as evidence: a listed item with its marker is that copy
+        landed; else the connector is asked whether the platform kept it as deleted since that
+        time (:meth:`Connector.deleted_since`)."""
         obs = seen.observation
         if not obs.complete or not obs.reachable:
             return seen
         present = ({i.ref.id for i in obs.items if i.ref} | {r.id for r in obs.unchanged}
                    | {r.id for r in obs.unreadable} | {r.id for r in obs.deleted})
+        listed_markers = {i.marker for i in obs.items if i.marker}
         wanted: dict[str, set[str]] = {}
+        placed: list[CopyState] = []
         for record in state.values():
             copy = record.copies.get(member.key)
-            if copy is not None and copy.pending and copy.evidence and copy.item_id not in present:
+            if copy is None or not copy.pending or not copy.evidence or copy.item_id in present:
+                continue
+            if copy.item_id.startswith(PLACEHOLDER):
+                if copy.marker not in listed_markers:
+                    placed.append(copy)
+            else:
                 wanted.setdefault(copy.evidence, set()).add(copy.item_id)
-        if not wanted:
+        if not wanted and not placed:
             return seen
         conn = self._connector(member.platform)
+        gone = self._placed_gone(conn, member, placed)
         known = {i.ref.id: i.ref.etag for i in obs.items if i.ref and i.ref.etag}
         known.update((r.id, r.etag) for r in obs.unchanged if r.etag)
-        gone: list[ItemRef] = []
         for token, ids in sorted(wanted.items()):
             try:
                 changes = self._call(partial(conn.changes_skipping, member.calendar, token, known), conn.name)
@@ -454,6 +477,24 @@ class SyncEngine:
         if not gone:
             return seen
         return replace(seen, observation=replace(obs, deleted=[*obs.deleted, *gone]))
+
+    def _placed_gone(self, conn: Connector, member: Member, placed: list[CopyState]) -> list[ItemRef]:
+        """The placeholders of ``placed`` (pending copies at server-chosen ids, not listed) whose
+        copies the platform shows as deleted since their write."""
+        by_time: dict[str, dict[str, str]] = {}
+        for copy in placed:
+            if copy.marker is not None:
+                by_time.setdefault(copy.evidence or "", {})[copy.uid] = copy.marker
+        gone: list[ItemRef] = []
+        for since, copies in sorted(by_time.items()):
+            try:
+                uids = self._call(partial(conn.deleted_since, member.calendar, copies,
+                                          datetime.fromisoformat(since)), conn.name)
+            except (ConnectorError, ValueError) as exc:
+                log.info("%s: no deletion evidence for %d unconfirmed copies (%s)", member.key, len(copies), exc)
+                continue
+            gone += [ItemRef(member.calendar, c.item_id) for c in placed if c.uid in uids]
+        return gone
 
     def _intents(self, plan: Plan, state: Mapping[str, ItemState], members: Mapping[str, Member],
                  seen: Mapping[str, _Seen]) -> dict[str, ItemState]:
@@ -471,6 +512,11 @@ class SyncEngine:
                     continue
                 member = members[write.target]
                 item_id = self._connector(member.platform).planned_id(member.calendar, write.item)
+                target = seen[write.target]
+                evidence = target.token if target.token_valid else None
+                if item_id is None and write.item.marker is not None:
+                    # the server chooses the id: a placeholder, and the time as evidence
+                    item_id, evidence = placeholder_id(write.item.marker), datetime.now(UTC).isoformat()
                 lid = write.logical_id
                 # an item new this run has no stored state: what this run saw of it stands in
                 # (without it, the original would read as changed next run and outweigh the
@@ -479,10 +525,8 @@ class SyncEngine:
                 if item_id is None or old is None:
                     continue
                 base = replace(old, dirty=True)
-                target = seen[write.target]
                 copy = CopyState(write.target, item_id, write.item.uid, None, write.content_hash,
-                                 marker=write.item.marker, pending=True,
-                                 evidence=target.token if target.token_valid else None)
+                                 marker=write.item.marker, pending=True, evidence=evidence)
                 intents[lid] = replace(base, copies={**base.copies, write.target: copy})
         return intents
 

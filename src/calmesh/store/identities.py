@@ -10,6 +10,7 @@ of its original, so the two records name a meeting the same way.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -17,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from calmesh.core.syncplan import Member
+from calmesh.model import Attendee, PartStat, Role
 from calmesh.store.models import MeetingCopy, MeetingIdentity, SyncCopy, SyncItem
 from calmesh.store.repository import Clock
 
@@ -48,12 +50,30 @@ class Identity:
     sequence: int
     status: str
     copies: tuple[CopyRecord, ...] = ()
+    people: tuple[Attendee, ...] = ()
+    """The meeting's ATTENDEE entries as calmesh last wrote or applied them (the organiser's
+    included): what a platform that keeps no attendees cannot give back."""
 
     @property
     def logical_id(self) -> str:
         """The meeting's identity (and its copies' marker): the organiser's item, named as sync
         names the origin of a logical item."""
         return Member(self.platform, self.calendar).origin_id(self.item_id)
+
+
+def _people_json(people: tuple[Attendee, ...]) -> str | None:
+    if not people:
+        return None
+    return json.dumps([{"email": a.email, "name": a.name, "partstat": a.partstat.value, "role": a.role.value,
+                        "rsvp": a.rsvp} for a in people])
+
+
+def _people(stored: str | None) -> tuple[Attendee, ...]:
+    """The recorded entries (none for a meeting recorded before the record kept people)."""
+    if not stored:
+        return ()
+    return tuple(Attendee(p["email"], p.get("name"), PartStat(p["partstat"]), Role(p["role"]), bool(p.get("rsvp")))
+                 for p in json.loads(stored))
 
 
 def _utc_now() -> datetime:
@@ -77,6 +97,7 @@ class IdentityRepository:
             row.organizer, row.platform, row.calendar = identity.organizer, identity.platform, identity.calendar
             row.item_id, row.sequence, row.status, row.updated_at = (identity.item_id, identity.sequence,
                                                                      identity.status, now)
+            row.people = _people_json(identity.people)
             rows = {(c.platform, c.calendar): c for c in row.copies}
             for copy in identity.copies:
                 target = rows.pop((copy.platform, copy.calendar), None)
@@ -96,7 +117,8 @@ class IdentityRepository:
                 return None
             return Identity(row.uid, row.organizer, row.platform, row.calendar, row.item_id, row.sequence,
                             row.status, tuple(CopyRecord(c.kind, c.platform, c.calendar, c.item_id, c.email,
-                                                         c.marker) for c in row.copies))
+                                                         c.marker) for c in row.copies),
+                            _people(row.people))
 
     def places(self) -> dict[tuple[str, str, str], str]:
         """``(platform, calendar, UID)`` -> identity, for every live item on record: each booked

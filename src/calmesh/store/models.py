@@ -201,6 +201,10 @@ class MeetingIdentity(Base):
     """The organiser's item id (CalDAV href, EWS ItemId...) as its connector returned it."""
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(20))
+    people: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The meeting's ATTENDEE entries (the organiser's included) as JSON: role, answer, RSVP. The
+    record keeps them because some platforms (an in-house table) keep none, and without them a
+    move re-invites nobody and a REPLY finds no attendee to update."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
