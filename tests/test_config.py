@@ -124,3 +124,22 @@ calendars = [{ platform = "zoho", calendar = "a" }, { platform = "projects", cal
         load_config(path)
     assert "attendees" in str(info.value) and "omit" in str(info.value)
     assert info.value.line == VALID.count("\n") + 3, str(info.value)
+
+
+@pytest.mark.parametrize(("server", "words"), [
+    ('monitoring_users = ["prometheus"]', "monitoring_users names no configured user: prometheus"),
+    ('monitoring_addresses = ["10.0.0.300"]', "'10.0.0.300' is not an IP address or network"),
+    ("body_timeout = 0", "body_timeout"),
+])
+def test_server_exposure_settings_are_checked(server: str, words: str) -> None:
+    text = VALID + f'\n[server]\n{server}\n[[server.users]]\nname = "ops"\npassword_env = "X"\n'
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert words in str(info.value)
+
+
+def test_a_user_may_have_a_rate_limit_of_its_own() -> None:
+    text = VALID + ('\n[server]\nmonitoring_users = ["ops"]\nmonitoring_addresses = ["10.0.0.0/24", "::1"]\n'
+                    '[[server.users]]\nname = "ops"\npassword_env = "X"\nrate_limit_per_minute = 20000\n')
+    server = parse_config(text).server
+    assert server.users[0].rate_limit_per_minute == 20000 and server.monitoring_users == ["ops"]

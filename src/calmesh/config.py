@@ -17,6 +17,7 @@ Layout (see ``examples/calmesh.toml``)::
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -208,6 +209,10 @@ class UserConfig(_Strict):
     an email address."""
 
     _email = field_validator("email")(classmethod(lambda cls, v: None if v is None else _check_email(v)))
+    rate_limit_per_minute: int | None = Field(default=None, ge=1)
+    """This user's own request budget, instead of ``server.rate_limit_per_minute``: a service
+    account asking for a whole organisation (an Exchange availability address space) needs one
+    sized for everyone it asks for."""
 
 
 class ServerConfig(_Strict):
@@ -225,11 +230,40 @@ class ServerConfig(_Strict):
     max_request_bytes: int = 1_000_000
     max_window_days: int = 366
     rate_limit_per_minute: int = 600
+    """Requests per minute per signed-in user (``server.users[].rate_limit_per_minute`` overrides
+    it per user) and per client address for requests without a valid sign-in."""
+    body_timeout: float = Field(default=30.0, gt=0)
+    """Seconds a request may take to send its body once its headers are in: a client that
+    announces a body and never sends it gets 408 instead of holding a worker."""
     anonymous_freebusy: bool = False
-    """Serve VFREEBUSY URLs without authentication (Outlook's Internet Free/Busy cannot log in)."""
+    """Serve VFREEBUSY URLs and feeds of *everyone* without authentication. This makes every
+    person's free/busy public and the directory enumerable; prefer the secret, revocable URLs of
+    ``calmesh feeds issue``."""
+    monitoring_users: list[str] = Field(default_factory=list)
+    """Users (names from ``users``) who may read ``/metrics`` and the details of ``/healthz``."""
+    monitoring_addresses: list[str] = Field(default_factory=list)
+    """Client addresses or networks (``10.0.0.5``, ``10.0.0.0/24``) that may read ``/metrics`` and the
+    details of ``/healthz`` without signing in (a Prometheus scraper)."""
     users: list[UserConfig] = Field(default_factory=list)
     watch_sync: bool = True
     """Run the sync watch loop in-process while serving."""
+
+    @field_validator("monitoring_addresses")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry[:80]!r} is not an IP address or network (10.0.0.0/24)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _monitoring_users(self) -> ServerConfig:
+        unknown = set(self.monitoring_users) - {u.name for u in self.users}
+        if unknown:
+            raise ValueError(f"monitoring_users names no configured user: {', '.join(sorted(unknown))}")
+        return self
 
     @field_validator("public_url")
     @classmethod

@@ -49,6 +49,7 @@ def config_text(cache_ttl: float) -> str:
 timezone = "Europe/Paris"
 [server]
 cache_ttl = {cache_ttl}
+monitoring_users = ["{USER[0]}"]
 [[server.users]]
 name = "{USER[0]}"
 password_env = "{PASSWORD_ENV}"

@@ -77,13 +77,16 @@ FAST_HASH = {"time_cost": 1, "memory_kib": 8, "parallelism": 1}
 """Argon2 at its lowest cost: tests check the format and the flow, not the cost."""
 
 
-def config_text(slow_feed: str, *, server_extra: str = "", timeout: float = 1.0) -> str:
+def config_text(slow_feed: str, *, server_extra: str = "", timeout: float = 1.0, tail: str = "") -> str:
+    """The suite's config; ``server_extra`` goes in ``[server]``, ``tail`` (more platforms, people
+    or ``[[server.users]]``) at the end."""
     return f"""
 [hub]
 timezone = "Europe/Paris"
 freebusy_timeout = {timeout}
 [server]
 cache_ttl = 30
+monitoring_users = ["{DEMO[0]}"]
 {server_extra}
 [[server.users]]
 name = "{DEMO[0]}"
@@ -114,6 +117,7 @@ url = "{slow_feed}"
 email = "gus@agency.example"
 name = "Gus Slow"
 platform = "slow"
+{tail}
 """
 
 
@@ -123,6 +127,7 @@ class Served:
     hub: Hub
     app: Starlette
     running: RunningServer
+    config_path: Path
 
 
 @pytest.fixture
@@ -132,14 +137,14 @@ def make_server(tmp_path: Path, slow_feed: str, monkeypatch: pytest.MonkeyPatch)
     seed_ics(tmp_path)
     started: list[Served] = []
 
-    def make(server_extra: str = "", timeout: float = 1.0) -> Served:
+    def make(server_extra: str = "", timeout: float = 1.0, tail: str = "") -> Served:
         path = tmp_path / f"calmesh-{len(started)}.toml"
-        text = config_text(slow_feed, server_extra=server_extra, timeout=timeout)
+        text = config_text(slow_feed, server_extra=server_extra, timeout=timeout, tail=tail)
         path.write_text(text)
         hub = Hub(parse_config(text, path))
         app = create_app(hub)
         running = serve(app)
-        served = Served(running.url, hub, app, running)
+        served = Served(running.url, hub, app, running, path)
         started.append(served)
         return served
 

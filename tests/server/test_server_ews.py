@@ -76,7 +76,7 @@ def test_missing_data_says_why(server: Served) -> None:
     response = httpx.post(f"{server.url}/EWS/Exchange.asmx", content=SOAP.format(dtd="", body=body).encode(),
                           auth=OPS, timeout=10)
     assert response.status_code == 200
-    assert b"Data missing: slow: did not answer within 1s" in response.content
+    assert b"Data missing: slow: did not answer" in response.content
 
 
 def test_times_follow_the_requests_zone_and_details_follow_grants(server: Served) -> None:

@@ -42,7 +42,7 @@ def test_freebusy_merges_platforms_and_reports_missing_people(server: Served) ->
     assert alice["working_hours"] == {"timezone": "Europe/Paris",
                                       "periods": [{"days": ["Mon", "Tue", "Wed", "Thu", "Fri"],
                                                    "start": "09:00", "end": "18:00"}]}
-    assert gus["error"] == "slow: did not answer within 1s"
+    assert gus["error"] == "slow: did not answer"
     assert gus["availability_view"] == "4" * 120 and gus["busy"][0]["type"] == "unknown"
     assert "not in the people directory" in zed["error"]
     assert response.headers["X-Calmesh-Fetched-At"] and int(response.headers["Age"]) <= 2
@@ -64,14 +64,14 @@ def test_cache_answers_warm_with_age_and_keeps_privacy_views_apart(server: Serve
     assert second.headers["Cache-Control"].startswith("private, max-age=")
     # the demo user may see details: it must not be served the ops (free/busy only) entry
     assert any("summary" in b for b in ask(server, [ALICE]).json()["people"][0]["busy"])
-    metrics = httpx.get(f"{server.url}/metrics").text
+    metrics = httpx.get(f"{server.url}/metrics", auth=DEMO).text
     assert 'calmesh_freebusy_cache_lookups_total{result="hit"} 1.0' in metrics
 
 
 def test_people_and_health(server: Served) -> None:
     people = httpx.get(f"{server.url}/api/v1/people", auth=DEMO).json()["people"]
     assert {"email": ALICE, "name": "Alice Martin", "platform": "zoho", "team": "marketing"} in people
-    assert httpx.get(f"{server.url}/healthz").json()["status"] == "ok"
+    assert httpx.get(f"{server.url}/healthz").json() == {"status": "up"}
 
 
 @pytest.mark.parametrize("auth_header", [

@@ -107,7 +107,7 @@ def test_upgrade_from_empty_matches_the_models_and_is_idempotent(engine: Engine)
     assert current_revision(engine) == head_revision() == HEAD_REVISION
     names = set(inspect(engine).get_table_names())
     assert {"sync_items", "sync_copies", "sync_tokens", "sync_runs", "quarantine", "audit_log",
-            "meeting_identities", "meeting_copies", "sync_holds"} <= names
+            "meeting_identities", "meeting_copies", "sync_holds", "feed_tokens", "platform_checks"} <= names
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     assert diff == []

@@ -51,5 +51,5 @@ def get_config(path: Path | None) -> Config:
 
 # Command modules register themselves on `app` when imported. Each lives in its own module so
 # features can grow without touching one another.
-for _module in ("freebusy", "check", "demo", "serve", "detect", "schedule", "sync"):
+for _module in ("freebusy", "check", "demo", "serve", "detect", "schedule", "sync", "feeds"):
     importlib.import_module(f"calmesh.cli.{_module}")

@@ -290,21 +290,27 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Each sync group: last run, item counts, errors, held deletions, change-token age and quarantine."""
+    """Each sync group: last run, item counts, errors, held deletions, change-token age and
+    quarantine; and the platforms the server last saw failing, with the technical cause."""
+    from calmesh.store.checks import PlatformChecks
     from calmesh.store.db import StoreError, open_store
     from calmesh.store.repository import SyncRepository
 
     cfg = get_config(config)
     groups = _groups(cfg, group)
     try:
-        repo = SyncRepository(open_store(cfg.state_url()))
+        sessions = open_store(cfg.state_url())
     except StoreError as exc:
         fail(str(exc), 2)
+    repo = SyncRepository(sessions)
     states = [group_status(repo, name) for name in groups]
     if as_json:
         typer.echo(json.dumps(states, indent=2))
         return
     now = datetime.now(UTC)
+    for platform, (seen, error) in PlatformChecks(sessions).failing().items():
+        console.print(f"[bold red]platform {escape(platform)}[/] failing (the server last saw it "
+                      f"{_ago(seen, now)}): {escape(error)}", highlight=False, soft_wrap=True)
     for state in states:
         last = state["last_run"]
         items = state["items"]

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 from calmesh.core.freebusy import availability_view
 from calmesh.model import BusyType, PersonFreeBusy, WorkingHours
 from calmesh.server.context import MAX_ATTENDEES, BadRequest, ServerContext, problem, unauthorized
+from calmesh.services.public_errors import public_text
 
 _TYPE_NAMES = {BusyType.BUSY_TENTATIVE: "tentative", BusyType.BUSY: "busy",
                BusyType.BUSY_UNAVAILABLE: "oof", BusyType.UNKNOWN: "unknown"}
@@ -34,7 +35,9 @@ def working_hours_json(hours: WorkingHours | None) -> dict[str, Any] | None:
 
 
 def error_text(person: PersonFreeBusy) -> str | None:
-    return "; ".join(str(e) for e in person.errors) or None
+    """What every door says of the platforms missing from ``person``'s answer (public words only:
+    the cause is in the server's log)."""
+    return "; ".join(dict.fromkeys(map(public_text, person.errors))) or None
 
 
 def person_json(person: PersonFreeBusy, zone: tzinfo, interval: timedelta) -> dict[str, Any]:

@@ -22,6 +22,7 @@ fragment :data:`OPENAPI_PATHS` / :data:`OPENAPI_SCHEMAS` is merged into the serv
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -37,7 +38,9 @@ from calmesh.model import Window
 from calmesh.server.auth import User
 from calmesh.server.context import MAX_ATTENDEES, BadRequest, ServerContext, problem, unauthorized
 from calmesh.services import detection, scheduling
+from calmesh.services.public_errors import log_failures, public_text, publicise
 
+log = logging.getLogger(__name__)
 _DEFAULT_DAYS = 7
 
 
@@ -131,7 +134,8 @@ def _refusal(exc: BadRequest | scheduling.SchedulingError | ConnectorError, doin
     if isinstance(exc, BadRequest):
         return problem(exc.status, "Bad Request", exc.detail)
     if isinstance(exc, ConnectorError):
-        return problem(502, "Bad Gateway", f"could not {doing}: {exc}")
+        log.warning("could not %s: %s", doing, exc)
+        return problem(502, "Bad Gateway", f"could not {doing}: {public_text(exc)}")
     if isinstance(exc, scheduling.NotOrganiser):
         return problem(403, "Forbidden", str(exc))
     if isinstance(exc, scheduling.BookingNotFound):
@@ -150,6 +154,9 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         try:
             query, zone = _find_request(ctx, _Body(await request.body(), _FIND_FIELDS))
             found = await run_in_threadpool(scheduling.find_time, ctx.hub, query, now=datetime.now(UTC))
+            log_failures((e for p in found.people for e in p.errors), "find-time")
+            for person in found.people:
+                person.errors = publicise(person.errors)
         except (BadRequest, scheduling.SchedulingError) as exc:
             return _refusal(exc, "search")
         return JSONResponse(scheduling.search_json(found, zone))
@@ -233,7 +240,7 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
             emails, window, details = scope(request, user)
         except BadRequest as exc:
             return problem(exc.status, "Not Found" if exc.status == 404 else "Bad Request", exc.detail)
-        analyses = await run_in_threadpool(detection.analyse_people, ctx.hub, emails, window)
+        analyses = await run_in_threadpool(ctx.analyse, emails, window)
         return JSONResponse({"start": window.start.isoformat(), "end": window.end.isoformat(),
                              "people": [render(a, ctx.zone, details(a.email)) for a in analyses]})
 

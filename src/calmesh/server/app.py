@@ -28,12 +28,12 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.responses import Response
+from starlette.routing import BaseRoute
 
 from calmesh.config import Config, ConfigError
 from calmesh.demo.data import monday_of
-from calmesh.server import api, api_schedule, autodiscover, caldav, ews, vfreebusy
+from calmesh.server import api, api_schedule, autodiscover, caldav, ews, health, vfreebusy
 from calmesh.server.context import ServerContext, problem
 from calmesh.server.csrf import JSONOnlyAPIMiddleware
 from calmesh.server.limits import LimitsMiddleware, RateLimiter
@@ -74,12 +74,8 @@ def create_app(hub: Hub, *, clock: Callable[[], float] = time.monotonic) -> Star
         log.warning("server.public_url is not set: autodiscover answers with an error until it is "
                     "(the URLs it hands out are built from it, never from the request's Host)")
 
-    async def healthz(_request: Request) -> Response:
-        return JSONResponse({"status": "ok", "people": len(hub.directory), "platforms": hub.platforms})
-
     routes: list[BaseRoute] = [
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/metrics", ctx.metrics.endpoint, methods=["GET"]),
+        *health.routes(ctx),
         *api.routes(ctx),
         *api_schedule.routes(ctx),
         *vfreebusy.routes(ctx),
@@ -94,7 +90,10 @@ def create_app(hub: Hub, *, clock: Callable[[], float] = time.monotonic) -> Star
             Middleware(MetricsMiddleware, metrics=ctx.metrics),
             Middleware(LimitsMiddleware, max_bytes=server.max_request_bytes,
                        limiter=RateLimiter(server.rate_limit_per_minute, clock=clock), auth=ctx.auth,
-                       metrics=ctx.metrics, workers=server.auth_workers, clock=clock),
+                       metrics=ctx.metrics, workers=server.auth_workers, clock=clock,
+                       body_timeout=server.body_timeout,
+                       user_limits={u.name: u.rate_limit_per_minute for u in server.users
+                                    if u.rate_limit_per_minute is not None}),
             Middleware(ews.CaseInsensitivePath, paths=(ews.PATH, *autodiscover.PATHS)),
             Middleware(JSONOnlyAPIMiddleware),
         ],

@@ -7,21 +7,30 @@ same whatever protocol a client speaks.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from calmesh.directory import UnknownPerson
 from calmesh.model import PersonFreeBusy, Window, normalize_email
 from calmesh.server.auth import CHALLENGES, SCOPE_KEY, Authenticator, User
 from calmesh.server.metrics import Metrics
-from calmesh.services import availability
+from calmesh.services import availability, detection
 from calmesh.services.cache import Cached, CacheKey, FreeBusyCache
+from calmesh.services.health import Check, PlatformHealth
 from calmesh.services.hub import Hub
+from calmesh.services.public_errors import log_failures, publicise
+from calmesh.store.checks import PlatformChecks
+from calmesh.store.db import StoreError, open_store
 from calmesh.timezones import zoneinfo
+
+log = logging.getLogger(__name__)
 
 MAX_ATTENDEES = 100
 """Per request, as Exchange's GetUserAvailability: beyond this a client should split its query."""
@@ -87,6 +96,8 @@ class ServerContext:
         self.auth = Authenticator(self.config.server.users)
         self.cache = FreeBusyCache(self.config.server.cache_ttl, clock=clock)
         self.metrics = Metrics()
+        self.health = PlatformHealth(self._keep_check)
+        self._checks: list[PlatformChecks] = []
 
     # --------------------------------------------------------------------------- who and what
     def user(self, request: Request) -> User | None:
@@ -161,8 +172,40 @@ class ServerContext:
             answers = availability.freebusy(self.hub, missing, window, working_hours=working_hours,
                                             details_for=allowed)
             self.metrics.upstream(time.perf_counter() - started, answers)
+            self.health.record(self._platforms_of(missing), answers)
+            log_failures((e for a in answers for e in a.errors), "free/busy")
+            for answer in answers:  # what is cached is what every door may show
+                answer.errors = publicise(answer.errors)
             return answers
 
         entries = self.cache.get_many(keys, fetch)
         self.metrics.cache(sum(e.hit for e in entries), sum(not e.hit for e in entries))
         return Answer([e.answer for e in entries], entries, self.cache)
+
+    def analyse(self, emails: Sequence[str], window: Window) -> list[detection.PersonAnalysis]:
+        """Conflicts and duplicates of ``emails`` (blocking), with platform failures in public words
+        and their causes logged, as :meth:`freebusy` does."""
+        analyses = detection.analyse_people(self.hub, emails, window)
+        log_failures((e for a in analyses for e in a.errors), "conflicts")
+        for analysis in analyses:
+            analysis.errors = publicise(analysis.errors)
+        return analyses
+
+    def _keep_check(self, platform: str, check: Check) -> None:
+        """A platform's new state, in the state store for ``calmesh status`` (on the fan-out's
+        thread; a store that cannot be written is logged, never fails the answer)."""
+        try:
+            if not self._checks:
+                self._checks.append(PlatformChecks(open_store(self.config.state_url())))
+            self._checks[0].save(platform, check.at, check.error)
+        except (StoreError, SQLAlchemyError) as exc:
+            log.error("the state store cannot record %s's state: %s", platform, exc)
+
+    def _platforms_of(self, emails: Sequence[str]) -> set[str]:
+        platforms: set[str] = set()
+        for email in emails:
+            try:
+                platforms.update(s.platform for s in self.hub.directory.get(email).sources)
+            except UnknownPerson:
+                continue
+        return platforms

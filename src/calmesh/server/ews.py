@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from calmesh.core.freebusy import availability_view
 from calmesh.model import BusyType, PersonFreeBusy, Window, WorkingHours, normalize_email
+from calmesh.server.api import error_text
 from calmesh.server.auth import CHALLENGES, User
 from calmesh.server.context import MAX_ATTENDEES, BadRequest, ServerContext
 from calmesh.server.ews_soap import (
@@ -210,7 +211,7 @@ async def _get_user_availability(ctx: ServerContext, user: User, request: ET.Ele
         # A failed platform is no reason to lose the rest: its time is NoData (digit 4) and the
         # reason travels in MessageText, which the schema allows on a successful message too.
         response_message(item, m("ResponseMessage"),
-                         text=("Data missing: " + "; ".join(str(e) for e in person.errors)) if person.errors else None)
+                         text=f"Data missing: {error_text(person)}" if person.errors else None)
         _free_busy_view(item, person, window, zone, timedelta(minutes=minutes), requested, details(person.email))
     return out
 

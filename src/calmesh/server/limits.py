@@ -13,11 +13,13 @@ Linux so that answering requests comes first), never on the loop, and:
   credential always passes, so nobody can lock a colleague out by failing in their name.
 
 Rate: a signed-in request counts against its user's token bucket, any other (no header, or a
-failed one) against its client address's; buckets refill at ``rate_limit_per_minute``.
+failed one) against its client address's; buckets refill at ``rate_limit_per_minute``, or at the
+user's own ``rate_limit_per_minute`` (a service account asking for the whole organisation).
 
 Size: a body larger than ``server.max_request_bytes`` is refused with 413, whether it announces
 its length or streams (chunked). The body is read here and replayed, so doors never see a partial
-body.
+body. A body that does not arrive within ``server.body_timeout`` seconds of the headers is
+answered 408: a client announcing a body and never sending it cannot hold a worker.
 """
 
 from __future__ import annotations
@@ -53,17 +55,20 @@ class RateLimiter:
         self._max = max_clients
         self._lock = threading.Lock()
 
-    def take(self, key: str) -> float:
-        """0 when the request may go ahead, else the seconds until it could."""
+    def take(self, key: str, per_minute: int | None = None) -> float:
+        """0 when the request may go ahead, else the seconds until it could. ``per_minute``: this
+        key's own budget instead of the limiter's (a service account's)."""
+        capacity = self.capacity if per_minute is None else float(max(1, per_minute))
+        rate = capacity / 60.0
         now = self._clock()
         with self._lock:
-            tokens, last = self._buckets.pop(key, (self.capacity, now))
-            tokens = min(self.capacity, tokens + (now - last) * self.rate)
+            tokens, last = self._buckets.pop(key, (capacity, now))
+            tokens = min(capacity, tokens + (now - last) * rate)
             wait = 0.0
             if tokens >= 1:
                 tokens -= 1
             else:
-                wait = (1 - tokens) / self.rate
+                wait = (1 - tokens) / rate
             self._buckets[key] = (tokens, now)
             while len(self._buckets) > self._max:
                 self._buckets.popitem(last=False)
@@ -150,10 +155,14 @@ class _Pending:
 class LimitsMiddleware:
     def __init__(self, app: ASGIApp, *, max_bytes: int, limiter: RateLimiter, auth: Authenticator,
                  metrics: Metrics, workers: int = 2, clock: Callable[[], float] = time.monotonic,
-                 exempt: tuple[str, ...] = ("/healthz", "/metrics")) -> None:
+                 exempt: tuple[str, ...] = ("/healthz", "/metrics"), body_timeout: float = 30.0,
+                 user_limits: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.body_timeout = body_timeout
         self.limiter = limiter
+        self.user_limits = user_limits or {}
+        """Requests per minute of the users with a budget of their own."""
         self.auth = auth
         self.sign_ins = SignInLimits(clock)
         self.metrics = metrics
@@ -183,9 +192,11 @@ class LimitsMiddleware:
                 user = outcome
         scope[SCOPE_KEY] = user
         if scope.get("path") not in self.exempt:
-            wait = self.limiter.take(f"user:{user.name}" if user else f"addr:{address}")
+            budget = self.user_limits.get(user.name) if user else None
+            wait = self.limiter.take(f"user:{user.name}" if user else f"addr:{address}", budget)
             if wait > 0:
-                await self._too_many(wait, f"rate limit of {int(self.limiter.capacity)} requests per minute reached")(
+                limit = budget or int(self.limiter.capacity)
+                await self._too_many(wait, f"rate limit of {limit} requests per minute reached")(
                     scope, receive, send)
                 return
         await self._with_body(scope, receive, send)
@@ -234,15 +245,20 @@ class LimitsMiddleware:
                 return
         body = bytearray()
         more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > self.max_bytes:
-                await self._too_large(scope, receive, send)
-                return
+        with anyio.move_on_after(self.body_timeout) as reading:
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(body) > self.max_bytes:
+                    await self._too_large(scope, receive, send)
+                    return
+        if reading.cancelled_caught:
+            await problem(408, "Request Timeout", f"the request body did not arrive within {self.body_timeout:g} "
+                          "seconds (server.body_timeout)", {"Connection": "close"})(scope, receive, send)
+            return
         replayed = False
 
         async def replay() -> Message:

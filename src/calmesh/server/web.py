@@ -16,6 +16,7 @@ which its script moves or cancels through the JSON API.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -36,13 +37,16 @@ from calmesh.config import PersonConfig
 from calmesh.core.freebusy import invert, outside_working_hours
 from calmesh.directory import UnknownPerson
 from calmesh.model import BusyPeriod, BusyType, PersonFreeBusy, Window
+from calmesh.server.api import error_text
 from calmesh.server.auth import CHALLENGES, User
 from calmesh.server.context import MAX_ATTENDEES, BadRequest, ServerContext
+from calmesh.server.health import MonitoringAccess
 from calmesh.services import bookings, detection
 from calmesh.store.db import StoreError, open_store
 from calmesh.store.repository import SyncRepository
 from calmesh.timezones import to_iana, zoneinfo
 
+log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 
@@ -243,7 +247,7 @@ def row(person: PersonConfig, answer: PersonFreeBusy, axis: Axis, zone: tzinfo, 
     out.blocks = [b for b in drawn if b.width > 0]
     out.unseen = len(drawn) - len(out.blocks)
     out.working = working_bands(answer, axis)
-    out.error = "; ".join(str(e) for e in answer.errors) or None
+    out.error = error_text(answer)
     out.warnings = [str(w) for w in answer.warnings]
     return out
 
@@ -340,6 +344,7 @@ def _bad(request: Request, user: User, exc: BadRequest) -> Response:
 
 def routes(ctx: ServerContext) -> list[BaseRoute]:
     config = ctx.config
+    monitoring = MonitoringAccess(config.server)
 
     def scope(request: Request) -> Response | tuple[User, GridQuery, list[PersonConfig]]:
         """Who asks, what view, and whom it shows; or the answer refusing the request."""
@@ -403,8 +408,7 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
             return scoped
         user, query, people = scoped
         axis = view_axis(query.view, query.day, query.zone)
-        analyses = await run_in_threadpool(detection.analyse_people, ctx.hub,
-                                           [p.email for p in people[:MAX_ATTENDEES]], axis.window)
+        analyses = await run_in_threadpool(ctx.analyse, [p.email for p in people[:MAX_ATTENDEES]], axis.window)
         details = ctx.details_for(user)
         sections = [{"platform": ctx.hub.directory.get(a.email).platform,
                      **detection.conflicts_json(a, query.zone, details(a.email)),
@@ -429,7 +433,8 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
                            "quarantined": repo.quarantined(name), "held": list(repo.holds(name).values())}
                     for name in config.sync.groups}, None
         except (StoreError, SQLAlchemyError) as exc:
-            return None, f"the sync state store cannot be read: {exc}"
+            log.error("web /sync: the sync state store cannot be read: %s", exc)
+            return None, "the sync state store cannot be read (the cause is in the server's log)"
 
     async def sync(request: Request) -> Response:
         user = ctx.user(request)
@@ -441,6 +446,7 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         state, problem = await run_in_threadpool(sync_state) if groups else (None, None)
         return templates.TemplateResponse(request, "sync.html", {
             "user": user, "groups": groups, "state": state, "problem": problem,
+            "monitoring": monitoring.allows(ctx, request),  # run errors carry platforms' technical causes
             "zone": ctx.zone, "zone_name": config.hub.timezone})
 
     return [

@@ -59,6 +59,7 @@ from calmesh.model import (
 from calmesh.services import availability, itip
 from calmesh.services.detection import stored_item
 from calmesh.services.hub import Hub
+from calmesh.services.public_errors import log_failures, public_text
 from calmesh.store.db import StoreError
 from calmesh.store.identities import INVITATION, CopyRecord, Identity, IdentityRepository
 from calmesh.timezones import zoneinfo
@@ -252,7 +253,8 @@ def recheck(hub: Hub, request: BookingRequest, *, own_slot: Window | None = None
             else:
                 warnings.append(f"optional attendee {address} is {kind.label.lower()} then")
         elif answer.errors or status_in(answer.busy, window.start, window.end) is BusyType.UNKNOWN:
-            warnings.append(f"availability of {address} is unknown: " + "; ".join(str(e) for e in answer.errors))
+            log_failures(answer.errors, "booking")
+            warnings.append(f"availability of {address} is unknown: " + "; ".join(map(public_text, answer.errors)))
     if taken:
         raise SlotTaken(taken)
     return warnings

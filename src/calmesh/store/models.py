@@ -232,3 +232,31 @@ class MeetingCopy(Base):
     marker: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     meeting: Mapped[MeetingIdentity] = relationship(back_populates="copies")
+
+
+class FeedToken(Base):
+    """A secret free/busy and feed URL (``calmesh feeds issue``): the token itself is never
+    stored, only its SHA-256 digest (the token is 192 random bits, so a fast hash suffices and a
+    lookup is one indexed query whatever the token)."""
+
+    __tablename__ = "feed_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    person: Mapped[str] = mapped_column(String(320))
+    """The directory email whose free/busy the URL shows, or ``*`` for everyone (a subscriber
+    such as an organisation's Outlook search path)."""
+    label: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """Who the URL was given to, to tell URLs apart when revoking."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PlatformCheck(Base):
+    """A platform's failure as the server last saw it (kept while it lasts, cleared when the
+    platform answers again): the technical cause that answers leave out, for ``calmesh status``."""
+
+    __tablename__ = "platform_checks"
+
+    platform: Mapped[str] = mapped_column(String(200), primary_key=True)
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str] = mapped_column(Text)

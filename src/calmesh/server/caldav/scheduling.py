@@ -31,6 +31,7 @@ from starlette.responses import Response
 
 from calmesh.ical import read_scheduling_message, vfreebusy, zoned_time
 from calmesh.model import Window, normalize_email
+from calmesh.server.api import error_text
 from calmesh.server.auth import User
 from calmesh.server.caldav.principals import Principal
 from calmesh.server.caldav.webdav import c, dav_error, href, xml_response
@@ -134,7 +135,7 @@ async def outbox_post(ctx: ServerContext, user: User, principal: Principal, body
                           method="REPLY")
         status = "2.0;Success"
         if person.errors:
-            why = "; ".join(str(e) for e in person.errors)
+            why = error_text(person) or ""
             reply.walk("VFREEBUSY")[0].add("COMMENT", f"Data missing: {why}")
             status = f"5.1;Service unavailable;{why.replace(chr(10), ' ')}"
         ET.SubElement(response, c("request-status")).text = status
