@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from calmesh.core.freebusy import availability_view
-from calmesh.model import BusyType, PersonFreeBusy, WorkingHours
+from calmesh.model import BusyType, PersonFreeBusy, WorkingHours, shown
 from calmesh.server.context import MAX_ATTENDEES, BadRequest, ServerContext, problem, unauthorized
 
 _TYPE_NAMES = {BusyType.BUSY_TENTATIVE: "tentative", BusyType.BUSY: "busy",
@@ -33,11 +33,12 @@ def working_hours_json(hours: WorkingHours | None) -> dict[str, Any] | None:
                         for p in hours.periods]}
 
 
-def error_text(person: PersonFreeBusy) -> str | None:
-    return "; ".join(str(e) for e in person.errors) or None
+def error_text(person: PersonFreeBusy, details: bool = False) -> str | None:
+    """Why some of ``person``'s time is missing, as an asker may read it (:func:`shown`)."""
+    return "; ".join(shown(person.errors, details)) or None
 
 
-def person_json(person: PersonFreeBusy, zone: tzinfo, interval: timedelta) -> dict[str, Any]:
+def person_json(person: PersonFreeBusy, zone: tzinfo, interval: timedelta, details: bool) -> dict[str, Any]:
     busy = []
     for period in person.busy:
         entry: dict[str, Any] = {"start": period.start.astimezone(zone).isoformat(),
@@ -55,8 +56,8 @@ def person_json(person: PersonFreeBusy, zone: tzinfo, interval: timedelta) -> di
         "busy": busy,
         "availability_view": availability_view(person.busy, person.window, interval),
         "working_hours": working_hours_json(person.working_hours),
-        "error": error_text(person),
-        "warnings": [str(w) for w in person.warnings],
+        "error": error_text(person, details),
+        "warnings": shown(person.warnings, details),
     }
 
 
@@ -111,7 +112,8 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         answer = await run_in_threadpool(ctx.freebusy, user, attendees, window)
         zone = start.tzinfo or ctx.zone
         step = timedelta(minutes=interval)
-        return JSONResponse({"people": [person_json(p, zone, step) for p in answer.people]},
+        details = ctx.details_for(user)
+        return JSONResponse({"people": [person_json(p, zone, step, details(p.email)) for p in answer.people]},
                             headers=answer.freshness_headers())
 
     async def people(request: Request) -> Response:
@@ -212,7 +214,9 @@ OPENAPI: dict[str, Any] = {
                                           "description": "0 free, 1 tentative, 2 busy, 3 out of office, 4 no data"},
                     "working_hours": {"$ref": "#/components/schemas/WorkingHours"},
                     "error": {"type": ["string", "null"], "description": "Why this person's data is missing"},
-                    "warnings": {"type": "array", "items": {"type": "string"}},
+                    "warnings": {"type": "array", "items": {"type": "string"},
+                                 "description": "Items that could not be fully read: named only where details "
+                                                "are granted (never a private event's title), else counted"},
                 },
             },
             "FreeBusyAnswer": {

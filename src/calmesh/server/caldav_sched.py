@@ -24,7 +24,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from calmesh.ical import vfreebusy
-from calmesh.model import normalize_email
+from calmesh.model import normalize_email, shown
 from calmesh.server.auth import CHALLENGES, User
 from calmesh.server.context import MAX_ATTENDEES, BadRequest, ServerContext
 from calmesh.server.ews_soap import SoapError, parse_xml
@@ -258,7 +258,7 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
             reply = vfreebusy(person.busy, window, attendee=email, organizer=organizer, uid=uid, method="REPLY")
             status = "2.0;Success"
             if person.errors:
-                why = "; ".join(str(e) for e in person.errors)
+                why = "; ".join(shown(person.errors, details=False))
                 reply.walk("VFREEBUSY")[0].add("COMMENT", f"Data missing: {why}")
                 status = f"5.1;Service unavailable;{why.replace(chr(10), ' ')}"
             ET.SubElement(response, c("request-status")).text = status

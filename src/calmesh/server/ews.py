@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from calmesh.core.freebusy import availability_view
-from calmesh.model import BusyType, PersonFreeBusy, Window, WorkingHours, normalize_email
+from calmesh.model import BusyType, PersonFreeBusy, Window, WorkingHours, normalize_email, shown
 from calmesh.server.auth import CHALLENGES, User
 from calmesh.server.context import MAX_ATTENDEES, BadRequest, ServerContext
 from calmesh.server.ews_soap import (
@@ -210,7 +210,8 @@ async def _get_user_availability(ctx: ServerContext, user: User, request: ET.Ele
         # A failed platform is no reason to lose the rest: its time is NoData (digit 4) and the
         # reason travels in MessageText, which the schema allows on a successful message too.
         response_message(item, m("ResponseMessage"),
-                         text=("Data missing: " + "; ".join(str(e) for e in person.errors)) if person.errors else None)
+                         text=("Data missing: " + "; ".join(shown(person.errors, details(person.email))))
+                         if person.errors else None)
         _free_busy_view(item, person, window, zone, timedelta(minutes=minutes), requested, details(person.email))
     return out
 

@@ -32,7 +32,7 @@ from starlette.templating import Jinja2Templates
 from calmesh.config import PersonConfig
 from calmesh.core.freebusy import invert, outside_working_hours
 from calmesh.directory import UnknownPerson
-from calmesh.model import BusyPeriod, BusyType, PersonFreeBusy, Window
+from calmesh.model import BusyPeriod, BusyType, PersonFreeBusy, Window, shown
 from calmesh.server.auth import CHALLENGES, User
 from calmesh.server.context import MAX_ATTENDEES, BadRequest, ServerContext
 from calmesh.services import detection
@@ -168,15 +168,15 @@ def working_bands(answer: PersonFreeBusy, axis: Axis) -> list[tuple[float, float
 
 
 def row(person: PersonConfig, answer: PersonFreeBusy, axis: Axis, zone: tzinfo, grouping: str,
-        kinds: dict[str, Any], default_zone: str) -> Row:
+        kinds: dict[str, Any], default_zone: str, details: bool) -> Row:
     group = (person.team or "no team") if grouping == "team" else person.platform
     kind = str(kinds.get(person.platform, {}).get("kind", "?"))
     out = Row(person.email, person.name or person.email, person.platform, kind, group,
               person.timezone or default_zone)
     out.blocks = [block(p, axis, zone) for p in answer.busy if p.type is not BusyType.FREE]
     out.working = working_bands(answer, axis)
-    out.error = "; ".join(str(e) for e in answer.errors) or None
-    out.warnings = [str(w) for w in answer.warnings]
+    out.error = "; ".join(shown(answer.errors, details)) or None
+    out.warnings = shown(answer.warnings, details)
     return out
 
 
@@ -286,17 +286,18 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         if isinstance(scoped, Response):
             return scoped
         user, query, people = scoped
-        shown = people[:MAX_ATTENDEES]
+        listed = people[:MAX_ATTENDEES]
         zone = query.zone
         axis = view_axis(query.view, query.day, zone)
-        answer = await run_in_threadpool(ctx.freebusy, user, [p.email for p in shown], axis.window)
-        rows = [row(p, a, axis, zone, query.grouping, config.platforms, config.hub.timezone)
-                for p, a in zip(shown, answer.people, strict=True)]
+        answer = await run_in_threadpool(ctx.freebusy, user, [p.email for p in listed], axis.window)
+        details = ctx.details_for(user)
+        rows = [row(p, a, axis, zone, query.grouping, config.platforms, config.hub.timezone, details(p.email))
+                for p, a in zip(listed, answer.people, strict=True)]
         step = timedelta(days=1 if query.view == "day" else 7)
         now = datetime.now(zone)
         context = {
             "user": user, "query": query, "axis": axis, "ticks": ticks(axis, query.view, zone),
-            "groups": grouped(rows), "legend": LEGEND, "views": VIEW_LABELS, "hidden": len(people) - len(shown),
+            "groups": grouped(rows), "legend": LEGEND, "views": VIEW_LABELS, "hidden": len(people) - len(listed),
             "prev": (query.day - step).isoformat(), "next": (query.day + step).isoformat(),
             "today": now.date().isoformat(),
             "now": axis.percent(now) if axis.start <= now < axis.end else None,

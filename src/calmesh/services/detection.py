@@ -42,7 +42,7 @@ from calmesh.core.overlaps import (
     propose_resolution,
 )
 from calmesh.core.syncplan import marker_origin
-from calmesh.model import MARKER_PROPERTY, CalendarItem, ItemRef, Problem, Window
+from calmesh.model import MARKER_PROPERTY, CalendarItem, ItemRef, Problem, Window, shown
 from calmesh.services import fanout
 from calmesh.services.availability import source_events
 from calmesh.services.hub import Hub
@@ -291,13 +291,15 @@ def undo(hub: Hub, log: SyncRepository, log_id: int) -> ItemRef:
 
 # ------------------------------------------------------------------------------------ JSON
 def copy_json(placed: PlacedEvent, zone: tzinfo, details: bool = True) -> dict[str, Any]:
-    """One copy as the doors show it; titles only with ``details`` and never for private events."""
+    """One copy as the doors show it. Without ``details`` (the asker is not granted the person),
+    its time and place only: no title, UID or organiser; with them, never the title of a private
+    event either."""
     event = placed.event
     start, end = event.span_utc(zone)
-    return {"platform": placed.platform, "calendar": placed.calendar, "uid": event.uid,
+    return {"platform": placed.platform, "calendar": placed.calendar, "uid": event.uid if details else None,
             "summary": event.summary if details and not event.private else None,
             "start": start.astimezone(zone).isoformat(), "end": end.astimezone(zone).isoformat(),
-            "organizer": event.organizer.email if event.organizer else None}
+            "organizer": event.organizer.email if details and event.organizer else None}
 
 
 def conflicts_json(analysis: PersonAnalysis, zone: tzinfo, details: bool = True) -> dict[str, Any]:
@@ -307,7 +309,7 @@ def conflicts_json(analysis: PersonAnalysis, zone: tzinfo, details: bool = True)
                        "platforms": list(c.platforms), "cross_platform": c.cross_platform,
                        "events": [copy_json(c.first, zone, details), copy_json(c.second, zone, details)]}
                       for c in analysis.conflicts],
-        "errors": [str(e) for e in analysis.errors], "warnings": [str(w) for w in analysis.warnings],
+        "errors": shown(analysis.errors, details), "warnings": shown(analysis.warnings, details),
     }
 
 
@@ -317,7 +319,9 @@ def duplicates_json(analysis: PersonAnalysis, zone: tzinfo, details: bool = True
     by_group = {id(r.group): r for r in resolutions}
     groups = []
     for group in analysis.duplicates:
-        entry: dict[str, Any] = {"score": group.score, "reason": group.reason, "platforms": list(group.platforms),
+        # the group's reason names each copy (its UID); the pairs' own reasons name none
+        reason = group.reason if details else "; ".join(dict.fromkeys(p.reason for p in group.pairs))
+        entry: dict[str, Any] = {"score": group.score, "reason": reason, "platforms": list(group.platforms),
                                  "same_uid": all(p.same_uid for p in group.pairs),
                                  "copies": [copy_json(m, zone, details) for m in group.members]}
         resolution = by_group.get(id(group))
@@ -326,7 +330,7 @@ def duplicates_json(analysis: PersonAnalysis, zone: tzinfo, details: bool = True
                                   for d in resolution.decisions]
         groups.append(entry)
     return {"email": analysis.email, "name": analysis.name, "duplicates": groups,
-            "errors": [str(e) for e in analysis.errors], "warnings": [str(w) for w in analysis.warnings]}
+            "errors": shown(analysis.errors, details), "warnings": shown(analysis.warnings, details)}
 
 
 def removal_json(removal: Removal) -> dict[str, Any]:

@@ -52,9 +52,11 @@ from calmesh.model import (
     PartStat,
     PersonFreeBusy,
     Problem,
+    ProblemCode,
     Role,
     Window,
     normalize_email,
+    shown,
 )
 from calmesh.services import availability, itip
 from calmesh.services.detection import stored_item
@@ -168,10 +170,11 @@ def _use_published_hours(hub: Hub, people: Sequence[PersonFreeBusy], now: dateti
             text = _read_source(hub, person.availability)
             hours, warnings = working_hours(text, default_zone=hub.directory.zone_of(person.email), at=now)
         except (OSError, httpx.HTTPError, VAvailabilityError) as exc:
-            answer.warnings.append(Problem("availability", f"{person.availability}: {exc}"))
+            answer.warnings.append(Problem("availability", str(exc), person.availability, code=ProblemCode.WORKING_HOURS))
             continue
         answer.working_hours = hours
-        answer.warnings.extend(Problem("availability", w) for w in warnings)
+        answer.warnings.extend(Problem("availability", w, person.availability, code=ProblemCode.WORKING_HOURS)
+                               for w in warnings)
 
 
 def _read_source(hub: Hub, source: str) -> bytes:
@@ -252,7 +255,8 @@ def recheck(hub: Hub, request: BookingRequest, *, own_slot: Window | None = None
             else:
                 warnings.append(f"optional attendee {address} is {kind.label.lower()} then")
         elif answer.errors or status_in(answer.busy, window.start, window.end) is BusyType.UNKNOWN:
-            warnings.append(f"availability of {address} is unknown: " + "; ".join(str(e) for e in answer.errors))
+            # the booker is granted the organiser, not the attendees: their items are counted, never named
+            warnings.append(f"availability of {address} is unknown: " + "; ".join(shown(answer.errors, details=False)))
     if taken:
         raise SlotTaken(taken)
     return warnings
@@ -669,8 +673,9 @@ def _save(hub: Hub, platform: str, calendar: str, stored: CalendarItem, updated:
 
 
 # ------------------------------------------------------------------------------------ JSON
-def search_json(found: TimeSearch, zone: tzinfo) -> dict[str, Any]:
-    """Suggestions as the doors show them, modelled on Graph's ``meetingTimeSuggestions``."""
+def search_json(found: TimeSearch, zone: tzinfo, details_for: Callable[[str], bool]) -> dict[str, Any]:
+    """Suggestions as the doors show them, modelled on Graph's ``meetingTimeSuggestions``; each
+    person's problems as the asker may read them (``details_for(email)``: see :func:`shown`)."""
     return {
         "suggestions": [{
             "start": s.start.astimezone(zone).isoformat(), "end": s.end.astimezone(zone).isoformat(),
@@ -681,7 +686,8 @@ def search_json(found: TimeSearch, zone: tzinfo) -> dict[str, Any]:
         "empty_reason": found.search.empty_reason,
         "people": [{"email": p.email, "name": p.name, "platform": p.platform,
                     "timezone": p.working_hours.timezone if p.working_hours else None,
-                    "errors": [str(e) for e in p.errors], "warnings": [str(w) for w in p.warnings]}
+                    "errors": shown(p.errors, details_for(p.email)),
+                    "warnings": shown(p.warnings, details_for(p.email))}
                    for p in found.people],
     }
 
