@@ -457,13 +457,19 @@ class Problem:
             repr(self.title) if self.title else self.item)
         return f"{self.platform}: {item}: {self.message}" if item else f"{self.platform}: {self.message}"
 
+    @property
+    def plain_message(self) -> str:
+        """The message, or for a private item only its kind: what may be kept where others read it
+        (a private event's message may quote its text)."""
+        return self.code.reason if self.private and self.code is not None else self.message
+
     def render(self, details: bool) -> str | None:
         """This problem as an asker may read it, or None where only a count of such problems may be
         shown (see :func:`shown`). ``details``: the asker may see the person's details."""
         if self.code is None or details and not self.private:
             return str(self)
-        if details and self.item:  # the reference only: a private event's text may be quoted in the message
-            return f"{self.platform}: {self.item}: {self.code.reason}"
+        if details and self.item:  # the reference only, never a private event's title or text
+            return f"{self.platform}: {self.item}: {self.plain_message}"
         return None
 
 

@@ -350,8 +350,10 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
                    "members": [f"{m.platform}:{m.calendar} ({m.direction})" for m in group.calendars]}
                   for name, group in config.sync.groups.items()]
         state, problem = await run_in_threadpool(sync_state) if groups else (None, None)
+        # errors and quarantined items name anyone's events: only to users who see everyone's details
+        sees_all = config.privacy.default == "details" or "*" in user.sees_details_of
         return templates.TemplateResponse(request, "sync.html", {
-            "user": user, "groups": groups, "state": state, "problem": problem,
+            "user": user, "groups": groups, "state": state, "problem": problem, "sees_all": sees_all,
             "zone": ctx.zone, "zone_name": config.hub.timezone})
 
     return [
