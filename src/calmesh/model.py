@@ -411,7 +411,7 @@ class ProblemCode(enum.StrEnum):
 _REASONS = {
     ProblemCode.UNKNOWN_ZONE: "unknown time zone",
     ProblemCode.END_BEFORE_START: "end before start",
-    ProblemCode.BAD_TIME: "unreadable start or end",
+    ProblemCode.BAD_TIME: "unreadable or missing time",
     ProblemCode.RECURRENCE: "unreadable or too costly recurrence",
     ProblemCode.PROPERTY: "unreadable property ignored",
     ProblemCode.NO_UID: "no UID",
