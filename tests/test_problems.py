@@ -1,6 +1,6 @@
 """Problems are structured where they are met and shown per asker where they leave (issue 14,
 item 1): whole to the operator and to askers granted the person's details, a count and a reason to
-anyone else, and never the title or text of a private event at a door."""
+anyone else, and nothing of a private event (title, UID, text) at a door, whoever asks."""
 
 from __future__ import annotations
 
@@ -72,8 +72,13 @@ def test_the_operator_and_the_granted_read_a_public_event_whole() -> None:
     assert shown([PUBLIC], details=True) == [str(PUBLIC)]
 
 
-def test_the_granted_read_a_private_event_by_reference_and_reason_only() -> None:
-    assert shown([PRIVATE], details=True) == ["projects: UID priv: unreadable property ignored"]
+def test_even_the_granted_read_only_a_count_of_private_events() -> None:
+    assert shown([PRIVATE, PUBLIC], details=True) == [
+        "projects: 1 event could not be fully read (unreadable property ignored)", str(PUBLIC)]
+
+
+def test_a_private_item_is_kept_with_its_kind_never_its_text() -> None:
+    assert PRIVATE.plain_message == "unreadable property ignored" and PUBLIC.plain_message == PUBLIC.message
 
 
 def test_others_read_a_count_and_a_reason_per_platform() -> None:
@@ -121,8 +126,11 @@ def test_conflicts_and_duplicates_without_details_show_time_and_place_only() -> 
     assert "pia.ics" in text and "could not be fully read" in text
 
 
-def test_conflicts_and_duplicates_with_details_name_events_but_not_private_titles() -> None:
-    text = str(conflicts_json(_analysis(), UTC, details=True)) + str(duplicates_json(_analysis(), UTC, details=True))
-    for shown_text in ("secret-uid", "public-uid", "boss@", "Budget review"):
-        assert shown_text in text
-    assert "Merger" not in text and "Secret line" not in text
+def test_conflicts_and_duplicates_with_details_name_public_events_only() -> None:
+    conflicts = conflicts_json(_analysis(), UTC, details=True)
+    text = str(conflicts) + str(duplicates_json(_analysis(), UTC, details=True))
+    assert "public-uid" in text and "Budget review" in text and "boss@" in text
+    for secret in ("secret-uid", "Merger", "Secret line"):
+        assert secret not in text
+    private = next(e for c in conflicts["conflicts"] for e in c["events"] if e["uid"] is None)
+    assert private["summary"] is None and private["organizer"] is None

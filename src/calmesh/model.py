@@ -431,8 +431,8 @@ class Problem:
     Structured so each door can show it as its asker may see it (:func:`shown`): ``code`` (None
     for a platform or calendar that failed as a whole) says what kind of item problem it is in
     words anyone may read; ``item`` and ``title`` name the item and ``message`` says exactly what
-    was wrong with it, both only for askers granted the person's details, and ``title`` never for
-    a ``private`` (CLASS:PRIVATE/CONFIDENTIAL) event at a door."""
+    was wrong with it: at a door, only for askers granted the person's details, and never for a
+    ``private`` (CLASS:PRIVATE/CONFIDENTIAL) event."""
 
     platform: str
     message: str
@@ -446,7 +446,8 @@ class Problem:
     title: str | None = None
     """The event's SUMMARY (cut to 60 characters), when it has one."""
     private: bool = False
-    """The item is (or may be) CLASS:PRIVATE or CONFIDENTIAL: no door shows its title or message."""
+    """The item is (or may be) CLASS:PRIVATE or CONFIDENTIAL: no door names it (title, UID) or
+    quotes its message, whoever asks; the CLI, for the local operator, does."""
     calendar: str | None = None
     person: str | None = None
     """The directory email whose calendar held the item, once a service knows it."""
@@ -466,18 +467,14 @@ class Problem:
     def render(self, details: bool) -> str | None:
         """This problem as an asker may read it, or None where only a count of such problems may be
         shown (see :func:`shown`). ``details``: the asker may see the person's details."""
-        if self.code is None or details and not self.private:
-            return str(self)
-        if details and self.item:  # the reference only, never a private event's title or text
-            return f"{self.platform}: {self.item}: {self.plain_message}"
-        return None
+        return str(self) if self.code is None or details and not self.private else None
 
 
 def shown(problems: Iterable[Problem], details: bool) -> list[str]:
     """Problems as an asker may read them, in order: whole for the operator and askers granted the
-    person's details; item problems for anyone else counted per platform and reason, with nothing
-    of the items (``projects: 2 events could not be fully read (unknown time zone)``), and private
-    events named by reference only even for the granted. Each text once."""
+    person's details; item problems of private events, and all of them for anyone else, counted per
+    platform and reason with nothing of the items (``projects: 2 events could not be fully read
+    (unknown time zone)``). Each text once."""
     out: list[str | tuple[str, ProblemCode]] = []
     counted: dict[tuple[str, ProblemCode], set[str | None]] = {}
     for problem in problems:

@@ -33,12 +33,16 @@ from .test_server_ews import SOAP
 PIA, OTHER = "pia@corp.example", "olaf@corp.example"
 START, END = "2030-03-04T00:00:00+01:00", "2030-03-09T00:00:00+01:00"
 
-PRIVATE_ONLY = ("Q7Z-SECRET-TITLE", "Q7Z-SECRET-ROOM", "Q7Z-SECRET-SERIES", "Q7Z-PRIVATE-BROKEN", "Q7Z-SECRET-LINE")
-"""Titles, locations and text of private events: no door shows them to anyone."""
-GRANTED_ONLY = ("secret-uid-q7z", "secret-series-q7z", "private-broken-q7z", "q7z-organiser",
-                "Q7Z-PUBLIC-TITLE", "Q7Z-PUBLIC-ROOM", "public-meeting-q7z", "q7z-public-organiser",
+PRIVATE_ONLY = ("Q7Z-SECRET-TITLE", "Q7Z-SECRET-ROOM", "Q7Z-SECRET-SERIES", "Q7Z-PRIVATE-BROKEN", "Q7Z-SECRET-LINE",
+                "secret-uid-q7z", "secret-series-q7z", "private-broken-q7z", "q7z-organiser")
+"""Titles, locations, text, UIDs and organisers of private events: no door shows them to anyone
+(but see :data:`OPERATORS_SEE`)."""
+GRANTED_ONLY = ("Q7Z-PUBLIC-TITLE", "Q7Z-PUBLIC-ROOM", "public-meeting-q7z", "q7z-public-organiser",
                 "Q7Z-BROKEN-TITLE", "public-broken-q7z")
-"""UIDs, organisers and public titles: only for users granted Pia's details."""
+"""Titles, locations, UIDs and organisers of public events: only for users granted Pia's details."""
+OPERATORS_SEE = {("admin", "GET", "/sync"): {"secret-uid-q7z", "secret-series-q7z", "private-broken-q7z"}}
+"""The sync page names quarantined items (by UID, whatever their class) to users who see
+everyone's details, the operators of sync groups; never their titles or text."""
 
 HOME_CALENDAR = f"""BEGIN:VCALENDAR
 VERSION:2.0
@@ -294,7 +298,9 @@ def answers(server: Server) -> dict[str, dict[tuple[str, str], str]]:
 def test_no_route_shows_what_the_user_may_not_see(answers: dict[str, dict[tuple[str, str], str]], kind: str) -> None:
     hidden = PRIVATE_ONLY if SEES.get(kind) else PRIVATE_ONLY + GRANTED_ONLY
     leaks = [(method, path, needle) for (method, path), text in answers[kind].items()
-             for needle in hidden if needle.lower() in text.lower()]
+             for needle in hidden if needle.lower() in text.lower()
+             and needle not in OPERATORS_SEE.get((kind, method, path), ())
+             and needle.lower() not in path.lower()]  # the asker's own words, said back
     assert not leaks, f"{kind} was shown: {leaks}"
 
 
@@ -317,26 +323,23 @@ def _answer(answers: dict[str, dict[tuple[str, str], str]], kind: str, method: s
 
 
 @pytest.mark.parametrize("kind", ["admin", "granted"])
-def test_granted_users_see_what_went_wrong_and_whose_event(answers: dict[str, dict[tuple[str, str], str]],
-                                                           kind: str) -> None:
+def test_granted_users_see_what_went_wrong_with_public_events(answers: dict[str, dict[tuple[str, str], str]],
+                                                              kind: str) -> None:
     freebusy = _answer(answers, kind, "POST", "/api/v1/freebusy")
     assert "Q7Z-BROKEN-TITLE" in freebusy and "DTEND" in freebusy  # a public event's title and the fault
-    assert "UID private-broken-q7z@corp.example: end before start" in freebusy  # a private one's: reference only
-    assert "UID secret-series-q7z@corp.example: unreadable or too costly recurrence" in freebusy
-    assert "UID secret-uid-q7z@corp.example: unknown time zone" in freebusy
-    assert "UID secret-uid-q7z@corp.example: unreadable property ignored" in freebusy
+    for counted in ("1 event could not be fully read (end before start)", "(unknown time zone)",  # private ones
+                    "(unreadable property ignored)", "1 event could not be fully read (unreadable or too costly"):
+        assert counted in freebusy
     conflicts = _answer(answers, kind, "GET", "/api/v1/conflicts")
-    for needle in ("secret-uid-q7z", "q7z-organiser", "Q7Z-PUBLIC-TITLE", "q7z-public-organiser"):
+    for needle in ("public-meeting-q7z", "Q7Z-PUBLIC-TITLE", "q7z-public-organiser"):
         assert needle in conflicts
-    assert "secret-uid-q7z" in _answer(answers, kind, "GET", "/api/v1/duplicates")
+    assert "same UID on home and projects" in _answer(answers, kind, "GET", "/api/v1/duplicates")
     assert "Q7Z-BROKEN-TITLE" in _answer(answers, kind, "POST", "/api/v1/find-time")
     assert "Q7Z-BROKEN-TITLE" in _answer(answers, kind, "GET", "/")
-    if kind == "admin":  # quarantined items are named to users who see everyone's details
-        assert "secret-uid-q7z" in _answer(answers, kind, "GET", "/sync")
     page = _answer(answers, kind, "GET", "/conflicts")
     assert "Q7Z-PUBLIC-TITLE" in page and "Q7Z-BROKEN-TITLE" in page
-    # why time is missing: the series, by UID (the CalDAV outbox and .vfb URLs show nobody details)
-    assert "secret-series-q7z" in _answer(answers, kind, "POST", "/EWS/Exchange.asmx")
+    sync = _answer(answers, kind, "GET", "/sync")
+    assert ("secret-uid-q7z" in sync) is (kind == "admin")  # see OPERATORS_SEE
 
 
 def test_ungranted_users_read_a_count_and_a_reason(answers: dict[str, dict[tuple[str, str], str]]) -> None:

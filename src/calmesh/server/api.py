@@ -216,7 +216,7 @@ OPENAPI: dict[str, Any] = {
                     "error": {"type": ["string", "null"], "description": "Why this person's data is missing"},
                     "warnings": {"type": "array", "items": {"type": "string"},
                                  "description": "Items that could not be fully read: named only where details "
-                                                "are granted (never a private event's title), else counted"},
+                                                "are granted (never a private event), else counted"},
                 },
             },
             "FreeBusyAnswer": {

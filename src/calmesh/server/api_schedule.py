@@ -340,11 +340,13 @@ OPENAPI_PATHS: dict[str, Any] = {
 
 _COPY = {"type": "object", "required": ["platform", "calendar", "uid", "summary", "start", "end", "organizer"],
          "properties": {"platform": _STR, "calendar": _STR,
-                        "uid": {"type": ["string", "null"], "description": "Only where details are granted"},
+                        "uid": {"type": ["string", "null"],
+                                "description": "Only where details are granted; never for private events"},
                         "summary": {"type": ["string", "null"],
                                     "description": "Only where details are granted; never for private events"},
                         "start": _STR, "end": _STR,
-                        "organizer": {"type": ["string", "null"], "description": "Only where details are granted"},
+                        "organizer": {"type": ["string", "null"],
+                                      "description": "Only where details are granted; never for private events"},
                         "remove": {"type": "boolean"}, "reason": _STR}}
 
 

@@ -291,15 +291,16 @@ def undo(hub: Hub, log: SyncRepository, log_id: int) -> ItemRef:
 
 # ------------------------------------------------------------------------------------ JSON
 def copy_json(placed: PlacedEvent, zone: tzinfo, details: bool = True) -> dict[str, Any]:
-    """One copy as the doors show it. Without ``details`` (the asker is not granted the person),
-    its time and place only: no title, UID or organiser; with them, never the title of a private
-    event either."""
+    """One copy as the doors show it: its title, UID and organiser only with ``details`` (the
+    asker is granted the person) and never for a private event (who organises a private meeting
+    says as much as its title); else its time and place only."""
     event = placed.event
     start, end = event.span_utc(zone)
-    return {"platform": placed.platform, "calendar": placed.calendar, "uid": event.uid if details else None,
-            "summary": event.summary if details and not event.private else None,
+    named = details and not event.private
+    return {"platform": placed.platform, "calendar": placed.calendar, "uid": event.uid if named else None,
+            "summary": event.summary if named else None,
             "start": start.astimezone(zone).isoformat(), "end": end.astimezone(zone).isoformat(),
-            "organizer": event.organizer.email if details and event.organizer else None}
+            "organizer": event.organizer.email if named and event.organizer else None}
 
 
 def conflicts_json(analysis: PersonAnalysis, zone: tzinfo, details: bool = True) -> dict[str, Any]:
@@ -320,7 +321,8 @@ def duplicates_json(analysis: PersonAnalysis, zone: tzinfo, details: bool = True
     groups = []
     for group in analysis.duplicates:
         # the group's reason names each copy (its UID); the pairs' own reasons name none
-        reason = group.reason if details else "; ".join(dict.fromkeys(p.reason for p in group.pairs))
+        named = details and not any(m.event.private for m in group.members)
+        reason = group.reason if named else "; ".join(dict.fromkeys(p.reason for p in group.pairs))
         entry: dict[str, Any] = {"score": group.score, "reason": reason, "platforms": list(group.platforms),
                                  "same_uid": all(p.same_uid for p in group.pairs),
                                  "copies": [copy_json(m, zone, details) for m in group.members]}

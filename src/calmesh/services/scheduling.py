@@ -522,7 +522,8 @@ def _link(hub: Hub, uid: str, person: PersonConfig, verb: str) -> tuple[Identity
                            f"({MARKER_PROPERTY}): a copy grants no authority, whatever ORGANIZER its platform "
                            f"gives it; only its organiser can {verb} it")
     if organizer != person.email:
-        who = organizer or "nobody (it has no ORGANIZER)"
+        # who organises a private meeting is one of its details: never told
+        who = "someone else" if first.private else organizer or "nobody (it has no ORGANIZER)"
         raise NotOrganiser(f"{uid} is organised by {who}, not {person.email}: only its organiser can {verb} it")
     assert stored.ref is not None
     identity = Identity(uid, person.email, person.platform, calendar, stored.ref.id, first.sequence,
@@ -544,6 +545,8 @@ def _identities(hub: Hub) -> IdentityRepository:
 def _not_organiser(uid: str, claimed: str, organizer: str, stored: CalendarItem, verb: str) -> str:
     first = stored.master or stored.components[0]
     role = "an attendee" if any(a.email == claimed for a in first.attendees) else "not the organiser"
+    if first.private:  # who organises a private meeting is one of its details
+        return f"{claimed} is {role} of {uid}; only its organiser can {verb} it"
     return f"{claimed} is {role} of {uid}; only {organizer} (its organiser) can {verb} it"
 
 
