@@ -134,3 +134,12 @@ def test_conflicts_and_duplicates_with_details_name_public_events_only() -> None
         assert secret not in text
     private = next(e for c in conflicts["conflicts"] for e in c["events"] if e["uid"] is None)
     assert private["summary"] is None and private["organizer"] is None
+
+
+def test_the_operator_reads_everything_to_act_on_but_private_titles_in_conflicts() -> None:
+    """The CLI (``details`` None): every problem whole, every copy's UID and organiser (to resolve
+    duplicates by), and a private copy's title no more than before."""
+    assert shown([PRIVATE, PUBLIC], details=None) == [str(PRIVATE), str(PUBLIC)]
+    text = str(conflicts_json(_analysis(), UTC)) + str(duplicates_json(_analysis(), UTC))
+    assert "secret-uid" in text and "boss@" in text and "Secret line" in text
+    assert "'summary': 'Merger talks'" not in text

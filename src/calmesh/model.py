@@ -464,17 +464,18 @@ class Problem:
         (a private event's message may quote its text)."""
         return self.code.reason if self.private and self.code is not None else self.message
 
-    def render(self, details: bool) -> str | None:
+    def render(self, details: bool | None) -> str | None:
         """This problem as an asker may read it, or None where only a count of such problems may be
-        shown (see :func:`shown`). ``details``: the asker may see the person's details."""
-        return str(self) if self.code is None or details and not self.private else None
+        shown (see :func:`shown`). ``details``: the asker may see the person's details; None for
+        the local operator (the CLI), who reads everything."""
+        return str(self) if details is None or self.code is None or details and not self.private else None
 
 
-def shown(problems: Iterable[Problem], details: bool) -> list[str]:
-    """Problems as an asker may read them, in order: whole for the operator and askers granted the
-    person's details; item problems of private events, and all of them for anyone else, counted per
-    platform and reason with nothing of the items (``projects: 2 events could not be fully read
-    (unknown time zone)``). Each text once."""
+def shown(problems: Iterable[Problem], details: bool | None) -> list[str]:
+    """Problems as an asker may read them, in order: whole for the operator (``details`` None) and
+    for askers granted the person's details (True); item problems of private events, and all of
+    them for anyone else, counted per platform and reason with nothing of the items (``projects: 2
+    events could not be fully read (unknown time zone)``). Each text once."""
     out: list[str | tuple[str, ProblemCode]] = []
     counted: dict[tuple[str, ProblemCode], set[str | None]] = {}
     for problem in problems:

@@ -676,9 +676,10 @@ def _save(hub: Hub, platform: str, calendar: str, stored: CalendarItem, updated:
 
 
 # ------------------------------------------------------------------------------------ JSON
-def search_json(found: TimeSearch, zone: tzinfo, details_for: Callable[[str], bool]) -> dict[str, Any]:
+def search_json(found: TimeSearch, zone: tzinfo, details_for: Callable[[str], bool] | None) -> dict[str, Any]:
     """Suggestions as the doors show them, modelled on Graph's ``meetingTimeSuggestions``; each
-    person's problems as the asker may read them (``details_for(email)``: see :func:`shown`)."""
+    person's problems as the asker may read them (``details_for(email)``, or None for the local
+    operator: see :func:`shown`)."""
     return {
         "suggestions": [{
             "start": s.start.astimezone(zone).isoformat(), "end": s.end.astimezone(zone).isoformat(),
@@ -689,8 +690,8 @@ def search_json(found: TimeSearch, zone: tzinfo, details_for: Callable[[str], bo
         "empty_reason": found.search.empty_reason,
         "people": [{"email": p.email, "name": p.name, "platform": p.platform,
                     "timezone": p.working_hours.timezone if p.working_hours else None,
-                    "errors": shown(p.errors, details_for(p.email)),
-                    "warnings": shown(p.warnings, details_for(p.email))}
+                    "errors": shown(p.errors, details_for and details_for(p.email)),
+                    "warnings": shown(p.warnings, details_for and details_for(p.email))}
                    for p in found.people],
     }
 
