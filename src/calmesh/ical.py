@@ -36,6 +36,7 @@ from calmesh.model import (
     EventStatus,
     PartStat,
     Problem,
+    ProblemCode,
     Role,
     Temporal,
     Window,
@@ -71,35 +72,49 @@ class ICalError(ValueError):
     """A calendar text could not be read at all."""
 
 
+class UnplaceableEvent(ValueError):
+    """A VEVENT that cannot be placed in time at all; ``code`` says why in words any asker may read
+    (the message may quote the event's values)."""
+
+    def __init__(self, message: str, code: ProblemCode = ProblemCode.BAD_TIME) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+Notice = tuple[ProblemCode, str]
+"""A non-fatal issue met reading one event: its kind, and exactly what (which may quote the event)."""
+
+
 # ------------------------------------------------------------------------------------ parsing
-def _text(component: icalendar.cal.Component, name: str, problems: list[str]) -> str | None:
+def _text(component: icalendar.cal.Component, name: str, problems: list[Notice]) -> str | None:
     value = component.get(name)
     if value is None:
         return None
     text = str(value)
     if len(text) > MAX_TEXT_PROPERTY:
-        problems.append(f"{name} of {len(text) / 1e6:.1f} MB cut to {MAX_TEXT_PROPERTY // 1024} KB")
+        problems.append((ProblemCode.TEXT_CUT,
+                         f"{name} of {len(text) / 1e6:.1f} MB cut to {MAX_TEXT_PROPERTY // 1024} KB"))
         text = text[:MAX_TEXT_PROPERTY]
     return text
 
 
-def _temporal(component: icalendar.cal.Component, name: str, problems: list[str]) -> Temporal | None:
+def _temporal(component: icalendar.cal.Component, name: str, problems: list[Notice]) -> Temporal | None:
     prop = component.get(name)
     if prop is None:
         return None
     try:
         value = component.decoded(name)
     except (ValueError, TypeError, KeyError) as exc:
-        raise ValueError(f"bad {name}: {exc}") from exc
+        raise UnplaceableEvent(f"bad {name}: {exc}") from exc
     if isinstance(value, timedelta) or not isinstance(value, date):
-        raise ValueError(f"bad {name}: {value!r} is not a date or date-time")
+        raise UnplaceableEvent(f"bad {name}: {value!r} is not a date or date-time")
     tzid = getattr(prop, "params", {}).get("TZID")
     if isinstance(value, datetime) and tzid:
         value = _in_own_zone(value, str(tzid), name, problems)
     return value
 
 
-def _in_own_zone(value: datetime, tzid: str, name: str, problems: list[str]) -> datetime:
+def _in_own_zone(value: datetime, tzid: str, name: str, problems: list[Notice]) -> datetime:
     """``value`` (wall time under ``TZID=tzid``) in the zone a copy can keep: the IANA zone the
     definition matches, else the definition itself (a :class:`DefinedZone`)."""
     written = scoped_tzid_name(tzid)
@@ -108,7 +123,7 @@ def _in_own_zone(value: datetime, tzid: str, name: str, problems: list[str]) -> 
     # not defined here: by name only, never from a zone icalendar kept from another object
     iana = to_iana(written)
     if iana is None:
-        problems.append(f"unknown TZID {written!r} on {name}, read as local time")
+        problems.append((ProblemCode.UNKNOWN_ZONE, f"unknown TZID {written!r} on {name}, read as local time"))
         return value.replace(tzinfo=None)
     return value.replace(tzinfo=ZoneInfo(iana))
 
@@ -142,7 +157,7 @@ def zoned_time(component: icalendar.cal.Component, name: str) -> Temporal | None
     its own zone. ``ValueError`` when it cannot be placed in time: a TZID that is neither a zone
     calmesh knows nor defined by a VTIMEZONE of the message (RFC 5545 3.2.19) would otherwise be
     read in some other zone and answer for the wrong hours."""
-    problems: list[str] = []
+    problems: list[Notice] = []
     value = _temporal(component, name, problems)
     if problems:
         tzid = scoped_tzid_name(str(component[name].params.get("TZID", "")))
@@ -187,26 +202,27 @@ def _zone_name(value: Temporal | None) -> str | None:
     return None
 
 
-def event_from_component(component: icalendar.cal.Component) -> tuple[Event, list[str]]:
-    """A VEVENT as an :class:`Event`, plus warnings (non-fatal issues). Raises ValueError when the
-    event cannot be placed in time at all."""
-    warnings: list[str] = []
+def event_from_component(component: icalendar.cal.Component) -> tuple[Event, list[Notice]]:
+    """A VEVENT as an :class:`Event`, plus warnings (non-fatal issues). Raises ValueError
+    (:class:`UnplaceableEvent` when the values are the cause) when the event cannot be placed in
+    time at all."""
+    warnings: list[Notice] = []
     uid = str(component.get("UID") or "").strip()
     if not uid:
-        raise ValueError("event has no UID")
+        raise UnplaceableEvent("event has no UID", ProblemCode.NO_UID)
     start = _temporal(component, "DTSTART", warnings)
     if start is None:
-        raise ValueError("event has no DTSTART")
+        raise UnplaceableEvent("event has no DTSTART")
     end = _temporal(component, "DTEND", warnings)
     if end is None and component.get("DURATION") is not None:
         duration = component.decoded("DURATION")
         if not isinstance(duration, timedelta):
-            raise ValueError("bad DURATION")
+            raise UnplaceableEvent("bad DURATION")
         end = after(start, duration)
     if end is not None and isinstance(start, datetime) != isinstance(end, datetime):
-        raise ValueError("DTSTART and DTEND mix a date and a date-time")
+        raise UnplaceableEvent("DTSTART and DTEND mix a date and a date-time")
     if end is not None and as_utc(end) < as_utc(start):
-        raise ValueError(f"DTEND {end} is before DTSTART {start}")
+        raise UnplaceableEvent(f"DTEND {end} is before DTSTART {start}", ProblemCode.END_BEFORE_START)
     status = str(component.get("STATUS", "CONFIRMED")).upper()
     klass = str(component.get("CLASS", "PUBLIC")).upper()
     cdo = component.get("X-MICROSOFT-CDO-BUSYSTATUS")
@@ -221,7 +237,7 @@ def event_from_component(component: icalendar.cal.Component) -> tuple[Event, lis
         rrules = [rrules]
     # a rule icalendar could not parse stays text (a str): its raw value, not an escaped one
     rules = [str(r) if isinstance(r, str) else r.to_ical().decode() for r in rrules or []]
-    warnings.extend(f"unreadable RRULE {rule!r} ({why}): only the first instance is known"
+    warnings.extend((ProblemCode.RECURRENCE, f"unreadable RRULE {rule!r} ({why}): only the first instance is known")
                     for rule in rules if (why := rrule_problem(rule)))
     try:
         sequence = int(component.get("SEQUENCE", 0))
@@ -309,12 +325,20 @@ def _rid_key(value: Temporal) -> str:
     return as_utc(value).isoformat() if isinstance(value, datetime) and value.tzinfo else str(value)
 
 
-def _label(component: icalendar.cal.Component) -> str:
-    uid = component.get("UID")
+def _problem(platform: str, component: icalendar.cal.Component, code: ProblemCode, message: str,
+             unknown: tuple[datetime, datetime] | None = None) -> Problem:
+    """A problem with one VEVENT, naming it (UID, title) and saying whether it is private, so each
+    door shows it as its asker may see it (:func:`calmesh.model.shown`)."""
+    uid = str(component.get("UID") or "").strip()
     summary = component.get("SUMMARY")
-    if uid and summary:
-        return f"{str(summary)[:60]!r} (UID {uid})"
-    return f"UID {uid}" if uid else (f"{str(summary)[:60]!r}" if summary else "an event without UID")
+    return Problem(platform, message, f"UID {uid}" if uid else "an event without UID", unknown, code,
+                   title=str(summary)[:60] if summary else None,
+                   private=str(component.get("CLASS", "PUBLIC")).strip().upper() != "PUBLIC")
+
+
+def _unplaceable(platform: str, component: icalendar.cal.Component, exc: Exception) -> Problem:
+    code = exc.code if isinstance(exc, UnplaceableEvent) else ProblemCode.UNREADABLE
+    return _problem(platform, component, code, str(exc))
 
 
 _BLOCK = re.compile(rb"BEGIN:(VEVENT|VTIMEZONE)\r?\n.*?END:\1\r?\n?", re.S)
@@ -441,6 +465,14 @@ def _read_block(block: bytes) -> tuple[list[icalendar.cal.Component], list[str]]
         return list(components), [f"unreadable line {line!r} ignored" for line in dropped]
 
 
+def _block_problem(platform: str, block: bytes, code: ProblemCode, message: str) -> Problem:
+    """A problem with a block of text icalendar could not read whole: its UID and class as written."""
+    uid = re.search(rb"^UID:(.*)$", block, re.M)
+    klass = re.search(rb"^CLASS[;:](.*)$", block, re.M)
+    return Problem(platform, message, f"UID {uid.group(1).decode(errors='replace').strip()}" if uid else None,
+                   code=code, private=klass is not None and not klass.group(1).strip().upper().endswith(b"PUBLIC"))
+
+
 def _parse_calendars(data: bytes, platform: str, problems: list[Problem],
                      covers: tuple[datetime, datetime] | None = None) -> list[icalendar.Calendar]:
     """Parse the text; when the whole does not parse (truncated, garbage between components),
@@ -462,9 +494,10 @@ def _parse_calendars(data: bytes, platform: str, problems: list[Problem],
             try:
                 components, dropped = _read_block(m.group(0))
             except Exception as inner:  # noqa: BLE001 - reported as a problem below
-                problems.append(Problem(platform, f"unreadable component: {inner}", _guess_uid(m.group(0))))
+                problems.append(_block_problem(platform, m.group(0), ProblemCode.UNREADABLE,
+                                               f"unreadable component: {inner}"))
                 continue
-            problems.extend(Problem(platform, line, _guess_uid(m.group(0))) for line in dropped)
+            problems.extend(_block_problem(platform, m.group(0), ProblemCode.PROPERTY, line) for line in dropped)
             for comp in components:
                 salvaged.add_component(comp)
             kept += 1
@@ -480,25 +513,25 @@ def _parse_calendars(data: bytes, platform: str, problems: list[Problem],
 _NEEDED = frozenset({"DTSTART", "DTEND", "DURATION", "RECURRENCE-ID", "RRULE", "RDATE", "EXDATE"})
 
 
-def _repair(component: icalendar.cal.Component) -> list[str]:
+def _repair(component: icalendar.cal.Component) -> list[Notice]:
     """Mend, in place, what real exports get wrong without losing the event's time (each mend
     reported): a broken property that placing the event does not need is dropped (Google writes
     ``CREATED:00001231T000000Z``); a missing UID (RFC 2445 allowed it) becomes one derived from
     the content, so the same event gets the same UID on every read; a floating DTEND next to a
     DTSTART with a TZID is read in the DTSTART's zone, as Outlook and Google mean it."""
-    warnings = []
+    warnings: list[Notice] = []
     for name, error in list(getattr(component, "errors", [])):
         if name is None:  # a content line icalendar could not split (it left it out)
-            warnings.append("an unreadable content line ignored")
+            warnings.append((ProblemCode.PROPERTY, "an unreadable content line ignored"))
         elif name.upper() not in _NEEDED and name in component:
             del component[name]
-            warnings.append(f"unreadable {name} ignored ({error})")
+            warnings.append((ProblemCode.PROPERTY, f"unreadable {name} ignored ({error})"))
     if not str(component.get("UID") or "").strip():
         content = _STAMP.sub(b"", component.to_ical())
         uid = f"calmesh-{hashlib.sha256(content).hexdigest()[:32]}"
         component.pop("UID", None)
         component.add("UID", uid)
-        warnings.append(f"event has no UID: read as {uid}")
+        warnings.append((ProblemCode.NO_UID, f"event has no UID: read as {uid}"))
     start, end = component.get("DTSTART"), component.get("DTEND")
     tzid = getattr(start, "params", {}).get("TZID")  # (a repeated DTSTART is a list: no params)
     if tzid and hasattr(end, "params") and not end.params.get("TZID"):
@@ -510,13 +543,8 @@ def _repair(component: icalendar.cal.Component) -> list[str]:
                 and start_value.tzinfo is not None:
             del component["DTEND"]
             component.add("DTEND", end_value.replace(tzinfo=start_value.tzinfo))
-            warnings.append(f"floating DTEND read in the DTSTART's zone {tzid}")
+            warnings.append((ProblemCode.FLOATING_END, f"floating DTEND read in the DTSTART's zone {tzid}"))
     return warnings
-
-
-def _guess_uid(block: bytes) -> str | None:
-    m = re.search(rb"^UID:(.*)$", block, re.M)
-    return f"UID {m.group(1).decode(errors='replace').strip()}" if m else None
 
 
 def parse_items(data: str | bytes, platform: str = "") -> tuple[list[CalendarItem], list[Problem]]:
@@ -532,9 +560,9 @@ def parse_items(data: str | bytes, platform: str = "") -> tuple[list[CalendarIte
             try:
                 event, warnings = event_from_component(component)
             except (ValueError, TypeError, KeyError) as exc:
-                problems.append(Problem(platform, str(exc), _label(component)))
+                problems.append(_unplaceable(platform, component, exc))
                 continue
-            problems.extend(Problem(platform, w, _label(component)) for w in mended + warnings)
+            problems.extend(_problem(platform, component, code, w) for code, w in mended + warnings)
             item = by_uid.setdefault(event.uid, CalendarItem(event.uid, []))
             item.components.append(event)
             if event.recurrence_id is None and (found := _periods(component)):
@@ -693,7 +721,7 @@ def expand(
     for cal in cals:
         timezones = list(cal.walk("VTIMEZONE"))
         groups: dict[str, list[icalendar.cal.Component]] = {}
-        mended: dict[int, list[str]] = {}
+        mended: dict[int, list[Notice]] = {}
         for component in cal.walk("VEVENT"):
             mended[id(component)] = _repair(component)
             groups.setdefault(str(component.get("UID", "")), []).append(component)
@@ -706,10 +734,10 @@ def expand(
                 try:
                     event, warnings = event_from_component(component)
                 except (ValueError, TypeError, KeyError) as exc:
-                    problems.append(Problem(platform, str(exc), _label(component)))
+                    problems.append(_unplaceable(platform, component, exc))
                     continue
-                problems.extend(Problem(platform, w, _label(component))
-                                for w in mended[id(component)] + warnings if not w.startswith("unreadable RRULE"))
+                problems.extend(_problem(platform, component, code, w)  # a rule's problem: reported below
+                                for code, w in mended[id(component)] + warnings if code is not ProblemCode.RECURRENCE)
                 if event.recurrence_id is None and (event.rrule or event.rdate):
                     first_end = event.span_utc(default_tz)[1]
                     unusable = [f"unreadable RRULE {r!r} ({why})" for r in event.rrule if (why := rrule_problem(r))]
@@ -738,15 +766,14 @@ def expand(
                     first_end = first_end if attempt == 0 else None  # nothing of it could be read
             if unusable:
                 rest = max(window.start, first_end) if first_end is not None else window.start
-                # an error shown to whoever asks for free/busy: the UID only, never the title
-                problems.append(Problem(platform, "; ".join(unusable) + ": the rest of the series is unknown",
-                                        f"UID {components[0].get('UID')}",
-                                        unknown=(rest, window.end) if rest < window.end else None))
+                problems.append(_problem(platform, components[0], ProblemCode.RECURRENCE,
+                                         "; ".join(unusable) + ": the rest of the series is unknown",
+                                         unknown=(rest, window.end) if rest < window.end else None))
             for occurrence in found or []:
                 try:
                     event, _ = event_from_component(occurrence)
                 except (ValueError, TypeError, KeyError) as exc:
-                    problems.append(Problem(platform, str(exc), _label(occurrence)))
+                    problems.append(_unplaceable(platform, occurrence, exc))
                     continue
                 event.end = lengths.end_of(event)
                 if not recurring:

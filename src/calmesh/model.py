@@ -384,21 +384,119 @@ class WorkingHours:
         return cls(timezone, (WorkingPeriod(frozenset(days), start, end),))
 
 
+class ProblemCode(enum.StrEnum):
+    """What went wrong with one item (an event, a row, a published working-hours source): the part
+    of a problem every asker may read. The message of a :class:`Problem` may quote the item (a
+    broken line of its text, a title): what a door shows an asker who may not see that person's
+    details is the code's :attr:`reason` only, counted per platform (see :func:`shown`)."""
+
+    UNKNOWN_ZONE = "unknown-zone"
+    END_BEFORE_START = "end-before-start"
+    BAD_TIME = "bad-time"
+    RECURRENCE = "recurrence"
+    PROPERTY = "property"
+    NO_UID = "no-uid"
+    TEXT_CUT = "text-cut"
+    FLOATING_END = "floating-end"
+    SEVERAL_UIDS = "several-uids"
+    NO_DATA = "no-data"
+    UNREADABLE = "unreadable"
+    WORKING_HOURS = "working-hours"
+
+    @property
+    def reason(self) -> str:
+        return _REASONS[self]
+
+
+_REASONS = {
+    ProblemCode.UNKNOWN_ZONE: "unknown time zone",
+    ProblemCode.END_BEFORE_START: "end before start",
+    ProblemCode.BAD_TIME: "unreadable or missing time",
+    ProblemCode.RECURRENCE: "unreadable or too costly recurrence",
+    ProblemCode.PROPERTY: "unreadable property ignored",
+    ProblemCode.NO_UID: "no UID",
+    ProblemCode.TEXT_CUT: "overlong text cut",
+    ProblemCode.FLOATING_END: "end time without a time zone",
+    ProblemCode.SEVERAL_UIDS: "several events in one object",
+    ProblemCode.NO_DATA: "the server sent no data",
+    ProblemCode.UNREADABLE: "unreadable",
+    ProblemCode.WORKING_HOURS: "published working hours could not be read",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """Something that went wrong for part of an answer: reported, never silently dropped."""
+    """Something that went wrong for part of an answer: reported, never silently dropped.
+
+    Structured so each door can show it as its asker may see it (:func:`shown`): ``code`` (None
+    for a platform or calendar that failed as a whole) says what kind of item problem it is in
+    words anyone may read; ``item`` and ``title`` name the item and ``message`` says exactly what
+    was wrong with it: at a door, only for askers granted the person's details, and never for a
+    ``private`` (CLASS:PRIVATE/CONFIDENTIAL) event."""
 
     platform: str
     message: str
     item: str | None = None
-    """The event (UID or summary) concerned, when the problem is one item rather than the platform."""
+    """The item concerned (``UID ...``, a row, an href), when the problem is one item rather than
+    the platform; None for the calendar or platform as a whole."""
     unknown: tuple[datetime, datetime] | None = None
     """The time this problem leaves unknown (a series that could not be expanded, a calendar text
     that could not be read): an answer shows it as UNKNOWN, never as free."""
+    code: ProblemCode | None = None
+    title: str | None = None
+    """The event's SUMMARY (cut to 60 characters), when it has one."""
+    private: bool = False
+    """The item is (or may be) CLASS:PRIVATE or CONFIDENTIAL: no door names it (title, UID) or
+    quotes its message, whoever asks; the CLI, for the local operator, does."""
+    calendar: str | None = None
+    person: str | None = None
+    """The directory email whose calendar held the item, once a service knows it."""
 
     def __str__(self) -> str:
-        where = f"{self.platform}: {self.item}: " if self.item else f"{self.platform}: "
-        return where + self.message
+        """The whole text, for the local operator (CLI, logs): title, reference and message."""
+        item = f"{self.title!r} ({self.item})" if self.title and self.item else (
+            repr(self.title) if self.title else self.item)
+        return f"{self.platform}: {item}: {self.message}" if item else f"{self.platform}: {self.message}"
+
+    @property
+    def plain_message(self) -> str:
+        """The message, or for a private item only its kind: what may be kept where others read it
+        (a private event's message may quote its text)."""
+        return self.code.reason if self.private and self.code is not None else self.message
+
+    def render(self, details: bool | None) -> str | None:
+        """This problem as an asker may read it, or None where only a count of such problems may be
+        shown (see :func:`shown`). ``details``: the asker may see the person's details; None for
+        the local operator (the CLI), who reads everything."""
+        return str(self) if details is None or self.code is None or details and not self.private else None
+
+
+def shown(problems: Iterable[Problem], details: bool | None) -> list[str]:
+    """Problems as an asker may read them, in order: whole for the operator (``details`` None) and
+    for askers granted the person's details (True); item problems of private events, and all of
+    them for anyone else, counted per platform and reason with nothing of the items (``projects: 2
+    events could not be fully read (unknown time zone)``). Each text once."""
+    out: list[str | tuple[str, ProblemCode]] = []
+    counted: dict[tuple[str, ProblemCode], set[str | None]] = {}
+    for problem in problems:
+        text = problem.render(details)
+        if text is not None:
+            out.append(text)
+            continue
+        assert problem.code is not None  # render() shows every platform-level problem
+        key = (problem.platform, problem.code)
+        if key not in counted:
+            counted[key] = set()
+            out.append(key)
+        counted[key].add(problem.item)
+    texts = [entry if isinstance(entry, str) else _count_text(*entry, len(counted[entry])) for entry in out]
+    return list(dict.fromkeys(texts))
+
+
+def _count_text(platform: str, code: ProblemCode, count: int) -> str:
+    if code is ProblemCode.WORKING_HOURS:
+        return f"{platform}: {code.reason}"
+    return f"{platform}: {count} event{'s' if count != 1 else ''} could not be fully read ({code.reason})"
 
 
 @dataclass(slots=True)

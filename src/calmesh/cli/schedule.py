@@ -83,7 +83,7 @@ def find_time(
             found = scheduling.find_time(hub, request, now=datetime.now(UTC))
         except scheduling.SchedulingError as exc:
             fail(str(exc))
-    data = scheduling.search_json(found, zone)
+    data = scheduling.search_json(found, zone, details_for=None)  # the operator reads everything
     if fmt == "json":
         _emit(data)
     else:

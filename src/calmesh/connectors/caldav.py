@@ -78,6 +78,7 @@ from calmesh.model import (
     ItemRef,
     PersonFreeBusy,
     Problem,
+    ProblemCode,
     Window,
     normalize_email,
 )
@@ -420,14 +421,17 @@ class CalDAVConnector(Connector):
         out = []
         for problem in problems:
             item = f"{problem.item} in {href}" if problem.item else href
-            out.append(replace(problem, platform=self.name, item=item))
+            # one object is one item: even its unreadable text is a problem of that item
+            out.append(replace(problem, platform=self.name, item=item, code=problem.code or ProblemCode.UNREADABLE))
         return out
 
     def _unreadable(self, result: CalendarQueryResult) -> Problem | None:
         if result.status >= 400:
-            return Problem(self.name, f"the server could not return this object (HTTP {result.status})", result.href)
+            return Problem(self.name, f"the server could not return this object (HTTP {result.status})", result.href,
+                           code=ProblemCode.NO_DATA, private=True)  # nothing of it read: assume the worst
         if not result.calendar_data:
-            return Problem(self.name, "the server sent no calendar data", result.href)
+            return Problem(self.name, "the server sent no calendar data", result.href, code=ProblemCode.NO_DATA,
+                           private=True)
         return None
 
     def events(self, calendar: str, window: Window) -> tuple[list[Event], list[Problem]]:
@@ -457,7 +461,7 @@ class CalDAVConnector(Connector):
             problems.extend(self._named(issues, result.href))
             if len(parsed) > 1:
                 problems.append(Problem(self.name, f"one object holds {len(parsed)} UIDs (RFC 4791 allows one)",
-                                        result.href))
+                                        result.href, code=ProblemCode.SEVERAL_UIDS))
             for item in parsed:
                 item.ref = ItemRef(calendar, result.href, result.etag)
                 items.append(item)

@@ -112,12 +112,14 @@ from calmesh.model import (
     CalendarInfo,
     CalendarItem,
     ChangeSet,
+    Classification,
     Event,
     EventStatus,
     ItemRef,
     PartStat,
     PersonFreeBusy,
     Problem,
+    ProblemCode,
     Role,
     Temporal,
     Window,
@@ -370,12 +372,12 @@ class EWSConnector(Connector):
         problems: list[Problem] = []
         for item in self._call(fetch, item=calendar):
             if isinstance(item, Exception):
-                problems.append(Problem(self.name, f"unreadable item: {item}"))
+                problems.append(Problem(self.name, f"unreadable item: {item}", code=ProblemCode.UNREADABLE))
                 continue
             try:
                 events.append(self._to_event(item))
             except (ValueError, KeyError, TypeError) as exc:
-                problems.append(Problem(self.name, f"unreadable item: {exc}", getattr(item, "uid", None)))
+                problems.append(_unreadable(self.name, exc, item))
         return events, problems
 
     def items(self, calendar: str, window: Window | None = None) -> tuple[list[CalendarItem], list[Problem]]:
@@ -391,7 +393,7 @@ class EWSConnector(Connector):
         masters: dict[str, tuple[str, str]] = {}
         for found in listing:
             if isinstance(found, Exception):
-                problems.append(Problem(self.name, f"unreadable item: {found}"))
+                problems.append(Problem(self.name, f"unreadable item: {found}", code=ProblemCode.UNREADABLE))
             elif found.type in ("Occurrence", "Exception"):
                 masters.setdefault(found.uid or found.id, (found.id, found.changekey))
             else:
@@ -428,12 +430,12 @@ class EWSConnector(Connector):
         items: list[CalendarItem] = []
         for fetched in self._call(fetch, item=calendar):
             if isinstance(fetched, Exception):
-                problems.append(Problem(self.name, f"unreadable item: {fetched}"))
+                problems.append(Problem(self.name, f"unreadable item: {fetched}", code=ProblemCode.UNREADABLE))
                 continue
             try:
                 items.append(self._to_item(calendar, fetched))
             except (ValueError, KeyError, TypeError, ConnectorError) as exc:
-                problems.append(Problem(self.name, f"unreadable item: {exc}", getattr(fetched, "uid", None)))
+                problems.append(_unreadable(self.name, exc, fetched))
         return items
 
     def _to_item(self, calendar: str, master: Any) -> CalendarItem:
@@ -868,3 +870,10 @@ def _pattern_from_ews(recurrence: Recurrence) -> ex.Pattern:
         end_date=end_date,
         count=count,
     )
+
+
+def _unreadable(platform: str, exc: Exception, item: Any) -> Problem:
+    """An item Exchange sent that could not be read, named (and marked private) as Exchange says."""
+    return Problem(platform, f"unreadable item: {exc}", getattr(item, "uid", None), code=ProblemCode.UNREADABLE,
+                   title=str(getattr(item, "subject", None) or "")[:60] or None,
+                   private=ex.classification(getattr(item, "sensitivity", None)) is not Classification.PUBLIC)

@@ -70,6 +70,7 @@ from calmesh.model import (
     PartStat,
     PersonFreeBusy,
     Problem,
+    ProblemCode,
     Role,
     Temporal,
     Window,
@@ -353,7 +354,7 @@ class GoogleConnector(Connector):
             try:
                 events.append(event_from_google(data, zone))
             except (ValueError, KeyError, TypeError) as exc:
-                problems.append(Problem(self.name, f"unreadable event: {exc}", data.get("iCalUID") or data.get("id")))
+                problems.append(_unreadable(self.name, exc, data, data.get("id")))
         return events, problems
 
     def items(self, calendar: str, window: Window | None = None) -> tuple[list[CalendarItem], list[Problem]]:
@@ -401,7 +402,7 @@ class GoogleConnector(Connector):
             try:
                 items.append(self._item(calendar, data, exceptions.get(event_id, []), zone))
             except (ValueError, KeyError, TypeError) as exc:
-                problems.append(Problem(self.name, f"unreadable event: {exc}", data.get("iCalUID") or event_id))
+                problems.append(_unreadable(self.name, exc, data, event_id))
         return items, problems
 
     def _item(self, calendar: str, data: dict[str, Any], exceptions: list[dict[str, Any]], zone: ZoneInfo) -> CalendarItem:
@@ -711,3 +712,11 @@ def _when(value: Temporal, zone: ZoneInfo) -> dict[str, str]:
     if not isinstance(value, datetime):
         return {"date": value.isoformat()}
     return {"dateTime": _in_zone(value, zone).isoformat(), "timeZone": zone.key}
+
+
+def _unreadable(platform: str, exc: Exception, data: dict[str, Any], event_id: str | None) -> Problem:
+    """An event Google sent that could not be read, named (and marked private) as Google says."""
+    return Problem(platform, f"unreadable event: {exc}", data.get("iCalUID") or event_id,
+                   code=ProblemCode.UNREADABLE, title=str(data.get("summary") or "")[:60] or None,
+                   private=_VISIBILITY_IN.get(str(data.get("visibility")), Classification.PUBLIC)
+                   is not Classification.PUBLIC)

@@ -54,12 +54,14 @@ from calmesh.model import (
     CalendarInfo,
     CalendarItem,
     ChangeSet,
+    Classification,
     Event,
     EventStatus,
     ItemRef,
     PartStat,
     PersonFreeBusy,
     Problem,
+    ProblemCode,
     Role,
     Temporal,
     Window,
@@ -262,7 +264,7 @@ class GraphConnector(Connector):
                     event.uid = master_uids[master_id]
                 events.append(event)
             except (ValueError, KeyError, ConnectorError) as exc:
-                problems.append(Problem(self.name, f"unreadable event: {exc}", data.get("iCalUId") or data.get("id")))
+                problems.append(_unreadable(self.name, exc, data))
         return events, problems
 
     def _calendar_view(self, calendar: str, window: Window) -> list[dict[str, Any]]:
@@ -296,7 +298,7 @@ class GraphConnector(Connector):
                 else:
                     items.append(self._single(calendar, data))
             except (ValueError, KeyError, ConnectorError) as exc:
-                problems.append(Problem(self.name, f"unreadable event: {exc}", data.get("iCalUId") or data.get("id")))
+                problems.append(_unreadable(self.name, exc, data))
         return items, problems
 
     def _single(self, calendar: str, data: dict[str, Any]) -> CalendarItem:
@@ -615,3 +617,10 @@ def pattern_from_graph(recurrence: dict[str, Any]) -> ex.Pattern:
         end_date=date.fromisoformat(end_date) if end_date and end_date != "0001-01-01" else None,
         count=rng.get("numberOfOccurrences") or None,
     )
+
+
+def _unreadable(platform: str, exc: Exception, data: dict[str, Any]) -> Problem:
+    """An event Graph sent that could not be read, named (and marked private) as Graph says."""
+    return Problem(platform, f"unreadable event: {exc}", data.get("iCalUId") or data.get("id"),
+                   code=ProblemCode.UNREADABLE, title=str(data.get("subject") or "")[:60] or None,
+                   private=ex.classification(data.get("sensitivity")) is not Classification.PUBLIC)

@@ -244,8 +244,9 @@ class ICSConnector(Connector):
         with self._lock:
             existing = path.read_bytes() if path.exists() else b""
             items, problems = ical.parse_items(existing, self.name) if existing else ([], [])
-            if problems and any(p.item is None for p in problems):
-                raise InvalidDataError(self.name, f"{path.name} is damaged; not rewriting it: {problems[0]}")
+            damage = [p for p in problems if p.item is None]  # the file's, never an event's (it may be private)
+            if damage:
+                raise InvalidDataError(self.name, f"{path.name} is damaged; not rewriting it: {damage[0]}")
             items = change(items)
             data = ical.to_calendar(items).to_ical()
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -49,6 +49,7 @@ from calmesh.model import (
     EventStatus,
     ItemRef,
     Problem,
+    ProblemCode,
     Window,
     as_utc,
 )
@@ -233,7 +234,7 @@ class SQLConnector(Connector):
             try:
                 event = self._event(row)
             except (ValueError, TypeError) as exc:
-                problems.append(Problem(self.name, str(exc), f"row {row[self.cols.id]}"))
+                problems.append(Problem(self.name, str(exc), f"row {row[self.cols.id]}", code=ProblemCode.UNREADABLE))
                 continue
             start, end = event.span_utc(self._zone)
             if window.overlaps(start, end):
@@ -246,7 +247,7 @@ class SQLConnector(Connector):
             try:
                 event = self._event(row)
             except (ValueError, TypeError) as exc:
-                problems.append(Problem(self.name, str(exc), f"row {row[self.cols.id]}"))
+                problems.append(Problem(self.name, str(exc), f"row {row[self.cols.id]}", code=ProblemCode.UNREADABLE))
                 continue
             items.append(CalendarItem(event.uid, [event], ItemRef(calendar, str(row[self.cols.id]), self._etag(row))))
         return items, problems

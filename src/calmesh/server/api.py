@@ -16,9 +16,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from calmesh.core.freebusy import availability_view
-from calmesh.model import BusyType, PersonFreeBusy, WorkingHours
+from calmesh.model import BusyType, PersonFreeBusy, WorkingHours, shown
 from calmesh.server.context import MAX_ATTENDEES, BadRequest, ServerContext, problem, unauthorized
-from calmesh.services.public_errors import public_text
+from calmesh.services.public_errors import publicise
 
 _TYPE_NAMES = {BusyType.BUSY_TENTATIVE: "tentative", BusyType.BUSY: "busy",
                BusyType.BUSY_UNAVAILABLE: "oof", BusyType.UNKNOWN: "unknown"}
@@ -34,13 +34,13 @@ def working_hours_json(hours: WorkingHours | None) -> dict[str, Any] | None:
                         for p in hours.periods]}
 
 
-def error_text(person: PersonFreeBusy) -> str | None:
-    """What every door says of the platforms missing from ``person``'s answer (public words only:
-    the cause is in the server's log)."""
-    return "; ".join(dict.fromkeys(map(public_text, person.errors))) or None
+def error_text(person: PersonFreeBusy, details: bool = False) -> str | None:
+    """Why some of ``person``'s time is missing, as an asker may read it: platforms in public words
+    only (the cause is in the server's log), items as :func:`shown` allows."""
+    return "; ".join(dict.fromkeys(shown(publicise(person.errors), details))) or None
 
 
-def person_json(person: PersonFreeBusy, zone: tzinfo, interval: timedelta) -> dict[str, Any]:
+def person_json(person: PersonFreeBusy, zone: tzinfo, interval: timedelta, details: bool) -> dict[str, Any]:
     busy = []
     for period in person.busy:
         entry: dict[str, Any] = {"start": period.start.astimezone(zone).isoformat(),
@@ -58,8 +58,8 @@ def person_json(person: PersonFreeBusy, zone: tzinfo, interval: timedelta) -> di
         "busy": busy,
         "availability_view": availability_view(person.busy, person.window, interval),
         "working_hours": working_hours_json(person.working_hours),
-        "error": error_text(person),
-        "warnings": [str(w) for w in person.warnings],
+        "error": error_text(person, details),
+        "warnings": shown(person.warnings, details),
     }
 
 
@@ -114,7 +114,8 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         answer = await run_in_threadpool(ctx.freebusy, user, attendees, window)
         zone = start.tzinfo or ctx.zone
         step = timedelta(minutes=interval)
-        return JSONResponse({"people": [person_json(p, zone, step) for p in answer.people]},
+        details = ctx.details_for(user)
+        return JSONResponse({"people": [person_json(p, zone, step, details(p.email)) for p in answer.people]},
                             headers=answer.freshness_headers())
 
     async def people(request: Request) -> Response:
@@ -215,7 +216,9 @@ OPENAPI: dict[str, Any] = {
                                           "description": "0 free, 1 tentative, 2 busy, 3 out of office, 4 no data"},
                     "working_hours": {"$ref": "#/components/schemas/WorkingHours"},
                     "error": {"type": ["string", "null"], "description": "Why this person's data is missing"},
-                    "warnings": {"type": "array", "items": {"type": "string"}},
+                    "warnings": {"type": "array", "items": {"type": "string"},
+                                 "description": "Items that could not be fully read: named only where details "
+                                                "are granted (never a private event), else counted"},
                 },
             },
             "FreeBusyAnswer": {

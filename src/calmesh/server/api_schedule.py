@@ -159,7 +159,7 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
                 person.errors = publicise(person.errors)
         except (BadRequest, scheduling.SchedulingError) as exc:
             return _refusal(exc, "search")
-        return JSONResponse(scheduling.search_json(found, zone))
+        return JSONResponse(scheduling.search_json(found, zone, ctx.details_for(ctx.user(request))))
 
     async def book(request: Request) -> Response:
         user = ctx.user(request)
@@ -346,8 +346,14 @@ OPENAPI_PATHS: dict[str, Any] = {
 }
 
 _COPY = {"type": "object", "required": ["platform", "calendar", "uid", "summary", "start", "end", "organizer"],
-         "properties": {"platform": _STR, "calendar": _STR, "uid": _STR, "summary": _NULLABLE_STR,
-                        "start": _STR, "end": _STR, "organizer": _NULLABLE_STR,
+         "properties": {"platform": _STR, "calendar": _STR,
+                        "uid": {"type": ["string", "null"],
+                                "description": "Only where details are granted; never for private events"},
+                        "summary": {"type": ["string", "null"],
+                                    "description": "Only where details are granted; never for private events"},
+                        "start": _STR, "end": _STR,
+                        "organizer": {"type": ["string", "null"],
+                                      "description": "Only where details are granted; never for private events"},
                         "remove": {"type": "boolean"}, "reason": _STR}}
 
 

@@ -211,7 +211,7 @@ async def _get_user_availability(ctx: ServerContext, user: User, request: ET.Ele
         # A failed platform is no reason to lose the rest: its time is NoData (digit 4) and the
         # reason travels in MessageText, which the schema allows on a successful message too.
         response_message(item, m("ResponseMessage"),
-                         text=f"Data missing: {error_text(person)}" if person.errors else None)
+                         text=f"Data missing: {error_text(person, details(person.email))}" if person.errors else None)
         _free_busy_view(item, person, window, zone, timedelta(minutes=minutes), requested, details(person.email))
     return out
 

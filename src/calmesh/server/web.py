@@ -36,7 +36,7 @@ from starlette.templating import Jinja2Templates
 from calmesh.config import PersonConfig
 from calmesh.core.freebusy import invert, outside_working_hours
 from calmesh.directory import UnknownPerson
-from calmesh.model import BusyPeriod, BusyType, PersonFreeBusy, Window
+from calmesh.model import BusyPeriod, BusyType, PersonFreeBusy, Window, shown
 from calmesh.server.api import error_text
 from calmesh.server.auth import CHALLENGES, User
 from calmesh.server.context import MAX_ATTENDEES, BadRequest, ServerContext
@@ -238,7 +238,7 @@ def working_bands(answer: PersonFreeBusy, axis: Axis) -> list[tuple[float, float
 
 
 def row(person: PersonConfig, answer: PersonFreeBusy, axis: Axis, zone: tzinfo, grouping: str,
-        kinds: dict[str, Any], default_zone: str) -> Row:
+        kinds: dict[str, Any], default_zone: str, details: bool) -> Row:
     group = (person.team or "no team") if grouping == "team" else person.platform
     kind = str(kinds.get(person.platform, {}).get("kind", "?"))
     out = Row(person.email, person.name or person.email, person.platform, kind, group,
@@ -247,8 +247,8 @@ def row(person: PersonConfig, answer: PersonFreeBusy, axis: Axis, zone: tzinfo, 
     out.blocks = [b for b in drawn if b.width > 0]
     out.unseen = len(drawn) - len(out.blocks)
     out.working = working_bands(answer, axis)
-    out.error = error_text(answer)
-    out.warnings = [str(w) for w in answer.warnings]
+    out.error = error_text(answer, details)
+    out.warnings = shown(answer.warnings, details)
     return out
 
 
@@ -365,19 +365,19 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         if isinstance(scoped, Response):
             return scoped
         user, query, people = scoped
-        shown = people[:MAX_ATTENDEES]
+        listed = people[:MAX_ATTENDEES]
         zone = query.zone
         hours = WHOLE_DAY
         if query.view != "day" and query.hours == "work":
-            hours = shown_hours(shown, query.zone_name, config.hub.timezone, view_days(query.view, query.day))
+            hours = shown_hours(listed, query.zone_name, config.hub.timezone, view_days(query.view, query.day))
         axis = view_axis(query.view, query.day, zone, hours)
-        answer = await run_in_threadpool(ctx.freebusy, user, [p.email for p in shown], axis.window)
-        rows = [row(p, a, axis, zone, query.grouping, config.platforms, config.hub.timezone)
-                for p, a in zip(shown, answer.people, strict=True)]
-        acts_for = ctx.details_for(user)
+        answer = await run_in_threadpool(ctx.freebusy, user, [p.email for p in listed], axis.window)
+        details = ctx.details_for(user)
+        rows = [row(p, a, axis, zone, query.grouping, config.platforms, config.hub.timezone, details(p.email))
+                for p, a in zip(listed, answer.people, strict=True)]
         booked, booking_problems = await run_in_threadpool(
-            bookings.organised, ctx.hub, [p.email for p in shown if acts_for(p.email)], axis.window)
-        names = {p.email: p.name or p.email for p in shown}
+            bookings.organised, ctx.hub, [p.email for p in listed if details(p.email)], axis.window)
+        names = {p.email: p.name or p.email for p in listed}
         meetings = [{"uid": m.uid, "organizer": m.organizer, "organizer_name": names.get(m.organizer, m.organizer),
                      "summary": m.summary, "attendees": m.attendees,
                      "start": m.start.astimezone(zone).isoformat(), "end": m.end.astimezone(zone).isoformat()}
@@ -388,7 +388,7 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
             "user": user, "query": query, "axis": axis, "ticks": ticks(axis, query.view, zone),
             "hour_ticks": hour_ticks(axis, zone, every=1 if hours != WHOLE_DAY else 6) if query.view != "day" else [],
             "hours": hours, "segments": [[s.isoformat(), e.isoformat()] for s, e in axis.segments],
-            "groups": grouped(rows), "legend": LEGEND, "views": VIEW_LABELS, "hidden": len(people) - len(shown),
+            "groups": grouped(rows), "legend": LEGEND, "views": VIEW_LABELS, "hidden": len(people) - len(listed),
             "prev": (query.day - step).isoformat(), "next": (query.day + step).isoformat(),
             "today": now.date().isoformat(),
             "now": axis.percent(now) if axis.start <= now < axis.end else None,
@@ -444,8 +444,10 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
                    "members": [f"{m.platform}:{m.calendar} ({m.direction})" for m in group.calendars]}
                   for name, group in config.sync.groups.items()]
         state, problem = await run_in_threadpool(sync_state) if groups else (None, None)
+        # errors and quarantined items name anyone's events: only to users who see everyone's details
+        sees_all = config.privacy.default == "details" or "*" in user.sees_details_of
         return templates.TemplateResponse(request, "sync.html", {
-            "user": user, "groups": groups, "state": state, "problem": problem,
+            "user": user, "groups": groups, "state": state, "problem": problem, "sees_all": sees_all,
             "monitoring": monitoring.allows(ctx, request),  # run errors carry platforms' technical causes
             "zone": ctx.zone, "zone_name": config.hub.timezone})
 

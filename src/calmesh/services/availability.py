@@ -60,6 +60,7 @@ def source_events(connector: Connector, person: PersonConfig, source: SourceConf
         except ConnectorError as exc:
             errors.append(exc.problem())
             continue
+        problems = [replace(p, calendar=calendar, person=person.email) for p in problems]
         errors.extend(p for p in problems if p.unknown is not None)
         warnings.extend(p for p in problems if p.unknown is None)
         found.append((calendar, events))

@@ -42,7 +42,7 @@ from calmesh.core.overlaps import (
     propose_resolution,
 )
 from calmesh.core.syncplan import marker_origin
-from calmesh.model import MARKER_PROPERTY, CalendarItem, ItemRef, Problem, Window
+from calmesh.model import MARKER_PROPERTY, CalendarItem, ItemRef, Problem, Window, shown
 from calmesh.services import fanout
 from calmesh.services.availability import source_events
 from calmesh.services.hub import Hub
@@ -290,34 +290,42 @@ def undo(hub: Hub, log: SyncRepository, log_id: int) -> ItemRef:
 
 
 # ------------------------------------------------------------------------------------ JSON
-def copy_json(placed: PlacedEvent, zone: tzinfo, details: bool = True) -> dict[str, Any]:
-    """One copy as the doors show it; titles only with ``details`` and never for private events."""
+def copy_json(placed: PlacedEvent, zone: tzinfo, details: bool | None = None) -> dict[str, Any]:
+    """One copy as a door shows it: its title, UID and organiser only with ``details`` (the asker is
+    granted the person) and never for a private event (who organises a private meeting says as
+    much as its title); else its time and place only. ``details`` None: for the local operator
+    (the CLI), who gets the UIDs and organisers to act on, and no private titles either."""
     event = placed.event
     start, end = event.span_utc(zone)
-    return {"platform": placed.platform, "calendar": placed.calendar, "uid": event.uid,
-            "summary": event.summary if details and not event.private else None,
+    named = details is None or details and not event.private
+    return {"platform": placed.platform, "calendar": placed.calendar, "uid": event.uid if named else None,
+            "summary": event.summary if details is not False and not event.private else None,
             "start": start.astimezone(zone).isoformat(), "end": end.astimezone(zone).isoformat(),
-            "organizer": event.organizer.email if event.organizer else None}
+            "organizer": event.organizer.email if named and event.organizer else None}
 
 
-def conflicts_json(analysis: PersonAnalysis, zone: tzinfo, details: bool = True) -> dict[str, Any]:
+def conflicts_json(analysis: PersonAnalysis, zone: tzinfo, details: bool | None = None) -> dict[str, Any]:
+    """A person's conflicts as an asker may see them (``details``: see :func:`copy_json`)."""
     return {
         "email": analysis.email, "name": analysis.name,
         "conflicts": [{"start": c.start.astimezone(zone).isoformat(), "end": c.end.astimezone(zone).isoformat(),
                        "platforms": list(c.platforms), "cross_platform": c.cross_platform,
                        "events": [copy_json(c.first, zone, details), copy_json(c.second, zone, details)]}
                       for c in analysis.conflicts],
-        "errors": [str(e) for e in analysis.errors], "warnings": [str(w) for w in analysis.warnings],
+        "errors": shown(analysis.errors, details), "warnings": shown(analysis.warnings, details),
     }
 
 
-def duplicates_json(analysis: PersonAnalysis, zone: tzinfo, details: bool = True,
+def duplicates_json(analysis: PersonAnalysis, zone: tzinfo, details: bool | None = None,
                     resolutions: Sequence[Resolution] = ()) -> dict[str, Any]:
     """A person's duplicate groups; with ``resolutions``, what to keep and remove in each."""
     by_group = {id(r.group): r for r in resolutions}
     groups = []
     for group in analysis.duplicates:
-        entry: dict[str, Any] = {"score": group.score, "reason": group.reason, "platforms": list(group.platforms),
+        # the group's reason names each copy (its UID); the pairs' own reasons name none
+        named = details is None or details and not any(m.event.private for m in group.members)
+        reason = group.reason if named else "; ".join(dict.fromkeys(p.reason for p in group.pairs))
+        entry: dict[str, Any] = {"score": group.score, "reason": reason, "platforms": list(group.platforms),
                                  "same_uid": all(p.same_uid for p in group.pairs),
                                  "copies": [copy_json(m, zone, details) for m in group.members]}
         resolution = by_group.get(id(group))
@@ -326,7 +334,7 @@ def duplicates_json(analysis: PersonAnalysis, zone: tzinfo, details: bool = True
                                   for d in resolution.decisions]
         groups.append(entry)
     return {"email": analysis.email, "name": analysis.name, "duplicates": groups,
-            "errors": [str(e) for e in analysis.errors], "warnings": [str(w) for w in analysis.warnings]}
+            "errors": shown(analysis.errors, details), "warnings": shown(analysis.warnings, details)}
 
 
 def removal_json(removal: Removal) -> dict[str, Any]:

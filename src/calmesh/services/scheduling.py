@@ -52,14 +52,16 @@ from calmesh.model import (
     PartStat,
     PersonFreeBusy,
     Problem,
+    ProblemCode,
     Role,
     Window,
     normalize_email,
+    shown,
 )
 from calmesh.services import availability, itip
 from calmesh.services.detection import stored_item
 from calmesh.services.hub import Hub
-from calmesh.services.public_errors import log_failures, public_text
+from calmesh.services.public_errors import log_failures, publicise
 from calmesh.store.db import StoreError
 from calmesh.store.identities import INVITATION, CopyRecord, Identity, IdentityRepository
 from calmesh.timezones import zoneinfo
@@ -169,10 +171,11 @@ def _use_published_hours(hub: Hub, people: Sequence[PersonFreeBusy], now: dateti
             text = _read_source(hub, person.availability)
             hours, warnings = working_hours(text, default_zone=hub.directory.zone_of(person.email), at=now)
         except (OSError, httpx.HTTPError, VAvailabilityError) as exc:
-            answer.warnings.append(Problem("availability", f"{person.availability}: {exc}"))
+            answer.warnings.append(Problem("availability", str(exc), person.availability, code=ProblemCode.WORKING_HOURS))
             continue
         answer.working_hours = hours
-        answer.warnings.extend(Problem("availability", w) for w in warnings)
+        answer.warnings.extend(Problem("availability", w, person.availability, code=ProblemCode.WORKING_HOURS)
+                               for w in warnings)
 
 
 def _read_source(hub: Hub, source: str) -> bytes:
@@ -254,7 +257,9 @@ def recheck(hub: Hub, request: BookingRequest, *, own_slot: Window | None = None
                 warnings.append(f"optional attendee {address} is {kind.label.lower()} then")
         elif answer.errors or status_in(answer.busy, window.start, window.end) is BusyType.UNKNOWN:
             log_failures(answer.errors, "booking")
-            warnings.append(f"availability of {address} is unknown: " + "; ".join(map(public_text, answer.errors)))
+            # the booker is granted the organiser, not the attendees: their items are counted, never named
+            warnings.append(f"availability of {address} is unknown: "
+                            + "; ".join(shown(publicise(answer.errors), details=False)))
     if taken:
         raise SlotTaken(taken)
     return warnings
@@ -522,7 +527,8 @@ def _link(hub: Hub, uid: str, person: PersonConfig, verb: str) -> tuple[Identity
                            f"({MARKER_PROPERTY}): a copy grants no authority, whatever ORGANIZER its platform "
                            f"gives it; only its organiser can {verb} it")
     if organizer != person.email:
-        who = organizer or "nobody (it has no ORGANIZER)"
+        # who organises a private meeting is one of its details: never told
+        who = "someone else" if first.private else organizer or "nobody (it has no ORGANIZER)"
         raise NotOrganiser(f"{uid} is organised by {who}, not {person.email}: only its organiser can {verb} it")
     assert stored.ref is not None
     identity = Identity(uid, person.email, person.platform, calendar, stored.ref.id, first.sequence,
@@ -563,6 +569,8 @@ def _identities(hub: Hub) -> IdentityRepository:
 def _not_organiser(uid: str, claimed: str, organizer: str, stored: CalendarItem, verb: str) -> str:
     first = stored.master or stored.components[0]
     role = "an attendee" if any(a.email == claimed for a in first.attendees) else "not the organiser"
+    if first.private:  # who organises a private meeting is one of its details
+        return f"{claimed} is {role} of {uid}; only its organiser can {verb} it"
     return f"{claimed} is {role} of {uid}; only {organizer} (its organiser) can {verb} it"
 
 
@@ -700,8 +708,10 @@ def _save(hub: Hub, platform: str, calendar: str, stored: CalendarItem, updated:
 
 
 # ------------------------------------------------------------------------------------ JSON
-def search_json(found: TimeSearch, zone: tzinfo) -> dict[str, Any]:
-    """Suggestions as the doors show them, modelled on Graph's ``meetingTimeSuggestions``."""
+def search_json(found: TimeSearch, zone: tzinfo, details_for: Callable[[str], bool] | None) -> dict[str, Any]:
+    """Suggestions as the doors show them, modelled on Graph's ``meetingTimeSuggestions``; each
+    person's problems as the asker may read them (``details_for(email)``, or None for the local
+    operator: see :func:`shown`)."""
     return {
         "suggestions": [{
             "start": s.start.astimezone(zone).isoformat(), "end": s.end.astimezone(zone).isoformat(),
@@ -712,7 +722,8 @@ def search_json(found: TimeSearch, zone: tzinfo) -> dict[str, Any]:
         "empty_reason": found.search.empty_reason,
         "people": [{"email": p.email, "name": p.name, "platform": p.platform,
                     "timezone": p.working_hours.timezone if p.working_hours else None,
-                    "errors": [str(e) for e in p.errors], "warnings": [str(w) for w in p.warnings]}
+                    "errors": shown(p.errors, details_for and details_for(p.email)),
+                    "warnings": shown(p.warnings, details_for and details_for(p.email))}
                    for p in found.people],
     }
 

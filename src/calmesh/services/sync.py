@@ -276,7 +276,7 @@ class SyncEngine:
             report.full.add(member.key)
         report.unreadable += [(member.key, ref, p) for ref, p in seen.unreadable]
         for problem in seen.problems:
-            self.repo.quarantine(report.group, member.key, item_ref=None, uid=problem.item, reason=problem.message)
+            self.repo.quarantine(report.group, member.key, item_ref=None, uid=problem.item, reason=problem.plain_message)
             report.counts["quarantined"] += 1
         if seen.error is not None:
             report.errors.append(f"{member.key}: {seen.error}")
@@ -420,7 +420,7 @@ class SyncEngine:
         still_bad: dict[str, set[str]] = {k: set() for k in seen}
         unique = {(key, ref.id): (key, ref, problem) for key, ref, problem in report.unreadable}
         for key, ref, problem in unique.values():
-            self.repo.quarantine(report.group, key, item_ref=ref.id, uid=problem.item, reason=problem.message)
+            self.repo.quarantine(report.group, key, item_ref=ref.id, uid=problem.item, reason=problem.plain_message)
             still_bad[key].add(ref.id)
             report.counts["quarantined"] += 1
         for q in report.plan.quarantine:
