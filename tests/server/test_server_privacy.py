@@ -130,6 +130,7 @@ def config_text() -> str:
     users = "".join(f"""
 [[server.users]]
 name = "{name}"
+email = "{name}@corp.example"
 password_hash = "{hash_password(f"{name}-secret", **FAST_HASH)}"
 sees_details_of = {grants}
 """ for name, grants in GRANTS.items())
@@ -266,8 +267,9 @@ def requests_for(route: BaseRoute, user: tuple[str, str] | None) -> list[Request
         path = _filled(route)
         if path.startswith("/dav/") and method == "POST":
             principal = user[0] if user else "nobody"
-            path = f"/dav/principals/{principal}/outbox/"
-            out.append((method, path, {"content": _OUTBOX, "headers": {"Content-Type": "text/calendar"}}))
+            path = f"/dav/calendars/{principal}/outbox/"
+            outbox = _OUTBOX.replace(OTHER.encode(), f"{principal}@corp.example".encode())  # organiser: the asker
+            out.append((method, path, {"content": outbox, "headers": {"Content-Type": "text/calendar"}}))
             continue
         ask = _ASK.get((route.path, method))
         if ask is not None:
@@ -356,7 +358,7 @@ def test_ungranted_users_read_a_count_and_a_reason(answers: dict[str, dict[tuple
         assert "home: 1 event could not be fully read (unknown time zone)" in text, path
         assert "home: 1 event could not be fully read (unreadable property ignored)" in text, path
     for method, path in (("POST", "/api/v1/freebusy"), ("POST", "/EWS/Exchange.asmx"),
-                         ("POST", "/dav/principals/viewer/outbox/"), ("GET", f"/freebusy/{PIA}.vfb")):
+                         ("POST", "/dav/calendars/viewer/outbox/"), ("GET", f"/freebusy/{PIA}.vfb")):
         text = _answer(answers, "ungranted", method, path)
         assert "home: 1 event could not be fully read (unreadable or too costly recurrence)" in text, path
     conflicts = _answer(answers, "ungranted", "GET", "/api/v1/conflicts")
