@@ -185,11 +185,27 @@ def _free_busy_view(parent: ET.Element, person: PersonFreeBusy, window: Window, 
         _working_hours(view, person.working_hours, window.start.year)
 
 
-async def _get_user_availability(ctx: ServerContext, user: User, request: ET.Element) -> ET.Element:
-    tz_el = request.find(t("TimeZone"))
-    if tz_el is None:
-        raise SoapError("GetUserAvailabilityRequest has no TimeZone")
-    zone = RuleZone(read_timezone(tz_el))
+def _request_zone(env: Envelope) -> tzinfo:
+    """The zone the request's local times are in: its ``t:TimeZone`` (every shape clients send,
+    see ``read_timezone``) or, as the EWS Managed API sends against Exchange 2010 and later,
+    only a ``TimeZoneContext`` SOAP header naming a Windows zone."""
+    tz_el = env.operation.find(t("TimeZone"))
+    if tz_el is not None:
+        return RuleZone(read_timezone(tz_el))
+    context = env.header_child(t("TimeZoneContext"))
+    definition = context.find(t("TimeZoneDefinition")) if context is not None else None
+    if definition is None:
+        raise SoapError("GetUserAvailabilityRequest has no TimeZone and no TimeZoneContext header")
+    name = definition.get("Id", "")
+    iana = to_iana(name)
+    if iana is None:
+        raise SoapError(f"TimeZoneContext names {name[:60]!r}, a zone calmesh does not know", "ErrorTimeZone")
+    return zoneinfo(iana)
+
+
+async def _get_user_availability(ctx: ServerContext, user: User, env: Envelope) -> ET.Element:
+    request = env.operation
+    zone = _request_zone(env)
     options = request.find(t("FreeBusyViewOptions"))
     if options is None:
         raise SoapError("calmesh answers free/busy only: FreeBusyViewOptions is required",
@@ -268,7 +284,7 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
             mailbox = Mailbox(ctx, user)
             operation = env.operation
             if env.name == "GetUserAvailabilityRequest":
-                out = await _get_user_availability(ctx, user, operation)
+                out = await _get_user_availability(ctx, user, env)
             elif env.name == "GetServerTimeZones":
                 out = _server_time_zones(ctx, operation)
             elif env.name in _MAILBOX_CALLS:

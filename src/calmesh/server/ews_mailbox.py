@@ -107,6 +107,8 @@ class Mailbox:
     def folder(self, el: ET.Element) -> Folder:
         """A ``t:DistinguishedFolderId`` (optionally with a ``t:Mailbox``) or a ``t:FolderId``."""
         if el.tag == t("FolderId"):
+            if not el.get("Id"):
+                raise MailboxError("ErrorInvalidIdEmpty", "the folder id is empty")
             found = _decode(el.get("Id", ""))
             if found is None:
                 raise MailboxError("ErrorInvalidIdMalformed", "not a folder id calmesh gave out")
