@@ -14,6 +14,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Debian packages of the real EWS clients tests/interop/test_ews_clients.py drives (evolution-ews
+# through evolution-data-server's introspection API, DavMail in EWS mode); `make interop` installs
+# them with apt-get as root, and the tests skip saying so where they are absent.
+INTEROP_EWS_PKGS := evolution-ews evolution-data-server gir1.2-ecal-2.0 gir1.2-edataserver-1.2 python3-gi dbus davmail
+
 # Debian's Chromium for the browser tests (Playwright drives it; it cannot download its own here).
 browser:
 	@if [ ! -x /usr/bin/chromium ]; then \
