@@ -39,17 +39,20 @@ FREEBUSY_VIEW_ORDER = ["FreeBusyViewType", "MergedFreeBusy", "CalendarEventArray
 """The sequence of t:FreeBusyView in the EWS schema (types.xsd, FreeBusyView)."""
 
 
+def soap(url: str, fixture: str, action: str) -> httpx.Response:
+    """POST a fixture unchanged, with the headers a .NET SOAP client sends and the address space's account."""
+    return httpx.post(url, auth=OPS, timeout=30, content=(REQUESTS / fixture).read_bytes(),
+                      headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{action}"'})
+
+
 def test_exchange_availability_address_space(make_server) -> None:  # type: ignore[no-untyped-def]
     """Exchange (Add-AvailabilityAddressSpace -AccessMethod OrgWideFB -TargetAutodiscoverEpr ...)
     first asks Autodiscover for each person's EWS URL, then posts GetUserAvailability there with
     the organisation-wide account: the answer has Alice's and David's busy time as the JSON API
     has it, and Exchange's own error for a mailbox calmesh does not know."""
     server = make_server(f'public_url = "{PUBLIC}"')
-    discovered = httpx.post(
-        f"{server.url}/autodiscover/autodiscover.svc", auth=OPS, timeout=30,
-        content=(REQUESTS / "autodiscover-soap-getusersettings.xml").read_bytes(),
-        headers={"Content-Type": "text/xml; charset=utf-8",
-                 "SOAPAction": '"http://schemas.microsoft.com/exchange/2010/Autodiscover/Autodiscover/GetUserSettings"'})
+    discovered = soap(f"{server.url}/autodiscover/autodiscover.svc", "autodiscover-soap-getusersettings.xml",
+                      "http://schemas.microsoft.com/exchange/2010/Autodiscover/Autodiscover/GetUserSettings")
     assert discovered.status_code == 200, discovered.text
     alice, zed = ET.fromstring(discovered.content).iter(f"{A}UserResponse")
     settings = {s.findtext(f"{A}Name"): s.findtext(f"{A}Value") for s in alice.iter(f"{A}UserSetting")}
@@ -58,11 +61,8 @@ def test_exchange_availability_address_space(make_server) -> None:  # type: igno
     assert zed.findtext(f"{A}ErrorCode") == "InvalidUser"
 
     path = settings["ExternalEwsUrl"].removeprefix(PUBLIC)
-    response = httpx.post(
-        f"{server.url}{path}", auth=OPS, timeout=30,
-        content=(REQUESTS / "exchange-availability-address-space.xml").read_bytes(),
-        headers={"Content-Type": "text/xml; charset=utf-8",
-                 "SOAPAction": '"http://schemas.microsoft.com/exchange/services/2006/messages/GetUserAvailability"'})
+    response = soap(f"{server.url}{path}", "exchange-availability-address-space.xml",
+                    "http://schemas.microsoft.com/exchange/services/2006/messages/GetUserAvailability")
     assert response.status_code == 200, response.text
     (alice_view, david_view, room) = ews_views(response.content)
     assert room[:2] == ("Error", "ErrorMailRecipientNotFound")
