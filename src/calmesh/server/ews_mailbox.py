@@ -122,7 +122,7 @@ class Mailbox:
 
     # ------------------------------------------------------------------------------ the calls
     def _each(self, request: ET.Element, container: str, response: str, message: str,
-              fill: Callable[[ET.Element, Folder, ET.Element], None] | None = None) -> ET.Element:
+              fill: Callable[[ET.Element, Folder, ET.Element], None]) -> ET.Element:
         """One response message per folder named in ``container``, errors per folder."""
         out = ET.Element(m(response))
         messages = sub(out, m("ResponseMessages"))
@@ -135,9 +135,7 @@ class Mailbox:
             except MailboxError as exc:
                 response_message(messages, m(message), exc.code, str(exc))
                 continue
-            msg = response_message(messages, m(message))
-            if fill is not None:
-                fill(request, folder, msg)
+            fill(request, folder, response_message(messages, m(message)))
         return out
 
     def get_folder(self, request: ET.Element) -> ET.Element:
