@@ -14,6 +14,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Debian packages of the real EWS clients tests/interop/test_ews_clients.py drives (evolution-ews
+# through evolution-data-server's introspection API, DavMail in EWS mode); `make interop` installs
+# them with apt-get as root, and the tests skip saying so where they are absent.
+INTEROP_EWS_PKGS := evolution-ews evolution-data-server gir1.2-ecal-2.0 gir1.2-edataserver-1.2 python3-gi dbus davmail
+
 # Debian's Chromium for the browser tests (Playwright drives it; it cannot download its own here).
 browser:
 	@if [ ! -x /usr/bin/chromium ]; then \
@@ -29,7 +34,6 @@ browser:
 # (about 100 MB to fetch: Thunderbird is most of it); once installed this target takes seconds.
 INTEROP_DEBS := thunderbird evolution-data-server gir1.2-ecal-2.0 gir1.2-edataserver-1.2 gir1.2-ical-3.0 \
 	python3-gi dbus-daemon
-INTEROP_EWS_PKGS ?=
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends
 
 interop: $(STAMP)

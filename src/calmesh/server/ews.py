@@ -3,9 +3,13 @@
 This is what lets an Exchange organisation add calmesh as an availability address space, and
 Outlook's Scheduling Assistant (or any EWS client) show people whose calendars live elsewhere.
 Besides GetUserAvailability it answers what clients send before it: an unauthenticated request
-gets a 401 with a Basic challenge; ``ConvertId`` (exchangelib's version probe, other clients'
-login check) and ``GetFolder`` on distinguished folders get well-formed answers carrying
-``ServerVersionInfo``; ``GetServerTimeZones`` returns full definitions built from zoneinfo.
+gets a 401 with a Basic challenge; the login calls (``ConvertId``, ``GetFolder``, ``FindItem``,
+``FindFolder``, ``SyncFolderItems``) are answered from an empty mailbox (ews_mailbox.py), as
+Exchange answers them for an account that exposes free/busy only; ``GetServerTimeZones``
+returns full definitions built from zoneinfo. Requests calmesh refuses as a whole get a SOAP
+fault with HTTP 500 and the EWS ``ResponseCode`` Exchange would give (``ErrorSchemaValidation``,
+``ErrorInvalidRequest``, ``ErrorInvalidTimeInterval``, ``ErrorTimeIntervalTooBig``,
+``ErrorMailboxDataArrayTooBig``), so clients raise the matching error.
 
 Answers follow Exchange: merged digits 0 free, 1 tentative, 2 busy, 3 OOF, 4 no data (highest
 wins in an interval); CalendarEvent times are local to the zone the request describes, written
@@ -17,7 +21,6 @@ them, and never for private events.
 
 from __future__ import annotations
 
-import base64
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta, tzinfo
 
@@ -32,8 +35,10 @@ from calmesh.model import BusyType, PersonFreeBusy, Window, WorkingHours, normal
 from calmesh.server.api import error_text
 from calmesh.server.auth import CHALLENGES, User
 from calmesh.server.context import MAX_ATTENDEES, BadRequest, ServerContext
+from calmesh.server.ews_mailbox import Mailbox
 from calmesh.server.ews_soap import (
     DEFAULT_API_VERSION,
+    FAULT_STATUS,
     WEEKDAYS,
     Envelope,
     RuleZone,
@@ -57,6 +62,9 @@ PATH = "/EWS/Exchange.asmx"
 _XML = "text/xml; charset=utf-8"
 _BUSY_NAMES = {BusyType.FREE: "Free", BusyType.BUSY_TENTATIVE: "Tentative", BusyType.BUSY: "Busy",
                BusyType.BUSY_UNAVAILABLE: "OOF", BusyType.UNKNOWN: "NoData"}
+_MAILBOX_CALLS = {"ConvertId": "convert_id", "GetFolder": "get_folder", "FindItem": "find_item",
+                  "FindFolder": "find_folder", "SyncFolderItems": "sync_folder_items"}
+"""The calls clients make while logging in, answered from calmesh's empty mailbox (ews_mailbox)."""
 _VIEWS = {"None", "MergedOnly", "FreeBusy", "FreeBusyMerged", "Detailed", "DetailedMerged"}
 
 
@@ -104,34 +112,40 @@ def _api_version(env: Envelope) -> str:
 def _window(ctx: ServerContext, options: ET.Element, zone: tzinfo) -> Window:
     tw = options.find(t("TimeWindow"))
     if tw is None:
-        raise BadRequest("FreeBusyViewOptions has no TimeWindow")
+        raise SoapError("FreeBusyViewOptions has no TimeWindow")
 
     def read(tag: str) -> datetime:
         text = (tw.findtext(t(tag)) or "").strip()
         try:
             value = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            raise BadRequest(f"TimeWindow {tag} {text[:40]!r} is not a date-time") from None
+            raise SoapError(f"TimeWindow {tag} {text[:40]!r} is not a date-time") from None
         return value if value.tzinfo is not None else value.replace(tzinfo=zone)
 
-    start = ctx.parse_time(read("StartTime").isoformat(), "StartTime")
-    return ctx.window(start, ctx.parse_time(read("EndTime").isoformat(), "EndTime"))
+    start, end = read("StartTime"), read("EndTime")
+    try:
+        return ctx.window(ctx.parse_time(start.isoformat(), "StartTime"), ctx.parse_time(end.isoformat(), "EndTime"))
+    except BadRequest as exc:  # the codes Exchange gives, from which exchangelib picks its error class
+        code = ("ErrorInvalidTimeInterval" if end <= start
+                else "ErrorTimeIntervalTooBig" if end - start > timedelta(days=ctx.config.server.max_window_days)
+                else "ErrorInvalidRequest")
+        raise SoapError(exc.detail, code) from None
 
 
 def _mailboxes(request: ET.Element) -> list[str]:
     array = _find(request, "MailboxDataArray")
     if array is None:
-        raise BadRequest("GetUserAvailabilityRequest has no MailboxDataArray")
+        raise SoapError("GetUserAvailabilityRequest has no MailboxDataArray")
     out = []
     for data in array.findall(t("MailboxData")):
         address = (data.findtext(f"{t('Email')}/{t('Address')}") or "").strip()
         if not address:
-            raise BadRequest("a MailboxData has no Email/Address")
+            raise SoapError("a MailboxData has no Email/Address")
         out.append(address)
     if not out:
-        raise BadRequest("MailboxDataArray is empty")
+        raise SoapError("MailboxDataArray is empty")
     if len(out) > MAX_ATTENDEES:
-        raise BadRequest(f"at most {MAX_ATTENDEES} mailboxes per request")
+        raise SoapError(f"at most {MAX_ATTENDEES} mailboxes per request", "ErrorMailboxDataArrayTooBig")
     return out
 
 
@@ -172,24 +186,41 @@ def _free_busy_view(parent: ET.Element, person: PersonFreeBusy, window: Window, 
         _working_hours(view, person.working_hours, window.start.year)
 
 
-async def _get_user_availability(ctx: ServerContext, user: User, request: ET.Element) -> ET.Element:
-    tz_el = request.find(t("TimeZone"))
-    if tz_el is None:
-        raise BadRequest("GetUserAvailabilityRequest has no TimeZone")
-    zone = RuleZone(read_timezone(tz_el))
+def _request_zone(env: Envelope) -> tzinfo:
+    """The zone the request's local times are in: its ``t:TimeZone`` (every shape clients send,
+    see ``read_timezone``) or, as the EWS Managed API sends against Exchange 2010 and later,
+    only a ``TimeZoneContext`` SOAP header naming a Windows zone."""
+    tz_el = env.operation.find(t("TimeZone"))
+    if tz_el is not None:
+        return RuleZone(read_timezone(tz_el))
+    context = env.header_child(t("TimeZoneContext"))
+    definition = context.find(t("TimeZoneDefinition")) if context is not None else None
+    if definition is None:
+        raise SoapError("GetUserAvailabilityRequest has no TimeZone and no TimeZoneContext header")
+    name = definition.get("Id", "")
+    iana = to_iana(name)
+    if iana is None:
+        raise SoapError(f"TimeZoneContext names {name[:60]!r}, a zone calmesh does not know", "ErrorTimeZone")
+    return zoneinfo(iana)
+
+
+async def _get_user_availability(ctx: ServerContext, user: User, env: Envelope) -> ET.Element:
+    request = env.operation
+    zone = _request_zone(env)
     options = request.find(t("FreeBusyViewOptions"))
     if options is None:
-        raise BadRequest("calmesh answers free/busy only: FreeBusyViewOptions is required")
+        raise SoapError("calmesh answers free/busy only: FreeBusyViewOptions is required",
+                        "ErrorInvalidRequest")
     window = _window(ctx, options, zone)
     requested = (options.findtext(t("RequestedView")) or "FreeBusy").strip()
     if requested not in _VIEWS:
-        raise BadRequest(f"unknown RequestedView {requested[:40]!r}")
+        raise SoapError(f"unknown RequestedView {requested[:40]!r}")
     try:
         minutes = int((options.findtext(t("MergedFreeBusyIntervalInMinutes")) or "30").strip())
     except ValueError:
-        raise BadRequest("MergedFreeBusyIntervalInMinutes is not a number") from None
+        raise SoapError("MergedFreeBusyIntervalInMinutes is not a number") from None
     if not 5 <= minutes <= 1440:
-        raise BadRequest("MergedFreeBusyIntervalInMinutes must be between 5 and 1440")
+        raise SoapError("MergedFreeBusyIntervalInMinutes must be between 5 and 1440", "ErrorInvalidRequest")
     mailboxes = _mailboxes(request)
     known = [a for a in mailboxes if a in ctx.hub.directory]
     answers = {}
@@ -216,46 +247,7 @@ async def _get_user_availability(ctx: ServerContext, user: User, request: ET.Ele
     return out
 
 
-# ----------------------------------------------------------------------------- the login calls
-def _convert_id(ctx: ServerContext, request: ET.Element) -> ET.Element:
-    out = ET.Element(m("ConvertIdResponse"))
-    messages = sub(out, m("ResponseMessages"))
-    destination = request.get("DestinationFormat", "EwsId")
-    source = _find(request, "SourceIds")
-    for alternate in (list(source) if source is not None else []):
-        mailbox = alternate.get("Mailbox", "")
-        if mailbox not in ctx.hub.directory:
-            response_message(messages, m("ConvertIdResponseMessage"), "ErrorNonExistentMailbox",
-                             f"{mailbox[:100]!r} is not in the calmesh directory")
-            continue
-        msg = response_message(messages, m("ConvertIdResponseMessage"))
-        sub(msg, m("AlternateId"), **{"{http://www.w3.org/2001/XMLSchema-instance}type": "t:AlternateIdType",
-                                      "Format": destination, "Id": alternate.get("Id", ""), "Mailbox": mailbox})
-    return out
-
-
-def _get_folder(request: ET.Element) -> ET.Element:
-    """Distinguished folders of the caller's (empty) mailbox: enough for a client's login check."""
-    out = ET.Element(m("GetFolderResponse"))
-    messages = sub(out, m("ResponseMessages"))
-    ids = _find(request, "FolderIds")
-    for folder in (list(ids) if ids is not None else []):
-        name = folder.get("Id", "")
-        if folder.tag != t("DistinguishedFolderId") or not name.isalnum():
-            response_message(messages, m("GetFolderResponseMessage"), "ErrorFolderNotFound",
-                             "calmesh only has distinguished folders")
-            continue
-        msg = response_message(messages, m("GetFolderResponseMessage"))
-        kind = "CalendarFolder" if name == "calendar" else "Folder"
-        el = sub(sub(msg, m("Folders")), t(kind))
-        folder_id = base64.b64encode(f"calmesh:{name}".encode()).decode()
-        sub(el, t("FolderId"), Id=folder_id, ChangeKey="AQAAAA==")
-        sub(el, t("DisplayName"), name[:1].upper() + name[1:])
-        sub(el, t("TotalCount"), "0")
-        sub(el, t("ChildFolderCount"), "0")
-    return out
-
-
+# ------------------------------------------------------------------------------ time zones
 def _server_time_zones(ctx: ServerContext, request: ET.Element) -> ET.Element:
     ids_el = _find(request, "Ids")
     if ids_el is not None:
@@ -286,25 +278,25 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         user = ctx.user(request)
         if user is None:
             return challenge()
+        version = DEFAULT_API_VERSION
         try:
             env = parse_envelope(await request.body())
-        except SoapError as exc:
-            return _xml(fault("ErrorSchemaValidation", str(exc)), 400)
-        version = _api_version(env)
-        try:
+            version = _api_version(env)
+            mailbox = Mailbox(ctx, user)
+            operation = env.operation
             if env.name == "GetUserAvailabilityRequest":
-                out = await _get_user_availability(ctx, user, env.operation)
-            elif env.name == "ConvertId":
-                out = _convert_id(ctx, env.operation)
-            elif env.name == "GetFolder":
-                out = _get_folder(env.operation)
+                out = await _get_user_availability(ctx, user, env)
             elif env.name == "GetServerTimeZones":
-                out = _server_time_zones(ctx, env.operation)
+                out = _server_time_zones(ctx, operation)
+            elif env.name in _MAILBOX_CALLS:
+                out = getattr(mailbox, _MAILBOX_CALLS[env.name])(operation)
             else:
-                return _xml(fault("ErrorInvalidRequest", f"calmesh answers availability only, not {env.name[:60]}",
-                                  version), 400)
-        except (BadRequest, SoapError) as exc:
-            return _xml(fault("ErrorInvalidRequest", str(exc), version), 400)
+                raise SoapError(f"calmesh answers free/busy only: {env.name[:60]} is not served here",
+                                "ErrorInvalidRequest")
+        except SoapError as exc:
+            return _xml(fault(exc.code, str(exc), version), FAULT_STATUS)
+        except BadRequest as exc:
+            return _xml(fault("ErrorInvalidRequest", str(exc), version), FAULT_STATUS)
         return _xml(envelope(out, version))
 
     async def probe(request: Request) -> Response:

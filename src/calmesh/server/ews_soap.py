@@ -25,8 +25,10 @@ from defusedxml import DefusedXmlException
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 M = "http://schemas.microsoft.com/exchange/services/2006/messages"
 T = "http://schemas.microsoft.com/exchange/services/2006/types"
+E = "http://schemas.microsoft.com/exchange/services/2006/errors"
+"""Where Exchange puts a fault's ``ResponseCode`` and ``Message`` (exchangelib looks there)."""
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
-for _prefix, _uri in (("s", SOAP), ("m", M), ("t", T), ("xsi", XSI)):
+for _prefix, _uri in (("s", SOAP), ("m", M), ("t", T), ("e", E), ("xsi", XSI)):
     ET.register_namespace(_prefix, _uri)
 
 SERVER_BUILD = {"MajorVersion": "15", "MinorVersion": "1", "MajorBuildNumber": "2507", "MinorBuildNumber": "6"}
@@ -36,7 +38,13 @@ WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 
 
 class SoapError(ValueError):
-    """A request that is not a readable SOAP envelope (including hostile XML)."""
+    """A request calmesh refuses as a whole, answered as Exchange does: a SOAP fault (HTTP 500)
+    whose detail carries the EWS ``ResponseCode``. The default code is the one Exchange gives
+    for XML it cannot read or a request that breaks the schema (including hostile XML)."""
+
+    def __init__(self, message: str, code: str = "ErrorSchemaValidation") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def m(name: str) -> str:
@@ -94,14 +102,21 @@ def envelope(operation: ET.Element, api_version: str = DEFAULT_API_VERSION) -> b
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
+FAULT_STATUS = 500
+"""SOAP 1.1 (section 6.2) and Exchange answer every fault with HTTP 500; clients such as
+exchangelib only read the fault's detail at that status."""
+
+
 def fault(code: str, message: str, api_version: str = DEFAULT_API_VERSION) -> bytes:
-    """A SOAP fault with the EWS ``ResponseCode`` detail clients look for."""
+    """A SOAP fault shaped like Exchange's: ``faultcode`` is the EWS code as a QName in the types
+    namespace, and ``detail`` holds ``e:ResponseCode`` and ``e:Message`` (errors namespace),
+    from which exchangelib raises the matching ``exchangelib.errors`` class."""
     el = ET.Element(f"{{{SOAP}}}Fault")
-    sub(el, "faultcode", "s:Client")
-    sub(el, "faultstring", message)
+    sub(el, "faultcode", f"t:{code}")  # the envelope's header declares t: (ServerVersionInfo)
+    sub(el, "faultstring", message, **{"{http://www.w3.org/XML/1998/namespace}lang": "en-US"})
     detail = sub(el, "detail")
-    sub(detail, t("ResponseCode"), code)
-    sub(detail, t("Message"), message)
+    sub(detail, f"{{{E}}}ResponseCode", code)
+    sub(detail, f"{{{E}}}Message", message)
     return envelope(el, api_version)
 
 
@@ -132,12 +147,15 @@ def minutes_text(delta: timedelta) -> str:
 # ----------------------------------------------------------------------------------- time zones
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """A yearly transition: on the ``order``-th (5 = last) ``weekday`` of ``month`` at local ``at``."""
+    """A yearly transition: on the ``order``-th (5 = last) ``weekday`` of ``month`` at local ``at``;
+    or, when ``fixed`` (Windows' absolute form, a ``Year`` in the request), on day ``order`` of
+    ``month`` (the EWS Managed API sends .NET's fixed-date rules that way, to recur every year)."""
 
     month: int
     order: int
     weekday: int
     at: time
+    fixed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +259,8 @@ def timezone_definition(parent: ET.Element, zone_id: str, name: str, rules: Zone
 
 def _nth_weekday(year: int, rule: Rule) -> datetime:
     first_weekday, days = calendar.monthrange(year, rule.month)
+    if rule.fixed:
+        return datetime.combine(datetime(year, rule.month, min(rule.order, days)).date(), rule.at)
     day = 1 + (rule.weekday - first_weekday) % 7 + 7 * (min(rule.order, 5) - 1)
     while day > days:
         day -= 7
@@ -287,9 +307,11 @@ class RuleZone(tzinfo):
         return dt + (daylight if self._in_daylight(dt, (standard, daylight)) else standard)
 
 
-def _int(el: ET.Element | None, tag: str) -> int:
+def _int(el: ET.Element | None, tag: str, default: int | None = None) -> int:
     child = el.find(t(tag)) if el is not None else None
-    if child is None or child.text is None:
+    if child is None or child.text is None or not child.text.strip():
+        if default is not None:
+            return default
         raise SoapError(f"TimeZone: missing {tag}")
     try:
         return int(child.text.strip())
@@ -297,29 +319,68 @@ def _int(el: ET.Element | None, tag: str) -> int:
         raise SoapError(f"TimeZone: {tag} {child.text[:20]!r} is not a number") from None
 
 
-def _read_rule(el: ET.Element | None) -> tuple[int, Rule] | None:
-    if el is None:
-        return None
-    day = el.findtext(t("DayOfWeek"), "").strip()
-    if day not in WEEKDAYS:
-        raise SoapError(f"TimeZone: bad DayOfWeek {day[:20]!r}")
+def _time_of_day(text: str) -> time:
+    """``02:00:00`` as most clients write it, but also ``2:00:00`` or ``02:00:00.000`` (.NET's
+    ``TimeSpan`` and Windows' SYSTEMTIME allow both)."""
+    parts = text.strip().split(":")
     try:
-        at = time.fromisoformat(el.findtext(t("Time"), "").strip())
+        if len(parts) not in (2, 3):
+            raise ValueError
+        seconds = float(parts[2]) if len(parts) == 3 else 0.0
+        return time(int(parts[0]), int(parts[1]), int(seconds))
     except ValueError:
-        raise SoapError("TimeZone: bad Time") from None
-    month, order = _int(el, "Month"), _int(el, "DayOrder")
-    if not 1 <= month <= 12 or order not in (-1, 1, 2, 3, 4, 5):
-        raise SoapError("TimeZone: Month or DayOrder out of range")
-    return _int(el, "Bias"), Rule(month, 5 if order == -1 else order, WEEKDAYS.index(day), at)
+        raise SoapError(f"TimeZone: bad Time {text[:20]!r}") from None
+
+
+_DAYS = {name.lower(): index for index, name in enumerate(WEEKDAYS)}
+
+
+def _read_rule(el: ET.Element | None) -> tuple[int, Rule | None]:
+    """A ``StandardTime``/``DaylightTime`` as (its bias, its yearly transition or None).
+
+    The shapes clients send, all read here (see tests/server/test_ews_timezones.py):
+    Windows' TIME_ZONE_INFORMATION as Outlook and evolution-ews write it, where ``Month`` 0 (with
+    ``DayOrder`` 0) means "this zone has no such transition"; the EWS Managed API's dummy UTC
+    rules (both biases 0, March and October) and its fixed-date rules (a ``Year`` and no
+    ``DayOfWeek``, ``DayOrder`` then being the day of the month); DavMail's UTC block; and
+    ``DayOrder`` -1 for "last" from a few scripts.
+    """
+    if el is None:
+        return 0, None
+    bias = _int(el, "Bias", default=0)
+    month = _int(el, "Month", default=0)
+    if month == 0:
+        return bias, None
+    if not 1 <= month <= 12:
+        raise SoapError(f"TimeZone: Month {month} is not 0 (no transition) or 1-12")
+    at = _time_of_day(el.findtext(t("Time")) or "00:00:00")
+    order = _int(el, "DayOrder")
+    year = _int(el, "Year", default=0)
+    if year:
+        if not 1 <= order <= 31:
+            raise SoapError(f"TimeZone: DayOrder {order} is not a day of the month (a Year is given)")
+        return bias, Rule(month, order, 0, at, fixed=True)
+    day = (el.findtext(t("DayOfWeek")) or "").strip().lower()
+    if day not in _DAYS:
+        raise SoapError(f"TimeZone: bad DayOfWeek {day[:20]!r}")
+    if order not in (-1, 1, 2, 3, 4, 5):
+        raise SoapError(f"TimeZone: DayOrder {order} is not 1-5 (5 = the last)")
+    return bias, Rule(month, 5 if order == -1 else order, _DAYS[day], at)
 
 
 def read_timezone(el: ET.Element) -> ZoneRules:
-    """An availability ``t:TimeZone`` element back into :class:`ZoneRules`."""
+    """An availability ``t:TimeZone`` element back into :class:`ZoneRules`.
+
+    ``Bias`` follows the documented sign (UTC = local + Bias, so Tokyo is -540 and New York 300);
+    ``StandardTime/Bias`` and ``DaylightTime/Bias`` are added to it in their seasons. A zone
+    whose two transitions are missing, have Month 0, or share one bias has no daylight saving.
+    """
     bias = _int(el, "Bias")
-    if not -24 * 60 <= bias <= 24 * 60:
-        raise SoapError("TimeZone: Bias out of range")
-    standard, daylight = _read_rule(el.find(t("StandardTime"))), _read_rule(el.find(t("DaylightTime")))
-    if standard is None or daylight is None or daylight[0] == standard[0]:
-        return ZoneRules(bias=bias)
-    return ZoneRules(bias=bias + standard[0], daylight_bias=daylight[0] - standard[0],
-                     to_standard=standard[1], to_daylight=daylight[1])
+    (std_bias, standard), (dst_bias, daylight) = (_read_rule(el.find(t("StandardTime"))),
+                                                  _read_rule(el.find(t("DaylightTime"))))
+    if not all(-24 * 60 <= b <= 24 * 60 for b in (bias, bias + std_bias, bias + dst_bias)):
+        raise SoapError("TimeZone: Bias out of range (at most 24 hours either way)")
+    if standard is None or daylight is None or dst_bias == std_bias:
+        return ZoneRules(bias=bias + std_bias)
+    return ZoneRules(bias=bias + std_bias, daylight_bias=dst_bias - std_bias,
+                     to_standard=standard, to_daylight=daylight)
