@@ -109,7 +109,7 @@ def this_week(tmp_path: Path, slow_feed: str, monkeypatch: pytest.MonkeyPatch) -
     hub = Hub(parse_config(text, tmp_path / "calmesh.toml"))
     app = create_app(hub)
     running = serve(app)
-    yield Served(running.url, hub, app, running)
+    yield Served(running.url, hub, app, running, tmp_path / "calmesh.toml")
     running.stop()
     hub.close()
 

@@ -192,13 +192,15 @@ def test_no_route_shows_internal_details_to_the_unauthenticated(
 def _ask_every_route(served: Served, headers: dict[str, str]) -> Iterator[tuple[str, str, str]]:
     """Each route of the app asked once (a small XML body where one is expected): method, path,
     and the answer's body and headers as one text. No answer may be a crash (Autodiscover's 503
-    without ``server.public_url`` is by design)."""
+    without ``server.public_url`` and EWS's SOAP faults, HTTP 500, are by design)."""
     asked = list(_requests(served))
     assert len(asked) >= 25  # every door is listed
     for method, path in asked:
         body = b"<x/>" if method in ("POST", "PROPFIND", "PATCH") else None
         response = httpx.request(method, f"{served.url}{path}", headers=headers, content=body, timeout=60)
-        assert response.status_code != 500, (method, path, response.text)  # never a crash
+        # never a crash; EWS answers a malformed request with a SOAP fault, HTTP 500 as SOAP 1.1 says
+        fault = path.lower().startswith("/ews/") and "<s:Fault>" in response.text
+        assert response.status_code != 500 or fault, (method, path, response.text)
         yield method, path, response.text + " ".join(f"{k}: {v}" for k, v in response.headers.items())
 
 
