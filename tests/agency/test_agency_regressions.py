@@ -60,6 +60,16 @@ def test_item1_a_reply_to_a_meeting_booked_on_exchange_is_lost(agency: AgencyMac
     agency.agency_holds()
 
 
+def test_item1_a_reply_after_the_organiser_renamed_the_meeting_is_refused(agency: AgencyMachine) -> None:
+    """[edit-lost] (found by a soak): Farid renames his meeting in his own client, which raises
+    SEQUENCE; Alice then answers the invitation calmesh sent, the only version she has. Her answer
+    was refused as stale; it answers the last version sent, so it counts."""
+    agency.book(organiser="farid", others=["alice", "bruno"], day=0, hour=10, minutes=30, topic="budget")
+    agency.edit_directly(pick=0, topic="budget")
+    agency.attendee_answers(pick=0, answer=PartStat.ACCEPTED)
+    agency.agency_holds()
+
+
 def test_item2_sync_plans_to_delete_a_live_invitation(agency: AgencyMachine) -> None:
     """[deletion-reason]: Alice (Radicale) books with Carla (EWS); the mirror group holding both
     calendars plans "copy of an item deleted at its origin" for Carla's live invitation."""

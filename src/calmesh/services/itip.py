@@ -101,10 +101,13 @@ def parse(data: str | bytes) -> Message:
     return Message(method, items[0])
 
 
-def apply_reply(stored: CalendarItem, message: Message) -> CalendarItem:
+def apply_reply(stored: CalendarItem, message: Message, sent: int | None = None) -> CalendarItem:
     """The organiser's copy with the replying attendee's PARTSTAT updated, per instance.
 
-    A reply to an older SEQUENCE than the stored one is stale and refused (RFC 5546 2.1.5).
+    A reply to an older SEQUENCE than the stored one is stale and refused (RFC 5546 2.1.5), unless
+    it answers ``sent``, the SEQUENCE of the last version the attendees were sent: an organiser who
+    edits the meeting in their own client (which raises SEQUENCE) without an update reaching the
+    attendees leaves them nothing newer to answer.
     """
     if message.method != "REPLY":
         raise ITIPError(f"expected a REPLY, got {message.method}")
@@ -124,7 +127,7 @@ def apply_reply(stored: CalendarItem, message: Message) -> CalendarItem:
             updated.append(override)
             targets = [override]
         for event in targets:
-            if answer.sequence < event.sequence:
+            if answer.sequence < (event.sequence if sent is None else min(event.sequence, sent)):
                 raise ITIPError(f"stale reply from {who.email} (SEQUENCE {answer.sequence} < {event.sequence})")
             if not any(a.email == who.email for a in event.attendees):
                 raise ITIPError(f"{who.email} is not an attendee of {stored.uid}")

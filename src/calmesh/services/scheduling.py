@@ -646,7 +646,7 @@ def process_message(hub: Hub, data: bytes) -> Processed:
         message = replace(message, item=CalendarItem(stored.uid, [replace(c, uid=stored.uid)
                                                                   for c in message.item.components]))
     if message.method == "REPLY":
-        updated = itip.apply_reply(stored, message)
+        updated = itip.apply_reply(stored, message, sent=identity.sequence if identity is not None else None)
         if identity is None or hub.connector(platform).capabilities.answers:
             _save(hub, platform, calendar, stored, updated, result)
         else:  # the platform would drop the answer (and take the write for a change of the meeting)
