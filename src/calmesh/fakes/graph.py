@@ -265,6 +265,9 @@ class GraphFake(FakeService):
         event_id = "AAMkAGI2" + secrets.token_urlsafe(18).replace("-", "A").replace("_", "B")
         now = _instant(datetime.now(UTC))
         data = {key: value for key, value in body.items() if key != "iCalUId"}
+        # Outlook's default reminder, as Exchange sets it on events created without one
+        data.setdefault("isReminderOn", True)
+        data.setdefault("reminderMinutesBeforeStart", 15)
         data.update({
             "id": event_id,
             "iCalUId": "040000008200E00074C5B7101A82E008" + secrets.token_hex(24).upper(),
