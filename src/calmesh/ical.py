@@ -102,6 +102,8 @@ def _temporal(component: icalendar.cal.Component, name: str, problems: list[str]
 def _in_own_zone(value: datetime, tzid: str, name: str, problems: list[str]) -> datetime:
     """``value`` (wall time under ``TZID=tzid``) in the zone a copy can keep: the IANA zone the
     definition matches, else the definition itself (a :class:`DefinedZone`)."""
+    if isinstance(value.tzinfo, DefinedZone) and value.tzinfo.key == tzid:
+        return value  # built from an event read before (expand_items): its definition is known
     written = scoped_tzid_name(tzid)
     if written != tzid and value.tzinfo is not None:  # defined in the object
         return value.replace(tzinfo=_zone_of_definition(tzid, value.tzinfo, value.year))

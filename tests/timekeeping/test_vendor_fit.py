@@ -7,7 +7,7 @@ fakes, reached through the real connectors; expected occurrences are written out
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 from xml.etree.ElementTree import fromstring
@@ -22,7 +22,7 @@ from sync.peers import Group, Peer
 
 from .test_exchange_copies import exchange_occurrences
 from .test_sync_copies import HOUR, put_raw, series
-from .zone_calendars import THIS_AND_FUTURE, WITH_ALARM, calendar, vevent
+from .zone_calendars import THIS_AND_FUTURE, WITH_ALARM, Rules, calendar, customized, vevent
 
 if TYPE_CHECKING:
     from conftest import CalDAVServer  # tests/conftest.py, which provides the servers
@@ -162,3 +162,38 @@ def test_the_ews_fake_refuses_several_weekdays_in_a_relative_pattern() -> None:
     assert _pattern_from_xml(fromstring(xml.format(days="Weekday"))).days_of_week == (0, 1, 2, 3, 4)
     with pytest.raises(ValueError, match="one DaysOfWeek value"):
         _pattern_from_xml(fromstring(xml.format(days="Tuesday Wednesday Thursday")))
+
+
+MADE_UP = Rules("+0100", "+0200", (4, "1SU", 2), (10, "1SU", 3))
+"""Summer time from the first Sunday of April to the first Sunday of October: no IANA zone."""
+
+
+def made_up_local(day: datetime) -> datetime:
+    """10:00 on ``day`` under MADE_UP, by hand: +02:00 from 6 April 2025 02:00 to 5 October 03:00."""
+    summer = datetime(2025, 4, 6, 2) <= day.replace(hour=10) < datetime(2025, 10, 5, 3)
+    return day.replace(hour=10, tzinfo=timezone(timedelta(hours=2 if summer else 1)))
+
+
+def test_a_series_in_a_zone_of_its_own_keeps_every_instant_on_every_vendor(
+        tmp_path: Path, xan: Peer, vendor: Peer, xandikos: CalDAVServer) -> None:
+    """Graph and Google take zone names only: the copy is written in a known zone with the
+    first occurrence's offset, the summer occurrences moved to their own time, and said."""
+    put_raw(xandikos, xan, "custom.ics", customized("made-up@test", MADE_UP))
+    group = Group(tmp_path, xan, vendor)
+    report = group.run()
+    assert report.counts["created"] == 1, report.errors
+    starts = [made_up_local(datetime(2025, 1, 15) + timedelta(weeks=n)) for n in range(30)]
+    assert exchange_occurrences(vendor) == [(s.astimezone(UTC), (s + HOUR).astimezone(UTC)) for s in starts]
+    [note] = report.adapted
+    assert note.feature == "VTIMEZONE" and "Customized Time Zone" in note.detail
+    assert "18 moved" in note.detail, note.detail
+    assert group.writes(group.run()) == 0
+
+
+def test_an_endless_series_in_a_zone_of_its_own_is_not_written_and_said(
+        tmp_path: Path, xan: Peer, vendor: Peer, xandikos: CalDAVServer) -> None:
+    put_raw(xandikos, xan, "custom.ics", customized("made-up@test", MADE_UP).replace(";COUNT=30", ""))
+    report = Group(tmp_path, xan, vendor).run()
+    [note] = report.adapted
+    assert not note.written and note.feature == "VTIMEZONE" and "endless" in note.detail
+    assert vendor.items() == []

@@ -391,6 +391,11 @@ def fit(connector: str, item: CalendarItem, zone_default: str, holds: Callable[[
     master = item.master
     if master is not None:
         zone = event_zone(master, zone_default)
-        item, spelled = _fitting.spell_out(connector, item, zone, lambda m: holds(one_series(m, zone)))
+        own = _fitting.own_zone(connector, master)
+        if own is not None:
+            zone, why = own
+            item, spelled = _fitting.spell_out(connector, item, zone, _fitting.refuse(why), "VTIMEZONE")
+        else:
+            item, spelled = _fitting.spell_out(connector, item, zone, lambda m: holds(one_series(m, zone)))
         notes += spelled
     return item, notes + _fitting.reminder_notes(item, reminders)

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from calmesh import alarms, ical
 from calmesh.connectors.base import Adaptation, CannotHold
 from calmesh.model import CalendarItem, Event, Temporal, Window, as_utc
+from calmesh.timezones import DefinedZone, fixed_zone
 
 MAX_SPELLED = 1000
 """Most occurrences a spelled-out series may have (its own and those deleted from it): each
@@ -54,8 +55,35 @@ def reminder_notes(item: CalendarItem, most: int, longest: int | None = None) ->
                                  f"before the start: {'; '.join(sorted(set(left))[:3])}")]
 
 
-def spell_out(platform: str, item: CalendarItem, zone: ZoneInfo,
-              holds: Callable[[Event], object]) -> tuple[CalendarItem, list[Adaptation]]:
+def own_zone(platform: str, master: Event | None) -> tuple[ZoneInfo, str] | None:
+    """For a series whose times are in a zone only its object defines (a VTIMEZONE matching no
+    IANA zone, :class:`calmesh.timezones.DefinedZone`): a zone the platform knows with the
+    offset of its first occurrence, in which :func:`spell_out` writes it (the occurrences at
+    the definition's other offsets moved to their own time), and why. None for other items.
+    Exchange could carry such a definition (an EWS TimeZoneDefinition), Graph and Google take
+    only zone names (``dateTimeTimeZone.timeZone``, ``EventDateTime.timeZone``)."""
+    if master is None or not (master.rrule or master.rdate) or not isinstance(master.start, datetime) \
+            or not isinstance(master.start.tzinfo, DefinedZone):
+        return None
+    offset = master.start.utcoffset()
+    assert offset is not None
+    zone = fixed_zone(offset, master.start.year, master.start.year + 30)
+    if zone is None:
+        raise CannotHold(platform, "VTIMEZONE", f"zone {master.start.tzinfo.key!r} (defined by the object) matches "
+                         f"no zone this platform knows, and none has its offset {offset}", item=master.uid)
+    return zone, (f"zone {master.start.tzinfo.key!r} (defined by the object) matches no zone this platform "
+                  f"knows: written in {zone.key}, its first occurrence's offset")
+
+
+def refuse(why: str) -> Callable[[Event], object]:
+    """A ``holds`` for :func:`spell_out` that holds nothing as it is."""
+    def holds(_master: Event) -> object:
+        raise ValueError(why)
+    return holds
+
+
+def spell_out(platform: str, item: CalendarItem, zone: ZoneInfo, holds: Callable[[Event], object],
+              feature: str = "RRULE") -> tuple[CalendarItem, list[Adaptation]]:
     """``item`` with a master the platform cannot hold (``holds`` raises ValueError saying why)
     rewritten as a weekly series with deleted occurrences (see module docstring), local to
     ``zone``. An occurrence at another time of day (an RDATE) becomes a moved occurrence of
@@ -70,12 +98,12 @@ def spell_out(platform: str, item: CalendarItem, zone: ZoneInfo,
         why = str(exc)
     what = "RRULE " + "; ".join(master.rrule) if master.rrule else "RDATE"
     if any("COUNT=" not in r.upper() and "UNTIL=" not in r.upper() for r in master.rrule):
-        raise CannotHold(platform, "RRULE", f"{why}; an endless series cannot be spelled out", item=item.uid)
+        raise CannotHold(platform, feature, f"{why}; an endless series cannot be spelled out", item=item.uid)
     found, problems = ical.expand_items([CalendarItem(item.uid, [master.with_changes(exdate=[])])],
                                         Window(as_utc(master.start, zone) - timedelta(days=1),
                                                datetime(2200, 1, 1, tzinfo=UTC)), platform, zone)
     if problems:
-        raise CannotHold(platform, "RRULE", f"{why}; {problems[0].message}", item=item.uid)
+        raise CannotHold(platform, feature, f"{why}; {problems[0].message}", item=item.uid)
     excluded = {_local(x, zone) for x in master.exdate}
     starts = {_local(o.recurrence_id or o.start, zone): o.recurrence_id or o.start for o in found}
     starts = {wall: value for wall, value in starts.items() if wall not in excluded}
@@ -84,13 +112,13 @@ def spell_out(platform: str, item: CalendarItem, zone: ZoneInfo,
     for wall in starts:
         by_day.setdefault(wall.date(), []).append(wall)
     if any(len(walls) > 1 for walls in by_day.values()):
-        raise CannotHold(platform, "RRULE", f"{why}; it has two occurrences on one day", item=item.uid)
+        raise CannotHold(platform, feature, f"{why}; it has two occurrences on one day", item=item.uid)
     first, last = min(by_day), max(by_day)
     weekdays = sorted({d.weekday() for d in by_day})
     weekly = [first + timedelta(n) for n in range((last - first).days + 1)
               if (first + timedelta(n)).weekday() in weekdays]
     if len(weekly) > MAX_SPELLED:
-        raise CannotHold(platform, "RRULE", f"{why}; spelled out it would take {len(weekly)} occurrences "
+        raise CannotHold(platform, feature, f"{why}; spelled out it would take {len(weekly)} occurrences "
                                             f"(at most {MAX_SPELLED})", item=item.uid)
     timed = isinstance(master.start, datetime)
 
@@ -103,7 +131,8 @@ def spell_out(platform: str, item: CalendarItem, zone: ZoneInfo,
     start = slot(first)
     length = (master.effective_end() - master.start)  # type: ignore[operator]
     fitted = replace(master, start=start, end=None if master.end is None else start + length,  # type: ignore[operator]
-                     rrule=[rule], rdate=[], exdate=[slot(d) for d in weekly if d not in by_day])
+                     rrule=[rule], rdate=[], exdate=[slot(d) for d in weekly if d not in by_day],
+                     tzid=zone.key if timed else None)
     overrides = {_local(o.recurrence_id, zone): o for o in item.overrides if o.recurrence_id is not None}
     components = [fitted]
     moved = 0
@@ -114,7 +143,7 @@ def spell_out(platform: str, item: CalendarItem, zone: ZoneInfo,
         if override is None:  # an occurrence at its own time of day: that day's, moved there
             moved += 1
             value = starts[wall]
-            override = replace(master, recurrence_id=value, start=value,
+            override = replace(master, recurrence_id=value, start=value, tzid=zone.key,
                                end=None if master.end is None else value + length,  # type: ignore[operator]
                                rrule=[], rdate=[], exdate=[])
         components.append(replace(override, recurrence_id=slot(day)))
@@ -122,7 +151,7 @@ def spell_out(platform: str, item: CalendarItem, zone: ZoneInfo,
     deleted = len(fitted.exdate)
     detail = (f"{what} ({why}) written as {rule} with {deleted} occurrence(s) deleted"
               + (f" and {moved} moved to their own time" if moved else "") + f": the same {len(by_day)} occurrence(s)")
-    return CalendarItem(item.uid, components, item.ref), [Adaptation("RRULE", detail)]
+    return CalendarItem(item.uid, components, item.ref), [Adaptation(feature, detail)]
 
 
 def _local(value: Temporal, zone: ZoneInfo) -> datetime:

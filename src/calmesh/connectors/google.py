@@ -468,8 +468,13 @@ class GoogleConnector(Connector):
     # ------------------------------------------------------------------------------- writing
     def fit(self, item: CalendarItem) -> tuple[CalendarItem, list[Adaptation]]:
         """Google keeps RRULE, RDATE and EXDATE lines as they are, but has no
-        ``RANGE=THISANDFUTURE`` (each instance is changed alone), and up to 5 reminders."""
+        ``RANGE=THISANDFUTURE`` (each instance is changed alone), takes only IANA zone names (a
+        series in a zone of its object's own is spelled out), and up to 5 reminders."""
         item, notes = _fitting.without_ranges(self.name, item)
+        own = _fitting.own_zone(self.name, item.master)
+        if own is not None:
+            item, spelled = _fitting.spell_out(self.name, item, own[0], _fitting.refuse(own[1]), "VTIMEZONE")
+            notes += spelled
         return item, notes + _fitting.reminder_notes(item, MAX_REMINDERS, MAX_REMINDER_MINUTES)
 
     def put(self, calendar: str, item: CalendarItem, if_match: str | None = None) -> ItemRef:
