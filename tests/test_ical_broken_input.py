@@ -155,6 +155,17 @@ def test_a_date_dtend_of_a_timed_event_ends_at_that_midnight() -> None:
                                                    datetime(2026, 1, 6, tzinfo=UTC))]
 
 
+def test_an_hours_duration_of_an_all_day_event_lasts_the_days_it_reaches() -> None:
+    """RFC 5545 3.8.2.5: a DATE start takes a duration in days or weeks; PT10H reads as one day,
+    the same for free/busy and for a copy."""
+    data = one_event("UID:h", "DTSTART;VALUE=DATE:20260105", "DURATION:PT10H")
+    events, problems = ical.expand(data, WEEK, "feed")
+    assert [(e.start, e.end) for e in events] == [(date(2026, 1, 5), date(2026, 1, 6))]
+    assert any("read as 1 day" in p.message for p in problems)
+    (item,), _ = ical.parse_items(data)
+    assert item.components[0].end == date(2026, 1, 6)
+
+
 def test_an_unreadable_dtend_does_not_cost_the_event() -> None:
     data = one_event("UID:b", "DTSTART:20260105T100000Z", "DTEND:20260105T1100000Z", "SUMMARY:Conference")
     events, problems = ical.expand(data, WEEK, "feed")

@@ -500,8 +500,17 @@ def _mend_end(component: icalendar.cal.Component) -> list[str]:
     """A DTEND that cannot be read is dropped (the event keeps its start); one of another value
     type than DTSTART (RFC 5545 3.8.2.2: MUST be the same) is read as the type of DTSTART: a
     date-time end of an all-day event ends with the day it falls in (the next midnight, unless
-    it is one), a date end of a timed event at that day's midnight in the start's zone."""
+    it is one), a date end of a timed event at that day's midnight in the start's zone. A
+    DURATION of hours for an all-day event (RFC 5545 3.8.2.5: days or weeks only) lasts the
+    days it reaches into."""
     start, end = component.get("DTSTART"), component.get("DTEND")
+    if end is None and start is not None and not isinstance(start, list) and _date_only(start) \
+            and (duration := component.get("DURATION")) is not None and hasattr(duration, "dt") \
+            and isinstance(duration.dt, timedelta) and duration.dt % timedelta(days=1):
+        days = max(1, -(-duration.dt // timedelta(days=1)))  # whole days, rounded up: busy is safe
+        component.pop("DURATION")
+        component.add("DURATION", timedelta(days=days))
+        return [f"DURATION {duration.to_ical().decode()} of an all-day event read as {days} day(s)"]
     if end is None or isinstance(end, list):
         return []
     try:
@@ -522,6 +531,13 @@ def _mend_end(component: icalendar.cal.Component) -> list[str]:
     assert isinstance(start_value, datetime)
     component.add("DTEND", datetime.combine(end_value, time(0), start_value.tzinfo))
     return [f"DTEND {end_value.isoformat()} of a timed event read as midnight of that day"]
+
+
+def _date_only(prop: Any) -> bool:
+    try:
+        return not isinstance(prop.dt, datetime) and isinstance(prop.dt, date)
+    except (AttributeError, ValueError, TypeError):
+        return False
 
 
 def _masterless(components: Sequence[icalendar.cal.Component]) -> list[str]:

@@ -54,6 +54,7 @@ EXPLAINED: dict[str, tuple[str, str]] = {
     "recurring-ical-events/end_before_start_event.ics": _NOT_COPIED,
     "icalendar/calendars/issue_526_calendar_with_shuffeled_events.ics": _NO_DEFINITION,
     "icalendar/calendars/issue_526_calendar_with_event_subset.ics": _NO_DEFINITION,
+    "icalendar/calendars/issue_526_calendar_with_different_events.ics": _NO_DEFINITION,
     "recurring-ical-events/issue_164_duplicated_event.ics": (
         "has no copy", "two components with the same UID and RECURRENCE-ID (one instance, two "
         "versions: RFC 5545 3.8.4.4 names an instance by them): the sync quarantines the item, "

@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from connectors.vendors import ALICE, VENDORS
-from sync.peers import Group, Peer
+from sync.peers import Group, Peer, vendor_peer
 
 from .copies import EVENT, klass, put_object, stored_objects, unfold
 from .expansion import Occurrence, calmesh_side, in_window, split_objects, windows
@@ -56,12 +55,8 @@ def _params() -> list[object]:
 
 @pytest.fixture
 def mailbox_peer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Peer]:
-    vendor = VENDORS[request.param](monkeypatch)
-    vendor.fake.start()
-    try:
-        yield Peer(vendor.platform, vendor.connect(), ALICE)
-    finally:
-        vendor.close()
+    with vendor_peer(request.param, monkeypatch) as peer:
+        yield peer
 
 
 @pytest.mark.slow

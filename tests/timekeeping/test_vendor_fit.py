@@ -17,8 +17,7 @@ import pytest
 from dateutil.rrule import WEEKLY
 
 from calmesh.fakes.ews import _pattern_from_xml
-from connectors.vendors import ALICE, VENDORS
-from sync.peers import Group, Peer
+from sync.peers import Group, Peer, vendor_peer
 
 from .test_exchange_copies import exchange_occurrences
 from .test_sync_copies import HOUR, put_raw, series
@@ -38,12 +37,8 @@ THIRD_EXPECTED = [(datetime(2025, m, d, 9, tzinfo=PARIS).astimezone(UTC),
 
 @pytest.fixture(params=["ews", "graph", "google"])
 def vendor(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Peer]:
-    made = VENDORS[request.param](monkeypatch)
-    made.fake.start()
-    try:
-        yield Peer(made.platform, made.connect(), ALICE)
-    finally:
-        made.close()
+    with vendor_peer(request.param, monkeypatch) as peer:
+        yield peer
 
 
 def test_bysetpos_over_several_weekdays_is_spelled_out_where_the_vendor_lacks_it(
@@ -69,10 +64,7 @@ def test_bysetpos_over_several_weekdays_is_spelled_out_where_the_vendor_lacks_it
 
 def test_an_endless_rule_the_vendor_lacks_is_not_written_and_said(
         tmp_path: Path, xan: Peer, xandikos: CalDAVServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    made = VENDORS["ews"](monkeypatch)
-    made.fake.start()
-    try:
-        ews = Peer(made.platform, made.connect(), ALICE)
+    with vendor_peer("ews", monkeypatch) as ews:
         put_raw(xandikos, xan, "setpos.ics", THIRD_TUE_WED_THU.replace("COUNT=3;", ""))
         report = Group(tmp_path, xan, ews).run()
         assert report.counts["created"] == 0
@@ -81,8 +73,6 @@ def test_an_endless_rule_the_vendor_lacks_is_not_written_and_said(
         assert report.counts["not_held"] == 1
         assert any("endless" in e for e in report.errors)
         assert ews.items() == []
-    finally:
-        made.close()
 
 
 def test_this_and_future_is_spelled_out_on_every_vendor_with_a_notice(
@@ -140,16 +130,11 @@ def test_alarms_a_vendor_cannot_hold_are_named(tmp_path: Path, xan: Peer, vendor
 
 def test_a_dry_run_shows_how_copies_would_be_written(tmp_path: Path, xan: Peer, xandikos: CalDAVServer,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    made = VENDORS["ews"](monkeypatch)
-    made.fake.start()
-    try:
-        ews = Peer(made.platform, made.connect(), ALICE)
+    with vendor_peer("ews", monkeypatch) as ews:
         put_raw(xandikos, xan, "setpos.ics", THIRD_TUE_WED_THU)
         report = Group(tmp_path, xan, ews).run(dry_run=True)
         assert [n.feature for n in report.adapted] == ["RRULE"]
         assert ews.items() == []
-    finally:
-        made.close()
 
 
 def test_the_ews_fake_refuses_several_weekdays_in_a_relative_pattern() -> None:
