@@ -60,8 +60,10 @@ def own_zone(platform: str, master: Event | None) -> tuple[ZoneInfo, str] | None
     IANA zone, :class:`calmesh.timezones.DefinedZone`): a zone the platform knows with the
     offset of its first occurrence, in which :func:`spell_out` writes it (the occurrences at
     the definition's other offsets moved to their own time), and why. None for other items.
-    Exchange could carry such a definition (an EWS TimeZoneDefinition), Graph and Google take
-    only zone names (``dateTimeTimeZone.timeZone``, ``EventDateTime.timeZone``)."""
+    Graph and Google take only zone names (``dateTimeTimeZone.timeZone``,
+    ``EventDateTime.timeZone``). EWS could carry such a definition (a ``StartTimeZone`` with its
+    own Periods and Transitions), but exchangelib writes a zone's ``Id`` only and reads back only
+    the zones it knows (a custom one as None), so the EWS copy is spelled out the same way."""
     if master is None or not (master.rrule or master.rdate) or not isinstance(master.start, datetime) \
             or not isinstance(master.start.tzinfo, DefinedZone):
         return None
