@@ -17,6 +17,7 @@ import pytest
 from dateutil.rrule import WEEKLY
 
 from calmesh.fakes.ews import _pattern_from_xml
+from calmesh.fakes.graph import _check_recurrence, _Fault
 from sync.peers import Group, Peer, vendor_peer
 
 from .test_exchange_copies import exchange_occurrences
@@ -182,3 +183,15 @@ def test_an_endless_series_in_a_zone_of_its_own_is_not_written_and_said(
     [note] = report.adapted
     assert not note.written and note.feature == "VTIMEZONE" and "endless" in note.detail
     assert vendor.items() == []
+
+
+def test_the_graph_fake_refuses_a_pattern_without_its_required_properties() -> None:
+    """recurrencePattern: weekly needs daysOfWeek, a numbered range numberOfOccurrences."""
+    weekly = {"pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday"]},
+              "range": {"type": "numbered", "startDate": "2025-01-06", "numberOfOccurrences": 3}}
+    _check_recurrence(weekly)
+    for broken in ({**weekly, "pattern": {"type": "weekly", "interval": 1}},
+                   {**weekly, "range": {"type": "numbered", "startDate": "2025-01-06"}},
+                   {**weekly, "pattern": {"type": "hourly", "interval": 1}}):
+        with pytest.raises(_Fault):
+            _check_recurrence(broken)
