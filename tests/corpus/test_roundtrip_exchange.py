@@ -7,9 +7,9 @@ through the connectors' real client code.
 What is compared is what Exchange can hold: the occurrences calmesh reads back from the mailbox
 in UTC over the file's windows (start, end, transparency, status, summary) against those of the
 originals as Radicale stores them, and the CLASS (Exchange's sensitivity) of every component.
-Graph mints its own UIDs, so a file is compared as a whole. Exchange keeps a reminder as minutes
-before the start, which calmesh's model does not carry yet (issue 13 item 4); alarms are checked
-on the CalDAV copies only (test_roundtrip.py).
+Graph mints its own UIDs, so a file is compared as a whole. Exchange keeps one reminder, minutes
+before the start, not VALARMs: alarms are checked here on CalDAV copies only (test_roundtrip.py),
+reminders in tests/timekeeping/test_vendor_fit.py.
 """
 
 from __future__ import annotations
