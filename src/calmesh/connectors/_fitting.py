@@ -4,10 +4,12 @@ written instead: the pieces of :meth:`calmesh.connectors.base.Connector.fit` tho
 - ``RANGE=THISANDFUTURE`` (none of them has it): spelled out as an override of every occurrence
   it changes (:func:`calmesh.ical.without_this_and_future`); an endless series cannot be.
 - a recurrence their patterns lack (EWS: BYSETPOS over several weekdays; Exchange: RDATE, two
-  RRULEs, hourly rules, BYMONTHDAY lists...): when the series is finite and every occurrence
-  starts at the same local time, it is written as a weekly series on the weekdays its
-  occurrences fall on, up to its last occurrence, with every occurrence of that series the rule
-  lacks deleted. Same occurrences; an endless one cannot be, and is not written (:class:`CannotHold`).
+  RRULEs, hourly rules, BYMONTHDAY lists...): when the series is finite, it is written as a
+  weekly series on the weekdays its occurrences fall on, up to its last occurrence, with every
+  occurrence of that series the rule lacks deleted, and an occurrence at another time of day
+  moved there. Same occurrences; an endless one cannot be, and is not written (:class:`CannotHold`).
+- a series in a zone only its object defines (no IANA zone matches it; none of them can carry
+  a definition): spelled out the same way in a known zone with its first occurrence's offset.
 - VALARMs become reminders (:mod:`calmesh.alarms`): what does not fit is said.
 Each change is an :class:`Adaptation` for the sync report; nothing is changed silently.
 """
