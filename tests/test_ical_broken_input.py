@@ -6,7 +6,7 @@ smallest calendar that shows it."""
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -133,6 +133,58 @@ def test_floating_dtend_is_read_in_the_zone_of_a_tzid_dtstart() -> None:
     assert unknown_spans(problems) == []
     (item,), _ = ical.parse_items(data)
     assert item.components[0].end == datetime(2026, 1, 5, 11, tzinfo=new_york)
+
+
+@pytest.mark.parametrize(("dtend", "end"), [
+    ("DTEND:20260106T040000", date(2026, 1, 7)),  # a time after midnight: that whole day
+    ("DTEND:20260107T000000Z", date(2026, 1, 7)),  # midnight: the day before it is the last
+], ids=["time-of-day", "midnight"])
+def test_a_date_time_dtend_of_an_all_day_event_ends_with_its_day(dtend: str, end: date) -> None:
+    data = one_event("UID:d", "DTSTART;VALUE=DATE:20260105", dtend)
+    events, problems = ical.expand(data, WEEK, "feed")
+    assert [(e.start, e.end) for e in events] == [(date(2026, 1, 5), end)]
+    assert any("all-day event read as the date" in p.message for p in problems)
+    (item,), _ = ical.parse_items(data)
+    assert item.components[0].end == end
+
+
+def test_a_date_dtend_of_a_timed_event_ends_at_that_midnight() -> None:
+    data = one_event("UID:t", "DTSTART:20260105T220000Z", "DTEND;VALUE=DATE:20260106")
+    events, _ = ical.expand(data, WEEK, "feed")
+    assert [(e.start, e.end) for e in events] == [(datetime(2026, 1, 5, 22, tzinfo=UTC),
+                                                   datetime(2026, 1, 6, tzinfo=UTC))]
+
+
+def test_an_hours_duration_of_an_all_day_event_lasts_the_days_it_reaches() -> None:
+    """RFC 5545 3.8.2.5: a DATE start takes a duration in days or weeks; PT10H reads as one day,
+    the same for free/busy and for a copy."""
+    data = one_event("UID:h", "DTSTART;VALUE=DATE:20260105", "DURATION:PT10H")
+    events, problems = ical.expand(data, WEEK, "feed")
+    assert [(e.start, e.end) for e in events] == [(date(2026, 1, 5), date(2026, 1, 6))]
+    assert any("read as 1 day" in p.message for p in problems)
+    (item,), _ = ical.parse_items(data)
+    assert item.components[0].end == date(2026, 1, 6)
+
+
+def test_an_unreadable_dtend_does_not_cost_the_event() -> None:
+    data = one_event("UID:b", "DTSTART:20260105T100000Z", "DTEND:20260105T1100000Z", "SUMMARY:Conference")
+    events, problems = ical.expand(data, WEEK, "feed")
+    assert [e.start for e in events] == [datetime(2026, 1, 5, 10, tzinfo=UTC)]
+    assert any("unreadable DTEND" in p.message for p in problems)
+
+
+def test_a_lotus_notes_series_without_master_is_read_as_the_series() -> None:
+    """One component, RECURRENCE-ID;RANGE=THISANDFUTURE, the occurrences as RDATE periods."""
+    data = one_event("UID:lotus", "RECURRENCE-ID;RANGE=THISANDFUTURE:20260105T100000Z",
+                     "DTSTART:20260105T100000Z", "DTEND:20260105T110000Z",
+                     "RDATE;VALUE=PERIOD:20260105T100000Z/20260105T110000Z,20260107T100000Z/20260107T113000Z")
+    events, problems = ical.expand(data, WEEK, "feed")
+    assert sorted((e.start, e.end) for e in events) == [
+        (datetime(2026, 1, 5, 10, tzinfo=UTC), datetime(2026, 1, 5, 11, tzinfo=UTC)),
+        (datetime(2026, 1, 7, 10, tzinfo=UTC), datetime(2026, 1, 7, 11, 30, tzinfo=UTC))]
+    assert any("Lotus Notes" in p.message for p in problems)
+    (item,), _ = ical.parse_items(data)
+    assert item.master is not None and len(item.master.rdate) == 2
 
 
 # ------------------------------------------------------------------------ 7: bounded expansion

@@ -16,7 +16,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
@@ -117,6 +117,8 @@ def _temporal(component: icalendar.cal.Component, name: str, problems: list[Noti
 def _in_own_zone(value: datetime, tzid: str, name: str, problems: list[Notice]) -> datetime:
     """``value`` (wall time under ``TZID=tzid``) in the zone a copy can keep: the IANA zone the
     definition matches, else the definition itself (a :class:`DefinedZone`)."""
+    if isinstance(value.tzinfo, DefinedZone) and value.tzinfo.key == tzid:
+        return value  # built from an event read before (expand_items): its definition is known
     written = scoped_tzid_name(tzid)
     if written != tzid and value.tzinfo is not None:  # defined in the object
         return value.replace(tzinfo=_zone_of_definition(tzid, value.tzinfo, value.year))
@@ -532,6 +534,7 @@ def _repair(component: icalendar.cal.Component) -> list[Notice]:
         component.pop("UID", None)
         component.add("UID", uid)
         warnings.append((ProblemCode.NO_UID, f"event has no UID: read as {uid}"))
+    warnings.extend(_mend_end(component))
     start, end = component.get("DTSTART"), component.get("DTEND")
     tzid = getattr(start, "params", {}).get("TZID")  # (a repeated DTSTART is a list: no params)
     if tzid and hasattr(end, "params") and not end.params.get("TZID"):
@@ -547,6 +550,66 @@ def _repair(component: icalendar.cal.Component) -> list[Notice]:
     return warnings
 
 
+def _mend_end(component: icalendar.cal.Component) -> list[Notice]:
+    """A DTEND that cannot be read is dropped (the event keeps its start); one of another value
+    type than DTSTART (RFC 5545 3.8.2.2: MUST be the same) is read as the type of DTSTART: a
+    date-time end of an all-day event ends with the day it falls in (the next midnight, unless
+    it is one), a date end of a timed event at that day's midnight in the start's zone. A
+    DURATION of hours for an all-day event (RFC 5545 3.8.2.5: days or weeks only) lasts the
+    days it reaches into."""
+    start, end = component.get("DTSTART"), component.get("DTEND")
+    if end is None and start is not None and not isinstance(start, list) and _date_only(start) \
+            and (duration := component.get("DURATION")) is not None and hasattr(duration, "dt") \
+            and isinstance(duration.dt, timedelta) and duration.dt % timedelta(days=1):
+        days = max(1, -(-duration.dt // timedelta(days=1)))  # whole days, rounded up: busy is safe
+        component.pop("DURATION")
+        component.add("DURATION", timedelta(days=days))
+        return [(ProblemCode.PROPERTY, f"DURATION {duration.to_ical().decode()} of an all-day event read as {days} day(s)")]
+    if end is None or isinstance(end, list):
+        return []
+    try:
+        end_value = end.dt
+        start_value = start.dt if start is not None and not isinstance(start, list) else None
+    except (ValueError, TypeError, AttributeError):
+        start_value = end_value = None
+    if not isinstance(end_value, date):
+        del component["DTEND"]
+        return [(ProblemCode.PROPERTY, f"unreadable DTEND {end.to_ical().decode(errors='replace')[:40]!r} ignored: read from its start")]
+    if not isinstance(start_value, date) or isinstance(start_value, datetime) == isinstance(end_value, datetime):
+        return []
+    del component["DTEND"]
+    if isinstance(end_value, datetime):  # an all-day start
+        day = end_value.date() + timedelta(days=1 if end_value.time() != time(0) else 0)
+        component.add("DTEND", max(day, start_value + timedelta(days=1)))
+        return [(ProblemCode.PROPERTY, f"DTEND {end_value.isoformat()} of an all-day event read as the date {day.isoformat()}")]
+    assert isinstance(start_value, datetime)
+    component.add("DTEND", datetime.combine(end_value, time(0), start_value.tzinfo))
+    return [(ProblemCode.PROPERTY, f"DTEND {end_value.isoformat()} of a timed event read as midnight of that day")]
+
+
+def _date_only(prop: Any) -> bool:
+    try:
+        return not isinstance(prop.dt, datetime) and isinstance(prop.dt, date)
+    except (AttributeError, ValueError, TypeError):
+        return False
+
+
+def _masterless(components: Sequence[icalendar.cal.Component]) -> list[Notice]:
+    """An object of one component changing "this and every later" occurrence of a series it
+    does not hold (Lotus Notes writes whole series so: RECURRENCE-ID;RANGE=THISANDFUTURE with
+    the occurrences as RDATEs) is that series: read as its master, in place, with a warning."""
+    if len(components) != 1:
+        return []
+    [component] = components
+    rid = component.get("RECURRENCE-ID")
+    if rid is None or str(getattr(rid, "params", {}).get("RANGE", "")).upper() != "THISANDFUTURE" \
+            or not (component.get("RDATE") or component.get("RRULE")):
+        return []
+    del component["RECURRENCE-ID"]
+    return [(ProblemCode.PROPERTY, "a change to this and later occurrences of a series the object lacks "
+             "(RANGE=THISANDFUTURE, as Lotus Notes writes series) read as the series")]
+
+
 def parse_items(data: str | bytes, platform: str = "") -> tuple[list[CalendarItem], list[Problem]]:
     """Calendar text -> items grouped by UID (master + overrides), plus problems per bad event."""
     if isinstance(data, str):
@@ -555,8 +618,16 @@ def parse_items(data: str | bytes, platform: str = "") -> tuple[list[CalendarIte
     by_uid: dict[str, CalendarItem] = {}
     periods: list[tuple[CalendarItem, Event, list[tuple[Temporal, Temporal]]]] = []
     for cal in _parse_calendars(data, platform, problems):
+        groups: dict[str, list[icalendar.cal.Component]] = {}
+        mended_by: dict[int, list[Notice]] = {}
         for component in cal.walk("VEVENT"):
-            mended = _repair(component)
+            mended_by[id(component)] = _repair(component)
+            groups.setdefault(str(component.get("UID", "")), []).append(component)
+        for group in groups.values():
+            for w in _masterless(group):
+                mended_by[id(group[0])].append(w)
+        for component in (c for group in groups.values() for c in group):
+            mended = mended_by[id(component)]
             try:
                 event, warnings = event_from_component(component)
             except (ValueError, TypeError, KeyError) as exc:
@@ -725,6 +796,8 @@ def expand(
         for component in cal.walk("VEVENT"):
             mended[id(component)] = _repair(component)
             groups.setdefault(str(component.get("UID", "")), []).append(component)
+        for group in groups.values():
+            mended[id(group[0])].extend(_masterless(group))
         for group in groups.values():
             cancel.check()  # the asker gave up (a deadline passed): stop here, not hours later
             components = []

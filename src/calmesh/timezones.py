@@ -198,3 +198,17 @@ def matching_iana(name: str, rules: tzinfo, year: int, years: int = 10) -> str |
         if all(_offset_at(rules, i) == offset for i, offset in _samples(zone, first, last)):
             return candidate
     return None
+
+
+def fixed_zone(offset: timedelta, first_year: int, last_year: int) -> ZoneInfo | None:
+    """A zone every platform knows (the main zone of a Windows zone, so Exchange has its name
+    too) whose offset is ``offset`` throughout these years, or None: the nearest a platform that
+    takes only known zone names can come to a zone of an object's own, whose other offsets are
+    then written as moved occurrences."""
+    instants = [datetime(y, m, 15, 12, tzinfo=UTC) for y in range(first_year, last_year + 1) for m in range(1, 13)]
+    for name in _main_zones():
+        zone = ZoneInfo(name)
+        if all(_offset_at(zone, i) == offset for i in instants) \
+                and all(_offset_at(zone, c) == offset for c in _changes(zone, first_year, last_year)):
+            return zone
+    return None

@@ -22,6 +22,8 @@ _UTC_START = re.compile(r"^DTSTART(?:;VALUE=DATE-TIME)?:\d{8}T\d{6}Z", re.M)
 _CLASS = re.compile(r"^CLASS:([^\r\n]*)", re.M)
 _ALARM = re.compile(r"^BEGIN:VALARM\r?\n(.*?)^END:VALARM", re.M | re.S)
 _TRIGGER = re.compile(r"^(TRIGGER[^\r\n]*|ACTION:[^\r\n]*)", re.M)
+_ZERO = re.compile(r"^(TRIGGER[^:\r\n]*):[-+]?P(?:T?0[DHMSW]|0D(?:T0[HMS])?)$")
+"""A zero duration however spelt (``PT0S``, ``P0D``, ``-PT0M``): RFC 5545 3.3.6 gives them one value."""
 EVENT = re.compile(r"^BEGIN:VEVENT\r?\n.*?^END:VEVENT", re.M | re.S)
 
 
@@ -42,6 +44,20 @@ def zone(event: str) -> str:
     return "UTC" if _UTC_START.search(event) else "floating or date"
 
 
+def same_zones(original: list[str], copy: list[str]) -> bool:
+    """Do a copy's zones stand for its original's? The same names, or, for a name that is
+    neither IANA nor Windows (a VTIMEZONE of the object's own, ``US-Eastern``), an IANA zone:
+    calmesh names the IANA zone the definition matches (issue 13 item 3). That it is the right
+    one is what the occurrence comparison checks, over windows around DST changes."""
+    if len(original) != len(copy):
+        return False
+    for want, got in zip(sorted(original), sorted(copy), strict=True):
+        if want != got and not (to_iana(want) is None and want not in ("UTC", "floating or date")
+                                and to_iana(got) == got and got != "UTC"):
+            return False
+    return True
+
+
 def klass(event: str) -> str:
     """CLASS as a reader must take it: RFC 5545 3.8.1.3 has unknown values treated as PRIVATE."""
     found = _CLASS.search(event)
@@ -55,7 +71,8 @@ def shape(text: str) -> dict[str, object]:
     return {
         "zones": sorted(zone(e) for e in events),
         "class": sorted(klass(e) for e in events),
-        "alarms": sorted(tuple(sorted(_TRIGGER.findall(a))) for e in events for a in _ALARM.findall(e)),
+        "alarms": sorted(tuple(sorted(_ZERO.sub(r"\1:PT0S", line) for line in _TRIGGER.findall(a)))
+                         for e in events for a in _ALARM.findall(e)),
     }
 
 

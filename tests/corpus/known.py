@@ -82,26 +82,21 @@ EXPLAINED: dict[str, str] = {
     "recurring-ical-events/issue_253_additional_recurrence_id.ics": _DUPLICATE_VERSIONS,
     "recurring-ical-events/issue_253_edge_case_1.ics": _DUPLICATE_VERSIONS,
     "recurring-ical-events/issue_253_recurrence_id_included.ics": _DUPLICATE_VERSIONS,
-}
-
-_NO_UID = "issue 13 item 6: events without UID are dropped (only a warning), so their busy time shows free"
-_MIXED = ("issue 13 item 6: DTSTART a date and DTEND a date-time (or the reverse) costs the whole "
-          "event; an unimportant broken property must not")
-
-ISSUE_13: dict[str, str] = {
-    "icalendar/calendars/issue_156_RDATE_with_PERIOD_TZID_khal.ics": _NO_UID,
-    "recurring-ical-events/issue_113_period_rdate_duration.ics": _NO_UID,
-    "ical.js/samples/timezone_from_file.ics": _NO_UID,
-    "ical.net/Ical.Net.Tests/Calendars/Serialization/DateTime2.ics": _NO_UID,
+    "ical.js/samples/timezone_from_file.ics": (
+        "a custom VTIMEZONE (TZID Nowhere/Middle, -07:41) the reference cannot map: it reads "
+        "13:42 as UTC; calmesh follows the definition (13:42-07:41 = 21:23Z)"),
     "libical/test-data/calendar.ics": (
-        "issue 13 item 6: a malformed DTEND value (19970701T1100000Z) costs the whole event; it "
-        "should keep at least its start"),
-    "icalendar/calendars/issue_156_RDATE_with_PERIOD_TZID_khal_2.ics": (
-        "issue 13 item 4 (reading side): the RDATE;VALUE=PERIOD values of a Lotus Notes object "
-        "(RANGE=THISANDFUTURE, no master) are not expanded, so the 2021-12-06 period reads free"),
+        "a malformed DTEND (19970701T1100000Z, one digit too many: not a DATE-TIME of RFC 5545 "
+        "3.3.5): calmesh drops it with a problem naming it and keeps the event from its start "
+        "(RFC 5545 3.6.1: no DTEND, a date-time start, no length); the reference reads it as "
+        "the end of that day"),
     "recurring-ical-events/bad_rrule_missing_until_event.ics": (
-        "issue 13 item 6: a series whose RRULE has a typo (UNTL=) is dropped with its DTSTART "
-        "instance"),
-    "recurring-ical-events/issue_201_mixed_datetime_and_date.ics": _MIXED,
-    "recurring-ical-events/issue_201_test_matrix.ics": _MIXED,
+        "an RRULE with a part RFC 5545 3.3.10 does not define (UNTL= for UNTIL=): calmesh keeps "
+        "the first instance and reports the rest of the series unknown (never free); the "
+        "reference drops the unknown part and expands an endless weekly rule"),
+    "recurring-ical-events/issue_113_period_rdate_duration.ics": _PERIOD_RDATE,
 }
+
+ISSUE_13: dict[str, str] = {}
+"""Empty since the last of them was fixed: events without UID, DTEND of another type than
+DTSTART, Lotus Notes series (RANGE=THISANDFUTURE, no master) are read (docs/broken-input.md)."""

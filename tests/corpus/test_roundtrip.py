@@ -21,7 +21,7 @@ import pytest
 
 from sync.peers import Group, Peer  # tests/sync, a sibling package on the test path
 
-from .copies import put_object, shape, stored_objects
+from .copies import put_object, same_zones, shape, stored_objects
 from .expansion import calmesh_side, split_objects, windows
 from .known import ISSUE_13 as EXPANSION_BUGS
 from .sources import CorpusFile, by_id, corpus
@@ -37,34 +37,29 @@ SAMPLE_SIZE = 40
 MAX_EVENTS = 20
 """Larger files are left out of the sample: a 160-event holiday file alone takes 90 s to sync."""
 
-_ALARMS = "issue 13 item 4: VALARMs are dropped from every copy"
-ROUNDTRIP_13: dict[str, str] = {
-    "recurring-ical-events/alarm_at_start_of_event.ics": _ALARMS,
-    "icalendar/calendars/america_new_york.ics": (
-        "issue 13 item 3: a custom VTIMEZONE (TZID custom_America/New_York) is written into the "
-        "copy as UTC"),
-    "icalendar/calendars/issue_466_respect_unique_timezone.ics": (
-        "issue 13 item 3: a custom VTIMEZONE (TZID /Europe/CUSTOM) is written into the copy as UTC"),
-    "icalendar/calendars/issue_526_calendar_with_shuffeled_events.ics": (
-        "issue 13 item 3: a TZID that is not an IANA key ('Western/Central Europe', no VTIMEZONE) "
-        "becomes floating time in the copy (UTC in issue_526_calendar_with_event_subset.ics)"),
-    "icalendar/calendars/issue_526_calendar_with_event_subset.ics": (
-        "issue 13 item 3: a TZID that is not an IANA key ('Western/Central Europe', no VTIMEZONE) "
-        "is written into the copy as UTC"),
-    "ical.net/Ical.Net.Tests/Calendars/Recurrence/MonthlyBySetPos1.ics": (
-        "issue 13 item 6: a TZID DTSTART with a floating DTEND is refused ('DTEND before "
-        "DTSTART'), so the event is never copied"),
-    "recurring-ical-events/issue_164_duplicated_event.ics": (
-        "issue 13 item 6: a UID with several versions of its series is not copied at all, with "
-        "no error in the sync report"),
-}
-"""Files whose copies differ today because of issue 13 (strict xfail: delete when they XPASS)."""
+ROUNDTRIP_13: dict[str, str] = {}
+"""Files whose copies differ today because of issue 13 (strict xfail: delete when they XPASS);
+empty since custom zones, alarms and floating DTENDs are kept (the zone check of copies.py takes
+an IANA zone for a definition it matches, the alarm check compares durations, not spellings)."""
 
 _NOT_COPIED = ("has no copy", "DTEND before DTSTART is invalid (RFC 5545 3.8.2.2): calmesh does "
                "not copy the event and names it in a problem")
+_NO_DEFINITION = ("copy ['floating or date']",
+                  "a TZID ('Western/Central Europe') with no VTIMEZONE in the object (RFC 5545 3.2.19 "
+                  "requires one) naming no IANA or Windows zone: calmesh reads its times as floating, "
+                  "with a problem naming the TZID, and writes the copy as floating, the same wall "
+                  "times (its occurrences agree); writing the name again would copy the invalid TZID")
 EXPLAINED: dict[str, tuple[str, str]] = {
     "recurring-ical-events/issue_132_swapped_start_and_end.ics": _NOT_COPIED,
     "recurring-ical-events/end_before_start_event.ics": _NOT_COPIED,
+    "icalendar/calendars/issue_526_calendar_with_shuffeled_events.ics": _NO_DEFINITION,
+    "icalendar/calendars/issue_526_calendar_with_event_subset.ics": _NO_DEFINITION,
+    "icalendar/calendars/issue_526_calendar_with_different_events.ics": _NO_DEFINITION,
+    "recurring-ical-events/issue_164_duplicated_event.ics": (
+        "has no copy", "two components with the same UID and RECURRENCE-ID (one instance, two "
+        "versions: RFC 5545 3.8.4.4 names an instance by them): the sync quarantines the item, "
+        "in the run's counts and in `calmesh sync` (reason 'the same RECURRENCE-ID twice'), "
+        "rather than pick one version"),
 }
 """File -> (the fault text it explains, why): those faults are listed, not failed."""
 
@@ -117,6 +112,8 @@ def test_copies_are_the_same_events(file: CorpusFile, tmp_path: Path, radicale: 
                 continue
             got = shape(copy)
             for key, value in want.items():
+                if key == "zones" and same_zones(value, got[key]):  # type: ignore[arg-type]
+                    continue
                 if got[key] != value:
                     faults.append(f"{peer}: UID {uid!r} {key}: original {value}, copy {got[key]}")
             for named, expected in zip(spans, want_occurrences, strict=True):

@@ -7,9 +7,9 @@ through the connectors' real client code.
 What is compared is what Exchange can hold: the occurrences calmesh reads back from the mailbox
 in UTC over the file's windows (start, end, transparency, status, summary) against those of the
 originals as Radicale stores them, and the CLASS (Exchange's sensitivity) of every component.
-Graph mints its own UIDs, so a file is compared as a whole. Exchange keeps a reminder as minutes
-before the start, which calmesh's model does not carry yet (issue 13 item 4); alarms are checked
-on the CalDAV copies only (test_roundtrip.py).
+Graph mints its own UIDs, so a file is compared as a whole. Exchange keeps one reminder, minutes
+before the start, not VALARMs: alarms are checked here on CalDAV copies only (test_roundtrip.py),
+reminders in tests/timekeeping/test_vendor_fit.py.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from connectors.vendors import ALICE, VENDORS
-from sync.peers import Group, Peer
+from sync.peers import Group, Peer, vendor_peer
 
 from .copies import EVENT, klass, put_object, stored_objects, unfold
 from .expansion import Occurrence, calmesh_side, in_window, split_objects, windows
@@ -38,41 +37,26 @@ FILES: dict[str, str | None] = {
     "ical.net/Ical.Net.Tests/Calendars/Recurrence/MonthlyBySetPos1.ics": None,
     "icalendar/calendars/issue_836_do_not_quote_tzid.ics": None,
     "icalendar/calendars/issue_722_timezone_transition_ambiguity.ics": None,
-    "recurring-ical-events/issue_75_range_parameter.ics": (
-        "issue 13 items 4 and 8: RANGE=THISANDFUTURE overrides are lost in the copy, and writing "
-        "an override raises ValueError (RRULE UNTIL not in UTC) on what parsing accepted"),
+    "recurring-ical-events/issue_75_range_parameter.ics": None,
 }
 """Files -> None, or the issue 13 item they fail on today (strict xfail): a DST change in
-Sydney, a Google series with exceptions, a Windows zone name, a custom VTIMEZONE, THISANDFUTURE."""
-
-
-EWS_13: dict[str, str] = {
-    "ical.net/Ical.Net.Tests/Calendars/Recurrence/MonthlyBySetPos1.ics": (
-        "issue 13 item 4: a rule Exchange's recurrence patterns cannot hold (BYSETPOS over several "
-        "weekdays) fails the write with its reason; the closest faithful form (its occurrences "
-        "spelled out) is not written yet"),
-}
-"""Files the EWS connector cannot copy yet (Graph can): strict xfail on EWS only."""
+Sydney, a Google series with exceptions, BYSETPOS over several weekdays (EWS spells it out), a
+Windows zone name, a custom VTIMEZONE, THISANDFUTURE with an RDATE (spelled out on both)."""
 
 
 def _params() -> list[object]:
     out = []
     for kind in ("ews", "graph"):
         for file_id, known in FILES.items():
-            reason = known or (EWS_13.get(file_id) if kind == "ews" else None)
-            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+            marks = [pytest.mark.xfail(strict=True, reason=known)] if known else []
             out.append(pytest.param(kind, by_id(file_id), id=f"{kind}-{file_id}", marks=marks))
     return out
 
 
 @pytest.fixture
 def mailbox_peer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Peer]:
-    vendor = VENDORS[request.param](monkeypatch)
-    vendor.fake.start()
-    try:
-        yield Peer(vendor.platform, vendor.connect(), ALICE)
-    finally:
-        vendor.close()
+    with vendor_peer(request.param, monkeypatch) as peer:
+        yield peer
 
 
 @pytest.mark.slow
@@ -87,8 +71,10 @@ def test_exchange_copies_are_the_same_events(mailbox_peer: Peer, file: CorpusFil
     reports = [group.run(), group.run()]
     faults = [f"sync run {i + 1}: {e}" for i, r in enumerate(reports) for e in r.errors]
     originals = stored_objects(radicale, source.calendar)
-    want_class = sorted(klass(e) for text in originals.values() for e in EVENT.findall(unfold(text)))
-    got_class = sorted(c.classification.value for i in mailbox_peer.items() for c in i.components)
+    # as sets: a copy may hold more components than its original (RANGE=THISANDFUTURE and rules
+    # Exchange lacks are spelled out occurrence by occurrence), each with its original's CLASS
+    want_class = sorted({klass(e) for text in originals.values() for e in EVENT.findall(unfold(text))})
+    got_class = sorted({c.classification.value for i in mailbox_peer.items() for c in i.components})
     if got_class != want_class:
         faults.append(f"class: originals {want_class}, copies {got_class}")
     for named in windows(file.data()):

@@ -6,10 +6,13 @@ SQLite state store in the test's tmp dir."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from calmesh.config import SyncGroupConfig, SyncMember
 from calmesh.connectors.base import Connector
@@ -113,3 +116,17 @@ class Group:
 
     def writes(self, report: SyncReport) -> int:
         return sum(report.counts[k] for k in ("created", "updated", "deleted"))
+
+
+@contextmanager
+def vendor_peer(kind: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Peer]:
+    """A started vendor fake (``ews``, ``graph``, ``google``: tests/connectors/vendors.py) and a
+    peer on its test mailbox's calendar, stopped afterwards."""
+    from connectors.vendors import ALICE, VENDORS
+
+    vendor = VENDORS[kind](monkeypatch)
+    vendor.fake.start()
+    try:
+        yield Peer(vendor.platform, vendor.connect(), ALICE)
+    finally:
+        vendor.close()

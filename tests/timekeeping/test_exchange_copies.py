@@ -15,8 +15,8 @@ from dateutil.rrule import WEEKLY
 
 from calmesh import ical
 from calmesh.model import Window
-from connectors.vendors import ALICE, VENDORS
-from sync.peers import Group, Peer
+from connectors.vendors import ALICE
+from sync.peers import Group, Peer, vendor_peer
 
 from .test_sync_copies import HOUR, put_raw, series
 from .zone_calendars import OFFICE365_WARSAW, THIS_AND_FUTURE
@@ -30,12 +30,8 @@ PARIS = ZoneInfo("Europe/Paris")
 
 @pytest.fixture(params=["ews", "graph"])
 def exchange(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Peer]:
-    vendor = VENDORS[request.param](monkeypatch)
-    vendor.fake.start()
-    try:
-        yield Peer(vendor.platform, vendor.connect(), MAILBOX)
-    finally:
-        vendor.close()
+    with vendor_peer(request.param, monkeypatch) as peer:
+        yield peer
 
 
 def test_a_windows_zone_series_keeps_every_instant_on_exchange(tmp_path: Path, xan: Peer, exchange: Peer,

@@ -12,7 +12,7 @@ to and from the RFC 5545 RRULE strings carried on :class:`calmesh.model.Event`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 from dateutil.rrule import rrulestr
 from icalendar import vRecur
 
-from calmesh import ical
-from calmesh.connectors.base import InvalidDataError
+from calmesh.connectors import _fitting
+from calmesh.connectors.base import Adaptation
 from calmesh.model import (
     MARKER_PROPERTY,
     BusyPeriod,
@@ -375,12 +375,27 @@ def occurrence_starts(event: Event, zone: ZoneInfo, until: datetime, limit: int 
     return [v for v in found if not any(same_instant(v, x) for x in event.exdate)]
 
 
-def without_ranges(connector: str, item: CalendarItem) -> CalendarItem:
-    """``item`` as Exchange can hold it: a change to an occurrence and every later one
-    (``RANGE=THISANDFUTURE``, which Exchange lacks) spelled out occurrence by occurrence
-    (:func:`calmesh.ical.without_this_and_future`); where that cannot be done (an endless
-    series), the write fails for this item with the reason, rather than change it silently."""
-    try:
-        return ical.without_this_and_future(item)
-    except ValueError as exc:
-        raise InvalidDataError(connector, str(exc), item=item.uid) from exc
+def one_series(master: Event, zone: ZoneInfo) -> Pattern:
+    """The single pattern Exchange stores for ``master``; ValueError when there is none (two
+    RRULEs, RDATEs, or a rule no pattern expresses)."""
+    if len(master.rrule) != 1 or master.rdate:
+        raise ValueError("Exchange stores one recurrence pattern per series and no RDATE")
+    return pattern_from_rrule(master.rrule[0], master.start, zone)
+
+
+def fit(connector: str, item: CalendarItem, zone_default: str, holds: Callable[[Pattern], object],
+        reminders: int) -> tuple[CalendarItem, list[Adaptation]]:
+    """``item`` as Exchange (``holds`` checks a pattern the door's own way) or Google can hold it:
+    see :mod:`calmesh.connectors._fitting`."""
+    item, notes = _fitting.without_ranges(connector, item)
+    master = item.master
+    if master is not None:
+        zone = event_zone(master, zone_default)
+        own = _fitting.own_zone(connector, master)
+        if own is not None:
+            zone, why = own
+            item, spelled = _fitting.spell_out(connector, item, zone, _fitting.refuse(why), "VTIMEZONE")
+        else:
+            item, spelled = _fitting.spell_out(connector, item, zone, lambda m: holds(one_series(m, zone)))
+        notes += spelled
+    return item, notes + _fitting.reminder_notes(item, reminders)

@@ -88,6 +88,25 @@ class InvalidDataError(ConnectorError):
     """One item could not be parsed or written: quarantine it and carry on with the rest."""
 
 
+class CannotHold(InvalidDataError):
+    """The platform has no faithful form for a feature of this item (``feature``): it is not
+    written, rather than written changed (an endless series whose rule the platform lacks)."""
+
+    def __init__(self, platform: str, feature: str, message: str, *, item: str | None = None) -> None:
+        super().__init__(platform, message, item=item)
+        self.feature = feature
+
+
+@dataclass(frozen=True, slots=True)
+class Adaptation:
+    """A feature of an item its platform cannot hold as it is, and the form written instead
+    (``feature`` names it the iCalendar way: ``RRULE``, ``RANGE=THISANDFUTURE``, ``VALARM``,
+    ``VTIMEZONE``): same occurrences, said aloud, never a silent change."""
+
+    feature: str
+    detail: str
+
+
 # --------------------------------------------------------------------------------------- retry
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -354,6 +373,13 @@ class Connector(ABC):
         return [i for i in found if i.ref is not None and i.ref.id in wanted], problems
 
     # ---- writing
+    def fit(self, item: CalendarItem) -> tuple[CalendarItem, list[Adaptation]]:
+        """``item`` in the form :meth:`put` writes it on this platform, with what that form
+        changes (see :class:`Adaptation`); :class:`CannotHold` when there is no faithful form.
+        Pure, and idempotent on its own result, so that :meth:`put` may apply it again. The
+        default: platforms holding iCalendar as it is change nothing."""
+        return item, []
+
     def put(self, calendar: str, item: CalendarItem, if_match: str | None = None) -> ItemRef:
         """Create (``item.ref`` is None) or replace an item; ``if_match`` guards against lost edits.
         Returns where it now lives with its new ETag/ChangeKey."""

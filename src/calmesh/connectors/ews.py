@@ -86,10 +86,12 @@ from exchangelib.winzone import MS_TIMEZONE_TO_IANA_MAP
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 from pydantic import model_validator
 
+from calmesh.alarms import Reminder, alarm, reminders
 from calmesh.config import secret
 from calmesh.connectors import _exchange_common as ex
 from calmesh.connectors.base import (
     CLOCK_SKEW,
+    Adaptation,
     AuthenticationError,
     Capabilities,
     Connector,
@@ -529,8 +531,14 @@ class EWSConnector(Connector):
                 for p in view.working_hours))
 
     # ------------------------------------------------------------------------------- writing
+    def fit(self, item: CalendarItem) -> tuple[CalendarItem, list[Adaptation]]:
+        """Exchange's patterns through EWS: a relative (monthly or yearly) pattern names one
+        weekday or a group (Day, Weekday, WeekendDay), not a list (EWS ``DayOfWeekType``); one
+        reminder per item."""
+        return ex.fit(self.name, item, self._default_zone, _pattern_to_ews, reminders=1)
+
     def put(self, calendar: str, item: CalendarItem, if_match: str | None = None) -> ItemRef:
-        item = ex.without_ranges(self.name, item)
+        item = self.fit(item)[0]
         master = item.master or item.components[0]
 
         def write() -> tuple[str, str]:
@@ -541,7 +549,8 @@ class EWSConnector(Connector):
             else:
                 ews_item.id, ews_item.changekey = item.ref.id, if_match or item.ref.etag
                 fields = ["subject", "body", "start", "end", "is_all_day", "legacy_free_busy_status", "location",
-                          "sensitivity", "required_attendees", "optional_attendees", "recurrence"]
+                          "sensitivity", "required_attendees", "optional_attendees", "recurrence",
+                          "reminder_is_set", "reminder_minutes_before_start"]
                 if MARKER_PROPERTY in master.extra:
                     fields.append("calmesh_marker")
                 ews_item.save(update_fields=fields,
@@ -575,10 +584,12 @@ class EWSConnector(Connector):
             occurrence.refresh()
             changes = self._to_ews(override, master_item.folder)
             for name in ("subject", "body", "start", "end", "is_all_day", "legacy_free_busy_status", "location",
-                         "sensitivity", "_start_timezone", "_end_timezone"):
+                         "sensitivity", "_start_timezone", "_end_timezone", "reminder_is_set",
+                         "reminder_minutes_before_start"):
                 setattr(occurrence, name, getattr(changes, name))
             occurrence.save(update_fields=["subject", "body", "start", "end", "legacy_free_busy_status", "location",
-                                           "sensitivity"], send_meeting_invitations=SEND_TO_NONE)
+                                           "sensitivity", "reminder_is_set", "reminder_minutes_before_start"],
+                            send_meeting_invitations=SEND_TO_NONE)
         for excluded in master.exdate:
             occurrence = master_item.occurrence(index_of(excluded))
             try:
@@ -677,6 +688,7 @@ class EWSConnector(Connector):
             attendees=attendees,
             tzid=None if all_day else zone.key,
             extra={MARKER_PROPERTY: marker} if marker is not None else {},
+            alarms=[alarm(Reminder(int(item.reminder_minutes_before_start or 0)))] if item.reminder_is_set else [],
         )
         if item.type == "RecurringMaster" and item.recurrence is not None:
             event.rrule = [ex.rrule_from_pattern(_pattern_from_ews(item.recurrence), event.start, zone)]
@@ -706,6 +718,9 @@ class EWSConnector(Connector):
                                 for a in event.attendees if a.role is Role.OPTIONAL] or None,
             _start_timezone=ews_zone, _end_timezone=ews_zone,
         )
+        kept = reminders(event.alarms, 1)[0]
+        fields["reminder_is_set"] = bool(kept)
+        fields["reminder_minutes_before_start"] = kept[0].minutes if kept else 0
         if event.recurrence_id is None:
             fields["uid"] = event.uid
         if MARKER_PROPERTY in event.extra:

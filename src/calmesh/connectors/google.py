@@ -36,10 +36,13 @@ import icalendar
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from calmesh.alarms import Reminder, alarm, reminders
 from calmesh.config import secret
+from calmesh.connectors import _fitting
 from calmesh.connectors.base import (
     CLOCK_SKEW,
     AccessTokens,
+    Adaptation,
     AuthenticationError,
     Capabilities,
     Connector,
@@ -84,6 +87,8 @@ MAX_FREEBUSY_DAYS = 90
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 BUSY_TYPE_PROPERTY = "calmesh-busy-type"
 """Private extended property keeping an explicit busy type (Google has no such field)."""
+MAX_REMINDERS, MAX_REMINDER_MINUTES = 5, 40320
+"""``reminders.overrides``: at most 5, each at most four weeks before the start."""
 MAX_PROPERTY_KEY, MAX_PROPERTY_VALUE = 44, 1024
 """Google silently drops extended properties with longer keys: refuse them instead."""
 _RETRYABLE_403 = {"rateLimitExceeded", "userRateLimitExceeded"}
@@ -464,7 +469,19 @@ class GoogleConnector(Connector):
                 person.busy.append(BusyPeriod(clipped[0], clipped[1], BusyType.BUSY, self.name))
 
     # ------------------------------------------------------------------------------- writing
+    def fit(self, item: CalendarItem) -> tuple[CalendarItem, list[Adaptation]]:
+        """Google keeps RRULE, RDATE and EXDATE lines as they are, but has no
+        ``RANGE=THISANDFUTURE`` (each instance is changed alone), takes only IANA zone names (a
+        series in a zone of its object's own is spelled out), and up to 5 reminders."""
+        item, notes = _fitting.without_ranges(self.name, item)
+        own = _fitting.own_zone(self.name, item.master)
+        if own is not None:
+            item, spelled = _fitting.spell_out(self.name, item, own[0], _fitting.refuse(own[1]), "VTIMEZONE")
+            notes += spelled
+        return item, notes + _fitting.reminder_notes(item, MAX_REMINDERS, MAX_REMINDER_MINUTES)
+
     def put(self, calendar: str, item: CalendarItem, if_match: str | None = None) -> ItemRef:
+        item = self.fit(item)[0]
         master = item.master or item.components[0]
         try:
             body = event_to_google(master, self._default_zone)
@@ -578,6 +595,9 @@ def event_from_google(data: dict[str, Any], calendar_zone: ZoneInfo) -> Event:
         busy_type=busy_type,
         tzid=zone.key if isinstance(start, datetime) else None,
         extra={str(k): str(v) for k, v in private.items() if str(k).upper().startswith("X-")},
+        alarms=[alarm(Reminder(int(r.get("minutes") or 0), r.get("method") == "email"))
+                for r in (data.get("reminders") or {}).get("overrides") or []]
+        if not (data.get("reminders") or {}).get("useDefault", True) else [],
     )
     if data.get("recurrence"):
         event.rrule, event.rdate, event.exdate = parse_recurrence(data["recurrence"], zone)
@@ -602,6 +622,10 @@ def event_to_google(event: Event, default_zone: ZoneInfo) -> dict[str, Any]:
                        "responseStatus": _PARTSTAT_OUT[a.partstat], "optional": a.role is Role.OPTIONAL}
                       for a in event.attendees],
     }
+    kept = reminders(event.alarms, MAX_REMINDERS, MAX_REMINDER_MINUTES)[0]
+    body["reminders"] = {"useDefault": False,  # else the calendar's default reminders apply
+                         "overrides": [{"method": "email" if r.email else "popup", "minutes": r.minutes}
+                                       for r in kept]}
     if event.organizer is not None:
         body["organizer"] = {"email": event.organizer.email,
                              **({"displayName": event.organizer.name} if event.organizer.name else {})}

@@ -27,10 +27,12 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from calmesh.alarms import Reminder, alarm, reminders
 from calmesh.config import secret
 from calmesh.connectors import _exchange_common as ex
 from calmesh.connectors.base import (
     AccessTokens,
+    Adaptation,
     AuthenticationError,
     Capabilities,
     Connector,
@@ -386,8 +388,13 @@ class GraphConnector(Connector):
             person.working_hours = _working_hours(hours)
 
     # ------------------------------------------------------------------------------- writing
+    def fit(self, item: CalendarItem) -> tuple[CalendarItem, list[Adaptation]]:
+        """Exchange's patterns through Graph (``patternedRecurrence``: a relative pattern may
+        name several days), one reminder per event."""
+        return ex.fit(self.name, item, self._default_zone, lambda pattern: pattern, reminders=1)
+
     def put(self, calendar: str, item: CalendarItem, if_match: str | None = None) -> ItemRef:
-        item = ex.without_ranges(self.name, item)
+        item = self.fit(item)[0]
         master = item.master or item.components[0]
         try:
             body = self.event_to_graph(master)
@@ -491,6 +498,8 @@ class GraphConnector(Connector):
             attendees=attendees,
             tzid=None if all_day else zone.key,
             extra=extra,
+            alarms=[alarm(Reminder(int(data.get("reminderMinutesBeforeStart") or 0)))]
+            if data.get("isReminderOn") else [],
         )
         recurrence = data.get("recurrence")
         if recurrence and data.get("type", "seriesMaster") == "seriesMaster":
@@ -569,10 +578,12 @@ def event_to_graph(event: Event, default_zone: str = "UTC", zone_names: str = "w
         "attendees": [{"emailAddress": {"address": a.email, "name": a.name or a.email},
                        "type": "optional" if a.role is Role.OPTIONAL else "required"} for a in event.attendees],
     }
+    kept = reminders(event.alarms, 1)[0]
+    body["isReminderOn"] = bool(kept)  # else Exchange sets the mailbox's default reminder
+    if kept:
+        body["reminderMinutesBeforeStart"] = kept[0].minutes
     if event.rrule:
-        if len(event.rrule) > 1:
-            raise ValueError("Exchange stores one recurrence rule per series")
-        pattern = ex.pattern_from_rrule(event.rrule[0], event.start, zone)
+        pattern = ex.one_series(event, zone)
         body["recurrence"] = pattern_to_graph(pattern, zone_name)
     marker = event.extra.get(MARKER_PROPERTY)
     if marker is not None:

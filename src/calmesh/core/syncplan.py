@@ -294,6 +294,26 @@ class Quarantine:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A feature of an item its target platform cannot hold as it is (``feature``, named the
+    iCalendar way: ``RRULE``, ``RANGE=THISANDFUTURE``, ``VALARM``...): the copy was written
+    another faithful way, said in ``detail``, or, when ``written`` is False, not written at all.
+    Carried in the run summary and the audit log: a copy is never silently different. Names the
+    item by UID, never by title (a private event's title stays private)."""
+
+    member: str
+    logical_id: str
+    uid: str
+    feature: str
+    detail: str
+    written: bool = True
+
+    def __str__(self) -> str:
+        done = "" if self.written else "not written: "
+        return f"{self.member}: UID {self.uid}: {done}{self.feature}: {self.detail}"
+
+
 UNCONFIRMED = ("written again: a run that was interrupted may have written it, and nothing on the "
                "server says whether it was deleted since")
 """Reason of a :class:`Create` that replaces a pending copy found missing without evidence."""

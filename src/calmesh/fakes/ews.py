@@ -39,6 +39,7 @@ from defusedxml.ElementTree import ParseError, fromstring
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from calmesh.alarms import Reminder, alarm, reminders
 from calmesh.connectors import _exchange_common as ex
 from calmesh.fakes import FakeService
 from calmesh.model import (
@@ -493,6 +494,9 @@ class EWSFake(FakeService):
             _t(prop, "ExtendedFieldURI", DistinguishedPropertySetId="PublicStrings",
                PropertyName=MARKER_PROPERTY, PropertyType="String")
             _t(prop, "Value", marker)
+        kept = reminders(event.alarms, 1)[0]
+        _t(elem, "ReminderIsSet", str(bool(kept)).lower())
+        _t(elem, "ReminderMinutesBeforeStart", kept[0].minutes if kept else 15)
         _t(elem, "UID", stored.event.uid)
         if index is not None and isinstance(event.recurrence_id, (date, datetime)):
             _t(elem, "RecurrenceId", _utc(as_utc(event.recurrence_id, stored.zone)))
@@ -908,6 +912,11 @@ def _event_from_fields(fields: dict[str, Any], base: _Item | None, default_zone:
         changes["uid"] = fields["UID"]
     if "marker" in fields:
         changes["extra"] = {**event.extra, MARKER_PROPERTY: fields["marker"]}
+    if "ReminderIsSet" in fields or "ReminderMinutesBeforeStart" in fields:
+        was = reminders(event.alarms, 1)[0]
+        on = fields.get("ReminderIsSet", str(bool(was)).lower()) in ("true", "1")
+        minutes = int(fields.get("ReminderMinutesBeforeStart") or (was[0].minutes if was else 15))
+        changes["alarms"] = [alarm(Reminder(minutes))] if on else []
     attendees: list[Attendee] = []
     touched = False
     for tag, role in (("RequiredAttendees", Role.REQUIRED), ("OptionalAttendees", Role.OPTIONAL)):
@@ -940,6 +949,8 @@ def _pattern_from_xml(recurrence: Element) -> ex.Pattern:
             "AbsoluteMonthlyRecurrence": "absoluteMonthly", "RelativeMonthlyRecurrence": "relativeMonthly",
             "AbsoluteYearlyRecurrence": "absoluteYearly", "RelativeYearlyRecurrence": "relativeYearly"}[kind_tag]
     days = (_text(pattern_elem, "DaysOfWeek") or "").split()
+    if kind.startswith("relative") and len(days) != 1:  # Types.xsd: DayOfWeekType, one value
+        raise ValueError(f"{kind_tag} names one DaysOfWeek value (a day, Day, Weekday or WeekendDay), not {days}")
     month = _text(pattern_elem, "Month")
     index = _text(pattern_elem, "DayOfWeekIndex")
     range_tag = range_elem.tag.rsplit("}", 1)[-1]

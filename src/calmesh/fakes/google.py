@@ -749,6 +749,10 @@ def _overlaps(data: dict[str, Any], calendar: _Calendar, lo: datetime, hi: datet
     return start < hi and (end > lo or (end == start and start >= lo))
 
 
+MAX_REMINDERS = 5
+"""Events resource: ``reminders.overrides`` holds at most 5, each 0 to 40320 minutes (4 weeks)."""
+
+
 def _validate(body: dict[str, Any], calendar: _Calendar) -> None:
     """What Google refuses in an event body: missing start/end, a zone-less time in a series,
     mixed all-day/timed bounds, an end before the start, an unknown zone."""
@@ -768,3 +772,9 @@ def _validate(body: dict[str, Any], calendar: _Calendar) -> None:
     start, end = _span(body, calendar)
     if end < start:
         raise _Fault(400, "timeRangeEmpty", "The specified time range is empty.", "calendar")
+    overrides = (body.get("reminders") or {}).get("overrides") or []
+    if len(overrides) > MAX_REMINDERS:
+        raise _Fault(400, "cannotUseMoreThan5Reminders", "Cannot specify more than 5 override reminders.")
+    for reminder in overrides:
+        if reminder.get("method") not in ("email", "popup") or not 0 <= int(reminder.get("minutes", -1)) <= 40320:
+            raise _Fault(400, "invalid", "Invalid reminder: method email or popup, 0 to 40320 minutes.")

@@ -262,9 +262,13 @@ class GraphFake(FakeService):
     def _create(self, mailbox: _Mailbox, calendar: _Calendar, body: dict[str, Any], seeded: bool = False) -> _Stored:
         if "start" not in body or "end" not in body:
             raise _Fault(400, "ErrorInvalidRequest", "An event needs start and end.")
+        _check_recurrence(body.get("recurrence"))
         event_id = "AAMkAGI2" + secrets.token_urlsafe(18).replace("-", "A").replace("_", "B")
         now = _instant(datetime.now(UTC))
         data = {key: value for key, value in body.items() if key != "iCalUId"}
+        # Outlook's default reminder, as Exchange sets it on events created without one
+        data.setdefault("isReminderOn", True)
+        data.setdefault("reminderMinutesBeforeStart", 15)
         data.update({
             "id": event_id,
             "iCalUId": "040000008200E00074C5B7101A82E008" + secrets.token_hex(24).upper(),
@@ -320,6 +324,7 @@ class GraphFake(FakeService):
                 current["type"] = "exception"
                 stored.exceptions[occurrence] = current
             else:
+                _check_recurrence(body.get("recurrence"))
                 stored.data.update({k: v for k, v in body.items() if k not in ("id", "iCalUId")})
                 if "start" in body:
                     stored.data["originalStartTimeZone"] = body["start"].get("timeZone")
@@ -545,6 +550,31 @@ class GraphFake(FakeService):
 
 
 # ----------------------------------------------------------------------------------- helpers
+_PATTERN_NEEDS = {
+    "daily": ("interval",), "weekly": ("interval", "daysOfWeek"),
+    "absoluteMonthly": ("interval", "dayOfMonth"), "relativeMonthly": ("interval", "daysOfWeek"),
+    "absoluteYearly": ("interval", "dayOfMonth", "month"), "relativeYearly": ("interval", "daysOfWeek", "month"),
+}
+"""recurrencePattern: the properties each type requires (Graph v1.0 resource documentation)."""
+_RANGE_NEEDS = {"noEnd": ("startDate",), "endDate": ("startDate", "endDate"),
+                "numbered": ("startDate", "numberOfOccurrences")}
+
+
+def _check_recurrence(recurrence: Any) -> None:
+    """What Graph refuses in a ``patternedRecurrence``: an unknown pattern or range type, or one
+    without the properties its type requires."""
+    if recurrence is None:
+        return
+    pattern, rng = recurrence.get("pattern") or {}, recurrence.get("range") or {}
+    needed = _PATTERN_NEEDS.get(pattern.get("type", ""))
+    needed_range = _RANGE_NEEDS.get(rng.get("type", ""))
+    if needed is None or needed_range is None:
+        raise _Fault(400, "ErrorInvalidRequest", "The recurrence pattern or range type is invalid.")
+    missing = [n for n in needed if not pattern.get(n)] + [n for n in needed_range if not rng.get(n)]
+    if missing:
+        raise _Fault(400, "ErrorPropertyValidationFailure", f"Missing recurrence properties: {', '.join(missing)}.")
+
+
 def _load_json(body: bytes) -> dict[str, Any]:
     import json
 

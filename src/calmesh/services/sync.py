@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextvars import copy_context
 from dataclasses import dataclass, field, replace
@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 from calmesh.config import SyncGroupConfig
 from calmesh.connectors.base import (
+    CannotHold,
     Connector,
     ConnectorError,
     InvalidTokenError,
@@ -52,6 +53,7 @@ from calmesh.core.syncplan import (
     DeleteHistory,
     ItemState,
     Member,
+    Notice,
     Observation,
     Plan,
     PlanOptions,
@@ -142,6 +144,9 @@ class SyncReport:
     """Every item read this run by (member, item id): the "before" of audited writes."""
     state: Mapping[str, ItemState] = field(default_factory=dict)
     """The stored state the run started from (what a planned action's copy was)."""
+    adapted: list[Notice] = field(default_factory=list)
+    """Copies written another faithful way (or not at all) because their target cannot hold a
+    feature of the item (see :meth:`calmesh.connectors.base.Connector.fit`)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     """Writes may run on several threads (``SyncEngine(write_workers=...)``): counting is guarded."""
 
@@ -153,7 +158,15 @@ class SyncReport:
 
     @property
     def notices(self) -> list[str]:
-        return self.plan.notices
+        return self.plan.notices + [str(n) for n in self.adapted]
+
+    def adapt(self, notices: Iterable[Notice]) -> None:
+        """Record what a target could not hold of an item written (or not) this run."""
+        found = list(notices)
+        if found:
+            with self._lock:
+                self.adapted.extend(found)
+                self.counts["adapted" if all(n.written for n in found) else "not_held"] += 1
 
     def count(self, member: str, what: str) -> None:
         """Count one write outcome, in total and for its target member."""
@@ -387,6 +400,7 @@ class SyncEngine:
                              if isinstance(a, Conflict | Skip))
         if dry_run:
             report.counts.update(f"planned_{type(w).__name__.lower()}" for w in report.plan.writes)
+            self._preview(report, by_key)
             self.repo.finish_run(report.run_id, report.status, report.counts, report.errors)
             return report
         self._read_before_overwrite(report, by_key)
@@ -625,7 +639,9 @@ class SyncEngine:
             report.count(action.target, "deleted")
             return
         if_match = action.ref.etag if isinstance(action, Update) else None
-        item = action.item
+        item, notices = self._fit(report, action, conn)
+        if notices:
+            audit["reason"] = "; ".join([action.reason, *(f"{n.feature}: {n.detail}" for n in notices)])
         if isinstance(action, Create) and action.logical_id in intents:
             self.repo.save_records(name, [intents[action.logical_id]])  # before the write: see _intents
         ref = self._call(lambda: conn.put(member.calendar, item, if_match), conn.name)
@@ -640,6 +656,30 @@ class SyncEngine:
                         previous=self._known_content(report, action) if isinstance(action, Update) else None,
                         records=landed, **audit)
         report.count(action.target, "created" if isinstance(action, Create) else "updated")
+
+    @staticmethod
+    def _fit(report: SyncReport, action: Create | Update, conn: Connector) -> tuple[CalendarItem, list[Notice]]:
+        """The item as ``conn`` writes it and what that form changes, recorded in ``report``;
+        an item ``conn`` cannot hold at all is recorded, then its write fails with the reason."""
+        try:
+            item, adaptations = conn.fit(action.item)
+        except CannotHold as exc:
+            report.adapt([Notice(action.target, action.logical_id, action.item.uid, exc.feature, exc.message,
+                                 written=False)])
+            raise
+        notices = [Notice(action.target, action.logical_id, action.item.uid, a.feature, a.detail)
+                   for a in adaptations]
+        report.adapt(notices)
+        return item, notices
+
+    def _preview(self, report: SyncReport, members: Mapping[str, Member]) -> None:
+        """A dry run's notices: how each planned copy would be written (nothing is)."""
+        for write in report.plan.writes:
+            if isinstance(write, Create | Update):
+                try:
+                    self._fit(report, write, self._connector(members[write.target].platform))
+                except ConnectorError:
+                    continue  # recorded as a notice
 
     def _read_before_overwrite(self, report: SyncReport, members: Mapping[str, Member]) -> None:
         """Fetch what updates and deletions will replace when this run did not read it (a change

@@ -1,0 +1,164 @@
+"""What Exchange (EWS, Graph) and Google cannot hold of an iCalendar item, and the faithful form
+written instead: the pieces of :meth:`calmesh.connectors.base.Connector.fit` those connectors share.
+
+- ``RANGE=THISANDFUTURE`` (none of them has it): spelled out as an override of every occurrence
+  it changes (:func:`calmesh.ical.without_this_and_future`); an endless series cannot be.
+- a recurrence their patterns lack (EWS: BYSETPOS over several weekdays; Exchange: RDATE, two
+  RRULEs, hourly rules, BYMONTHDAY lists...): when the series is finite, it is written as a
+  weekly series on the weekdays its occurrences fall on, up to its last occurrence, with every
+  occurrence of that series the rule lacks deleted, and an occurrence at another time of day
+  moved there. Same occurrences; an endless one cannot be, and is not written (:class:`CannotHold`).
+- a series in a zone only its object defines (no IANA zone matches it; none of them can carry
+  a definition): spelled out the same way in a known zone with its first occurrence's offset.
+- VALARMs become reminders (:mod:`calmesh.alarms`): what does not fit is said.
+Each change is an :class:`Adaptation` for the sync report; nothing is changed silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from calmesh import alarms, ical
+from calmesh.connectors.base import Adaptation, CannotHold
+from calmesh.model import CalendarItem, Event, Temporal, Window, as_utc
+from calmesh.timezones import DefinedZone, fixed_zone
+
+MAX_SPELLED = 1000
+"""Most occurrences a spelled-out series may have (its own and those deleted from it): each
+deleted occurrence is one more request to the platform."""
+_DAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+
+
+def without_ranges(platform: str, item: CalendarItem) -> tuple[CalendarItem, list[Adaptation]]:
+    """``item`` with its ``RANGE=THISANDFUTURE`` overrides spelled out one occurrence at a time."""
+    ranged = sum(1 for e in item.overrides if e.this_and_future)
+    if not ranged:
+        return item, []
+    try:
+        spelled = ical.without_this_and_future(item)
+    except ValueError as exc:
+        raise CannotHold(platform, "RANGE=THISANDFUTURE", str(exc), item=item.uid) from exc
+    added = len(spelled.overrides) - (len(item.overrides) - ranged)
+    return spelled, [Adaptation("RANGE=THISANDFUTURE",
+                                f"{ranged} change(s) to an occurrence and every later one written as "
+                                f"{added} change(s) of single occurrences (no such range here)")]
+
+
+def reminder_notes(item: CalendarItem, most: int, longest: int | None = None) -> list[Adaptation]:
+    """What of ``item``'s VALARMs the platform's reminders (``most`` per event, at most
+    ``longest`` minutes before) cannot keep."""
+    left = [why for event in item.components for why in alarms.reminders(event.alarms, most, longest)[1]]
+    if not left:
+        return []
+    return [Adaptation("VALARM", f"{len(left)} alarm(s) left out, kept as reminders only when minutes "
+                                 f"before the start: {'; '.join(sorted(set(left))[:3])}")]
+
+
+def own_zone(platform: str, master: Event | None) -> tuple[ZoneInfo, str] | None:
+    """For a series whose times are in a zone only its object defines (a VTIMEZONE matching no
+    IANA zone, :class:`calmesh.timezones.DefinedZone`): a zone the platform knows with the
+    offset of its first occurrence, in which :func:`spell_out` writes it (the occurrences at
+    the definition's other offsets moved to their own time), and why. None for other items.
+    Graph and Google take only zone names (``dateTimeTimeZone.timeZone``,
+    ``EventDateTime.timeZone``). EWS could carry such a definition (a ``StartTimeZone`` with its
+    own Periods and Transitions), but exchangelib writes a zone's ``Id`` only and reads back only
+    the zones it knows (a custom one as None), so the EWS copy is spelled out the same way."""
+    if master is None or not (master.rrule or master.rdate) or not isinstance(master.start, datetime) \
+            or not isinstance(master.start.tzinfo, DefinedZone):
+        return None
+    offset = master.start.utcoffset()
+    assert offset is not None
+    zone = fixed_zone(offset, master.start.year, master.start.year + 30)
+    if zone is None:
+        raise CannotHold(platform, "VTIMEZONE", f"zone {master.start.tzinfo.key!r} (defined by the object) matches "
+                         f"no zone this platform knows, and none has its offset {offset}", item=master.uid)
+    return zone, (f"zone {master.start.tzinfo.key!r} (defined by the object) matches no zone this platform "
+                  f"knows: written in {zone.key}, its first occurrence's offset")
+
+
+def refuse(why: str) -> Callable[[Event], object]:
+    """A ``holds`` for :func:`spell_out` that holds nothing as it is."""
+    def holds(_master: Event) -> object:
+        raise ValueError(why)
+    return holds
+
+
+def spell_out(platform: str, item: CalendarItem, zone: ZoneInfo, holds: Callable[[Event], object],
+              feature: str = "RRULE") -> tuple[CalendarItem, list[Adaptation]]:
+    """``item`` with a master the platform cannot hold (``holds`` raises ValueError saying why)
+    rewritten as a weekly series with deleted occurrences (see module docstring), local to
+    ``zone``. An occurrence at another time of day (an RDATE) becomes a moved occurrence of
+    that day's; two on one day cannot be written so."""
+    master = item.master
+    if master is None or not (master.rrule or master.rdate):
+        return item, []
+    try:
+        holds(master)
+        return item, []
+    except ValueError as exc:
+        why = str(exc)
+    what = "RRULE " + "; ".join(master.rrule) if master.rrule else "RDATE"
+    if any("COUNT=" not in r.upper() and "UNTIL=" not in r.upper() for r in master.rrule):
+        raise CannotHold(platform, feature, f"{why}; an endless series cannot be spelled out", item=item.uid)
+    found, problems = ical.expand_items([CalendarItem(item.uid, [master.with_changes(exdate=[])])],
+                                        Window(as_utc(master.start, zone) - timedelta(days=1),
+                                               datetime(2200, 1, 1, tzinfo=UTC)), platform, zone)
+    if problems:
+        raise CannotHold(platform, feature, f"{why}; {problems[0].message}", item=item.uid)
+    excluded = {_local(x, zone) for x in master.exdate}
+    starts = {_local(o.recurrence_id or o.start, zone): o.recurrence_id or o.start for o in found}
+    starts = {wall: value for wall, value in starts.items() if wall not in excluded}
+    at = _local(master.start, zone).time()
+    by_day: dict[date, list[datetime]] = {}
+    for wall in starts:
+        by_day.setdefault(wall.date(), []).append(wall)
+    if any(len(walls) > 1 for walls in by_day.values()):
+        raise CannotHold(platform, feature, f"{why}; it has two occurrences on one day", item=item.uid)
+    first, last = min(by_day), max(by_day)
+    weekdays = sorted({d.weekday() for d in by_day})
+    weekly = [first + timedelta(n) for n in range((last - first).days + 1)
+              if (first + timedelta(n)).weekday() in weekdays]
+    if len(weekly) > MAX_SPELLED:
+        raise CannotHold(platform, feature, f"{why}; spelled out it would take {len(weekly)} occurrences "
+                                            f"(at most {MAX_SPELLED})", item=item.uid)
+    timed = isinstance(master.start, datetime)
+
+    def slot(day: date) -> Temporal:
+        return datetime.combine(day, at, zone) if timed else day
+
+    until = (last.strftime("%Y%m%d") if not timed
+             else datetime.combine(last, at, zone).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ"))
+    rule = f"FREQ=WEEKLY;UNTIL={until};BYDAY={','.join(_DAYS[d] for d in weekdays)}"
+    start = slot(first)
+    length = (master.effective_end() - master.start)  # type: ignore[operator]
+    fitted = replace(master, start=start, end=None if master.end is None else start + length,  # type: ignore[operator]
+                     rrule=[rule], rdate=[], exdate=[slot(d) for d in weekly if d not in by_day],
+                     tzid=zone.key if timed else None)
+    overrides = {_local(o.recurrence_id, zone): o for o in item.overrides if o.recurrence_id is not None}
+    components = [fitted]
+    moved = 0
+    for day, (wall,) in sorted(by_day.items()):
+        override = overrides.pop(wall, None)
+        if wall.time() == at and override is None:
+            continue
+        if override is None:  # an occurrence at its own time of day: that day's, moved there
+            moved += 1
+            value = starts[wall]
+            override = replace(master, recurrence_id=value, start=value, tzid=zone.key,
+                               end=None if master.end is None else value + length,  # type: ignore[operator]
+                               rrule=[], rdate=[], exdate=[])
+        components.append(replace(override, recurrence_id=slot(day)))
+    components.extend(overrides.values())  # overrides of no occurrence: the platform will say
+    deleted = len(fitted.exdate)
+    detail = (f"{what} ({why}) written as {rule} with {deleted} occurrence(s) deleted"
+              + (f" and {moved} moved to their own time" if moved else "") + f": the same {len(by_day)} occurrence(s)")
+    return CalendarItem(item.uid, components, item.ref), [Adaptation(feature, detail)]
+
+
+def _local(value: Temporal, zone: ZoneInfo) -> datetime:
+    if isinstance(value, datetime):
+        return value.astimezone(zone).replace(tzinfo=None) if value.tzinfo else value
+    return datetime.combine(value, datetime.min.time())
