@@ -26,11 +26,13 @@ import asyncio
 import contextlib
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -196,10 +198,64 @@ async def load(base: str, groups: list[list[str]], window: dict[str, str], clien
         return time.perf_counter() - started, latencies, failures
 
 
+def profile_cold(hub: Hub, emails: list[str], week: Window, folder: Path) -> None:
+    """One cold fan-out for everybody under pyinstrument (a window nobody asked before)."""
+    from pyinstrument import Profiler
+
+    folder.mkdir(parents=True, exist_ok=True)
+    profiler = Profiler(interval=0.001, async_mode="disabled")
+    with profiler:
+        availability.freebusy(hub, emails, Window(week.start - timedelta(hours=1), week.end))
+    (folder / "cold.txt").write_text(profiler.output_text(show_all=False, timeline=False))
+
+
+@contextlib.contextmanager
+def profiled_server(pid: int, folder: Path | None) -> Iterator[None]:
+    """py-spy samples the server process (all threads, native frames off) while the block runs."""
+    if folder is None:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid),
+                            "--format", "raw", "--output", str(folder / "server.folded"), "--rate", "200"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached before the load starts
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(30)
+        summarise_folded(folder / "server.folded", folder / "server.txt")
+
+
+def summarise_folded(folded: Path, out: Path, top: int = 40) -> None:
+    """Self and inclusive sample counts per function from py-spy's folded stacks."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in folded.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        n = int(count)
+        total += n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + n
+    lines = [f"{total} samples"]
+    for title, table in (("self", own), ("inclusive", inclusive)):
+        lines.append(f"--- {title}")
+        lines += [f"{100 * n / max(total, 1):5.1f}%  {name}" for name, n in
+                  sorted(table.items(), key=lambda kv: -kv[1])[:top]]
+    out.write_text("\n".join(lines) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--profile", metavar="DIR", type=Path,
+                        help="write profiles there: pyinstrument of one cold fan-out in-process "
+                             "(cold.txt), py-spy of the server under the warm load (server.txt)")
     args = parser.parse_args()
     cold_rounds, warm_rounds, load_requests = (5, 30, 300) if args.quick else (20, 200, 2000)
     rng = random.Random(args.seed)
@@ -231,6 +287,8 @@ def main() -> None:
                 single.append(time.perf_counter() - started)
                 if answer.errors:
                     raise SystemExit(f"upstream error for {email}: {answer.errors}")
+            if args.profile:
+                profile_cold(hub, emails, week, args.profile)
 
         port = free_port()
         server = subprocess.Popen([str(Path(sys.executable).parent / "calmesh"), "serve", "--config",
@@ -264,7 +322,8 @@ def main() -> None:
         with httpx.Client(base_url=base, auth=(USER, PASSWORD), timeout=120) as client:
             for group in groups:  # warm the cache for the load test
                 client.post("/api/v1/freebusy", json={"attendees": group, **window}).raise_for_status()
-        elapsed, latencies, failures = asyncio.run(load(base, groups, window, 50, load_requests))
+        with profiled_server(server.pid, args.profile):
+            elapsed, latencies, failures = asyncio.run(load(base, groups, window, 50, load_requests))
 
         # Radicale's own free/busy for the same people (one REPORT per person, as a client would)
         report = []

@@ -101,6 +101,7 @@ from calmesh.connectors.base import (
     PreconditionFailed,
     RetryPolicy,
     TransientError,
+    bounded_map,
     with_retries,
 )
 from calmesh.model import (
@@ -481,9 +482,10 @@ class EWSConnector(Connector):
     # ------------------------------------------------------------------------------- free/busy
     def freebusy(self, people: Sequence[FreeBusyRequest], window: Window) -> list[PersonFreeBusy]:
         results = [PersonFreeBusy(p.email, window, platform=self.name) for p in people]
-        for i in range(0, len(results), MAX_MAILBOXES):
-            chunk = results[i:i + MAX_MAILBOXES]
-            views = self._call(partial(self._availability, [p.email for p in chunk], window))
+        chunks = [results[i:i + MAX_MAILBOXES] for i in range(0, len(results), MAX_MAILBOXES)]
+        answers = bounded_map(lambda chunk: self._call(partial(self._availability, [p.email for p in chunk], window)),
+                              chunks, self.settings.parallel_requests)
+        for chunk, views in zip(chunks, answers, strict=True):
             for person, view in zip(chunk, views, strict=True):
                 self._add_view(person, view, window)
         return results

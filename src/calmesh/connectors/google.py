@@ -51,6 +51,7 @@ from calmesh.connectors.base import (
     PreconditionFailed,
     RetryPolicy,
     TransientError,
+    bounded_map,
     parse_retry_after,
     with_retries,
 )
@@ -436,16 +437,21 @@ class GoogleConnector(Connector):
     def freebusy(self, people: Sequence[FreeBusyRequest], window: Window) -> list[PersonFreeBusy]:
         results = {p.email: PersonFreeBusy(p.email, window, platform=self.name) for p in people}
         pairs = [(p.email, self._split(c)[1]) for p in people for c in (p.calendars or [p.email])]
-        for part in window.split(timedelta(days=MAX_FREEBUSY_DAYS)):
-            for i in range(0, len(pairs), MAX_FREEBUSY_CALENDARS):
-                batch = pairs[i:i + MAX_FREEBUSY_CALENDARS]
-                subject = self.settings.subject or (self.settings.mailboxes or [batch[0][0]])[0]
-                body = {"timeMin": _rfc3339(part.start), "timeMax": _rfc3339(part.end), "timeZone": "UTC",
-                        "items": [{"id": google_id} for google_id in dict.fromkeys(g for _, g in batch)]}
-                answer = _json(self._request("POST", "/freeBusy", body=body, subject=subject))
-                calendars = {str(k).lower(): v for k, v in (answer.get("calendars") or {}).items()}
-                for email, google_id in batch:
-                    self._add_freebusy(results[email], google_id, calendars.get(google_id.lower()), part)
+        calls = [(part, pairs[i:i + MAX_FREEBUSY_CALENDARS])
+                 for part in window.split(timedelta(days=MAX_FREEBUSY_DAYS))
+                 for i in range(0, len(pairs), MAX_FREEBUSY_CALENDARS)]
+
+        def ask(call: tuple[Window, list[tuple[str, str]]]) -> Any:
+            part, batch = call
+            subject = self.settings.subject or (self.settings.mailboxes or [batch[0][0]])[0]
+            body = {"timeMin": _rfc3339(part.start), "timeMax": _rfc3339(part.end), "timeZone": "UTC",
+                    "items": [{"id": google_id} for google_id in dict.fromkeys(g for _, g in batch)]}
+            return _json(self._request("POST", "/freeBusy", body=body, subject=subject))
+
+        for (part, batch), answer in zip(calls, bounded_map(ask, calls, self.settings.parallel_requests), strict=True):
+            calendars = {str(k).lower(): v for k, v in (answer.get("calendars") or {}).items()}
+            for email, google_id in batch:
+                self._add_freebusy(results[email], google_id, calendars.get(google_id.lower()), part)
         return [results[p.email] for p in people]
 
     def _add_freebusy(self, person: PersonFreeBusy, google_id: str, info: dict[str, Any] | None, part: Window) -> None:

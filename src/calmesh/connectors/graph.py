@@ -43,6 +43,7 @@ from calmesh.connectors.base import (
     PreconditionFailed,
     RetryPolicy,
     TransientError,
+    bounded_map,
     parse_retry_after,
     with_retries,
 )
@@ -343,18 +344,22 @@ class GraphConnector(Connector):
         anchor = self.settings.mailboxes[0] if self.settings.mailboxes else (emails[0] if emails else None)
         if anchor is None:
             return []
-        for part in window.split(timedelta(days=MAX_SCHEDULE_DAYS)):
-            for i in range(0, len(emails), MAX_SCHEDULES):
-                batch = emails[i:i + MAX_SCHEDULES]
-                body = {"schedules": batch,
-                        "startTime": {"dateTime": _local(part.start), "timeZone": "UTC"},
-                        "endTime": {"dateTime": _local(part.end), "timeZone": "UTC"},
-                        "availabilityViewInterval": self.settings.availability_interval}
-                answer = _json(self._request("POST", f"/users/{quote(anchor)}/calendar/getSchedule", body=body))
-                for info in answer.get("value", []):
-                    email = _match(info.get("scheduleId", ""), batch)
-                    if email is not None:
-                        self._add_schedule(results[email], info, part)
+        calls = [(part, emails[i:i + MAX_SCHEDULES]) for part in window.split(timedelta(days=MAX_SCHEDULE_DAYS))
+                 for i in range(0, len(emails), MAX_SCHEDULES)]
+
+        def ask(call: tuple[Window, list[str]]) -> Any:
+            part, batch = call
+            body = {"schedules": batch,
+                    "startTime": {"dateTime": _local(part.start), "timeZone": "UTC"},
+                    "endTime": {"dateTime": _local(part.end), "timeZone": "UTC"},
+                    "availabilityViewInterval": self.settings.availability_interval}
+            return _json(self._request("POST", f"/users/{quote(anchor)}/calendar/getSchedule", body=body))
+
+        for (part, batch), answer in zip(calls, bounded_map(ask, calls, self.settings.parallel_requests), strict=True):
+            for info in answer.get("value", []):
+                email = _match(info.get("scheduleId", ""), batch)
+                if email is not None:
+                    self._add_schedule(results[email], info, part)
         return [results[e] for e in emails]
 
     def _add_schedule(self, person: PersonFreeBusy, info: dict[str, Any], part: Window) -> None:
