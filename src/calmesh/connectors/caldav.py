@@ -40,7 +40,7 @@ from contextvars import copy_context
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from caldav.davclient import DAVClient
@@ -69,6 +69,7 @@ from calmesh.connectors.base import (
     bounded_map,
     with_retries,
 )
+from calmesh.connectors.settings import CalDAVSettings
 from calmesh.core.freebusy import busy_from_events, clip, merge_busy, unknown
 from calmesh.model import (
     BusyPeriod,
@@ -104,24 +105,6 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
 _HREF_SAFE = "/@:+,;=~!$&'()*"
 _UNSUPPORTED = (400, 403, 405, 415, 422, 501)
 """Statuses by which servers say "I do not do this REPORT" (Depth/REPORT support varies)."""
-
-
-class CalDAVSettings(ConnectorSettings):
-    url: str
-    """The CalDAV root, principal or calendar-home URL (e.g. ``https://calendar.zoho.com/caldav/``)."""
-    username: str | None = None
-    password_env: str | None = None
-    """Environment variable holding the password (an app-specific password on Zoho, iCloud, Fastmail)."""
-    verify_tls: bool = True
-    calendars: list[str] = []
-    """Calendar collection URLs to use instead of discovering the principal's calendars."""
-    freebusy_source: Literal["events", "server"] = "events"
-    """Where free/busy comes from. ``events``: calmesh expands the events and applies its own rules
-    (declined and unanswered invitations, Outlook's OOF hint), asking the server's free-busy-query
-    only for calendars shared "free/busy only". ``server``: the server's free-busy-query
-    (RFC 4791 7.10) first, which sends no event details but counts a declined invitation as busy."""
-    sync_collection: bool = True
-    """Use RFC 6578 sync-collection for changes; false uses the ETag comparison fallback."""
 
 
 def _resource_name(uid: str) -> str:

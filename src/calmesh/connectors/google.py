@@ -55,6 +55,7 @@ from calmesh.connectors.base import (
     parse_retry_after,
     with_retries,
 )
+from calmesh.connectors.settings import GoogleSettings
 from calmesh.model import (
     Attendee,
     BusyPeriod,
@@ -76,7 +77,6 @@ from calmesh.model import (
 )
 from calmesh.timezones import zoneinfo
 
-CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar"
 MAX_FREEBUSY_CALENDARS = 50
 MAX_FREEBUSY_DAYS = 90
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -96,28 +96,6 @@ _VISIBILITY_IN = {"private": Classification.PRIVATE, "confidential": Classificat
 _VISIBILITY_OUT = {Classification.PUBLIC: "default", Classification.PRIVATE: "private",
                    Classification.CONFIDENTIAL: "confidential"}
 _STATUS_IN = {"tentative": EventStatus.TENTATIVE, "cancelled": EventStatus.CANCELLED}
-
-
-class GoogleSettings(ConnectorSettings):
-    """``[platforms.NAME]`` with ``kind = "google"``."""
-
-    kind: str = "google"
-    credentials_env: str
-    """Environment variable holding the service account's JSON key, or the path to that file
-    (relative paths are relative to the config file)."""
-    subject: str | None = None
-    """The Workspace user every call acts as (domain-wide delegation)."""
-    impersonate: bool = False
-    """Act as the owner of each calendar instead of ``subject`` (a person's calendar is then read
-    with that person's own rights)."""
-    mailboxes: list[str] = []
-    """People whose calendar lists ``calendars()`` shows (default: ``subject``)."""
-    base_url: str = "https://www.googleapis.com/calendar/v3"
-    token_url: str = "https://oauth2.googleapis.com/token"
-    scopes: list[str] = [CALENDAR_SCOPE]
-    page_size: int = 250
-    retries: int = 4
-    max_retry_wait: float = 60.0
 
 
 # ----------------------------------------------------------------------------------- credentials

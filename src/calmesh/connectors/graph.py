@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -47,6 +47,7 @@ from calmesh.connectors.base import (
     parse_retry_after,
     with_retries,
 )
+from calmesh.connectors.settings import GraphSettings
 from calmesh.model import (
     MARKER_PROPERTY,
     Attendee,
@@ -74,30 +75,6 @@ MAX_SCHEDULES = 20
 MAX_SCHEDULE_DAYS = 61
 """getSchedule refuses windows of 62 days or more."""
 _EXPAND_MARKER = f"singleValueExtendedProperties($filter=id eq '{ex.GRAPH_MARKER_ID}')"
-
-
-class GraphSettings(ConnectorSettings):
-    """``[platforms.NAME]`` with ``kind = "graph"``."""
-
-    kind: str = "graph"
-    tenant_id: str
-    client_id: str
-    client_secret_env: str
-    """Environment variable holding the app registration's client secret."""
-    mailboxes: list[str] = []
-    """Mailboxes whose calendars ``calendars()`` lists (people's calendars are also reachable
-    directly by address)."""
-    base_url: str = "https://graph.microsoft.com/v1.0"
-    token_url: str | None = None
-    """Defaults to ``https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token``."""
-    scope: str = "https://graph.microsoft.com/.default"
-    zone_names: Literal["windows", "iana"] = "windows"
-    """How written events name their zone (Graph accepts both)."""
-    availability_interval: int = 15
-    """Minutes per digit of getSchedule's availabilityView."""
-    page_size: int = 100
-    retries: int = 4
-    max_retry_wait: float = 60.0
 
 
 def _parse_dt(value: dict[str, Any] | None) -> datetime | None:
