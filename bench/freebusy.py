@@ -210,14 +210,15 @@ def profile_cold(hub: Hub, emails: list[str], week: Window, folder: Path) -> Non
 
 
 @contextlib.contextmanager
-def profiled_server(pid: int, folder: Path | None) -> Iterator[None]:
-    """py-spy samples the server process (all threads, native frames off) while the block runs."""
+def profiled_server(pid: int, folder: Path | None, name: str) -> Iterator[None]:
+    """py-spy samples the server process while the block runs: the thread holding the GIL only
+    (``--gil``), so the profile shows where the interpreter's one core goes, not idle threads."""
     if folder is None:
         yield
         return
     folder.mkdir(parents=True, exist_ok=True)
     spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid),
-                            "--format", "raw", "--output", str(folder / "server.folded"), "--rate", "200"],
+                            "--format", "raw", "--output", str(folder / f"{name}.folded"), "--rate", "200", "--gil"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)  # attached before the load starts
     try:
@@ -225,7 +226,7 @@ def profiled_server(pid: int, folder: Path | None) -> Iterator[None]:
     finally:
         spy.send_signal(signal.SIGINT)
         spy.wait(30)
-        summarise_folded(folder / "server.folded", folder / "server.txt")
+        summarise_folded(folder / f"{name}.folded", folder / f"{name}.txt")
 
 
 def summarise_folded(folded: Path, out: Path, top: int = 40) -> None:
@@ -255,7 +256,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--profile", metavar="DIR", type=Path,
                         help="write profiles there: pyinstrument of one cold fan-out in-process "
-                             "(cold.txt), py-spy of the server under the warm load (server.txt)")
+                             "(cold.txt), py-spy of the server during the cold rounds and under the warm load")
     args = parser.parse_args()
     cold_rounds, warm_rounds, load_requests = (5, 30, 300) if args.quick else (20, 200, 2000)
     rng = random.Random(args.seed)
@@ -311,8 +312,9 @@ def main() -> None:
                 return time.perf_counter() - began
 
             ask(week.start - timedelta(days=7))  # connections up, code paths warm
-            for n in range(cold_rounds):  # a distinct window each time: always a cache miss
-                cold.append(ask(week.start + timedelta(minutes=n + 1)))
+            with profiled_server(server.pid, args.profile, "server-cold"):
+                for n in range(cold_rounds):  # a distinct window each time: always a cache miss
+                    cold.append(ask(week.start + timedelta(minutes=n + 1)))
             ask(week.start)
             for _ in range(warm_rounds):
                 warm.append(ask(week.start))
@@ -322,7 +324,7 @@ def main() -> None:
         with httpx.Client(base_url=base, auth=(USER, PASSWORD), timeout=120) as client:
             for group in groups:  # warm the cache for the load test
                 client.post("/api/v1/freebusy", json={"attendees": group, **window}).raise_for_status()
-        with profiled_server(server.pid, args.profile):
+        with profiled_server(server.pid, args.profile, "server-warm-load"):
             elapsed, latencies, failures = asyncio.run(load(base, groups, window, 50, load_requests))
 
         # Radicale's own free/busy for the same people (one REPORT per person, as a client would)

@@ -19,7 +19,7 @@ from calmesh.model import PersonFreeBusy, Window, normalize_email
 from calmesh.server.auth import CHALLENGES, SCOPE_KEY, Authenticator, User
 from calmesh.server.metrics import Metrics
 from calmesh.services import availability
-from calmesh.services.cache import Cached, CacheKey, FreeBusyCache
+from calmesh.services.cache import Cached, CacheKey, FreeBusyCache, SharedStore
 from calmesh.services.hub import Hub
 from calmesh.timezones import zoneinfo
 
@@ -85,7 +85,9 @@ class ServerContext:
         self.hub = hub
         self.config = hub.config
         self.auth = Authenticator(self.config.server.users)
-        self.cache = FreeBusyCache(self.config.server.cache_ttl, clock=clock)
+        shared = SharedStore(self.config.hub.cache) if self.config.hub.cache else None
+        self.cache = FreeBusyCache(self.config.server.cache_ttl, clock=clock, shared=shared)
+        hub.on_change(self.cache.forget)
         self.metrics = Metrics()
 
     # --------------------------------------------------------------------------- who and what

@@ -7,6 +7,7 @@ lazily so that a platform nobody asks about is never contacted, and closed toget
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from calmesh.config import Config
@@ -26,6 +27,27 @@ class Hub:
         self._identities: IdentityRepository | None = None
         self._engine: Any = None
         self._lock = threading.Lock()
+        self._change_listeners: list[Callable[[list[str]], None]] = []
+
+    def on_change(self, listener: Callable[[list[str]], None]) -> None:
+        """Call ``listener(emails)`` whenever calmesh sees these people's calendars change (the
+        server's free/busy cache drops their answers)."""
+        self._change_listeners.append(listener)
+
+    def calendars_changed(self, members: Iterable[str]) -> list[str]:
+        """A sync run or change feed read or wrote these calendars (``platform/calendar``): tell
+        the listeners, and with a shared ``[hub] cache`` drop the people's answers in every
+        process (a ``calmesh worker`` has no listener of its own). Returns the people."""
+        from calmesh.services.cache import SharedStore, people_holding
+
+        emails = people_holding(self.config, members)
+        if not emails:
+            return emails
+        for listener in list(self._change_listeners):
+            listener(emails)
+        if not self._change_listeners and self.config.hub.cache:
+            SharedStore(self.config.hub.cache).forget(emails)
+        return emails
 
     def connector(self, platform: str) -> Connector:
         with self._lock:
