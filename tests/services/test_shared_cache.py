@@ -202,3 +202,38 @@ def test_the_servers_own_cache_drops_what_its_watch_loop_saw_change() -> None:
         ctx.cache.get_many([ann, bob], platforms)
         hub.calendars_changed(["files/ann.ics"])
         assert [e.hit for e in ctx.cache.get_many([ann, bob], platforms)] == [False, True]
+
+
+def test_nearby_windows_share_one_fetch_and_each_gets_its_own_answer(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two askers a few hours apart on the same day: the platforms are asked once, for the whole
+    UTC day, and each answer covers exactly the window its asker gave."""
+    from calmesh.server.context import ServerContext
+    from calmesh.services import availability
+
+    (tmp_path / "cal").mkdir()
+    (tmp_path / "cal" / "ann.ics").write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:a1\r\n"
+        "DTSTAMP:20261101T000000Z\r\nDTSTART:20261123T090000Z\r\nDTEND:20261123T100000Z\r\n"
+        "SUMMARY:Call\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    config = tmp_path / "calmesh.toml"
+    config.write_text(CONFIG.format(cache=""))
+    asked: list[Window] = []
+    real = availability.freebusy
+
+    def counting(hub: Hub, emails: list[str], window: Window, **kwargs: object) -> list[PersonFreeBusy]:
+        asked.append(window)
+        return real(hub, emails, window, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(availability, "freebusy", counting)
+    day = datetime(2026, 11, 23, tzinfo=UTC)
+    with Hub(parse_config(config.read_text(), config)) as hub:
+        ctx = ServerContext(hub)
+        morning = Window(day + timedelta(hours=8, minutes=7), day + timedelta(hours=12, minutes=7))
+        later = Window(day + timedelta(hours=9, minutes=30), day + timedelta(hours=18))
+        (first,) = ctx.freebusy(None, ["ann@example.test"], morning).people
+        (second,) = ctx.freebusy(None, ["ann@example.test"], later).people
+    assert asked == [Window(day, day + timedelta(days=1))]
+    assert first.window == morning and second.window == later
+    assert [(p.start.hour, p.start.minute, p.end.hour) for p in first.busy] == [(9, 0, 10)]
+    assert [(p.start.hour, p.start.minute, p.end.hour) for p in second.busy] == [(9, 30, 10)]

@@ -19,7 +19,14 @@ from calmesh.model import PersonFreeBusy, Window, normalize_email
 from calmesh.server.auth import CHALLENGES, SCOPE_KEY, Authenticator, User
 from calmesh.server.metrics import Metrics
 from calmesh.services import availability
-from calmesh.services.cache import Cached, CacheKey, FreeBusyCache, SharedStore
+from calmesh.services.cache import (
+    Cached,
+    CacheKey,
+    FreeBusyCache,
+    SharedStore,
+    block_cover,
+    narrowed,
+)
 from calmesh.services.hub import Hub
 from calmesh.timezones import zoneinfo
 
@@ -156,15 +163,16 @@ class ServerContext:
         """Free/busy for ``emails`` as ``user`` may see it, through the cache. Blocking (the
         fan-out runs on threads): doors call it with ``run_in_threadpool``."""
         allowed = self.details_for(user) if details else self.details_for(None)
-        keys = [CacheKey(normalize_email(e), window, working_hours, allowed(e)) for e in emails]
+        cover = block_cover(window)  # whole days: nearby windows share one fetch and one entry
+        keys = [CacheKey(normalize_email(e), cover, working_hours, allowed(e)) for e in emails]
 
         def fetch(missing: list[str]) -> list[PersonFreeBusy]:
             started = time.perf_counter()
-            answers = availability.freebusy(self.hub, missing, window, working_hours=working_hours,
+            answers = availability.freebusy(self.hub, missing, cover, working_hours=working_hours,
                                             details_for=allowed)
             self.metrics.upstream(time.perf_counter() - started, answers)
             return answers
 
         entries = self.cache.get_many(keys, fetch)
         self.metrics.cache(sum(e.hit for e in entries), sum(not e.hit for e in entries))
-        return Answer([e.answer for e in entries], entries, self.cache)
+        return Answer([narrowed(e.answer, window) for e in entries], entries, self.cache)
