@@ -280,6 +280,23 @@ class FreeBusyCache:
                 found[key] = Cached(entry.answer, entry.fetched_at, entry.stored, True)
         return [found[k] for k in keys]
 
+    def peek(self, keys: Sequence[CacheKey]) -> list[Cached] | None:
+        """The entries for ``keys`` if every one is fresh here, else None; never blocks on a fetch
+        or the network, so a door can answer a warm request without leaving its event loop."""
+        if self.shared is not None or self.ttl <= 0:
+            return None
+        now = self._clock()
+        out: list[Cached] = []
+        with self._lock:
+            for key in keys:
+                entry = self._entries.get(key)
+                if entry is None or now - entry.stored >= self.ttl:
+                    return None
+                out.append(Cached(entry.answer, entry.fetched_at, entry.stored, True))
+            for key in keys:
+                self._entries.move_to_end(key)
+        return out
+
     def _shared_hits(self, keys: list[CacheKey]) -> dict[CacheKey, Cached]:
         assert self.shared is not None
         try:
