@@ -141,8 +141,11 @@ class SharedStore:
 
     def __init__(self, url: str, *, client: Any = None) -> None:
         if client is None:
-            import redis
-
+            try:
+                import redis
+            except ImportError as exc:
+                raise RuntimeError("[hub] cache names Redis: install calmesh with the 'queue' extra "
+                                   "(pip install 'calmesh[queue]')") from exc
             client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
         self._redis = client
 
