@@ -41,9 +41,13 @@ from pathlib import Path
 
 import httpx
 
+from calmesh.demo.servers import free_port
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from freebusy import ZONES, summarise_folded, wait_http, week_for  # type: ignore[import-not-found]  # noqa: E402
+
 USER, PASSWORD, PASSWORD_ENV = "bench", "bench-secret", "CALMESH_BENCH_PASSWORD"
 WEEK = ("2026-11-23T00:00:00+00:00", "2026-11-30T00:00:00+00:00")
-BENCH_DIR = Path(__file__).resolve().parent
 
 
 # ---------------------------------------------------------------------------------- the server
@@ -119,30 +123,21 @@ def run_wrk(url: str, body: str, seconds: int, connections: int, threads: int, f
 
 
 # ---------------------------------------------------------------------------------- the setup
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_up(url: str, timeout: float = 60.0) -> None:
+def wait_listening(port: int, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            httpx.get(url, timeout=2)
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
             return
-        except httpx.TransportError:
+        except OSError:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{url} did not come up") from None
+                raise RuntimeError(f"nothing listens on port {port}") from None
             time.sleep(0.1)
 
 
 def write_config(root: Path, people: int, seed: int) -> tuple[Path, list[str]]:
     """An ICS folder with a week per person (bench/freebusy.py's meetings): once cached, where
     the answer came from does not matter to this benchmark."""
-    sys.path.insert(0, str(BENCH_DIR))
-    from freebusy import ZONES, week_for  # type: ignore[import-not-found]
-
     from calmesh.connectors.ics import ICSConnector, ICSSettings
 
     rng = random.Random(seed)
@@ -178,9 +173,6 @@ def py_spy(pid: int, folder: Path | None) -> Iterator[None]:
     if folder is None:
         yield
         return
-    sys.path.insert(0, str(BENCH_DIR))
-    from freebusy import summarise_folded  # type: ignore[import-not-found]
-
     folder.mkdir(parents=True, exist_ok=True)
     spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--gil",
                             "--format", "raw", "--output", str(folder / "wrk-cached.folded"), "--rate", "200"],
@@ -217,7 +209,7 @@ def main() -> None:
         port = free_port()
         with process([sys.executable, __file__, "--serve", str(config), str(port), "0"]):
             base = f"http://127.0.0.1:{port}"
-            wait_up(f"{base}/healthz")
+            wait_http(f"{base}/healthz")
             with httpx.Client(base_url=base, auth=(USER, PASSWORD), timeout=60) as client:
                 answer = client.post("/api/v1/freebusy", content=body, headers={"Content-Type": "application/json"})
                 answer.raise_for_status()
@@ -230,14 +222,14 @@ def main() -> None:
               f"-c{args.connections} -d{args.duration}s")
         with process([sys.executable, __file__, "--serve", str(config), str(port), str(size)]) as server:
             base = f"http://127.0.0.1:{port}"
-            wait_up(f"{base}/healthz")
+            wait_http(f"{base}/healthz")
             with httpx.Client(base_url=base, auth=(USER, PASSWORD), timeout=60) as client:
                 client.post("/api/v1/freebusy", content=body,
                             headers={"Content-Type": "application/json"}).raise_for_status()  # cached now
                 floor_size = len(client.post("/bench/floor", content=body).content)
             ceiling_port = free_port()
             with process([sys.executable, __file__, "--ceiling", str(ceiling_port), str(size)]):
-                time.sleep(1.0)
+                wait_listening(ceiling_port)
                 results["ceiling (raw asyncio socket)"] = run_wrk(f"http://127.0.0.1:{ceiling_port}/", body,
                                                                   args.duration, args.connections, args.threads, root)
             results["floor (POST /bench/floor)"] = run_wrk(f"{base}/bench/floor", body, args.duration,
