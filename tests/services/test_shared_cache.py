@@ -237,3 +237,21 @@ def test_nearby_windows_share_one_fetch_and_each_gets_its_own_answer(tmp_path: P
     assert first.window == morning and second.window == later
     assert [(p.start.hour, p.start.minute, p.end.hour) for p in first.busy] == [(9, 0, 10)]
     assert [(p.start.hour, p.start.minute, p.end.hour) for p in second.busy] == [(9, 30, 10)]
+
+
+def test_a_worker_without_listeners_drops_answers_through_the_store_and_survives_its_absence() -> None:
+    """``calmesh worker`` and ``calmesh sync`` hold no cache of their own: with ``[hub] cache``
+    they bump the generations in Redis; with Redis gone the run still ends normally."""
+    platforms = Platforms()
+    with Hub(parse_config(CONFIG.format(cache='cache = "redis://127.0.0.1:1/0"'))) as hub:
+        assert hub.calendars_changed(["files/ann.ics"]) == ["ann@example.test"]  # logged, not raised
+    if not _redis_up():
+        return
+    server = FreeBusyCache(600, shared=SharedStore(REDIS_URL))
+    start = datetime(2031, 1, 6, tzinfo=UTC)  # ann@example.test is shared: a window of this run's own
+    ann = CacheKey("ann@example.test", Window(start, start + timedelta(days=uuid.uuid4().int % 10_000 + 1)),
+                   False, False)
+    server.get_many([ann], platforms)
+    with Hub(parse_config(CONFIG.format(cache=f'cache = "{REDIS_URL}"'))) as worker:
+        worker.calendars_changed(["files/ann.ics"])
+    assert [e.hit for e in server.get_many([ann], platforms)] == [False]

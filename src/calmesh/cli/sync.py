@@ -220,6 +220,8 @@ def sync(
             else:
                 report = run_with_progress(engine, name, grp, **options)
                 render_report(report, engine.repo, grp.mode)
+            if not dry_run:  # with [hub] cache, servers drop these people's answers at once
+                hub.calendars_changed(report.changed_members)
             failed = failed or bool(report.errors)
             return report
 

@@ -6,6 +6,7 @@ lazily so that a platform nobody asks about is never contacted, and closed toget
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,8 @@ from calmesh.directory import Directory
 
 if TYPE_CHECKING:
     from calmesh.store.identities import IdentityRepository
+
+log = logging.getLogger(__name__)
 
 
 class Hub:
@@ -46,7 +49,10 @@ class Hub:
         for listener in list(self._change_listeners):
             listener(emails)
         if not self._change_listeners and self.config.hub.cache:
-            SharedStore(self.config.hub.cache).forget(emails)
+            try:
+                SharedStore(self.config.hub.cache).forget(emails)
+            except Exception:  # the sync itself succeeded; say loudly that answers may be stale
+                log.exception("shared free/busy cache: could not drop the answers of %s", emails)
         return emails
 
     def connector(self, platform: str) -> Connector:
