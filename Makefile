@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast soak lint bench browser interop clean
+.PHONY: demo test test-fast soak lint bench bench-tools browser interop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -76,8 +76,19 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/mypy src
 
-bench: $(STAMP)
+# The profilers (py-spy, pyinstrument) and wrk, the load generator of bench/warm_wrk.py.
+bench-tools: $(STAMP)
+	$(BIN)/pip install -q -e '.[bench]'
+	@if ! command -v wrk >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null) \
+	      || echo "wrk could not be installed: bench/warm_wrk.py will say so"; \
+	  else echo "no wrk and no root apt-get: bench/warm_wrk.py will say so"; fi; \
+	fi
+
+bench: bench-tools
 	$(BIN)/python bench/freebusy.py
+	$(BIN)/python bench/warm_wrk.py
 	$(BIN)/python bench/overlaps.py
 	$(BIN)/python bench/sync_vs_vdirsyncer.py
 

@@ -26,11 +26,14 @@ import asyncio
 import contextlib
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -196,21 +199,111 @@ async def load(base: str, groups: list[list[str]], window: dict[str, str], clien
         return time.perf_counter() - started, latencies, failures
 
 
+@contextlib.contextmanager
+def profiled_server(pid: int, folder: Path | None, name: str) -> Iterator[None]:
+    """py-spy samples the server process while the block runs: the thread holding the GIL only
+    (``--gil``), so the profile shows where the interpreter's one core goes, not idle threads."""
+    if folder is None:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid),
+                            "--format", "raw", "--output", str(folder / f"{name}.folded"), "--rate", "200", "--gil"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached before the load starts
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(30)
+        summarise_folded(folder / f"{name}.folded", folder / f"{name}.txt")
+
+
+def summarise_folded(folded: Path, out: Path, top: int = 40) -> None:
+    """Self and inclusive sample counts per function from py-spy's folded stacks."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in folded.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        n = int(count)
+        total += n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + n
+    lines = [f"{total} samples"]
+    for title, table in (("self", own), ("inclusive", inclusive)):
+        lines.append(f"--- {title}")
+        lines += [f"{100 * n / max(total, 1):5.1f}%  {name}" for name, n in
+                  sorted(table.items(), key=lambda kv: -kv[1])[:top]]
+    out.write_text("\n".join(lines) + "\n")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+BURST_CLIENTS, BURST_HOURS = 200, 36
+
+
+def burst(base: str, emails: list[str], week: Window) -> tuple[float, list[float], int]:
+    """200 clients at once, each for 10 people and a week starting at one of 36 different hours
+    a fortnight ahead (nobody asked those days before): (elapsed, latencies, distinct covers)."""
+    try:
+        from calmesh.services.cache import block_cover
+    except ImportError:  # code from before windows were fetched by the day (an A/B run)
+        def block_cover(window: Window) -> Window:
+            return window
+
+    groups = [emails[i:i + 10] for i in range(0, min(len(emails), 50), 10)]
+    first = week.start + timedelta(days=14)
+    asks = [(groups[n % len(groups)], first + timedelta(hours=n % BURST_HOURS)) for n in range(BURST_CLIENTS)]
+    covers = {(tuple(g), block_cover(Window(s, s + timedelta(days=7)))) for g, s in asks}
+
+    async def run() -> tuple[float, list[float]]:
+        latencies: list[float] = []
+        limits = httpx.Limits(max_connections=BURST_CLIENTS, max_keepalive_connections=BURST_CLIENTS)
+        async with httpx.AsyncClient(base_url=base, auth=(USER, PASSWORD), timeout=300, limits=limits) as client:
+            async def one(group: list[str], start: datetime) -> None:
+                began = time.perf_counter()
+                response = await client.post("/api/v1/freebusy", json={
+                    "attendees": group, "start": start.isoformat(), "end": (start + timedelta(days=7)).isoformat()})
+                response.raise_for_status()
+                latencies.append(time.perf_counter() - began)
+
+            began = time.perf_counter()
+            await asyncio.gather(*(one(g, s) for g, s in asks))
+            return time.perf_counter() - began, latencies
+
+    elapsed, latencies = asyncio.run(run())
+    return elapsed, latencies, len(covers)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--profile", metavar="DIR", type=Path,
+                        help="write py-spy profiles of the server there (the thread holding the GIL): "
+                             "during the cold rounds and under the warm load")
+    parser.add_argument("--people", type=int, default=PEOPLE,
+                        help="people on the three platforms (1000: the large-organisation mode; the "
+                             "server takes 100 attendees a request, so larger sets are asked in requests "
+                             "of 100 sent together)")
     args = parser.parse_args()
     cold_rounds, warm_rounds, load_requests = (5, 30, 300) if args.quick else (20, 200, 2000)
     rng = random.Random(args.seed)
-    emails = [f"person{i:02d}@bench.example" for i in range(PEOPLE)]
+    emails = [f"person{i:02d}@bench.example" for i in range(args.people)]
     people = {e: week_for(e, ZONES[i % len(ZONES)], rng) for i, e in enumerate(emails)}
     os.environ[PASSWORD_ENV] = PASSWORD
     week = Window(datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC))
 
     with tempfile.TemporaryDirectory(prefix="calmesh-bench-") as tmp, contextlib.ExitStack() as stack:
         root = Path(tmp)
-        print(f"seeding {PEOPLE} people x ~15 meetings ...", flush=True)
+        print(f"seeding {args.people} people x ~15 meetings ...", flush=True)
         radicale_url = stack.enter_context(start_radicale(root / "radicale", {USER: PASSWORD})).url
         calendars = seed_radicale(radicale_url, people)
         text, platform_of = build(radicale_url, calendars, people, root, stack)
@@ -223,6 +316,7 @@ def main() -> None:
 
         # slowest single upstream call, straight through the availability service
         single: list[float] = []
+        inproc: list[tuple[float, float]] = []
         with Hub(parse_config(text, config_path)) as hub:
             availability.freebusy(hub, emails[:3], week)  # connect once
             for email in emails:
@@ -231,6 +325,11 @@ def main() -> None:
                 single.append(time.perf_counter() - started)
                 if answer.errors:
                     raise SystemExit(f"upstream error for {email}: {answer.errors}")
+            # the same fan-out in this process: wall time against the CPU it costs (all threads)
+            for n in range(cold_rounds):
+                wall, cpu = time.perf_counter(), time.process_time()
+                availability.freebusy(hub, emails, Window(week.start - timedelta(days=30 + n), week.end))
+                inproc.append((time.perf_counter() - wall, time.process_time() - cpu))
 
         port = free_port()
         server = subprocess.Popen([str(Path(sys.executable).parent / "calmesh"), "serve", "--config",
@@ -241,30 +340,42 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/healthz")
 
-        cold, warm = [], []
-        with httpx.Client(base_url=base, auth=(USER, PASSWORD), timeout=120) as client:
-            def ask(start: datetime) -> float:
-                window = {"start": start.isoformat(), "end": (start + timedelta(days=7)).isoformat()}
-                began = time.perf_counter()
-                response = client.post("/api/v1/freebusy", json={"attendees": emails, **window})
+        cold, warm, cold_cpu = [], [], []
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        with httpx.Client(base_url=base, auth=(USER, PASSWORD), timeout=300, limits=limits) as client, \
+                ThreadPoolExecutor(max_workers=max(1, -(-len(emails) // 100))) as senders:
+            def post(attendees: list[str], window: dict[str, str]) -> None:
+                response = client.post("/api/v1/freebusy", json={"attendees": attendees, **window})
                 response.raise_for_status()
                 if any(p["error"] for p in response.json()["people"]):
                     raise SystemExit("the server reported missing data")
+
+            def ask(start: datetime, end: datetime) -> float:
+                """Everybody, in requests of 100 (the server's limit) sent together."""
+                window = {"start": start.isoformat(), "end": end.isoformat()}
+                began = time.perf_counter()
+                list(senders.map(lambda part: post(part, window),
+                                 [emails[i:i + 100] for i in range(0, len(emails), 100)]))
                 return time.perf_counter() - began
 
-            ask(week.start - timedelta(days=7))  # connections up, code paths warm
-            for n in range(cold_rounds):  # a distinct window each time: always a cache miss
-                cold.append(ask(week.start + timedelta(minutes=n + 1)))
-            ask(week.start)
+            ask(week.start - timedelta(days=7), week.start)  # connections up, code paths warm
+            with profiled_server(server.pid, args.profile, "server-cold"):
+                for n in range(cold_rounds):  # whole days more each time: a cover never asked, a miss
+                    cpu = cpu_seconds(server.pid)
+                    cold.append(ask(week.start - timedelta(days=n + 1), week.end))
+                    cold_cpu.append(cpu_seconds(server.pid) - cpu)
+            ask(week.start, week.end)
             for _ in range(warm_rounds):
-                warm.append(ask(week.start))
+                warm.append(ask(week.start, week.end))
+            burst_elapsed, burst_latencies, burst_covers = burst(base, emails, week)
 
-        groups = [emails[i:i + 10] for i in range(0, PEOPLE, 10)]
+        groups = [emails[i:i + 10] for i in range(0, min(len(emails), 50), 10)]
         window = {"start": week.start.isoformat(), "end": week.end.isoformat()}
         with httpx.Client(base_url=base, auth=(USER, PASSWORD), timeout=120) as client:
             for group in groups:  # warm the cache for the load test
                 client.post("/api/v1/freebusy", json={"attendees": group, **window}).raise_for_status()
-        elapsed, latencies, failures = asyncio.run(load(base, groups, window, 50, load_requests))
+        with profiled_server(server.pid, args.profile, "server-warm-load"):
+            elapsed, latencies, failures = asyncio.run(load(base, groups, window, 50, load_requests))
 
         # Radicale's own free/busy for the same people (one REPORT per person, as a client would)
         report = []
@@ -277,16 +388,29 @@ def main() -> None:
                     radicale_report(client, url, week)
                 report.append(time.perf_counter() - began)
 
-    print(f"\nfree/busy for {PEOPLE} people, one week, one POST /api/v1/freebusy:")
-    print(f"  cold (fan-out)   p50 {ms(pct(cold, .5))}   p99 {ms(pct(cold, .99))}   ({len(cold)} requests)")
+    print(f"\nload average at the end: {' '.join(f'{v:.1f}' for v in os.getloadavg())} ({os.cpu_count()} cores)")
+    requests = -(-len(emails) // 100)
+    print(f"free/busy for {len(emails)} people, one week, "
+          + ("one POST /api/v1/freebusy:" if requests == 1 else f"{requests} POSTs of 100 sent together:"))
+    print(f"  cold (fan-out)   p50 {ms(pct(cold, .5))}   p99 {ms(pct(cold, .99))}   ({len(cold)} requests)"
+          f"   server CPU per cold answer: p50 {ms(pct(cold_cpu, .5))}")
+    print(f"  cold, in-process fan-out (no server): wall p50 {ms(pct([w for w, _ in inproc], .5))}"
+          f"   CPU p50 {ms(pct([c for _, c in inproc], .5))} (all threads)")
+    print(f"  ratio cold p50 / slowest single upstream call: {pct(cold, .5) / max(single):5.2f}x"
+          f"   (server CPU per answer / slowest single call: {pct(cold_cpu, .5) / max(single):5.2f}x)")
     print(f"  warm (cache)     p50 {ms(pct(warm, .5))}   p99 {ms(pct(warm, .99))}   ({len(warm)} requests)")
     print(f"  slowest single upstream call (1 person, 1 platform): {ms(max(single))}"
           f"   (median {ms(statistics.median(single))})")
     print(f"throughput, 50 concurrent clients, {load_requests} requests of 10 people (warm):")
     print(f"  {len(latencies) / elapsed:8.0f} requests/s   p50 {ms(pct(latencies, .5))}   p99 {ms(pct(latencies, .99))}"
           f"   failed: {len(failures)}" + (f" (first: {failures[0]})" if failures else ""))
+    print(f"uncached burst: {len(burst_latencies)} clients at once, 10 people each, windows starting at "
+          f"{BURST_HOURS} different hours ({burst_covers} distinct day covers):")
+    print(f"  {len(burst_latencies) / burst_elapsed:8.0f} requests/s   p50 {ms(pct(burst_latencies, .5))}"
+          f"   p99 {ms(pct(burst_latencies, .99))}")
     radicale_time = statistics.median(report)
-    print(f"Radicale free-busy-query REPORT, same {PEOPLE} people, one per person: {ms(radicale_time)}")
+    print(f"Radicale free-busy-query REPORT, same {len(calendars)} Radicale people, one per person: "
+          f"{ms(radicale_time)}")
     print(f"  ratio calmesh/Radicale: cold {statistics.median(cold) / radicale_time:5.2f}x"
           f"   warm {statistics.median(warm) / radicale_time:5.2f}x"
           f"   (calmesh answers for {len(platforms)} platforms at once)")

@@ -189,6 +189,17 @@ class HubConfig(_Strict):
     queue: str | None = None
     """Redis URL (``redis://host:6379/0``): the server's watch loop then enqueues sync group runs
     for ``calmesh worker`` processes instead of running them itself (see docs/sync.md)."""
+    cache: str | None = None
+    """Where free/busy answers are cached: unset keeps them in each process; a Redis URL
+    (``redis://host:6379/1``) shares them between ``calmesh serve`` processes and hosts, and lets a
+    ``calmesh worker`` that sees a calendar change drop its people's answers everywhere."""
+
+    @field_validator("cache")
+    @classmethod
+    def _cache_url(cls, v: str | None) -> str | None:
+        if v is not None and urlsplit(v).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"cache must be a redis://, rediss:// or unix:// URL, got {v!r}")
+        return v
 
     _zone = field_validator("timezone")(classmethod(lambda cls, v: _check_zone(v)))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +44,57 @@ def test_help_still_lists_every_command() -> None:
     for command in ("freebusy", "check", "demo", "serve", "hash-password", "conflicts", "duplicates",
                     "find-time", "book", "inbox", "sync", "status", "worker"):
         assert f" {command} " in done.stdout, (command, done.stdout)
+
+
+CONNECTORS = ("calmesh.connectors.caldav", "calmesh.connectors.ews", "calmesh.connectors.graph",
+              "calmesh.connectors.google", "calmesh.connectors.sql", "calmesh.connectors.ics")
+LIBRARIES = ("exchangelib", "caldav", "niquests", "cryptography.hazmat.primitives.asymmetric", "sqlalchemy")
+"""What the connectors bring in (EWS, CalDAV, Google's JWT signing, the SQL connector)."""
+
+
+def two_platform_config(tmp_path: Path) -> Path:
+    """An ICS folder holding Alice's week, and an Exchange server nobody in the test asks."""
+    (tmp_path / "cal").mkdir()
+    (tmp_path / "cal" / "alice.ics").write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:a1\r\n"
+        "DTSTAMP:20261101T000000Z\r\nDTSTART:20261102T090000Z\r\nDTEND:20261102T100000Z\r\n"
+        "SUMMARY:Call\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    config = tmp_path / "calmesh.toml"
+    config.write_text('[hub]\ntimezone = "UTC"\n'
+                      '[platforms.files]\nkind = "ics"\npath = "cal"\n'
+                      '[platforms.exchange]\nkind = "ews"\nservice_endpoint = "https://mail.example.test/EWS/Exchange.asmx"\n'
+                      'auth = "basic"\nusername = "u"\npassword_env = "CALMESH_TEST_NOT_SET"\n'
+                      '[platforms.graph]\nkind = "graph"\ntenant_id = "t"\nclient_id = "c"\nclient_secret_env = "S"\n'
+                      '[[people]]\nemail = "alice@example.test"\nplatform = "files"\ncalendars = ["alice.ics"]\n'
+                      '[[people]]\nemail = "bob@example.test"\nplatform = "exchange"\n')
+    return config
+
+
+def test_freebusy_imports_only_the_connectors_it_asks(tmp_path: Path) -> None:
+    """``calmesh freebusy`` for a person on the ICS platform of a config that also names Exchange
+    and Graph: the config is validated (every platform's settings) from the light schema module,
+    and only the ICS connector is loaded."""
+    config = two_platform_config(tmp_path)
+    loaded = modules_after(["freebusy", "alice@example.test", "--start", "2026-11-02", "--format", "json",
+                            "--config", str(config)])
+    assert "calmesh.connectors.ics" in loaded and "calmesh.connectors.settings" in loaded
+    assert [m for m in loaded if m.startswith(CONNECTORS) and m != "calmesh.connectors.ics"] == []
+    assert [m for m in loaded if m.startswith(LIBRARIES)] == []
+
+
+def test_loading_a_config_validates_every_kind_without_importing_a_connector(tmp_path: Path) -> None:
+    code = (f"import json, sys\nfrom calmesh.config import load_config\nload_config({str(two_platform_config(tmp_path))!r})\n"
+            f"print({MARK!r} + json.dumps(sorted(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    [line] = [line for line in done.stdout.splitlines() if line.startswith(MARK)]
+    loaded = json.loads(line.removeprefix(MARK))
+    assert [m for m in loaded if m.startswith((*CONNECTORS, *LIBRARIES))] == []
+
+
+def test_a_bad_setting_of_an_unloaded_connector_is_still_reported(tmp_path: Path) -> None:
+    from calmesh.config import ConfigError, load_config
+
+    config = two_platform_config(tmp_path)
+    config.write_text(config.read_text().replace('auth = "basic"', 'auth = "kerberos"'))
+    with pytest.raises(ConfigError, match=r"platforms\.exchange\.auth"):
+        load_config(config)

@@ -222,6 +222,8 @@ def sync(
             else:
                 report = run_with_progress(engine, name, grp, **options)
                 render_report(report, engine.repo, grp.mode)
+            if not dry_run:  # with [hub] cache, servers drop these people's answers at once
+                hub.calendars_changed(report.changed_members)
             failed = failed or bool(report.errors)
             return report
 
@@ -356,7 +358,8 @@ def worker(
         fail("no queue configured: set [hub] queue = \"redis://host:6379/0\"")
     with Hub(cfg) as hub:
         broker = queue.broker(cfg.hub.queue)
-        queue.declare_worker_actor(broker, cfg, lambda: hub_engine(hub))
+        queue.declare_worker_actor(broker, cfg, lambda: hub_engine(hub),
+                                   on_report=lambda report: hub.calendars_changed(report.changed_members))
         runner = queue.worker(broker, threads)
         stop = threading.Event()
         previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())

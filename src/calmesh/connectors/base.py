@@ -17,13 +17,14 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, copy_context
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from calmesh.model import (
     CalendarInfo,
@@ -38,6 +39,7 @@ from calmesh.model import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 # --------------------------------------------------------------------------------------- errors
@@ -250,6 +252,23 @@ class AccessTokens:
             return cached[0]
 
 
+# --------------------------------------------------------------------------------- parallel calls
+def bounded_map(call: Callable[[T], R], items: Sequence[T], limit: int) -> list[R]:
+    """``[call(item) for item in items]`` with at most ``limit`` calls in flight, results in order.
+
+    Why: a free/busy answer for many people is a handful of batched vendor calls (EWS chunks of
+    100, Graph 20, Google 50) or one REPORT per CalDAV calendar; made one after another their
+    round trips add up, made all at once they trip the vendor's throttling. Each call runs in a
+    copy of the caller's context, so cooperative cancellation (:mod:`calmesh.cancel`) reaches it.
+    The first exception (in item order) is raised once every started call has ended.
+    """
+    if limit <= 1 or len(items) <= 1:
+        return [call(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(limit, len(items)), thread_name_prefix="calmesh-call") as pool:
+        futures = [pool.submit(copy_context().run, call, item) for item in items]
+        return [future.result() for future in futures]
+
+
 # --------------------------------------------------------------------------------------- config
 class ConnectorSettings(BaseModel):
     """Base of every connector's own settings block in the TOML config (``[platforms.NAME]``).
@@ -265,6 +284,10 @@ class ConnectorSettings(BaseModel):
     """Seconds one upstream call may take before this platform is reported as failing."""
     timezone: str | None = None
     """Zone for floating times and all-day events when the platform does not say."""
+    parallel_requests: int = Field(default=4, ge=1, le=32)
+    """Upstream requests one free/busy answer may have in flight at once on this platform (batches,
+    or one CalDAV REPORT per calendar): bounded so that a large team stays within the platform's
+    throttling budget (EWS and Graph count concurrent requests per mailbox/app)."""
     base_dir: str | None = None
     """Folder that relative paths in these settings are relative to: the config file's folder
     (filled in by the hub, not written by users)."""

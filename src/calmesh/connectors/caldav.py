@@ -39,7 +39,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Literal
+from functools import partial
+from typing import Any, ClassVar
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from caldav.davclient import DAVClient
@@ -65,8 +66,10 @@ from calmesh.connectors.base import (
     PreconditionFailed,
     RetryPolicy,
     TransientError,
+    bounded_map,
     with_retries,
 )
+from calmesh.connectors.settings import CalDAVSettings
 from calmesh.core.freebusy import busy_from_events, clip, merge_busy, unknown
 from calmesh.model import (
     BusyPeriod,
@@ -103,24 +106,6 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
 _HREF_SAFE = "/@:+,;=~!$&'()*"
 _UNSUPPORTED = (400, 403, 405, 415, 422, 501)
 """Statuses by which servers say "I do not do this REPORT" (Depth/REPORT support varies)."""
-
-
-class CalDAVSettings(ConnectorSettings):
-    url: str
-    """The CalDAV root, principal or calendar-home URL (e.g. ``https://calendar.zoho.com/caldav/``)."""
-    username: str | None = None
-    password_env: str | None = None
-    """Environment variable holding the password (an app-specific password on Zoho, iCloud, Fastmail)."""
-    verify_tls: bool = True
-    calendars: list[str] = []
-    """Calendar collection URLs to use instead of discovering the principal's calendars."""
-    freebusy_source: Literal["events", "server"] = "events"
-    """Where free/busy comes from. ``events``: calmesh expands the events and applies its own rules
-    (declined and unanswered invitations, Outlook's OOF hint), asking the server's free-busy-query
-    only for calendars shared "free/busy only". ``server``: the server's free-busy-query
-    (RFC 4791 7.10) first, which sends no event details but counts a declined invitation as busy."""
-    sync_collection: bool = True
-    """Use RFC 6578 sync-collection for changes; false uses the ETag comparison fallback."""
 
 
 def _resource_name(uid: str) -> str:
@@ -525,34 +510,34 @@ class CalDAVConnector(Connector):
     def freebusy(self, people: Sequence[FreeBusyRequest], window: Window) -> list[PersonFreeBusy]:
         """Per person, per calendar, busy time from the source ``freebusy_source`` prefers (see
         :meth:`_calendar_busy`). A failing calendar is an error naming it (its time UNKNOWN); the
-        person's other calendars still count."""
-        answers = []
-        for person in people:
-            answer = PersonFreeBusy(normalize_email(person.email), window, platform=self.name)
+        person's other calendars still count. CalDAV has no batch free/busy, so the REPORTs of
+        different people are in flight together (``parallel_requests`` at once)."""
+        return bounded_map(partial(self._person_freebusy, window=window), people, self.settings.parallel_requests)
+
+    def _person_freebusy(self, person: FreeBusyRequest, window: Window) -> PersonFreeBusy:
+        answer = PersonFreeBusy(normalize_email(person.email), window, platform=self.name)
+        try:
+            calendars = list(person.calendars) or self.calendars_of(person.email)
+        except ConnectorError as exc:
+            answer.errors.append(exc.problem())
+            answer.busy = unknown(window, self.name)
+            return answer
+        for calendar in calendars:
             try:
-                calendars = list(person.calendars) or self.calendars_of(person.email)
+                busy, warnings = self._calendar_busy(calendar, answer.email, window)
             except ConnectorError as exc:
-                answer.errors.append(exc.problem())
-                answer.busy = unknown(window, self.name)
-                answers.append(answer)
+                answer.errors.append(Problem(self.name, f"calendar {calendar}: {exc.message}", exc.item))
+                answer.busy.extend(unknown(window, self.name))
                 continue
-            for calendar in calendars:
-                try:
-                    busy, warnings = self._calendar_busy(calendar, answer.email, window)
-                except ConnectorError as exc:
-                    answer.errors.append(Problem(self.name, f"calendar {calendar}: {exc.message}", exc.item))
-                    answer.busy.extend(unknown(window, self.name))
-                    continue
-                answer.busy.extend(busy)
-                for problem in warnings:  # time a problem leaves unknown is never free
-                    if problem.unknown is None:
-                        answer.warnings.append(problem)
-                    else:
-                        answer.errors.append(problem)
-                        answer.busy.append(BusyPeriod(*problem.unknown, BusyType.UNKNOWN, self.name))
-            answer.busy = merge_busy(answer.busy)
-            answers.append(answer)
-        return answers
+            answer.busy.extend(busy)
+            for problem in warnings:  # time a problem leaves unknown is never free
+                if problem.unknown is None:
+                    answer.warnings.append(problem)
+                else:
+                    answer.errors.append(problem)
+                    answer.busy.append(BusyPeriod(*problem.unknown, BusyType.UNKNOWN, self.name))
+        answer.busy = merge_busy(answer.busy)
+        return answer
 
     def _calendar_busy(self, calendar: str, owner: str, window: Window) -> tuple[list[Any], list[Problem]]:
         """Busy time of one calendar, from the source the settings prefer, else the other one."""

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo
 
 import requests.exceptions
@@ -84,7 +84,6 @@ from exchangelib.recurrence import (
 from exchangelib.services import GetUserAvailability
 from exchangelib.winzone import MS_TIMEZONE_TO_IANA_MAP
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
-from pydantic import model_validator
 
 from calmesh.alarms import Reminder, alarm, reminders
 from calmesh.config import secret
@@ -104,8 +103,10 @@ from calmesh.connectors.base import (
     PreconditionFailed,
     RetryPolicy,
     TransientError,
+    bounded_map,
     with_retries,
 )
+from calmesh.connectors.settings import EWSSettings
 from calmesh.model import (
     MARKER_PROPERTY,
     Attendee,
@@ -146,49 +147,6 @@ class CalmeshMarker(ExtendedProperty):
 
 
 EWSItem.register("calmesh_marker", CalmeshMarker)
-
-
-class EWSSettings(ConnectorSettings):
-    """``[platforms.NAME]`` with ``kind = "ews"``."""
-
-    kind: str = "ews"
-    service_endpoint: str | None = None
-    """``https://mail.example.com/EWS/Exchange.asmx``; without it, autodiscover finds it."""
-    autodiscover_email: str | None = None
-    """Address autodiscover starts from when ``service_endpoint`` is not set."""
-    auth: Literal["oauth2", "ntlm", "basic"] = "oauth2"
-    username: str | None = None
-    """NTLM (``DOMAIN\\user`` or UPN) / Basic account."""
-    password_env: str | None = None
-    tenant_id: str | None = None
-    client_id: str | None = None
-    client_secret_env: str | None = None
-    token_url: str | None = None
-    """Defaults to ``https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token``."""
-    scope: str = "https://outlook.office365.com/.default"
-    impersonation: bool | None = None
-    """Act as each mailbox (ApplicationImpersonation); default: yes for OAuth2, no (delegate) otherwise."""
-    mailboxes: list[str] = []
-    server_version: Literal["Exchange2010_SP2", "Exchange2013", "Exchange2016", "Exchange2019"] | None = None
-    """Skip exchangelib's version probe; None asks the server."""
-    verify_tls: bool = True
-    retries: int = 4
-    max_retry_wait: float = 60.0
-    availability_interval: int = 30
-    """Minutes per digit of the merged free/busy string."""
-
-    @model_validator(mode="after")
-    def _complete(self) -> EWSSettings:
-        if not self.service_endpoint and not self.autodiscover_email:
-            raise ValueError("set service_endpoint (the EWS URL) or autodiscover_email")
-        if self.auth == "oauth2":
-            needed = ["client_id", "client_secret_env"] + ([] if self.token_url else ["tenant_id"])
-            missing = [n for n in needed if not getattr(self, n)]
-            if missing:
-                raise ValueError(f"auth = \"oauth2\" needs {', '.join(missing)}")
-        elif not self.username or not self.password_env:
-            raise ValueError(f"auth = \"{self.auth}\" needs username and password_env")
-        return self
 
 
 class _ClientCredentials(OAuth2Credentials):
@@ -487,9 +445,10 @@ class EWSConnector(Connector):
     # ------------------------------------------------------------------------------- free/busy
     def freebusy(self, people: Sequence[FreeBusyRequest], window: Window) -> list[PersonFreeBusy]:
         results = [PersonFreeBusy(p.email, window, platform=self.name) for p in people]
-        for i in range(0, len(results), MAX_MAILBOXES):
-            chunk = results[i:i + MAX_MAILBOXES]
-            views = self._call(partial(self._availability, [p.email for p in chunk], window))
+        chunks = [results[i:i + MAX_MAILBOXES] for i in range(0, len(results), MAX_MAILBOXES)]
+        answers = bounded_map(lambda chunk: self._call(partial(self._availability, [p.email for p in chunk], window)),
+                              chunks, self.settings.parallel_requests)
+        for chunk, views in zip(chunks, answers, strict=True):
             for person, view in zip(chunk, views, strict=True):
                 self._add_view(person, view, window)
         return results

@@ -55,9 +55,11 @@ from calmesh.connectors.base import (
     PreconditionFailed,
     RetryPolicy,
     TransientError,
+    bounded_map,
     parse_retry_after,
     with_retries,
 )
+from calmesh.connectors.settings import GoogleSettings
 from calmesh.model import (
     MARKER_PROPERTY,
     Attendee,
@@ -81,7 +83,6 @@ from calmesh.model import (
 )
 from calmesh.timezones import zoneinfo
 
-CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar"
 MAX_FREEBUSY_CALENDARS = 50
 MAX_FREEBUSY_DAYS = 90
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -103,28 +104,6 @@ _VISIBILITY_IN = {"private": Classification.PRIVATE, "confidential": Classificat
 _VISIBILITY_OUT = {Classification.PUBLIC: "default", Classification.PRIVATE: "private",
                    Classification.CONFIDENTIAL: "confidential"}
 _STATUS_IN = {"tentative": EventStatus.TENTATIVE, "cancelled": EventStatus.CANCELLED}
-
-
-class GoogleSettings(ConnectorSettings):
-    """``[platforms.NAME]`` with ``kind = "google"``."""
-
-    kind: str = "google"
-    credentials_env: str
-    """Environment variable holding the service account's JSON key, or the path to that file
-    (relative paths are relative to the config file)."""
-    subject: str | None = None
-    """The Workspace user every call acts as (domain-wide delegation)."""
-    impersonate: bool = False
-    """Act as the owner of each calendar instead of ``subject`` (a person's calendar is then read
-    with that person's own rights)."""
-    mailboxes: list[str] = []
-    """People whose calendar lists ``calendars()`` shows (default: ``subject``)."""
-    base_url: str = "https://www.googleapis.com/calendar/v3"
-    token_url: str = "https://oauth2.googleapis.com/token"
-    scopes: list[str] = [CALENDAR_SCOPE]
-    page_size: int = 250
-    retries: int = 4
-    max_retry_wait: float = 60.0
 
 
 # ----------------------------------------------------------------------------------- credentials
@@ -444,16 +423,21 @@ class GoogleConnector(Connector):
     def freebusy(self, people: Sequence[FreeBusyRequest], window: Window) -> list[PersonFreeBusy]:
         results = {p.email: PersonFreeBusy(p.email, window, platform=self.name) for p in people}
         pairs = [(p.email, self._split(c)[1]) for p in people for c in (p.calendars or [p.email])]
-        for part in window.split(timedelta(days=MAX_FREEBUSY_DAYS)):
-            for i in range(0, len(pairs), MAX_FREEBUSY_CALENDARS):
-                batch = pairs[i:i + MAX_FREEBUSY_CALENDARS]
-                subject = self.settings.subject or (self.settings.mailboxes or [batch[0][0]])[0]
-                body = {"timeMin": _rfc3339(part.start), "timeMax": _rfc3339(part.end), "timeZone": "UTC",
-                        "items": [{"id": google_id} for google_id in dict.fromkeys(g for _, g in batch)]}
-                answer = _json(self._request("POST", "/freeBusy", body=body, subject=subject))
-                calendars = {str(k).lower(): v for k, v in (answer.get("calendars") or {}).items()}
-                for email, google_id in batch:
-                    self._add_freebusy(results[email], google_id, calendars.get(google_id.lower()), part)
+        calls = [(part, pairs[i:i + MAX_FREEBUSY_CALENDARS])
+                 for part in window.split(timedelta(days=MAX_FREEBUSY_DAYS))
+                 for i in range(0, len(pairs), MAX_FREEBUSY_CALENDARS)]
+
+        def ask(call: tuple[Window, list[tuple[str, str]]]) -> Any:
+            part, batch = call
+            subject = self.settings.subject or (self.settings.mailboxes or [batch[0][0]])[0]
+            body = {"timeMin": _rfc3339(part.start), "timeMax": _rfc3339(part.end), "timeZone": "UTC",
+                    "items": [{"id": google_id} for google_id in dict.fromkeys(g for _, g in batch)]}
+            return _json(self._request("POST", "/freeBusy", body=body, subject=subject))
+
+        for (part, batch), answer in zip(calls, bounded_map(ask, calls, self.settings.parallel_requests), strict=True):
+            calendars = {str(k).lower(): v for k, v in (answer.get("calendars") or {}).items()}
+            for email, google_id in batch:
+                self._add_freebusy(results[email], google_id, calendars.get(google_id.lower()), part)
         return [results[p.email] for p in people]
 
     def _add_freebusy(self, person: PersonFreeBusy, google_id: str, info: dict[str, Any] | None, part: Window) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -45,9 +45,11 @@ from calmesh.connectors.base import (
     PreconditionFailed,
     RetryPolicy,
     TransientError,
+    bounded_map,
     parse_retry_after,
     with_retries,
 )
+from calmesh.connectors.settings import GraphSettings
 from calmesh.model import (
     MARKER_PROPERTY,
     Attendee,
@@ -77,30 +79,6 @@ MAX_SCHEDULES = 20
 MAX_SCHEDULE_DAYS = 61
 """getSchedule refuses windows of 62 days or more."""
 _EXPAND_MARKER = f"singleValueExtendedProperties($filter=id eq '{ex.GRAPH_MARKER_ID}')"
-
-
-class GraphSettings(ConnectorSettings):
-    """``[platforms.NAME]`` with ``kind = "graph"``."""
-
-    kind: str = "graph"
-    tenant_id: str
-    client_id: str
-    client_secret_env: str
-    """Environment variable holding the app registration's client secret."""
-    mailboxes: list[str] = []
-    """Mailboxes whose calendars ``calendars()`` lists (people's calendars are also reachable
-    directly by address)."""
-    base_url: str = "https://graph.microsoft.com/v1.0"
-    token_url: str | None = None
-    """Defaults to ``https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token``."""
-    scope: str = "https://graph.microsoft.com/.default"
-    zone_names: Literal["windows", "iana"] = "windows"
-    """How written events name their zone (Graph accepts both)."""
-    availability_interval: int = 15
-    """Minutes per digit of getSchedule's availabilityView."""
-    page_size: int = 100
-    retries: int = 4
-    max_retry_wait: float = 60.0
 
 
 def _parse_dt(value: dict[str, Any] | None) -> datetime | None:
@@ -347,18 +325,22 @@ class GraphConnector(Connector):
         anchor = self.settings.mailboxes[0] if self.settings.mailboxes else (emails[0] if emails else None)
         if anchor is None:
             return []
-        for part in window.split(timedelta(days=MAX_SCHEDULE_DAYS)):
-            for i in range(0, len(emails), MAX_SCHEDULES):
-                batch = emails[i:i + MAX_SCHEDULES]
-                body = {"schedules": batch,
-                        "startTime": {"dateTime": _local(part.start), "timeZone": "UTC"},
-                        "endTime": {"dateTime": _local(part.end), "timeZone": "UTC"},
-                        "availabilityViewInterval": self.settings.availability_interval}
-                answer = _json(self._request("POST", f"/users/{quote(anchor)}/calendar/getSchedule", body=body))
-                for info in answer.get("value", []):
-                    email = _match(info.get("scheduleId", ""), batch)
-                    if email is not None:
-                        self._add_schedule(results[email], info, part)
+        calls = [(part, emails[i:i + MAX_SCHEDULES]) for part in window.split(timedelta(days=MAX_SCHEDULE_DAYS))
+                 for i in range(0, len(emails), MAX_SCHEDULES)]
+
+        def ask(call: tuple[Window, list[str]]) -> Any:
+            part, batch = call
+            body = {"schedules": batch,
+                    "startTime": {"dateTime": _local(part.start), "timeZone": "UTC"},
+                    "endTime": {"dateTime": _local(part.end), "timeZone": "UTC"},
+                    "availabilityViewInterval": self.settings.availability_interval}
+            return _json(self._request("POST", f"/users/{quote(anchor)}/calendar/getSchedule", body=body))
+
+        for (part, batch), answer in zip(calls, bounded_map(ask, calls, self.settings.parallel_requests), strict=True):
+            for info in answer.get("value", []):
+                email = _match(info.get("scheduleId", ""), batch)
+                if email is not None:
+                    self._add_schedule(results[email], info, part)
         return [results[e] for e in emails]
 
     def _add_schedule(self, person: PersonFreeBusy, info: dict[str, Any], part: Window) -> None:

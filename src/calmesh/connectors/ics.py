@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import httpx
-from pydantic import model_validator
 
 from calmesh import ical
 from calmesh.config import secret
@@ -39,30 +38,13 @@ from calmesh.connectors.base import (
     parse_retry_after,
     with_retries,
 )
+from calmesh.connectors.settings import ICSSettings
 from calmesh.model import CalendarInfo, CalendarItem, ChangeSet, Event, ItemRef, Problem, Window
 from calmesh.timezones import zoneinfo
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_FEED_BYTES = 50 * 1024 * 1024
 """A feed larger than this is refused rather than read into memory."""
-
-
-class ICSSettings(ConnectorSettings):
-    path: str | None = None
-    """A ``.ics`` file or a folder of them (relative to the config file)."""
-    url: str | None = None
-    """An http(s) feed (read-only)."""
-    username: str | None = None
-    password_env: str | None = None
-    verify_tls: bool = True
-    writable: bool = True
-    """Local files accept writes unless this is false (an export you must not touch)."""
-
-    @model_validator(mode="after")
-    def _one_source(self) -> ICSSettings:
-        if bool(self.path) == bool(self.url):
-            raise ValueError("an ics platform needs exactly one of 'path' or 'url'")
-        return self
 
 
 @dataclass(slots=True)

@@ -1,7 +1,8 @@
 """Connector kinds: the built-in ones, and plugins registered under the ``calmesh.connectors``
 entry-point group (see ``examples/plugin``), the way Radicale loads storage and auth plugins.
 
-Built-ins are imported lazily so that, say, the ICS connector works without exchangelib loaded.
+Built-ins are imported lazily so that, say, the ICS connector works without exchangelib loaded;
+validating a config reads only their settings models (:mod:`calmesh.connectors.settings`).
 """
 
 from __future__ import annotations
@@ -47,11 +48,21 @@ def connector_class(kind: str) -> type[Connector]:
     return _load(known[kind])
 
 
+def settings_class(kind: str) -> type[ConnectorSettings]:
+    """The settings model of ``kind``: a built-in's from :mod:`calmesh.connectors.settings`
+    (the connector itself stays unimported), a plugin's from its class."""
+    from calmesh.connectors.settings import BUILTIN as BUILTIN_SETTINGS
+
+    if kind in BUILTIN_SETTINGS and kind in BUILTIN:
+        return BUILTIN_SETTINGS[kind]
+    return connector_class(kind).Settings
+
+
 def settings_for(raw: dict[str, Any]) -> ConnectorSettings:
     """Validate a ``[platforms.NAME]`` table with its connector's own Settings model."""
     if "kind" not in raw:
         raise ValueError("missing 'kind' (caldav, ics, ews, graph, ...)")
-    return connector_class(raw["kind"]).Settings.model_validate(raw)
+    return settings_class(raw["kind"]).model_validate(raw)
 
 
 def create(name: str, raw: dict[str, Any]) -> Connector:

@@ -23,7 +23,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import NoSuchTableError, OperationalError, SQLAlchemyError
 
@@ -39,6 +38,7 @@ from calmesh.connectors.base import (
     TransientError,
     UnsupportedOperation,
 )
+from calmesh.connectors.settings import SQLSettings
 from calmesh.model import (
     MARKER_PROPERTY,
     BusyType,
@@ -54,37 +54,6 @@ from calmesh.model import (
     as_utc,
 )
 from calmesh.timezones import zoneinfo
-
-
-class Columns(BaseModel):
-    """Which column holds what. Only ``id``, ``calendar``, ``start`` and ``end`` are required."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str
-    calendar: str
-    start: str
-    end: str
-    title: str | None = None
-    description: str | None = None
-    location: str | None = None
-    uid: str | None = None
-    status: str | None = None
-    """Values ``cancelled``/``canceled`` and ``tentative`` (any case) are understood."""
-    show_as: str | None = None
-    """``free``, ``tentative``, ``busy``, ``oof``/``away`` (any case)."""
-    updated: str | None = None
-    marker: str | None = None
-    """A text column where calmesh records the origin of rows it writes (loop prevention)."""
-
-
-class SQLSettings(ConnectorSettings):
-    url: str
-    password_env: str | None = None
-    table: str
-    columns: Columns
-    writable: bool = False
-
 
 _DAY = timedelta(days=1)
 _SHOW_AS = {"free": BusyType.FREE, "tentative": BusyType.BUSY_TENTATIVE, "busy": BusyType.BUSY,

@@ -22,7 +22,14 @@ from calmesh.model import PersonFreeBusy, Window, normalize_email
 from calmesh.server.auth import CHALLENGES, SCOPE_KEY, Authenticator, User
 from calmesh.server.metrics import Metrics
 from calmesh.services import availability, detection
-from calmesh.services.cache import Cached, CacheKey, FreeBusyCache
+from calmesh.services.cache import (
+    Cached,
+    CacheKey,
+    FreeBusyCache,
+    SharedStore,
+    block_cover,
+    narrowed,
+)
 from calmesh.services.health import Check, PlatformHealth
 from calmesh.services.hub import Hub
 from calmesh.services.public_errors import log_failures, publicise
@@ -94,7 +101,9 @@ class ServerContext:
         self.hub = hub
         self.config = hub.config
         self.auth = Authenticator(self.config.server.users)
-        self.cache = FreeBusyCache(self.config.server.cache_ttl, clock=clock)
+        shared = SharedStore(self.config.hub.cache) if self.config.hub.cache else None
+        self.cache = FreeBusyCache(self.config.server.cache_ttl, clock=clock, shared=shared)
+        hub.on_change(self.cache.forget)
         self.metrics = Metrics()
         self.health = PlatformHealth(self._keep_check)
         self._checks: list[PlatformChecks] = []
@@ -164,12 +173,11 @@ class ServerContext:
                  working_hours: bool = False, details: bool = True) -> Answer:
         """Free/busy for ``emails`` as ``user`` may see it, through the cache. Blocking (the
         fan-out runs on threads): doors call it with ``run_in_threadpool``."""
-        allowed = self.details_for(user) if details else self.details_for(None)
-        keys = [CacheKey(normalize_email(e), window, working_hours, allowed(e)) for e in emails]
+        allowed, cover, keys = self._keys(user, emails, window, working_hours, details)
 
         def fetch(missing: list[str]) -> list[PersonFreeBusy]:
             started = time.perf_counter()
-            answers = availability.freebusy(self.hub, missing, window, working_hours=working_hours,
+            answers = availability.freebusy(self.hub, missing, cover, working_hours=working_hours,
                                             details_for=allowed)
             self.metrics.upstream(time.perf_counter() - started, answers)
             self.health.record(self._platforms_of(missing), answers)
@@ -178,9 +186,24 @@ class ServerContext:
                 answer.errors = publicise(answer.errors)
             return answers
 
-        entries = self.cache.get_many(keys, fetch)
+        return self._answer(self.cache.get_many(keys, fetch), window)
+
+    def cached_freebusy(self, user: User | None, emails: Sequence[str], window: Window, *,
+                        working_hours: bool = False, details: bool = True) -> Answer | None:
+        """:meth:`freebusy` when every answer is fresh in this process's cache, else None: never
+        blocks, so a door answers a warm request on its event loop without a thread hop."""
+        entries = self.cache.peek(self._keys(user, emails, window, working_hours, details)[2])
+        return None if entries is None else self._answer(entries, window)
+
+    def _keys(self, user: User | None, emails: Sequence[str], window: Window, working_hours: bool,
+              details: bool) -> tuple[Callable[[str], bool], Window, list[CacheKey]]:
+        allowed = self.details_for(user) if details else self.details_for(None)
+        cover = block_cover(window)  # whole days: nearby windows share one fetch and one entry
+        return allowed, cover, [CacheKey(normalize_email(e), cover, working_hours, allowed(e)) for e in emails]
+
+    def _answer(self, entries: list[Cached], window: Window) -> Answer:
         self.metrics.cache(sum(e.hit for e in entries), sum(not e.hit for e in entries))
-        return Answer([e.answer for e in entries], entries, self.cache)
+        return Answer([narrowed(e.answer, window) for e in entries], entries, self.cache)
 
     def analyse(self, emails: Sequence[str], window: Window) -> list[detection.PersonAnalysis]:
         """Conflicts and duplicates of ``emails`` (blocking), with platform failures in public words

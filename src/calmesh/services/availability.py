@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 
 from calmesh.config import PersonConfig, SourceConfig
-from calmesh.connectors.base import Connector, ConnectorError, FreeBusyRequest
+from calmesh.connectors.base import Connector, ConnectorError, FreeBusyRequest, bounded_map
 from calmesh.core.freebusy import busy_from_events, clip, merge_busy, outside_working_hours, unknown
 from calmesh.directory import UnknownPerson
 from calmesh.model import BusyPeriod, BusyType, Event, PersonFreeBusy, Problem, Window, WorkingHours
@@ -98,11 +98,11 @@ def _ask_platform(hub: Hub, platform: str, wanted: Sequence[tuple[PersonConfig, 
             part.errors.extend(answer.errors)
             part.warnings.extend(answer.warnings)
             part.working_hours = answer.working_hours
-    for person, source in wanted:
-        if (person, source) in native:
-            continue
-        part = _from_events(connector, person, source, window, details_for(person.email),
-                            person.timezone or hub.config.hub.timezone)
+    by_events = [(p, s) for p, s in wanted if (p, s) not in native]
+    parts = bounded_map(lambda ps: _from_events(connector, ps[0], ps[1], window, details_for(ps[0].email),
+                                                ps[0].timezone or hub.config.hub.timezone),
+                        by_events, connector.settings.parallel_requests)
+    for (person, _source), part in zip(by_events, parts, strict=True):
         existing = out.setdefault(person.email, _Partial())
         existing.busy.extend(part.busy)
         existing.errors.extend(part.errors)

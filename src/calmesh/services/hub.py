@@ -6,7 +6,9 @@ lazily so that a platform nobody asks about is never contacted, and closed toget
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from calmesh.config import Config
@@ -17,6 +19,8 @@ from calmesh.directory import Directory
 if TYPE_CHECKING:
     from calmesh.store.identities import IdentityRepository
 
+log = logging.getLogger(__name__)
+
 
 class Hub:
     def __init__(self, config: Config) -> None:
@@ -26,6 +30,30 @@ class Hub:
         self._identities: IdentityRepository | None = None
         self._engine: Any = None
         self._lock = threading.Lock()
+        self._change_listeners: list[Callable[[list[str]], None]] = []
+
+    def on_change(self, listener: Callable[[list[str]], None]) -> None:
+        """Call ``listener(emails)`` whenever calmesh sees these people's calendars change (the
+        server's free/busy cache drops their answers)."""
+        self._change_listeners.append(listener)
+
+    def calendars_changed(self, members: Iterable[str]) -> list[str]:
+        """A sync run or change feed read or wrote these calendars (``platform/calendar``): tell
+        the listeners, and with a shared ``[hub] cache`` drop the people's answers in every
+        process (a ``calmesh worker`` has no listener of its own). Returns the people."""
+        from calmesh.services.cache import SharedStore, people_holding
+
+        emails = people_holding(self.config, members)
+        if not emails:
+            return emails
+        for listener in list(self._change_listeners):
+            listener(emails)
+        if not self._change_listeners and self.config.hub.cache:
+            try:
+                SharedStore(self.config.hub.cache).forget(emails)
+            except Exception:  # the sync itself succeeded; say loudly that answers may be stale
+                log.exception("shared free/busy cache: could not drop the answers of %s", emails)
+        return emails
 
     def connector(self, platform: str) -> Connector:
         with self._lock:

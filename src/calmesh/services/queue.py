@@ -21,7 +21,7 @@ from dramatiq.rate_limits.backends import RedisBackend
 from calmesh.config import Config
 from calmesh.services.hub import Hub
 from calmesh.services.scheduler import RunGroup, hub_engine, logged_runner
-from calmesh.services.sync import SyncEngine
+from calmesh.services.sync import SyncEngine, SyncReport
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,11 @@ def enqueuer(queue: RedisBroker) -> RunGroup:
 
 
 def declare_worker_actor(queue: RedisBroker, config: Config, engine: Callable[[], SyncEngine],
-                         namespace: str = NAMESPACE) -> dramatiq.Actor[[str], None]:
-    """Register, on ``queue``, the actor that runs a named group of ``config`` (in a worker)."""
-    run = logged_runner(engine)
+                         namespace: str = NAMESPACE, *,
+                         on_report: Callable[[SyncReport], object] | None = None) -> dramatiq.Actor[[str], None]:
+    """Register, on ``queue``, the actor that runs a named group of ``config`` (in a worker);
+    ``on_report`` sees each finished run (the hub's cache invalidation)."""
+    run = logged_runner(engine, on_report)
     backend = RedisBackend(client=queue.client)
 
     def run_group(name: str) -> None:
@@ -81,4 +83,4 @@ def loop_runner(hub: Hub) -> RunGroup:
     set, else run it in-process."""
     if hub.config.hub.queue:
         return enqueuer(broker(hub.config.hub.queue))
-    return logged_runner(lambda: hub_engine(hub))
+    return logged_runner(lambda: hub_engine(hub), lambda report: hub.calendars_changed(report.changed_members))

@@ -96,9 +96,11 @@ class SyncScheduler:
             self._thread = None
 
 
-def logged_runner(engine: Callable[[], SyncEngine]) -> RunGroup:
+def logged_runner(engine: Callable[[], SyncEngine],
+                  on_report: Callable[[SyncReport], object] | None = None) -> RunGroup:
     """A :data:`RunGroup` for the server: one line per run in the log. The engine is built on the
-    first run, so a state store that cannot be opened is a logged error, not a failed start."""
+    first run, so a state store that cannot be opened is a logged error, not a failed start.
+    ``on_report`` sees every finished run (the hub drops cached answers of calendars it changed)."""
     built: list[SyncEngine] = []
 
     def run(name: str, group: SyncGroupConfig) -> SyncReport:
@@ -109,6 +111,8 @@ def logged_runner(engine: Callable[[], SyncEngine]) -> RunGroup:
         log.info("sync %s: %s%s", name, report.status, f" ({counts})" if counts else "")
         for error in report.errors:
             log.warning("sync %s: %s", name, error)
+        if on_report is not None:
+            on_report(report)
         return report
 
     return run

@@ -147,8 +147,17 @@ class SyncReport:
     adapted: list[Notice] = field(default_factory=list)
     """Copies written another faithful way (or not at all) because their target cannot hold a
     feature of the item (see :meth:`calmesh.connectors.base.Connector.fit`)."""
+    deletions_seen: set[str] = field(default_factory=set)
+    """Members whose change feed reported deletions this run."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     """Writes may run on several threads (``SyncEngine(write_workers=...)``): counting is guarded."""
+
+    @property
+    def changed_members(self) -> set[str]:
+        """Members (``platform/calendar``) this run saw changed or changed itself: items read
+        from a change feed or listing, deletions reported, writes made. Free/busy answers about
+        their people are stale from now on."""
+        return {member for member, _ in self.read} | self.deletions_seen | set(self.by_member)
 
     @property
     def status(self) -> str:
@@ -395,6 +404,7 @@ class SyncEngine:
             report.errors.append("planning did not settle; nothing written this run")
             report.plan = Plan(notices=report.plan.notices)
         report.read = {(k, i.ref.id): i for k, s in seen.items() for i in s.observation.items if i.ref}
+        report.deletions_seen = {k for k, s in seen.items() if s.observation.deleted}
         self._record_quarantine(report, seen)
         report.counts.update(type(a).__name__.lower() for a in report.plan.actions
                              if isinstance(a, Conflict | Skip))
