@@ -40,13 +40,27 @@ class ConfigError(Exception):
         super().__init__(where + message)
 
 
+class MissingSecret(ConfigError):
+    """The environment variable a ``*_env`` setting names is not set. ``what`` is the setting's
+    dotted name (``platforms.zoho.password_env``), so a door can say which line to fix."""
+
+    def __init__(self, env_name: str, what: str) -> None:
+        self.env_name, self.what = env_name, what
+        super().__init__(f"{what}: environment variable {env_name} is not set")
+
+    @property
+    def setting(self) -> str:
+        """The setting's own name (``password_env``)."""
+        return self.what.rsplit(".", 1)[-1]
+
+
 def secret(env_name: str | None, what: str) -> str | None:
     """Read a secret from the environment variable a config field names (None if not configured)."""
     if not env_name:
         return None
     value = os.environ.get(env_name)
     if value is None:
-        raise ConfigError(f"{what}: environment variable {env_name} is not set")
+        raise MissingSecret(env_name, what)
     return value
 
 
@@ -442,9 +456,24 @@ def load_config(path: str | Path) -> Config:
     return parse_config(text, path.resolve())
 
 
-def default_config_path() -> Path:
-    """``$CALMESH_CONFIG``, else ``./calmesh.toml``."""
-    return Path(os.environ.get("CALMESH_CONFIG", "calmesh.toml"))
+def config_candidates() -> list[Path]:
+    """Where a config is looked for, in order: ``$CALMESH_CONFIG``; ``./calmesh.toml``;
+    ``$XDG_CONFIG_HOME/calmesh/calmesh.toml`` (``~/.config`` when unset, as khal and vdirsyncer
+    do); ``/etc/calmesh/calmesh.toml`` for a system-wide hub."""
+    if os.environ.get("CALMESH_CONFIG"):
+        return [Path(os.environ["CALMESH_CONFIG"])]
+    xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return [Path("calmesh.toml"), Path(xdg) / "calmesh" / "calmesh.toml", Path("/etc/calmesh/calmesh.toml")]
+
+
+def find_config() -> Path:
+    """The first existing :func:`config_candidates` path."""
+    candidates = config_candidates()
+    found = next((p for p in candidates if p.is_file()), None)
+    if found is None:
+        raise ConfigError("no config file found (looked for " + ", ".join(map(str, candidates))
+                          + "); write one with `calmesh init`, or pass --config")
+    return found
 
 
 def zone(name: str | None) -> ZoneInfo:

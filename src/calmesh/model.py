@@ -395,6 +395,8 @@ class Problem:
     unknown: tuple[datetime, datetime] | None = None
     """The time this problem leaves unknown (a series that could not be expanded, a calendar text
     that could not be read): an answer shows it as UNKNOWN, never as free."""
+    setting: str | None = None
+    """The platform setting to fix, when one is to blame (named by the CLI, not by the server)."""
 
     def __str__(self) -> str:
         where = f"{self.platform}: {self.item}: " if self.item else f"{self.platform}: "

@@ -85,7 +85,7 @@ def test_a_valid_empty_calendar_is_free(tmp_path: Path) -> None:
 @pytest.mark.parametrize("data", UNREADABLE.values(), ids=UNREADABLE.keys())
 def test_check_fails_on_an_unreadable_file(tmp_path: Path, data: bytes) -> None:
     result = runner.invoke(app, ["check", "-c", str(config_with(tmp_path, data))], env={"COLUMNS": "200"})
-    assert result.exit_code == 1 and "failed" in result.output and f"{EMMA}.ics" in result.output
+    assert result.exit_code == 3 and "failed" in result.output and f"{EMMA}.ics" in result.output
 
 
 def test_endless_secondly_rule_answers_unknown_and_exits(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, time, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
@@ -12,8 +12,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from calmesh.cli.app import ConfigOption, app, console, fail, get_config
+from calmesh.cli.app import ConfigOption, app, console, fail, get_config, say
 from calmesh.model import BusyType, PersonFreeBusy, Window
+
+if TYPE_CHECKING:
+    from calmesh.config import Config
 
 CELL = {
     BusyType.FREE: ("·", "grey50"),
@@ -62,7 +65,7 @@ def as_json(answers: list[PersonFreeBusy], zone: ZoneInfo) -> list[dict[str, Any
 
 
 def render_table(answers: list[PersonFreeBusy], window: Window, zone: ZoneInfo, out: Console,
-                 day_start: int = 8, day_end: int = 20) -> None:
+                 day_start: int = 8, day_end: int = 20, cfg: Config | None = None) -> None:
     """One row per person, one column per day; each cell a strip of time slots from 08:00 to
     20:00, half-hours when the terminal is wide enough, else hours or two-hour slots."""
     from calmesh.core.freebusy import status_in
@@ -105,11 +108,19 @@ def render_table(answers: list[PersonFreeBusy], window: Window, zone: ZoneInfo, 
         legend.append(char, style=style)
         legend.append(f" {kind.label}   ")
     out.print(legend)
+    print_problems(answers, out, cfg)
+
+
+def print_problems(answers: list[PersonFreeBusy], out: Console, cfg: Config | None = None) -> None:
+    """One line per missing part of an answer (platform, cause, setting to fix), then warnings."""
+    from calmesh.cli.errors import problem_line
+
     for answer in answers:
+        who = answer.name or answer.email
         for problem in answer.errors:
-            out.print(f"[bold red]![/] {answer.email}: data missing from {problem}", highlight=False)
+            say(("!", "bold red"), f" {who}: no data from {problem_line(cfg, problem)}", out=out)
         for problem in answer.warnings:
-            out.print(f"[yellow]![/] {answer.email}: {problem}", highlight=False)
+            say(("!", "yellow"), f" {who}: {problem_line(cfg, problem)}", out=out)
 
 
 @app.command()
@@ -152,6 +163,6 @@ def freebusy(
         for answer in answers:
             typer.echo(ical.vfreebusy(answer.busy, window, attendee=answer.email).to_ical().decode(), nl=False)
     else:
-        render_table(answers, window, zone, console)
+        render_table(answers, window, zone, console, cfg=cfg)
     if any(a.errors for a in answers):
         raise typer.Exit(3)

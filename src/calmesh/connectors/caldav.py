@@ -51,7 +51,7 @@ from caldav.response import CalendarQueryResult, DAVResponse
 from lxml import etree
 
 from calmesh import ical
-from calmesh.config import ConfigError, secret
+from calmesh.config import MissingSecret, secret
 from calmesh.connectors.base import (
     AuthenticationError,
     Capabilities,
@@ -65,6 +65,7 @@ from calmesh.connectors.base import (
     PreconditionFailed,
     RetryPolicy,
     TransientError,
+    plain_cause,
     with_retries,
 )
 from calmesh.core.freebusy import busy_from_events, clip, merge_busy, unknown
@@ -203,9 +204,10 @@ class CalDAVConnector(Connector):
         with self._client_lock:
             if self._client is None:
                 try:
-                    password = secret(self.settings.password_env, f"platform {self.name}")
-                except ConfigError as exc:
-                    raise AuthenticationError(self.name, str(exc)) from exc
+                    password = secret(self.settings.password_env, f"platforms.{self.name}.password_env")
+                except MissingSecret as exc:
+                    raise AuthenticationError(self.name, f"environment variable {exc.env_name} is not set",
+                                              setting=exc.setting) from exc
                 self._client = DAVClient(
                     url=self.settings.url, username=self.settings.username, password=password,
                     # niquests takes float seconds; caldav's hint says int
@@ -241,8 +243,11 @@ class CalDAVConnector(Connector):
             raise TransientError(self.name, f"{method} {url}: the server answered malformed XML ({exc})",
                                  item=item) from exc
         except OSError as exc:  # niquests/requests transport errors are OSErrors
+            cause = plain_cause(exc) or type(exc).__name__
             what = "timed out" if "timeout" in type(exc).__name__.lower() else "unreachable"
-            raise TransientError(self.name, f"{method} {url}: {what} ({exc})", item=item) from exc
+            server = "{0.scheme}://{0.netloc}".format(urlsplit(self._url(url)))
+            raise TransientError(self.name, f"{what} at {server}: {cause}",
+                                 item=item, setting="url") from exc
         if response.status in ok:
             return response
         raise self._status_error(method, url, response, item)
@@ -256,8 +261,8 @@ class CalDAVConnector(Connector):
             return self._precondition_error(preconditions, url, item)
         if exc.status == 403:
             return AuthenticationError(self.name, f"access to {url} is forbidden (HTTP 403)", item=item)
-        return AuthenticationError(self.name, f"credentials refused by {url} (HTTP 401): check username "
-                                              f"and {self.settings.password_env or 'password'}", item=item)
+        return AuthenticationError(self.name, f"credentials of {self.settings.username or '(no user)'} refused by "
+                                              f"{url} (HTTP 401)", item=item, setting="username, password_env")
 
     def _precondition_error(self, preconditions: Sequence[str], url: str, item: str | None) -> ConnectorError:
         names = ", ".join(preconditions)
@@ -536,7 +541,9 @@ class CalDAVConnector(Connector):
                 try:
                     busy, warnings = self._calendar_busy(calendar, answer.email, window)
                 except ConnectorError as exc:
-                    answer.errors.append(Problem(self.name, f"calendar {calendar}: {exc.message}", exc.item))
+                    # a setting to blame means the whole platform failed: the calendar adds nothing
+                    answer.errors.append(exc.problem() if exc.setting else
+                                         Problem(self.name, f"calendar {calendar}: {exc.message}", exc.item))
                     answer.busy.extend(unknown(window, self.name))
                     continue
                 answer.busy.extend(busy)

@@ -101,6 +101,7 @@ from calmesh.connectors.base import (
     PreconditionFailed,
     RetryPolicy,
     TransientError,
+    plain_cause,
     with_retries,
 )
 from calmesh.model import (
@@ -301,7 +302,9 @@ class EWSConnector(Connector):
                 if self.settings.auth == "oauth2" and not reauthenticated:
                     reauthenticated = True
                     return attempt()
-                raise AuthenticationError(self.name, f"credentials refused: {exc}", item=item) from exc
+                raise AuthenticationError(self.name, f"credentials of {self.settings.username or 'the service account'} "
+                                                     f"refused by the server (HTTP 401)", item=item,
+                                          setting="username, password_env") from exc
             except (ews_errors.EWSError, requests.exceptions.RequestException, OAuth2Error, OSError,
                     ValueError, TypeError) as exc:
                 raise self._translate(exc, item) from exc
@@ -312,6 +315,12 @@ class EWSConnector(Connector):
         if isinstance(exc, ConnectorError):
             return exc
         text = f"{type(exc).__name__}: {exc}"
+        cause = plain_cause(exc)
+        if cause is not None and isinstance(exc, (ews_errors.TransportError, ews_errors.ErrorTimeoutExpired,
+                                                  requests.exceptions.RequestException, OSError)):
+            where = self.settings.service_endpoint or "autodiscover"
+            return TransientError(self.name, f"cannot reach {where}: {cause}", item=item,
+                                  setting="service_endpoint" if self.settings.service_endpoint else "autodiscover_email")
         if isinstance(exc, ews_errors.ErrorServerBusy):
             return TransientError(self.name, text, retry_after=exc.back_off, item=item)
         if isinstance(exc, (ews_errors.ErrorTimeoutExpired, ews_errors.ErrorInternalServerTransientError,
@@ -599,7 +608,8 @@ class EWSConnector(Connector):
 
     def check(self) -> list[str]:
         lines = super().check()
-        version = self._protocol_account().version
+        # With server_version set, exchangelib asks nothing until a real request: make one.
+        version = self._call(lambda: self._protocol_account().version)
         return [f"EWS endpoint {self.settings.service_endpoint or '(autodiscover)'}, {version.api_version}", *lines]
 
     def close(self) -> None:

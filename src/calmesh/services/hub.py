@@ -9,9 +9,9 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from calmesh.config import Config
+from calmesh.config import Config, MissingSecret
 from calmesh.connectors import registry
-from calmesh.connectors.base import Connector
+from calmesh.connectors.base import AuthenticationError, Connector
 from calmesh.directory import Directory
 
 if TYPE_CHECKING:
@@ -34,7 +34,11 @@ class Hub:
                 if self.config.path is not None:
                     raw.setdefault("base_dir", str(self.config.path.parent))
                 raw.setdefault("timezone", self.config.hub.timezone)
-                self._connectors[platform] = registry.create(platform, raw)
+                try:
+                    self._connectors[platform] = registry.create(platform, raw)
+                except MissingSecret as exc:  # a connector reading its secret when created
+                    raise AuthenticationError(platform, f"environment variable {exc.env_name} is not set",
+                                              setting=exc.setting) from exc
             return self._connectors[platform]
 
     def identities(self) -> IdentityRepository:
