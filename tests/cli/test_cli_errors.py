@@ -171,3 +171,36 @@ def test_a_bug_is_one_line_not_a_traceback(tmp_path: Path, ews: EWSFake, monkeyp
     assert result.exit_code == 70
     assert result.output.strip() == ("error: internal error (RuntimeError): a calmesh bug; run again with "
                                      "CALMESH_DEBUG=1 for the traceback and report it")
+
+
+def test_config_mistakes_are_all_printed_one_line_each(tmp_path: Path) -> None:
+    path = tmp_path / "calmesh.toml"
+    path.write_text('[hub]\ntimezon = "UTC"\n\n[[people]]\nemail = "alice@agency.example"\nplatfrom = "zoho"\n')
+    result = runner.invoke(app, ["check", "-c", str(path)], env=WIDE)
+    assert result.exit_code == 2
+    where = path.resolve()
+    assert result.output.splitlines() == [
+        f"error: {where}:2: hub.timezon: unknown setting 'timezon' (did you mean 'timezone'?)",
+        f"error: {where}:6: people.0.platfrom: unknown setting 'platfrom' (did you mean 'platform'?)"]
+
+
+def test_no_config_anywhere_says_where_it_looked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CALMESH_CONFIG", raising=False)
+    result = runner.invoke(app, ["check"], env={**WIDE, "XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"error: no config file found (looked for calmesh.toml, {tmp_path / 'xdg'}/calmesh/calmesh.toml, "
+        "/etc/calmesh/calmesh.toml); write one with `calmesh init`, or pass --config")
+
+
+def test_config_found_in_xdg_config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CALMESH_CONFIG", raising=False)
+    (tmp_path / "xdg" / "calmesh").mkdir(parents=True)
+    (tmp_path / "xdg" / "calmesh" / "calmesh.toml").write_text("[hub]\n")
+    result = runner.invoke(app, ["check", "--format", "json"], env={**WIDE, "XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+    assert result.exit_code == 0, result.output
+    import json
+
+    assert json.loads(result.output)["config"] == str((tmp_path / "xdg" / "calmesh" / "calmesh.toml").resolve())

@@ -65,7 +65,9 @@ def get_config(path: Path | None) -> Config:
     try:
         return load_config(path or find_config())
     except ConfigError as exc:
-        fail(str(exc), 2)
+        for problem in exc.problems[:-1]:  # every mistake at once, one line each
+            say(("error:", "bold red"), " ", str(problem), out=err_console)
+        fail(str(exc.problems[-1]), 2)
 
 
 def _version(value: bool) -> None:
