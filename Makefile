@@ -6,11 +6,20 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test test-fast soak lint bench browser clean
 
+# `make demo` installs calmesh and the demo's CalDAV server only; `make test` adds the dev tools.
+DEMO_STAMP := $(VENV)/.installed-demo
+
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[demo]'
+	touch $(DEMO_STAMP)
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
 
 venv: $(STAMP)
 
@@ -23,8 +32,10 @@ browser:
 	  else echo "no /usr/bin/chromium and no root apt-get: browser tests will be skipped"; fi; \
 	fi
 
-demo: $(STAMP)
-	$(BIN)/calmesh demo
+# PORT: where the demo hub listens (default 8765), e.g. `make demo PORT=9000`.
+PORT ?= 8765
+demo: $(DEMO_STAMP)
+	$(BIN)/calmesh demo --port $(PORT)
 
 test: $(STAMP) browser lint
 	$(BIN)/python -m pytest -n 2 --dist loadgroup

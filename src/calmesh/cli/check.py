@@ -107,7 +107,7 @@ def check(
     """Validate the config file, reach every configured platform and read a day of each person's
     free/busy there. Exit code 3 when a platform or a person could not be read."""
     if fmt not in ("table", "json"):
-        fail("--format must be table or json")
+        fail("--format must be table or json", 2)
     cfg = get_config(config)
     checks = run_checks(cfg)
     if fmt == "json":

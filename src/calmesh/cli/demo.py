@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from calmesh.cli.app import app, console
+from calmesh.cli.app import app, console, say
 
 
 @app.command()
@@ -40,11 +40,11 @@ def demo(
             with Hub(config) as hub:
                 answers = availability.freebusy(hub, [p.email for p in config.people], window)
             render_table(answers, window, zone, console)
-            console.print(f"config: {env.config_path}")
+            say(f"config: {env.config_path}")
             if not serve:
                 return
             if importlib.util.find_spec("calmesh.server.app") is None:
-                console.print("(the hub server is not part of this build; stopping)")
+                say("(the hub server is not part of this build; stopping)")
                 return
             from calmesh.server.app import serve_demo
 

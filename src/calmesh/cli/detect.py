@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from calmesh.cli.app import ConfigOption, app, console, fail, get_config, say
-from calmesh.cli.freebusy import resolve_window
+from calmesh.cli.freebusy import check_format, resolve_window, resolve_zone
 from calmesh.cli.labels import calendar_label
 
 if TYPE_CHECKING:
@@ -23,21 +23,15 @@ if TYPE_CHECKING:
 
 PersonOption = Annotated[list[str] | None, typer.Option(
     "--person", "-p", help="Email, team:NAME, platform:NAME or '*' (repeatable; default everyone).")]
-StartOption = Annotated[str | None, typer.Option(help="Start date (YYYY-MM-DD) or ISO date-time; default today.")]
+StartOption = Annotated[str | None, typer.Option(help="Start: YYYY-MM-DD, ISO date-time, or words (tomorrow, next monday); default today.")]
 EndOption = Annotated[str | None, typer.Option(help="End (exclusive); default start + 7 days.")]
 TzOption = Annotated[str | None, typer.Option("--tz", help="Time zone to show (IANA or Windows name).")]
 FormatOption = Annotated[str, typer.Option("--format", help="table or json.")]
 
 
 def setup(cfg: Config, tz: str | None, start: str | None, end: str | None, fmt: str) -> tuple[ZoneInfo, Window]:
-    from calmesh.timezones import to_iana
-
-    iana = to_iana(tz or cfg.hub.timezone)
-    if iana is None:
-        fail(f"unknown time zone {tz!r}")
-    if fmt not in ("table", "json"):
-        fail("--format must be table or json")
-    zone = ZoneInfo(iana)
+    check_format(fmt)
+    zone = resolve_zone(tz, cfg.hub.timezone)
     return zone, resolve_window(start, end, zone)
 
 

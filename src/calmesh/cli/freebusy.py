@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import typer
@@ -27,25 +27,65 @@ CELL = {
 }
 
 
-def parse_when(value: str, zone: ZoneInfo, *, end: bool = False) -> datetime:
-    """``2026-12-01`` (local midnight in ``zone``) or a full ISO-8601 date-time."""
+MAX_WINDOW_DAYS = 366
+"""The longest range a command accepts: the server's default ``max_window_days`` too."""
+
+
+def _not_a_date(value: str) -> NoReturn:
+    fail(f"{value!r} is not a date: use YYYY-MM-DD, an ISO-8601 date-time, or words such as "
+         "'tomorrow' or 'next monday'", 2)
+
+
+def parse_when(value: str, zone: ZoneInfo, *, now: datetime | None = None) -> datetime:
+    """``2026-12-01`` (local midnight in ``zone``), a full ISO-8601 date-time, or natural words
+    read by dateparser: ``tomorrow``, ``next monday``, ``friday 9am``, ``in 3 days`` (a day
+    without a time means its midnight). A value that is none of these exits with code 2."""
     try:
         if len(value) == 10:
             return datetime.combine(date.fromisoformat(value), time(0), tzinfo=zone)
         parsed = datetime.fromisoformat(value)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD) or ISO-8601 date-time") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+        if not any(c.isalpha() for c in value):  # digits only: a mistyped date, never guessed at
+            _not_a_date(value)
+    from dateparser.date import DateDataParser  # only for words: it costs ~0.1 s to import
+
+    base = (now or datetime.now(zone)).astimezone(zone).replace(tzinfo=None)
+    found = DateDataParser(settings={"PREFER_DATES_FROM": "future", "RELATIVE_BASE": base,
+                                     "RETURN_TIME_AS_PERIOD": True}).get_date_data(value)
+    if found.date_obj is None:
+        _not_a_date(value)
+    when = found.date_obj if found.period == "time" else datetime.combine(found.date_obj.date(), time(0))
+    return when.replace(tzinfo=zone) if when.tzinfo is None else when
 
 
-def resolve_window(start: str | None, end: str | None, zone: ZoneInfo) -> Window:
-    today = datetime.now(zone).date()
-    begin = parse_when(start, zone) if start else datetime.combine(today, time(0), tzinfo=zone)
-    finish = parse_when(end, zone) if end else begin + timedelta(days=7)
-    try:
-        return Window(begin, finish)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+def resolve_window(start: str | None, end: str | None, zone: ZoneInfo, *, now: datetime | None = None) -> Window:
+    """The range a command covers: ``--start`` (default today) to ``--end`` (default a week on),
+    at most :data:`MAX_WINDOW_DAYS` long."""
+    today = (now or datetime.now(zone)).astimezone(zone).date()
+    begin = parse_when(start, zone, now=now) if start else datetime.combine(today, time(0), tzinfo=zone)
+    finish = parse_when(end, zone, now=now) if end else begin + timedelta(days=7)
+    if finish <= begin:
+        fail(f"--end ({finish:%Y-%m-%d %H:%M}) must be after --start ({begin:%Y-%m-%d %H:%M}), both in {zone.key}", 2)
+    if finish - begin > timedelta(days=MAX_WINDOW_DAYS):
+        fail(f"--start to --end spans {(finish - begin).days} days; at most {MAX_WINDOW_DAYS} (the server's "
+             "limit too): ask for a shorter range", 2)
+    return Window(begin, finish)
+
+
+def resolve_zone(tz: str | None, default: str) -> ZoneInfo:
+    """``--tz`` (IANA or Windows name), else the config's zone; an unknown one exits with code 2."""
+    from calmesh.timezones import to_iana
+
+    iana = to_iana(tz or default)
+    if iana is None:
+        fail(f"unknown time zone {tz!r} (use an IANA name like Europe/Paris, or a Windows name)", 2)
+    return ZoneInfo(iana)
+
+
+def check_format(fmt: str, allowed: tuple[str, ...] = ("table", "json")) -> None:
+    if fmt not in allowed:
+        fail(f"--format must be {', '.join(allowed[:-1])} or {allowed[-1]}", 2)
 
 
 def as_json(answers: list[PersonFreeBusy], zone: ZoneInfo) -> list[dict[str, Any]]:
@@ -100,7 +140,7 @@ def render_table(answers: list[PersonFreeBusy], window: Window, zone: ZoneInfo, 
                 strip.append(char, style=style)
                 cursor += step
             cells.append(strip)
-        table.add_row(answer.name or answer.email, answer.platform or "?", *cells)
+        table.add_row(Text(answer.name or answer.email), Text(answer.platform or "?"), *cells)
     out.print(table, width=max(out.width, needed), crop=False)
     legend = Text("  ")
     for kind in (BusyType.FREE, BusyType.BUSY_TENTATIVE, BusyType.BUSY, BusyType.BUSY_UNAVAILABLE, BusyType.UNKNOWN):
@@ -126,7 +166,7 @@ def print_problems(answers: list[PersonFreeBusy], out: Console, cfg: Config | No
 @app.command()
 def freebusy(
     people: Annotated[list[str], typer.Argument(help="Emails, team:NAME, platform:NAME or '*'.")],
-    start: Annotated[str | None, typer.Option(help="Start date (YYYY-MM-DD) or ISO date-time.")] = None,
+    start: Annotated[str | None, typer.Option(help="Start: YYYY-MM-DD, ISO date-time, or words (tomorrow, next monday); default today.")] = None,
     end: Annotated[str | None, typer.Option(help="End date (exclusive), default start + 7 days.")] = None,
     tz: Annotated[str | None, typer.Option("--tz", help="Time zone to show (IANA or Windows name).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, json or ics.")] = "table",
@@ -138,16 +178,11 @@ def freebusy(
     from calmesh.directory import UnknownPerson
     from calmesh.services import availability
     from calmesh.services.hub import Hub
-    from calmesh.timezones import to_iana
 
+    check_format(fmt, ("table", "json", "ics"))
     cfg = get_config(config)
-    iana = to_iana(tz or cfg.hub.timezone)
-    if iana is None:
-        fail(f"unknown time zone {tz!r}")
-    zone = ZoneInfo(iana)
+    zone = resolve_zone(tz, cfg.hub.timezone)
     window = resolve_window(start, end, zone)
-    if fmt not in ("table", "json", "ics"):
-        fail("--format must be table, json or ics")
     with Hub(cfg) as hub:
         try:
             emails = [p.email for p in hub.directory.select(people)]

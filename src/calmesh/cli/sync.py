@@ -22,7 +22,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from calmesh.cli.app import ConfigOption, app, console, fail, get_config
+from calmesh.cli.app import ConfigOption, app, console, fail, get_config, say
 
 if TYPE_CHECKING:
     from calmesh.config import Config, SyncGroupConfig
@@ -180,7 +180,7 @@ def sync(
     from calmesh.store.db import StoreError
 
     if fmt not in ("table", "json"):
-        fail("--format must be table or json")
+        fail("--format must be table or json", 2)
     if once and watch:
         fail("--once and --watch exclude each other")
     if watch and confirm_deletes:
@@ -353,7 +353,7 @@ def worker(
         stop = threading.Event()
         previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
         runner.start()
-        console.print(f"calmesh worker: {threads} thread(s) on {cfg.hub.queue}; Ctrl-C to stop", highlight=False)
+        say(f"calmesh worker: {threads} thread(s) on {cfg.hub.queue}; Ctrl-C to stop")
         try:
             stop.wait()
         except KeyboardInterrupt:

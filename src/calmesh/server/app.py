@@ -24,6 +24,7 @@ from datetime import date, datetime, timedelta
 
 import uvicorn
 from rich.console import Console
+from rich.text import Text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -189,7 +190,7 @@ def serve_demo(config: Config, port: int, user: str, password: str, console: Con
     try:
         sock = bind(host, port)
     except OSError as exc:
-        console.print(f"[bold red]cannot start the hub server:[/] {exc}", highlight=False)
+        console.print(Text.assemble(("cannot start the hub server:", "bold red"), f" {exc}"), highlight=False)
         return
     base = f"http://{host}:{sock.getsockname()[1]}"
     if config.server.public_url is None:  # the demo's one address is known: Autodiscover works too
@@ -198,7 +199,8 @@ def serve_demo(config: Config, port: int, user: str, password: str, console: Con
     emails = ", ".join(f'"{p.email}"' for p in config.people[:3])
     monday = datetime.combine(monday_of(date.today()), datetime.min.time(), tzinfo=zoneinfo(config.hub.timezone))
     start, end = monday.isoformat(), (monday + timedelta(days=5)).isoformat()  # the seeded week
-    console.print(f"calmesh demo ready at {base} (user {user}, password {password})", highlight=False, soft_wrap=True)
+    console.print(f"calmesh demo ready at {base} (user {user}, password {password})", markup=False, highlight=False,
+                  soft_wrap=True)
     console.print(
         f"Open {base}/ in a browser for the availability grid, find-a-time and booking.\n"
         "Try:\n"
@@ -212,7 +214,7 @@ def serve_demo(config: Config, port: int, user: str, password: str, console: Con
         f"  CalDAV scheduling (RFC 6638): {base}/.well-known/caldav\n"
         f"  OpenAPI: {base}/api/v1/openapi.json   metrics: {base}/metrics\n"
         "Press Ctrl-C to stop.",
-        highlight=False, soft_wrap=True,
+        markup=False, highlight=False, soft_wrap=True,
     )
     try:
         serve(config, host, port, sock=sock)
