@@ -22,10 +22,11 @@ from calmesh.cli.errors import CalmeshGroup
 if TYPE_CHECKING:
     from calmesh.config import Config
 
-EXIT_CODES = ("Exit codes: 0 done; 1 refused (a bad option value, an unknown person, group or time zone, a "
-              "platform error); 2 bad usage or config file (unknown option, bad date, config mistakes); 3 done, "
-              "but a platform could not be read (its part is shown as unknown); 4 done, but some writes or "
-              "invitations failed; 70 internal error (a bug).")
+EXIT_CODES = ("Exit codes: 0 done; 1 refused (an unknown person or sync group, a booking or change refused, a "
+              "platform error); 2 bad usage (an unknown option or a bad value: date, --tz, --format, a range over "
+              "366 days, options that exclude each other) or a config mistake; 3 done, but a platform could not "
+              "be read (its part is shown as unknown); 4 done, but some writes or invitations failed; 70 "
+              "internal error (a bug).")
 """Every command keeps to these (docs/cli.md lists them too)."""
 
 app = typer.Typer(

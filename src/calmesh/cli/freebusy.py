@@ -88,27 +88,25 @@ def check_format(fmt: str, allowed: tuple[str, ...] = ("table", "json")) -> None
         fail(f"--format must be {', '.join(allowed[:-1])} or {allowed[-1]}", 2)
 
 
-def as_json(answers: list[PersonFreeBusy], zone: ZoneInfo) -> list[dict[str, Any]]:
-    return [
-        {
-            "email": a.email,
-            "name": a.name,
-            "platform": a.platform,
-            "busy": [{"start": p.start.astimezone(zone).isoformat(), "end": p.end.astimezone(zone).isoformat(),
-                      "type": p.type.fbtype, "source": p.source,
-                      **({"summary": p.summary} if p.summary else {})} for p in a.busy],
-            "errors": [str(e) for e in a.errors],
-            "warnings": [str(w) for w in a.warnings],
-        }
-        for a in answers
-    ]
+def as_json(answers: list[PersonFreeBusy], window: Window, zone: ZoneInfo, interval: timedelta) -> dict[str, Any]:
+    """The JSON API's ``FreeBusyAnswer`` (see its OpenAPI document), plus the window asked: one
+    schema for scripts whichever door they use, built by the API's own function."""
+    from calmesh.server.api import person_json
+
+    return {"start": window.start.isoformat(), "end": window.end.isoformat(),
+            "people": [person_json(a, zone, interval) for a in answers]}
+
+
+OUTSIDE_HOURS = ("░", "grey37")
+"""The mark of free time outside a person's working hours (``--working-hours``): not an absence."""
 
 
 def render_table(answers: list[PersonFreeBusy], window: Window, zone: ZoneInfo, out: Console,
-                 day_start: int = 8, day_end: int = 20, cfg: Config | None = None) -> None:
+                 day_start: int = 8, day_end: int = 20, cfg: Config | None = None, working_hours: bool = False) -> None:
     """One row per person, one column per day; each cell a strip of time slots from 08:00 to
-    20:00, half-hours when the terminal is wide enough, else hours or two-hour slots."""
-    from calmesh.core.freebusy import status_in
+    20:00, half-hours when the terminal is wide enough, else hours or two-hour slots. With
+    ``working_hours``, free time outside each person's hours gets its own mark."""
+    from calmesh.core.freebusy import outside_working_hours, status_in
 
     days = []
     day = window.start.astimezone(zone).date()
@@ -129,6 +127,8 @@ def render_table(answers: list[PersonFreeBusy], window: Window, zone: ZoneInfo, 
         table.add_column(f"{d:%a %d}", no_wrap=True, min_width=hours * 60 // step_minutes)
     step = timedelta(minutes=step_minutes)
     for answer in answers:
+        outside = (outside_working_hours(answer.working_hours, window)
+                   if working_hours and answer.working_hours is not None else [])
         cells = []
         for d in days:
             strip = Text()
@@ -137,6 +137,8 @@ def render_table(answers: list[PersonFreeBusy], window: Window, zone: ZoneInfo, 
             while cursor < stop:
                 kind = status_in(answer.busy, cursor, cursor + step)
                 char, style = CELL[kind]
+                if kind is BusyType.FREE and outside and status_in(outside, cursor, cursor + step) is not BusyType.FREE:
+                    char, style = OUTSIDE_HOURS
                 strip.append(char, style=style)
                 cursor += step
             cells.append(strip)
@@ -147,7 +149,10 @@ def render_table(answers: list[PersonFreeBusy], window: Window, zone: ZoneInfo, 
         char, style = CELL[kind]
         legend.append(char, style=style)
         legend.append(f" {kind.label}   ")
-    out.print(legend)
+    if working_hours:
+        legend.append(OUTSIDE_HOURS[0], style=OUTSIDE_HOURS[1])
+        legend.append(" Outside working hours")
+    out.print(legend, soft_wrap=True)
     print_problems(answers, out, cfg)
 
 
@@ -170,7 +175,11 @@ def freebusy(
     end: Annotated[str | None, typer.Option(help="End date (exclusive), default start + 7 days.")] = None,
     tz: Annotated[str | None, typer.Option("--tz", help="Time zone to show (IANA or Windows name).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, json or ics.")] = "table",
-    working_hours: Annotated[bool, typer.Option(help="Mark time outside working hours as unavailable.")] = False,
+    working_hours: Annotated[bool, typer.Option(help="Mark time outside each person's working hours (table: its "
+                                                     "own mark; ics: BUSY-UNAVAILABLE; json: always given as "
+                                                     "working_hours).")] = False,
+    interval: Annotated[int, typer.Option(help="json: minutes per availability_view digit, as the API's.",
+                                          min=1, max=1440)] = 30,
     config: ConfigOption = None,
 ) -> None:
     """Show the merged free/busy of people across every platform that holds their time."""
@@ -190,14 +199,16 @@ def freebusy(
             fail(str(exc))
         if not emails:
             fail("nobody matches " + " ".join(people))
-        answers = availability.freebusy(hub, emails, window, working_hours=working_hours)
+        # iCalendar has no word for "outside working hours" but BUSY-UNAVAILABLE; the table marks
+        # it apart and JSON gives the hours themselves.
+        answers = availability.freebusy(hub, emails, window, working_hours=working_hours and fmt == "ics")
     if fmt == "json":
-        typer.echo(json.dumps({"start": window.start.isoformat(), "end": window.end.isoformat(),
-                               "people": as_json(answers, zone)}, indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(as_json(answers, window, zone, timedelta(minutes=interval)), indent=2,
+                              ensure_ascii=False))
     elif fmt == "ics":
         for answer in answers:
             typer.echo(ical.vfreebusy(answer.busy, window, attendee=answer.email).to_ical().decode(), nl=False)
     else:
-        render_table(answers, window, zone, console, cfg=cfg)
+        render_table(answers, window, zone, console, cfg=cfg, working_hours=working_hours)
     if any(a.errors for a in answers):
         raise typer.Exit(3)

@@ -182,21 +182,21 @@ def sync(
     if fmt not in ("table", "json"):
         fail("--format must be table or json", 2)
     if once and watch:
-        fail("--once and --watch exclude each other")
+        fail("--once and --watch exclude each other", 2)
     if watch and confirm_deletes:
-        fail("--confirm-deletes confirms one run's held deletions: use it with --once, after reading them")
+        fail("--confirm-deletes confirms one run's held deletions: use it with --once, after reading them", 2)
     if watch and restore_held:
-        fail("--restore-held dismisses the held deletions: use it with --once, after reading them")
+        fail("--restore-held dismisses the held deletions: use it with --once, after reading them", 2)
     if confirm_deletes and restore_held:
-        fail("--confirm-deletes and --restore-held exclude each other")
+        fail("--confirm-deletes and --restore-held exclude each other", 2)
     every = None
     if interval is not None:
         if not watch:
-            fail("--interval only applies with --watch")
+            fail("--interval only applies with --watch", 2)
         try:
             every = parse_duration(interval)
         except ValueError as exc:
-            fail(str(exc))
+            fail(str(exc), 2)
     cfg = get_config(config)
     groups = _groups(cfg, group)
     with Hub(cfg) as hub:
@@ -287,10 +287,14 @@ def group_status(repo: SyncRepository, name: str) -> dict[str, Any]:
 @app.command()
 def status(
     group: Annotated[list[str] | None, typer.Option("--group", "-g", help="Group to show (default all).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Each sync group: last run, item counts, errors, held deletions, change-token age and quarantine."""
+    if fmt not in ("table", "json"):
+        fail("--format must be table or json", 2)
+    as_json = as_json or fmt == "json"
     from calmesh.store.db import StoreError, open_store
     from calmesh.store.repository import SyncRepository
 

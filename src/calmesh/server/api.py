@@ -217,7 +217,13 @@ OPENAPI: dict[str, Any] = {
             },
             "FreeBusyAnswer": {
                 "type": "object", "required": ["people"],
-                "properties": {"people": {"type": "array", "items": {"$ref": "#/components/schemas/PersonFreeBusy"}}},
+                "description": "Also what `calmesh freebusy --format json` prints, with the window asked "
+                               "(`start`, `end`): one schema for both doors.",
+                "properties": {"people": {"type": "array", "items": {"$ref": "#/components/schemas/PersonFreeBusy"}},
+                               "start": {"type": "string", "format": "date-time",
+                                         "description": "Command line only: the window's start"},
+                               "end": {"type": "string", "format": "date-time",
+                                       "description": "Command line only: the window's end"}},
             },
             "People": {
                 "type": "object", "required": ["people"],
