@@ -52,13 +52,14 @@ class ConfigError(Exception):
         return combined
 
 
-class MissingSecret(ConfigError):
-    """The environment variable a ``*_env`` setting names is not set. ``what`` is the setting's
-    dotted name (``platforms.zoho.password_env``), so a door can say which line to fix."""
+class SecretUnavailable(ConfigError):
+    """A secret could not be read. ``what`` is the dotted name of the setting that names its
+    source (``platforms.zoho.password_env``), so a door can say which line to fix; ``detail`` says
+    why in plain words, without the setting."""
 
-    def __init__(self, env_name: str, what: str) -> None:
-        self.env_name, self.what = env_name, what
-        super().__init__(f"{what}: environment variable {env_name} is not set")
+    def __init__(self, what: str, detail: str) -> None:
+        self.what, self.detail = what, detail
+        super().__init__(f"{what}: {detail}")
 
     @property
     def setting(self) -> str:
@@ -66,14 +67,61 @@ class MissingSecret(ConfigError):
         return self.what.rsplit(".", 1)[-1]
 
 
-def secret(env_name: str | None, what: str) -> str | None:
-    """Read a secret from the environment variable a config field names (None if not configured)."""
-    if not env_name:
-        return None
-    value = os.environ.get(env_name)
-    if value is None:
+class MissingSecret(SecretUnavailable):
+    """The environment variable a ``*_env`` setting names is not set."""
+
+    def __init__(self, env_name: str, what: str) -> None:
+        self.env_name = env_name
+        super().__init__(what, f"environment variable {env_name} is not set")
+
+
+def secret(env_name: str | None, what: str, *, command: str | None = None, keyring: str | None = None,
+           user: str | None = None) -> str | None:
+    """Read a secret, from the first source configured: the environment variable ``env_name``
+    (when set), the first line ``command`` prints (run without a shell, as vdirsyncer's and
+    khal's ``password_command`` users expect: ``pass show calmesh/zoho``), the system keyring entry
+    of service ``keyring`` and ``user`` (the optional ``keyring`` package). None if none is
+    configured; :class:`SecretUnavailable` when a configured source gives nothing."""
+    if env_name and env_name in os.environ:
+        return os.environ[env_name]
+    where = what.rsplit(".", 1)[0]
+    if command:
+        return _secret_from_command(command, f"{where}.password_command")
+    if keyring:
+        return _secret_from_keyring(keyring, user or "calmesh", f"{where}.keyring")
+    if env_name:
         raise MissingSecret(env_name, what)
-    return value
+    return None
+
+
+def _secret_from_command(command: str, what: str) -> str:
+    import shlex
+    import subprocess
+
+    try:
+        done = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        raise SecretUnavailable(what, f"cannot run {command!r}: {getattr(exc, 'strerror', None) or exc}") from exc
+    lines = done.stdout.splitlines()
+    if done.returncode != 0 or not lines or not lines[0]:
+        said = (done.stderr.strip().splitlines() or ["no output"])[0][:200]
+        raise SecretUnavailable(what, f"{command!r} gave no password (exit {done.returncode}: {said})")
+    return lines[0]
+
+
+def _secret_from_keyring(service: str, user: str, what: str) -> str:
+    try:
+        import keyring
+        from keyring.errors import KeyringError
+    except ImportError:
+        raise SecretUnavailable(what, "the keyring package is not installed (pip install 'calmesh[keyring]')") from None
+    try:
+        value = keyring.get_password(service, user)
+    except KeyringError as exc:
+        raise SecretUnavailable(what, f"the system keyring cannot be read ({type(exc).__name__})") from exc
+    if value is None:
+        raise SecretUnavailable(what, f"no password for {user!r} under service {service!r} in the system keyring")
+    return str(value)
 
 
 class _Strict(BaseModel):

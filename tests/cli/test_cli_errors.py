@@ -4,6 +4,7 @@ Lines are matched whole, on real peers (Radicale, the EWS fake) and on a port no
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,8 +143,6 @@ def test_check_fails_where_nothing_listens_even_with_server_version(tmp_path: Pa
     config = write_config(tmp_path, ews_platform(endpoint, server_version="Exchange2016"))
     result = runner.invoke(app, ["check", "--format", "json", "-c", str(config)], env={**WIDE, PASSWORD_ENV: "pw"})
     assert result.exit_code == 3, result.output
-    import json
-
     [platform] = json.loads(result.output)["platforms"]
     assert platform["ok"] is False and platform["people"][0]["ok"] is False
     assert platform["people"][0]["error"] == (
@@ -201,6 +200,65 @@ def test_config_found_in_xdg_config_home(tmp_path: Path, monkeypatch: pytest.Mon
     (tmp_path / "xdg" / "calmesh" / "calmesh.toml").write_text("[hub]\n")
     result = runner.invoke(app, ["check", "--format", "json"], env={**WIDE, "XDG_CONFIG_HOME": str(tmp_path / "xdg")})
     assert result.exit_code == 0, result.output
-    import json
-
     assert json.loads(result.output)["config"] == str((tmp_path / "xdg" / "calmesh" / "calmesh.toml").resolve())
+
+
+def caldav_config(tmp_path: Path, radicale: CalDAVServer, secret_lines: str) -> Path:
+    """Carla on a Radicale calendar, the password read as ``secret_lines`` say."""
+    config = write_config(tmp_path, f"""[platforms.exchange]
+kind = "caldav"
+url = "{radicale.url}"
+username = "{radicale.username}"
+{secret_lines}
+""")
+    config.write_text(config.read_text() + f'calendars = ["{radicale.new_calendar()}"]\n')
+    return config
+
+
+def test_password_from_a_command(tmp_path: Path, radicale: CalDAVServer) -> None:
+    """Issue 17 item 9: vdirsyncer/khal users keep passwords in `pass` and friends."""
+    import shlex
+    import sys
+
+    command = shlex.join([sys.executable, "-c", f"print({radicale.password!r})"])
+    code, output = freebusy(caldav_config(tmp_path, radicale, f"password_command = {json.dumps(command)}"), {})
+    assert code == 0, output
+    failing = shlex.join([sys.executable, "-c", "import sys; sys.exit('vault locked')"])
+    code, output = freebusy(caldav_config(tmp_path, radicale, f"password_command = {json.dumps(failing)}"), {})
+    assert code == 3 and problem_lines(output) == [
+        f"! Carla Jones: no data from exchange (caldav): {failing!r} gave no password (exit 1: vault locked); "
+        "check platforms.exchange.password_command"]
+
+
+def test_password_from_the_system_keyring(tmp_path: Path, radicale: CalDAVServer) -> None:
+    keyring = pytest.importorskip("keyring", reason="the optional keyring package is not installed")
+    from keyring.backend import KeyringBackend
+
+    class Memory(KeyringBackend):
+        """A keyring backend of the keyring package's own interface, holding entries in memory."""
+
+        priority = 1  # type: ignore[assignment]
+        entries: dict[tuple[str, str], str] = {}
+
+        def get_password(self, service: str, username: str) -> str | None:
+            return self.entries.get((service, username))
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            self.entries[(service, username)] = password
+
+        def delete_password(self, service: str, username: str) -> None:
+            self.entries.pop((service, username), None)
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(Memory())
+    try:
+        config = caldav_config(tmp_path, radicale, 'keyring = "calmesh-zoho"')
+        code, output = freebusy(config, {})
+        assert code == 3 and problem_lines(output) == [
+            f"! Carla Jones: no data from exchange (caldav): no password for {radicale.username!r} under service "
+            "'calmesh-zoho' in the system keyring; check platforms.exchange.keyring"]
+        keyring.set_password("calmesh-zoho", radicale.username, radicale.password)
+        code, output = freebusy(config, {})
+        assert code == 0, output
+    finally:
+        keyring.set_keyring(previous)

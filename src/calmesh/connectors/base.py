@@ -292,6 +292,19 @@ class ConnectorSettings(BaseModel):
     base_dir: str | None = None
     """Folder that relative paths in these settings are relative to: the config file's folder
     (filled in by the hub, not written by users)."""
+    password_command: str | None = None
+    """A command printing the password on its first line (``pass show calmesh/zoho``), used when
+    ``password_env`` is not set in the environment."""
+    keyring: str | None = None
+    """The system keyring service holding the password (user: ``username``); needs the optional
+    ``keyring`` package (``pip install 'calmesh[keyring]'``)."""
+
+    def password(self, platform: str) -> str | None:
+        """The platform's password from ``password_env``, ``password_command`` or ``keyring``."""
+        from calmesh.config import secret
+
+        return secret(getattr(self, "password_env", None), f"platforms.{platform}.password_env",
+                      command=self.password_command, keyring=self.keyring, user=getattr(self, "username", None))
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,7 @@ from caldav.response import CalendarQueryResult, DAVResponse
 from lxml import etree
 
 from calmesh import ical
-from calmesh.config import MissingSecret, secret
+from calmesh.config import SecretUnavailable
 from calmesh.connectors.base import (
     AuthenticationError,
     Capabilities,
@@ -204,10 +204,9 @@ class CalDAVConnector(Connector):
         with self._client_lock:
             if self._client is None:
                 try:
-                    password = secret(self.settings.password_env, f"platforms.{self.name}.password_env")
-                except MissingSecret as exc:
-                    raise AuthenticationError(self.name, f"environment variable {exc.env_name} is not set",
-                                              setting=exc.setting) from exc
+                    password = self.settings.password(self.name)
+                except SecretUnavailable as exc:
+                    raise AuthenticationError(self.name, exc.detail, setting=exc.setting) from exc
                 self._client = DAVClient(
                     url=self.settings.url, username=self.settings.username, password=password,
                     # niquests takes float seconds; caldav's hint says int

@@ -182,8 +182,8 @@ class EWSSettings(ConnectorSettings):
             missing = [n for n in needed if not getattr(self, n)]
             if missing:
                 raise ValueError(f"auth = \"oauth2\" needs {', '.join(missing)}")
-        elif not self.username or not self.password_env:
-            raise ValueError(f"auth = \"{self.auth}\" needs username and password_env")
+        elif not self.username or not (self.password_env or self.password_command or self.keyring):
+            raise ValueError(f"auth = \"{self.auth}\" needs username and password_env (or password_command, keyring)")
         return self
 
 
@@ -250,7 +250,7 @@ class EWSConnector(Connector):
             return _ClientCredentials(
                 token_url=token_url, scope=s.scope, client_id=s.client_id, tenant_id=s.tenant_id,
                 client_secret=secret(s.client_secret_env, f"platforms.{self.name}.client_secret_env"))
-        password = secret(s.password_env, f"platforms.{self.name}.password_env") or ""
+        password = s.password(self.name) or ""
         return Credentials(s.username or "", password)
 
     def _config(self) -> Configuration:

@@ -25,7 +25,7 @@ import httpx
 from pydantic import model_validator
 
 from calmesh import ical
-from calmesh.config import MissingSecret, secret
+from calmesh.config import SecretUnavailable
 from calmesh.connectors.base import (
     AuthenticationError,
     Capabilities,
@@ -144,10 +144,9 @@ class ICSConnector(Connector):
     def _client(self) -> httpx.Client:
         if self._http is None:
             try:
-                password = secret(self.cfg.password_env, f"platforms.{self.name}.password_env")
-            except MissingSecret as exc:
-                raise AuthenticationError(self.name, f"environment variable {exc.env_name} is not set",
-                                          setting=exc.setting) from exc
+                password = self.cfg.password(self.name)
+            except SecretUnavailable as exc:
+                raise AuthenticationError(self.name, exc.detail, setting=exc.setting) from exc
             auth = (self.cfg.username, password) if self.cfg.username and password else None
             self._http = httpx.Client(timeout=self.cfg.timeout, verify=self.cfg.verify_tls, auth=auth,
                                       follow_redirects=True, headers={"User-Agent": "calmesh"})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from calmesh.config import Config, MissingSecret
+from calmesh.config import Config, SecretUnavailable
 from calmesh.connectors import registry
 from calmesh.connectors.base import AuthenticationError, Connector
 from calmesh.directory import Directory
@@ -36,9 +36,8 @@ class Hub:
                 raw.setdefault("timezone", self.config.hub.timezone)
                 try:
                     self._connectors[platform] = registry.create(platform, raw)
-                except MissingSecret as exc:  # a connector reading its secret when created
-                    raise AuthenticationError(platform, f"environment variable {exc.env_name} is not set",
-                                              setting=exc.setting) from exc
+                except SecretUnavailable as exc:  # a connector reading its secret when created
+                    raise AuthenticationError(platform, exc.detail, setting=exc.setting) from exc
             return self._connectors[platform]
 
     def identities(self) -> IdentityRepository:
