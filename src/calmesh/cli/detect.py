@@ -91,7 +91,7 @@ def conflicts(person: PersonOption = None, start: StartOption = None, end: EndOp
         analyses = analyse(hub, person, window)
     data = [detection.conflicts_json(a, zone) for a in analyses]
     if fmt == "json":
-        typer.echo(json.dumps({"start": window.start.isoformat(), "end": window.end.isoformat(), "people": data},
+        typer.echo(json.dumps({"start": window.start.astimezone(zone).isoformat(), "end": window.end.astimezone(zone).isoformat(), "people": data},
                               indent=2, ensure_ascii=False))
     else:
         table = Table(title=f"Conflicts ({zone.key})")
@@ -136,7 +136,7 @@ def duplicates(
     resolutions = plan.resolutions if plan else []
     data = [detection.duplicates_json(a, zone, resolutions=resolutions) for a in analyses]
     if fmt == "json":
-        out: dict[str, Any] = {"start": window.start.isoformat(), "end": window.end.isoformat(), "people": data}
+        out: dict[str, Any] = {"start": window.start.astimezone(zone).isoformat(), "end": window.end.astimezone(zone).isoformat(), "people": data}
         if plan is not None:
             out["removals"] = [detection.removal_json(r) for r in plan.removals]
             out["kept_series"] = plan.kept_series

@@ -93,7 +93,7 @@ def as_json(answers: list[PersonFreeBusy], window: Window, zone: ZoneInfo, inter
     schema for scripts whichever door they use, built by the API's own function."""
     from calmesh.server.api import person_json
 
-    return {"start": window.start.isoformat(), "end": window.end.isoformat(),
+    return {"start": window.start.astimezone(zone).isoformat(), "end": window.end.astimezone(zone).isoformat(),
             "people": [person_json(a, zone, interval) for a in answers]}
 
 

@@ -32,6 +32,15 @@ def calendar_label(cfg: Config, platform: str, calendar: str) -> str:
     return f"calendar {tail} on {platform}"
 
 
+def name_members(cfg: Config, text: str) -> str:
+    """``text`` with every sync member key of ``cfg`` in it (``zoho/https://.../bruno/``, also as
+    the prefix of a logical id) replaced by :func:`member_label`'s words."""
+    keys = {f"{m.platform}/{m.calendar}" for g in cfg.sync.groups.values() for m in g.calendars}
+    for key in sorted(keys, key=len, reverse=True):  # a longer key may contain a shorter one
+        text = text.replace(key, member_label(cfg, key))
+    return text
+
+
 def member_label(cfg: Config, key: str) -> str:
     """A sync member key (``platform/calendar``) as :func:`calendar_label` words it."""
     platform, _, calendar = key.partition("/")

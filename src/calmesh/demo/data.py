@@ -61,6 +61,13 @@ def monday_of(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
+def demo_monday(today: date) -> date:
+    """The week the demo seeds: this one until Tuesday, else the next. The commands the README
+    shows look from today on (a week by default), so from Wednesday this week's duplicated pitch
+    (Tuesday) would already be behind them; next week's is ahead."""
+    return monday_of(today) if today.weekday() <= 1 else monday_of(today) + timedelta(days=7)
+
+
 def build_week(monday: date) -> DemoCalendars:
     """The demo week starting on ``monday``."""
     cals = DemoCalendars()
@@ -130,6 +137,8 @@ def build_week(monday: date) -> DemoCalendars:
                    organizer=att("emma"), attendees=[att("emma"), att("david"), att("farid", PartStat.TENTATIVE)])
     for who in ("emma", "farid", "david"):  # David's project time lives in the in-house system
         cals.add("projects", person[who].email, review)
+    # ... and he copied the review into his Exchange calendar by hand: a duplicate `calmesh duplicates` finds
+    cals.add("exchange", person["david"].email, review.with_changes(summary="Atlas review (copy)", location=None))
     cals.add("projects", person["emma"].email,
              Event(uid("sprint"), at("emma", 0, 10), at("emma", 0, 12), "Sprint planning",
                    organizer=att("emma"), attendees=[att("emma"), att("farid")]))

@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from calmesh.config import Config, ConfigError
-from calmesh.demo.data import monday_of
+from calmesh.demo.data import demo_monday
 from calmesh.server import api, api_schedule, autodiscover, caldav_sched, ews, vfreebusy
 from calmesh.server.context import ServerContext, problem
 from calmesh.server.csrf import JSONOnlyAPIMiddleware
@@ -197,7 +197,7 @@ def serve_demo(config: Config, port: int, user: str, password: str, console: Con
         config = config.model_copy(update={"server": config.server.model_copy(update={"public_url": base})})
     first = config.people[0].email if config.people else "someone@example.org"
     emails = ", ".join(f'"{p.email}"' for p in config.people[:3])
-    monday = datetime.combine(monday_of(date.today()), datetime.min.time(), tzinfo=zoneinfo(config.hub.timezone))
+    monday = datetime.combine(demo_monday(date.today()), datetime.min.time(), tzinfo=zoneinfo(config.hub.timezone))
     start, end = monday.isoformat(), (monday + timedelta(days=5)).isoformat()  # the seeded week
     console.print(f"calmesh demo ready at {base} (user {user}, password {password})", markup=False, highlight=False,
                   soft_wrap=True)
