@@ -92,5 +92,5 @@ def _main(
 
 # Command modules register themselves on `app` when imported. Each lives in its own module so
 # features can grow without touching one another.
-for _module in ("freebusy", "check", "demo", "serve", "detect", "schedule", "sync"):
+for _module in ("freebusy", "check", "init", "demo", "serve", "detect", "schedule", "sync"):
     importlib.import_module(f"calmesh.cli.{_module}")

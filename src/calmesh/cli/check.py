@@ -72,10 +72,12 @@ def run_checks(cfg: Config) -> list[PlatformCheck]:
 
     with Hub(cfg) as hub, cf.ThreadPoolExecutor(max_workers=max(1, len(cfg.platforms))) as pool:
         futures = {name: pool.submit(_reach, hub, name) for name in cfg.platforms}
+        reached_all = {name: future.result() for name, future in futures.items()}
+        # then the people, once each connector has logged in alone (a CalDAV client's first
+        # requests negotiate the authentication scheme: not something to race)
         read = _read_people(hub) if cfg.people else {}
         checks = []
-        for name, future in futures.items():
-            reached, lines = future.result()
+        for name, (reached, lines) in reached_all.items():
             check = PlatformCheck(name, cfg.platforms[name]["kind"], reached, lines)
             for person in cfg.people:
                 if (name, person.email) in read:
