@@ -27,7 +27,7 @@ EXIT_CODES = ("Exit codes: 0 done; 1 refused (an unknown person or sync group, a
               "366 days, options that exclude each other) or a config mistake; 3 done, but a platform could not "
               "be read (its part is shown as unknown); 4 done, but some writes or invitations failed; 70 "
               "internal error (a bug).")
-"""Every command keeps to these (docs/cli.md lists them too)."""
+"""Every command keeps to these; `calmesh --help` shows them."""
 
 app = typer.Typer(
     name="calmesh",
