@@ -101,7 +101,7 @@ def test_wrong_exchange_password(tmp_path: Path, ews: EWSFake) -> None:
     code, output = freebusy(write_config(tmp_path, ews_platform(ews.ews_url)), {PASSWORD_ENV: "wrong"})
     assert code == 3
     assert problem_lines(output) == [
-        "! Carla Jones: no data from exchange (ews): credentials of svc refused by the server (HTTP 401); "
+        "! Carla Jones: no data from exchange (ews): credentials refused for svc by the server (HTTP 401); "
         "check platforms.exchange.username and platforms.exchange.password_env"]
 
 
@@ -132,7 +132,7 @@ password_env = "{PASSWORD_ENV}"
     code, output = freebusy(config, {PASSWORD_ENV: "wrong"})
     assert code == 3
     assert problem_lines(output) == [
-        f"! Carla Jones: no data from exchange (caldav): credentials of {radicale.username} refused by "
+        f"! Carla Jones: no data from exchange (caldav): credentials refused for {radicale.username} by "
         f"{calendar} (HTTP 401); check platforms.exchange.username and platforms.exchange.password_env"]
 
 

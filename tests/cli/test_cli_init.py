@@ -45,6 +45,6 @@ def test_init_refuses_to_overwrite_and_reports_a_refused_login(tmp_path: Path, r
                                  "--password-env", "CALMESH_TEST_INIT_WRONG"],
                            env={"CALMESH_TEST_INIT_WRONG": "wrong", "COLUMNS": "300"})
     assert result.exit_code == 1
-    assert result.output.strip().startswith("error: zoho: credentials of ")
+    assert result.output.strip().startswith("error: zoho: credentials refused for ")
     assert result.output.strip().endswith("(HTTP 401); check platforms.zoho.username and platforms.zoho.password_env")
     assert output.read_text() == "[hub]\n"

@@ -260,7 +260,7 @@ class CalDAVConnector(Connector):
             return self._precondition_error(preconditions, url, item)
         if exc.status == 403:
             return AuthenticationError(self.name, f"access to {url} is forbidden (HTTP 403)", item=item)
-        return AuthenticationError(self.name, f"credentials of {self.settings.username or '(no user)'} refused by "
+        return AuthenticationError(self.name, f"credentials refused for {self.settings.username or '(no user)'} by "
                                               f"{url} (HTTP 401)", item=item, setting="username, password_env")
 
     def _precondition_error(self, preconditions: Sequence[str], url: str, item: str | None) -> ConnectorError:

@@ -302,8 +302,8 @@ class EWSConnector(Connector):
                 if self.settings.auth == "oauth2" and not reauthenticated:
                     reauthenticated = True
                     return attempt()
-                raise AuthenticationError(self.name, f"credentials of {self.settings.username or 'the service account'} "
-                                                     f"refused by the server (HTTP 401)", item=item,
+                raise AuthenticationError(self.name, f"credentials refused for {self.settings.username or 'the service account'} "
+                                                     f"by the server (HTTP 401)", item=item,
                                           setting="username, password_env") from exc
             except (ews_errors.EWSError, requests.exceptions.RequestException, OAuth2Error, OSError,
                     ValueError, TypeError) as exc:
