@@ -1,6 +1,5 @@
 """Issue 17 item 1: the demo says what its config needs, carries the port it serves on, and the
-README's commands give visible results against it (a sync group, the duplicated pitch, find-time
-suggestions), on the real Radicale and EWS fake it starts."""
+README's commands give visible results against it (a sync group, find-time suggestions), on the real Radicale and EWS fake it starts."""
 
 from __future__ import annotations
 
@@ -39,8 +38,7 @@ def test_demo_prints_the_password_variable_and_writes_its_port(tmp_path: Path) -
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     config = tmp_path / "calmesh.toml"
-    assert f"config: {config} (hub port {port}; sync group alice-busy; the ACME pitch is in three calendars: " \
-           "see `calmesh duplicates`)" in lines
+    assert f"config: {config} (hub port {port}; sync group alice-busy)" in lines
     assert f"  export CALMESH_DEMO_PASSWORD=demo CALMESH_CONFIG={config}" in lines
     assert f"port = {port}\n" in config.read_text()
 
@@ -60,6 +58,4 @@ def test_readme_commands_show_results_against_the_demo(tmp_path: Path, monkeypat
         assert found.exit_code == 0 and "No suggestion" not in found.output, found.output
         dups = runner.invoke(app, ["duplicates", "--start", start, "--format", "json"], env=wide)
         assert dups.exit_code == 0, dups.output
-        david = next(p for p in json.loads(dups.output)["people"] if p["email"] == "david@agency.example")
-        assert [sorted(c["platform"] for c in d["copies"]) for d in david["duplicates"]] == [["exchange", "projects"]]
-        assert dups.output.count(f'"start": "{start}T') >= 1  # the window in the user's zone, not in UTC
+        assert json.loads(dups.output)["start"].startswith(f"{start}T00:00:00+01:00")  # the user's zone, not UTC
