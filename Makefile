@@ -6,11 +6,20 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test test-fast soak lint bench bench-tools browser interop clean
 
+# `make demo` installs calmesh and the demo's CalDAV server only; `make test` adds the dev tools.
+DEMO_STAMP := $(VENV)/.installed-demo
+
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[demo]'
+	touch $(DEMO_STAMP)
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
 
 venv: $(STAMP)
 
@@ -55,8 +64,10 @@ interop: $(STAMP)
 	    || echo "interop: ical.js could not be installed with npm: its test will be skipped"; \
 	else echo "interop: no npm: the ical.js test will be skipped"; fi
 
-demo: $(STAMP)
-	$(BIN)/calmesh demo
+# PORT: where the demo hub listens (default 8765), e.g. `make demo PORT=9000`.
+PORT ?= 8765
+demo: $(DEMO_STAMP)
+	$(BIN)/calmesh demo --port $(PORT)
 
 test: $(STAMP) browser interop lint
 	$(BIN)/python -m pytest -n 2 --dist loadgroup

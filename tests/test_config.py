@@ -143,3 +143,31 @@ def test_a_user_may_have_a_rate_limit_of_its_own() -> None:
                     '[[server.users]]\nname = "ops"\npassword_env = "X"\nrate_limit_per_minute = 20000\n')
     server = parse_config(text).server
     assert server.users[0].rate_limit_per_minute == 20000 and server.monitoring_users == ["ops"]
+
+
+def test_every_mistake_at_once_with_did_you_mean(tmp_path: Path) -> None:
+    """Issue 17 item 3: a misspelt key is named with its likely fix (not reported as the
+    "Field required" it causes), and every mistake of the file is listed, in line order."""
+    path = tmp_path / "calmesh.toml"
+    path.write_text('[hub]\ntimezone = "Europe/Pariss"\ntimezon = "x"\n\n'
+                    '[platforms.zoho]\nkind = "caldav"\nurl = "http://127.0.0.1:9/"\nusernme = "demo"\n\n'
+                    '[[people]]\nemail = "alice@agency.example"\nplatfrom = "zoho"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    where = path.resolve()
+    assert str(info.value).splitlines() == [
+        f"{where}:2: hub.timezone: unknown time zone 'Europe/Pariss' (use an IANA name like Europe/Paris)",
+        f"{where}:3: hub.timezon: unknown setting 'timezon' (did you mean 'timezone'?)",
+        f"{where}:8: platforms.zoho.usernme: unknown setting 'usernme' (did you mean 'username'?)",
+        f"{where}:12: people.0.platfrom: unknown setting 'platfrom' (did you mean 'platform'?)",
+    ]
+    assert info.value.line == 2 and len(info.value.problems) == 4
+
+
+def test_every_dangling_reference_at_once() -> None:
+    text = VALID + '\n[[people]]\nemail = "bob@agency.example"\nplatform = "zoh"\n' \
+                   '\n[[people]]\nemail = "carol@agency.example"\nplatform = "nowhere"\n'
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    lines = str(info.value).splitlines()
+    assert len(lines) == 2 and "'zoh'" in lines[0] and "did you mean 'zoho'?" in lines[0] and "'nowhere'" in lines[1]

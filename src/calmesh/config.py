@@ -17,13 +17,15 @@ Layout (see ``examples/calmesh.toml``)::
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
 import tomllib
+from collections.abc import Iterable
 from datetime import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -39,16 +41,88 @@ class ConfigError(Exception):
         self.path, self.line, self.message = path, line, message
         where = f"{path}:{line}: " if path and line else (f"{path}: " if path else "")
         super().__init__(where + message)
+        self.problems: list[ConfigError] = [self]
+        """Every mistake found (this one first): a file is reported whole, not one fix at a time."""
+
+    @classmethod
+    def several(cls, problems: list[ConfigError]) -> ConfigError:
+        """One error for all ``problems``: the first's file, line and message, one line each."""
+        combined = cls(problems[0].message, problems[0].path, problems[0].line)
+        combined.problems = list(problems)
+        combined.args = ("\n".join(str(p) for p in problems),)
+        return combined
 
 
-def secret(env_name: str | None, what: str) -> str | None:
-    """Read a secret from the environment variable a config field names (None if not configured)."""
-    if not env_name:
-        return None
-    value = os.environ.get(env_name)
+class SecretUnavailable(ConfigError):
+    """A secret could not be read. ``what`` is the dotted name of the setting that names its
+    source (``platforms.zoho.password_env``), so a door can say which line to fix; ``detail`` says
+    why in plain words, without the setting."""
+
+    def __init__(self, what: str, detail: str) -> None:
+        self.what, self.detail = what, detail
+        super().__init__(f"{what}: {detail}")
+
+    @property
+    def setting(self) -> str:
+        """The setting's own name (``password_env``)."""
+        return self.what.rsplit(".", 1)[-1]
+
+
+class MissingSecret(SecretUnavailable):
+    """The environment variable a ``*_env`` setting names is not set."""
+
+    def __init__(self, env_name: str, what: str) -> None:
+        self.env_name = env_name
+        super().__init__(what, f"environment variable {env_name} is not set")
+
+
+def secret(env_name: str | None, what: str, *, command: str | None = None, keyring: str | None = None,
+           user: str | None = None) -> str | None:
+    """Read a secret, from the first source configured: the environment variable ``env_name``
+    (when set), the first line ``command`` prints (run without a shell, as vdirsyncer's and
+    khal's ``password_command`` users expect: ``pass show calmesh/zoho``), the system keyring entry
+    of service ``keyring`` and ``user`` (the optional ``keyring`` package). None if none is
+    configured; :class:`SecretUnavailable` when a configured source gives nothing."""
+    if env_name and env_name in os.environ:
+        return os.environ[env_name]
+    where = what.rsplit(".", 1)[0]
+    if command:
+        return _secret_from_command(command, f"{where}.password_command")
+    if keyring:
+        return _secret_from_keyring(keyring, user or "calmesh", f"{where}.keyring")
+    if env_name:
+        raise MissingSecret(env_name, what)
+    return None
+
+
+def _secret_from_command(command: str, what: str) -> str:
+    import shlex
+    import subprocess
+
+    try:
+        done = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        raise SecretUnavailable(what, f"cannot run {command!r}: {getattr(exc, 'strerror', None) or exc}") from exc
+    lines = done.stdout.splitlines()
+    if done.returncode != 0 or not lines or not lines[0]:
+        said = (done.stderr.strip().splitlines() or ["no output"])[0][:200]
+        raise SecretUnavailable(what, f"{command!r} gave no password (exit {done.returncode}: {said})")
+    return lines[0]
+
+
+def _secret_from_keyring(service: str, user: str, what: str) -> str:
+    try:
+        import keyring
+        from keyring.errors import KeyringError
+    except ImportError:
+        raise SecretUnavailable(what, "the keyring package is not installed (pip install 'calmesh[keyring]')") from None
+    try:
+        value = keyring.get_password(service, user)
+    except KeyringError as exc:
+        raise SecretUnavailable(what, f"the system keyring cannot be read ({type(exc).__name__})") from exc
     if value is None:
-        raise ConfigError(f"{what}: environment variable {env_name} is not set")
-    return value
+        raise SecretUnavailable(what, f"no password for {user!r} under service {service!r} in the system keyring")
+    return str(value)
 
 
 class _Strict(BaseModel):
@@ -358,20 +432,26 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _cross_refs(self) -> Config:
+        """Every dangling reference, one ``location: message`` line each."""
+        mistakes: list[str] = []
         seen: set[str] = set()
+        known = ", ".join(self.platforms) or "none"
         for i, person in enumerate(self.people):
             if person.email in seen:
-                raise ValueError(f"people.{i}.email: {person.email} is listed twice")
+                mistakes.append(f"people.{i}.email: {person.email} is listed twice")
             seen.add(person.email)
             for n, source in enumerate(person.sources):
                 if source.platform not in self.platforms:
                     where = f"people.{i}.platform" if n == 0 else f"people.{i}.also"
-                    raise ValueError(f"{where}: {person.email} names platform {source.platform!r}, "
-                                     f"which is not configured (known: {', '.join(self.platforms) or 'none'})")
+                    mistakes.append(f"{where}: {person.email} names platform {source.platform!r}, "
+                                    f"which is not configured (known: {known}{_did_you_mean(source.platform, self.platforms)})")
         for name, group in self.sync.groups.items():
             for member in group.calendars:
                 if member.platform not in self.platforms:
-                    raise ValueError(f"sync.groups.{name}.calendars: unknown platform {member.platform!r}")
+                    mistakes.append(f"sync.groups.{name}.calendars: unknown platform {member.platform!r}"
+                                    f"{_did_you_mean(member.platform, self.platforms, ' (did you mean {}?)')}")
+        if mistakes:
+            raise ValueError("\n".join(mistakes))
         return self
 
     def person(self, email: str) -> PersonConfig | None:
@@ -445,43 +525,101 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
     return start + 1 if found_table else None
 
 
-def _format_validation(exc: ValidationError, text: str, path: Path | None, prefix: tuple[Any, ...] = ()) -> ConfigError:
-    err = exc.errors()[0]
-    loc = prefix + tuple(err.get("loc", ()))
-    msg = err.get("msg", "invalid value")
-    msg = msg.removeprefix("Value error, ")
-    # model-level checks name their own location as a dotted prefix: "people.3.platform: ..."
-    m = re.match(r"^([a-z_]+(?:\.[\w-]+)+): ", msg)
-    if m:
-        msg = msg[m.end():]
-        loc = prefix + tuple(int(p) if p.isdigit() else p for p in m.group(1).split("."))
-    if err.get("type") == "extra_forbidden":
-        msg = f"unknown setting {loc[-1]!r}"
-    dotted = ".".join(str(p) for p in loc)
-    return ConfigError(f"{dotted}: {msg}" if dotted else msg, path, _line_of(text, loc))
+def _did_you_mean(word: str, known: Iterable[str], template: str = "; did you mean {}?") -> str:
+    """``"; did you mean 'platform'?"`` when ``word`` is a likely typo of one of ``known``."""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.7)
+    return template.format(repr(close[0])) if close else ""
+
+
+def _models_in(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The model a field holds (inside ``list[...]``, ``dict[str, ...]``, ``... | None``), and
+    whether it is under a dict (whose key then comes next in an error location)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    for arg in get_args(annotation):
+        model, keyed = _models_in(arg)
+        if model is not None:
+            return model, keyed or get_origin(annotation) is dict
+    return None, False
+
+
+def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The settings a table at ``loc`` accepts (for "did you mean")."""
+    parts = [p for p in loc if not isinstance(p, int)]
+    while parts:
+        field = model.model_fields.get(str(parts.pop(0)))
+        inner, keyed = _models_in(field.annotation) if field is not None else (None, False)
+        if inner is None:
+            return []
+        if keyed and parts:
+            parts.pop(0)
+        model = inner
+    return list(model.model_fields)
+
+
+def _format_validation(exc: ValidationError, text: str, path: Path | None, prefix: tuple[Any, ...] = (),
+                       model: type[BaseModel] | None = None) -> list[ConfigError]:
+    """Every error pydantic found, each with its line. An unknown key close to a known one is
+    named with a "did you mean", and the "Field required" its typo caused is left out."""
+    model = model or Config
+    errors = exc.errors()
+    suggested: set[tuple[Any, ...]] = set()
+    for err in errors:
+        if err.get("type") == "extra_forbidden":
+            loc = tuple(err.get("loc", ()))
+            close = difflib.get_close_matches(str(loc[-1]), _keys_at(model, loc[:-1]), n=1, cutoff=0.7)
+            if close:
+                suggested.add((*loc[:-1], close[0]))
+    found: list[ConfigError] = []
+    for err in errors:
+        loc = tuple(err.get("loc", ()))
+        if err.get("type") == "missing" and loc in suggested:
+            continue
+        for msg in err.get("msg", "invalid value").removeprefix("Value error, ").split("\n"):
+            where = prefix + loc
+            # model-level checks name their own location as a dotted prefix: "people.3.platform: ..."
+            m = re.match(r"^([a-z_]+(?:\.[\w-]+)+): ", msg)
+            if m:
+                msg = msg[m.end():]
+                where = prefix + tuple(int(p) if p.isdigit() else p for p in m.group(1).split("."))
+            if err.get("type") == "extra_forbidden":
+                msg = f"unknown setting {loc[-1]!r}" + _did_you_mean(
+                    str(loc[-1]), _keys_at(model, loc[:-1]), " (did you mean {}?)")
+            dotted = ".".join(str(p) for p in where)
+            found.append(ConfigError(f"{dotted}: {msg}" if dotted else msg, path, _line_of(text, where)))
+    return found
 
 
 def parse_config(text: str, path: Path | None = None) -> Config:
-    """Parse and validate a config text; platform settings are validated by their connector."""
+    """Parse and validate a config text; platform settings are validated by their connector.
+    Every mistake is reported at once (:attr:`ConfigError.problems`)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
         raise ConfigError(f"not valid TOML: {exc}", path, int(m.group(1)) if m else None) from exc
+    problems: list[ConfigError] = []
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise _format_validation(exc, text, path) from exc
-    config.path = path
-    from calmesh.connectors.registry import settings_for  # late: registry imports connectors
+        problems += _format_validation(exc, text, path)
+        # the platform tables are still checked below, so one run reports every mistake
+        platforms = data.get("platforms")
+        config = Config.model_construct(platforms=platforms if isinstance(platforms, dict) else {})
+    from calmesh.connectors import registry  # late: the registry imports connectors
 
     for name, raw in config.platforms.items():
         try:
-            settings_for(raw)
+            registry.settings_for(raw)
         except ValidationError as exc:
-            raise _format_validation(exc, text, path, ("platforms", name)) from exc
-        except (KeyError, ValueError) as exc:
-            raise ConfigError(f"platforms.{name}: {exc.args[0] if exc.args else exc}", path, _line_of(text, ("platforms", name, "kind"))) from exc
+            problems += _format_validation(exc, text, path, ("platforms", name),
+                                           registry.connector_class(raw["kind"]).Settings)
+        except (KeyError, ValueError, TypeError) as exc:
+            problems.append(ConfigError(f"platforms.{name}: {exc.args[0] if exc.args else exc}", path,
+                                        _line_of(text, ("platforms", name, "kind"))))
+    if problems:
+        raise ConfigError.several(sorted(problems, key=lambda p: p.line or len(text)))
+    config.path = path
     return config
 
 
@@ -494,9 +632,24 @@ def load_config(path: str | Path) -> Config:
     return parse_config(text, path.resolve())
 
 
-def default_config_path() -> Path:
-    """``$CALMESH_CONFIG``, else ``./calmesh.toml``."""
-    return Path(os.environ.get("CALMESH_CONFIG", "calmesh.toml"))
+def config_candidates() -> list[Path]:
+    """Where a config is looked for, in order: ``$CALMESH_CONFIG``; ``./calmesh.toml``;
+    ``$XDG_CONFIG_HOME/calmesh/calmesh.toml`` (``~/.config`` when unset, as khal and vdirsyncer
+    do); ``/etc/calmesh/calmesh.toml`` for a system-wide hub."""
+    if os.environ.get("CALMESH_CONFIG"):
+        return [Path(os.environ["CALMESH_CONFIG"])]
+    xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return [Path("calmesh.toml"), Path(xdg) / "calmesh" / "calmesh.toml", Path("/etc/calmesh/calmesh.toml")]
+
+
+def find_config() -> Path:
+    """The first existing :func:`config_candidates` path."""
+    candidates = config_candidates()
+    found = next((p for p in candidates if p.is_file()), None)
+    if found is None:
+        raise ConfigError("no config file found (looked for " + ", ".join(map(str, candidates))
+                          + "); write one with `calmesh init`, or pass --config")
+    return found
 
 
 def zone(name: str | None) -> ZoneInfo:

@@ -451,6 +451,8 @@ class Problem:
     calendar: str | None = None
     person: str | None = None
     """The directory email whose calendar held the item, once a service knows it."""
+    setting: str | None = None
+    """The platform setting to fix, when one is to blame (named by the CLI, not by the server)."""
 
     def __str__(self) -> str:
         """The whole text, for the local operator (CLI, logs): title, reference and message."""

@@ -63,7 +63,7 @@ def test_json_in_requested_zone(config: Path) -> None:
     data = json.loads(result.stdout)
     (farid,) = data["people"]
     assert farid["busy"][0] == {"start": "2026-11-23T18:00:00+09:00", "end": "2026-11-23T20:00:00+09:00",
-                                "type": "BUSY", "source": "projects"}
+                                "type": "busy"}
 
 
 def test_ics_output_is_vfreebusy(config: Path) -> None:
@@ -92,3 +92,35 @@ def test_check_reports_each_platform(config: Path) -> None:
     result = runner.invoke(app, ["check", "-c", str(config)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "projects" in result.output and "ok" in result.output and "writable files" in result.output
+
+
+def test_json_is_the_api_schema(config: Path) -> None:
+    """Issue 17 item 5: the command line prints the API's FreeBusyAnswer, checked against the
+    OpenAPI document the server publishes."""
+    import jsonschema_rs  # schemathesis's validator, installed with the dev tools
+
+    from calmesh.server.api import OPENAPI
+
+    result = runner.invoke(app, ["freebusy", "team:projects", "--start", "2026-11-23", "--end", "2026-11-25",
+                                 "--format", "json", "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    schema = {"$ref": "#/components/schemas/FreeBusyAnswer", "components": OPENAPI["components"]}
+    jsonschema_rs.Draft202012Validator(schema).validate(data)
+    emma = data["people"][0]
+    assert emma["error"] is None and {b["type"] for b in emma["busy"]} <= {"tentative", "busy", "oof", "unknown"}
+    assert len(emma["availability_view"]) == 2 * 24 * 2  # 30-minute digits over two days
+
+
+def test_outside_working_hours_has_its_own_mark(config: Path) -> None:
+    """Issue 17 item 7: time outside working hours is not shown as out of office."""
+    config.write_text(config.read_text().replace('timezone = "Asia/Tokyo"\n', 'timezone = "Asia/Tokyo"\n'
+                                                 '[people.working_hours]\ndays = "Mon-Fri"\nstart = "09:00"\nend = "17:00"\n'))
+    result = runner.invoke(app, ["freebusy", "farid@agency.example", "--start", "2026-11-23", "--end", "2026-11-24",
+                                 "--working-hours", "--tz", "Asia/Tokyo", "-c", str(config)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    [row] = [line for line in result.output.splitlines() if line.startswith("│ Farid Haddad")]
+    strip = row.split("│")[3].strip()
+    # 08:00-20:00 by half-hours: 9-17 inside; his 18:00-20:00 meeting stays busy
+    assert strip == "░░" + "··" * 8 + "░░" + "████", strip
+    assert "░ Outside working hours" in result.output and "▓" not in row

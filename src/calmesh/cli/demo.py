@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from calmesh.cli.app import app, console
+from calmesh.cli.app import app, console, say
 
 
 @app.command()
@@ -31,7 +31,7 @@ def demo(
     with tempfile.TemporaryDirectory(prefix="calmesh-demo-") as tmp:
         root = directory or Path(tmp)
         with console.status("Starting the demo platforms and seeding a week of meetings..."):
-            env = run.start(root)
+            env = run.start(root, port=port)
         try:
             config = env.config()
             zone = ZoneInfo(config.hub.timezone)
@@ -39,12 +39,15 @@ def demo(
             window = Window(start, start + timedelta(days=5))
             with Hub(config) as hub:
                 answers = availability.freebusy(hub, [p.email for p in config.people], window)
-            render_table(answers, window, zone, console)
-            console.print(f"config: {env.config_path}")
+            render_table(answers, window, zone, console, cfg=config)
+            say(f"config: {env.config_path} (hub port {port}; sync group {run.SYNC_GROUP})")
+            say("Its platforms and users read their password from ", (run.PASSWORD_ENV, "bold"),
+                ". To run the README's commands against the demo, in another terminal:")
+            say(f"  export {run.PASSWORD_ENV}={run.DEMO_PASSWORD} CALMESH_CONFIG={env.config_path}")
             if not serve:
                 return
             if importlib.util.find_spec("calmesh.server.app") is None:
-                console.print("(the hub server is not part of this build; stopping)")
+                say("(the hub server is not part of this build; stopping)")
                 return
             from calmesh.server.app import serve_demo
 

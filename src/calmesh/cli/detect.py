@@ -9,9 +9,11 @@ from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from calmesh.cli.app import ConfigOption, app, console, fail, get_config
-from calmesh.cli.freebusy import resolve_window
+from calmesh.cli.app import ConfigOption, app, console, fail, get_config, say
+from calmesh.cli.freebusy import check_format, resolve_window, resolve_zone
+from calmesh.cli.labels import calendar_label
 
 if TYPE_CHECKING:
     from calmesh.config import Config
@@ -21,21 +23,15 @@ if TYPE_CHECKING:
 
 PersonOption = Annotated[list[str] | None, typer.Option(
     "--person", "-p", help="Email, team:NAME, platform:NAME or '*' (repeatable; default everyone).")]
-StartOption = Annotated[str | None, typer.Option(help="Start date (YYYY-MM-DD) or ISO date-time; default today.")]
+StartOption = Annotated[str | None, typer.Option(help="Start: YYYY-MM-DD, ISO date-time, or words (tomorrow, next monday); default today.")]
 EndOption = Annotated[str | None, typer.Option(help="End (exclusive); default start + 7 days.")]
 TzOption = Annotated[str | None, typer.Option("--tz", help="Time zone to show (IANA or Windows name).")]
 FormatOption = Annotated[str, typer.Option("--format", help="table or json.")]
 
 
 def setup(cfg: Config, tz: str | None, start: str | None, end: str | None, fmt: str) -> tuple[ZoneInfo, Window]:
-    from calmesh.timezones import to_iana
-
-    iana = to_iana(tz or cfg.hub.timezone)
-    if iana is None:
-        fail(f"unknown time zone {tz!r}")
-    if fmt not in ("table", "json"):
-        fail("--format must be table or json")
-    zone = ZoneInfo(iana)
+    check_format(fmt)
+    zone = resolve_zone(tz, cfg.hub.timezone)
     return zone, resolve_window(start, end, zone)
 
 
@@ -56,16 +52,21 @@ def _when(value: str) -> str:
     return value[:16].replace("T", " ")
 
 
-def _copy(copy: dict[str, Any]) -> str:
-    return f"{copy['summary'] or '(private)'} [{copy['platform']}:{copy['calendar']}]"
+def _copy(cfg: Config, copy: dict[str, Any]) -> Text:
+    """A copy of a meeting: its title (when shown) and whose calendar holds it."""
+    return Text(f"{copy['summary'] or '(private)'} ({calendar_label(cfg, copy['platform'], copy['calendar'])})")
 
 
-def _print_problems(analyses: list[detection.PersonAnalysis]) -> None:
+def _print_problems(analyses: list[detection.PersonAnalysis], cfg: Config) -> None:
+    from calmesh.cli.errors import problem_line
+
     for analysis in analyses:
+        person = cfg.person(analysis.email)
+        who = (person.name if person else None) or analysis.email
         for problem in analysis.errors:
-            console.print(f"[bold red]![/] {analysis.email}: not checked: {problem}", highlight=False, soft_wrap=True)
+            say(("!", "bold red"), f" {who}: not checked: {problem_line(cfg, problem)}")
         for problem in analysis.warnings:
-            console.print(f"[yellow]![/] {analysis.email}: {problem}", highlight=False, soft_wrap=True)
+            say(("!", "yellow"), f" {who}: {problem_line(cfg, problem)}")
 
 
 def _exit_code(analyses: list[detection.PersonAnalysis]) -> None:
@@ -90,7 +91,7 @@ def conflicts(person: PersonOption = None, start: StartOption = None, end: EndOp
         analyses = analyse(hub, person, window)
     data = [detection.conflicts_json(a, zone) for a in analyses]
     if fmt == "json":
-        typer.echo(json.dumps({"start": window.start.isoformat(), "end": window.end.isoformat(), "people": data},
+        typer.echo(json.dumps({"start": window.start.astimezone(zone).isoformat(), "end": window.end.astimezone(zone).isoformat(), "people": data},
                               indent=2, ensure_ascii=False))
     else:
         table = Table(title=f"Conflicts ({zone.key})")
@@ -98,10 +99,10 @@ def conflicts(person: PersonOption = None, start: StartOption = None, end: EndOp
             table.add_column(column)
         for entry in data:
             for c in entry["conflicts"]:
-                table.add_row(entry["name"] or entry["email"], f"{_when(c['start'])}–{c['end'][11:16]}",
-                              _copy(c["events"][0]), _copy(c["events"][1]), " + ".join(c["platforms"]))
+                table.add_row(Text(entry["name"] or entry["email"]), f"{_when(c['start'])}–{c['end'][11:16]}",
+                              _copy(cfg, c["events"][0]), _copy(cfg, c["events"][1]), Text(" + ".join(c["platforms"])))
         console.print(table if table.row_count else "No conflicts.")
-        _print_problems(analyses)
+        _print_problems(analyses, cfg)
     _exit_code(analyses)
 
 
@@ -135,7 +136,7 @@ def duplicates(
     resolutions = plan.resolutions if plan else []
     data = [detection.duplicates_json(a, zone, resolutions=resolutions) for a in analyses]
     if fmt == "json":
-        out: dict[str, Any] = {"start": window.start.isoformat(), "end": window.end.isoformat(), "people": data}
+        out: dict[str, Any] = {"start": window.start.astimezone(zone).isoformat(), "end": window.end.astimezone(zone).isoformat(), "people": data}
         if plan is not None:
             out["removals"] = [detection.removal_json(r) for r in plan.removals]
             out["kept_series"] = plan.kept_series
@@ -145,46 +146,46 @@ def duplicates(
                               for a in applied]
         typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
     else:
-        _duplicates_table(data, zone)
+        _duplicates_table(cfg, data, zone)
         if plan is not None:
-            _plan_table(plan, applied)
-        _print_problems(analyses)
+            _plan_table(cfg, plan, applied)
+        _print_problems(analyses, cfg)
     if applied is not None and any(a.error for a in applied):
         raise typer.Exit(4)
     _exit_code(analyses)
 
 
-def _duplicates_table(data: list[dict[str, Any]], zone: ZoneInfo) -> None:
+def _duplicates_table(cfg: Config, data: list[dict[str, Any]], zone: ZoneInfo) -> None:
     table = Table(title=f"Duplicates ({zone.key})")
     for column in ("Person", "When", "Copies", "Score", "Why"):
         table.add_column(column)
     for entry in data:
         for group in entry["duplicates"]:
-            copies = "\n".join(_copy(c) + ("  [red]remove[/]" if c.get("remove") else "")
-                               for c in group.get("decisions", group["copies"]))
-            table.add_row(entry["name"] or entry["email"], _when(group["copies"][0]["start"]), copies,
-                          f"{group['score']:.2f}", group["reason"])
+            copies = Text("\n").join(Text.assemble(_copy(cfg, c), ("  remove", "red") if c.get("remove") else "")
+                                     for c in group.get("decisions", group["copies"]))
+            table.add_row(Text(entry["name"] or entry["email"]), _when(group["copies"][0]["start"]), copies,
+                          f"{group['score']:.2f}", Text(group["reason"]))
     console.print(table if table.row_count else "No duplicates.")
 
 
-def _plan_table(plan: detection.ResolutionPlan, applied: list[detection.Applied] | None) -> None:
+def _plan_table(cfg: Config, plan: detection.ResolutionPlan, applied: list[detection.Applied] | None) -> None:
     for note in plan.kept_series:
-        console.print(f"[yellow]kept[/] {note}", highlight=False, soft_wrap=True)
+        say(("kept", "yellow"), f" {note}")
     if not plan.removals:
-        console.print("Nothing to remove.")
+        say("Nothing to remove.")
         return
     if applied is None:
-        console.print(f"Dry run: {len(plan.removals)} cop{'y' if len(plan.removals) == 1 else 'ies'} would be "
-                      "removed (see 'remove' above). Run again with --apply to delete them.", soft_wrap=True)
+        say(f"Dry run: {len(plan.removals)} cop{'y' if len(plan.removals) == 1 else 'ies'} would be "
+            "removed (see 'remove' above). Run again with --apply to delete them.")
         return
     for result in applied:
         r = result.removal
+        where = calendar_label(cfg, r.platform, r.calendar)
         if result.error:
-            console.print(f"[bold red]not removed[/] {r.uid} on {r.platform}:{r.calendar}: {result.error}",
-                          highlight=False, soft_wrap=True)
+            say(("not removed", "bold red"), f" {r.uid} from {where}: {result.error}")
         else:
-            console.print(f"removed {r.uid} from {r.platform}:{r.calendar} (log {result.log_id}; "
-                          f"undo with: calmesh duplicates --undo {result.log_id})", highlight=False, soft_wrap=True)
+            say(f"removed {r.uid} from {where} (log {result.log_id}; "
+                f"undo with: calmesh duplicates --undo {result.log_id})")
 
 
 def _apply(hub: Hub, plan: detection.ResolutionPlan) -> list[detection.Applied]:
@@ -212,4 +213,4 @@ def _undo(hub: Hub, log_id: int) -> None:
             ref = detection.undo(hub, log, log_id)
     except (LookupError, ValueError, ConnectorError, StoreError, SQLAlchemyError) as exc:
         fail(f"cannot undo {log_id}: {exc}")
-    console.print(f"restored {ref.id} in {ref.calendar}", highlight=False, soft_wrap=True)
+    say(f"restored the copy deleted under log {log_id} (now {ref.id})")

@@ -12,9 +12,10 @@ from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from calmesh.cli.app import ConfigOption, app, console, fail, get_config
-from calmesh.cli.freebusy import parse_when, resolve_window
+from calmesh.cli.app import ConfigOption, app, console, fail, get_config, say
+from calmesh.cli.freebusy import check_format, parse_when, resolve_window, resolve_zone
 
 if TYPE_CHECKING:
     from calmesh.config import Config
@@ -28,19 +29,13 @@ FormatOption = Annotated[str, typer.Option("--format", help="table or json.")]
 BufferBefore = Annotated[int, typer.Option(help="Minutes kept free before the meeting.", min=0)]
 BufferAfter = Annotated[int, typer.Option(help="Minutes kept free after the meeting.", min=0)]
 
-_MARK = {"free": "[green]free[/]", "tentative": "[yellow]tentative[/]", "busy": "[red]busy[/]",
-         "oof": "[magenta]away[/]", "unknown": "[bright_black]unknown[/]"}
+_MARK = {"free": ("free", "green"), "tentative": ("tentative", "yellow"), "busy": ("busy", "red"),
+         "oof": ("away", "magenta"), "unknown": ("unknown", "bright_black")}
 
 
 def _zone(cfg: Config, tz: str | None, fmt: str) -> ZoneInfo:
-    from calmesh.timezones import to_iana
-
-    iana = to_iana(tz or cfg.hub.timezone)
-    if iana is None:
-        fail(f"unknown time zone {tz!r}")
-    if fmt not in ("table", "json"):
-        fail("--format must be table or json")
-    return ZoneInfo(iana)
+    check_format(fmt)
+    return resolve_zone(tz, cfg.hub.timezone)
 
 
 def _emit(data: dict[str, Any]) -> None:
@@ -53,7 +48,7 @@ def find_time(
     organizer: OrganizerOption,
     optional: OptionalOption = None,
     duration: Annotated[int, typer.Option(help="Meeting length in minutes.", min=1)] = 30,
-    start: Annotated[str | None, typer.Option(help="Search from (YYYY-MM-DD or ISO); default today.")] = None,
+    start: Annotated[str | None, typer.Option(help="Search from (YYYY-MM-DD, ISO, or words: tomorrow, next monday); default today.")] = None,
     end: Annotated[str | None, typer.Option(help="Search until (exclusive); default start + 7 days.")] = None,
     granularity: Annotated[int, typer.Option(help="Minutes between candidate starts.", min=1)] = 30,
     buffer_before: BufferBefore = 0,
@@ -94,32 +89,33 @@ def find_time(
 
 def _suggestions_table(data: dict[str, Any], zone: ZoneInfo) -> None:
     if not data["suggestions"]:
-        console.print(f"No suggestion: {data['empty_reason']}.", highlight=False, soft_wrap=True)
+        say(f"No suggestion: {data['empty_reason']}.")
     else:
         table = Table(title=f"Suggested times ({zone.key})")
         table.add_column("#")
         table.add_column("When")
         table.add_column("Confidence")
         for person in data["people"]:
-            table.add_column(person["name"] or person["email"])
+            table.add_column(Text(person["name"] or person["email"]))
         for n, s in enumerate(data["suggestions"], 1):
-            cells = [_MARK[a["availability"]] + (" (off hours)" if a["outside_working_hours"] else "")
-                     + ("" if a["required"] else " opt.") for a in s["attendees"]]
+            cells = [Text.assemble(_MARK[a["availability"]], " (off hours)" if a["outside_working_hours"] else "",
+                                   "" if a["required"] else " opt.") for a in s["attendees"]]
             table.add_row(str(n), f"{s['start'][:16].replace('T', ' ')}–{s['end'][11:16]}",
                           f"{s['confidence']:.0f}%", *cells)
         console.print(table)
     for person in data["people"]:
+        who = person["name"] or person["email"]
         for error in person["errors"]:
-            console.print(f"[bold red]![/] {person['email']}: availability unknown: {error}", highlight=False, soft_wrap=True)
+            say(("!", "bold red"), f" {who}: availability unknown: {error}")
         for warning in person["warnings"]:
-            console.print(f"[yellow]![/] {person['email']}: {warning}", highlight=False, soft_wrap=True)
+            say(("!", "yellow"), f" {who}: {warning}")
 
 
 @app.command()
 def book(
     attendees: Annotated[list[str], typer.Argument(help="Required attendees' emails.")],
     organizer: OrganizerOption,
-    start: Annotated[str, typer.Option(help="Start (ISO date-time; without offset, in --tz).")],
+    start: Annotated[str, typer.Option(help="Start (ISO date-time or words such as 'friday 10:00'; in --tz).")],
     title: Annotated[str, typer.Option("--title", help="Meeting title.")],
     duration: Annotated[int, typer.Option(help="Length in minutes.", min=1)] = 30,
     optional: OptionalOption = None,
@@ -164,13 +160,13 @@ def _report(booking: Booking, fmt: str, headline: str) -> None:
     if fmt == "json":
         _emit(data)
     else:
-        console.print(headline, highlight=False, soft_wrap=True)
+        say(headline)
         for d in data["deliveries"]:
             where = f" ({d['platform']}:{d['calendar']})" if d["calendar"] else ""
             note = f": {d['detail']}" if d["detail"] else ""
-            console.print(f"  {d['email']}: {d['method']}{where}{note}", highlight=False, soft_wrap=True)
+            say(f"  {d['email']}: {d['method']}{where}{note}")
         for warning in booking.warnings:
-            console.print(f"[yellow]![/] {warning}", highlight=False, soft_wrap=True)
+            say(("!", "yellow"), f" {warning}")
     if any(d.method == "failed" for d in booking.deliveries):
         raise typer.Exit(4)
 
@@ -260,6 +256,6 @@ def inbox(
     if fmt == "json":
         _emit(scheduling.processed_json(done))
         return
-    console.print(f"{done.method} for {done.uid}: " + ", ".join(done.changes), highlight=False, soft_wrap=True)
+    say(f"{done.method} for {done.uid}: " + ", ".join(done.changes))
     for copy in done.updated:
-        console.print(f"  updated {copy}", highlight=False, soft_wrap=True)
+        say(f"  updated {copy}")

@@ -7,9 +7,8 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from calmesh.cli.app import ConfigOption, app, console, fail, get_config
+from calmesh.cli.app import ConfigOption, app, fail, get_config, say
 
 
 @app.command()
@@ -28,14 +27,14 @@ def serve(
     try:
         check_servable(cfg)
     except ConfigError as exc:
-        fail(escape(str(exc)), 2)
+        fail(str(exc), 2)
     host = host or cfg.server.host
     port = cfg.server.port if port is None else port
     try:
         sock = bind(host, port)
     except PortInUse as exc:
         fail(str(exc))
-    console.print(f"calmesh serving {len(cfg.people)} people at http://{host}:{sock.getsockname()[1]}", highlight=False)
+    say(f"calmesh serving {len(cfg.people)} people at http://{host}:{sock.getsockname()[1]}")
     try:
         run(cfg, host, port, sock=sock)
     except ConfigError as exc:
@@ -61,4 +60,4 @@ def hash_password() -> None:
         secret = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
     if not secret:
         fail("the password is empty; nothing was hashed")
-    console.print(make(secret), highlight=False, soft_wrap=True)
+    say(make(secret))

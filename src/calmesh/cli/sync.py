@@ -22,7 +22,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from calmesh.cli.app import ConfigOption, app, console, fail, get_config
+from calmesh.cli.app import ConfigOption, app, console, fail, get_config, say
 
 if TYPE_CHECKING:
     from calmesh.config import Config, SyncGroupConfig
@@ -64,10 +64,17 @@ def run_with_progress(engine: SyncEngine, name: str, group: SyncGroupConfig, **o
         return engine.run(name, group, progress=show, **options)
 
 
-def render_report(report: SyncReport, repo: SyncRepository, mode: SyncMode = "mirror") -> None:
+def render_report(report: SyncReport, repo: SyncRepository, mode: SyncMode = "mirror", cfg: Config | None = None) -> None:
     """Per-calendar counts; for a dry run every planned action; then conflicts, held deletions,
-    skips, quarantine and errors."""
+    skips, quarantine and errors. With ``cfg``, calendars are named by whose they are."""
+    from calmesh.cli.labels import member_label, name_members
     from calmesh.core.syncplan import Conflict, Skip
+
+    def label(member: str) -> str:
+        return member_label(cfg, member) if cfg is not None else member
+
+    def named(text: str) -> str:
+        return name_members(cfg, text) if cfg is not None else text
 
     conflicts: Counter[str] = Counter()
     for action in report.plan.actions:
@@ -86,7 +93,7 @@ def render_report(report: SyncReport, repo: SyncRepository, mode: SyncMode = "mi
     counts = planned if report.dry_run else report.by_member
     for member in sorted(set(members) | set(counts)):
         row = counts.get(member, Counter())
-        table.add_row(escape(member), *(str(row[c]) for c in columns), str(conflicts[member]))
+        table.add_row(escape(label(member)), *(str(row[c]) for c in columns), str(conflicts[member]))
     if table.row_count:
         console.print(table)
     else:
@@ -97,23 +104,23 @@ def render_report(report: SyncReport, repo: SyncRepository, mode: SyncMode = "mi
         skipped: dict[tuple[str, str], list[str]] = {}
         for action in report.plan.actions:
             if isinstance(action, Conflict):
-                console.print(f"[yellow]conflict[/] {escape(action.logical_id)} between "
-                              f"{escape(', '.join(action.members))}: {escape(action.resolution)}",
+                console.print(f"[yellow]conflict[/] {escape(named(action.logical_id))} between "
+                              f"{escape(', '.join(map(label, action.members)))}: {escape(action.resolution)}",
                               highlight=False, soft_wrap=True)
             elif isinstance(action, Skip):
                 skipped.setdefault((action.member, action.reason), []).append(action.logical_id)
         for (member, reason), lids in skipped.items():  # a held wipe skips thousands: one line each reason
-            what = escape(lids[0]) if len(lids) == 1 else f"{len(lids)} items"
-            console.print(f"[yellow]skipped[/] {what} on {escape(member)}: {escape(reason)}",
+            what = escape(named(lids[0])) if len(lids) == 1 else f"{len(lids)} items"
+            console.print(f"[yellow]skipped[/] {what} on {escape(label(member))}: {escape(reason)}",
                           highlight=False, soft_wrap=True)
     for notice in report.notices:
         hint = CONFIRM_HINT if "held until confirmed" in notice else ""
-        console.print(f"[yellow]![/] {escape(notice + hint)}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]![/] {escape(named(notice) + hint)}", highlight=False, soft_wrap=True)
     for q in repo.quarantined(report.group):
-        console.print(f"[magenta]quarantined[/] {escape(q.member)} {escape(q.item_ref or q.uid or '')}: "
+        console.print(f"[magenta]quarantined[/] {escape(label(q.member))} {escape(q.item_ref or q.uid or '')}: "
                       f"{escape(q.reason)}", highlight=False, soft_wrap=True)
     for error in report.errors:
-        console.print(f"[bold red]error[/] {escape(error)}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error[/] {escape(named(error))}", highlight=False, soft_wrap=True)
 
 
 def _print_actions(report: SyncReport, mode: SyncMode) -> None:
@@ -182,23 +189,23 @@ def sync(
     from calmesh.store.db import StoreError
 
     if fmt not in ("table", "json"):
-        fail("--format must be table or json")
+        fail("--format must be table or json", 2)
     if once and watch:
-        fail("--once and --watch exclude each other")
+        fail("--once and --watch exclude each other", 2)
     if watch and confirm_deletes:
-        fail("--confirm-deletes confirms one run's held deletions: use it with --once, after reading them")
+        fail("--confirm-deletes confirms one run's held deletions: use it with --once, after reading them", 2)
     if watch and restore_held:
-        fail("--restore-held dismisses the held deletions: use it with --once, after reading them")
+        fail("--restore-held dismisses the held deletions: use it with --once, after reading them", 2)
     if confirm_deletes and restore_held:
-        fail("--confirm-deletes and --restore-held exclude each other")
+        fail("--confirm-deletes and --restore-held exclude each other", 2)
     every = None
     if interval is not None:
         if not watch:
-            fail("--interval only applies with --watch")
+            fail("--interval only applies with --watch", 2)
         try:
             every = parse_duration(interval)
         except ValueError as exc:
-            fail(str(exc))
+            fail(str(exc), 2)
     cfg = get_config(config)
     groups = _groups(cfg, group)
     with Hub(cfg) as hub:
@@ -221,7 +228,7 @@ def sync(
                     typer.echo(json.dumps(documents.pop(), ensure_ascii=False))
             else:
                 report = run_with_progress(engine, name, grp, **options)
-                render_report(report, engine.repo, grp.mode)
+                render_report(report, engine.repo, grp.mode, cfg)
             if not dry_run:  # with [hub] cache, servers drop these people's answers at once
                 hub.calendars_changed(report.changed_members)
             failed = failed or bool(report.errors)
@@ -291,12 +298,17 @@ def group_status(repo: SyncRepository, name: str) -> dict[str, Any]:
 @app.command()
 def status(
     group: Annotated[list[str] | None, typer.Option("--group", "-g", help="Group to show (default all).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Each sync group: last run, item counts, errors, held deletions, change-token age and
     quarantine; and the platforms the server last saw failing, with the technical cause."""
     from calmesh.store.checks import PlatformChecks
+
+    if fmt not in ("table", "json"):
+        fail("--format must be table or json", 2)
+    as_json = as_json or fmt == "json"
     from calmesh.store.db import StoreError, open_store
     from calmesh.store.repository import SyncRepository
 
@@ -364,7 +376,7 @@ def worker(
         stop = threading.Event()
         previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
         runner.start()
-        console.print(f"calmesh worker: {threads} thread(s) on {cfg.hub.queue}; Ctrl-C to stop", highlight=False)
+        say(f"calmesh worker: {threads} thread(s) on {cfg.hub.queue}; Ctrl-C to stop")
         try:
             stop.wait()
         except KeyboardInterrupt:

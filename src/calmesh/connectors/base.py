@@ -46,15 +46,56 @@ R = TypeVar("R")
 class ConnectorError(Exception):
     """Base of every error a connector raises; always names the platform."""
 
-    def __init__(self, platform: str, message: str, *, item: str | None = None) -> None:
+    def __init__(self, platform: str, message: str, *, item: str | None = None, setting: str | None = None) -> None:
         self.platform = platform
         self.message = message
         self.item = item
+        self.setting = setting
+        """The ``[platforms.NAME]`` setting to fix (``url``, ``password_env``...), when one is to blame:
+        the CLI names it (``calmesh.cli.errors``); the server doors do not show it."""
         where = f"{platform}: {item}: " if item else f"{platform}: "
         super().__init__(where + message)
 
     def problem(self) -> Problem:
-        return Problem(self.platform, self.message, self.item)
+        return Problem(self.platform, self.message, self.item, setting=self.setting)
+
+
+# Library failures as plain words. Transport errors reach us wrapped by requests, urllib3, niquests
+# and exchangelib, each adding its own text ("HTTPConnectionPool(...): Max retries exceeded ...
+# NewConnectionError('<urllib3.connection.HTTPConnection object at 0x7f...>')"); what a person can
+# act on is the root cause, found in the chain of causes or, when a library re-raised it as text
+# (exchangelib's "Reraised from ConnectionError(...)"), in that text. First match wins.
+_CAUSES: tuple[tuple[type[BaseException] | None, tuple[str, ...], str], ...] = (
+    (ConnectionRefusedError, ("connection refused", "errno 111", "errno 61"), "connection refused (nothing listens there)"),
+    (None, ("name or service not known", "nodename nor servname", "getaddrinfo failed",
+            "temporary failure in name resolution", "no address associated", "failed to resolve"),
+     "host name not found"),
+    (None, ("certificate verify failed", "certificate_verify_failed", "sslcertverificationerror"),
+     "TLS certificate not trusted"),
+    (None, ("wrong version number", "ssl:", "sslerror"), "TLS handshake failed (https to a plain http port?)"),
+    (ConnectionResetError, ("connection reset", "errno 104", "remotedisconnected", "connection aborted"),
+     "connection closed by the server"),
+    (TimeoutError, ("timed out", "timeout", "errno 110"), "no answer in time"),
+    (None, ("network is unreachable", "no route to host", "errno 101", "errno 113"), "network unreachable"),
+)
+
+
+def plain_cause(exc: BaseException) -> str | None:
+    """The root cause of a transport failure in plain words (``"connection refused (nothing listens
+    there)"``), or None when it is none of the known ones. Never library text: callers show it."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 12:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    for kind, _, words in _CAUSES:  # a typed cause anywhere in the chain is the surest sign
+        if kind is not None and any(isinstance(e, kind) for e in seen):
+            return words
+    text = " ".join(f"{type(e).__name__} {e}" for e in seen).lower()
+    for _, needles, words in _CAUSES:
+        if any(n in text for n in needles):
+            return words
+    return None
 
 
 class AuthenticationError(ConnectorError):
@@ -76,8 +117,9 @@ class UnsupportedOperation(ConnectorError):
 class TransientError(ConnectorError):
     """A failure worth retrying: timeouts, 5xx, throttling. ``retry_after`` in seconds if known."""
 
-    def __init__(self, platform: str, message: str, *, retry_after: float | None = None, item: str | None = None) -> None:
-        super().__init__(platform, message, item=item)
+    def __init__(self, platform: str, message: str, *, retry_after: float | None = None, item: str | None = None,
+                 setting: str | None = None) -> None:
+        super().__init__(platform, message, item=item, setting=setting)
         self.retry_after = retry_after
 
 
@@ -198,7 +240,8 @@ def with_retries(
         except TransientError as exc:
             if budget is not None and not budget.charge(exc.platform):
                 raise RetryBudgetSpent(exc.platform, f"gave up for this run after {budget.failures} "
-                                                     f"failed attempts: {exc.message}", item=exc.item) from exc
+                                                     f"failed attempts: {exc.message}", item=exc.item,
+                                       setting=exc.setting) from exc
             if attempt == policy.attempts - 1:
                 raise
             wait = policy.delay(attempt, exc.retry_after)
@@ -291,6 +334,19 @@ class ConnectorSettings(BaseModel):
     base_dir: str | None = None
     """Folder that relative paths in these settings are relative to: the config file's folder
     (filled in by the hub, not written by users)."""
+    password_command: str | None = None
+    """A command printing the password on its first line (``pass show calmesh/zoho``), used when
+    ``password_env`` is not set in the environment."""
+    keyring: str | None = None
+    """The system keyring service holding the password (user: ``username``); needs the optional
+    ``keyring`` package (``pip install 'calmesh[keyring]'``)."""
+
+    def password(self, platform: str) -> str | None:
+        """The platform's password from ``password_env``, ``password_command`` or ``keyring``."""
+        from calmesh.config import secret
+
+        return secret(getattr(self, "password_env", None), f"platforms.{platform}.password_env",
+                      command=self.password_command, keyring=self.keyring, user=getattr(self, "username", None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -430,7 +486,8 @@ class Connector(ABC):
     def check(self) -> list[str]:
         """Reach the platform and report what works, one line each (for ``calmesh check``)."""
         cals = self.calendars()
-        return [f"reachable, {len(cals)} calendar(s): " + ", ".join(c.name for c in cals[:10])]
+        return [f"reachable, {len(cals)} calendar(s): "
+                + ", ".join(f"{c.name} ({c.owner})" if c.owner else c.name for c in cals[:10])]
 
     def close(self) -> None:  # noqa: B027 - most connectors hold nothing to release
         """Release connections."""
@@ -450,6 +507,6 @@ def translate_errors(platform: str, item: str | None = None) -> Iterator[None]:
     except ConnectorError:
         raise
     except TimeoutError as exc:
-        raise TransientError(platform, f"timed out: {exc}", item=item) from exc
+        raise TransientError(platform, "timed out: no answer in time", item=item) from exc
     except OSError as exc:
-        raise TransientError(platform, f"unreachable: {exc}", item=item) from exc
+        raise TransientError(platform, f"unreachable: {plain_cause(exc) or type(exc).__name__}", item=item) from exc

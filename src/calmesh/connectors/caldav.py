@@ -52,7 +52,7 @@ from caldav.response import CalendarQueryResult, DAVResponse
 from lxml import etree
 
 from calmesh import ical
-from calmesh.config import ConfigError, secret
+from calmesh.config import SecretUnavailable
 from calmesh.connectors.base import (
     AuthenticationError,
     Capabilities,
@@ -67,6 +67,7 @@ from calmesh.connectors.base import (
     RetryPolicy,
     TransientError,
     bounded_map,
+    plain_cause,
     with_retries,
 )
 from calmesh.connectors.settings import CalDAVSettings
@@ -189,9 +190,9 @@ class CalDAVConnector(Connector):
         with self._client_lock:
             if self._client is None:
                 try:
-                    password = secret(self.settings.password_env, f"platform {self.name}")
-                except ConfigError as exc:
-                    raise AuthenticationError(self.name, str(exc)) from exc
+                    password = self.settings.password(self.name)
+                except SecretUnavailable as exc:
+                    raise AuthenticationError(self.name, exc.detail, setting=exc.setting) from exc
                 self._client = DAVClient(
                     url=self.settings.url, username=self.settings.username, password=password,
                     # niquests takes float seconds; caldav's hint says int
@@ -227,8 +228,11 @@ class CalDAVConnector(Connector):
             raise TransientError(self.name, f"{method} {url}: the server answered malformed XML ({exc})",
                                  item=item) from exc
         except OSError as exc:  # niquests/requests transport errors are OSErrors
+            cause = plain_cause(exc) or type(exc).__name__
             what = "timed out" if "timeout" in type(exc).__name__.lower() else "unreachable"
-            raise TransientError(self.name, f"{method} {url}: {what} ({exc})", item=item) from exc
+            server = "{0.scheme}://{0.netloc}".format(urlsplit(self._url(url)))
+            raise TransientError(self.name, f"{what} at {server}: {cause}",
+                                 item=item, setting="url") from exc
         if response.status in ok:
             return response
         raise self._status_error(method, url, response, item)
@@ -242,8 +246,8 @@ class CalDAVConnector(Connector):
             return self._precondition_error(preconditions, url, item)
         if exc.status == 403:
             return AuthenticationError(self.name, f"access to {url} is forbidden (HTTP 403)", item=item)
-        return AuthenticationError(self.name, f"credentials refused by {url} (HTTP 401): check username "
-                                              f"and {self.settings.password_env or 'password'}", item=item)
+        return AuthenticationError(self.name, f"credentials refused for {self.settings.username or '(no user)'} by "
+                                              f"{url} (HTTP 401)", item=item, setting="username, password_env")
 
     def _precondition_error(self, preconditions: Sequence[str], url: str, item: str | None) -> ConnectorError:
         names = ", ".join(preconditions)
@@ -526,7 +530,9 @@ class CalDAVConnector(Connector):
             try:
                 busy, warnings = self._calendar_busy(calendar, answer.email, window)
             except ConnectorError as exc:
-                answer.errors.append(Problem(self.name, f"calendar {calendar}: {exc.message}", exc.item))
+                # a setting to blame means the whole platform failed: the calendar adds nothing
+                answer.errors.append(exc.problem() if exc.setting else
+                                     Problem(self.name, f"calendar {calendar}: {exc.message}", exc.item))
                 answer.busy.extend(unknown(window, self.name))
                 continue
             answer.busy.extend(busy)

@@ -104,6 +104,7 @@ from calmesh.connectors.base import (
     RetryPolicy,
     TransientError,
     bounded_map,
+    plain_cause,
     with_retries,
 )
 from calmesh.connectors.settings import EWSSettings
@@ -213,7 +214,7 @@ class EWSConnector(Connector):
             return _ClientCredentials(
                 token_url=token_url, scope=s.scope, client_id=s.client_id, tenant_id=s.tenant_id,
                 client_secret=secret(s.client_secret_env, f"platforms.{self.name}.client_secret_env"))
-        password = secret(s.password_env, f"platforms.{self.name}.password_env") or ""
+        password = s.password(self.name) or ""
         return Credentials(s.username or "", password)
 
     def _config(self) -> Configuration:
@@ -265,7 +266,9 @@ class EWSConnector(Connector):
                 if self.settings.auth == "oauth2" and not reauthenticated:
                     reauthenticated = True
                     return attempt()
-                raise AuthenticationError(self.name, f"credentials refused: {exc}", item=item) from exc
+                raise AuthenticationError(self.name, f"credentials refused for {self.settings.username or 'the service account'} "
+                                                     f"by the server (HTTP 401)", item=item,
+                                          setting="username, password_env") from exc
             except (ews_errors.EWSError, requests.exceptions.RequestException, OAuth2Error, OSError,
                     ValueError, TypeError) as exc:
                 raise self._translate(exc, item) from exc
@@ -276,6 +279,12 @@ class EWSConnector(Connector):
         if isinstance(exc, ConnectorError):
             return exc
         text = f"{type(exc).__name__}: {exc}"
+        cause = plain_cause(exc)
+        if cause is not None and isinstance(exc, (ews_errors.TransportError, ews_errors.ErrorTimeoutExpired,
+                                                  requests.exceptions.RequestException, OSError)):
+            where = self.settings.service_endpoint or "autodiscover"
+            return TransientError(self.name, f"cannot reach {where}: {cause}", item=item,
+                                  setting="service_endpoint" if self.settings.service_endpoint else "autodiscover_email")
         if isinstance(exc, ews_errors.ErrorServerBusy):
             return TransientError(self.name, text, retry_after=exc.back_off, item=item)
         if isinstance(exc, (ews_errors.ErrorTimeoutExpired, ews_errors.ErrorInternalServerTransientError,
@@ -595,7 +604,8 @@ class EWSConnector(Connector):
 
     def check(self) -> list[str]:
         lines = super().check()
-        version = self._protocol_account().version
+        # With server_version set, exchangelib asks nothing until a real request: make one.
+        version = self._call(lambda: self._protocol_account().version)
         return [f"EWS endpoint {self.settings.service_endpoint or '(autodiscover)'}, {version.api_version}", *lines]
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ from typing import ClassVar
 import httpx
 
 from calmesh import ical
-from calmesh.config import secret
+from calmesh.config import SecretUnavailable
 from calmesh.connectors.base import (
     AuthenticationError,
     Capabilities,
@@ -125,7 +125,10 @@ class ICSConnector(Connector):
     # ------------------------------------------------------------------ reading
     def _client(self) -> httpx.Client:
         if self._http is None:
-            password = secret(self.cfg.password_env, f"platforms.{self.name}.password_env")
+            try:
+                password = self.cfg.password(self.name)
+            except SecretUnavailable as exc:
+                raise AuthenticationError(self.name, exc.detail, setting=exc.setting) from exc
             auth = (self.cfg.username, password) if self.cfg.username and password else None
             self._http = httpx.Client(timeout=self.cfg.timeout, verify=self.cfg.verify_tls, auth=auth,
                                       follow_redirects=True, headers={"User-Agent": "calmesh"})

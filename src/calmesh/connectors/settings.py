@@ -93,8 +93,8 @@ class EWSSettings(ConnectorSettings):
             missing = [n for n in needed if not getattr(self, n)]
             if missing:
                 raise ValueError(f"auth = \"oauth2\" needs {', '.join(missing)}")
-        elif not self.username or not self.password_env:
-            raise ValueError(f"auth = \"{self.auth}\" needs username and password_env")
+        elif not self.username or not (self.password_env or self.password_command or self.keyring):
+            raise ValueError(f"auth = \"{self.auth}\" needs username and password_env (or password_command, keyring)")
         return self
 
 

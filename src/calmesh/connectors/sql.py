@@ -26,7 +26,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import NoSuchTableError, OperationalError, SQLAlchemyError
 
-from calmesh.config import secret
 from calmesh.connectors.base import (
     AuthenticationError,
     Capabilities,
@@ -78,7 +77,7 @@ class SQLConnector(Connector):
     # ------------------------------------------------------------------ plumbing
     def _url(self) -> URL:
         url = make_url(self.cfg.url)
-        password = secret(self.cfg.password_env, f"platforms.{self.name}.password_env")
+        password = self.cfg.password(self.name)
         if password is not None:
             url = url.set(password=password)
         if url.get_backend_name() == "sqlite" and url.database and not url.database.startswith("/") \

@@ -61,6 +61,13 @@ def monday_of(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
+def demo_monday(today: date) -> date:
+    """The week the demo seeds: this one until Tuesday, else the next. The commands the README
+    shows look from today on (a week by default), so from Wednesday this week's duplicated pitch
+    (Tuesday) would already be behind them; next week's is ahead."""
+    return monday_of(today) if today.weekday() <= 1 else monday_of(today) + timedelta(days=7)
+
+
 def build_week(monday: date) -> DemoCalendars:
     """The demo week starting on ``monday``."""
     cals = DemoCalendars()

@@ -21,7 +21,7 @@ import httpx
 
 from calmesh.config import Config, load_config
 from calmesh.connectors import registry
-from calmesh.demo.data import DOMAIN, PEOPLE, build_week, monday_of
+from calmesh.demo.data import DOMAIN, PEOPLE, build_week, demo_monday
 from calmesh.model import WorkingHours
 
 DEMO_USER = "demo"
@@ -114,13 +114,18 @@ def _start_exchange(env: DemoEnvironment) -> tuple[dict[str, Any], dict[str, str
     return settings, {p.email: p.email for p in mailboxes}
 
 
-def start(root: Path, monday: date | None = None) -> DemoEnvironment:
-    """Start and seed everything under ``root``; the caller closes the returned environment."""
+SYNC_GROUP = "alice-busy"
+"""The demo's sync group: Alice's Zoho calendar shown as busy blocks in the in-house system."""
+
+
+def start(root: Path, monday: date | None = None, port: int = 8765) -> DemoEnvironment:
+    """Start and seed everything under ``root``; the caller closes the returned environment.
+    ``port`` is the hub's, written into the config so ``calmesh serve`` on it uses the same."""
     from calmesh.demo.servers import start_radicale
 
     root.mkdir(parents=True, exist_ok=True)
     os.environ[PASSWORD_ENV] = DEMO_PASSWORD
-    env = DemoEnvironment(root, root / "calmesh.toml", monday or monday_of(date.today()))
+    env = DemoEnvironment(root, root / "calmesh.toml", monday or demo_monday(date.today()))
     try:
         radicale = env.stack.enter_context(start_radicale(root / "radicale", {DEMO_USER: DEMO_PASSWORD}))
         base = radicale.url.rstrip("/") + f"/{DEMO_USER}/"
@@ -136,6 +141,9 @@ def start(root: Path, monday: date | None = None) -> DemoEnvironment:
                 _mkcalendar(url)
                 calendars[(person.platform, person.email)] = url
         (root / "projects").mkdir(exist_ok=True)
+        # the sync group's target: an empty calendar the in-house system shows, filled by `calmesh sync`
+        (root / "projects" / "marketing-busy.ics").write_text(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calmesh//demo//EN\r\nEND:VCALENDAR\r\n", encoding="utf-8")
 
         people_toml = []
         week = build_week(env.monday)
@@ -159,11 +167,15 @@ def start(root: Path, monday: date | None = None) -> DemoEnvironment:
         text = [
             DEMO_HEADER,
             _table("[hub]", {"timezone": "Europe/Paris", "state": "sqlite:///state.sqlite"}),
-            _table("[server]", {"host": "127.0.0.1", "port": 8765,
+            _table("[server]", {"host": "127.0.0.1", "port": port,
                                 "users": [{"name": DEMO_USER, "password_env": PASSWORD_ENV,
                                            "sees_details_of": ["*"], "email": f"{DEMO_USER}@{DOMAIN}"}]}),
             *(_table(f"[platforms.{name}]", values) for name, values in platforms.items()),
             *people_toml,
+            _table(f"[sync.groups.{SYNC_GROUP}]", {
+                "mode": "busy", "busy_title": "Busy (marketing)",
+                "calendars": [{"platform": "zoho", "calendar": calendars[("zoho", f"alice@{DOMAIN}")], "direction": "out"},
+                              {"platform": "projects", "calendar": "marketing-busy.ics", "direction": "in"}]}),
         ]
         env.config_path.write_text("\n".join(text), encoding="utf-8")
         config = env.config()
@@ -182,8 +194,8 @@ def start(root: Path, monday: date | None = None) -> DemoEnvironment:
 
 
 @contextlib.contextmanager
-def running(root: Path, monday: date | None = None) -> Iterator[DemoEnvironment]:
-    env = start(root, monday)
+def running(root: Path, monday: date | None = None, port: int = 8765) -> Iterator[DemoEnvironment]:
+    env = start(root, monday, port)
     try:
         yield env
     finally:

@@ -36,13 +36,16 @@ def working_hours_json(hours: WorkingHours | None) -> dict[str, Any] | None:
                         for p in hours.periods]}
 
 
-def error_text(person: PersonFreeBusy, details: bool = False) -> str | None:
+def error_text(person: PersonFreeBusy, details: bool | None = False) -> str | None:
     """Why some of ``person``'s time is missing, as an asker may read it: platforms in public words
     only (the cause is in the server's log), items as :func:`shown` allows."""
-    return "; ".join(dict.fromkeys(shown(publicise(person.errors), details))) or None
+    errors = person.errors if details is None else publicise(person.errors)  # None: the local operator
+    return "; ".join(dict.fromkeys(shown(errors, details))) or None
 
 
-def person_json(person: PersonFreeBusy, zone: tzinfo, interval: timedelta, details: bool) -> dict[str, Any]:
+def person_json(person: PersonFreeBusy, zone: tzinfo, interval: timedelta, details: bool | None) -> dict[str, Any]:
+    """One person's answer as the JSON API gives it; ``details`` as :func:`calmesh.model.shown`
+    takes it (None: the local operator, on the command line)."""
     busy = []
     for period in person.busy:
         entry: dict[str, Any] = {"start": period.start.astimezone(zone).isoformat(),
@@ -265,7 +268,13 @@ OPENAPI: dict[str, Any] = {
             },
             "FreeBusyAnswer": {
                 "type": "object", "required": ["people"],
-                "properties": {"people": {"type": "array", "items": {"$ref": "#/components/schemas/PersonFreeBusy"}}},
+                "description": "Also what `calmesh freebusy --format json` prints, with the window asked "
+                               "(`start`, `end`): one schema for both doors.",
+                "properties": {"people": {"type": "array", "items": {"$ref": "#/components/schemas/PersonFreeBusy"}},
+                               "start": {"type": "string", "format": "date-time",
+                                         "description": "Command line only: the window's start"},
+                               "end": {"type": "string", "format": "date-time",
+                                       "description": "Command line only: the window's end"}},
             },
             "People": {
                 "type": "object", "required": ["people"],

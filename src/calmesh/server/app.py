@@ -24,6 +24,7 @@ from datetime import date, datetime, timedelta
 
 import uvicorn
 from rich.console import Console
+from rich.text import Text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -32,7 +33,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from calmesh.config import Config, ConfigError
-from calmesh.demo.data import monday_of
+from calmesh.demo.data import demo_monday
 from calmesh.server import api, api_schedule, autodiscover, caldav, ews, health, vfreebusy
 from calmesh.server.context import ServerContext, problem
 from calmesh.server.csrf import JSONOnlyAPIMiddleware
@@ -188,16 +189,17 @@ def serve_demo(config: Config, port: int, user: str, password: str, console: Con
     try:
         sock = bind(host, port)
     except OSError as exc:
-        console.print(f"[bold red]cannot start the hub server:[/] {exc}", highlight=False)
+        console.print(Text.assemble(("cannot start the hub server:", "bold red"), f" {exc}"), highlight=False)
         return
     base = f"http://{host}:{sock.getsockname()[1]}"
     if config.server.public_url is None:  # the demo's one address is known: Autodiscover works too
         config = config.model_copy(update={"server": config.server.model_copy(update={"public_url": base})})
     first = config.people[0].email if config.people else "someone@example.org"
     emails = ", ".join(f'"{p.email}"' for p in config.people[:3])
-    monday = datetime.combine(monday_of(date.today()), datetime.min.time(), tzinfo=zoneinfo(config.hub.timezone))
+    monday = datetime.combine(demo_monday(date.today()), datetime.min.time(), tzinfo=zoneinfo(config.hub.timezone))
     start, end = monday.isoformat(), (monday + timedelta(days=5)).isoformat()  # the seeded week
-    console.print(f"calmesh demo ready at {base} (user {user}, password {password})", highlight=False, soft_wrap=True)
+    console.print(f"calmesh demo ready at {base} (user {user}, password {password})", markup=False, highlight=False,
+                  soft_wrap=True)
     console.print(
         f"Open {base}/ in a browser for the availability grid, find-a-time and booking.\n"
         "Try:\n"
@@ -211,7 +213,7 @@ def serve_demo(config: Config, port: int, user: str, password: str, console: Con
         f"  CalDAV scheduling (RFC 6638): {base}/.well-known/caldav\n"
         f"  OpenAPI: {base}/api/v1/openapi.json   metrics: {base}/metrics\n"
         "Press Ctrl-C to stop.",
-        highlight=False, soft_wrap=True,
+        markup=False, highlight=False, soft_wrap=True,
     )
     try:
         serve(config, host, port, sock=sock)

@@ -148,7 +148,7 @@ def freebusy(
             problem = error.problem()
         else:  # a connector bug must not take the answer down
             log.error("free/busy from %s failed", platform, exc_info=error)
-            problem = Problem(platform, f"internal error: {error!r}")
+            problem = Problem(platform, f"internal error ({type(error).__name__}, a calmesh bug: see the log)")
         partials[platform] = _failed(per_platform[platform], window, problem)
     for platform in outcome.late:
         partials[platform] = _failed(per_platform[platform], window,

@@ -76,7 +76,7 @@ def gather(hub: Hub, email: str, window: Window) -> tuple[list[PlacedEvent], lis
                              for n, source in enumerate(person.sources)}, timeout, "detection")
     placed: list[PlacedEvent] = []
     errors = [Problem(person.sources[n].platform, f"did not answer within {timeout:g}s") for n in outcome.late]
-    errors += [Problem(person.sources[n].platform, f"internal error: {exc!r}") for n, exc in outcome.failed.items()]
+    errors += [Problem(person.sources[n].platform, f"internal error ({type(exc).__name__}, a calmesh bug)") for n, exc in outcome.failed.items()]
     warnings: list[Problem] = []
     for found, failed, problems in outcome.answered.values():  # in source order: results must be stable
         placed.extend(found)

@@ -11,9 +11,9 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from calmesh.config import Config
+from calmesh.config import Config, SecretUnavailable
 from calmesh.connectors import registry
-from calmesh.connectors.base import Connector
+from calmesh.connectors.base import AuthenticationError, Connector
 from calmesh.directory import Directory
 
 if TYPE_CHECKING:
@@ -62,7 +62,10 @@ class Hub:
                 if self.config.path is not None:
                     raw.setdefault("base_dir", str(self.config.path.parent))
                 raw.setdefault("timezone", self.config.hub.timezone)
-                self._connectors[platform] = registry.create(platform, raw)
+                try:
+                    self._connectors[platform] = registry.create(platform, raw)
+                except SecretUnavailable as exc:  # a connector reading its secret when created
+                    raise AuthenticationError(platform, exc.detail, setting=exc.setting) from exc
             return self._connectors[platform]
 
     def identities(self) -> IdentityRepository:
