@@ -32,7 +32,7 @@ def test_sync_shows_what_a_target_could_not_hold(tmp_path: Path, dry_run: bool) 
     flags = ["--dry-run"] if dry_run else []
     code, out = invoke("sync", *flags, "-c", str(config))
     assert code == 0, out
-    assert "right/team.ics: UID m1@test: VALARM: 1 alarm(s) left out" in out, out
+    assert "calendar team.ics on right: UID m1@test: VALARM: 1 alarm(s) left out" in out, out  # cli/labels.py
     code, out = invoke("sync", *flags, "--format", "json", "-c", str(config))
     [report] = json.loads(out)
     if dry_run:

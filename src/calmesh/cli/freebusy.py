@@ -91,7 +91,7 @@ def check_format(fmt: str, allowed: tuple[str, ...] = ("table", "json")) -> None
 def as_json(answers: list[PersonFreeBusy], window: Window, zone: ZoneInfo, interval: timedelta) -> dict[str, Any]:
     """The JSON API's ``FreeBusyAnswer`` (see its OpenAPI document), plus the window asked: one
     schema for scripts whichever door they use, built by the API's own function."""
-    from calmesh.server.api import person_json
+    from calmesh.services.answer_json import person_json
 
     return {"start": window.start.astimezone(zone).isoformat(), "end": window.end.astimezone(zone).isoformat(),
             "people": [person_json(a, zone, interval, None) for a in answers]}  # the operator reads all

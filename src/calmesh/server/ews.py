@@ -32,7 +32,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from calmesh.core.freebusy import availability_view
 from calmesh.model import BusyType, PersonFreeBusy, Window, WorkingHours, normalize_email
-from calmesh.server.api import error_text
 from calmesh.server.auth import CHALLENGES, User
 from calmesh.server.context import MAX_ATTENDEES, BadRequest, ServerContext
 from calmesh.server.ews_mailbox import Mailbox
@@ -56,6 +55,7 @@ from calmesh.server.ews_soap import (
     timezone_definition,
     zone_rules,
 )
+from calmesh.services.answer_json import error_text
 from calmesh.timezones import to_iana, to_windows, zoneinfo
 
 PATH = "/EWS/Exchange.asmx"

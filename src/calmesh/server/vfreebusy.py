@@ -30,9 +30,9 @@ from starlette.routing import BaseRoute, Route
 
 from calmesh.ical import PRODID, vfreebusy
 from calmesh.model import BusyType, PersonFreeBusy, Window, normalize_email
-from calmesh.server.api import error_text
 from calmesh.server.auth import User
 from calmesh.server.context import Answer, BadRequest, ServerContext, problem, unauthorized
+from calmesh.services.answer_json import error_text
 from calmesh.store.db import StoreError, open_store
 from calmesh.store.feeds import FeedGrant, FeedTokens
 

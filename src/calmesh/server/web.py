@@ -37,11 +37,11 @@ from calmesh.config import PersonConfig
 from calmesh.core.freebusy import invert, outside_working_hours
 from calmesh.directory import UnknownPerson
 from calmesh.model import BusyPeriod, BusyType, PersonFreeBusy, Window, shown
-from calmesh.server.api import error_text
 from calmesh.server.auth import CHALLENGES, User
 from calmesh.server.context import MAX_ATTENDEES, BadRequest, ServerContext
 from calmesh.server.health import MonitoringAccess
 from calmesh.services import bookings, detection
+from calmesh.services.answer_json import error_text
 from calmesh.store.db import StoreError, open_store
 from calmesh.store.repository import SyncRepository
 from calmesh.timezones import to_iana, zoneinfo

@@ -31,11 +31,11 @@ from starlette.responses import Response
 
 from calmesh.ical import read_scheduling_message, vfreebusy, zoned_time
 from calmesh.model import Window, normalize_email
-from calmesh.server.api import error_text
 from calmesh.server.auth import User
 from calmesh.server.caldav.principals import Principal
 from calmesh.server.caldav.webdav import c, dav_error, href, xml_response
 from calmesh.server.context import MAX_ATTENDEES, BadRequest, ServerContext
+from calmesh.services.answer_json import error_text
 
 
 class Refused(BadRequest):
