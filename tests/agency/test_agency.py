@@ -20,8 +20,9 @@ Invariants (model.py; each failure message starts with the invariant's name in b
 ``busy-shown-free``, ``exactly-once``, ``deleted-returns``, ``edit-lost``, ``organiser-only``,
 ``copy-is-conflict``, ``deletion-reason``.
 
-Runs: ``test_agency_replays_known_failures`` replays the examples kept in tests/agency/examples
-(failures found once stay found); ``test_agency`` runs a fixed (derandomized) bounded set in CI;
+Runs (in CI, marked slow): ``test_agency_replays_known_failures`` replays the examples kept in
+tests/agency/examples (failures found once stay found); ``test_agency`` runs a fixed
+(derandomized) bounded walk; test_agency_regressions.py the shortest sequences found so far;
 ``make soak`` runs ``test_agency_soak`` for ``SOAK_SECONDS`` (30 minutes), saving any failure
 to tests/agency/examples for the next commit.
 """
@@ -50,14 +51,7 @@ def _run(peers: Peers, root: Path, **options: object) -> None:
         deadline=None, suppress_health_check=list(HealthCheck), print_blob=True, **options))  # type: ignore[arg-type]
 
 
-SOAK_ONLY = pytest.mark.skipif(not os.environ.get("SOAK_SECONDS"), reason=(
-    "the random walk still meets open items of issue 12 (organisers on the SQL table, an EWS copy "
-    "deleted in the crash instant, replies to meetings edited directly) and takes about ten minutes "
-    "here: `make soak` runs it; CI runs the fixed sequences of test_agency_regressions.py"))
-
-
 @pytest.mark.slow
-@SOAK_ONLY
 def test_agency_replays_known_failures(peers: Peers, tmp_path: Path) -> None:
     """Every example kept in tests/agency/examples (found by a soak or an earlier run) again."""
     _run(peers, tmp_path, database=ReadOnlyDatabase(DirectoryBasedExampleDatabase(EXAMPLES)),
@@ -65,7 +59,6 @@ def test_agency_replays_known_failures(peers: Peers, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@SOAK_ONLY
 def test_agency(peers: Peers, tmp_path: Path) -> None:
     """A fixed, bounded walk through the agency's weeks (the same examples on every run)."""
     _run(peers, tmp_path, derandomize=True, database=None, max_examples=4, stateful_step_count=15,

@@ -70,6 +70,14 @@ def test_item1_a_reply_after_the_organiser_renamed_the_meeting_is_refused(agency
     agency.agency_holds()
 
 
+def test_item1_a_decline_to_a_meeting_booked_on_graph_with_three_people_is_lost(agency: AgencyMachine) -> None:
+    """[edit-lost] (kept in tests/agency/examples): Graph, like Exchange, sets attendees' answers
+    only from the responses it receives itself; Bruno's DECLINED is kept in calmesh's record."""
+    agency.book(organiser="david", others=["bruno", "alice", "carla"], day=1, hour=14, minutes=60, topic="planning")
+    agency.attendee_answers(pick=0, answer=PartStat.DECLINED)
+    agency.agency_holds()
+
+
 def test_item2_sync_plans_to_delete_a_live_invitation(agency: AgencyMachine) -> None:
     """[deletion-reason]: Alice (Radicale) books with Carla (EWS); the mirror group holding both
     calendars plans "copy of an item deleted at its origin" for Carla's live invitation."""

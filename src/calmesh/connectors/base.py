@@ -368,9 +368,9 @@ class Capabilities:
     """The platform keeps the ORGANIZER and ATTENDEEs of what is written (an in-house table
     usually does not: the identity record then keeps them for the meetings calmesh books)."""
     answers: bool = True
-    """The platform keeps each attendee's answer (PARTSTAT) as written. Exchange does not: it
-    sets them only from the response messages its own mailboxes process, so an iTIP REPLY
-    calmesh receives is kept in the identity record instead."""
+    """The platform keeps each attendee's answer (PARTSTAT) as written. Exchange (EWS and Graph)
+    does not: it sets them only from the response messages its own mailboxes process, so an iTIP
+    REPLY calmesh receives is kept in the identity record instead."""
 
 
 CLOCK_SKEW = timedelta(minutes=5)
