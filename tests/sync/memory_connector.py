@@ -49,6 +49,9 @@ class MemoryConnector(Connector):
         self._seq = 0
         self.reachable = True
         self.fail_next: type[Exception] | None = None
+        self.row_ids = False
+        """Give new items ids as SQLite gives rowids (the highest plus one), so a deleted last
+        item's id is given again, as an in-house table's may be."""
         self.writes = 0
         self.persist_to = persist_to
         self.broken: set[str] = set()
@@ -145,7 +148,8 @@ class MemoryConnector(Connector):
         if item.ref is None:
             if any(stored.uid == item.uid for stored, _ in cal.items.values()):
                 raise InvalidDataError(self.name, "no-uid-conflict: UID already in calendar", item=item.uid)
-            item_id = f"{item.uid}-{self._seq + 1}.ics"
+            item_id = (str(max((int(i) for i in cal.items if i.isdigit()), default=0) + 1) if self.row_ids
+                       else f"{item.uid}-{self._seq + 1}.ics")
         else:
             item_id = item.ref.id
             if item_id not in cal.items:
