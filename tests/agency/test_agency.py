@@ -54,9 +54,9 @@ def _run(peers: Peers, root: Path, **options: object) -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("SOAK_SECONDS"), reason=(
-    "a kept example still fails (open in issue 12): after kills of busy-group runs, moves and "
-    "deletions, David's project calendar holds a busy block no item accounts for; `make soak` "
-    "replays it. The shorter failures it held are regressions in test_agency_regressions.py"))
+    "kept examples (long walks with killed runs and outages) still fail (open in issue 12); `make "
+    "soak` replays them. The failures shrunk from them so far are in test_agency_regressions.py "
+    "and test_syncplan.py"))
 def test_agency_replays_known_failures(peers: Peers, tmp_path: Path) -> None:
     """Every example kept in tests/agency/examples (found by a soak or an earlier run) again."""
     _run(peers, tmp_path, database=ReadOnlyDatabase(DirectoryBasedExampleDatabase(EXAMPLES)),
