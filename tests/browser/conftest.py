@@ -26,6 +26,7 @@ from calmesh.fakes import RunningServer, serve
 from calmesh.server.app import create_app
 from calmesh.server.auth import hash_password
 from calmesh.services.hub import Hub
+from conftest import ICS_PLATFORMS_TOML
 from server.conftest import people_toml, seed_ics
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -57,16 +58,7 @@ sees_details_of = ["*"]
 [[server.users]]
 name = "{PLAIN[0]}"
 password_hash = "{hash_password(PLAIN[1], time_cost=1, memory_kib=8, parallelism=1)}"
-[platforms.zoho]
-kind = "ics"
-path = "zoho"
-[platforms.exchange]
-kind = "ics"
-path = "exchange"
-[platforms.projects]
-kind = "ics"
-path = "projects"
-[sync.groups.marketing-to-projects]
+{ICS_PLATFORMS_TOML}[sync.groups.marketing-to-projects]
 mode = "busy"
 calendars = [{{ platform = "zoho", calendar = "alice@agency.example.ics" }},
              {{ platform = "projects", calendar = "alice@agency.example.ics", direction = "in" }}]

@@ -24,6 +24,7 @@ from calmesh.fakes import RunningServer, serve
 from calmesh.server.app import create_app
 from calmesh.server.auth import hash_password
 from calmesh.services.hub import Hub
+from conftest import ICS_PLATFORMS_TOML
 from conftest import seed_ics as shared_seed_ics
 
 # schemathesis loads its OpenAPI machinery on the first ``from_url``; pytest compiles those modules
@@ -100,16 +101,7 @@ token_hash = "{hash_password(OPS_TOKEN, **FAST_HASH)}"
 name = "{LEAD[0]}"
 password_hash = "{hash_password(LEAD[1], **FAST_HASH)}"
 sees_details_of = ["team:marketing"]
-[platforms.zoho]
-kind = "ics"
-path = "zoho"
-[platforms.exchange]
-kind = "ics"
-path = "exchange"
-[platforms.projects]
-kind = "ics"
-path = "projects"
-[platforms.slow]
+{ICS_PLATFORMS_TOML}[platforms.slow]
 kind = "ics"
 url = "{slow_feed}"
 {people_toml()}

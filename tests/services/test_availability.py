@@ -17,7 +17,7 @@ from calmesh.config import parse_config
 from calmesh.model import BusyType, Window
 from calmesh.services import availability
 from calmesh.services.hub import Hub
-from conftest import seed_ics
+from conftest import ICS_PLATFORMS_TOML, seed_ics
 
 MONDAY = date(2026, 11, 23)
 WEEK = Window(datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 28, tzinfo=UTC))
@@ -30,16 +30,7 @@ def hub(tmp_path: Path, slow_feed: str) -> Iterator[Hub]:
 [hub]
 timezone = "Europe/Paris"
 freebusy_timeout = 1.0
-[platforms.zoho]
-kind = "ics"
-path = "zoho"
-[platforms.exchange]
-kind = "ics"
-path = "exchange"
-[platforms.projects]
-kind = "ics"
-path = "projects"
-[platforms.slow]
+{ICS_PLATFORMS_TOML}[platforms.slow]
 kind = "ics"
 url = "{slow_feed}"
 [[people]]

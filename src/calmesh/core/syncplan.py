@@ -759,11 +759,6 @@ def _recognise(ctx: _Context, state: Mapping[str, ItemState], observations: Mapp
                result: Plan) -> dict[str, dict[str, list[_Seen]]]:
     """Attach every observed item to its logical id (location, then marker, then UID, then new)."""
     located = {(key, copy.item_id): lid for lid, rec in state.items() for key, copy in rec.copies.items()}
-    # a deleted copy's id may be given again to another item (an in-house table's row ids: SQLite
-    # hands out the highest rowid plus one, so deleting the last row frees its id): an item at
-    # that id with another UID is that other item, never the deleted one come back
-    tombstones = {(key, copy.item_id): copy.uid for rec in state.values() for key, copy in rec.copies.items()
-                  if copy.deleted and located.get((key, copy.item_id)) == rec.logical_id}
     _read_opaque_markers(ctx, state, observations)
     named: dict[tuple[str, str], str] | None = None  # built on the first marker not located
     seen: dict[str, dict[str, list[_Seen]]] = defaultdict(lambda: defaultdict(list))
@@ -789,7 +784,10 @@ def _recognise(ctx: _Context, state: Mapping[str, ItemState], observations: Mapp
                                                     reason or "unhashable"))
                 continue
             lid = located.get((key, item.ref.id))
-            if tombstones.get((key, item.ref.id), item.uid) != item.uid:
+            if lid is not None and (gone := state[lid].copies[key]).deleted and gone.uid != item.uid:
+                # a deleted copy's id given again to another item (SQLite hands out the highest
+                # rowid plus one, so deleting a table's last row frees its id): not the deleted
+                # item come back
                 lid = None
             if lid is None and item.marker is not None:
                 if named is None:

@@ -473,18 +473,18 @@ class SyncEngine:
             return seen
         present = ({i.ref.id for i in obs.items if i.ref} | {r.id for r in obs.unchanged}
                    | {r.id for r in obs.unreadable} | {r.id for r in obs.deleted})
-        listed_markers = {i.marker for i in obs.items if i.marker}
         wanted: dict[str, set[str]] = {}
-        placed: list[CopyState] = []
+        placeholders: list[CopyState] = []
         for record in state.values():
             copy = record.copies.get(member.key)
             if copy is None or not copy.pending or not copy.evidence or copy.item_id in present:
                 continue
             if copy.item_id.startswith(PLACEHOLDER):
-                if copy.marker not in listed_markers:
-                    placed.append(copy)
+                placeholders.append(copy)
             else:
                 wanted.setdefault(copy.evidence, set()).add(copy.item_id)
+        listed_markers = {i.marker for i in obs.items if i.marker} if placeholders else set()
+        placed = [c for c in placeholders if c.marker not in listed_markers]  # a listed marker: it landed
         if not wanted and not placed:
             return seen
         conn = self._connector(member.platform)
