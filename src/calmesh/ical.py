@@ -19,7 +19,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
 import icalendar
 import recurring_ical_events
@@ -44,7 +44,7 @@ from calmesh.model import (
     normalize_email,
     rrule_problem,
 )
-from calmesh.timezones import DefinedZone, matching_iana, to_iana
+from calmesh.timezones import DefinedZone, is_iana_name, matching_iana, to_iana
 
 PRODID = "-//calmesh//calmesh hub//EN"
 MAX_TEXT_PROPERTY = 256 * 1024
@@ -348,9 +348,12 @@ _VTIMEZONE = re.compile(
     rb"^BEGIN:VTIMEZONE\r?\n(?:(?!END:VTIMEZONE).)*?^TZID:([^\r\n]*)\r?\n.*?^END:VTIMEZONE\r?\n", re.S | re.M)
 
 
-@lru_cache(maxsize=1)
-def _known_zones() -> frozenset[bytes]:
-    return frozenset(name.encode() for name in available_timezones())
+def _is_iana_tzid(tzid: bytes) -> bool:
+    """Whether a VTIMEZONE's TZID names an IANA zone exactly: icalendar then uses that zone."""
+    try:
+        return is_iana_name(tzid.decode())
+    except UnicodeDecodeError:
+        return False
 
 
 _FOLD = re.compile(rb"\r?\n[ \t]")
@@ -378,8 +381,7 @@ def _prepare_timezones(data: bytes) -> bytes:
     if b"BEGIN:VTIMEZONE" not in data:
         return data
     data = _FOLD.sub(b"", data)  # a TZID folded across lines is still found
-    known = _known_zones()
-    data = _VTIMEZONE.sub(lambda m: b"" if m.group(1).strip() in known else m.group(0), data)
+    data = _VTIMEZONE.sub(lambda m: b"" if _is_iana_tzid(m.group(1).strip()) else m.group(0), data)
     if b"BEGIN:VTIMEZONE" not in data:
         return data
     if _CALENDAR.search(data) is None:  # salvaging a damaged text: one scope

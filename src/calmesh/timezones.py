@@ -28,6 +28,27 @@ def _iana_names() -> dict[str, str]:
     return {name.lower(): name for name in available_timezones()}
 
 
+_NOT_LISTED = ("right/", "posix/")
+"""Folders of the zone database that ``available_timezones()`` leaves out (and ``posixrules``)."""
+
+
+@lru_cache(maxsize=4096)
+def is_iana_name(name: str) -> bool:
+    """Whether ``name``, spelled exactly so, is a zone ``zoneinfo.available_timezones()`` lists.
+
+    Asked of the database one name at a time: listing it opens every file under
+    /usr/share/zoneinfo (~25 ms), which a command meeting a handful of zone names should not pay
+    at every start. ``ZoneInfo`` refuses paths that leave the database, folders and files that are
+    not zones; what is left is what the listing holds but its three exclusions."""
+    if name == "posixrules" or name.startswith(_NOT_LISTED):
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
 @lru_cache(maxsize=1)
 def _windows_tables() -> tuple[dict[str, str], dict[str, Any]]:
     """exchangelib's CLDR tables (Windows -> IANA, IANA -> Windows names), imported on first need:
@@ -51,6 +72,8 @@ def to_iana(name: str | None) -> str | None:
     lowered = raw.lower()
     if lowered in _ALIASES:
         return _ALIASES[lowered]
+    if is_iana_name(raw):  # the usual case, answered without listing the database
+        return raw
     if lowered in _iana_names():
         return _iana_names()[lowered]
     to_iana_map = _windows_tables()[0]

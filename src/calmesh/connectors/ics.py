@@ -19,9 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import ClassVar
-
-import httpx
+from typing import TYPE_CHECKING, ClassVar
 
 from calmesh import ical
 from calmesh.config import SecretUnavailable
@@ -41,6 +39,9 @@ from calmesh.connectors.base import (
 from calmesh.connectors.settings import ICSSettings
 from calmesh.model import CalendarInfo, CalendarItem, ChangeSet, Event, ItemRef, Problem, Window
 from calmesh.timezones import zoneinfo
+
+if TYPE_CHECKING:
+    import httpx
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_FEED_BYTES = 50 * 1024 * 1024
@@ -124,6 +125,8 @@ class ICSConnector(Connector):
 
     # ------------------------------------------------------------------ reading
     def _client(self) -> httpx.Client:
+        import httpx  # only URL feeds need it: a folder of files should not pay ~0.1 s to import it
+
         if self._http is None:
             try:
                 password = self.cfg.password(self.name)
@@ -141,6 +144,8 @@ class ICSConnector(Connector):
             headers["If-None-Match"] = cached.etag
         if cached and cached.last_modified:
             headers["If-Modified-Since"] = cached.last_modified
+
+        import httpx
 
         def call() -> bytes:
             try:
