@@ -9,8 +9,13 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import httpx
 import pytest
+
+if TYPE_CHECKING:
+    from conftest import CalDAVServer  # tests/conftest.py, which provides the servers
 
 HEAVY = ("starlette", "uvicorn", "exchangelib", "alembic", "calmesh.server", "calmesh.services.detection",
          "calmesh.services.scheduling", "calmesh.services.itip", "calmesh.connectors")
@@ -18,16 +23,23 @@ HEAVY = ("starlette", "uvicorn", "exchangelib", "alembic", "calmesh.server", "ca
 MARK = "MODULES:"
 
 
-def modules_after(argv: list[str]) -> list[str]:
-    """The modules loaded once ``calmesh ARGV`` has finished, in a fresh interpreter."""
+def run_fresh(argv: list[str], env: dict[str, str] | None = None) -> tuple[int, str, list[str]]:
+    """``calmesh ARGV`` in a fresh interpreter: its exit code, its output before the module list,
+    and the modules loaded once it has finished."""
     code = ("import json, sys\nfrom calmesh.cli import main\n"
             f"sys.argv = ['calmesh', *{argv!r}]\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            f"print({MARK!r} + json.dumps(sorted(sys.modules)))")
+            "try:\n    main()\n    status = 0\nexcept SystemExit as exc:\n    status = exc.code or 0\n"
+            f"print({MARK!r} + json.dumps([status, sorted(sys.modules)]))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                          env={"COLUMNS": "120", "PATH": ""})
-    [line] = [line for line in done.stdout.splitlines() if line.startswith(MARK)]
-    return json.loads(line.removeprefix(MARK))
+                          env={"COLUMNS": "120", "PATH": "", **(env or {})})
+    output, _, line = done.stdout.rpartition(MARK)
+    status, loaded = json.loads(line)
+    return status, output, loaded
+
+
+def modules_after(argv: list[str]) -> list[str]:
+    """The modules loaded once ``calmesh ARGV`` has finished, in a fresh interpreter."""
+    return run_fresh(argv)[2]
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["sync", "--help"], ["status", "--help"]])
@@ -98,3 +110,41 @@ def test_a_bad_setting_of_an_unloaded_connector_is_still_reported(tmp_path: Path
     config.write_text(config.read_text().replace('auth = "basic"', 'auth = "kerberos"'))
     with pytest.raises(ConfigError, match=r"platforms\.exchange\.auth"):
         load_config(config)
+
+
+def test_a_caldav_only_config_loads_no_other_platform_code(tmp_path: Path, radicale: CalDAVServer) -> None:
+    """``calmesh freebusy`` for a person on a real CalDAV server (Radicale), with an event in a
+    named IANA zone to read: the answer is served (exit 0) and nothing of Exchange (exchangelib,
+    its NTLM and Kerberos stacks), Graph, Google (its JWT signing), SQL or the ICS feeds' HTTP
+    client is loaded. Each of those costs a CalDAV-only organisation start-up time on every run
+    of the command (issue 16); they are imported only by their own connectors, and the zone tables
+    of exchangelib only for a Windows zone name."""
+    calendar = radicale.new_calendar()
+    httpx.put(calendar + "standup.ics", auth=(radicale.username, radicale.password),
+              headers={"Content-Type": "text/calendar"}, content=(
+                  "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VTIMEZONE\r\n"
+                  "TZID:Europe/Paris\r\nBEGIN:STANDARD\r\nDTSTART:19701025T030000\r\n"
+                  "TZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+                  "BEGIN:VEVENT\r\nUID:standup-1\r\nDTSTAMP:20261101T000000Z\r\n"
+                  "DTSTART;TZID=Europe/Paris:20261102T090000\r\nDTEND;TZID=Europe/Paris:20261102T093000\r\n"
+                  "RRULE:FREQ=DAILY;COUNT=5\r\nSUMMARY:Stand-up\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"),
+              ).raise_for_status()
+    config = tmp_path / "calmesh.toml"
+    config.write_text('[hub]\ntimezone = "Europe/Paris"\n'
+                      f'[platforms.dav]\nkind = "caldav"\nurl = "{radicale.url}"\n'
+                      f'username = "{radicale.username}"\npassword_env = "{radicale.password_env}"\n'
+                      f'[[people]]\nemail = "alice@example.test"\nplatform = "dav"\ncalendars = ["{calendar}"]\n')
+    status, output, loaded = run_fresh(
+        ["freebusy", "alice@example.test", "--start", "2026-11-02", "--format", "json", "--config", str(config)],
+        {radicale.password_env: radicale.password})
+    assert status == 0, output
+    [alice] = json.loads(output)["people"]
+    assert alice["busy"][0]["start"] == "2026-11-02T09:00:00+01:00" and alice["error"] is None
+    assert "calmesh.connectors.caldav" in loaded
+    assert [m for m in loaded if m.startswith(OTHER_PLATFORMS)] == []
+
+
+OTHER_PLATFORMS = ("calmesh.connectors.ews", "calmesh.connectors.graph", "calmesh.connectors.google",
+                   "calmesh.connectors.sql", "calmesh.connectors.ics", "calmesh.connectors._exchange_common",
+                   "exchangelib", "requests_ntlm", "spnego", "oauthlib", "cryptography", "sqlalchemy", "httpx")
+"""What a CalDAV-only config must never load: the other connectors and their libraries."""
