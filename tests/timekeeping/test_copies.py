@@ -6,7 +6,7 @@ ones computed here directly (zoneinfo and dateutil, never calmesh's own expansio
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, available_timezones
 
 import icalendar
 import pytest
@@ -15,7 +15,7 @@ from dateutil.rrule import MONTHLY, WEEKLY, rrule
 from calmesh import ical
 from calmesh.core.projection import busy_block, content_hash
 from calmesh.model import CalendarItem, Window
-from calmesh.timezones import DefinedZone
+from calmesh.timezones import DefinedZone, is_iana_name, to_iana
 
 from .zone_calendars import (
     DURATION_ACROSS_DST,
@@ -108,6 +108,20 @@ def test_windows_named_zones_map_to_their_cldr_zone(name: str) -> None:
     rules, iana = WINDOWS_ZONES[name]
     text = calendar(rules.vtimezone(name), vevent("w@test", "20250601T090000", "20250601T100000", tzid=name))
     assert read_one(text).components[0].start.tzinfo == ZoneInfo(iana)
+
+
+def test_a_zone_name_is_checked_without_listing_the_database() -> None:
+    """``is_iana_name`` (asked one name at a time, so a command start does not open every file of
+    the zone database) says yes to exactly what ``available_timezones()`` lists: not to its
+    folders, to files that are not zones, to what the listing leaves out, or to paths leaving it."""
+    listed = available_timezones()
+    assert all(is_iana_name(name) for name in listed)
+    for name in ("Europe", "zone.tab", "tzdata.zi", "posixrules", "right/UTC", "posix/Europe/Paris",
+                 "../etc/passwd", "/Europe/Paris", "Europe/./Paris", "europe/paris", "Europe/Paris ", "",
+                 "Romance Standard Time", "Europe/Paris\x00"):
+        assert not is_iana_name(name) and name not in listed, name
+    assert to_iana("europe/paris") == to_iana("Europe/Paris") == "Europe/Paris"  # other spellings still listed
+    assert to_iana("Etc/UTC") == "UTC"  # aliases first, as before
 
 
 @pytest.mark.parametrize("tzid", ["/mozilla.org/20050126_1/Europe/Paris", "Europe/Paris (custom)",
