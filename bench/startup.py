@@ -52,6 +52,7 @@ def child_env() -> dict[str, str]:
     written and read, as an installed calmesh runs."""
     return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
+
 OWN = ("calmesh", "__main__", "__mp_main__")
 """Modules that are not a library's: left out of the libraries-alone anchor."""
 
@@ -142,7 +143,8 @@ def main() -> None:
           f" with the platforms' answer {alone_floor * 1000:.1f} ms: the command is "
           f"{statistics.median(cli) / alone_floor:4.2f}x that, its own share "
           f"{(statistics.median(cli) - statistics.median(libs)) * 1000:.0f} ms of wall, "
-          f"{(statistics.median(cli_cpu) - statistics.median(libs_cpu)) * 1000:.0f} ms of CPU")
+          f"{(statistics.median(cli_cpu) - statistics.median(libs_cpu)) * 1000:.0f} ms of CPU; the libraries alone are "
+          f"{statistics.median(libs_cpu) / cpu_floor:.1f}x the CPU floor by themselves")
     print(f"  connector modules and libraries imported: {', '.join(modules) or 'none'}")
 
 
