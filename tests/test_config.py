@@ -113,6 +113,25 @@ calendars = [{{ platform = "zoho", calendar = "a" }}, {{ platform = "projects", 
     assert member_options(group)[1].attendees == expected
 
 
+def test_sync_group_members_know_their_owner() -> None:
+    """Whose calendar a sync member is comes from [[people]] (a listed calendar, or on a
+    mailbox platform the person's address), or from an explicit ``owner``; an unlisted calendar
+    has none. Sync needs it to tell an attendee's copy of a meeting from its organiser's."""
+    text = VALID + """
+[[people]]
+email = "carla@agency.example"
+platform = "zoho"
+
+[sync.groups.g]
+calendars = [{ platform = "projects", calendar = "alice.ics" }, { platform = "zoho", calendar = "carla@agency.example" },
+             { platform = "zoho", calendar = "team.ics" }, { platform = "zoho", calendar = "x", owner = "Bob@Agency.example" }]
+"""
+    group = parse_config(text).sync.groups["g"]
+    assert [m.owner for m in group.calendars] == ["alice@agency.example", "carla@agency.example", None,
+                                                  "bob@agency.example"]
+    assert [m.owner for m in member_options(group)[0]] == [m.owner for m in group.calendars]
+
+
 def test_sync_group_attendees_refuses_other_values(tmp_path: Path) -> None:
     path = tmp_path / "calmesh.toml"
     path.write_text(VALID + """

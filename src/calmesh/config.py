@@ -372,6 +372,12 @@ class SyncMember(_Strict):
     calendar: str
     direction: Literal["both", "in", "out"] = "both"
     """``in``: receives only; ``out``: source only; ``both``: two-way."""
+    owner: str | None = None
+    """Whose calendar this is (an address). Found from ``[[people]]`` when a person lists this
+    calendar (or, on Exchange and Graph, names it by their mailbox or address); set it for a
+    calendar found by discovery. Sync needs it to know an attendee's copy of a meeting from its
+    organiser's: only the organiser's edits and deletions change a meeting."""
+    _owner = field_validator("owner")(classmethod(lambda cls, v: None if v is None else _check_email(v)))
 
 
 class SyncGroupConfig(_Strict):
@@ -452,7 +458,21 @@ class Config(_Strict):
                                     f"{_did_you_mean(member.platform, self.platforms, ' (did you mean {}?)')}")
         if mistakes:
             raise ValueError("\n".join(mistakes))
+        for group in self.sync.groups.values():
+            for member in group.calendars:
+                member.owner = member.owner or self._owner_of(member.platform, member.calendar)
         return self
+
+    def _owner_of(self, platform: str, calendar: str) -> str | None:
+        """The person whose calendar ``calendar`` on ``platform`` is, if the config says so."""
+        for person in self.people:
+            for source in person.sources:
+                if source.platform != platform:
+                    continue
+                named = source.calendars or [c for c in (source.mailbox, person.mailbox, person.email) if c]
+                if calendar in named:
+                    return person.email
+        return None
 
     def person(self, email: str) -> PersonConfig | None:
         email = normalize_email(email)

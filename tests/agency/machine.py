@@ -279,6 +279,28 @@ class AgencyMachine(RuleBasedStateMachine):
         item.title = title
         self.model.put(item, place, item.version(), item.places[place].origin)
 
+    def _invitations(self) -> list[tuple[Item, str]]:
+        """(meeting, place): an attendee's copy of a live meeting in their own calendar."""
+        return [(item, self.agency.home(a).key) for item in self.model.live_meetings() for a in item.attendees
+                if self.agency.home(a).key in item.places]
+
+    @precondition(lambda self: self._invitations())
+    @rule(pick=PICK, topic=st.sampled_from(TOPICS))
+    def attendee_edits_copy(self, pick: int, topic: str) -> None:
+        """An attendee renames their copy of a meeting in their own client. It is theirs alone:
+        it never reaches the organiser's item (``organiser-only``); a sync group holding their
+        calendar may set it back."""
+        item, place = choose(self._invitations(), pick)
+        target = self.agency.places[place]
+        seen = self._find(item, place)
+        if seen is None or self.is_down(target.platform) or seen.item.ref is None:
+            return
+        title = f"{item.key} {topic} (attendee's)"
+        components = [replace(c, summary=title, sequence=c.sequence + 1) for c in seen.item.components]
+        self.agency.hub.raw(target.platform).put(target.calendar, CalendarItem(seen.item.uid, components,
+                                                                                seen.item.ref), seen.item.ref.etag)
+        self.model.places_edited_by_attendee(item, place, item.version(title))
+
     def _deletable(self) -> list[tuple[Item, str]]:
         """Own events where their owner has them, and invitations in an attendee's calendar."""
         out = [(i, p) for i, p in self._editable() if i.kind == "personal"]

@@ -153,6 +153,17 @@ class Model:
         item.gone.pop(place, None)
         self._touch(item, place, version)
 
+    def places_edited_by_attendee(self, item: Item, place: str, version: Version) -> None:
+        """An attendee changed their copy at ``place``: it may hold that version from now on,
+        or the organiser's again (a sync group holding the organiser's calendar sets it back);
+        nothing else changes."""
+        found = group_of(place)
+        if found is not None and not any(m.split("@")[0] == item.owner for m in found[2]):
+            # the organiser has no calendar in that group: its plain rules carry the edit
+            self.put(item, place, version, item.places[place].origin)
+            return
+        item.places[place].versions.add(version)
+
     def remove(self, item: Item, place: str, why: str) -> None:
         """The copy at ``place`` was deleted (``why``): it must not come back."""
         item.places.pop(place, None)
@@ -163,6 +174,8 @@ class Model:
         found = group_of(place)
         if found is None:
             return
+        if item.kind == "meeting" and version is None and place.split("@")[0] != item.owner:
+            return  # an attendee deleting their copy: it stays theirs (only the organiser cancels)
         name, mode, members = found
         edited = item.edited.setdefault(name, set())
         if edited - {place}:  # changed at another member too since the last clean run: a conflict

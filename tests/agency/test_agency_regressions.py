@@ -120,3 +120,22 @@ def test_item3_a_busy_block_stays_busy_after_its_meeting_is_cancelled(agency: Ag
     agency.cancel(pick=0)
     agency.sync(group="busy", full=False, confirm=False)
     agency.agency_holds()
+
+
+def test_item1_a_reply_to_a_moved_meeting_on_graph_is_lost(agency: AgencyMachine) -> None:
+    """[edit-lost] (found by a soak): Emma accepts David's moved Graph meeting: calmesh's record
+    of the meeting keeps her answer."""
+    agency.book(organiser="david", others=["emma"], day=2, hour=10, minutes=60, topic="1:1")
+    agency.move(pick=0, day=2, hour=13, minutes=60)
+    agency.attendee_answers(pick=0, answer=PartStat.ACCEPTED)
+    agency.agency_holds()
+
+
+def test_item3_duplicate_resolution_removes_the_original_of_a_mirror_copy(agency: AgencyMachine) -> None:
+    """[deletion-reason] (found by replaying a kept example): Alice's own event on Radicale,
+    mirrored to her Exchange calendar by the mirror group; resolving her duplicates kept the
+    mirror (read first, equal in every rank) and proposed her original for removal."""
+    agency.own_event(day=3, hour=10, minutes=30, topic="budget", where=0, who="alice")
+    agency.sync(confirm=True, full=True, group="mirror")
+    agency.resolve_duplicates(who="alice")
+    agency.agency_holds()

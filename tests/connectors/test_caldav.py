@@ -8,7 +8,9 @@ client would store them.
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -589,3 +591,22 @@ def test_unreadable_objects_are_reported_never_deleted(xandikos: CalDAVServer, s
     connector.put(calendar, single("later@test", at(4, 10)))
     after = connector.changes(calendar, first.token)
     assert [i.uid for i in after.changed] == ["later@test"] and not after.deleted
+
+
+def test_concurrent_first_requests_all_log_in(radicale: CalDAVServer) -> None:
+    """A fresh connector asked by many threads at once (free/busy fans out per person): every
+    request logs in. The caldav library learns the server's auth scheme from the first 401 and
+    refuses any later 401 once it has, so a request that left before the scheme was learnt and
+    came back after used to fail as "refused the login" with a right password."""
+    calendar = radicale.new_calendar()
+    for _round in range(5):
+        conn = radicale.connector()
+        barrier = threading.Barrier(12)
+
+        def first(_: int, conn: CalDAVConnector = conn, barrier: threading.Barrier = barrier) -> int:
+            barrier.wait()
+            return len(conn.items(calendar)[0])
+
+        with ThreadPoolExecutor(12) as pool:
+            assert list(pool.map(first, range(12))) == [0] * 12
+        conn.close()

@@ -305,6 +305,16 @@ def test_calmesh_sync_copies_are_left_to_the_sync_group() -> None:
     assert "sync" in resolution.decisions[1].reason
 
 
+def test_a_sync_copy_listed_first_never_gets_its_original_removed() -> None:
+    """Found by the agency test: Alice's own event on Radicale and its mirror on her Exchange
+    calendar, equal in every rank, the mirror read first: the mirror was kept and the original
+    proposed for removal (which sync would then have spread to the mirror)."""
+    original = placed(event("m", 0, 1), "radicale")
+    mirror = placed(event("m", 0, 1, extra={MARKER_PROPERTY: "radicale/cal/m.ics"}), "exchange")
+    resolution = propose_resolution(_group(mirror, original))
+    assert resolution.keep is original and resolution.removals == ()
+
+
 # ---- properties ------------------------------------------------------------------------------
 
 PLATFORMS = ("exchange", "zoho", "inhouse")

@@ -45,10 +45,13 @@ def engine(hub: Hub) -> Iterator[SyncEngine]:  # noqa: F811
     sessions.kw["bind"].dispose()
 
 
-def group(hub: Hub, mode: str) -> SyncGroupConfig:  # noqa: F811
+def group(hub: Hub, mode: str, *, owners: bool = False) -> SyncGroupConfig:  # noqa: F811
+    """Alice's Radicale calendar and David's Exchange one; with ``owners``, the group knows whose
+    each calendar is (as a config's ``[[people]]`` tell it, see ``Config._owner_of``)."""
     return SyncGroupConfig(mode=mode, calendars=[  # type: ignore[arg-type]
-        SyncMember(platform="radicale", calendar=hub.directory.get(ALICE).calendars[0]),
-        SyncMember(platform="exchange", calendar=DAVID)])
+        SyncMember(platform="radicale", calendar=hub.directory.get(ALICE).calendars[0],
+                   owner=ALICE if owners else None),
+        SyncMember(platform="exchange", calendar=DAVID, owner=DAVID if owners else None)])
 
 
 def writes_to(report: SyncReport, uid: str) -> list[object]:
@@ -111,6 +114,48 @@ def test_sync_keeps_a_booked_meeting_whole(hub: Hub, engine: SyncEngine, mode: s
         assert copy_of(hub, who, booking.uid).status is EventStatus.CANCELLED or who == DAVID
     assert copy_of(hub, DAVID, booking.uid).transparent
     assert engine.run("team", group(hub, mode)).plan.writes == []
+
+
+def test_an_attendees_edit_or_deletion_of_their_copy_stays_theirs(hub: Hub, engine: SyncEngine) -> None:  # noqa: F811
+    """Issue 12 item 1 in a mirror group holding the organiser's calendar and an attendee's:
+    David renames and moves his invitation copy on Exchange; the sync does not carry it to
+    Alice's original (only the organiser changes a meeting) but sets his copy back, saying so.
+    Then he deletes his copy: Alice's meeting stays, his copy is not brought back, and the
+    group is in step (no writes) on the next runs. Alice's own move still reaches everyone."""
+    booking = book(hub)
+    engine.run("team", group(hub, "mirror", owners=True))
+    original = copy_of(hub, ALICE, booking.uid)
+
+    mine = stored_item(hub, "exchange", DAVID, booking.uid)
+    later = original.start + timedelta(hours=3)
+    edited = [replace(e, summary="David's own title", start=later, end=later + timedelta(hours=1),
+                      sequence=e.sequence + 1) for e in mine.components]
+    hub.connector("exchange").put(DAVID, CalendarItem(booking.uid, edited, mine.ref),
+                                  if_match=mine.ref.etag if mine.ref else None)
+    report = engine.run("team", group(hub, "mirror", owners=True))
+    assert not report.errors
+    assert copy_of(hub, ALICE, booking.uid) == original
+    assert [n for n in report.plan.notices if "set back" in n and DAVID in n]
+    assert copy_of(hub, DAVID, booking.uid).start == original.start
+    assert copy_of(hub, DAVID, booking.uid).summary == original.summary
+    assert engine.run("team", group(hub, "mirror", owners=True)).plan.writes == []
+
+    mine = stored_item(hub, "exchange", DAVID, booking.uid)
+    assert mine.ref is not None
+    hub.connector("exchange").delete(DAVID, mine.ref, mine.ref.etag)
+    report = engine.run("team", group(hub, "mirror", owners=True))
+    assert not report.errors and not report.plan.writes, report.plan.writes
+    assert [n for n in report.plan.notices if "deleted their copy" in n]
+    assert copy_of(hub, ALICE, booking.uid) == original
+    assert david_items(hub, booking.uid) == 0
+    assert engine.run("team", group(hub, "mirror", owners=True)).plan.writes == []
+    assert david_items(hub, booking.uid) == 0
+
+    new_start = SLOT[0] + timedelta(days=1)
+    scheduling.move_booking(hub, booking.uid, ALICE, new_start, new_start + timedelta(hours=1), now=NOW)
+    report = engine.run("team", group(hub, "mirror", owners=True))
+    assert not report.errors
+    assert copy_of(hub, ALICE, booking.uid).start == new_start
 
 
 def test_a_reply_from_an_exchange_copy_reaches_the_organiser(hub: Hub) -> None:  # noqa: F811

@@ -175,6 +175,7 @@ class CalDAVConnector(Connector):
         self._zone = zoneinfo(self.settings.timezone)
         self._client: DAVClient | None = None
         self._client_lock = threading.Lock()
+        self._negotiation_lock = threading.Lock()
         self._calendars_cache: tuple[float, list[CalendarInfo]] | None = None
         self._freebusy_query: dict[str, bool] = {}
         """Per calendar: does free-busy-query answer there (learned on first use)?"""
@@ -201,6 +202,17 @@ class CalDAVConnector(Connector):
                     huge_tree=True, enable_rfc6764=False)
             return self._client
 
+    def _request(self, url: str, method: str, body: str, headers: dict[str, str]) -> DAVResponse:
+        """The request through the shared client; until the client has learnt the server's auth
+        scheme (from its first 401), one request at a time. The caldav library refuses a 401 once
+        it holds a scheme, so a request sent before the first one taught it and answered after
+        would fail as a refused login with the right password."""
+        client = self._dav()
+        if client.auth is None and self.settings.username:
+            with self._negotiation_lock:
+                return client.request(url, method, body, headers)
+        return client.request(url, method, body, headers)
+
     def _url(self, href: str) -> str:
         """An absolute URL for a server href. Hrefs come back unquoted from the multistatus parser
         but raw inside some properties, so they are unquoted then quoted once, the same way."""
@@ -216,7 +228,7 @@ class CalDAVConnector(Connector):
               ok: Iterable[int] = (200, 201, 204, 207), item: str | None = None) -> DAVResponse:
         """One HTTP exchange, with every failure mapped onto the connector errors."""
         try:
-            response = self._dav().request(url, method, body, headers or {})
+            response = self._request(url, method, body, headers or {})
         except dav_error.AuthorizationError as exc:
             raise self._refusal(exc, url, item) from exc
         except dav_error.RateLimitError as exc:

@@ -573,8 +573,8 @@ def propose_resolution(group: DuplicateGroup, *, home_platforms: Mapping[str, st
       owned by its sync group, or an invitation copy booking wrote; removing it here would be
       undone or propagated.
 
-    Of the rest, the copy kept is the one with the most attendees, then the highest SEQUENCE, then
-    the latest LAST-MODIFIED; the others are proposed for removal.
+    Of the rest, the copy kept is one calmesh did not make, then the one with the most attendees,
+    then the highest SEQUENCE, then the latest LAST-MODIFIED; the others are proposed for removal.
     """
     homes = {normalize_email(k): v for k, v in (home_platforms or {}).items()}
     organizer = next((m.event.organizer.email for m in group.members if m.event.organizer), None)
@@ -588,10 +588,13 @@ def propose_resolution(group: DuplicateGroup, *, home_platforms: Mapping[str, st
             return f"organizer's copy (on {organizer}'s home platform {copy.platform})"
         return None
 
-    def rank(copy: PlacedEvent) -> tuple[bool, int, int, datetime]:
+    def rank(copy: PlacedEvent) -> tuple[bool, bool, int, int, datetime]:
+        # a copy calmesh made never outranks a copy it did not: kept, the copy would leave its
+        # original (most often the very item it mirrors) to be removed, and sync would then
+        # delete the copy after it
         e = copy.event
         modified = as_utc(e.last_modified) if e.last_modified else datetime.min.replace(tzinfo=UTC)
-        return (protected(copy) is not None, len(e.attendees), e.sequence, modified)
+        return (protected(copy) is not None, MARKER_PROPERTY not in e.extra, len(e.attendees), e.sequence, modified)
 
     keep = max(group.members, key=rank)
     decisions = []

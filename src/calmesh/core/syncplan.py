@@ -97,6 +97,9 @@ class Member:
     platform: str
     calendar: str
     direction: Direction = "both"
+    owner: str | None = None
+    """Whose calendar this is (an address), when known: a meeting changes only through its
+    organiser's calendars (see :func:`_attendees_members`)."""
 
     @property
     def key(self) -> str:
@@ -1031,6 +1034,15 @@ def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, l
     changed = [statuses[k].current for k in senders if statuses[k].changed]
     changed_seen = [c for c in changed if c is not None]
     gone = [k for k in senders if statuses[k].gone]
+    declined: set[str] = set()
+    set_back: set[str] = set()
+    if _asks_organiser(ctx, origin, statuses, changed_seen, gone):
+        attendees = _attendees_members(ctx, origin, statuses, result)
+        if attendees is None:
+            return batch  # the original is read first, then this item is planned again
+        declined, set_back = _organiser_only(ctx, attendees, statuses, changed_seen, gone, result)
+        gone = [k for k in gone if k not in declined]
+        changed_seen = [c for c in changed_seen if c.member not in set_back]
 
     # (an origin no longer in the group leaves its copies to the remaining members)
     never_seen_origin = origin in ctx.members and (rec is None or origin not in rec.copies)
@@ -1079,6 +1091,8 @@ def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, l
             continue
         if st.current is None and st.prev is not None and ctx.is_held(key, st.prev.item_id):
             continue  # gone there, deletion held: neither restored nor deleted (see _show_held)
+        if key in declined:
+            continue  # an attendee deleted their copy: not brought back, not spread
         if source is None:
             holder = _holder(ctx, statuses, content_hash, origin)
             if holder is None:
@@ -1100,9 +1114,68 @@ def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, l
             item = _target_item(ctx, lid, source, key, uid, current.item_id, reference)
             ref = ItemRef(ctx.members[key].calendar, current.item_id, current.etag)
             item.ref = ref
-            reason = "changed at " + source.member if changed_seen else "restored"
+            reason = ("set back: only the organiser changes a meeting" if key in set_back
+                      else "changed at " + source.member if changed_seen else "restored")
             batch.actions.append(Update(lid, key, ref, item, content_hash, reason, source.member))
     return batch
+
+
+def _asks_organiser(ctx: _Context, origin: str, statuses: dict[str, _Status], changed: list[_Seen],
+                    gone: list[str]) -> bool:
+    """Whether deciding this item needs to know its organiser: a calendar owned by someone
+    other than the original's owner changed or deleted its copy, or lost it earlier (known
+    owners only; a group of one person's calendars never asks)."""
+    home = ctx.members[origin].owner if origin in ctx.members else None
+    if home is None:
+        return False
+    touched = {c.member for c in changed} | set(gone) | {
+        k for k, st in statuses.items() if st.prev is not None and st.prev.deleted and st.current is None}
+    return any(ctx.members[k].owner not in (None, home) for k in touched if k != origin)
+
+
+def _organiser_only(ctx: _Context, attendees: set[str], statuses: dict[str, _Status], changed: list[_Seen],
+                    gone: list[str], result: Plan) -> tuple[set[str], set[str]]:
+    """Of the ``attendees``' members: those whose copy stays deleted (deleted by its owner, now
+    or earlier: neither spread nor brought back) and those whose edit is set back, each told
+    in the run's notices."""
+    set_back = {c.member for c in changed if c.member in attendees}
+    for edit in changed:
+        if edit.member in set_back:
+            result.notices.append(f"{edit.member}: {ctx.members[edit.member].owner} changed their copy of "
+                                  f"meeting {edit.item.uid}; set back, since only its organiser changes a meeting")
+    declined = set()
+    for key in attendees:
+        prev = statuses[key].prev
+        if prev is None or statuses[key].current is not None:
+            continue
+        if key in gone:
+            result.notices.append(f"{key}: {ctx.members[key].owner} deleted their copy of meeting {prev.uid}; "
+                                  "it stays for the others, since only its organiser cancels a meeting")
+            declined.add(key)
+        elif prev.deleted:
+            declined.add(key)
+    return declined, set_back
+
+
+def _attendees_members(ctx: _Context, origin: str, statuses: dict[str, _Status], result: Plan) -> set[str] | None:
+    """Members owned by someone other than the organiser of a meeting whose organiser owns a
+    member of the group (else none): their edits of the meeting are set back and their
+    deletions stay their own, since an attendee's copy never grants authority over a meeting
+    (issue 12). The organiser is the original's ORGANIZER; ``None`` when the original is present
+    but was not read this run (it is asked for, see :attr:`Plan.needs_items`)."""
+    st = statuses.get(origin)
+    if st is None or st.current is None:
+        prev = st.prev if st is not None else None
+        if (prev is not None and not prev.deleted and not st.gone  # type: ignore[union-attr]
+                and origin in ctx.usable and (origin not in ctx.complete or prev.item_id in ctx.unfetched[origin])):
+            result.need_item(origin, prev.item_id)
+            return None
+        return set()
+    organiser = next((e.organizer.email for e in st.current.item.components if e.organizer is not None), None)
+    owners = {k: m.owner for k, m in ctx.members.items()}
+    if organiser is None or organiser not in owners.values():
+        return set()
+    return {k for k, owner in owners.items() if owner is not None and owner != organiser}
 
 
 def _unrecorded_copies(ctx: _Context, lid: str, rec: ItemState | None, origin: str,

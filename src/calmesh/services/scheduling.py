@@ -461,7 +461,8 @@ def move_booking(hub: Hub, uid: str, organizer: str, new_start: datetime, new_en
                                for a in event.attendees])
     item = CalendarItem(stored.uid, [moved], stored.ref)
     ref = _rewrite(hub, identity, stored, item)
-    notice = _Notice(item, "REQUEST", itip.request(item), "Moved", itip.MOVED, replaces=True)
+    told = _as_invited(item, identity)
+    notice = _Notice(told, "REQUEST", itip.request(told), "Moved", itip.MOVED, replaces=True)
     return _tell_attendees(hub, identity, ref, notice, mailer, warnings)
 
 
@@ -479,8 +480,8 @@ def cancel_booking(hub: Hub, uid: str, organizer: str, *, now: datetime, mailer:
                                      for e in stored.components], stored.ref)
     ref = _rewrite(hub, identity, stored, item)
     note = itip.CANCELLED + (f"\nReason: {reason}" if reason else "")
-    message = itip.cancel(stored, comment=reason, sequence=sequence)
-    notice = _Notice(item, "CANCEL", message, "Cancelled", note, replaces=True, creates=False)
+    message = itip.cancel(_as_invited(stored, identity), comment=reason, sequence=sequence)
+    notice = _Notice(_as_invited(item, identity), "CANCEL", message, "Cancelled", note, replaces=True, creates=False)
     return _tell_attendees(hub, identity, ref, notice, mailer, [])
 
 
@@ -588,6 +589,15 @@ def _rewrite(hub: Hub, identity: Identity, stored: CalendarItem, updated: Calend
     except PreconditionFailed:
         raise ChangedMeanwhile(f"{stored.uid} changed in the calendar of {identity.organizer} since calmesh read it; "
                                "nothing was changed or sent: try again") from None
+
+
+def _as_invited(item: CalendarItem, identity: Identity) -> CalendarItem:
+    """The organiser's copy under the UID its attendees were invited with. Microsoft Graph gives
+    the organiser's copy a UID of its own; a move or cancellation sent under that one would
+    reach the attendees as another meeting, and their answers would find no record of it."""
+    if item.uid == identity.uid:
+        return item
+    return CalendarItem(identity.uid, [replace(e, uid=identity.uid) for e in item.components], item.ref)
 
 
 def _withdrawn(event: Event, sequence: int) -> Event:

@@ -186,7 +186,7 @@ class SyncReport:
 
 def member_options(group: SyncGroupConfig, *, confirm_deletes: bool = False,
                    restore_held: bool = False) -> tuple[list[Member], PlanOptions]:
-    members = [Member(m.platform, m.calendar, m.direction) for m in group.calendars]
+    members = [Member(m.platform, m.calendar, m.direction, m.owner) for m in group.calendars]
     options = PlanOptions(mode=group.mode, busy_title=group.busy_title, attendees=group.attendees,
                           conflict=group.conflict, max_delete_share=group.max_delete_share,
                           confirm_deletes=confirm_deletes, restore_held=restore_held)
