@@ -475,6 +475,26 @@ def _block_problem(platform: str, block: bytes, code: ProblemCode, message: str)
                    code=code, private=klass is not None and not klass.group(1).strip().upper().endswith(b"PUBLIC"))
 
 
+class _LocalTimes(x_wr_timezone.UTCChangingWalker):
+    """:mod:`x_wr_timezone`'s walker (UTC and floating times into the X-WR-TIMEZONE zone), but
+    a time is floating only when it has no zone. The library takes any time whose zone has no
+    name for floating, and a VTIMEZONE without TZNAME (Outlook's ``Customized Time Zone`` often
+    has none) gives such a zone: its events were read in the X-WR-TIMEZONE zone instead of their
+    own, hours off."""
+
+    def is_Floating(self, dt: datetime) -> bool:  # noqa: N802 - the library's name
+        return dt.tzinfo is None
+
+
+def _x_wr_standard(cal: icalendar.Calendar) -> icalendar.Calendar:
+    """``cal`` as RFC 5545 reads it, its X-WR-TIMEZONE applied (see docs/timezones.md)."""
+    name = cal.get(x_wr_timezone.X_WR_TIMEZONE)
+    if name is None:
+        return cal
+    result: icalendar.Calendar = _LocalTimes(ZoneInfo(str(name))).walk(cal)
+    return result
+
+
 def _parse_calendars(data: bytes, platform: str, problems: list[Problem],
                      covers: tuple[datetime, datetime] | None = None) -> list[icalendar.Calendar]:
     """Parse the text; when the whole does not parse (truncated, garbage between components),
@@ -488,7 +508,7 @@ def _parse_calendars(data: bytes, platform: str, problems: list[Problem],
         cals = icalendar.Calendar.from_ical(data, multiple=True)
         if not cals:
             raise ValueError("no VCALENDAR found")
-        return [x_wr_timezone.to_standard(c) for c in cals]
+        return [_x_wr_standard(c) for c in cals]
     except Exception as exc:  # icalendar raises bare ValueError/IndexError/KeyError on damage
         salvaged = icalendar.Calendar()
         kept = 0
