@@ -1322,13 +1322,15 @@ def _objects(data: bytes) -> list[_Object] | None:
 
 
 def _property(block: bytes, name: bytes) -> str | None:
-    """The value of the first ``name`` property of a component's text, unfolded; None if none
-    (or if that line cannot be read)."""
+    """The text value of the first ``name`` property of a component's text, unfolded and
+    unescaped (``UID:a\\,b`` is ``a,b``, as the parser reads it); None if none (or if that line
+    cannot be read)."""
     found = re.search(rb"^" + name + rb"[;:][^\r\n]*", _FOLD.sub(b"", block), re.M | re.I)
     if found is None:
         return None
     try:
-        return str(icalendar.parser.Contentline(found.group(0).decode(errors="replace")).parts()[2]).strip()
+        value = icalendar.parser.Contentline(found.group(0).decode(errors="replace")).parts()[2]
+        return str(icalendar.vText.from_ical(value)).strip()
     except (ValueError, IndexError):
         return None
 
@@ -1338,7 +1340,8 @@ def _zone_body(block: bytes) -> bytes:
     return _TZID_LINE.sub(b"", _FOLD.sub(b"", block)).replace(b"\r\n", b"\n")
 
 
-def replace_in_text(data: bytes, uid: str, item: CalendarItem | None, *, present: bool) -> bytes:
+def replace_in_text(data: bytes, uid: str, item: CalendarItem | None, *, present: bool,
+                    one_object: bool = False) -> bytes:
     """A calendar file's text with the components calmesh reads as the item ``uid`` replaced by
     ``item``'s (removed when None), and every other byte as it was.
 
@@ -1352,7 +1355,9 @@ def replace_in_text(data: bytes, uid: str, item: CalendarItem | None, *, present
     make a series in UTC recur in local time (:mod:`x_wr_timezone`).
 
     ``present``: whether ``uid`` was read from ``data``; raises :class:`ICalError` when its text
-    cannot be told apart (a damaged file), rather than leave the old version beside the new."""
+    cannot be told apart (a damaged file), rather than leave the old version beside the new, and,
+    with ``one_object`` (a CalDAV resource holds one VCALENDAR: RFC 4791 4.1), when the new text
+    would need an object of its own."""
     data = _as_utf8(data)
     objects = _objects(data)
     if not objects:
@@ -1378,13 +1383,14 @@ def replace_in_text(data: bytes, uid: str, item: CalendarItem | None, *, present
         raise ICalError("the event's text cannot be told apart in this file" if present
                         else "the file holds an event with this UID that could not be read whole")
     if item is not None:
-        edits.extend(_insertion(data, home or objects[-1], item, newline))
+        edits.extend(_insertion(data, home or objects[-1], item, newline, one_object))
     for start, end, text in sorted(edits, reverse=True):
         data = data[:start] + text + data[end:]
     return data
 
 
-def _insertion(data: bytes, obj: _Object, item: CalendarItem, newline: bytes) -> list[tuple[int, int, bytes]]:
+def _insertion(data: bytes, obj: _Object, item: CalendarItem, newline: bytes,
+               one_object: bool) -> list[tuple[int, int, bytes]]:
     """Where and what to add to ``data`` for ``item`` (see :func:`replace_in_text`)."""
     new = item_to_ical(item)
     if newline != b"\r\n":
@@ -1411,6 +1417,8 @@ def _insertion(data: bytes, obj: _Object, item: CalendarItem, newline: bytes) ->
             (e.rrule or e.rdate) and isinstance(e.start, datetime) and (e.start.tzname() or "").upper() == "UTC"
             for e in item.components):
         separate = True  # read there, a series in UTC would recur in local time
+    if separate and one_object:
+        raise ICalError("the new text would need a calendar object of its own")
     if separate:
         lead = b"" if data.endswith((b"\n", b"\r")) else newline
         return [(len(data), len(data), lead + new)]

@@ -287,3 +287,22 @@ def test_a_copy_keeps_its_meaning_beside_the_files_zones(tmp_path: Path) -> None
     assert google.read_bytes().count(b"BEGIN:VCALENDAR") == 2
     assert sorted(e.start for e in connector.events("google.ics", window)[0]) == [
         datetime(2026, 10, 20, 9, tzinfo=UTC), datetime(2026, 10, 27, 9, tzinfo=UTC), datetime(2026, 11, 3, 9, tzinfo=UTC)]
+
+
+def test_an_escaped_uid_is_found_and_one_object_is_kept_where_asked(tmp_path: Path) -> None:
+    """A UID written with an escaped comma is the UID the parser reads; a CalDAV resource (one
+    VCALENDAR, RFC 4791 4.1) is never given a second object: the caller writes the item alone."""
+    path = tmp_path / "e.ics"
+    path.write_bytes(b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nX-WR-TIMEZONE:Europe/Paris\r\nBEGIN:VEVENT\r\nUID:a\\,b\r\n"
+                     b"DTSTART:20261027T090000Z\r\nDTEND:20261027T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    connector = folder_connector(tmp_path)
+    (item,), _ = connector.items("e.ics")
+    assert item.uid == "a,b"
+    connector.put("e.ics", CalendarItem("a,b", [item.components[0].with_changes(summary="Named")], item.ref),
+                  if_match=item.ref.etag)  # type: ignore[union-attr]
+    data = path.read_bytes()
+    assert data.count(b"BEGIN:VEVENT") == 1 and b"SUMMARY:Named" in data
+    weekly = CalendarItem("w", [Event("w", datetime(2026, 10, 20, 9, tzinfo=UTC), datetime(2026, 10, 20, 10, tzinfo=UTC),
+                                      rrule=["FREQ=WEEKLY;COUNT=2"])])
+    with pytest.raises(ical.ICalError, match="object of its own"):
+        ical.replace_in_text(data, "w", weekly, present=False, one_object=True)

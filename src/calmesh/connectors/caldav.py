@@ -787,12 +787,13 @@ class CalDAVConnector(Connector):
         could not read (a change to one occurrence it cannot place, the object's own properties,
         an X- component) kept as it is (:func:`calmesh.ical.replace_in_text`): replacing an
         object must not lose them. None when the object is no longer at ``etag`` (the PUT's
-        If-Match then fails) or cannot be edited so: the item's own text is written then."""
+        If-Match then fails) or cannot be edited so (one object could not hold both): the item's
+        own text is written then."""
         response = self._read("GET", self._url(href), ok=(200, 404), item=item.uid)
         if response.status != 200 or response.headers.get("ETag") != etag:
             return None
         try:
-            return ical.replace_in_text(response.raw.encode(), item.uid, item, present=True).decode()
+            return ical.replace_in_text(response.raw.encode(), item.uid, item, present=True, one_object=True).decode()
         except ical.ICalError:
             return None
 
