@@ -162,6 +162,22 @@ def test_x_wr_timezone_calendars_are_normalised() -> None:
     assert events[0].start.astimezone(UTC) == datetime(2026, 11, 24, 8, tzinfo=UTC)
 
 
+def test_x_wr_timezone_leaves_a_zone_without_tzname_alone() -> None:
+    """A VTIMEZONE without TZNAME (Outlook's ``Customized Time Zone`` often has none) is a zone,
+    not floating time: X-WR-TIMEZONE does not move its events (regression: read in the
+    X-WR-TIMEZONE zone, 8 hours off here)."""
+    text = (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nX-WR-TIMEZONE:Europe/Paris\r\nBEGIN:VTIMEZONE\r\n"
+            b"TZID:Customized Time Zone\r\nBEGIN:STANDARD\r\nDTSTART:16010101T000000\r\nTZOFFSETFROM:+0900\r\n"
+            b"TZOFFSETTO:+0900\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\nBEGIN:VEVENT\r\nUID:tokyo@test\r\n"
+            b"DTSTART;TZID=Customized Time Zone:20261124T090000\r\nDURATION:PT1H\r\nEND:VEVENT\r\n"
+            b"BEGIN:VEVENT\r\nUID:floating@test\r\nDTSTART:20261124T090000\r\nDURATION:PT1H\r\nEND:VEVENT\r\n"
+            b"END:VCALENDAR\r\n")
+    events, problems = ical.expand(text, WEEK)
+    assert not problems
+    assert {e.uid: e.start.astimezone(UTC) for e in events} == {
+        "tokyo@test": datetime(2026, 11, 24, 0, tzinfo=UTC), "floating@test": datetime(2026, 11, 24, 8, tzinfo=UTC)}
+
+
 # ------------------------------------------------------------------------------- damage
 def test_truncated_text_keeps_complete_events() -> None:
     text = calendar(vevent("ok@test"), vevent("cut@test", "20261125T090000Z", "20261125T100000Z"))

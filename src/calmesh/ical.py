@@ -15,7 +15,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any
@@ -477,6 +477,26 @@ def _block_problem(platform: str, block: bytes, code: ProblemCode, message: str)
                    code=code, private=klass is not None and not klass.group(1).strip().upper().endswith(b"PUBLIC"))
 
 
+class _LocalTimes(x_wr_timezone.UTCChangingWalker):
+    """:mod:`x_wr_timezone`'s walker (UTC and floating times into the X-WR-TIMEZONE zone), but
+    a time is floating only when it has no zone. The library takes any time whose zone has no
+    name for floating, and a VTIMEZONE without TZNAME (Outlook's ``Customized Time Zone`` often
+    has none) gives such a zone: its events were read in the X-WR-TIMEZONE zone instead of their
+    own, hours off."""
+
+    def is_Floating(self, dt: datetime) -> bool:  # noqa: N802 - the library's name
+        return dt.tzinfo is None
+
+
+def _x_wr_standard(cal: icalendar.Calendar) -> icalendar.Calendar:
+    """``cal`` as RFC 5545 reads it, its X-WR-TIMEZONE applied (see docs/timezones.md)."""
+    name = cal.get(x_wr_timezone.X_WR_TIMEZONE)
+    if name is None:
+        return cal
+    result: icalendar.Calendar = _LocalTimes(ZoneInfo(str(name))).walk(cal)
+    return result
+
+
 def _parse_calendars(data: bytes, platform: str, problems: list[Problem],
                      covers: tuple[datetime, datetime] | None = None) -> list[icalendar.Calendar]:
     """Parse the text; when the whole does not parse (truncated, garbage between components),
@@ -490,7 +510,7 @@ def _parse_calendars(data: bytes, platform: str, problems: list[Problem],
         cals = icalendar.Calendar.from_ical(data, multiple=True)
         if not cals:
             raise ValueError("no VCALENDAR found")
-        return [x_wr_timezone.to_standard(c) for c in cals]
+        return [_x_wr_standard(c) for c in cals]
     except Exception as exc:  # icalendar raises bare ValueError/IndexError/KeyError on damage
         salvaged = icalendar.Calendar()
         kept = 0
@@ -1249,6 +1269,164 @@ def to_calendar(items: Iterable[CalendarItem], *, method: str | None = None) -> 
 def item_to_ical(item: CalendarItem, *, method: str | None = None) -> bytes:
     """One calendar object resource (what a CalDAV PUT carries), with its VTIMEZONEs."""
     return to_calendar([item], method=method).to_ical()
+
+
+# ------------------------------------------------------------------------------- editing a file
+@dataclass(slots=True)
+class _Block:
+    """One component of a VCALENDAR in a text: its name and where its lines are."""
+
+    name: bytes
+    start: int
+    end: int
+
+
+@dataclass(slots=True)
+class _Object:
+    """One VCALENDAR in a text: where it begins, where its own properties end (its first
+    component, or its END line) and where its END line begins."""
+
+    start: int
+    header_end: int
+    end: int
+    blocks: list[_Block]
+
+
+def _objects(data: bytes) -> list[_Object] | None:
+    """The VCALENDARs of ``data`` and their components, by position; None when its BEGIN and END
+    lines do not nest (a cut or damaged text): such a text is not edited."""
+    objects: list[_Object] = []
+    stack: list[tuple[bytes, int]] = []
+    offset = 0
+    for line in data.splitlines(keepends=True):
+        here, offset = offset, offset + len(line)
+        text = line.rstrip(b"\r\n").rstrip(b" \t").upper()
+        if text.startswith(b"BEGIN:"):
+            name = text[6:]
+            if (name == b"VCALENDAR") != (not stack):
+                return None
+            if name == b"VCALENDAR":
+                objects.append(_Object(here, -1, -1, []))
+            elif len(stack) == 1 and objects[-1].header_end < 0:
+                objects[-1].header_end = here
+            stack.append((name, here))
+        elif text.startswith(b"END:") and stack:
+            name, begun = stack.pop()
+            if text[4:] != name:
+                return None
+            if name == b"VCALENDAR":
+                objects[-1].end = here
+                if objects[-1].header_end < 0:
+                    objects[-1].header_end = here
+            elif len(stack) == 1:
+                objects[-1].blocks.append(_Block(name, begun, offset))
+    return None if stack else objects
+
+
+def _property(block: bytes, name: bytes) -> str | None:
+    """The text value of the first ``name`` property of a component's text, unfolded and
+    unescaped (``UID:a\\,b`` is ``a,b``, as the parser reads it); None if none (or if that line
+    cannot be read)."""
+    found = re.search(rb"^" + name + rb"[;:][^\r\n]*", _FOLD.sub(b"", block), re.M | re.I)
+    if found is None:
+        return None
+    try:
+        value = icalendar.parser.Contentline(found.group(0).decode(errors="replace")).parts()[2]
+        return str(icalendar.vText.from_ical(value)).strip()
+    except (ValueError, IndexError):
+        return None
+
+
+def _zone_body(block: bytes) -> bytes:
+    """A VTIMEZONE's definition less its TZID, for comparing two definitions of one TZID."""
+    return _TZID_LINE.sub(b"", _FOLD.sub(b"", block)).replace(b"\r\n", b"\n")
+
+
+def replace_in_text(data: bytes, uid: str, item: CalendarItem | None, *, present: bool,
+                    one_object: bool = False) -> bytes:
+    """A calendar file's text with the components calmesh reads as the item ``uid`` replaced by
+    ``item``'s (removed when None), and every other byte as it was.
+
+    Why not write the file from what was read: what calmesh could not read (an event with a
+    broken DTSTART, a VTODO, an X- component, the calendar's own properties, a property calmesh
+    does not model) would be gone from the file, and with it a person's data. Here only the
+    blocks of ``uid`` that calmesh reads are taken out, and only the new text is added: into the
+    object that held the item (or the last one) when it means the same there, else as an object
+    of its own after the others (RFC 5545 3.4: a stream may hold several). It would not where
+    that object defines the item's zone name otherwise, or where its ``X-WR-TIMEZONE`` would
+    make a series in UTC recur in local time (:mod:`x_wr_timezone`).
+
+    ``present``: whether ``uid`` was read from ``data``; raises :class:`ICalError` when its text
+    cannot be told apart (a damaged file), rather than leave the old version beside the new, and,
+    with ``one_object`` (a CalDAV resource holds one VCALENDAR: RFC 4791 4.1), when the new text
+    would need an object of its own."""
+    data = _as_utf8(data)
+    objects = _objects(data)
+    if not objects:
+        raise ICalError("no complete VCALENDAR in the text")
+    newline = b"\r\n" if b"\r\n" in data or b"\n" not in data else b"\n"
+    edits: list[tuple[int, int, bytes]] = []
+    home: _Object | None = None
+    for obj in objects:
+        zones = [data[b.start:b.end] for b in obj.blocks if b.name == b"VTIMEZONE"]
+        for block in obj.blocks:
+            if block.name != b"VEVENT":
+                continue
+            text = data[block.start:block.end]
+            written = _property(text, b"UID")
+            if written != uid and (written or not uid.startswith("calmesh-")):  # derived UIDs: see _repair
+                continue
+            alone = data[obj.start:obj.header_end] + b"".join(zones) + text + b"END:VCALENDAR\r\n"
+            read, _ = parse_items(alone)
+            if any(i.uid == uid for i in read):  # a block calmesh cannot read stays, whatever its UID
+                edits.append((block.start, block.end, b""))
+                home = home or obj
+    if bool(edits) != present:
+        raise ICalError("the event's text cannot be told apart in this file" if present
+                        else "the file holds an event with this UID that could not be read whole")
+    if item is not None:
+        edits.extend(_insertion(data, home or objects[-1], item, newline, one_object))
+    for start, end, text in sorted(edits, reverse=True):
+        data = data[:start] + text + data[end:]
+    return data
+
+
+def _insertion(data: bytes, obj: _Object, item: CalendarItem, newline: bytes,
+               one_object: bool) -> list[tuple[int, int, bytes]]:
+    """Where and what to add to ``data`` for ``item`` (see :func:`replace_in_text`)."""
+    new = item_to_ical(item)
+    if newline != b"\r\n":
+        new = new.replace(b"\r\n", newline)
+    parts = _objects(new)
+    assert parts is not None and len(parts) == 1
+    own = parts[0]
+    defined = {_property(data[b.start:b.end], b"TZID"): _zone_body(data[b.start:b.end])
+               for b in obj.blocks if b.name == b"VTIMEZONE"}
+    zones, events = b"", b""
+    separate = False
+    for block in own.blocks:
+        text = new[block.start:block.end]
+        if block.name != b"VTIMEZONE":
+            events += text
+            continue
+        tzid = _property(text, b"TZID") or ""
+        if tzid not in defined:
+            zones += text
+        elif not is_iana_name(tzid) and defined[tzid] != _zone_body(text):
+            separate = True  # another definition under this name in that object
+    header = _FOLD.sub(b"", data[obj.start:obj.header_end])
+    if re.search(rb"^X-WR-TIMEZONE[;:]", header, re.M | re.I) and any(
+            (e.rrule or e.rdate) and isinstance(e.start, datetime) and (e.start.tzname() or "").upper() == "UTC"
+            for e in item.components):
+        separate = True  # read there, a series in UTC would recur in local time
+    if separate and one_object:
+        raise ICalError("the new text would need a calendar object of its own")
+    if separate:
+        lead = b"" if data.endswith((b"\n", b"\r")) else newline
+        return [(len(data), len(data), lead + new)]
+    if not obj.blocks:
+        return [(obj.end, obj.end, zones + events)]
+    return [(obj.blocks[0].start, obj.blocks[0].start, zones), (obj.end, obj.end, events)]
 
 
 def new_uid(domain: str = "calmesh") -> str:

@@ -136,6 +136,28 @@ def test_round_trip_with_etags(caldav_server: CalDAVServer) -> None:
             connector.delete(calendar, new_ref)
 
 
+def test_replacing_an_object_keeps_what_calmesh_cannot_read(caldav_server: CalDAVServer) -> None:
+    """A change written over a stored object keeps what calmesh does not read of it: the object's
+    own properties, as the server stored them (regression: the object was written from what was
+    read). (Both servers refuse X- components in an object, so none is tried here.)"""
+    calendar = caldav_server.new_calendar()
+    response = put_raw(caldav_server, calendar, "kept.ics",
+                       "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Vendor//Tool//EN\r\nX-VENDOR-FLAG:on\r\n"
+                       "BEGIN:VEVENT\r\nUID:kept@test\r\nDTSTAMP:20261101T000000Z\r\nSUMMARY:Kept\r\n"
+                       "DTSTART:20261124T090000Z\r\nDTEND:20261124T100000Z\r\nEND:VEVENT\r\n"
+                       "END:VCALENDAR\r\n")
+    assert response.status_code in (201, 204), response.text[:200]
+    with caldav_server.connector() as connector:
+        (item,), _ = connector.items(calendar)
+        assert item.ref is not None
+        moved = CalendarItem(item.uid, [item.components[0].with_changes(start=at(1, 11), end=at(1, 12))], item.ref)
+        connector.put(calendar, moved, if_match=item.ref.etag)
+        (again,), _ = connector.items(calendar)
+    assert again.master is not None and again.master.start == at(1, 11)
+    stored = httpx.get(calendar + "kept.ics", auth=(caldav_server.username, caldav_server.password)).text
+    assert "X-VENDOR-FLAG:on" in stored and "PRODID:-//Vendor//Tool//EN" in stored, stored
+
+
 def test_unsafe_uid_gets_a_hashed_name(caldav_server: CalDAVServer) -> None:
     calendar = caldav_server.new_calendar()
     with caldav_server.connector() as connector:

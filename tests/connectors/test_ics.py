@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from calmesh import ical
 from calmesh.connectors.base import (
     AuthenticationError,
     InvalidDataError,
@@ -179,3 +180,129 @@ def test_all_day_events_are_local_days(tmp_path: Path) -> None:
     assert [e.uid for e in events] == ["allday"]  # 00:00 Paris = 23:00 UTC the day before
     assert events[0].span_utc(connector._zone)[0] == datetime(2026, 10, 27, 23, tzinfo=UTC)
     assert events[0].span_utc(connector._zone)[1] - events[0].span_utc(connector._zone)[0] == timedelta(days=1)
+
+
+# ----------------------------------------------------------------------------- writing keeps all
+UNREAD = (  # what calmesh does not read of a file, each exactly as written (LF line ends, as some tools save)
+    b"BEGIN:VEVENT\nUID:baddate\nSUMMARY:Broken\nDTSTART:2026-10-27 nine\nEND:VEVENT\n",
+    b"BEGIN:VTODO\nUID:todo\nSUMMARY:A task\nEND:VTODO\n",
+    b"BEGIN:X-VENDOR-THING\nX-A:1\nEND:X-VENDOR-THING\n",
+)
+NEIGHBOUR = (b"BEGIN:VEVENT\nUID:good\nSUMMARY:Good\nDTSTART:20261027T090000Z\nDTEND:20261027T100000Z\n"
+             b"X-VENDOR-NOTE:kept\nATTACH:https://files.example/a.pdf\nEND:VEVENT\n")
+
+
+def unread_file(path: Path) -> None:
+    path.write_bytes(b"BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//Vendor//Tool//EN\nX-WR-CALNAME:Team\n"
+                     + UNREAD[0] + NEIGHBOUR + UNREAD[1] + UNREAD[2] + b"END:VCALENDAR\n")
+
+
+def test_writing_a_file_keeps_what_calmesh_cannot_read(tmp_path: Path) -> None:
+    """Booking into a file, changing and deleting there, leaves every other byte of it as it was:
+    a VEVENT calmesh cannot place, a VTODO, an X- component, the calendar's own properties and a
+    neighbour's properties calmesh does not model (regression: the file was written from what
+    was read, and they were gone)."""
+    path = tmp_path / "team.ics"
+    unread_file(path)
+    connector = folder_connector(tmp_path)
+    booked = Event("new@hub", datetime(2026, 11, 2, 9, tzinfo=UTC), datetime(2026, 11, 2, 10, tzinfo=UTC), "Booked")
+    ref = connector.put("team.ics", CalendarItem("new@hub", [booked]))
+    moved = CalendarItem("new@hub", [booked.with_changes(start=datetime(2026, 11, 2, 11, tzinfo=UTC),
+                                                        end=datetime(2026, 11, 2, 12, tzinfo=UTC))], ref)
+    for write in (lambda: None, lambda: connector.put("team.ics", moved, if_match=ref.etag)):
+        write()
+        data = path.read_bytes()
+        assert all(text in data for text in (*UNREAD, NEIGHBOUR)), data.decode()
+        assert b"X-WR-CALNAME:Team\n" in data and data.count(b"BEGIN:VCALENDAR") == 1
+        assert b"\r\n" not in data  # the file's own line ends
+    items, problems = connector.items("team.ics")
+    assert {i.uid: i.master.start.hour for i in items if i.master} == {"good": 9, "new@hub": 11}
+    assert [p.item for p in problems] == ["UID baddate"]
+    (good,) = [i for i in items if i.uid == "good"]
+    connector.delete("team.ics", good.ref)  # type: ignore[arg-type]
+    connector.delete("team.ics", items[-1].ref if items[-1].uid == "new@hub" else items[0].ref)  # type: ignore[arg-type]
+    data = path.read_bytes()
+    assert all(text in data for text in UNREAD) and NEIGHBOUR not in data and b"new@hub" not in data
+
+
+def test_a_broken_override_outlives_a_change_to_its_series(tmp_path: Path) -> None:
+    """An occurrence's change calmesh cannot read stays in the file when its series is rewritten:
+    it is not calmesh's to drop, and the problem stays visible on every read."""
+    broken = b"BEGIN:VEVENT\r\nUID:s\r\nRECURRENCE-ID:2026-10-28\r\nDTSTART:later\r\nEND:VEVENT\r\n"
+    path = tmp_path / "s.ics"
+    path.write_bytes(b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:s\r\nDTSTART:20261027T090000Z\r\n"
+                     b"DTEND:20261027T100000Z\r\nRRULE:FREQ=DAILY;COUNT=3\r\nEND:VEVENT\r\n" + broken + b"END:VCALENDAR\r\n")
+    connector = folder_connector(tmp_path)
+    (series,), _ = connector.items("s.ics")
+    changed = CalendarItem("s", [series.components[0].with_changes(summary="Renamed")], series.ref)
+    connector.put("s.ics", changed, if_match=series.ref.etag)  # type: ignore[union-attr]
+    assert broken in path.read_bytes()
+    (series,), problems = connector.items("s.ics")
+    assert series.master.summary == "Renamed" and [p.item for p in problems] == ["UID s"]  # type: ignore[union-attr]
+
+
+def test_an_event_without_uid_is_rewritten_alone(tmp_path: Path) -> None:
+    """Events without a UID are read under one derived from their content: deleting one takes
+    out that one's text only."""
+    first = b"BEGIN:VEVENT\r\nSUMMARY:One\r\nDTSTART:20261027T090000Z\r\nDTEND:20261027T100000Z\r\nEND:VEVENT\r\n"
+    second = b"BEGIN:VEVENT\r\nSUMMARY:Two\r\nDTSTART:20261028T090000Z\r\nDTEND:20261028T100000Z\r\nEND:VEVENT\r\n"
+    path = tmp_path / "n.ics"
+    path.write_bytes(b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\n" + first + second + b"END:VCALENDAR\r\n")
+    connector = folder_connector(tmp_path)
+    items, _ = connector.items("n.ics")
+    (one,) = [i for i in items if i.master and i.master.summary == "One"]
+    connector.delete("n.ics", one.ref)  # type: ignore[arg-type]
+    data = path.read_bytes()
+    assert first not in data and second in data
+
+
+def test_a_copy_keeps_its_meaning_beside_the_files_zones(tmp_path: Path) -> None:
+    """New text goes into the file's calendar object unless it would mean something else there:
+    a zone name the object defines otherwise, or an X-WR-TIMEZONE that would make a series in
+    UTC recur in local time. Then it is an object of its own after it (RFC 5545 3.4)."""
+    custom = (b"BEGIN:VTIMEZONE\r\nTZID:Customized Time Zone\r\nBEGIN:STANDARD\r\nDTSTART:16010101T000000\r\n"
+              b"TZOFFSETFROM:+0900\r\nTZOFFSETTO:+0900\r\nTZNAME:JST\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n")
+    path = tmp_path / "z.ics"
+    path.write_bytes(b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nX-WR-TIMEZONE:Europe/Paris\r\n" + custom
+                     + b"BEGIN:VEVENT\r\nUID:tokyo\r\nDTSTART;TZID=Customized Time Zone:20261027T090000\r\n"
+                     b"DURATION:PT1H\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    other = ical.parse_items(
+        b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VTIMEZONE\r\nTZID:Customized Time Zone\r\nBEGIN:STANDARD\r\n"
+        b"DTSTART:16010101T000000\r\nTZOFFSETFROM:-0317\r\nTZOFFSETTO:-0317\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+        b"BEGIN:VEVENT\r\nUID:rio\r\nDTSTART;TZID=Customized Time Zone:20261027T090000\r\nDURATION:PT1H\r\n"
+        b"END:VEVENT\r\nEND:VCALENDAR\r\n")[0][0]
+    weekly = Event("weekly", datetime(2026, 10, 20, 9, tzinfo=UTC), datetime(2026, 10, 20, 10, tzinfo=UTC),
+                   "In UTC", rrule=["FREQ=WEEKLY;COUNT=3"])
+    connector = folder_connector(tmp_path)
+    connector.put("z.ics", CalendarItem("rio", other.components))
+    data = path.read_bytes()
+    assert data.count(b"BEGIN:VCALENDAR") == 2 and data.index(b"UID:rio") > data.index(b"END:VCALENDAR")
+    window = Window(datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC))
+    starts = {e.uid: e.start for e in connector.events("z.ics", window)[0]}
+    assert starts == {"tokyo": datetime(2026, 10, 27, 0, tzinfo=UTC), "rio": datetime(2026, 10, 27, 12, 17, tzinfo=UTC)}
+
+    google = tmp_path / "google.ics"
+    google.write_bytes(b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nX-WR-TIMEZONE:Europe/Paris\r\nEND:VCALENDAR\r\n")
+    connector.put("google.ics", CalendarItem("weekly", [weekly]))
+    assert google.read_bytes().count(b"BEGIN:VCALENDAR") == 2
+    assert sorted(e.start for e in connector.events("google.ics", window)[0]) == [
+        datetime(2026, 10, 20, 9, tzinfo=UTC), datetime(2026, 10, 27, 9, tzinfo=UTC), datetime(2026, 11, 3, 9, tzinfo=UTC)]
+
+
+def test_an_escaped_uid_is_found_and_one_object_is_kept_where_asked(tmp_path: Path) -> None:
+    """A UID written with an escaped comma is the UID the parser reads; a CalDAV resource (one
+    VCALENDAR, RFC 4791 4.1) is never given a second object: the caller writes the item alone."""
+    path = tmp_path / "e.ics"
+    path.write_bytes(b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nX-WR-TIMEZONE:Europe/Paris\r\nBEGIN:VEVENT\r\nUID:a\\,b\r\n"
+                     b"DTSTART:20261027T090000Z\r\nDTEND:20261027T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    connector = folder_connector(tmp_path)
+    (item,), _ = connector.items("e.ics")
+    assert item.uid == "a,b"
+    connector.put("e.ics", CalendarItem("a,b", [item.components[0].with_changes(summary="Named")], item.ref),
+                  if_match=item.ref.etag)  # type: ignore[union-attr]
+    data = path.read_bytes()
+    assert data.count(b"BEGIN:VEVENT") == 1 and b"SUMMARY:Named" in data
+    weekly = CalendarItem("w", [Event("w", datetime(2026, 10, 20, 9, tzinfo=UTC), datetime(2026, 10, 20, 10, tzinfo=UTC),
+                                      rrule=["FREQ=WEEKLY;COUNT=2"])])
+    with pytest.raises(ical.ICalError, match="object of its own"):
+        ical.replace_in_text(data, "w", weekly, present=False, one_object=True)

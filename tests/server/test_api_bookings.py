@@ -19,6 +19,7 @@ from schemathesis.checks import (
 )
 
 from calmesh.connectors.ics import ICSConnector, ICSSettings
+from calmesh.fakes.ews import EWSFake
 from calmesh.model import CalendarItem, Event, EventStatus, PartStat
 from calmesh.services import scheduling
 from calmesh.services.detection import stored_item
@@ -28,6 +29,7 @@ from .conftest import DEMO, OPS, Served
 from .test_api_schedule import ALICE, CARLA, auth, book
 
 PARIS = ZoneInfo("Europe/Paris")
+DAVID = "dora@agency.example"
 CHANGES = {"PATCH /api/v1/bookings/{uid}", "POST /api/v1/bookings/{uid}/cancel"}
 
 
@@ -155,3 +157,50 @@ def test_the_change_endpoints_match_their_document(make_server) -> None:  # type
             case.validate_response(response, checks=checks)
 
         run()
+
+
+TWO_ALARMS = ["BEGIN:VALARM\r\nACTION:DISPLAY\r\nDESCRIPTION:Soon\r\nTRIGGER:-PT15M\r\nEND:VALARM\r\n",
+              "BEGIN:VALARM\r\nACTION:DISPLAY\r\nDESCRIPTION:Earlier\r\nTRIGGER:-PT1H\r\nEND:VALARM\r\n"]
+
+
+def test_a_change_says_what_a_calendar_holds_another_way(make_server, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """A booking's answer carries the notices a sync run reports when a calendar written to
+    cannot hold the meeting as it is: Alice's copy has two alarms, Dora's Exchange (the EWS
+    fake, calmesh.fakes.ews, protocol-faithful to EWS's one reminder per item) keeps one."""
+    fake = EWSFake(users={"svc": "svc-pw"})
+    fake.add_mailbox(DAVID, "America/New_York")
+    fake.start()
+    monkeypatch.setenv("CALMESH_TEST_EWS_PW", "svc-pw")
+    try:
+        server = make_server(tail=f"""
+[platforms.ews]
+kind = "ews"
+service_endpoint = "{fake.ews_url}"
+auth = "basic"
+username = "svc"
+password_env = "CALMESH_TEST_EWS_PW"
+server_version = "Exchange2016"
+mailboxes = ["{DAVID}"]
+[[people]]
+email = "{DAVID}"
+name = "Dora Park"
+platform = "ews"
+calendars = ["{DAVID}"]
+timezone = "America/New_York"
+""")
+        booked = book(server, DEMO, required=[DAVID])
+        assert booked.status_code == 201, booked.text
+        assert booked.json()["notices"] == [] and booked.json()["adapted"] == []
+        uid = booked.json()["uid"]
+        zoho = ICSConnector("zoho", ICSSettings(kind="ics", path=str(server.hub.config.resolve_path("zoho"))))
+        mine = stored_item(server.hub, "zoho", f"{ALICE}.ics", uid)
+        zoho.put(f"{ALICE}.ics", CalendarItem(uid, [mine.components[0].with_changes(alarms=TWO_ALARMS)], mine.ref),
+                 if_match=mine.ref.etag if mine.ref else None)
+        moved = move(server, uid)
+        assert moved.status_code == 200, moved.text
+        (adapted,) = moved.json()["adapted"]
+        assert adapted["member"] == f"ews:{DAVID}" and adapted["feature"] == "VALARM" and adapted["written"]
+        assert moved.json()["notices"] == [f"ews:{DAVID}: UID {uid}: VALARM: {adapted['detail']}"]
+        assert "1 alarm(s) left out" in adapted["detail"]
+    finally:
+        fake.stop()

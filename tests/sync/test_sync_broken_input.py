@@ -92,3 +92,22 @@ def test_a_damaged_file_is_no_complete_listing(world, tmp_path: Path) -> None:  
     (tmp_path / "a" / CAL).write_bytes(calendar(FINE)[:-len("END:VCALENDAR\r\n")] + b"BEGIN:VEVENT\r\nUID:cut")
     changes = platforms["a"].changes(CAL, None)
     assert [i.uid for i in changes.changed] == ["fine@test"] and not changes.complete
+
+
+def test_copies_written_into_a_file_leave_what_calmesh_cannot_read(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Creating, changing and deleting a copy in a file keeps the file's events calmesh cannot
+    read, and whatever else it does not model, byte for byte (regression: the file was written
+    from what was read, and they were gone)."""
+    engine, _repo, platforms = world
+    unread = (vevent("UID:broken@test", "SUMMARY:Dentist", "DTSTART:2026-11-24 nine")
+              + "BEGIN:VTODO\r\nUID:todo@test\r\nSUMMARY:Call back\r\nEND:VTODO\r\n").encode()
+    (tmp_path / "b" / CAL).write_bytes(calendar()[:-len("END:VCALENDAR\r\n")] + unread + b"END:VCALENDAR\r\n")
+    (tmp_path / "a" / CAL).write_bytes(calendar(FINE))
+    assert engine.run("g", group()).counts["created"] == 1
+    assert unread in (tmp_path / "b" / CAL).read_bytes() and uids(platforms["b"]) == {"fine@test"}
+    (tmp_path / "a" / CAL).write_bytes(calendar(FINE.replace("SUMMARY:Fine", "SUMMARY:Finer")))
+    assert engine.run("g", group()).counts["updated"] == 1
+    assert unread in (tmp_path / "b" / CAL).read_bytes()
+    (tmp_path / "a" / CAL).write_bytes(calendar())
+    assert engine.run("g", group(), confirm_deletes=True).counts["deleted"] == 1
+    assert unread in (tmp_path / "b" / CAL).read_bytes() and uids(platforms["b"]) == set()

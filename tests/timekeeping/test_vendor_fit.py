@@ -195,3 +195,45 @@ def test_the_graph_fake_refuses_a_pattern_without_its_required_properties() -> N
                    {**weekly, "pattern": {"type": "hourly", "interval": 1}}):
         with pytest.raises(_Fault):
             _check_recurrence(broken)
+
+
+ENDLESS_WITH_DATES = calendar(vevent(
+    "dated@test", "20250106T090000", "20250106T100000", tzid="Europe/Paris",
+    extra="RRULE:FREQ=WEEKLY;BYDAY=MO\nRDATE;TZID=Europe/Paris:20250113T090000\n"
+          "EXDATE;TZID=Europe/Paris:20250120T090000\nRDATE;TZID=Europe/Paris:20250120T140000"))
+"""Every Monday 9:00 in Paris, without end; an RDATE that is a Monday 9:00 already (counted
+once, RFC 5545 3.8.5.2), and the 20 January occurrence moved to 14:00 the way exporters write it
+(an EXDATE and an RDATE that day)."""
+
+
+@pytest.mark.parametrize("kind", ["ews", "graph"])
+def test_an_endless_series_with_dates_it_needs_no_rdate_for_is_written_to_exchange(
+        tmp_path: Path, xan: Peer, xandikos: CalDAVServer, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """Exchange holds no RDATE, and an endless series cannot be spelled out; yet these RDATEs
+    need none: the one the rule has already is left out, the moved one is a moved occurrence.
+    The copy has the same occurrences, the report says how, and the next run writes nothing."""
+    with vendor_peer(kind, monkeypatch) as vendor:
+        put_raw(xandikos, xan, "dated.ics", ENDLESS_WITH_DATES)
+        group = Group(tmp_path, xan, vendor)
+        report = group.run()
+        assert report.counts["created"] == 1, report.errors
+        [note] = report.adapted
+        assert note.feature == "RDATE" and note.written and "1 RDATE(s) that the rule already has" in note.detail
+        assert "1 RDATE(s) on the day of an excluded occurrence" in note.detail
+        mondays = [datetime(2025, 1, 6, 9, tzinfo=PARIS) + timedelta(weeks=n) for n in range(73)]
+        expected = sorted((s.astimezone(UTC), (s + HOUR).astimezone(UTC)) for s in
+                          [m if m.day != 20 or m.month != 1 else m.replace(hour=14) for m in mondays])
+        assert exchange_occurrences(vendor) == [e for e in expected if e[0] < datetime(2026, 6, 1, tzinfo=UTC)]
+        assert group.writes(group.run()) == 0
+
+
+def test_an_endless_series_with_a_true_extra_date_is_still_not_written(
+        tmp_path: Path, xan: Peer, xandikos: CalDAVServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An RDATE that is no occurrence of the rule, moved or not, has no form on Exchange beside an
+    endless series (see docs/timezones.md): not written, and said."""
+    with vendor_peer("ews", monkeypatch) as ews:
+        put_raw(xandikos, xan, "extra.ics", ENDLESS_WITH_DATES.replace("20250120T140000", "20250122T140000"))
+        report = Group(tmp_path, xan, ews).run()
+        assert report.counts["created"] == 0 and report.counts["not_held"] == 1
+        assert not report.adapted[-1].written and "endless" in report.adapted[-1].detail
+        assert ews.items() == []

@@ -167,6 +167,8 @@ def _report(booking: Booking, fmt: str, headline: str) -> None:
             say(f"  {d['email']}: {d['method']}{where}{note}")
         for warning in booking.warnings:
             say(("!", "yellow"), f" {warning}")
+        for notice in data["notices"]:  # what a platform holds another way, as a sync run says it
+            say(("!", "yellow"), f" {notice}")
     if any(d.method == "failed" for d in booking.deliveries):
         raise typer.Exit(4)
 

@@ -150,8 +150,7 @@ def report_json(report: SyncReport, repo: SyncRepository, mode: SyncMode) -> dic
         "actions": _action_rows(report, mode),
         "held": [_hold_json(h) for h in report.plan.holds.values()],
         "notices": list(report.notices),
-        "adapted": [{"member": n.member, "item": n.logical_id, "uid": n.uid, "feature": n.feature,
-                     "detail": n.detail, "written": n.written} for n in report.adapted],
+        "adapted": [n.as_dict() for n in report.adapted],
         "quarantine": [{"member": q.member, "item": q.item_ref or q.uid, "reason": q.reason}
                        for q in repo.quarantined(report.group)],
         "errors": list(report.errors),

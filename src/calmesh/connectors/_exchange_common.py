@@ -396,6 +396,8 @@ def fit(connector: str, item: CalendarItem, zone_default: str, holds: Callable[[
             zone, why = own
             item, spelled = _fitting.spell_out(connector, item, zone, _fitting.refuse(why), "VTIMEZONE")
         else:
+            item, dated = _fitting.without_extra_dates(connector, item, zone)
             item, spelled = _fitting.spell_out(connector, item, zone, lambda m: holds(one_series(m, zone)))
+            spelled = dated + spelled
         notes += spelled
     return item, notes + _fitting.reminder_notes(item, reminders)

@@ -8,6 +8,8 @@ written instead: the pieces of :meth:`calmesh.connectors.base.Connector.fit` tho
   weekly series on the weekdays its occurrences fall on, up to its last occurrence, with every
   occurrence of that series the rule lacks deleted, and an occurrence at another time of day
   moved there. Same occurrences; an endless one cannot be, and is not written (:class:`CannotHold`).
+- an RDATE of an RRULE series (Exchange has none) that the rule has already, or on the day of
+  an occurrence an EXDATE excludes: left out, or that occurrence moved (:func:`without_extra_dates`).
 - a series in a zone only its object defines (no IANA zone matches it; none of them can carry
   a definition): spelled out the same way in a known zone with its first occurrence's offset.
 - VALARMs become reminders (:mod:`calmesh.alarms`): what does not fit is said.
@@ -47,6 +49,51 @@ def without_ranges(platform: str, item: CalendarItem) -> tuple[CalendarItem, lis
                                 f"{added} change(s) of single occurrences (no such range here)")]
 
 
+def without_extra_dates(platform: str, item: CalendarItem, zone: ZoneInfo) -> tuple[CalendarItem, list[Adaptation]]:
+    """``item`` with the RDATEs of its RRULE series that need not be RDATEs (Exchange has none):
+    one that is an occurrence of the rule already (RFC 5545 3.8.5.2: an instance counts once)
+    or that an EXDATE excludes is left out; one on the day of a rule occurrence an EXDATE
+    excludes, and not changed by an override, is that occurrence moved (an override at the
+    excluded one, whose EXDATE goes: exporters write a moved occurrence so). Same occurrences,
+    endless series too; the RDATEs left are spelled out (:func:`spell_out`) or refused."""
+    master = item.master
+    if master is None or not master.rrule or not master.rdate:
+        return item, []
+    excluded = {as_utc(x, zone): x for x in master.exdate}
+    overridden = {as_utc(o.recurrence_id, zone) for o in item.overrides if o.recurrence_id is not None}
+    length = master.effective_end() - master.start  # type: ignore[operator]
+    rule = CalendarItem(item.uid, [master.with_changes(rdate=[], exdate=[])])
+    kept: list[Temporal] = []
+    moved: list[Event] = []
+    dropped = 0
+    for value in master.rdate:
+        at = as_utc(value, zone)
+        day = _local(value, zone).date()
+        found, problems = ical.expand_items([rule], Window(at - timedelta(days=2), at + timedelta(days=2)), platform, zone)
+        starts = {as_utc(o.recurrence_id or o.start, zone): o.recurrence_id or o.start for o in found}
+        if problems:
+            kept.append(value)
+        elif at in excluded or at in starts:
+            dropped += 1
+        elif (same := next((u for u, v in sorted(starts.items()) if u in excluded and u not in overridden
+                            and _local(v, zone).date() == day), None)) is not None and at not in overridden:
+            overridden.add(same)
+            moved.append(replace(master, recurrence_id=starts[same], start=value, end=None if master.end is None
+                                 else value + length, rrule=[], rdate=[], exdate=[]))  # type: ignore[operator]
+            del excluded[same]
+        else:
+            kept.append(value)
+    if not dropped and not moved:
+        return item, []
+    fitted = master.with_changes(rdate=kept, exdate=list(excluded.values()))
+    detail = "; ".join(part for part in (
+        f"{dropped} RDATE(s) that the rule already has, or an EXDATE excludes, left out" if dropped else "",
+        f"{len(moved)} RDATE(s) on the day of an excluded occurrence written as that occurrence moved" if moved else "",
+    ) if part)
+    return (CalendarItem(item.uid, [fitted, *item.overrides, *moved], item.ref),
+            [Adaptation("RDATE", f"{detail}: the same occurrences")])
+
+
 def reminder_notes(item: CalendarItem, most: int, longest: int | None = None) -> list[Adaptation]:
     """What of ``item``'s VALARMs the platform's reminders (``most`` per event, at most
     ``longest`` minutes before) cannot keep."""
@@ -65,7 +112,8 @@ def own_zone(platform: str, master: Event | None) -> tuple[ZoneInfo, str] | None
     Graph and Google take only zone names (``dateTimeTimeZone.timeZone``,
     ``EventDateTime.timeZone``). EWS could carry such a definition (a ``StartTimeZone`` with its
     own Periods and Transitions), but exchangelib writes a zone's ``Id`` only and reads back only
-    the zones it knows (a custom one as None), so the EWS copy is spelled out the same way."""
+    the zones it knows (a custom one as None), so the EWS copy is spelled out the same way
+    (docs/timezones.md says what carrying it would take)."""
     if master is None or not (master.rrule or master.rdate) or not isinstance(master.start, datetime) \
             or not isinstance(master.start.tzinfo, DefinedZone):
         return None

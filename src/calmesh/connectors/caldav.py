@@ -773,6 +773,8 @@ class CalDAVConnector(Connector):
             href = item.ref.id
             if if_match:
                 headers["If-Match"] = if_match
+                if self._known_item(calendar, href, if_match) is None:  # not known to be read whole
+                    body = self._keeping(href, item, if_match) or body
         url = self._url(href)
         try:
             response = self._send("PUT", url, body, headers, ok=(200, 201, 204), item=item.uid)
@@ -791,6 +793,21 @@ class CalDAVConnector(Connector):
             # item they were made from stands for what a read at this ETag returns (not parsed again)
             self._remember([replace(item, ref=ItemRef(calendar, path, etag))])
         return ItemRef(calendar, path, etag)
+
+    def _keeping(self, href: str, item: CalendarItem, etag: str) -> str | None:
+        """The object at ``href`` with ``item`` in place of what calmesh read of it, and what it
+        could not read (a change to one occurrence it cannot place, the object's own properties,
+        an X- component) kept as it is (:func:`calmesh.ical.replace_in_text`): replacing an
+        object must not lose them. None when the object is no longer at ``etag`` (the PUT's
+        If-Match then fails) or cannot be edited so (one object could not hold both): the item's
+        own text is written then."""
+        response = self._read("GET", self._url(href), ok=(200, 404), item=item.uid)
+        if response.status != 200 or response.headers.get("ETag") != etag:
+            return None
+        try:
+            return ical.replace_in_text(response.raw.encode(), item.uid, item, present=True, one_object=True).decode()
+        except ical.ICalError:
+            return None
 
     def planned_id(self, calendar: str, item: CalendarItem) -> str:
         """The href a new object gets: ``<calendar>/<name from its UID>`` (see :func:`_resource_name`)."""

@@ -229,16 +229,23 @@ class ICSConnector(Connector):
             raise UnsupportedOperation(self.name, "this ics platform is read-only")
         return self._file(calendar)
 
-    def _rewrite(self, calendar: str, change: Callable[[list[CalendarItem]], list[CalendarItem]]) -> None:
+    def _rewrite(self, calendar: str, uid: str, change: Callable[[CalendarItem | None], CalendarItem | None]) -> None:
+        """Replace the item ``uid`` of a calendar file by ``change(current)`` (None: remove it),
+        leaving every other byte of the file as it was (:func:`calmesh.ical.replace_in_text`):
+        what calmesh could not read of a file is never lost by writing to it."""
         path = self._writable_file(calendar)
         with self._lock:
             existing = path.read_bytes() if path.exists() else b""
-            items, problems = ical.parse_items(existing, self.name) if existing else ([], [])
-            damage = [p for p in problems if p.item is None]  # the file's, never an event's (it may be private)
-            if damage:
-                raise InvalidDataError(self.name, f"{path.name} is damaged; not rewriting it: {damage[0]}")
-            items = change(items)
-            data = ical.to_calendar(items).to_ical()
+            items, _problems = ical.parse_items(existing, self.name) if existing.strip() else ([], [])
+            current = next((i for i in items if i.uid == uid), None)
+            new = change(current)
+            if not existing.strip():
+                data = ical.to_calendar([new] if new is not None else []).to_ical()
+            else:
+                try:
+                    data = ical.replace_in_text(existing, uid, new, present=current is not None)
+                except ical.ICalError as exc:  # the file's, never an event's words (it may be private)
+                    raise InvalidDataError(self.name, f"{path.name} is damaged; not rewriting it: {exc}") from exc
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             try:
@@ -252,27 +259,24 @@ class ICSConnector(Connector):
                 raise
 
     def put(self, calendar: str, item: CalendarItem, if_match: str | None = None) -> ItemRef:
-        def change(items: list[CalendarItem]) -> list[CalendarItem]:
-            current = next((i for i in items if i.uid == item.uid), None)
+        def change(current: CalendarItem | None) -> CalendarItem:
             if item.ref is None and current is not None and if_match is None:
                 raise PreconditionFailed(self.name, "an event with this UID already exists", item=item.uid)
             if if_match is not None and (current is None or item_etag(current) != if_match):
                 raise PreconditionFailed(self.name, "changed since it was read", item=item.uid)
-            return [i for i in items if i.uid != item.uid] + [CalendarItem(item.uid, item.components)]
+            return CalendarItem(item.uid, item.components)
 
-        self._rewrite(calendar, change)
+        self._rewrite(calendar, item.uid, change)
         return ItemRef(calendar, item.uid, item_etag(item))
 
     def delete(self, calendar: str, ref: ItemRef, if_match: str | None = None) -> None:
-        def change(items: list[CalendarItem]) -> list[CalendarItem]:
-            current = next((i for i in items if i.uid == ref.id), None)
+        def change(current: CalendarItem | None) -> None:
             if current is None:
                 raise NotFoundError(self.name, "no such event", item=ref.id)
             if if_match is not None and item_etag(current) != if_match:
                 raise PreconditionFailed(self.name, "changed since it was read", item=ref.id)
-            return [i for i in items if i.uid != ref.id]
 
-        self._rewrite(calendar, change)
+        self._rewrite(calendar, ref.id, change)
 
     def check(self) -> list[str]:
         """Also read every calendar: a damaged file fails the check (its time answers unknown)."""

@@ -316,6 +316,11 @@ class Notice:
         done = "" if self.written else "not written: "
         return f"{self.member}: UID {self.uid}: {done}{self.feature}: {self.detail}"
 
+    def as_dict(self) -> dict[str, str | bool]:
+        """As the JSON doors give it (``adapted`` of a sync run or a booking)."""
+        return {"member": self.member, "item": self.logical_id, "uid": self.uid, "feature": self.feature,
+                "detail": self.detail, "written": self.written}
+
 
 UNCONFIRMED = ("written again: a run that was interrupted may have written it, and nothing on the "
                "server says whether it was deleted since")

@@ -421,9 +421,15 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
                                   "description": "Sent to attendees (COMMENT of the iTIP CANCEL, mail text)"}},
     },
     "Booking": {
-        "type": "object", "required": ["uid", "calendar", "id", "deliveries", "warnings"],
+        "type": "object", "required": ["uid", "calendar", "id", "deliveries", "warnings", "notices", "adapted"],
         "properties": {
             "uid": _STR, "calendar": _STR, "id": _STR, "warnings": _STRINGS,
+            "notices": {**_STRINGS, "description": "What a calendar written to holds another way than asked "
+                                                   "(or cannot hold), as a sync run reports it"},
+            "adapted": {"type": "array", "items": {
+                "type": "object", "required": ["member", "item", "uid", "feature", "detail", "written"],
+                "properties": {"member": _STR, "item": _STR, "uid": _STR, "feature": _STR, "detail": _STR,
+                               "written": {"type": "boolean"}}}},
             "deliveries": {"type": "array", "items": {
                 "type": "object", "required": ["email", "method"],
                 "properties": {"email": _STR, "method": {"enum": ["organizer", "calendar", "email", "failed"]},

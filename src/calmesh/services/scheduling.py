@@ -36,9 +36,10 @@ import httpx
 
 from calmesh import ical
 from calmesh.config import PersonConfig, SmtpConfig
-from calmesh.connectors.base import ConnectorError, NotFoundError, PreconditionFailed
+from calmesh.connectors.base import CannotHold, ConnectorError, NotFoundError, PreconditionFailed
 from calmesh.core.freebusy import status_in
 from calmesh.core.slots import SlotAttendee, SlotQuery, SlotSearch, find_slots
+from calmesh.core.syncplan import Notice
 from calmesh.directory import UnknownPerson
 from calmesh.model import (
     MARKER_PROPERTY,
@@ -230,6 +231,9 @@ class Booking:
     ref: ItemRef
     deliveries: list[Delivery] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    adapted: list[Notice] = field(default_factory=list)
+    """What a platform written to could not hold as it is, and the form written instead (or
+    that it was not written there), as a sync run reports it: never a silent change."""
 
 
 Mailer = Callable[[SmtpConfig, EmailMessage], None]
@@ -332,14 +336,32 @@ def book(hub: Hub, request: BookingRequest, *, now: datetime, mailer: Mailer = i
         raise SchedulingError(f"the organiser's platform {organizer.platform} cannot be written to")
     calendar = home_calendar(hub, organizer)
     identities = _identities(hub)  # opened first: a meeting nobody could change must not be booked
-    ref = connector.put(calendar, item)
+    adapted: list[Notice] = []
+    ref = _put(hub, organizer.platform, calendar, item, None, adapted)
     # recorded before any attendee's copy exists: from now on only the booker may change it
     identity = Identity(item.uid, organizer.email, organizer.platform, calendar, ref.id,
                         item.components[0].sequence, EventStatus.CONFIRMED.value,
                         people=tuple(item.components[0].attendees))
     identities.save(identity)
     notice = _Notice(item, "REQUEST", itip.request(item), "Invitation", itip.INVITED, replaces=False)
-    return _tell_attendees(hub, identity, ref, notice, mailer, warnings)
+    return _tell_attendees(hub, identity, ref, notice, mailer, warnings, adapted)
+
+
+def _put(hub: Hub, platform: str, calendar: str, item: CalendarItem, if_match: str | None,
+         adapted: list[Notice]) -> ItemRef:
+    """Write ``item`` as sync writes a copy: noting in ``adapted`` what the platform's form of
+    it changes (:meth:`calmesh.connectors.base.Connector.fit`), or that it cannot hold it (then
+    :class:`CannotHold` is raised, as the write would)."""
+    connector = hub.connector(platform)
+    where = f"{platform}:{calendar}"
+    try:
+        _, adaptations = connector.fit(item)
+    except CannotHold as exc:
+        adapted.append(Notice(where, item.uid, item.uid, exc.feature, exc.message, written=False))
+        raise
+    ref = connector.put(calendar, item, if_match=if_match)
+    adapted.extend(Notice(where, item.uid, item.uid, a.feature, a.detail) for a in adaptations)
+    return ref
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,7 +383,7 @@ class _Notice:
 
 
 def _tell_attendees(hub: Hub, identity: Identity, ref: ItemRef, notice: _Notice, mailer: Mailer,
-                    warnings: list[str]) -> Booking:
+                    warnings: list[str], adapted: list[Notice]) -> Booking:
     """Reach every attendee but the organiser (whose copy is already written at ``ref``), then
     record the meeting's copies, its SEQUENCE and status in its identity record.
 
@@ -370,10 +392,10 @@ def _tell_attendees(hub: Hub, identity: Identity, ref: ItemRef, notice: _Notice,
     item = notice.item
     first = item.master or item.components[0]
     booking = Booking(item.uid, item, ref, [Delivery(identity.organizer, "organizer", identity.platform,
-                                                     identity.calendar, item_id=ref.id)], warnings)
+                                                     identity.calendar, item_id=ref.id)], warnings, adapted)
     for attendee in first.attendees:
         if attendee.email != identity.organizer:
-            booking.deliveries.append(_deliver(hub, notice, attendee.email, identity, mailer))
+            booking.deliveries.append(_deliver(hub, notice, attendee.email, identity, mailer, adapted))
     written = {(d.platform, d.calendar): CopyRecord(INVITATION, d.platform, d.calendar, d.item_id, d.email,
                                                     identity.logical_id)
                for d in booking.deliveries if d.method == "calendar" and d.platform and d.calendar}
@@ -383,13 +405,14 @@ def _tell_attendees(hub: Hub, identity: Identity, ref: ItemRef, notice: _Notice,
     return booking
 
 
-def _deliver(hub: Hub, notice: _Notice, address: str, identity: Identity, mailer: Mailer) -> Delivery:
+def _deliver(hub: Hub, notice: _Notice, address: str, identity: Identity, mailer: Mailer,
+             adapted: list[Notice]) -> Delivery:
     person = hub.directory.find(address)
     mode = delivery_mode(hub, person)
     if mode == "calendar" and person is not None:
         try:
             calendar = home_calendar(hub, person)
-            ref = _write_copy(hub, person.platform, calendar, notice, identity)
+            ref = _write_copy(hub, person.platform, calendar, notice, identity, adapted)
             return Delivery(address, "calendar", person.platform, calendar, item_id=ref.id)
         except ConnectorError as exc:
             if person.invite == "calendar":
@@ -400,7 +423,8 @@ def _deliver(hub: Hub, notice: _Notice, address: str, identity: Identity, mailer
     return _mail(hub, notice, address, mailer)
 
 
-def _write_copy(hub: Hub, platform: str, calendar: str, notice: _Notice, identity: Identity) -> ItemRef:
+def _write_copy(hub: Hub, platform: str, calendar: str, notice: _Notice, identity: Identity,
+                adapted: list[Notice]) -> ItemRef:
     """Write the meeting into an attendee's calendar, marked as calmesh's (see docs/scheduling.md).
 
     An update overwrites the copy calmesh wrote before (found where the identity record says it
@@ -418,7 +442,7 @@ def _write_copy(hub: Hub, platform: str, calendar: str, notice: _Notice, identit
                 raise
     copy = CalendarItem(notice.item.uid, [replace(e, extra={**e.extra, MARKER_PROPERTY: marker})
                                           for e in notice.item.components], ref)
-    return hub.connector(platform).put(calendar, copy, if_match=ref.etag if ref else None)
+    return _put(hub, platform, calendar, copy, ref.etag if ref else None, adapted)
 
 
 def _mail(hub: Hub, notice: _Notice, address: str, mailer: Mailer) -> Delivery:
@@ -460,10 +484,11 @@ def move_booking(hub: Hub, uid: str, organizer: str, new_start: datetime, new_en
                     attendees=[a if a.email == person.email else replace(a, partstat=PartStat.NEEDS_ACTION, rsvp=True)
                                for a in event.attendees])
     item = CalendarItem(stored.uid, [moved], stored.ref)
-    ref = _rewrite(hub, identity, stored, item)
+    adapted: list[Notice] = []
+    ref = _rewrite(hub, identity, stored, item, adapted)
     told = _as_invited(item, identity)
     notice = _Notice(told, "REQUEST", itip.request(told), "Moved", itip.MOVED, replaces=True)
-    return _tell_attendees(hub, identity, ref, notice, mailer, warnings)
+    return _tell_attendees(hub, identity, ref, notice, mailer, warnings, adapted)
 
 
 def cancel_booking(hub: Hub, uid: str, organizer: str, *, now: datetime, mailer: Mailer = itip.send,
@@ -478,11 +503,12 @@ def cancel_booking(hub: Hub, uid: str, organizer: str, *, now: datetime, mailer:
     sequence = _next_sequence(identity, stored)
     item = CalendarItem(stored.uid, [replace(_withdrawn(e, sequence), last_modified=now)
                                      for e in stored.components], stored.ref)
-    ref = _rewrite(hub, identity, stored, item)
+    adapted: list[Notice] = []
+    ref = _rewrite(hub, identity, stored, item, adapted)
     note = itip.CANCELLED + (f"\nReason: {reason}" if reason else "")
     message = itip.cancel(_as_invited(stored, identity), comment=reason, sequence=sequence)
     notice = _Notice(_as_invited(item, identity), "CANCEL", message, "Cancelled", note, replaces=True, creates=False)
-    return _tell_attendees(hub, identity, ref, notice, mailer, [])
+    return _tell_attendees(hub, identity, ref, notice, mailer, [], adapted)
 
 
 def _organised(hub: Hub, uid: str, claimed: str, verb: str) -> tuple[PersonConfig, Identity, CalendarItem]:
@@ -581,11 +607,12 @@ def _next_sequence(identity: Identity, stored: CalendarItem) -> int:
     return max(identity.sequence, *(e.sequence for e in stored.components)) + 1
 
 
-def _rewrite(hub: Hub, identity: Identity, stored: CalendarItem, updated: CalendarItem) -> ItemRef:
+def _rewrite(hub: Hub, identity: Identity, stored: CalendarItem, updated: CalendarItem,
+             adapted: list[Notice]) -> ItemRef:
     """Replace the organiser's copy only if it is still the version read (If-Match its ETag)."""
     try:
-        return hub.connector(identity.platform).put(identity.calendar, updated,
-                                                    if_match=stored.ref.etag if stored.ref else None)
+        return _put(hub, identity.platform, identity.calendar, updated, stored.ref.etag if stored.ref else None,
+                    adapted)
     except PreconditionFailed:
         raise ChangedMeanwhile(f"{stored.uid} changed in the calendar of {identity.organizer} since calmesh read it; "
                                "nothing was changed or sent: try again") from None
@@ -742,7 +769,9 @@ def booking_json(booking: Booking) -> dict[str, Any]:
     return {"uid": booking.uid, "calendar": booking.ref.calendar, "id": booking.ref.id,
             "deliveries": [{"email": d.email, "method": d.method, "platform": d.platform, "calendar": d.calendar,
                             "detail": d.detail} for d in booking.deliveries],
-            "warnings": booking.warnings}
+            "warnings": booking.warnings,
+            "notices": [str(n) for n in booking.adapted],
+            "adapted": [n.as_dict() for n in booking.adapted]}
 
 
 def processed_json(processed: Processed) -> dict[str, Any]:

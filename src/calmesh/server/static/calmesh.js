@@ -272,6 +272,8 @@
     }
     box.append(list);
     for (const w of data.warnings || []) box.append(element("p", { class: "bad" }, w));
+    // what a calendar holds another way than asked (a sync run reports the same)
+    for (const n of data.notices || []) box.append(element("p", { class: "notice" }, n));
   }
 
   bookForm.addEventListener("submit", async (event) => {
