@@ -67,6 +67,10 @@ class Flaky(Connector):
     def capabilities(self) -> Capabilities:  # the wrapped platform's, not the base class's
         return self.inner.capabilities
 
+    @property
+    def keeps_uids(self) -> bool:
+        return self.inner.keeps_uids
+
     def _gate(self) -> None:
         if self.name in self.faults.down:
             raise TransientError(self.name, "not answering (taken down by the agency test)")

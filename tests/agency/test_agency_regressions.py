@@ -139,3 +139,15 @@ def test_item3_duplicate_resolution_removes_the_original_of_a_mirror_copy(agency
     agency.sync(confirm=True, full=True, group="mirror")
     agency.resolve_duplicates(who="alice")
     agency.agency_holds()
+
+
+def test_item1_a_cancellation_overwrites_a_meeting_given_the_id_of_a_deleted_copy(agency: AgencyMachine) -> None:
+    """[exactly-once] (found by a soak): Emma deletes Farid's invitation from the in-house table,
+    then books her own meeting, which the table gives the deleted row's id; Farid's cancellation
+    was written at the recorded id of Emma's copy, over her new meeting."""
+    agency.book(organiser="farid", others=["emma"], day=2, hour=11, minutes=30, topic="1:1")
+    deletable = [place for _item, place in agency._deletable()]
+    agency.delete_directly(pick=deletable.index("emma@projects"))
+    agency.book(organiser="emma", others=["bruno"], day=1, hour=9, minutes=30, topic="planning")
+    agency.cancel(pick=0)
+    agency.agency_holds()

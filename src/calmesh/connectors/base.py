@@ -418,6 +418,14 @@ class Connector(ABC):
         """Whole stored objects (masters with overrides), optionally only those touching ``window``."""
         raise UnsupportedOperation(self.name, f"{self.kind} connector cannot list items")
 
+    @property
+    def keeps_uids(self) -> bool:
+        """Whether an item written here is read back under the UID it was written with. An item
+        found at a recorded id under another UID is then another item (an in-house table gives a
+        deleted row's id to the next one). Microsoft Graph mints its own UIDs; a table without a
+        UID column makes one from the row id."""
+        return True
+
     def calendars_of(self, email: str) -> list[str]:
         """The calendars holding ``email``'s time when the directory names none: by default the
         calendars this connector sees that the person owns."""

@@ -109,6 +109,10 @@ class GraphConnector(Connector):
     )
     settings: GraphSettings
 
+
+    @property
+    def keeps_uids(self) -> bool:
+        return False  # an event's iCalUId is Graph's own, read-only
     def __init__(self, name: str, settings: ConnectorSettings) -> None:
         super().__init__(name, settings)
         assert isinstance(settings, GraphSettings)

@@ -65,6 +65,10 @@ class SQLConnector(Connector):
     Settings: ClassVar[type[ConnectorSettings]] = SQLSettings
     capabilities: ClassVar[Capabilities] = Capabilities(write=True, changes=True, people=False, answers=False)
 
+
+    @property
+    def keeps_uids(self) -> bool:
+        return bool(self.cols.uid)  # without a UID column, the UID is made from the row id
     def __init__(self, name: str, settings: ConnectorSettings) -> None:
         super().__init__(name, settings)
         assert isinstance(settings, SQLSettings)

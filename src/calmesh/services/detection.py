@@ -39,6 +39,7 @@ from calmesh.core.overlaps import (
     PlacedEvent,
     Resolution,
     analyse,
+    normalize_uid,
     propose_resolution,
 )
 from calmesh.core.syncplan import marker_origin
@@ -258,11 +259,16 @@ def apply_resolution(hub: Hub, plan: ResolutionPlan, log: SyncRepository,
 def stored_item(hub: Hub, platform: str, calendar: str, uid: str, item_id: str | None = None) -> CalendarItem:
     """The whole stored item (master and overrides, with its ref and ETag) at ``item_id`` when
     given and still there, else the one holding ``uid``: Microsoft Graph gives the events written
-    through it a UID of its own, so what calmesh wrote is found by the id the write answered."""
-    items, _ = hub.connector(platform).items(calendar)
+    through it a UID of its own, so what calmesh wrote is found by the id the write answered. On a
+    platform that keeps UIDs, an item at ``item_id`` under another UID is another item that was
+    given the id again (an in-house table reuses a deleted row's id): it is never taken for
+    ``uid``'s, which would overwrite it."""
+    connector = hub.connector(platform)
+    items, _ = connector.items(calendar)
     placed = [i for i in items if i.ref is not None]
     for item in placed:
-        if item_id is not None and item.ref is not None and item.ref.id == item_id:
+        if item_id is not None and item.ref is not None and item.ref.id == item_id and (
+                not connector.keeps_uids or normalize_uid(item.uid) == normalize_uid(uid)):
             return item
     for item in placed:
         if item.uid == uid:
