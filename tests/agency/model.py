@@ -174,8 +174,9 @@ class Model:
         found = group_of(place)
         if found is None:
             return
-        if item.kind == "meeting" and version is None and place.split("@")[0] != item.owner:
-            return  # an attendee deleting their copy: it stays theirs (only the organiser cancels)
+        if item.kind == "meeting" and version is None and place.split("@")[0] != item.owner \
+                and any(m.split("@")[0] == item.owner for m in found[2]):
+            return  # an attendee deleting their copy, the organiser in the group: it stays theirs
         name, mode, members = found
         edited = item.edited.setdefault(name, set())
         if edited - {place}:  # changed at another member too since the last clean run: a conflict

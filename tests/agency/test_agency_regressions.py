@@ -151,3 +151,16 @@ def test_item1_a_cancellation_overwrites_a_meeting_given_the_id_of_a_deleted_cop
     agency.book(organiser="emma", others=["bruno"], day=1, hour=9, minutes=30, topic="planning")
     agency.cancel(pick=0)
     agency.agency_holds()
+
+
+def test_item1_an_attendees_deletion_spreads_where_the_organiser_has_no_calendar(agency: AgencyMachine) -> None:
+    """(found by a soak, a mistake of the model): Alice deletes Emma's invitation from her
+    Radicale calendar; Emma has no calendar in the mirror group, so its plain rules apply and the
+    deletion reaches Alice's and Carla's mirror copies (with Emma's calendar in a group, an
+    attendee's deletion stays theirs: tests/services/test_meeting_identity.py)."""
+    agency.book(organiser="emma", others=["alice", "bruno"], day=3, hour=15, minutes=30, topic="retro")
+    agency.sync(confirm=False, full=True, group="mirror")
+    deletable = [place for _item, place in agency._deletable()]
+    agency.delete_directly(pick=deletable.index("alice@radicale"))
+    agency.sync(confirm=False, full=False, group="mirror")
+    agency.agency_holds()
