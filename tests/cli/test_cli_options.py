@@ -51,9 +51,9 @@ def test_help_keeps_bracketed_table_names() -> None:
 
 @pytest.mark.parametrize(("args", "line"), [
     (["--start", "2026-13-01"], "error: '2026-13-01' is not a date: use YYYY-MM-DD, an ISO-8601 date-time, "
-                                "or words such as 'tomorrow' or 'next monday'"),
+                                "or words such as 'tomorrow', 'next monday' or 'next week'"),
     (["--start", "the day after never"], "error: 'the day after never' is not a date: use YYYY-MM-DD, an "
-                                         "ISO-8601 date-time, or words such as 'tomorrow' or 'next monday'"),
+                                         "ISO-8601 date-time, or words such as 'tomorrow', 'next monday' or 'next week'"),
     (["--tz", "Mars/Olympus"], "error: unknown time zone 'Mars/Olympus' (use an IANA name like Europe/Paris, "
                                "or a Windows name)"),
     (["--format", "xml"], "error: --format must be table, json or ics"),

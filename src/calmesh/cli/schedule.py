@@ -15,10 +15,11 @@ from rich.table import Table
 from rich.text import Text
 
 from calmesh.cli.app import ConfigOption, app, console, fail, get_config, say
-from calmesh.cli.freebusy import check_format, parse_when, resolve_window, resolve_zone
+from calmesh.cli.freebusy import check_format, date_style, parse_when, resolve_window, resolve_zone
 
 if TYPE_CHECKING:
     from calmesh.config import Config
+    from calmesh.locales import DateStyle
     from calmesh.services.hub import Hub
     from calmesh.services.scheduling import Booking
 
@@ -68,7 +69,7 @@ def find_time(
 
     cfg = get_config(config)
     zone = _zone(cfg, tz, fmt)
-    window = resolve_window(start, end, zone)
+    window = resolve_window(start, end, zone, style=date_style(cfg))
     request = scheduling.MeetingRequest(
         organizer, tuple(attendees), tuple(optional or ()), timedelta(minutes=duration), window,
         timedelta(minutes=granularity), timedelta(minutes=buffer_before), timedelta(minutes=buffer_after),
@@ -82,12 +83,12 @@ def find_time(
     if fmt == "json":
         _emit(data)
     else:
-        _suggestions_table(data, zone)
+        _suggestions_table(data, zone, date_style(cfg))
     if any(p["errors"] for p in data["people"]):
         raise typer.Exit(3)
 
 
-def _suggestions_table(data: dict[str, Any], zone: ZoneInfo) -> None:
+def _suggestions_table(data: dict[str, Any], zone: ZoneInfo, style: DateStyle) -> None:
     if not data["suggestions"]:
         say(f"No suggestion: {data['empty_reason']}.")
     else:
@@ -100,7 +101,7 @@ def _suggestions_table(data: dict[str, Any], zone: ZoneInfo) -> None:
         for n, s in enumerate(data["suggestions"], 1):
             cells = [Text.assemble(_MARK[a["availability"]], " (off hours)" if a["outside_working_hours"] else "",
                                    "" if a["required"] else " opt.") for a in s["attendees"]]
-            table.add_row(str(n), f"{s['start'][:16].replace('T', ' ')}–{s['end'][11:16]}",
+            table.add_row(str(n), style.span(datetime.fromisoformat(s["start"]), datetime.fromisoformat(s["end"])),
                           f"{s['confidence']:.0f}%", *cells)
         console.print(table)
     for person in data["people"]:
