@@ -68,6 +68,10 @@ NOT_RUN: dict[str, str] = {
     "export CALMESH_EWS_PASSWORD='…'": "the secret of a real Exchange server",
     "export CALMESH_GOOGLE_KEY=/etc/calmesh/google-sa.json": "the key of a real Google service account",
     "calmesh sync --watch --interval 60s": "runs the sync groups until Ctrl-C",
+    "calmesh init --kind graph --name m365 --mailbox alice@agency.example --mailbox carla@agency.example":
+        "asks for a real tenant's ids and reaches Microsoft: tests/cli/test_cli_init.py runs it on the Graph fake",
+    "calmesh init --kind google --name workspace --mailbox alice@agency.example":
+        "reaches Google with a real service account key: tests/cli/test_cli_init.py runs it on the Google fake",
     "calmesh inbox reply.eml": "needs a REPLY mail from an attendee's client: tests/cli/test_cli_schedule.py "
                                "applies one",
     ".venv/bin/python bench/sync_vs_vdirsyncer.py": "a benchmark of minutes against vdirsyncer",
