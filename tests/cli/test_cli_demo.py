@@ -60,6 +60,9 @@ def test_readme_commands_show_results_against_the_demo(tmp_path: Path, monkeypat
         assert "sync alice-busy: ok" in sync.output
         # the calendar by name, not by its internal id (the runner's console may wrap the cell)
         assert "marketing-busy.ics" in sync.output and "projects/marketing-busy.ics" not in sync.output
+        status = runner.invoke(app, ["status"], env=wide)
+        assert status.exit_code == 0, status.output
+        assert "Alice Martin's calendar on zoho: compared in full" in status.output and "http" not in status.output
         found = runner.invoke(app, ["find-time", "carla@agency.example", "david@agency.example",
                                     "-o", "alice@agency.example", "--duration", "60"], env=wide)
         assert found.exit_code == 0 and "No suggestion" not in found.output, found.output

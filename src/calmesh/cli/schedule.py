@@ -150,11 +150,13 @@ def book(
         fail(str(exc))
     except ConnectorError as exc:
         fail(f"could not create the event: {exc}")
-    _report(booking, fmt, f"Booked {title!r} at {begin:%Y-%m-%d %H:%M} ({zone.key}), UID {booking.uid}")
+    _report(cfg, booking, fmt, f"Booked {title!r} at {begin:%Y-%m-%d %H:%M} ({zone.key}), UID {booking.uid}")
 
 
-def _report(booking: Booking, fmt: str, headline: str) -> None:
-    """How each attendee was reached (exit code 4 if anyone could not be)."""
+def _report(cfg: Config, booking: Booking, fmt: str, headline: str) -> None:
+    """How each attendee was reached (exit code 4 if anyone could not be); calendars by whose
+    they are, not by their ids (the JSON keeps the ids)."""
+    from calmesh.cli.labels import calendar_label, person_label
     from calmesh.services import scheduling
 
     data = scheduling.booking_json(booking)
@@ -163,9 +165,9 @@ def _report(booking: Booking, fmt: str, headline: str) -> None:
     else:
         say(headline)
         for d in data["deliveries"]:
-            where = f" ({d['platform']}:{d['calendar']})" if d["calendar"] else ""
+            where = f" ({calendar_label(cfg, d['platform'], d['calendar'])})" if d["calendar"] else ""
             note = f": {d['detail']}" if d["detail"] else ""
-            say(f"  {d['email']}: {d['method']}{where}{note}")
+            say(f"  {person_label(cfg, d['email'])}: {d['method']}{where}{note}")
         for warning in booking.warnings:
             say(("!", "yellow"), f" {warning}")
     if any(d.method == "failed" for d in booking.deliveries):
@@ -195,7 +197,7 @@ def move(
     zone = _zone(cfg, tz, fmt)
     begin, finish = parse_when(start, zone), parse_when(end, zone)
     booking = _change(cfg, lambda hub, now: scheduling.move_booking(hub, uid, organizer, begin, finish, now=now))
-    _report(booking, fmt, f"Moved {uid} to {begin:%Y-%m-%d %H:%M}–{finish:%H:%M} ({zone.key})")
+    _report(cfg, booking, fmt, f"Moved {uid} to {begin:%Y-%m-%d %H:%M}–{finish:%H:%M} ({zone.key})")
 
 
 @app.command()
@@ -212,7 +214,7 @@ def cancel(
     cfg = get_config(config)
     _zone(cfg, None, fmt)
     booking = _change(cfg, lambda hub, now: scheduling.cancel_booking(hub, uid, organizer, now=now, reason=reason))
-    _report(booking, fmt, f"Cancelled {uid}")
+    _report(cfg, booking, fmt, f"Cancelled {uid}")
 
 
 def _change(cfg: Config, apply: Callable[[Hub, datetime], Booking]) -> Booking:
