@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SHELL_BLOCKS = {"sh", "bash", "shell", "console"}
 DOCS_MONDAY = date(2026, 11, 23)
-"""The week the docs' examples are written in (README's sample table: Mon 23 Nov – Fri 27 Nov 2026)."""
+"""The week the docs' examples are written in (README's sample table: Mon, 23 Nov – Fri, 27 Nov 2026)."""
 BIN = Path(sys.executable).parent
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("docs-commands")]
