@@ -11,11 +11,19 @@ import pytest
 from typer.testing import CliRunner
 
 from calmesh.cli import app
+from calmesh.cli.app import console
 from conftest import ICS_PLATFORMS_TOML, seed_ics
 from server.conftest import people_toml
 
 runner = CliRunner()
 MONDAY = date(2026, 11, 23)
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's console took its width from the environment when first imported (by whichever
+    test came first in this process): wide enough here that no date is wrapped inside its cell."""
+    monkeypatch.setattr(console, "width", 250)
 
 
 @pytest.fixture
