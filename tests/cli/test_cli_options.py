@@ -78,3 +78,14 @@ def test_version() -> None:
     from importlib.metadata import version
 
     assert run("--version") == (0, [f"calmesh {version('calmesh')}"])
+
+
+@pytest.mark.parametrize(("command", "shown"), [
+    ("conflicts", "--person PERSON"), ("sync", "--group GROUP"), ("init", "--mailbox MAILBOX"),
+    ("find-time", "--format FORMAT")])
+def test_help_names_option_values_in_words(command: str, shown: str) -> None:
+    """``--person PERSON``, never the Python type Typer would print (``--person <list[str]>``)."""
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    options = result.output.split("Options:")[1]
+    assert shown in options and "<str>" not in options and "<list[str]>" not in options
