@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from calmesh.cli import app
+from calmesh.cli.app import console
 from calmesh.demo import run
 from calmesh.demo.data import DEMO_DAY, demo_monday
 
@@ -51,6 +52,7 @@ def test_demo_prints_the_password_variable_and_writes_its_port(tmp_path: Path) -
 
 
 def test_readme_commands_show_results_against_the_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(console, "width", 250)  # fixed at its first import, maybe narrower: no cell wraps
     with run.running(tmp_path, port=free_port()) as env:
         monkeypatch.setenv("CALMESH_CONFIG", str(env.config_path))
         wide = {"COLUMNS": "250"}
@@ -60,6 +62,9 @@ def test_readme_commands_show_results_against_the_demo(tmp_path: Path, monkeypat
         assert "sync alice-busy: ok" in sync.output
         # the calendar by name, not by its internal id (the runner's console may wrap the cell)
         assert "marketing-busy.ics" in sync.output and "projects/marketing-busy.ics" not in sync.output
+        # check says whose each calendar it listed is (a CalDAV server shared by one account cannot)
+        check = runner.invoke(app, ["check"], env=wide)
+        assert check.exit_code == 0 and "Alice Martin (zoho-alice): read today's free/busy" in check.output, check.output
         status = runner.invoke(app, ["status"], env=wide)
         assert status.exit_code == 0, status.output
         assert "Alice Martin's calendar on zoho: compared in full" in status.output and "http" not in status.output
