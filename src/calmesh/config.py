@@ -275,7 +275,20 @@ class HubConfig(_Strict):
             raise ValueError(f"cache must be a redis://, rediss:// or unix:// URL, got {v!r}")
         return v
 
+    locale: str | None = None
+    """Date formats and the first day of the week (``en_US``: weeks from Sunday, "Mon, Nov 23";
+    ``fr_FR``: from Monday, "lun. 23 nov."), for the command line and the web page alike. Unset,
+    each person's own applies: ``LC_ALL``/``LC_TIME``/``LANG`` on the command line, the browser's
+    language on the web page (see :mod:`calmesh.locales`)."""
+
     _zone = field_validator("timezone")(classmethod(lambda cls, v: _check_zone(v)))
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, v: str | None) -> str | None:
+        from calmesh.locales import check_locale
+
+        return None if v is None else check_locale(v)
 
 
 class UserConfig(_Strict):

@@ -44,10 +44,11 @@ needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(),
                                     reason="no /usr/bin/chromium: run `make browser` (Debian's chromium)")
 
 
-def config_text(cache_ttl: float) -> str:
+def config_text(cache_ttl: float, locale: str | None = None) -> str:
     return f"""
 [hub]
 timezone = "Europe/Paris"
+{f'locale = "{locale}"' if locale else ""}
 [server]
 cache_ttl = {cache_ttl}
 monitoring_users = ["{USER[0]}"]
@@ -73,11 +74,12 @@ class Site:
     running: RunningServer
 
 
-def _site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache_ttl: float) -> Iterator[Site]:
+def _site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache_ttl: float,
+          locale: str | None = None) -> Iterator[Site]:
     monkeypatch.setenv(PASSWORD_ENV, USER[1])
     seed_ics(tmp_path, MONDAY)
     path = tmp_path / "calmesh.toml"
-    path.write_text(config_text(cache_ttl=cache_ttl))
+    path.write_text(config_text(cache_ttl=cache_ttl, locale=locale))
     hub = Hub(parse_config(path.read_text(), path))
     running = serve(create_app(hub))
     yield Site(running.url, hub, running)
@@ -96,6 +98,12 @@ def cached_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sit
     """The same with answers cached for ten minutes: what calmesh changes itself (a booking, a
     move, a cancellation) must still show at once."""
     yield from _site(tmp_path, monkeypatch, cache_ttl=600)
+
+
+@pytest.fixture
+def french_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+    """The same with ``[hub] locale = "fr_FR"``: the organisation's choice for every reader."""
+    yield from _site(tmp_path, monkeypatch, cache_ttl=0, locale="fr_FR")
 
 
 @pytest.fixture(scope="module")

@@ -51,9 +51,9 @@ def test_help_keeps_bracketed_table_names() -> None:
 
 @pytest.mark.parametrize(("args", "line"), [
     (["--start", "2026-13-01"], "error: '2026-13-01' is not a date: use YYYY-MM-DD, an ISO-8601 date-time, "
-                                "or words such as 'tomorrow' or 'next monday'"),
+                                "or words such as 'tomorrow', 'next monday' or 'next week'"),
     (["--start", "the day after never"], "error: 'the day after never' is not a date: use YYYY-MM-DD, an "
-                                         "ISO-8601 date-time, or words such as 'tomorrow' or 'next monday'"),
+                                         "ISO-8601 date-time, or words such as 'tomorrow', 'next monday' or 'next week'"),
     (["--tz", "Mars/Olympus"], "error: unknown time zone 'Mars/Olympus' (use an IANA name like Europe/Paris, "
                                "or a Windows name)"),
     (["--format", "xml"], "error: --format must be table, json or ics"),
@@ -78,3 +78,14 @@ def test_version() -> None:
     from importlib.metadata import version
 
     assert run("--version") == (0, [f"calmesh {version('calmesh')}"])
+
+
+@pytest.mark.parametrize(("command", "shown"), [
+    ("conflicts", "--person PERSON"), ("sync", "--group GROUP"), ("init", "--mailbox MAILBOX"),
+    ("find-time", "--format FORMAT")])
+def test_help_names_option_values_in_words(command: str, shown: str) -> None:
+    """``--person PERSON``, never the Python type Typer would print (``--person <list[str]>``)."""
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    options = result.output.split("Options:")[1]
+    assert shown in options and "<str>" not in options and "<list[str]>" not in options

@@ -286,6 +286,21 @@ def test_organizer_home_platform_is_protected() -> None:
     assert [d.copy for d in resolution.removals] == [elsewhere]
 
 
+def test_an_organizer_hand_copy_beside_the_home_platform_copy_is_removable() -> None:
+    """The demo's case: David organises on Exchange and copied the meeting by hand into his
+    in-house calendar; both calendars are his, but only the Exchange copy is where replies flow.
+    With no copy on the home platform, any calendar the organizer owns is still protected."""
+    david = Attendee("david@example.org")
+    home = placed(event("m", 0, 1, organizer=david, attendees=[david]), "exchange", owner="david@example.org")
+    by_hand = placed(event("copy", 0, 1, organizer=david, attendees=[david], sequence=2), "projects",
+                     owner="david@example.org")
+    resolution = propose_resolution(_group(by_hand, home), home_platforms={"david@example.org": "exchange"})
+    assert resolution.keep is home and [d.copy for d in resolution.removals] == [by_hand]
+    elsewhere = placed(event("m", 0, 1, organizer=david, attendees=[david]), "zoho", owner="david@example.org")
+    kept = propose_resolution(_group(by_hand, elsewhere), home_platforms={"david@example.org": "exchange"})
+    assert not kept.removals and all("owns this calendar" in d.reason for d in kept.decisions)
+
+
 def test_keep_most_attendees_then_highest_sequence() -> None:
     a = placed(event("m", 0, 1, attendees=[Attendee(OWNER)]), "zoho")
     b = placed(event("m", 0, 1, attendees=[Attendee(OWNER), Attendee("bob@example.org")]), "exchange")

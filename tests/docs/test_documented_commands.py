@@ -10,8 +10,10 @@ so the lists cannot rot either.
 
 The demo is the one ``calmesh demo`` starts (:func:`calmesh.demo.run.start`: Radicale standing in
 for Zoho, the EWS fake for Exchange, an ``.ics`` folder for the in-house system), seeded with the
-week after this one, so booking and moving (which refuse the past) work whatever day the suite
-runs; ``calmesh serve`` serves it on a free port for the HTTP examples. Commands run in a shell
+week ``make demo`` would seed today (:func:`calmesh.demo.data.demo_monday`), so the commands that
+look a week ahead by default (``conflicts``, ``duplicates``) show what a newcomer sees; the booking
+examples fall in the week after it, so booking and moving (which refuse the past) work whatever
+day the suite runs. ``calmesh serve`` serves it on a free port for the HTTP examples. Commands run in a shell
 from the repository's root with ``$CALMESH_CONFIG`` naming the demo's config. The docs' examples
 are written in the week of :data:`DOCS_MONDAY`: every ISO date in a command is moved by whole
 weeks to the demo's, so weekdays (and the demo's meetings on them) stay what the docs say.
@@ -26,20 +28,20 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import httpx
 import pytest
 
-from calmesh.demo.data import monday_of
+from calmesh.demo.data import demo_monday
 from calmesh.demo.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SHELL_BLOCKS = {"sh", "bash", "shell", "console"}
 DOCS_MONDAY = date(2026, 11, 23)
-"""The week the docs' examples are written in (README's sample table: Mon 23 Nov – Fri 27 Nov 2026)."""
+"""The week the docs' examples are written in (README's sample table: Mon, 23 Nov – Fri, 27 Nov 2026)."""
 BIN = Path(sys.executable).parent
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("docs-commands")]
@@ -66,6 +68,10 @@ NOT_RUN: dict[str, str] = {
     "export CALMESH_EWS_PASSWORD='…'": "the secret of a real Exchange server",
     "export CALMESH_GOOGLE_KEY=/etc/calmesh/google-sa.json": "the key of a real Google service account",
     "calmesh sync --watch --interval 60s": "runs the sync groups until Ctrl-C",
+    "calmesh init --kind graph --name m365 --mailbox alice@agency.example --mailbox carla@agency.example":
+        "asks for a real tenant's ids and reaches Microsoft: tests/cli/test_cli_init.py runs it on the Graph fake",
+    "calmesh init --kind google --name workspace --mailbox alice@agency.example":
+        "reaches Google with a real service account key: tests/cli/test_cli_init.py runs it on the Google fake",
     "calmesh inbox reply.eml": "needs a REPLY mail from an attendee's client: tests/cli/test_cli_schedule.py "
                                "applies one",
     ".venv/bin/python bench/sync_vs_vdirsyncer.py": "a benchmark of minutes against vdirsyncer",
@@ -92,6 +98,9 @@ EXPECTED: dict[str, str] = {
     "calmesh find-time carla@agency.example david@agency.example -o alice@agency.example --duration 60": "1",
     "calmesh freebusy alice@agency.example carla@agency.example --start 2026-12-01 --end 2026-12-08 "
     "--tz Europe/Paris": "Alice Martin",
+    # the demo's Thursday is in the default window (a week from today) whatever the day
+    "calmesh conflicts --person david@agency.example": "Q1 forecast",
+    "calmesh duplicates --resolve [--apply | --undo ID]": "TR: ACME follow-up",
 }
 """Text a command's output must hold besides succeeding (where succeeding alone says little)."""
 
@@ -195,7 +204,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     from calmesh.demo import run
 
     root = tmp_path_factory.mktemp("docs-demo")
-    monday = monday_of(date.today()) + timedelta(weeks=1)
+    monday = demo_monday(date.today())
     environment = run.start(root, monday)
     port = free_port()
     env = {**os.environ, "CALMESH_CONFIG": str(environment.config_path), run.PASSWORD_ENV: run.DEMO_PASSWORD,

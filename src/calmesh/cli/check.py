@@ -33,7 +33,8 @@ class PlatformCheck:
     reached: bool
     details: list[str]
     people: list[dict[str, Any]] = field(default_factory=list)
-    """Per person on the platform: email, name, ok, and the error line when not ok."""
+    """Per person on the platform: email, name, the calendars the config gives them there (the
+    last part of each id: whose each listed calendar is), ok, and the error line when not ok."""
 
     @property
     def ok(self) -> bool:
@@ -82,8 +83,10 @@ def run_checks(cfg: Config) -> list[PlatformCheck]:
             for person in cfg.people:
                 if (name, person.email) in read:
                     error = read[(name, person.email)]
-                    check.people.append({"email": person.email, "name": person.name, "ok": error is None,
-                                         "error": error})
+                    calendars = [c.rstrip("/").rsplit("/", 1)[-1] for s in person.sources if s.platform == name
+                                 for c in s.calendars]
+                    check.people.append({"email": person.email, "name": person.name, "calendars": calendars,
+                                         "ok": error is None, "error": error})
             checks.append(check)
     return checks
 
@@ -94,6 +97,8 @@ def _details(check: PlatformCheck) -> Text:
         text.append("\nnobody in the directory lives here: only reaching it was checked")
     for person in check.people:
         who = person["name"] or person["email"]
+        if person["calendars"]:  # which of the calendars listed above are whose
+            who += f" ({', '.join(person['calendars'])})"
         if person["ok"]:
             text.append(f"\n{who}: read today's free/busy", style="green")
         else:

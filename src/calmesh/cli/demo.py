@@ -40,7 +40,8 @@ def demo(
             with Hub(config) as hub:
                 answers = availability.freebusy(hub, [p.email for p in config.people], window)
             render_table(answers, window, zone, console, cfg=config)
-            say(f"config: {env.config_path} (hub port {port}; sync group {run.SYNC_GROUP})")
+            say(f"config: {env.config_path} (hub port {port}; sync group {run.SYNC_GROUP}; David's ACME follow-up "
+                "copied into two platforms: see `calmesh duplicates`)")
             say("Its platforms and users read their password from ", (run.PASSWORD_ENV, "bold"),
                 ". To run the README's commands against the demo, in another terminal:")
             say(f"  export {run.PASSWORD_ENV}={run.DEMO_PASSWORD} CALMESH_CONFIG={env.config_path}")

@@ -4,6 +4,7 @@ single platform can see, and (``duplicates --resolve``) cleaning up the copies, 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -12,11 +13,12 @@ from rich.table import Table
 from rich.text import Text
 
 from calmesh.cli.app import ConfigOption, app, console, fail, get_config, say
-from calmesh.cli.freebusy import check_format, resolve_window, resolve_zone
+from calmesh.cli.freebusy import check_format, date_style, resolve_window, resolve_zone
 from calmesh.cli.labels import calendar_label
 
 if TYPE_CHECKING:
     from calmesh.config import Config
+    from calmesh.locales import DateStyle
     from calmesh.model import Window
     from calmesh.services import detection
     from calmesh.services.hub import Hub
@@ -32,7 +34,7 @@ FormatOption = Annotated[str, typer.Option("--format", help="table or json.")]
 def setup(cfg: Config, tz: str | None, start: str | None, end: str | None, fmt: str) -> tuple[ZoneInfo, Window]:
     check_format(fmt)
     zone = resolve_zone(tz, cfg.hub.timezone)
-    return zone, resolve_window(start, end, zone)
+    return zone, resolve_window(start, end, zone, style=date_style(cfg))
 
 
 def analyse(hub: Hub, people: list[str] | None, window: Window) -> list[detection.PersonAnalysis]:
@@ -48,8 +50,9 @@ def analyse(hub: Hub, people: list[str] | None, window: Window) -> list[detectio
     return detection.analyse_people(hub, emails, window)
 
 
-def _when(value: str) -> str:
-    return value[:16].replace("T", " ")
+def _span(style: DateStyle, start: str, end: str) -> str:
+    """``Thu 26 Nov 14:00–15:00`` (in the locale's words) for two ISO times in the shown zone."""
+    return style.span(datetime.fromisoformat(start), datetime.fromisoformat(end))
 
 
 def _copy(cfg: Config, copy: dict[str, Any]) -> Text:
@@ -94,12 +97,13 @@ def conflicts(person: PersonOption = None, start: StartOption = None, end: EndOp
         typer.echo(json.dumps({"start": window.start.astimezone(zone).isoformat(), "end": window.end.astimezone(zone).isoformat(), "people": data},
                               indent=2, ensure_ascii=False))
     else:
+        style = date_style(cfg)
         table = Table(title=f"Conflicts ({zone.key})")
         for column in ("Person", "When", "Event", "Overlaps with", "Platforms"):
             table.add_column(column)
         for entry in data:
             for c in entry["conflicts"]:
-                table.add_row(Text(entry["name"] or entry["email"]), f"{_when(c['start'])}–{c['end'][11:16]}",
+                table.add_row(Text(entry["name"] or entry["email"]), _span(style, c["start"], c["end"]),
                               _copy(cfg, c["events"][0]), _copy(cfg, c["events"][1]), Text(" + ".join(c["platforms"])))
         console.print(table if table.row_count else "No conflicts.")
         _print_problems(analyses, cfg)
@@ -146,7 +150,7 @@ def duplicates(
                               for a in applied]
         typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
     else:
-        _duplicates_table(cfg, data, zone)
+        _duplicates_table(cfg, data, zone, date_style(cfg))
         if plan is not None:
             _plan_table(cfg, plan, applied)
         _print_problems(analyses, cfg)
@@ -155,7 +159,7 @@ def duplicates(
     _exit_code(analyses)
 
 
-def _duplicates_table(cfg: Config, data: list[dict[str, Any]], zone: ZoneInfo) -> None:
+def _duplicates_table(cfg: Config, data: list[dict[str, Any]], zone: ZoneInfo, style: DateStyle) -> None:
     table = Table(title=f"Duplicates ({zone.key})")
     for column in ("Person", "When", "Copies", "Score", "Why"):
         table.add_column(column)
@@ -163,7 +167,7 @@ def _duplicates_table(cfg: Config, data: list[dict[str, Any]], zone: ZoneInfo) -
         for group in entry["duplicates"]:
             copies = Text("\n").join(Text.assemble(_copy(cfg, c), ("  remove", "red") if c.get("remove") else "")
                                      for c in group.get("decisions", group["copies"]))
-            table.add_row(Text(entry["name"] or entry["email"]), _when(group["copies"][0]["start"]), copies,
+            table.add_row(Text(entry["name"] or entry["email"]), _span(style, group["copies"][0]["start"], group["copies"][0]["end"]), copies,
                           f"{group['score']:.2f}", Text(group["reason"]))
     console.print(table if table.row_count else "No duplicates.")
 

@@ -72,6 +72,17 @@ class CalmeshGroup(TyperGroup):
     """Runs a command; a platform or config error that escapes it becomes one line (exit 1, 2 for
     the config), anything else one line asking for a bug report (exit 70, EX_SOFTWARE)."""
 
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        """The command, its options' values named in words (``--person PERSON``): Typer would
+        print their Python types (``--person <list[str]>``) in ``--help`` and usage errors."""
+        command = super().get_command(ctx, cmd_name)
+        for param in getattr(command, "params", ()):
+            if param.metavar is not None or (param.param_type_name == "option" and param.is_flag):
+                continue
+            longest = max(param.opts, key=len).lstrip("-") if param.param_type_name == "option" else param.name
+            param.metavar = (longest or "value").upper().replace("-", "_")
+        return command
+
     def invoke(self, ctx: Any) -> Any:  # a Click context (Typer vendors Click: its class is private)
         try:
             return super().invoke(ctx)

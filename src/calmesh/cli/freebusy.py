@@ -17,6 +17,7 @@ from calmesh.model import BusyType, PersonFreeBusy, Window
 
 if TYPE_CHECKING:
     from calmesh.config import Config
+    from calmesh.locales import DateStyle
 
 CELL = {
     BusyType.FREE: ("·", "grey50"),
@@ -33,13 +34,23 @@ MAX_WINDOW_DAYS = 366
 
 def _not_a_date(value: str) -> NoReturn:
     fail(f"{value!r} is not a date: use YYYY-MM-DD, an ISO-8601 date-time, or words such as "
-         "'tomorrow' or 'next monday'", 2)
+         "'tomorrow', 'next monday' or 'next week'", 2)
 
 
-def parse_when(value: str, zone: ZoneInfo, *, now: datetime | None = None) -> datetime:
-    """``2026-12-01`` (local midnight in ``zone``), a full ISO-8601 date-time, or natural words
-    read by dateparser: ``tomorrow``, ``next monday``, ``friday 9am``, ``in 3 days`` (a day
-    without a time means its midnight). A value that is none of these exits with code 2."""
+def date_style(cfg: Config | None = None) -> DateStyle:
+    """The command line's date formats and first day of the week: ``[hub] locale``, else the
+    terminal's ``LC_ALL``/``LC_TIME``/``LANG`` (see :mod:`calmesh.locales`)."""
+    from calmesh.locales import DateStyle, environment_locale
+
+    return DateStyle.choose(cfg.hub.locale if cfg else None, environment_locale())
+
+
+def parse_when(value: str, zone: ZoneInfo, *, now: datetime | None = None, style: DateStyle | None = None) -> datetime:
+    """``2026-12-01`` (local midnight in ``zone``), a full ISO-8601 date-time, ``this week``,
+    ``next week`` or ``last week`` (the first day of that week in ``style``'s locale: Sunday in
+    en_US, Monday in fr_FR), or natural words read by dateparser: ``tomorrow``, ``next monday``,
+    ``friday 9am``, ``in 3 days`` (a day without a time means its midnight). A value that is none
+    of these exits with code 2."""
     try:
         if len(value) == 10:
             return datetime.combine(date.fromisoformat(value), time(0), tzinfo=zone)
@@ -48,9 +59,14 @@ def parse_when(value: str, zone: ZoneInfo, *, now: datetime | None = None) -> da
     except ValueError:
         if not any(c.isalpha() for c in value):  # digits only: a mistyped date, never guessed at
             _not_a_date(value)
-    from dateparser.date import DateDataParser  # only for words: it costs ~0.1 s to import
+    from calmesh.locales import week_words
 
     base = (now or datetime.now(zone)).astimezone(zone).replace(tzinfo=None)
+    week = week_words(value, base.date(), style or date_style())
+    if week is not None:
+        return week.replace(tzinfo=zone)
+    from dateparser.date import DateDataParser  # only for words: it costs ~0.1 s to import
+
     found = DateDataParser(settings={"PREFER_DATES_FROM": "future", "RELATIVE_BASE": base,
                                      "RETURN_TIME_AS_PERIOD": True}).get_date_data(value)
     if found.date_obj is None:
@@ -59,12 +75,13 @@ def parse_when(value: str, zone: ZoneInfo, *, now: datetime | None = None) -> da
     return when.replace(tzinfo=zone) if when.tzinfo is None else when
 
 
-def resolve_window(start: str | None, end: str | None, zone: ZoneInfo, *, now: datetime | None = None) -> Window:
+def resolve_window(start: str | None, end: str | None, zone: ZoneInfo, *, now: datetime | None = None,
+                   style: DateStyle | None = None) -> Window:
     """The range a command covers: ``--start`` (default today) to ``--end`` (default a week on),
     at most :data:`MAX_WINDOW_DAYS` long."""
     today = (now or datetime.now(zone)).astimezone(zone).date()
-    begin = parse_when(start, zone, now=now) if start else datetime.combine(today, time(0), tzinfo=zone)
-    finish = parse_when(end, zone, now=now) if end else begin + timedelta(days=7)
+    begin = parse_when(start, zone, now=now, style=style) if start else datetime.combine(today, time(0), tzinfo=zone)
+    finish = parse_when(end, zone, now=now, style=style) if end else begin + timedelta(days=7)
     if finish <= begin:
         fail(f"--end ({finish:%Y-%m-%d %H:%M}) must be after --start ({begin:%Y-%m-%d %H:%M}), both in {zone.key}", 2)
     if finish - begin > timedelta(days=MAX_WINDOW_DAYS):
@@ -102,12 +119,15 @@ OUTSIDE_HOURS = ("░", "grey37")
 
 
 def render_table(answers: list[PersonFreeBusy], window: Window, zone: ZoneInfo, out: Console,
-                 day_start: int = 8, day_end: int = 20, cfg: Config | None = None, working_hours: bool = False) -> None:
+                 day_start: int = 8, day_end: int = 20, cfg: Config | None = None, working_hours: bool = False,
+                 dates: DateStyle | None = None) -> None:
     """One row per person, one column per day; each cell a strip of time slots from 08:00 to
     20:00, half-hours when the terminal is wide enough, else hours or two-hour slots. With
-    ``working_hours``, free time outside each person's hours gets its own mark."""
+    ``working_hours``, free time outside each person's hours gets its own mark. Days are written
+    the way ``dates``'s locale writes them."""
     from calmesh.core.freebusy import outside_working_hours, status_in
 
+    dates = dates or date_style(cfg)
     days = []
     day = window.start.astimezone(zone).date()
     while datetime.combine(day, time(0), tzinfo=zone) < window.end:
@@ -119,12 +139,12 @@ def render_table(answers: list[PersonFreeBusy], window: Window, zone: ZoneInfo, 
     hours = day_end - day_start
     step_minutes = 30 if hours * 2 <= per_day else 60  # coarser than an hour says nothing useful
     needed = name_width + platform_width + 10 + len(days) * (hours * 60 // step_minutes + 3)
-    table = Table(title=f"Free/busy, {days[0]:%a %d %b} – {days[-1]:%a %d %b %Y} ({zone.key}), "
+    table = Table(title=f"Free/busy, {dates.days(days[0], days[-1])} ({zone.key}), "
                         f"{day_start:02d}:00–{day_end:02d}:00, one mark per {step_minutes} min", show_lines=False)
     table.add_column("Person", no_wrap=True, min_width=name_width)
     table.add_column("Platform", no_wrap=True, min_width=platform_width)
     for d in days:
-        table.add_column(f"{d:%a %d}", no_wrap=True, min_width=hours * 60 // step_minutes)
+        table.add_column(dates.day_short(d), no_wrap=True, min_width=hours * 60 // step_minutes)
     step = timedelta(minutes=step_minutes)
     for answer in answers:
         outside = (outside_working_hours(answer.working_hours, window)
@@ -171,7 +191,7 @@ def print_problems(answers: list[PersonFreeBusy], out: Console, cfg: Config | No
 @app.command()
 def freebusy(
     people: Annotated[list[str], typer.Argument(help="Emails, team:NAME, platform:NAME or '*'.")],
-    start: Annotated[str | None, typer.Option(help="Start: YYYY-MM-DD, ISO date-time, or words (tomorrow, next monday); default today.")] = None,
+    start: Annotated[str | None, typer.Option(help="Start: YYYY-MM-DD, ISO date-time, or words (tomorrow, next monday, next week: from the locale's first day of the week); default today.")] = None,
     end: Annotated[str | None, typer.Option(help="End date (exclusive), default start + 7 days.")] = None,
     tz: Annotated[str | None, typer.Option("--tz", help="Time zone to show (IANA or Windows name).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, json or ics.")] = "table",
@@ -191,7 +211,8 @@ def freebusy(
     check_format(fmt, ("table", "json", "ics"))
     cfg = get_config(config)
     zone = resolve_zone(tz, cfg.hub.timezone)
-    window = resolve_window(start, end, zone)
+    style = date_style(cfg)
+    window = resolve_window(start, end, zone, style=style)
     with Hub(cfg) as hub:
         try:
             emails = [p.email for p in hub.directory.select(people)]
@@ -209,6 +230,6 @@ def freebusy(
         for answer in answers:
             typer.echo(ical.vfreebusy(answer.busy, window, attendee=answer.email).to_ical().decode(), nl=False)
     else:
-        render_table(answers, window, zone, console, cfg=cfg, working_hours=working_hours)
+        render_table(answers, window, zone, console, cfg=cfg, working_hours=working_hours, dates=style)
     if any(a.errors for a in answers):
         raise typer.Exit(3)

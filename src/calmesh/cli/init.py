@@ -1,10 +1,14 @@
 """``calmesh init``: ask for one platform's address and credentials, discover its calendars
-through its own connector (CalDAV: the account's calendar home set; Exchange, Graph, Google: the
-calendars the connector lists) and write a config to start from.
+through its own connector and write a config to start from.
 
-The password itself is never written: the config names where to read it (``password_env``,
-``password_command`` or ``keyring``), as every other config does. Calendars whose owner is an
-address become people; the others are listed for the user to assign.
+Discovery is each platform's own listing: CalDAV the account's calendar home set, EWS the
+mailbox's calendar folders, Microsoft Graph ``GET /users/{mailbox}/calendars`` for each mailbox
+named (an app registration signs in as itself: there is no ``/me``), Google ``calendarList`` as
+the service account, or as each person named (domain-wide delegation).
+
+The secret itself is never written: the config names the environment variable holding it
+(``password_env``, ``client_secret_env``, ``credentials_env``), as every other config does.
+Calendars whose owner is an address become people; the others are listed for the user to assign.
 """
 
 from __future__ import annotations
@@ -19,7 +23,12 @@ from calmesh.cli.app import app, fail, say
 
 KINDS = ("caldav", "ews", "graph", "google", "ics")
 ADDRESS = {"caldav": "url", "ews": "service_endpoint", "ics": "path"}
-"""The setting holding each kind's address (Graph and Google have fixed addresses)."""
+"""The setting holding each kind's address, asked for. Graph and Google have fixed addresses:
+``--url`` and ``--token-url`` change them (a national cloud; a test double)."""
+SECRET = {"caldav": ("password_env", "the password"), "ews": ("password_env", "the password"),
+          "graph": ("client_secret_env", "the app registration's client secret"),
+          "google": ("credentials_env", "the service account's JSON key (or its path)")}
+"""The setting naming the environment variable that holds each kind's secret, and what it is."""
 
 
 def _toml(value: Any) -> str:
@@ -47,14 +56,26 @@ def render(name: str, settings: dict[str, Any], calendars: list[tuple[str, str, 
     return "\n".join(lines) + "\n"
 
 
+def _addresses(text: str) -> list[str]:
+    return [a.strip().lower() for a in text.replace(";", ",").split(",") if a.strip()]
+
+
 @app.command()
 def init(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the config.")] = Path("calmesh.toml"),
     name: Annotated[str | None, typer.Option(help="A name for the platform (e.g. zoho).")] = None,
     kind: Annotated[str | None, typer.Option(help="caldav, ews, graph, google or ics.")] = None,
-    url: Annotated[str | None, typer.Option(help="CalDAV URL, EWS endpoint or ICS folder.")] = None,
-    username: Annotated[str | None, typer.Option(help="Account to log in as.")] = None,
-    password_env: Annotated[str | None, typer.Option(help="Environment variable holding the password.")] = None,
+    url: Annotated[str | None, typer.Option(help="CalDAV URL, EWS endpoint or ICS folder (Graph, Google: the "
+                                                  "API address, when not the vendor's usual one).")] = None,
+    username: Annotated[str | None, typer.Option(help="Account to log in as (CalDAV, EWS).")] = None,
+    password_env: Annotated[str | None, typer.Option(help="Environment variable holding the password (Graph: the "
+                                                          "client secret; Google: the service account key).")] = None,
+    tenant_id: Annotated[str | None, typer.Option(help="Graph: the directory (tenant) id.")] = None,
+    client_id: Annotated[str | None, typer.Option(help="Graph: the application (client) id.")] = None,
+    mailbox: Annotated[list[str] | None, typer.Option(help="Graph, Google: a person whose calendars to list "
+                                                           "(repeatable).")] = None,
+    token_url: Annotated[str | None, typer.Option(help="Graph, Google: the OAuth token endpoint, when not "
+                                                       "the vendor's usual one.")] = None,
     timezone: Annotated[str, typer.Option(help="The hub's default time zone.")] = "UTC",
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
@@ -71,12 +92,32 @@ def init(
     settings: dict[str, Any] = {"kind": kind}
     if kind in ADDRESS:
         settings[ADDRESS[kind]] = url or typer.prompt(f"{ADDRESS[kind]} (address of the {kind} server)")
+    elif url:
+        settings["base_url"] = url
     if kind in ("caldav", "ews"):
         settings["username"] = username or typer.prompt("User name")
-        settings["password_env"] = password_env or typer.prompt("Environment variable holding the password",
-                                                                default=f"{name.upper()}_PASSWORD")
-        if kind == "ews":
-            settings["auth"] = "basic"
+    if kind == "graph":
+        settings["tenant_id"] = tenant_id or typer.prompt("Directory (tenant) id")
+        settings["client_id"] = client_id or typer.prompt("Application (client) id")
+    if kind in SECRET:
+        setting, what = SECRET[kind]
+        default = f"{name.upper().replace('-', '_')}_{'PASSWORD' if setting == 'password_env' else 'SECRET'}"
+        settings[setting] = password_env or typer.prompt(f"Environment variable holding {what}", default=default)
+    if kind == "ews":
+        settings["auth"] = "basic"
+    if kind in ("graph", "google"):
+        if token_url:
+            settings["token_url"] = token_url
+        asked = _addresses(",".join(mailbox)) if mailbox is not None else _addresses(typer.prompt(
+            "Addresses of the people whose calendars to list, separated by commas"
+            + (" (none: the service account's own calendar list)" if kind == "google" else ""),
+            default="" if kind == "google" else None, show_default=False))
+        if kind == "graph" and not asked:
+            fail("Graph needs at least one mailbox to list (an app registration has no calendars of its own): "
+                 "pass --mailbox", 2)
+        settings["mailboxes"] = asked
+        if kind == "google" and asked:
+            settings["impersonate"] = True  # domain-wide delegation: each person's list, acting as them
     try:
         with registry.create(name, {**settings, "base_dir": str(output.resolve().parent)}) as connector:
             found = connector.calendars()

@@ -15,10 +15,11 @@ from rich.table import Table
 from rich.text import Text
 
 from calmesh.cli.app import ConfigOption, app, console, fail, get_config, say
-from calmesh.cli.freebusy import check_format, parse_when, resolve_window, resolve_zone
+from calmesh.cli.freebusy import check_format, date_style, parse_when, resolve_window, resolve_zone
 
 if TYPE_CHECKING:
     from calmesh.config import Config
+    from calmesh.locales import DateStyle
     from calmesh.services.hub import Hub
     from calmesh.services.scheduling import Booking
 
@@ -68,7 +69,7 @@ def find_time(
 
     cfg = get_config(config)
     zone = _zone(cfg, tz, fmt)
-    window = resolve_window(start, end, zone)
+    window = resolve_window(start, end, zone, style=date_style(cfg))
     request = scheduling.MeetingRequest(
         organizer, tuple(attendees), tuple(optional or ()), timedelta(minutes=duration), window,
         timedelta(minutes=granularity), timedelta(minutes=buffer_before), timedelta(minutes=buffer_after),
@@ -82,12 +83,12 @@ def find_time(
     if fmt == "json":
         _emit(data)
     else:
-        _suggestions_table(data, zone)
+        _suggestions_table(data, zone, date_style(cfg))
     if any(p["errors"] for p in data["people"]):
         raise typer.Exit(3)
 
 
-def _suggestions_table(data: dict[str, Any], zone: ZoneInfo) -> None:
+def _suggestions_table(data: dict[str, Any], zone: ZoneInfo, style: DateStyle) -> None:
     if not data["suggestions"]:
         say(f"No suggestion: {data['empty_reason']}.")
     else:
@@ -100,7 +101,7 @@ def _suggestions_table(data: dict[str, Any], zone: ZoneInfo) -> None:
         for n, s in enumerate(data["suggestions"], 1):
             cells = [Text.assemble(_MARK[a["availability"]], " (off hours)" if a["outside_working_hours"] else "",
                                    "" if a["required"] else " opt.") for a in s["attendees"]]
-            table.add_row(str(n), f"{s['start'][:16].replace('T', ' ')}–{s['end'][11:16]}",
+            table.add_row(str(n), style.span(datetime.fromisoformat(s["start"]), datetime.fromisoformat(s["end"])),
                           f"{s['confidence']:.0f}%", *cells)
         console.print(table)
     for person in data["people"]:
@@ -149,11 +150,13 @@ def book(
         fail(str(exc))
     except ConnectorError as exc:
         fail(f"could not create the event: {exc}")
-    _report(booking, fmt, f"Booked {title!r} at {begin:%Y-%m-%d %H:%M} ({zone.key}), UID {booking.uid}")
+    _report(cfg, booking, fmt, f"Booked {title!r} at {begin:%Y-%m-%d %H:%M} ({zone.key}), UID {booking.uid}")
 
 
-def _report(booking: Booking, fmt: str, headline: str) -> None:
-    """How each attendee was reached (exit code 4 if anyone could not be)."""
+def _report(cfg: Config, booking: Booking, fmt: str, headline: str) -> None:
+    """How each attendee was reached (exit code 4 if anyone could not be); calendars by whose
+    they are, not by their ids (the JSON keeps the ids)."""
+    from calmesh.cli.labels import calendar_label, person_label
     from calmesh.services import scheduling
 
     data = scheduling.booking_json(booking)
@@ -162,9 +165,9 @@ def _report(booking: Booking, fmt: str, headline: str) -> None:
     else:
         say(headline)
         for d in data["deliveries"]:
-            where = f" ({d['platform']}:{d['calendar']})" if d["calendar"] else ""
+            where = f" ({calendar_label(cfg, d['platform'], d['calendar'])})" if d["calendar"] else ""
             note = f": {d['detail']}" if d["detail"] else ""
-            say(f"  {d['email']}: {d['method']}{where}{note}")
+            say(f"  {person_label(cfg, d['email'])}: {d['method']}{where}{note}")
         for warning in booking.warnings:
             say(("!", "yellow"), f" {warning}")
         for notice in data["notices"]:  # what a platform holds another way, as a sync run says it
@@ -196,7 +199,7 @@ def move(
     zone = _zone(cfg, tz, fmt)
     begin, finish = parse_when(start, zone), parse_when(end, zone)
     booking = _change(cfg, lambda hub, now: scheduling.move_booking(hub, uid, organizer, begin, finish, now=now))
-    _report(booking, fmt, f"Moved {uid} to {begin:%Y-%m-%d %H:%M}–{finish:%H:%M} ({zone.key})")
+    _report(cfg, booking, fmt, f"Moved {uid} to {begin:%Y-%m-%d %H:%M}–{finish:%H:%M} ({zone.key})")
 
 
 @app.command()
@@ -213,7 +216,7 @@ def cancel(
     cfg = get_config(config)
     _zone(cfg, None, fmt)
     booking = _change(cfg, lambda hub, now: scheduling.cancel_booking(hub, uid, organizer, now=now, reason=reason))
-    _report(booking, fmt, f"Cancelled {uid}")
+    _report(cfg, booking, fmt, f"Cancelled {uid}")
 
 
 def _change(cfg: Config, apply: Callable[[Hub, datetime], Booking]) -> Booking:

@@ -23,6 +23,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from calmesh.cli.app import ConfigOption, app, console, fail, get_config, say
+from calmesh.cli.labels import member_label
 
 if TYPE_CHECKING:
     from calmesh.config import Config, SyncGroupConfig
@@ -67,7 +68,7 @@ def run_with_progress(engine: SyncEngine, name: str, group: SyncGroupConfig, **o
 def render_report(report: SyncReport, repo: SyncRepository, mode: SyncMode = "mirror", cfg: Config | None = None) -> None:
     """Per-calendar counts; for a dry run every planned action; then conflicts, held deletions,
     skips, quarantine and errors. With ``cfg``, calendars are named by whose they are."""
-    from calmesh.cli.labels import member_label, name_members
+    from calmesh.cli.labels import name_members
     from calmesh.core.syncplan import Conflict, Skip
 
     def label(member: str) -> str:
@@ -342,15 +343,15 @@ def status(
                 console.print(f"  [bold red]error[/] {escape(error)}", highlight=False, soft_wrap=True)
         for held in state["held"]:
             since = _ago(datetime.fromisoformat(held["since"]), now)
-            console.print(f"  [bold yellow]held[/] {escape(held['member'])}: {held['missing']} of {held['size']} "
+            console.print(f"  [bold yellow]held[/] {escape(member_label(cfg, held['member']))}: {held['missing']} of {held['size']} "
                           f"items gone; {escape(held['reason'])} (held since {since}){escape(CONFIRM_HINT)}",
                           highlight=False, soft_wrap=True)
         for member, token in sorted(state["tokens"].items()):
             full_at = token["last_full"] and datetime.fromisoformat(token["last_full"])
-            console.print(f"  {escape(member)}: compared in full {_ago(full_at or None, now)}, "
+            console.print(f"  {escape(member_label(cfg, member))}: compared in full {_ago(full_at or None, now)}, "
                           f"{token['runs_since_full']} incremental runs since", highlight=False, soft_wrap=True)
         for q in state["quarantine"]:
-            console.print(f"  [magenta]quarantined[/] {escape(q['member'])} {escape(q['item'] or '')}: "
+            console.print(f"  [magenta]quarantined[/] {escape(member_label(cfg, q['member']))} {escape(q['item'] or '')}: "
                           f"{escape(q['reason'])} (seen {q['times_seen']}x)", highlight=False, soft_wrap=True)
 
 

@@ -228,8 +228,10 @@ class GraphConnector(Connector):
         for mailbox in self.settings.mailboxes:
             for cal in self._values(f"/users/{quote(mailbox)}/calendars"):
                 cal_id = mailbox if cal.get("isDefaultCalendar") else f"{mailbox}/{cal['id']}"
+                # a calendar shared into the mailbox is listed with its own owner
+                owner = str((cal.get("owner") or {}).get("address") or mailbox).lower()
                 found.append(CalendarInfo(
-                    id=cal_id, name=cal.get("name") or cal_id, platform=self.name, owner=mailbox,
+                    id=cal_id, name=cal.get("name") or cal_id, platform=self.name, owner=owner,
                     read_only=not cal.get("canEdit", True), color=cal.get("hexColor") or None,
                 ))
         return found

@@ -566,9 +566,10 @@ def propose_resolution(group: DuplicateGroup, *, home_platforms: Mapping[str, st
 
     Never proposed for removal:
 
-    - the organizer's copy: the one in a calendar the organizer owns, or on the organizer's home
-      platform (``home_platforms`` maps email -> platform), since that is the copy replies and
-      updates flow through;
+    - the organizer's copy: the one on the organizer's home platform (``home_platforms`` maps
+      email -> platform), or, when no copy is there, in a calendar the organizer owns, since that
+      is the copy replies and updates flow through (a copy the organizer made by hand in another
+      of their calendars, beside the one on their home platform, is not it);
     - a copy carrying calmesh's marker (:data:`~calmesh.model.MARKER_PROPERTY`): a sync mirror,
       owned by its sync group, or an invitation copy booking wrote; removing it here would be
       undone or propagated.
@@ -579,10 +580,12 @@ def propose_resolution(group: DuplicateGroup, *, home_platforms: Mapping[str, st
     homes = {normalize_email(k): v for k, v in (home_platforms or {}).items()}
     organizer = next((m.event.organizer.email for m in group.members if m.event.organizer), None)
 
+    at_home = organizer is not None and any(homes.get(organizer) == m.platform for m in group.members)
+
     def protected(copy: PlacedEvent) -> str | None:
         if organizer is None:
             return None
-        if copy.owner == organizer:
+        if copy.owner == organizer and (not at_home or homes.get(organizer) == copy.platform):
             return f"organizer's copy ({organizer} owns this calendar)"
         if homes.get(organizer) == copy.platform:
             return f"organizer's copy (on {organizer}'s home platform {copy.platform})"

@@ -3,9 +3,10 @@
 Marketing lives on Zoho Calendar (CalDAV), sales on Microsoft Exchange, projects on an in-house
 system that exports iCalendar files: the situation calmesh exists for. The week is built around a
 given Monday so the demo always shows the current week; every event is deterministic, and the
-cross-platform cases are there on purpose: a meeting copied into two platforms, a double booking
-across platforms, a recurring stand-up with a moved and a cancelled occurrence, a tentative
-invitation, an out-of-office day, a private appointment, and people in three time zones.
+cross-platform cases are there on purpose: a meeting copied by hand into a second platform and a
+double booking across platforms (both on Thursday: see :func:`demo_monday`), a recurring stand-up
+with a moved and a cancelled occurrence, a tentative invitation, an out-of-office day, a private
+appointment, and people in four time zones.
 """
 
 from __future__ import annotations
@@ -61,11 +62,15 @@ def monday_of(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
+DEMO_DAY = 3
+"""Thursday: the day of the demo's double booking and of its duplicated meeting."""
+
+
 def demo_monday(today: date) -> date:
-    """The week the demo seeds: this one until Tuesday, else the next. The commands the README
-    shows look from today on (a week by default), so from Wednesday this week's duplicated pitch
-    (Tuesday) would already be behind them; next week's is ahead."""
-    return monday_of(today) if today.weekday() <= 1 else monday_of(today) + timedelta(days=7)
+    """The week the demo seeds: this one until Thursday, else the next. The README's commands look
+    a week ahead from today by default, so Thursday (:data:`DEMO_DAY`) is in their window
+    whatever the day: from Friday this week's would be behind them; next week's is ahead."""
+    return monday_of(today) if today.weekday() <= DEMO_DAY else monday_of(today) + timedelta(days=7)
 
 
 def build_week(monday: date) -> DemoCalendars:
@@ -109,7 +114,7 @@ def build_week(monday: date) -> DemoCalendars:
     cals.add("zoho", person["bruno"].email,
              Event(uid("agency-lunch"), at("bruno", 2, 12, 30), at("bruno", 2, 14), "Agency lunch", transparent=True))
 
-    # Sales (Exchange): the client pitch copied into Alice's Zoho calendar too (a duplicate)
+    # Sales (Exchange): the client pitch; Alice's invitation in her Zoho calendar carries its UID
     pitch = Event(uid("pitch-acme"), at("david", 1, 14), at("david", 1, 15, 30), "Pitch: ACME rebrand",
                   location="Teams", organizer=att("david"),
                   attendees=[att("david"), att("carla"), att("alice", PartStat.ACCEPTED)])
@@ -130,10 +135,20 @@ def build_week(monday: date) -> DemoCalendars:
                    status=EventStatus.TENTATIVE))
     # a double booking for David across platforms: Exchange call vs the in-house project review
     cals.add("exchange", person["david"].email,
-             Event(uid("forecast"), at("david", 3, 13), at("david", 3, 14, 30), "Q1 forecast"))
+             Event(uid("forecast"), at("david", DEMO_DAY, 13), at("david", DEMO_DAY, 14, 30), "Q1 forecast"))
+    # the same Thursday, a follow-up David organises with Alice, which he also copied by hand into
+    # the in-house system where his project time lives: one meeting under a new UID and a forwarded
+    # title, the duplicate `calmesh duplicates` finds (and, being a copy, never a conflict)
+    follow_up = Event(uid("acme-follow-up"), at("david", DEMO_DAY, 10), at("david", DEMO_DAY, 10, 45),
+                      "ACME follow-up", location="Teams", organizer=att("david"),
+                      attendees=[att("david"), att("alice")])
+    cals.add("exchange", person["david"].email, follow_up)
+    cals.add("zoho", person["alice"].email, follow_up)
+    cals.add("projects", person["david"].email,
+             follow_up.with_changes(uid=uid("acme-follow-up-copy"), summary="TR: ACME follow-up", location=None))
 
     # Projects (in-house, ICS): reviews that pull in people from the other platforms
-    review = Event(uid("proj-review"), at("emma", 3, 14), at("emma", 3, 15), "Project Atlas review",
+    review = Event(uid("proj-review"), at("emma", DEMO_DAY, 14), at("emma", DEMO_DAY, 15), "Project Atlas review",
                    organizer=att("emma"), attendees=[att("emma"), att("david"), att("farid", PartStat.TENTATIVE)])
     for who in ("emma", "farid", "david"):  # David's project time lives in the in-house system
         cals.add("projects", person[who].email, review)

@@ -325,9 +325,14 @@ class GoogleFake(FakeService):
                 continue
             entries.append({"kind": "calendar#calendarListEntry", "etag": f'"{len(entries) + 1}"',
                             "id": calendar.id, "summary": calendar.summary, "timeZone": calendar.timezone,
-                            "accessRole": role, "backgroundColor": "#9fe1e7", "foregroundColor": "#000000",
+                            "colorId": "14", "backgroundColor": "#9fe1e7", "foregroundColor": "#000000",
+                            "selected": True, "accessRole": role, "defaultReminders": [],
+                            "conferenceProperties": {"allowedConferenceSolutionTypes": ["hangoutsMeet"]},
                             **({"primary": True} if calendar.primary and role == "owner" else {})})
-        return self._page(request, {"kind": "calendar#calendarList", "etag": '"p32g"'}, entries)
+        # the last page carries nextSyncToken (calendarList.list: "omitted if further results are
+        # available, in which case nextPageToken is provided")
+        return self._page(request, {"kind": "calendar#calendarList", "etag": '"p32g"'}, entries,
+                          sync_token=f"CPDAlvWDx70CEPDAlvWDx70CGAU{len(entries)}")
 
     # ----------------------------------------------------------------------------- events
     def _events_route(self, request: Request, calendar: _Calendar, rest: list[str], body: dict[str, Any]) -> Response:

@@ -63,6 +63,8 @@ class _Mailbox:
     timezone: str
     working_hours: WorkingHours | None
     calendars: dict[str, _Calendar] = field(default_factory=dict)
+    name: str = ""
+    """The display name (the calendars' ``owner.name``); the address when not given."""
 
     @property
     def default(self) -> _Calendar:
@@ -123,8 +125,8 @@ class GraphFake(FakeService):
 
     # ----------------------------------------------------------------------------- seeding
     def add_mailbox(self, email: str, timezone: str = "UTC", working_hours: WorkingHours | None = None,
-                    extra_calendars: tuple[str, ...] = ()) -> None:
-        mailbox = _Mailbox(email.lower(), timezone, working_hours)
+                    extra_calendars: tuple[str, ...] = (), name: str | None = None) -> None:
+        mailbox = _Mailbox(email.lower(), timezone, working_hours, name=name or email)
         mailbox.calendars["AAMkCal-default"] = _Calendar("AAMkCal-default", "Calendar", True)
         for name in extra_calendars:
             cid = "AAMkCal-" + secrets.token_hex(6)
@@ -226,7 +228,8 @@ class GraphFake(FakeService):
     def _route(self, request: Request, mailbox: _Mailbox, parts: list[str], body: dict[str, Any]) -> Response:
         method = request.method
         if parts == ["calendars"] and method == "GET":
-            return self._page(request, [self._calendar_json(c) for c in mailbox.calendars.values()])
+            return self._page(request, [self._calendar_json(c, mailbox) for c in mailbox.calendars.values()],
+                              context=f"users('{mailbox.email}')/calendars")
         if parts and parts[0] in ("calendar", "calendars"):
             if parts[0] == "calendar":
                 calendar, rest = mailbox.default, parts[1:]
@@ -243,7 +246,7 @@ class GraphFake(FakeService):
                         body: dict[str, Any]) -> Response:
         method = request.method
         if not rest and method == "GET":
-            return JSONResponse(self._calendar_json(calendar))
+            return JSONResponse(self._calendar_json(calendar, mailbox))
         if rest == ["calendarView"] and method == "GET":
             start, end = self._window(request)
             return self._page(request, [self._render(request, e) for e in self._expand(calendar, start, end)])
@@ -451,9 +454,15 @@ class GraphFake(FakeService):
             out.pop("recurrence", None)
         return out
 
-    def _calendar_json(self, calendar: _Calendar) -> dict[str, Any]:
-        return {"id": calendar.id, "name": calendar.name, "isDefaultCalendar": calendar.default,
-                "canEdit": True, "hexColor": "", "changeKey": "1"}
+    def _calendar_json(self, calendar: _Calendar, mailbox: _Mailbox) -> dict[str, Any]:
+        """A calendar resource as the List calendars example of Microsoft's documentation shows
+        it (``user-list-calendars``): the mailbox's own calendars, owned by the mailbox."""
+        return {"id": calendar.id, "name": calendar.name, "color": "auto", "hexColor": "",
+                "isDefaultCalendar": calendar.default, "changeKey": "1", "canShare": True,
+                "canViewPrivateItems": True, "canEdit": True,
+                "allowedOnlineMeetingProviders": ["teamsForBusiness"],
+                "defaultOnlineMeetingProvider": "teamsForBusiness", "isTallyingResponses": True,
+                "isRemovable": not calendar.default, "owner": {"name": mailbox.name, "address": mailbox.email}}
 
     def _window(self, request: Request) -> tuple[datetime, datetime]:
         try:
@@ -464,7 +473,8 @@ class GraphFake(FakeService):
                          "This request requires a time window specified by the query string parameters "
                          "StartDateTime and EndDateTime.") from exc
 
-    def _page(self, request: Request, values: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> Response:
+    def _page(self, request: Request, values: list[dict[str, Any]], extra: dict[str, Any] | None = None,
+              context: str = "Collection(event)") -> Response:
         """One page of ``values`` with ``@odata.nextLink`` when more remain."""
         prefer = request.headers.get("prefer", "")
         size = self.page_size
@@ -475,7 +485,7 @@ class GraphFake(FakeService):
         if "$top" in request.query_params:
             size = min(size, int(request.query_params["$top"]))
         offset = int(request.query_params.get("$skiptoken", "0"))
-        page: dict[str, Any] = {"@odata.context": f"{self.graph_url}/$metadata#Collection(event)",
+        page: dict[str, Any] = {"@odata.context": f"{self.graph_url}/$metadata#{context}",
                                 "value": values[offset:offset + size]}
         if offset + size < len(values):
             params = dict(request.query_params)

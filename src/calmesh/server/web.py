@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import available_timezones
 
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -36,6 +38,7 @@ from starlette.templating import Jinja2Templates
 from calmesh.config import PersonConfig
 from calmesh.core.freebusy import invert, outside_working_hours
 from calmesh.directory import UnknownPerson
+from calmesh.locales import DEFAULT_STYLE, DateStyle, accept_language_locale
 from calmesh.model import BusyPeriod, BusyType, PersonFreeBusy, Window, shown
 from calmesh.server.auth import CHALLENGES, User
 from calmesh.server.context import MAX_ATTENDEES, BadRequest, ServerContext
@@ -51,7 +54,8 @@ HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 
 VIEWS = {"day": 1, "workweek": 5, "week": 7}
-"""View name -> days shown; the multi-day views start on the Monday of the chosen date."""
+"""View name -> days shown; the week starts on the viewer's locale's first day of the week (Sunday
+in the United States, Monday in France), the work week on the day after its weekend."""
 VIEW_LABELS = {"day": "Day", "workweek": "Work week", "week": "Week"}
 GROUPINGS = ("team", "platform")
 HOURS = ("work", "all")
@@ -112,18 +116,19 @@ class Axis:
 WHOLE_DAY = (0, 24)
 
 
-def view_days(view: str, day: date) -> list[date]:
-    """The days a view shows: one, or the days from the Monday of ``day``'s week."""
-    first = day - timedelta(days=day.weekday()) if VIEWS[view] > 1 else day
+def view_days(view: str, day: date, style: DateStyle = DEFAULT_STYLE) -> list[date]:
+    """The days a view shows: one, or the days from the first day of ``day``'s (work) week."""
+    first = style.week_start(day, work_week=view == "workweek") if VIEWS[view] > 1 else day
     return [first + timedelta(days=n) for n in range(VIEWS[view])]
 
 
-def view_axis(view: str, day: date, zone: tzinfo, hours: tuple[int, int] = WHOLE_DAY) -> Axis:
+def view_axis(view: str, day: date, zone: tzinfo, hours: tuple[int, int] = WHOLE_DAY,
+              style: DateStyle = DEFAULT_STYLE) -> Axis:
     """From ``hours[0]`` to ``hours[1]`` o'clock (24: midnight after) local time, on each day shown."""
     low, high = hours
     return Axis(tuple((datetime.combine(d, time(low), tzinfo=zone),
                        datetime.combine(d + timedelta(days=high // 24), time(high % 24), tzinfo=zone))
-                      for d in view_days(view, day)))
+                      for d in view_days(view, day, style)))
 
 
 def shown_hours(people: Sequence[PersonConfig], zone_name: str, default_zone: str,
@@ -158,10 +163,10 @@ class Tick:
     major: bool
 
 
-def ticks(axis: Axis, view: str, zone: tzinfo) -> list[Tick]:
+def ticks(axis: Axis, view: str, zone: tzinfo, style: DateStyle = DEFAULT_STYLE) -> list[Tick]:
     """Column headings: days in the week views, hours in the day view (local to the viewer)."""
     if VIEWS[view] > 1:
-        return [Tick(*axis.place(start, end), start.strftime("%a %d %b"), True) for start, end in axis.segments]
+        return [Tick(*axis.place(start, end), style.day(start.date()), True) for start, end in axis.segments]
     return hour_ticks(axis, zone, every=1)
 
 
@@ -210,16 +215,10 @@ class Row:
     """Busy periods wholly inside the hours the view leaves out (said, never silently dropped)."""
 
 
-def _span_text(start: datetime, end: datetime, zone: tzinfo) -> str:
-    s, e = start.astimezone(zone), end.astimezone(zone)
-    tail = e.strftime("%H:%M") if e.date() == s.date() else e.strftime("%a %d %H:%M")
-    return f"{s.strftime('%a %d %b %H:%M')}–{tail}"
-
-
-def block(period: BusyPeriod, axis: Axis, zone: tzinfo) -> Block:
+def block(period: BusyPeriod, axis: Axis, zone: tzinfo, style: DateStyle = DEFAULT_STYLE) -> Block:
     left, width = axis.place(period.start, period.end)
     kind = TYPE_CLASS.get(period.type, "busy")
-    title = f"{SHORT_LABEL.get(period.type, 'Busy')}, {_span_text(period.start, period.end, zone)}"
+    title = f"{SHORT_LABEL.get(period.type, 'Busy')}, {style.span(period.start.astimezone(zone), period.end.astimezone(zone))}"
     if period.summary:
         title += f": {period.summary}"
     if period.location:
@@ -238,12 +237,12 @@ def working_bands(answer: PersonFreeBusy, axis: Axis) -> list[tuple[float, float
 
 
 def row(person: PersonConfig, answer: PersonFreeBusy, axis: Axis, zone: tzinfo, grouping: str,
-        kinds: dict[str, Any], default_zone: str, details: bool) -> Row:
+        kinds: dict[str, Any], default_zone: str, details: bool, style: DateStyle = DEFAULT_STYLE) -> Row:
     group = (person.team or "no team") if grouping == "team" else person.platform
     kind = str(kinds.get(person.platform, {}).get("kind", "?"))
     out = Row(person.email, person.name or person.email, person.platform, kind, group,
               person.timezone or default_zone)
-    drawn = [block(p, axis, zone) for p in answer.busy if p.type is not BusyType.FREE]
+    drawn = [block(p, axis, zone, style) for p in answer.busy if p.type is not BusyType.FREE]
     out.blocks = [b for b in drawn if b.width > 0]
     out.unseen = len(drawn) - len(out.blocks)
     out.working = working_bands(answer, axis)
@@ -315,19 +314,28 @@ def platform_link(platform: str, calendar: str, settings: dict[str, Any]) -> str
     return None
 
 
-def span_text(start_iso: str, end_iso: str) -> str:
+def span_text(start_iso: str, end_iso: str, style: DateStyle = DEFAULT_STYLE) -> str:
     """``Mon 23 Nov 14:00–16:00`` for two ISO times already in the viewer's zone."""
-    start, end = datetime.fromisoformat(start_iso), datetime.fromisoformat(end_iso)
-    return _span_text(start, end, start.tzinfo or UTC)
+    return style.span(datetime.fromisoformat(start_iso), datetime.fromisoformat(end_iso))
 
 
-templates.env.filters["span"] = span_text
+@pass_context
+def _span_filter(context: Context, start_iso: str, end_iso: str) -> str:
+    """``{{ start | span(end) }}`` in the page's date style (``style`` in the template context)."""
+    return span_text(start_iso, end_iso, context.get("style") or DEFAULT_STYLE)
+
+
+templates.env.filters["span"] = _span_filter
+
+
+def date_style(request: Request, setting: str | None) -> DateStyle:
+    """The config's ``[hub] locale``, else the browser's language, else the default."""
+    return DateStyle.choose(setting, accept_language_locale(request.headers.get("accept-language")))
 
 
 # ------------------------------------------------------------------------------------ pages
-def _title(axis: Axis, view: str) -> str:
-    last = axis.segments[-1][0]
-    return f"{axis.start:%a %d %b %Y}" + ("" if view == "day" else f" – {last:%a %d %b %Y}")
+def _title(axis: Axis, view: str, style: DateStyle = DEFAULT_STYLE) -> str:
+    return style.days(axis.start.date(), axis.segments[-1][0].date())
 
 
 def _challenge(request: Request) -> Response:
@@ -367,13 +375,14 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         user, query, people = scoped
         listed = people[:MAX_ATTENDEES]
         zone = query.zone
+        style = date_style(request, config.hub.locale)
         hours = WHOLE_DAY
         if query.view != "day" and query.hours == "work":
-            hours = shown_hours(listed, query.zone_name, config.hub.timezone, view_days(query.view, query.day))
-        axis = view_axis(query.view, query.day, zone, hours)
+            hours = shown_hours(listed, query.zone_name, config.hub.timezone, view_days(query.view, query.day, style))
+        axis = view_axis(query.view, query.day, zone, hours, style)
         answer = await run_in_threadpool(ctx.freebusy, user, [p.email for p in listed], axis.window)
         details = ctx.details_for(user)
-        rows = [row(p, a, axis, zone, query.grouping, config.platforms, config.hub.timezone, details(p.email))
+        rows = [row(p, a, axis, zone, query.grouping, config.platforms, config.hub.timezone, details(p.email), style)
                 for p, a in zip(listed, answer.people, strict=True)]
         booked, booking_problems = await run_in_threadpool(
             bookings.organised, ctx.hub, [p.email for p in listed if details(p.email)], axis.window)
@@ -385,7 +394,7 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         step = timedelta(days=1 if query.view == "day" else 7)
         now = datetime.now(zone)
         context = {
-            "user": user, "query": query, "axis": axis, "ticks": ticks(axis, query.view, zone),
+            "user": user, "query": query, "axis": axis, "ticks": ticks(axis, query.view, zone, style), "style": style,
             "hour_ticks": hour_ticks(axis, zone, every=1 if hours != WHOLE_DAY else 6) if query.view != "day" else [],
             "hours": hours, "segments": [[s.isoformat(), e.isoformat()] for s, e in axis.segments],
             "groups": grouped(rows), "legend": LEGEND, "views": VIEW_LABELS, "hidden": len(people) - len(listed),
@@ -395,7 +404,7 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
             "fetched_at": answer.fetched_at.astimezone(zone).strftime("%H:%M:%S") if answer.entries else None,
             "zones": all_zones(),
             "people_zones": sorted({config.hub.timezone, *(r.timezone for r in rows)}),
-            "title": _title(axis, query.view), "cache_ttl": int(ctx.cache.ttl),
+            "title": _title(axis, query.view, style), "cache_ttl": int(ctx.cache.ttl),
             "bookings": meetings, "booking_problems": booking_problems,
             "booked_at": {(email, m.start.astimezone(zone).isoformat(), m.end.astimezone(zone).isoformat()): m.uid
                           for m in booked for email in (m.organizer, *m.attendees)},
@@ -407,7 +416,8 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         if isinstance(scoped, Response):
             return scoped
         user, query, people = scoped
-        axis = view_axis(query.view, query.day, query.zone)
+        style = date_style(request, config.hub.locale)
+        axis = view_axis(query.view, query.day, query.zone, style=style)
         analyses = await run_in_threadpool(ctx.analyse, [p.email for p in people[:MAX_ATTENDEES]], axis.window)
         details = ctx.details_for(user)
         sections = [{"platform": ctx.hub.directory.get(a.email).platform,
@@ -415,7 +425,8 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
                      **detection.duplicates_json(a, query.zone, details(a.email))}
                     for a in analyses]
         return templates.TemplateResponse(request, "conflicts.html", {
-            "user": user, "query": query, "title": _title(axis, query.view), "sections": sections, "views": VIEW_LABELS,
+            "user": user, "query": query, "title": _title(axis, query.view, style), "style": style,
+            "sections": sections, "views": VIEW_LABELS,
             "busy_title": config.privacy.busy_title,
             "link": lambda platform, calendar: platform_link(platform, calendar, config.platforms.get(platform, {})),
         })
@@ -449,7 +460,7 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         return templates.TemplateResponse(request, "sync.html", {
             "user": user, "groups": groups, "state": state, "problem": problem, "sees_all": sees_all,
             "monitoring": monitoring.allows(ctx, request),  # run errors carry platforms' technical causes
-            "zone": ctx.zone, "zone_name": config.hub.timezone})
+            "zone": ctx.zone, "zone_name": config.hub.timezone, "style": date_style(request, config.hub.locale)})
 
     return [
         Route("/", grid, methods=["GET"]),

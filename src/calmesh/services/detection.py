@@ -328,8 +328,10 @@ def duplicates_json(analysis: PersonAnalysis, zone: tzinfo, details: bool | None
     by_group = {id(r.group): r for r in resolutions}
     groups = []
     for group in analysis.duplicates:
-        # the group's reason names each copy (its UID); the pairs' own reasons name none
-        named = details is None or details and not any(m.event.private for m in group.members)
+        # the group's reason names each copy (its UID); the pairs' own reasons name none. Two
+        # copies need no naming (``copies`` says which they are): only a larger group's reason
+        # says which pair matched how, where details may be shown
+        named = len(group.pairs) > 1 and (details is None or details and not any(m.event.private for m in group.members))
         reason = group.reason if named else "; ".join(dict.fromkeys(p.reason for p in group.pairs))
         entry: dict[str, Any] = {"score": group.score, "reason": reason, "platforms": list(group.platforms),
                                  "same_uid": all(p.same_uid for p in group.pairs),

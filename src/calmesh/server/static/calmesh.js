@@ -35,10 +35,12 @@
   };
   const shown = (start, end) => segments.some(([s, e]) => start < e && end > s);
   const zone = grid.dataset.tz;
-  const fmt = new Intl.DateTimeFormat("en-GB", {
+  // the page's language (the locale the server chose: [hub] locale, else the browser's)
+  const lang = document.documentElement.lang || "en-GB";
+  const fmt = new Intl.DateTimeFormat(lang, {
     timeZone: zone, weekday: "short", day: "2-digit", month: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
   });
-  const hm = new Intl.DateTimeFormat("en-GB", { timeZone: zone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  const hm = new Intl.DateTimeFormat(lang, { timeZone: zone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
   const span = (start, end) => `${fmt.format(new Date(start))}–${hm.format(new Date(end))}`;
 
   function element(tag, attrs = {}, text = "") {
