@@ -452,6 +452,33 @@ def test_changes_through_the_token(caldav_server: CalDAVServer, sync_collection:
 
 
 @pytest.mark.parametrize("sync_collection", [True, False], ids=["sync-collection", "etag-fallback"])
+def test_ctag_says_nothing_changed_with_one_propfind(caldav_server: CalDAVServer, sync_collection: bool) -> None:
+    """``unchanged_since``: a token made by a listing that followed a CTag read carries that
+    CTag (read again after the listing, unchanged), and a calendar still at it is unchanged
+    without a listing; any write, deletion included, makes it changed again. A token carrying
+    no CTag is never taken as unchanged, and every token still works as a change token."""
+    calendar = caldav_server.new_calendar()
+    with caldav_server.connector(sync_collection=sync_collection) as connector:
+        doomed = connector.put(calendar, single("doomed@test", at(1, 9)))
+        plain = connector.changes(calendar, None).token
+        assert plain is not None and not connector.unchanged_since(calendar, plain)  # no CTag in it: read one
+        token = connector.changes(calendar, plain).token  # the listing after that read carries it
+        assert token is not None and token.startswith("ctag:")
+        assert connector.unchanged_since(calendar, token)
+        assert connector.changes(calendar, token).changed == []
+        added = connector.put(calendar, single("new@test", at(2, 9)))
+        assert not connector.unchanged_since(calendar, token)
+        later = connector.changes(calendar, token)
+        assert [i.ref.id for i in later.changed if i.ref] == [added.id] and later.token is not None
+        assert connector.unchanged_since(calendar, later.token)
+        connector.delete(calendar, doomed, if_match=doomed.etag)
+        assert not connector.unchanged_since(calendar, later.token)
+        assert [r.id for r in connector.changes(calendar, later.token).deleted] == [doomed.id]
+        with pytest.raises(InvalidTokenError):
+            connector.changes(calendar, "ctag:not base64:sync:x")
+
+
+@pytest.mark.parametrize("sync_collection", [True, False], ids=["sync-collection", "etag-fallback"])
 def test_changes_skip_objects_at_a_known_etag(caldav_server: CalDAVServer, sync_collection: bool) -> None:
     """``changes_skipping``: an object listed at the ETag the caller recorded is reported by
     reference, unfetched; one at another ETag, or unknown, is fetched. A new connector (no object

@@ -444,6 +444,14 @@ class Connector(ABC):
         vdirsyncer does with its status file. The default fetches everything (always correct)."""
         return self.changes(calendar, token)
 
+    def unchanged_since(self, calendar: str, token: str) -> bool:
+        """True only when the platform says, more cheaply than :meth:`changes` would, that nothing
+        in the calendar changed since ``token`` was made (CalDAV's CTag); then :meth:`changes`
+        need not be asked, and ``token`` stays valid. The default cannot tell (False): the
+        change feed answers. A False may leave what it read for the :meth:`changes` call on the
+        same calendar that follows it."""
+        return False
+
     def fetch(self, calendar: str, ids: Sequence[str]) -> tuple[list[CalendarItem], list[Problem]]:
         """The items at ``ids`` (those that no longer exist are left out). The default lists the
         whole calendar; connectors that can read single items override it."""

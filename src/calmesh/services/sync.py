@@ -376,13 +376,18 @@ class SyncEngine:
     def _feeds(self, members: Sequence[Member], tokens: Mapping[str, TokenState]) -> dict[str, _Seen | None]:
         """Each member's change feed from its stored token, nothing else: no item skipped as
         known (that needs the stored state) and no full listing when a token is refused (None
-        there: the member is then read as usual)."""
+        there: the member is then read as usual). A platform that can say more cheaply that
+        nothing changed at all (:meth:`Connector.unchanged_since`) is asked that first."""
         def read(ms: list[Member]) -> list[_Seen | None]:
             out: list[_Seen | None] = []
             for m in ms:
                 conn = self._connector(m.platform)
                 token = tokens[m.key].token
+                assert token is not None  # see _may_skip_state
                 try:
+                    if self._call(partial(conn.unchanged_since, m.calendar, token), conn.name):
+                        out.append(_Seen(Observation(m.key), token, True))
+                        continue
                     changes = self._call(partial(conn.changes, m.calendar, token), conn.name)
                 except InvalidTokenError:
                     out.append(None)
