@@ -204,6 +204,8 @@ class CalDAVConnector(Connector):
         """Per calendar: does free-busy-query answer there (learned on first use)?"""
         self._ctag_before: dict[str, str] = {}
         """Per calendar: the CTag :meth:`unchanged_since` just read, for the listing that follows."""
+        self._no_ctag: set[str] = set()
+        """Calendars whose server showed no CTag: not asked again by this connector."""
         self._known: dict[str, tuple[str, CalendarItem]] = {}
         """href -> (ETag, parsed object) of objects this connector read or wrote. A change feed that
         lists an href with the same ETag is served from here instead of a multiget and a parse:
@@ -623,30 +625,41 @@ class CalDAVConnector(Connector):
         history. The CTag read is kept for the listing that follows when it differs (see
         :meth:`changes_skipping`)."""
         stored, _inner = _split_ctag(token)
-        found = self._propfind(self._url(calendar), [_GetCTag()], 0)
-        now = next((r.properties.get(_GetCTag.tag) for r in found if r.properties.get(_GetCTag.tag)), None)
-        if not isinstance(now, str) or not now:
-            return False  # no CTag here: the change feed answers
-        if stored == now:
+        now = self._ctag(calendar)
+        if now is not None and stored == now:
             self._ctag_before.pop(calendar, None)
             return True
-        self._ctag_before[calendar] = now
+        if now is not None:
+            self._ctag_before[calendar] = now
         return False
+
+    def _ctag(self, calendar: str) -> str | None:
+        """The calendar's CTag now; None where the server has none (remembered)."""
+        if calendar in self._no_ctag:
+            return None
+        found = self._propfind(self._url(calendar), [_GetCTag()], 0)
+        now = next((r.properties.get(_GetCTag.tag) for r in found if r.properties.get(_GetCTag.tag)), None)
+        if isinstance(now, str) and now:
+            return now
+        self._no_ctag.add(calendar)
+        return None
 
     def changes_skipping(self, calendar: str, token: str | None, known: Mapping[str, str]) -> ChangeSet:
         """:meth:`changes`; objects listed at the ETag ``known`` gives for their href are reported
         in ``unchanged`` instead of being fetched (the same ETag is the same stored bytes).
 
-        Right after :meth:`unchanged_since` read a different CTag, the CTag is read again after the
-        listing; the same both times, the new token carries it: nothing changed while the listing
-        was made, so that CTag stands for what the token covers (one read before alone would let
-        a change made during the listing and undone after it go unseen)."""
+        The calendar's CTag is read before the listing (or taken from :meth:`unchanged_since`
+        just before) and again after it, on first contact and when ``token`` carries one; the
+        same both times, the new token carries it: nothing changed while the listing was made,
+        so that CTag stands for what the token covers (one read before alone would let a change
+        made during the listing and undone after it go unseen)."""
+        stored, inner = _split_ctag(token)
         before = self._ctag_before.pop(calendar, None)
-        changes = self._changes(calendar, _split_ctag(token)[1], known)
-        if before is not None and changes.token is not None \
-                and self.unchanged_since(calendar, _with_ctag(before, changes.token)):
+        if before is None and (token is None or stored is not None):
+            before = self._ctag(calendar)
+        changes = self._changes(calendar, inner, known)
+        if before is not None and changes.token is not None and self._ctag(calendar) == before:
             return replace(changes, token=_with_ctag(before, changes.token))
-        self._ctag_before.pop(calendar, None)
         return changes
 
     def _changes(self, calendar: str, token: str | None, known: Mapping[str, str]) -> ChangeSet:
