@@ -444,13 +444,13 @@ class Connector(ABC):
         vdirsyncer does with its status file. The default fetches everything (always correct)."""
         return self.changes(calendar, token)
 
-    def unchanged_since(self, calendar: str, token: str) -> bool:
-        """True only when the platform says, more cheaply than :meth:`changes` would, that nothing
-        in the calendar changed since ``token`` was made (CalDAV's CTag); then :meth:`changes`
-        need not be asked, and ``token`` stays valid. The default cannot tell (False): the
-        change feed answers. A False may leave what it read for the :meth:`changes` call on the
-        same calendar that follows it."""
-        return False
+    def unchanged_since(self, calendar: str, token: str) -> bool | None:
+        """Whether nothing in the calendar changed since ``token`` was made, where the platform
+        can say so more cheaply than :meth:`changes` (CalDAV's CTag): True, nothing did (``token``
+        stays valid, :meth:`changes` need not be asked); False, something may have (or ``token``
+        carries nothing to compare with): ask :meth:`changes`, which may use what this call read;
+        None, the platform cannot tell (the default): only :meth:`changes` can."""
+        return None
 
     def fetch(self, calendar: str, ids: Sequence[str]) -> tuple[list[CalendarItem], list[Problem]]:
         """The items at ``ids`` (those that no longer exist are left out). The default lists the

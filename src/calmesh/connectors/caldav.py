@@ -619,18 +619,19 @@ class CalDAVConnector(Connector):
         """
         return self.changes_skipping(calendar, token, {})
 
-    def unchanged_since(self, calendar: str, token: str) -> bool:
+    def unchanged_since(self, calendar: str, token: str) -> bool | None:
         """Whether the calendar's CTag is the one ``token`` carries: one PROPFIND of one property,
         where a sync-collection REPORT makes a server like Radicale work out every object's
         history. The CTag read is kept for the listing that follows when it differs (see
-        :meth:`changes_skipping`)."""
+        :meth:`changes_skipping`); None where the server has no CTag."""
         stored, _inner = _split_ctag(token)
         now = self._ctag(calendar)
-        if now is not None and stored == now:
+        if now is None:
+            return None
+        if stored == now:
             self._ctag_before.pop(calendar, None)
             return True
-        if now is not None:
-            self._ctag_before[calendar] = now
+        self._ctag_before[calendar] = now
         return False
 
     def _ctag(self, calendar: str) -> str | None:

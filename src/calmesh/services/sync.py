@@ -374,10 +374,11 @@ class SyncEngine:
         return answers
 
     def _feeds(self, members: Sequence[Member], tokens: Mapping[str, TokenState]) -> dict[str, _Seen | None]:
-        """Each member's change feed from its stored token, nothing else: no item skipped as
-        known (that needs the stored state) and no full listing when a token is refused (None
-        there: the member is then read as usual). A platform that can say more cheaply that
-        nothing changed at all (:meth:`Connector.unchanged_since`) is asked that first."""
+        """Whether each member changed since its stored token, as cheaply as its platform can
+        say: :meth:`Connector.unchanged_since` where the platform has such a check (a change
+        there leaves the member to be read as usual, None: with the stored state at hand, items
+        at their recorded version are not fetched), else the change feed from the token, nothing
+        else (no item skipped as known, no full listing when the token is refused: None too)."""
         def read(ms: list[Member]) -> list[_Seen | None]:
             out: list[_Seen | None] = []
             for m in ms:
@@ -385,8 +386,9 @@ class SyncEngine:
                 token = tokens[m.key].token
                 assert token is not None  # see _may_skip_state
                 try:
-                    if self._call(partial(conn.unchanged_since, m.calendar, token), conn.name):
-                        out.append(_Seen(Observation(m.key), token, True))
+                    unchanged = self._call(partial(conn.unchanged_since, m.calendar, token), conn.name)
+                    if unchanged is not None:
+                        out.append(_Seen(Observation(m.key), token, True) if unchanged else None)
                         continue
                     changes = self._call(partial(conn.changes, m.calendar, token), conn.name)
                 except InvalidTokenError:
