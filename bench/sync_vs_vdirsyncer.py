@@ -16,9 +16,9 @@ neither tool pays for Radicale building its cache. Then four syncs are timed, th
 
 Before the tools, the same objects are PUT one by one into an empty calendar by plain httpx
 (``bare_puts``): the server's own cost of the copy, a floor neither tool can go below. After a
-tool's no-ops, the server's own cost of asking "did anything change?" is timed the same way
-(``server_checks``: a bare CTag PROPFIND and a bare sync-collection REPORT from a current token,
-by plain httpx): the floor of a no-op, whoever asks.
+tool's no-ops, the servers' own cost of asking "did anything change?" is timed the same way
+(``server_checks``: bare CTag PROPFINDs, on A and on A and B at once, and a bare sync-collection
+REPORT from a current token, by plain httpx): the floor of a no-op, whoever asks.
 
 Peak RSS: each process's high-water mark (``ru_maxrss``) after each phase, printed with the times;
 ``initial`` includes the first listing of both calendars (warm: the driver's mark once imports
@@ -344,13 +344,16 @@ class Outcome:
     times: list[float]
     rss: list[int]
     ready_rss: int | None
-    checks: tuple[float, float]
+    checks: tuple[float, float, float]
 
 
-def server_checks(client: httpx.Client, url: str, rounds: int = 3) -> tuple[float, float]:
-    """The server's own cost of "did anything change?" on calendar ``url``, by plain httpx, the
-    median of ``rounds``: a CTag PROPFIND (Depth 0), and a sync-collection REPORT from the
-    calendar's current token (nothing to report). No client can ask more cheaply."""
+def server_checks(client: httpx.Client, urls: tuple[str, str], rounds: int = 3) -> tuple[float, float, float]:
+    """The servers' own cost of "did anything change?", by plain httpx, the median of
+    ``rounds``: a CTag PROPFIND (Depth 0) on A; the same on A and B at once (what a no-op of the
+    pair waits for at the least, both servers working on this machine's two cores); and a
+    sync-collection REPORT on A from its current token (nothing to report). No client can ask
+    more cheaply."""
+    url = urls[0]
     ctag = ('<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/">'
             "<D:prop><CS:getctag/></D:prop></D:propfind>")
 
@@ -365,15 +368,22 @@ def server_checks(client: httpx.Client, url: str, rounds: int = 3) -> tuple[floa
     found = re.search(r"<(?:\w+:)?sync-token>([^<]+)</", report("").text)
     if found is None:
         raise RuntimeError(f"{url}: no sync-token in the sync-collection answer")
-    ctags, syncs = [], []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        client.request("PROPFIND", url, content=ctag, headers={"Depth": "0"}).raise_for_status()
-        ctags.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        report(found.group(1))
-        syncs.append(time.perf_counter() - started)
-    return statistics.median(ctags), statistics.median(syncs)
+    def ask_ctag(target: str) -> None:
+        client.request("PROPFIND", target, content=ctag, headers={"Depth": "0"}).raise_for_status()
+
+    ctags, pairs, syncs = [], [], []
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(rounds):
+            started = time.perf_counter()
+            ask_ctag(url)
+            ctags.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            list(pool.map(ask_ctag, urls))
+            pairs.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            report(found.group(1))
+            syncs.append(time.perf_counter() - started)
+    return statistics.median(ctags), statistics.median(pairs), statistics.median(syncs)
 
 
 def run_tool(tool: str, root: Path, items: Sequence[CalendarItem], edits: Sequence[CalendarItem],
@@ -386,7 +396,7 @@ def run_tool(tool: str, root: Path, items: Sequence[CalendarItem], edits: Sequen
     try:
         runner = Runner(tool, work, pair, warm)
         phases = [runner.run(), runner.run(), runner.run()]
-        checks = server_checks(pair.client, pair.urls[0])  # A, quiet, as in the no-ops
+        checks = server_checks(pair.client, pair.urls)  # quiet, as in the no-ops
         apply_edits(pair.client, pair.urls[0], edits)
         phases.append(runner.run())
         if (n := warm_up(pair.client, pair.urls[1])) != len(items):
@@ -544,8 +554,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                           + ", ".join(f"{p} {t:.2f}s" for p, t in zip(PHASES, out.times, strict=True))
                           + f"; peak RSS {ready}"
                           + ", ".join(f"{p} {r / 1024:.0f} MB" for p, r in zip(PHASES, out.rss, strict=True))
-                          + f"; the server alone (A, quiet): CTag PROPFIND {out.checks[0]:.3f}s, "
-                            f"sync-collection from a current token {out.checks[1]:.3f}s", flush=True)
+                          + f"; the servers alone (quiet): CTag PROPFIND on A {out.checks[0]:.3f}s, "
+                            f"on A and B at once {out.checks[1]:.3f}s, sync-collection on A from a current "
+                            f"token {out.checks[2]:.3f}s", flush=True)
                 for i, phase in enumerate(PHASES):
                     other = results.get("vdirsyncer")
                     label = "initial (B pre-filled)" if prefill and i == 0 else phase
