@@ -15,7 +15,14 @@ neither tool pays for Radicale building its cache. Then four syncs are timed, th
 - ``1% changed``: 1% of A's objects edited over HTTP (summary changed, SEQUENCE raised), then sync.
 
 Before the tools, the same objects are PUT one by one into an empty calendar by plain httpx
-(``bare_puts``): the server's own cost of the copy, a floor neither tool can go below.
+(``bare_puts``): the server's own cost of the copy, a floor neither tool can go below. After a
+tool's no-ops, the servers' own cost of asking "did anything change?" is timed the same way
+(``server_checks``: bare CTag PROPFINDs, on A and on A and B at once, and a bare sync-collection
+REPORT from a current token, by plain httpx): the floor of a no-op, whoever asks.
+
+Peak RSS: each process's high-water mark (``ru_maxrss``) after each phase, printed with the times;
+``initial`` includes the first listing of both calendars (warm: the driver's mark once imports
+and setup are done is printed first, as ``ready``).
 
 ``warm``: each tool runs in one process that imports and sets up first and times each sync
 inside (calmesh: a SyncEngine with a SQLite state store, as ``calmesh sync --watch`` keeps one;
@@ -35,7 +42,9 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -245,24 +254,28 @@ class Runner:
         else:
             self.command = [str(CALMESH), "sync", "--once", "--config", str(write_calmesh_config(work, state, url_a, url_b))]
         self.process: subprocess.Popen[str] | None = None
+        self.ready_rss: int | None = None
         if warm:
             self.log = work / f"{tool}-driver.log"  # what the tool prints (vdirsyncer: a line per item)
             self.process = subprocess.Popen([sys.executable, __file__, "--driver", tool, str(state), url_a, url_b],
                                             env=self.env, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                             stderr=(log_file := self.log.open("w")))
             log_file.close()  # the child holds its own descriptor
-            self._answer()  # "ready": imports and setup done
+            self.ready_rss = self._answer()[1]  # "ready": imports and setup done
 
-    def _answer(self) -> float:
+    def _answer(self) -> tuple[float, int]:
+        """(seconds, the driver's peak RSS in KiB) of the sync it just made."""
         assert self.process is not None and self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line.startswith("ok "):
             self.close()
             tail = self.log.read_text(errors="replace")[-3000:]
             raise RuntimeError(f"{Path(self.command[0]).name} driver failed: {line.strip() or 'exited'}\n{tail}")
-        return float(line.split()[1])
+        _ok, seconds, rss = line.split()
+        return float(seconds), int(rss)
 
-    def run(self) -> float:
+    def run(self) -> tuple[float, int]:
+        """One sync: (seconds, peak RSS in KiB of the process that made it)."""
         if self.process is None:
             return _timed(self.command, self.env)
         assert self.process.stdin is not None
@@ -277,14 +290,18 @@ class Runner:
             self.process.wait(timeout=60)
 
 
-def _timed(command: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command[:4])} failed ({done.returncode}):\n{done.stdout[-2000:]}"
-                           f"\n{done.stderr[-4000:]}")
-    return elapsed
+def _timed(command: list[str], env: dict[str, str]) -> tuple[float, int]:
+    """(seconds, peak RSS in KiB) of ``command`` run to its end in a new process."""
+    with tempfile.TemporaryFile("w+") as out:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+        _pid, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            out.seek(0)
+            raise RuntimeError(f"{' '.join(command[:4])} failed ({process.returncode}):\n{out.read()[-6000:]}")
+    return elapsed, usage.ru_maxrss
 
 
 def write_calmesh_config(work: Path, state: Path, url_a: str, url_b: str) -> Path:
@@ -319,8 +336,58 @@ def write_vdirsyncer_config(work: Path, url_a: str, url_b: str) -> Path:
     return config
 
 
+@dataclass
+class Outcome:
+    """One tool's phases on one pair: seconds and peak RSS (KiB) per phase, the RSS of the warm
+    driver once set up, and the server's own no-change checks (see :func:`server_checks`)."""
+
+    times: list[float]
+    rss: list[int]
+    ready_rss: int | None
+    checks: tuple[float, float, float]
+
+
+def server_checks(client: httpx.Client, urls: tuple[str, str], rounds: int = 3) -> tuple[float, float, float]:
+    """The servers' own cost of "did anything change?", by plain httpx, the median of
+    ``rounds``: a CTag PROPFIND (Depth 0) on A; the same on A and B at once (what a no-op of the
+    pair waits for at the least, both servers working on this machine's two cores); and a
+    sync-collection REPORT on A from its current token (nothing to report). No client can ask
+    more cheaply."""
+    url = urls[0]
+    ctag = ('<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/">'
+            "<D:prop><CS:getctag/></D:prop></D:propfind>")
+
+    def report(token: str) -> httpx.Response:
+        response = client.request("REPORT", url, content=(
+            '<?xml version="1.0"?><D:sync-collection xmlns:D="DAV:">'
+            f"<D:sync-token>{token}</D:sync-token><D:sync-level>1</D:sync-level>"
+            "<D:prop><D:getetag/></D:prop></D:sync-collection>"))
+        response.raise_for_status()
+        return response
+
+    found = re.search(r"<(?:\w+:)?sync-token>([^<]+)</", report("").text)
+    if found is None:
+        raise RuntimeError(f"{url}: no sync-token in the sync-collection answer")
+    def ask_ctag(target: str) -> None:
+        client.request("PROPFIND", target, content=ctag, headers={"Depth": "0"}).raise_for_status()
+
+    ctags, pairs, syncs = [], [], []
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(rounds):
+            started = time.perf_counter()
+            ask_ctag(url)
+            ctags.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            list(pool.map(ask_ctag, urls))
+            pairs.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            report(found.group(1))
+            syncs.append(time.perf_counter() - started)
+    return statistics.median(ctags), statistics.median(pairs), statistics.median(syncs)
+
+
 def run_tool(tool: str, root: Path, items: Sequence[CalendarItem], edits: Sequence[CalendarItem],
-             *, warm: bool, prefill: bool) -> list[float]:
+             *, warm: bool, prefill: bool) -> Outcome:
     """The phases of one tool on a fresh pair of servers; checks B holds A's objects at the end."""
     work = root / f"{tool}-{'warm' if warm else 'cold'}"
     work.mkdir()
@@ -328,12 +395,13 @@ def run_tool(tool: str, root: Path, items: Sequence[CalendarItem], edits: Sequen
     runner: Runner | None = None
     try:
         runner = Runner(tool, work, pair, warm)
-        times = [runner.run(), runner.run(), runner.run()]
+        phases = [runner.run(), runner.run(), runner.run()]
+        checks = server_checks(pair.client, pair.urls)  # quiet, as in the no-ops
         apply_edits(pair.client, pair.urls[0], edits)
-        times.append(runner.run())
+        phases.append(runner.run())
         if (n := warm_up(pair.client, pair.urls[1])) != len(items):
             raise RuntimeError(f"{tool}: B holds {n} objects after the sync, A {len(items)}")
-        return times
+        return Outcome([t for t, _ in phases], [r for _, r in phases], runner.ready_rss, checks)
     finally:
         if runner is not None:
             runner.close()
@@ -407,7 +475,7 @@ def driver(tool: str, state: str, url_a: str, url_b: str) -> None:
     sync = vdirsyncer_sync() if tool == "vdirsyncer" else calmesh_sync(state, url_a, url_b)
     answers = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # whatever the tool prints goes to stderr, not into the answers
-    print("ok 0", file=answers, flush=True)
+    print(f"ok 0 {_peak_rss()}", file=answers, flush=True)
     for _line in sys.stdin:
         started = time.perf_counter()
         try:
@@ -415,7 +483,12 @@ def driver(tool: str, state: str, url_a: str, url_b: str) -> None:
         except Exception as exc:  # reported to the parent, which stops the bench
             print(f"error {exc!r}".replace("\n", " "), file=answers, flush=True)
             return
-        print(f"ok {time.perf_counter() - started:.6f}", file=answers, flush=True)
+        print(f"ok {time.perf_counter() - started:.6f} {_peak_rss()}", file=answers, flush=True)
+
+
+def _peak_rss() -> int:
+    """This process's peak resident set so far, KiB (Linux's unit for ``ru_maxrss``)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 # ------------------------------------------------------------------------------------ main
@@ -474,15 +547,20 @@ def main(argv: Sequence[str] | None = None) -> None:
             for start in starts:
                 results = {}
                 for tool in tools:
-                    results[tool] = run_tool(tool, root / str(size), items, edits, warm=start == "warm",
-                                             prefill=prefill)
+                    out = results[tool] = run_tool(tool, root / str(size), items, edits, warm=start == "warm",
+                                                   prefill=prefill)
+                    ready = f"ready {out.ready_rss / 1024:.0f} MB, " if out.ready_rss else ""
                     print(f"{size} events, {start}, {tool}: "
-                          + ", ".join(f"{p} {t:.2f}s" for p, t in zip(PHASES, results[tool], strict=True)),
-                          flush=True)
+                          + ", ".join(f"{p} {t:.2f}s" for p, t in zip(PHASES, out.times, strict=True))
+                          + f"; peak RSS {ready}"
+                          + ", ".join(f"{p} {r / 1024:.0f} MB" for p, r in zip(PHASES, out.rss, strict=True))
+                          + f"; the servers alone (quiet): CTag PROPFIND on A {out.checks[0]:.3f}s, "
+                            f"on A and B at once {out.checks[1]:.3f}s, sync-collection on A from a current "
+                            f"token {out.checks[2]:.3f}s", flush=True)
                 for i, phase in enumerate(PHASES):
                     other = results.get("vdirsyncer")
                     label = "initial (B pre-filled)" if prefill and i == 0 else phase
-                    rows.append((size, start, label, results["calmesh"][i], other[i] if other else None))
+                    rows.append((size, start, label, results["calmesh"].times[i], other.times[i] if other else None))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"\n{'size':>6}  {'start':<5}  {'phase':<22} {'calmesh s':>10} {'vdirsyncer s':>13} {'ratio':>7}")

@@ -441,6 +441,11 @@ def test_malformed_stored_object_is_a_problem_not_a_failure(caldav_server: CalDA
 
 
 # ------------------------------------------------------------------------------------ changes
+def inner(token: str) -> str:
+    """The change token proper, without the CTag a token may carry (``ctag:<base64>:<token>``)."""
+    return token.split(":", 2)[2] if token.startswith("ctag:") else token
+
+
 @pytest.mark.parametrize("sync_collection", [True, False], ids=["sync-collection", "etag-fallback"])
 def test_changes_through_the_token(caldav_server: CalDAVServer, sync_collection: bool) -> None:
     calendar = caldav_server.new_calendar()
@@ -451,7 +456,7 @@ def test_changes_through_the_token(caldav_server: CalDAVServer, sync_collection:
         first = connector.changes(calendar, None)
         assert first.complete and first.deleted == []
         assert sorted(i.uid for i in first.changed) == ["doomed@test", "keep@test"]
-        assert first.token and first.token.startswith("sync:" if sync_collection else "etags:")
+        assert first.token and inner(first.token).startswith("sync:" if sync_collection else "etags:")
 
         quiet = connector.changes(calendar, first.token)
         assert (quiet.changed, quiet.deleted, quiet.complete) == ([], [], False)
@@ -473,6 +478,34 @@ def test_changes_through_the_token(caldav_server: CalDAVServer, sync_collection:
                               else "etags:not-base64!")
         with pytest.raises(InvalidTokenError):
             connector.changes(calendar, "some-other-platform-token")
+
+
+@pytest.mark.parametrize("sync_collection", [True, False], ids=["sync-collection", "etag-fallback"])
+def test_ctag_says_nothing_changed_with_one_propfind(caldav_server: CalDAVServer, sync_collection: bool) -> None:
+    """``unchanged_since``: a token made by a listing between two equal CTag reads carries that
+    CTag, and a calendar still at it is unchanged without a listing; any write, deletion
+    included, makes it changed again. A token carrying no CTag is never taken as unchanged, and
+    every token still works as a change token."""
+    calendar = caldav_server.new_calendar()
+    with caldav_server.connector(sync_collection=sync_collection) as connector:
+        doomed = connector.put(calendar, single("doomed@test", at(1, 9)))
+        token = connector.changes(calendar, None).token  # first contact: CTag read around the listing
+        assert token is not None and token.startswith("ctag:")
+        plain = token.split(":", 2)[2]
+        assert not connector.unchanged_since(calendar, plain)  # no CTag in it: read one
+        assert connector.changes(calendar, plain).token == token  # the listing after that read carries it
+        assert connector.unchanged_since(calendar, token)
+        assert connector.changes(calendar, token).changed == []
+        added = connector.put(calendar, single("new@test", at(2, 9)))
+        assert not connector.unchanged_since(calendar, token)
+        later = connector.changes(calendar, token)
+        assert [i.ref.id for i in later.changed if i.ref] == [added.id] and later.token is not None
+        assert connector.unchanged_since(calendar, later.token)
+        connector.delete(calendar, doomed, if_match=doomed.etag)
+        assert not connector.unchanged_since(calendar, later.token)
+        assert [r.id for r in connector.changes(calendar, later.token).deleted] == [doomed.id]
+        with pytest.raises(InvalidTokenError):
+            connector.changes(calendar, "ctag:not base64:sync:x")
 
 
 @pytest.mark.parametrize("sync_collection", [True, False], ids=["sync-collection", "etag-fallback"])
@@ -523,7 +556,7 @@ def test_first_listing_brings_the_objects_with_it(caldav_server: CalDAVServer,
                                 real_report(self, cal, "http://calmesh.test/not-a-token" if with_data else token))
         with caldav_server.connector() as reader:
             first = reader.changes(calendar, None)
-        assert first.complete and first.token and first.token.startswith("sync:")
+        assert first.complete and first.token and inner(first.token).startswith("sync:")
         assert {i.ref.id for i in first.changed if i.ref} == refs
         got = {i.uid: i for i in first.changed}
         assert [c.summary for c in got["series@test"].components] == ["series", "moved"]
@@ -542,7 +575,7 @@ def test_etag_fallback_for_huge_calendars_lists_everything_on_change(caldav_serv
     with caldav_server.connector(sync_collection=False) as connector:
         connector.put(calendar, single("one@test", at(1, 9)))
         first = connector.changes(calendar, None)
-        assert first.token and first.token.startswith("etaghash:")
+        assert first.token and inner(first.token).startswith("etaghash:")
         assert connector.changes(calendar, first.token) == type(first)([], [], first.token)
         connector.put(calendar, single("two@test", at(1, 10)))
         later = connector.changes(calendar, first.token)

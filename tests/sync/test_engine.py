@@ -258,3 +258,83 @@ def test_members_on_different_platforms_are_read_side_by_side(repo: SyncReposito
     report = SyncEngine(repo, platforms.__getitem__, retry_sleep=lambda _s: None).run("g", g)
     assert report.status == "ok" and report.counts["created"] == 4
     assert len(threads["a"]) == 1 and threads["a"] != threads["b"]
+
+
+def _counting_loads(repo: SyncRepository, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The groups whose stored state ``repo`` loads from now on, one entry per load."""
+    loads: list[str] = []
+    load = repo.load_group
+
+    def counted(name: str) -> dict[str, object]:
+        loads.append(name)
+        return load(name)  # type: ignore[return-value]
+    monkeypatch.setattr(repo, "load_group", counted)
+    return loads
+
+
+def _until_quiet(engine: SyncEngine, g: SyncGroupConfig, loads: list[str]) -> None:
+    """Run until a run no longer loads the group's state (a few runs: a member that received
+    copies is listed in full once first), failing if that never comes."""
+    for _ in range(4):
+        before = len(loads)
+        engine.run("g", g)
+        if len(loads) == before:
+            return
+    pytest.fail("no run skipped the stored state")
+
+
+def test_quiet_feeds_after_a_settled_run_skip_the_stored_state(
+        engine: SyncEngine, repo: SyncRepository, platforms: dict[str, MemoryConnector],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A no-op costs what changed: once a run has left the group at rest, a run whose change
+    feeds report nothing neither loads nor plans over the stored state; it is still recorded and
+    the tokens still count towards the periodic full comparison. A change anywhere brings the
+    whole run back."""
+    g = group("a", "b")
+    for n in range(3):
+        platforms["a"].user_put(item(f"u{n}", hour=9 + n))
+    loads = _counting_loads(repo, monkeypatch)
+    _until_quiet(engine, g, loads)
+    runs, loaded = len(repo.runs("g")), len(loads)
+    quiet = engine.run("g", g)
+    assert (quiet.status, quiet.plan.writes, quiet.full, quiet.changed_members) == ("ok", [], set(), set())
+    assert len(loads) == loaded and len(repo.runs("g")) == runs + 1
+    platforms["b"].user_put(item("u1", hour=10, summary="Moved", seq=1))
+    report = engine.run("g", g)
+    assert len(loads) == loaded + 1 and report.counts["updated"] == 1
+    assert {i.components[0].summary for i in platforms["a"].all() if i.uid == "u1"} == {"Moved"}
+    reconcile = group("a", "b", reconcile_every=2)  # every 2nd run compares in full, quiet or not
+    assert [engine.run("g", reconcile).full for _ in range(4)].count({"a/cal", "b/cal"}) == 2
+
+
+def test_a_write_left_for_later_is_made_though_every_feed_is_quiet(
+        engine: SyncEngine, repo: SyncRepository, platforms: dict[str, MemoryConnector],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that skipped a write (its target unreachable) does not leave the group at rest: the
+    next run plans over the stored state though no feed reports anything, and makes the write."""
+    g = group("a", "b")
+    platforms["a"].user_put(item("u1"))
+    loads = _counting_loads(repo, monkeypatch)
+    _until_quiet(engine, g, loads)
+    platforms["a"].user_put(item("u1", summary="Renamed", seq=1))
+    platforms["b"].reachable = False
+    assert engine.run("g", g).status == "partial"
+    platforms["b"].reachable = True
+    report = engine.run("g", g)  # a's feed is past the change, b's is empty: both quiet
+    assert report.counts["updated"] == 1
+    assert [i.components[0].summary for i in platforms["b"].all()] == ["Renamed"]
+
+
+def test_a_changed_direction_is_planned_over_though_every_feed_is_quiet(
+        engine: SyncEngine, repo: SyncRepository, platforms: dict[str, MemoryConnector],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The group's configuration is part of being at rest: a member that starts receiving gets
+    the items it lacks at once, not at the next full comparison."""
+    platforms["a"].user_put(item("u1"))
+    one_way = SyncGroupConfig(calendars=[SyncMember(platform="a", calendar="cal"),
+                                         SyncMember(platform="b", calendar="cal", direction="out")])
+    loads = _counting_loads(repo, monkeypatch)
+    _until_quiet(engine, one_way, loads)
+    assert platforms["b"].all() == []
+    report = engine.run("g", group("a", "b"))
+    assert report.counts["created"] == 1 and [i.uid for i in platforms["b"].all()] == ["u1"]

@@ -79,6 +79,33 @@ def test_rerun_without_change_writes_nothing(pair: Group, rad: Peer, xan: Peer) 
     assert (rad.etags(), xan.etags()) == before
 
 
+def test_a_quiet_run_asks_each_server_one_ctag(pair: Group, rad: Peer, xan: Peer,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A no-op costs what changed: once the group is at rest, a run asks each server for its
+    calendar's CTag (one PROPFIND of one property) and nothing else, whatever the calendars
+    hold; an edit on either side brings back the change feed and is synced as ever."""
+    from calmesh.connectors.caldav import CalDAVConnector
+
+    rad.create(meeting("a@test"))
+    xan.create(meeting("b@test", hour=11))
+    pair.settle()
+    pair.run()  # the copies' targets are listed in full once (see SyncEngine.run)
+    asked: list[tuple[str, str]] = []
+    send = CalDAVConnector._send
+
+    def counted(self: CalDAVConnector, method: str, url: str, body: str = "", *args: object, **kw: object) -> object:
+        asked.append((self.name, method))
+        return send(self, method, url, body, *args, **kw)  # type: ignore[arg-type]
+    monkeypatch.setattr(CalDAVConnector, "_send", counted)
+    quiet = pair.run()
+    assert quiet.status == "ok" and quiet.plan.writes == []
+    assert sorted(asked) == sorted((p.conn.name, "PROPFIND") for p in (rad, xan))
+    xan.edit("a@test", bump(summary="edited on Xandikos"))
+    asked.clear()
+    assert pair.run().counts["updated"] == 1 and (xan.conn.name, "REPORT") in asked
+    assert summaries(rad) == summaries(xan) == {"a@test": "edited on Xandikos", "b@test": "Review"}
+
+
 def test_echo_is_never_propagated_back_as_new(pair: Group, rad: Peer, xan: Peer) -> None:
     rad.create(meeting("origin@test"))
     pair.run()

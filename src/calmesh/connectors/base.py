@@ -452,6 +452,14 @@ class Connector(ABC):
         vdirsyncer does with its status file. The default fetches everything (always correct)."""
         return self.changes(calendar, token)
 
+    def unchanged_since(self, calendar: str, token: str) -> bool | None:
+        """Whether nothing in the calendar changed since ``token`` was made, where the platform
+        can say so more cheaply than :meth:`changes` (CalDAV's CTag): True, nothing did (``token``
+        stays valid, :meth:`changes` need not be asked); False, something may have (or ``token``
+        carries nothing to compare with): ask :meth:`changes`, which may use what this call read;
+        None, the platform cannot tell (the default): only :meth:`changes` can."""
+        return None
+
     def fetch(self, calendar: str, ids: Sequence[str]) -> tuple[list[CalendarItem], list[Problem]]:
         """The items at ``ids`` (those that no longer exist are left out). The default lists the
         whole calendar; connectors that can read single items override it."""

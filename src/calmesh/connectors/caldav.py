@@ -46,7 +46,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 from caldav.davclient import DAVClient
 from caldav.elements import cdav, dav
 from caldav.elements import ical as ical_elements
-from caldav.elements.base import BaseElement
+from caldav.elements.base import BaseElement, ValuedBaseElement
 from caldav.lib import error as dav_error
 from caldav.response import CalendarQueryResult, DAVResponse
 from lxml import etree
@@ -136,6 +136,30 @@ def _etag_token(etags: dict[str, str | None]) -> str:
     return "etaghash:" + hashlib.sha256(data).hexdigest()
 
 
+class _GetCTag(ValuedBaseElement):
+    """The calendar's CTag (CalendarServer's ``getctag``, offered by Radicale, Xandikos, SabreDAV/
+    Nextcloud, iCloud...): a value that changes whenever any object of the calendar does."""
+
+    tag: ClassVar[str] = "{http://calendarserver.org/ns/}getctag"
+
+
+def _with_ctag(ctag: str, token: str) -> str:
+    """A change token that also carries the calendar's CTag as it was before and after the
+    listing that made the token (see ``CalDAVConnector.unchanged_since``)."""
+    return "ctag:" + base64.urlsafe_b64encode(ctag.encode("utf-8")).decode("ascii") + ":" + token
+
+
+def _split_ctag(token: str | None) -> tuple[str | None, str | None]:
+    """(CTag carried, the change token proper) of a stored token."""
+    if token is None or not token.startswith("ctag:"):
+        return None, token
+    packed, sep, inner = token.removeprefix("ctag:").partition(":")
+    try:
+        return (base64.urlsafe_b64decode(packed).decode("utf-8") if sep else None), inner if sep else token
+    except ValueError:
+        return None, token  # garbled: the inner token (the whole) is judged by changes_skipping
+
+
 def _read_etag_token(token: str) -> dict[str, str | None] | None:
     """The map in an ``etags:`` token; None for an ``etaghash:`` token. ValueError when garbled."""
     if token.startswith("etaghash:"):
@@ -179,6 +203,10 @@ class CalDAVConnector(Connector):
         self._calendars_cache: tuple[float, list[CalendarInfo]] | None = None
         self._freebusy_query: dict[str, bool] = {}
         """Per calendar: does free-busy-query answer there (learned on first use)?"""
+        self._ctag_before: dict[str, str] = {}
+        """Per calendar: the CTag :meth:`unchanged_since` just read, for the listing that follows."""
+        self._no_ctag: set[str] = set()
+        """Calendars whose server showed no CTag: not asked again by this connector."""
         self._known: dict[str, tuple[str, CalendarItem]] = {}
         """href -> (ETag, parsed object) of objects this connector read or wrote. A change feed that
         lists an href with the same ETag is served from here instead of a multiget and a parse:
@@ -603,9 +631,51 @@ class CalDAVConnector(Connector):
         """
         return self.changes_skipping(calendar, token, {})
 
+    def unchanged_since(self, calendar: str, token: str) -> bool | None:
+        """Whether the calendar's CTag is the one ``token`` carries: one PROPFIND of one property,
+        where a sync-collection REPORT makes a server like Radicale work out every object's
+        history. The CTag read is kept for the listing that follows when it differs (see
+        :meth:`changes_skipping`); None where the server has no CTag."""
+        stored, _inner = _split_ctag(token)
+        now = self._ctag(calendar)
+        if now is None:
+            return None
+        if stored == now:
+            self._ctag_before.pop(calendar, None)
+            return True
+        self._ctag_before[calendar] = now
+        return False
+
+    def _ctag(self, calendar: str) -> str | None:
+        """The calendar's CTag now; None where the server has none (remembered)."""
+        if calendar in self._no_ctag:
+            return None
+        found = self._propfind(self._url(calendar), [_GetCTag()], 0)
+        now = next((r.properties.get(_GetCTag.tag) for r in found if r.properties.get(_GetCTag.tag)), None)
+        if isinstance(now, str) and now:
+            return now
+        self._no_ctag.add(calendar)
+        return None
+
     def changes_skipping(self, calendar: str, token: str | None, known: Mapping[str, str]) -> ChangeSet:
         """:meth:`changes`; objects listed at the ETag ``known`` gives for their href are reported
-        in ``unchanged`` instead of being fetched (the same ETag is the same stored bytes)."""
+        in ``unchanged`` instead of being fetched (the same ETag is the same stored bytes).
+
+        The calendar's CTag is read before the listing (or taken from :meth:`unchanged_since`
+        just before) and again after it, on first contact and when ``token`` carries one; the
+        same both times, the new token carries it: nothing changed while the listing was made,
+        so that CTag stands for what the token covers (one read before alone would let a change
+        made during the listing and undone after it go unseen)."""
+        stored, inner = _split_ctag(token)
+        before = self._ctag_before.pop(calendar, None)
+        if before is None and (token is None or stored is not None):
+            before = self._ctag(calendar)
+        changes = self._changes(calendar, inner, known)
+        if before is not None and changes.token is not None and self._ctag(calendar) == before:
+            return replace(changes, token=_with_ctag(before, changes.token))
+        return changes
+
+    def _changes(self, calendar: str, token: str | None, known: Mapping[str, str]) -> ChangeSet:
         if token is not None and not token.startswith(("sync:", "etags:", "etaghash:")):
             raise InvalidTokenError(self.name, f"not a CalDAV change token: {token[:40]!r}", item=calendar)
         use_sync = self.settings.sync_collection and (token is None or token.startswith("sync:"))

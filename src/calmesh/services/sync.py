@@ -21,6 +21,7 @@ records), never made twice.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections import Counter, deque
@@ -108,6 +109,14 @@ class _Seen:
     """Problems of a listing without change feed (quarantined by UID)."""
     error: str | None = None
     """Why the member could not be read."""
+
+    @property
+    def quiet(self) -> bool:
+        """Read through a change feed that reported nothing at all."""
+        obs = self.observation
+        return (self.error is None and self.token_valid and not self.full and obs.reachable
+                and not (obs.items or obs.deleted or obs.unreadable or obs.unchanged or self.unreadable
+                         or self.problems))
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +230,21 @@ def _names_new_copy(batch: Batch, state: Mapping[str, ItemState]) -> bool:
     return False
 
 
+def group_fingerprint(group: SyncGroupConfig) -> str:
+    """A digest of a group's whole configuration: a run leaves the group at rest under it, and a
+    changed configuration (a member's direction, the mode...) is planned over in full again."""
+    return hashlib.sha256(group.model_dump_json().encode("utf-8")).hexdigest()
+
+
+def _leaves_nothing(report: SyncReport) -> bool:
+    """Whether a run left nothing for a later one to do: every member read, every write made,
+    nothing skipped, held, in conflict, quarantined or unreadable, no copy left out. The next
+    run, if no change feed reports anything, then has nothing to decide."""
+    return (report.status == "ok" and not report.plan.holds and not report.unreadable
+            and not any(isinstance(a, Conflict | Skip) for a in report.plan.actions)
+            and not any(report.counts[k] for k in ("quarantined", "not_held", "failed")))
+
+
 class SyncEngine:
     """Runs sync groups against connectors (``connector(platform)``) and a state repository.
 
@@ -306,26 +330,38 @@ class SyncEngine:
 
     def _observe_all(self, members: Sequence[Member], state: Mapping[str, ItemState],
                      tokens: Mapping[str, TokenState], group: SyncGroupConfig, full: bool,
-                     report: SyncReport, notify: ProgressCallback) -> dict[str, _Seen]:
+                     report: SyncReport, notify: ProgressCallback,
+                     early: Mapping[str, _Seen | None] | None = None) -> dict[str, _Seen]:
         """Every member read, those on different platforms side by side: a first comparison waits
         mostly on the servers (listing and downloading every object), and each platform answers for
         itself. Members on one platform are read one after another, on one thread: connectors need
-        not be safe for concurrent reads."""
+        not be safe for concurrent reads. ``early``: members' change feeds read already this run
+        (see :meth:`_feeds`), taken as they are."""
+        early = early or {}
+
+        def read(ms: list[Member]) -> list[_Seen]:
+            return [found if (found := early.get(m.key)) is not None else
+                    self._observe(m, *self._token_for(m, tokens, group, full), known=_known_versions(state, m.key),
+                                  recorded=_recorded_ids(state, m.key)) for m in ms]
+
+        answers = self._by_platform(members, read, lambda m, s: notify(Progress("fetched", m.key,
+                                                                                len(s.observation.items))))
+        return {m.key: self._take(m, answers[m.key], report) for m in members}  # recorded in group order
+
+    def _by_platform(self, members: Sequence[Member], read: Callable[[list[Member]], list[T]],
+                     heard: Callable[[Member, T], None] = lambda _m, _s: None) -> dict[str, T]:
+        """``read`` of each platform's members (in group order), the platforms side by side;
+        ``heard`` is told of each answer as its platform's come in (on this thread)."""
         by_platform: dict[str, list[Member]] = {}
         for m in members:
             by_platform.setdefault(m.platform, []).append(m)
             self._connector(m.platform)  # built here, not raced for on the reader threads
+        answers: dict[str, T] = {}
 
-        def read(ms: list[Member]) -> list[_Seen]:
-            return [self._observe(m, *self._token_for(m, tokens, group, full), known=_known_versions(state, m.key),
-                                  recorded=_recorded_ids(state, m.key)) for m in ms]
-
-        answers: dict[str, _Seen] = {}
-
-        def done(ms: list[Member], found: list[_Seen]) -> None:
+        def done(ms: list[Member], found: list[T]) -> None:
             for m, s in zip(ms, found, strict=True):
                 answers[m.key] = s
-                notify(Progress("fetched", m.key, len(s.observation.items)))
+                heard(m, s)
 
         if len(by_platform) == 1:
             for ms in by_platform.values():
@@ -335,7 +371,35 @@ class SyncEngine:
                 futures = {pool.submit(copy_context().run, read, ms): ms for ms in by_platform.values()}
                 for future in as_completed(futures):  # the progress bar hears of each as it comes
                     done(futures[future], future.result())
-        return {m.key: self._take(m, answers[m.key], report) for m in members}  # recorded in group order
+        return answers
+
+    def _feeds(self, members: Sequence[Member], tokens: Mapping[str, TokenState]) -> dict[str, _Seen | None]:
+        """Whether each member changed since its stored token, as cheaply as its platform can
+        say: :meth:`Connector.unchanged_since` where the platform has such a check (a change
+        there leaves the member to be read as usual, None: with the stored state at hand, items
+        at their recorded version are not fetched), else the change feed from the token, nothing
+        else (no item skipped as known, no full listing when the token is refused: None too)."""
+        def read(ms: list[Member]) -> list[_Seen | None]:
+            out: list[_Seen | None] = []
+            for m in ms:
+                conn = self._connector(m.platform)
+                token = tokens[m.key].token
+                assert token is not None  # see _may_skip_state
+                try:
+                    unchanged = self._call(partial(conn.unchanged_since, m.calendar, token), conn.name)
+                    if unchanged is not None:
+                        out.append(_Seen(Observation(m.key), token, True) if unchanged else None)
+                        continue
+                    changes = self._call(partial(conn.changes, m.calendar, token), conn.name)
+                except InvalidTokenError:
+                    out.append(None)
+                except ConnectorError as exc:
+                    out.append(_Seen(Observation.unreachable(m.key), error=exc.message))
+                else:
+                    out.append(_Seen(Observation.from_changes(m.key, changes), changes.token, True,
+                                     full=changes.complete, unreadable=list(changes.unreadable)))
+            return out
+        return self._by_platform(members, read)
 
     def _with_items(self, member: Member, seen: _Seen, ids: list[str], report: SyncReport) -> _Seen:
         """``seen`` with the items at ``ids`` read and added (they were stored at their recorded
@@ -374,15 +438,22 @@ class SyncEngine:
     def _run(self, name: str, group: SyncGroupConfig, *, dry_run: bool, confirm_deletes: bool, full: bool,
              restore_held: bool, notify: ProgressCallback) -> SyncReport:
         members, options = member_options(group, confirm_deletes=confirm_deletes, restore_held=restore_held)
-        state = self.repo.load_group(name)
         tokens = self.repo.tokens(name)
+        fingerprint = group_fingerprint(group)
+        early: dict[str, _Seen | None] = {}
+        if not (dry_run or confirm_deletes or restore_held) and self._may_skip_state(members, tokens, group, full) \
+                and self.repo.at_rest(name, fingerprint):
+            early = self._feeds(members, tokens)
+            if all(found is not None and found.quiet for found in early.values()):
+                return self._quiet_run(name, members, early, fingerprint, notify)
+        state = self.repo.load_group(name)
         history = DeleteHistory({k: h.hold for k, h in self.repo.holds(name).items()},
                                 self.repo.recent_deletions(name, group.delete_window))
         report = SyncReport(name, dry_run, Plan(), state=state)
         if confirm_deletes and not dry_run:  # the guard's budget starts afresh after this run
             report.counts["confirmed"] = 1
         report.run_id = self.repo.start_run(name, dry_run=dry_run)
-        seen = self._observe_all(members, state, tokens, group, full, report, notify)
+        seen = self._observe_all(members, state, tokens, group, full, report, notify, early)
         by_key = {m.key: m for m in members}
         for key in seen:
             seen[key] = self._with_evidence(by_key[key], seen[key], state)
@@ -427,9 +498,35 @@ class SyncEngine:
         # a held member's token stays where it was: the evidence of its deletions is not skipped
         new_tokens = {k: s.token for k, s in seen.items()
                       if s.token_valid and k not in created_on and k not in report.plan.holds}
+        at_rest = settled and not created_on and _leaves_nothing(report)
         self.repo.commit_run(name, report.run_id, records=pending, tokens=new_tokens,
                              full=report.full, holds=report.plan.holds if settled else None,
-                             status=report.status, counts=report.counts, errors=report.errors)
+                             status=report.status, counts=report.counts, errors=report.errors,
+                             settled=fingerprint if at_rest else None)
+        return report
+
+    def _may_skip_state(self, members: Sequence[Member], tokens: Mapping[str, TokenState],
+                        group: SyncGroupConfig, full: bool) -> bool:
+        """Whether every member is due to be read through its change feed (a stored token, no
+        full comparison due): only then can quiet feeds say that nothing changed anywhere."""
+        return all(self._connector(m.platform).capabilities.changes
+                   and (t := self._token_for(m, tokens, group, full))[0] is not None and not t[1] for m in members)
+
+    def _quiet_run(self, name: str, members: Sequence[Member], seen: Mapping[str, _Seen | None],
+                   fingerprint: str, notify: ProgressCallback) -> SyncReport:
+        """A run in which no change feed reported anything and the last run left the group at
+        rest (:meth:`SyncRepository.at_rest`): there is nothing to decide, so the group's stored
+        state is neither loaded nor planned over (a no-op costs what changed: nothing, whatever
+        the calendars hold). The run is recorded, the feeds' new tokens saved, the group still
+        at rest."""
+        report = SyncReport(name, False, Plan())
+        report.run_id = self.repo.start_run(name)
+        for m in members:
+            notify(Progress("fetched", m.key, 0))
+        notify(Progress("planned", total=0))
+        tokens = {k: s.token for k, s in seen.items() if s is not None}
+        self.repo.commit_run(name, report.run_id, records=[], tokens=tokens, full=(), status=report.status,
+                             counts=report.counts, errors=report.errors, settled=fingerprint)
         return report
 
     def _token_for(self, member: Member, tokens: Mapping[str, TokenState], group: SyncGroupConfig,

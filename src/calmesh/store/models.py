@@ -119,6 +119,10 @@ class SyncRun(Base):
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     errors: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    settled: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The fingerprint of the group's configuration when this run left the group at rest (every
+    change read, every write made, nothing skipped, held or quarantined); None otherwise. A next
+    run under the same configuration whose change feeds are all quiet has nothing to decide."""
 
 
 class QuarantineEntry(Base):

@@ -244,15 +244,36 @@ class SyncRepository:
     def commit_run(self, group: str, run_id: int, *, records: Iterable[ItemState],
                    tokens: Mapping[str, str | None], full: Iterable[str], status: str,
                    counts: Mapping[str, int], errors: Sequence[str],
-                   holds: Mapping[str, Hold] | None = None) -> None:
+                   holds: Mapping[str, Hold] | None = None, settled: str | None = None) -> None:
         """Save a run's item records, its new change tokens, the guard's holds (None: keep
-        those on record) and its outcome atomically."""
+        those on record) and its outcome atomically; ``settled``: the fingerprint of the group's
+        configuration when the run left the group at rest (see :meth:`at_rest`)."""
         with self._tx() as session:
             self._save_records(session, group, list(records))
             self._save_tokens(session, group, tokens, set(full))
             if holds is not None:
                 self._save_holds(session, group, holds)
             self._finish_run(session, run_id, status, counts, errors)
+            if settled is not None:
+                run = session.get(SyncRun, run_id)
+                assert run is not None  # _finish_run found it
+                run.settled = settled
+
+    def at_rest(self, group: str, fingerprint: str) -> bool:
+        """Whether ``group`` was left with nothing to do under the configuration ``fingerprint``:
+        its last run (dry runs aside; a killed one counts, unsettled) settled it, no record is
+        dirty and no deletion is held. Three indexed look-ups, whatever the group's size: a run
+        whose change feeds are then all quiet need not load the group's state at all."""
+        with self._sessions() as session:
+            last = session.execute(
+                select(SyncRun.settled).where(SyncRun.group_name == group, SyncRun.dry_run.is_(False))
+                .order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(1)).scalar_one_or_none()
+            if last != fingerprint:
+                return False
+            dirty = session.execute(select(SyncItem.id).where(
+                SyncItem.group_name == group, SyncItem.dirty.is_(True)).limit(1)).first()
+            held = session.execute(select(SyncHold.member).where(SyncHold.group_name == group).limit(1)).first()
+            return dirty is None and held is None
 
     # ----------------------------------------------------------------- bulk-delete guard
     def holds(self, group: str) -> dict[str, HoldInfo]:
