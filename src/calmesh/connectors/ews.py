@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -785,6 +785,14 @@ def _zone_from_bias(tz: Any, year: int, preferred: str) -> str:
     standard = -(tz.bias + (tz.standard_time.bias if tz.standard_time else 0))
     daylight = -(tz.bias + (tz.daylight_time.bias if tz.daylight_time else 0))
     dst_month = tz.daylight_time.iso_month if tz.daylight_time and standard != daylight else 0
+    return _zone_matching(standard, daylight, dst_month, year, preferred)
+
+
+@lru_cache(maxsize=256)
+def _zone_matching(standard: int, daylight: int, dst_month: int, year: int, preferred: str) -> str:
+    """:func:`_zone_from_bias` for the offsets read: remembered, since trying the zones one by one
+    took ~10 ms a mailbox (measured: a third of reading a 17-mailbox availability answer), and an
+    organisation's mailboxes share a handful of zones."""
     candidates = [preferred, *MS_TIMEZONE_TO_IANA_MAP.values()]
     for name in candidates:
         try:
