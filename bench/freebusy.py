@@ -347,17 +347,22 @@ def main() -> None:
                                         for n in platforms))
 
         # slowest single upstream call, straight through the availability service
-        single: list[float] = []
         inproc: list[tuple[float, float]] = []
         alone: dict[str, list[float]] = {}
         with Hub(parse_config(text, config_path)) as hub:
             availability.freebusy(hub, emails[:3], week)  # connect once
-            for email in emails:
-                started = time.perf_counter()
-                (answer,) = availability.freebusy(hub, [email], week)
-                single.append(time.perf_counter() - started)
-                if answer.errors:
-                    raise SystemExit(f"upstream error for {email}: {answer.errors}")
+            # each person asked alone, a few times: the slowest person's median is the anchor (one
+            # call stretched by a busy machine's scheduler is not the platform's speed)
+            calls: dict[str, list[float]] = {}
+            for _ in range(3 if len(emails) <= 100 else 1):
+                for email in emails:
+                    started = time.perf_counter()
+                    (answer,) = availability.freebusy(hub, [email], week)
+                    calls.setdefault(email, []).append(time.perf_counter() - started)
+                    if answer.errors:
+                        raise SystemExit(f"upstream error for {email}: {answer.errors}")
+            single = [statistics.median(v) for v in calls.values()]
+            slowest_call = max(max(v) for v in calls.values())
             # the same fan-out in this process: wall time against the CPU it costs (all threads)
             for n in range(cold_rounds):
                 wall, cpu = time.perf_counter(), time.process_time()
@@ -458,8 +463,9 @@ def main() -> None:
           f"{ms(pct(floor, .5))}; ratio cold p50 / max(that, slowest single call): "
           f"{pct(cold, .5) / max(pct(floor, .5), max(single)):5.2f}x")
     print(f"  warm (cache)     p50 {ms(pct(warm, .5))}   p99 {ms(pct(warm, .99))}   ({len(warm)} requests)")
-    print(f"  slowest single upstream call (1 person, 1 platform): {ms(max(single))}"
-          f"   (median {ms(statistics.median(single))})")
+    print(f"  slowest single upstream call (1 person, 1 platform; the slowest person's median of "
+          f"{len(next(iter(calls.values())))}): {ms(max(single))}   (median person {ms(statistics.median(single))};"
+          f" slowest of all {sum(len(v) for v in calls.values())} calls {ms(slowest_call)})")
     print(f"throughput, 50 concurrent clients, {load_requests} requests of 10 people (warm):")
     print(f"  {len(latencies) / elapsed:8.0f} requests/s   p50 {ms(pct(latencies, .5))}   p99 {ms(pct(latencies, .99))}"
           f"   failed: {len(failures)}" + (f" (first: {failures[0]})" if failures else ""))
