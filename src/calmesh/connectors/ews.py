@@ -150,7 +150,7 @@ class _WholeBody:
 
 
 class _Availability(GetUserAvailability):
-    """GetUserAvailability with its answer read in one piece.
+    """GetUserAvailability with its answer read in one piece, each view read by :func:`_read_view`.
 
     exchangelib reads a SOAP answer through ``requests``' ``iter_content()``, whose default chunk
     is one byte: a non-streamed answer, already in memory, was fed to the XML parser a byte at a
@@ -264,6 +264,8 @@ def _read_view(elem: Any) -> _View:
             month = _number(daylight_node, "Month") if daylight_node is not None and standard != daylight else 0
             zone = (standard, daylight, month)
     return _View(events, _child(elem, "MergedFreeBusy"), periods, zone)
+
+
 _VERSIONS = {"Exchange2010_SP2": (14, 2), "Exchange2013": (15, 0), "Exchange2016": (15, 1), "Exchange2019": (15, 2)}
 _UTC = EWSTimeZone("UTC")
 
