@@ -324,6 +324,9 @@ def main() -> None:
                         help="people on the three platforms (1000: the large-organisation mode; the "
                              "server takes 100 attendees a request, so larger sets are asked in requests "
                              "of 100 sent together)")
+    parser.add_argument("--server-code", metavar="SRC", type=Path,
+                        help="A/B runs: the hub server runs this source folder's calmesh (e.g. a copy of an "
+                             "older commit's src/); the bench, its fakes and the in-process measures stay this one's")
     args = parser.parse_args()
     cold_rounds, warm_rounds, load_requests = (5, 30, 300) if args.quick else (20, 200, 2000)
     rng = random.Random(args.seed)
@@ -379,7 +382,8 @@ def main() -> None:
         port = free_port()
         server = subprocess.Popen([str(Path(sys.executable).parent / "calmesh"), "serve", "--config",
                                    str(config_path), "--port", str(port)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  env={**os.environ, **({"PYTHONPATH": str(args.server_code)} if args.server_code else {})})
         stack.callback(server.wait, 10)
         stack.callback(server.terminate)
         base = f"http://127.0.0.1:{port}"
