@@ -789,7 +789,7 @@ class _Series:
     """One UID of a calendar text, read and checked: what expanding it in any window needs.
 
     Built once per text and shared by every thread reading that text (see :data:`_READS`), so
-    its components are never changed: a window whose expansion must drop a rule works on copies."""
+    never changed afterwards: a window whose expansion must drop a rule works on copies."""
 
     timezones: list[icalendar.cal.Component]
     components: list[icalendar.cal.Component]
@@ -806,9 +806,6 @@ class _Series:
     fixed: list[Event] | None = None
     """A UID without rules or overrides: its occurrences, the same in every window (each window
     only picks those it overlaps). None: expanded for each window."""
-    query: Any = None
-    """recurring-ical-events' query over the components, built on first use and kept (the one
-    thing set after the series is built; a query answers any window)."""
 
 
 _WIDE = Window(datetime(1900, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
@@ -851,7 +848,6 @@ def _read_series(cals: Sequence[icalendar.Calendar], platform: str) -> list[_Ser
                              _Lengths(components))
             if components and not recurring:
                 found, issues = _expanded(series, _WIDE, platform, UTC)
-                series.query = None
                 if not issues and len(found) == len(components):
                     series.fixed, series.components = found, []
             out.append(series)
@@ -872,14 +868,13 @@ def _expanded(series: _Series, window: Window, platform: str, default_tz: tzinfo
     for attempt in range(2):
         if unusable:  # keep what is certain: the first instance, RDATEs, overrides
             components = [_without_rules(c) for c in components]
+        single = icalendar.Calendar()
+        for tz in series.timezones:
+            single.add_component(tz)
+        for component in components:
+            single.add_component(component)
         try:
-            if unusable:
-                query = _query(series.timezones, components)
-            else:  # the same components every time: their query is built once
-                if series.query is None:
-                    series.query = _query(series.timezones, components)
-                query = series.query
-            found = query.between(lo, hi)
+            found = recurring_ical_events.of(single).between(lo, hi)
             break
         except Exception as exc:  # noqa: BLE001 - the library raises many kinds on bad series
             unusable = unusable or [f"cannot expand recurrence: {exc}"]
@@ -904,16 +899,6 @@ def _expanded(series: _Series, window: Window, platform: str, default_tz: tzinfo
         event.rrule, event.rdate, event.exdate = [], [], []
         occurrences.append(event)
     return occurrences, problems
-
-
-def _query(timezones: Sequence[icalendar.cal.Component], components: Sequence[icalendar.cal.Component]) -> Any:
-    """recurring-ical-events' query over one UID's components (with the text's zones)."""
-    single = icalendar.Calendar()
-    for tz in timezones:
-        single.add_component(tz)
-    for component in components:
-        single.add_component(component)
-    return recurring_ical_events.of(single)
 
 
 def _without_rules(component: icalendar.cal.Component) -> icalendar.cal.Component:
