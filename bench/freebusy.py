@@ -12,11 +12,15 @@ Measured in one run:
 - throughput under load: 50 concurrent clients (httpx, asyncio), a bounded number of requests
   for 10-person groups, warm cache;
 - beside them, the slowest single upstream call (one person, one platform, straight through
-  calmesh's availability service, no server, no cache);
+  calmesh's availability service, no server, no cache; the slowest person's median of three);
+- the first cold answer after the server starts (every calendar text read for the first time),
+  each platform's people asked alone in-process, and Radicale's own share of a cold answer (its
+  calendar-query REPORTs sent bare, as many at a time as calmesh sends them, and all at once);
 - and the ratio to Radicale's own answer: free-busy-query REPORTs (RFC 4791 7.10) for the same
   50 people against a Radicale holding all their events, one per person as a CalDAV client would.
 
-Run: ``.venv/bin/python bench/freebusy.py`` (``--quick`` for fewer rounds).
+Run: ``.venv/bin/python bench/freebusy.py`` (``--quick`` for fewer rounds; ``--people 1000`` for
+the large-organisation mode; ``--server-code SRC`` to run the hub from another source folder, A/B).
 """
 
 from __future__ import annotations
