@@ -12,11 +12,16 @@ Measured in one run:
 - throughput under load: 50 concurrent clients (httpx, asyncio), a bounded number of requests
   for 10-person groups, warm cache;
 - beside them, the slowest single upstream call (one person, one platform, straight through
-  calmesh's availability service, no server, no cache);
+  calmesh's availability service, no server, no cache; the slowest person's median of three);
+- the first cold answer after the server starts (every calendar text read for the first time),
+  each platform's people asked alone in-process, and Radicale's own share of a cold answer (its
+  calendar-query REPORTs sent bare, as many at a time as calmesh sends them, and as many as
+  Radicale serves at once);
 - and the ratio to Radicale's own answer: free-busy-query REPORTs (RFC 4791 7.10) for the same
   50 people against a Radicale holding all their events, one per person as a CalDAV client would.
 
-Run: ``.venv/bin/python bench/freebusy.py`` (``--quick`` for fewer rounds).
+Run: ``.venv/bin/python bench/freebusy.py`` (``--quick`` for fewer rounds; ``--people 1000`` for
+the large-organisation mode; ``--server-code SRC`` to run the hub from another source folder, A/B).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import signal
@@ -43,7 +49,7 @@ import httpx
 from calmesh import ical
 from calmesh.config import parse_config
 from calmesh.connectors.ics import ICSConnector, ICSSettings
-from calmesh.demo.servers import free_port, make_calendar, start_radicale
+from calmesh.demo.servers import free_port, start_radicale
 from calmesh.fakes.ews import EWSFake
 from calmesh.model import (
     Attendee,
@@ -60,6 +66,8 @@ from calmesh.services.hub import Hub
 
 MONDAY = date(2026, 11, 23)
 PEOPLE = 50
+RADICALE_CONNECTIONS = 8
+"""Radicale's default ``[server] max_connections``: the most requests it serves at once."""
 USER, PASSWORD, PASSWORD_ENV = "bench", "bench-secret", "CALMESH_BENCH_PASSWORD"
 ZONES = ("Europe/Paris", "America/New_York", "Asia/Tokyo")
 TITLES = ("Weekly sync", "1:1", "Budget review", "Customer call", "Design review", "Sprint planning", "Retro")
@@ -105,17 +113,44 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
             time.sleep(0.1)
 
 
-def seed_radicale(base: str, people: dict[str, list[CalendarItem]]) -> dict[str, str]:
-    """One calendar per person, filled with plain PUTs; returns email -> calendar URL."""
-    urls = {}
-    with httpx.Client(auth=(USER, PASSWORD), timeout=30) as client:
-        for email, items in people.items():
-            url = make_calendar(f"{base}{USER}/{email.split('@')[0]}/", USER, PASSWORD)
-            for item in items:
-                client.put(f"{url}{item.uid}.ics", content=ical.item_to_ical(item),
-                           headers={"Content-Type": "text/calendar"}).raise_for_status()
-            urls[email] = url
-    return urls
+def seed_radicale(folder: Path, people: dict[str, list[CalendarItem]]) -> dict[str, str]:
+    """One calendar per person, written into Radicale's storage folder before it starts (its
+    multifilesystem layout: ``collection-root/<user>/<calendar>/`` with ``.Radicale.props`` and
+    one ``.ics`` per object; PUT by PUT, 1,000 people took longer than 40 minutes here).
+    Returns email -> calendar path under the server's URL."""
+    paths = {}
+    for email, items in people.items():
+        name = email.split("@")[0]
+        calendar = folder / "collections" / "collection-root" / USER / name
+        calendar.mkdir(parents=True)
+        (calendar / ".Radicale.props").write_text(json.dumps(
+            {"tag": "VCALENDAR", "C:supported-calendar-component-set": "VEVENT", "D:displayname": name}),
+            encoding="utf-8")
+        for item in items:
+            (calendar / f"{item.uid.replace('@', '_')}.ics").write_bytes(ical.item_to_ical(item))
+        paths[email] = f"{USER}/{name}/"
+    return paths
+
+
+CALENDAR_QUERY = """<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
+<D:prop><D:getetag/><C:calendar-data/></D:prop><C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">
+<C:time-range start="{start:%Y%m%dT%H%M%SZ}" end="{end:%Y%m%dT%H%M%SZ}"/></C:comp-filter></C:comp-filter></C:filter>
+</C:calendar-query>"""
+
+
+def radicale_floor(urls: list[str], window: Window, parallel: int) -> float:
+    """Radicale's own share of a cold answer: the calendar-query REPORTs calmesh's CalDAV
+    connector sends for these calendars (a day wider each side, as it asks), ``parallel`` in
+    flight at a time as calmesh sends them, made by bare httpx with nothing parsed: seconds."""
+    body = CALENDAR_QUERY.format(start=window.start - timedelta(days=1), end=window.end + timedelta(days=1))
+    with httpx.Client(auth=(USER, PASSWORD), timeout=60) as client, ThreadPoolExecutor(parallel) as pool:
+        def one(url: str) -> None:
+            client.request("REPORT", url, content=body, headers={
+                "Depth": "1", "Content-Type": "application/xml"}).raise_for_status()
+
+        began = time.perf_counter()
+        list(pool.map(one, urls))
+        return time.perf_counter() - began
 
 
 def radicale_report(client: httpx.Client, url: str, window: Window) -> None:
@@ -252,12 +287,6 @@ BURST_CLIENTS, BURST_HOURS = 200, 36
 def burst(base: str, emails: list[str], week: Window) -> tuple[float, list[float], int]:
     """200 clients at once, each for 10 people and a week starting at one of 36 different hours
     a fortnight ahead (nobody asked those days before): (elapsed, latencies, distinct covers)."""
-    try:
-        from calmesh.services.cache import block_cover
-    except ImportError:  # code from before windows were fetched by the day (an A/B run)
-        def block_cover(window: Window) -> Window:
-            return window
-
     groups = [emails[i:i + 10] for i in range(0, min(len(emails), 50), 10)]
     first = week.start + timedelta(days=14)
     asks = [(groups[n % len(groups)], first + timedelta(hours=n % BURST_HOURS)) for n in range(BURST_CLIENTS)]
@@ -282,6 +311,15 @@ def burst(base: str, emails: list[str], week: Window) -> tuple[float, list[float
     return elapsed, latencies, len(covers)
 
 
+def block_cover(window: Window) -> Window:
+    """The days the server fetches for ``window`` (its own rounding, when the code has it)."""
+    try:
+        from calmesh.services.cache import block_cover as cover
+    except ImportError:  # code from before windows were fetched by the day (an A/B run)
+        return window
+    return cover(window)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
@@ -293,6 +331,9 @@ def main() -> None:
                         help="people on the three platforms (1000: the large-organisation mode; the "
                              "server takes 100 attendees a request, so larger sets are asked in requests "
                              "of 100 sent together)")
+    parser.add_argument("--server-code", metavar="SRC", type=Path,
+                        help="A/B runs: the hub server runs this source folder's calmesh (e.g. a copy of an "
+                             "older commit's src/); the bench, its fakes and the in-process measures stay this one's")
     args = parser.parse_args()
     cold_rounds, warm_rounds, load_requests = (5, 30, 300) if args.quick else (20, 200, 2000)
     rng = random.Random(args.seed)
@@ -304,8 +345,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="calmesh-bench-") as tmp, contextlib.ExitStack() as stack:
         root = Path(tmp)
         print(f"seeding {args.people} people x ~15 meetings ...", flush=True)
+        paths = seed_radicale(root / "radicale", people)
         radicale_url = stack.enter_context(start_radicale(root / "radicale", {USER: PASSWORD})).url
-        calendars = seed_radicale(radicale_url, people)
+        calendars = {email: radicale_url + path for email, path in paths.items()}
         text, platform_of = build(radicale_url, calendars, people, root, stack)
         config_path = root / "calmesh.toml"
         config_path.write_text(text)
@@ -315,26 +357,40 @@ def main() -> None:
                                         for n in platforms))
 
         # slowest single upstream call, straight through the availability service
-        single: list[float] = []
         inproc: list[tuple[float, float]] = []
+        alone: dict[str, list[float]] = {}
         with Hub(parse_config(text, config_path)) as hub:
             availability.freebusy(hub, emails[:3], week)  # connect once
-            for email in emails:
-                started = time.perf_counter()
-                (answer,) = availability.freebusy(hub, [email], week)
-                single.append(time.perf_counter() - started)
-                if answer.errors:
-                    raise SystemExit(f"upstream error for {email}: {answer.errors}")
+            # each person asked alone, a few times: the slowest person's median is the anchor (one
+            # call stretched by a busy machine's scheduler is not the platform's speed)
+            calls: dict[str, list[float]] = {}
+            for _ in range(3 if len(emails) <= 100 else 1):
+                for email in emails:
+                    started = time.perf_counter()
+                    (answer,) = availability.freebusy(hub, [email], week)
+                    calls.setdefault(email, []).append(time.perf_counter() - started)
+                    if answer.errors:
+                        raise SystemExit(f"upstream error for {email}: {answer.errors}")
+            single = [statistics.median(v) for v in calls.values()]
+            slowest_call = max(max(v) for v in calls.values())
             # the same fan-out in this process: wall time against the CPU it costs (all threads)
             for n in range(cold_rounds):
                 wall, cpu = time.perf_counter(), time.process_time()
                 availability.freebusy(hub, emails, Window(week.start - timedelta(days=30 + n), week.end))
                 inproc.append((time.perf_counter() - wall, time.process_time() - cpu))
+            # each platform's people alone, the same way: which platform the fan-out waits for
+            for n in range(cold_rounds):
+                for platform in platforms:
+                    began = time.perf_counter()
+                    availability.freebusy(hub, [e for e in emails if platform_of[e] == platform],
+                                          Window(week.start - timedelta(days=60 + n), week.end))
+                    alone.setdefault(platform, []).append(time.perf_counter() - began)
 
         port = free_port()
         server = subprocess.Popen([str(Path(sys.executable).parent / "calmesh"), "serve", "--config",
                                    str(config_path), "--port", str(port)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  env={**os.environ, **({"PYTHONPATH": str(args.server_code)} if args.server_code else {})})
         stack.callback(server.wait, 10)
         stack.callback(server.terminate)
         base = f"http://127.0.0.1:{port}"
@@ -358,12 +414,27 @@ def main() -> None:
                                  [emails[i:i + 100] for i in range(0, len(emails), 100)]))
                 return time.perf_counter() - began
 
-            ask(week.start - timedelta(days=7), week.start)  # connections up, code paths warm
+            # connections up, code paths warm: one person of each platform, so that the first cold
+            # answer below reads everybody else's calendar texts for the first time
+            firsts = [next(e for e in emails if platform_of[e] == p) for p in platforms]
+            post(firsts, {"start": (week.start - timedelta(days=7)).isoformat(), "end": week.start.isoformat()})
+            cpu = cpu_seconds(server.pid)
+            first_cold = ask(week.start - timedelta(days=1), week.end)
+            first_cpu = cpu_seconds(server.pid) - cpu
             with profiled_server(server.pid, args.profile, "server-cold"):
-                for n in range(cold_rounds):  # whole days more each time: a cover never asked, a miss
+                for n in range(1, cold_rounds + 1):  # whole days more each time: a cover never asked, a miss
                     cpu = cpu_seconds(server.pid)
                     cold.append(ask(week.start - timedelta(days=n + 1), week.end))
                     cold_cpu.append(cpu_seconds(server.pid) - cpu)
+            # Radicale's own share of those cold answers: the same REPORTs, bare, as many at once
+            zoho = [calendars[e] for e in emails if platform_of[e] == "zoho"]
+            parallel = parse_config(text, config_path).platforms["zoho"].get("parallel_requests", 4)
+            floor = [radicale_floor(zoho, block_cover(Window(week.start - timedelta(days=n + 2), week.end)), parallel)
+                     for n in range(cold_rounds)]
+            # and as many at once as Radicale serves (its [server] max_connections, 8 by default;
+            # above it, connections wait or are reset)
+            floor_all = [radicale_floor(zoho, block_cover(Window(week.start - timedelta(days=n + 2), week.end)),
+                                        RADICALE_CONNECTIONS) for n in range(cold_rounds)]
             ask(week.start, week.end)
             for _ in range(warm_rounds):
                 warm.append(ask(week.start, week.end))
@@ -382,7 +453,7 @@ def main() -> None:
         with httpx.Client(auth=(USER, PASSWORD), timeout=60) as client:
             for url in calendars.values():
                 radicale_report(client, url, week)  # warm
-            for _ in range(max(3, cold_rounds // 2)):
+            for _ in range(max(3, cold_rounds // 2) if len(emails) <= 100 else 1):  # 1,000 REPORTs: once
                 began = time.perf_counter()
                 for url in calendars.values():
                     radicale_report(client, url, week)
@@ -398,9 +469,19 @@ def main() -> None:
           f"   CPU p50 {ms(pct([c for _, c in inproc], .5))} (all threads)")
     print(f"  ratio cold p50 / slowest single upstream call: {pct(cold, .5) / max(single):5.2f}x"
           f"   (server CPU per answer / slowest single call: {pct(cold_cpu, .5) / max(single):5.2f}x)")
+    print(f"  first cold answer after start (every calendar text read for the first time): {ms(first_cold)}"
+          f"   server CPU {ms(first_cpu)}   ratio to the slowest single call {first_cold / max(single):5.2f}x")
+    print("  each platform's people alone, in-process, p50: " + ", ".join(
+        f"{p} ({sum(1 for q in platform_of.values() if q == p)}) {pct(v, .5) * 1000:.1f} ms" for p, v in alone.items()))
+    print(f"  Radicale alone: the cold answers' {len(zoho)} calendar-query REPORTs, bare, {parallel} at a time, p50 "
+          f"{ms(pct(floor, .5))}; ratio cold p50 / max(that, slowest single call): "
+          f"{pct(cold, .5) / max(pct(floor, .5), max(single)):5.2f}x")
+    print(f"  Radicale alone, the same REPORTs {RADICALE_CONNECTIONS} at a time (its max_connections): "
+          f"p50 {ms(pct(floor_all, .5))}")
     print(f"  warm (cache)     p50 {ms(pct(warm, .5))}   p99 {ms(pct(warm, .99))}   ({len(warm)} requests)")
-    print(f"  slowest single upstream call (1 person, 1 platform): {ms(max(single))}"
-          f"   (median {ms(statistics.median(single))})")
+    print(f"  slowest single upstream call (1 person, 1 platform; the slowest person's median of "
+          f"{len(next(iter(calls.values())))}): {ms(max(single))}   (median person {ms(statistics.median(single))};"
+          f" slowest of all {sum(len(v) for v in calls.values())} calls {ms(slowest_call)})")
     print(f"throughput, 50 concurrent clients, {load_requests} requests of 10 people (warm):")
     print(f"  {len(latencies) / elapsed:8.0f} requests/s   p50 {ms(pct(latencies, .5))}   p99 {ms(pct(latencies, .99))}"
           f"   failed: {len(failures)}" + (f" (first: {failures[0]})" if failures else ""))

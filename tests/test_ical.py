@@ -372,6 +372,74 @@ def test_threads_reading_the_same_object_at_once_parse_it_once(
     assert len(parse_counter) == 1 and len(results) == 2 and results[0] == results[1]
 
 
+@pytest.fixture
+def read_counter(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """A fresh memo of texts read for expansion, and the texts it really read."""
+    read: list[bytes] = []
+    real = ical._parse_calendars
+
+    def counting(data: bytes, *args: object, **kwargs: object) -> list[icalendar.Calendar]:
+        read.append(data)
+        return real(data, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ical, "_parse_calendars", counting)
+    monkeypatch.setattr(ical, "_READS", ical._TextMemo(1024 * 1024))
+    return read
+
+
+def fresh_expand(text: str, window: Window, platform: str = "feed") -> tuple[list[Event], list[ical.Problem]]:
+    """What :func:`ical.expand` gives for a text it never saw (a memo of its own)."""
+    saved = ical._READS
+    ical._READS = ical._TextMemo(1024 * 1024)
+    try:
+        return ical.expand(text, window, platform, PARIS)
+    finally:
+        ical._READS = saved
+
+
+def test_a_text_expanded_in_other_windows_is_read_once(read_counter: list[bytes]) -> None:
+    """A cold free/busy answer reads the same stored objects as the one before it: the text is
+    read once, and each window still gets exactly what reading it afresh gives (a series, a moved
+    occurrence, a floating event, a private one, a problem naming the asking platform)."""
+    text = calendar(
+        vevent("series@test", "20261123T080000Z", "20261123T083000Z", "RRULE:FREQ=DAILY;COUNT=10"),
+        vevent("series@test", "20261125T150000Z", "20261125T153000Z", "RECURRENCE-ID:20261125T080000Z"),
+        vevent("floating@test", "20261124T120000", "20261124T130000"),
+        vevent("private@test", "20261126T090000Z", "20261126T100000Z", "CLASS:PRIVATE"),
+        vevent("later@test", "20261202T090000Z", "20261202T100000Z"),
+        vevent("mended@test", "20261127T090000Z", "20261127T100000Z", "CREATED:00001231T000000Z"))
+    windows = [WEEK, Window(WEEK.start + timedelta(days=3), WEEK.end + timedelta(days=7)),
+               Window(datetime(2027, 1, 1, tzinfo=UTC), datetime(2027, 1, 8, tzinfo=UTC))]
+    for window in windows:
+        for platform in ("a", "b"):
+            assert ical.expand(text, window, platform, PARIS) == fresh_expand(text, window, platform)
+    assert len(read_counter) == 1 + 6  # once for the memo, and once in each fresh_expand
+    assert {p.platform for p in ical.expand(text, WEEK, "b", PARIS)[1]} == {"b"}
+
+
+def test_a_rule_too_costly_for_one_window_still_counts_in_the_next(read_counter: list[bytes]) -> None:
+    """Far from its start a fine-grained rule is too costly to expand and only its first instance
+    counts; the text read for that window is shared, so dropping the rule must not leak into the
+    next window's expansion of the same text."""
+    text = calendar(vevent("often@test", "20261123T000000Z", "20261123T000500Z", "RRULE:FREQ=MINUTELY;INTERVAL=30"))
+    far = Window(datetime(2040, 1, 1, tzinfo=UTC), datetime(2040, 1, 8, tzinfo=UTC))
+    events, problems = ical.expand(text, far, "feed")
+    assert events == [] and "too costly" in problems[0].message
+    events, problems = ical.expand(text, WEEK, "feed")
+    assert problems == [] and len(events) == 7 * 48
+    assert len(read_counter) == 1
+
+
+def test_a_damaged_text_is_read_again_for_each_window(read_counter: list[bytes]) -> None:
+    """A text read by salvage is not kept: the time it leaves unknown is the window asked."""
+    text = calendar(vevent("ok@test")).replace("END:VCALENDAR\r\n", "") + "BEGIN:VEVENT\r\nUID:cut@test\r\nDTSTART:2026"
+    other = Window(WEEK.start + timedelta(days=1), WEEK.end + timedelta(days=1))
+    for window in (WEEK, other):
+        _events, problems = ical.expand(text, window, "feed")
+        assert [p.unknown for p in problems if p.unknown] == [(window.start, window.end)]
+    assert len(read_counter) == 2
+
+
 def test_the_object_memo_keeps_to_its_byte_budget(parse_counter: list[bytes]) -> None:
     """Oldest objects are forgotten first once the budget is spent; an object above a hundredth
     of the budget is parsed but never kept (a 5 MB object must not push out thousands)."""

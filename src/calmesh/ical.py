@@ -9,16 +9,17 @@ event, and every other event of the calendar still counts.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
-from typing import Any
+from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 import icalendar
@@ -669,12 +670,64 @@ def parse_items(data: str | bytes, platform: str = "") -> tuple[list[CalendarIte
 
 
 _Parsed = tuple[list[tuple[str, list[Event]]], list[Problem]]
+_T = TypeVar("_T")
 _STAMP = re.compile(rb"^DTSTAMP:\d{8}T\d{6}Z\r?\n", re.M)
 
 
-class _ObjectMemo:
-    """The last objects read, by their exact bytes (a byte budget bounds it), shared by every
-    connector of the process and safe across threads.
+class _TextMemo(Generic[_T]):
+    """Results computed from calendar text, by its exact bytes (the last ones, a byte budget on
+    the texts bounds it), shared by every connector of the process and safe across threads.
+
+    A thread asking for a text another thread is computing right now waits for that result
+    (two calendars read side by side meet the same objects at the same moment). A text above
+    ``largest`` bytes is computed but never kept: one huge text must not push out thousands."""
+
+    def __init__(self, budget: int, largest: int | None = None) -> None:
+        self._budget = budget
+        self._largest = budget // 100 if largest is None else largest
+        self._size = 0
+        self._entries: OrderedDict[bytes, _T] = OrderedDict()
+        self._running: dict[bytes, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: bytes, compute: Callable[[], _T], keep: Callable[[_T], bool] = lambda _found: True) -> _T:
+        """The result for ``key``, computed (and kept if ``keep`` says so) when not known."""
+        mine = other = None
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+                return found
+            if (other := self._running.get(key)) is None:
+                self._running[key] = mine = threading.Event()
+        if other is not None:  # another thread is computing it: wait for that result
+            other.wait()
+            with self._lock:
+                found = self._entries.get(key)  # None if it was not kept
+            if found is not None:
+                return found
+        result: _T | None = None
+        try:
+            result = compute()
+            return result
+        finally:
+            if mine is not None:
+                self._keep(key, result if result is not None and keep(result) else None)
+                mine.set()
+
+    def _keep(self, key: bytes, found: _T | None) -> None:
+        with self._lock:
+            del self._running[key]
+            if found is None or len(key) > self._largest or key in self._entries:
+                return
+            self._entries[key] = found
+            self._size += len(key)
+            while self._size > self._budget:
+                self._size -= len(self._entries.popitem(last=False)[0])
+
+
+class _ObjectMemo(_TextMemo[_Parsed]):
+    """Stored calendar objects read into items, by their bytes.
 
     The same stored bytes are read again and again: on both sides of a first comparison of two
     calendars filled from one export (10,000 objects each, every one parsed twice), and by every
@@ -683,49 +736,14 @@ class _ObjectMemo:
     depends on, and some servers (and any two exports) stamp the same event differently. Results
     are shared; the item wrappers are not, since callers attach their own ``ref``."""
 
-    def __init__(self, budget: int) -> None:
-        self._budget = budget
-        self._size = 0
-        self._entries: OrderedDict[bytes, _Parsed] = OrderedDict()
-        self._running: dict[bytes, threading.Event] = {}
-        """Keys being parsed right now: a second thread asking for one waits for the first (two
-        calendars read side by side meet the same objects at the same moment)."""
-        self._lock = threading.Lock()
-
     def parse(self, data: bytes, platform: str) -> tuple[list[CalendarItem], list[Problem]]:
-        key = _STAMP.sub(b"", data)
-        mine = other = None
-        with self._lock:
-            found = self._entries.get(key)
-            if found is not None:
-                self._entries.move_to_end(key)
-            elif (other := self._running.get(key)) is None:
-                self._running[key] = mine = threading.Event()
-        if other is not None:  # another thread is reading these bytes: wait for it
-            other.wait()
-            with self._lock:
-                found = self._entries.get(key)  # None if it was too big to keep
-        if found is None:
-            try:
-                items, problems = parse_items(data)
-                found = ([(i.uid, i.components) for i in items], problems)
-            finally:
-                if mine is not None:
-                    self._keep(key, found)
-                    mine.set()
-        parts, problems = found
+        def read() -> _Parsed:
+            items, problems = parse_items(data)
+            return [(i.uid, i.components) for i in items], problems
+
+        parts, problems = self.get(_STAMP.sub(b"", data), read)
         return ([CalendarItem(uid, list(components)) for uid, components in parts],
                 [replace(p, platform=platform) for p in problems])
-
-    def _keep(self, key: bytes, found: _Parsed | None) -> None:
-        with self._lock:
-            del self._running[key]
-            if found is None or len(key) > self._budget // 100 or key in self._entries:
-                return
-            self._entries[key] = found
-            self._size += len(key)
-            while self._size > self._budget:
-                self._size -= len(self._entries.popitem(last=False)[0])
 
 
 _OBJECTS = _ObjectMemo(64 * 1024 * 1024)
@@ -788,6 +806,142 @@ def _cost(master: icalendar.cal.Component, lo: datetime, hi: datetime) -> str | 
     return None
 
 
+@dataclass(slots=True)
+class _Series:
+    """One UID of a calendar text, read and checked: what expanding it in any window needs.
+
+    Built once per text and shared by every thread reading that text (see :data:`_READS`), so
+    never changed afterwards: a window whose expansion must drop a rule works on copies."""
+
+    timezones: list[icalendar.cal.Component]
+    components: list[icalendar.cal.Component]
+    """The readable components, mended (:func:`_repair`)."""
+    problems: list[Problem]
+    """What reading them found, whatever the window (platform left blank)."""
+    master: Event | None
+    """The (last) component with a rule, as read: where its first instance ends."""
+    master_component: icalendar.cal.Component | None
+    unusable: list[str]
+    """Why the master's rules cannot be expanded in any window."""
+    recurring: bool
+    lengths: _Lengths
+    fixed: list[Event] | None = None
+    """A UID without rules or overrides: its occurrences, the same in every window (each window
+    only picks those it overlaps). None: expanded for each window."""
+
+
+_WIDE = Window(datetime(1900, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
+"""Where a UID without rules is expanded once; one beyond it is expanded for each window."""
+
+
+def _read_series(cals: Sequence[icalendar.Calendar], platform: str) -> list[_Series]:
+    """Each UID of the calendars, checked once (each bad component a problem naming it)."""
+    out: list[_Series] = []
+    for cal in cals:
+        timezones = list(cal.walk("VTIMEZONE"))
+        groups: dict[str, list[icalendar.cal.Component]] = {}
+        mended: dict[int, list[Notice]] = {}
+        for component in cal.walk("VEVENT"):
+            mended[id(component)] = _repair(component)
+            groups.setdefault(str(component.get("UID", "")), []).append(component)
+        for group in groups.values():
+            mended[id(group[0])].extend(_masterless(group))
+        for group in groups.values():
+            cancel.check()  # the asker gave up (a deadline passed): stop here, not hours later
+            problems: list[Problem] = []
+            components = []
+            master: Event | None = None
+            master_component = None
+            unusable: list[str] = []
+            for component in group:  # validate first: a clear message per bad component
+                try:
+                    event, warnings = event_from_component(component)
+                except (ValueError, TypeError, KeyError) as exc:
+                    problems.append(_unplaceable(platform, component, exc))
+                    continue
+                problems.extend(_problem(platform, component, code, w)  # a rule's problem: reported below
+                                for code, w in mended[id(component)] + warnings if code is not ProblemCode.RECURRENCE)
+                if event.recurrence_id is None and (event.rrule or event.rdate):
+                    master, master_component = event, component
+                    unusable = [f"unreadable RRULE {r!r} ({why})" for r in event.rrule if (why := rrule_problem(r))]
+                components.append(component)
+            recurring = any(c.get("RRULE") or c.get("RDATE") or c.get("RECURRENCE-ID") for c in components)
+            series = _Series(timezones, components, problems, master, master_component, unusable, recurring,
+                             _Lengths(components))
+            if components and not recurring:
+                found, issues = _expanded(series, _WIDE, platform, UTC)
+                if not issues and len(found) == len(components):
+                    series.fixed, series.components = found, []
+            out.append(series)
+    return out
+
+
+def _expanded(series: _Series, window: Window, platform: str, default_tz: tzinfo) -> tuple[list[Event], list[Problem]]:
+    """The occurrences of one UID near ``window`` (all-day and floating events are local time:
+    a day more each side, the caller keeps those overlapping it), and what went wrong."""
+    lo, hi = window.start - timedelta(days=1), window.end + timedelta(days=1)
+    problems: list[Problem] = []
+    components = series.components
+    unusable = list(series.unusable)
+    first_end = series.master.span_utc(default_tz)[1] if series.master is not None else None
+    if series.master_component is not None and not unusable and (costly := _cost(series.master_component, lo, hi)):
+        unusable = [costly]
+    found = None
+    for attempt in range(2):
+        if unusable:  # keep what is certain: the first instance, RDATEs, overrides
+            components = [_without_rules(c) for c in components]
+        single = icalendar.Calendar()
+        for tz in series.timezones:
+            single.add_component(tz)
+        for component in components:
+            single.add_component(component)
+        try:
+            found = recurring_ical_events.of(single).between(lo, hi)
+            break
+        except Exception as exc:  # noqa: BLE001 - the library raises many kinds on bad series
+            unusable = unusable or [f"cannot expand recurrence: {exc}"]
+            first_end = first_end if attempt == 0 else None  # nothing of it could be read
+    if unusable:
+        rest = max(window.start, first_end) if first_end is not None else window.start
+        problems.append(_problem(platform, components[0], ProblemCode.RECURRENCE,
+                                 "; ".join(unusable) + ": the rest of the series is unknown",
+                                 unknown=(rest, window.end) if rest < window.end else None))
+    occurrences = []
+    for occurrence in found or []:
+        try:
+            event, _ = event_from_component(occurrence)
+        except (ValueError, TypeError, KeyError) as exc:
+            problems.append(_unplaceable(platform, occurrence, exc))
+            continue
+        event.end = series.lengths.end_of(event)
+        if not series.recurring:
+            event.recurrence_id = None
+        elif event.recurrence_id is None:
+            event.recurrence_id = event.start
+        event.rrule, event.rdate, event.exdate = [], [], []
+        occurrences.append(event)
+    return occurrences, problems
+
+
+def _without_rules(component: icalendar.cal.Component) -> icalendar.cal.Component:
+    """A copy of ``component`` less its RRULE (the original may be shared by other readers)."""
+    bare = copy.copy(component)
+    bare.pop("RRULE", None)
+    return bare
+
+
+def _overlaps(event: Event, window: Window, default_tz: tzinfo) -> bool:
+    start, end = event.span_utc(default_tz)
+    return window.overlaps(start, end if end > start else start + timedelta(microseconds=1))
+
+
+_READS: _TextMemo[tuple[list[_Series], list[Problem]]] = _TextMemo(32 * 1024 * 1024, largest=4 * 1024 * 1024)
+"""Calendar texts read for expansion, by their bytes: a cold free/busy answer reads the same
+stored objects and files as the one before it whenever they have not changed, and reading them
+(icalendar's parsing, checking each component) was most of its cost. Only texts read whole are
+kept: one needing salvage is read again each time (its problems name the window asked)."""
+
+
 def expand(
     data: str | bytes | icalendar.Calendar,
     window: Window,
@@ -800,85 +954,34 @@ def expand(
     of the calendar still counts. What cannot be read is unknown, never free: a problem that
     leaves time unaccounted for carries it (``Problem.unknown``): the whole window when the text
     could not be read or lost events, the rest of a series after its first instance when its
-    rule cannot be read or costs more than :data:`MAX_EXPANSION_STEPS`.
+    rule cannot be read or costs more than :data:`MAX_EXPANSION_STEPS`. A text read before is
+    not read again (:data:`_READS`); only the expansion in ``window`` is done each time.
     """
     problems: list[Problem] = []
-    covers = (window.start, window.end)
     if isinstance(data, icalendar.Calendar):
-        cals = [data]
+        all_series = _read_series([data], platform)
     else:
-        cals = _parse_calendars(data.encode() if isinstance(data, str) else data, platform, problems, covers)
+        text = data.encode() if isinstance(data, str) else data
+
+        def read() -> tuple[list[_Series], list[Problem]]:
+            text_problems: list[Problem] = []
+            cals = _parse_calendars(text, "", text_problems, (window.start, window.end))
+            return _read_series(cals, ""), text_problems
+
+        all_series, text_problems = _READS.get(text, read, keep=lambda found: not found[1])
+        problems = [replace(p, platform=platform) for p in text_problems]
     occurrences: list[Event] = []
-    # all-day and floating events are local time: widen the query by a day each side, filter after
-    lo, hi = window.start - timedelta(days=1), window.end + timedelta(days=1)
-    for cal in cals:
-        timezones = list(cal.walk("VTIMEZONE"))
-        groups: dict[str, list[icalendar.cal.Component]] = {}
-        mended: dict[int, list[Notice]] = {}
-        for component in cal.walk("VEVENT"):
-            mended[id(component)] = _repair(component)
-            groups.setdefault(str(component.get("UID", "")), []).append(component)
-        for group in groups.values():
-            mended[id(group[0])].extend(_masterless(group))
-        for group in groups.values():
-            cancel.check()  # the asker gave up (a deadline passed): stop here, not hours later
-            components = []
-            first_end: datetime | None = None  # where a master's first instance ends
-            unusable: list[str] = []  # why the master's rules cannot be expanded
-            for component in group:  # validate first: a clear message per bad component
-                try:
-                    event, warnings = event_from_component(component)
-                except (ValueError, TypeError, KeyError) as exc:
-                    problems.append(_unplaceable(platform, component, exc))
-                    continue
-                problems.extend(_problem(platform, component, code, w)  # a rule's problem: reported below
-                                for code, w in mended[id(component)] + warnings if code is not ProblemCode.RECURRENCE)
-                if event.recurrence_id is None and (event.rrule or event.rdate):
-                    first_end = event.span_utc(default_tz)[1]
-                    unusable = [f"unreadable RRULE {r!r} ({why})" for r in event.rrule if (why := rrule_problem(r))]
-                    if not unusable and (costly := _cost(component, lo, hi)):
-                        unusable = [costly]
-                components.append(component)
-            if not components:
-                continue
-            recurring = any(c.get("RRULE") or c.get("RDATE") or c.get("RECURRENCE-ID") for c in components)
-            lengths = _Lengths(components)
-            found = None
-            for attempt in range(2):
-                if unusable:  # keep what is certain: the first instance, RDATEs, overrides
-                    for component in components:
-                        component.pop("RRULE", None)
-                single = icalendar.Calendar()
-                for tz in timezones:
-                    single.add_component(tz)
-                for component in components:
-                    single.add_component(component)
-                try:
-                    found = recurring_ical_events.of(single).between(lo, hi)
-                    break
-                except Exception as exc:  # noqa: BLE001 - the library raises many kinds on bad series
-                    unusable = unusable or [f"cannot expand recurrence: {exc}"]
-                    first_end = first_end if attempt == 0 else None  # nothing of it could be read
-            if unusable:
-                rest = max(window.start, first_end) if first_end is not None else window.start
-                problems.append(_problem(platform, components[0], ProblemCode.RECURRENCE,
-                                         "; ".join(unusable) + ": the rest of the series is unknown",
-                                         unknown=(rest, window.end) if rest < window.end else None))
-            for occurrence in found or []:
-                try:
-                    event, _ = event_from_component(occurrence)
-                except (ValueError, TypeError, KeyError) as exc:
-                    problems.append(_unplaceable(platform, occurrence, exc))
-                    continue
-                event.end = lengths.end_of(event)
-                if not recurring:
-                    event.recurrence_id = None
-                elif event.recurrence_id is None:
-                    event.recurrence_id = event.start
-                event.rrule, event.rdate, event.exdate = [], [], []
-                start, end = event.span_utc(default_tz)
-                if window.overlaps(start, end if end > start else start + timedelta(microseconds=1)):
-                    occurrences.append(event)
+    for series in all_series:
+        cancel.check()  # the asker gave up (a deadline passed): stop here, not hours later
+        problems.extend(replace(p, platform=platform) for p in series.problems)
+        if series.fixed is not None:
+            occurrences.extend(e for e in series.fixed if _overlaps(e, window, default_tz))
+            continue
+        if not series.components:
+            continue
+        found, issues = _expanded(series, window, platform, default_tz)
+        problems.extend(issues)
+        occurrences.extend(e for e in found if _overlaps(e, window, default_tz))
     return occurrences, list(dict.fromkeys(problems))  # each problem once, in order
 
 

@@ -7,6 +7,7 @@ machines."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from calmesh.connectors.base import FreeBusyRequest
 from calmesh.connectors.ews import EWSConnector
@@ -44,3 +45,54 @@ def test_freebusy_statuses_and_working_hours(fake: EWSFake, conn: EWSConnector) 
         assert _utc_offset(alice.working_hours, when) == when.astimezone(PARIS).utcoffset()
         assert _utc_offset(bob.working_hours, when) == when.astimezone(NEW_YORK).utcoffset()
 
+
+
+def test_an_availability_view_is_read_as_exchange_documents_it() -> None:
+    """A FreeBusyView in the shape Microsoft documents (GetUserAvailability response,
+    learn.microsoft.com "FreeBusyView"), read without exchangelib's models: times with an offset,
+    with Z and without (the zone asked in, UTC); an event without details is private; an unreadable
+    time drops that event only; grouped day names (Weekday) and a zone with daylight time."""
+    from lxml import etree
+
+    from calmesh.connectors.ews import _read_view, _zone_matching
+
+    view = _read_view(etree.fromstring("""
+<FreeBusyView xmlns="http://schemas.microsoft.com/exchange/services/2006/messages"
+              xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">
+  <t:FreeBusyViewType>DetailedMerged</t:FreeBusyViewType>
+  <t:MergedFreeBusy>0220</t:MergedFreeBusy>
+  <t:CalendarEventArray>
+    <t:CalendarEvent><t:StartTime>2026-11-24T09:00:00</t:StartTime><t:EndTime>2026-11-24T10:00:00</t:EndTime>
+      <t:BusyType>Busy</t:BusyType>
+      <t:CalendarEventDetails><t:ID>A1</t:ID><t:Subject>Budget</t:Subject><t:Location>Room 4</t:Location>
+        <t:IsMeeting>true</t:IsMeeting><t:IsRecurring>false</t:IsRecurring><t:IsException>false</t:IsException>
+        <t:IsReminderSet>false</t:IsReminderSet><t:IsPrivate>false</t:IsPrivate></t:CalendarEventDetails>
+    </t:CalendarEvent>
+    <t:CalendarEvent><t:StartTime>2026-11-24T12:00:00+01:00</t:StartTime><t:EndTime>2026-11-24T12:30:00Z</t:EndTime>
+      <t:BusyType>OOF</t:BusyType></t:CalendarEvent>
+    <t:CalendarEvent><t:StartTime>soon</t:StartTime><t:EndTime>2026-11-24T13:00:00</t:EndTime>
+      <t:BusyType>Tentative</t:BusyType></t:CalendarEvent>
+  </t:CalendarEventArray>
+  <t:WorkingHours>
+    <t:TimeZone><t:Bias>-60</t:Bias>
+      <t:StandardTime><t:Bias>0</t:Bias><t:Time>03:00:00</t:Time><t:DayOrder>5</t:DayOrder><t:Month>10</t:Month>
+        <t:DayOfWeek>Sunday</t:DayOfWeek></t:StandardTime>
+      <t:DaylightTime><t:Bias>-60</t:Bias><t:Time>02:00:00</t:Time><t:DayOrder>5</t:DayOrder><t:Month>3</t:Month>
+        <t:DayOfWeek>Sunday</t:DayOfWeek></t:DaylightTime></t:TimeZone>
+    <t:WorkingPeriodArray><t:WorkingPeriod><t:DayOfWeek>Weekday</t:DayOfWeek>
+      <t:StartTimeInMinutes>480</t:StartTimeInMinutes><t:EndTimeInMinutes>1020</t:EndTimeInMinutes></t:WorkingPeriod>
+    </t:WorkingPeriodArray>
+  </t:WorkingHours>
+</FreeBusyView>"""))
+    first, second, unreadable = view.events
+    assert (first.start, first.end) == (datetime(2026, 11, 24, 9, tzinfo=UTC), datetime(2026, 11, 24, 10, tzinfo=UTC))
+    assert (first.subject, first.location, first.private) == ("Budget", "Room 4", False)
+    assert (second.start, second.end) == (datetime(2026, 11, 24, 11, tzinfo=UTC), datetime(2026, 11, 24, 12, 30, tzinfo=UTC))
+    assert second.private and second.busy_type == "OOF"
+    assert unreadable.start is None and unreadable.busy_type == "Tentative"
+    assert view.merged == "0220"
+    assert view.working_periods == [([9], time(8), time(17))]
+    assert view.working_zone == (60, 120, 3)
+    zone = ZoneInfo(_zone_matching(*view.working_zone, 2026, "UTC"))
+    assert [datetime(2026, m, 1, tzinfo=UTC).astimezone(zone).utcoffset() for m in (1, 7)] == [
+        timedelta(hours=1), timedelta(hours=2)]

@@ -29,8 +29,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import partial
+from datetime import time as clock
+from functools import lru_cache, partial
 from typing import Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -135,6 +137,135 @@ from calmesh.model import (
 T = TypeVar("T")
 MAX_MAILBOXES = 100
 """GetUserAvailability answers at most 100 mailboxes per request."""
+
+
+class _WholeBody:
+    """A response whose body is handed over in one piece (see :class:`_Availability`)."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+
+    def iter_content(self) -> Iterable[bytes]:
+        return iter((self._response.content,))
+
+
+class _Availability(GetUserAvailability):
+    """GetUserAvailability with its answer read in one piece, each view read by :func:`_read_view`.
+
+    exchangelib reads a SOAP answer through ``requests``' ``iter_content()``, whose default chunk
+    is one byte: a non-streamed answer, already in memory, was fed to the XML parser a byte at a
+    time (measured: a third of the EWS side of a cold free/busy answer, bench/freebusy.py
+    --profile). The same parser, the same checks, the same errors; only the feeding differs."""
+
+    @classmethod
+    def _get_soap_parts(cls, response: Any) -> Any:
+        return super()._get_soap_parts(_WholeBody(response))
+
+    def _elem_to_obj(self, elem: Any) -> _View:
+        return _read_view(elem)
+
+
+@dataclass(frozen=True, slots=True)
+class _ViewEvent:
+    """A t:CalendarEvent of a FreeBusyView, as far as free/busy needs it."""
+
+    start: datetime | None
+    end: datetime | None
+    busy_type: str
+    private: bool
+    """True when the server says so, or sends no details at all (nothing to show either way)."""
+    subject: str | None
+    location: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _View:
+    """One mailbox's FreeBusyView (EWS GetUserAvailability), read straight from its XML.
+
+    Why not exchangelib's ``FreeBusyView.from_xml``: building its model objects field by field
+    was a third of the CPU a cold 50-person answer spent on the Exchange side (bench/freebusy.py
+    --profile), for the handful of values read here. exchangelib still sends the request and
+    checks the SOAP answer and each mailbox's ResponseMessage (an error stays an exception)."""
+
+    events: list[_ViewEvent]
+    merged: str | None
+    working_periods: list[tuple[list[int], clock, clock]]
+    """Weekdays as exchangelib numbers them (1 Monday ... 7 Sunday, 8 Day, 9 Weekday, 10
+    WeekendDay), start and end."""
+    working_zone: tuple[int, int, int] | None
+    """The working hours' zone: standard and daylight UTC offsets in minutes, and the month
+    daylight time starts (0: none); None when the server sent no zone."""
+
+
+_TYPES = "{http://schemas.microsoft.com/exchange/services/2006/types}"
+_DAY_NUMBERS = {name: n for n, name in enumerate(
+    ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "Day", "Weekday", "WeekendDay"),
+    start=1)}
+
+
+def _child(elem: Any, name: str) -> str | None:
+    """The text of a t: child (None when absent or empty), as exchangelib reads a field."""
+    node = elem.find(_TYPES + name)
+    return None if node is None else node.text or None
+
+
+def _number(elem: Any, name: str) -> int:
+    try:
+        return int(_child(elem, name) or 0)
+    except ValueError:
+        return 0
+
+
+def _view_time(text: str | None) -> datetime | None:
+    """A StartTime/EndTime: an offset or Z when the server gives one, else the zone asked in
+    (calmesh asks in UTC); unreadable -> None (the event is skipped, as exchangelib did)."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _minutes(text: str | None) -> clock:
+    """A working period's bound: minutes since midnight (or HH:MM:SS), as exchangelib's TimeField."""
+    text = (text or "0").strip()
+    if ":" in text:
+        return datetime.strptime(text, "%H:%M:%S").time()
+    return (datetime(2000, 1, 1) + timedelta(minutes=int(text))).time()
+
+
+def _read_view(elem: Any) -> _View:
+    events = []
+    array = elem.find(_TYPES + "CalendarEventArray")
+    for node in array if array is not None else []:
+        details = node.find(_TYPES + "CalendarEventDetails")
+        private = details is None or (_child(details, "IsPrivate") or "").strip().lower() in ("true", "on")
+        events.append(_ViewEvent(_view_time(_child(node, "StartTime")), _view_time(_child(node, "EndTime")),
+                                 _child(node, "BusyType") or "Busy", private,
+                                 None if details is None else _child(details, "Subject"),
+                                 None if details is None else _child(details, "Location")))
+    periods: list[tuple[list[int], clock, clock]] = []
+    zone = None
+    hours = elem.find(_TYPES + "WorkingHours")
+    if hours is not None:
+        period_array = hours.find(_TYPES + "WorkingPeriodArray")
+        for period in period_array if period_array is not None else []:
+            days = [_DAY_NUMBERS[d] for d in (_child(period, "DayOfWeek") or "").split() if d in _DAY_NUMBERS]
+            periods.append((days, _minutes(_child(period, "StartTimeInMinutes")),
+                            _minutes(_child(period, "EndTimeInMinutes"))))
+        tz = hours.find(_TYPES + "TimeZone")
+        if tz is not None:
+            bias = _number(tz, "Bias")
+            standard_node, daylight_node = tz.find(_TYPES + "StandardTime"), tz.find(_TYPES + "DaylightTime")
+            standard = -(bias + (_number(standard_node, "Bias") if standard_node is not None else 0))
+            daylight = -(bias + (_number(daylight_node, "Bias") if daylight_node is not None else 0))
+            month = _number(daylight_node, "Month") if daylight_node is not None and standard != daylight else 0
+            zone = (standard, daylight, month)
+    return _View(events, _child(elem, "MergedFreeBusy"), periods, zone)
+
+
 _VERSIONS = {"Exchange2010_SP2": (14, 2), "Exchange2013": (15, 0), "Exchange2016": (15, 1), "Exchange2019": (15, 2)}
 _UTC = EWSTimeZone("UTC")
 
@@ -469,34 +600,33 @@ class EWSConnector(Connector):
         options = FreeBusyViewOptions(time_window=TimeWindow(start=_ews_dt(window.start), end=_ews_dt(window.end)),
                                       merged_free_busy_interval=self.settings.availability_interval,
                                       requested_view="DetailedMerged")
-        return list(GetUserAvailability(protocol=protocol).call(
+        return list(_Availability(protocol=protocol).call(
             tzinfo=_UTC, mailbox_data=mailbox_data, timezone=_utc_timezone(), free_busy_view_options=options))
 
-    def _add_view(self, person: PersonFreeBusy, view: Any, window: Window) -> None:
+    def _add_view(self, person: PersonFreeBusy, view: _View | Exception, window: Window) -> None:
         if isinstance(view, Exception):
             person.errors.append(Problem(self.name, f"{person.email}: {type(view).__name__}: {view}", person.email))
             person.busy.append(BusyPeriod(window.start, window.end, BusyType.UNKNOWN, self.name))
             return
-        for event in view.calendar_events or []:
+        for event in view.events:
             busy = ex.busy_from_exchange(event.busy_type)
             if busy is BusyType.FREE or event.start is None or event.end is None:
                 continue
-            clipped = window.clip(_plain(event.start), _plain(event.end))
+            clipped = window.clip(event.start, event.end)
             if clipped is None:
                 continue
-            details = event.details
-            private = details is None or bool(details.is_private)
             person.busy.append(BusyPeriod(clipped[0], clipped[1], busy, self.name,
-                                          None if private else (details.subject or None),
-                                          None if private else (details.location or None)))
-        if not view.calendar_events and view.merged:
+                                          None if event.private else event.subject,
+                                          None if event.private else event.location))
+        if not view.events and view.merged:
             interval = timedelta(minutes=self.settings.availability_interval)
             person.busy.extend(ex.periods_from_view(view.merged, window.start, interval, self.name))
-        if view.working_hours:
-            zone = _zone_from_bias(view.working_hours_timezone, window.start.year, self._default_zone)
+        if view.working_periods:
+            zone = (self._default_zone if view.working_zone is None
+                    else _zone_matching(*view.working_zone, window.start.year, self._default_zone))
             person.working_hours = WorkingHours(zone, tuple(
-                WorkingPeriod(frozenset(d - 1 for d in _weekday_numbers(p.weekdays)), p.start, p.end)
-                for p in view.working_hours))
+                WorkingPeriod(frozenset(d - 1 for d in _weekday_numbers(days)), start, end)
+                for days, start, end in view.working_periods))
 
     # ------------------------------------------------------------------------------- writing
     def fit(self, item: CalendarItem) -> tuple[CalendarItem, list[Adaptation]]:
@@ -753,15 +883,13 @@ def _weekday_numbers(values: Iterable[Any]) -> set[int]:
     return days
 
 
-def _zone_from_bias(tz: Any, year: int, preferred: str) -> str:
-    """The IANA zone matching an availability TimeZone (bias + transition rules), which carries no
-    name. Zones with identical offsets and change months are interchangeable for working hours;
-    ``preferred`` wins when it matches."""
-    if tz is None:
-        return preferred
-    standard = -(tz.bias + (tz.standard_time.bias if tz.standard_time else 0))
-    daylight = -(tz.bias + (tz.daylight_time.bias if tz.daylight_time else 0))
-    dst_month = tz.daylight_time.iso_month if tz.daylight_time and standard != daylight else 0
+@lru_cache(maxsize=256)
+def _zone_matching(standard: int, daylight: int, dst_month: int, year: int, preferred: str) -> str:
+    """The IANA zone matching an availability TimeZone (UTC offsets in minutes and the month
+    daylight time starts), which carries no name. Zones with identical offsets and change months
+    are interchangeable for working hours; ``preferred`` wins when it matches. Remembered: trying
+    the zones one by one took ~10 ms a mailbox (a third of reading a 17-mailbox availability
+    answer, bench/freebusy.py), and an organisation's mailboxes share a handful of zones."""
     candidates = [preferred, *MS_TIMEZONE_TO_IANA_MAP.values()]
     for name in candidates:
         try:

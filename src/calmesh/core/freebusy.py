@@ -170,16 +170,17 @@ def availability_view(periods: Sequence[BusyPeriod], window: Window, interval: t
         raise ValueError("interval must be positive")
     # each period raises the intervals it touches: O(periods + intervals), no merge needed
     count = -(-(window.end - window.start) // interval)
-    digits = [0] * count
+    digits = bytearray(b"0" * count)  # the digits' characters: no conversion per interval at the end
     for p in periods:
         if p.end <= window.start or p.start >= window.end:
             continue
         first = max(0, (p.start - window.start) // interval)
         last = min(count - 1, -(-(p.end - window.start) // interval) - 1)
+        digit = ord("0") + p.type
         for i in range(first, last + 1):
-            if p.type > digits[i]:
-                digits[i] = p.type
-    return "".join(str(d) for d in digits)
+            if digit > digits[i]:
+                digits[i] = digit
+    return digits.decode("ascii")
 
 
 def to_local(value: datetime, zone: tzinfo) -> datetime:
