@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import random
 import signal
@@ -49,7 +48,7 @@ import httpx
 from calmesh import ical
 from calmesh.config import parse_config
 from calmesh.connectors.ics import ICSConnector, ICSSettings
-from calmesh.demo.servers import free_port, start_radicale
+from calmesh.demo.servers import free_port, seed_radicale_calendar, start_radicale
 from calmesh.fakes.ews import EWSFake
 from calmesh.model import (
     Attendee,
@@ -114,20 +113,13 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
 
 
 def seed_radicale(folder: Path, people: dict[str, list[CalendarItem]]) -> dict[str, str]:
-    """One calendar per person, written into Radicale's storage folder before it starts (its
-    multifilesystem layout: ``collection-root/<user>/<calendar>/`` with ``.Radicale.props`` and
-    one ``.ics`` per object; PUT by PUT, 1,000 people took longer than 40 minutes here).
-    Returns email -> calendar path under the server's URL."""
+    """One calendar per person, written into Radicale's storage folder before it starts (PUT by
+    PUT, 1,000 people took longer than 40 minutes here). Returns email -> calendar path under the
+    server's URL."""
     paths = {}
     for email, items in people.items():
         name = email.split("@")[0]
-        calendar = folder / "collections" / "collection-root" / USER / name
-        calendar.mkdir(parents=True)
-        (calendar / ".Radicale.props").write_text(json.dumps(
-            {"tag": "VCALENDAR", "C:supported-calendar-component-set": "VEVENT", "D:displayname": name}),
-            encoding="utf-8")
-        for item in items:
-            (calendar / f"{item.uid.replace('@', '_')}.ics").write_bytes(ical.item_to_ical(item))
+        seed_radicale_calendar(folder, USER, name, items)
         paths[email] = f"{USER}/{name}/"
     return paths
 

@@ -982,12 +982,19 @@ def _scheduling_reference(ctx: _Context, origin: str, statuses: dict[str, _Statu
         return True, None
     if st.current is not None:
         return True, st.current.item
+    return not _ask_original(ctx, origin, st, result), None
+
+
+def _ask_original(ctx: _Context, origin: str, st: _Status, result: Plan) -> bool:
+    """Whether the original is present on ``origin`` but was not read this run (listed at its
+    recorded version, or its member not listed in full): it is then asked for (see
+    :attr:`Plan.needs_items`) and the item is decided again once it is read."""
     prev = st.prev
     if (prev is not None and not prev.deleted and not st.gone and origin in ctx.usable
             and (origin not in ctx.complete or prev.item_id in ctx.unfetched[origin])):
         result.need_item(origin, prev.item_id)
-        return False, None
-    return True, None
+        return True
+    return False
 
 
 def _create_uid(ctx: _Context, lid: str, source: _Seen) -> str:
@@ -1169,13 +1176,10 @@ def _attendees_members(ctx: _Context, origin: str, statuses: dict[str, _Status],
     (issue 12). The organiser is the original's ORGANIZER; ``None`` when the original is present
     but was not read this run (it is asked for, see :attr:`Plan.needs_items`)."""
     st = statuses.get(origin)
-    if st is None or st.current is None:
-        prev = st.prev if st is not None else None
-        if (prev is not None and not prev.deleted and not st.gone  # type: ignore[union-attr]
-                and origin in ctx.usable and (origin not in ctx.complete or prev.item_id in ctx.unfetched[origin])):
-            result.need_item(origin, prev.item_id)
-            return None
+    if st is None:
         return set()
+    if st.current is None:
+        return None if _ask_original(ctx, origin, st, result) else set()
     organiser = next((e.organizer.email for e in st.current.item.components if e.organizer is not None), None)
     owners = {k: m.owner for k, m in ctx.members.items()}
     if organiser is None or organiser not in owners.values():

@@ -7,18 +7,22 @@ kills the whole group: no stray server outlives the test or the demo that starte
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    from calmesh.model import CalendarItem
 
 _START_TIMEOUT = 30.0
 _PORT_ATTEMPTS = 3
@@ -101,6 +105,28 @@ def _with_port_retries(name: str, start: Callable[[int], RunningServer]) -> Runn
                 raise
             last = exc
     raise ServerStartError(f"{name}: no free port after {_PORT_ATTEMPTS} attempts") from last
+
+
+def radicale_object_name(uid: str) -> str:
+    """The file (and href) name the benchmarks give an object in a Radicale calendar."""
+    return uid.replace("@", "_") + ".ics"
+
+
+def seed_radicale_calendar(root: Path, user: str, calendar: str, items: Iterable[CalendarItem]) -> None:
+    """A calendar collection holding ``items``, written into the storage folder of a Radicale
+    that :func:`start_radicale` will start on ``root`` (its multifilesystem layout:
+    ``collection-root/<user>/<calendar>/`` with ``.Radicale.props`` and one ``.ics`` per object):
+    far faster than PUT by PUT for the benchmarks' thousands of objects."""
+    # only the benchmarks seed calendars: the demo's start-up does not load the writer for it
+    from calmesh import ical
+
+    folder = root / "collections" / "collection-root" / user / calendar
+    folder.mkdir(parents=True)
+    (folder / ".Radicale.props").write_text(json.dumps(
+        {"tag": "VCALENDAR", "C:supported-calendar-component-set": "VEVENT", "D:displayname": calendar}),
+        encoding="utf-8")
+    for item in items:
+        (folder / radicale_object_name(item.uid)).write_bytes(ical.item_to_ical(item))
 
 
 def start_radicale(root: Path, users: dict[str, str], *, extra_config: str = "") -> RunningServer:
