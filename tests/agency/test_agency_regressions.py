@@ -166,13 +166,13 @@ def test_item1_an_attendees_deletion_spreads_where_the_organiser_has_no_calendar
     agency.agency_holds()
 
 
-@pytest.mark.xfail(strict=True, reason="open in issue 12: after a killed run, the mirror of Alice's invitation is "
-                                       "written into Carla's Exchange calendar beside Carla's own invitation of the "
-                                       "same UID (found by a 26-minute soak, shrunk from 37 steps)")
 def test_item4_a_killed_run_writes_a_second_item_of_one_uid(agency: AgencyMachine) -> None:
-    """[exactly-once]: Farid (ICS, outside the mirror group) invites Alice and Carla, whose
-    calendars share the mirror group; a run while Exchange is down, then a run killed before its
-    first write, then a full run: Carla's calendar holds her invitation and a mirror copy."""
+    """[exactly-once] (found by a 26-minute soak, shrunk from 37 steps): Farid (ICS, outside the
+    mirror group) invites Alice and Carla, whose calendars share the mirror group; a run while
+    Exchange is down leaves Alice's invitation recorded dirty, a run is killed with a copy of it
+    pending on Carla's calendar, then a full run wrote that copy beside Carla's own invitation of
+    the same UID. An unclaimed item pairs by UID with a dirty record and takes a pending copy's
+    place."""
     agency.book(organiser="farid", others=["alice", "carla", "bruno"], day=0, hour=9, minutes=30, topic="lunch")
     agency.platform_goes_down(platform="exchange")
     agency.sync(confirm=True, full=True, group="mirror")

@@ -15,7 +15,9 @@ from calmesh.connectors.base import InvalidDataError, PreconditionFailed
 from calmesh.core.projection import busy_block, content_hash, synced_hash, with_scheduling
 from calmesh.core.syncplan import (
     Conflict,
+    CopyState,
     Delete,
+    ItemState,
     Member,
     Observation,
     PlanOptions,
@@ -35,6 +37,7 @@ from calmesh.model import (
     Role,
     as_utc,
 )
+from calmesh.services.sync import PLACEHOLDER
 
 from .harness import World, members, summaries, uids, world
 from .memory_connector import MemoryConnector
@@ -936,3 +939,31 @@ def test_a_marker_maps_to_the_logical_id_recorded_for_its_location() -> None:
     result = bigger.run()
     assert result.writes == [], result.writes
     assert set(bigger.state) == {lid} and set(bigger.state[lid].copies) == {"a/cal", "b/cal", "c/cal"}
+
+
+@pytest.mark.parametrize("landed", [False, True])
+def test_an_invitation_takes_the_place_of_a_killed_runs_pending_copy(landed: bool) -> None:
+    """A killed run left a copy of ``m1`` pending on b (at a server-chosen id: a placeholder) and
+    its record dirty; meanwhile b got its own invitation of ``m1``. The invitation is that
+    meeting on b: it is adopted, never written beside (found by the agency soak). Had the copy
+    landed before the kill, the copy goes and the invitation stays."""
+    a_item, b_item = _with_ref(item("m1"), "cal", "a1"), _with_ref(item("m1"), "cal", "b1")
+    lid, agreed = "a/cal/a1", content_hash(a_item)
+    pending = CopyState("b/cal", PLACEHOLDER + lid, "m1", None, agreed, marker=lid, pending=True,
+                        evidence=T0.isoformat())
+    rec = ItemState(lid, "a/cal", agreed, {"a/cal": CopyState("a/cal", "a1", "m1", '"1"', agreed),
+                                           "b/cal": pending}, dirty=True)
+    on_b = [b_item]
+    if landed:
+        copy = _with_ref(item("m1"), "cal", "b0")
+        copy.components[0].extra[MARKER_PROPERTY] = lid
+        on_b.append(copy)
+    result = plan([Member("a", "cal"), Member("b", "cal")], {lid: rec},
+                  {"a/cal": Observation("a/cal", [a_item], complete=True),
+                   "b/cal": Observation("b/cal", on_b, complete=True)})
+    assert [(type(w).__name__, w.target) for w in result.writes] == ([("Delete", "b/cal")] if landed else [])
+    if landed:
+        assert result.writes[0].ref.id == "b0"  # type: ignore[union-attr]
+    (batch,) = result.batches
+    kept = batch.records[lid].copies["b/cal"]
+    assert (kept.item_id, kept.pending) == ("b1", False)

@@ -810,7 +810,9 @@ def _recognise(ctx: _Context, state: Mapping[str, ItemState], observations: Mapp
             seen[lid][s.member].append(s)
     for by_member in seen.values():
         for items in by_member.values():
-            items.sort(key=lambda s: s.item_id)
+            # of two items of one meeting on a calendar, the one kept is its own (an invitation)
+            # rather than calmesh's copy (marked): see :func:`_statuses`' extras
+            items.sort(key=lambda s: (s.item.marker is not None, s.item_id))
     return seen
 
 
@@ -832,8 +834,11 @@ def _pair_by_uid(ctx: _Context, state: Mapping[str, ItemState], unclaimed: list[
     each to the others would fail on CalDAV (``no-uid-conflict``) and duplicate it elsewhere.
 
     An unclaimed item first joins a recorded item with its UID that has no live copy on its
-    member; the rest are grouped by UID, one item per member, under the id of the first sending
-    member's item in group order (as if it had been the original and the others its copies).
+    member, or only a pending one (a killed run's intent: the item is the meeting that copy was
+    to hold, an invitation delivered there meanwhile, and writing the copy would put the meeting
+    twice on the calendar); a record left dirty by a killed run is still that meeting. The rest
+    are grouped by UID, one item per member, under the id of the first sending member's item in
+    group order (as if it had been the original and the others its copies).
     In busy mode placeholders get their own UIDs, so items are never paired by UID."""
     out: dict[str, list[_Seen]] = defaultdict(list)
     if ctx.options.mode != "mirror":
@@ -842,14 +847,15 @@ def _pair_by_uid(ctx: _Context, state: Mapping[str, ItemState], unclaimed: list[
         return out
     recorded: dict[str, str] = {}
     for lid, rec in state.items():
-        if not rec.deleted and not rec.dirty:
+        if not rec.deleted:
             for copy in rec.copies.values():
                 if not copy.deleted:
                     recorded.setdefault(copy.uid, lid)
     by_uid: dict[str, dict[str, _Seen]] = defaultdict(dict)
     for s in sorted(unclaimed, key=lambda s: (s.member, s.item_id)):
         joins = recorded.get(s.item.uid)
-        if joins is not None and state[joins].live(s.member) is None and s.member not in {o.member for o in out[joins]}:
+        if (joins is not None and ((held := state[joins].live(s.member)) is None or held.pending)
+                and s.member not in {o.member for o in out[joins]}):
             out[joins].append(s)
         elif s.member in by_uid[s.item.uid]:
             out[ctx.members[s.member].origin_id(s.item_id)].append(s)  # a second one on the same calendar
