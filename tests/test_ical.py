@@ -457,3 +457,32 @@ def test_the_object_memo_keeps_to_its_byte_budget(parse_counter: list[bytes]) ->
     memo.parse(big, "a")
     memo.parse(big, "a")
     assert len(parse_counter) == parsed + 3
+
+
+RICH_EVENT = (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//EN\r\nBEGIN:VEVENT\r\nUID:rich@x\r\n"
+              b"DTSTAMP:20260101T000000Z\r\nDTSTART:20260105T090000Z\r\nDTEND:20260105T100000Z\r\n"
+              b"SUMMARY:Hello\r\nCATEGORIES:Work,Client\\, Big\r\nCATEGORIES:Second\r\nGEO:48.85;2.35\r\n"
+              b"COMMENT:a\\, b\\; c\r\nRELATED-TO;RELTYPE=PARENT:p1\r\nX-EVOLUTION-CALDAV-ETAG:1\r\n"
+              b"X-ALT-DESC;FMTTYPE=text/html:<p>Hi\\, there</p>\r\nX-MICROSOFT-CDO-BUSYSTATUS:OOF\r\n"
+              b"X-CALMESH-ORIGIN:a/b/c\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+
+
+def test_properties_without_a_field_are_written_back_as_read() -> None:
+    """What no field of Event holds (repeated, with parameters and escaped text) survives a
+    write and a second read unchanged; what fields hold is not carried twice; the busy block and
+    the synced hash ignore it."""
+    from calmesh.core.projection import busy_block, content_hash
+
+    (item,), problems = ical.parse_items(RICH_EVENT)
+    event = item.components[0]
+    assert problems == []
+    assert event.unmodelled == ("CATEGORIES:Work,Client\\, Big", "CATEGORIES:Second", "GEO:48.85;2.35",
+                                "COMMENT:a\\, b\\; c", "RELATED-TO;RELTYPE=PARENT:p1", "X-EVOLUTION-CALDAV-ETAG:1",
+                                "X-ALT-DESC;FMTTYPE=text/html:<p>Hi\\, there</p>")
+    written = ical.item_to_ical(item)
+    assert written.count(b"X-MICROSOFT-CDO-BUSYSTATUS") == 1 and written.count(b"X-CALMESH-ORIGIN") == 1
+    (again,), _ = ical.parse_items(written)
+    assert set(again.components[0].unmodelled) == set(event.unmodelled)
+    assert busy_block(item).components[0].unmodelled == ()
+    bare = ical.parse_items(RICH_EVENT.replace(b"CATEGORIES:Second\r\n", b""))[0][0]
+    assert content_hash(bare) == content_hash(item)

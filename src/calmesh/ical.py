@@ -67,6 +67,12 @@ _CDO_OUT = {
 }
 _KEEP_X = re.compile(r"^X-(CALMESH-|MICROSOFT-CDO-(?!BUSYSTATUS))")
 """X- properties carried across platforms: calmesh's own markers and Outlook's hints."""
+_MODELLED = frozenset({
+    "BEGIN", "END", "UID", "DTSTAMP", "DTSTART", "DTEND", "DURATION", "RECURRENCE-ID", "SUMMARY",
+    "DESCRIPTION", "LOCATION", "RRULE", "RDATE", "EXDATE", "TRANSP", "STATUS", "CLASS", "SEQUENCE",
+    "LAST-MODIFIED", "CREATED", "ORGANIZER", "ATTENDEE", "X-MICROSOFT-CDO-BUSYSTATUS",
+})
+"""VEVENT properties read into :class:`Event`'s fields (and written from them)."""
 
 
 class ICalError(ValueError):
@@ -248,6 +254,7 @@ def event_from_component(component: icalendar.cal.Component) -> tuple[Event, lis
         sequence = 0
     extra = {str(k): str(v) for k, v in component.items() if _KEEP_X.match(str(k).upper())}
     event = Event(
+        unmodelled=_unmodelled(component, warnings),
         uid=uid,
         start=start,
         end=end,
@@ -275,6 +282,42 @@ def event_from_component(component: icalendar.cal.Component) -> tuple[Event, lis
         alarms=[alarm.to_ical().decode() for alarm in component.subcomponents if alarm.name == "VALARM"],
     )
     return event, warnings
+
+
+def _unmodelled(component: icalendar.cal.Component, warnings: list[Notice]) -> tuple[str, ...]:
+    """The content lines of the properties calmesh has no field for (CATEGORIES, URL, ATTACH,
+    GEO, COMMENT, a client's X- properties...), as read, so that writing the event back (a
+    move, a cancellation, a sync update of the original) or copying it to another iCalendar
+    calendar keeps them instead of dropping what the person's own client put there. A property
+    with a TZID is left out: its zone is scoped to the object it was read from (see
+    :func:`_scoped_timezones`) and could not be written anywhere else."""
+    lines: list[str] = []
+    for name, value in component.property_items(recursive=False, sorted=False):
+        if name in _MODELLED or _KEEP_X.match(name):
+            continue
+        if "TZID" in getattr(value, "params", {}):
+            continue
+        try:
+            lines.append(str(component.content_line(name, value, sorted=False)))
+        except (TypeError, ValueError, UnicodeError) as exc:
+            warnings.append((ProblemCode.PROPERTY, f"unreadable {name} left out ({exc})"))
+    return tuple(lines)
+
+
+@lru_cache(maxsize=1024)
+def _unmodelled_properties(lines: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
+    """The properties of :func:`_unmodelled`'s lines, read back for writing (a line that no
+    longer reads, which lines written by :func:`_unmodelled` always do, is left out rather than
+    costing the whole write)."""
+    out: list[tuple[str, Any]] = []
+    for line in lines:
+        try:
+            carrier = icalendar.Event.from_ical(f"BEGIN:VEVENT\r\n{line}\r\nEND:VEVENT\r\n")
+        except ValueError:
+            continue
+        out += [(name, value) for name, value in carrier.property_items(recursive=False, sorted=False)
+                if name not in ("BEGIN", "END")]
+    return tuple(out)
 
 
 def after(start: Temporal, duration: timedelta) -> Temporal:
@@ -1174,6 +1217,9 @@ def event_to_component(event: Event, *, stamp: datetime | None = None) -> icalen
         component.add("X-MICROSOFT-CDO-BUSYSTATUS", _CDO_OUT[event.busy_type])
     for name, value in event.extra.items():
         component.add(name, value)
+    if event.unmodelled:
+        for name, value in _unmodelled_properties(event.unmodelled):
+            component.add(name, value, encode=False)
     for alarm in event.alarms:
         component.add_component(icalendar.Alarm.from_ical(alarm))
     return component

@@ -212,6 +212,11 @@ class Event:
     instance too (RFC 5545 3.8.4.4)."""
     alarms: list[str] = field(default_factory=list)
     """The event's VALARMs, each as iCalendar text, carried into copies as they are."""
+    unmodelled: tuple[str, ...] = ()
+    """The content lines of the properties no field above holds (CATEGORIES, URL, ATTACH, a
+    client's X- properties...), as read: written back with the event so that nothing its
+    author's client put there is lost. Not part of the synced content's hash: a platform
+    that cannot hold them (Exchange, Google) reads back without them, which is no change."""
 
     @property
     def all_day(self) -> bool:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from meeting_world import ALICE, FARID, FARID_HOURS, meeting, utc
 from sqlalchemy import delete
@@ -276,3 +277,56 @@ def test_a_meeting_without_a_record_is_changed_only_by_its_own_organiser(hub: Hu
     assert hub.identities().get(booking.uid) is None
     scheduling.move_booking(hub, booking.uid, ALICE, utc(10, 28, 14), utc(10, 28, 15), now=NOW)
     assert hub.identities().get(booking.uid).organizer == ALICE
+
+
+THUNDERBIRD_MEETING = """BEGIN:VCALENDAR\r
+VERSION:2.0\r
+PRODID:-//Mozilla.org/NONSGML Mozilla Calendar V1.1//EN\r
+BEGIN:VEVENT\r
+UID:tb-own-meeting@agency.example\r
+DTSTAMP:20261020T090000Z\r
+DTSTART:20261027T140000Z\r
+DTEND:20261027T150000Z\r
+SUMMARY:Budget review\r
+ORGANIZER:mailto:alice@agency.example\r
+ATTENDEE;PARTSTAT=ACCEPTED:mailto:alice@agency.example\r
+ATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:bob@agency.example\r
+CATEGORIES:Finance,Q4\\, draft\r
+URL:https://intranet.agency.example/budget?q=4\r
+ATTACH;FMTTYPE=text/plain;ENCODING=BASE64;VALUE=BINARY:aGVsbG8=\r
+X-ALT-DESC;FMTTYPE=text/html:<p>Bring the <b>numbers</b></p>\r
+X-MOZ-GENERATION:3\r
+PRIORITY:1\r
+END:VEVENT\r
+END:VCALENDAR\r
+"""
+KEPT_LINES = ("CATEGORIES:Finance,Q4\\, draft", "URL:https://intranet.agency.example/budget?q=4",
+              "ATTACH;ENCODING=BASE64;FMTTYPE=text/plain;VALUE=BINARY:aGVsbG8=",
+              "X-ALT-DESC;FMTTYPE=text/html:<p>Bring the <b>numbers</b></p>", "X-MOZ-GENERATION:3", "PRIORITY:1")
+
+
+def test_moving_and_cancelling_keep_what_the_organisers_client_wrote(hub: Hub, radicale: CalDAVServer) -> None:
+    """Alice made the meeting in her own client, which wrote properties calmesh has no field for
+    (categories, a link, an attachment, an HTML description, its own X- properties): moving and
+    cancelling it through calmesh rewrite her item on Radicale and keep every one of them (they
+    were dropped). The attendee's REPLY carries none of them."""
+    home = hub.directory.get(ALICE).calendars[0]
+    uid = "tb-own-meeting@agency.example"
+    response = httpx.put(f"{home}tb-own.ics", content=THUNDERBIRD_MEETING.encode(),
+                         auth=(radicale.username, radicale.password), headers={"Content-Type": "text/calendar"})
+    assert response.status_code == 201
+
+    def raw() -> str:
+        text = httpx.get(f"{home}tb-own.ics", auth=(radicale.username, radicale.password)).text
+        return text.replace("\r\n ", "").replace("\n ", "")
+
+    scheduling.move_booking(hub, uid, ALICE, utc(10, 28, 14), utc(10, 28, 15), now=NOW)
+    moved = raw()
+    assert "DTSTART" in moved and "20261028T" in moved
+    assert [line for line in KEPT_LINES if line not in moved] == []
+    scheduling.cancel_booking(hub, uid, ALICE, now=NOW)
+    cancelled = raw()
+    assert "STATUS:CANCELLED" in cancelled
+    assert [line for line in KEPT_LINES if line not in cancelled] == []
+    answer = itip.reply(stored_item(hub, "radicale", home, uid), BOB, PartStat.ACCEPTED).decode()
+    assert not [line for line in KEPT_LINES if line.partition(":")[0].partition(";")[0] in answer]

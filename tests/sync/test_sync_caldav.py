@@ -267,6 +267,8 @@ def test_busy_block_copies_carry_only_times(tmp_path: Path, rad: Peer, xan: Peer
     group = Group(tmp_path, rad, xan, mode="busy", busy_title="Blocked (agency)")
     secret = meeting("secret@test", summary="Acquisition of Contoso")
     secret.components[0] = replace(secret.components[0], description="price: 4M", location="CEO office",
+                                   unmodelled=("X-ALT-DESC;FMTTYPE=text/html:<p>Contoso</p>",
+                                               "CATEGORIES:Contoso deal"),
                                    organizer=Attendee("ceo@agency.test"),
                                    attendees=[Attendee("cfo@agency.test", "Chief Financial")])
     rad.create(secret)
@@ -285,6 +287,23 @@ def test_busy_block_copies_carry_only_times(tmp_path: Path, rad: Peer, xan: Peer
     on_rad = [i for i in rad.items() if i.uid != "secret@test"]
     assert [i.components[0].summary for i in on_rad] == ["Blocked (agency)"]  # and the other way
     assert group.run().plan.writes == []
+
+
+def test_properties_calmesh_has_no_field_for_travel_with_the_event(pair: Group, rad: Peer, xan: Peer) -> None:
+    """Categories, a link, an attachment, a client's X- properties: copied with the event, and
+    kept on the original when an edit comes back from the copy (they were dropped both ways)."""
+    lines = ("CATEGORIES:Client,Q4\\, draft", "URL:https://intranet.test/x?y=1",
+             "ATTACH;ENCODING=BASE64;FMTTYPE=text/plain;VALUE=BINARY:aGVsbG8=", "X-MOZ-GENERATION:2")
+    item = meeting("rich@test")
+    item.components[0] = replace(item.components[0], unmodelled=lines)
+    rad.create(item)
+    pair.run()
+    assert set(xan.master("rich@test").unmodelled) == set(lines)
+    xan.edit("rich@test", bump(summary="edited on Xandikos"))
+    assert pair.run().counts["updated"] == 1
+    back = rad.master("rich@test")
+    assert (back.summary, set(back.unmodelled)) == ("edited on Xandikos", set(lines))
+    assert pair.run().plan.writes == []
 
 
 # ------------------------------------------------------------------------------ the guard

@@ -66,7 +66,7 @@ def reply(item: CalendarItem, attendee: str, partstat: PartStat) -> bytes:
         if me is None:
             raise ITIPError(f"{email} is not an attendee of {item.uid}")
         components.append(replace(event, attendees=[replace(me, partstat=partstat, rsvp=False)],
-                                  description=None, location=event.location))
+                                  description=None, location=event.location, unmodelled=()))
     return ical.item_to_ical(CalendarItem(item.uid, components), method="REPLY")
 
 
