@@ -16,19 +16,8 @@ from calmesh.connectors import _ews_zones
 from calmesh.fakes.ews import _event_from_fields, _SoapError
 from calmesh.fakes.ews_zones import InvalidZone, zone_from
 from calmesh.timezones import DefinedZone
-from timekeeping.zone_calendars import SYDNEY_OLD_RULES, Rules, calendar, customized, vevent
+from timekeeping.zone_calendars import ONE_SUMMER, SYDNEY_OLD_RULES, Rules, customized
 
-ONE_SUMMER = calendar(
-    "BEGIN:VTIMEZONE\nTZID:Island time\n"
-    "BEGIN:STANDARD\nDTSTART:20000101T000000\nTZOFFSETFROM:+0300\nTZOFFSETTO:+0300\nEND:STANDARD\n"
-    "BEGIN:DAYLIGHT\nDTSTART:20250330T020000\nTZOFFSETFROM:+0300\nTZOFFSETTO:+0400\nEND:DAYLIGHT\n"
-    "BEGIN:STANDARD\nDTSTART:20251026T030000\nRDATE:20261025T030000\nTZOFFSETFROM:+0400\nTZOFFSETTO:+0300\n"
-    "END:STANDARD\n"
-    "BEGIN:DAYLIGHT\nDTSTART:20260329T020000\nTZOFFSETFROM:+0300\nTZOFFSETTO:+0400\nEND:DAYLIGHT\nEND:VTIMEZONE",
-    vevent("island@test", "20250105T090000", "20250105T100000", tzid="Island time", extra="RRULE:FREQ=WEEKLY;COUNT=5"),
-)
-"""Summer time (+04:00) in 2025 and 2026 only, given as one-off observances (DTSTART and RDATE),
-then +03:00 for good: no yearly rule, no IANA zone."""
 ZONES = {
     "yearly rules": customized("m@test", Rules("+0100", "+0200", (4, "1SU", 2), (10, "1SU", 3))),
     "today's rules for 2001": SYDNEY_OLD_RULES,
@@ -130,3 +119,18 @@ def test_the_ews_fake_refuses_a_broken_zone_definition_with_error_time_zone(name
         _event_from_fields({"Start": "2025-01-06T09:00:00Z", "End": "2025-01-06T10:00:00Z", "StartTimeZone": elem},
                            None, "UTC")
     assert raised.value.code == "ErrorTimeZone"
+
+
+def test_a_zone_ews_cannot_carry_is_spelled_out_with_the_reason() -> None:
+    """The fallback: where the definition cannot be built, the series is written in a known zone
+    as on Graph, and the notice says why it was not carried."""
+    from calmesh.connectors import _exchange_common as ex
+
+    def cannot(_zone: DefinedZone, _master: object) -> None:
+        raise ValueError("no definition for this one")
+
+    [item], _problems = ical.parse_items(ZONES["yearly rules"])
+    fitted, notes = ex.fit("exchange", item, "UTC", lambda _pattern: None, reminders=1, carries=cannot)
+    [note] = notes
+    assert note.feature == "VTIMEZONE" and "cannot be carried here (no definition for this one)" in note.detail
+    assert fitted.master is not None and not isinstance(fitted.master.start.tzinfo, DefinedZone)  # type: ignore[union-attr]

@@ -24,7 +24,7 @@ from calmesh.model import CalendarItem, Event, Window
 from calmesh.timezones import DefinedZone
 from connectors.vendors import ALICE, VENDORS
 from sync.peers import Group, Peer
-from timekeeping.zone_calendars import Rules, calendar, vevent
+from timekeeping.zone_calendars import ONE_SUMMER, Rules, calendar, vevent
 
 if TYPE_CHECKING:
     from conftest import CalDAVServer  # tests/conftest.py, which provides the servers
@@ -240,3 +240,34 @@ def test_an_outlook_customized_zone_with_known_rules_reads_as_the_iana_zone(ews:
     assert read.master is not None and read.master.tzid == "America/New_York"
     assert read.master.start == datetime(2025, 3, 3, 8, tzinfo=read.master.start.tzinfo)  # type: ignore[union-attr]
 
+
+
+def test_an_outlook_all_day_item_in_a_customized_zone_keeps_its_dates(ews: tuple[Peer, EWSFake]) -> None:
+    """Exchange gives an all-day item's bounds as midnights of its zone in UTC (21:00Z the day
+    before, at +03:00): read in a zone with the definition's offset, the dates are the item's."""
+    peer, fake = ews
+    day = Event(uid="outlook-day@test", start=date(2025, 3, 3), end=date(2025, 3, 4), summary="offsite")
+    fake.add_item(ALICE, CalendarItem(day.uid, [day]), zone_definition=OUTLOOK_ZONE)
+    [read] = peer.items()
+    assert read.master is not None and (read.master.start, read.master.end) == (date(2025, 3, 3), date(2025, 3, 4))
+
+
+def island(wall: datetime) -> datetime:
+    summer = any(datetime(y, 3, 29 if y == 2026 else 30, 2) <= wall < datetime(y, 10, 25 if y == 2026 else 26, 3)
+                 for y in (2025, 2026))
+    return wall.replace(tzinfo=timezone(timedelta(hours=4 if summer else 3)))
+
+
+def test_one_off_changes_of_a_zone_of_its_own_keep_every_instant_on_ews(
+        tmp_path: Path, rad: Peer, radicale: CalDAVServer, ews: tuple[Peer, EWSFake]) -> None:
+    """One-off observances travel as AbsoluteDateTransitions: Exchange places the summer
+    occurrences of 2025 and 2026 an hour earlier in UTC, and none after."""
+    peer, fake = ews
+    put_raw(radicale, rad, "island.ics", ONE_SUMMER)
+    report = Group(tmp_path, rad, peer).run()
+    assert report.counts["created"] == 1 and not report.adapted, (report.errors, report.adapted)
+    [stored] = fake.items.values()
+    assert isinstance(stored.zone, DefinitionZone)
+    window = Window(datetime(2025, 1, 1, tzinfo=UTC), datetime(2028, 1, 1, tzinfo=UTC))
+    walls = list(rrule(MONTHLY, dtstart=datetime(2025, 1, 5, 9), count=36))
+    assert occurrences(peer, window) == spans(walls, HOUR, island)

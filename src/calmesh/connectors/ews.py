@@ -17,7 +17,10 @@ What this connector adds on top of exchangelib:
   become EXDATEs, ModifiedOccurrences are fetched and become overrides with their RECURRENCE-ID;
 - the change feed is SyncFolderItems; its SyncState is the change token;
 - the calmesh marker is the named property ``X-CALMESH-ORIGIN`` in the PublicStrings set, the
-  same property the Graph connector uses, so either API sees the other's writes as calmesh's.
+  same property the Graph connector uses, so either API sees the other's writes as calmesh's;
+- a zone only the object defines (a VTIMEZONE no IANA zone matches) is written and read as the
+  item's own ``TimeZoneDefinition`` in StartTimeZone/EndTimeZone (:mod:`._ews_zones`), so the
+  series recurs in its own zone there and a copy read back keeps it.
 
 Busy statuses: Free, Tentative, Busy, OOF map to FREE, BUSY-TENTATIVE, BUSY, BUSY-UNAVAILABLE;
 WorkingElsewhere maps to FREE because it does not block time (Exchange's own merged view shows it

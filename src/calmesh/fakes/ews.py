@@ -19,7 +19,9 @@ Fault injection for tests: :meth:`EWSFake.busy_next` answers the next requests w
 tokens stale (HTTP 401); :meth:`EWSFake.invalidate_sync_states`.
 
 Incoming XML is parsed with defusedxml. Series are expanded with the pattern<->RRULE mapping in
-``calmesh.connectors._exchange_common``.
+``calmesh.connectors._exchange_common``, in the zone StartTimeZone names or, for a zone of the
+item's own, defines (``TimeZoneDefinitionType``, read by :mod:`calmesh.fakes.ews_zones` and echoed
+as received; ``ErrorTimeZone`` for a broken definition or an Id neither known nor defined).
 """
 
 from __future__ import annotations
