@@ -292,7 +292,7 @@ def _state(changes: tuple[Change, ...], at: datetime) -> Change:
 def zone_of(definition: Definition, year: int) -> tzinfo:
     """The zone ``definition`` reads as for an item of ``year``: an IANA zone when it matches one,
     else the definition as a zone of the object's own (:func:`calmesh.ical.zone_of_vtimezone`)."""
-    tzid = (definition.name or definition.id or "Customized Time Zone").replace('"', "'")
+    tzid = (definition.id or definition.name or "Customized Time Zone").replace('"', "'")  # Id: what Outlook names
     return ical.zone_of_vtimezone(vtimezone_of(definition, tzid), year)
 
 
