@@ -46,6 +46,7 @@ from calmesh.model import (
     rrule_problem,
 )
 from calmesh.timezones import DefinedZone, is_iana_name, matching_iana, to_iana
+from calmesh.zone_timeline import timeline
 
 PRODID = "-//calmesh//calmesh hub//EN"
 MAX_TEXT_PROPERTY = 256 * 1024
@@ -469,6 +470,28 @@ def _scoped_timezones(text: bytes) -> bytes:
 def scoped_tzid_name(tzid: str) -> str:
     """The TZID as written, for a name read through :func:`_scoped_timezones`."""
     return tzid.split(_SCOPE, 1)[0]
+
+
+@lru_cache(maxsize=256)
+def zone_of_vtimezone(vtimezone: bytes, year: int) -> tzinfo:
+    """The zone a time of ``year`` under the TZID of ``vtimezone`` (one VTIMEZONE's text) reads
+    in: an IANA zone when the definition matches one, else the definition (a
+    :class:`DefinedZone` a copy carries), exactly as when the two come in one calendar object;
+    so a zone another platform defined (an Exchange ``TimeZoneDefinition``) reads as a
+    VTIMEZONE would. ValueError when the text defines no zone."""
+    found = re.search(rb"^TZID:([^\r\n]*)", _FOLD.sub(b"", vtimezone), re.M)
+    tzid = _TEXT_ESCAPE.sub(rb"\1", found.group(1).strip()) if found else b""
+    if not tzid or b'"' in tzid:
+        raise ValueError("a VTIMEZONE without a TZID that can be named in a parameter")
+    text = (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:" + PRODID.encode() + b"\r\n" + vtimezone.rstrip(b"\r\n")
+            + b"\r\nBEGIN:VEVENT\r\nUID:zone\r\nDTSTAMP:20000101T000000Z\r\nDTSTART;TZID=\"" + tzid + b"\":"
+            + f"{year:04d}0101T120000".encode() + b"\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    items, problems = parse_items(text)
+    start = items[0].components[0].start if items and not problems else None
+    if not isinstance(start, datetime) or start.tzinfo is None:
+        raise ValueError(f"the VTIMEZONE {tzid.decode(errors='replace')!r} cannot be read"
+                         + (f": {problems[0].message}" if problems else ""))
+    return start.tzinfo
 
 
 _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
@@ -1225,33 +1248,10 @@ def event_to_component(event: Event, *, stamp: datetime | None = None) -> icalen
     return component
 
 
-@lru_cache(maxsize=512)
-def _transitions(zone: ZoneInfo, first_year: int, years: int) -> tuple[tuple[datetime, timedelta, timedelta], ...]:
-    """UTC offset changes of ``zone`` over some years: (instant in UTC, offset before, offset after).
-    Cached: every write of an event needs its zone's changes, and a scan takes milliseconds."""
-    out = []
-    cursor = int(datetime(first_year, 1, 1, tzinfo=UTC).timestamp())
-    end = int(datetime(first_year + years, 1, 1, tzinfo=UTC).timestamp())
-
-    def offset(ts: int) -> timedelta:
-        return datetime.fromtimestamp(ts, zone).utcoffset() or timedelta(0)
-
-    before = offset(cursor)
-    while cursor < end:
-        step = cursor + 86400
-        if offset(step) != before:
-            lo, hi = cursor, step  # bisect to the second: offset(lo) == before != offset(hi)
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                lo, hi = (mid, hi) if offset(mid) == before else (lo, mid)
-            out.append((datetime.fromtimestamp(hi, UTC), before, offset(hi)))
-            before = offset(hi)
-        cursor = step
-    return tuple(out)
-
-
-def _observance(local: datetime, before: timedelta, after: timedelta, name: str | None,
-                daylight: bool) -> icalendar.cal.Component:
+def observance(local: datetime, before: timedelta, after: timedelta, name: str | None,
+               daylight: bool) -> icalendar.cal.Component:
+    """A VTIMEZONE's STANDARD or DAYLIGHT observance: a change at ``local`` (on the clock before
+    it) from offset ``before`` to ``after``."""
     observance = icalendar.TimezoneDaylight() if daylight else icalendar.TimezoneStandard()
     observance.add("DTSTART", local)
     observance.add("TZOFFSETFROM", before)
@@ -1266,98 +1266,29 @@ def _vtimezone(zone: ZoneInfo, first_year: int) -> icalendar.Timezone:
     Google write them: one observance per kind of change with a yearly RRULE for the years the
     zone's changes follow such rules (up to now and on); one observance per change before that
     (US before 2007, Sydney before 2008) and for zones without yearly rules (Casablanca,
-    Jerusalem...). Never one observance listing its changes in an RDATE: Radicale keeps only the
-    first value of such a list and reads every later change as never happening (a Sydney series
-    an hour off from 2001 in its copy and in Radicale's own free/busy).
+    Jerusalem...): :func:`calmesh.zone_timeline.timeline`. Never one observance listing its
+    changes in an RDATE: Radicale keeps only the first value of such a list and reads every later
+    change as never happening (a Sydney series an hour off from 2001 in its copy and in
+    Radicale's own free/busy).
 
     Why not icalendar's ``add_missing_timezones``: it lists every change as an RDATE from 1970,
     Radicale then misplaces London and Sydney times by an hour (its time-range queries and
     free/busy go wrong) and Outlook is known to misread such lists; it also drops Casablanca's
-    2027 changes. The changes are taken from zoneinfo itself (:func:`_transitions`).
+    2027 changes. The changes are taken from zoneinfo itself.
     """
-    years = max(12, 2040 - first_year)
-    changes = _transitions(zone, first_year, years)
+    line = timeline(zone, first_year)
     vtz = icalendar.Timezone()
     vtz.add("TZID", zone.key)
-    split, rules = _yearly_tail(zone, first_year, years)
-    if split > 0 or not changes:
+    if line.one_offs or not line.yearly:
         # before the first change (or forever, for a zone without changes): the offset then
-        start = datetime(first_year, 1, 1, tzinfo=zone)
-        offset = start.utcoffset() or timedelta(0)
-        vtz.add_component(_observance(start.replace(tzinfo=None), offset, offset, start.tzname(),
-                                      bool(start.dst())))
-    for instant, before, after in changes[:split]:  # one observance per change
-        after_local = instant.astimezone(zone)
-        vtz.add_component(_observance((instant + before).replace(tzinfo=None), before, after,
-                                      after_local.tzname(), bool(after_local.dst())))
-    for key, start, byday in rules:
-        observance = _observance(start, *key)
-        observance.add("RRULE", {"FREQ": "YEARLY", "BYMONTH": start.month, "BYDAY": byday})
-        vtz.add_component(observance)
+        vtz.add_component(observance(line.start, line.offset, line.offset, line.name, line.daylight))
+    for change in line.one_offs:  # one observance per change
+        vtz.add_component(observance(change.wall, change.before, change.after, change.name, change.daylight))
+    for rule in line.yearly:
+        yearly = observance(rule.first, *rule.kind)
+        yearly.add("RRULE", {"FREQ": "YEARLY", "BYMONTH": rule.first.month, "BYDAY": rule.byday})
+        vtz.add_component(yearly)
     return vtz
-
-
-_Kind = tuple[timedelta, timedelta, str | None, bool]
-
-
-@lru_cache(maxsize=512)
-def _yearly_tail(zone: ZoneInfo, first_year: int, years: int) -> tuple[int, tuple[tuple[_Kind, datetime, str], ...]]:
-    """Where the zone's changes (:func:`_transitions`) settle into yearly rules lasting to the
-    last year: (index of the first such change, (kind, first local change, BYDAY) of each rule);
-    (number of changes, ()) when they never do. Cached: every write of an event needs it."""
-    changes = _transitions(zone, first_year, years)
-    last_year = first_year + years - 1
-    for i in range(len(changes)):  # the longest run of yearly changes lasting to the last year
-        if changes[-1][0].year < last_year:
-            break
-        rules = _yearly_kinds(zone, changes[i:])
-        if rules is not None:
-            return i, tuple((key, starts[0], byday) for key, starts, byday in rules)
-    return len(changes), ()
-
-
-def _yearly_kinds(zone: ZoneInfo, changes: Sequence[tuple[datetime, timedelta, timedelta]],
-                  ) -> list[tuple[_Kind, list[datetime], str]] | None:
-    """``changes`` as two kinds of change (to and from summer time) each on a yearly rule over
-    five years at least: (kind, local change times, BYDAY) each; None when they are not."""
-    kinds: dict[_Kind, list[datetime]] = {}
-    for instant, before, after in changes:
-        after_local = instant.astimezone(zone)
-        key = (before, after, after_local.tzname(), bool(after_local.dst()))
-        kinds.setdefault(key, []).append((instant + before).replace(tzinfo=None))
-    if len(kinds) != 2 or any(len(starts) < 5 for starts in kinds.values()):
-        return None
-    out = []
-    for key, starts in kinds.items():
-        byday = _yearly_rule(starts)
-        if byday is None:
-            return None
-        out.append((key, starts, byday))
-    return out
-
-
-def _yearly_rule(starts: list[datetime]) -> str | None:
-    """The BYDAY of a yearly rule (``-1SU``, ``2SU``...) producing exactly these local change
-    times, one a year in the same month at the same time; None when there is no such rule."""
-    first = starts[0]
-    if [d.year for d in starts] != list(range(first.year, first.year + len(starts))):
-        return None
-    if {(d.month, d.weekday(), d.time()) for d in starts} != {(first.month, first.weekday(), first.time())}:
-        return None
-    nth = {(d.day - 1) // 7 + 1 for d in starts}
-    if len(nth) == 1 and nth != {5}:
-        return f"{nth.pop()}{_WEEKDAYS[first.weekday()]}"
-    if all(d.day + 7 > _days_in_month(d) for d in starts):
-        return f"-1{_WEEKDAYS[first.weekday()]}"
-    return None
-
-
-_WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
-
-
-def _days_in_month(value: datetime) -> int:
-    following = value.replace(day=28) + timedelta(days=4)
-    return (following - timedelta(days=following.day)).day
 
 
 VTIMEZONES_SINCE = 2000

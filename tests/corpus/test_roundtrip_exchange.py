@@ -38,10 +38,13 @@ FILES: dict[str, str | None] = {
     "icalendar/calendars/issue_836_do_not_quote_tzid.ics": None,
     "icalendar/calendars/issue_722_timezone_transition_ambiguity.ics": None,
     "recurring-ical-events/issue_75_range_parameter.ics": None,
+    "ical.js/samples/timezone_from_file.ics": None,
 }
 """Files -> None, or the issue 13 item they fail on today (strict xfail): a DST change in
 Sydney, a Google series with exceptions, BYSETPOS over several weekdays (EWS spells it out), a
-Windows zone name, a custom VTIMEZONE, THISANDFUTURE with an RDATE (spelled out on both)."""
+Windows zone name, a custom VTIMEZONE with one-off changes (EWS carries it as a definition with
+AbsoluteDateTransitions), THISANDFUTURE with an RDATE (spelled out on both), a custom zone at
+-07:41 (a definition with a positive Bias on EWS)."""
 
 
 def _params() -> list[object]:

@@ -127,3 +127,16 @@ SYDNEY_SERIES_FROM_2001 = calendar(
            extra="RRULE:FREQ=MONTHLY;COUNT=120"),
 )
 """Monthly in Sydney for ten years from 2001: its zone's rules changed in 2008."""
+
+ONE_SUMMER = calendar(
+    "BEGIN:VTIMEZONE\nTZID:Island time\n"
+    "BEGIN:STANDARD\nDTSTART:20000101T000000\nTZOFFSETFROM:+0300\nTZOFFSETTO:+0300\nEND:STANDARD\n"
+    "BEGIN:DAYLIGHT\nDTSTART:20250330T020000\nRDATE:20260329T020000\nTZOFFSETFROM:+0300\nTZOFFSETTO:+0400\n"
+    "END:DAYLIGHT\n"
+    "BEGIN:STANDARD\nDTSTART:20251026T030000\nRDATE:20261025T030000\nTZOFFSETFROM:+0400\nTZOFFSETTO:+0300\n"
+    "END:STANDARD\nEND:VTIMEZONE",
+    vevent("island@test", "20250105T090000", "20250105T100000", tzid="Island time",
+           extra="RRULE:FREQ=MONTHLY;COUNT=36"),
+)
+"""Summer time (+04:00) in 2025 and 2026 only, as one-off observances (DTSTART and RDATE), then
++03:00 for good; monthly on the 5th at 09:00 for three years."""

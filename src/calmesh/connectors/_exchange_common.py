@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrulestr
@@ -33,7 +33,7 @@ from calmesh.model import (
     PartStat,
     Temporal,
 )
-from calmesh.timezones import to_iana
+from calmesh.timezones import DefinedZone, to_iana
 
 PS_PUBLIC_STRINGS = "00020329-0000-0000-C000-000000000046"
 """MAPI named-property set both EWS (``DistinguishedPropertySetId="PublicStrings"``) and Graph
@@ -197,7 +197,7 @@ def zone_of(name: str | None, fallback: str = "UTC") -> ZoneInfo:
     return ZoneInfo(to_iana(name) or fallback)
 
 
-def local_naive(value: Temporal, zone: ZoneInfo) -> datetime:
+def local_naive(value: Temporal, zone: tzinfo) -> datetime:
     """A value as naive wall-clock time in ``zone``: what Exchange's ``dateTime`` fields carry."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
@@ -214,6 +214,15 @@ def event_zone(event: Event, default: str) -> ZoneInfo:
     if isinstance(start, datetime) and isinstance(start.tzinfo, ZoneInfo):
         return start.tzinfo
     return ZoneInfo(to_iana(default) or "UTC")
+
+
+def own_zone(event: Event, default: str) -> ZoneInfo | DefinedZone:
+    """:func:`event_zone`, or the zone only the event's object defines (a VTIMEZONE no IANA zone
+    matches), for a door that can carry such a definition (EWS's ``TimeZoneDefinitionType``)."""
+    start = event.start
+    if isinstance(start, datetime) and isinstance(start.tzinfo, DefinedZone):
+        return start.tzinfo
+    return event_zone(event, default)
 
 
 def same_instant(a: Temporal, b: Temporal) -> bool:
@@ -248,11 +257,11 @@ class Pattern:
     count: int | None = None
 
 
-def _start_date(start: Temporal, zone: ZoneInfo) -> date:
+def _start_date(start: Temporal, zone: tzinfo) -> date:
     return local_naive(start, zone).date() if isinstance(start, datetime) else start
 
 
-def pattern_from_rrule(rrule: str, start: Temporal, zone: ZoneInfo) -> Pattern:
+def pattern_from_rrule(rrule: str, start: Temporal, zone: tzinfo) -> Pattern:
     """An RFC 5545 RRULE -> Exchange pattern. Raises ValueError for rules Exchange cannot store
     (hourly rules, several BYSETPOS values, BYMONTHDAY lists...), so the caller reports the item."""
     rule = vRecur.from_ical(rrule.removeprefix("RRULE:"))
@@ -311,7 +320,7 @@ def pattern_from_rrule(rrule: str, start: Temporal, zone: ZoneInfo) -> Pattern:
     raise ValueError(f"Exchange cannot store FREQ={freq or '?'} rules: {rrule}")
 
 
-def rrule_from_pattern(pattern: Pattern, start: Temporal, zone: ZoneInfo) -> str:
+def rrule_from_pattern(pattern: Pattern, start: Temporal, zone: tzinfo) -> str:
     """An Exchange pattern -> RRULE text (no ``RRULE:`` prefix), UNTIL in UTC for timed series."""
     parts: list[str] = []
     kind = pattern.kind
@@ -347,7 +356,7 @@ def rrule_from_pattern(pattern: Pattern, start: Temporal, zone: ZoneInfo) -> str
     return ";".join(parts)
 
 
-def occurrence_starts(event: Event, zone: ZoneInfo, until: datetime, limit: int = 5000) -> list[Temporal]:
+def occurrence_starts(event: Event, zone: tzinfo, until: datetime, limit: int = 5000) -> list[Temporal]:
     """Starts of a master's occurrences up to ``until`` (RRULE/RDATE minus EXDATE), local to ``zone``.
 
     Exchange addresses occurrences by position and by original start; both fakes and the
@@ -358,6 +367,7 @@ def occurrence_starts(event: Event, zone: ZoneInfo, until: datetime, limit: int 
     all_day = not isinstance(event.start, datetime)
     dtstart = local_naive(event.start, zone)
     found: list[Temporal] = []
+    last = until.astimezone(zone)
     for rule in event.rrule:
         text = rule.removeprefix("RRULE:")
         if not all_day and "UNTIL=" in text:
@@ -366,7 +376,7 @@ def occurrence_starts(event: Event, zone: ZoneInfo, until: datetime, limit: int 
             parsed = rrulestr(text, dtstart=dtstart)
         for n, occurrence in enumerate(parsed):
             occ = occurrence.replace(tzinfo=None) if occurrence.tzinfo else occurrence
-            if n >= limit or occ.replace(tzinfo=zone) > until.astimezone(zone):
+            if n >= limit or occ.replace(tzinfo=zone) > last:
                 break
             found.append(occ.date() if all_day else occ.replace(tzinfo=zone))
     for extra in event.rdate:
@@ -375,7 +385,7 @@ def occurrence_starts(event: Event, zone: ZoneInfo, until: datetime, limit: int 
     return [v for v in found if not any(same_instant(v, x) for x in event.exdate)]
 
 
-def one_series(master: Event, zone: ZoneInfo) -> Pattern:
+def one_series(master: Event, zone: tzinfo) -> Pattern:
     """The single pattern Exchange stores for ``master``; ValueError when there is none (two
     RRULEs, RDATEs, or a rule no pattern expresses)."""
     if len(master.rrule) != 1 or master.rdate:
@@ -384,18 +394,21 @@ def one_series(master: Event, zone: ZoneInfo) -> Pattern:
 
 
 def fit(connector: str, item: CalendarItem, zone_default: str, holds: Callable[[Pattern], object],
-        reminders: int) -> tuple[CalendarItem, list[Adaptation]]:
+        reminders: int, carries: Callable[[DefinedZone, Event], object] | None = None,
+        ) -> tuple[CalendarItem, list[Adaptation]]:
     """``item`` as Exchange (``holds`` checks a pattern the door's own way) or Google can hold it:
-    see :mod:`calmesh.connectors._fitting`."""
+    see :mod:`calmesh.connectors._fitting`. ``carries`` (EWS) checks that the door can carry a
+    zone of the object's own for this master (ValueError saying why not); without it, or when
+    it cannot, such a series is spelled out in a zone the door knows."""
     item, notes = _fitting.without_ranges(connector, item)
     master = item.master
     if master is not None:
-        zone = event_zone(master, zone_default)
-        own = _fitting.own_zone(connector, master)
-        if own is not None:
-            zone, why = own
-            item, spelled = _fitting.spell_out(connector, item, zone, _fitting.refuse(why), "VTIMEZONE")
+        spelled_in = _fitting.own_zone(connector, master, carries)
+        if spelled_in is not None:
+            known, why = spelled_in
+            item, spelled = _fitting.spell_out(connector, item, known, _fitting.refuse(why), "VTIMEZONE")
         else:
+            zone = own_zone(master, zone_default) if carries is not None else event_zone(master, zone_default)
             item, dated = _fitting.without_extra_dates(connector, item, zone)
             item, spelled = _fitting.spell_out(connector, item, zone, lambda m: holds(one_series(m, zone)))
             spelled = dated + spelled

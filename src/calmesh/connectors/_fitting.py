@@ -10,8 +10,10 @@ written instead: the pieces of :meth:`calmesh.connectors.base.Connector.fit` tho
   moved there. Same occurrences; an endless one cannot be, and is not written (:class:`CannotHold`).
 - an RDATE of an RRULE series (Exchange has none) that the rule has already, or on the day of
   an occurrence an EXDATE excludes: left out, or that occurrence moved (:func:`without_extra_dates`).
-- a series in a zone only its object defines (no IANA zone matches it; none of them can carry
-  a definition): spelled out the same way in a known zone with its first occurrence's offset.
+- a series in a zone only its object defines (no IANA zone matches it): EWS carries the
+  definition (:mod:`calmesh.connectors._ews_zones`); Graph and Google cannot, and there (or when
+  EWS cannot express it) it is spelled out the same way in a known zone with its first
+  occurrence's offset.
 - VALARMs become reminders (:mod:`calmesh.alarms`): what does not fit is said.
 Each change is an :class:`Adaptation` for the sync report; nothing is changed silently.
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from calmesh import alarms, ical
@@ -49,7 +51,7 @@ def without_ranges(platform: str, item: CalendarItem) -> tuple[CalendarItem, lis
                                 f"{added} change(s) of single occurrences (no such range here)")]
 
 
-def without_extra_dates(platform: str, item: CalendarItem, zone: ZoneInfo) -> tuple[CalendarItem, list[Adaptation]]:
+def without_extra_dates(platform: str, item: CalendarItem, zone: ZoneInfo | DefinedZone) -> tuple[CalendarItem, list[Adaptation]]:
     """``item`` with the RDATEs of its RRULE series that need not be RDATEs (Exchange has none):
     one that is an occurrence of the rule already (RFC 5545 3.8.5.2: an instance counts once)
     or that an EXDATE excludes is left out; one on the day of a rule occurrence an EXDATE
@@ -104,27 +106,34 @@ def reminder_notes(item: CalendarItem, most: int, longest: int | None = None) ->
                                  f"before the start: {'; '.join(sorted(set(left))[:3])}")]
 
 
-def own_zone(platform: str, master: Event | None) -> tuple[ZoneInfo, str] | None:
+def own_zone(platform: str, master: Event | None,
+             carries: Callable[[DefinedZone, Event], object] | None = None) -> tuple[ZoneInfo, str] | None:
     """For a series whose times are in a zone only its object defines (a VTIMEZONE matching no
-    IANA zone, :class:`calmesh.timezones.DefinedZone`): a zone the platform knows with the
-    offset of its first occurrence, in which :func:`spell_out` writes it (the occurrences at
-    the definition's other offsets moved to their own time), and why. None for other items.
-    Graph and Google take only zone names (``dateTimeTimeZone.timeZone``,
-    ``EventDateTime.timeZone``). EWS could carry such a definition (a ``StartTimeZone`` with its
-    own Periods and Transitions), but exchangelib writes a zone's ``Id`` only and reads back only
-    the zones it knows (a custom one as None), so the EWS copy is spelled out the same way
-    (docs/timezones.md says what carrying it would take)."""
+    IANA zone, :class:`calmesh.timezones.DefinedZone`) and that the platform cannot carry: a
+    zone the platform knows with the offset of its first occurrence, in which :func:`spell_out`
+    writes it (the occurrences at the definition's other offsets moved to their own time), and
+    why. None for other items, and where ``carries`` (EWS: a ``StartTimeZone`` with its own
+    Periods and Transitions, :mod:`calmesh.connectors._ews_zones`) accepts the zone. Graph and
+    Google take only zone names (``dateTimeTimeZone.timeZone``, ``EventDateTime.timeZone``)."""
     if master is None or not (master.rrule or master.rdate) or not isinstance(master.start, datetime) \
             or not isinstance(master.start.tzinfo, DefinedZone):
         return None
+    own = master.start.tzinfo
+    cannot = "matches no zone this platform knows"
+    if carries is not None:
+        try:
+            carries(own, master)
+            return None
+        except ValueError as exc:
+            cannot = f"cannot be carried here ({exc})"
     offset = master.start.utcoffset()
     assert offset is not None
     zone = fixed_zone(offset, master.start.year, master.start.year + 30)
     if zone is None:
-        raise CannotHold(platform, "VTIMEZONE", f"zone {master.start.tzinfo.key!r} (defined by the object) matches "
-                         f"no zone this platform knows, and none has its offset {offset}", item=master.uid)
-    return zone, (f"zone {master.start.tzinfo.key!r} (defined by the object) matches no zone this platform "
-                  f"knows: written in {zone.key}, its first occurrence's offset")
+        raise CannotHold(platform, "VTIMEZONE", f"zone {own.key!r} (defined by the object) {cannot}, "
+                         f"and no zone this platform knows has its offset {offset}", item=master.uid)
+    return zone, (f"zone {own.key!r} (defined by the object) {cannot}: written in {zone.key}, "
+                  f"its first occurrence's offset")
 
 
 def refuse(why: str) -> Callable[[Event], object]:
@@ -134,7 +143,7 @@ def refuse(why: str) -> Callable[[Event], object]:
     return holds
 
 
-def spell_out(platform: str, item: CalendarItem, zone: ZoneInfo, holds: Callable[[Event], object],
+def spell_out(platform: str, item: CalendarItem, zone: ZoneInfo | DefinedZone, holds: Callable[[Event], object],
               feature: str = "RRULE") -> tuple[CalendarItem, list[Adaptation]]:
     """``item`` with a master the platform cannot hold (``holds`` raises ValueError saying why)
     rewritten as a weekly series with deleted occurrences (see module docstring), local to
@@ -206,7 +215,7 @@ def spell_out(platform: str, item: CalendarItem, zone: ZoneInfo, holds: Callable
     return CalendarItem(item.uid, components, item.ref), [Adaptation(feature, detail)]
 
 
-def _local(value: Temporal, zone: ZoneInfo) -> datetime:
+def _local(value: Temporal, zone: tzinfo) -> datetime:
     if isinstance(value, datetime):
         return value.astimezone(zone).replace(tzinfo=None) if value.tzinfo else value
     return datetime.combine(value, datetime.min.time())

@@ -17,7 +17,10 @@ What this connector adds on top of exchangelib:
   become EXDATEs, ModifiedOccurrences are fetched and become overrides with their RECURRENCE-ID;
 - the change feed is SyncFolderItems; its SyncState is the change token;
 - the calmesh marker is the named property ``X-CALMESH-ORIGIN`` in the PublicStrings set, the
-  same property the Graph connector uses, so either API sees the other's writes as calmesh's.
+  same property the Graph connector uses, so either API sees the other's writes as calmesh's;
+- a zone only the object defines (a VTIMEZONE no IANA zone matches) is written and read as the
+  item's own ``TimeZoneDefinition`` in StartTimeZone/EndTimeZone (:mod:`._ews_zones`), so the
+  series recurs in its own zone there and a copy read back keeps it.
 
 Busy statuses: Free, Tentative, Busy, OOF map to FREE, BUSY-TENTATIVE, BUSY, BUSY-UNAVAILABLE;
 WorkingElsewhere maps to FREE because it does not block time (Exchange's own merged view shows it
@@ -30,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from datetime import time as clock
 from functools import lru_cache, partial
 from typing import Any, ClassVar, TypeVar
@@ -89,6 +92,7 @@ from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
 from calmesh.alarms import Reminder, alarm, reminders
 from calmesh.config import secret
+from calmesh.connectors import _ews_zones
 from calmesh.connectors import _exchange_common as ex
 from calmesh.connectors.base import (
     CLOCK_SKEW,
@@ -133,6 +137,7 @@ from calmesh.model import (
     WorkingPeriod,
     as_utc,
 )
+from calmesh.timezones import DefinedZone
 
 T = TypeVar("T")
 MAX_MAILBOXES = 100
@@ -279,6 +284,18 @@ class CalmeshMarker(ExtendedProperty):
 
 
 EWSItem.register("calmesh_marker", CalmeshMarker)
+_ews_zones.install()
+
+
+class _Written(EWSItem):  # type: ignore[misc]
+    """A CalendarItem calmesh writes in a zone of the object's own (timed, never all-day): exchangelib's,
+    less the rewrite its UpdateItem makes of exactly that class (Start/End converted into the
+    StartTimeZone/EndTimeZone, which must then be zones it knows). Its zone is a
+    :class:`_ews_zones.Definition`, its times are sent in UTC, and the zone fields are named in
+    every update that changes a time."""
+
+
+_ZONE_FIELDS = ["_start_timezone", "_end_timezone"]
 
 
 class _ClientCredentials(OAuth2Credentials):
@@ -543,7 +560,7 @@ class EWSConnector(Connector):
         event = self._to_event(master)
         overrides: list[Event] = []
         if master.type == "RecurringMaster":
-            zone = ex.event_zone(event, self._default_zone)
+            zone = ex.own_zone(event, self._default_zone)
             for deleted in master.deleted_occurrences or []:
                 event.exdate.append(_original(deleted.start, event, zone))
             modified = [(o.id, o.changekey) for o in master.modified_occurrences or []]
@@ -633,7 +650,8 @@ class EWSConnector(Connector):
         """Exchange's patterns through EWS: a relative (monthly or yearly) pattern names one
         weekday or a group (Day, Weekday, WeekendDay), not a list (EWS ``DayOfWeekType``); one
         reminder per item."""
-        return ex.fit(self.name, item, self._default_zone, _pattern_to_ews, reminders=1)
+        return ex.fit(self.name, item, self._default_zone, _pattern_to_ews, reminders=1,
+                      carries=lambda zone, master: _definition(zone, master))
 
     def put(self, calendar: str, item: CalendarItem, if_match: str | None = None) -> ItemRef:
         item = self.fit(item)[0]
@@ -648,7 +666,7 @@ class EWSConnector(Connector):
                 ews_item.id, ews_item.changekey = item.ref.id, if_match or item.ref.etag
                 fields = ["subject", "body", "start", "end", "is_all_day", "legacy_free_busy_status", "location",
                           "sensitivity", "required_attendees", "optional_attendees", "recurrence",
-                          "reminder_is_set", "reminder_minutes_before_start"]
+                          "reminder_is_set", "reminder_minutes_before_start", *_ZONE_FIELDS]
                 if MARKER_PROPERTY in master.extra:
                     fields.append("calmesh_marker")
                 ews_item.save(update_fields=fields,
@@ -665,7 +683,7 @@ class EWSConnector(Connector):
     def _apply_occurrences(self, master_item: Any, master: Event, overrides: list[Event]) -> None:
         """Moved occurrences are updated, cancelled ones (EXDATE) deleted, addressed by
         OccurrenceItemId (series master + 1-based instance index)."""
-        zone = ex.event_zone(master, self._default_zone)
+        zone = ex.own_zone(master, self._default_zone)
         positions = ex.occurrence_starts(master.with_changes(exdate=[]), zone,
                                          datetime(9000, 1, 1, tzinfo=UTC))
 
@@ -686,7 +704,8 @@ class EWSConnector(Connector):
                          "reminder_minutes_before_start"):
                 setattr(occurrence, name, getattr(changes, name))
             occurrence.save(update_fields=["subject", "body", "start", "end", "legacy_free_busy_status", "location",
-                                           "sensitivity", "reminder_is_set", "reminder_minutes_before_start"],
+                                           "sensitivity", "reminder_is_set", "reminder_minutes_before_start",
+                                           *_ZONE_FIELDS],
                             send_meeting_invitations=SEND_TO_NONE)
         for excluded in master.exdate:
             occurrence = master_item.occurrence(index_of(excluded))
@@ -747,8 +766,13 @@ class EWSConnector(Connector):
     def _to_event(self, item: Any) -> Event:
         """An exchangelib CalendarItem -> model event."""
         tz = item._start_timezone
-        zone = ZoneInfo(tz.key) if tz is not None and getattr(tz, "key", None) else ZoneInfo(
-            ex.zone_of(self._default_zone).key)
+        zone: tzinfo
+        if isinstance(tz, _ews_zones.Definition):  # a zone of its own: an IANA zone if one matches
+            zone = _ews_zones.zone_of(tz, item.start.year if item.start is not None else date.today().year)
+        elif tz is not None and getattr(tz, "key", None):
+            zone = ZoneInfo(tz.key)
+        else:
+            zone = ZoneInfo(ex.zone_of(self._default_zone).key)
         all_day = bool(item.is_all_day)
         if item.start is None:
             raise ValueError("item has no start")
@@ -785,7 +809,7 @@ class EWSConnector(Connector):
             created=_plain(item.datetime_created) if item.datetime_created else None,
             organizer=organizer,
             attendees=attendees,
-            tzid=None if all_day else zone.key,
+            tzid=None if all_day else str(getattr(zone, "key", "")) or None,
             extra={MARKER_PROPERTY: marker} if marker is not None else {},
             alarms=[alarm(Reminder(int(item.reminder_minutes_before_start or 0)))] if item.reminder_is_set else [],
         )
@@ -797,15 +821,16 @@ class EWSConnector(Connector):
 
     def _to_ews(self, event: Event, folder: Calendar) -> Any:
         """A model event -> an unsaved exchangelib CalendarItem in ``folder``."""
-        zone = ex.event_zone(event, self._default_zone)
-        ews_zone = EWSTimeZone(zone.key)
+        zone = ex.own_zone(event, self._default_zone)
+        ews_zone: Any = EWSTimeZone(zone.key) if isinstance(zone, ZoneInfo) else _definition(zone, event)
+        shown = ews_zone if isinstance(zone, ZoneInfo) else _UTC  # a zone of its own: times in UTC
         if event.all_day:
             start: Any = EWSDate.from_date(event.start)  # type: ignore[arg-type]
             last_day = event.effective_end() - timedelta(days=1)  # exchangelib writes an inclusive end date
             end: Any = EWSDate.from_date(max(last_day, event.start))  # type: ignore[type-var, arg-type]
         else:
-            start = EWSDateTime.from_datetime(as_utc(event.start, zone)).astimezone(ews_zone)
-            end = EWSDateTime.from_datetime(as_utc(event.effective_end(), zone)).astimezone(ews_zone)
+            start = EWSDateTime.from_datetime(as_utc(event.start, zone)).astimezone(shown)
+            end = EWSDateTime.from_datetime(as_utc(event.effective_end(), zone)).astimezone(shown)
         fields: dict[str, Any] = dict(
             account=folder.account, folder=folder, subject=event.summary or "", body=event.description or "",
             start=start, end=end, is_all_day=event.all_day, location=event.location or "",
@@ -828,10 +853,16 @@ class EWSConnector(Connector):
             if len(event.rrule) > 1:
                 raise ValueError("Exchange stores one recurrence rule per series")
             fields["recurrence"] = _pattern_to_ews(ex.pattern_from_rrule(event.rrule[0], event.start, zone))
-        return EWSItem(**fields)
+        return EWSItem(**fields) if isinstance(zone, ZoneInfo) else _Written(**fields)
 
 
 # ----------------------------------------------------------------------------------- helpers
+def _definition(zone: DefinedZone, event: Event) -> _ews_zones.Definition:
+    """The EWS definition of a zone of the object's own, valid from the year before ``event``."""
+    start = event.start if isinstance(event.start, datetime) else datetime.combine(event.start, clock())
+    return _ews_zones.definition_of(zone, start.year - 1)
+
+
 def _ews_dt(value: datetime) -> EWSDateTime:
     return EWSDateTime.from_datetime(value.astimezone(UTC)).astimezone(_UTC)
 
@@ -847,7 +878,7 @@ def _plain_date(value: date) -> date:
     return date(value.year, value.month, value.day)
 
 
-def _original(value: datetime, event: Event, zone: ZoneInfo) -> Temporal:
+def _original(value: datetime, event: Event, zone: tzinfo) -> Temporal:
     """An occurrence's original start as a RECURRENCE-ID/EXDATE value shaped like the series start."""
     instant = _plain(value).astimezone(zone)
     return instant.date() if event.all_day else instant

@@ -19,7 +19,9 @@ Fault injection for tests: :meth:`EWSFake.busy_next` answers the next requests w
 tokens stale (HTTP 401); :meth:`EWSFake.invalidate_sync_states`.
 
 Incoming XML is parsed with defusedxml. Series are expanded with the pattern<->RRULE mapping in
-``calmesh.connectors._exchange_common``.
+``calmesh.connectors._exchange_common``, in the zone StartTimeZone names or, for a zone of the
+item's own, defines (``TimeZoneDefinitionType``, read by :mod:`calmesh.fakes.ews_zones` and echoed
+as received; ``ErrorTimeZone`` for a broken definition or an Id neither known nor defined).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from starlette.responses import JSONResponse, Response
 from calmesh.alarms import Reminder, alarm, reminders
 from calmesh.connectors import _exchange_common as ex
 from calmesh.fakes import FakeService
+from calmesh.fakes.ews_zones import DefinitionZone, InvalidZone, zone_from
 from calmesh.model import (
     MARKER_PROPERTY,
     Attendee,
@@ -150,7 +153,8 @@ class _Item:
     mailbox: str
     event: Event
     """Master (or single) event; aware local times, RRULE, EXDATE of deleted occurrences."""
-    zone: ZoneInfo
+    zone: ZoneInfo | DefinitionZone
+    """A zone Exchange knows by name, or one its StartTimeZone defined."""
     status: str = "Busy"
     change_key: int = 1
     modified: dict[int, tuple[Event, str]] = field(default_factory=dict)
@@ -212,13 +216,19 @@ class EWSFake(FakeService):
         self.mailboxes[email] = _Mailbox(email, timezone, working_hours,
                                          "AAMkCalendar" + base64.urlsafe_b64encode(email.encode()).decode().rstrip("="))
 
-    def add_item(self, mailbox: str, item: CalendarItem, status: str | None = None) -> str:
+    def add_item(self, mailbox: str, item: CalendarItem, status: str | None = None,
+                 zone_definition: str | None = None) -> str:
         """Seed an item as if its owner had created it in Outlook, or, when it names an organizer
         other than the owner, as the accepted invitation to that person's meeting; returns its
-        ItemId."""
+        ItemId. ``zone_definition``: a ``StartTimeZone`` element with its own Periods and
+        Transitions (as Outlook stores a customised zone) for the item's times."""
         box = self.mailboxes[mailbox.lower()]
         master = item.master or item.components[0]
-        zone = ex.event_zone(master, box.timezone)
+        zone: ZoneInfo | DefinitionZone = ex.event_zone(master, box.timezone)
+        if zone_definition is not None:
+            zone = zone_from(fromstring(zone_definition))
+            item = CalendarItem(item.uid, [_in_zone(e, zone) for e in item.components], item.ref)
+            master = item.master or item.components[0]
         with self._lock:
             stored = self._store(box, master, zone, status or ex.ews_status(ex.write_busy(master)))
             for override in item.overrides:
@@ -228,7 +238,7 @@ class EWSFake(FakeService):
                 stored.deleted.add(self._index_of(stored, excluded))
             return stored.id
 
-    def _store(self, box: _Mailbox, event: Event, zone: ZoneInfo, status: str) -> _Item:
+    def _store(self, box: _Mailbox, event: Event, zone: ZoneInfo | DefinitionZone, status: str) -> _Item:
         item_id = "AAMkAGI2TG93AAA" + secrets.token_urlsafe(16).replace("-", "A").replace("_", "B")
         stored = _Item(item_id, box.email, event.with_changes(exdate=[]), zone, status)
         self.items[item_id] = stored
@@ -534,6 +544,10 @@ class EWSFake(FakeService):
                     _t(att, "ResponseType", "Unknown")
         if full and index is None and stored.event.rrule:
             self._render_recurrence(elem, stored)
+        if isinstance(stored.zone, DefinitionZone):  # echoed as received, as Exchange does
+            elem.append(stored.zone.renamed(_q(T, "StartTimeZone")))
+            elem.append(stored.zone.renamed(_q(T, "EndTimeZone")))
+            return
         zone_id = to_windows(stored.zone.key)
         _t(elem, "StartTimeZone", Id=zone_id, Name=zone_id)
         _t(elem, "EndTimeZone", Id=zone_id, Name=zone_id)
@@ -881,12 +895,19 @@ def _read_fields(elem: Element) -> dict[str, Any]:
 
 
 def _event_from_fields(fields: dict[str, Any], base: _Item | None, default_zone: str,
-                       deleted: set[str] | None = None) -> tuple[Event, ZoneInfo, str]:
+                       deleted: set[str] | None = None) -> tuple[Event, ZoneInfo | DefinitionZone, str]:
     """Apply incoming CalendarItem fields over ``base`` (None: create) -> (event, zone, status)."""
     deleted = deleted or set()
-    zone = base.zone if base is not None else ZoneInfo(to_iana(default_zone) or "UTC")
+    zone: ZoneInfo | DefinitionZone = base.zone if base is not None else ZoneInfo(to_iana(default_zone) or "UTC")
     tz_elem = fields.get("StartTimeZone")
-    if tz_elem is not None:
+    if tz_elem is not None and tz_elem.find(_q(T, "Periods")) is not None and to_iana(tz_elem.get("Id")) is None:
+        try:  # a zone of the item's own (TimeZoneDefinitionType), as Exchange 2010 and later take it
+            zone = zone_from(tz_elem)
+        except InvalidZone as exc:
+            raise _SoapError("ErrorTimeZone", f"The time zone definition is invalid: {exc}") from exc
+    elif tz_elem is not None:
+        if to_iana(tz_elem.get("Id")) is None:
+            raise _SoapError("ErrorTimeZone", f"The time zone {tz_elem.get('Id')!r} is unknown and not defined.")
         zone = ex.zone_of(tz_elem.get("Id"), zone.key)
     event = base.event if base is not None else None
     status = base.status if base is not None else "Busy"
@@ -943,6 +964,16 @@ def _event_from_fields(fields: dict[str, Any], base: _Item | None, default_zone:
     elif "Recurrence" in deleted:
         changes["rrule"] = []
     return event.with_changes(**changes), zone, status
+
+
+def _in_zone(event: Event, zone: DefinitionZone) -> Event:
+    """A seeded event's times read in ``zone`` (their wall times kept)."""
+    def local(value: Any) -> Any:
+        return value.replace(tzinfo=zone) if isinstance(value, datetime) else value
+
+    return event.with_changes(start=local(event.start), end=local(event.end), recurrence_id=local(event.recurrence_id),
+                              exdate=[local(v) for v in event.exdate], rdate=[local(v) for v in event.rdate],
+                              tzid=zone.key)
 
 
 def _pattern_from_xml(recurrence: Element) -> ex.Pattern:
