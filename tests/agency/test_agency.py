@@ -54,9 +54,9 @@ def _run(peers: Peers, root: Path, **options: object) -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("SOAK_SECONDS"), reason=(
-    "kept examples (long walks with killed runs and outages) still fail (open in issue 12); `make "
-    "soak` replays them. The failures shrunk from them so far are in test_agency_regressions.py "
-    "and test_syncplan.py"))
+    "replays every kept example (long walks with killed runs and outages: several minutes), so "
+    "`make soak` runs it; each failure they found is a fixed sequence in "
+    "test_agency_regressions.py and test_syncplan.py, which CI runs"))
 def test_agency_replays_known_failures(peers: Peers, tmp_path: Path) -> None:
     """Every example kept in tests/agency/examples (found by a soak or an earlier run) again."""
     _run(peers, tmp_path, database=ReadOnlyDatabase(DirectoryBasedExampleDatabase(EXAMPLES)),

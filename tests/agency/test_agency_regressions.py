@@ -180,3 +180,15 @@ def test_item4_a_killed_run_writes_a_second_item_of_one_uid(agency: AgencyMachin
     agency.sync_killed(after_write=False, at=1, group="mirror")
     agency.sync(confirm=True, full=True, group="mirror")
     agency.agency_holds()
+
+
+def test_item4_an_invitation_deleted_before_the_first_sync_stays_deleted(agency: AgencyMachine) -> None:
+    """[deleted-returns] (found by a soak, shrunk from 26 steps): Bruno (outside the mirror group)
+    invites Alice and Carla, whose calendars share it; Carla deletes her invitation before the
+    group's first run, which then wrote the mirror of Alice's invitation back into Carla's
+    calendar. The booking's record of where it delivered invitations tells it Carla removed it."""
+    agency.book(organiser="bruno", others=["alice", "carla", "farid"], day=2, hour=9, minutes=60, topic="planning")
+    deletable = [place for _item, place in agency._deletable()]
+    agency.delete_directly(pick=deletable.index("carla@exchange"))
+    agency.sync(confirm=False, full=True, group="mirror")
+    agency.agency_holds()

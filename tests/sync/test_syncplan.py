@@ -967,3 +967,18 @@ def test_an_invitation_takes_the_place_of_a_killed_runs_pending_copy(landed: boo
     (batch,) = result.batches
     kept = batch.records[lid].copies["b/cal"]
     assert (kept.item_id, kept.pending) == ("b1", False)
+
+
+@pytest.mark.parametrize("mode", ["mirror", "busy"])
+def test_an_invitation_its_owner_deleted_before_the_first_run_is_not_written_back(mode: str) -> None:
+    """calmesh delivered ``m1``'s invitation to a and b when it booked it; b's owner deleted
+    theirs before the group's first run: neither a copy nor a busy block of a's goes to b."""
+    a_item = _with_ref(item("m1", organizer=Attendee("boss@x.org"), attendees=[Attendee("a@x.org")]), "cal", "a1")
+    observations = {"a/cal": Observation("a/cal", [a_item], complete=True),
+                    "b/cal": Observation("b/cal", [], complete=True)}
+    members = [Member("a", "cal"), Member("b", "cal")]
+    result = plan(members, {}, observations, PlanOptions(mode=mode), invited={"m1": frozenset({"a/cal", "b/cal"})})
+    assert result.writes == []
+    assert any("b/cal: the invitation to meeting m1" in n for n in result.notices)
+    assert [(type(w).__name__, w.target) for w in plan(members, {}, observations, PlanOptions(mode=mode)).writes] == [
+        ("Create", "b/cal")]

@@ -70,7 +70,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
@@ -441,6 +441,8 @@ class _Context:
     """Item ids gone from a held member: for now neither gone nor present (see :class:`Hold`)."""
     restore: dict[str, set[str]] = field(default_factory=dict)
     """Item ids gone from a held member that are to be put back on it (``restore_held``)."""
+    invited: Mapping[str, Collection[str]] = field(default_factory=dict)
+    """UID -> members calmesh delivered the meeting's invitation to (see :func:`plan`)."""
 
     def sends(self, member: str, origin: str) -> bool:
         if self.members[member].direction == "in":
@@ -469,19 +471,21 @@ def plan(
     observations: Mapping[str, Observation],
     options: PlanOptions = PlanOptions(),
     history: DeleteHistory = DeleteHistory(),
+    invited: Mapping[str, Collection[str]] | None = None,
 ) -> Plan:
     """Decide what to write so that every member of the group holds the same items.
 
     ``state`` maps logical id to stored state; ``observations`` maps member key to what that
     member reported (a member without one counts as unreachable); ``history`` is what the
-    bulk-delete guard kept from earlier runs.
+    bulk-delete guard kept from earlier runs; ``invited`` maps a meeting's UID to the members
+    calmesh delivered its invitation to when it booked it (see :func:`_dropped_invitation`).
     """
     by_key = {m.key: m for m in members}
     if len(by_key) != len(members):
         raise ValueError("a sync group lists the same calendar twice")
     over: dict[str, Hold] = {}
     while True:  # each pass may hold more members (one per member at most)
-        result, ctx = _plan_once(by_key, state, observations, options, history, over)
+        result, ctx = _plan_once(by_key, state, observations, options, history, over, invited or {})
         more = {k: h for k, h in _over_budget(ctx, state, result, history).items() if k not in over}
         if not more:
             break
@@ -493,9 +497,11 @@ def plan(
 
 
 def _plan_once(members: dict[str, Member], state: Mapping[str, ItemState], observations: Mapping[str, Observation],
-               options: PlanOptions, history: DeleteHistory, over: Mapping[str, Hold]) -> tuple[Plan, _Context]:
+               options: PlanOptions, history: DeleteHistory, over: Mapping[str, Hold],
+               invited: Mapping[str, Collection[str]]) -> tuple[Plan, _Context]:
     result = Plan()
     ctx = _context(members, state, observations, options, result)
+    ctx.invited = invited
     _judge_listings(ctx, state, observations, history, over, result)
     state = _without_restored(ctx, state)
     seen = _recognise(ctx, state, observations, result)
@@ -1111,6 +1117,8 @@ def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, l
             continue  # gone there, deletion held: neither restored nor deleted (see _show_held)
         if key in declined:
             continue  # an attendee deleted their copy: not brought back, not spread
+        if _dropped_invitation(ctx, key, st, source, result):
+            continue
         if source is None:
             holder = _holder(ctx, statuses, content_hash, origin)
             if holder is None:
@@ -1136,6 +1144,22 @@ def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, l
                       else "changed at " + source.member if changed_seen else "restored")
             batch.actions.append(Update(lid, key, ref, item, content_hash, reason, source.member))
     return batch
+
+
+def _dropped_invitation(ctx: _Context, key: str, st: _Status, source: _Seen | None, result: Plan) -> bool:
+    """Whether ``key``'s calendar is one calmesh delivered this meeting's invitation to, which
+    its owner deleted before the group ever recorded a copy there (nothing on record, nothing
+    listed): that deletion is theirs, as it would be had the group seen the invitation first,
+    so no copy (or busy block) of the meeting is written there. Without the booking's record
+    a calendar that never held the meeting cannot be told from one whose owner removed it."""
+    if source is None or st.current is not None or st.prev is not None:
+        return False
+    uid = source.item.uid
+    if key not in ctx.invited.get(uid, ()):
+        return False
+    result.notices.append(f"{key}: the invitation to meeting {uid} that calmesh delivered there was deleted by "
+                          "its owner before this group recorded it; not brought back")
+    return True
 
 
 def _asks_organiser(ctx: _Context, origin: str, statuses: dict[str, _Status], changed: list[_Seen],

@@ -458,8 +458,10 @@ class SyncEngine:
         for key in seen:
             seen[key] = self._with_evidence(by_key[key], seen[key], state)
         settled = False
+        invited = self.repo.invitations((m.platform, m.calendar) for m in members)
         for _ in range(MAX_PASSES):
-            report.plan = plan(members, state, {k: s.observation for k, s in seen.items()}, options, history)
+            report.plan = plan(members, state, {k: s.observation for k, s in seen.items()}, options, history,
+                               invited)
             if not report.plan.incomplete:
                 settled = True
                 break

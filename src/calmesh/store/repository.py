@@ -22,6 +22,8 @@ from calmesh.ical import item_to_ical, parse_items
 from calmesh.model import CalendarItem
 from calmesh.store.models import (
     AuditEntry,
+    MeetingCopy,
+    MeetingIdentity,
     QuarantineEntry,
     SyncCopy,
     SyncHold,
@@ -274,6 +276,24 @@ class SyncRepository:
                 SyncItem.group_name == group, SyncItem.dirty.is_(True)).limit(1)).first()
             held = session.execute(select(SyncHold.member).where(SyncHold.group_name == group).limit(1)).first()
             return dirty is None and held is None
+
+    def invitations(self, members: Iterable[tuple[str, str]]) -> dict[str, frozenset[str]]:
+        """UID -> the member keys (``platform/calendar``, of ``members``) that calmesh delivered
+        the meeting's invitation to when it booked it: what tells a sync that an attendee
+        deleted an invitation before their calendar's group recorded it (the planner's
+        ``invited``). One query a run, over the booked meetings' copies only."""
+        wanted = set(members)
+        if not wanted:
+            return {}
+        found: dict[str, set[str]] = {}
+        with self._sessions() as session:
+            for uid, platform, calendar in session.execute(
+                    select(MeetingIdentity.uid, MeetingCopy.platform, MeetingCopy.calendar)
+                    .join(MeetingCopy, MeetingCopy.meeting_id == MeetingIdentity.id)
+                    .where(MeetingCopy.platform.in_({p for p, _ in wanted}))):
+                if (platform, calendar) in wanted:
+                    found.setdefault(uid, set()).add(f"{platform}/{calendar}")
+        return {uid: frozenset(keys) for uid, keys in found.items()}
 
     # ----------------------------------------------------------------- bulk-delete guard
     def holds(self, group: str) -> dict[str, HoldInfo]:
