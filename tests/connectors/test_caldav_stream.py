@@ -164,11 +164,22 @@ def test_small_pages_read_the_same(caldav_server: CalDAVServer, monkeypatch: pyt
     deletion) come out as with one page, on Radicale (objects inline) and Xandikos (listed, then
     fetched)."""
     monkeypatch.setattr(caldav_stream, "PAGE", 2)
+    pages: list[int] = []
+    real_read = caldav_stream.read_multistatus
+
+    def counting(chunks: Any, read_page: Any) -> Any:
+        def read(page: etree._Element) -> Any:
+            pages.append(len(page))
+            return read_page(page)
+        return real_read(chunks, read)
+
+    monkeypatch.setattr("calmesh.connectors.caldav.read_multistatus", counting)
     calendar = caldav_server.new_calendar()
     with caldav_server.connector() as connector:
         refs = [connector.put(calendar, _item(n)) for n in range(5)]
         first = connector.changes(calendar, None)
         assert sorted(i.uid for i in first.changed) == sorted(_item(n).uid for n in range(5))
+        assert len(pages) >= 3 and max(pages) <= 2 + 1  # the last page also holds the sync-token
         changed = _item(1)
         changed.components[0].summary = "renamed"
         connector.put(calendar, CalendarItem(changed.uid, changed.components,
@@ -222,8 +233,9 @@ def test_the_connector_refuses_a_hostile_listing(canned: _Canned) -> None:
     canned.body = (b'<?xml version="1.0"?><!DOCTYPE m [<!ENTITY a "aaaaaaaaaa">]><d:multistatus xmlns:d="DAV:">'
                    b"<d:response><d:href>&a;</d:href></d:response></d:multistatus>")
     url = f"http://127.0.0.1:{canned.server_address[1]}/cal/"
-    with CalDAVConnector("evil", CalDAVSettings(kind="caldav", url=url, timeout=10.0)) as connector:
-        connector.retry = FAST_RETRY
+    connector = CalDAVConnector("evil", CalDAVSettings(kind="caldav", url=url, timeout=10.0))
+    connector.retry = FAST_RETRY
+    with connector:
         with pytest.raises(ConnectorError, match="sync-collection on .*unreadable answer.*document type") as refused:
             connector.changes(url, None)
         assert not isinstance(refused.value, TransientError)  # not asked again: it would say the same
@@ -232,13 +244,15 @@ def test_the_connector_refuses_a_hostile_listing(canned: _Canned) -> None:
             connector.changes(url, None)
 
 
-def test_the_first_listing_waits_for_the_auth_scheme(radicale: CalDAVServer) -> None:
-    """A connector that has not learnt the server's auth scheme yet asks the listing the usual
-    way (the library negotiates it from the 401), then streams: both read the calendar the same."""
+def test_a_listing_before_the_auth_scheme_is_learnt(radicale: CalDAVServer) -> None:
+    """A connector that has not learnt the server's auth scheme yet is refused the streamed
+    listing (401) and asks again the usual way (the library negotiates from the 401); the next
+    listing streams: both read the calendar the same."""
     calendar = radicale.new_calendar()
     with radicale.connector() as writer:
         writer.put(calendar, _item(1))
-    with radicale.connector() as reader:
+    reader = radicale.connector()
+    with reader:
         assert reader._dav().auth is None
         whole = reader._listing(calendar, None, with_data=True)
         assert reader._dav().auth is not None

@@ -17,7 +17,7 @@ Transport, authentication negotiation and multistatus parsing come from the ``ca
   the sync-collection REPORT itself, where the server sends them (Radicale does, Xandikos not).
   That answer holds the whole calendar, so sync-collection answers are read as a stream, page
   by page, each object read as its page arrives (:mod:`.caldav_stream`), through the library's
-  own HTTP session once it has learnt the server's auth scheme.
+  own HTTP session and auth.
 * Writes are conditional: ``If-None-Match: *`` to create, ``If-Match`` to replace or delete, so a
   concurrent edit is a :class:`PreconditionFailed`, never a silent overwrite.
 
@@ -329,13 +329,10 @@ class CalDAVConnector(Connector):
     def _streamed(self, method: str, url: str, body: str, headers: dict[str, str]) -> Iterator[Iterator[bytes] | None]:
         """The body of a 200/207 answer as chunks read from the wire (decompressed), through the
         shared client's session with its auth, timeout, TLS and proxy settings; the connection
-        is released on leaving. None, and nothing held, when the answer is anything else or the
-        client has not learnt the server's auth scheme yet (see :meth:`_request`): the caller
-        then asks through :meth:`_send`, which negotiates and maps every other answer."""
+        is released on leaving. None, and nothing held, for any other answer, a 401 included (the
+        client has not learnt the server's auth scheme yet: see :meth:`_request`): the caller then
+        asks again through :meth:`_send`, which negotiates and maps every other answer."""
         client = self._dav()
-        if client.auth is None and self.settings.username:
-            yield None
-            return
         target = self._url(url)
         sent: dict[str, str] = {**dict(client.headers), **headers}
         try:
@@ -841,7 +838,8 @@ class CalDAVConnector(Connector):
             if chunks is not None:
                 yield _Answer(207, self._sync_pages(calendar, chunks))
                 return
-        # not a 207 at first sight, or no auth scheme learnt yet: asked again, the usual way
+        # not a 207 at first sight (a refusal, or a 401 before the auth scheme is learnt): asked
+        # again the usual way
         response = self._send("REPORT", calendar, body, {}, ok=(200, 207, *_UNSUPPORTED, 409, 412))
         if response.status in (200, 207):
             yield _Answer(response.status, [self._sync_page(calendar, response)])
