@@ -125,22 +125,28 @@ def _item(n: int) -> CalendarItem:
     return CalendarItem(uid, [master])
 
 
-def test_a_large_calendar_is_listed_as_a_stream(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                               radicale: CalDAVServer) -> None:
-    """700 objects seeded into Radicale's storage: the first listing (objects inline) reads them
-    page by page, never as one document, and reads every one of them right."""
-    items = [_item(n) for n in range(700)]
-    seed_radicale_calendar(tmp_path, radicale.username, "big", items)
-    pages: list[int] = []
+@pytest.fixture
+def pages(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each page the connector's streamed listings read, in order."""
+    sizes: list[int] = []
     real_read = caldav_stream.read_multistatus
 
     def counting(chunks: Any, read_page: Any) -> Any:
         def read(page: etree._Element) -> Any:
-            pages.append(len(page))
+            sizes.append(len(page))
             return read_page(page)
         return real_read(chunks, read)
 
     monkeypatch.setattr("calmesh.connectors.caldav.read_multistatus", counting)
+    return sizes
+
+
+def test_a_large_calendar_is_listed_as_a_stream(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               radicale: CalDAVServer, pages: list[int]) -> None:
+    """700 objects seeded into Radicale's storage: the first listing (objects inline) reads them
+    page by page, never as one document, and reads every one of them right."""
+    items = [_item(n) for n in range(700)]
+    seed_radicale_calendar(tmp_path, radicale.username, "big", items)
     monkeypatch.setattr(CalDAVConnector, "_multiget_batch", None)  # not called: the listing brought all
     with start_radicale(tmp_path, {radicale.username: radicale.password}) as server:
         connector = CalDAVConnector("big", CalDAVSettings(kind="caldav", url=server.url, username=radicale.username,
@@ -159,21 +165,12 @@ def test_a_large_calendar_is_listed_as_a_stream(tmp_path: Path, monkeypatch: pyt
         assert read.ref is not None and read.ref.etag and read.ref.id.endswith(".ics")
 
 
-def test_small_pages_read_the_same(caldav_server: CalDAVServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_small_pages_read_the_same(caldav_server: CalDAVServer, monkeypatch: pytest.MonkeyPatch,
+                                   pages: list[int]) -> None:
     """Pages of two responses: a first listing and a listing from its token (a change and a
     deletion) come out as with one page, on Radicale (objects inline) and Xandikos (listed, then
     fetched)."""
     monkeypatch.setattr(caldav_stream, "PAGE", 2)
-    pages: list[int] = []
-    real_read = caldav_stream.read_multistatus
-
-    def counting(chunks: Any, read_page: Any) -> Any:
-        def read(page: etree._Element) -> Any:
-            pages.append(len(page))
-            return read_page(page)
-        return real_read(chunks, read)
-
-    monkeypatch.setattr("calmesh.connectors.caldav.read_multistatus", counting)
     calendar = caldav_server.new_calendar()
     with caldav_server.connector() as connector:
         refs = [connector.put(calendar, _item(n)) for n in range(5)]
