@@ -22,7 +22,9 @@ REPORT from a current token, by plain httpx): the floor of a no-op, whoever asks
 
 Peak RSS: each process's high-water mark (``ru_maxrss``) after each phase, printed with the times;
 ``initial`` includes the first listing of both calendars (warm: the driver's mark once imports
-and setup are done is printed first, as ``ready``).
+and setup are done is printed first, as ``ready``). CPU: the seconds of processor time each
+phase took in the tool's process (all its threads; cold: start, imports and exit included), which
+a busy machine stretches less than the wall-clock time.
 
 ``warm``: each tool runs in one process that imports and sets up first and times each sync
 inside (calmesh: a SyncEngine with a SQLite state store, as ``calmesh sync --watch`` keeps one;
@@ -256,19 +258,19 @@ class Runner:
             log_file.close()  # the child holds its own descriptor
             self.ready_rss = self._answer()[1]  # "ready": imports and setup done
 
-    def _answer(self) -> tuple[float, int]:
-        """(seconds, the driver's peak RSS in KiB) of the sync it just made."""
+    def _answer(self) -> tuple[float, int, float]:
+        """(seconds, the driver's peak RSS in KiB, CPU seconds) of the sync it just made."""
         assert self.process is not None and self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line.startswith("ok "):
             self.close()
             tail = self.log.read_text(errors="replace")[-3000:]
             raise RuntimeError(f"{Path(self.command[0]).name} driver failed: {line.strip() or 'exited'}\n{tail}")
-        _ok, seconds, rss = line.split()
-        return float(seconds), int(rss)
+        _ok, seconds, rss, cpu = line.split()
+        return float(seconds), int(rss), float(cpu)
 
-    def run(self) -> tuple[float, int]:
-        """One sync: (seconds, peak RSS in KiB of the process that made it)."""
+    def run(self) -> tuple[float, int, float]:
+        """One sync: (seconds, peak RSS in KiB of the process that made it, its CPU seconds)."""
         if self.process is None:
             return _timed(self.command, self.env)
         assert self.process.stdin is not None
@@ -283,8 +285,8 @@ class Runner:
             self.process.wait(timeout=60)
 
 
-def _timed(command: list[str], env: dict[str, str]) -> tuple[float, int]:
-    """(seconds, peak RSS in KiB) of ``command`` run to its end in a new process."""
+def _timed(command: list[str], env: dict[str, str]) -> tuple[float, int, float]:
+    """(seconds, peak RSS in KiB, CPU seconds) of ``command`` run to its end in a new process."""
     with tempfile.TemporaryFile("w+") as out:
         started = time.perf_counter()
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
@@ -294,7 +296,7 @@ def _timed(command: list[str], env: dict[str, str]) -> tuple[float, int]:
         if process.returncode != 0:
             out.seek(0)
             raise RuntimeError(f"{' '.join(command[:4])} failed ({process.returncode}):\n{out.read()[-6000:]}")
-    return elapsed, usage.ru_maxrss
+    return elapsed, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def write_calmesh_config(work: Path, state: Path, url_a: str, url_b: str) -> Path:
@@ -331,11 +333,12 @@ def write_vdirsyncer_config(work: Path, url_a: str, url_b: str) -> Path:
 
 @dataclass
 class Outcome:
-    """One tool's phases on one pair: seconds and peak RSS (KiB) per phase, the RSS of the warm
-    driver once set up, and the server's own no-change checks (see :func:`server_checks`)."""
+    """One tool's phases on one pair: seconds, peak RSS (KiB) and CPU seconds per phase, the RSS of
+    the warm driver once set up, and the server's own no-change checks (see :func:`server_checks`)."""
 
     times: list[float]
     rss: list[int]
+    cpu: list[float]
     ready_rss: int | None
     checks: tuple[float, float, float]
 
@@ -394,7 +397,8 @@ def run_tool(tool: str, root: Path, items: Sequence[CalendarItem], edits: Sequen
         phases.append(runner.run())
         if (n := warm_up(pair.client, pair.urls[1])) != len(items):
             raise RuntimeError(f"{tool}: B holds {n} objects after the sync, A {len(items)}")
-        return Outcome([t for t, _ in phases], [r for _, r in phases], runner.ready_rss, checks)
+        return Outcome([p[0] for p in phases], [p[1] for p in phases], [p[2] for p in phases], runner.ready_rss,
+                       checks)
     finally:
         if runner is not None:
             runner.close()
@@ -468,15 +472,16 @@ def driver(tool: str, state: str, url_a: str, url_b: str) -> None:
     sync = vdirsyncer_sync() if tool == "vdirsyncer" else calmesh_sync(state, url_a, url_b)
     answers = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # whatever the tool prints goes to stderr, not into the answers
-    print(f"ok 0 {_peak_rss()}", file=answers, flush=True)
+    print(f"ok 0 {_peak_rss()} 0", file=answers, flush=True)
     for _line in sys.stdin:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         try:
             sync()
         except Exception as exc:  # reported to the parent, which stops the bench
             print(f"error {exc!r}".replace("\n", " "), file=answers, flush=True)
             return
-        print(f"ok {time.perf_counter() - started:.6f} {_peak_rss()}", file=answers, flush=True)
+        print(f"ok {time.perf_counter() - started:.6f} {_peak_rss()} {time.process_time() - cpu:.6f}",
+              file=answers, flush=True)
 
 
 def _peak_rss() -> int:
@@ -547,6 +552,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                           + ", ".join(f"{p} {t:.2f}s" for p, t in zip(PHASES, out.times, strict=True))
                           + f"; peak RSS {ready}"
                           + ", ".join(f"{p} {r / 1024:.0f} MB" for p, r in zip(PHASES, out.rss, strict=True))
+                          + "; CPU " + ", ".join(f"{p} {c:.2f}s" for p, c in zip(PHASES, out.cpu, strict=True))
                           + f"; the servers alone (quiet): CTag PROPFIND on A {out.checks[0]:.3f}s, "
                             f"on A and B at once {out.checks[1]:.3f}s, sync-collection on A from a current "
                             f"token {out.checks[2]:.3f}s", flush=True)

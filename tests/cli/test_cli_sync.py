@@ -4,6 +4,9 @@ files (real ICSConnector writes; the state store is a SQLite file in the test's 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -58,6 +61,17 @@ def config(tmp_path: Path) -> Path:
 def invoke(*args: str) -> tuple[int, str]:
     result = runner.invoke(app, list(args), env={"COLUMNS": "200"})
     return result.exit_code, result.output
+
+
+def test_a_finished_command_leaves_the_store_checkpointed(config: Path, tmp_path: Path) -> None:
+    """As a command ends, ``main()`` closes the state store's connections (the engines it opened,
+    not a garbage collection): SQLite checkpoints its WAL into the database file and removes it."""
+    folder(tmp_path, "left").put("team.ics", meeting(1))
+    for argv in (["sync", "--once"], ["sync", "--once"], ["status"]):
+        done = subprocess.run([sys.executable, "-c", "from calmesh.cli import main; main()", *argv, "-c", str(config)],
+                              capture_output=True, text=True, env={**os.environ, "COLUMNS": "120"})
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert (tmp_path / "state.sqlite").exists() and not (tmp_path / "state.sqlite-wal").exists(), argv
 
 
 def test_sync_once_then_nothing_to_do_then_status(config: Path, tmp_path: Path) -> None:

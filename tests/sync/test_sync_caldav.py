@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -93,10 +93,17 @@ def test_a_quiet_run_asks_each_server_one_ctag(pair: Group, rad: Peer, xan: Peer
     asked: list[tuple[str, str]] = []
     send = CalDAVConnector._send
 
+    streamed = CalDAVConnector._streamed
+
     def counted(self: CalDAVConnector, method: str, url: str, body: str = "", *args: object, **kw: object) -> object:
         asked.append((self.name, method))
         return send(self, method, url, body, *args, **kw)  # type: ignore[arg-type]
+
+    def counted_stream(self: CalDAVConnector, method: str, *args: Any) -> Any:  # the change feed, streamed
+        asked.append((self.name, method))
+        return streamed(self, method, *args)
     monkeypatch.setattr(CalDAVConnector, "_send", counted)
+    monkeypatch.setattr(CalDAVConnector, "_streamed", counted_stream)
     quiet = pair.run()
     assert quiet.status == "ok" and quiet.plan.writes == []
     assert sorted(asked) == sorted((p.conn.name, "PROPFIND") for p in (rad, xan))

@@ -15,6 +15,9 @@ Transport, authentication negotiation and multistatus parsing come from the ``ca
   :func:`_etag_token`). Only changed objects are fetched, with ``calendar-multiget`` (the next
   batch is on its way while one is parsed). On first contact the objects are asked for within
   the sync-collection REPORT itself, where the server sends them (Radicale does, Xandikos not).
+  That answer holds the whole calendar, so sync-collection answers are read as a stream, page
+  by page, each object read as its page arrives (:mod:`.caldav_stream`), through the library's
+  own HTTP session and auth.
 * Writes are conditional: ``If-None-Match: *`` to create, ``If-Match`` to replace or delete, so a
   concurrent edit is a :class:`PreconditionFailed`, never a silent overwrite.
 
@@ -34,10 +37,11 @@ import re
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from contextvars import copy_context
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, ClassVar
@@ -48,7 +52,7 @@ from caldav.elements import cdav, dav
 from caldav.elements import ical as ical_elements
 from caldav.elements.base import BaseElement, ValuedBaseElement
 from caldav.lib import error as dav_error
-from caldav.response import CalendarQueryResult, DAVResponse
+from caldav.response import CalendarQueryResult, DAVResponse, SyncCollectionResult
 from lxml import etree
 
 from calmesh import ical
@@ -70,6 +74,7 @@ from calmesh.connectors.base import (
     plain_cause,
     with_retries,
 )
+from calmesh.connectors.caldav_stream import MalformedAnswer, UnreadableAnswer, read_multistatus
 from calmesh.connectors.settings import CalDAVSettings
 from calmesh.core.freebusy import busy_from_events, clip, merge_busy, unknown
 from calmesh.model import (
@@ -97,6 +102,8 @@ events in their own zone (usually UTC), calmesh in the owner's; local expansion 
 _MULTIGET_BATCH = 500
 """Hrefs per calendar-multiget: fewer, larger requests cost a server less (Radicale serves 10,000
 objects in 1.8 s in batches of 500, 2.3 s in batches of 100); one it cannot serve is halved."""
+_CHUNK = 64 * 1024
+"""Bytes read from the wire at a time by a streamed answer (see :mod:`.caldav_stream`)."""
 _KNOWN_MAX = 100_000
 """Objects remembered by href and ETag (see ``CalDAVConnector._known``) before the memory is reset."""
 _CALENDARS_TTL = 300.0
@@ -184,6 +191,44 @@ def _split_known(calendar: str, listed: Mapping[str, str | None], known: Mapping
     return unchanged, wanted
 
 
+@dataclass(frozen=True)
+class _Answer:
+    """A sync-collection REPORT's answer: its status, its pages (read as they are iterated) and,
+    when it refused, the preconditions it named."""
+
+    status: int
+    pages: Iterable[SyncCollectionResult]
+    preconditions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Listing:
+    """What a sync-collection listing said, page after page: the changed hrefs with their ETags,
+    the objects the server sent with it, read as each page arrived (so their text is not kept),
+    the deleted hrefs, and the token it ended with."""
+
+    changed: dict[str, str | None] = field(default_factory=dict)
+    read: dict[str, tuple[list[CalendarItem], list[Problem]]] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
+    token: str = ""
+
+    def add(self, page: SyncCollectionResult, calendar_path: str,
+            to_items: Callable[[list[CalendarQueryResult]], tuple[list[CalendarItem], list[Problem]]]) -> None:
+        """One more page: an href changed on one page and deleted on a later one is deleted."""
+        for entry in page.changed:
+            if entry.href.rstrip("/") == calendar_path:
+                continue  # some servers list the collection itself
+            self.changed[entry.href] = entry.etag
+            self.deleted.discard(entry.href)
+            if entry.calendar_data:
+                self.read[entry.href] = to_items([entry])
+        for href in page.deleted:
+            self.changed.pop(href, None)
+            self.read.pop(href, None)
+            self.deleted.add(href)
+        self.token = page.sync_token or self.token
+
+
 class CalDAVConnector(Connector):
     kind: ClassVar[str] = "caldav"
     Settings = CalDAVSettings
@@ -268,14 +313,46 @@ class CalDAVConnector(Connector):
             raise TransientError(self.name, f"{method} {url}: the server answered malformed XML ({exc})",
                                  item=item) from exc
         except OSError as exc:  # niquests/requests transport errors are OSErrors
-            cause = plain_cause(exc) or type(exc).__name__
-            what = "timed out" if "timeout" in type(exc).__name__.lower() else "unreachable"
-            server = "{0.scheme}://{0.netloc}".format(urlsplit(self._url(url)))
-            raise TransientError(self.name, f"{what} at {server}: {cause}",
-                                 item=item, setting="url") from exc
+            raise self._unreachable(exc, url, item) from exc
         if response.status in ok:
             return response
         raise self._status_error(method, url, response, item)
+
+    def _unreachable(self, exc: OSError, url: str, item: str | None = None) -> TransientError:
+        """A transport failure (refused, reset, timed out) as the error that names the server."""
+        cause = plain_cause(exc) or type(exc).__name__
+        what = "timed out" if "timeout" in type(exc).__name__.lower() else "unreachable"
+        server = "{0.scheme}://{0.netloc}".format(urlsplit(self._url(url)))
+        return TransientError(self.name, f"{what} at {server}: {cause}", item=item, setting="url")
+
+    @contextmanager
+    def _streamed(self, method: str, url: str, body: str, headers: dict[str, str]) -> Iterator[Iterator[bytes] | None]:
+        """The body of a 200/207 answer as chunks read from the wire (decompressed), through the
+        shared client's session with its auth, timeout, TLS and proxy settings; the connection
+        is released on leaving. None, and nothing held, for any other answer, a 401 included (the
+        client has not learnt the server's auth scheme yet: see :meth:`_request`): the caller then
+        asks again through :meth:`_send`, which negotiates and maps every other answer."""
+        client = self._dav()
+        target = self._url(url)
+        sent: dict[str, str] = {**dict(client.headers), **headers}
+        try:
+            response = client.session.request(
+                method, target, data=body.encode("utf-8"), headers=sent,
+                auth=client.auth, timeout=client.timeout, verify=client.ssl_verify_cert, cert=client.ssl_cert,
+                proxies={urlsplit(target).scheme: client.proxy} if client.proxy else None, stream=True)
+        except OSError as exc:
+            raise self._unreachable(exc, url) from exc
+        try:
+            yield self._chunks(response, url) if response.status_code in (200, 207) else None
+        finally:
+            response.close()
+
+    def _chunks(self, response: Any, url: str) -> Iterator[bytes]:
+        """The streamed body's chunks; a connection failing part way is a :class:`TransientError`."""
+        try:
+            yield from response.iter_content(_CHUNK)
+        except OSError as exc:  # the connection failed part way through
+            raise self._unreachable(exc, url) from exc
 
     def _refusal(self, exc: dav_error.AuthorizationError, url: str, item: str | None) -> ConnectorError:
         """401/403 from the library: a stale sync-token, a refused precondition, or credentials."""
@@ -691,70 +768,103 @@ class CalDAVConnector(Connector):
 
     def _sync_collection(self, calendar: str, token: str | None, known: Mapping[str, str]) -> ChangeSet | None:
         """RFC 6578 changes, or None when the server does not do sync-collection."""
-        changed: dict[str, str | None] = {}
-        sent: dict[str, CalendarQueryResult] = {}
-        deleted: set[str] = set()
         first = token is None
-        # First contact: the objects are asked for with the listing, in the same REPORT (RFC 6578
-        # allows any property), instead of listing and then downloading them in multigets.
-        inline = first and not known
-        calendar_path = self._path(calendar).rstrip("/")
-        while True:
-            try:
-                response = self._sync_report(calendar, token, with_data=inline)
-            except ConnectorError as exc:
-                if not inline or isinstance(exc, TransientError):
-                    raise
-                log.info("%s: sync-collection with data refused on %s (%s); listing first",
-                         self.name, calendar, exc.message)
-                inline = False
-                continue
-            if inline and response.status not in (200, 207):
-                inline = False  # a server that will not send data with a sync-collection: list, then fetch
-                continue
-            if response.status not in (200, 207):
-                # RFC 6578 3.2 says 403 + DAV:valid-sync-token; Radicale does that, Xandikos answers 412
-                preconditions = [p.rsplit("}", 1)[-1] for p in dav_error.parse_preconditions(response.raw)]
-                if token is not None and ("valid-sync-token" in preconditions or response.status in (403, 409, 412)):
-                    raise InvalidTokenError(self.name, f"the server refused the sync token (HTTP {response.status})",
-                                            item=calendar)
-                log.info("%s: sync-collection not supported on %s (HTTP %s)", self.name, calendar, response.status)
-                return None
-            try:
-                page = response.parse_sync_collection()
-            except dav_error.DAVError as exc:
-                raise ConnectorError(self.name, f"sync-collection on {calendar}: unreadable answer ({exc})") from exc
-            for entry in page.changed:
-                if entry.href.rstrip("/") == calendar_path:
-                    continue  # some servers list the collection itself
-                changed[entry.href] = entry.etag
-                deleted.discard(entry.href)
-                if entry.calendar_data:
-                    sent[entry.href] = entry
-            for href in page.deleted:
-                changed.pop(href, None)
-                sent.pop(href, None)
-                deleted.add(href)
-            if not page.sync_token:
-                raise ConnectorError(self.name, f"sync-collection on {calendar} returned no sync token")
-            token = page.sync_token
-            if not page.truncated:
-                break
-        unchanged, wanted = _split_known(calendar, changed, known)
-        items, unreadable = self._fetch_changed(calendar, wanted, changed, sent)
+        listing = None
+        if first and not known:
+            # First contact: the objects are asked for with the listing, in the same REPORT (RFC
+            # 6578 allows any property), instead of listing and then downloading them in multigets.
+            listing = self._listing(calendar, None, with_data=True)
+        if listing is None:
+            listing = self._listing(calendar, token, with_data=False)
+        if listing is None:
+            return None
+        unchanged, wanted = _split_known(calendar, listing.changed, known)
+        items, unreadable = self._fetch_changed(calendar, wanted, listing.changed, listing.read)
         fetched = {i.ref.id for i in items if i.ref} | {ref.id for ref, _ in unreadable}
         gone = [h for h in wanted if h not in fetched]  # listed as changed, then 404: deleted meanwhile
-        refs = [ItemRef(calendar, h) for h in sorted(deleted | set(gone))]
-        return ChangeSet(items, [] if first else refs, "sync:" + token, complete=first, unreadable=unreadable,
-                         unchanged=unchanged)
+        refs = [ItemRef(calendar, h) for h in sorted(listing.deleted | set(gone))]
+        return ChangeSet(items, [] if first else refs, "sync:" + listing.token, complete=first,
+                         unreadable=unreadable, unchanged=unchanged)
 
-    def _sync_report(self, calendar: str, token: str | None, *, with_data: bool = False) -> DAVResponse:
-        """One sync-collection REPORT asking for ETags (and the objects, ``with_data``); refusals
-        come back for the caller."""
+    def _listing(self, calendar: str, token: str | None, *, with_data: bool) -> _Listing | None:
+        """What sync-collection says changed since ``token``, read again from its start after a
+        transient failure (a streamed answer cut off part way cannot be resumed); None when the
+        server does not do sync-collection, or, ``with_data``, will not send the objects in it."""
+        return with_retries(partial(self._read_listing, calendar, token, with_data),
+                            policy=self.retry, sleep=self.sleep)
+
+    def _read_listing(self, calendar: str, token: str | None, with_data: bool) -> _Listing | None:
+        listing = _Listing()
+        calendar_path = self._path(calendar).rstrip("/")
+        while True:
+            with ExitStack() as stack:
+                try:
+                    answer = stack.enter_context(self._sync_report(calendar, token, with_data=with_data))
+                except ConnectorError as exc:
+                    if not with_data or isinstance(exc, TransientError):
+                        raise
+                    log.info("%s: sync-collection with data refused on %s (%s); listing first",
+                             self.name, calendar, exc.message)
+                    return None
+                if answer.status not in (200, 207):
+                    if with_data:  # a server that will not send data with a sync-collection: list, then fetch
+                        return None
+                    # RFC 6578 3.2 says 403 + DAV:valid-sync-token; Radicale does that, Xandikos answers 412
+                    if token is not None and ("valid-sync-token" in answer.preconditions
+                                              or answer.status in (403, 409, 412)):
+                        raise InvalidTokenError(self.name, f"the server refused the sync token (HTTP {answer.status})",
+                                                item=calendar)
+                    log.info("%s: sync-collection not supported on %s (HTTP %s)", self.name, calendar, answer.status)
+                    return None
+                truncated = False
+                for page in answer.pages:
+                    listing.add(page, calendar_path, partial(self._to_items, calendar))
+                    truncated = truncated or page.truncated
+            if not listing.token:
+                raise ConnectorError(self.name, f"sync-collection on {calendar} returned no sync token")
+            if not truncated:
+                return listing
+            token = listing.token
+
+    @contextmanager
+    def _sync_report(self, calendar: str, token: str | None, *, with_data: bool = False) -> Iterator[_Answer]:
+        """One sync-collection REPORT asking for ETags (and the objects, ``with_data``), its answer
+        read page by page as it arrives (:mod:`.caldav_stream`); refusals come back for the caller.
+        Not retried here (see :meth:`_listing`)."""
         props: list[BaseElement] = [dav.GetEtag(), cdav.CalendarData()] if with_data else [dav.GetEtag()]
-        query = dav.SyncCollection() + [dav.SyncToken(value=token or ""), dav.SyncLevel(value="1"),
-                                        dav.Prop() + props]
-        return self._report(calendar, query, depth=None, ok=(200, 207, *_UNSUPPORTED, 409, 412))
+        body = _body(dav.SyncCollection() + [dav.SyncToken(value=token or ""), dav.SyncLevel(value="1"),
+                                             dav.Prop() + props])
+        with self._streamed("REPORT", calendar, body, {}) as chunks:
+            if chunks is not None:
+                yield _Answer(207, self._sync_pages(calendar, chunks))
+                return
+        # not a 207 at first sight (a refusal, or a 401 before the auth scheme is learnt): asked
+        # again the usual way
+        response = self._send("REPORT", calendar, body, {}, ok=(200, 207, *_UNSUPPORTED, 409, 412))
+        if response.status in (200, 207):
+            yield _Answer(response.status, [self._sync_page(calendar, response)])
+        else:
+            preconditions = [p.rsplit("}", 1)[-1] for p in dav_error.parse_preconditions(response.raw)]
+            yield _Answer(response.status, [], preconditions)
+
+    def _sync_pages(self, calendar: str, chunks: Iterable[bytes]) -> Iterator[SyncCollectionResult]:
+        def read(page: etree._Element) -> SyncCollectionResult:
+            response = DAVResponse.from_bytes(b"")  # a DAVResponse around the page, for the library's parsing
+            response.tree, response.davclient = page, self._dav()
+            return self._sync_page(calendar, response)
+
+        try:
+            yield from read_multistatus(chunks, read)
+        except MalformedAnswer as exc:  # as :meth:`_send` takes a whole malformed answer: asked again
+            raise TransientError(self.name, f"sync-collection on {calendar}: the server answered {exc}") from exc
+        except UnreadableAnswer as exc:
+            raise ConnectorError(self.name, f"sync-collection on {calendar}: unreadable answer ({exc})") from exc
+
+    def _sync_page(self, calendar: str, response: DAVResponse) -> SyncCollectionResult:
+        try:
+            return response.parse_sync_collection()
+        except dav_error.DAVError as exc:
+            raise ConnectorError(self.name, f"sync-collection on {calendar}: unreadable answer ({exc})") from exc
 
     def _etag_changes(self, calendar: str, token: str | None, known: Mapping[str, str]) -> ChangeSet:
         """Changes by comparing the ``href -> ETag`` map with the one the token carries."""
@@ -783,20 +893,20 @@ class CalDAVConnector(Connector):
                 if r.href.rstrip("/") != calendar_path and dav.Collection.tag not in (r.properties.get(dav.ResourceType.tag) or [])}
 
     def _fetch_changed(self, calendar: str, hrefs: Sequence[str], etags: Mapping[str, str | None],
-                       sent: Mapping[str, CalendarQueryResult] | None = None,
+                       sent: Mapping[str, tuple[list[CalendarItem], list[Problem]]] | None = None,
                        ) -> tuple[list[CalendarItem], list[tuple[ItemRef, Problem]]]:
         """The objects at ``hrefs`` (``etags`` says the server's current ETag of each), and those
         that exist but cannot be read (with why), so that sync quarantines them instead of
         mistaking them for deletions. Objects known at their current ETag are not fetched again,
-        nor those the listing ``sent`` with their data."""
+        nor those the listing ``sent`` with their data (read already, as it arrived)."""
         sent = sent or {}
         known = [self._known_item(calendar, h, etags.get(h)) for h in hrefs]
         wanted = [h for h, item in zip(hrefs, known, strict=True) if item is None]
         items, problems = self._multiget_items(calendar, [h for h in wanted if h not in sent])
-        if sent:
-            more, issues = self._to_items(calendar, [sent[h] for h in wanted if h in sent])
-            items += more
-            problems += issues
+        for href in wanted:
+            if href in sent:
+                items += sent[href][0]
+                problems += sent[href][1]
         self._remember(items, problems)
         if len(wanted) < len(hrefs) or sent:
             order = {h: n for n, h in enumerate(hrefs)}
@@ -902,7 +1012,8 @@ class CalDAVConnector(Connector):
         window = Window(start, start + timedelta(days=1))
         fbq = self._free_busy_query(first, window) is not None
         lines.append("free-busy-query: " + ("answered by the server" if fbq else "not supported, computed from events"))
-        sync = self._sync_report(first, None).status in (200, 207)
+        with self._sync_report(first, None) as answer:
+            sync = answer.status in (200, 207)
         lines.append("sync-collection: " + ("supported" if sync else "not supported, ETag comparison is used"))
         return lines
 

@@ -12,6 +12,7 @@ already at :data:`HEAD_REVISION` is recognised with one plain query.
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,8 @@ HEAD_REVISION = "0007"
 a new migration must update it, or stores would be taken as up to date without it)."""
 VERSION_TABLE = "alembic_version"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+"""Every engine :func:`make_engine` made in this process and not yet collected."""
 
 
 class StoreError(Exception):
@@ -43,8 +46,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(parsed, pool_pre_ping=True, **kwargs)
+    else:
+        engine = create_engine(parsed, pool_pre_ping=True, **kwargs)
+    _ENGINES.add(engine)
+    return engine
+
+
+def close_engines() -> None:
+    """Close the pooled connections of every store engine of this process, as a command ends:
+    SQLite then checkpoints its WAL into the database file (the last connection to close does)."""
+    for engine in list(_ENGINES):
+        engine.dispose()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
