@@ -19,7 +19,12 @@ from lxml import etree
 from calmesh.connectors import caldav_stream
 from calmesh.connectors.base import ConnectorError, RetryPolicy, TransientError
 from calmesh.connectors.caldav import CalDAVConnector, CalDAVSettings
-from calmesh.connectors.caldav_stream import MalformedAnswer, UnreadableAnswer, read_multistatus
+from calmesh.connectors.caldav_stream import (
+    MalformedAnswer,
+    OversizedAnswer,
+    UnreadableAnswer,
+    read_multistatus,
+)
 from calmesh.demo.servers import seed_radicale_calendar, start_radicale
 from calmesh.model import CalendarItem, Event
 
@@ -100,14 +105,15 @@ def test_malformed_xml_is_refused_as_malformed() -> None:
 
 
 def test_lxml_limits_stay_on_for_one_element_not_for_the_document() -> None:
-    """One text node over 10 MB or nesting deeper than 256 is refused (no huge_tree); a document
-    of any size is read, since it is never held (here 20,000 responses, ~4 MB)."""
+    """One text node over 10 MB or nesting deeper than 256 is not read here (no huge_tree: the
+    connector then lists first and asks for the objects apart); a document of any size is
+    read, since it is never held (here 20,000 responses, ~4 MB)."""
     huge = ('<d:multistatus xmlns:d="DAV:"><d:response><d:href>/a</d:href><d:x>' + "y" * 11_000_000
             + "</d:x></d:response></d:multistatus>").encode()
-    with pytest.raises(MalformedAnswer):
+    with pytest.raises(OversizedAnswer):
         _read(huge)
     deep = ('<d:multistatus xmlns:d="DAV:">' + "<d:x>" * 300 + "</d:x>" * 300 + "</d:multistatus>").encode()
-    with pytest.raises(MalformedAnswer):
+    with pytest.raises(OversizedAnswer):
         _read(deep)
     assert sum(len(p.changed) for p in read_multistatus(_pieces(_document(20_000), 65536), _sync_page)) == 20_000
 

@@ -74,7 +74,12 @@ from calmesh.connectors.base import (
     plain_cause,
     with_retries,
 )
-from calmesh.connectors.caldav_stream import MalformedAnswer, UnreadableAnswer, read_multistatus
+from calmesh.connectors.caldav_stream import (
+    MalformedAnswer,
+    OversizedAnswer,
+    UnreadableAnswer,
+    read_multistatus,
+)
 from calmesh.connectors.settings import CalDAVSettings
 from calmesh.core.freebusy import busy_from_events, clip, merge_busy, unknown
 from calmesh.model import (
@@ -817,9 +822,17 @@ class CalDAVConnector(Connector):
                     log.info("%s: sync-collection not supported on %s (HTTP %s)", self.name, calendar, answer.status)
                     return None
                 truncated = False
-                for page in answer.pages:
-                    listing.add(page, calendar_path, partial(self._to_items, calendar))
-                    truncated = truncated or page.truncated
+                try:
+                    for page in answer.pages:
+                        listing.add(page, calendar_path, partial(self._to_items, calendar))
+                        truncated = truncated or page.truncated
+                except OversizedAnswer as exc:
+                    if not with_data:
+                        raise ConnectorError(self.name, f"sync-collection on {calendar}: unreadable answer "
+                                                        f"({exc})") from exc
+                    log.info("%s: objects too large to read inline from %s (%s); listing first",
+                             self.name, calendar, exc)
+                    return None
             if not listing.token:
                 raise ConnectorError(self.name, f"sync-collection on {calendar} returned no sync token")
             if not truncated:
@@ -855,6 +868,8 @@ class CalDAVConnector(Connector):
 
         try:
             yield from read_multistatus(chunks, read)
+        except OversizedAnswer:
+            raise  # the listing asks for the objects apart (see :meth:`_read_listing`)
         except MalformedAnswer as exc:  # as :meth:`_send` takes a whole malformed answer: asked again
             raise TransientError(self.name, f"sync-collection on {calendar}: the server answered {exc}") from exc
         except UnreadableAnswer as exc:

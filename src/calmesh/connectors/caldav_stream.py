@@ -42,6 +42,12 @@ class MalformedAnswer(UnreadableAnswer):
     """The body is not well-formed XML (a server's glitch may be; asking again may help)."""
 
 
+class OversizedAnswer(UnreadableAnswer):
+    """The body passes lxml's default limits (an object of over 10 MB inline, or nesting deeper
+    than 256 levels): not read here, where the document's size is unbounded; the caller asks for
+    the objects one by one instead (a multiget of each, read whole)."""
+
+
 def _held_for_last(response: etree._Element) -> bool:
     """The RFC 6578 3.6 truncation marker (a bare 507 ``<response>``): its reader recognises it by
     the ``sync-token`` beside it, which comes with the last page."""
@@ -88,6 +94,8 @@ def read_multistatus(chunks: Iterable[bytes], read_page: Callable[[etree._Elemen
         parser.close()
         last.extend(complete(parser.read_events()))
     except etree.XMLSyntaxError as exc:
+        if "XML_PARSE_HUGE" in str(exc):
+            raise OversizedAnswer(f"over the streamed reader's limits ({exc})") from exc
         raise MalformedAnswer(f"malformed XML ({exc})") from exc
     page.extend(last)
     yield read_page(page)
