@@ -417,6 +417,32 @@ def test_a_text_expanded_in_other_windows_is_read_once(read_counter: list[bytes]
     assert {p.platform for p in ical.expand(text, WEEK, "b", PARIS)[1]} == {"b"}
 
 
+def test_windows_across_a_span_edge_get_each_occurrence_once(read_counter: list[bytes]) -> None:
+    """Series are expanded by spans of four weeks kept on the series (``ical._SPAN``): a window
+    crossing a span's edge gets each occurrence once (one straddling the edge, one moved across
+    it), the same as the window expanded on its own, and the text is still read once."""
+    edge = ical._SPAN_EPOCH + ((WEEK.start - ical._SPAN_EPOCH) // ical._SPAN + 1) * ical._SPAN
+    before = edge - timedelta(days=2)
+    text = calendar(
+        vevent("daily@test", f"{before:%Y%m%d}T233000Z", f"{before + timedelta(days=1):%Y%m%d}T003000Z",
+               "RRULE:FREQ=DAILY;COUNT=90"),
+        vevent("daily@test", f"{edge:%Y%m%d}T100000Z", f"{edge:%Y%m%d}T110000Z",
+               f"RECURRENCE-ID:{edge - timedelta(days=1):%Y%m%d}T233000Z"))
+
+    def window_alone(window: Window) -> tuple[list[Event], list[ical.Problem]]:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(ical, "_by_blocks", ical._expanded)
+            return fresh_expand(text, window)
+
+    def by_start(found: tuple[list[Event], list[ical.Problem]]) -> tuple[list[Event], list[ical.Problem]]:
+        return sorted(found[0], key=lambda e: e.start), found[1]
+
+    for first, last in ((-3, 4), (0, 1), (-1, 0), (-40, 40), (5, 12)):
+        window = Window(edge + timedelta(days=first), edge + timedelta(days=last))
+        assert by_start(ical.expand(text, window, "feed", PARIS)) == by_start(window_alone(window))
+    assert len(read_counter) == 1 + 5 * 1
+
+
 def test_a_rule_too_costly_for_one_window_still_counts_in_the_next(read_counter: list[bytes]) -> None:
     """Far from its start a fine-grained rule is too costly to expand and only its first instance
     counts; the text read for that window is shared, so dropping the rule must not leak into the

@@ -16,7 +16,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
@@ -877,7 +877,8 @@ class _Series:
     """One UID of a calendar text, read and checked: what expanding it in any window needs.
 
     Built once per text and shared by every thread reading that text (see :data:`_READS`), so
-    never changed afterwards: a window whose expansion must drop a rule works on copies."""
+    never changed afterwards (but for ``blocks``, under :data:`_SPANS_LOCK`): a window whose
+    expansion must drop a rule works on copies."""
 
     timezones: list[icalendar.cal.Component]
     components: list[icalendar.cal.Component]
@@ -894,10 +895,23 @@ class _Series:
     fixed: list[Event] | None = None
     """A UID without rules or overrides: its occurrences, the same in every window (each window
     only picks those it overlaps). None: expanded for each window."""
+    blocks: dict[datetime, list[Event] | None] = field(default_factory=dict)
+    """A series' occurrences in the :data:`_SPAN` starting at each key, kept for the next window
+    in that block; None where expanding the block found a problem (each window is expanded on its
+    own there, so its problems name that window)."""
 
 
 _WIDE = Window(datetime(1900, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
 """Where a UID without rules is expanded once; one beyond it is expanded for each window."""
+_SPAN = timedelta(days=28)
+"""A series is expanded by these blocks (from :data:`_SPAN_EPOCH`), each kept on the series: the
+windows asked of a calendar are mostly the weeks around now, and expanding a series (the
+recurrence library's occurrences, each turned into an event) was the largest share of reading a
+calendar once its text was read. A block costs about four weeks' expansion, once."""
+_SPAN_EPOCH = datetime(2000, 1, 3, tzinfo=UTC)
+_SPANS_KEPT = 3
+"""Blocks kept per series (the oldest goes first): memory stays a few blocks' occurrences."""
+_SPANS_LOCK = threading.Lock()
 
 
 def _read_series(cals: Sequence[icalendar.Calendar], platform: str) -> list[_Series]:
@@ -1024,8 +1038,10 @@ def expand(
     not read again (:data:`_READS`); only the expansion in ``window`` is done each time.
     """
     problems: list[Problem] = []
+    expand_series = _by_blocks  # series kept in the memo keep their blocks for the next window
     if isinstance(data, icalendar.Calendar):
         all_series = _read_series([data], platform)
+        expand_series = _expanded  # read for this call only: a block would be expanded for nothing
     else:
         text = data.encode() if isinstance(data, str) else data
 
@@ -1045,10 +1061,40 @@ def expand(
             continue
         if not series.components:
             continue
-        found, issues = _expanded(series, window, platform, default_tz)
+        found, issues = expand_series(series, window, platform, default_tz)
         problems.extend(issues)
         occurrences.extend(e for e in found if _overlaps(e, window, default_tz))
     return occurrences, list(dict.fromkeys(problems))  # each problem once, in order
+
+
+def _by_blocks(series: _Series, window: Window, platform: str, default_tz: tzinfo
+               ) -> tuple[list[Event], list[Problem]]:
+    """What :func:`_expanded` gives for ``window`` (a superset of the occurrences overlapping
+    it), from the series' kept :data:`_SPAN` expansions. A block whose expansion has a problem
+    (a rule too costly there, an occurrence unreadable) is never used: the window is expanded on
+    its own, as before blocks, so what is reported is what this window finds."""
+    first = (window.start - _SPAN_EPOCH) // _SPAN
+    last = -(-(window.end - _SPAN_EPOCH) // _SPAN)
+    if last - first > _SPANS_KEPT:  # a long window: its blocks would push each other out
+        return _expanded(series, window, platform, default_tz)
+    found: list[Event] = []
+    for n in range(first, last):
+        start = _SPAN_EPOCH + n * _SPAN
+        with _SPANS_LOCK:
+            seen, kept = start in series.blocks, series.blocks.get(start)
+        if not seen:
+            expanded, issues = _expanded(series, Window(start, start + _SPAN), platform, default_tz)
+            kept = None if issues else expanded
+            with _SPANS_LOCK:
+                series.blocks[start] = kept
+                while len(series.blocks) > _SPANS_KEPT:
+                    del series.blocks[next(iter(series.blocks))]
+        if kept is None:
+            return _expanded(series, window, platform, default_tz)
+        found.extend(kept)
+    if last - first > 1:  # an occurrence near a block's edge is in both blocks' expansions
+        found = list({(e.uid, e.recurrence_id, e.start): e for e in found}.values())
+    return found, []
 
 
 class _Lengths:

@@ -20,6 +20,7 @@ from calmesh.model import (
 )
 
 _TYPES = tuple(BusyType)
+_HIGHEST_FIRST = tuple(range(len(_TYPES) - 1, -1, -1))
 
 
 def merge_busy(periods: Iterable[BusyPeriod]) -> list[BusyPeriod]:
@@ -54,7 +55,7 @@ def merge_busy(periods: Iterable[BusyPeriod]) -> list[BusyPeriod]:
             else:
                 active[p.type].remove(p)
             i += 1
-        top = max((t for t in range(len(_TYPES)) if counts[t] > 0), default=None)
+        top = next((t for t in _HIGHEST_FIRST if counts[t] > 0), None)
         top_period = active[top][0] if top is not None else None
         if seg_top is not None and (top_period is None or top_period.type != seg_top.type) and seg_start is not None:
             _append(out, seg_start, instant, seg_top)
@@ -69,12 +70,18 @@ def _append(out: list[BusyPeriod], start: datetime, end: datetime, like: BusyPer
         prev = out.pop()
         start = prev.start
         like = prev
-    out.append(BusyPeriod(start, end, like.type, like.source, like.summary, like.location))
+    if like.start == start and like.end == end:
+        out.append(like)  # a period that stands alone (most): the same immutable period
+    else:
+        out.append(BusyPeriod(start, end, like.type, like.source, like.summary, like.location))
 
 
 def clip(periods: Iterable[BusyPeriod], window: Window) -> list[BusyPeriod]:
     out = []
     for p in periods:
+        if p.start >= window.start and p.end <= window.end:
+            out.append(p)  # inside already (most periods): the same immutable period
+            continue
         span = window.clip(p.start, p.end)
         if span:
             out.append(BusyPeriod(span[0], span[1], p.type, p.source, p.summary, p.location))

@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from calmesh.model import PersonFreeBusy
 from calmesh.server.context import MAX_ATTENDEES, BadRequest, ServerContext, problem, unauthorized
-from calmesh.services.answer_json import person_json
+from calmesh.services.answer_json import person_json_bytes
 
 
 def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], required: bool = True) -> Any:
@@ -82,8 +82,7 @@ class _Rendered:
             if hit is not None and hit[0] is cached:
                 self._memo.move_to_end(key)
                 return hit[1]
-        data = json.dumps(person_json(shown, zone, step, details), ensure_ascii=False, allow_nan=False,
-                          separators=(",", ":")).encode()  # as JSONResponse renders
+        data = person_json_bytes(shown, zone, step, details)
         if not cached.errors:
             with self._lock:
                 self._memo[key] = (cached, data)
