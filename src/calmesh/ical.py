@@ -46,7 +46,10 @@ from calmesh.model import (
     rrule_problem,
 )
 from calmesh.timezones import DefinedZone, is_iana_name, matching_iana, to_iana
+from calmesh.vtimezone_rules import use_indexed_definitions
 from calmesh.zone_timeline import timeline
+
+use_indexed_definitions()  # zones of VTIMEZONEs answered by bisection, not dateutil's walk from 1601
 
 PRODID = "-//calmesh//calmesh hub//EN"
 MAX_TEXT_PROPERTY = 256 * 1024

@@ -156,12 +156,28 @@ def _offset_at(zone: tzinfo, instant: datetime) -> timedelta | None:
 def _changes(zone: ZoneInfo, first_year: int, last_year: int) -> list[datetime]:
     """The UTC instants (to the hour) at which ``zone`` changes offset in these years; hourly is
     fine enough here, since every rule a VTIMEZONE can state changes on a whole hour or less often
-    than a candidate zone does, and a half-hour difference shows at the hour after."""
+    than a candidate zone does, and a half-hour difference shows at the hour after.
+
+    One scan over the years, a year at a time (:func:`_year_changes`, which carries the scan's
+    state from a year to the next), so that the overlapping spans a calendar over many years asks
+    about (2015-2024, 2016-2025...) scan each year once."""
+    out: list[datetime] = []
+    before = _offset_at(zone, datetime(first_year, 1, 1, tzinfo=UTC))
+    for year in range(first_year, last_year + 1):
+        found, before = _year_changes(zone, year, before)
+        out.extend(found)
+    return out
+
+
+@lru_cache(maxsize=4096)
+def _year_changes(zone: ZoneInfo, year: int,
+                  before: timedelta | None) -> tuple[tuple[datetime, ...], timedelta | None]:
+    """:func:`_changes`'s scan through one year, by day, then by hour within a day that changes:
+    the changes found and the offset it then compares with, given the one it came in with."""
     out = []
-    cursor = datetime(first_year, 1, 1, tzinfo=UTC)
-    end = datetime(last_year + 1, 1, 1, tzinfo=UTC)
-    before = _offset_at(zone, cursor)
-    while cursor < end:  # by day, then by hour within a day that changes
+    cursor = datetime(year, 1, 1, tzinfo=UTC)
+    end = datetime(year + 1, 1, 1, tzinfo=UTC)
+    while cursor < end:
         step = cursor + timedelta(days=1)
         if _offset_at(zone, step) != before:
             hour = cursor
@@ -170,7 +186,7 @@ def _changes(zone: ZoneInfo, first_year: int, last_year: int) -> list[datetime]:
             out.append(hour)
             before = _offset_at(zone, hour)
         cursor = step
-    return out
+    return tuple(out), before
 
 
 @lru_cache(maxsize=2048)

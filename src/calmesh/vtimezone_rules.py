@@ -1,0 +1,142 @@
+"""The zones icalendar builds from VTIMEZONEs, answered by binary search over each observance's
+onsets instead of dateutil's walk from the first one.
+
+icalendar (its ``zoneinfo`` provider) builds the zone of a VTIMEZONE it has no IANA name for with
+dateutil's ``tzical``, whose every ``utcoffset()``, ``dst()`` and ``tzname()`` asks each
+observance's recurrence for its last onset before the time asked, by walking the onsets from the
+observance's DTSTART: from 1601 in Outlook's exports (``Customized Time Zone``, Windows names),
+some 425 steps an observance for a time of 2026. Reading 500 weekly events in such a zone and
+expanding them took seconds (docs/benchmarks.md, "Zones defined by the calendar").
+
+:class:`IndexedDefinition` is the same zone, dateutil's observances and its choice among them
+(the latest onset wins, a tie goes to the first observance, the second of two ambiguous times is
+looked up an offset later in an observance that turns clocks back), with each observance's
+onsets listed once, as far as a time has been asked, and searched by bisection. Where the list
+cannot answer (a time before every observance's first onset, onsets that are not naive times in
+order) it asks dateutil as before, so every answer is dateutil's. :func:`use_indexed_definitions`
+has icalendar build these zones (its documented way: a timezone provider).
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_right
+from collections.abc import Iterator
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
+
+from dateutil.tz.tz import _tzicalvtz
+from icalendar.timezone import tzp
+from icalendar.timezone.zoneinfo import ZONEINFO
+
+_ZERO = timedelta(0)
+
+
+class _Onsets:
+    """One observance's onsets (naive local times, the clock before the change), listed in order
+    as far as a time has been asked; every onset before ``bound`` is in ``listed``.
+
+    The onsets come from the observance's recurrence through its uncached generator
+    (``_iter``): its public iterator fills the rule's own cache, whose lock dateutil leaves taken
+    when the cache completes (a finite rule: one-off RDATE observances, an UNTIL), which hung a
+    later walk of the same rule (docs/benchmarks.md). Threads share a zone: one extends the list
+    at a time, and readers only ever meet onsets at or after the bound they read."""
+
+    __slots__ = ("_lock", "_onsets", "bound", "listed")
+
+    def __init__(self, rule: Any) -> None:
+        self.listed: list[datetime] = []
+        self.bound = datetime.min
+        walk = getattr(rule, "_iter", None)
+        self._onsets: Iterator[Any] | None = walk() if callable(walk) else None
+        self._lock = threading.Lock()
+
+    def around(self, asked: datetime) -> tuple[datetime | None, datetime] | None:
+        """The last onset at or before ``asked`` (None: there is none) and the first after it
+        (``datetime.max``: there is none); None when the list cannot say and dateutil must."""
+        if asked >= self.bound:
+            self._extend(asked)
+            if asked >= self.bound:
+                return None
+        listed = self.listed
+        at = bisect_right(listed, asked)  # below the bound read: later onsets are after it
+        return (listed[at - 1] if at else None), (listed[at] if at < len(listed) else datetime.max)
+
+    def _extend(self, asked: datetime) -> None:
+        """List onsets up to the first one after ``asked`` (all of them for a finite rule)."""
+        with self._lock:
+            while self._onsets is not None and asked >= self.bound:
+                try:
+                    onset = next(self._onsets)
+                except StopIteration:
+                    self._onsets, self.bound = None, datetime.max
+                    return
+                last = self.listed[-1] if self.listed else None
+                if type(onset) is not datetime or onset.tzinfo is not None or (last is not None and onset < last):
+                    self._onsets = None  # dateutil's walk answers beyond what is listed
+                    return
+                self.listed.append(onset)
+                self.bound = onset  # every earlier onset is listed; an equal one may follow
+
+
+class IndexedDefinition(_tzicalvtz):
+    """dateutil's zone for one VTIMEZONE (see the module's docstring), answering as it does."""
+
+    def __init__(self, tzid: str, comps: list[Any]) -> None:
+        super().__init__(tzid, comps)
+        self._onsets = [_Onsets(comp.rrule) for comp in comps]
+        self._last: tuple[datetime, datetime, Any] = (datetime.max.replace(tzinfo=self),
+                                                      datetime.min.replace(tzinfo=self), None)
+        """The last observance found for a time without fold, and the times from the latest
+        onset up to (not with) the next of any observance, all of which it answers: expanding a
+        series asks for each occurrence in turn, most of them between the same two changes.
+        The times are in this zone, so comparing one of its own with them asks it nothing."""
+
+    def _find_comp(self, dt: datetime) -> Any:
+        """The observance in force at ``dt`` (wall time, its fold saying which of two)."""
+        if len(self._comps) == 1:
+            return self._comps[0]
+        folded = self._fold(dt)
+        if not folded and dt.tzinfo is self:
+            since, until, found = self._last
+            if since <= dt < until:
+                return found
+        naive = dt.replace(tzinfo=None)
+        latest: datetime | None = None
+        soonest = datetime.max
+        chosen = None
+        for comp, onsets in zip(self._comps, self._onsets, strict=True):
+            asked = naive - comp.tzoffsetdiff if folded and comp.tzoffsetdiff < _ZERO else naive
+            found_around = onsets.around(asked)
+            if found_around is None:
+                return super()._find_comp(dt)
+            onset, following = found_around
+            soonest = min(soonest, following)
+            if onset is not None and (latest is None or latest < onset):
+                latest, chosen = onset, comp
+        if latest is None:  # before every first onset: dateutil's choice (a standard observance)
+            return super()._find_comp(dt)
+        if not folded:
+            self._last = (latest.replace(tzinfo=self), soonest.replace(tzinfo=self), chosen)
+        return chosen
+
+    def __reduce__(self) -> tuple[type[IndexedDefinition], tuple[str, list[Any]]]:
+        """Copied and pickled as icalendar does dateutil's zones: rebuilt from the observances
+        (the locks are not copied)."""
+        return type(self), (self._tzid, self._comps)
+
+
+class _Provider(ZONEINFO):
+    """icalendar's zoneinfo provider, building :class:`IndexedDefinition` zones."""
+
+    def create_timezone(self, tz: Any) -> tzinfo:  # type: ignore[override] # ZONEINFO's, not the ABC's
+        zone = super().create_timezone(tz)
+        if isinstance(zone, _tzicalvtz) and not isinstance(zone, IndexedDefinition):
+            return IndexedDefinition(zone._tzid, zone._comps)  # noqa: SLF001 - the same observances
+        return zone
+
+
+def use_indexed_definitions() -> None:
+    """Have icalendar build the zones of VTIMEZONEs as :class:`IndexedDefinition` (it forgets
+    the zones it built before, as at any change of provider): :mod:`calmesh.ical` does, once."""
+    tzp.use(_Provider())
