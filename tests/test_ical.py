@@ -512,3 +512,25 @@ def test_properties_without_a_field_are_written_back_as_read() -> None:
     assert busy_block(item).components[0].unmodelled == ()
     bare = ical.parse_items(RICH_EVENT.replace(b"CATEGORIES:Second\r\n", b""))[0][0]
     assert content_hash(bare) == content_hash(item)
+
+
+SKIPPED_HOUR_ZONE = (b"BEGIN:VTIMEZONE\r\nTZID:Made Up Eastern\r\nBEGIN:STANDARD\r\nDTSTART:16010101T020000\r\n"
+                     b"TZOFFSETFROM:-0400\r\nTZOFFSETTO:-0500\r\nRRULE:FREQ=YEARLY;BYDAY=1SU;BYMONTH=11\r\n"
+                     b"END:STANDARD\r\nBEGIN:DAYLIGHT\r\nDTSTART:16010101T020000\r\nTZOFFSETFROM:-0500\r\n"
+                     b"TZOFFSETTO:-0400\r\nRRULE:FREQ=YEARLY;BYDAY=2SU;BYMONTH=3\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\n")
+
+
+@pytest.mark.parametrize("tzid", [b"Made Up Eastern", b"America/New_York"])
+def test_an_event_ending_in_the_skipped_hour_keeps_its_length(tzid: bytes) -> None:
+    """01:30 to 02:30 on the night New York's clocks go from 02:00 to 03:00: 02:30 is never shown,
+    and RFC 5545 3.3.5 reads it with the offset before the gap (EST), so the event is busy from
+    06:30Z to 07:30Z. Under a zone the calendar defines, the expansion used dateutil's reading
+    (the offset after), and the event lasted no time at all: an hour shown free."""
+    zone = SKIPPED_HOUR_ZONE.replace(b"Made Up Eastern", tzid)
+    text = (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//EN\r\n" + zone + b"BEGIN:VEVENT\r\nUID:gap\r\n"
+            b"DTSTAMP:20260101T000000Z\r\nDTSTART;TZID=" + tzid + b":20260308T013000\r\n"
+            b"DTEND;TZID=" + tzid + b":20260308T023000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    events, problems = ical.expand(text, Window(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 15, tzinfo=UTC)))
+    assert problems == []
+    assert [(e.start.astimezone(UTC), e.end.astimezone(UTC)) for e in events] == [  # type: ignore[union-attr]
+        (datetime(2026, 3, 8, 6, 30, tzinfo=UTC), datetime(2026, 3, 8, 7, 30, tzinfo=UTC))]

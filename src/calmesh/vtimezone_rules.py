@@ -10,10 +10,11 @@ expanding them took seconds (docs/benchmarks.md, "Zones defined by the calendar"
 
 :class:`IndexedDefinition` is the same zone, dateutil's observances and its choice among them
 (the latest onset wins, a tie goes to the first observance, the second of two ambiguous times is
-looked up an offset later in an observance that turns clocks back), with each observance's
+looked up an offset later in an observance that turns clocks back), but for a wall time the
+clocks skip (read with the offset before the gap, as RFC 5545 3.3.5 says), with each observance's
 onsets listed once, as far as a time has been asked, and searched by bisection. Where the list
 cannot answer (a time before every observance's first onset, onsets that are not naive times in
-order) it asks dateutil as before, so every answer is dateutil's. :func:`use_indexed_definitions`
+order) it asks dateutil as before, so every other answer is dateutil's. :func:`use_indexed_definitions`
 has icalendar build these zones (its documented way: a timezone provider).
 """
 
@@ -30,6 +31,7 @@ from icalendar.timezone import tzp
 from icalendar.timezone.zoneinfo import ZONEINFO
 
 _ZERO = timedelta(0)
+_TICK = timedelta(microseconds=1)
 
 
 class _Onsets:
@@ -116,8 +118,16 @@ class IndexedDefinition(_tzicalvtz):
                 latest, chosen = onset, comp
         if latest is None:  # before every first onset: dateutil's choice (a standard observance)
             return super()._find_comp(dt)
+        skipped = max(chosen.tzoffsetdiff, _ZERO)
+        if not folded and naive < latest + skipped:
+            # a wall time the change skips (02:30 on the night clocks go from 02:00 to 03:00):
+            # RFC 5545 3.3.5 reads it with the offset before the gap, as PEP 495 does with fold
+            # 0 (zoneinfo too); dateutil takes the one after, which made an event ending then
+            # end an hour early (zero-length 01:30-02:30). With fold 1, dateutil's answer stands:
+            # its fromutc asks that way for the wall time just after the change.
+            return self._find_comp((latest - _TICK).replace(tzinfo=self))
         if not folded:
-            self._last = (latest.replace(tzinfo=self), soonest.replace(tzinfo=self), chosen)
+            self._last = ((latest + skipped).replace(tzinfo=self), soonest.replace(tzinfo=self), chosen)
         return chosen
 
     def __reduce__(self) -> tuple[type[IndexedDefinition], tuple[str, list[Any]]]:
