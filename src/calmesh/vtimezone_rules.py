@@ -116,7 +116,7 @@ class IndexedDefinition(_tzicalvtz):
             soonest = min(soonest, following)
             if onset is not None and (latest is None or latest < onset):
                 latest, chosen = onset, comp
-        if latest is None:  # before every first onset: dateutil's choice (a standard observance)
+        if latest is None or chosen is None:  # before every first onset: dateutil's choice (a standard observance)
             return super()._find_comp(dt)
         skipped = max(chosen.tzoffsetdiff, _ZERO)
         if not folded and naive < latest + skipped:
