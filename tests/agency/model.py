@@ -213,6 +213,8 @@ class Model:
                 elif None in truth:  # deleted at one member, edited at another: either may win
                     if expect is not None:
                         expect.versions |= {v.in_mode(mode) if expect.origin == "sync" else v for v in versions}
+                    elif member in item.gone:  # where it was deleted: the edit, winning, brings it back
+                        item.places[member] = Expect({v.in_mode(mode) for v in versions}, False, "sync")
                 elif expect is None or expect.origin == "sync" or mode == "mirror":
                     origin = expect.origin if expect is not None else "sync"
                     wanted = {v.in_mode(mode) if origin == "sync" else v for v in versions}

@@ -194,16 +194,12 @@ def test_item4_an_invitation_deleted_before_the_first_sync_stays_deleted(agency:
     agency.agency_holds()
 
 
-@pytest.mark.xfail(strict=True, reason="open in issue 12 (the model, most likely): Alice edits her event's mirror "
-                                       "copy on Exchange and deletes the original on Radicale before a run; the run "
-                                       "lets the edit win over the racing deletion, as docs/sync.md says, which the "
-                                       "model takes for a resurrection; the restored original carries a marker "
-                                       "naming itself (found by a 30-minute soak, shrunk from 46 steps)")
-def test_item4_an_own_event_deleted_after_bookings_and_cancellations_comes_back(agency: AgencyMachine) -> None:
-    """[deleted-returns]: Alice's own event, synced by the mirror group; Emma and Alice book
-    meetings, two cancellations; Alice renames her event's copy on alice@exchange, then deletes
-    the original on alice@radicale; the next full mirror run writes the renamed version back at
-    the original's place, with a marker naming itself."""
+def test_item5_an_edit_racing_a_deletion_brings_the_event_back(agency: AgencyMachine) -> None:
+    """[deleted-returns] (found by a 30-minute soak, shrunk from 46 steps; a mistake of the
+    model): Alice renames her event's mirror copy on alice@exchange, then deletes the original on
+    alice@radicale, before a run; the run lets the edit win over the racing deletion (docs/sync.md)
+    and writes the renamed version back where it was deleted, which the model, keeping only the
+    deletion, took for a resurrection."""
     agency.own_event(day=3, hour=15, minutes=30, topic="demo", where=0, who="alice")
     agency.sync(confirm=False, full=True, group="mirror")
     agency.book(day=1, hour=11, minutes=60, organiser="emma", others=["alice", "carla"], topic="retro")
