@@ -194,7 +194,7 @@ def test_item4_an_invitation_deleted_before_the_first_sync_stays_deleted(agency:
     agency.agency_holds()
 
 
-def test_item5_an_edit_racing_a_deletion_brings_the_event_back(agency: AgencyMachine) -> None:
+def test_item4_an_edit_racing_a_deletion_brings_the_event_back(agency: AgencyMachine) -> None:
     """[deleted-returns] (found by a 30-minute soak, shrunk from 46 steps; a mistake of the
     model): Alice renames her event's mirror copy on alice@exchange, then deletes the original on
     alice@radicale, before a run; the run lets the edit win over the racing deletion (docs/sync.md)
