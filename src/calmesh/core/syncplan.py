@@ -500,8 +500,7 @@ def _plan_once(members: dict[str, Member], state: Mapping[str, ItemState], obser
                options: PlanOptions, history: DeleteHistory, over: Mapping[str, Hold],
                invited: Mapping[str, Collection[str]]) -> tuple[Plan, _Context]:
     result = Plan()
-    ctx = _context(members, state, observations, options, result)
-    ctx.invited = invited
+    ctx = _context(members, state, observations, options, result, invited)
     _judge_listings(ctx, state, observations, history, over, result)
     state = _without_restored(ctx, state)
     seen = _recognise(ctx, state, observations, result)
@@ -517,8 +516,10 @@ def _plan_once(members: dict[str, Member], state: Mapping[str, ItemState], obser
 
 
 def _context(members: dict[str, Member], state: Mapping[str, ItemState],
-             observations: Mapping[str, Observation], options: PlanOptions, result: Plan) -> _Context:
-    ctx = _Context(members, set(), set(), defaultdict(set), defaultdict(set), defaultdict(set), options)
+             observations: Mapping[str, Observation], options: PlanOptions, result: Plan,
+             invited: Mapping[str, Collection[str]]) -> _Context:
+    ctx = _Context(members, set(), set(), defaultdict(set), defaultdict(set), defaultdict(set), options,
+                   invited=invited)
     for key in members:
         obs = observations.get(key)
         if obs is None or not obs.reachable:

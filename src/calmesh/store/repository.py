@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from calmesh.core.syncplan import CopyState, Hold, HoldKind, ItemState
+from calmesh.core.syncplan import CopyState, Hold, HoldKind, ItemState, Member
 from calmesh.ical import item_to_ical, parse_items
 from calmesh.model import CalendarItem
 from calmesh.store.models import (
@@ -292,7 +292,7 @@ class SyncRepository:
                     .join(MeetingCopy, MeetingCopy.meeting_id == MeetingIdentity.id)
                     .where(MeetingCopy.platform.in_({p for p, _ in wanted}))):
                 if (platform, calendar) in wanted:
-                    found.setdefault(uid, set()).add(f"{platform}/{calendar}")
+                    found.setdefault(uid, set()).add(Member(platform, calendar).key)
         return {uid: frozenset(keys) for uid, keys in found.items()}
 
     # ----------------------------------------------------------------- bulk-delete guard
