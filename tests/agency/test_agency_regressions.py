@@ -210,3 +210,17 @@ def test_item4_an_edit_racing_a_deletion_brings_the_event_back(agency: AgencyMac
     agency.delete_directly(pick=20)
     agency.sync(confirm=False, full=True, group="mirror")
     agency.agency_holds()
+
+
+def test_item4_a_killed_runs_busy_block_on_graph_is_not_taken_for_an_event(agency: AgencyMachine) -> None:
+    """[exactly-once] (found by a 30-minute soak, shrunk from 16 steps): David adds an event to
+    his project calendar; a busy-group run is killed just after its busy block landed on Graph,
+    unrecorded; the next run read that block from Graph's delta feed without its marker (delta
+    takes no ``$expand``), took it for David's own event and wrote a block of it back onto the
+    project calendar, and a second block for the event. The feed's items are now read with their
+    markers."""
+    agency.own_event(day=2, hour=11, minutes=60, topic="pitch", where=1, who="david")
+    agency.sync_killed(after_write=True, at=1, group="busy")
+    agency.agency_holds()
+    agency.sync_killed(after_write=True, at=4, group="busy")
+    agency.agency_holds()

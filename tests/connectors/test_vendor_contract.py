@@ -273,6 +273,24 @@ def test_changes_through_the_token(vendor: Vendor, fake: Any, conn: Any) -> None
         conn.changes(ALICE, third.token)
 
 
+def test_change_feed_items_carry_the_marker(vendor: Vendor, conn: Any) -> None:
+    """Items from the change feed carry calmesh's marker, in the first round and the later ones.
+    Graph's ``delta`` takes no ``$expand``, so the marker never comes with it: a copy a killed
+    run wrote but did not record then read as a new event of that calendar, and was copied back
+    as a second busy block (found by the agency soak; tests/agency/test_agency_regressions.py)."""
+    def marked(uid: str, day: int) -> CalendarItem:
+        item = call(uid, day, 9)
+        item.components[0].extra[MARKER_PROPERTY] = f"caldav/team/{uid}"
+        return item
+
+    conn.put(ALICE, marked("first", 2))
+    first = conn.changes(ALICE, None)
+    assert [i.marker for i in first.changed] == ["caldav/team/first"]
+    conn.put(ALICE, marked("later", 3))
+    second = conn.changes(ALICE, first.token)
+    assert [i.marker for i in second.changed] == ["caldav/team/later"]
+
+
 # ------------------------------------------------------------------------------------ errors
 def test_throttling_waits_as_told_then_succeeds(vendor: Vendor, conn: Any) -> None:
     """Two "too busy" answers (EWS ErrorServerBusy with BackOffMilliseconds, HTTP 429 with

@@ -19,7 +19,7 @@ UID; the calmesh marker (a named extended property) links it to its source.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -265,12 +265,21 @@ class GraphConnector(Connector):
                                    item=event_id))
 
     def items(self, calendar: str, window: Window | None = None) -> tuple[list[CalendarItem], list[Problem]]:
-        problems: list[Problem] = []
         if window is not None:
             listing = self._calendar_view(calendar, window)
         else:
             listing = self._values(self._calendar_path(calendar) + "/events", {"$expand": _EXPAND_MARKER})
+        items, unreadable = self._read_listing(calendar, listing)
+        return items, [problem for _ref, problem in unreadable]
+
+    def _read_listing(self, calendar: str, listing: Iterable[dict[str, Any]], *, reread: bool = False
+                      ) -> tuple[list[CalendarItem], list[tuple[ItemRef, Problem]]]:
+        """The items of a listing (a series read once, whole, whichever of its occurrences come
+        first), and those that could not be read, by reference: a consumer must not take an
+        unreadable item for a deleted one. ``reread``: the listing lacks the marker (a delta
+        feed), so single events are read again on their own."""
         items: list[CalendarItem] = []
+        unreadable: list[tuple[ItemRef, Problem]] = []
         seen_masters: set[str] = set()
         for data in listing:
             master_id = data.get("seriesMasterId") if data.get("type") in ("occurrence", "exception") else None
@@ -283,10 +292,12 @@ class GraphConnector(Connector):
                     seen_masters.add(master_id)
                     items.append(self._series(calendar, self._get_event(calendar, master_id, with_exceptions=True)))
                 else:
-                    items.append(self._single(calendar, data))
+                    items.append(self._single(calendar, self._get_event(calendar, data["id"]) if reread else data))
+            except NotFoundError:
+                continue  # deleted since it was listed: the next change feed says so
             except (ValueError, KeyError, ConnectorError) as exc:
-                problems.append(_unreadable(self.name, exc, data))
-        return items, problems
+                unreadable.append((ItemRef(calendar, master_id or str(data.get("id"))), _unreadable(self.name, exc, data)))
+        return items, unreadable
 
     def _single(self, calendar: str, data: dict[str, Any]) -> CalendarItem:
         event = self._to_event(data)
@@ -310,20 +321,30 @@ class GraphConnector(Connector):
 
     # ------------------------------------------------------------------------------- changes
     def changes(self, calendar: str, token: str | None) -> ChangeSet:
+        """The delta feed's changes, each item read again with its marker: Graph's ``delta`` takes
+        no ``$expand``, so the extended property holding calmesh's marker never comes with it, and
+        a copy whose write landed but was not recorded (a killed run) would read as a new event
+        of this calendar. The first round (no token) takes the token from the feed and the items
+        from the plain listing, which carries the markers (the feed is read first, so a change
+        made between the two reads is in the listing and again in the next round); later rounds
+        read each changed item (few) on its own."""
         url = token or self._calendar_path(calendar) + "/events/delta"
-        changed: list[CalendarItem] = []
+        changed: list[dict[str, Any]] = []
         deleted: list[ItemRef] = []
         new_token: str | None = None
         for page in self._pages(url):
             for data in page.get("value", []):
                 if "@removed" in data:
                     deleted.append(ItemRef(calendar, data["id"]))
-                elif data.get("type") == "seriesMaster":
-                    changed.append(self._series(calendar, self._get_event(calendar, data["id"], with_exceptions=True)))
                 else:
-                    changed.append(self._single(calendar, data))
+                    changed.append(data)
             new_token = page.get("@odata.deltaLink", new_token)
-        return ChangeSet(changed, deleted, new_token, complete=token is None)
+        if token is None:
+            listing = self._values(self._calendar_path(calendar) + "/events", {"$expand": _EXPAND_MARKER})
+            items, unreadable = self._read_listing(calendar, listing)
+        else:
+            items, unreadable = self._read_listing(calendar, changed, reread=True)
+        return ChangeSet(items, deleted, new_token, complete=token is None, unreadable=unreadable)
 
     # ------------------------------------------------------------------------------- free/busy
     def freebusy(self, people: Sequence[FreeBusyRequest], window: Window) -> list[PersonFreeBusy]:
