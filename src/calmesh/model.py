@@ -405,6 +405,7 @@ class ProblemCode(enum.StrEnum):
     FLOATING_END = "floating-end"
     SEVERAL_UIDS = "several-uids"
     NO_DATA = "no-data"
+    TOO_LARGE = "too-large"
     UNREADABLE = "unreadable"
     WORKING_HOURS = "working-hours"
 
@@ -424,6 +425,7 @@ _REASONS = {
     ProblemCode.FLOATING_END: "end time without a time zone",
     ProblemCode.SEVERAL_UIDS: "several events in one object",
     ProblemCode.NO_DATA: "the server sent no data",
+    ProblemCode.TOO_LARGE: "over the server's size limit",
     ProblemCode.UNREADABLE: "unreadable",
     ProblemCode.WORKING_HOURS: "published working hours could not be read",
 }

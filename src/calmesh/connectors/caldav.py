@@ -148,6 +148,30 @@ def _etag_token(etags: dict[str, str | None]) -> str:
     return "etaghash:" + hashlib.sha256(data).hexdigest()
 
 
+class _GetContentLength(ValuedBaseElement):
+    """An object's size in bytes (RFC 4918 15.4), listed with its ETag: what tells an object a
+    server will not serve for its size (see ``CalDAVConnector._withheld``)."""
+
+    tag: ClassVar[str] = "{DAV:}getcontentlength"
+
+
+@dataclass(frozen=True)
+class _Member:
+    """One object a collection's PROPFIND (Depth 1) lists: its ETag and size, as far as told."""
+
+    etag: str | None
+    size: int | None
+
+
+def _size(value: object) -> int | None:
+    """A byte count as a property gives it (a string of digits), None if it is not one."""
+    return int(value) if isinstance(value, str) and value.strip().isdigit() else None
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB"
+
+
 class _GetCTag(ValuedBaseElement):
     """The calendar's CTag (CalendarServer's ``getctag``, offered by Radicale, Xandikos, SabreDAV/
     Nextcloud, iCloud...): a value that changes whenever any object of the calendar does."""
@@ -181,6 +205,18 @@ def _read_etag_token(token: str) -> dict[str, str | None] | None:
         return {str(href): etag for href, etag in json.loads(data)}
     except (ValueError, TypeError, zlib.error) as exc:
         raise ValueError(f"garbled change token: {exc}") from exc
+
+
+def _missing(hrefs: Iterable[str], items: Iterable[CalendarItem],
+             unreadable: Iterable[tuple[ItemRef, Problem]]) -> list[str]:
+    """Of ``hrefs`` asked for, those neither read nor reported unreadable: not returned."""
+    returned = {i.ref.id for i in items if i.ref} | {ref.id for ref, _ in unreadable}
+    return [h for h in hrefs if h not in returned]
+
+
+def _unknown_in(window: Window, problems: Iterable[Problem]) -> list[Problem]:
+    """Problems of objects nothing of which was read: they could be at any time of ``window``."""
+    return [replace(problem, unknown=(window.start, window.end)) for problem in problems]
 
 
 def _split_known(calendar: str, listed: Mapping[str, str | None], known: Mapping[str, str]
@@ -257,6 +293,11 @@ class CalDAVConnector(Connector):
         """Per calendar: the CTag :meth:`unchanged_since` just read, for the listing that follows."""
         self._no_ctag: set[str] = set()
         """Calendars whose server showed no CTag: not asked again by this connector."""
+        self._size_limits: dict[str, int | None] = {}
+        """Per calendar: the largest object the server says it keeps (CALDAV:max-resource-size)."""
+        self._oversized: dict[str, tuple[float, dict[str, _Member]]] = {}
+        """Per calendar: when it was listed, and its objects over the server's size limit (see
+        :meth:`_withheld_from_query`)."""
         self._known: dict[str, tuple[str, CalendarItem]] = {}
         """href -> (ETag, parsed object) of objects this connector read or wrote. A change feed that
         lists an href with the same ETag is served from here instead of a multiget and a parse:
@@ -525,7 +566,7 @@ class CalDAVConnector(Connector):
             return self._objects(response, calendar), True
         log.warning("%s: calendar-query on %s failed on the server (HTTP 500); fetching objects one by one",
                     self.name, calendar)
-        return self._multiget(calendar, sorted(self._etag_map(calendar))), False
+        return self._multiget(calendar, sorted(self._members(calendar))), False
 
     def _named(self, problems: Iterable[Problem], href: str) -> list[Problem]:
         """Problems of one stored object, each naming the object (its UID/summary and its href)."""
@@ -546,18 +587,21 @@ class CalDAVConnector(Connector):
         return None
 
     def events(self, calendar: str, window: Window) -> tuple[list[Event], list[Problem]]:
+        """The events of ``calendar`` in ``window``; an object the server holds but does not
+        return (nothing of it read, so it could be at any time) leaves the whole window unknown."""
         events: list[Event] = []
         problems: list[Problem] = []
-        for result in self._query(calendar, window)[0]:
+        results = self._query(calendar, window)[0]
+        for result in results:
             if result.status == 404:
                 continue  # deleted while we were reading
             if (problem := self._unreadable(result)) is not None:
-                problems.append(problem)
+                problems += _unknown_in(window, [problem])
                 continue
             found, issues = ical.expand(result.calendar_data or "", window, self.name, self._zone)
             events.extend(found)
             problems.extend(self._named(issues, result.href))
-        return events, problems
+        return events, problems + _unknown_in(window, self._withheld_from_query(calendar, {r.href for r in results}))
 
     def _to_items(self, calendar: str, results: Iterable[CalendarQueryResult]) -> tuple[list[CalendarItem], list[Problem]]:
         items: list[CalendarItem] = []
@@ -581,9 +625,31 @@ class CalDAVConnector(Connector):
     def items(self, calendar: str, window: Window | None = None) -> tuple[list[CalendarItem], list[Problem]]:
         results, filtered = self._query(calendar, window)
         items, problems = self._to_items(calendar, results)
+        problems += self._withheld_from_query(calendar, {r.href for r in results})
         if window is not None and not filtered:
             items = [i for i in items if ical.expand_items([i], window, self.name, self._zone)[0]]
         return items, problems
+
+    def _withheld_from_query(self, calendar: str, returned: set[str]) -> list[Problem]:
+        """Objects a calendar-query (or free-busy-query) answer may lack because the server will
+        not serve them: those the collection lists over the size limit the server states (Radicale
+        leaves them out of every answer but PROPFIND), which the answer did not hold (``returned``).
+        Nothing is asked of a server that states no limit; the list of oversized objects is kept
+        ``_CALENDARS_TTL`` seconds (listing the collection at each free/busy question would double
+        the server's work)."""
+        try:
+            limit = self._size_limit(calendar)
+            if limit is None:
+                return []
+            cached = self._oversized.get(calendar)
+            if cached is None or time.monotonic() - cached[0] >= _CALENDARS_TTL:
+                oversized = {h: m for h, m in self._members(calendar).items() if m.size is not None and m.size > limit}
+                cached = self._oversized[calendar] = (time.monotonic(), oversized)
+        except AuthenticationError:
+            return []  # a calendar shared "free/busy only" lists nothing of its objects
+        seen = {self._path(h) for h in returned}
+        withheld = [h for h in cached[1] if self._path(h) not in seen]
+        return [problem for _ref, problem in self._withheld(calendar, withheld, cached[1])]
 
     def fetch(self, calendar: str, ids: Sequence[str]) -> tuple[list[CalendarItem], list[Problem]]:
         """The objects at these hrefs, by calendar-multiget (those gone are left out)."""
@@ -623,14 +689,22 @@ class CalDAVConnector(Connector):
                                            *(dav.Href(value=quote(h, safe=_HREF_SAFE)) for h in hrefs)]
         response = self._report(calendar, query, depth=1, ok=(200, 207, 413, 500))
         if response.status not in (413, 500):  # 413: more hrefs than this server takes at once
-            return self._objects(response, calendar)
+            results = self._objects(response, calendar)
+            # an href the answer leaves out (a server may, for an object too large to send in a
+            # REPORT) is asked for alone: its own answer holds it or says why not
+            answered = {self._path(r.href) for r in results}
+            return results + [self._get_alone(h) for h in hrefs if self._path(h) not in answered]
         if len(hrefs) > 1:
             middle = len(hrefs) // 2
             return self._multiget_batch(calendar, hrefs[:middle]) + self._multiget_batch(calendar, hrefs[middle:])
-        response = self._read("GET", self._url(hrefs[0]), ok=(200, 404, 500), item=hrefs[0])
+        return [self._get_alone(hrefs[0])]
+
+    def _get_alone(self, href: str) -> CalendarQueryResult:
+        """One object by GET, as a multiget would have answered for it."""
+        response = self._read("GET", self._url(href), ok=(200, 404, 410, 500), item=href)
         if response.status != 200:
-            return [CalendarQueryResult(hrefs[0], status=response.status)]
-        return [CalendarQueryResult(hrefs[0], response.headers.get("ETag"), response.raw)]
+            return CalendarQueryResult(href, status=response.status)
+        return CalendarQueryResult(href, response.headers.get("ETag"), response.raw)
 
     # ---------------------------------------------------------------------------- free/busy
     def freebusy(self, people: Sequence[FreeBusyRequest], window: Window) -> list[PersonFreeBusy]:
@@ -672,7 +746,7 @@ class CalDAVConnector(Connector):
         if self.settings.freebusy_source == "server" and self._freebusy_query.get(calendar, True):
             busy = self._free_busy_query(calendar, window)
             if busy is not None:
-                return busy, []
+                return busy, _unknown_in(window, self._withheld_from_query(calendar, set()))
         try:
             events, problems = self.events(calendar, window)
         except AuthenticationError:
@@ -785,11 +859,72 @@ class CalDAVConnector(Connector):
             return None
         unchanged, wanted = _split_known(calendar, listing.changed, known)
         items, unreadable = self._fetch_changed(calendar, wanted, listing.changed, listing.read)
-        fetched = {i.ref.id for i in items if i.ref} | {ref.id for ref, _ in unreadable}
-        gone = [h for h in wanted if h not in fetched]  # listed as changed, then 404: deleted meanwhile
-        refs = [ItemRef(calendar, h) for h in sorted(listing.deleted | set(gone))]
+        # listed as changed but not returned (404: deleted meanwhile?), or listed as deleted
+        absent = set(_missing(wanted, items, unreadable)) | (set() if first else listing.deleted)
+        if first or absent or self._size_limit(calendar) is not None:
+            more, withheld, absent = self._recheck(calendar, absent, listing.changed, None if first else known)
+            items, unreadable = items + more, unreadable + withheld
+        refs = [ItemRef(calendar, h) for h in sorted(absent)]
         return ChangeSet(items, [] if first else refs, "sync:" + listing.token, complete=first,
                          unreadable=unreadable, unchanged=unchanged)
+
+    def _recheck(self, calendar: str, absent: set[str], listed: Mapping[str, object],
+                 known: Mapping[str, str] | None) -> tuple[list[CalendarItem], list[tuple[ItemRef, Problem]], set[str]]:
+        """What a sync-collection listing and its fetch left out, checked against what the
+        collection holds (PROPFIND Depth 1, answered from the stored names): a server may leave
+        out of its REPORTs, and even refuse by GET, an object it will not serve (Radicale, one over
+        its ``max_resource_size``), which a sync would take for deleted, and delete its copies;
+        from a token, Radicale reports such an object neither changed nor deleted.
+
+        ``absent``: the hrefs not returned or listed as deleted; ``listed``: every href the listing
+        named as changed. ``known`` (None on a first listing, where every object the listing left
+        out is missing from it): the ETags the caller holds, by href; from a token, the listing
+        left out an object over the server's size limit that the caller does not hold at its
+        ETag. Those the collection holds are asked for again; what still cannot be read is
+        unreadable, with why. Returns (read, unreadable, the hrefs really gone)."""
+        members = self._members(calendar)
+        limit = self._size_limit(calendar)
+
+        def left_out(href: str, member: _Member) -> bool:
+            if href in listed:
+                return False
+            if known is None:
+                return True
+            oversized = limit is not None and member.size is not None and member.size > limit
+            return oversized and known.get(href) != member.etag
+
+        again = sorted(h for h, member in members.items() if h in absent or left_out(h, member))
+        items, unreadable = self._fetch_changed(calendar, again, {h: members[h].etag for h in again})
+        unreadable += self._withheld(calendar, _missing(again, items, unreadable), members)
+        return items, unreadable, {h for h in absent if h not in members}
+
+    def _withheld(self, calendar: str, hrefs: Iterable[str], members: Mapping[str, _Member]
+                  ) -> list[tuple[ItemRef, Problem]]:
+        """The objects at ``hrefs``, which the collection lists (``members``) but the server did not
+        return when asked, as unreadable, with why: over the size limit the server states
+        (CALDAV:max-resource-size), when it is."""
+        out = []
+        limit = self._size_limit(calendar)
+        for href in sorted(hrefs):
+            member = members[href]
+            why, code = "the server lists this object but does not return it", ProblemCode.NO_DATA
+            if member.size is not None and limit is not None and member.size > limit:
+                why += (f": at {_megabytes(member.size)} it is over the server's limit of {_megabytes(limit)}"
+                        " (max-resource-size); the server's administrator can raise it, or the object can be"
+                        " made smaller")
+                code = ProblemCode.TOO_LARGE
+            # nothing of it read: it may be private (its href alone may name it)
+            out.append((ItemRef(calendar, href, member.etag), Problem(self.name, why, href, code=code, private=True)))
+        return out
+
+    def _size_limit(self, calendar: str) -> int | None:
+        """The largest object the server says ``calendar`` keeps (RFC 4791 5.2.5), None if it says
+        nothing; asked once per calendar."""
+        if calendar not in self._size_limits:
+            found = self._propfind(self._url(calendar), [cdav.MaxResourceSize()], 0)
+            self._size_limits[calendar] = next((s for r in found if (s := _size(r.properties.get(
+                cdav.MaxResourceSize.tag))) is not None), None)
+        return self._size_limits[calendar]
 
     def _listing(self, calendar: str, token: str | None, *, with_data: bool) -> _Listing | None:
         """What sync-collection says changed since ``token``, read again from its start after a
@@ -883,7 +1018,8 @@ class CalDAVConnector(Connector):
 
     def _etag_changes(self, calendar: str, token: str | None, known: Mapping[str, str]) -> ChangeSet:
         """Changes by comparing the ``href -> ETag`` map with the one the token carries."""
-        now = self._etag_map(calendar)
+        members = self._members(calendar)
+        now = {href: member.etag for href, member in members.items()}
         new_token = _etag_token(now)
         if token is not None and token == new_token:
             return ChangeSet([], [], new_token)
@@ -894,18 +1030,24 @@ class CalDAVConnector(Connector):
         if before is None:  # first listing, or a hash-only token: everything, consumer diffs
             unchanged, wanted = _split_known(calendar, now, known)
             items, unreadable = self._fetch_changed(calendar, wanted, now)
+            unreadable += self._withheld(calendar, _missing(wanted, items, unreadable), members)
             return ChangeSet(items, [], new_token, complete=True, unreadable=unreadable, unchanged=unchanged)
         moved = {h: etag for h, etag in now.items() if before.get(h) != etag or h not in before}
         unchanged, wanted = _split_known(calendar, moved, known)
         items, unreadable = self._fetch_changed(calendar, wanted, now)
+        # listed, then not returned: withheld (see :meth:`_recheck`), or deleted since the listing
+        # (the next listing says so)
+        unreadable += self._withheld(calendar, _missing(wanted, items, unreadable), members)
         deleted = [ItemRef(calendar, h, before[h]) for h in sorted(set(before) - set(now))]
         return ChangeSet(items, deleted, new_token, unreadable=unreadable, unchanged=unchanged)
 
-    def _etag_map(self, calendar: str) -> dict[str, str | None]:
+    def _members(self, calendar: str) -> dict[str, _Member]:
+        """The objects the collection holds, by href, as its PROPFIND (Depth 1) lists them."""
         calendar_path = self._path(calendar).rstrip("/")
-        found = self._propfind(self._url(calendar), [dav.GetEtag(), dav.ResourceType()], 1)
-        return {r.href: r.properties.get(dav.GetEtag.tag) for r in found
-                if r.href.rstrip("/") != calendar_path and dav.Collection.tag not in (r.properties.get(dav.ResourceType.tag) or [])}
+        found = self._propfind(self._url(calendar), [dav.GetEtag(), _GetContentLength(), dav.ResourceType()], 1)
+        return {r.href: _Member(r.properties.get(dav.GetEtag.tag), _size(r.properties.get(_GetContentLength.tag)))
+                for r in found if r.href.rstrip("/") != calendar_path
+                and dav.Collection.tag not in (r.properties.get(dav.ResourceType.tag) or [])}
 
     def _fetch_changed(self, calendar: str, hrefs: Sequence[str], etags: Mapping[str, str | None],
                        sent: Mapping[str, tuple[list[CalendarItem], list[Problem]]] | None = None,

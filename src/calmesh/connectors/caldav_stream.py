@@ -44,8 +44,8 @@ class MalformedAnswer(UnreadableAnswer):
 
 class OversizedAnswer(UnreadableAnswer):
     """The body passes lxml's default limits (an object of over 10 MB inline, or nesting deeper
-    than 256 levels): not read here, where the document's size is unbounded; the caller asks for
-    the objects one by one instead (a multiget of each, read whole)."""
+    than 256 levels): not read here, where the document's size is unbounded; the caller lists the
+    objects, then fetches them by multiget (read whole, without those limits)."""
 
 
 def _held_for_last(response: etree._Element) -> bool:

@@ -129,10 +129,13 @@ def seed_radicale_calendar(root: Path, user: str, calendar: str, items: Iterable
         (folder / radicale_object_name(item.uid)).write_bytes(ical.item_to_ical(item))
 
 
-def start_radicale(root: Path, users: dict[str, str], *, extra_config: str = "") -> RunningServer:
+def start_radicale(root: Path, users: dict[str, str], *, extra_config: str = "",
+                   max_resource_size: int | None = None) -> RunningServer:
     """Radicale with htpasswd users (plain passwords: no extra dependency, fine on loopback),
     no delay after a wrong password (tests check refusals), owner-only rights, storage in ``root``.
-    ``extra_config``: more sections of Radicale's config file, appended as given."""
+    ``extra_config``: more sections of Radicale's config file, appended as given.
+    ``max_resource_size``: Radicale's limit on one object in bytes (its default: 10 MB), which it
+    applies on PUT and, to objects already stored, by leaving them out of its answers."""
     root.mkdir(parents=True, exist_ok=True)
     htpasswd = root / "users.htpasswd"
     htpasswd.write_text("".join(f"{user}:{password}\n" for user, password in users.items()), encoding="utf-8")
@@ -143,7 +146,8 @@ def start_radicale(root: Path, users: dict[str, str], *, extra_config: str = "")
             "[server]\n"
             f"hosts = 127.0.0.1:{port}\n"
             "delay_on_error = 0\n"
-            "[auth]\n"
+            + (f"max_resource_size = {max_resource_size}\n" if max_resource_size else "")
+            + "[auth]\n"
             "type = htpasswd\n"
             f"htpasswd_filename = {htpasswd}\n"
             "htpasswd_encryption = plain\n"
