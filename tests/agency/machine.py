@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
@@ -272,7 +272,9 @@ class AgencyMachine(RuleBasedStateMachine):
         if seen is None or self.is_down(target.platform):
             return
         title = f"{item.key} {topic} (renamed)" if not item.title.endswith("(renamed)") else f"{item.key} {topic}"
-        components = [replace(c, summary=title, sequence=c.sequence + 1) for c in seen.item.components]
+        # as clients do (Thunderbird, Apple Calendar): SEQUENCE raised, LAST-MODIFIED now
+        components = [replace(c, summary=title, sequence=c.sequence + 1, last_modified=datetime.now(UTC))
+                      for c in seen.item.components]
         assert seen.item.ref is not None
         self.agency.hub.raw(target.platform).put(target.calendar, CalendarItem(seen.item.uid, components,
                                                                                 seen.item.ref), seen.item.ref.etag)

@@ -181,6 +181,9 @@ class Model:
         edited = item.edited.setdefault(name, set())
         if edited - {place}:  # changed at another member too since the last clean run: a conflict
             item.truth.setdefault(name, set()).add(version)
+            if (here := item.places.get(place)) is not None:  # which version wins is the policy's
+                here.versions |= {v.in_mode(mode) if here.origin == "sync" else v
+                                  for v in item.truth[name] if v is not None}
         else:
             item.truth[name] = {version}
         edited.add(place)

@@ -224,3 +224,21 @@ def test_item4_a_killed_runs_busy_block_on_graph_is_not_taken_for_an_event(agenc
     agency.agency_holds()
     agency.sync_killed(after_write=True, at=4, group="busy")
     agency.agency_holds()
+
+
+def test_item4_an_edit_on_exchange_loses_a_conflict_to_an_older_numbered_edit(agency: AgencyMachine) -> None:
+    """[edit-lost] (found by a soak, shrunk from 41 steps): Alice renames her event on Radicale,
+    then its mirror copy on Exchange, before a run. Exchange keeps no SEQUENCE for an appointment,
+    so the later edit read as SEQUENCE 0 and lost "newest" to the older one by SEQUENCE; where a
+    platform keeps none, LAST-MODIFIED decides. (The model also let the edited copy keep only its
+    own version in a conflict: either may win.)"""
+    agency.own_event(day=0, hour=12, minutes=60, topic="lunch", where=0, who="alice")
+    agency.sync(confirm=False, full=False, group="mirror")
+    editable = [place for _item, place in agency._editable()]
+    agency.edit_directly(pick=editable.index("alice@radicale"), topic="planning")
+    agency.edit_directly(pick=editable.index("alice@exchange"), topic="budget")
+    agency.sync(confirm=False, full=False, group="mirror")
+    agency.agency_holds()
+    (item,) = agency.model.items.values()
+    seen = agency.model.observe()
+    assert {s.event.summary for place in ("alice@radicale", "alice@exchange") for s in seen[place]} == {item.title}

@@ -184,6 +184,20 @@ def test_conflict_newest_sequence_wins() -> None:
     assert w.run().writes == []
 
 
+def test_conflict_newest_is_the_later_edit_where_a_platform_keeps_no_sequence() -> None:
+    """Member b keeps no SEQUENCE (Exchange, an in-house table): its edit reads as SEQUENCE 0
+    however recent. An older edit on a, numbered by its CalDAV client, won by SEQUENCE and the
+    later edit was lost (found by the agency soak); LAST-MODIFIED now decides."""
+    w = world("a", "b", options=PlanOptions(conflict="newest", unsequenced=frozenset({"b/cal"})))
+    w.platforms["a"].user_put(item("u1"))
+    converge(w)
+    w.platforms["a"].user_put(item("u1", summary="older on a", seq=1, last_modified=T0 + timedelta(minutes=1)))
+    w.platforms["b"].user_put(item("u1", summary="later on b", seq=0, last_modified=T0 + timedelta(minutes=2)))
+    (conflict,) = [a for a in w.run().actions if isinstance(a, Conflict)]
+    assert conflict.winner == "b/cal" and "LAST-MODIFIED" in conflict.resolution
+    assert {p.all()[0].components[0].summary for p in w.platforms.values()} == {"later on b"}
+
+
 def test_conflict_named_platform_wins() -> None:
     w = _conflicting("b")
     w.run()

@@ -367,6 +367,11 @@ class Capabilities:
     people: bool = True
     """The platform keeps the ORGANIZER and ATTENDEEs of what is written (an in-house table
     usually does not: the identity record then keeps them for the meetings calmesh books)."""
+    sequence: bool = True
+    """The platform keeps an event's SEQUENCE as written. Exchange (EWS and Graph) keeps none for
+    an appointment, and an in-house table usually has no column for it: their events read as
+    SEQUENCE 0 however often they were edited, so a conflict is not judged by it (see
+    :func:`calmesh.core.syncplan.newest`)."""
     answers: bool = True
     """The platform keeps each attendee's answer (PARTSTAT) as written. Exchange (EWS and Graph)
     does not: it sets them only from the response messages its own mailboxes process, so an iTIP

@@ -333,6 +333,7 @@ class EWSConnector(Connector):
     capabilities: ClassVar[Capabilities] = Capabilities(
         read=True, write=True, changes=True, native_freebusy=True,
         freebusy_batch=MAX_MAILBOXES, max_freebusy_days=None, working_hours=True,
+        sequence=False,  # an appointment has no SEQUENCE; a meeting's is the service's own
         answers=False,  # an attendee's ResponseType is Exchange's to set, from response messages
     )
     settings: EWSSettings

@@ -105,6 +105,7 @@ class GraphConnector(Connector):
     capabilities: ClassVar[Capabilities] = Capabilities(
         read=True, write=True, changes=True, native_freebusy=True,
         freebusy_batch=MAX_SCHEDULES, max_freebusy_days=MAX_SCHEDULE_DAYS, working_hours=True,
+        sequence=False,  # an appointment has no SEQUENCE; a meeting's is the service's own
         answers=False,  # an attendee's status is the service's to set, from the responses it receives
     )
     settings: GraphSettings

@@ -63,7 +63,7 @@ _SHOW_AS_OUT = {v: k for k, v in _SHOW_AS.items() if k != "away"}
 class SQLConnector(Connector):
     kind: ClassVar[str] = "sql"
     Settings: ClassVar[type[ConnectorSettings]] = SQLSettings
-    capabilities: ClassVar[Capabilities] = Capabilities(write=True, changes=True, people=False, answers=False)
+    capabilities: ClassVar[Capabilities] = Capabilities(write=True, changes=True, people=False, answers=False, sequence=False)
 
 
     @property

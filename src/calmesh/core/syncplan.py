@@ -201,6 +201,8 @@ class PlanOptions:
     restore_held: bool = False
     """The operator dismissed the holds: put the held items back on the members that lost them
     (copied from the others), instead of deleting their copies."""
+    unsequenced: frozenset[str] = frozenset()
+    """Members whose platform keeps no SEQUENCE (``Capabilities.sequence``): see :func:`newest`."""
 
 
 HoldKind = Literal["empty", "shrink", "budget"]
@@ -943,10 +945,23 @@ def _statuses(ctx: _Context, rec: ItemState | None, seen: Mapping[str, list[_See
     return out
 
 
-def _newest_key(item: CalendarItem) -> tuple[int, datetime]:
+def newest(candidates: Sequence[tuple[CalendarItem, bool]]) -> int:
+    """Index of the newest of differing versions of one event, each with whether its platform
+    keeps SEQUENCE: the higher SEQUENCE, then the later LAST-MODIFIED (RFC 5545 3.8.7.4: the
+    organizer raises SEQUENCE on each significant change), the first of equals. SEQUENCE is
+    compared only when every version's platform keeps it: an edit made on Exchange reads as
+    SEQUENCE 0 however recent, and would lose to any older edit a CalDAV client numbered; then
+    LAST-MODIFIED (the server's own time of change on Exchange) decides, SEQUENCE breaking ties."""
     floor = datetime.min.replace(tzinfo=UTC)
-    return (max(e.sequence for e in item.components),
-            max((as_utc(e.last_modified) for e in item.components if e.last_modified), default=floor))
+    by_sequence = all(keeps for _item, keeps in candidates)
+
+    def key(n: int) -> tuple[int, datetime, int]:
+        item = candidates[n][0]
+        sequence = max(e.sequence for e in item.components)
+        modified = max((as_utc(e.last_modified) for e in item.components if e.last_modified), default=floor)
+        return (sequence, modified, 0) if by_sequence else (0, modified, sequence)
+
+    return max(range(len(candidates)), key=key)  # max keeps the first of equals
 
 
 def _winner(ctx: _Context, candidates: list[_Seen]) -> tuple[_Seen, str]:
@@ -956,7 +971,10 @@ def _winner(ctx: _Context, candidates: list[_Seen]) -> tuple[_Seen, str]:
         named = [c for c in candidates if ctx.members[c.member].platform == policy]
         if named:
             return named[0], f"{policy} wins by policy"
-    best = max(candidates, key=lambda c: _newest_key(c.item))  # max keeps the first of equals
+    unsequenced = [c for c in candidates if c.member in ctx.options.unsequenced]
+    best = candidates[newest([(c.item, c.member not in ctx.options.unsequenced) for c in candidates])]
+    if unsequenced:
+        return best, f"newest by LAST-MODIFIED ({unsequenced[0].member.split('/')[0]} keeps no SEQUENCE)"
     return best, "newest (SEQUENCE, then LAST-MODIFIED)"
 
 

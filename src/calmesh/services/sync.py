@@ -438,6 +438,8 @@ class SyncEngine:
     def _run(self, name: str, group: SyncGroupConfig, *, dry_run: bool, confirm_deletes: bool, full: bool,
              restore_held: bool, notify: ProgressCallback) -> SyncReport:
         members, options = member_options(group, confirm_deletes=confirm_deletes, restore_held=restore_held)
+        options = replace(options, unsequenced=frozenset(
+            m.key for m in members if not self._connector(m.platform).capabilities.sequence))
         tokens = self.repo.tokens(name)
         fingerprint = group_fingerprint(group)
         early: dict[str, _Seen | None] = {}
