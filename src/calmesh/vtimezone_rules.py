@@ -14,8 +14,11 @@ looked up an offset later in an observance that turns clocks back), but for a wa
 clocks skip (read with the offset before the gap, as RFC 5545 3.3.5 says), with each observance's
 onsets listed once, as far as a time has been asked, and searched by bisection. Where the list
 cannot answer (a time before every observance's first onset, onsets that are not naive times in
-order) it asks dateutil as before, so every other answer is dateutil's. :func:`use_indexed_definitions`
-has icalendar build these zones (its documented way: a timezone provider).
+order) it asks dateutil as before, so every other answer is dateutil's, but for two faults of
+dateutil's that moved events in zones whose rules change (issue 13): its ``fromutc`` assumed a
+constant standard offset (:meth:`IndexedDefinition.fromutc`), and it read an observance's UTC
+``UNTIL`` as a local time (:func:`local_until`). :func:`use_indexed_definitions` has icalendar
+build these zones (its documented way: a timezone provider).
 """
 
 from __future__ import annotations
