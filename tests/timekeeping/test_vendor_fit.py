@@ -234,13 +234,18 @@ def test_an_endless_series_with_dates_it_needs_no_rdate_for_is_written_to_exchan
         assert group.writes(group.run()) == 0
 
 
-def test_an_endless_series_with_a_true_extra_date_is_still_not_written(
-        tmp_path: Path, xan: Peer, xandikos: CalDAVServer, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("kind", ["ews", "graph"])
+def test_an_endless_series_with_a_true_extra_date_is_not_written_and_the_report_names_the_date(
+        tmp_path: Path, xan: Peer, xandikos: CalDAVServer, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
     """An RDATE that is no occurrence of the rule, moved or not, has no form on Exchange beside an
-    endless series (see docs/timezones.md): not written, and said."""
-    with vendor_peer("ews", monkeypatch) as ews:
+    endless series (see docs/timezones.md): not written, and said, naming the extra date that
+    goes without a copy (the 20 January one, moved to 14:00, needs no RDATE and is not named)."""
+    with vendor_peer(kind, monkeypatch) as vendor:
         put_raw(xandikos, xan, "extra.ics", ENDLESS_WITH_DATES.replace("20250120T140000", "20250122T140000"))
-        report = Group(tmp_path, xan, ews).run()
+        report = Group(tmp_path, xan, vendor).run()
         assert report.counts["created"] == 0 and report.counts["not_held"] == 1
-        assert not report.adapted[-1].written and "endless" in report.adapted[-1].detail
-        assert ews.items() == []
+        note = report.adapted[-1]
+        assert not note.written and "endless" in note.detail
+        assert "1 extra date(s) no rule gives go without a copy: 2025-01-22 14:00 (Europe/Paris)" in note.detail
+        assert str(note) in report.notices
+        assert vendor.items() == []

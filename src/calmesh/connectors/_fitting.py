@@ -159,7 +159,8 @@ def spell_out(platform: str, item: CalendarItem, zone: ZoneInfo | DefinedZone, h
         why = str(exc)
     what = "RRULE " + "; ".join(master.rrule) if master.rrule else "RDATE"
     if any("COUNT=" not in r.upper() and "UNTIL=" not in r.upper() for r in master.rrule):
-        raise CannotHold(platform, feature, f"{why}; an endless series cannot be spelled out", item=item.uid)
+        raise CannotHold(platform, feature, f"{why}; an endless series cannot be spelled out"
+                         + _extra_dates(master, zone), item=item.uid)
     found, problems = ical.expand_items([CalendarItem(item.uid, [master.with_changes(exdate=[])])],
                                         Window(as_utc(master.start, zone) - timedelta(days=1),
                                                datetime(2200, 1, 1, tzinfo=UTC)), platform, zone)
@@ -213,6 +214,20 @@ def spell_out(platform: str, item: CalendarItem, zone: ZoneInfo | DefinedZone, h
     detail = (f"{what} ({why}) written as {rule} with {deleted} occurrence(s) deleted"
               + (f" and {moved} moved to their own time" if moved else "") + f": the same {len(by_day)} occurrence(s)")
     return CalendarItem(item.uid, components, item.ref), [Adaptation(feature, detail)]
+
+
+def _extra_dates(master: Event, zone: ZoneInfo | DefinedZone, shown: int = 5) -> str:
+    """Which extra dates (RDATEs) of a series that is not written go without a copy, for the
+    notice: the person reading the report must know which times are missing beside the rule's
+    (local times in ``zone``; the first ``shown`` of them)."""
+    if not master.rdate:
+        return ""
+    walls = sorted(_local(value, zone) for value in master.rdate)
+    named = ", ".join(w.strftime("%Y-%m-%d %H:%M" if isinstance(master.start, datetime) else "%Y-%m-%d")
+                      for w in walls[:shown])
+    more = f" and {len(walls) - shown} more" if len(walls) > shown else ""
+    return (f"; with it, its {len(walls)} extra date(s) no rule gives go without a copy: "
+            f"{named}{more} ({zone.key})")
 
 
 def _local(value: Temporal, zone: tzinfo) -> datetime:
