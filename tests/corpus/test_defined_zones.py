@@ -20,7 +20,8 @@ from calmesh import ical as calmesh_ical
 from calmesh.demo.servers import start_radicale
 from calmesh.model import Window
 from sync.peers import Group, Peer  # tests/sync, a sibling package on the test path
-from timekeeping.self_defined import STAMP, ZONES, Reading, SelfZone, calendar, end_line
+from timekeeping.self_defined import STAMP, ZONES, Reading, SelfZone, end_line
+from timekeeping.zone_calendars import calendar
 
 from .copies import put_object, stored_objects
 from .expansion import calmesh_side, reference_calendars, reference_side

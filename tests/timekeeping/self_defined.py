@@ -186,11 +186,6 @@ offsets, half-hour summer time, and rules that change mid-series: a new standard
 2027 (UNTIL on the old rules), summer time dropped or begun, Sydney's 2008 change."""
 
 
-def calendar(*blocks: str) -> str:
-    body = "\n".join(b.strip() for b in blocks)
-    return f"BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//test//EN\n{body}\nEND:VCALENDAR\n".replace("\n", "\r\n")
-
-
 def end_line(zone: SelfZone, reading: Reading, start: datetime, length: timedelta, name: str = "DTEND") -> str:
     """``name`` for an end ``length`` after ``start`` (an instant), as a careful client writes it:
     the local time, unless that reads as another instant (the hour the clocks repeat, second
