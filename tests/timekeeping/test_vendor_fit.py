@@ -16,10 +16,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from dateutil.rrule import WEEKLY
 
+from calmesh import ical
 from calmesh.fakes.ews import _pattern_from_xml
 from calmesh.fakes.graph import _check_recurrence, _Fault
+from calmesh.model import Window
 from sync.peers import Group, Peer, vendor_peer
 
+from .self_defined import ZONES, Reading
 from .test_exchange_copies import exchange_occurrences
 from .test_sync_copies import HOUR, put_raw, series
 from .zone_calendars import THIS_AND_FUTURE, WITH_ALARM, Rules, calendar, customized, vevent
@@ -249,3 +252,25 @@ def test_an_endless_series_with_a_true_extra_date_is_not_written_and_the_report_
         assert "1 extra date(s) no rule gives go without a copy: 2025-01-22 14:00 (Europe/Paris)" in note.detail
         assert str(note) in report.notices
         assert vendor.items() == []
+
+
+def test_a_spelled_out_series_spanning_a_change_of_clocks_keeps_its_length(
+        tmp_path: Path, xan: Peer, vendor: Peer, xandikos: CalDAVServer) -> None:
+    """Every other day from 23:30 to 10:30 the next morning in a zone of the object's own whose
+    clocks go forward at midnight: the first instance lasts ten hours (RFC 5545 3.8.5.3: each
+    instance the exact time between DTSTART and DTEND). Graph and Google get the series spelled
+    out in a known zone, whose instances lasted the eleven hours of wall clock between the two."""
+    zone = ZONES["Customized Time Zone"]
+    reading = Reading(zone)
+    put_raw(xandikos, xan, "night.ics", calendar(zone.vtimezone(), vevent(
+        "night@test", "20320327T233000", "20320328T103000", tzid=zone.tzid, extra="RRULE:FREQ=DAILY;INTERVAL=3;COUNT=4")))
+    group = Group(tmp_path, xan, vendor)
+    report = group.run()
+    assert report.counts["created"] == 1, report.errors
+    [item] = vendor.items()
+    found, problems = ical.expand_items([item], Window(datetime(2032, 3, 1, tzinfo=UTC), datetime(2032, 5, 1, tzinfo=UTC)))
+    assert not problems
+    starts = [reading.instant(datetime(2032, 3, 27, 23, 30) + timedelta(days=3 * n)) for n in range(4)]
+    assert sorted((e.start.astimezone(UTC), e.end.astimezone(UTC)) for e in found) == [  # type: ignore[union-attr]
+        (s, s + timedelta(hours=10)) for s in starts]
+    assert group.writes(group.run()) == 0
