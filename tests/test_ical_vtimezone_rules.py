@@ -56,6 +56,15 @@ DEFINITIONS = {
                     "RDATE:20111030T030000,20121028T030000,20131027T030000", "CET"),
         _observance("DAYLIGHT", "20110327T020000", "+0100", "+0200",
                     "RDATE:20120325T020000,20130331T020000", "CEST")),
+    # summer time until 2026, then a new standard offset from New Year 2027: rules that end with
+    # an UNTIL east of Greenwich, and a change dateutil's fromutc cannot follow
+    "new-standard-offset": _vtimezone(
+        "Summer time for good",
+        _observance("DAYLIGHT", "19900325T020000", "+0300", "+0400",
+                    "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU;UNTIL=20260328T230000Z"),
+        _observance("STANDARD", "19901028T030000", "+0400", "+0300",
+                    "RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU;UNTIL=20261024T230000Z"),
+        _observance("STANDARD", "20270101T000000", "+0300", "+0400")),
     # two observances with the same onset (the first listed wins), one of three onsets only
     "same-onset": _vtimezone(
         "Office/Tie",
@@ -72,7 +81,7 @@ def _zones(text: str) -> tuple[tzinfo, IndexedDefinition]:
     return plain, IndexedDefinition(again._tzid, again._comps)
 
 
-YEARS = (1600, 1601, 1967, 1973, 1987, 2006, 2007, 2010, 2012, 2013, 2026, 2099)
+YEARS = (1600, 1601, 1967, 1973, 1987, 2006, 2007, 2010, 2012, 2013, 2026, 2027, 2099)
 """Before the first onsets of 1601, the first of them, years where rules end and begin."""
 
 
@@ -120,8 +129,10 @@ def test_offsets_names_and_daylight_time_are_dateutils(name: str) -> None:
     for wall in _times(indexed):
         for fold in (0, 1):
             mine, theirs = wall.replace(tzinfo=indexed, fold=fold), wall.replace(tzinfo=plain, fold=fold)
-            if fold == 0 and _skipped(plain, wall):
-                theirs = _before_the_gap(plain, wall).replace(tzinfo=plain)
+            # which times are skipped: told by the indexed zone's fromutc, which (unlike
+            # dateutil's) follows a change of standard offset; the test below checks it
+            if fold == 0 and _skipped(indexed, wall):
+                theirs = _before_the_gap(indexed, wall).replace(tzinfo=plain)
             expected = (theirs.utcoffset(), theirs.dst(), theirs.tzname())
             assert (mine.utcoffset(), mine.dst(), mine.tzname()) == expected, (wall, fold)
             naive = wall.replace(fold=fold)
@@ -129,13 +140,30 @@ def test_offsets_names_and_daylight_time_are_dateutils(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", DEFINITIONS)
-def test_instants_read_in_the_zone_are_dateutils(name: str) -> None:
-    """``astimezone`` (fromutc, with dateutil's choice of fold) gives the same wall times."""
+def test_instants_read_in_the_zone_come_back_and_are_dateutils_where_those_do(name: str) -> None:
+    """``astimezone`` (fromutc) gives a wall time (and fold) that is the same instant again,
+    and dateutil's wall time wherever dateutil's is: its fromutc adds the standard offset and
+    then daylight time, which misreads an instant after a change of standard offset (an event
+    ending after New Year 2027 in "new-standard-offset" ended an hour early)."""
     plain, indexed = _zones(DEFINITIONS[name])
     for wall in _times(indexed):
         instant = wall.replace(tzinfo=UTC)
         mine, theirs = instant.astimezone(indexed), instant.astimezone(plain)
-        assert (mine.replace(tzinfo=None), mine.fold) == (theirs.replace(tzinfo=None), theirs.fold), instant
+        assert mine.astimezone(UTC) == instant, instant
+        if theirs.astimezone(UTC) == instant:
+            assert (mine.replace(tzinfo=None), mine.fold) == (theirs.replace(tzinfo=None), theirs.fold), instant
+
+
+def test_an_observance_until_is_read_on_the_clock_of_its_onsets() -> None:
+    """UNTIL is UTC (RFC 5545 3.3.10), the onsets local: dateutil compared the two as if both
+    were local, so the last change before 23:00 UTC on 28 March 2026 (02:00 local on the 29th)
+    was lost and the zone stayed at +03:00 until 2027. icalendar's zones (through calmesh's
+    provider) keep it."""
+    text = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n" + DEFINITIONS["new-standard-offset"]
+            + "BEGIN:VEVENT\r\nUID:a\r\nDTSTAMP:20260101T000000Z\r\n"
+            "DTSTART;TZID=Summer time for good:20260601T090000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    start = icalendar.Calendar.from_ical(text).walk("VEVENT")[0].decoded("DTSTART")
+    assert start.utcoffset() == timedelta(hours=4)
 
 
 def test_icalendar_builds_indexed_zones_that_copy_and_pickle() -> None:

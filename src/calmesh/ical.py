@@ -132,7 +132,12 @@ def _in_own_zone(value: datetime, tzid: str, name: str, problems: list[Notice]) 
         return value  # built from an event read before (expand_items): its definition is known
     written = scoped_tzid_name(tzid)
     if written != tzid and value.tzinfo is not None:  # defined in the object
-        return value.replace(tzinfo=_zone_of_definition(tzid, value.tzinfo, value.year))
+        zoned = value.replace(tzinfo=_zone_of_definition(tzid, value.tzinfo, value.year))
+        if zoned.utcoffset() == value.utcoffset():
+            return zoned
+        # the IANA zone matches from a change of this year on (sampled from the year's start in
+        # UTC), but this time is before it or in its gap: only the definition says when it is
+        return value.replace(tzinfo=_defined_zone(tzid, value.tzinfo))
     # not defined here: by name only, never from a zone icalendar kept from another object
     iana = to_iana(written)
     if iana is None:
@@ -147,15 +152,17 @@ def _zone_of_definition(tzid: str, rules: tzinfo, year: int) -> tzinfo:
     when the definition agrees with one from that year on (see
     :func:`calmesh.timezones.matching_iana`), so a copy names a zone every platform knows;
     else the definition, carried into every copy as read."""
-    written = scoped_tzid_name(tzid)
-    iana = matching_iana(written, rules, year)
-    if iana is not None:
-        return ZoneInfo(iana)
+    iana = matching_iana(scoped_tzid_name(tzid), rules, year)
+    return ZoneInfo(iana) if iana is not None else _defined_zone(tzid, rules)
+
+
+def _defined_zone(tzid: str, rules: tzinfo) -> tzinfo:
+    """The definition read under a scoped TZID, as a zone a copy carries."""
     with _DEFINITIONS_LOCK:
         definition = _DEFINITIONS.get(tzid)
     if definition is None:  # pushed out by 4,096 newer definitions meanwhile: keep the rules
         return rules
-    return DefinedZone(written, definition, rules)
+    return DefinedZone(scoped_tzid_name(tzid), definition, rules)
 
 
 def read_scheduling_message(data: bytes) -> icalendar.Calendar:
@@ -215,10 +222,12 @@ def _zone_name(value: Temporal | None) -> str | None:
     return None
 
 
-def event_from_component(component: icalendar.cal.Component) -> tuple[Event, list[Notice]]:
+def event_from_component(component: icalendar.cal.Component, *,
+                         ordered: bool = True) -> tuple[Event, list[Notice]]:
     """A VEVENT as an :class:`Event`, plus warnings (non-fatal issues). Raises ValueError
     (:class:`UnplaceableEvent` when the values are the cause) when the event cannot be placed in
-    time at all."""
+    time at all. ``ordered=False`` leaves an end before the start to the caller: an occurrence
+    the recurrence library made has an end the caller recomputes (see :class:`_Lengths`)."""
     warnings: list[Notice] = []
     uid = str(component.get("UID") or "").strip()
     if not uid:
@@ -231,11 +240,11 @@ def event_from_component(component: icalendar.cal.Component) -> tuple[Event, lis
         duration = component.decoded("DURATION")
         if not isinstance(duration, timedelta):
             raise UnplaceableEvent("bad DURATION")
-        end = after(start, duration)
+        end = after(start, duration, written_days(component["DURATION"]))
     if end is not None and isinstance(start, datetime) != isinstance(end, datetime):
         raise UnplaceableEvent("DTSTART and DTEND mix a date and a date-time")
-    if end is not None and as_utc(end) < as_utc(start):
-        raise UnplaceableEvent(f"DTEND {end} is before DTSTART {start}", ProblemCode.END_BEFORE_START)
+    if ordered:
+        _check_order(start, end)
     status = str(component.get("STATUS", "CONFIRMED")).upper()
     klass = str(component.get("CLASS", "PUBLIC")).upper()
     cdo = component.get("X-MICROSOFT-CDO-BUSYSTATUS")
@@ -288,6 +297,12 @@ def event_from_component(component: icalendar.cal.Component) -> tuple[Event, lis
     return event, warnings
 
 
+def _check_order(start: Temporal, end: Temporal | None) -> None:
+    """Refuse an event that ends before it starts (RFC 5545 3.8.2.2: DTEND is later)."""
+    if end is not None and as_utc(end) < as_utc(start):
+        raise UnplaceableEvent(f"DTEND {end} is before DTSTART {start}", ProblemCode.END_BEFORE_START)
+
+
 def _unmodelled(component: icalendar.cal.Component, warnings: list[Notice]) -> tuple[str, ...]:
     """The content lines of the properties calmesh has no field for (CATEGORIES, URL, ATTACH,
     GEO, COMMENT, a client's X- properties...), as read, so that writing the event back (a
@@ -324,16 +339,38 @@ def _unmodelled_properties(lines: tuple[str, ...]) -> tuple[tuple[str, Any], ...
     return tuple(out)
 
 
-def after(start: Temporal, duration: timedelta) -> Temporal:
+def after(start: Temporal, duration: timedelta, days: int | None = None) -> Temporal:
     """The end of ``duration`` from ``start`` as RFC 5545 3.3.6 counts it: days (and weeks) are
     nominal, the same local time so many days on; hours, minutes and seconds are exact, elapsed
     time. ``DURATION:PT3H`` from 01:00 on the night clocks go forward ends at 05:00 local, three
-    hours later, where datetime arithmetic (local time throughout) would say 04:00."""
+    hours later, where datetime arithmetic (local time throughout) would say 04:00. ``days``: the
+    days the duration was written with (:func:`written_days`), when known; else its whole days."""
     if not isinstance(start, datetime) or start.tzinfo is None:
         return start + duration
-    nominal = start + timedelta(days=duration.days)
-    exact = duration - timedelta(days=duration.days)
-    return (nominal.astimezone(UTC) + exact).astimezone(start.tzinfo)
+    nominal = timedelta(days=duration.days if days is None else days)
+    return ((start + nominal).astimezone(UTC) + (duration - nominal)).astimezone(start.tzinfo)
+
+
+_EXACT_DURATION = re.compile(rb"^(DURATION)((?:;[^:\r\n]*)?:[+-]?PT(?:\d+[HMS])+[ \t]*\r?$)", re.M | re.I)
+_EXACT = "X-CALMESH-EXACT"
+"""A parameter :func:`_mark_exact_durations` puts on a DURATION written in hours, minutes and
+seconds only; never written out (calmesh writes DTEND)."""
+
+
+def _mark_exact_durations(data: bytes) -> bytes:
+    """``data`` with every DURATION of exact time only (``PT24H``, ``PT1440M``) marked as such:
+    icalendar decodes it to ``timedelta(days=1)``, as it does ``P1D`` (one day: 23 or 25 hours
+    across a change of clocks), and writes both back as ``P1D``, so the event lasted an hour too
+    long or short on the day the clocks change. See :func:`written_days`."""
+    if b"PT" not in data:
+        return data
+    return _EXACT_DURATION.sub(rb"\1;" + _EXACT.encode() + rb"=TRUE\2", data)
+
+
+def written_days(prop: Any) -> int | None:
+    """The nominal days of a DURATION property as written: none for one marked exact by
+    :func:`_mark_exact_durations`, else None (the decoded value's whole days)."""
+    return 0 if _EXACT in getattr(prop, "params", {}) else None
 
 
 def _periods(component: icalendar.cal.Component) -> list[tuple[Temporal, Temporal]]:
@@ -575,7 +612,7 @@ def _parse_calendars(data: bytes, platform: str, problems: list[Problem],
     What could not be read is unknown, never free: when events were lost, or nothing usable was
     read at all (garbage, binary, an empty or cut file), the calendar-level problem carries
     ``covers`` (the window asked about) as unknown time."""
-    data = _prepare_timezones(_as_utf8(data))
+    data = _mark_exact_durations(_prepare_timezones(_as_utf8(data)))
     try:
         cals = icalendar.Calendar.from_ical(data, multiple=True)
         if not cals:
@@ -992,11 +1029,15 @@ def _expanded(series: _Series, window: Window, platform: str, default_tz: tzinfo
     occurrences = []
     for occurrence in found or []:
         try:
-            event, _ = event_from_component(occurrence)
+            # the library ends an occurrence at the same wall-clock distance from its start:
+            # one starting at a time the clocks skip (read with the offset before the gap, RFC
+            # 5545 3.3.5) could end before it starts, and was dropped (its time shown free)
+            event, _ = event_from_component(occurrence, ordered=False)
+            event.end = series.lengths.end_of(event)
+            _check_order(event.start, event.end)
         except (ValueError, TypeError, KeyError) as exc:
             problems.append(_unplaceable(platform, occurrence, exc))
             continue
-        event.end = series.lengths.end_of(event)
         if not series.recurring:
             event.recurrence_id = None
         elif event.recurrence_id is None:
@@ -1108,8 +1149,8 @@ class _Lengths:
     a change of clocks came out an hour short or long."""
 
     def __init__(self, components: Sequence[icalendar.cal.Component]) -> None:
-        self._master: tuple[str, timedelta] | None = None
-        self._future: list[tuple[datetime, tuple[str, timedelta] | None]] = []
+        self._master: tuple[timedelta, int | None] | None = None
+        self._future: list[tuple[datetime, tuple[timedelta, int | None] | None]] = []
         self._explicit: set[str] = set()
         for component in components:
             rid = component.get("RECURRENCE-ID")
@@ -1135,24 +1176,22 @@ class _Lengths:
                 length = future
         if length is None:
             return occurrence.end
-        kind, amount = length
-        if kind == "exact":
-            return (start.astimezone(UTC) + amount).astimezone(start.tzinfo)
-        return after(start, amount)
+        return after(start, *length)
 
 
-def _length(component: icalendar.cal.Component) -> tuple[str, timedelta] | None:
-    """("exact", DTEND - DTSTART in elapsed time) or ("nominal", DURATION); None otherwise."""
+def _length(component: icalendar.cal.Component) -> tuple[timedelta, int | None] | None:
+    """How long an instance lasts, as :func:`after` takes it: (DTEND - DTSTART in elapsed time,
+    no nominal days), or (DURATION, the days it is written with); None otherwise."""
     try:
         start = component.decoded("DTSTART")
         if component.get("DTEND") is not None:
             end = component.decoded("DTEND")
             if isinstance(start, datetime) and isinstance(end, datetime) and start.tzinfo and end.tzinfo:
-                return "exact", as_utc(end) - as_utc(start)
+                return as_utc(end) - as_utc(start), 0
             return None
         if component.get("DURATION") is not None:
             duration = component.decoded("DURATION")
-            return ("nominal", duration) if isinstance(duration, timedelta) else None
+            return (duration, written_days(component["DURATION"])) if isinstance(duration, timedelta) else None
     except (ValueError, TypeError, KeyError):
         pass
     return None
@@ -1219,19 +1258,38 @@ def _shifted(rid: Temporal, change: Event) -> tuple[Temporal, Temporal]:
 
 
 # ------------------------------------------------------------------------------------ writing
-def _portable(value: Temporal) -> Temporal:
-    """A date-time iCalendar can carry as it is: one in a fixed UTC offset (no zone name, as
-    Graph, EWS or a parsed ``+01:00`` give) is written in UTC, the same instant. Written as it is it
-    would get a made-up TZID ("UTC+01:00") with no VTIMEZONE, which readers take as floating time."""
-    if isinstance(value, datetime) and value.tzinfo is not None \
-            and not isinstance(value.tzinfo, ZoneInfo | DefinedZone) \
-            and value.utcoffset() is not None and value.tzinfo is not UTC:
+def _portable(value: Temporal, *, zoned: bool = False) -> Temporal:
+    """A date-time iCalendar can carry as it is, the same instant. One in a fixed UTC offset (no
+    zone name, as Graph, EWS or a parsed ``+01:00`` give) is written in UTC: written as it is it
+    would get a made-up TZID ("UTC+01:00") with no VTIMEZONE, which readers take as floating time.
+
+    So is the second of two equal wall times in its zone (the hour the clocks repeat when they
+    go back; PEP 495's fold 1), unless ``zoned`` (the DTSTART of a series, whose rule must recur
+    in its zone): RFC 5545 3.3.5 reads such a local time as its first occurrence, an hour
+    earlier, so an event ending then (an end computed from a DURATION, or from an instant another
+    platform gave) came back ending an hour early, or before it starts."""
+    if not isinstance(value, datetime) or value.tzinfo is None or value.tzinfo is UTC:
+        return value
+    if not isinstance(value.tzinfo, ZoneInfo | DefinedZone):
+        return value.astimezone(UTC) if value.utcoffset() is not None else value
+    if value.fold and not zoned and value.replace(fold=0).utcoffset() != value.utcoffset():
         return value.astimezone(UTC)
     return value
 
 
-def _add_temporal(component: icalendar.cal.Component, name: str, value: Temporal) -> None:
-    component.add(name, _portable(value))
+def _add_temporal(component: icalendar.cal.Component, name: str, value: Temporal, *, zoned: bool = False) -> None:
+    component.add(name, _portable(value, zoned=zoned))
+
+
+def _by_zone(values: Iterable[Temporal]) -> list[list[Temporal]]:
+    """``values`` grouped by zone (dates and floating times together), in order of first
+    appearance: one RDATE line holds one TZID (icalendar gives a list the TZID of its last zoned
+    value, so a value of another zone, or one in UTC, would be read in that zone)."""
+    groups: dict[object, list[Temporal]] = {}
+    for value in values:
+        zone = value.tzinfo if isinstance(value, datetime) else None
+        groups.setdefault((type(value), zone), []).append(value)
+    return list(groups.values())
 
 
 def _person_prop(person: Attendee) -> icalendar.vCalAddress:
@@ -1249,7 +1307,7 @@ def event_to_component(event: Event, *, stamp: datetime | None = None) -> icalen
     component = icalendar.Event()
     component.add("UID", event.uid)
     component.add("DTSTAMP", stamp or datetime.now(UTC))
-    _add_temporal(component, "DTSTART", event.start)
+    _add_temporal(component, "DTSTART", event.start, zoned=bool(event.rrule or event.rdate))
     if event.end is not None:
         _add_temporal(component, "DTEND", event.end)
     if event.recurrence_id is not None:
@@ -1265,8 +1323,8 @@ def event_to_component(event: Event, *, stamp: datetime | None = None) -> icalen
             component.add("RRULE", icalendar.vRecur.from_ical(rule))
         else:  # written as it was read, so rewriting a file loses nothing (the sync quarantines it)
             component.add("RRULE", icalendar.prop.vInline(rule))
-    if event.rdate:
-        component.add("RDATE", [_portable(d) for d in event.rdate])
+    for group in _by_zone(_portable(d) for d in event.rdate):
+        component.add("RDATE", group)
     for exdate in event.exdate:
         component.add("EXDATE", _portable(exdate))
     if event.transparent:

@@ -14,16 +14,20 @@ looked up an offset later in an observance that turns clocks back), but for a wa
 clocks skip (read with the offset before the gap, as RFC 5545 3.3.5 says), with each observance's
 onsets listed once, as far as a time has been asked, and searched by bisection. Where the list
 cannot answer (a time before every observance's first onset, onsets that are not naive times in
-order) it asks dateutil as before, so every other answer is dateutil's. :func:`use_indexed_definitions`
-has icalendar build these zones (its documented way: a timezone provider).
+order) it asks dateutil as before, so every other answer is dateutil's, but for two faults of
+dateutil's that moved events in zones whose rules change (issue 13): its ``fromutc`` assumed a
+constant standard offset (:meth:`IndexedDefinition.fromutc`), and it read an observance's UTC
+``UNTIL`` as a local time (:func:`local_until`). :func:`use_indexed_definitions` has icalendar
+build these zones (its documented way: a timezone provider).
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 from bisect import bisect_right
 from collections.abc import Iterator
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from dateutil.tz.tz import _tzicalvtz
@@ -130,20 +134,82 @@ class IndexedDefinition(_tzicalvtz):
             self._last = ((latest + skipped).replace(tzinfo=self), soonest.replace(tzinfo=self), chosen)
         return chosen
 
+    def fromutc(self, dt: datetime) -> datetime:
+        """The wall time of an instant (``dt``: UTC, in this zone): the observance whose latest
+        onset, as an instant (its local time on the clock before, less TZOFFSETFROM), is at or
+        before it, at its TZOFFSETTO; fold 1 for the hour the clocks repeat after turning back.
+
+        Why not dateutil's: it adds the standard offset and then daylight time (Python's
+        generic algorithm), which holds only while the standard offset never changes. Where it
+        does (a zone leaving summer time for a new standard offset, as Russia did in 2011 and
+        the definitions Outlook writes for it), an event ending after the change ended an hour
+        off, or before it began."""
+        if not isinstance(dt, datetime) or dt.tzinfo is not self:
+            return super().fromutc(dt)  # its checks and errors
+        naive = dt.replace(tzinfo=None)
+        latest: tuple[datetime, datetime] | None = None
+        chosen = None
+        for comp, onsets in zip(self._comps, self._onsets, strict=True):
+            found = onsets.around(naive + comp.tzoffsetfrom)
+            if found is None:
+                return super().fromutc(dt)
+            onset = found[0]
+            # two onsets at one instant (Outlook's observances all begin on 1 January 1601):
+            # the later on its clock wins, as for a wall time (_find_comp)
+            if onset is not None and (latest is None or latest < (onset - comp.tzoffsetfrom, onset)):
+                latest, chosen = (onset - comp.tzoffsetfrom, onset), comp
+        if latest is None or chosen is None:  # before every first onset: dateutil's answer
+            return super().fromutc(dt)
+        comp, onset = chosen, latest[1]
+        wall = naive + comp.tzoffsetto
+        return wall.replace(tzinfo=self, fold=int(wall < onset))
+
     def __reduce__(self) -> tuple[type[IndexedDefinition], tuple[str, list[Any]]]:
         """Copied and pickled as icalendar does dateutil's zones: rebuilt from the observances
         (the locks are not copied)."""
         return type(self), (self._tzid, self._comps)
 
 
+def local_until(tz: Any) -> Any:
+    """A VTIMEZONE (icalendar's component) with each observance's UNTIL, written in UTC as RFC
+    5545 3.3.10 requires, turned into the local time on the clock before the change (UNTIL plus
+    TZOFFSETFROM), the clock of the observance's DTSTART and of the onsets dateutil compares it
+    with; ``tz`` itself when no UNTIL is in UTC.
+
+    Why: dateutil reads these rules ignoring zones, so it compared the UTC time as a local one.
+    East of Greenwich the last change of a rule that ends came after its UNTIL so read, and was
+    lost: a zone whose summer time rules stop in 2026 (a change of standard offset from 2027)
+    stayed on winter time from October 2025, every event until 2027 an hour off."""
+    if not any(isinstance(until, datetime) and until.tzinfo is not None
+               for observance in tz.subcomponents for rule in _rules(observance) for until in rule.get("UNTIL", [])):
+        return tz
+    tz = copy.deepcopy(tz)
+    for observance in tz.subcomponents:
+        before = observance.get("TZOFFSETFROM")
+        for rule in _rules(observance):
+            untils = rule.get("UNTIL", [])
+            if before is not None and untils and isinstance(untils[0], datetime) and untils[0].tzinfo is not None:
+                rule["UNTIL"] = [(u.astimezone(UTC) + before.td).replace(tzinfo=None) for u in untils]
+    return tz
+
+
+def _rules(observance: Any) -> list[Any]:
+    rules = observance.get("RRULE")
+    return [] if rules is None else rules if isinstance(rules, list) else [rules]
+
+
 class _Provider(ZONEINFO):
-    """icalendar's zoneinfo provider, building :class:`IndexedDefinition` zones."""
+    """icalendar's zoneinfo provider, building :class:`IndexedDefinition` zones, with each
+    UNTIL as the onsets are read (:func:`local_until`)."""
 
     def create_timezone(self, tz: Any) -> tzinfo:  # type: ignore[override] # ZONEINFO's, not the ABC's
         zone = super().create_timezone(tz)
         if isinstance(zone, _tzicalvtz) and not isinstance(zone, IndexedDefinition):
             return IndexedDefinition(zone._tzid, zone._comps)  # noqa: SLF001 - the same observances
         return zone
+
+    def _create_timezone(self, tz: Any) -> tzinfo:
+        return super()._create_timezone(local_until(tz))
 
 
 def use_indexed_definitions() -> None:

@@ -24,6 +24,7 @@ from calmesh.model import CalendarItem, Event, Window
 from calmesh.timezones import DefinedZone
 from connectors.vendors import ALICE, VENDORS
 from sync.peers import Group, Peer
+from timekeeping.self_defined import ZONES, Reading
 from timekeeping.zone_calendars import ONE_SUMMER, Rules, calendar, vevent
 
 if TYPE_CHECKING:
@@ -271,3 +272,32 @@ def test_one_off_changes_of_a_zone_of_its_own_keep_every_instant_on_ews(
     window = Window(datetime(2025, 1, 1, tzinfo=UTC), datetime(2028, 1, 1, tzinfo=UTC))
     walls = list(rrule(MONTHLY, dtstart=datetime(2025, 1, 5, 9), count=36))
     assert occurrences(peer, window) == spans(walls, HOUR, island)
+
+
+def test_a_series_in_an_iana_zone_with_an_occurrence_moved_into_its_definition_is_written_to_ews(
+        tmp_path: Path, rad: Peer, radicale: CalDAVServer, ews: tuple[Peer, EWSFake]) -> None:
+    """A zone that keeps summer time (+04:00) for good from 2027 reads as Asia/Dubai from then
+    on, but as its own definition in 2026: the series (2027) went to EWS in a known zone and its
+    occurrence moved to 31 December 2026 in the definition, which exchangelib's UpdateItem
+    tried to convert times into (TypeError: not a tzinfo): the whole series was not written."""
+    peer, _fake = ews
+    zone = ZONES["Summer time for good"]
+    reading = Reading(zone)
+
+    def event(*lines: str) -> str:
+        return "\n".join(["BEGIN:VEVENT", "UID:moved-back@test", "DTSTAMP:20250101T000000Z", "SUMMARY:weekly",
+                          *lines, "END:VEVENT"])
+
+    put_raw(radicale, rad, "moved.ics", calendar(
+        zone.vtimezone(),
+        event(f"DTSTART;TZID={zone.tzid}:20270104T090000", "DURATION:PT1H", "RRULE:FREQ=WEEKLY;COUNT=5"),
+        event(f"RECURRENCE-ID;TZID={zone.tzid}:20270111T090000", f"DTSTART;TZID={zone.tzid}:20261231T100000",
+              "DURATION:PT1H")))
+    group = Group(tmp_path, rad, peer)
+    report = group.run()
+    assert report.counts["created"] == 1 and not report.errors, report.errors
+    walls = [datetime(2027, 1, 4, 9), datetime(2026, 12, 31, 10), *(datetime(2027, 1, d, 9) for d in (18, 25)),
+             datetime(2027, 2, 1, 9)]
+    window = Window(datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 3, 1, tzinfo=UTC))
+    assert occurrences(peer, window) == sorted((reading.instant(w), reading.instant(w) + HOUR) for w in walls)
+    assert group.writes(group.run()) == 0

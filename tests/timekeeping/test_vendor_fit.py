@@ -16,10 +16,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from dateutil.rrule import WEEKLY
 
+from calmesh import ical
 from calmesh.fakes.ews import _pattern_from_xml
 from calmesh.fakes.graph import _check_recurrence, _Fault
+from calmesh.model import Window
 from sync.peers import Group, Peer, vendor_peer
 
+from .self_defined import ZONES, Reading
 from .test_exchange_copies import exchange_occurrences
 from .test_sync_copies import HOUR, put_raw, series
 from .zone_calendars import THIS_AND_FUTURE, WITH_ALARM, Rules, calendar, customized, vevent
@@ -234,13 +237,40 @@ def test_an_endless_series_with_dates_it_needs_no_rdate_for_is_written_to_exchan
         assert group.writes(group.run()) == 0
 
 
-def test_an_endless_series_with_a_true_extra_date_is_still_not_written(
-        tmp_path: Path, xan: Peer, xandikos: CalDAVServer, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("kind", ["ews", "graph"])
+def test_an_endless_series_with_a_true_extra_date_is_not_written_and_the_report_names_the_date(
+        tmp_path: Path, xan: Peer, xandikos: CalDAVServer, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
     """An RDATE that is no occurrence of the rule, moved or not, has no form on Exchange beside an
-    endless series (see docs/timezones.md): not written, and said."""
-    with vendor_peer("ews", monkeypatch) as ews:
+    endless series (see docs/timezones.md): not written, and said, naming the extra date that
+    goes without a copy (the 20 January one, moved to 14:00, needs no RDATE and is not named)."""
+    with vendor_peer(kind, monkeypatch) as vendor:
         put_raw(xandikos, xan, "extra.ics", ENDLESS_WITH_DATES.replace("20250120T140000", "20250122T140000"))
-        report = Group(tmp_path, xan, ews).run()
+        report = Group(tmp_path, xan, vendor).run()
         assert report.counts["created"] == 0 and report.counts["not_held"] == 1
-        assert not report.adapted[-1].written and "endless" in report.adapted[-1].detail
-        assert ews.items() == []
+        note = report.adapted[-1]
+        assert not note.written and "endless" in note.detail
+        assert "1 extra date(s) no rule gives go without a copy: 2025-01-22 14:00 (Europe/Paris)" in note.detail
+        assert str(note) in report.notices
+        assert vendor.items() == []
+
+
+def test_a_spelled_out_series_spanning_a_change_of_clocks_keeps_its_length(
+        tmp_path: Path, xan: Peer, vendor: Peer, xandikos: CalDAVServer) -> None:
+    """Every other day from 23:30 to 10:30 the next morning in a zone of the object's own whose
+    clocks go forward at midnight: the first instance lasts ten hours (RFC 5545 3.8.5.3: each
+    instance the exact time between DTSTART and DTEND). Graph and Google get the series spelled
+    out in a known zone, whose instances lasted the eleven hours of wall clock between the two."""
+    zone = ZONES["Customized Time Zone"]
+    reading = Reading(zone)
+    put_raw(xandikos, xan, "night.ics", calendar(zone.vtimezone(), vevent(
+        "night@test", "20320327T233000", "20320328T103000", tzid=zone.tzid, extra="RRULE:FREQ=DAILY;INTERVAL=3;COUNT=4")))
+    group = Group(tmp_path, xan, vendor)
+    report = group.run()
+    assert report.counts["created"] == 1, report.errors
+    [item] = vendor.items()
+    found, problems = ical.expand_items([item], Window(datetime(2032, 3, 1, tzinfo=UTC), datetime(2032, 5, 1, tzinfo=UTC)))
+    assert not problems
+    starts = [reading.instant(datetime(2032, 3, 27, 23, 30) + timedelta(days=3 * n)) for n in range(4)]
+    assert sorted((e.start.astimezone(UTC), e.end.astimezone(UTC)) for e in found) == [  # type: ignore[union-attr]
+        (s, s + timedelta(hours=10)) for s in starts]
+    assert group.writes(group.run()) == 0

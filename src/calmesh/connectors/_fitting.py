@@ -63,7 +63,7 @@ def without_extra_dates(platform: str, item: CalendarItem, zone: ZoneInfo | Defi
         return item, []
     excluded = {as_utc(x, zone): x for x in master.exdate}
     overridden = {as_utc(o.recurrence_id, zone) for o in item.overrides if o.recurrence_id is not None}
-    length = master.effective_end() - master.start  # type: ignore[operator]
+    length = _length(master)
     rule = CalendarItem(item.uid, [master.with_changes(rdate=[], exdate=[])])
     kept: list[Temporal] = []
     moved: list[Event] = []
@@ -81,7 +81,7 @@ def without_extra_dates(platform: str, item: CalendarItem, zone: ZoneInfo | Defi
                             and _local(v, zone).date() == day), None)) is not None and at not in overridden:
             overridden.add(same)
             moved.append(replace(master, recurrence_id=starts[same], start=value, end=None if master.end is None
-                                 else value + length, rrule=[], rdate=[], exdate=[]))  # type: ignore[operator]
+                                 else _after(value, length), rrule=[], rdate=[], exdate=[]))
             del excluded[same]
         else:
             kept.append(value)
@@ -159,7 +159,8 @@ def spell_out(platform: str, item: CalendarItem, zone: ZoneInfo | DefinedZone, h
         why = str(exc)
     what = "RRULE " + "; ".join(master.rrule) if master.rrule else "RDATE"
     if any("COUNT=" not in r.upper() and "UNTIL=" not in r.upper() for r in master.rrule):
-        raise CannotHold(platform, feature, f"{why}; an endless series cannot be spelled out", item=item.uid)
+        raise CannotHold(platform, feature, f"{why}; an endless series cannot be spelled out"
+                         + _extra_dates(master, zone), item=item.uid)
     found, problems = ical.expand_items([CalendarItem(item.uid, [master.with_changes(exdate=[])])],
                                         Window(as_utc(master.start, zone) - timedelta(days=1),
                                                datetime(2200, 1, 1, tzinfo=UTC)), platform, zone)
@@ -190,8 +191,8 @@ def spell_out(platform: str, item: CalendarItem, zone: ZoneInfo | DefinedZone, h
              else datetime.combine(last, at, zone).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ"))
     rule = f"FREQ=WEEKLY;UNTIL={until};BYDAY={','.join(_DAYS[d] for d in weekdays)}"
     start = slot(first)
-    length = (master.effective_end() - master.start)  # type: ignore[operator]
-    fitted = replace(master, start=start, end=None if master.end is None else start + length,  # type: ignore[operator]
+    length = _length(master)
+    fitted = replace(master, start=start, end=None if master.end is None else _after(start, length),
                      rrule=[rule], rdate=[], exdate=[slot(d) for d in weekly if d not in by_day],
                      tzid=zone.key if timed else None)
     overrides = {_local(o.recurrence_id, zone): o for o in item.overrides if o.recurrence_id is not None}
@@ -205,7 +206,7 @@ def spell_out(platform: str, item: CalendarItem, zone: ZoneInfo | DefinedZone, h
             moved += 1
             value = starts[wall]
             override = replace(master, recurrence_id=value, start=value, tzid=zone.key,
-                               end=None if master.end is None else value + length,  # type: ignore[operator]
+                               end=None if master.end is None else _after(value, length),
                                rrule=[], rdate=[], exdate=[])
         components.append(replace(override, recurrence_id=slot(day)))
     components.extend(overrides.values())  # overrides of no occurrence: the platform will say
@@ -213,6 +214,37 @@ def spell_out(platform: str, item: CalendarItem, zone: ZoneInfo | DefinedZone, h
     detail = (f"{what} ({why}) written as {rule} with {deleted} occurrence(s) deleted"
               + (f" and {moved} moved to their own time" if moved else "") + f": the same {len(by_day)} occurrence(s)")
     return CalendarItem(item.uid, components, item.ref), [Adaptation(feature, detail)]
+
+
+def _extra_dates(master: Event, zone: ZoneInfo | DefinedZone, shown: int = 5) -> str:
+    """Which extra dates (RDATEs) of a series that is not written go without a copy, for the
+    notice: the person reading the report must know which times are missing beside the rule's
+    (local times in ``zone``; the first ``shown`` of them)."""
+    if not master.rdate:
+        return ""
+    walls = sorted(_local(value, zone) for value in master.rdate)
+    named = ", ".join(w.strftime("%Y-%m-%d %H:%M" if isinstance(master.start, datetime) else "%Y-%m-%d")
+                      for w in walls[:shown])
+    more = f" and {len(walls) - shown} more" if len(walls) > shown else ""
+    return (f"; with it, its {len(walls)} extra date(s) no rule gives go without a copy: "
+            f"{named}{more} ({zone.key})")
+
+
+def _length(master: Event) -> timedelta:
+    """How long each instance of ``master``'s series lasts: the elapsed time from its DTSTART to
+    its end (RFC 5545 3.8.5.3); a difference of two zoned times in Python is wall-clock time,
+    an hour off for a master spanning a change of clocks (every spelled-out instance too)."""
+    start, end = master.start, master.effective_end()
+    if isinstance(start, datetime) and isinstance(end, datetime) and start.tzinfo and end.tzinfo:
+        return as_utc(end) - as_utc(start)
+    return end - start  # type: ignore[operator]
+
+
+def _after(start: Temporal, length: timedelta) -> Temporal:
+    """The end of an instance starting at ``start`` lasting ``length`` of elapsed time."""
+    if isinstance(start, datetime) and start.tzinfo is not None:
+        return (start.astimezone(UTC) + length).astimezone(start.tzinfo)
+    return start + length
 
 
 def _local(value: Temporal, zone: tzinfo) -> datetime:

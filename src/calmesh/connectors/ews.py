@@ -700,14 +700,22 @@ class EWSConnector(Connector):
             occurrence = master_item.occurrence(index_of(override.recurrence_id))
             occurrence.refresh()
             changes = self._to_ews(override, master_item.folder)
-            for name in ("subject", "body", "start", "end", "is_all_day", "legacy_free_busy_status", "location",
-                         "sensitivity", "_start_timezone", "_end_timezone", "reminder_is_set",
-                         "reminder_minutes_before_start"):
-                setattr(occurrence, name, getattr(changes, name))
-            occurrence.save(update_fields=["subject", "body", "start", "end", "legacy_free_busy_status", "location",
-                                           "sensitivity", "reminder_is_set", "reminder_minutes_before_start",
-                                           *_ZONE_FIELDS],
-                            send_meeting_invitations=SEND_TO_NONE)
+            if isinstance(changes, _Written):
+                # a zone of the object's own: saved as the master is (see _Written); copied onto
+                # exchangelib's occurrence, its UpdateItem converted the times into the zone's
+                # definition and failed (TypeError: not a tzinfo), the whole series unwritten
+                changes.id, changes.changekey = occurrence.id, occurrence.changekey
+                target = changes
+            else:
+                for name in ("subject", "body", "start", "end", "is_all_day", "legacy_free_busy_status", "location",
+                             "sensitivity", "_start_timezone", "_end_timezone", "reminder_is_set",
+                             "reminder_minutes_before_start"):
+                    setattr(occurrence, name, getattr(changes, name))
+                target = occurrence
+            target.save(update_fields=["subject", "body", "start", "end", "legacy_free_busy_status", "location",
+                                       "sensitivity", "reminder_is_set", "reminder_minutes_before_start",
+                                       *_ZONE_FIELDS],
+                        send_meeting_invitations=SEND_TO_NONE)
         for excluded in master.exdate:
             occurrence = master_item.occurrence(index_of(excluded))
             try:
