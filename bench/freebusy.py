@@ -20,7 +20,8 @@ Measured in one run:
 - the first cold answer after the server starts (every calendar text read for the first time),
   each platform's people asked alone in-process, and Radicale's own share of a cold answer (its
   calendar-query REPORTs sent bare, as many at a time as calmesh sends them, and as many as
-  Radicale serves at once);
+  Radicale serves at once), and the EWS fake's own share (the same GetUserAvailability requests,
+  bare);
 - and the ratio to Radicale's own answer: free-busy-query REPORTs (RFC 4791 7.10) for the same
   50 people against a Radicale holding all their events, one per person as a CalDAV client would.
 
@@ -147,6 +148,41 @@ def radicale_floor(urls: list[str], window: Window, parallel: int) -> float:
 
         began = time.perf_counter()
         list(pool.map(one, urls))
+        return time.perf_counter() - began
+
+
+AVAILABILITY = """<?xml version="1.0" encoding="utf-8"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"
+ xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"
+ xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><s:Header>
+<t:RequestServerVersion Version="Exchange2016"/></s:Header><s:Body><m:GetUserAvailabilityRequest>
+<t:TimeZone><t:Bias>0</t:Bias><t:StandardTime><t:Bias>0</t:Bias><t:Time>00:00:00</t:Time><t:DayOrder>1</t:DayOrder>
+<t:Month>1</t:Month><t:DayOfWeek>Sunday</t:DayOfWeek></t:StandardTime><t:DaylightTime><t:Bias>0</t:Bias>
+<t:Time>00:00:00</t:Time><t:DayOrder>1</t:DayOrder><t:Month>1</t:Month><t:DayOfWeek>Sunday</t:DayOfWeek></t:DaylightTime>
+</t:TimeZone><m:MailboxDataArray>{mailboxes}</m:MailboxDataArray><t:FreeBusyViewOptions><t:TimeWindow>
+<t:StartTime>{start:%Y-%m-%dT%H:%M:%SZ}</t:StartTime><t:EndTime>{end:%Y-%m-%dT%H:%M:%SZ}</t:EndTime></t:TimeWindow>
+<t:MergedFreeBusyIntervalInMinutes>30</t:MergedFreeBusyIntervalInMinutes><t:RequestedView>DetailedMerged</t:RequestedView>
+</t:FreeBusyViewOptions></m:GetUserAvailabilityRequest></s:Body></s:Envelope>"""
+MAILBOX = ("<t:MailboxData><t:Email><t:Address>{}</t:Address><t:RoutingType>SMTP</t:RoutingType></t:Email>"
+           "<t:AttendeeType>Required</t:AttendeeType><t:ExcludeConflicts>false</t:ExcludeConflicts></t:MailboxData>")
+
+
+def exchange_floor(url: str, emails: list[str], window: Window, parallel: int) -> float:
+    """Exchange's own share of a cold answer: the GetUserAvailability requests calmesh's EWS
+    connector sends for these mailboxes (chunks of 100, ``parallel`` at a time), made by bare
+    httpx with nothing parsed: seconds."""
+    chunks = [emails[i:i + 100] for i in range(0, len(emails), 100)]
+    with httpx.Client(auth=(USER, PASSWORD), timeout=60) as client, ThreadPoolExecutor(parallel) as pool:
+        def one(chunk: list[str]) -> None:
+            body = AVAILABILITY.format(mailboxes="".join(MAILBOX.format(e) for e in chunk),
+                                       start=window.start, end=window.end)
+            response = client.post(url, content=body, headers={"Content-Type": "text/xml; charset=utf-8"})
+            response.raise_for_status()
+            if b"ResponseClass=\"Error\"" in response.content:
+                raise SystemExit("the EWS fake answered an error to the bare request")
+
+        began = time.perf_counter()
+        list(pool.map(one, chunks))
         return time.perf_counter() - began
 
 
@@ -428,15 +464,18 @@ def main() -> None:
             # REPORTs, bare, as many at a time as calmesh sends them)
             zoho = [calendars[e] for e in emails if platform_of[e] == "zoho"]
             parallel = parse_config(text, config_path).platforms["zoho"].get("parallel_requests", 4)
-            floor = []
+            exchange = [e for e in emails if platform_of[e] == "exchange"]
+            ews_url = parse_config(text, config_path).platforms["exchange"]["service_endpoint"]
+            floor, ews_floor = [], []
             with profiled_server(server.pid, args.profile, "server-cold"):
                 for n in range(1, cold_rounds + 1):
                     single_calls(n)
                     cpu = cpu_seconds(server.pid)
                     cold.append(ask(week.start - timedelta(days=n + 1), week.end))
                     cold_cpu.append(cpu_seconds(server.pid) - cpu)
-                    floor.append(radicale_floor(zoho, block_cover(Window(week.start - timedelta(days=n + 1),
-                                                                         week.end)), parallel))
+                    cover = block_cover(Window(week.start - timedelta(days=n + 1), week.end))
+                    floor.append(radicale_floor(zoho, cover, parallel))
+                    ews_floor.append(exchange_floor(ews_url, exchange, cover, parallel))
             # and as many at once as Radicale serves (its [server] max_connections, 8 by default;
             # above it, connections wait or are reset)
             floor_all = [radicale_floor(zoho, block_cover(Window(week.start - timedelta(days=n + 2), week.end)),
@@ -489,6 +528,8 @@ def main() -> None:
     print(f"  Radicale alone: the cold answers' {len(zoho)} calendar-query REPORTs, bare, {parallel} at a time, p50 "
           f"over the same repetitions {ms(pct(floor, .5))} ({pct(floor, .5) / anchor:5.2f}x the anchor); "
           f"ratio cold p50 / max(that, anchor): {pct(cold, .5) / max(pct(floor, .5), anchor):5.2f}x")
+    print(f"  Exchange (the fake) alone: the cold answers' GetUserAvailability for {len(exchange)} mailboxes, bare, "
+          f"p50 over the same repetitions {ms(pct(ews_floor, .5))} ({pct(ews_floor, .5) / anchor:5.2f}x the anchor)")
     print(f"  Radicale alone, the same REPORTs {RADICALE_CONNECTIONS} at a time (its max_connections): "
           f"p50 {ms(pct(floor_all, .5))}")
     print(f"  warm (cache)     p50 {ms(pct(warm, .5))}   p99 {ms(pct(warm, .99))}   ({len(warm)} requests)")
