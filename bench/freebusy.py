@@ -496,7 +496,7 @@ def main() -> None:
         # Radicale's own free/busy for the same people (one REPORT per person, as a client would)
         report = []
         with httpx.Client(auth=(USER, PASSWORD), timeout=60) as client:
-            for url in calendars.values():
+            for url in calendars.values() if len(emails) <= 100 else ():  # 1,000 REPORTs take over a minute
                 radicale_report(client, url, week)  # warm
             for _ in range(max(3, cold_rounds // 2) if len(emails) <= 100 else 1):  # 1,000 REPORTs: once
                 began = time.perf_counter()
