@@ -357,7 +357,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--rounds", type=int, help="cold repetitions (default 9, 5 with --quick at 1,000 people)")
+    parser.add_argument("--rounds", type=int, help="cold repetitions (default 21; 9 with --quick, 5 with --quick above 100 people)")
     parser.add_argument("--profile", metavar="DIR", type=Path,
                         help="write py-spy profiles of the server there (the thread holding the GIL): "
                              "during the cold rounds and under the warm load")
