@@ -208,15 +208,34 @@ _DAY_NUMBERS = {name: n for n, name in enumerate(
     start=1)}
 
 
-def _child(elem: Any, name: str) -> str | None:
-    """The text of a t: child (None when absent or empty), as exchangelib reads a field."""
-    node = elem.find(_TYPES + name)
+def _children(elem: Any) -> dict[str, Any]:
+    """An element's children by tag (``{namespace}name``), the first of each tag (as ``find``
+    answers).
+
+    Why one walk instead of a ``find`` per field: lxml compiles and runs a path search for each
+    ``find``, and a FreeBusyView holds ~20 events of ~12 fields each; one pass over the children
+    reads a view about three times faster (measured on the EWS fake's answers)."""
+    found: dict[str, Any] = {}
+    for child in elem:
+        found.setdefault(child.tag, child)
+    return found
+
+
+def _part(fields: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The children of the t: child ``name``, None when there is none."""
+    node = fields.get(_TYPES + name)
+    return None if node is None else _children(node)
+
+
+def _field(fields: dict[str, Any] | None, name: str) -> str | None:
+    """The text of the t: child ``name`` (None when absent or empty), as exchangelib reads a field."""
+    node = None if fields is None else fields.get(_TYPES + name)
     return None if node is None else node.text or None
 
 
-def _number(elem: Any, name: str) -> int:
+def _number(fields: dict[str, Any] | None, name: str) -> int:
     try:
-        return int(_child(elem, name) or 0)
+        return int(_field(fields, name) or 0)
     except ValueError:
         return 0
 
@@ -241,34 +260,37 @@ def _minutes(text: str | None) -> clock:
     return (datetime(2000, 1, 1) + timedelta(minutes=int(text))).time()
 
 
+def _read_event(node: Any) -> _ViewEvent:
+    fields = _children(node)
+    details = _part(fields, "CalendarEventDetails")
+    private = details is None or (_field(details, "IsPrivate") or "").strip().lower() in ("true", "on")
+    return _ViewEvent(_view_time(_field(fields, "StartTime")), _view_time(_field(fields, "EndTime")),
+                      _field(fields, "BusyType") or "Busy", private,
+                      _field(details, "Subject"), _field(details, "Location"))
+
+
 def _read_view(elem: Any) -> _View:
-    events = []
-    array = elem.find(_TYPES + "CalendarEventArray")
-    for node in array if array is not None else []:
-        details = node.find(_TYPES + "CalendarEventDetails")
-        private = details is None or (_child(details, "IsPrivate") or "").strip().lower() in ("true", "on")
-        events.append(_ViewEvent(_view_time(_child(node, "StartTime")), _view_time(_child(node, "EndTime")),
-                                 _child(node, "BusyType") or "Busy", private,
-                                 None if details is None else _child(details, "Subject"),
-                                 None if details is None else _child(details, "Location")))
+    view = _children(elem)
+    array = view.get(_TYPES + "CalendarEventArray")
+    events = [_read_event(node) for node in (array if array is not None else ())]
     periods: list[tuple[list[int], clock, clock]] = []
     zone = None
-    hours = elem.find(_TYPES + "WorkingHours")
+    hours = _part(view, "WorkingHours")
     if hours is not None:
-        period_array = hours.find(_TYPES + "WorkingPeriodArray")
-        for period in period_array if period_array is not None else []:
-            days = [_DAY_NUMBERS[d] for d in (_child(period, "DayOfWeek") or "").split() if d in _DAY_NUMBERS]
-            periods.append((days, _minutes(_child(period, "StartTimeInMinutes")),
-                            _minutes(_child(period, "EndTimeInMinutes"))))
-        tz = hours.find(_TYPES + "TimeZone")
+        for node in hours.get(_TYPES + "WorkingPeriodArray", ()):
+            period = _children(node)
+            days = [_DAY_NUMBERS[d] for d in (_field(period, "DayOfWeek") or "").split() if d in _DAY_NUMBERS]
+            periods.append((days, _minutes(_field(period, "StartTimeInMinutes")),
+                            _minutes(_field(period, "EndTimeInMinutes"))))
+        tz = _part(hours, "TimeZone")
         if tz is not None:
             bias = _number(tz, "Bias")
-            standard_node, daylight_node = tz.find(_TYPES + "StandardTime"), tz.find(_TYPES + "DaylightTime")
-            standard = -(bias + (_number(standard_node, "Bias") if standard_node is not None else 0))
-            daylight = -(bias + (_number(daylight_node, "Bias") if daylight_node is not None else 0))
-            month = _number(daylight_node, "Month") if daylight_node is not None and standard != daylight else 0
+            standard_time, daylight_time = _part(tz, "StandardTime"), _part(tz, "DaylightTime")
+            standard = -(bias + _number(standard_time, "Bias"))
+            daylight = -(bias + _number(daylight_time, "Bias"))
+            month = _number(daylight_time, "Month") if daylight_time is not None and standard != daylight else 0
             zone = (standard, daylight, month)
-    return _View(events, _child(elem, "MergedFreeBusy"), periods, zone)
+    return _View(events, _field(view, "MergedFreeBusy"), periods, zone)
 
 
 _VERSIONS = {"Exchange2010_SP2": (14, 2), "Exchange2013": (15, 0), "Exchange2016": (15, 1), "Exchange2019": (15, 2)}

@@ -86,7 +86,11 @@ def _ask_platform(hub: Hub, platform: str, wanted: Sequence[tuple[PersonConfig, 
     """Everything one platform knows about the people it holds, keyed by directory email."""
     connector = hub.connector(platform)
     out: dict[str, _Partial] = {}
-    native = [(p, s) for p, s in wanted if not details_for(p.email)] if connector.capabilities.native_freebusy else []
+    # people whose details the asker may not see are asked natively (when the platform can); the
+    # pairs are split by position, not by looking each up in the other list: that compared
+    # pydantic models pairwise, 125 ms for one platform's 333 people (measured)
+    natively = [connector.capabilities.native_freebusy and not details_for(p.email) for p, _s in wanted]
+    native = [pair for pair, asked in zip(wanted, natively, strict=True) if asked]
     if native:
         requests = [FreeBusyRequest(s.mailbox or p.email, tuple(s.calendars)) for p, s in native]
         by_mailbox = {(s.mailbox or p.email).lower(): p.email for p, s in native}
@@ -94,11 +98,12 @@ def _ask_platform(hub: Hub, platform: str, wanted: Sequence[tuple[PersonConfig, 
             email = by_mailbox.get(answer.email.lower(), answer.email)
             part = out.setdefault(email, _Partial())
             # the native path serves people whose details the asker may not see: never pass them on
-            part.busy.extend(replace(p, summary=None, location=None) for p in answer.busy)
+            part.busy.extend(p if p.summary is None and p.location is None else replace(p, summary=None, location=None)
+                             for p in answer.busy)
             part.errors.extend(answer.errors)
             part.warnings.extend(answer.warnings)
             part.working_hours = answer.working_hours
-    by_events = [(p, s) for p, s in wanted if (p, s) not in native]
+    by_events = [pair for pair, asked in zip(wanted, natively, strict=True) if not asked]
     parts = bounded_map(lambda ps: _from_events(connector, ps[0], ps[1], window, details_for(ps[0].email),
                                                 ps[0].timezone or hub.config.hub.timezone),
                         by_events, connector.settings.parallel_requests)
