@@ -948,12 +948,16 @@ def _statuses(ctx: _Context, rec: ItemState | None, seen: Mapping[str, list[_See
 def newest(candidates: Sequence[tuple[CalendarItem, bool]]) -> int:
     """Index of the newest of differing versions of one event, each with whether its platform
     keeps SEQUENCE: the higher SEQUENCE, then the later LAST-MODIFIED (RFC 5545 3.8.7.4: the
-    organizer raises SEQUENCE on each significant change), the first of equals. SEQUENCE is
-    compared only when every version's platform keeps it: an edit made on Exchange reads as
-    SEQUENCE 0 however recent, and would lose to any older edit a CalDAV client numbered; then
-    LAST-MODIFIED (the server's own time of change on Exchange) decides, SEQUENCE breaking ties."""
+    organizer raises SEQUENCE on each significant change), the first of equals.
+
+    For a plain event, SEQUENCE is compared only when every version's platform keeps it: an edit
+    made on Exchange reads as SEQUENCE 0 however recent, and would lose to any older edit a
+    CalDAV client numbered; then LAST-MODIFIED (the server's own time of change on Exchange)
+    decides, SEQUENCE breaking ties. A meeting keeps SEQUENCE first whatever the platforms: it is
+    the organiser's revision (RFC 5546 2.1.4), and a change calmesh made to every copy at once (a
+    move, a cancellation) must not be won by whichever copy a server stamped last."""
     floor = datetime.min.replace(tzinfo=UTC)
-    by_sequence = all(keeps for _item, keeps in candidates)
+    by_sequence = all(keeps for _item, keeps in candidates) or any(is_meeting(item) for item, _keeps in candidates)
 
     def key(n: int) -> tuple[int, datetime, int]:
         item = candidates[n][0]
@@ -973,7 +977,7 @@ def _winner(ctx: _Context, candidates: list[_Seen]) -> tuple[_Seen, str]:
             return named[0], f"{policy} wins by policy"
     unsequenced = [c for c in candidates if c.member in ctx.options.unsequenced]
     best = candidates[newest([(c.item, c.member not in ctx.options.unsequenced) for c in candidates])]
-    if unsequenced:
+    if unsequenced and not any(is_meeting(c.item) for c in candidates):
         return best, f"newest by LAST-MODIFIED ({unsequenced[0].member.split('/')[0]} keeps no SEQUENCE)"
     return best, "newest (SEQUENCE, then LAST-MODIFIED)"
 
