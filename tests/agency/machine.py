@@ -365,6 +365,7 @@ class AgencyMachine(RuleBasedStateMachine):
             pass
         finally:
             faults.disarm()
+        self.model.may_have_run(group)
         dry = self.agency.engine.run(group, self.agency.group(group), dry_run=True)
         self.report(self._judge_deletions(dry.plan.writes, before, group))
 

@@ -225,6 +225,20 @@ class Model:
                     item.gone.pop(member, None)
             item.edited[group] = set()
 
+    def may_have_run(self, group: str) -> None:
+        """Group ``group`` ran, maybe killed part way: where a deletion raced an edit, the edit
+        may already have brought the event back where it was deleted (see :meth:`converge`).
+        Only widens what is allowed; what the run must have done is checked after a clean run."""
+        mode, members = GROUPS[group]
+        for item in self.items.values():
+            truth = item.truth.get(group) or set()
+            versions = {v for v in truth if v is not None}
+            if None not in truth or not versions:
+                continue
+            for member in members:
+                if member in item.gone and member not in item.places:
+                    item.places[member] = Expect({v.in_mode(mode) for v in versions}, False, "sync")
+
     # ------------------------------------------------------------------------------ identity
     def identify(self, event: Event, marker: str | None) -> str | None:
         """Which item ``event`` is a copy of: its title's key, its UID, or its marker."""

@@ -242,3 +242,16 @@ def test_item4_an_edit_on_exchange_loses_a_conflict_to_an_older_numbered_edit(ag
     (item,) = agency.model.items.values()
     seen = agency.model.observe()
     assert {s.event.summary for place in ("alice@radicale", "alice@exchange") for s in seen[place]} == {item.title}
+
+
+def test_item4_a_run_that_may_have_been_killed_lets_an_edit_bring_a_deletion_back(agency: AgencyMachine) -> None:
+    """[deleted-returns] (found by the replay, shrunk from 14 steps; a gap of the model): Alice
+    deletes her event's mirror copy on Exchange and renames the original on Radicale; a run the
+    test arms to be killed (here it ends first) lets the edit win, as docs/sync.md says. The model
+    allowed that only after a clean run; a run killed part way may have done it too."""
+    agency.own_event(day=0, hour=9, minutes=30, topic="budget", where=0, who="alice")
+    agency.sync(confirm=False, full=False, group="mirror")
+    agency.delete_directly(pick=[place for _item, place in agency._deletable()].index("alice@exchange"))
+    agency.edit_directly(pick=[place for _item, place in agency._editable()].index("alice@radicale"), topic="budget")
+    agency.sync_killed(after_write=False, at=3, group="mirror")
+    agency.agency_holds()
