@@ -255,3 +255,16 @@ def test_item4_a_run_that_may_have_been_killed_lets_an_edit_bring_a_deletion_bac
     agency.edit_directly(pick=[place for _item, place in agency._editable()].index("alice@radicale"), topic="budget")
     agency.sync_killed(after_write=False, at=3, group="mirror")
     agency.agency_holds()
+
+
+def test_item4_a_copy_a_killed_run_landed_on_exchange_is_not_an_edit(agency: AgencyMachine) -> None:
+    """[deleted-returns] (found by a 30-minute soak, shrunk from 21 steps): Bruno invites Carla,
+    whose calendar shares the mirror group with Alice's; a run is killed just after its copy
+    landed on alice@exchange (an id Exchange chose, so not yet recorded); Carla deletes her
+    invitation. The landed copy read as an edit racing that deletion, and the edit won: Carla's
+    invitation was written back. A landed copy (known by its marker) is the run's own write."""
+    agency.book(day=2, hour=14, minutes=60, organiser="bruno", others=["carla"], topic="budget")
+    agency.sync_killed(after_write=True, at=2, group="mirror")
+    agency.delete_directly(pick=[place for _item, place in agency._deletable()].index("carla@exchange"))
+    agency.sync_killed(after_write=True, at=1, group="mirror")
+    agency.agency_holds()

@@ -996,3 +996,23 @@ def test_an_invitation_its_owner_deleted_before_the_first_run_is_not_written_bac
     assert any("b/cal: the invitation to meeting m1" in n for n in result.notices)
     assert [(type(w).__name__, w.target) for w in plan(members, {}, observations, PlanOptions(mode=mode)).writes] == [
         ("Create", "b/cal")]
+
+
+def test_a_copy_a_killed_run_landed_is_not_an_edit_racing_the_originals_deletion() -> None:
+    """A killed run's copy of ``m1`` landed on b at an id the server chose (recorded pending at a
+    placeholder); then ``m1`` was deleted on a. The landed copy is the run's own write, not an
+    edit racing the deletion: it is deleted, and the original is not written back (found by the
+    agency soak)."""
+    a_item = _with_ref(item("m1"), "cal", "a1")
+    lid, agreed = "a/cal/a1", content_hash(a_item)
+    pending = CopyState("b/cal", PLACEHOLDER + lid, "m1", None, agreed, marker=lid, pending=True,
+                        evidence=T0.isoformat())
+    rec = ItemState(lid, "a/cal", agreed, {"a/cal": CopyState("a/cal", "a1", "m1", '"1"', agreed),
+                                           "b/cal": pending}, dirty=True)
+    copy = _with_ref(item("m1"), "cal", "b0")
+    copy.components[0].extra[MARKER_PROPERTY] = lid
+    result = plan([Member("a", "cal"), Member("b", "cal")], {lid: rec},
+                  {"a/cal": Observation("a/cal", [], complete=True),
+                   "b/cal": Observation("b/cal", [copy], complete=True)})
+    assert [(type(w).__name__, w.target, getattr(w, "ref", None) and w.ref.id) for w in result.writes] == [
+        ("Delete", "b/cal", "b0")]

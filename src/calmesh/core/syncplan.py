@@ -929,6 +929,14 @@ def _statuses(ctx: _Context, rec: ItemState | None, seen: Mapping[str, list[_See
                 and not any(s.item_id == prev.item_id for s in items)):
             prev = status.prev = None
             status.unconfirmed = rec.copies[key] if rec else None
+            landed = items[0] if items and items[0].item.marker is not None else None
+            if landed is not None and status.unconfirmed is not None:
+                # the copy landed at an id the server chose (it is known by its marker): the
+                # killed run's own write, not an edit, so it is compared with what was written.
+                # Not where the member holds the meeting of its own (an invitation, sorted
+                # first by _recognise): that is kept, and the copy is one too many.
+                prev = status.prev = replace(status.unconfirmed, item_id=landed.item_id, etag=None, pending=False)
+                status.unconfirmed = None
         if prev is not None and not prev.deleted:
             match = next((s for s in items if s.item_id == prev.item_id), None)
             if match is not None:
