@@ -6,6 +6,9 @@ ones still open are strict xfails naming what remains."""
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+
 import pytest
 
 from calmesh.model import PartStat
@@ -236,6 +239,9 @@ def test_item4_an_edit_on_exchange_loses_a_conflict_to_an_older_numbered_edit(ag
     agency.sync(confirm=False, full=False, group="mirror")
     editable = [place for _item, place in agency._editable()]
     agency.edit_directly(pick=editable.index("alice@radicale"), topic="planning")
+    edited = datetime.now(UTC).replace(microsecond=0)
+    while datetime.now(UTC).replace(microsecond=0) <= edited:
+        time.sleep(0.05)  # LAST-MODIFIED counts whole seconds: the second edit is a second later
     agency.edit_directly(pick=editable.index("alice@exchange"), topic="budget")
     agency.sync(confirm=False, full=False, group="mirror")
     agency.agency_holds()
