@@ -927,16 +927,15 @@ def _statuses(ctx: _Context, rec: ItemState | None, seen: Mapping[str, list[_See
         status = _Status(prev)
         if (prev is not None and prev.pending and key in ctx.usable and prev.item_id not in ctx.gone_ids[key]
                 and not any(s.item_id == prev.item_id for s in items)):
-            prev = status.prev = None
-            status.unconfirmed = rec.copies[key] if rec else None
-            landed = items[0] if items and items[0].item.marker is not None else None
-            if landed is not None and status.unconfirmed is not None:
+            if items and items[0].item.marker is not None:
                 # the copy landed at an id the server chose (it is known by its marker): the
                 # killed run's own write, not an edit, so it is compared with what was written.
                 # Not where the member holds the meeting of its own (an invitation, sorted
                 # first by _recognise): that is kept, and the copy is one too many.
-                prev = status.prev = replace(status.unconfirmed, item_id=landed.item_id, etag=None, pending=False)
-                status.unconfirmed = None
+                prev = status.prev = replace(prev, item_id=items[0].item_id, etag=None, pending=False)
+            else:
+                status.unconfirmed, prev = prev, None
+                status.prev = None
         if prev is not None and not prev.deleted:
             match = next((s for s in items if s.item_id == prev.item_id), None)
             if match is not None:
@@ -953,7 +952,7 @@ def _statuses(ctx: _Context, rec: ItemState | None, seen: Mapping[str, list[_See
     return out
 
 
-def newest(candidates: Sequence[tuple[CalendarItem, bool]]) -> int:
+def newest(candidates: Sequence[tuple[CalendarItem, bool]]) -> tuple[int, bool]:
     """Index of the newest of differing versions of one event, each with whether its platform
     keeps SEQUENCE: the higher SEQUENCE, then the later LAST-MODIFIED (RFC 5545 3.8.7.4: the
     organizer raises SEQUENCE on each significant change), the first of equals.
@@ -963,7 +962,8 @@ def newest(candidates: Sequence[tuple[CalendarItem, bool]]) -> int:
     CalDAV client numbered; then LAST-MODIFIED (the server's own time of change on Exchange)
     decides, SEQUENCE breaking ties. A meeting keeps SEQUENCE first whatever the platforms: it is
     the organiser's revision (RFC 5546 2.1.4), and a change calmesh made to every copy at once (a
-    move, a cancellation) must not be won by whichever copy a server stamped last."""
+    move, a cancellation) must not be won by whichever copy a server stamped last. Returns the
+    index and whether SEQUENCE was compared first."""
     floor = datetime.min.replace(tzinfo=UTC)
     by_sequence = all(keeps for _item, keeps in candidates) or any(is_meeting(item) for item, _keeps in candidates)
 
@@ -973,7 +973,7 @@ def newest(candidates: Sequence[tuple[CalendarItem, bool]]) -> int:
         modified = max((as_utc(e.last_modified) for e in item.components if e.last_modified), default=floor)
         return (sequence, modified, 0) if by_sequence else (0, modified, sequence)
 
-    return max(range(len(candidates)), key=key)  # max keeps the first of equals
+    return max(range(len(candidates)), key=key), by_sequence  # max keeps the first of equals
 
 
 def _winner(ctx: _Context, candidates: list[_Seen]) -> tuple[_Seen, str]:
@@ -983,11 +983,12 @@ def _winner(ctx: _Context, candidates: list[_Seen]) -> tuple[_Seen, str]:
         named = [c for c in candidates if ctx.members[c.member].platform == policy]
         if named:
             return named[0], f"{policy} wins by policy"
-    unsequenced = [c for c in candidates if c.member in ctx.options.unsequenced]
-    best = candidates[newest([(c.item, c.member not in ctx.options.unsequenced) for c in candidates])]
-    if unsequenced and not any(is_meeting(c.item) for c in candidates):
-        return best, f"newest by LAST-MODIFIED ({unsequenced[0].member.split('/')[0]} keeps no SEQUENCE)"
-    return best, "newest (SEQUENCE, then LAST-MODIFIED)"
+    unsequenced = ctx.options.unsequenced
+    best, by_sequence = newest([(c.item, c.member not in unsequenced) for c in candidates])
+    if not by_sequence:
+        platform = next(c.member for c in candidates if c.member in unsequenced).split("/")[0]
+        return candidates[best], f"newest by LAST-MODIFIED ({platform} keeps no SEQUENCE)"
+    return candidates[best], "newest (SEQUENCE, then LAST-MODIFIED)"
 
 
 def _target_item(ctx: _Context, lid: str, source: _Seen, target: str, uid: str, item_id: str | None,
