@@ -87,11 +87,30 @@ def test_sync_once_then_nothing_to_do_then_status(config: Path, tmp_path: Path) 
     code, out = invoke("sync", "-c", str(config))
     assert code == 0 and "in step, no writes" in out, out
     status = runner.invoke(app, ["status", "--json", "-c", str(config)])
-    [state] = json.loads(status.stdout)  # stdout only: stray stderr from other threads is not JSON
+    [state] = json.loads(status.stdout)["groups"]  # stdout only: stray stderr from other threads is not JSON
     assert state["last_run"]["status"] == "ok" and state["items"]["items"] == 3
     assert set(state["tokens"]) == {"left/team.ics", "right/team.ics"}
     code, out = invoke("status", "-c", str(config))
     assert code == 0 and "team" in out and "3 items" in out, out
+
+
+def test_status_names_the_platforms_the_server_saw_failing_in_both_forms(config: Path) -> None:
+    """The server records a failing platform's technical cause (store/checks.py) so the operator
+    reads it with ``status``: the table prints it, and ``--json`` carries it too (it used to be a
+    list of groups only, so a script watching the hub never saw the failure)."""
+    from calmesh.config import load_config
+    from calmesh.store.checks import PlatformChecks
+    from calmesh.store.db import open_store
+
+    seen = datetime(2026, 11, 23, 8, tzinfo=UTC)
+    PlatformChecks(open_store(load_config(config).state_url())).save("right", seen, "ConnectError: refused")
+    status = runner.invoke(app, ["status", "--json", "-c", str(config)])
+    document = json.loads(status.stdout)
+    assert document["platforms_failing"] == [
+        {"platform": "right", "last_seen": seen.isoformat(), "error": "ConnectError: refused"}]
+    assert [g["group"] for g in document["groups"]] == ["team"]
+    code, out = invoke("status", "-c", str(config))
+    assert code == 0 and "platform right failing" in out and "ConnectError: refused" in out, out
 
 
 def test_dry_run_shows_the_plan_and_writes_nothing(config: Path, tmp_path: Path) -> None:

@@ -97,7 +97,7 @@ def test_held_deletions_show_in_status_until_confirmed(tmp_path: Path) -> None:
     code, out = invoke("status", "-c", str(config))
     assert code == 0 and "held calendar team.ics on left" in out and "8 of 8" in out, out  # by name, not id
     status = runner.invoke(app, ["status", "--json", "-c", str(config)])
-    [state] = json.loads(status.stdout)
+    [state] = json.loads(status.stdout)["groups"]
     [hold] = state["held"]
     assert hold["member"] == LEFT and hold["missing"] == 8 and hold["since"]
     code, out = invoke("sync", "--confirm-deletes", "--format", "json", "-c", str(config))
@@ -105,7 +105,7 @@ def test_held_deletions_show_in_status_until_confirmed(tmp_path: Path) -> None:
     right = ICSConnector("right", ICSSettings(kind="ics", path=str(tmp_path / "right")))
     assert right.items("team.ics")[0] == []
     status = runner.invoke(app, ["status", "--json", "-c", str(config)])
-    assert json.loads(status.stdout)[0]["held"] == []
+    assert json.loads(status.stdout)["groups"][0]["held"] == []
 
 
 def test_restore_held_excludes_confirm_and_watch(tmp_path: Path) -> None:

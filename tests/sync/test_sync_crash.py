@@ -172,6 +172,6 @@ def test_sigkill_at_random_points_never_duplicates_loses_or_resurrects(
     assert sync(cfg, repo) == 0
     status = subprocess.run([*CALMESH, "status", "--json", "-c", str(cfg)], capture_output=True, text=True,
                             check=True)
-    [group] = json.loads(status.stdout)
+    [group] = json.loads(status.stdout)["groups"]
     writes = {k: v for k, v in group["last_run"]["counts"].items() if k in ("created", "updated", "deleted")}
     assert group["last_run"]["status"] == "ok" and not any(writes.values()), group["last_run"]

@@ -122,7 +122,7 @@ def test_watch_syncs_both_ways_until_stopped(stop: signal.Signals, watcher: subp
 
     status = CliRunner().invoke(app, ["status", "--json", "-c", str(config)])
     assert status.exit_code == 0, status.output
-    [state] = json.loads(status.stdout)
+    [state] = json.loads(status.stdout)["groups"]
     assert state["last_run"]["status"] == "ok" and state["last_run"]["errors"] == []
     assert state["items"]["items"] == 1
     assert set(state["tokens"]) == {f"rad/{rad.calendar}", f"xan/{xan.calendar}"}

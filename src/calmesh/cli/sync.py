@@ -320,11 +320,15 @@ def status(
         fail(str(exc), 2)
     repo = SyncRepository(sessions)
     states = [group_status(repo, name) for name in groups]
+    failing = PlatformChecks(sessions).failing()
     if as_json:
-        typer.echo(json.dumps(states, indent=2))
+        typer.echo(json.dumps({
+            "platforms_failing": [{"platform": platform, "last_seen": seen.isoformat(), "error": error}
+                                  for platform, (seen, error) in failing.items()],
+            "groups": states}, indent=2))
         return
     now = datetime.now(UTC)
-    for platform, (seen, error) in PlatformChecks(sessions).failing().items():
+    for platform, (seen, error) in failing.items():
         console.print(f"[bold red]platform {escape(platform)}[/] failing (the server last saw it "
                       f"{_ago(seen, now)}): {escape(error)}", highlight=False, soft_wrap=True)
     for state in states:
