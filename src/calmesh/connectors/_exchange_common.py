@@ -404,13 +404,15 @@ def fit(connector: str, item: CalendarItem, zone_default: str, holds: Callable[[
     master = item.master
     if master is not None:
         spelled_in = _fitting.own_zone(connector, master, carries)
+        zone: ZoneInfo | DefinedZone
         if spelled_in is not None:
-            known, why = spelled_in
-            item, spelled = _fitting.spell_out(connector, item, known, _fitting.refuse(why), "VTIMEZONE")
+            zone, why = spelled_in
+            item, spelled = _fitting.spell_out(connector, item, zone, _fitting.refuse(why), "VTIMEZONE")
         else:
             zone = own_zone(master, zone_default) if carries is not None else event_zone(master, zone_default)
             item, dated = _fitting.without_extra_dates(connector, item, zone)
             item, spelled = _fitting.spell_out(connector, item, zone, lambda m: holds(one_series(m, zone)))
             spelled = dated + spelled
-        notes += spelled
+        item, shown = _fitting.from_a_shown_time(connector, item, zone)
+        notes += spelled + shown
     return item, notes + _fitting.reminder_notes(item, reminders)

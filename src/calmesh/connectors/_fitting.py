@@ -14,6 +14,10 @@ written instead: the pieces of :meth:`calmesh.connectors.base.Connector.fit` tho
   definition (:mod:`calmesh.connectors._ews_zones`); Graph and Google cannot, and there (or when
   EWS cannot express it) it is spelled out the same way in a known zone with its first
   occurrence's offset.
+- a series whose DTSTART is a time the clocks skip (in the zone it is written in): Exchange keeps
+  a start as an instant, which shows the time after the gap, and recurs the series at that time,
+  an hour late; it is written from an earlier occurrence of its rule, at a time that exists,
+  the occurrences before the original start deleted (:func:`from_a_shown_time`).
 - VALARMs become reminders (:mod:`calmesh.alarms`): what does not fit is said.
 Each change is an :class:`Adaptation` for the sync report; nothing is changed silently.
 """
@@ -24,6 +28,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
+
+from dateutil.relativedelta import relativedelta
+from dateutil.rrule import rrulestr
 
 from calmesh import alarms, ical
 from calmesh.connectors.base import Adaptation, CannotHold
@@ -214,6 +221,55 @@ def spell_out(platform: str, item: CalendarItem, zone: ZoneInfo | DefinedZone, h
     detail = (f"{what} ({why}) written as {rule} with {deleted} occurrence(s) deleted"
               + (f" and {moved} moved to their own time" if moved else "") + f": the same {len(by_day)} occurrence(s)")
     return CalendarItem(item.uid, components, item.ref), [Adaptation(feature, detail)]
+
+
+_STEP = {"DAILY": "days", "WEEKLY": "weeks", "MONTHLY": "months", "YEARLY": "years"}
+_EARLIER = 4
+"""How many of the rule's periods back :func:`from_a_shown_time` looks for a start that exists."""
+
+
+def from_a_shown_time(platform: str, item: CalendarItem, zone: ZoneInfo | DefinedZone) -> tuple[CalendarItem, list[Adaptation]]:
+    """``item`` with a series whose DTSTART is a wall time the clocks skip in ``zone`` (the zone
+    it is written in) rewritten to start at an earlier occurrence of its rule, at a time that
+    exists, every occurrence before the original start deleted (EXDATE; COUNT raised by as
+    many). Why: RFC 5545 3.3.5 reads the skipped DTSTART with the offset before the gap and
+    the later occurrences at the wall time the rule says; Exchange keeps a series' start as an
+    instant (EWS writes it in UTC, Graph answers it so), whose wall time is the one after the
+    gap, and recurs the series at that later time: every later occurrence an hour late. An
+    occurrence of the series in the gap Exchange reads as RFC 5545 does (the offset before),
+    so the same occurrences. Endless series too; a rule with no such earlier start is refused."""
+    master = item.master
+    start = master.start if master is not None else None
+    if master is None or len(master.rrule) != 1 or not isinstance(start, datetime) or start.tzinfo is not zone:
+        return item, []
+    wall = start.replace(tzinfo=None)
+    shown = as_utc(start).astimezone(zone).replace(tzinfo=None)
+    if shown == wall:
+        return item, []
+    parts = dict(part.split("=", 1) for part in master.rrule[0].upper().removeprefix("RRULE:").split(";") if "=" in part)
+    count = int(parts.pop("COUNT", "0")) or None
+    unbounded = ";".join(f"{key}={value}" for key, value in parts.items())
+    step = _STEP.get(parts.get("FREQ", ""), "days")
+    later = list(rrulestr(master.rrule[0].removeprefix("RRULE:"), dtstart=start).xafter(start, count=40, inc=True))
+    for periods in range(1, _EARLIER + 1):
+        earlier = (wall - relativedelta(**{step: periods * int(parts.get("INTERVAL", "1"))})).replace(tzinfo=zone)
+        if as_utc(earlier).astimezone(zone).replace(tzinfo=None) != earlier.replace(tzinfo=None):
+            continue  # skipped too
+        before = [o for o in rrulestr(unbounded, dtstart=earlier).between(earlier, start, inc=True) if o < start]
+        written = master.rrule[0] if count is None else f"{unbounded};COUNT={count + len(before)}"
+        if not before or list(rrulestr(written, dtstart=earlier).xafter(start, count=40, inc=True)) != later:
+            continue  # that start would change the rule's occurrences
+        fitted = master.with_changes(start=earlier, end=None if master.end is None else _after(earlier, _length(master)),
+                                     rrule=[written], exdate=[*master.exdate, *before])
+        return (CalendarItem(item.uid, [fitted, *item.overrides], item.ref),
+                [Adaptation("DTSTART", f"{wall:%Y-%m-%d %H:%M} is a time the clocks skip in {zone.key}: here a "
+                                       f"series' start is an instant, which shows {shown:%H:%M}, and the series "
+                                       f"would recur at that time; written from {earlier:%Y-%m-%d %H:%M} with the "
+                                       f"{len(before)} occurrence(s) before {wall:%Y-%m-%d} deleted: the same "
+                                       "occurrences")])
+    raise CannotHold(platform, "DTSTART", f"{wall:%Y-%m-%d %H:%M} is a time the clocks skip in {zone.key}, and "
+                     f"the rule has no occurrence at a time that exists in the {_EARLIER} periods before it "
+                     "to start the series from", item=item.uid)
 
 
 def _extra_dates(master: Event, zone: ZoneInfo | DefinedZone, shown: int = 5) -> str:

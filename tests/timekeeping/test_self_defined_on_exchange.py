@@ -1,0 +1,116 @@
+"""Events in zones only their calendar defines, copied to Exchange: generated series (those of
+:mod:`.test_self_defined_zones`, near and across their zone's changes of clocks) written through
+the real EWS and Graph connectors to calmesh's protocol-faithful fakes and read back, every
+occurrence at the instants the zone's own rules give (:mod:`.self_defined`), as long as they say
+(issue 13). EWS carries the definition; Graph, which takes zone names only, gets the series
+spelled out in a known zone, and a series that cannot be so (an endless one) is refused with
+its reason, never written otherwise."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from dateutil.relativedelta import relativedelta
+from hypothesis import HealthCheck, given, settings
+
+from calmesh import ical
+from calmesh.connectors.base import CannotHold
+from sync.peers import Group, Peer, vendor_peer
+
+from .self_defined import STAMP, ZONES, Era, Reading, SelfZone
+from .test_self_defined_zones import SEEN, Case, Span, cases
+from .test_sync_copies import put_raw
+from .zone_calendars import calendar, vevent
+
+if TYPE_CHECKING:
+    from conftest import CalDAVServer  # tests/conftest.py, which provides the servers
+
+
+MOST_DELETED = 40
+"""Spelled-out copies deleting more occurrences are left out (each deletion is two requests;
+tests/timekeeping/test_spelled_out_properties.py checks that form without a vendor)."""
+
+
+@pytest.fixture(scope="module", params=["ews", "graph"])
+def exchange(request: pytest.FixtureRequest) -> Iterator[Peer]:
+    """One started fake for all the examples (a fake per example would take most of the time)."""
+    with pytest.MonkeyPatch.context() as monkeypatch, vendor_peer(request.param, monkeypatch) as peer:
+        yield peer
+
+
+def copied(peer: Peer, case: Case) -> list[Span] | None:
+    """The occurrences in UTC of ``case``'s copy written to ``peer`` and read back (None: the
+    platform cannot hold it, and the write says so); the calendar is left empty."""
+    [item], problems = ical.parse_items(case.text)
+    assert not problems, [p.message for p in problems]
+    try:
+        fitted, _notes = peer.conn.fit(item)
+    except CannotHold:
+        return None
+    if fitted.master is not None and len(fitted.master.exdate) > MOST_DELETED:
+        return None
+    peer.create(item)
+    try:
+        [copy] = peer.items()
+        found, problems = ical.expand_items([copy], SEEN)
+        assert not problems, [p.message for p in problems]
+        return sorted((e.start.astimezone(UTC), e.end.astimezone(UTC)) for e in found)  # type: ignore[union-attr]
+    finally:
+        for left in peer.items():
+            assert left.ref is not None
+            peer.conn.delete(peer.calendar, left.ref)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(case=cases())
+def test_a_copy_on_exchange_of_an_event_in_a_self_defined_zone_keeps_its_instants(exchange: Peer, case: Case) -> None:
+    spans = copied(exchange, case)
+    if spans is not None:
+        assert spans == case.expected
+
+
+# ------------------------------------------------------------------ one regression test per fault
+GAP_SERIES = {
+    "carried": (ZONES["Kathmandu summer"], "20300407T020000"),
+    "iana": (SelfZone("Europe/Paris", (Era(1990, "+0100", "+0200", (3, -1, 2, 0), (10, -1, 3, 0)),)), "20250330T023000"),
+}
+"""Every three months from a time the clocks skip: 02:00 on the night they go from 02:00 to
+03:00 (+05:45 to +06:45), in a zone only the calendar defines (EWS carries it; Graph gets it
+spelled out in a zone without changes), and 02:30 on such a night in Paris (Paris's rules
+since 1996, written out)."""
+
+
+@pytest.mark.parametrize("kind", ["ews", "graph"])
+@pytest.mark.parametrize("where", sorted(GAP_SERIES))
+def test_a_series_starting_at_a_skipped_time_recurs_at_its_own_time_on_exchange(
+        tmp_path: Path, xan: Peer, xandikos: CalDAVServer, monkeypatch: pytest.MonkeyPatch, kind: str,
+        where: str) -> None:
+    """The first occurrence is the skipped time read with the offset before the gap (RFC 5545
+    3.3.5), the later ones at that wall time. Exchange keeps a series' start as an instant,
+    whose wall time is the one after the gap: the copy recurred an hour late. It is written
+    from the occurrence before, deleted, and said; the next run writes nothing."""
+    zone, first = GAP_SERIES[where]
+    reading = Reading(zone)
+    vtimezone = [zone.vtimezone()] if where == "carried" else []
+    with vendor_peer(kind, monkeypatch) as vendor:
+        put_raw(xandikos, xan, "gap.ics", calendar(*vtimezone, vevent(
+            "gap@test", first, tzid=zone.tzid, extra="DURATION:PT90M\nRRULE:FREQ=MONTHLY;INTERVAL=3;COUNT=4")))
+        group = Group(tmp_path, xan, vendor)
+        report = group.run()
+        assert report.counts["created"] == 1, report.errors
+        spelled = kind == "graph" and where == "carried"  # in a zone without changes: no gap there
+        assert [n.feature for n in report.adapted] == (["VTIMEZONE"] if spelled else ["DTSTART"])
+        assert spelled or "clocks skip" in report.adapted[0].detail
+        wall = datetime.strptime(first, STAMP)
+        starts = [reading.instant(wall + relativedelta(months=3 * n)) for n in range(4)]
+        [item] = vendor.items()
+        found, problems = ical.expand_items([item], SEEN)
+        assert not problems
+        assert sorted((e.start.astimezone(UTC), e.end.astimezone(UTC)) for e in found) == [  # type: ignore[union-attr]
+            (s, s + timedelta(minutes=90)) for s in starts]
+        assert group.writes(group.run()) == 0
