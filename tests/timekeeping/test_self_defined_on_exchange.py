@@ -114,3 +114,31 @@ def test_a_series_starting_at_a_skipped_time_recurs_at_its_own_time_on_exchange(
         assert sorted((e.start.astimezone(UTC), e.end.astimezone(UTC)) for e in found) == [  # type: ignore[union-attr]
             (s, s + timedelta(minutes=90)) for s in starts]
         assert group.writes(group.run()) == 0
+
+
+@pytest.mark.parametrize("kind", ["ews", "graph"])
+def test_a_series_whose_first_instance_spans_a_change_keeps_every_instance_length_on_exchange(
+        tmp_path: Path, xan: Peer, xandikos: CalDAVServer, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """Monthly, 24 hours from 03:00 on the day before Sydney's clocks go back at 03:00 (in a
+    definition the calendar gives, Sydney's rules since 2008): the first instance ends at 02:00
+    the second time round (written in UTC, the only way to say it), each instance lasts 24 hours
+    (RFC 5545 3.8.5.3). Graph took the end as a wall time, the first 02:00, and the series'
+    length as 23 hours on the clock: every instance an hour short. There the copy starts at the
+    occurrence before, deleted, and says so; EWS takes the end in UTC and the series as it is."""
+    zone = ZONES["Sydney before and since 2008"]
+    reading = Reading(zone)
+    with vendor_peer(kind, monkeypatch) as vendor:
+        put_raw(xandikos, xan, "span.ics", calendar(zone.vtimezone(), vevent(
+            "span@test", "20320403T030000", tzid=zone.tzid, extra="DTEND:20320403T160000Z\nRRULE:FREQ=MONTHLY;COUNT=4")))
+        group = Group(tmp_path, xan, vendor)
+        report = group.run()
+        assert report.counts["created"] == 1, report.errors
+        assert [n.feature for n in report.adapted] == (["DTSTART"] if kind == "graph" else [])
+        assert kind == "ews" or "spans a change of clocks" in report.adapted[0].detail
+        starts = [reading.instant(datetime(2032, 4 + n, 3, 3)) for n in range(4)]
+        [item] = vendor.items()
+        found, problems = ical.expand_items([item], SEEN)
+        assert not problems
+        assert sorted((e.start.astimezone(UTC), e.end.astimezone(UTC)) for e in found) == [  # type: ignore[union-attr]
+            (s, s + timedelta(hours=24)) for s in starts]
+        assert group.writes(group.run()) == 0

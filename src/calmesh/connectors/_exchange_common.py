@@ -395,11 +395,12 @@ def one_series(master: Event, zone: tzinfo) -> Pattern:
 
 def fit(connector: str, item: CalendarItem, zone_default: str, holds: Callable[[Pattern], object],
         reminders: int, carries: Callable[[DefinedZone, Event], object] | None = None,
-        ) -> tuple[CalendarItem, list[Adaptation]]:
+        local_ends: bool = True) -> tuple[CalendarItem, list[Adaptation]]:
     """``item`` as Exchange (``holds`` checks a pattern the door's own way) or Google can hold it:
     see :mod:`calmesh.connectors._fitting`. ``carries`` (EWS) checks that the door can carry a
     zone of the object's own for this master (ValueError saying why not); without it, or when
-    it cannot, such a series is spelled out in a zone the door knows."""
+    it cannot, such a series is spelled out in a zone the door knows. ``local_ends``: the door
+    writes an end as a wall time (Graph; EWS writes UTC)."""
     item, notes = _fitting.without_ranges(connector, item)
     master = item.master
     if master is not None:
@@ -413,6 +414,6 @@ def fit(connector: str, item: CalendarItem, zone_default: str, holds: Callable[[
             item, dated = _fitting.without_extra_dates(connector, item, zone)
             item, spelled = _fitting.spell_out(connector, item, zone, lambda m: holds(one_series(m, zone)))
             spelled = dated + spelled
-        item, shown = _fitting.from_a_shown_time(connector, item, zone)
+        item, shown = _fitting.from_a_plain_start(connector, item, zone, local_ends)
         notes += spelled + shown
     return item, notes + _fitting.reminder_notes(item, reminders)

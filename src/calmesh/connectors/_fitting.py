@@ -14,10 +14,11 @@ written instead: the pieces of :meth:`calmesh.connectors.base.Connector.fit` tho
   definition (:mod:`calmesh.connectors._ews_zones`); Graph and Google cannot, and there (or when
   EWS cannot express it) it is spelled out the same way in a known zone with its first
   occurrence's offset.
-- a series whose DTSTART is a time the clocks skip (in the zone it is written in): Exchange keeps
-  a start as an instant, which shows the time after the gap, and recurs the series at that time,
-  an hour late; it is written from an earlier occurrence of its rule, at a time that exists,
-  the occurrences before the original start deleted (:func:`from_a_shown_time`).
+- a series whose DTSTART is a time the clocks skip, or whose first instance spans a change of
+  clocks (in the zone it is written in): Exchange would recur it an hour late, or give every
+  instance that first one's length on the clock; it is written from an earlier occurrence of its
+  rule that does neither, the occurrences before the original start deleted
+  (:func:`from_a_plain_start`).
 - VALARMs become reminders (:mod:`calmesh.alarms`): what does not fit is said.
 Each change is an :class:`Adaptation` for the sync report; nothing is changed silently.
 """
@@ -225,27 +226,55 @@ def spell_out(platform: str, item: CalendarItem, zone: ZoneInfo | DefinedZone, h
 
 _STEP = {"DAILY": "days", "WEEKLY": "weeks", "MONTHLY": "months", "YEARLY": "years"}
 _EARLIER = 4
-"""How many of the rule's periods back :func:`from_a_shown_time` looks for a start that exists."""
+"""How many of the rule's periods back :func:`from_a_plain_start` looks for a plain occurrence."""
 
 
-def from_a_shown_time(platform: str, item: CalendarItem, zone: ZoneInfo | DefinedZone) -> tuple[CalendarItem, list[Adaptation]]:
-    """``item`` with a series whose DTSTART is a wall time the clocks skip in ``zone`` (the zone
-    it is written in) rewritten to start at an earlier occurrence of its rule, at a time that
-    exists, every occurrence before the original start deleted (EXDATE; COUNT raised by as
-    many). Why: RFC 5545 3.3.5 reads the skipped DTSTART with the offset before the gap and
-    the later occurrences at the wall time the rule says; Exchange keeps a series' start as an
-    instant (EWS writes it in UTC, Graph answers it so), whose wall time is the one after the
-    gap, and recurs the series at that later time: every later occurrence an hour late. An
-    occurrence of the series in the gap Exchange reads as RFC 5545 does (the offset before),
-    so the same occurrences. Endless series too; a rule with no such earlier start is refused."""
+def _unplain(start: datetime, length: timedelta, zone: tzinfo, local_ends: bool) -> str | None:
+    """Why an instance starting at ``start`` (wall time in ``zone``) and lasting ``length`` of
+    elapsed time cannot start an Exchange series as it is (``local_ends``: where its end is
+    written as a wall time); None when it can."""
+    wall = start.replace(tzinfo=None)
+    shown = as_utc(start).astimezone(zone).replace(tzinfo=None)
+    if shown != wall:
+        return (f"{wall:%Y-%m-%d %H:%M} is a time the clocks skip in {getattr(zone, 'key', zone)}: here a series' "
+                f"start is an instant, which shows {shown:%H:%M}, and the series would recur at that time")
+    ends = (as_utc(start) + length).astimezone(zone).replace(tzinfo=None)
+    if local_ends and ends - wall != length:
+        return (f"its first instance ({wall:%Y-%m-%d %H:%M}, {_hours(length)}) spans a change of clocks in "
+                f"{getattr(zone, 'key', zone)}: it ends at {ends:%H:%M} on the clock, which here would give every "
+                f"instance {_hours(ends - wall)}")
+    return None
+
+
+def _hours(length: timedelta) -> str:
+    minutes = int(length.total_seconds()) // 60
+    return f"{minutes // 60}h{minutes % 60:02d}"
+
+
+def from_a_plain_start(platform: str, item: CalendarItem, zone: ZoneInfo | DefinedZone,
+                       local_ends: bool) -> tuple[CalendarItem, list[Adaptation]]:
+    """``item`` with a series that cannot start where it does on Exchange (:func:`_unplain`)
+    rewritten to start at an earlier occurrence of its rule that can, every occurrence before the
+    original start deleted (EXDATE; COUNT raised by as many). Same occurrences, endless series
+    too; a rule with no such earlier start is refused.
+
+    Why: RFC 5545 reads a skipped DTSTART with the offset before the gap (3.3.5) and gives every
+    instance the exact length from DTSTART to DTEND (3.8.5.3). Exchange keeps a series' start as
+    an instant (EWS writes it in UTC, Graph answers it so), whose wall time is the one after the
+    gap: the series recurred at that later time, an hour late. And its times are local: the end
+    of a first instance spanning a change of clocks is a wall time (Graph's ``dateTimeTimeZone``;
+    the second of two equal ones reads as the first) whose distance from the start on the clock
+    became every instance's length, an hour off. An occurrence in the gap, or spanning a change,
+    that is not the series' first Exchange reads as RFC 5545 does."""
     master = item.master
     start = master.start if master is not None else None
     if master is None or len(master.rrule) != 1 or not isinstance(start, datetime) or start.tzinfo is not zone:
         return item, []
-    wall = start.replace(tzinfo=None)
-    shown = as_utc(start).astimezone(zone).replace(tzinfo=None)
-    if shown == wall:
+    length = _length(master)
+    why = _unplain(start, length, zone, local_ends)
+    if why is None:
         return item, []
+    wall = start.replace(tzinfo=None)
     parts = dict(part.split("=", 1) for part in master.rrule[0].upper().removeprefix("RRULE:").split(";") if "=" in part)
     count = int(parts.pop("COUNT", "0")) or None
     unbounded = ";".join(f"{key}={value}" for key, value in parts.items())
@@ -253,23 +282,19 @@ def from_a_shown_time(platform: str, item: CalendarItem, zone: ZoneInfo | Define
     later = list(rrulestr(master.rrule[0].removeprefix("RRULE:"), dtstart=start).xafter(start, count=40, inc=True))
     for periods in range(1, _EARLIER + 1):
         earlier = (wall - relativedelta(**{step: periods * int(parts.get("INTERVAL", "1"))})).replace(tzinfo=zone)
-        if as_utc(earlier).astimezone(zone).replace(tzinfo=None) != earlier.replace(tzinfo=None):
-            continue  # skipped too
+        if _unplain(earlier, length, zone, local_ends) is not None:
+            continue
         before = [o for o in rrulestr(unbounded, dtstart=earlier).between(earlier, start, inc=True) if o < start]
         written = master.rrule[0] if count is None else f"{unbounded};COUNT={count + len(before)}"
         if not before or list(rrulestr(written, dtstart=earlier).xafter(start, count=40, inc=True)) != later:
             continue  # that start would change the rule's occurrences
-        fitted = master.with_changes(start=earlier, end=None if master.end is None else _after(earlier, _length(master)),
+        fitted = master.with_changes(start=earlier, end=None if master.end is None else _after(earlier, length),
                                      rrule=[written], exdate=[*master.exdate, *before])
         return (CalendarItem(item.uid, [fitted, *item.overrides], item.ref),
-                [Adaptation("DTSTART", f"{wall:%Y-%m-%d %H:%M} is a time the clocks skip in {zone.key}: here a "
-                                       f"series' start is an instant, which shows {shown:%H:%M}, and the series "
-                                       f"would recur at that time; written from {earlier:%Y-%m-%d %H:%M} with the "
-                                       f"{len(before)} occurrence(s) before {wall:%Y-%m-%d} deleted: the same "
-                                       "occurrences")])
-    raise CannotHold(platform, "DTSTART", f"{wall:%Y-%m-%d %H:%M} is a time the clocks skip in {zone.key}, and "
-                     f"the rule has no occurrence at a time that exists in the {_EARLIER} periods before it "
-                     "to start the series from", item=item.uid)
+                [Adaptation("DTSTART", f"{why}; written from {earlier:%Y-%m-%d %H:%M} with the {len(before)} "
+                                       f"occurrence(s) before {wall:%Y-%m-%d} deleted: the same occurrences")])
+    raise CannotHold(platform, "DTSTART", f"{why}, and the rule has no plain occurrence in the {_EARLIER} "
+                     "periods before it to start the series from", item=item.uid)
 
 
 def _extra_dates(master: Event, zone: ZoneInfo | DefinedZone, shown: int = 5) -> str:

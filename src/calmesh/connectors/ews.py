@@ -674,7 +674,7 @@ class EWSConnector(Connector):
         weekday or a group (Day, Weekday, WeekendDay), not a list (EWS ``DayOfWeekType``); one
         reminder per item."""
         return ex.fit(self.name, item, self._default_zone, _pattern_to_ews, reminders=1,
-                      carries=lambda zone, master: _definition(zone, master))
+                      carries=lambda zone, master: _definition(zone, master), local_ends=False)
 
     def put(self, calendar: str, item: CalendarItem, if_match: str | None = None) -> ItemRef:
         item = self.fit(item)[0]
