@@ -144,27 +144,31 @@ def test_a_series_whose_first_instance_spans_a_change_keeps_every_instance_lengt
         assert group.writes(group.run()) == 0
 
 
-def test_an_end_shown_twice_is_written_as_its_instant_on_graph(
-        tmp_path: Path, xan: Peer, xandikos: CalDAVServer, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("kind", ["ews", "graph"])
+def test_an_end_shown_twice_is_written_as_its_instant_on_exchange(
+        tmp_path: Path, xan: Peer, xandikos: CalDAVServer, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
     """An occurrence moved to 02:45 on the night Paris clocks go back, half an hour long: it ends
     at 02:15 the second time round (``DTEND:...Z``). Graph's ``dateTimeTimeZone`` took that end
     as the local 02:15, the first one, before the start: the copy had no such occurrence at all
-    (the same for a single event). An item's end names its own zone, so it goes in UTC."""
+    (the same for a single event); an item's end names its own zone, so it goes in UTC. On EWS,
+    exchangelib compared a single event's two times in Paris by wall clock and refused it."""
     paris = SelfZone("Europe/Paris", (Era(1990, "+0100", "+0200", (3, -1, 2, 0), (10, -1, 3, 0)),))
     moved = "\n".join(["BEGIN:VEVENT", "UID:moved@test", "DTSTAMP:20250101T000000Z", "SUMMARY:moved",
                        "RECURRENCE-ID;TZID=Europe/Paris:20221031T090000", "DTSTART;TZID=Europe/Paris:20221030T024500",
                        "DTEND:20221030T011500Z", "END:VEVENT"])
-    with vendor_peer("graph", monkeypatch) as graph:
+    with vendor_peer(kind, monkeypatch) as vendor:
         put_raw(xandikos, xan, "moved.ics", calendar(vevent("moved@test", "20221024T090000", "20221024T100000",
                                                              tzid=paris.tzid, extra="RRULE:FREQ=WEEKLY;COUNT=3"), moved))
-        group = Group(tmp_path, xan, graph)
-        assert group.run().counts["created"] == 1
-        [item] = graph.items()
-        found, problems = ical.expand_items([item], SEEN)
+        put_raw(xandikos, xan, "single.ics", calendar(vevent("single@test", "20221030T024500", tzid=paris.tzid,
+                                                              extra="DTEND:20221030T011500Z")))
+        group = Group(tmp_path, xan, vendor)
+        report = group.run()
+        assert report.counts["created"] == 2, report.errors
+        found, problems = ical.expand_items(vendor.items(), SEEN)
         assert not problems
         reading = Reading(paris)
         mondays = [reading.instant(datetime(2022, 10, 24, 9)), reading.instant(datetime(2022, 11, 7, 9))]
         assert sorted((e.start.astimezone(UTC), e.end.astimezone(UTC)) for e in found) == sorted(  # type: ignore[union-attr]
             [(s, s + timedelta(hours=1)) for s in mondays]
-            + [(datetime(2022, 10, 30, 0, 45, tzinfo=UTC), datetime(2022, 10, 30, 1, 15, tzinfo=UTC))])
+            + [(datetime(2022, 10, 30, 0, 45, tzinfo=UTC), datetime(2022, 10, 30, 1, 15, tzinfo=UTC))] * 2)
         assert group.writes(group.run()) == 0
