@@ -172,3 +172,26 @@ def test_an_end_shown_twice_is_written_as_its_instant_on_exchange(
             [(s, s + timedelta(hours=1)) for s in mondays]
             + [(datetime(2022, 10, 30, 0, 45, tzinfo=UTC), datetime(2022, 10, 30, 1, 15, tzinfo=UTC))] * 2)
         assert group.writes(group.run()) == 0
+
+
+def test_summer_time_that_begins_years_into_a_series_is_carried_from_that_year_on_ews(
+        tmp_path: Path, xan: Peer, xandikos: CalDAVServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """+05:30 for good until summer time begins in March 2026: the definition EWS carries had the
+    yearly rules from the start (from the year before the series, 2019), summer time in 2020 too:
+    the copy of a series begun in July 2020 recurred at 15:15, an hour late in every winter
+    month. The rules now begin with their first change, a fixed stretch before."""
+    zone = ZONES["Summer time from 2026"]
+    reading = Reading(zone)
+    with vendor_peer("ews", monkeypatch) as ews:
+        put_raw(xandikos, xan, "later.ics", calendar(zone.vtimezone(), vevent(
+            "later@test", "20200722T141500", tzid=zone.tzid, extra="DURATION:PT90M\nRRULE:FREQ=MONTHLY;INTERVAL=2;COUNT=40")))
+        group = Group(tmp_path, xan, ews)
+        report = group.run()
+        assert report.counts["created"] == 1 and not report.adapted, (report.errors, report.adapted)
+        starts = [reading.instant(datetime(2020, 7, 22, 14, 15) + relativedelta(months=2 * n)) for n in range(40)]
+        [item] = ews.items()
+        found, problems = ical.expand_items([item], SEEN)
+        assert not problems
+        assert sorted((e.start.astimezone(UTC), e.end.astimezone(UTC)) for e in found) == [  # type: ignore[union-attr]
+            (s, s + timedelta(minutes=90)) for s in starts]
+        assert group.writes(group.run()) == 0
