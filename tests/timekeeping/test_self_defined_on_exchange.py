@@ -18,7 +18,9 @@ from dateutil.relativedelta import relativedelta
 from hypothesis import HealthCheck, given, settings
 
 from calmesh import ical
-from calmesh.connectors.base import CannotHold
+from calmesh.connectors.base import CannotHold, FreeBusyRequest
+from calmesh.model import Window
+from connectors.vendors import ALICE
 from sync.peers import Group, Peer, vendor_peer
 
 from .self_defined import STAMP, ZONES, Era, Reading, SelfZone
@@ -194,4 +196,34 @@ def test_summer_time_that_begins_years_into_a_series_is_carried_from_that_year_o
         assert not problems
         assert sorted((e.start.astimezone(UTC), e.end.astimezone(UTC)) for e in found) == [  # type: ignore[union-attr]
             (s, s + timedelta(minutes=90)) for s in starts]
+        assert group.writes(group.run()) == 0
+
+
+@pytest.mark.parametrize("kind", ["ews", "graph"])
+def test_exact_hours_across_a_change_last_them_on_exchange_too(
+        tmp_path: Path, xan: Peer, xandikos: CalDAVServer, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """``DURATION:PT24H`` daily from noon two days before the clocks go forward at midnight, in
+    a zone only the calendar defines: every instance lasts 24 hours (RFC 5545 3.3.6), also the
+    one across the change (noon to 13:00 on the clock). Exchange ends each occurrence 24 hours
+    later on the clock: in Outlook and in the free/busy others see (the EWS fake's expansion)
+    that one lasted 23. It is written as an override with its own end, and said."""
+    zone = ZONES["Customized Time Zone"]
+    reading = Reading(zone)
+    with vendor_peer(kind, monkeypatch) as vendor:
+        put_raw(xandikos, xan, "day.ics", calendar(zone.vtimezone(), vevent(
+            "day@test", "20250328T120000", tzid=zone.tzid, extra="DURATION:PT24H\nRRULE:FREQ=DAILY;COUNT=3")))
+        group = Group(tmp_path, xan, vendor)
+        report = group.run()
+        assert report.counts["created"] == 1, report.errors
+        # Graph gets it spelled out in a zone without changes, where the clock keeps exact time
+        assert [n.feature for n in report.adapted] == (["DTEND"] if kind == "ews" else ["VTIMEZONE"])
+        starts = [reading.instant(datetime(2025, 3, 28 + n, 12)) for n in range(3)]
+        expected = [(s, s + timedelta(hours=24)) for s in starts]
+        [item] = vendor.items()
+        found, problems = ical.expand_items([item], SEEN)
+        assert not problems
+        assert sorted((e.start.astimezone(UTC), e.end.astimezone(UTC)) for e in found) == expected  # type: ignore[union-attr]
+        week = Window(datetime(2025, 3, 27, tzinfo=UTC), datetime(2025, 4, 3, tzinfo=UTC))
+        [answer] = vendor.conn.freebusy([FreeBusyRequest(ALICE)], week)  # as the platform itself expands it
+        assert sorted((b.start, b.end) for b in answer.busy) == expected
         assert group.writes(group.run()) == 0

@@ -415,5 +415,6 @@ def fit(connector: str, item: CalendarItem, zone_default: str, holds: Callable[[
             item, spelled = _fitting.spell_out(connector, item, zone, lambda m: holds(one_series(m, zone)))
             spelled = dated + spelled
         item, shown = _fitting.from_a_plain_start(connector, item, zone, local_ends)
-        notes += spelled + shown
+        item, lengths = _fitting.with_exact_lengths(connector, item, zone)
+        notes += spelled + shown + lengths
     return item, notes + _fitting.reminder_notes(item, reminders)

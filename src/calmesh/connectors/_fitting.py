@@ -19,6 +19,9 @@ written instead: the pieces of :meth:`calmesh.connectors.base.Connector.fit` tho
   instance that first one's length on the clock; it is written from an earlier occurrence of its
   rule that does neither, the occurrences before the original start deleted
   (:func:`from_a_plain_start`).
+- an instance spanning a change of clocks: RFC 5545 gives it the series' exact length, Exchange
+  ends it that length later on the clock; written as an override with its own end (finite
+  series), or said (:func:`with_exact_lengths`).
 - VALARMs become reminders (:mod:`calmesh.alarms`): what does not fit is said.
 Each change is an :class:`Adaptation` for the sync report; nothing is changed silently.
 """
@@ -295,6 +298,55 @@ def from_a_plain_start(platform: str, item: CalendarItem, zone: ZoneInfo | Defin
                                        f"occurrence(s) before {wall:%Y-%m-%d} deleted: the same occurrences")])
     raise CannotHold(platform, "DTSTART", f"{why}, and the rule has no plain occurrence in the {_EARLIER} "
                      "periods before it to start the series from", item=item.uid)
+
+
+_AHEAD = timedelta(days=3653)
+"""How far an endless series is looked at for instances spanning a change of clocks."""
+
+
+def with_exact_lengths(platform: str, item: CalendarItem, zone: ZoneInfo | DefinedZone) -> tuple[CalendarItem, list[Adaptation]]:
+    """``item`` with every instance of its series that spans a change of clocks (in ``zone``,
+    the zone it is written in) written as an override with its own end. Why: RFC 5545 gives each
+    instance the exact length from DTSTART to DTEND (3.8.5.3), or a DURATION in hours exact
+    (3.3.6: ``PT24H`` is 24 hours, not a day); Exchange ends each occurrence that length later on
+    the clock (the recurrence's end is a local time), an hour more or less across a change. An
+    endless series cannot have its every such instance overridden: it is written as it is, and
+    said."""
+    master = item.master
+    start = master.start if master is not None else None
+    if master is None or len(master.rrule) != 1 or not isinstance(start, datetime) or start.tzinfo is not zone:
+        return item, []
+    length = _length(master)
+    endless = "COUNT=" not in master.rrule[0].upper() and "UNTIL=" not in master.rrule[0].upper()
+    begins = as_utc(start)
+    found, problems = ical.expand_items([CalendarItem(item.uid, [master.with_changes(exdate=[])])],
+                                        Window(begins, begins + _AHEAD if endless else datetime(2200, 1, 1, tzinfo=UTC)),
+                                        platform, zone)
+    if problems:
+        return item, []
+    taken = {as_utc(x, zone) for x in master.exdate} | {as_utc(o.recurrence_id, zone) for o in item.overrides
+                                                         if o.recurrence_id is not None}
+    spanning = []
+    for occurrence in found:
+        original = occurrence.recurrence_id or occurrence.start
+        if not isinstance(original, datetime) or as_utc(original, zone) in taken:
+            continue
+        on_the_clock = (_local(original, zone) + length).replace(tzinfo=zone)
+        if as_utc(on_the_clock) != as_utc(original, zone) + length:
+            spanning.append(original)
+    if not spanning:
+        return item, []
+    if endless:
+        return item, [Adaptation("DTEND", f"instances spanning a change of clocks in {zone.key} (the first on "
+                                          f"{_local(spanning[0], zone):%Y-%m-%d %H:%M}) end {_hours(length)} later "
+                                          "on the clock here, not after exactly that time: an endless series cannot "
+                                          "have them all overridden")]
+    moved = [replace(master, recurrence_id=o, start=o, end=_after(o, length), rrule=[], rdate=[], exdate=[])
+             for o in spanning]
+    return (CalendarItem(item.uid, [*item.components, *moved], item.ref),
+            [Adaptation("DTEND", f"{len(moved)} instance(s) spanning a change of clocks in {zone.key} written with "
+                                 f"their own end (here an occurrence ends {_hours(length)} later on the clock): the "
+                                 "same occurrences")])
 
 
 def _extra_dates(master: Event, zone: ZoneInfo | DefinedZone, shown: int = 5) -> str:
