@@ -264,11 +264,12 @@ def from_a_plain_start(platform: str, item: CalendarItem, zone: ZoneInfo | Defin
     Why: RFC 5545 reads a skipped DTSTART with the offset before the gap (3.3.5) and gives every
     instance the exact length from DTSTART to DTEND (3.8.5.3). Exchange keeps a series' start as
     an instant (EWS writes it in UTC, Graph answers it so), whose wall time is the one after the
-    gap: the series recurred at that later time, an hour late. And its times are local: the end
-    of a first instance spanning a change of clocks is a wall time (Graph's ``dateTimeTimeZone``;
-    the second of two equal ones reads as the first) whose distance from the start on the clock
-    became every instance's length, an hour off. An occurrence in the gap, or spanning a change,
-    that is not the series' first Exchange reads as RFC 5545 does."""
+    gap: the series recurred at that later time, an hour late. And where its ends are local
+    (``local_ends``: Graph's ``dateTimeTimeZone``; EWS writes UTC), the end of a first instance
+    spanning a change of clocks is a wall time (the second of two equal ones reads as the first)
+    whose distance from the start on the clock became every instance's length, an hour off. An
+    occurrence in the gap Exchange reads as RFC 5545 does; one spanning a change gets its own
+    end (:func:`with_exact_lengths`)."""
     master = item.master
     start = master.start if master is not None else None
     if master is None or len(master.rrule) != 1 or not isinstance(start, datetime) or start.tzinfo is not zone:
