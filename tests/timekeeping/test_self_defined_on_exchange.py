@@ -106,7 +106,8 @@ def test_a_series_starting_at_a_skipped_time_recurs_at_its_own_time_on_exchange(
         report = group.run()
         assert report.counts["created"] == 1, report.errors
         spelled = kind == "graph" and where == "carried"  # in a zone without changes: no gap there
-        assert [n.feature for n in report.adapted] == (["VTIMEZONE"] if spelled else ["DTSTART"])
+        # the occurrence in the gap also ends 90 minutes later on the clock there: given its own end
+        assert [n.feature for n in report.adapted] == (["VTIMEZONE"] if spelled else ["DTSTART", "DTEND"])
         assert spelled or "clocks skip" in report.adapted[0].detail
         wall = datetime.strptime(first, STAMP)
         starts = [reading.instant(wall + relativedelta(months=3 * n)) for n in range(4)]
@@ -126,7 +127,8 @@ def test_a_series_whose_first_instance_spans_a_change_keeps_every_instance_lengt
     the second time round (written in UTC, the only way to say it), each instance lasts 24 hours
     (RFC 5545 3.8.5.3). Graph took the end as a wall time, the first 02:00, and the series'
     length as 23 hours on the clock: every instance an hour short. There the copy starts at the
-    occurrence before, deleted, and says so; EWS takes the end in UTC and the series as it is."""
+    occurrence before, deleted, and says so (EWS takes the end in UTC); on both that instance,
+    24 hours on the clock there, is an override with its own end."""
     zone = ZONES["Sydney before and since 2008"]
     reading = Reading(zone)
     with vendor_peer(kind, monkeypatch) as vendor:
@@ -135,7 +137,8 @@ def test_a_series_whose_first_instance_spans_a_change_keeps_every_instance_lengt
         group = Group(tmp_path, xan, vendor)
         report = group.run()
         assert report.counts["created"] == 1, report.errors
-        assert [n.feature for n in report.adapted] == (["DTSTART"] if kind == "graph" else [])
+        # and that instance, 24 hours on the clock there, is given its own end
+        assert [n.feature for n in report.adapted] == (["DTSTART", "DTEND"] if kind == "graph" else ["DTEND"])
         assert kind == "ews" or "spans a change of clocks" in report.adapted[0].detail
         starts = [reading.instant(datetime(2032, 4 + n, 3, 3)) for n in range(4)]
         [item] = vendor.items()
