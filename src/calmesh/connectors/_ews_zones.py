@@ -125,7 +125,11 @@ def definition_of(zone: DefinedZone, first_year: int) -> Definition:
     def group(changes: tuple[Change, ...]) -> str:
         return groups.setdefault(changes, str(len(groups)))
 
-    fixed = [Change(group((Change(period(line.offset, line.daylight)),)))] if line.one_offs or not line.yearly else []
+    # a fixed stretch first where the yearly rules do not hold from the start: one-off changes
+    # before them, none at all, or rules that begin in a later year (summer time from 2026: as
+    # one group from the start, the definition had summer time in the years before)
+    begun = not line.yearly or min(rule.first for rule in line.yearly).year > line.start.year
+    fixed = [Change(group((Change(period(line.offset, line.daylight)),)))] if line.one_offs or begun else []
     fixed += [Change(group((Change(period(c.after, c.daylight)),)), at=c.wall) for c in line.one_offs]
     yearly = tuple(Change(period(rule.kind[1], rule.kind[3]), month=rule.first.month,
                           weekday=WEEKDAYS.index(rule.byday[-2:]), occurrence=int(rule.byday[:-2]),
@@ -254,7 +258,7 @@ def vtimezone_of(definition: Definition, tzid: str) -> bytes:
             raise ValueError(f"transitions group {era.to!r} is missing or names no Period")
         yearly = [c for c in changes if c.month is not None]
         now = periods[_state(changes, start).to]
-        if before is None or now.offset != before or not yearly:
+        if before is None or not yearly or (now.offset != before and all(c.on(start.year) != start for c in yearly)):
             vtz.add_component(ical.observance(start, before if before is not None else now.offset, now.offset,
                                               None, now.name == "Daylight"))
         before = now.offset

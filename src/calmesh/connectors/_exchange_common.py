@@ -395,22 +395,26 @@ def one_series(master: Event, zone: tzinfo) -> Pattern:
 
 def fit(connector: str, item: CalendarItem, zone_default: str, holds: Callable[[Pattern], object],
         reminders: int, carries: Callable[[DefinedZone, Event], object] | None = None,
-        ) -> tuple[CalendarItem, list[Adaptation]]:
+        local_ends: bool = True) -> tuple[CalendarItem, list[Adaptation]]:
     """``item`` as Exchange (``holds`` checks a pattern the door's own way) or Google can hold it:
     see :mod:`calmesh.connectors._fitting`. ``carries`` (EWS) checks that the door can carry a
     zone of the object's own for this master (ValueError saying why not); without it, or when
-    it cannot, such a series is spelled out in a zone the door knows."""
+    it cannot, such a series is spelled out in a zone the door knows. ``local_ends``: the door
+    writes an end as a wall time (Graph; EWS writes UTC)."""
     item, notes = _fitting.without_ranges(connector, item)
     master = item.master
     if master is not None:
         spelled_in = _fitting.own_zone(connector, master, carries)
+        zone: ZoneInfo | DefinedZone
         if spelled_in is not None:
-            known, why = spelled_in
-            item, spelled = _fitting.spell_out(connector, item, known, _fitting.refuse(why), "VTIMEZONE")
+            zone, why = spelled_in
+            item, spelled = _fitting.spell_out(connector, item, zone, _fitting.refuse(why), "VTIMEZONE")
         else:
             zone = own_zone(master, zone_default) if carries is not None else event_zone(master, zone_default)
             item, dated = _fitting.without_extra_dates(connector, item, zone)
             item, spelled = _fitting.spell_out(connector, item, zone, lambda m: holds(one_series(m, zone)))
             spelled = dated + spelled
-        notes += spelled
+        item, shown = _fitting.from_a_plain_start(connector, item, zone, local_ends)
+        item, lengths = _fitting.with_exact_lengths(connector, item, zone)
+        notes += spelled + shown + lengths
     return item, notes + _fitting.reminder_notes(item, reminders)

@@ -14,6 +14,14 @@ written instead: the pieces of :meth:`calmesh.connectors.base.Connector.fit` tho
   definition (:mod:`calmesh.connectors._ews_zones`); Graph and Google cannot, and there (or when
   EWS cannot express it) it is spelled out the same way in a known zone with its first
   occurrence's offset.
+- a series whose DTSTART is a time the clocks skip, or whose first instance spans a change of
+  clocks (in the zone it is written in): Exchange would recur it an hour late, or give every
+  instance that first one's length on the clock; it is written from an earlier occurrence of its
+  rule that does neither, the occurrences before the original start deleted
+  (:func:`from_a_plain_start`).
+- an instance spanning a change of clocks: RFC 5545 gives it the series' exact length, Exchange
+  ends it that length later on the clock; written as an override with its own end (finite
+  series), or said (:func:`with_exact_lengths`).
 - VALARMs become reminders (:mod:`calmesh.alarms`): what does not fit is said.
 Each change is an :class:`Adaptation` for the sync report; nothing is changed silently.
 """
@@ -24,6 +32,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
+
+from dateutil.relativedelta import relativedelta
+from dateutil.rrule import rrulestr
 
 from calmesh import alarms, ical
 from calmesh.connectors.base import Adaptation, CannotHold
@@ -214,6 +225,129 @@ def spell_out(platform: str, item: CalendarItem, zone: ZoneInfo | DefinedZone, h
     detail = (f"{what} ({why}) written as {rule} with {deleted} occurrence(s) deleted"
               + (f" and {moved} moved to their own time" if moved else "") + f": the same {len(by_day)} occurrence(s)")
     return CalendarItem(item.uid, components, item.ref), [Adaptation(feature, detail)]
+
+
+_STEP = {"DAILY": "days", "WEEKLY": "weeks", "MONTHLY": "months", "YEARLY": "years"}
+_EARLIER = 4
+"""How many of the rule's periods back :func:`from_a_plain_start` looks for a plain occurrence."""
+
+
+def _unplain(start: datetime, length: timedelta, zone: tzinfo, local_ends: bool) -> str | None:
+    """Why an instance starting at ``start`` (wall time in ``zone``) and lasting ``length`` of
+    elapsed time cannot start an Exchange series as it is (``local_ends``: where its end is
+    written as a wall time); None when it can."""
+    wall = start.replace(tzinfo=None)
+    shown = as_utc(start).astimezone(zone).replace(tzinfo=None)
+    if shown != wall:
+        return (f"{wall:%Y-%m-%d %H:%M} is a time the clocks skip in {getattr(zone, 'key', zone)}: here a series' "
+                f"start is an instant, which shows {shown:%H:%M}, and the series would recur at that time")
+    ends = (as_utc(start) + length).astimezone(zone).replace(tzinfo=None)
+    if local_ends and ends - wall != length:
+        return (f"its first instance ({wall:%Y-%m-%d %H:%M}, {_hours(length)}) spans a change of clocks in "
+                f"{getattr(zone, 'key', zone)}: it ends at {ends:%H:%M} on the clock, which here would give every "
+                f"instance {_hours(ends - wall)}")
+    return None
+
+
+def _hours(length: timedelta) -> str:
+    minutes = int(length.total_seconds()) // 60
+    return f"{minutes // 60}h{minutes % 60:02d}"
+
+
+def from_a_plain_start(platform: str, item: CalendarItem, zone: ZoneInfo | DefinedZone,
+                       local_ends: bool) -> tuple[CalendarItem, list[Adaptation]]:
+    """``item`` with a series that cannot start where it does on Exchange (:func:`_unplain`)
+    rewritten to start at an earlier occurrence of its rule that can, every occurrence before the
+    original start deleted (EXDATE; COUNT raised by as many). Same occurrences, endless series
+    too; a rule with no such earlier start is refused.
+
+    Why: RFC 5545 reads a skipped DTSTART with the offset before the gap (3.3.5) and gives every
+    instance the exact length from DTSTART to DTEND (3.8.5.3). Exchange keeps a series' start as
+    an instant (EWS writes it in UTC, Graph answers it so), whose wall time is the one after the
+    gap: the series recurred at that later time, an hour late. And where its ends are local
+    (``local_ends``: Graph's ``dateTimeTimeZone``; EWS writes UTC), the end of a first instance
+    spanning a change of clocks is a wall time (the second of two equal ones reads as the first)
+    whose distance from the start on the clock became every instance's length, an hour off. An
+    occurrence in the gap Exchange reads as RFC 5545 does; one spanning a change gets its own
+    end (:func:`with_exact_lengths`)."""
+    master = item.master
+    start = master.start if master is not None else None
+    if master is None or len(master.rrule) != 1 or not isinstance(start, datetime) or start.tzinfo is not zone:
+        return item, []
+    length = _length(master)
+    why = _unplain(start, length, zone, local_ends)
+    if why is None:
+        return item, []
+    wall = start.replace(tzinfo=None)
+    parts = dict(part.split("=", 1) for part in master.rrule[0].upper().removeprefix("RRULE:").split(";") if "=" in part)
+    count = int(parts.pop("COUNT", "0")) or None
+    unbounded = ";".join(f"{key}={value}" for key, value in parts.items())
+    step = _STEP.get(parts.get("FREQ", ""), "days")
+    later = list(rrulestr(master.rrule[0].removeprefix("RRULE:"), dtstart=start).xafter(start, count=40, inc=True))
+    for periods in range(1, _EARLIER + 1):
+        earlier = (wall - relativedelta(**{step: periods * int(parts.get("INTERVAL", "1"))})).replace(tzinfo=zone)
+        if _unplain(earlier, length, zone, local_ends) is not None:
+            continue
+        before = [o for o in rrulestr(unbounded, dtstart=earlier).between(earlier, start, inc=True) if o < start]
+        written = master.rrule[0] if count is None else f"{unbounded};COUNT={count + len(before)}"
+        if not before or list(rrulestr(written, dtstart=earlier).xafter(start, count=40, inc=True)) != later:
+            continue  # that start would change the rule's occurrences
+        fitted = master.with_changes(start=earlier, end=None if master.end is None else _after(earlier, length),
+                                     rrule=[written], exdate=[*master.exdate, *before])
+        return (CalendarItem(item.uid, [fitted, *item.overrides], item.ref),
+                [Adaptation("DTSTART", f"{why}; written from {earlier:%Y-%m-%d %H:%M} with the {len(before)} "
+                                       f"occurrence(s) before {wall:%Y-%m-%d} deleted: the same occurrences")])
+    raise CannotHold(platform, "DTSTART", f"{why}, and the rule has no plain occurrence in the {_EARLIER} "
+                     "periods before it to start the series from", item=item.uid)
+
+
+_AHEAD = timedelta(days=3653)
+"""How far an endless series is looked at for instances spanning a change of clocks."""
+
+
+def with_exact_lengths(platform: str, item: CalendarItem, zone: ZoneInfo | DefinedZone) -> tuple[CalendarItem, list[Adaptation]]:
+    """``item`` with every instance of its series that spans a change of clocks (in ``zone``,
+    the zone it is written in) written as an override with its own end. Why: RFC 5545 gives each
+    instance the exact length from DTSTART to DTEND (3.8.5.3), or a DURATION in hours exact
+    (3.3.6: ``PT24H`` is 24 hours, not a day); Exchange ends each occurrence that length later on
+    the clock (the recurrence's end is a local time), an hour more or less across a change. An
+    endless series cannot have its every such instance overridden: it is written as it is, and
+    said."""
+    master = item.master
+    start = master.start if master is not None else None
+    if master is None or len(master.rrule) != 1 or not isinstance(start, datetime) or start.tzinfo is not zone:
+        return item, []
+    length = _length(master)
+    endless = "COUNT=" not in master.rrule[0].upper() and "UNTIL=" not in master.rrule[0].upper()
+    begins = as_utc(start)
+    found, problems = ical.expand_items([CalendarItem(item.uid, [master.with_changes(exdate=[])])],
+                                        Window(begins, begins + _AHEAD if endless else datetime(2200, 1, 1, tzinfo=UTC)),
+                                        platform, zone)
+    if problems:
+        return item, []
+    taken = {as_utc(x, zone) for x in master.exdate} | {as_utc(o.recurrence_id, zone) for o in item.overrides
+                                                         if o.recurrence_id is not None}
+    spanning = []
+    for occurrence in found:
+        original = occurrence.recurrence_id or occurrence.start
+        if not isinstance(original, datetime) or as_utc(original, zone) in taken:
+            continue
+        on_the_clock = (_local(original, zone) + length).replace(tzinfo=zone)
+        if as_utc(on_the_clock) != as_utc(original, zone) + length:
+            spanning.append(original)
+    if not spanning:
+        return item, []
+    if endless:
+        return item, [Adaptation("DTEND", f"instances spanning a change of clocks in {zone.key} (the first on "
+                                          f"{_local(spanning[0], zone):%Y-%m-%d %H:%M}) end {_hours(length)} later "
+                                          "on the clock here, not after exactly that time: an endless series cannot "
+                                          "have them all overridden")]
+    moved = [replace(master, recurrence_id=o, start=o, end=_after(o, length), rrule=[], rdate=[], exdate=[])
+             for o in spanning]
+    return (CalendarItem(item.uid, [*item.components, *moved], item.ref),
+            [Adaptation("DTEND", f"{len(moved)} instance(s) spanning a change of clocks in {zone.key} written with "
+                                 f"their own end (here an occurrence ends {_hours(length)} later on the clock): the "
+                                 "same occurrences")])
 
 
 def _extra_dates(master: Event, zone: ZoneInfo | DefinedZone, shown: int = 5) -> str:

@@ -674,7 +674,7 @@ class EWSConnector(Connector):
         weekday or a group (Day, Weekday, WeekendDay), not a list (EWS ``DayOfWeekType``); one
         reminder per item."""
         return ex.fit(self.name, item, self._default_zone, _pattern_to_ews, reminders=1,
-                      carries=lambda zone, master: _definition(zone, master))
+                      carries=lambda zone, master: _definition(zone, master), local_ends=False)
 
     def put(self, calendar: str, item: CalendarItem, if_match: str | None = None) -> ItemRef:
         item = self.fit(item)[0]
@@ -860,8 +860,14 @@ class EWSConnector(Connector):
             last_day = event.effective_end() - timedelta(days=1)  # exchangelib writes an inclusive end date
             end: Any = EWSDate.from_date(max(last_day, event.start))  # type: ignore[type-var, arg-type]
         else:
-            start = EWSDateTime.from_datetime(as_utc(event.start, zone)).astimezone(shown)
-            end = EWSDateTime.from_datetime(as_utc(event.effective_end(), zone)).astimezone(shown)
+            instants = (as_utc(event.start, zone), as_utc(event.effective_end(), zone))
+            if any(as_utc(i.astimezone(zone).replace(fold=0)) != i for i in instants):
+                # the second of two equal wall times: exchangelib compares start and end in one
+                # zone by wall time (02:15 the second time round "before" 02:45) and refused the
+                # item; in UTC they compare as instants, and StartTimeZone still names the zone
+                shown = _UTC
+            start = EWSDateTime.from_datetime(instants[0]).astimezone(shown)
+            end = EWSDateTime.from_datetime(instants[1]).astimezone(shown)
         fields: dict[str, Any] = dict(
             account=folder.account, folder=folder, subject=event.summary or "", body=event.description or "",
             start=start, end=end, is_all_day=event.all_day, location=event.location or "",

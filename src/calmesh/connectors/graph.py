@@ -575,7 +575,15 @@ def event_to_graph(event: Event, default_zone: str = "UTC", zone_names: str = "w
     zone_name = zone.key if zone_names == "iana" else to_windows(zone.key)
 
     def when(value: Temporal) -> dict[str, str]:
-        return {"dateTime": ex.local_naive(value, zone).isoformat(), "timeZone": zone_name}
+        local = ex.local_naive(value, zone)
+        if not event.rrule and isinstance(value, datetime) and value.tzinfo is not None \
+                and as_utc(local.replace(tzinfo=zone, fold=0)) != as_utc(value):
+            # the second of two equal wall times (the hour the clocks repeat): as a local time it
+            # reads as the first, an hour early (half an hour from 02:45 ended before it began);
+            # an item's start and end each name their zone (originalEndTimeZone), so it goes in UTC.
+            # A series' times stay local: its pattern recurs in its zone (see _fitting.from_a_plain_start)
+            return {"dateTime": as_utc(value).replace(tzinfo=None).isoformat(), "timeZone": "UTC"}
+        return {"dateTime": local.isoformat(), "timeZone": zone_name}
 
     body: dict[str, Any] = {
         "subject": event.summary or "",
