@@ -42,6 +42,7 @@ from calmesh.model import (
     Temporal,
     Window,
     as_utc,
+    instant,
     normalize_email,
     rrule_problem,
 )
@@ -935,6 +936,9 @@ class _Series:
     fixed: list[Event] | None = None
     """A UID without rules or overrides: its occurrences, the same in every window (each window
     only picks those it overlaps). None: expanded for each window."""
+    excluded: frozenset[Temporal] = frozenset()
+    """The master's zoned EXDATEs as UTC instants (:func:`calmesh.model.instant`), taken out of its component
+    and applied to the occurrences here (see :func:`_by_instant`)."""
     blocks: dict[datetime, list[Event] | None] = field(default_factory=dict)
     """A series' occurrences in the :data:`_SPAN` starting at each key, kept for the next window
     in that block; None where expanding the block found a problem (each window is expanded on its
@@ -986,8 +990,19 @@ def _read_series(cals: Sequence[icalendar.Calendar], platform: str) -> list[_Ser
                     unusable = [f"unreadable RRULE {r!r} ({why})" for r in event.rrule if (why := rrule_problem(r))]
                 components.append(component)
             recurring = any(c.get("RRULE") or c.get("RDATE") or c.get("RECURRENCE-ID") for c in components)
+            excluded: frozenset[Temporal] = frozenset()
+            # an occurrence a RANGE=THISANDFUTURE override moves carries that override's
+            # RECURRENCE-ID, not its own: there the library still applies the EXDATEs
+            if master_component is not None and master is not None \
+                    and any(isinstance(x, datetime) and x.tzinfo for x in master.exdate) \
+                    and not any(str(getattr(c.get("RECURRENCE-ID"), "params", {}).get("RANGE", "")).upper()
+                                == "THISANDFUTURE" for c in components):
+                excluded = frozenset(instant(x) for x in master.exdate if isinstance(x, datetime) and x.tzinfo)
+                bare = _without_zoned_exdates(master_component, master.exdate)
+                components = [bare if c is master_component else c for c in components]
+                master_component = bare
             series = _Series(timezones, components, problems, master, master_component, unusable, recurring,
-                             _Lengths(components))
+                             _Lengths(components), excluded=excluded)
             if components and not recurring:
                 found, issues = _expanded(series, _WIDE, platform, UTC)
                 if not issues and len(found) == len(components):
@@ -1044,7 +1059,35 @@ def _expanded(series: _Series, window: Window, platform: str, default_tz: tzinfo
             event.recurrence_id = event.start
         event.rrule, event.rdate, event.exdate = [], [], []
         occurrences.append(event)
-    return occurrences, problems
+    return _by_instant(occurrences, series.excluded), problems
+
+
+def _by_instant(occurrences: list[Event], excluded: frozenset[Temporal]) -> list[Event]:
+    """``occurrences`` each instance once, less those ``excluded``, by :func:`calmesh.model.instant`
+    of their RECURRENCE-ID (and start: the later instances a ``RANGE=THISANDFUTURE`` override
+    moves all carry its RECURRENCE-ID). recurring-ical-events compares instances by Python
+    equality, and EXDATEs by both the UTC and the wall-clock reading of each time: an RDATE at an
+    RRULE instance's instant, written in UTC or another zone, counted twice when it fell in the
+    hour the clocks go back over; an EXDATE at 10:00 Paris excluded an RDATE at 10:00 UTC, and an
+    EXDATE at 11:00 Paris (10:00 UTC) the 10:00 and 12:00 instances of an hourly rule too."""
+    out: dict[tuple[str, Temporal | None, Temporal], Event] = {}
+    for event in occurrences:
+        key = instant(event.recurrence_id) if event.recurrence_id is not None else None
+        if key is not None and key in excluded:
+            continue
+        out.setdefault((event.uid, key, instant(event.start)), event)
+    return list(out.values())
+
+
+def _without_zoned_exdates(component: icalendar.cal.Component, exdates: list[Temporal]) -> icalendar.cal.Component:
+    """A copy of ``component`` whose EXDATEs are only its dates and floating times (those left to
+    the recurrence library, which compares them as the values they are)."""
+    bare = copy.copy(component)
+    bare.pop("EXDATE", None)
+    rest = [x for x in exdates if not (isinstance(x, datetime) and x.tzinfo)]
+    if rest:
+        bare.add("EXDATE", rest)
+    return bare
 
 
 def _without_rules(component: icalendar.cal.Component) -> icalendar.cal.Component:
@@ -1137,7 +1180,7 @@ def _by_blocks(series: _Series, window: Window, platform: str, default_tz: tzinf
             return _expanded(series, window, platform, default_tz)
         found.extend(kept)
     if last - first > 1:  # an occurrence near a block's edge is in both blocks' expansions
-        found = list({(e.uid, e.recurrence_id, e.start): e for e in found}.values())
+        found = _by_instant(found, frozenset())
     return found, []
 
 

@@ -169,6 +169,17 @@ def as_utc(value: Temporal, default_tz: tzinfo = UTC) -> datetime:
     return datetime.combine(value, time(0), tzinfo=default_tz).astimezone(UTC)
 
 
+def instant(value: Temporal) -> Temporal:
+    """What tells an instance of a series from another (RFC 5545 3.8.5.3 counts instances by
+    time): a zoned time as its UTC instant, a date or floating time as itself. Python's own
+    equality is no such test: two zoned times in one zone are compared by wall clock (the two
+    01:30 of a night the clocks go back are equal), and across zones a time in such a repeated
+    hour is never equal to any other (PEP 495)."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC)
+    return value
+
+
 def is_all_day(value: Temporal) -> bool:
     return not isinstance(value, datetime)
 
