@@ -42,6 +42,7 @@ from calmesh.model import (
     Temporal,
     Window,
     as_utc,
+    in_writable_form,
     instant,
     normalize_email,
     rrule_problem,
@@ -992,8 +993,10 @@ def _read_series(cals: Sequence[icalendar.Calendar], platform: str) -> list[_Ser
             recurring = any(c.get("RRULE") or c.get("RDATE") or c.get("RECURRENCE-ID") for c in components)
             excluded: frozenset[Temporal] = frozenset()
             # an occurrence a RANGE=THISANDFUTURE override moves carries that override's
-            # RECURRENCE-ID, not its own: there the library still applies the EXDATEs
+            # RECURRENCE-ID, not its own: there the library still applies the EXDATEs; so it
+            # does for a floating series (no instant: a zoned EXDATE excludes its wall time)
             if master_component is not None and master is not None \
+                    and isinstance(master.start, datetime) and master.start.tzinfo is not None \
                     and any(isinstance(x, datetime) and x.tzinfo for x in master.exdate) \
                     and not any(str(getattr(c.get("RECURRENCE-ID"), "params", {}).get("RANGE", "")).upper()
                                 == "THISANDFUTURE" for c in components):
@@ -1301,27 +1304,28 @@ def _shifted(rid: Temporal, change: Event) -> tuple[Temporal, Temporal]:
 
 
 # ------------------------------------------------------------------------------------ writing
-def _portable(value: Temporal, *, zoned: bool = False) -> Temporal:
+def _portable(value: Temporal) -> Temporal:
     """A date-time iCalendar can carry as it is, the same instant. One in a fixed UTC offset (no
     zone name, as Graph, EWS or a parsed ``+01:00`` give) is written in UTC: written as it is it
     would get a made-up TZID ("UTC+01:00") with no VTIMEZONE, which readers take as floating time.
 
     So is the second of two equal wall times in its zone (the hour the clocks repeat when they
-    go back; PEP 495's fold 1), unless ``zoned`` (the DTSTART of a series, whose rule must recur
-    in its zone): RFC 5545 3.3.5 reads such a local time as its first occurrence, an hour
-    earlier, so an event ending then (an end computed from a DURATION, or from an instant another
-    platform gave) came back ending an hour early, or before it starts."""
+    go back; PEP 495's fold 1): RFC 5545 3.3.5 reads such a local time as its first occurrence,
+    an hour earlier, so an event ending then (an end computed from a DURATION, or from an instant
+    another platform gave) came back ending an hour early, or before it starts. The DTSTART of a
+    series, whose rule must recur in its zone, never is one here (see
+    :func:`calmesh.model.in_writable_form`)."""
     if not isinstance(value, datetime) or value.tzinfo is None or value.tzinfo is UTC:
         return value
     if not isinstance(value.tzinfo, ZoneInfo | DefinedZone):
         return value.astimezone(UTC) if value.utcoffset() is not None else value
-    if value.fold and not zoned and value.replace(fold=0).utcoffset() != value.utcoffset():
+    if value.fold and value.replace(fold=0).utcoffset() != value.utcoffset():
         return value.astimezone(UTC)
     return value
 
 
-def _add_temporal(component: icalendar.cal.Component, name: str, value: Temporal, *, zoned: bool = False) -> None:
-    component.add(name, _portable(value, zoned=zoned))
+def _add_temporal(component: icalendar.cal.Component, name: str, value: Temporal) -> None:
+    component.add(name, _portable(value))
 
 
 def _by_zone(values: Iterable[Temporal]) -> list[list[Temporal]]:
@@ -1347,10 +1351,11 @@ def _person_prop(person: Attendee) -> icalendar.vCalAddress:
 
 
 def event_to_component(event: Event, *, stamp: datetime | None = None) -> icalendar.Event:
+    event = in_writable_form(event)
     component = icalendar.Event()
     component.add("UID", event.uid)
     component.add("DTSTAMP", stamp or datetime.now(UTC))
-    _add_temporal(component, "DTSTART", event.start, zoned=bool(event.rrule or event.rdate))
+    _add_temporal(component, "DTSTART", event.start)
     if event.end is not None:
         _add_temporal(component, "DTEND", event.end)
     if event.recurrence_id is not None:
