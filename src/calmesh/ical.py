@@ -938,8 +938,11 @@ class _Series:
     """A UID without rules or overrides: its occurrences, the same in every window (each window
     only picks those it overlaps). None: expanded for each window."""
     excluded: frozenset[Temporal] = frozenset()
-    """The master's zoned EXDATEs as UTC instants (:func:`calmesh.model.instant`), taken out of its component
-    and applied to the occurrences here (see :func:`_by_instant`)."""
+    """The master's zoned EXDATEs as UTC instants (:func:`calmesh.model.instant`), taken out of
+    its component and applied to the occurrences here (see :func:`_taken_over`)."""
+    overrides: tuple[Event, ...] = ()
+    """Its overrides of single instances, taken out of the components and put in place of the
+    instances they override here (see :func:`_taken_over`)."""
     blocks: dict[datetime, list[Event] | None] = field(default_factory=dict)
     """A series' occurrences in the :data:`_SPAN` starting at each key, kept for the next window
     in that block; None where expanding the block found a problem (each window is expanded on its
@@ -975,6 +978,7 @@ def _read_series(cals: Sequence[icalendar.Calendar], platform: str) -> list[_Ser
             cancel.check()  # the asker gave up (a deadline passed): stop here, not hours later
             problems: list[Problem] = []
             components = []
+            events: dict[int, Event] = {}
             master: Event | None = None
             master_component = None
             unusable: list[str] = []
@@ -990,22 +994,13 @@ def _read_series(cals: Sequence[icalendar.Calendar], platform: str) -> list[_Ser
                     master, master_component = event, component
                     unusable = [f"unreadable RRULE {r!r} ({why})" for r in event.rrule if (why := rrule_problem(r))]
                 components.append(component)
+                events[id(component)] = event
             recurring = any(c.get("RRULE") or c.get("RDATE") or c.get("RECURRENCE-ID") for c in components)
-            excluded: frozenset[Temporal] = frozenset()
-            # an occurrence a RANGE=THISANDFUTURE override moves carries that override's
-            # RECURRENCE-ID, not its own: there the library still applies the EXDATEs; so it
-            # does for a floating series (no instant: a zoned EXDATE excludes its wall time)
-            if master_component is not None and master is not None \
-                    and isinstance(master.start, datetime) and master.start.tzinfo is not None \
-                    and any(isinstance(x, datetime) and x.tzinfo for x in master.exdate) \
-                    and not any(str(getattr(c.get("RECURRENCE-ID"), "params", {}).get("RANGE", "")).upper()
-                                == "THISANDFUTURE" for c in components):
-                excluded = frozenset(instant(x) for x in master.exdate if isinstance(x, datetime) and x.tzinfo)
-                bare = _without_zoned_exdates(master_component, master.exdate)
-                components = [bare if c is master_component else c for c in components]
-                master_component = bare
-            series = _Series(timezones, components, problems, master, master_component, unusable, recurring,
-                             _Lengths(components), excluded=excluded)
+            lengths = _Lengths(components)
+            expanded, excluded, overrides = _taken_over(master, master_component, components, events)
+            series = _Series(timezones, expanded, problems, master, expanded[0] if overrides or excluded
+                             else master_component, unusable, recurring, lengths, excluded=excluded,
+                             overrides=overrides)
             if components and not recurring:
                 found, issues = _expanded(series, _WIDE, platform, UTC)
                 if not issues and len(found) == len(components):
@@ -1062,6 +1057,11 @@ def _expanded(series: _Series, window: Window, platform: str, default_tz: tzinfo
             event.recurrence_id = event.start
         event.rrule, event.rdate, event.exdate = [], [], []
         occurrences.append(event)
+    if series.overrides:
+        overridden = {instant(o.recurrence_id) for o in series.overrides if o.recurrence_id is not None}
+        span = Window(lo, hi)
+        occurrences = [e for e in occurrences if e.recurrence_id is None or instant(e.recurrence_id) not in overridden]
+        occurrences += [replace(o) for o in series.overrides if _overlaps(o, span, default_tz)]
     return _by_instant(occurrences, series.excluded), problems
 
 
@@ -1080,6 +1080,35 @@ def _by_instant(occurrences: list[Event], excluded: frozenset[Temporal]) -> list
             continue
         out.setdefault((event.uid, key, instant(event.start)), event)
     return list(out.values())
+
+
+def _taken_over(master: Event | None, master_component: icalendar.cal.Component | None,
+                components: list[icalendar.cal.Component], events: dict[int, Event],
+                ) -> tuple[list[icalendar.cal.Component], frozenset[Temporal], tuple[Event, ...]]:
+    """What of a zoned series calmesh matches by instant itself rather than leave to
+    recurring-ical-events, which matches EXDATEs and RECURRENCE-IDs by both the UTC and the
+    wall-clock reading of each time (see :func:`_by_instant`; an override of the 11:00 instance
+    of an hourly rule in Paris also took the place of the 10:00 and 12:00 ones, shown free): the
+    components left for the library (the master, less its zoned EXDATEs), those EXDATEs as
+    instants, and the overrides (of one RECURRENCE-ID, the one with the highest SEQUENCE). All is
+    left to the library for a floating series (an EXDATE in UTC excludes its wall time there), one
+    with a ``RANGE=THISANDFUTURE`` override (the instances it moves carry its RECURRENCE-ID, not
+    their own), or with a component that is no override of one zoned instance."""
+    nothing: tuple[list[icalendar.cal.Component], frozenset[Temporal], tuple[Event, ...]] = (components, frozenset(), ())
+    if master is None or master_component is None or not isinstance(master.start, datetime) \
+            or master.start.tzinfo is None:
+        return nothing
+    overrides = [events[id(c)] for c in components if c is not master_component]
+    if any(o.this_and_future or o.rrule or o.rdate or not isinstance(o.recurrence_id, datetime)
+           or o.recurrence_id.tzinfo is None for o in overrides):
+        return nothing
+    zoned = [x for x in master.exdate if isinstance(x, datetime) and x.tzinfo]
+    if not zoned and not overrides:
+        return nothing
+    chosen = {instant(o.recurrence_id): o for o in sorted(overrides, key=lambda o: o.sequence)  # type: ignore[arg-type]
+              }  # of two overrides of one instance, the later SEQUENCE wins, as in the library
+    bare = _without_zoned_exdates(master_component, master.exdate) if zoned else master_component
+    return [bare], frozenset(instant(x) for x in zoned), tuple(chosen.values())
 
 
 def _without_zoned_exdates(component: icalendar.cal.Component, exdates: list[Temporal]) -> icalendar.cal.Component:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pytest
-from dateutil.rrule import DAILY
+from dateutil.rrule import DAILY, HOURLY, rrule
 
 from calmesh import ical
 from calmesh.connectors import _exchange_common as ex
@@ -145,3 +145,23 @@ def test_a_duplicate_rdate_on_exchange_counts_once(kind: str, tmp_path: Path, xa
                                                            datetime(2026, 12, 1, tzinfo=UTC)))
         assert not problems
         assert sorted((e.start.astimezone(UTC), e.end.astimezone(UTC)) for e in found) == DAILY_0130  # type: ignore[union-attr]
+
+
+def test_an_override_takes_the_place_of_its_own_instant_only() -> None:
+    """An override of the 11:00 instance of an hourly series in Paris (10:00 UTC) replaces that
+    instance only: the 10:00 and 12:00 ones (whose UTC or wall clock time reads 10:00 or 11:00)
+    stay, and so does an RDATE at 11:00 beside an override of the 10:00 instance."""
+    hourly = calendar(
+        vevent("hourly@test", "20260105T100000", "20260105T103000", tzid="Europe/Paris", extra="RRULE:FREQ=HOURLY;COUNT=3"),
+        vevent("hourly@test", "20260105T150000", "20260105T153000", tzid="Europe/Paris",
+               extra="RECURRENCE-ID;TZID=Europe/Paris:20260105T110000"))
+    rule = [s.replace(tzinfo=PARIS).astimezone(UTC) for s in rrule(HOURLY, dtstart=datetime(2026, 1, 5, 10), count=3)]
+    moved = datetime(2026, 1, 5, 15, tzinfo=PARIS).astimezone(UTC)
+    assert occurrences(hourly) == sorted((s, s + HALF) for s in [rule[0], rule[2], moved])
+    daily = calendar(
+        vevent("beside@test", "20260105T100000", "20260105T110000", tzid="Europe/Paris",
+               extra="RRULE:FREQ=DAILY;COUNT=3\nRDATE;TZID=Europe/Paris:20260106T110000"),
+        vevent("beside@test", "20260106T150000", "20260106T160000", tzid="Europe/Paris",
+               extra="RECURRENCE-ID;TZID=Europe/Paris:20260106T100000"))
+    starts = [datetime(2026, 1, d, h, tzinfo=PARIS).astimezone(UTC) for d, h in ((5, 10), (6, 11), (6, 15), (7, 10))]
+    assert occurrences(daily) == [(s, s + 2 * HALF) for s in starts]
