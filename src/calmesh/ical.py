@@ -998,9 +998,10 @@ def _read_series(cals: Sequence[icalendar.Calendar], platform: str) -> list[_Ser
             recurring = any(c.get("RRULE") or c.get("RDATE") or c.get("RECURRENCE-ID") for c in components)
             lengths = _Lengths(components)
             expanded, excluded, overrides = _taken_over(master, master_component, components, events)
-            series = _Series(timezones, expanded, problems, master, expanded[0] if overrides or excluded
-                             else master_component, unusable, recurring, lengths, excluded=excluded,
-                             overrides=overrides)
+            if expanded is not components:  # the master alone, less its zoned EXDATEs
+                master_component = expanded[0]
+            series = _Series(timezones, expanded, problems, master, master_component, unusable, recurring, lengths,
+                             excluded=excluded, overrides=overrides)
             if components and not recurring:
                 found, issues = _expanded(series, _WIDE, platform, UTC)
                 if not issues and len(found) == len(components):
@@ -1072,7 +1073,8 @@ def _by_instant(occurrences: list[Event], excluded: frozenset[Temporal]) -> list
     equality, and EXDATEs by both the UTC and the wall-clock reading of each time: an RDATE at an
     RRULE instance's instant, written in UTC or another zone, counted twice when it fell in the
     hour the clocks go back over; an EXDATE at 10:00 Paris excluded an RDATE at 10:00 UTC, and an
-    EXDATE at 11:00 Paris (10:00 UTC) the 10:00 and 12:00 instances of an hourly rule too."""
+    EXDATE at 11:00 Paris (10:00 UTC) the 10:00 and 12:00 instances of an hourly rule too (which
+    is why :func:`_taken_over` takes such EXDATEs out of its hands)."""
     out: dict[tuple[str, Temporal | None, Temporal], Event] = {}
     for event in occurrences:
         key = instant(event.recurrence_id) if event.recurrence_id is not None else None
@@ -1105,8 +1107,8 @@ def _taken_over(master: Event | None, master_component: icalendar.cal.Component 
     zoned = [x for x in master.exdate if isinstance(x, datetime) and x.tzinfo]
     if not zoned and not overrides:
         return nothing
-    chosen = {instant(o.recurrence_id): o for o in sorted(overrides, key=lambda o: o.sequence)  # type: ignore[arg-type]
-              }  # of two overrides of one instance, the later SEQUENCE wins, as in the library
+    # of two overrides of one instance, the one with the higher SEQUENCE wins, as in the library
+    chosen = {instant(o.recurrence_id): o for o in sorted(overrides, key=lambda o: o.sequence) if o.recurrence_id}
     bare = _without_zoned_exdates(master_component, master.exdate) if zoned else master_component
     return [bare], frozenset(instant(x) for x in zoned), tuple(chosen.values())
 
