@@ -229,11 +229,18 @@ def _every_kind_of_year(after: int) -> int:
 
 
 def _agree(rules: IndexedDefinition, zone: ZoneInfo, first_year: int, last_year: int) -> bool:
-    """Whether ``rules`` and ``zone`` have the same offset at every instant of these years: at
-    their start, at each change of ``zone`` (:func:`_changes`), and at each onset of ``rules`` and
-    the second before it; between two of those neither changes, so no instant differs."""
-    points = [datetime(first_year, 1, 1, tzinfo=UTC), *_changes(zone, first_year, last_year)]
-    for onset in rules.onsets(first_year, last_year):
+    """Whether ``rules`` and ``zone`` have the same offset at every instant of these years."""
+    return all(_agree_in(rules, zone, year) for year in range(first_year, last_year + 1))
+
+
+@lru_cache(maxsize=8192)
+def _agree_in(rules: IndexedDefinition, zone: ZoneInfo, year: int) -> bool:
+    """Whether ``rules`` and ``zone`` have the same offset at every instant of ``year``: at its
+    start, at each change of ``zone`` (:func:`_changes`), and at each onset of ``rules`` and the
+    second before it; between two of those neither changes, so no instant differs. By the year
+    and kept: a calendar over twelve years asks from each of them, up to the same last year."""
+    points = [datetime(year, 1, 1, tzinfo=UTC), *_changes(zone, year, year)]
+    for onset in rules.onsets(year, year):
         points += [onset - timedelta(seconds=1), onset]
     return all(_offset_at(rules, i) == _offset_at(zone, i) for i in points)
 
