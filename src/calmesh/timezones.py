@@ -280,16 +280,16 @@ def matching_iana(name: str, rules: tzinfo, year: int) -> str | None:
     if not isinstance(rules, IndexedDefinition) or (settled := rules.settled_after()) is None:
         return None
     candidates = [to_iana(name), *_main_zones()]
+    quick = [datetime(y, month, 15, 12, tzinfo=UTC)
+             for y in (year, _every_kind_of_year(max(year, settled))) for month in (1, 7)]
     for candidate in dict.fromkeys(c for c in candidates if c):
         try:
             zone = ZoneInfo(candidate)
         except (ZoneInfoNotFoundError, ValueError):
             continue
-        last = _every_kind_of_year(max(year, settled, _listed_until(candidate)))
-        quick = [datetime(y, month, 15, 12, tzinfo=UTC) for y in (year, last) for month in (1, 7)]
         if any(_offset_at(rules, i) != _offset_at(zone, i) for i in quick):
-            continue  # most candidates fail here, before their changes are computed
-        if _agree(rules, zone, year, last):
+            continue  # most candidates fail here, before their file is read or their changes computed
+        if _agree(rules, zone, year, _every_kind_of_year(max(year, settled, _listed_until(candidate)))):
             return candidate
     return None
 
