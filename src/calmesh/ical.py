@@ -1040,6 +1040,7 @@ def _expanded(series: _Series, window: Window, platform: str, default_tz: tzinfo
         problems.append(_problem(platform, components[0], ProblemCode.RECURRENCE,
                                  "; ".join(unusable) + ": the rest of the series is unknown",
                                  unknown=(rest, window.end) if rest < window.end else None))
+    overridden = {instant(o.recurrence_id) for o in series.overrides if o.recurrence_id is not None}
     occurrences = []
     for occurrence in found or []:
         try:
@@ -1047,6 +1048,8 @@ def _expanded(series: _Series, window: Window, platform: str, default_tz: tzinfo
             # one starting at a time the clocks skip (read with the offset before the gap, RFC
             # 5545 3.3.5) could end before it starts, and was dropped (its time shown free)
             event, _ = event_from_component(occurrence, ordered=False)
+            if instant(event.recurrence_id or event.start) in overridden:
+                continue  # its override is in its place (its end, in a gap, would be no end)
             event.end = series.lengths.end_of(event)
             _check_order(event.start, event.end)
         except (ValueError, TypeError, KeyError) as exc:
@@ -1058,11 +1061,7 @@ def _expanded(series: _Series, window: Window, platform: str, default_tz: tzinfo
             event.recurrence_id = event.start
         event.rrule, event.rdate, event.exdate = [], [], []
         occurrences.append(event)
-    if series.overrides:
-        overridden = {instant(o.recurrence_id) for o in series.overrides if o.recurrence_id is not None}
-        span = Window(lo, hi)
-        occurrences = [e for e in occurrences if e.recurrence_id is None or instant(e.recurrence_id) not in overridden]
-        occurrences += [replace(o) for o in series.overrides if _overlaps(o, span, default_tz)]
+    occurrences += [replace(o) for o in series.overrides if _overlaps(o, Window(lo, hi), default_tz)]
     return _by_instant(occurrences, series.excluded), problems
 
 

@@ -165,3 +165,17 @@ def test_an_override_takes_the_place_of_its_own_instant_only() -> None:
                extra="RECURRENCE-ID;TZID=Europe/Paris:20260106T100000"))
     starts = [datetime(2026, 1, d, h, tzinfo=PARIS).astimezone(UTC) for d, h in ((5, 10), (6, 11), (6, 15), (7, 10))]
     assert occurrences(daily) == [(s, s + 2 * HALF) for s in starts]
+
+
+def test_an_instance_in_a_gap_that_an_override_replaces_is_no_problem() -> None:
+    """A daily 00:30 in Santiago, whose 6 September 2020 instance falls in the hour the clocks
+    skip and is moved to 10:00: the moved one counts, and the one it replaces (whose wall-clock
+    end would come before its start) is neither shown nor reported."""
+    santiago = ZoneInfo("America/Santiago")
+    text = calendar(
+        vevent("gap@test", "20200905T003000", "20200905T010000", tzid="America/Santiago",
+               extra="RRULE:FREQ=DAILY;COUNT=3"),
+        vevent("gap@test", "20200906T100000", "20200906T103000", tzid="America/Santiago",
+               extra="RECURRENCE-ID;TZID=America/Santiago:20200906T003000"))
+    starts = [datetime(2020, 9, d, h, m, tzinfo=santiago).astimezone(UTC) for d, h, m in ((5, 0, 30), (6, 10, 0), (7, 0, 30))]
+    assert occurrences(text) == [(s, s + HALF) for s in starts]
