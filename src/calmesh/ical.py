@@ -42,6 +42,8 @@ from calmesh.model import (
     Temporal,
     Window,
     as_utc,
+    in_writable_form,
+    instant,
     normalize_email,
     rrule_problem,
 )
@@ -935,6 +937,12 @@ class _Series:
     fixed: list[Event] | None = None
     """A UID without rules or overrides: its occurrences, the same in every window (each window
     only picks those it overlaps). None: expanded for each window."""
+    excluded: frozenset[Temporal] = frozenset()
+    """The master's zoned EXDATEs as UTC instants (:func:`calmesh.model.instant`), taken out of
+    its component and applied to the occurrences here (see :func:`_taken_over`)."""
+    overrides: tuple[Event, ...] = ()
+    """Its overrides of single instances, taken out of the components and put in place of the
+    instances they override here (see :func:`_taken_over`)."""
     blocks: dict[datetime, list[Event] | None] = field(default_factory=dict)
     """A series' occurrences in the :data:`_SPAN` starting at each key, kept for the next window
     in that block; None where expanding the block found a problem (each window is expanded on its
@@ -970,6 +978,7 @@ def _read_series(cals: Sequence[icalendar.Calendar], platform: str) -> list[_Ser
             cancel.check()  # the asker gave up (a deadline passed): stop here, not hours later
             problems: list[Problem] = []
             components = []
+            events: dict[int, Event] = {}
             master: Event | None = None
             master_component = None
             unusable: list[str] = []
@@ -985,9 +994,14 @@ def _read_series(cals: Sequence[icalendar.Calendar], platform: str) -> list[_Ser
                     master, master_component = event, component
                     unusable = [f"unreadable RRULE {r!r} ({why})" for r in event.rrule if (why := rrule_problem(r))]
                 components.append(component)
+                events[id(component)] = event
             recurring = any(c.get("RRULE") or c.get("RDATE") or c.get("RECURRENCE-ID") for c in components)
-            series = _Series(timezones, components, problems, master, master_component, unusable, recurring,
-                             _Lengths(components))
+            lengths = _Lengths(components)
+            expanded, excluded, overrides = _taken_over(master, master_component, components, events)
+            if expanded is not components:  # the master alone, less its zoned EXDATEs
+                master_component = expanded[0]
+            series = _Series(timezones, expanded, problems, master, master_component, unusable, recurring, lengths,
+                             excluded=excluded, overrides=overrides)
             if components and not recurring:
                 found, issues = _expanded(series, _WIDE, platform, UTC)
                 if not issues and len(found) == len(components):
@@ -1026,6 +1040,7 @@ def _expanded(series: _Series, window: Window, platform: str, default_tz: tzinfo
         problems.append(_problem(platform, components[0], ProblemCode.RECURRENCE,
                                  "; ".join(unusable) + ": the rest of the series is unknown",
                                  unknown=(rest, window.end) if rest < window.end else None))
+    overridden = {instant(o.recurrence_id) for o in series.overrides if o.recurrence_id is not None}
     occurrences = []
     for occurrence in found or []:
         try:
@@ -1033,6 +1048,8 @@ def _expanded(series: _Series, window: Window, platform: str, default_tz: tzinfo
             # one starting at a time the clocks skip (read with the offset before the gap, RFC
             # 5545 3.3.5) could end before it starts, and was dropped (its time shown free)
             event, _ = event_from_component(occurrence, ordered=False)
+            if instant(event.recurrence_id or event.start) in overridden:
+                continue  # its override is in its place (its end, in a gap, would be no end)
             event.end = series.lengths.end_of(event)
             _check_order(event.start, event.end)
         except (ValueError, TypeError, KeyError) as exc:
@@ -1044,7 +1061,66 @@ def _expanded(series: _Series, window: Window, platform: str, default_tz: tzinfo
             event.recurrence_id = event.start
         event.rrule, event.rdate, event.exdate = [], [], []
         occurrences.append(event)
-    return occurrences, problems
+    occurrences += [replace(o) for o in series.overrides if _overlaps(o, Window(lo, hi), default_tz)]
+    return _by_instant(occurrences, series.excluded), problems
+
+
+def _by_instant(occurrences: list[Event], excluded: frozenset[Temporal]) -> list[Event]:
+    """``occurrences`` each instance once, less those ``excluded``, by :func:`calmesh.model.instant`
+    of their RECURRENCE-ID (and start: the later instances a ``RANGE=THISANDFUTURE`` override
+    moves all carry its RECURRENCE-ID). recurring-ical-events compares instances by Python
+    equality, and EXDATEs by both the UTC and the wall-clock reading of each time: an RDATE at an
+    RRULE instance's instant, written in UTC or another zone, counted twice when it fell in the
+    hour the clocks go back over; an EXDATE at 10:00 Paris excluded an RDATE at 10:00 UTC, and an
+    EXDATE at 11:00 Paris (10:00 UTC) the 10:00 and 12:00 instances of an hourly rule too (which
+    is why :func:`_taken_over` takes such EXDATEs out of its hands)."""
+    out: dict[tuple[str, Temporal | None, Temporal], Event] = {}
+    for event in occurrences:
+        key = instant(event.recurrence_id) if event.recurrence_id is not None else None
+        if key is not None and key in excluded:
+            continue
+        out.setdefault((event.uid, key, instant(event.start)), event)
+    return list(out.values())
+
+
+def _taken_over(master: Event | None, master_component: icalendar.cal.Component | None,
+                components: list[icalendar.cal.Component], events: dict[int, Event],
+                ) -> tuple[list[icalendar.cal.Component], frozenset[Temporal], tuple[Event, ...]]:
+    """What of a zoned series calmesh matches by instant itself rather than leave to
+    recurring-ical-events, which matches EXDATEs and RECURRENCE-IDs by both the UTC and the
+    wall-clock reading of each time (see :func:`_by_instant`; an override of the 11:00 instance
+    of an hourly rule in Paris also took the place of the 10:00 and 12:00 ones, shown free): the
+    components left for the library (the master, less its zoned EXDATEs), those EXDATEs as
+    instants, and the overrides (of one RECURRENCE-ID, the one with the highest SEQUENCE). All is
+    left to the library for a floating series (an EXDATE in UTC excludes its wall time there), one
+    with a ``RANGE=THISANDFUTURE`` override (the instances it moves carry its RECURRENCE-ID, not
+    their own), or with a component that is no override of one zoned instance."""
+    nothing: tuple[list[icalendar.cal.Component], frozenset[Temporal], tuple[Event, ...]] = (components, frozenset(), ())
+    if master is None or master_component is None or not isinstance(master.start, datetime) \
+            or master.start.tzinfo is None:
+        return nothing
+    overrides = [events[id(c)] for c in components if c is not master_component]
+    if any(o.this_and_future or o.rrule or o.rdate or not isinstance(o.recurrence_id, datetime)
+           or o.recurrence_id.tzinfo is None for o in overrides):
+        return nothing
+    zoned = [x for x in master.exdate if isinstance(x, datetime) and x.tzinfo]
+    if not zoned and not overrides:
+        return nothing
+    # of two overrides of one instance, the one with the higher SEQUENCE wins, as in the library
+    chosen = {instant(o.recurrence_id): o for o in sorted(overrides, key=lambda o: o.sequence) if o.recurrence_id}
+    bare = _without_zoned_exdates(master_component, master.exdate) if zoned else master_component
+    return [bare], frozenset(instant(x) for x in zoned), tuple(chosen.values())
+
+
+def _without_zoned_exdates(component: icalendar.cal.Component, exdates: list[Temporal]) -> icalendar.cal.Component:
+    """A copy of ``component`` whose EXDATEs are only its dates and floating times (those left to
+    the recurrence library, which compares them as the values they are)."""
+    bare = copy.copy(component)
+    bare.pop("EXDATE", None)
+    rest = [x for x in exdates if not (isinstance(x, datetime) and x.tzinfo)]
+    if rest:
+        bare.add("EXDATE", rest)
+    return bare
 
 
 def _without_rules(component: icalendar.cal.Component) -> icalendar.cal.Component:
@@ -1137,7 +1213,7 @@ def _by_blocks(series: _Series, window: Window, platform: str, default_tz: tzinf
             return _expanded(series, window, platform, default_tz)
         found.extend(kept)
     if last - first > 1:  # an occurrence near a block's edge is in both blocks' expansions
-        found = list({(e.uid, e.recurrence_id, e.start): e for e in found}.values())
+        found = _by_instant(found, frozenset())
     return found, []
 
 
@@ -1258,27 +1334,28 @@ def _shifted(rid: Temporal, change: Event) -> tuple[Temporal, Temporal]:
 
 
 # ------------------------------------------------------------------------------------ writing
-def _portable(value: Temporal, *, zoned: bool = False) -> Temporal:
+def _portable(value: Temporal) -> Temporal:
     """A date-time iCalendar can carry as it is, the same instant. One in a fixed UTC offset (no
     zone name, as Graph, EWS or a parsed ``+01:00`` give) is written in UTC: written as it is it
     would get a made-up TZID ("UTC+01:00") with no VTIMEZONE, which readers take as floating time.
 
     So is the second of two equal wall times in its zone (the hour the clocks repeat when they
-    go back; PEP 495's fold 1), unless ``zoned`` (the DTSTART of a series, whose rule must recur
-    in its zone): RFC 5545 3.3.5 reads such a local time as its first occurrence, an hour
-    earlier, so an event ending then (an end computed from a DURATION, or from an instant another
-    platform gave) came back ending an hour early, or before it starts."""
+    go back; PEP 495's fold 1): RFC 5545 3.3.5 reads such a local time as its first occurrence,
+    an hour earlier, so an event ending then (an end computed from a DURATION, or from an instant
+    another platform gave) came back ending an hour early, or before it starts. The DTSTART of a
+    series, whose rule must recur in its zone, never is one here (see
+    :func:`calmesh.model.in_writable_form`)."""
     if not isinstance(value, datetime) or value.tzinfo is None or value.tzinfo is UTC:
         return value
     if not isinstance(value.tzinfo, ZoneInfo | DefinedZone):
         return value.astimezone(UTC) if value.utcoffset() is not None else value
-    if value.fold and not zoned and value.replace(fold=0).utcoffset() != value.utcoffset():
+    if value.fold and value.replace(fold=0).utcoffset() != value.utcoffset():
         return value.astimezone(UTC)
     return value
 
 
-def _add_temporal(component: icalendar.cal.Component, name: str, value: Temporal, *, zoned: bool = False) -> None:
-    component.add(name, _portable(value, zoned=zoned))
+def _add_temporal(component: icalendar.cal.Component, name: str, value: Temporal) -> None:
+    component.add(name, _portable(value))
 
 
 def _by_zone(values: Iterable[Temporal]) -> list[list[Temporal]]:
@@ -1304,10 +1381,11 @@ def _person_prop(person: Attendee) -> icalendar.vCalAddress:
 
 
 def event_to_component(event: Event, *, stamp: datetime | None = None) -> icalendar.Event:
+    event = in_writable_form(event)
     component = icalendar.Event()
     component.add("UID", event.uid)
     component.add("DTSTAMP", stamp or datetime.now(UTC))
-    _add_temporal(component, "DTSTART", event.start, zoned=bool(event.rrule or event.rdate))
+    _add_temporal(component, "DTSTART", event.start)
     if event.end is not None:
         _add_temporal(component, "DTEND", event.end)
     if event.recurrence_id is not None:

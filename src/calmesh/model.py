@@ -169,6 +169,17 @@ def as_utc(value: Temporal, default_tz: tzinfo = UTC) -> datetime:
     return datetime.combine(value, time(0), tzinfo=default_tz).astimezone(UTC)
 
 
+def instant(value: Temporal) -> Temporal:
+    """What tells an instance of a series from another (RFC 5545 3.8.5.3 counts instances by
+    time): a zoned time as its UTC instant, a date or floating time as itself. Python's own
+    equality is no such test: two zoned times in one zone are compared by wall clock (the two
+    01:30 of a night the clocks go back are equal), and across zones a time in such a repeated
+    hour is never equal to any other (PEP 495)."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC)
+    return value
+
+
 def is_all_day(value: Temporal) -> bool:
     return not isinstance(value, datetime)
 
@@ -270,6 +281,27 @@ class Event:
 
     def with_changes(self, **changes: object) -> Event:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def in_writable_form(event: Event) -> Event:
+    """``event`` as iCalendar can say it: the same instances. A series whose first instance is
+    the second of two equal wall times (the hour the clocks repeat going back; PEP 495's fold 1)
+    has no DTSTART saying so: RFC 5545 3.3.5 reads that local time as its first occurrence, an
+    hour earlier, and a DTSTART in UTC would make its rule recur in UTC. Written instead: DTSTART
+    at the first of the two (the rule recurs from the same wall time, COUNT counts from it as
+    before), that instance excluded (EXDATE), and the real first instance an RDATE in UTC, each
+    instance as long as before (RFC 5545 3.8.5.3: the length is DTSTART to DTEND). Every other
+    event as it is."""
+    start = event.start
+    if event.recurrence_id is not None or not (event.rrule or event.rdate) or not isinstance(start, datetime) \
+            or start.tzinfo is None or not start.fold or start.replace(fold=0).utcoffset() == start.utcoffset():
+        return event
+    first = start.replace(fold=0)
+    end = event.end
+    if isinstance(end, datetime) and end.tzinfo is not None:
+        end = (first.astimezone(UTC) + (as_utc(end) - as_utc(start))).astimezone(end.tzinfo)
+    return replace(event, start=first, end=end, exdate=[*event.exdate, first],
+                   rdate=[*event.rdate, start.astimezone(UTC)])
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,10 +7,18 @@ it (``exchangelib.winzone``), so we use that table rather than keeping a copy of
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, tzinfo
+import os
+from calendar import isleap
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import TZPATH, ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo._common import (  # zoneinfo's TZif reader: a zone's listed transitions
+    load_data,
+    load_tzdata,
+)
+
+from calmesh.vtimezone_rules import IndexedDefinition
 
 # Names seen in the wild that neither table carries.
 _ALIASES = {
@@ -189,17 +197,52 @@ def _year_changes(zone: ZoneInfo, year: int,
     return tuple(out), before
 
 
-@lru_cache(maxsize=2048)
-def _samples(zone: ZoneInfo, first_year: int, last_year: int) -> tuple[tuple[datetime, timedelta | None], ...]:
-    """Instants where a definition agreeing with ``zone`` must have ``zone``'s offset: an hour
-    before and at each change, and twice a month (a change ``zone`` lacks lasts longer)."""
-    instants: set[datetime] = set()
-    for change in _changes(zone, first_year, last_year):
-        instants.update((change - timedelta(hours=1), change))
-    for year in range(first_year, last_year + 1):
-        for month in range(1, 13):
-            instants.update(datetime(year, month, day, 12, tzinfo=UTC) for day in (1, 15))
-    return tuple((i, _offset_at(zone, i)) for i in sorted(instants))
+@lru_cache(maxsize=1024)
+def _listed_until(key: str) -> int:
+    """The year of the last change the zone's TZif file lists; after it, the file's footer (a
+    POSIX TZ rule, RFC 8536 3.3) gives every change, each year's by its kind (the weekday of 1
+    January, leap or not). Files installed "fat" list changes up to 2037, "slim" ones up to where
+    the footer takes over; a zone with changes planned further (Casablanca's, to 2087) lists
+    them. Read with zoneinfo's own TZif reader, from where ``ZoneInfo`` finds the file."""
+    for root in TZPATH:
+        path = os.path.join(root, key)
+        if os.path.isfile(path):
+            with open(path, "rb") as tzif:
+                transitions = load_data(tzif)[1]
+            break
+    else:
+        with load_tzdata(key) as tzif:
+            transitions = load_data(tzif)[1]
+    return datetime.fromtimestamp(transitions[-1], UTC).year if len(transitions) else 1970
+
+
+def _every_kind_of_year(after: int) -> int:
+    """The last year of the run of years after ``after`` holding each of the 14 kinds of year
+    (the weekday of 1 January, leap or not): zones whose changes depend only on the kind of
+    year agree for ever if they agree through it."""
+    kinds: set[tuple[int, bool]] = set()
+    year = after
+    while len(kinds) < 14:
+        year += 1
+        kinds.add((date(year, 1, 1).weekday(), isleap(year)))
+    return year
+
+
+def _agree(rules: IndexedDefinition, zone: ZoneInfo, first_year: int, last_year: int) -> bool:
+    """Whether ``rules`` and ``zone`` have the same offset at every instant of these years."""
+    return all(_agree_in(rules, zone, year) for year in range(first_year, last_year + 1))
+
+
+@lru_cache(maxsize=8192)
+def _agree_in(rules: IndexedDefinition, zone: ZoneInfo, year: int) -> bool:
+    """Whether ``rules`` and ``zone`` have the same offset at every instant of ``year``: at its
+    start, at each change of ``zone`` (:func:`_changes`), and at each onset of ``rules`` and the
+    second before it; between two of those neither changes, so no instant differs. By the year
+    and kept: a calendar over twelve years asks from each of them, up to the same last year."""
+    points = [datetime(year, 1, 1, tzinfo=UTC), *_changes(zone, year, year)]
+    for onset in rules.onsets(year, year):
+        points += [onset - timedelta(seconds=1), onset]
+    return all(_offset_at(rules, i) == _offset_at(zone, i) for i in points)
 
 
 @lru_cache(maxsize=1)
@@ -215,26 +258,38 @@ def _main_zones() -> tuple[str, ...]:
     return tuple(dict.fromkeys(iana for _windows, iana in ranked))
 
 
-def matching_iana(name: str, rules: tzinfo, year: int, years: int = 10) -> str | None:
-    """The IANA zone whose offsets equal those of ``rules`` (a zone built from a VTIMEZONE) from
-    ``year`` for ``years`` years, or None.
+def matching_iana(name: str, rules: tzinfo, year: int) -> str | None:
+    """The IANA zone whose offsets equal those of ``rules`` (a zone built from a VTIMEZONE) at
+    every instant from ``year`` on, for ever, or None.
+
+    Proved, not sampled: both sides are compared at every instant either can change at, up to
+    the later of the last change each gives by a date of its own (the definition's DTSTART,
+    RDATE, UNTIL: :meth:`IndexedDefinition.settled_after`; the zone's last listed transition:
+    :func:`_listed_until`), and then through a run of years holding every kind of year
+    (:func:`_every_kind_of_year`), after which both follow yearly rules that repeat with the
+    kind of year. A definition whose rules never settle so (an endless rule every other year)
+    matches nothing. Ten years of agreement were taken for a match before: an IANA zone planning
+    a change in its table, or a definition whose summer time ends in 2040, was mapped to a zone
+    it left later, and a copy's instances from then on moved by an hour.
 
     Tried first: the zone the name itself means (an IANA name, a Windows name through the CLDR
     table, a ``/vendor/Area/City`` name); then the main zone of every Windows zone, which is how
     Outlook's ``Customized Time Zone`` and other made-up names find theirs. A definition that
     differs from the zone its name means (old rules, a zone edited by hand) matches nothing by its
     name: its own offsets are what its author saw."""
-    first, last = year, year + years - 1
-    quick = [datetime(y, month, 15, 12, tzinfo=UTC) for y in (first, last) for month in (1, 7)]
+    if not isinstance(rules, IndexedDefinition) or (settled := rules.settled_after()) is None:
+        return None
     candidates = [to_iana(name), *_main_zones()]
+    quick = [datetime(y, month, 15, 12, tzinfo=UTC)
+             for y in (year, _every_kind_of_year(max(year, settled))) for month in (1, 7)]
     for candidate in dict.fromkeys(c for c in candidates if c):
         try:
             zone = ZoneInfo(candidate)
         except (ZoneInfoNotFoundError, ValueError):
             continue
         if any(_offset_at(rules, i) != _offset_at(zone, i) for i in quick):
-            continue  # most candidates fail here, before their changes are computed
-        if all(_offset_at(rules, i) == offset for i, offset in _samples(zone, first, last)):
+            continue  # most candidates fail here, before their file is read or their changes computed
+        if _agree(rules, zone, year, _every_kind_of_year(max(year, settled, _listed_until(candidate)))):
             return candidate
     return None
 

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
+from dateutil.rrule import YEARLY
 from dateutil.tz.tz import _tzicalvtz
 from icalendar.timezone import tzp
 from icalendar.timezone.zoneinfo import ZONEINFO
@@ -163,6 +164,47 @@ class IndexedDefinition(_tzicalvtz):
         comp, onset = chosen, latest[1]
         wall = naive + comp.tzoffsetto
         return wall.replace(tzinfo=self, fold=int(wall < onset))
+
+    def settled_after(self) -> int | None:
+        """The last year a change of this zone is given by a date of its own (an observance's
+        DTSTART, RDATE, UNTIL or last counted onset): after it every change comes from an endless
+        yearly rule, so each year's changes depend only on its kind (the weekday of 1 January,
+        leap or not). None when an endless rule is of another kind (every other year, monthly),
+        whose changes never settle so."""
+        last = 1
+        for comp in self._comps:
+            onsets = comp.rrule
+            if onsets._exrule:  # noqa: SLF001 - dateutil's rruleset, as parsed from the observance
+                return None
+            for value in (*onsets._rdate, *onsets._exdate):  # noqa: SLF001
+                last = max(last, value.year)
+            for rule in onsets._rrule:  # noqa: SLF001
+                last = max(last, rule._dtstart.year)  # noqa: SLF001
+                if rule._until is not None:  # noqa: SLF001
+                    last = max(last, rule._until.year)  # noqa: SLF001
+                elif rule._count is not None:  # noqa: SLF001
+                    last = max([last, *(onset.year for onset in rule._iter())])  # noqa: SLF001
+                elif rule._freq != YEARLY or rule._interval != 1:  # noqa: SLF001
+                    return None
+        return last
+
+    def onsets(self, first_year: int, last_year: int) -> list[datetime]:
+        """Every onset of an observance from ``first_year`` to ``last_year``, as UTC instants:
+        the only instants its offset can change at. From the lists this zone keeps
+        (:class:`_Onsets`), else from each rule's uncached generator."""
+        lo, hi = datetime(first_year - 1, 12, 31), datetime(last_year + 1, 1, 2)
+        out = []
+        for comp, listed in zip(self._comps, self._onsets, strict=True):
+            if listed.around(hi) is not None:
+                onsets: Iterator[datetime] = iter(listed.listed[bisect_right(listed.listed, lo):])
+            else:
+                onsets = comp.rrule._iter()  # noqa: SLF001
+            for onset in onsets:
+                if onset > hi:
+                    break
+                if onset >= lo:
+                    out.append((onset - comp.tzoffsetfrom).replace(tzinfo=UTC))
+        return sorted(out)
 
     def __reduce__(self) -> tuple[type[IndexedDefinition], tuple[str, list[Any]]]:
         """Copied and pickled as icalendar does dateutil's zones: rebuilt from the observances

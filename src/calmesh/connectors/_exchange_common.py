@@ -32,6 +32,7 @@ from calmesh.model import (
     EventStatus,
     PartStat,
     Temporal,
+    instant,
 )
 from calmesh.timezones import DefinedZone, to_iana
 
@@ -226,11 +227,12 @@ def own_zone(event: Event, default: str) -> ZoneInfo | DefinedZone:
 
 
 def same_instant(a: Temporal, b: Temporal) -> bool:
-    """Do two recurrence ids name the same occurrence (dates compare by day)?"""
+    """Do two recurrence ids name the same occurrence (dates compare by day, zoned times by
+    instant: :func:`calmesh.model.instant`)?"""
     if isinstance(a, datetime) and isinstance(b, datetime):
         if (a.tzinfo is None) != (b.tzinfo is None):
             return a.replace(tzinfo=None) == b.replace(tzinfo=None)
-        return a == b
+        return instant(a) == instant(b)
     day_a = a.date() if isinstance(a, datetime) else a
     day_b = b.date() if isinstance(b, datetime) else b
     return day_a == day_b
@@ -381,7 +383,7 @@ def occurrence_starts(event: Event, zone: tzinfo, until: datetime, limit: int = 
             found.append(occ.date() if all_day else occ.replace(tzinfo=zone))
     for extra in event.rdate:
         found.append(extra)
-    found = sorted(set(found), key=lambda v: local_naive(v, zone))
+    found = sorted({instant(v): v for v in reversed(found)}.values(), key=lambda v: local_naive(v, zone))
     return [v for v in found if not any(same_instant(v, x) for x in event.exdate)]
 
 

@@ -177,13 +177,16 @@ def spell_out(platform: str, item: CalendarItem, zone: ZoneInfo | DefinedZone, h
                                                datetime(2200, 1, 1, tzinfo=UTC)), platform, zone)
     if problems:
         raise CannotHold(platform, feature, f"{why}; {problems[0].message}", item=item.uid)
-    excluded = {_local(x, zone) for x in master.exdate}
-    starts = {_local(o.recurrence_id or o.start, zone): o.recurrence_id or o.start for o in found}
-    starts = {wall: value for wall, value in starts.items() if wall not in excluded}
+    excluded = {as_utc(x, zone) for x in master.exdate}
+    # by instant: the two 01:30 of a night the clocks go back are one wall clock time, two instances
+    instants = {as_utc(o.recurrence_id or o.start, zone): o.recurrence_id or o.start for o in found}
     at = _local(master.start, zone).time()
+    starts: dict[datetime, Temporal] = {}
     by_day: dict[date, list[datetime]] = {}
-    for wall in starts:
+    for value in (v for u, v in instants.items() if u not in excluded):
+        wall = _local(value, zone)
         by_day.setdefault(wall.date(), []).append(wall)
+        starts[wall] = value
     if any(len(walls) > 1 for walls in by_day.values()):
         raise CannotHold(platform, feature, f"{why}; it has two occurrences on one day", item=item.uid)
     first, last = min(by_day), max(by_day)

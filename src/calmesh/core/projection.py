@@ -35,7 +35,15 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Literal
 
-from calmesh.model import BusyType, CalendarItem, Classification, Event, EventStatus, Temporal
+from calmesh.model import (
+    BusyType,
+    CalendarItem,
+    Classification,
+    Event,
+    EventStatus,
+    Temporal,
+    in_writable_form,
+)
 
 SyncMode = Literal["mirror", "busy"]
 AttendeeMode = Literal["copy", "omit"]
@@ -99,10 +107,12 @@ def _component(event: Event) -> dict[str, object]:
 def content_hash(item: CalendarItem) -> str:
     """A stable fingerprint of the synced fields of ``item`` (hex SHA-256).
 
-    Raises ``TypeError``/``ValueError`` on values that are not calendar data, which the planner
-    turns into a quarantine entry rather than a crash.
+    Each component is taken in the form iCalendar writes it (:func:`calmesh.model.in_writable_form`):
+    a series starting at the second of two equal wall times and its copy, read back, are the same
+    content. Raises ``TypeError``/``ValueError`` on values that are not calendar data, which the
+    planner turns into a quarantine entry rather than a crash.
     """
-    components = sorted((_component(e) for e in item.components),
+    components = sorted((_component(in_writable_form(e)) for e in item.components),
                         key=lambda c: (c["recurrence_id"] is not None, str(c["recurrence_id"])))
     payload = json.dumps([HASH_VERSION, components], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()

@@ -84,7 +84,15 @@ from calmesh.core.projection import (
     with_identity,
     with_scheduling,
 )
-from calmesh.model import MARKER_PROPERTY, CalendarItem, ChangeSet, ItemRef, as_utc, rrule_problem
+from calmesh.model import (
+    MARKER_PROPERTY,
+    CalendarItem,
+    ChangeSet,
+    ItemRef,
+    as_utc,
+    instant,
+    rrule_problem,
+)
 
 Direction = Literal["both", "in", "out"]
 
@@ -671,7 +679,7 @@ def _invalid(item: CalendarItem) -> str | None:
         return "components with different UIDs in one item"
     if sum(1 for e in item.components if e.recurrence_id is None) > 1:
         return "more than one master VEVENT"
-    rids = [e.recurrence_id for e in item.components if e.recurrence_id is not None]
+    rids = [instant(e.recurrence_id) for e in item.components if e.recurrence_id is not None]
     if len(set(rids)) != len(rids):
         return "the same RECURRENCE-ID twice"
     for event in item.components:
