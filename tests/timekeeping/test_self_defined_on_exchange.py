@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 
 from calmesh import ical
 from calmesh.connectors.base import CannotHold, FreeBusyRequest
-from calmesh.model import Window
+from calmesh.model import CalendarItem, Window
 from connectors.vendors import ALICE
 from sync.peers import Group, Peer, vendor_peer
 
@@ -58,13 +58,18 @@ def copied(peer: Peer, case: Case) -> list[Span] | None:
     peer.create(item)
     try:
         [copy] = peer.items()
-        found, problems = ical.expand_items([copy], SEEN)
-        assert not problems, [p.message for p in problems]
-        return sorted((e.start.astimezone(UTC), e.end.astimezone(UTC)) for e in found)  # type: ignore[union-attr]
+        return spans([copy])
     finally:
         for left in peer.items():
             assert left.ref is not None
             peer.conn.delete(peer.calendar, left.ref)
+
+
+def spans(items: list[CalendarItem]) -> list[tuple[datetime, datetime]]:
+    """The occurrences of these copies, as calmesh reads them, in UTC and in order."""
+    found, problems = ical.expand_items(items, SEEN)
+    assert not problems, [p.message for p in problems]
+    return sorted((e.start.astimezone(UTC), e.end.astimezone(UTC)) for e in found)  # type: ignore[union-attr]
 
 
 @settings(max_examples=40, deadline=None, derandomize=True,
@@ -111,10 +116,7 @@ def test_a_series_starting_at_a_skipped_time_recurs_at_its_own_time_on_exchange(
         assert spelled or "clocks skip" in report.adapted[0].detail
         wall = datetime.strptime(first, STAMP)
         starts = [reading.instant(wall + relativedelta(months=3 * n)) for n in range(4)]
-        [item] = vendor.items()
-        found, problems = ical.expand_items([item], SEEN)
-        assert not problems
-        assert sorted((e.start.astimezone(UTC), e.end.astimezone(UTC)) for e in found) == [  # type: ignore[union-attr]
+        assert spans(vendor.items()) == [
             (s, s + timedelta(minutes=90)) for s in starts]
         assert group.writes(group.run()) == 0
 
@@ -141,10 +143,7 @@ def test_a_series_whose_first_instance_spans_a_change_keeps_every_instance_lengt
         assert [n.feature for n in report.adapted] == (["DTSTART", "DTEND"] if kind == "graph" else ["DTEND"])
         assert kind == "ews" or "spans a change of clocks" in report.adapted[0].detail
         starts = [reading.instant(datetime(2032, 4 + n, 3, 3)) for n in range(4)]
-        [item] = vendor.items()
-        found, problems = ical.expand_items([item], SEEN)
-        assert not problems
-        assert sorted((e.start.astimezone(UTC), e.end.astimezone(UTC)) for e in found) == [  # type: ignore[union-attr]
+        assert spans(vendor.items()) == [
             (s, s + timedelta(hours=24)) for s in starts]
         assert group.writes(group.run()) == 0
 
@@ -169,11 +168,9 @@ def test_an_end_shown_twice_is_written_as_its_instant_on_exchange(
         group = Group(tmp_path, xan, vendor)
         report = group.run()
         assert report.counts["created"] == 2, report.errors
-        found, problems = ical.expand_items(vendor.items(), SEEN)
-        assert not problems
         reading = Reading(paris)
         mondays = [reading.instant(datetime(2022, 10, 24, 9)), reading.instant(datetime(2022, 11, 7, 9))]
-        assert sorted((e.start.astimezone(UTC), e.end.astimezone(UTC)) for e in found) == sorted(  # type: ignore[union-attr]
+        assert spans(vendor.items()) == sorted(
             [(s, s + timedelta(hours=1)) for s in mondays]
             + [(datetime(2022, 10, 30, 0, 45, tzinfo=UTC), datetime(2022, 10, 30, 1, 15, tzinfo=UTC))] * 2)
         assert group.writes(group.run()) == 0
@@ -194,10 +191,7 @@ def test_summer_time_that_begins_years_into_a_series_is_carried_from_that_year_o
         report = group.run()
         assert report.counts["created"] == 1 and not report.adapted, (report.errors, report.adapted)
         starts = [reading.instant(datetime(2020, 7, 22, 14, 15) + relativedelta(months=2 * n)) for n in range(40)]
-        [item] = ews.items()
-        found, problems = ical.expand_items([item], SEEN)
-        assert not problems
-        assert sorted((e.start.astimezone(UTC), e.end.astimezone(UTC)) for e in found) == [  # type: ignore[union-attr]
+        assert spans(ews.items()) == [
             (s, s + timedelta(minutes=90)) for s in starts]
         assert group.writes(group.run()) == 0
 
@@ -222,10 +216,7 @@ def test_exact_hours_across_a_change_last_them_on_exchange_too(
         assert [n.feature for n in report.adapted] == (["DTEND"] if kind == "ews" else ["VTIMEZONE"])
         starts = [reading.instant(datetime(2025, 3, 28 + n, 12)) for n in range(3)]
         expected = [(s, s + timedelta(hours=24)) for s in starts]
-        [item] = vendor.items()
-        found, problems = ical.expand_items([item], SEEN)
-        assert not problems
-        assert sorted((e.start.astimezone(UTC), e.end.astimezone(UTC)) for e in found) == expected  # type: ignore[union-attr]
+        assert spans(vendor.items()) == expected
         week = Window(datetime(2025, 3, 27, tzinfo=UTC), datetime(2025, 4, 3, tzinfo=UTC))
         [answer] = vendor.conn.freebusy([FreeBusyRequest(ALICE)], week)  # as the platform itself expands it
         assert sorted((b.start, b.end) for b in answer.busy) == expected
