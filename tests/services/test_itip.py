@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import email
 import email.policy
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -78,3 +80,45 @@ def test_garbage_is_a_clear_error() -> None:
         itip.parse(b"hello")
     with pytest.raises(itip.ITIPError, match="METHOD"):
         itip.parse(b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n")
+
+
+NEW_YORK = ZoneInfo("America/New_York")
+FALL_BACK = datetime(2026, 11, 1, 1, 30, tzinfo=NEW_YORK)  # the first 01:30 of the night, 05:30Z
+
+
+def nightly_with_an_override() -> CalendarItem:
+    """A daily 01:30 New York meeting whose occurrence on the night the clocks go back (the first
+    01:30, RFC 5545 3.3.5) has its own room."""
+    organizer = Attendee("alice@agency.example", "Alice Martin", PartStat.ACCEPTED)
+    people = [organizer, Attendee("carla@agency.example", "Carla", rsvp=True)]
+    start = datetime(2026, 10, 30, 1, 30, tzinfo=NEW_YORK)
+    master = Event("night@calmesh", start, start + timedelta(minutes=30), "Night shift", organizer=organizer,
+                   attendees=people, rrule=["FREQ=DAILY;COUNT=5"])
+    moved = replace(master, start=FALL_BACK, end=FALL_BACK + timedelta(minutes=30), rrule=[],
+                    recurrence_id=FALL_BACK, location="Room 2", attendees=list(people))
+    return CalendarItem(master.uid, [master, moved])
+
+
+def test_a_reply_naming_an_occurrence_in_utc_answers_its_override_in_the_repeated_hour() -> None:
+    """Outlook answers with RECURRENCE-IDs in UTC. 05:30Z is the stored override's 01:30 in New
+    York, but Python's ``==`` never equals a time in the repeated hour to one in another zone
+    (PEP 495): the answer became a second override of the same occurrence."""
+    stored = nightly_with_an_override()
+    answer = itip.parse(itip.reply(stored, "carla@agency.example", PartStat.DECLINED))
+    answer.item.components[:] = [replace(e, recurrence_id=FALL_BACK.astimezone(UTC)) for e in answer.item.components]
+    updated = itip.apply_reply(stored, answer)
+    [override] = [e for e in updated.components if e.recurrence_id is not None]
+    assert override.location == "Room 2"
+    assert {a.email: a.partstat for a in override.attendees}["carla@agency.example"] is PartStat.DECLINED
+
+
+def test_a_cancel_naming_an_occurrence_in_utc_cancels_its_override_in_the_repeated_hour() -> None:
+    """The same for a CANCEL of that one occurrence: its override is marked cancelled (it was
+    left live, and an EXDATE of an instant no instance has was added)."""
+    stored = nightly_with_an_override()
+    cancel = itip.parse(itip.cancel(stored))
+    only = replace(stored.components[1], recurrence_id=FALL_BACK.astimezone(UTC))
+    updated = itip.apply_cancel(stored, replace(cancel, item=CalendarItem(stored.uid, [only])))
+    assert updated is not None
+    master, override = updated.components
+    assert override.status is EventStatus.CANCELLED and master.exdate == []

@@ -24,6 +24,8 @@ from calmesh.model import (
     Event,
     EventStatus,
     PartStat,
+    Temporal,
+    instant,
     normalize_email,
 )
 
@@ -118,7 +120,7 @@ def apply_reply(stored: CalendarItem, message: Message, sent: int | None = None)
         if len(answer.attendees) != 1:
             raise ITIPError("a REPLY names exactly one attendee")
         who = answer.attendees[0]
-        targets = [e for e in updated if e.recurrence_id == answer.recurrence_id]
+        targets = [e for e in updated if _occurrence(e.recurrence_id) == _occurrence(answer.recurrence_id)]
         if not targets and answer.recurrence_id is not None and stored.master is not None:
             # a reply to a single occurrence of a series: record it as an override of that instance
             master = next(e for e in updated if e.recurrence_id is None)
@@ -145,14 +147,23 @@ def apply_cancel(stored: CalendarItem, message: Message) -> CalendarItem | None:
         raise ITIPError(f"cancel is for {message.item.uid}, not {stored.uid}")
     if any(e.recurrence_id is None for e in message.item.components):
         return None
-    cancelled = {e.recurrence_id for e in message.item.components}
-    components = [replace(e, status=EventStatus.CANCELLED) if e.recurrence_id in cancelled else e
+    cancelled = {_occurrence(e.recurrence_id): e.recurrence_id for e in message.item.components}
+    components = [replace(e, status=EventStatus.CANCELLED) if _occurrence(e.recurrence_id) in cancelled else e
                   for e in stored.components]
     master = stored.master
-    for rid in cancelled - {e.recurrence_id for e in stored.components}:
+    held = {_occurrence(e.recurrence_id) for e in stored.components}
+    for rid in (value for key, value in cancelled.items() if key not in held):
         if master is not None and rid is not None:
             components = [replace(e, exdate=[*e.exdate, rid]) if e.recurrence_id is None else e for e in components]
     return CalendarItem(stored.uid, components, stored.ref)
+
+
+def _occurrence(recurrence_id: Temporal | None) -> Temporal | None:
+    """What names an occurrence in a message and in the stored copy alike: its instant
+    (:func:`calmesh.model.instant`). Python's ``==`` takes the two 01:30 of a night the clocks
+    go back for one time in one zone, and never matches such a time written in another zone
+    (Outlook answers with RECURRENCE-IDs in UTC)."""
+    return None if recurrence_id is None else instant(recurrence_id)
 
 
 # ------------------------------------------------------------------------------ iMIP
