@@ -140,3 +140,16 @@ def test_an_occurrence_moved_years_before_its_series_is_in_the_free_busy_of_exch
     [person] = exchange.conn.freebusy([FreeBusyRequest(exchange.calendar)], earlier)
     assert [(p.start, p.end) for p in person.busy] == [(datetime(2022, 3, 1, 13, tzinfo=UTC),
                                                         datetime(2022, 3, 1, 13, tzinfo=UTC) + timedelta(hours=1))]
+
+
+def test_an_occurrence_moved_into_the_place_of_a_cancelled_one_is_written_as_a_move_on_exchange(exchange: Peer) -> None:
+    """A cancelled occurrence is no neighbour: the next one moved to its week stays a plain
+    override, written once the cancelled one is deleted (deleting after the moves, the connectors
+    met ErrorOccurrenceCrossingBoundary)."""
+    item = ical.parse_items(MOVED_PAST_THE_NEXT.replace("RRULE:FREQ=WEEKLY;COUNT=6",
+                                                        "RRULE:FREQ=WEEKLY;COUNT=6\nEXDATE;TZID=Europe/Paris:20250317T100000"))[0][0]
+    assert exchange.conn.fit(item)[1] == []
+    exchange.create(item)
+    [copy] = exchange.items()
+    assert [(o.recurrence_id, o.start) for o in copy.overrides] == [(datetime(2025, 3, 10, 10, tzinfo=PARIS),
+                                                                      datetime(2025, 3, 18, 14, tzinfo=PARIS))]
