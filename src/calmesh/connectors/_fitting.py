@@ -304,8 +304,7 @@ def without_crossings(platform: str, item: CalendarItem, zone: ZoneInfo | Define
     if any(as_utc(moved[at].start, zone) in originals for at in out):
         raise CannotHold(platform, "RECURRENCE-ID", f"{why}; it moved to the very time of another occurrence, "
                          "and a series has one occurrence at a time", item=item.uid)
-    # the new start as an extra date in the series' zone (an override's own zone may be one
-    # only the object defines, which the expansion in spell_out does not read)
+    # the new start as an extra date, in the series' zone like its other dates
     apart = [replace(o, recurrence_id=o.start.astimezone(zone) if isinstance(o.start, datetime) else o.start)
              for at, o in moved.items() if at in out]
     rewritten = master.with_changes(exdate=[*master.exdate, *(moved[at].recurrence_id for at in sorted(out))],
