@@ -416,6 +416,8 @@ def fit(connector: str, item: CalendarItem, zone_default: str, holds: Callable[[
             item, dated = _fitting.without_extra_dates(connector, item, zone)
             item, spelled = _fitting.spell_out(connector, item, zone, lambda m: holds(one_series(m, zone)))
             spelled = dated + spelled
+        item, apart = _fitting.without_crossings(connector, item, zone)
+        spelled += apart
         item, shown = _fitting.from_a_plain_start(connector, item, zone, local_ends)
         item, lengths = _fitting.with_exact_lengths(connector, item, zone)
         notes += spelled + shown + lengths

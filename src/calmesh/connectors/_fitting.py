@@ -22,6 +22,11 @@ written instead: the pieces of :meth:`calmesh.connectors.base.Connector.fit` tho
 - an instance spanning a change of clocks: RFC 5545 gives it the series' exact length, Exchange
   ends it that length later on the clock; written as an override with its own end (finite
   series), or said (:func:`with_exact_lengths`).
+- an override moving its occurrence to or past the day of the previous or next occurrence
+  (RFC 5545 lets a RECURRENCE-ID move anywhere; Exchange refuses the change,
+  ``ErrorOccurrenceCrossingBoundary``: :func:`crosses`): a finite series is spelled out with that
+  occurrence deleted and the moved instance as the occurrence of the day it moved to
+  (:func:`without_crossings`); an endless one is not written (:class:`CannotHold`).
 - VALARMs become reminders (:mod:`calmesh.alarms`): what does not fit is said.
 Each change is an :class:`Adaptation` for the sync report; nothing is changed silently.
 """
@@ -172,9 +177,12 @@ def spell_out(platform: str, item: CalendarItem, zone: ZoneInfo | DefinedZone, h
     if any("COUNT=" not in r.upper() and "UNTIL=" not in r.upper() for r in master.rrule):
         raise CannotHold(platform, feature, f"{why}; an endless series cannot be spelled out"
                          + _extra_dates(master, zone), item=item.uid)
+    # from the earliest of DTSTART and the RDATEs: an extra date may come before the rule's start
+    # (an occurrence moved before its series, :func:`without_crossings`)
+    earliest = min(as_utc(value, zone) for value in [master.start, *master.rdate])
     found, problems = ical.expand_items([CalendarItem(item.uid, [master.with_changes(exdate=[])])],
-                                        Window(as_utc(master.start, zone) - timedelta(days=1),
-                                               datetime(2200, 1, 1, tzinfo=UTC)), platform, zone)
+                                        Window(earliest - timedelta(days=1), datetime(2200, 1, 1, tzinfo=UTC)),
+                                        platform, zone)
     if problems:
         raise CannotHold(platform, feature, f"{why}; {problems[0].message}", item=item.uid)
     excluded = {as_utc(x, zone) for x in master.exdate}
@@ -228,6 +236,82 @@ def spell_out(platform: str, item: CalendarItem, zone: ZoneInfo | DefinedZone, h
     detail = (f"{what} ({why}) written as {rule} with {deleted} occurrence(s) deleted"
               + (f" and {moved} moved to their own time" if moved else "") + f": the same {len(by_day)} occurrence(s)")
     return CalendarItem(item.uid, components, item.ref), [Adaptation(feature, detail)]
+
+
+def crosses(start: datetime, before: datetime | None, after: datetime | None, zone: tzinfo) -> str | None:
+    """Which neighbour (``"previous"``, ``"next"``) an occurrence of an Exchange series moved to
+    ``start`` crosses, or None: Exchange refuses an occurrence moved to or before the day (in the
+    series' zone) of the previous occurrence, or to or after the day of the next (``before``,
+    ``after``: their starts as they are now, moved or not; a deleted occurrence is no neighbour).
+    Microsoft Graph's "Update event" page: HTTP 400, ErrorOccurrenceCrossingBoundary, "Modified
+    occurrence is crossing or overlapping adjacent occurrence", the restriction stated by days
+    as here (microsoftgraph/microsoft-graph-docs#2275); EWS answers the same ResponseCode. An
+    instance lasting past the next one's start (RFC 5545 exact hours across a change of clocks,
+    :func:`with_exact_lengths`) is not refused by that statement, so not here. The fakes refuse
+    by this rule, and :func:`without_crossings` avoids it."""
+    day = start.astimezone(zone).date()
+    if before is not None and day <= before.astimezone(zone).date():
+        return "previous"
+    if after is not None and day >= after.astimezone(zone).date():
+        return "next"
+    return None
+
+
+_NEIGHBOURS = timedelta(days=3660)
+"""How far either side of its original start an override's neighbours are looked for."""
+
+
+def without_crossings(platform: str, item: CalendarItem, zone: ZoneInfo | DefinedZone) -> tuple[CalendarItem, list[Adaptation]]:
+    """``item`` with every override Exchange would refuse (:func:`crosses`, neighbours as the
+    series is written: EXDATEs deleted, other overrides moved) written in the closest faithful
+    form Exchange holds: that occurrence deleted and the moved instance an extra date of the
+    series, spelled out (:func:`spell_out`) as the occurrence of the day it moved to, with the
+    override's own content. Same instances at the same times; the moved one's RECURRENCE-ID is
+    that day's (what the copy reads back), which a copy cannot avoid: Exchange has no other
+    place for it inside the series, and one copy per item is the model. An endless series cannot
+    be spelled out, so it is refused (:class:`CannotHold`) naming the occurrence, never written
+    with the instance elsewhere or missing."""
+    master = item.master
+    moved = {as_utc(o.recurrence_id, zone): o for o in item.overrides if o.recurrence_id is not None}
+    if master is None or not master.rrule or not moved:
+        return item, []
+    found, problems = ical.expand_items([CalendarItem(item.uid, [master])],
+                                        Window(min(moved) - _NEIGHBOURS, max(moved) + _NEIGHBOURS), platform, zone)
+    if problems:
+        return item, []
+    originals = sorted({as_utc(o.recurrence_id or o.start, zone) for o in found} | set(moved))
+
+    def start_of(original: datetime) -> datetime:
+        override = moved.get(original)
+        return original if override is None else as_utc(override.start, zone)
+
+    crossing: list[tuple[datetime, str]] = []
+    for at, override in sorted(moved.items()):
+        n = originals.index(at)
+        side = crosses(start_of(at), start_of(originals[n - 1]) if n else None,
+                       start_of(originals[n + 1]) if n + 1 < len(originals) else None, zone)
+        if side is not None:
+            crossing.append((at, f"the occurrence of {_local(at, zone):%Y-%m-%d %H:%M} "
+                                 f"moved to {_local(override.start, zone):%Y-%m-%d %H:%M} reaches the day of the "
+                                 f"{side} occurrence, which Exchange refuses (ErrorOccurrenceCrossingBoundary)"))
+    if not crossing:
+        return item, []
+    why = "; ".join(reason for _at, reason in crossing)
+    if any("COUNT=" not in r.upper() and "UNTIL=" not in r.upper() for r in master.rrule):
+        raise CannotHold(platform, "RECURRENCE-ID", f"{why}; an endless series cannot be spelled out with it "
+                         "as an occurrence of its own day", item=item.uid)
+    out = {at for at, _reason in crossing}
+    if any(as_utc(moved[at].start, zone) in originals for at in out):
+        raise CannotHold(platform, "RECURRENCE-ID", f"{why}; it moved to the very time of another occurrence, "
+                         "and a series has one occurrence at a time", item=item.uid)
+    # the new start as an extra date, in the series' zone like its other dates
+    apart = [replace(o, recurrence_id=o.start.astimezone(zone) if isinstance(o.start, datetime) else o.start)
+             for at, o in moved.items() if at in out]
+    rewritten = master.with_changes(exdate=[*master.exdate, *(moved[at].recurrence_id for at in sorted(out))],
+                                    rdate=[*master.rdate, *(o.recurrence_id for o in apart if o.recurrence_id is not None)])
+    kept = [o for o in item.components if o.recurrence_id is not None and as_utc(o.recurrence_id, zone) not in out]
+    return spell_out(platform, CalendarItem(item.uid, [rewritten, *kept, *apart], item.ref), zone,
+                     refuse(why), "RECURRENCE-ID")
 
 
 _STEP = {"DAILY": "days", "WEEKLY": "weeks", "MONTHLY": "months", "YEARLY": "years"}

@@ -704,8 +704,10 @@ class EWSConnector(Connector):
         return ItemRef(calendar, item_id, changekey)
 
     def _apply_occurrences(self, master_item: Any, master: Event, overrides: list[Event]) -> None:
-        """Moved occurrences are updated, cancelled ones (EXDATE) deleted, addressed by
-        OccurrenceItemId (series master + 1-based instance index)."""
+        """Cancelled occurrences (EXDATE) are deleted, then moved ones updated, addressed by
+        OccurrenceItemId (series master + 1-based instance index): a deleted occurrence is no
+        neighbour a move may not reach (ErrorOccurrenceCrossingBoundary, see
+        :func:`calmesh.connectors._fitting.crosses`)."""
         zone = ex.own_zone(master, self._default_zone)
         positions = ex.occurrence_starts(master.with_changes(exdate=[]), zone,
                                          datetime(9000, 1, 1, tzinfo=UTC))
@@ -717,6 +719,13 @@ class EWSConnector(Connector):
                     return index
             raise InvalidDataError(self.name, f"no occurrence at {original}", item=master.uid)
 
+        for excluded in master.exdate:
+            occurrence = master_item.occurrence(index_of(excluded))
+            try:
+                occurrence.refresh()
+            except ews_errors.ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange:
+                continue  # already deleted
+            occurrence.delete(send_meeting_cancellations=SEND_TO_NONE)
         for override in overrides:
             assert override.recurrence_id is not None
             occurrence = master_item.occurrence(index_of(override.recurrence_id))
@@ -738,13 +747,6 @@ class EWSConnector(Connector):
                                        "sensitivity", "reminder_is_set", "reminder_minutes_before_start",
                                        *_ZONE_FIELDS],
                         send_meeting_invitations=SEND_TO_NONE)
-        for excluded in master.exdate:
-            occurrence = master_item.occurrence(index_of(excluded))
-            try:
-                occurrence.refresh()
-            except ews_errors.ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange:
-                continue  # already deleted
-            occurrence.delete(send_meeting_cancellations=SEND_TO_NONE)
 
     def delete(self, calendar: str, ref: ItemRef, if_match: str | None = None) -> None:
         def remove() -> None:

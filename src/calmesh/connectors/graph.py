@@ -424,8 +424,14 @@ class GraphConnector(Connector):
         return ItemRef(calendar, event_id, latest.get("@odata.etag"))
 
     def _apply_occurrences(self, calendar: str, master_id: str, master: Event, overrides: list[Event]) -> None:
-        """Moved occurrences are PATCHed, cancelled ones (EXDATE) DELETEd, on their instances."""
+        """Cancelled occurrences (EXDATE) are DELETEd, then moved ones PATCHed, on their instances:
+        a deleted occurrence is no neighbour a move may not reach (ErrorOccurrenceCrossingBoundary,
+        see :func:`calmesh.connectors._fitting.crosses`)."""
         zone = ex.event_zone(master, self._default_zone)
+        for excluded in master.exdate:
+            instance = self._instance(calendar, master_id, excluded, zone)
+            if instance is not None:
+                self._request("DELETE", self._event_path(calendar, instance["id"]), item=master.uid)
         for override in overrides:
             assert override.recurrence_id is not None
             instance = self._instance(calendar, master_id, override.recurrence_id, zone)
@@ -435,10 +441,6 @@ class GraphConnector(Connector):
             body = self.event_to_graph(override)
             body.pop("recurrence", None)
             self._request("PATCH", self._event_path(calendar, instance["id"]), body=body, item=master.uid)
-        for excluded in master.exdate:
-            instance = self._instance(calendar, master_id, excluded, zone)
-            if instance is not None:
-                self._request("DELETE", self._event_path(calendar, instance["id"]), item=master.uid)
 
     def _instance(self, calendar: str, master_id: str, original: Temporal, zone: ZoneInfo) -> dict[str, Any] | None:
         """The occurrence of a series whose original start is ``original`` (found via /instances)."""

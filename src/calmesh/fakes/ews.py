@@ -4,7 +4,8 @@ SOAP 1.1 envelopes in Microsoft's ``messages``/``types`` namespaces, answered wi
 ``ServerVersionInfo`` header and ``ResponseClass``/``ResponseCode``/``MessageText`` per message,
 for the operations calmesh's EWS connector drives through exchangelib: GetFolder, FindItem
 (``CalendarView`` expansion and indexed paging), GetItem (``ItemId`` and ``OccurrenceItemId``),
-CreateItem, UpdateItem (``ConflictResolution`` with ChangeKey: ``ErrorIrresolvableConflict``),
+CreateItem, UpdateItem (``ConflictResolution`` with ChangeKey: ``ErrorIrresolvableConflict``; an
+occurrence moved to or past the day of an adjacent one: ``ErrorOccurrenceCrossingBoundary``, as Exchange refuses it),
 DeleteItem (occurrences become ``DeletedOccurrences``; ``DeleteType="MoveToDeletedItems"``, what
 Outlook does, moves a whole item into the mailbox's Deleted Items folder under a new ItemId, where
 FindItem with a ``Restriction`` on its extended properties, UID or creation time finds it),
@@ -44,6 +45,7 @@ from starlette.responses import JSONResponse, Response
 
 from calmesh.alarms import Reminder, alarm, reminders
 from calmesh.connectors import _exchange_common as ex
+from calmesh.connectors._fitting import crosses
 from calmesh.fakes import FakeService
 from calmesh.fakes.ews_zones import DefinitionZone, InvalidZone, zone_from
 from calmesh.model import (
@@ -467,7 +469,12 @@ class EWSFake(FakeService):
                 found.append((stored.event, stored, None, stored.status))
             return found
         duration = as_utc(stored.event.effective_end(), stored.zone) - as_utc(stored.event.start, stored.zone)
-        for index, original in stored.occurrences(end + timedelta(days=366)):
+        # as far as the window, and as the latest moved occurrence: one moved from years later
+        # into the window (or before its series) is in it too
+        horizon = max([end + timedelta(days=366)] + [as_utc(e.recurrence_id, stored.zone) + timedelta(days=1)
+                                                     for e, _status in stored.modified.values()
+                                                     if e.recurrence_id is not None])
+        for index, original in stored.occurrences(horizon):
             if index in stored.deleted:
                 continue
             if index in stored.modified:
@@ -696,6 +703,8 @@ class EWSFake(FakeService):
                     current, current_status = self._occurrence_event(stored, index)
                     base = _Item(stored.id, stored.mailbox, current, stored.zone, current_status)
                     event, _zone, status = _event_from_fields(fields, base, stored.zone.key, deleted_fields)
+                    if event.span_utc(stored.zone) != current.span_utc(stored.zone):
+                        self._refuse_crossing(stored, index, event)
                     original = dict(stored.occurrences(datetime(9000, 1, 1, tzinfo=UTC)))[index]
                     stored.modified[index] = (event.with_changes(rrule=[], recurrence_id=original), status)
                 self._touch(stored)
@@ -708,6 +717,23 @@ class EWSFake(FakeService):
             item_id = stored.id if index is None else f"{stored.id}.OCC{index}"
             _t(_t(out, "CalendarItem"), "ItemId", Id=item_id, ChangeKey=stored.change_key_text)
             _t(_m(msg, "ConflictResults"), "Count", 0)
+
+    def _refuse_crossing(self, stored: _Item, index: int, event: Event) -> None:
+        """Exchange's rule for a moved occurrence (:func:`calmesh.connectors._fitting.crosses`):
+        not to or past the day of the previous or next occurrence (as they are now). EWS answers ResponseCode ``ErrorOccurrenceCrossingBoundary``
+        (exchangelib ``errors.ErrorOccurrenceCrossingBoundary``; the message text is the one
+        Microsoft documents for Graph's same code, and that EWS users quote, e.g.
+        OfficeDev/ews-java-api#381)."""
+        present = [i for i, _start in stored.occurrences(datetime(9000, 1, 1, tzinfo=UTC)) if i not in stored.deleted]
+        before = max((i for i in present if i < index), default=None)
+        after = min((i for i in present if i > index), default=None)
+
+        def start(neighbour: int | None) -> datetime | None:
+            return None if neighbour is None else self._occurrence_event(stored, neighbour)[0].span_utc(stored.zone)[0]
+
+        if crosses(event.span_utc(stored.zone)[0], start(before), start(after), stored.zone) is not None:
+            raise _SoapError("ErrorOccurrenceCrossingBoundary",
+                             "Modified occurrence is crossing or overlapping adjacent occurrence.")
 
     def _op_DeleteItem(self, operation: Element, root: Element) -> None:
         msgs = self._messages(root)

@@ -6,7 +6,8 @@ exception), ``patternedRecurrence``, ``cancelledOccurrences`` (``OID.{master}.{d
 ``exceptionOccurrences``; ``calendarView`` expanding series, ``/instances``, ``events/delta``
 with ``@odata.deltaLink`` (unknown state: 410 ``SyncStateNotFound``), ``calendar/getSchedule``
 (at most 20 schedules, windows under 62 days, ``ErrorMailRecipientNotFound`` per unknown
-schedule), OData error bodies, ``@odata.nextLink`` paging, ``If-Match`` (412), and
+schedule), a moved occurrence reaching the day of an adjacent one refused (400
+``ErrorOccurrenceCrossingBoundary``, as Exchange does), OData error bodies, ``@odata.nextLink`` paging, ``If-Match`` (412), and
 ``Prefer: outlook.timezone``.
 
 Fault injection for tests: :meth:`GraphFake.fail_next` (429/503 with Retry-After),
@@ -33,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from calmesh.connectors import _exchange_common as ex
+from calmesh.connectors._fitting import crosses
 from calmesh.connectors.graph import event_to_graph, pattern_from_graph
 from calmesh.fakes import FakeService
 from calmesh.model import CalendarItem, Event, WorkingHours, as_utc
@@ -323,7 +325,10 @@ class GraphFake(FakeService):
         if method == "PATCH":
             if occurrence is not None:
                 current = self._occurrence(stored, occurrence)
+                was = _span(current)
                 current.update({k: v for k, v in body.items() if k != "recurrence"})
+                if _span(current) != was:
+                    self._refuse_crossing(stored, current)
                 current["type"] = "exception"
                 stored.exceptions[occurrence] = current
             else:
@@ -347,6 +352,31 @@ class GraphFake(FakeService):
                 self._log(mailbox, calendar, stored.data["id"], removed=True)
             return Response(status_code=204)
         raise _Fault(405, "MethodNotAllowed", f"{method} not allowed here")
+
+    def _refuse_crossing(self, stored: _Stored, moved: dict[str, Any]) -> None:
+        """Exchange's rule for a moved occurrence (:func:`calmesh.connectors._fitting.crosses`),
+        answered as Microsoft's "Update event" page documents it: HTTP 400, code
+        ``ErrorOccurrenceCrossingBoundary``, "Modified occurrence is crossing or overlapping
+        adjacent occurrence" (an occurrence cannot be moved to or before the day of the previous
+        occurrence, nor to or after the day of the following one; microsoftgraph/microsoft-graph-docs
+        #2275, #2285)."""
+        zone = _series_zone(stored.data)
+        original = _parse_query_time(moved["originalStart"])
+        present = [(local, utc) for local, utc in self._occurrence_starts(stored, datetime(9000, 1, 1, tzinfo=UTC))
+                   if (local if not isinstance(local, datetime) else local.astimezone(zone).date()).isoformat()
+                   not in stored.cancelled]
+
+        def start(neighbour: tuple[datetime | date, datetime] | None) -> datetime | None:
+            if neighbour is None:
+                return None
+            instance = self._instance_json(stored, *neighbour)
+            return _span(stored.exceptions.get(instance["id"]) or instance)[0]
+
+        before = max((o for o in present if o[1] < original), key=lambda o: o[1], default=None)
+        after = min((o for o in present if o[1] > original), key=lambda o: o[1], default=None)
+        if crosses(_span(moved)[0], start(before), start(after), zone) is not None:
+            raise _Fault(400, "ErrorOccurrenceCrossingBoundary",
+                         "Modified occurrence is crossing or overlapping adjacent occurrence.")
 
     def _mail(self, request: str, stored: _Stored) -> None:
         attendees = [str((a.get("emailAddress") or {}).get("address")) for a in stored.data.get("attendees") or []]
@@ -402,7 +432,11 @@ class GraphFake(FakeService):
     def _expand_one(self, stored: _Stored, start: datetime, end: datetime) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         zone = _series_zone(stored.data)
-        for local, original in self._occurrence_starts(stored, end + timedelta(days=366)):
+        # as far as the window, and as the latest moved occurrence: one moved from years later
+        # into the window (or before its series) is in it too
+        horizon = max([end + timedelta(days=366)] + [_parse_query_time(e["originalStart"]) + timedelta(days=1)
+                                                     for e in stored.exceptions.values()])
+        for local, original in self._occurrence_starts(stored, horizon):
             local_day = local if not isinstance(local, datetime) else local.astimezone(zone).date()
             if local_day.isoformat() in stored.cancelled:
                 continue
