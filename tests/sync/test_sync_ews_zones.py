@@ -279,7 +279,10 @@ def test_a_series_in_an_iana_zone_with_an_occurrence_moved_into_its_definition_i
     """A zone that keeps summer time (+04:00) for good from 2027 reads as Asia/Dubai from then
     on, but as its own definition in 2026: the series (2027) went to EWS in a known zone and its
     occurrence moved to 31 December 2026 in the definition, which exchangelib's UpdateItem
-    tried to convert times into (TypeError: not a tzinfo): the whole series was not written."""
+    tried to convert times into (TypeError: not a tzinfo): the whole series was not written.
+    That move also crosses the first occurrence, which Exchange refuses
+    (``ErrorOccurrenceCrossingBoundary``): the copy is now the rewritten form of
+    docs/timezones.md, "An occurrence moved past its neighbour", and keeps every instant."""
     peer, _fake = ews
     zone = ZONES["Summer time for good"]
     reading = Reading(zone)
