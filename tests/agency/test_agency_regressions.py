@@ -297,3 +297,24 @@ def test_item4_a_run_with_a_notice_may_let_an_edit_bring_a_deletion_back(agency:
     agency.edit_directly(pick=10, topic="lunch")
     agency.sync(confirm=True, full=False, group="mirror")
     agency.agency_holds()
+
+
+def test_item4_an_edit_made_where_a_deletion_could_not_be_read_is_not_lost(agency: AgencyMachine) -> None:
+    """[exactly-once] (found by the replay, 34 steps; calmesh's): Alice's own Radicale event is
+    mirrored to her Exchange calendar. She deletes the Exchange copy and renames the original;
+    Radicale is down when the group runs, so the run decides the deletion (a tombstone, Radicale's
+    copy to be deleted when it answers again). Once back, that deletion was carried out over her
+    edit, which it had never seen: the edit now races the deletion as if both had been seen in
+    one run, and wins (docs/sync.md), bringing the copy back."""
+    agency.own_event(day=0, hour=9, minutes=30, topic="budget", where=0, who="alice")
+    agency.sync(confirm=False, full=False, group="mirror")
+    agency.agency_holds()
+    [(_, original), (_, copy)] = agency._editable()
+    assert (original, copy) == ("alice@radicale", "alice@exchange")
+    agency.delete_directly(pick=1)
+    agency.edit_directly(pick=0, topic="lunch")
+    agency.platform_goes_down(platform="radicale")
+    agency.sync(confirm=False, full=False, group="mirror")
+    agency.platform_comes_back()
+    agency.sync(confirm=False, full=False, group="mirror")
+    agency.agency_holds()

@@ -1117,7 +1117,13 @@ def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, l
         return batch  # an item of a receive-only member: it stays home
 
     delete = bool(rec and rec.deleted)
-    if gone and not delete:
+    if delete and (unreached := _edited_before_reached(rec, changed_seen)):
+        # a deletion decided while these members could not be read, their copy edited before
+        # they were read again: the edit races the deletion as if both had been seen in one run
+        assert rec is not None
+        deleted_at = [k for k, copy in rec.copies.items() if copy.deleted] or gone
+        delete = _deletion_wins(ctx, lid, deleted_at, unreached, batch)
+    elif gone and not delete:
         delete = _deletion_wins(ctx, lid, gone, changed_seen, batch)
     if delete:
         assert rec is not None
@@ -1300,6 +1306,16 @@ def _holder(ctx: _Context, statuses: dict[str, _Status], content_hash: str, orig
         if st.current is None and st.live_hash == content_hash and key in ctx.usable and unread:
             return key
     return None
+
+
+def _edited_before_reached(rec: ItemState | None, changed: list[_Seen]) -> list[_Seen]:
+    """The changed copies a recorded deletion has not reached yet: the very objects on record,
+    not deleted there (their member was unreachable when the deletion was decided). A copy the
+    deletion did reach and that comes back (an offline client pushing it again) is not one."""
+    if rec is None:
+        return []
+    return [c for c in changed if (held := rec.copies.get(c.member)) is not None
+            and not held.deleted and held.item_id == c.item_id]
 
 
 def _deletion_wins(ctx: _Context, lid: str, gone: list[str], edited: list[_Seen], batch: Batch) -> bool:
