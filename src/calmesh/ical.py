@@ -44,6 +44,7 @@ from calmesh.model import (
     as_utc,
     in_writable_form,
     instant,
+    is_endless,
     normalize_email,
     rrule_problem,
 )
@@ -1288,7 +1289,7 @@ def without_this_and_future(item: CalendarItem) -> CalendarItem:
     master = item.master
     if not futures or master is None:
         return item
-    if any("COUNT=" not in r.upper() and "UNTIL=" not in r.upper() for r in master.rrule):
+    if is_endless(master):
         raise ValueError("a change to an occurrence and every later one (RANGE=THISANDFUTURE) of an "
                          "endless series cannot be written here: it has no such range")
 

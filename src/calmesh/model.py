@@ -180,6 +180,12 @@ def instant(value: Temporal) -> Temporal:
     return value
 
 
+def is_endless(event: Event) -> bool:
+    """Whether ``event``'s rules recur for ever (a rule with neither COUNT nor UNTIL): such a
+    series cannot be spelled out or given every override a platform would need."""
+    return any("COUNT=" not in r.upper() and "UNTIL=" not in r.upper() for r in event.rrule)
+
+
 def is_all_day(value: Temporal) -> bool:
     return not isinstance(value, datetime)
 

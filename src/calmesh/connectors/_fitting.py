@@ -43,7 +43,7 @@ from dateutil.rrule import rrulestr
 
 from calmesh import alarms, ical
 from calmesh.connectors.base import Adaptation, CannotHold
-from calmesh.model import CalendarItem, Event, Temporal, Window, as_utc
+from calmesh.model import CalendarItem, Event, Temporal, Window, as_utc, is_endless
 from calmesh.timezones import DefinedZone, fixed_zone
 
 MAX_SPELLED = 1000
@@ -174,7 +174,7 @@ def spell_out(platform: str, item: CalendarItem, zone: ZoneInfo | DefinedZone, h
     except ValueError as exc:
         why = str(exc)
     what = "RRULE " + "; ".join(master.rrule) if master.rrule else "RDATE"
-    if any("COUNT=" not in r.upper() and "UNTIL=" not in r.upper() for r in master.rrule):
+    if is_endless(master):
         raise CannotHold(platform, feature, f"{why}; an endless series cannot be spelled out"
                          + _extra_dates(master, zone), item=item.uid)
     # from the earliest of DTSTART and the RDATEs: an extra date may come before the rule's start
@@ -297,7 +297,7 @@ def without_crossings(platform: str, item: CalendarItem, zone: ZoneInfo | Define
     if not crossing:
         return item, []
     why = "; ".join(reason for _at, reason in crossing)
-    if any("COUNT=" not in r.upper() and "UNTIL=" not in r.upper() for r in master.rrule):
+    if is_endless(master):
         raise CannotHold(platform, "RECURRENCE-ID", f"{why}; an endless series cannot be spelled out with it "
                          "as an occurrence of its own day", item=item.uid)
     out = {at for at, _reason in crossing}
@@ -312,6 +312,16 @@ def without_crossings(platform: str, item: CalendarItem, zone: ZoneInfo | Define
     kept = [o for o in item.components if o.recurrence_id is not None and as_utc(o.recurrence_id, zone) not in out]
     return spell_out(platform, CalendarItem(item.uid, [rewritten, *kept, *apart], item.ref), zone,
                      refuse(why), "RECURRENCE-ID")
+
+
+def _one_rule_series(item: CalendarItem, zone: tzinfo) -> Event | None:
+    """The master of ``item`` if it is a series of one rule starting at a time in ``zone`` (the
+    zone it is written in): what :func:`from_a_plain_start` and :func:`with_exact_lengths` look at."""
+    master = item.master
+    if master is None or len(master.rrule) != 1 or not isinstance(master.start, datetime) \
+            or master.start.tzinfo is not zone:
+        return None
+    return master
 
 
 _STEP = {"DAILY": "days", "WEEKLY": "weeks", "MONTHLY": "months", "YEARLY": "years"}
@@ -357,10 +367,11 @@ def from_a_plain_start(platform: str, item: CalendarItem, zone: ZoneInfo | Defin
     whose distance from the start on the clock became every instance's length, an hour off. An
     occurrence in the gap Exchange reads as RFC 5545 does; one spanning a change gets its own
     end (:func:`with_exact_lengths`)."""
-    master = item.master
-    start = master.start if master is not None else None
-    if master is None or len(master.rrule) != 1 or not isinstance(start, datetime) or start.tzinfo is not zone:
+    master = _one_rule_series(item, zone)
+    if master is None:
         return item, []
+    start = master.start
+    assert isinstance(start, datetime)
     length = _length(master)
     why = _unplain(start, length, zone, local_ends)
     if why is None:
@@ -400,12 +411,13 @@ def with_exact_lengths(platform: str, item: CalendarItem, zone: ZoneInfo | Defin
     the clock (the recurrence's end is a local time), an hour more or less across a change. An
     endless series cannot have its every such instance overridden: it is written as it is, and
     said."""
-    master = item.master
-    start = master.start if master is not None else None
-    if master is None or len(master.rrule) != 1 or not isinstance(start, datetime) or start.tzinfo is not zone:
+    master = _one_rule_series(item, zone)
+    if master is None:
         return item, []
+    start = master.start
+    assert isinstance(start, datetime)
     length = _length(master)
-    endless = "COUNT=" not in master.rrule[0].upper() and "UNTIL=" not in master.rrule[0].upper()
+    endless = is_endless(master)
     begins = as_utc(start)
     found, problems = ical.expand_items([CalendarItem(item.uid, [master.with_changes(exdate=[])])],
                                         Window(begins, begins + _AHEAD if endless else datetime(2200, 1, 1, tzinfo=UTC)),
