@@ -77,10 +77,11 @@ test-fast: $(STAMP)
 
 # The agency test (tests/agency) on fresh examples for SOAK_SECONDS (default 30 minutes), after
 # replaying the failures kept in tests/agency/examples; a new failure is saved there: commit it.
-# (CI runs the fixed sequences of tests/agency/test_agency_regressions.py.)
+# (CI runs the fixed sequences of tests/agency/test_agency_regressions.py.) A fixed hash seed, so
+# that a failure saved here replays the same walk in the next process (with tests/agency/ids.py).
 SOAK_SECONDS ?= 1800
 soak: $(STAMP)
-	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m pytest tests/agency -m "soak or slow" -p no:cacheprovider \
+	PYTHONHASHSEED=0 SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m pytest tests/agency -m "soak or slow" -p no:cacheprovider \
 	  -o timeout=$$(( $(SOAK_SECONDS) + 600 )) -q
 
 lint: $(STAMP)

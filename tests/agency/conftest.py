@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from .ids import repeatable_ids
 from .machine import AgencyMachine
 from .world import Peers, exchange_fakes
 
@@ -20,6 +21,13 @@ if TYPE_CHECKING:
 def peers(radicale: CalDAVServer, xandikos: CalDAVServer) -> Iterator[Peers]:
     with exchange_fakes() as (ews, graph):
         yield Peers(radicale, xandikos, ews, graph)
+
+
+@pytest.fixture(autouse=True)
+def _repeatable_ids() -> Iterator[None]:
+    """Every agency test runs on ids.py's ids: the same example takes the same path in any process."""
+    with repeatable_ids():
+        yield
 
 
 @pytest.fixture

@@ -49,6 +49,11 @@ WINDOW = Window(WEEK_START, WEEK_END)
 MAX_ITEMS = 6
 """Items (meetings and own events) one example makes at most: enough to collide, few enough to
 keep each step's checks (every calendar read, free/busy and conflicts for everyone) quick."""
+TRACE = os.environ.get("AGENCY_TRACE")
+"""A file each sync run's planned writes (type, target, reason, item id) and each check's copies
+are appended to, with the steps themselves on stdout (hypothesis's debug verbosity; pytest -s).
+Two processes replaying one example write the same file (ids.py, the seeded replay) but for the
+CalDAV servers' ports; where they differ, the first differing line says where the paths parted."""
 IGNORED = {name.strip() for name in os.environ.get("AGENCY_IGNORE", "").split(",") if name.strip()}
 """Invariants not to fail on (``AGENCY_IGNORE=organiser-only,copy-is-conflict``): to see what
 else breaks while a known failure is being fixed. Never set in CI."""
@@ -346,6 +351,7 @@ class AgencyMachine(RuleBasedStateMachine):
     def sync(self, group: str, full: bool, confirm: bool) -> None:
         before = self.model.observe()
         report = self.agency.engine.run(group, self.agency.group(group), full=full, confirm_deletes=confirm)
+        self._trace(f"sync {group} full={full} confirm={confirm}", report.plan.writes)
         self.report(self._judge_deletions(report.plan.writes, before, group))
         members = [self.agency.places[p].platform for p in GROUPS[group][1]]
         clean = not (report.errors or report.counts["failed"] or report.notices
@@ -369,7 +375,15 @@ class AgencyMachine(RuleBasedStateMachine):
             faults.disarm()
         self.model.may_have_run(group)
         dry = self.agency.engine.run(group, self.agency.group(group), dry_run=True)
+        self._trace(f"killed {group} at={at} after_write={after_write}, then a dry run", dry.plan.writes)
         self.report(self._judge_deletions(dry.plan.writes, before, group))
+
+    def _trace(self, step: str, writes: list) -> None:  # type: ignore[type-arg]
+        if TRACE:
+            with open(TRACE, "a") as out:
+                out.write(f"example {self.agency.number}: {step}\n")
+                out.writelines(f"  {type(w).__name__} {w.target} {getattr(w, 'reason', '')!r} "
+                               f"{w.ref.id if getattr(w, 'ref', None) else ''}\n" for w in writes)
 
     def _judge_deletions(self, writes: list, before: dict[str, list[Seen]], group: str) -> list[str]:  # type: ignore[type-arg]
         """Every deletion a sync plans names its reason, and is due: the item was deleted (or
@@ -452,6 +466,11 @@ class AgencyMachine(RuleBasedStateMachine):
     @invariant()
     def agency_holds(self) -> None:
         seen = self.model.observe()
+        if TRACE:
+            with open(TRACE, "a") as out:
+                out.write(f"example {self.agency.number}: holds? down={sorted(self.agency.faults.down)} "
+                          f"undoable={len(self.undoable)}\n")
+                out.writelines(f"  {place}: {s}\n" for place in sorted(seen) for s in seen[place])
         problems = self.model.copies(seen)
         emails = [self.email(p) for p in sorted(HOME)]
         answers = availability.freebusy(self.hub, emails, WINDOW)

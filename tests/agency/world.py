@@ -43,6 +43,7 @@ from calmesh.store.repository import SyncRepository
 from services.meeting_world import projects_table
 
 from .faults import Faults, Flaky
+from .ids import IDS
 
 if TYPE_CHECKING:
     from conftest import CalDAVServer  # tests/conftest.py, which provides the CalDAV servers
@@ -142,6 +143,8 @@ class Agency:
 
     def __init__(self, peers: Peers, root: Path) -> None:
         n = next(_examples)
+        IDS.start(n)
+        self.number = n
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
         self.email = {p.email.split("@")[0]: f"{p.email.split('@')[0]}@ex{n}.{DOMAIN}" for p in PEOPLE}
