@@ -76,15 +76,15 @@ class EveryKey(ExampleDatabase):
 
 
 
-def _run(peers: Peers, root: Path, *, seeded: bool = False, **options: object) -> None:
-    """``seeded``: draw with a fixed seed where the choices run out. A kept example saved by an
+def _run(peers: Peers, root: Path, *, seed_with: int | None = None, **options: object) -> None:
+    """``seed_with``: draw with this seed where the choices run out. A kept example saved by an
     earlier version of the machine no longer fits its rules from some step on, and hypothesis
     then extends it with random choices: unseeded, each process replays another walk from there
     (two of four replays failed in session 9, the others passed the same code)."""
     AgencyMachine.peers, AgencyMachine.root = peers, root
     if TRACE:  # every step too, on stdout (pytest -s)
         options.setdefault("verbosity", Verbosity.debug)
-    machine = seed(0)(type("SeededAgency", (AgencyMachine,), {})) if seeded else AgencyMachine
+    machine = AgencyMachine if seed_with is None else seed(seed_with)(type("Seeded", (AgencyMachine,), {}))
     run_state_machine_as_test(machine, settings=settings(
         deadline=None, suppress_health_check=list(HealthCheck), print_blob=True, **options))  # type: ignore[arg-type]
 
@@ -95,9 +95,12 @@ def _run(peers: Peers, root: Path, *, seeded: bool = False, **options: object) -
     "`make soak` runs it; each failure they found is a fixed sequence in "
     "test_agency_regressions.py and test_syncplan.py, which CI runs"))
 def test_agency_replays_known_failures(peers: Peers, tmp_path: Path) -> None:
-    """Every example kept in tests/agency/examples (found by a soak or an earlier run) again."""
-    _run(peers, tmp_path, seeded=True, database=EveryKey(DirectoryBasedExampleDatabase(EXAMPLES)),
-         phases=[Phase.explicit, Phase.reuse], max_examples=1000)
+    """Every example kept in tests/agency/examples (found by a soak or an earlier run) again.
+    ``AGENCY_REPLAY_SEED`` (default 0) chooses the tails of the examples that no longer fit the
+    machine: another seed walks on from the states they reach, a search of its own."""
+    _run(peers, tmp_path, seed_with=int(os.environ.get("AGENCY_REPLAY_SEED", "0")),
+         database=EveryKey(DirectoryBasedExampleDatabase(EXAMPLES)), phases=[Phase.explicit, Phase.reuse],
+         max_examples=1000)
 
 
 @pytest.mark.slow
