@@ -269,11 +269,11 @@ class Model:
                 s.key = s.key or self.identify(s.event, s.item.marker)
                 if s.key is not None and s.item.ref is not None:
                     self.items[s.key].refs.add((s.place.platform, s.item.ref.id))
-        for place, copies in seen.items():  # busy blocks, by what they block
+        for where, copies in seen.items():  # busy blocks, by what they block
             taken = {s.key for s in copies}
             for s in copies:
                 if s.key is None:
-                    s.key = next(iter(sorted(self.blocked_by(place, s.event) - taken)), None)
+                    s.key = next(iter(sorted(self.blocked_by(where, s.event) - taken)), None)
                     taken.add(s.key)
         return seen
 
