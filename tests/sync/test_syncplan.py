@@ -155,6 +155,47 @@ def test_deletion_propagates_and_a_stale_copy_is_not_resurrected() -> None:
     assert w.platforms["a"].all() == [] and w.platforms["b"].all() == []
 
 
+def _deletion_held_for_b_then_edited_there(policy: str) -> World:
+    """a deletes while b is down: the run records the deletion and leaves b's copy for later;
+    b's user edits that copy before b answers again."""
+    w = world("a", "b", options=PlanOptions(conflict=policy))
+    w.platforms["a"].user_put(item("u1"))
+    converge(w)
+    w.platforms["b"].reachable = False
+    w.platforms["a"].user_delete("u1")
+    result = w.run()
+    assert result.writes == []
+    assert [a.reason for a in result.actions if isinstance(a, Skip)] == ["member unreachable; deletion retried next run"]
+    (copy,) = w.platforms["b"].all()
+    w.platforms["b"].user_put(replace(copy, components=[replace(copy.components[0], summary="Edited", sequence=1)]))
+    w.platforms["b"].reachable = True
+    return w
+
+
+def test_an_edit_made_where_a_deletion_had_not_reached_races_it_and_wins() -> None:
+    """The planner's side of the agency regression
+    ``test_item4_an_edit_made_where_a_deletion_could_not_be_read_is_not_lost``: the recorded
+    deletion never saw b's edit, so the two race as if seen in one run; the edit outranks a
+    deletion of the version it changed, and comes back to a."""
+    w = _deletion_held_for_b_then_edited_there("newest")
+    result = w.run()
+    (conflict,) = [a for a in result.actions if isinstance(a, Conflict)]
+    assert conflict.winner == "b/cal" and "kept the edit" in conflict.resolution
+    assert [(type(x).__name__, x.target) for x in result.writes] == [("Create", "a/cal")]
+    assert summaries(w.platforms["a"]) == summaries(w.platforms["b"]) == ["Edited"]
+    assert w.run().writes == []
+
+
+def test_a_deletion_by_the_winning_platform_beats_an_edit_it_had_not_reached() -> None:
+    """``conflict = "a"``: a's deletion wins the same race, and b's edited copy goes."""
+    w = _deletion_held_for_b_then_edited_there("a")
+    result = w.run()
+    (conflict,) = [a for a in result.actions if isinstance(a, Conflict)]
+    assert conflict.winner is None
+    assert [(type(x).__name__, x.target) for x in result.writes] == [("Delete", "b/cal")]
+    assert w.platforms["a"].all() == w.platforms["b"].all() == []
+
+
 def test_three_members_edit_reaches_all() -> None:
     w = world("a", "b", "c")
     w.platforms["b"].user_put(item("u1"))
