@@ -422,6 +422,26 @@ def test_same_event_already_on_both_calendars_is_paired_not_copied() -> None:
     assert {p.all()[0].components[0].summary for p in w.platforms.values()} == {"Moved"}
 
 
+def test_an_invitation_delivered_again_where_its_copy_was_deleted_is_the_same_event() -> None:
+    """Found by the agency soak: an invitation in both calendars of a mirror group (one event);
+    b's copy is deleted (the group's own run, killed before it recorded that), and the organiser's
+    move delivers it again to both calendars, on b as a new object with the same UID. The new
+    object is the meeting b's deleted copy held, not a second event: it takes that copy's place.
+    It was an event of its own, copied to a, while the moved original was restored to b: each
+    calendar held the meeting twice."""
+    w = world("a", "b")
+    w.platforms["a"].user_put(item("invite"))
+    w.platforms["b"].user_put(item("invite"))
+    converge(w)
+    w.platforms["b"].user_delete("invite")
+    w.platforms["a"].user_put(item("invite", summary="Moved", hour=11, seq=1))
+    w.platforms["b"].user_put(item("invite", summary="Moved", hour=11, seq=1))
+    w.run()
+    assert [summaries(p) for p in w.platforms.values()] == [["Moved"], ["Moved"]]
+    assert len(w.state) == 1
+    assert w.run().writes == []
+
+
 @pytest.mark.parametrize(("policy", "kept"), [("newest", {"from b"}), ("a", {"from a"}),
                                                ("keep-both", {"from a", "from b"})])
 def test_same_uid_with_different_content_at_first_contact_is_a_conflict(policy: str, kept: set[str]) -> None:

@@ -853,7 +853,9 @@ def _pair_by_uid(ctx: _Context, state: Mapping[str, ItemState], unclaimed: list[
     An unclaimed item first joins a recorded item with its UID that has no live copy on its
     member, or only a pending one (a killed run's intent: the item is the meeting that copy was
     to hold, an invitation delivered there meanwhile, and writing the copy would put the meeting
-    twice on the calendar); a record left dirty by a killed run is still that meeting. The rest
+    twice on the calendar), or one gone this run (the meeting delivered again after that copy
+    was deleted: an organiser's move re-sends it as a new object); a record left dirty by a
+    killed run is still that meeting. The rest
     are grouped by UID, one item per member, under the id of the first sending member's item in
     group order (as if it had been the original and the others its copies).
     In busy mode placeholders get their own UIDs, so items are never paired by UID."""
@@ -871,7 +873,8 @@ def _pair_by_uid(ctx: _Context, state: Mapping[str, ItemState], unclaimed: list[
     by_uid: dict[str, dict[str, _Seen]] = defaultdict(dict)
     for s in sorted(unclaimed, key=lambda s: (s.member, s.item_id)):
         joins = recorded.get(s.item.uid)
-        if (joins is not None and ((held := state[joins].live(s.member)) is None or held.pending)
+        if (joins is not None and ((held := state[joins].live(s.member)) is None or held.pending
+                                   or ctx.is_gone(s.member, held.item_id))
                 and s.member not in {o.member for o in out[joins]}):
             out[joins].append(s)
         elif s.member in by_uid[s.item.uid]:
