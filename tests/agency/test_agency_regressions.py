@@ -347,16 +347,13 @@ def test_item2_an_invitation_delivered_again_after_a_killed_deletion_is_not_doub
     agency.agency_holds()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open: the invitation the organiser delivers again lands at the href of the copy whose "
-    "deletion the group recorded, and is taken for that copy brought back; telling a new "
-    "revision (a higher SEQUENCE) from a stale copy pushed back needs the deleted copy's "
-    "SEQUENCE on record (a new column) and a logical id of its own for the event it starts"))
 def test_item2_an_invitation_delivered_again_after_its_deletion_is_not_deleted(agency: AgencyMachine) -> None:
-    """[deletion-reason] (found while shrinking the one above): the same, the deletion run not
-    killed. Emma's move delivers the meeting again to Alice's Radicale calendar, at the href of the
-    copy whose deletion the group recorded, and the next run plans to delete it ("deleted at a
-    sender"), as it would a stale copy an offline client pushed back: a live invitation."""
+    """[deletion-reason] (found while shrinking the one above; calmesh's): the same, the deletion
+    run not killed. Emma's move delivers the meeting again to Alice's Radicale calendar, at the
+    href of the copy whose deletion the group recorded, and the next run planned to delete it
+    ("deleted at a sender"), as it would a stale copy an offline client pushed back: a live
+    invitation. A new object of other content at a deleted copy's id is now another event (its
+    own logical id; docs/sync.md); a copy pushed back as it was is still deleted."""
     _invitation_deleted_by_alice_in_the_mirror(agency)
     agency.sync(confirm=True, full=True, group="mirror")
     agency.agency_holds()

@@ -442,6 +442,37 @@ def test_an_invitation_delivered_again_where_its_copy_was_deleted_is_the_same_ev
     assert w.run().writes == []
 
 
+def test_a_new_revision_at_a_deleted_copys_id_is_an_event_again_and_a_stale_one_is_not() -> None:
+    """The agency regression ``test_item2_an_invitation_delivered_again_after_its_deletion_is_not_deleted``
+    on the planner: the invitation on a and b is one event; deleted on a, the deletion reaches b.
+    The organiser's move delivers it again to both, on a at the id of the deleted copy (CalDAV
+    names an object by its UID; here a's ids are given again as SQLite's rowids are). Other
+    content at that id is not the deleted copy come back: the two form an event again, nothing is
+    deleted. The old content pushed back there afterwards is still the deleted copy."""
+    w = world("a", "b")
+    w.platforms["a"].row_ids = True
+    w.platforms["a"].user_put(item("invite"))
+    w.platforms["b"].user_put(item("invite"))
+    converge(w)
+    (deleted,) = w.platforms["a"].all()
+    w.platforms["a"].user_delete("invite")
+    assert [(type(x).__name__, x.target) for x in w.run().writes] == [("Delete", "b/cal")]
+    moved = item("invite", summary="Moved", hour=11, seq=1)
+    assert w.platforms["a"].user_put(moved).id == deleted.ref.id  # type: ignore[union-attr]
+    w.platforms["b"].user_put(moved)
+    result = w.run()
+    assert not [x for x in result.writes if isinstance(x, Delete)]
+    assert [summaries(p) for p in w.platforms.values()] == [["Moved"], ["Moved"]]
+    assert w.run().writes == []
+    w.platforms["a"].user_delete("invite")
+    w.platforms["b"].user_delete("invite")
+    w.run()
+    deleted.ref = None
+    w.platforms["a"].user_put(deleted)  # a client pushes the first deleted copy back, as it was
+    assert [(type(x).__name__, x.target) for x in w.run().writes] == [("Delete", "a/cal")]
+    assert w.platforms["a"].all() == w.platforms["b"].all() == []
+
+
 @pytest.mark.parametrize(("policy", "kept"), [("newest", {"from b"}), ("a", {"from a"}),
                                                ("keep-both", {"from a", "from b"})])
 def test_same_uid_with_different_content_at_first_contact_is_a_conflict(policy: str, kept: set[str]) -> None:

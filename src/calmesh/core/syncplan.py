@@ -783,7 +783,16 @@ def _origin_of(ctx: _Context, lid: str) -> str:
 def _recognise(ctx: _Context, state: Mapping[str, ItemState], observations: Mapping[str, Observation],
                result: Plan) -> dict[str, dict[str, list[_Seen]]]:
     """Attach every observed item to its logical id (location, then marker, then UID, then new)."""
-    located = {(key, copy.item_id): lid for lid, rec in state.items() for key, copy in rec.copies.items()}
+    # an id may be on record twice: a deleted copy's, and the live one of an event started at
+    # the same id later (see below); the live one names the item
+    located = {(key, copy.item_id): lid for deleted in (True, False) for lid, rec in state.items()
+               for key, copy in rec.copies.items() if copy.deleted is deleted}
+    tombstones: dict[tuple[str, str], dict[tuple[str, str], str]] = defaultdict(dict)
+    """(member, item id) -> (UID, content hash) -> logical id, of the deleted copies on record."""
+    for deleted_lid, rec in state.items():
+        for key, copy in rec.copies.items():
+            if copy.deleted:
+                tombstones[(key, copy.item_id)][(copy.uid, copy.content_hash)] = deleted_lid
     _read_opaque_markers(ctx, state, observations)
     named: dict[tuple[str, str], str] | None = None  # built on the first marker not located
     seen: dict[str, dict[str, list[_Seen]]] = defaultdict(lambda: defaultdict(list))
@@ -809,11 +818,13 @@ def _recognise(ctx: _Context, state: Mapping[str, ItemState], observations: Mapp
                                                     reason or "unhashable"))
                 continue
             lid = located.get((key, item.ref.id))
-            if lid is not None and (gone := state[lid].copies[key]).deleted and gone.uid != item.uid:
-                # a deleted copy's id given again to another item (SQLite hands out the highest
-                # rowid plus one, so deleting a table's last row frees its id): not the deleted
-                # item come back
-                lid = None
+            if lid is not None and state[lid].copies[key].deleted:
+                # the id of a deleted copy: that copy come back as it was (an offline client
+                # pushing it again), else another item now: the id given again (SQLite hands out
+                # the highest rowid plus one, so deleting a table's last row frees its id), or
+                # other content of its UID (CalDAV names a new object by its UID: an organiser's
+                # new revision delivered again where the copy was deleted, a copy edited offline)
+                lid = tombstones[(key, item.ref.id)].get((item.uid, hashed))
             if lid is None and item.marker is not None:
                 if named is None:
                     named = _named(ctx, state, observations, located)
@@ -862,7 +873,7 @@ def _pair_by_uid(ctx: _Context, state: Mapping[str, ItemState], unclaimed: list[
     out: dict[str, list[_Seen]] = defaultdict(list)
     if ctx.options.mode != "mirror":
         for s in unclaimed:
-            out[ctx.members[s.member].origin_id(s.item_id)].append(s)
+            out[_new_lid(ctx, state, s)].append(s)
         return out
     recorded: dict[str, str] = {}
     for lid, rec in state.items():
@@ -878,15 +889,22 @@ def _pair_by_uid(ctx: _Context, state: Mapping[str, ItemState], unclaimed: list[
                 and s.member not in {o.member for o in out[joins]}):
             out[joins].append(s)
         elif s.member in by_uid[s.item.uid]:
-            out[ctx.members[s.member].origin_id(s.item_id)].append(s)  # a second one on the same calendar
+            out[_new_lid(ctx, state, s)].append(s)  # a second one on the same calendar
         else:
             by_uid[s.item.uid][s.member] = s
     order = {key: (m.direction == "in", n) for n, (key, m) in enumerate(ctx.members.items())}
     for group in by_uid.values():
-        first = min(group.values(), key=lambda s: order[s.member])
-        lid = ctx.members[first.member].origin_id(first.item_id)
-        out[lid].extend(group.values())
+        out[_new_lid(ctx, state, min(group.values(), key=lambda s: order[s.member]))].extend(group.values())
     return out
+
+
+def _new_lid(ctx: _Context, state: Mapping[str, ItemState], first: _Seen) -> str:
+    """The logical id of an event that starts with ``first``: its origin id, unless that names a
+    deleted event (a new object at the id of a deleted one: see :func:`_recognise`), whose
+    tombstone must go on deleting what comes back of it; then that id and the content's digest."""
+    lid = ctx.members[first.member].origin_id(first.item_id)
+    rec = state.get(lid)
+    return lid if rec is None or not rec.deleted else f"{lid}#{_short_id(first.hash)[:12]}"
 
 
 @dataclass(slots=True)
