@@ -866,9 +866,9 @@ def _pair_by_uid(ctx: _Context, state: Mapping[str, ItemState], unclaimed: list[
     to hold, an invitation delivered there meanwhile, and writing the copy would put the meeting
     twice on the calendar), or one gone this run (the meeting delivered again after that copy
     was deleted: an organiser's move re-sends it as a new object); a record left dirty by a
-    killed run is still that meeting. The rest
-    are grouped by UID, one item per member, under the id of the first sending member's item in
-    group order (as if it had been the original and the others its copies).
+    killed run is still that meeting. The rest are grouped by UID, one item per member, under
+    the id of the first sending member's item in group order (as if it had been the original and
+    the others its copies).
     In busy mode placeholders get their own UIDs, so items are never paired by UID."""
     out: dict[str, list[_Seen]] = defaultdict(list)
     if ctx.options.mode != "mirror":
