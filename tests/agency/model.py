@@ -226,14 +226,16 @@ class Model:
             item.edited[group] = set()
 
     def may_have_run(self, group: str) -> None:
-        """Group ``group`` ran, maybe killed part way: where a deletion raced an edit, the edit
-        may already have brought the event back where it was deleted (see :meth:`converge`).
-        Only widens what is allowed; what the run must have done is checked after a clean run."""
+        """Group ``group`` ran, maybe killed part way: where the group holds the event live (an
+        edit that raced a deletion, or a meeting its organiser delivered anew into a member after
+        the group had deleted it), the run may already have brought it back where it was deleted
+        (see :meth:`converge`, which requires that after a clean run). Only widens what is
+        allowed; what the run must have done is checked after a clean run."""
         mode, members = GROUPS[group]
         for item in self.items.values():
             truth = item.truth.get(group) or set()
             versions = {v for v in truth if v is not None}
-            if None not in truth or not versions:
+            if not versions:
                 continue
             for member in members:
                 if member in item.gone and member not in item.places:

@@ -360,3 +360,24 @@ def test_item2_an_invitation_delivered_again_after_its_deletion_is_not_deleted(a
     agency.move(pick=0, day=2, hour=10, minutes=60)
     agency.sync(confirm=True, full=True, group="mirror")
     agency.agency_holds()
+
+
+def test_item4_a_killed_run_may_mirror_a_meeting_delivered_again_after_the_group_deleted_it(
+        agency: AgencyMachine) -> None:
+    """[deleted-returns] (found by the soak, 29 steps; the model's): Carla deletes Farid's
+    invitation before the mirror group ever saw it, and the group's run records the deletion.
+    Farid moves the meeting, which delivers it to Carla again: a new invitation in her calendar,
+    which the next clean run mirrors into Alice's calendars. A run killed after its first write
+    may have written one of those copies already; the model took that for the deleted meeting
+    come back (it allowed it only after an edit had raced a deletion)."""
+    agency.book(organiser="farid", others=["carla"], day=2, hour=16, minutes=60, topic="review")
+    [(_, place)] = agency._deletable()
+    assert place == "carla@exchange"
+    agency.delete_directly(pick=0)
+    agency.sync(confirm=True, full=True, group="mirror")
+    agency.agency_holds()
+    agency.move(pick=0, day=2, hour=10, minutes=30)
+    agency.sync_killed(group="mirror", at=1, after_write=True)
+    agency.agency_holds()
+    agency.sync(confirm=True, full=True, group="mirror")
+    agency.agency_holds()
