@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import json
 import socket
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from typer.testing import CliRunner
 
 from calmesh.cli import app
 from calmesh.cli.app import console
+from calmesh.cli.freebusy import resolve_window
 from calmesh.demo import run
-from calmesh.demo.data import DEMO_DAY, demo_monday
+from calmesh.demo.data import DEMO_DAY, HUB_ZONE, demo_monday, demo_today
 
 runner = CliRunner()
 
@@ -36,6 +38,17 @@ def test_demo_week_is_ahead_of_the_commands(today: date, monday: date) -> None:
     assert demo_monday(today) == monday
     thursday = monday + timedelta(days=DEMO_DAY)
     assert today <= thursday < today + timedelta(days=7)
+
+
+@pytest.mark.parametrize("now", [datetime(2026, 12, 3, 23, 30, tzinfo=UTC), datetime(2026, 12, 3, 22, 59, tzinfo=UTC),
+                                 datetime(2026, 12, 3, 0, 30, tzinfo=UTC), datetime(2026, 12, 6, 23, 30, tzinfo=UTC)])
+def test_demo_week_is_counted_from_today_where_the_commands_count(now: datetime) -> None:
+    """A clean clone's tests at 23:30 UTC on a Thursday seeded this week (by the machine's UTC
+    date) while the commands' default window began on Friday in Paris: no conflict, no duplicate."""
+    zone = ZoneInfo(HUB_ZONE)
+    window = resolve_window(None, None, zone, now=now)
+    thursday = demo_monday(demo_today(now)) + timedelta(days=DEMO_DAY)
+    assert window.start.astimezone(zone).date() <= thursday < window.end.astimezone(zone).date()
 
 
 def test_demo_prints_the_password_variable_and_writes_its_port(tmp_path: Path) -> None:

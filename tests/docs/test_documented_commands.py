@@ -34,7 +34,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from calmesh.demo.data import demo_monday
+from calmesh.demo.data import demo_monday, demo_today
 from calmesh.demo.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -204,7 +204,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     from calmesh.demo import run
 
     root = tmp_path_factory.mktemp("docs-demo")
-    monday = demo_monday(date.today())
+    monday = demo_monday(demo_today())
     environment = run.start(root, monday)
     port = free_port()
     env = {**os.environ, "CALMESH_CONFIG": str(environment.config_path), run.PASSWORD_ENV: run.DEMO_PASSWORD,

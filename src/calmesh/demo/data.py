@@ -64,6 +64,15 @@ def monday_of(day: date) -> date:
 
 DEMO_DAY = 3
 """Thursday: the day of the demo's double booking and of its duplicated meeting."""
+HUB_ZONE = "Europe/Paris"
+"""The demo hub's time zone (``[hub] timezone``), where its commands count their days."""
+
+
+def demo_today(now: datetime | None = None) -> date:
+    """Today where the demo's commands count days (:data:`HUB_ZONE`), not by the machine's clock:
+    from 22:00 or 23:00 UTC it is tomorrow in Paris already, and a week seeded by a UTC Thursday
+    put the demo's Thursday before the commands' default window (today in Paris onwards)."""
+    return (now or datetime.now(ZoneInfo(HUB_ZONE))).astimezone(ZoneInfo(HUB_ZONE)).date()
 
 
 def demo_monday(today: date) -> date:

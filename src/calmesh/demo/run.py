@@ -21,7 +21,7 @@ import httpx
 
 from calmesh.config import Config, load_config
 from calmesh.connectors import registry
-from calmesh.demo.data import DOMAIN, PEOPLE, build_week, demo_monday
+from calmesh.demo.data import DOMAIN, HUB_ZONE, PEOPLE, build_week, demo_monday, demo_today
 from calmesh.model import WorkingHours
 
 DEMO_USER = "demo"
@@ -125,7 +125,7 @@ def start(root: Path, monday: date | None = None, port: int = 8765) -> DemoEnvir
 
     root.mkdir(parents=True, exist_ok=True)
     os.environ[PASSWORD_ENV] = DEMO_PASSWORD
-    env = DemoEnvironment(root, root / "calmesh.toml", monday or demo_monday(date.today()))
+    env = DemoEnvironment(root, root / "calmesh.toml", monday or demo_monday(demo_today()))
     try:
         radicale = env.stack.enter_context(start_radicale(root / "radicale", {DEMO_USER: DEMO_PASSWORD}))
         base = radicale.url.rstrip("/") + f"/{DEMO_USER}/"
@@ -166,7 +166,7 @@ def start(root: Path, monday: date | None = None, port: int = 8765) -> DemoEnvir
 
         text = [
             DEMO_HEADER,
-            _table("[hub]", {"timezone": "Europe/Paris", "state": "sqlite:///state.sqlite"}),
+            _table("[hub]", {"timezone": HUB_ZONE, "state": "sqlite:///state.sqlite"}),
             _table("[server]", {"host": "127.0.0.1", "port": port,
                                 "users": [{"name": DEMO_USER, "password_env": PASSWORD_ENV,
                                            "sees_details_of": ["*"], "email": f"{DEMO_USER}@{DOMAIN}"}]}),

@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 import uvicorn
 from rich.console import Console
@@ -196,7 +196,8 @@ def serve_demo(config: Config, port: int, user: str, password: str, console: Con
         config = config.model_copy(update={"server": config.server.model_copy(update={"public_url": base})})
     first = config.people[0].email if config.people else "someone@example.org"
     emails = ", ".join(f'"{p.email}"' for p in config.people[:3])
-    monday = datetime.combine(demo_monday(date.today()), datetime.min.time(), tzinfo=zoneinfo(config.hub.timezone))
+    zone = zoneinfo(config.hub.timezone)  # the seeded week is counted from today there (demo_today)
+    monday = datetime.combine(demo_monday(datetime.now(zone).date()), datetime.min.time(), tzinfo=zone)
     start, end = monday.isoformat(), (monday + timedelta(days=5)).isoformat()  # the seeded week
     console.print(f"calmesh demo ready at {base} (user {user}, password {password})", markup=False, highlight=False,
                   soft_wrap=True)
