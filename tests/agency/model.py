@@ -94,6 +94,10 @@ class Item:
     places: dict[str, Expect] = field(default_factory=dict)
     gone: dict[str, str] = field(default_factory=dict)
     """Places it was deleted from, and by whom: it must not come back there."""
+    declined: set[str] = field(default_factory=set)
+    """Attendees' places whose copy its attendee deleted while the organiser has a calendar in
+    the place's group: the deletion stays theirs, and no run of the group brings it back there
+    (docs/sync.md), whatever the organiser does next but deliver it anew."""
     answers: dict[str, PartStat] = field(default_factory=dict)
     sequence: int = 0
     """SEQUENCE of the organiser's copy after calmesh's last change."""
@@ -151,6 +155,7 @@ class Model:
         """A copy at ``place`` now holds ``version`` (written by calmesh or by its person)."""
         item.places[place] = Expect({version}, True, origin)
         item.gone.pop(place, None)
+        item.declined.discard(place)
         self._touch(item, place, version)
 
     def places_edited_by_attendee(self, item: Item, place: str, version: Version) -> None:
@@ -176,6 +181,7 @@ class Model:
             return
         if item.kind == "meeting" and version is None and place.split("@")[0] != item.owner \
                 and any(m.split("@")[0] == item.owner for m in found[2]):
+            item.declined.add(place)
             return  # an attendee deleting their copy, the organiser in the group: it stays theirs
         name, mode, members = found
         edited = item.edited.setdefault(name, set())
@@ -209,6 +215,8 @@ class Model:
                 continue
             versions = {v for v in truth if v is not None}
             for member in members:
+                if member in item.declined:
+                    continue
                 expect = item.places.get(member)
                 if not versions:
                     item.places.pop(member, None)
@@ -238,7 +246,7 @@ class Model:
             if not versions:
                 continue
             for member in members:
-                if member in item.gone and member not in item.places:
+                if member in item.gone and member not in item.places and member not in item.declined:
                     item.places[member] = Expect({v.in_mode(mode) for v in versions}, False, "sync")
 
     # ------------------------------------------------------------------------------ identity

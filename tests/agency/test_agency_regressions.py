@@ -381,3 +381,21 @@ def test_item4_a_killed_run_may_mirror_a_meeting_delivered_again_after_the_group
     agency.agency_holds()
     agency.sync(confirm=True, full=True, group="mirror")
     agency.agency_holds()
+
+
+def test_item1_an_attendees_deleted_invitation_stays_deleted_when_the_meeting_is_cancelled(
+        agency: AgencyMachine) -> None:
+    """[exactly-once] (found by the soak, 17 steps; the model's): Carla deletes Alice's invitation;
+    Alice's calendar is in the mirror group, so the deletion stays Carla's and no run brings the
+    copy back (docs/sync.md). Once Alice cancelled the meeting, the model wanted it back in Carla's
+    calendar (live or cancelled) after the next clean run; calmesh rightly leaves it deleted."""
+    agency.book(organiser="alice", others=["carla"], day=2, hour=16, minutes=30, topic="lunch")
+    agency.sync(confirm=True, full=True, group="mirror")
+    [(_, place)] = agency._deletable()
+    assert place == "carla@exchange"
+    agency.delete_directly(pick=0)
+    agency.sync(confirm=False, full=True, group="mirror")
+    agency.agency_holds()
+    agency.cancel(pick=0)
+    agency.sync(confirm=False, full=True, group="mirror")
+    agency.agency_holds()
