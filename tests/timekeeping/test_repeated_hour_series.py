@@ -88,9 +88,11 @@ def test_a_series_from_the_second_of_two_equal_wall_times_keeps_every_instant(ca
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_a_series_from_the_second_of_two_equal_wall_times_on_a_real_server(
-        case: str, tmp_path: Path, rad: Peer, xan: Peer, radicale: CalDAVServer) -> None:
+        case: str, tmp_path: Path, xan: Peer, own_radicale: CalDAVServer) -> None:
     """Radicale takes the written form, its own free/busy expands it to the same instants, and
     a sync of it to Xandikos copies it once and then writes nothing."""
+    radicale = own_radicale
+    rad = Peer("rad", radicale.connector("rad"), radicale.new_calendar())
     item, expected = series(case)
     rad.conn.put(rad.calendar, item)
     assert instants(stored(radicale, rad)) == expected

@@ -5,7 +5,6 @@ answers a free-busy-query. The expected instants are computed here with zoneinfo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +15,6 @@ import pytest
 from dateutil.rrule import MONTHLY, WEEKLY, rrule
 
 from calmesh import ical
-from calmesh.demo.servers import start_radicale
 from calmesh.fakes.samples import single
 from calmesh.model import Window
 from sync.peers import Group, Peer, bump
@@ -118,17 +116,6 @@ def radicale_busy(server: CalDAVServer, peer: Peer, window: Window) -> list[Span
                              auth=(server.username, server.password))
     response.raise_for_status()
     return sorted((p.start, p.end) for p in ical.parse_vfreebusy(response.text))
-
-
-@pytest.fixture
-def own_radicale(tmp_path_factory: pytest.TempPathFactory, radicale: CalDAVServer) -> Iterator[CalDAVServer]:
-    """A Radicale server of this test's own: Radicale keeps the first VTIMEZONE it reads for a
-    TZID for as long as it runs, so on the session's server the zone this test checks could be
-    one another test's calendar defined first (the outcome would depend on test order)."""
-    from conftest import CALDAV_PASSWORD, CALDAV_USER, CalDAVServer
-
-    with start_radicale(tmp_path_factory.mktemp("radicale-own"), {CALDAV_USER: CALDAV_PASSWORD}) as server:
-        yield CalDAVServer("radicale", server, f"{server.url}{CALDAV_USER}/")
 
 
 def test_radicale_reads_calmesh_vtimezones_of_zones_whose_rules_changed(tmp_path: Path, xan: Peer,
