@@ -47,7 +47,9 @@ def test_dry_run_lists_every_action_with_what_where_and_why(tmp_path: Path) -> N
     assert code == 0 and "planned actions of team" in out, out
     assert "Review [draft] [b]Q1[/b]" in out  # Rich markup escaped, not swallowed
     assert "m2@test" in out and "Doctor" not in out  # a private event is named by its UID
-    assert LEFT in out and RIGHT in out and "new" in out
+    # the table names calendars as its counts do; the JSON keeps the member keys
+    assert "calendar team.ics on left" in out and "calendar team.ics on right" in out and "new" in out
+    assert LEFT not in out, out
     report = dry_run_json(config)
     assert report["dry_run"] and report["status"] == "dry-run"
     by_uid = {a["uid"]: a for a in report["actions"]}

@@ -26,6 +26,8 @@ from calmesh.cli.app import ConfigOption, app, console, fail, get_config, say
 from calmesh.cli.labels import member_label
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from calmesh.config import Config, SyncGroupConfig
     from calmesh.core.projection import SyncMode
     from calmesh.services.sync import Progress as SyncProgress
@@ -100,7 +102,7 @@ def render_report(report: SyncReport, repo: SyncRepository, mode: SyncMode = "mi
     else:
         console.print(f"[bold]{escape(title)}[/]: in step, no writes", highlight=False, soft_wrap=True)
     if report.dry_run:
-        _print_actions(report, mode)
+        _print_actions(report, mode, label)
     else:
         skipped: dict[tuple[str, str], list[str]] = {}
         for action in report.plan.actions:
@@ -124,8 +126,9 @@ def render_report(report: SyncReport, repo: SyncRepository, mode: SyncMode = "mi
         console.print(f"[bold red]error[/] {escape(named(error))}", highlight=False, soft_wrap=True)
 
 
-def _print_actions(report: SyncReport, mode: SyncMode) -> None:
-    """Every planned action of a dry run: what, from where to where, and why."""
+def _print_actions(report: SyncReport, mode: SyncMode, label: Callable[[str], str]) -> None:
+    """Every planned action of a dry run: what, from where to where (calendars named by ``label``,
+    as in the counts above; ``--format json`` keeps the member keys), and why."""
     rows = _action_rows(report, mode)
     if not rows:
         return
@@ -133,7 +136,8 @@ def _print_actions(report: SyncReport, mode: SyncMode) -> None:
     for column in ("Action", "What", "From", "To", "Why"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*(escape(row[k] or "") for k in ("action", "what", "from", "to", "why")))
+        ends = [label(end) if (end := row[k]) else "" for k in ("from", "to")]
+        table.add_row(*(escape(v or "") for v in (row["action"], row["what"], *ends, row["why"])))
     console.print(table)
 
 
