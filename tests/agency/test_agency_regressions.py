@@ -399,3 +399,24 @@ def test_item1_an_attendees_deleted_invitation_stays_deleted_when_the_meeting_is
     agency.cancel(pick=0)
     agency.sync(confirm=False, full=True, group="mirror")
     agency.agency_holds()
+
+
+def test_item1_an_attendees_deletion_waits_while_the_organisers_calendar_is_down(agency: AgencyMachine) -> None:
+    """[deletion-reason] (found by the soak, 10 steps; calmesh's): Carla deletes Alice's invitation
+    while Radicale, which holds Alice's original, is down. Not knowing who organises the meeting,
+    the mirror group took Carla's deletion for a cancellation and planned to delete Alice's
+    Exchange copy (and, once Radicale was back, her original). It now waits: Carla's deletion
+    stays hers once the original can be read, and Alice keeps her copies."""
+    agency.book(organiser="alice", others=["carla"], day=0, hour=13, minutes=30, topic="budget")
+    agency.sync(confirm=False, full=True, group="mirror")
+    agency.agency_holds()
+    [pick] = [n for n, (_, place) in enumerate(agency._deletable()) if place == "carla@exchange"]
+    agency.delete_directly(pick=pick)
+    agency.platform_goes_down(platform="radicale")
+    for _ in range(2):
+        agency.sync(confirm=False, full=False, group="mirror")
+        agency.agency_holds()
+    agency.platform_comes_back()
+    for _ in range(2):
+        agency.sync(confirm=False, full=False, group="mirror")
+        agency.agency_holds()

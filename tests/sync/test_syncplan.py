@@ -1075,6 +1075,34 @@ def test_an_invitation_takes_the_place_of_a_killed_runs_pending_copy(landed: boo
     assert (kept.item_id, kept.pending) == ("b1", False)
 
 
+@pytest.mark.parametrize("full", [True, False])
+def test_an_attendees_deletion_waits_while_the_organisers_calendar_cannot_be_read(full: bool) -> None:
+    """The boss's meeting, on the boss's calendar (a), copied to mine (b) and to the peer's (c).
+    The peer deletes their copy while a cannot be read: who organises the meeting is unknown, so
+    the deletion is neither spread as a cancellation (it used to delete my copy, then the boss's
+    original once a was back) nor undone; the item waits, dirty. Once a is read again, the
+    peer's deletion stays theirs and my copy stays."""
+    ms = [Member("a", "cal", owner=BOSS), Member("b", "cal", owner=ME), Member("c", "cal", owner=PEER)]
+    conns = {m.platform: MemoryConnector(m.platform) for m in ms}
+    w = World(ms, conns, full=full)
+    conns["a"].user_put(bosses_meeting())
+    converge(w)
+    conns["c"].user_delete("m1")
+    conns["a"].reachable = False
+    for _ in range(2):
+        result = w.run()
+        assert not [x for x in result.writes if isinstance(x, Delete)], result.writes
+        assert [x.reason for x in result.actions if isinstance(x, Skip) and x.member == "a/cal"] == [
+            "the meeting's original cannot be read now, so its organiser is unknown; decided when it can"]
+        [record] = w.state.values()
+        assert record.dirty
+    conns["a"].reachable = True
+    result = w.run()
+    assert result.writes == [] and [n for n in result.notices if "deleted their copy" in n]
+    converge(w)
+    assert (uids(conns["a"]), uids(conns["b"]), uids(conns["c"])) == (["m1"], ["m1"], [])
+
+
 @pytest.mark.parametrize("mode", ["mirror", "busy"])
 def test_an_invitation_its_owner_deleted_before_the_first_run_is_not_written_back(mode: str) -> None:
     """calmesh delivered ``m1``'s invitation to a and b when it booked it; b's owner deleted

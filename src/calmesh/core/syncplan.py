@@ -1124,7 +1124,14 @@ def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, l
     if _asks_organiser(ctx, origin, statuses, changed_seen, gone):
         attendees = _attendees_members(ctx, origin, statuses, result)
         if attendees is None:
-            return batch  # the original is read first, then this item is planned again
+            if origin not in ctx.usable and rec is not None:
+                # who organises it is unknown this run: an attendee's deletion would spread as a
+                # cancellation (and reach the original once it is back), an attendee's edit would
+                # win; the record stays as it was, dirty, and the next run lists again and decides
+                batch.actions.append(Skip(lid, origin, "the meeting's original cannot be read now, so its organiser "
+                                                       "is unknown; decided when it can"))
+                batch.records[lid] = replace(rec, dirty=True)
+            return batch  # else the original is read first, then this item is planned again
         declined, set_back = _organiser_only(ctx, attendees, statuses, changed_seen, gone, result)
         gone = [k for k in gone if k not in declined]
         changed_seen = [c for c in changed_seen if c.member not in set_back]
@@ -1271,12 +1278,16 @@ def _attendees_members(ctx: _Context, origin: str, statuses: dict[str, _Status],
     member of the group (else none): their edits of the meeting are set back and their
     deletions stay their own, since an attendee's copy never grants authority over a meeting
     (issue 12). The organiser is the original's ORGANIZER; ``None`` when the original is present
-    but was not read this run (it is asked for, see :attr:`Plan.needs_items`)."""
+    but was not read this run: it is asked for (see :attr:`Plan.needs_items`), or its member
+    cannot be read now."""
     st = statuses.get(origin)
     if st is None:
         return set()
     if st.current is None:
-        return None if _ask_original(ctx, origin, st, result) else set()
+        if _ask_original(ctx, origin, st, result):
+            return None
+        present = st.prev is not None and not st.prev.deleted and not st.gone
+        return None if present and origin not in ctx.usable else set()
     organiser = next((e.organizer.email for e in st.current.item.components if e.organizer is not None), None)
     owners = {k: m.owner for k, m in ctx.members.items()}
     if organiser is None or organiser not in owners.values():
