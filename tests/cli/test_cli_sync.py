@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from calmesh.cli import app
+from calmesh.cli.app import console
 from calmesh.connectors.ics import ICSConnector, ICSSettings
 from calmesh.model import CalendarItem, Event
 
@@ -59,7 +60,14 @@ def config(tmp_path: Path) -> Path:
 
 
 def invoke(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args), env={"COLUMNS": "200"})
+    """The command's exit code and output, 200 columns wide: the CLI's console took its width
+    from the environment when first imported (by whichever test came first in this process), so
+    ``COLUMNS`` alone reaches only the commands that make their own console."""
+    before, console.width = console.width, 200
+    try:
+        result = runner.invoke(app, list(args), env={"COLUMNS": "200"})
+    finally:
+        console.width = before
     return result.exit_code, result.output
 
 
