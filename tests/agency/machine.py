@@ -19,7 +19,7 @@ from hypothesis.stateful import (
 )
 
 from calmesh.connectors.base import ConnectorError
-from calmesh.core.syncplan import Delete
+from calmesh.core.syncplan import Create, Delete
 from calmesh.model import CalendarItem, Event, PartStat, Window
 from calmesh.services import availability, detection, itip, scheduling
 from calmesh.services.scheduling import (
@@ -387,9 +387,13 @@ class AgencyMachine(RuleBasedStateMachine):
 
     def _judge_deletions(self, writes: list, before: dict[str, list[Seen]], group: str) -> list[str]:  # type: ignore[type-arg]
         """Every deletion a sync plans names its reason, and is due: the item was deleted (or
-        cancelled) in the group, or the copy is one too many."""
+        cancelled) in the group, the copy is one too many, or the same plan writes a new copy of
+        the item there (its source was replaced: an invitation deleted by its owner, then
+        delivered anew as a new object, gets a new busy block in place of the old one)."""
         out = []
         by_member = {f"{p.platform}/{p.calendar}": k for k, p in self.agency.places.items()}
+        replaced = {(by_member[w.target], key) for w in writes if isinstance(w, Create)
+                    for key in self._keys_of(by_member[w.target], w.item)}
         for write in writes:
             if not isinstance(write, Delete):
                 continue
@@ -402,13 +406,19 @@ class AgencyMachine(RuleBasedStateMachine):
                 continue
             item = self.model.items[seen[0].key]
             truth = item.truth.get(group)
-            twice = sum(s.key == item.key for s in before[place]) > 1
+            twice = sum(s.key == item.key for s in before[place]) > 1 or (place, item.key) in replaced
             due = twice or truth is not None and (None in truth or not any(v is not None and v.live for v in truth))
             if not due:
                 out.append(f"[deletion-reason] sync group {group!r} plans to delete {item.key} from {place} "
                            f"({item.places[place].origin if place in item.places else 'unexpected'} copy) "
                            f"although it is live: {write.reason!r}; the copy: {seen[0]}")
         return out
+
+    def _keys_of(self, place: str, item: CalendarItem) -> set[str]:
+        """The model items a copy about to be written at ``place`` may stand for."""
+        event = item.master or item.components[0]
+        key = self.model.identify(event, item.marker)
+        return {key} if key is not None else self.model.blocked_by(place, event)
 
     # ------------------------------------------------------------------------------ outages
     @precondition(lambda self: not self.agency.faults.down)

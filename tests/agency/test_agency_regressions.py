@@ -420,3 +420,21 @@ def test_item1_an_attendees_deletion_waits_while_the_organisers_calendar_is_down
     for _ in range(2):
         agency.sync(confirm=False, full=False, group="mirror")
         agency.agency_holds()
+
+
+def test_item3_a_busy_block_is_replaced_when_its_invitation_is_delivered_anew(agency: AgencyMachine) -> None:
+    """[deletion-reason] (found by the soak, 29 steps; the model's): David deletes Alice's
+    invitation on Graph after the busy group blocked his time for it; Alice moves the meeting,
+    which delivers it to him again as a new object. The next busy run deletes the old block (its
+    source is gone) and writes a new one for the new object in the same plan; the model took the
+    deletion for one of a live meeting's copy."""
+    agency.book(organiser="alice", others=["david"], day=1, hour=16, minutes=60, topic="review")
+    agency.sync(confirm=False, full=False, group="busy")
+    agency.agency_holds()
+    [pick] = [n for n, (_, place) in enumerate(agency._deletable()) if place == "david@m365"]
+    agency.delete_directly(pick=pick)
+    agency.move(pick=0, day=3, hour=9, minutes=60)
+    agency.agency_holds()
+    for _ in range(2):
+        agency.sync(confirm=True, full=False, group="busy")
+        agency.agency_holds()
