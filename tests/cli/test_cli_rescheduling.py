@@ -36,9 +36,16 @@ def test_book_move_and_cancel(config: Path, tmp_path: Path) -> None:  # noqa: F8
     copy = carla_copy(tmp_path, uid)
     assert (copy.start.isoformat(), copy.sequence) == ("2030-03-07T15:30:00+01:00", 1)
 
+    kept = invoke(config, "move", uid, "-o", ALICE, "--start", "2030-03-07T16:00")  # no --end: same length
+    assert kept.exit_code == 0, kept.output
+    assert f"Moved {uid} to 2030-03-07 16:00–17:00 (Europe/Paris)" in kept.output
+    copy = carla_copy(tmp_path, uid)
+    assert (copy.start.isoformat(), copy.end.isoformat(), copy.sequence) == (
+        "2030-03-07T16:00:00+01:00", "2030-03-07T17:00:00+01:00", 2)
+
     taken = invoke(config, "move", uid, "-o", CARLA, "--start", "2030-03-07T17:00", "--end", "2030-03-07T18:00")
     assert taken.exit_code == 1 and f"{CARLA} is an attendee of {uid}" in " ".join(taken.output.split())
-    assert carla_copy(tmp_path, uid).start.isoformat() == "2030-03-07T15:30:00+01:00"
+    assert carla_copy(tmp_path, uid).start.isoformat() == "2030-03-07T16:00:00+01:00"
 
     clash = invoke(config, "move", uid, "-o", ALICE, "--start", "2030-03-06T14:00", "--end", "2030-03-06T15:00")
     assert clash.exit_code == 1 and "carla@agency.example (busy)" in clash.output  # Carla's pipeline meeting

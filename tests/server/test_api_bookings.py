@@ -73,6 +73,17 @@ def test_move_then_cancel(server: Served, uid: str) -> None:
     assert again.status_code == 409 and "already cancelled" in again.json()["detail"]
 
 
+def test_a_move_without_an_end_keeps_the_meetings_length(server: Served, uid: str) -> None:
+    booked = copy_of(server, "zoho", ALICE, uid)
+    moved = httpx.patch(f"{server.url}/api/v1/bookings/{uid}", headers=auth(DEMO), timeout=20,
+                        json={"organizer": ALICE, "start": "2030-03-05T16:00:00+01:00"})
+    assert moved.status_code == 200, moved.text
+    for platform, owner in (("zoho", ALICE), ("exchange", CARLA)):
+        copy = copy_of(server, platform, owner, uid)
+        assert copy.start.isoformat() == "2030-03-05T16:00:00+01:00"
+        assert copy.end - copy.start == booked.end - booked.start
+
+
 def test_the_caller_needs_a_grant_over_the_organiser(server: Served, uid: str) -> None:
     for answer in (move(server, uid, OPS), cancel(server, uid, OPS)):  # ops sees free/busy only
         assert answer.status_code == 403 and "may not change bookings" in answer.json()["detail"]

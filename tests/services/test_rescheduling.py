@@ -154,6 +154,15 @@ def test_move_reschedules_every_copy_and_resets_the_answers(hub: Hub, ews: EWSFa
     assert "23:30" in body and "moved" in body  # 14:30 UTC in Tokyo
 
 
+def test_a_move_without_an_end_keeps_the_meetings_length(hub: Hub, ews: EWSFake, smtp_inbox: SmtpInbox) -> None:
+    booking = book(hub)
+    new_start = SLOT[0] + timedelta(days=1)
+    scheduling.move_booking(hub, booking.uid, ALICE, new_start, now=NOW)
+    for who in (ALICE, BOB, DAVID):  # CalDAV and Exchange copies alike
+        copy = copy_of(hub, who, booking.uid)
+        assert (copy.start, copy.end) == (new_start, new_start + (SLOT[1] - SLOT[0]))
+
+
 def test_a_move_onto_a_busy_slot_changes_nothing(hub: Hub, ews: EWSFake, smtp_inbox: SmtpInbox) -> None:
     booking = book(hub)
     ews.add_item(DAVID, CalendarItem("d-busy", [meeting("d-busy", utc(10, 27, 16, 30), 60, "Pipeline")]))

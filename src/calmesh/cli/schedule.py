@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from calmesh.services.scheduling import Booking
 
 OrganizerOption = Annotated[str, typer.Option("--organizer", "-o", help="Who books: their home calendar gets the event.")]
+ChangerOption = Annotated[str, typer.Option("--organizer", "-o", help="The meeting's organiser: only they may change it.")]
 OptionalOption = Annotated[list[str] | None, typer.Option("--optional", help="Optional attendee (repeatable).")]
 TzOption = Annotated[str | None, typer.Option("--tz", help="Time zone for input and output (IANA or Windows name).")]
 FormatOption = Annotated[str, typer.Option("--format", help="table or json.")]
@@ -182,9 +183,9 @@ UidArgument = Annotated[str, typer.Argument(help="The meeting's UID (as `calmesh
 @app.command()
 def move(
     uid: UidArgument,
-    organizer: OrganizerOption,
-    start: Annotated[str, typer.Option(help="New start (ISO date-time; without offset, in --tz).")],
-    end: Annotated[str, typer.Option(help="New end (ISO date-time; without offset, in --tz).")],
+    organizer: ChangerOption,
+    start: Annotated[str, typer.Option(help="New start (ISO date-time or words such as 'friday 10:00'; in --tz).")],
+    end: Annotated[str | None, typer.Option(help="New end (as --start); default: the meeting keeps its length.")] = None,
     tz: TzOption = None,
     fmt: FormatOption = "table",
     config: ConfigOption = None,
@@ -197,15 +198,16 @@ def move(
 
     cfg = get_config(config)
     zone = _zone(cfg, tz, fmt)
-    begin, finish = parse_when(start, zone), parse_when(end, zone)
+    begin, finish = parse_when(start, zone), (parse_when(end, zone) if end else None)
     booking = _change(cfg, lambda hub, now: scheduling.move_booking(hub, uid, organizer, begin, finish, now=now))
-    _report(cfg, booking, fmt, f"Moved {uid} to {begin:%Y-%m-%d %H:%M}–{finish:%H:%M} ({zone.key})")
+    ended = booking.item.components[0].span_utc(zone)[1].astimezone(zone)
+    _report(cfg, booking, fmt, f"Moved {uid} to {begin:%Y-%m-%d %H:%M}–{ended:%H:%M} ({zone.key})")
 
 
 @app.command()
 def cancel(
     uid: UidArgument,
-    organizer: OrganizerOption,
+    organizer: ChangerOption,
     reason: Annotated[str | None, typer.Option(help="Told to the attendees.")] = None,
     fmt: FormatOption = "table",
     config: ConfigOption = None,

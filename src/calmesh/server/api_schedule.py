@@ -4,14 +4,15 @@
 - ``POST /api/v1/book``: 201 with the booking; 409 naming who became busy since the suggestion.
   A user may book for an organiser whose details they are granted (``sees_details_of``), since
   booking writes into that person's calendar.
-- ``PATCH /api/v1/bookings/{uid}`` (``organizer``, ``start``, ``end``) moves a booked meeting and
-  ``POST /api/v1/bookings/{uid}/cancel`` (``organizer``, ``reason``) cancels it, under the same
-  grant, and only when ``organizer`` is the meeting's organiser (who booked it, as the identity
-  record says; an attendee's copy never makes them one): 403 no grant over ``organizer`` or not
-  its organiser, 404 unknown UID, 409 slot taken or not changeable, 412 the organiser's copy changed
-  meanwhile (calmesh's own If-Match write failed; nothing was changed or sent). Cancelling is a
-  POST with a JSON body rather than a DELETE, because the API takes only JSON bodies on writes
-  (:mod:`calmesh.server.csrf`) and bodies on DELETE are dropped by some clients and proxies.
+- ``PATCH /api/v1/bookings/{uid}`` (``organizer``, ``start``, ``end``; without ``end`` the meeting
+  keeps its length) moves a booked meeting and ``POST /api/v1/bookings/{uid}/cancel``
+  (``organizer``, ``reason``) cancels it, under the same grant, and only when ``organizer`` is the
+  meeting's organiser (who booked it, as the identity record says; an attendee's copy never makes
+  them one): 403 no grant over ``organizer`` or not its organiser, 404 unknown UID, 409 slot taken
+  or not changeable, 412 the organiser's copy changed meanwhile (calmesh's own If-Match write
+  failed; nothing was changed or sent). Cancelling is a POST with a JSON body rather than a DELETE,
+  because the API takes only JSON bodies on writes (:mod:`calmesh.server.csrf`) and bodies on DELETE
+  are dropped by some clients and proxies.
 - ``GET /api/v1/conflicts`` and ``GET /api/v1/duplicates`` (``person``, ``start``, ``end``): event
   titles only for people the user is granted, never for private events.
 
@@ -206,7 +207,8 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
 
     def _move(uid: str, organizer: str, body: _Body) -> scheduling.Booking:
         start = ctx.parse_time(body.text("start", required=True, limit=60) or "", "start")
-        end = ctx.parse_time(body.text("end", required=True, limit=60) or "", "end")
+        end_text = body.text("end", limit=60)
+        end = ctx.parse_time(end_text, "end") if end_text else None
         return scheduling.move_booking(ctx.hub, uid, organizer, start, end, now=datetime.now(UTC))
 
     def _cancel(uid: str, organizer: str, body: _Body) -> scheduling.Booking:
@@ -411,8 +413,9 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
         },
     },
     "MoveRequest": {
-        "type": "object", "additionalProperties": False, "required": ["organizer", "start", "end"],
-        "properties": {"organizer": {"type": "string", "format": "email"}, "start": _TIME, "end": _TIME},
+        "type": "object", "additionalProperties": False, "required": ["organizer", "start"],
+        "properties": {"organizer": {"type": "string", "format": "email"}, "start": _TIME,
+                       "end": {**_TIME, "description": _TIME["description"] + "; default: the meeting keeps its length"}},
     },
     "CancelRequest": {
         "type": "object", "additionalProperties": False, "required": ["organizer"],

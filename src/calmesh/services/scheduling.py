@@ -461,16 +461,20 @@ def _mail(hub: Hub, notice: _Notice, address: str, mailer: Mailer) -> Delivery:
 
 
 # ------------------------------------------------------------------------------------ move, cancel
-def move_booking(hub: Hub, uid: str, organizer: str, new_start: datetime, new_end: datetime, *, now: datetime,
-                 mailer: Mailer = itip.send) -> Booking:
+def move_booking(hub: Hub, uid: str, organizer: str, new_start: datetime, new_end: datetime | None = None, *,
+                 now: datetime, mailer: Mailer = itip.send) -> Booking:
     """Reschedule a meeting (RFC 5546 3.2.2): re-check the new slot as :func:`book` does, then
     write it with SEQUENCE+1 and every attendee's PARTSTAT back to NEEDS-ACTION (they answer
-    again), and send the new REQUEST the ways booking sent the first."""
+    again), and send the new REQUEST the ways booking sent the first. Without ``new_end`` the
+    meeting keeps its length: moving is mostly "the same meeting, another time"."""
     person, identity, stored = _organised(hub, uid, organizer, "move")
     if len(stored.components) != 1 or stored.components[0].is_recurring_master:
         raise Unchangeable(f"{uid} is a recurring series: calmesh moves single meetings only")
     event = stored.components[0]
     zone = zoneinfo(event.tzid or hub.directory.zone_of(person.email))
+    if new_end is None:
+        begun, ended = event.span_utc(zone)
+        new_end = new_start + (ended - begun)
     roles = {a.email: a.role for a in event.attendees if a.email != person.email}
     request = BookingRequest(
         person.email, tuple(e for e, r in roles.items() if r in (Role.REQUIRED, Role.CHAIR)), new_start, new_end,
