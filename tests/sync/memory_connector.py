@@ -192,6 +192,18 @@ class MemoryConnector(Connector):
             self.reachable, self.fail_next = was, pending
             self.writes -= 1
 
+    def user_restore(self, item: CalendarItem, calendar: str = "cal") -> None:
+        """Take ``item`` back out of the trash (Nextcloud's trash bin, iCloud's Recently
+        Deleted): the object returns at the id it had (``item.ref``), as it was."""
+        assert item.ref is not None and item.ref.id not in self._cals[calendar].items
+        cal = self._cal(calendar)
+        seq = self._tick()
+        stored = copy.deepcopy(item)
+        stored.ref = None
+        cal.items[item.ref.id] = (stored, f'"e{seq}"')
+        cal.log.append((seq, item.ref.id))
+        self._persist()
+
     def user_delete(self, uid: str, calendar: str = "cal") -> None:
         item_id = next(i for i, (s, _) in self._cals[calendar].items.items() if s.uid == uid)
         was, pending = self.reachable, self.fail_next
