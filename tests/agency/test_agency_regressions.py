@@ -438,3 +438,23 @@ def test_item3_a_busy_block_is_replaced_when_its_invitation_is_delivered_anew(ag
     for _ in range(2):
         agency.sync(confirm=True, full=False, group="busy")
         agency.agency_holds()
+
+
+def test_item4_a_deletion_after_a_killed_update_is_not_undone(agency: AgencyMachine) -> None:
+    """[deleted-returns] (found by the soak, 27 steps, regression in 6): Carla renames her copy of
+    Farid's meeting; the mirror run carrying it to Alice's calendars is killed as Exchange stores
+    the second update, before calmesh records them. Carla then deletes her copy. Alice's copies
+    held what calmesh had written there, not edits of Alice's; read as edits they outranked the
+    deletion, and the next run wrote the meeting back into Carla's calendar."""
+    agency.book(day=0, hour=16, minutes=30, organiser="farid", others=["carla"], topic="planning")
+    agency.agency_holds()
+    agency.sync_killed(after_write=False, at=3, group="mirror")
+    agency.agency_holds()
+    agency.attendee_edits_copy(pick=15, topic="1:1")
+    agency.agency_holds()
+    agency.sync_killed(after_write=True, at=2, group="mirror")
+    agency.agency_holds()
+    agency.delete_directly(pick=3)
+    agency.agency_holds()
+    agency.sync_killed(after_write=True, at=2, group="mirror")
+    agency.agency_holds()

@@ -105,6 +105,37 @@ def test_killed_run_is_completed_by_the_next_without_duplicates(
         assert sorted(i.uid for i in p.all()) == [f"u{n}" for n in range(6)]
 
 
+def test_an_update_a_killed_run_landed_is_not_an_edit_that_outlives_a_deletion(
+        engine: SyncEngine, repo: SyncRepository, platforms: dict[str, MemoryConnector]) -> None:
+    """The soak's resurrected deletion (agency regression
+    ``test_item4_a_deletion_after_a_killed_update_is_not_undone``): a's edit reaches b, and the
+    run is killed as b stores it, before its record is saved; then a's user deletes the event.
+    b's copy holds what calmesh wrote there, not an edit of b's user, so the deletion spreads to
+    b and c; before, the copy's unrecorded new version read as an edit that outranks the
+    deletion, and the event came back to a."""
+    g = group("a", "b", "c")
+    platforms["a"].user_put(item("u1"))
+    engine.run("g", g)
+    engine.run("g", g)
+    platforms["a"].user_put(item("u1", summary="Standup (moved room)", seq=1))
+    real_put = platforms["b"].put
+
+    def dying_put(calendar: str, it: CalendarItem, if_match: str | None = None) -> ItemRef:
+        real_put(calendar, it, if_match)
+        raise Killed  # stored on b, never recorded
+
+    platforms["b"].put = dying_put  # type: ignore[method-assign]
+    with pytest.raises(Killed):
+        engine.run("g", g)
+    platforms["b"].put = real_put  # type: ignore[method-assign]
+    assert [i.components[0].summary for i in platforms["b"].all()] == ["Standup (moved room)"]
+    platforms["a"].user_delete("u1")
+    report = engine.run("g", g)
+    assert not [a for a in report.plan.actions if type(a).__name__ == "Conflict"]
+    assert engine.run("g", g).plan.writes == []
+    assert [p.all() for p in platforms.values()] == [[], [], []]
+
+
 def test_refused_token_and_periodic_reconciliation_compare_in_full(
         engine: SyncEngine, platforms: dict[str, MemoryConnector]) -> None:
     g = group("a", "b", reconcile_every=3)

@@ -136,6 +136,10 @@ class CopyState:
     evidence: str | None = None
     """For a pending copy: the member's change token from before the write, from which a change
     feed can tell "written, then deleted" apart from "never written"."""
+    writing: str | None = None
+    """The content hash of an update under way (recorded just before the write): a run killed
+    once the server stored it, before calmesh recorded it, leaves the copy at this version, and
+    that is calmesh's own write, not an edit made there (which would outrank a deletion)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -939,7 +943,7 @@ class _Status:
             return False
         if prev is None or prev.deleted:
             return True
-        return not self._recorded_version and cur.hash != prev.content_hash
+        return not self._recorded_version and cur.hash not in (prev.content_hash, prev.writing)
 
     @property
     def _recorded_version(self) -> bool:

@@ -753,12 +753,14 @@ class SyncEngine:
         item, notices = self._fit(report, action, conn)
         if notices:
             audit["reason"] = "; ".join([action.reason, *(f"{n.feature}: {n.detail}" for n in notices)])
-        if isinstance(action, Create) and action.logical_id in intents:
+        if isinstance(action, Update):
+            self._update_intent(report.state, batch, action, intents)
+        if action.logical_id in intents:
             self.repo.save_records(name, [intents[action.logical_id]])  # before the write: see _intents
         ref = self._call(lambda: conn.put(member.calendar, item, if_match), conn.name)
         batch.succeeded(action, ref)
         landed: list[ItemState] = []
-        if isinstance(action, Create) and action.logical_id in intents:
+        if action.logical_id in intents:
             # the intent now says the copy is there, in the transaction that audits it
             intents[action.logical_id] = intent = record_written(intents[action.logical_id], action, ref)
             landed.append(intent)
@@ -767,6 +769,23 @@ class SyncEngine:
                         previous=self._known_content(report, action) if isinstance(action, Update) else None,
                         records=landed, **audit)
         report.count(action.target, "created" if isinstance(action, Create) else "updated")
+
+    @staticmethod
+    def _update_intent(state: Mapping[str, ItemState], batch: Batch, action: Update,
+                       intents: dict[str, ItemState]) -> None:
+        """Add to ``intents`` what to record just before ``action`` overwrites a copy: the item
+        as stored (or as this run's intents have it), dirty, with the copy's new content hash
+        under way (:attr:`CopyState.writing`). A kill between the server storing the update and
+        calmesh recording it then leaves that version known as calmesh's own write: read as an
+        edit made there, it would outrank a deletion of the item made meanwhile and bring the
+        item back where it was deleted."""
+        lid = action.logical_id
+        old = intents.get(lid) or state.get(lid) or batch.records.get(lid)
+        copy = old.copies.get(action.target) if old is not None else None
+        if old is None or copy is None:
+            return
+        intents[lid] = replace(old, dirty=True,
+                               copies={**old.copies, action.target: replace(copy, writing=action.content_hash)})
 
     @staticmethod
     def _fit(report: SyncReport, action: Create | Update, conn: Connector) -> tuple[CalendarItem, list[Notice]]:

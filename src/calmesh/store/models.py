@@ -88,6 +88,8 @@ class SyncCopy(Base):
     evidence_token: Mapped[str | None] = mapped_column(Text, nullable=True)
     """For a pending copy: the member's change token from before the write (see
     ``calmesh.core.syncplan.CopyState.evidence``)."""
+    writing_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The content hash of an update under way (see ``calmesh.core.syncplan.CopyState.writing``)."""
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     item: Mapped[SyncItem] = relationship(back_populates="copies")
