@@ -113,8 +113,11 @@ def test_agency(peers: Peers, tmp_path: Path) -> None:
 @pytest.mark.soak
 @pytest.mark.skipif(not os.environ.get("SOAK_SECONDS"), reason="a soak: `make soak` (sets SOAK_SECONDS)")
 def test_agency_soak(peers: Peers, tmp_path: Path) -> None:
-    """Fresh examples until ``SOAK_SECONDS`` have passed; a failure is saved to tests/agency/examples."""
+    """Fresh examples until ``SOAK_SECONDS`` have passed; a failure is saved to tests/agency/examples.
+    No reuse phase: hypothesis deletes a reused example that passes, so a soak in a checkout
+    would erase the kept examples of the current machine from the working tree (the replay
+    above runs them, read-only)."""
     deadline = time.monotonic() + float(os.environ["SOAK_SECONDS"])
     while time.monotonic() < deadline:
         _run(peers, tmp_path, database=DirectoryBasedExampleDatabase(EXAMPLES), max_examples=10,
-             stateful_step_count=40)
+             stateful_step_count=40, phases=[Phase.explicit, Phase.generate, Phase.target, Phase.shrink])
