@@ -156,15 +156,19 @@ class MemoryConnector(Connector):
                 raise NotFoundError(self.name, "no such item", item=item_id)
             if if_match is not None and cal.items[item_id][1] != if_match:
                 raise PreconditionFailed(self.name, "ETag mismatch", item=item_id)
-        seq = self._tick()
         self.broken.discard(item_id)
+        self.writes += 1
+        return ItemRef(calendar, item_id, self._store(cal, item_id, item))
+
+    def _store(self, cal: _Calendar, item_id: str, item: CalendarItem) -> str:
+        """Keep ``item`` at ``item_id`` with a new ETag (returned), logged as a change."""
+        seq = self._tick()
         stored = copy.deepcopy(item)
         stored.ref = None
         cal.items[item_id] = (stored, f'"e{seq}"')
         cal.log.append((seq, item_id))
-        self.writes += 1
         self._persist()
-        return ItemRef(calendar, item_id, f'"e{seq}"')
+        return f'"e{seq}"'
 
     def delete(self, calendar: str, ref: ItemRef, if_match: str | None = None) -> None:
         cal = self._cal(calendar)
@@ -196,13 +200,7 @@ class MemoryConnector(Connector):
         """Take ``item`` back out of the trash (Nextcloud's trash bin, iCloud's Recently
         Deleted): the object returns at the id it had (``item.ref``), as it was."""
         assert item.ref is not None and item.ref.id not in self._cals[calendar].items
-        cal = self._cal(calendar)
-        seq = self._tick()
-        stored = copy.deepcopy(item)
-        stored.ref = None
-        cal.items[item.ref.id] = (stored, f'"e{seq}"')
-        cal.log.append((seq, item.ref.id))
-        self._persist()
+        self._store(self._cal(calendar), item.ref.id, item)
 
     def user_delete(self, uid: str, calendar: str = "cal") -> None:
         item_id = next(i for i, (s, _) in self._cals[calendar].items.items() if s.uid == uid)

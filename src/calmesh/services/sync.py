@@ -781,8 +781,7 @@ class SyncEngine:
         item back where it was deleted."""
         lid = action.logical_id
         old = intents.get(lid) or state.get(lid) or batch.records.get(lid)
-        copy = old.copies.get(action.target) if old is not None else None
-        if old is None or copy is None:
+        if old is None or (copy := old.copies.get(action.target)) is None:
             return
         intents[lid] = replace(old, dirty=True,
                                copies={**old.copies, action.target: replace(copy, writing=action.content_hash)})
