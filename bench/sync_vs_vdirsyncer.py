@@ -34,7 +34,8 @@ process per sync, timed from outside with start, imports and exit included: ``ca
 they answer different questions, so both are printed.
 
 Run: ``.venv/bin/python bench/sync_vs_vdirsyncer.py`` (``--sizes 1000``, ``--quick`` for 200
-events, ``--skip-vdirsyncer``, ``--skip-floor``, ``--start warm|cold|both``, ``--seed N``).
+events, ``--skip-vdirsyncer``, ``--skip-floor``, ``--start warm|cold|both``, ``--seed N``,
+``--server xandikos`` for two Xandikos servers instead of Radicale, seeded in one Git commit each).
 """
 
 from __future__ import annotations
@@ -61,10 +62,13 @@ import httpx
 
 from calmesh import ical
 from calmesh.demo.servers import (
+    XANDIKOS_PRINCIPAL,
     RunningServer,
     radicale_object_name,
     seed_radicale_calendar,
+    seed_xandikos_calendar,
     start_radicale,
+    start_xandikos,
 )
 from calmesh.model import CalendarItem, Event
 
@@ -149,14 +153,29 @@ def edited(item: CalendarItem) -> CalendarItem:
     return CalendarItem(item.uid, components)
 
 
+
+
 # ----------------------------------------------------------------------------- the servers
-def seed_storage(root: Path, items: Sequence[CalendarItem]) -> None:
-    """Write a calendar collection holding ``items`` into Radicale's storage folder, before the
-    server starts: far faster than PUT by PUT."""
+SERVER = "radicale"
+"""The CalDAV server both calendars live on (``--server``). Radicale computes its CTag and its
+sync tokens by reading every object's cache entry, so the cheapest "did anything change?" grows
+with the calendar; Xandikos's CTag is the id of the calendar's Git tree, kept while its index
+file is unchanged, so it does not."""
+
+
+def start_server(root: Path, items: Sequence[CalendarItem]) -> RunningServer:
+    """A ``SERVER`` whose calendar holds ``items``, seeded before it starts (far faster than PUT by
+    PUT): Radicale through its storage folder, Xandikos in one Git commit."""
+    if SERVER == "xandikos":
+        seed_xandikos_calendar(root, items)
+        return start_xandikos(root)
     seed_radicale_calendar(root, USER, CALENDAR, items)
+    return start_radicale(root, {USER: PASSWORD}, extra_config=RADICALE_CONFIG)
 
 
 def calendar_url(server: RunningServer) -> str:
+    if server.name == "xandikos":  # one user, any credentials: see start_xandikos
+        return f"{server.url}{XANDIKOS_PRINCIPAL.strip('/')}/calendars/calendar/"
     return f"{server.url}{USER}/{CALENDAR}/"
 
 
@@ -184,8 +203,16 @@ def apply_edits(client: httpx.Client, url: str, items: Sequence[CalendarItem]) -
         response = client.put(url + radicale_object_name(item.uid), content=ical.item_to_ical(edited(item)),
                               headers={"Content-Type": "text/calendar; charset=utf-8"})
         response.raise_for_status()
-    with ThreadPoolExecutor(EDIT_THREADS) as pool:
+    # Xandikos answers 423 Locked to a PUT while another holds its index lock: one at a time there
+    with ThreadPoolExecutor(1 if SERVER == "xandikos" else EDIT_THREADS) as pool:
         list(pool.map(put, items))
+
+
+def bare_client() -> httpx.Client:
+    """The plain httpx client of the bench's own requests (seeding checks, edits, the floors).
+    Xandikos refuses a REPORT or PROPFIND without an XML content type (415); Radicale accepts either."""
+    return httpx.Client(auth=(USER, PASSWORD), timeout=600.0,
+                        headers={"Content-Type": "application/xml; charset=utf-8"})
 
 
 @dataclass
@@ -208,16 +235,13 @@ class Pair:
 
 def start_pair(root: Path, items: Sequence[CalendarItem], *, prefill: bool) -> Pair:
     """A seeded with ``items``; B empty, or holding the same objects when ``prefill``."""
-    seed_storage(root / "a", items)
-    seed_storage(root / "b", items if prefill else [])
-    users = {USER: PASSWORD}
-    a = start_radicale(root / "a", users, extra_config=RADICALE_CONFIG)
+    a = start_server(root / "a", items)
     try:
-        b = start_radicale(root / "b", users, extra_config=RADICALE_CONFIG)
+        b = start_server(root / "b", items if prefill else [])
     except BaseException:
         a.stop()
         raise
-    pair = Pair(a, b, httpx.Client(auth=(USER, PASSWORD), timeout=600.0))
+    pair = Pair(a, b, bare_client())
     try:
         for url, expected in zip(pair.urls, (len(items), len(items) if prefill else 0), strict=True):
             if (found := warm_up(pair.client, url)) != expected:
@@ -411,10 +435,9 @@ def bare_puts(root: Path, items: Sequence[CalendarItem]) -> float:
     to that server; how close each comes is what the ``initial`` row compares."""
     work = root / "bare-puts"
     work.mkdir()
-    seed_storage(work, [])
-    server = start_radicale(work, {USER: PASSWORD}, extra_config=RADICALE_CONFIG)
+    server = start_server(work, [])
     try:
-        with httpx.Client(auth=(USER, PASSWORD), timeout=600.0) as client:
+        with bare_client() as client:
             url = calendar_url(server)
             warm_up(client, url)
             bodies = [(url + radicale_object_name(item.uid), ical.item_to_ical(item)) for item in items]
@@ -494,6 +517,11 @@ def _cell(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def set_server(kind: str) -> None:
+    global SERVER
+    SERVER = kind
+
+
 def set_write_workers(n: int) -> None:
     """calmesh's writers for this run and the driver processes it starts."""
     global WRITE_WORKERS
@@ -513,6 +541,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--skip-floor", action="store_true",
                         help="do not time bare PUTs of the objects (the server's own share of the copy)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--server", choices=("radicale", "xandikos"), default="radicale",
+                        help="the CalDAV server of both calendars (see SERVER)")
     parser.add_argument("--write-workers", type=int, default=WRITE_WORKERS, metavar="N",
                         help=f"calmesh's concurrent writes (default {WRITE_WORKERS})")
     parser.add_argument("--driver", nargs=4, metavar=("TOOL", "STATE", "URL_A", "URL_B"), help=argparse.SUPPRESS)
@@ -522,12 +552,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         driver(tool, state, url_a, url_b)
         return
     set_write_workers(args.write_workers)
+    set_server(args.server)
     sizes = [200] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
     tools = ["calmesh"] if args.skip_vdirsyncer else ["calmesh", "vdirsyncer"]
     starts = ["warm", "cold"] if args.start == "both" else [args.start]
     if "vdirsyncer" in tools and not VDIRSYNCER.exists():
         parser.error(f"vdirsyncer not found at {VDIRSYNCER}; install it or pass --skip-vdirsyncer")
-    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; calmesh writes with "
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; {SERVER}; calmesh writes with "
           f"{WRITE_WORKERS} workers, vdirsyncer one at a time", flush=True)
     rows: list[tuple[int, str, str, float, float | None]] = []
     floors: dict[int, float] = {}

@@ -7,6 +7,7 @@ client would store them.
 
 from __future__ import annotations
 
+import http.server
 import socket
 import threading
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from calmesh.connectors.base import (
     PreconditionFailed,
     RetryPolicy,
     TransientError,
+    with_retries,
 )
 from calmesh.connectors.caldav import CalDAVConnector, CalDAVSettings
 from calmesh.core.freebusy import busy_from_events, merge_busy
@@ -622,6 +624,47 @@ def test_server_that_never_answers_times_out_as_transient() -> None:
         connector.retry = RetryPolicy(attempts=1)
         with pytest.raises(TransientError, match="timed out"):
             connector.calendars()
+
+
+class _LockedOnce(http.server.BaseHTTPRequestHandler):
+    """Answers the first PUT with 423 Locked, as Xandikos does while another write holds its
+    index lock, and stores the next one (201 with an ETag)."""
+
+    puts: list[int] = []
+
+    def do_PUT(self) -> None:  # noqa: N802 (http.server's naming)
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        status = 423 if not self.puts else 201
+        self.puts.append(status)
+        self.send_response(status)
+        if status == 201:
+            self.send_header("ETag", '"stored"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+def test_a_locked_resource_is_transient_and_the_write_is_retried() -> None:
+    """423 Locked (RFC 4918) is a lock that will be released, a WebDAV lock or the server's own
+    while it commits a concurrent write: the write is retried, not failed (a failed write waits
+    for the next run). Loopback server: Xandikos's lock contention cannot be timed by a test."""
+    _LockedOnce.puts = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _LockedOnce)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/cal/"
+        connector = CalDAVConnector("locked", CalDAVSettings(kind="caldav", url=url, timeout=10.0))
+        item = single("locked@test", at(1, 10))
+        with pytest.raises(TransientError, match="HTTP 423"):
+            connector.put(url, item)
+        _LockedOnce.puts = []
+        ref = with_retries(lambda: connector.put(url, item), policy=RetryPolicy(attempts=2, base_delay=0.01))
+        assert (ref.etag, _LockedOnce.puts) == ('"stored"', [423, 201])
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_missing_calendar_is_not_found(caldav_server: CalDAVServer) -> None:

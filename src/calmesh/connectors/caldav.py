@@ -445,7 +445,10 @@ class CalDAVConnector(Connector):
         text = f"{method} {url}: HTTP {status} {response.reason}".rstrip()
         if status in (404, 410):
             return NotFoundError(self.name, f"{url} does not exist (HTTP {status})", item=item)
-        if status in (408, 429) or status >= 500:
+        if status in (408, 423, 429) or status >= 500:
+            # 423 Locked (RFC 4918 11.3): held by a WebDAV lock, or by the server's own lock while
+            # it stores another write (Xandikos refuses a PUT that way while a concurrent one
+            # commits): another try later may succeed, so it is retried, not a failed write
             return TransientError(self.name, text, item=item)
         preconditions = [p.rsplit("}", 1)[-1] for p in dav_error.parse_preconditions(response.raw)]
         if preconditions:  # before 412: Xandikos refuses invalid data with 412 + valid-calendar-data

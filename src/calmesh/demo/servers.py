@@ -192,6 +192,36 @@ def start_xandikos(root: Path) -> RunningServer:
     return _with_port_retries("xandikos", start)
 
 
+def seed_xandikos_calendar(root: Path, items: Iterable[CalendarItem]) -> None:
+    """The default calendar of a Xandikos on ``root`` (:func:`start_xandikos`) holding ``items``,
+    in one Git commit. Through PUTs, each object is a commit of the whole calendar's tree, so
+    seeding 10,000 objects that way costs O(n^2); this writes the objects into the calendar's
+    work tree and index as Xandikos's own ``TreeGitStore`` does for one, then commits once.
+    Xandikos is started and stopped once first, to create its default collections."""
+    from dulwich.index import index_entry_from_stat
+    from dulwich.objects import Blob
+    from dulwich.repo import Repo
+
+    from calmesh import ical
+
+    start_xandikos(root).stop()
+    folder = root / "data" / XANDIKOS_PRINCIPAL.strip("/") / "calendars" / "calendar"
+    repo = Repo(str(folder))
+    try:
+        index = repo.open_index()
+        for item in items:
+            path = folder / radicale_object_name(item.uid)
+            data = ical.item_to_ical(item)
+            path.write_bytes(data)
+            blob = Blob.from_string(data)
+            repo.object_store.add_object(blob)
+            index[path.name.encode()] = index_entry_from_stat(os.lstat(path), blob.id)
+        index.write()
+        repo.get_worktree().commit(message=b"seeded by calmesh's benchmark", tree=index.commit(repo.object_store))
+    finally:
+        repo.close()
+
+
 def make_calendar(url: str, username: str = "", password: str = "", name: str | None = None) -> str:
     """Create the calendar collection at ``url`` (MKCALENDAR through the caldav library) and
     return its URL; an existing collection is left as it is."""
