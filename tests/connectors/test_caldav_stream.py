@@ -264,3 +264,18 @@ def test_a_listing_before_the_auth_scheme_is_learnt(radicale: CalDAVServer) -> N
     assert list(whole.changed) == list(streamed.changed) and len(whole.changed) == 1
     [(items, problems)] = streamed.read.values()
     assert problems == [] and [i.uid for i in items] == [_item(1).uid]
+
+
+def test_the_member_listing_is_read_as_a_stream(caldav_server: CalDAVServer, monkeypatch: pytest.MonkeyPatch,
+                                                pages: list[int]) -> None:
+    """The PROPFIND (Depth 1) of every object's ETag and size, by which a server without
+    sync-collection is listed and every full listing is checked (objects a server leaves out of
+    its REPORTs), is read page by page too: pages of two, five objects, all listed."""
+    monkeypatch.setattr(caldav_stream, "PAGE", 2)
+    calendar = caldav_server.new_calendar()
+    with caldav_server.connector(sync_collection=False) as connector:
+        refs = [connector.put(calendar, _item(n)) for n in range(5)]
+        first = connector.changes(calendar, None)
+    assert first.complete and not first.unreadable
+    assert sorted((i.ref.id, bool(i.ref.etag)) for i in first.changed if i.ref) == sorted((r.id, True) for r in refs)
+    assert len(pages) >= 3 and max(pages) <= 2 + 1  # six responses (the collection's own too)

@@ -44,7 +44,7 @@ from contextvars import copy_context
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache, partial
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from caldav.davclient import DAVClient
@@ -99,6 +99,7 @@ from calmesh.model import (
 from calmesh.timezones import zoneinfo
 
 log = logging.getLogger(__name__)
+_P = TypeVar("_P")
 
 _CALDAV = "urn:ietf:params:xml:ns:caldav"
 _WIDEN = 86400
@@ -470,6 +471,9 @@ class CalDAVConnector(Connector):
     def _propfind(self, url: str, props: Sequence[BaseElement], depth: int) -> list[Any]:
         response = self._read("PROPFIND", url, _body(dav.Propfind() + (dav.Prop() + list(props))),
                               {"Depth": str(depth)})
+        return self._propfind_results(url, response)
+
+    def _propfind_results(self, url: str, response: DAVResponse) -> list[Any]:
         try:
             return response.parse_propfind()
         except dav_error.DAVError as exc:
@@ -1009,19 +1013,25 @@ class CalDAVConnector(Connector):
             yield _Answer(response.status, [], preconditions)
 
     def _sync_pages(self, calendar: str, chunks: Iterable[bytes]) -> Iterator[SyncCollectionResult]:
-        def read(page: etree._Element) -> SyncCollectionResult:
+        return self._pages(f"sync-collection on {calendar}", chunks, partial(self._sync_page, calendar))
+
+    def _pages(self, what: str, chunks: Iterable[bytes], parse: Callable[[DAVResponse], _P]) -> Iterator[_P]:
+        """``parse`` of each page of a multistatus answer streamed in ``chunks``, by the caldav
+        library's own parsing (:func:`.caldav_stream.read_multistatus`). An element over the
+        reader's limits raises :class:`OversizedAnswer` for the caller to decide."""
+        def read(page: etree._Element) -> _P:
             response = DAVResponse.from_bytes(b"")  # a DAVResponse around the page, for the library's parsing
             response.tree, response.davclient = page, self._dav()
-            return self._sync_page(calendar, response)
+            return parse(response)
 
         try:
             yield from read_multistatus(chunks, read)
         except OversizedAnswer:
-            raise  # the listing asks for the objects apart (see :meth:`_read_listing`)
+            raise
         except MalformedAnswer as exc:  # as :meth:`_send` takes a whole malformed answer: asked again
-            raise TransientError(self.name, f"sync-collection on {calendar}: the server answered {exc}") from exc
+            raise TransientError(self.name, f"{what}: the server answered {exc}") from exc
         except UnreadableAnswer as exc:
-            raise ConnectorError(self.name, f"sync-collection on {calendar}: unreadable answer ({exc})") from exc
+            raise ConnectorError(self.name, f"{what}: unreadable answer ({exc})") from exc
 
     def _sync_page(self, calendar: str, response: DAVResponse) -> SyncCollectionResult:
         try:
@@ -1055,12 +1065,36 @@ class CalDAVConnector(Connector):
         return ChangeSet(items, deleted, new_token, unreadable=unreadable, unchanged=unchanged)
 
     def _members(self, calendar: str) -> dict[str, _Member]:
-        """The objects the collection holds, by href, as its PROPFIND (Depth 1) lists them."""
+        """The objects the collection holds, by href, as its PROPFIND (Depth 1) lists them. The
+        answer is read page by page as it arrives, as a first listing's REPORT is: every full
+        listing asks for it too (:meth:`_recheck`), and read whole, its document and tree were the
+        largest thing held while a 10,000-object calendar was read. Read again from its start
+        after a transient failure (a streamed answer cut off part way cannot be resumed)."""
+        return with_retries(partial(self._read_members, calendar), policy=self.retry, sleep=self.sleep)
+
+    def _read_members(self, calendar: str) -> dict[str, _Member]:
         calendar_path = self._path(calendar).rstrip("/")
-        found = self._propfind(self._url(calendar), [dav.GetEtag(), _GetContentLength(), dav.ResourceType()], 1)
-        return {r.href: _Member(r.properties.get(dav.GetEtag.tag), _size(r.properties.get(_GetContentLength.tag)))
-                for r in found if r.href.rstrip("/") != calendar_path
-                and dav.Collection.tag not in (r.properties.get(dav.ResourceType.tag) or [])}
+        body = _body(dav.Propfind() + (dav.Prop() + [dav.GetEtag(), _GetContentLength(), dav.ResourceType()]))
+        members: dict[str, _Member] = {}
+
+        def add(found: Iterable[Any]) -> None:
+            members.update((r.href, _Member(r.properties.get(dav.GetEtag.tag), _size(r.properties.get(_GetContentLength.tag))))
+                           for r in found if r.href.rstrip("/") != calendar_path
+                           and dav.Collection.tag not in (r.properties.get(dav.ResourceType.tag) or []))
+
+        what = f"PROPFIND {calendar}"
+        with self._streamed("PROPFIND", calendar, body, {"Depth": "1"}) as chunks:
+            if chunks is not None:
+                try:
+                    for found in self._pages(what, chunks, partial(self._propfind_results, calendar)):
+                        add(found)
+                except OversizedAnswer as exc:
+                    raise ConnectorError(self.name, f"{what}: unreadable answer ({exc})") from exc
+                return members
+        # not a 207 at first sight (a refusal, or a 401 before the auth scheme is learnt): asked
+        # again the usual way, whole
+        add(self._propfind_results(calendar, self._send("PROPFIND", calendar, body, {"Depth": "1"})))
+        return members
 
     def _fetch_changed(self, calendar: str, hrefs: Sequence[str], etags: Mapping[str, str | None],
                        sent: Mapping[str, tuple[list[CalendarItem], list[Problem]]] | None = None,
