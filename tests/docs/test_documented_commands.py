@@ -79,6 +79,9 @@ NOT_RUN: dict[str, str] = {
     ".venv/bin/python bench/sync_vs_vdirsyncer.py --sizes 1000 --write-workers 2": "a benchmark against vdirsyncer",
     ".venv/bin/python bench/sync_vs_vdirsyncer.py --quick --skip-vdirsyncer": "run by "
                                                                               "tests/sync/test_bench_smoke.py",
+    ".venv/bin/python bench/sync_vs_vdirsyncer.py --sizes 1000,10000 --start warm --skip-floor --prefill-above 500 "
+    "--server xandikos": "a benchmark of minutes against vdirsyncer; tests/sync/test_bench_smoke.py runs the "
+                        "bench on Xandikos too",
 }
 
 RUN_AS: dict[str, tuple[str, str]] = {
