@@ -1,6 +1,7 @@
 """bench/sync_vs_vdirsyncer.py still runs end to end: ``--quick --skip-vdirsyncer`` starts two real
-Radicale servers (or, ``--server xandikos``, two Xandikos seeded through Git) on 127.0.0.1 per mode (free ports, a tmp dir), syncs 200 events through the real
-engine in a warm and a cold process, and prints its table. Timings are not checked (they belong to
+Radicale servers on 127.0.0.1 per mode (free ports, a tmp dir), syncs 200 events through the real
+engine in a warm and a cold process, and prints its table; ``--server xandikos --start warm``
+does the same on two Xandikos servers seeded through Git, in a warm process. Timings are not checked (they belong to
 the bench); the bench itself fails if B does not end up holding A's objects."""
 
 from __future__ import annotations

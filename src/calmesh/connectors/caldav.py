@@ -1027,7 +1027,7 @@ class CalDAVConnector(Connector):
         try:
             yield from read_multistatus(chunks, read)
         except OversizedAnswer:
-            raise
+            raise  # an UnreadableAnswer too, but the caller decides (a listing asks for the objects apart)
         except MalformedAnswer as exc:  # as :meth:`_send` takes a whole malformed answer: asked again
             raise TransientError(self.name, f"{what}: the server answered {exc}") from exc
         except UnreadableAnswer as exc:
@@ -1074,27 +1074,26 @@ class CalDAVConnector(Connector):
 
     def _read_members(self, calendar: str) -> dict[str, _Member]:
         calendar_path = self._path(calendar).rstrip("/")
-        body = _body(dav.Propfind() + (dav.Prop() + [dav.GetEtag(), _GetContentLength(), dav.ResourceType()]))
-        members: dict[str, _Member] = {}
+        found = self._listed(calendar, [dav.GetEtag(), _GetContentLength(), dav.ResourceType()])
+        return {r.href: _Member(r.properties.get(dav.GetEtag.tag), _size(r.properties.get(_GetContentLength.tag)))
+                for r in found if r.href.rstrip("/") != calendar_path
+                and dav.Collection.tag not in (r.properties.get(dav.ResourceType.tag) or [])}
 
-        def add(found: Iterable[Any]) -> None:
-            members.update((r.href, _Member(r.properties.get(dav.GetEtag.tag), _size(r.properties.get(_GetContentLength.tag))))
-                           for r in found if r.href.rstrip("/") != calendar_path
-                           and dav.Collection.tag not in (r.properties.get(dav.ResourceType.tag) or []))
-
-        what = f"PROPFIND {calendar}"
+    def _listed(self, calendar: str, props: list[BaseElement]) -> Iterator[Any]:
+        """The results of a PROPFIND (Depth 1) of ``calendar`` for ``props``, read page by page
+        as the answer arrives. Not retried here (see :meth:`_members`)."""
+        body, what = _body(dav.Propfind() + (dav.Prop() + props)), f"PROPFIND {calendar}"
         with self._streamed("PROPFIND", calendar, body, {"Depth": "1"}) as chunks:
             if chunks is not None:
                 try:
-                    for found in self._pages(what, chunks, partial(self._propfind_results, calendar)):
-                        add(found)
+                    for page in self._pages(what, chunks, partial(self._propfind_results, calendar)):
+                        yield from page
                 except OversizedAnswer as exc:
                     raise ConnectorError(self.name, f"{what}: unreadable answer ({exc})") from exc
-                return members
+                return
         # not a 207 at first sight (a refusal, or a 401 before the auth scheme is learnt): asked
         # again the usual way, whole
-        add(self._propfind_results(calendar, self._send("PROPFIND", calendar, body, {"Depth": "1"})))
-        return members
+        yield from self._propfind_results(calendar, self._send("PROPFIND", calendar, body, {"Depth": "1"}))
 
     def _fetch_changed(self, calendar: str, hrefs: Sequence[str], etags: Mapping[str, str | None],
                        sent: Mapping[str, tuple[list[CalendarItem], list[Problem]]] | None = None,

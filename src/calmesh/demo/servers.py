@@ -108,7 +108,7 @@ def _with_port_retries(name: str, start: Callable[[int], RunningServer]) -> Runn
 
 
 def radicale_object_name(uid: str) -> str:
-    """The file (and href) name the benchmarks give an object in a Radicale calendar."""
+    """The file (and href) name the benchmarks give an object in a Radicale (or Xandikos) calendar."""
     return uid.replace("@", "_") + ".ics"
 
 
