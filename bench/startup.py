@@ -25,7 +25,6 @@ Run: ``.venv/bin/python bench/startup.py`` (``--rounds``; ``--people a@x,b@y`` t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import statistics
@@ -35,6 +34,8 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from libraries_alone import importing, libraries, loaded_modules
 
 from calmesh.config import load_config
 from calmesh.demo.data import PEOPLE
@@ -55,6 +56,8 @@ def child_env() -> dict[str, str]:
 
 OWN = ("calmesh", "__main__", "__mp_main__")
 """Modules that are not a library's: left out of the libraries-alone anchor."""
+CONNECTOR_MODULES = ("calmesh.connectors.", "exchangelib", "caldav", "niquests", "cryptography", "sqlalchemy")
+"""What the report lists of the modules the command imported: connectors and their libraries."""
 
 
 def timed(argv: list[str], rounds: int) -> tuple[list[float], list[float]]:
@@ -98,22 +101,11 @@ def main() -> None:
                 answer_cpu.append(time.process_time() - cpu)
         bare, bare_cpu = timed([PYTHON, "-c", "pass"], args.rounds)
         cli, cli_cpu = timed(command, args.rounds)
-        code = ("import json, sys, runpy\nsys.argv = " + json.dumps(command[0:1] + command[1:]) +
-                "\ntry:\n    runpy.run_path(sys.argv[0], run_name='__main__')\nexcept SystemExit:\n    pass\n"
-                "print('MODULES:' + json.dumps(sorted(m for m in sys.modules if m.startswith("
-                "('calmesh.connectors.', 'exchangelib', 'caldav', 'niquests', 'cryptography', 'sqlalchemy'))"
-                " and '.' not in m.removeprefix('calmesh.connectors.'))))")
-        code += "\nprint('LOADED:' + json.dumps(list(sys.modules)))"
-        done = subprocess.run([PYTHON, "-c", code], check=True, capture_output=True, text=True, env=child_env())
-        report, _, loaded = done.stdout.rpartition("LOADED:")
-        modules = json.loads(report.rpartition("MODULES:")[2])
-        libraries = [m for m in json.loads(loaded) if not m.startswith(OWN)]
-        # every library module the command loaded, in its order; a module that only exists once
-        # another has run (an alias some package sets up) is skipped
-        alone = ("import gc, importlib, json\nfor name in json.loads(" + repr(json.dumps(libraries)) + "):\n"
-                 "    try:\n        importlib.import_module(name)\n    except Exception:\n        pass\n"
-                 "gc.freeze()")
-        libs, libs_cpu = timed([PYTHON, "-c", alone], args.rounds)
+        loaded = loaded_modules(command, child_env())
+        modules = sorted(m for m in loaded if m.startswith(CONNECTOR_MODULES)
+                         and "." not in m.removeprefix("calmesh.connectors."))
+        library_modules = libraries(loaded, OWN)
+        libs, libs_cpu = timed(importing(library_modules), args.rounds)
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
             subprocess.run([PYTHON, "-m", "pyinstrument", "-r", "text", "-o", str(args.profile / "startup.txt"),
@@ -139,7 +131,7 @@ def main() -> None:
           f"(all threads of this process); CPU ratio to the floor {statistics.median(cli_cpu) / cpu_floor:.2f}x")
     alone_floor = statistics.median(libs) + statistics.median(answers)
     print(f"  the libraries alone (a new process importing what the command imported but calmesh's own, "
-          f"{len(libraries)} modules) {statistics.median(libs) * 1000:.1f} ms, CPU {statistics.median(libs_cpu) * 1000:.0f} ms;"
+          f"{len(library_modules)} modules) {statistics.median(libs) * 1000:.1f} ms, CPU {statistics.median(libs_cpu) * 1000:.0f} ms;"
           f" with the platforms' answer {alone_floor * 1000:.1f} ms: the command is "
           f"{statistics.median(cli) / alone_floor:4.2f}x that, its own share "
           f"{(statistics.median(cli) - statistics.median(libs)) * 1000:.0f} ms of wall, "

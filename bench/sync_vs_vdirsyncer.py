@@ -31,7 +31,10 @@ inside (calmesh: a SyncEngine with a SQLite state store, as ``calmesh sync --wat
 vdirsyncer: its CLI's own code called in a loop). ``cold``: each tool's own command, a new
 process per sync, timed from outside with start, imports and exit included: ``calmesh sync
 --once --config ...`` against ``vdirsyncer sync`` (how cron runs either). Both ways are fair;
-they answer different questions, so both are printed.
+they answer different questions, so both are printed. A cold run also times each tool's
+**libraries alone** (``bench/libraries_alone.py``: a new process importing every module the
+tool's no-op loads but its own): where a server answers "nothing changed" in milliseconds, a cold
+no-op is mostly start-up, and this says how much of it no code of the tool's own could save.
 
 Run: ``.venv/bin/python bench/sync_vs_vdirsyncer.py`` (``--sizes 1000``, ``--quick`` for 200
 events, ``--skip-vdirsyncer``, ``--skip-floor``, ``--start warm|cold|both``, ``--seed N``,
@@ -59,6 +62,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
+from libraries_alone import importing, libraries, loaded_modules
 
 from calmesh import ical
 from calmesh.demo.servers import (
@@ -300,6 +304,17 @@ class Runner:
         self.process.stdin.flush()
         return self._answer()
 
+    def libraries_alone(self, rounds: int = 5) -> tuple[float, float]:
+        """(seconds, CPU seconds), medians of ``rounds``, of a new process importing the libraries
+        the tool's command loads in a no-op, without the tool's own modules (see
+        ``bench/libraries_alone.py``): what a cold no-op costs before the tool's code does
+        anything. The modules are read off one more no-op (the servers are as after the
+        timed ones: nothing changed)."""
+        own = ("vdirsyncer" if self.command[0] == str(VDIRSYNCER) else "calmesh", "__main__", "__mp_main__")
+        command = importing(libraries(loaded_modules(self.command, self.env), own))
+        runs = [_timed(command, self.env) for _ in range(rounds)]
+        return statistics.median(r[0] for r in runs), statistics.median(r[2] for r in runs)
+
     def close(self) -> None:
         if self.process is not None and self.process.poll() is None:
             assert self.process.stdin is not None
@@ -367,6 +382,8 @@ class Outcome:
     cpu: list[float]
     ready_rss: int | None
     checks: tuple[float, float, float]
+    libraries: tuple[float, float] | None = None
+    """Cold: (seconds, CPU seconds) of the tool's libraries alone (:meth:`Runner.libraries_alone`)."""
 
 
 def server_checks(client: httpx.Client, urls: tuple[str, str], rounds: int = 3) -> tuple[float, float, float]:
@@ -419,12 +436,13 @@ def run_tool(tool: str, root: Path, items: Sequence[CalendarItem], edits: Sequen
         runner = Runner(tool, work, pair, warm)
         phases = [runner.run(), runner.run(), runner.run()]
         checks = server_checks(pair.client, pair.urls)  # quiet, as in the no-ops
+        libraries = None if warm else runner.libraries_alone()
         apply_edits(pair.client, pair.urls[0], edits)
         phases.append(runner.run())
         if (n := warm_up(pair.client, pair.urls[1])) != len(items):
             raise RuntimeError(f"{tool}: B holds {n} objects after the sync, A {len(items)}")
         return Outcome([p[0] for p in phases], [p[1] for p in phases], [p[2] for p in phases], runner.ready_rss,
-                       checks)
+                       checks, libraries)
     finally:
         if runner is not None:
             runner.close()
@@ -596,11 +614,16 @@ def main(argv: Sequence[str] | None = None) -> None:
                           + "; CPU " + ", ".join(f"{p} {c:.2f}s" for p, c in zip(PHASES, out.cpu, strict=True))
                           + f"; the servers alone (quiet): CTag PROPFIND on A {out.checks[0]:.3f}s, "
                             f"on A and B at once {out.checks[1]:.3f}s, sync-collection on A from a current "
-                            f"token {out.checks[2]:.3f}s", flush=True)
+                            f"token {out.checks[2]:.3f}s"
+                          + (f"; its libraries alone {out.libraries[0]:.2f}s, CPU {out.libraries[1]:.2f}s"
+                             if out.libraries else ""), flush=True)
                 for i, phase in enumerate(PHASES):
                     other = results.get("vdirsyncer")
                     label = "initial (B pre-filled)" if prefill and i == 0 else phase
                     rows.append((size, start, label, results["calmesh"].times[i], other.times[i] if other else None))
+                if (ours := results["calmesh"].libraries) is not None:
+                    theirs = results["vdirsyncer"].libraries if "vdirsyncer" in results else None
+                    rows.append((size, start, "libraries alone", ours[0], theirs[0] if theirs else None))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"\n{'size':>6}  {'start':<5}  {'phase':<22} {'calmesh s':>10} {'vdirsyncer s':>13} {'ratio':>7}")
@@ -611,7 +634,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"{size:>6}  initial copy, the server alone (bare PUTs, no sync logic): {floor:.2f} s")
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
     print("ratio = vdirsyncer s / calmesh s (above 1: calmesh faster); warm = timed inside a running "
-          "process, cold = a new process per sync (start and imports included)")
+          "process, cold = a new process per sync (start and imports included); libraries alone = a new "
+          "process importing what the tool's no-op imports but its own modules, nothing else "
+          "(bench/libraries_alone.py)")
 
 
 if __name__ == "__main__":
