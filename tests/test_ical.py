@@ -485,6 +485,21 @@ def test_the_object_memo_keeps_to_its_byte_budget(parse_counter: list[bytes]) ->
     assert len(parse_counter) == parsed + 3
 
 
+def test_a_memo_keeps_results_not_texts(parse_counter: list[bytes]) -> None:
+    """A text is known by its digest: once read, nothing of the memo refers to it (the texts of
+    10,000 stored objects were 8.8 MB of a memo's 22 MB), and the same bytes in another object
+    are still known."""
+    import sys
+
+    memo = ical._TextMemo[int](budget=1024 * 1024)
+    text = calendar(vevent("digest@test")).encode()
+    held = sys.getrefcount(text)
+    assert memo.get(text, lambda: 1) == 1
+    assert sys.getrefcount(text) == held
+    assert memo.get(bytes(bytearray(text)), lambda: 2) == 1
+    assert memo._size == len(text)
+
+
 RICH_EVENT = (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//EN\r\nBEGIN:VEVENT\r\nUID:rich@x\r\n"
               b"DTSTAMP:20260101T000000Z\r\nDTSTART:20260105T090000Z\r\nDTEND:20260105T100000Z\r\n"
               b"SUMMARY:Hello\r\nCATEGORIES:Work,Client\\, Big\r\nCATEGORIES:Second\r\nGEO:48.85;2.35\r\n"
