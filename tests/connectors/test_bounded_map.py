@@ -1,4 +1,5 @@
-"""``bounded_map``: the one way connectors put several upstream requests in flight at once."""
+"""``bounded_map`` and ``RequestGate``: the one way connectors put several upstream requests in
+flight at once, and the bound on them that every answer of the process shares."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import threading
 import pytest
 
 from calmesh import cancel
-from calmesh.connectors.base import bounded_map
+from calmesh.connectors.base import RequestGate, bounded_map
 
 
 def test_results_keep_item_order_and_at_most_limit_calls_run_at_once() -> None:
@@ -29,16 +30,48 @@ def test_results_keep_item_order_and_at_most_limit_calls_run_at_once() -> None:
             inside -= 1
         return n * n
 
-    assert bounded_map(call, list(range(8)), 3) == [n * n for n in range(8)]
+    assert bounded_map(call, list(range(8)), RequestGate(3)) == [n * n for n in range(8)]
     assert most == 3
 
 
 def test_calls_see_the_callers_cancellation_flag() -> None:
-    """Work on the pool's threads is abandoned with its caller (the context is copied)."""
+    """Work on the pool's threads is abandoned with its caller (the context is copied): a call
+    whose asker gave up before it had a slot is not made at all."""
     flag = threading.Event()
-    flag.set()
-    with cancel.watched(flag):
-        assert bounded_map(lambda _n: cancel.abandoned(), [1, 2, 3], 2) == [True, True, True]
+    seen: list[bool] = []
+
+    def call(n: int) -> int:
+        seen.append(cancel.abandoned())
+        flag.set()  # the asker gives up during the first call
+        return n
+
+    with cancel.watched(flag), pytest.raises(cancel.Abandoned):
+        bounded_map(call, [1, 2, 3], RequestGate(1))
+    assert seen == [False]
+
+
+def test_maps_sharing_a_gate_share_its_slots() -> None:
+    """Two answers computed at once on one platform: while the first one's two calls hold both
+    slots of a gate of two, the second one's call waits, and is made once a slot is free."""
+    gate = RequestGate(2)
+    holding, release, made = threading.Barrier(3, timeout=30), threading.Event(), threading.Event()
+
+    def hold(_n: int) -> int:
+        holding.wait()
+        release.wait(30)
+        return 1
+
+    first = threading.Thread(target=bounded_map, args=(hold, [1, 2], gate))
+    first.start()
+    holding.wait()  # both slots taken
+    second: list[list[int]] = []
+    later = threading.Thread(target=lambda: second.append(bounded_map(lambda _n: made.set() or 2, [1], gate)))
+    later.start()
+    assert not made.wait(0.3)  # no slot: not made
+    release.set()
+    later.join(30)
+    first.join(30)
+    assert made.is_set() and second == [[2]]
 
 
 def test_the_first_failure_in_item_order_is_raised() -> None:
@@ -48,9 +81,9 @@ def test_the_first_failure_in_item_order_is_raised() -> None:
         return n
 
     with pytest.raises(ValueError, match="item 2"):
-        bounded_map(call, [1, 2, 3, 4], 4)
+        bounded_map(call, [1, 2, 3, 4], RequestGate(4))
 
 
 def test_limit_one_runs_on_the_callers_thread() -> None:
     here = threading.get_ident()
-    assert bounded_map(lambda _n: threading.get_ident(), [1, 2], 1) == [here, here]
+    assert bounded_map(lambda _n: threading.get_ident(), [1, 2], RequestGate(1)) == [here, here]

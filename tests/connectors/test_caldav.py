@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.server
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
@@ -662,6 +663,75 @@ def test_a_locked_resource_is_transient_and_the_write_is_retried() -> None:
         _LockedOnce.puts = []
         ref = with_retries(lambda: connector.put(url, item), policy=RetryPolicy(attempts=2, base_delay=0.01))
         assert (ref.etag, _LockedOnce.puts) == ('"stored"', [423, 201])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _PairedReports(http.server.BaseHTTPRequestHandler):
+    """Answers every REPORT with an empty multistatus once another one is in flight beside it
+    (a barrier of two: a lone request waits up to 10 s) and 0.3 s more, counting the most in
+    flight at once."""
+
+    inside = most = 0
+    lock = threading.Lock()
+    pair = threading.Barrier(2, timeout=10)
+
+    def do_REPORT(self) -> None:  # noqa: N802 (http.server's naming)
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        cls = type(self)
+        with cls.lock:
+            cls.inside += 1
+            cls.most = max(cls.most, cls.inside)
+        try:
+            cls.pair.wait()
+        except threading.BrokenBarrierError:
+            cls.pair.reset()
+        time.sleep(0.3)  # held in flight: a third request let through meanwhile would be counted
+        with cls.lock:
+            cls.inside -= 1
+        body = b'<?xml version="1.0" encoding="utf-8"?><d:multistatus xmlns:d="DAV:"/>'
+        self.send_response(207)
+        self.send_header("Content-Type", "application/xml; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_PROPFIND(self) -> None:  # noqa: N802 - a calendar collection, nothing more
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = (f'<?xml version="1.0" encoding="utf-8"?><d:multistatus xmlns:d="DAV:" '
+                f'xmlns:c="urn:ietf:params:xml:ns:caldav"><d:response><d:href>{self.path}</d:href><d:propstat>'
+                '<d:prop><d:resourcetype><d:collection/><c:calendar/></d:resourcetype></d:prop>'
+                '<d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response></d:multistatus>').encode()
+        self.send_response(207)
+        self.send_header("Content-Type", "application/xml; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+def test_answers_computed_together_share_the_platforms_request_slots() -> None:
+    """Two free/busy answers of four people each, asked at once of a platform allowing two
+    requests in flight (``parallel_requests``): the server never has more than two REPORTs at
+    once, and has two (each REPORT is answered only once another is in flight beside it).
+    Bounded per answer, the two answers had four in flight: a burst of askers multiplied the
+    load a vendor's throttling budget counts per account. Loopback server: no real server lets
+    a test see how many requests it holds at once."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PairedReports)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/cal/"
+        connector = CalDAVConnector("paired", CalDAVSettings(kind="caldav", url=url, timeout=30.0,
+                                                             parallel_requests=2))
+        people = [FreeBusyRequest(f"p{n}@test", (f"{url}p{n}/",)) for n in range(4)]
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda _n: connector.freebusy(people, WEEK), range(2)))
+        assert [[p.busy for p in answer] for answer in answers] == [[[]] * 4] * 2
+        assert all(not p.errors for answer in answers for p in answer)
+        assert _PairedReports.most == 2
     finally:
         server.shutdown()
         server.server_close()

@@ -26,6 +26,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from calmesh import cancel
 from calmesh.model import (
     CalendarInfo,
     CalendarItem,
@@ -296,8 +297,34 @@ class AccessTokens:
 
 
 # --------------------------------------------------------------------------------- parallel calls
-def bounded_map(call: Callable[[T], R], items: Sequence[T], limit: int) -> list[R]:
-    """``[call(item) for item in items]`` with at most ``limit`` calls in flight, results in order.
+class RequestGate:
+    """At most ``limit`` upstream calls of one platform in flight at once in this process, whichever
+    answer makes them (each connector holds one: :attr:`Connector.gate`).
+
+    Why per platform and not per answer: a vendor's throttling budget counts the hub's account,
+    not the answer asking (Exchange on-premises allows an account 27 concurrent EWS requests by
+    default, ``EWSMaxConcurrency``; Graph and Google throttle per application). Bounded per
+    answer, ten answers computed together (a burst of clients, a 1,000-person request sent as ten)
+    had ten times the bound in flight; sharing the slots, they queue for them instead. A call
+    holding a slot must not wait for another slot of the same gate (it would wait for itself):
+    gate the calls that reach the platform, never a call that maps over more of them."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._slots = threading.BoundedSemaphore(limit)
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """A slot for one call; one whose asker gave up while it waited is not made
+        (:class:`calmesh.cancel.Abandoned`)."""
+        with self._slots:
+            cancel.check()
+            yield
+
+
+def bounded_map(call: Callable[[T], R], items: Sequence[T], gate: RequestGate) -> list[R]:
+    """``[call(item) for item in items]``, each call inside a slot of ``gate`` (at most
+    ``gate.limit`` in flight on the platform, this map's and any other's), results in order.
 
     Why: a free/busy answer for many people is a handful of batched vendor calls (EWS chunks of
     100, Graph 20, Google 50) or one REPORT per CalDAV calendar; made one after another their
@@ -305,10 +332,14 @@ def bounded_map(call: Callable[[T], R], items: Sequence[T], limit: int) -> list[
     copy of the caller's context, so cooperative cancellation (:mod:`calmesh.cancel`) reaches it.
     The first exception (in item order) is raised once every started call has ended.
     """
-    if limit <= 1 or len(items) <= 1:
-        return [call(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(limit, len(items)), thread_name_prefix="calmesh-call") as pool:
-        futures = [pool.submit(copy_context().run, call, item) for item in items]
+    def gated(item: T) -> R:
+        with gate.slot():
+            return call(item)
+
+    if gate.limit <= 1 or len(items) <= 1:
+        return [gated(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(gate.limit, len(items)), thread_name_prefix="calmesh-call") as pool:
+        futures = [pool.submit(copy_context().run, gated, item) for item in items]
         return [future.result() for future in futures]
 
 
@@ -328,9 +359,10 @@ class ConnectorSettings(BaseModel):
     timezone: str | None = None
     """Zone for floating times and all-day events when the platform does not say."""
     parallel_requests: int = Field(default=4, ge=1, le=32)
-    """Upstream requests one free/busy answer may have in flight at once on this platform (batches,
-    or one CalDAV REPORT per calendar): bounded so that a large team stays within the platform's
-    throttling budget (EWS and Graph count concurrent requests per mailbox/app)."""
+    """Free/busy requests in flight at once on this platform from this process, all answers
+    together (batches, or one CalDAV REPORT per person): bounded so that the hub stays within the
+    platform's throttling budget (EWS and Graph count concurrent requests per account or app)
+    whatever the number of askers (see :class:`RequestGate`)."""
     base_dir: str | None = None
     """Folder that relative paths in these settings are relative to: the config file's folder
     (filled in by the hub, not written by users)."""
@@ -406,6 +438,9 @@ class Connector(ABC):
     def __init__(self, name: str, settings: ConnectorSettings) -> None:
         self.name = name
         self.settings = settings
+        self.gate = RequestGate(settings.parallel_requests)
+        """The slots of this platform's free/busy requests (``parallel_requests``), shared by
+        every answer the process computes: pass it to :func:`bounded_map`."""
 
     # ---- reading
     @abstractmethod

@@ -729,7 +729,7 @@ class CalDAVConnector(Connector):
         :meth:`_calendar_busy`). A failing calendar is an error naming it (its time UNKNOWN); the
         person's other calendars still count. CalDAV has no batch free/busy, so the REPORTs of
         different people are in flight together (``parallel_requests`` at once)."""
-        return bounded_map(partial(self._person_freebusy, window=window), people, self.settings.parallel_requests)
+        return bounded_map(partial(self._person_freebusy, window=window), people, self.gate)
 
     def _person_freebusy(self, person: FreeBusyRequest, window: Window) -> PersonFreeBusy:
         answer = PersonFreeBusy(normalize_email(person.email), window, platform=self.name)

@@ -627,7 +627,7 @@ class EWSConnector(Connector):
         results = [PersonFreeBusy(p.email, window, platform=self.name) for p in people]
         chunks = [results[i:i + MAX_MAILBOXES] for i in range(0, len(results), MAX_MAILBOXES)]
         answers = bounded_map(lambda chunk: self._call(partial(self._availability, [p.email for p in chunk], window)),
-                              chunks, self.settings.parallel_requests)
+                              chunks, self.gate)
         for chunk, views in zip(chunks, answers, strict=True):
             for person, view in zip(chunk, views, strict=True):
                 self._add_view(person, view, window)

@@ -434,7 +434,7 @@ class GoogleConnector(Connector):
                     "items": [{"id": google_id} for google_id in dict.fromkeys(g for _, g in batch)]}
             return _json(self._request("POST", "/freeBusy", body=body, subject=subject))
 
-        for (part, batch), answer in zip(calls, bounded_map(ask, calls, self.settings.parallel_requests), strict=True):
+        for (part, batch), answer in zip(calls, bounded_map(ask, calls, self.gate), strict=True):
             calendars = {str(k).lower(): v for k, v in (answer.get("calendars") or {}).items()}
             for email, google_id in batch:
                 self._add_freebusy(results[email], google_id, calendars.get(google_id.lower()), part)

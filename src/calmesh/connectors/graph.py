@@ -365,7 +365,7 @@ class GraphConnector(Connector):
                     "availabilityViewInterval": self.settings.availability_interval}
             return _json(self._request("POST", f"/users/{quote(anchor)}/calendar/getSchedule", body=body))
 
-        for (part, batch), answer in zip(calls, bounded_map(ask, calls, self.settings.parallel_requests), strict=True):
+        for (part, batch), answer in zip(calls, bounded_map(ask, calls, self.gate), strict=True):
             for info in answer.get("value", []):
                 email = _match(info.get("scheduleId", ""), batch)
                 if email is not None:

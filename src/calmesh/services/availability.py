@@ -106,7 +106,7 @@ def _ask_platform(hub: Hub, platform: str, wanted: Sequence[tuple[PersonConfig, 
     by_events = [pair for pair, asked in zip(wanted, natively, strict=True) if not asked]
     parts = bounded_map(lambda ps: _from_events(connector, ps[0], ps[1], window, details_for(ps[0].email),
                                                 ps[0].timezone or hub.config.hub.timezone),
-                        by_events, connector.settings.parallel_requests)
+                        by_events, connector.gate)
     for (person, _source), part in zip(by_events, parts, strict=True):
         existing = out.setdefault(person.email, _Partial())
         existing.busy.extend(part.busy)
