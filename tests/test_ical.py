@@ -487,7 +487,7 @@ def test_the_object_memo_keeps_to_its_byte_budget(parse_counter: list[bytes]) ->
 
 def test_a_memo_keeps_results_not_texts(parse_counter: list[bytes]) -> None:
     """A text is known by its digest: once read, nothing of the memo refers to it (the texts of
-    10,000 stored objects were 8.8 MB of a memo's 22 MB), and the same bytes in another object
+    10,000 stored objects were 8.5 MB of a memo's 22 MB), and the same bytes in another object
     are still known."""
     import sys
 

@@ -787,9 +787,9 @@ class _TextMemo(Generic[_T]):
     """Results computed from calendar text, by its exact bytes (the last ones, a byte budget on
     the texts bounds it), shared by every connector of the process and safe across threads.
 
-    A text is known by its digest (BLAKE2b, 128 bits), not kept itself: the texts were the
-    largest part of what a memo held (10,000 stored objects of ~880 bytes: 8.8 MB of keys beside
-    13.6 MB of parsed events), and nothing read from them needs them again. The budget still
+    A text is known by its digest (BLAKE2b, 128 bits), not kept itself: the texts were over a
+    third of what a memo held (10,000 stored objects of ~880 bytes: 8.5 MB of keys beside 13.6 MB
+    of parsed events), and nothing read from them needs them again. The budget still
     counts the texts' lengths, so a memo keeps as many results as before; what it holds is the
     results alone (:data:`_OBJECTS` and :data:`_READS` say how much that is).
 
