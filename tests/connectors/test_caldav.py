@@ -47,6 +47,8 @@ from calmesh.model import (
 from calmesh.services import availability
 from calmesh.services.hub import Hub
 
+from .loopback import MultistatusHandler
+
 if TYPE_CHECKING:
     from conftest import CalDAVServer  # tests/conftest.py, which provides the fixtures
 
@@ -668,10 +670,10 @@ def test_a_locked_resource_is_transient_and_the_write_is_retried() -> None:
         server.server_close()
 
 
-class _PairedReports(http.server.BaseHTTPRequestHandler):
+class _PairedReports(MultistatusHandler):
     """Answers every REPORT with an empty multistatus once another one is in flight beside it
     (a barrier of two: a lone request waits up to 10 s) and 0.3 s more, counting the most in
-    flight at once."""
+    flight at once; a PROPFIND with a calendar collection, nothing more."""
 
     inside = most = 0
     lock = threading.Lock()
@@ -690,27 +692,15 @@ class _PairedReports(http.server.BaseHTTPRequestHandler):
         time.sleep(0.3)  # held in flight: a third request let through meanwhile would be counted
         with cls.lock:
             cls.inside -= 1
-        body = b'<?xml version="1.0" encoding="utf-8"?><d:multistatus xmlns:d="DAV:"/>'
-        self.send_response(207)
-        self.send_header("Content-Type", "application/xml; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.send_multistatus(b'<?xml version="1.0" encoding="utf-8"?><d:multistatus xmlns:d="DAV:"/>')
 
-    def do_PROPFIND(self) -> None:  # noqa: N802 - a calendar collection, nothing more
+    def do_PROPFIND(self) -> None:  # noqa: N802
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        body = (f'<?xml version="1.0" encoding="utf-8"?><d:multistatus xmlns:d="DAV:" '
-                f'xmlns:c="urn:ietf:params:xml:ns:caldav"><d:response><d:href>{self.path}</d:href><d:propstat>'
-                '<d:prop><d:resourcetype><d:collection/><c:calendar/></d:resourcetype></d:prop>'
-                '<d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response></d:multistatus>').encode()
-        self.send_response(207)
-        self.send_header("Content-Type", "application/xml; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_args: Any) -> None:
-        pass
+        self.send_multistatus(
+            f'<?xml version="1.0" encoding="utf-8"?><d:multistatus xmlns:d="DAV:" '
+            f'xmlns:c="urn:ietf:params:xml:ns:caldav"><d:response><d:href>{self.path}</d:href><d:propstat>'
+            '<d:prop><d:resourcetype><d:collection/><c:calendar/></d:resourcetype></d:prop>'
+            '<d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response></d:multistatus>'.encode())
 
 
 def test_answers_computed_together_share_the_platforms_request_slots() -> None:

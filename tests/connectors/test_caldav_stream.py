@@ -28,6 +28,8 @@ from calmesh.connectors.caldav_stream import (
 from calmesh.demo.servers import seed_radicale_calendar, start_radicale
 from calmesh.model import CalendarItem, Event
 
+from .loopback import MultistatusHandler
+
 if TYPE_CHECKING:
     from conftest import CalDAVServer  # tests/conftest.py, which provides the fixtures
 
@@ -198,28 +200,19 @@ class _Canned(http.server.ThreadingHTTPServer):
     """What every REPORT is answered with."""
 
 
-class _Hostile(http.server.BaseHTTPRequestHandler):
+class _Hostile(MultistatusHandler):
     """Answers a PROPFIND with a calendar without CTag and every REPORT with the server's ``body``."""
 
     server: _Canned
 
     def do_PROPFIND(self) -> None:  # noqa: N802 (http.server's naming)
-        self._send(b'<d:multistatus xmlns:d="DAV:"><d:response><d:href>/cal/</d:href><d:propstat><d:prop/>'
-                   b"<d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response></d:multistatus>")
+        self.send_multistatus(b'<d:multistatus xmlns:d="DAV:"><d:response><d:href>/cal/</d:href><d:propstat>'
+                              b"<d:prop/><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"
+                              b"</d:multistatus>")
 
     def do_REPORT(self) -> None:  # noqa: N802
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self._send(self.server.body)
-
-    def _send(self, body: bytes) -> None:
-        self.send_response(207)
-        self.send_header("Content-Type", "application/xml; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_args: Any) -> None:
-        pass
+        self.send_multistatus(self.server.body)
 
 
 @pytest.fixture
