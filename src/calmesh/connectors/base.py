@@ -302,10 +302,10 @@ class RequestGate:
     answer makes them (each connector holds one: :attr:`Connector.gate`).
 
     Why per platform and not per answer: a vendor's throttling budget counts the hub's account,
-    not the answer asking (Exchange on-premises allows an account 27 concurrent EWS requests by
-    default, ``EWSMaxConcurrency``; Graph and Google throttle per application). Bounded per
-    answer, ten answers computed together (a burst of clients, a 1,000-person request sent as ten)
-    had ten times the bound in flight; sharing the slots, they queue for them instead. A call
+    not the answer asking (``EWSMaxConcurrency``, by default 10 concurrent requests of an account
+    on Exchange 2010 and 27 on Exchange Online; Graph and Google throttle per application).
+    Bounded per answer, ten answers computed together (a burst of clients, a 1,000-person request
+    sent as ten) had ten times the bound in flight; sharing the slots, they queue for them instead. A call
     holding a slot must not wait for another slot of the same gate (it would wait for itself):
     gate the calls that reach the platform, never a call that maps over more of them."""
 
