@@ -32,11 +32,10 @@ def loaded_modules(command: Sequence[str], env: Mapping[str, str], python: str =
     return json.loads(done.stdout.rpartition(_LOADED)[2])
 
 
-def libraries(modules: Sequence[str], own: Sequence[str]) -> list[str]:
-    """``modules`` without those whose name starts with one of ``own`` (the command's package,
-    ``__main__``)."""
-    mine = tuple(own)
-    return [m for m in modules if not m.startswith(mine)]
+def libraries(modules: Sequence[str], package: str) -> list[str]:
+    """``modules`` without the command's own: ``package`` and what it ran as (``__main__``)."""
+    own = (package, "__main__", "__mp_main__")
+    return [m for m in modules if not m.startswith(own)]
 
 
 def importing(names: Sequence[str], python: str = sys.executable) -> list[str]:

@@ -54,8 +54,6 @@ def child_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-OWN = ("calmesh", "__main__", "__mp_main__")
-"""Modules that are not a library's: left out of the libraries-alone anchor."""
 CONNECTOR_MODULES = ("calmesh.connectors.", "exchangelib", "caldav", "niquests", "cryptography", "sqlalchemy")
 """What the report lists of the modules the command imported: connectors and their libraries."""
 
@@ -104,7 +102,7 @@ def main() -> None:
         loaded = loaded_modules(command, child_env())
         modules = sorted(m for m in loaded if m.startswith(CONNECTOR_MODULES)
                          and "." not in m.removeprefix("calmesh.connectors."))
-        library_modules = libraries(loaded, OWN)
+        library_modules = libraries(loaded, "calmesh")
         libs, libs_cpu = timed(importing(library_modules), args.rounds)
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)

@@ -265,6 +265,7 @@ class Runner:
 
     def __init__(self, tool: str, work: Path, pair: Pair, warm: bool) -> None:
         url_a, url_b = pair.urls
+        self.tool = tool
         self.env = {**os.environ, PASSWORD_ENV: PASSWORD}
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)  # both run from bytecode, as installed packages do
         state = work / "calmesh-state.sqlite"
@@ -310,8 +311,7 @@ class Runner:
         ``bench/libraries_alone.py``): what a cold no-op costs before the tool's code does
         anything. The modules are read off one more no-op (the servers are as after the
         timed ones: nothing changed)."""
-        own = ("vdirsyncer" if self.command[0] == str(VDIRSYNCER) else "calmesh", "__main__", "__mp_main__")
-        command = importing(libraries(loaded_modules(self.command, self.env), own))
+        command = importing(libraries(loaded_modules(self.command, self.env), self.tool))
         runs = [_timed(command, self.env) for _ in range(rounds)]
         return statistics.median(r[0] for r in runs), statistics.median(r[2] for r in runs)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from datetime import UTC, date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -485,12 +486,10 @@ def test_the_object_memo_keeps_to_its_byte_budget(parse_counter: list[bytes]) ->
     assert len(parse_counter) == parsed + 3
 
 
-def test_a_memo_keeps_results_not_texts(parse_counter: list[bytes]) -> None:
+def test_a_memo_keeps_results_not_texts() -> None:
     """A text is known by its digest: once read, nothing of the memo refers to it (the texts of
     10,000 stored objects were 8.5 MB of a memo's 22 MB), and the same bytes in another object
     are still known."""
-    import sys
-
     memo = ical._TextMemo[int](budget=1024 * 1024)
     text = calendar(vevent("digest@test")).encode()
     held = sys.getrefcount(text)

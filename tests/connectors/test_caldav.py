@@ -710,6 +710,7 @@ def test_answers_computed_together_share_the_platforms_request_slots() -> None:
     Bounded per answer, the two answers had four in flight: a burst of askers multiplied the
     load a vendor's throttling budget counts per account. Loopback server: no real server lets
     a test see how many requests it holds at once."""
+    _PairedReports.inside = _PairedReports.most = 0
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PairedReports)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
