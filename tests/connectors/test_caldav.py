@@ -7,6 +7,7 @@ client would store them.
 
 from __future__ import annotations
 
+import base64
 import http.server
 import socket
 import threading
@@ -675,7 +676,7 @@ class _PairedReports(MultistatusHandler):
     (a barrier of two: a lone request waits up to 10 s) and 0.3 s more, counting the most in
     flight at once; a PROPFIND with a calendar collection, nothing more."""
 
-    inside = most = 0
+    inside = most = lone = 0
     lock = threading.Lock()
     pair = threading.Barrier(2, timeout=10)
 
@@ -687,7 +688,9 @@ class _PairedReports(MultistatusHandler):
             cls.most = max(cls.most, cls.inside)
         try:
             cls.pair.wait()
-        except threading.BrokenBarrierError:
+        except threading.BrokenBarrierError:  # no other request came beside it
+            with cls.lock:
+                cls.lone += 1
             cls.pair.reset()
         time.sleep(0.3)  # held in flight: a third request let through meanwhile would be counted
         with cls.lock:
@@ -723,6 +726,52 @@ def test_answers_computed_together_share_the_platforms_request_slots() -> None:
         assert [[p.busy for p in answer] for answer in answers] == [[[]] * 4] * 2
         assert all(not p.errors for answer in answers for p in answer)
         assert _PairedReports.most == 2
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _PairedReportsBehindLogin(_PairedReports):
+    """:class:`_PairedReports` asking for a login on REPORT only (a 401 with a Basic challenge to
+    a REPORT without it), its PROPFINDs open: a server that asks on some paths only."""
+
+    login = "Basic " + base64.b64encode(b"u:secret").decode()
+
+    def do_REPORT(self) -> None:  # noqa: N802
+        if self.headers.get("Authorization") == self.login:
+            return super().do_REPORT()
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="paired"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return None
+
+
+@pytest.mark.parametrize("handler", [_PairedReports, _PairedReportsBehindLogin],
+                         ids=["never asks", "asks on REPORT only"])
+def test_a_server_answering_without_a_login_gets_requests_together(
+        handler: type[_PairedReports], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connector given credentials, against a server that answered without asking for any:
+    later requests go out together, two REPORTs in flight at once (each is answered only once
+    another is beside it), instead of one at a time waiting for a 401 that never comes (a
+    Xandikos, or a server behind a proxy that logs in for it). Where the server does ask later,
+    on REPORT only, the requests refused because another learnt its scheme meanwhile are asked
+    once more, with it: every answer arrives, with no error. Loopback server, as above."""
+    monkeypatch.setenv("CALMESH_TEST_PAIRED_PASSWORD", "secret")
+    handler.inside = handler.most = handler.lone = 0
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/cal/"
+        connector = CalDAVConnector("paired", CalDAVSettings(
+            kind="caldav", url=url, timeout=30.0, parallel_requests=2, username="u",
+            password_env="CALMESH_TEST_PAIRED_PASSWORD"))
+        assert [c.id for c in connector.calendars()] == [url]  # a PROPFIND, answered without a login
+        people = [FreeBusyRequest(f"p{n}@test", (f"{url}p{n}/",)) for n in range(6)]
+        answer = connector.freebusy(people, WEEK)
+        assert [p.busy for p in answer] == [[]] * 6 and all(not p.errors for p in answer)
+        assert handler.most == 2 and handler.lone == 0
     finally:
         server.shutdown()
         server.server_close()

@@ -303,6 +303,8 @@ class CalDAVConnector(Connector):
         self._client: DAVClient | None = None
         self._client_lock = threading.Lock()
         self._negotiation_lock = threading.Lock()
+        self._asks_no_login = False
+        """The server answered a request without asking for credentials (see :meth:`_request`)."""
         self._calendars_cache: tuple[float, list[CalendarInfo]] | None = None
         self._freebusy_query: dict[str, bool] = {}
         """Per calendar: does free-busy-query answer there (learned on first use)?"""
@@ -342,12 +344,27 @@ class CalDAVConnector(Connector):
         """The request through the shared client; until the client has learnt the server's auth
         scheme (from its first 401), one request at a time. The caldav library refuses a 401 once
         it holds a scheme, so a request sent before the first one taught it and answered after
-        would fail as a refused login with the right password."""
+        would fail as a refused login with the right password.
+
+        A server that answers without asking for credentials (Xandikos, a server behind a proxy
+        that logs in for it) would keep every request waiting for a 401 that never comes: once one
+        answer came without it, requests go out together. Should a later one meet a login after
+        all (a server asking on some paths only), a request refused because another learnt the
+        scheme meanwhile is asked once more, with it: a 401 means the server did nothing."""
         client = self._dav()
-        if client.auth is None and self.settings.username:
-            with self._negotiation_lock:
+        if client.auth is not None or not self.settings.username:
+            return client.request(url, method, body, headers)
+        if self._asks_no_login:
+            try:
                 return client.request(url, method, body, headers)
-        return client.request(url, method, body, headers)
+            except dav_error.AuthorizationError as exc:
+                if client.auth is None or exc.status != 401:
+                    raise
+            return client.request(url, method, body, headers)
+        with self._negotiation_lock:
+            response = client.request(url, method, body, headers)
+            self._asks_no_login = client.auth is None
+            return response
 
     def _url(self, href: str) -> str:
         """An absolute URL for a server href. Hrefs come back unquoted from the multistatus parser
