@@ -74,6 +74,48 @@ def test_maps_sharing_a_gate_share_its_slots() -> None:
     assert made.is_set() and second == [[2]]
 
 
+def test_an_answer_asked_behind_a_big_one_gets_the_next_free_slot() -> None:
+    """A one-person answer asked while a forty-call answer holds both slots of a gate of two is
+    made as soon as one of those calls ends, before the big answer's next call. With a plain
+    semaphore the big answer's thread that had just freed the slot took it back at once, and the
+    small answer waited for most of the forty."""
+    gate = RequestGate(2)
+    started: list[str] = []
+    ends = [threading.Event() for _ in range(40)]
+    both_in, small_made = threading.Barrier(3, timeout=30), threading.Event()
+
+    def big(n: int) -> int:
+        started.append(f"big {n}")
+        if n < 2:
+            both_in.wait()
+        ends[n].wait(30)
+        return n
+
+    def small(_n: int) -> int:
+        started.append("small")
+        small_made.set()
+        return -1
+
+    first = threading.Thread(target=bounded_map, args=(big, list(range(40)), gate))
+    first.start()
+    both_in.wait()  # big 0 and big 1 hold both slots
+    answers: list[list[int]] = []
+    second = threading.Thread(target=lambda: answers.append(bounded_map(small, [0], gate)))
+    second.start()
+    for _ in range(3000):  # until the small answer's call is in line (white box: no public sign)
+        if gate._waiting:
+            break
+        threading.Event().wait(0.01)
+    ends[0].set()
+    assert small_made.wait(30)
+    assert sorted(started[:2]) == ["big 0", "big 1"] and started[2] == "small"
+    for end in ends:
+        end.set()
+    first.join(30)
+    second.join(30)
+    assert answers == [[-1]]
+
+
 def test_the_first_failure_in_item_order_is_raised() -> None:
     def call(n: int) -> int:
         if n in (2, 4):

@@ -16,6 +16,7 @@ import random
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -311,15 +312,44 @@ class RequestGate:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._slots = threading.BoundedSemaphore(limit)
+        self._lock = threading.Lock()
+        self._free = limit
+        self._waiting: deque[threading.Event] = deque()
+        """The callers waiting for a slot, longest first: a freed slot is handed to the first."""
 
     @contextmanager
     def slot(self) -> Iterator[None]:
-        """A slot for one call; one whose asker gave up while it waited is not made
-        (:class:`calmesh.cancel.Abandoned`)."""
-        with self._slots:
+        """A slot for one call, in the order they were asked for; one whose asker gave up while it
+        waited is not made (:class:`calmesh.cancel.Abandoned`).
+
+        In order, because a slot is handed over, never taken back by whoever frees it: with a
+        plain semaphore the thread that has just freed a slot asks again at once and wins it
+        before the woken waiter runs, so a big answer's few threads kept the slots among
+        themselves, and a two-person answer asked meanwhile waited for all of its calls. Handed
+        over, it waits behind at most ``limit`` calls of each answer being computed (an answer
+        maps on at most ``limit`` threads), not behind everything they have left to ask."""
+        self._acquire()
+        try:
             cancel.check()
             yield
+        finally:
+            self._release()
+
+    def _acquire(self) -> None:
+        with self._lock:
+            if self._free and not self._waiting:
+                self._free -= 1
+                return
+            turn = threading.Event()
+            self._waiting.append(turn)
+        turn.wait()
+
+    def _release(self) -> None:
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().set()
+            else:
+                self._free += 1
 
 
 def bounded_map(call: Callable[[T], R], items: Sequence[T], gate: RequestGate) -> list[R]:
