@@ -12,8 +12,10 @@ import http.server
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import copy_context
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -28,8 +30,10 @@ from calmesh.connectors.base import (
     InvalidTokenError,
     NotFoundError,
     PreconditionFailed,
+    RetryBudget,
     RetryPolicy,
     TransientError,
+    retry_budget,
     with_retries,
 )
 from calmesh.connectors.caldav import CalDAVConnector, CalDAVSettings
@@ -42,6 +46,7 @@ from calmesh.model import (
     CalendarItem,
     Event,
     EventStatus,
+    ItemRef,
     PartStat,
     Window,
 )
@@ -630,19 +635,38 @@ def test_server_that_never_answers_times_out_as_transient() -> None:
             connector.calendars()
 
 
-class _LockedOnce(http.server.BaseHTTPRequestHandler):
-    """Answers the first PUT with 423 Locked, as Xandikos does while another write holds its
-    index lock, and stores the next one (201 with an ETag)."""
+class _OneWriteAtATime(http.server.BaseHTTPRequestHandler):
+    """Stores one PUT at a time, as Xandikos does (each is a Git commit under one lock), and
+    answers 423 Locked to a PUT arriving meanwhile. The first PUT stored takes until ``crowd``
+    others were refused so, or 1 s: writes sent together meet the lock. ``held`` first PUTs are
+    refused whatever comes, as by a lock someone else holds. Logs every answer."""
 
-    puts: list[int] = []
+    answers: list[int] = []
+    held = crowd = 0
+    storing = threading.Lock()
+    refused = threading.Semaphore(0)
 
     def do_PUT(self) -> None:  # noqa: N802 (http.server's naming)
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        status = 423 if not self.puts else 201
-        self.puts.append(status)
+        cls = type(self)
+        status = 423
+        if cls.held:
+            cls.held -= 1
+        elif cls.storing.acquire(blocking=False):
+            try:
+                crowd, cls.crowd = cls.crowd, 0
+                for _ in range(crowd):
+                    if not cls.refused.acquire(timeout=1):
+                        break
+                status = 201
+            finally:
+                cls.storing.release()
+        else:
+            cls.refused.release()
+        cls.answers.append(status)
         self.send_response(status)
         if status == 201:
-            self.send_header("ETag", '"stored"')
+            self.send_header("ETag", f'"{len(cls.answers)}"')
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -650,25 +674,54 @@ class _LockedOnce(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_a_locked_resource_is_transient_and_the_write_is_retried() -> None:
-    """423 Locked (RFC 4918) is a lock that will be released, a WebDAV lock or the server's own
-    while it commits a concurrent write: the write is retried, not failed (a failed write waits
-    for the next run). Loopback server: Xandikos's lock contention cannot be timed by a test."""
-    _LockedOnce.puts = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _LockedOnce)
+@contextmanager
+def _one_write_at_a_time(held: int = 0, crowd: int = 0) -> Iterator[str]:
+    _OneWriteAtATime.answers, _OneWriteAtATime.held, _OneWriteAtATime.crowd = [], held, crowd
+    _OneWriteAtATime.refused = threading.Semaphore(0)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OneWriteAtATime)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/cal/"
+        yield f"http://127.0.0.1:{server.server_address[1]}/cal/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_locked_resource_is_transient_and_the_write_is_retried() -> None:
+    """423 Locked (RFC 4918) is a lock that will be released, a WebDAV lock or the server's own
+    while it commits a concurrent write: the write is asked again at once, in turn, then, still
+    refused (a lock someone else holds), retried later like any transient failure, not failed (a
+    failed write waits for the next run). Loopback server: a lock cannot be timed on a real one."""
+    with _one_write_at_a_time(held=2) as url:
         connector = CalDAVConnector("locked", CalDAVSettings(kind="caldav", url=url, timeout=10.0))
         item = single("locked@test", at(1, 10))
         with pytest.raises(TransientError, match="HTTP 423"):
             connector.put(url, item)
-        _LockedOnce.puts = []
+        assert _OneWriteAtATime.answers == [423, 423]
         ref = with_retries(lambda: connector.put(url, item), policy=RetryPolicy(attempts=2, base_delay=0.01))
-        assert (ref.etag, _LockedOnce.puts) == ('"stored"', [423, 201])
-    finally:
-        server.shutdown()
-        server.server_close()
+        assert (ref.etag, _OneWriteAtATime.answers) == ('"3"', [423, 423, 201])
+
+
+def test_writes_refused_while_another_is_stored_are_made_one_at_a_time() -> None:
+    """Eight writes made four at a time (``[hub] sync_write_workers = 4``), under a sync run's
+    retry budget of three failures, on a server that stores one write at a time and refuses the
+    others meanwhile (423 Locked): every write lands and the budget is not spent. The writes sent
+    beside the first meet a 423 (the server holds the first until three did, or 1 s); the
+    connector then makes them in turn. Before, each 423 was charged to the run, which gave up on
+    the platform at the third."""
+    with _one_write_at_a_time(crowd=3) as url:
+        connector = CalDAVConnector("serial", CalDAVSettings(kind="caldav", url=url, timeout=10.0))
+        with retry_budget(RetryBudget(3)):
+            contexts = [copy_context() for _ in range(8)]
+
+        def write(n: int) -> ItemRef:
+            return contexts[n].run(with_retries, lambda: connector.put(url, single(f"w{n}@test", at(1, 10))),
+                                   policy=RetryPolicy(attempts=3, base_delay=0.01))
+
+        with ThreadPoolExecutor(4) as pool:
+            refs = list(pool.map(write, range(8)))
+        assert len({r.etag for r in refs}) == 8
+        assert _OneWriteAtATime.answers.count(201) == 8
 
 
 class _PairedReports(MultistatusHandler):

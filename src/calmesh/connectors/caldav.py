@@ -99,6 +99,11 @@ from calmesh.model import (
 from calmesh.timezones import zoneinfo
 
 log = logging.getLogger(__name__)
+
+
+class Locked(TransientError):
+    """423 Locked (RFC 4918 11.3): a WebDAV lock, or the server's own lock while it stores another
+    write (Xandikos refuses a PUT so while a concurrent one commits). Released later: retried."""
 _P = TypeVar("_P")
 
 _CALDAV = "urn:ietf:params:xml:ns:caldav"
@@ -305,6 +310,12 @@ class CalDAVConnector(Connector):
         self._negotiation_lock = threading.Lock()
         self._asks_no_login = False
         """The server answered a request without asking for credentials (see :meth:`_request`)."""
+        self._write_turn = threading.Lock()
+        self._writes = threading.Condition()
+        self._writes_together = 0
+        """Writes in flight that were sent together, not in turn (see :meth:`_write`)."""
+        self._writes_in_turn = False
+        """The server refused a write while another was being stored (see :meth:`_write`)."""
         self._calendars_cache: tuple[float, list[CalendarInfo]] | None = None
         self._freebusy_query: dict[str, bool] = {}
         """Per calendar: does free-busy-query answer there (learned on first use)?"""
@@ -463,10 +474,9 @@ class CalDAVConnector(Connector):
         text = f"{method} {url}: HTTP {status} {response.reason}".rstrip()
         if status in (404, 410):
             return NotFoundError(self.name, f"{url} does not exist (HTTP {status})", item=item)
-        if status in (408, 423, 429) or status >= 500:
-            # 423 Locked (RFC 4918 11.3): held by a WebDAV lock, or by the server's own lock while
-            # it stores another write (Xandikos refuses a PUT that way while a concurrent one
-            # commits): another try later may succeed, so it is retried, not a failed write
+        if status == 423:
+            return Locked(self.name, text, item=item)
+        if status in (408, 429) or status >= 500:
             return TransientError(self.name, text, item=item)
         preconditions = [p.rsplit("}", 1)[-1] for p in dav_error.parse_preconditions(response.raw)]
         if preconditions:  # before 412: Xandikos refuses invalid data with 412 + valid-calendar-data
@@ -1177,7 +1187,7 @@ class CalDAVConnector(Connector):
                     body = self._keeping(href, item, if_match) or body
         url = self._url(href)
         try:
-            response = self._send("PUT", url, body, headers, ok=(200, 201, 204), item=item.uid)
+            response = self._write("PUT", url, body, headers, ok=(200, 201, 204), item=item.uid)
         except PreconditionFailed as exc:
             if item.ref is None and "HTTP 412" in exc.message:
                 raise PreconditionFailed(self.name, f"{url} exists already (an object with UID {item.uid})",
@@ -1216,7 +1226,37 @@ class CalDAVConnector(Connector):
     def delete(self, calendar: str, ref: ItemRef, if_match: str | None = None) -> None:
         headers = {"If-Match": if_match} if if_match else {}
         self._known.pop(self._path(ref.id), None)
-        self._send("DELETE", self._url(ref.id), "", headers, ok=(200, 204), item=ref.id)
+        self._write("DELETE", self._url(ref.id), "", headers, ok=(200, 204), item=ref.id)
+
+    def _write(self, method: str, url: str, body: str, headers: dict[str, str], *, ok: Iterable[int],
+               item: str) -> DAVResponse:
+        """A PUT or DELETE; one at a time once the server has refused one with 423 Locked while
+        another was being stored. Some servers store one write at a time and refuse the others
+        meanwhile (Xandikos, which commits each to Git under one lock): writes made together
+        (``[hub] sync_write_workers``) each met a 423, and the run's retry budget for the platform
+        was spent in a moment. The write refused so is asked again, in turn, once the writes
+        already sent together have ended; a 423 then is a lock held by someone else, retried
+        later like any transient failure."""
+        with self._writes:
+            together = not self._writes_in_turn
+            self._writes_together += together
+        if together:
+            try:
+                return self._send(method, url, body, headers, ok=ok, item=item)
+            except Locked:
+                with self._writes:
+                    if not self._writes_in_turn:
+                        self._writes_in_turn = True
+                        log.info("%s: the server refused a write while storing another (423 Locked): "
+                                 "writing one at a time from now on", self.name)
+            finally:
+                with self._writes:
+                    self._writes_together -= 1
+                    self._writes.notify_all()
+        with self._write_turn:
+            with self._writes:
+                self._writes.wait_for(lambda: self._writes_together == 0)
+            return self._send(method, url, body, headers, ok=ok, item=item)
 
     # ---------------------------------------------------------------------------- lifecycle
     def check(self) -> list[str]:
