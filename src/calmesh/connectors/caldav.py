@@ -99,11 +99,6 @@ from calmesh.model import (
 from calmesh.timezones import zoneinfo
 
 log = logging.getLogger(__name__)
-
-
-class Locked(TransientError):
-    """423 Locked (RFC 4918 11.3): a WebDAV lock, or the server's own lock while it stores another
-    write (Xandikos refuses a PUT so while a concurrent one commits). Released later: retried."""
 _P = TypeVar("_P")
 
 _CALDAV = "urn:ietf:params:xml:ns:caldav"
@@ -290,6 +285,11 @@ class _Listing:
             self.read.pop(href, None)
             self.deleted.add(href)
         self.token = page.sync_token or self.token
+
+
+class Locked(TransientError):
+    """423 Locked (RFC 4918 11.3): a WebDAV lock, or the server's own lock while it stores another
+    write (Xandikos refuses a PUT so while a concurrent one commits). Released later: retried."""
 
 
 class CalDAVConnector(Connector):
