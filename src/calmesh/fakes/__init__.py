@@ -34,8 +34,9 @@ class RunningServer:
 
 def serve(app: ASGIApp, host: str = "127.0.0.1") -> RunningServer:
     """Run ``app`` on a free port of ``host`` (bound before uvicorn starts, so no race) and
-    return once it accepts connections."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    return once it accepts connections. A TCP socket by name, as the hub's
+    (:func:`calmesh.server.app.bind`): else each answer after a connection's first waits ~40 ms."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
     port = sock.getsockname()[1]
