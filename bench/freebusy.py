@@ -43,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -344,6 +344,19 @@ def burst(base: str, emails: list[str], week: Window) -> tuple[float, list[float
     return elapsed, latencies, len(covers)
 
 
+def timed(call: Callable[[], object]) -> float:
+    began = time.perf_counter()
+    call()
+    return time.perf_counter() - began
+
+
+def fresh_week(week: Window, days_before: int) -> dict[str, str]:
+    """A one-week window ``days_before`` days before ``week``, as a request asks it: a cover no
+    earlier request asked, so the answer is cold."""
+    start = week.start - timedelta(days=days_before)
+    return {"start": start.isoformat(), "end": (start + timedelta(days=7)).isoformat()}
+
+
 def block_cover(window: Window) -> Window:
     """The days the server fetches for ``window`` (its own rounding, when the code has it)."""
     try:
@@ -437,7 +450,8 @@ def main() -> None:
         cold, warm, cold_cpu = [], [], []
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
         with httpx.Client(base_url=base, auth=(USER, PASSWORD), timeout=300, limits=limits) as client, \
-                ThreadPoolExecutor(max_workers=max(1, -(-len(emails) // 100))) as senders:
+                ThreadPoolExecutor(max_workers=max(1, -(-len(emails) // 100))) as senders, \
+                ThreadPoolExecutor(max_workers=1) as senders_side:
             def post(attendees: list[str], window: dict[str, str]) -> None:
                 response = client.post("/api/v1/freebusy", json={"attendees": attendees, **window})
                 response.raise_for_status()
@@ -476,6 +490,17 @@ def main() -> None:
                     cover = block_cover(Window(week.start - timedelta(days=n + 1), week.end))
                     floor.append(radicale_floor(zoho, cover, parallel))
                     ews_floor.append(exchange_floor(ews_url, exchange, cover, parallel))
+            # a two-person answer (one CalDAV person, one Exchange), cold, alone and then asked while
+            # the cold answer for everybody is under way: how long a small question waits behind a
+            # big one for the platforms' request slots (``parallel_requests``, shared by every answer)
+            pair = [next(e for e in emails if platform_of[e] == p) for p in ("zoho", "exchange")]
+            small_alone, small_beside = [], []
+            for n in range(cold_rounds):
+                small_alone.append(timed(lambda n=n: post(pair, fresh_week(week, 60 + n))))
+                big = senders_side.submit(ask, week.start - timedelta(days=40 + n), week.end)
+                time.sleep(cold[n % len(cold)] / 5)  # the big answer's requests are queued by now
+                small_beside.append(timed(lambda n=n: post(pair, fresh_week(week, 80 + n))))
+                big.result()
             # and as many at once as Radicale serves (its [server] max_connections, 8 by default;
             # above it, connections wait or are reset)
             floor_all = [radicale_floor(zoho, block_cover(Window(week.start - timedelta(days=n + 2), week.end)),
@@ -532,6 +557,9 @@ def main() -> None:
           f"p50 over the same repetitions {ms(pct(ews_floor, .5))} ({pct(ews_floor, .5) / anchor:5.2f}x the anchor)")
     print(f"  Radicale alone, the same REPORTs {RADICALE_CONNECTIONS} at a time (its max_connections): "
           f"p50 {ms(pct(floor_all, .5))}")
+    print(f"  a 2-person cold answer (CalDAV + Exchange) asked while the cold answer for everybody is under way: "
+          f"p50 {ms(pct(small_beside, .5))}, alone p50 {ms(pct(small_alone, .5))} "
+          f"({pct(small_beside, .5) / pct(small_alone, .5):5.2f}x)")
     print(f"  warm (cache)     p50 {ms(pct(warm, .5))}   p99 {ms(pct(warm, .99))}   ({len(warm)} requests)")
     print(f"throughput, 50 concurrent clients, {load_requests} requests of 10 people (warm):")
     print(f"  {len(latencies) / elapsed:8.0f} requests/s   p50 {ms(pct(latencies, .5))}   p99 {ms(pct(latencies, .99))}"
