@@ -4,6 +4,7 @@ flight at once, and the bound on them that every answer of the process shares.""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -97,23 +98,74 @@ def test_an_answer_asked_behind_a_big_one_gets_the_next_free_slot() -> None:
         return -1
 
     first = threading.Thread(target=bounded_map, args=(big, list(range(40)), gate))
-    first.start()
-    both_in.wait()  # big 0 and big 1 hold both slots
     answers: list[list[int]] = []
     second = threading.Thread(target=lambda: answers.append(bounded_map(small, [0], gate)))
-    second.start()
-    for _ in range(3000):  # until the small answer's call is in line (white box: no public sign)
-        if gate._waiting:
-            break
-        threading.Event().wait(0.01)
-    ends[0].set()
-    assert small_made.wait(30)
-    assert sorted(started[:2]) == ["big 0", "big 1"] and started[2] == "small"
-    for end in ends:
-        end.set()
-    first.join(30)
-    second.join(30)
+    try:
+        first.start()
+        both_in.wait()  # big 0 and big 1 hold both slots
+        second.start()
+        for _ in range(3000):  # until the small answer's call is in line (white box: no public sign)
+            if gate._waiting:
+                break
+            threading.Event().wait(0.01)
+        ends[0].set()
+        assert small_made.wait(30)
+        assert sorted(started[:2]) == ["big 0", "big 1"] and started[2] == "small"
+    finally:
+        for end in ends:
+            end.set()
+        first.join(30)
+        second.join(30)
     assert answers == [[-1]]
+
+
+def test_an_answer_waits_for_one_call_of_each_answer_ahead_not_for_every_call_in_line() -> None:
+    """Three answers of forty calls each hold a gate of four: four calls in flight, eight in
+    line. A one-call answer asked then is made within the next four calls to start (after at
+    most one call of each answer ahead of it in turn), not after the eight already in line (as
+    in the order asked)."""
+    gate = RequestGate(4)
+    started: list[str] = []
+    lock = threading.Lock()
+    go = threading.Semaphore(0)
+
+    def big(name: str) -> Callable[[int], int]:
+        def call(n: int) -> int:
+            with lock:
+                started.append(name)
+            go.acquire(timeout=30)  # each call ends when the test lets one go
+            return n
+        return call
+
+    def in_line() -> int:  # white box: calls waiting for a slot (no public sign)
+        with gate._lock:
+            return sum(len(line) for line in gate._waiting.values())
+
+    def until(condition: Callable[[], bool]) -> None:
+        for _ in range(3000):
+            if condition():
+                return
+            threading.Event().wait(0.01)
+        raise AssertionError("the calls never lined up")
+
+    threads = [threading.Thread(target=bounded_map, args=(big(name), list(range(40)), gate)) for name in "abc"]
+    try:
+        for thread in threads:
+            thread.start()
+        until(lambda: in_line() == 8 and len(started) == 4)
+        threads.append(threading.Thread(target=bounded_map, args=(big("small"), [0], gate)))
+        threads[-1].start()
+        until(lambda: in_line() == 9)
+        for _ in range(4):  # four calls end, four start
+            before = len(started)
+            go.release()
+            until(lambda before=before: len(started) > before)
+        assert "small" in started[4:]
+    finally:
+        for _ in range(200):
+            go.release()
+        for thread in threads:
+            thread.join(30)
 
 
 def test_the_first_failure_in_item_order_is_raised() -> None:

@@ -16,7 +16,7 @@ import random
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -314,42 +314,45 @@ class RequestGate:
         self.limit = limit
         self._lock = threading.Lock()
         self._free = limit
-        self._waiting: deque[threading.Event] = deque()
-        """The callers waiting for a slot, longest first: a freed slot is handed to the first."""
+        self._waiting: OrderedDict[object, deque[threading.Event]] = OrderedDict()
+        """Per asker, its calls waiting for a slot, oldest first; the askers in their turn order."""
 
     @contextmanager
-    def slot(self) -> Iterator[None]:
-        """A slot for one call, in the order they were asked for; one whose asker gave up while it
-        waited is not made (:class:`calmesh.cancel.Abandoned`).
+    def slot(self, asker: object) -> Iterator[None]:
+        """A slot for one call of ``asker`` (one answer's map over its calls); one whose asker
+        gave up while it waited is not made (:class:`calmesh.cancel.Abandoned`).
 
-        In order, because a slot is handed over, never taken back by whoever frees it: with a
-        plain semaphore the thread that has just freed a slot asks again at once and wins it
-        before the woken waiter runs, so a big answer's few threads kept the slots among
-        themselves, and a two-person answer asked meanwhile waited for all of its calls. Handed
-        over, it waits behind at most ``limit`` calls of each answer being computed (an answer
-        maps on at most ``limit`` threads), not behind everything they have left to ask."""
-        self._acquire()
+        A freed slot is handed to the waiting askers in turn, one call each, never taken back by
+        whoever freed it. With a plain semaphore the thread that had just freed a slot asked
+        again at once and won it before the woken waiter ran: a two-person answer asked while
+        ten answers of a hundred were under way waited for nearly all of their calls (1.4 s on
+        the 1,000-person bench, against 12 ms alone). In the order asked, it still waited behind
+        every call already in line (0.5 s). In turn, it waits for one call of each answer."""
+        self._acquire(asker)
         try:
             cancel.check()
             yield
         finally:
             self._release()
 
-    def _acquire(self) -> None:
+    def _acquire(self, asker: object) -> None:
         with self._lock:
             if self._free and not self._waiting:
                 self._free -= 1
                 return
             turn = threading.Event()
-            self._waiting.append(turn)
+            self._waiting.setdefault(asker, deque()).append(turn)
         turn.wait()
 
     def _release(self) -> None:
         with self._lock:
-            if self._waiting:
-                self._waiting.popleft().set()
-            else:
+            if not self._waiting:
                 self._free += 1
+                return
+            asker, line = self._waiting.popitem(last=False)
+            line.popleft().set()
+            if line:  # to the back of the turn order
+                self._waiting[asker] = line
 
 
 def bounded_map(call: Callable[[T], R], items: Sequence[T], gate: RequestGate) -> list[R]:
@@ -362,8 +365,10 @@ def bounded_map(call: Callable[[T], R], items: Sequence[T], gate: RequestGate) -
     copy of the caller's context, so cooperative cancellation (:mod:`calmesh.cancel`) reaches it.
     The first exception (in item order) is raised once every started call has ended.
     """
+    asker = object()
+
     def gated(item: T) -> R:
-        with gate.slot():
+        with gate.slot(asker):
             return call(item)
 
     if gate.limit <= 1 or len(items) <= 1:
