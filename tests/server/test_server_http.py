@@ -8,21 +8,14 @@ from __future__ import annotations
 
 import base64
 import socket
-import threading
-import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import icalendar
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.responses import PlainTextResponse
-from starlette.routing import Route
 
 from calmesh.ical import parse_vfreebusy
 from calmesh.model import BusyType
-from calmesh.server.app import bind
 from calmesh.server.auth import Authenticator, hash_password, verify_password
 
 from .conftest import DEMO, FAST_HASH, LEAD, OPS, OPS_TOKEN, Served, at
@@ -82,39 +75,18 @@ def test_people_and_health(server: Served) -> None:
     assert httpx.get(f"{server.url}/healthz").json() == {"status": "up"}
 
 
-def _accepted_sockets_without_nagle(running: uvicorn.Server, url: str) -> list[bool]:
-    """Over one kept-alive connection to ``url``: for each connection ``running`` holds, whether
-    its own socket has Nagle's algorithm off (``TCP_NODELAY``), read on the server's side."""
-    with httpx.Client() as client:
-        client.get(f"{url}/healthz").raise_for_status()
-        return [bool(c.transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
-                for c in running.server_state.connections]
-
-
 def test_connections_are_answered_without_nagles_delay(server: Served) -> None:
     """Every connection the server accepts has Nagle's algorithm off. With it on, each answer
     after a connection's first waited ~40 ms: uvicorn writes the headers and the body apart, the
     body waited for the client's acknowledgement of the headers, which clients delay by 40 ms.
     asyncio turns it off only on sockets made as TCP by name. Read on the server's side of the
-    connection, not timed. The vendor fakes' sockets are made so too (``calmesh.fakes.serve``)."""
-    assert _accepted_sockets_without_nagle(server.running.server, server.url) == [True]
-
-
-def test_the_hubs_own_listening_socket_has_its_connections_answered_without_nagles_delay() -> None:
-    """The same for the socket ``calmesh serve`` binds before uvicorn starts (:func:`bind`)."""
-    app = Starlette(routes=[Route("/healthz", lambda _request: PlainTextResponse("up"))])
-    sock = bind("127.0.0.1", 0)
-    running = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=running.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        while not running.started:
-            assert thread.is_alive()
-            time.sleep(0.01)
-        assert _accepted_sockets_without_nagle(running, f"http://127.0.0.1:{sock.getsockname()[1]}") == [True]
-    finally:
-        running.should_exit = True
-        thread.join(10)
+    connection, not timed. The socket is :func:`calmesh.server.listen.bind`'s, as for ``calmesh
+    serve`` and the vendor fakes."""
+    with httpx.Client() as client:
+        client.get(f"{server.url}/healthz").raise_for_status()
+        nodelay = [bool(c.transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                   for c in server.running.server.server_state.connections]
+    assert nodelay == [True]
 
 
 @pytest.mark.parametrize("auth_header", [

@@ -20,8 +20,9 @@ def serve(
     """Serve everyone's free/busy: JSON API, VFREEBUSY URLs, busy feeds, EWS availability and
     CalDAV scheduling."""
     from calmesh.config import ConfigError
-    from calmesh.server.app import PortInUse, bind, check_servable
+    from calmesh.server.app import check_servable
     from calmesh.server.app import serve as run
+    from calmesh.server.listen import PortInUse, bind
 
     cfg = get_config(config)
     try:

@@ -1239,10 +1239,8 @@ class CalDAVConnector(Connector):
         Then writes go together, as many as the caller makes (``[hub] sync_write_workers``),
         until the server refuses one (see :meth:`_write_in_turn_once_refused`)."""
         with self._writes:
-            first = self._first_writes.get(calendar)
-            mine = first is None
-            if first is None:
-                first = self._first_writes[calendar] = threading.Event()
+            mine = calendar not in self._first_writes
+            first = self._first_writes.setdefault(calendar, threading.Event())
         if mine:
             try:
                 return self._write_in_turn_once_refused(method, url, body, headers, ok=ok, item=item)

@@ -8,7 +8,6 @@ client code paths (exchangelib, httpx) against these servers.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -17,6 +16,8 @@ import uvicorn
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from calmesh.server.listen import bind
 
 
 @dataclass
@@ -34,11 +35,8 @@ class RunningServer:
 
 def serve(app: ASGIApp, host: str = "127.0.0.1") -> RunningServer:
     """Run ``app`` on a free port of ``host`` (bound before uvicorn starts, so no race) and
-    return once it accepts connections. A TCP socket by name, as the hub's
-    (:func:`calmesh.server.app.bind`): else each answer after a connection's first waits ~40 ms."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
+    return once it accepts connections. The hub's own kind of socket (:func:`bind`)."""
+    sock = bind(host, 0)
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
     server = uvicorn.Server(config)
