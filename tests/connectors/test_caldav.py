@@ -12,6 +12,7 @@ import http.server
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -725,6 +726,60 @@ def test_writes_refused_while_another_is_stored_are_made_one_at_a_time() -> None
             refs = list(pool.map(write, range(8)))
         assert len({r.etag for r in refs}) == 8
         assert _OneWriteAtATime.answers.count(201) == 8
+
+
+class _LockedThenTogether(http.server.BaseHTTPRequestHandler):
+    """Refuses the first ``held`` PUTs with 423 Locked, as a lock someone else holds would, then
+    stores every PUT, each once ``together`` PUTs are in flight at once (or, after 10 s, anyway,
+    counted in ``alone``)."""
+
+    held = 0
+    together: threading.Barrier
+    alone = 0
+
+    def do_PUT(self) -> None:  # noqa: N802 (http.server's naming)
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        cls = type(self)
+        if cls.held:
+            cls.held -= 1
+            self.send_response(423)
+        else:
+            try:
+                cls.together.wait(timeout=10)
+            except threading.BrokenBarrierError:
+                cls.alone += 1
+            self.send_response(201)
+            self.send_header("ETag", f'"{uuid.uuid4().hex}"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+def test_writes_go_together_again_once_a_lock_is_shown_to_be_someone_elses() -> None:
+    """A 423 Locked met by a write sent alone cannot come from the connector's own writes (a
+    client's WebDAV LOCK on one object, another program writing): after it, writes are sent
+    together again. Before, one such lock made the connector write one at a time until the
+    process ended (``calmesh serve`` for months). Loopback server: the first two PUTs are refused,
+    then four writes are each held until four are in flight together."""
+    _LockedThenTogether.held, _LockedThenTogether.alone = 2, 0
+    _LockedThenTogether.together = threading.Barrier(4)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _LockedThenTogether)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/cal/"
+    try:
+        connector = CalDAVConnector("locked", CalDAVSettings(kind="caldav", url=url, timeout=30.0))
+        with pytest.raises(TransientError, match="HTTP 423"):
+            connector.put(url, single("locked@test", at(1, 10)))  # refused together, then alone
+        with ThreadPoolExecutor(4) as pool:
+            refs = list(pool.map(lambda n: connector.put(url, single(f"w{n}@test", at(1, 11))), range(4)))
+        assert len({r.etag for r in refs}) == 4
+        assert _LockedThenTogether.alone == 0
+    finally:
+        _LockedThenTogether.together.abort()
+        server.shutdown()
+        server.server_close()
 
 
 class _SlowFirstWrite(http.server.BaseHTTPRequestHandler):

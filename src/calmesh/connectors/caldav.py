@@ -1256,7 +1256,9 @@ class CalDAVConnector(Connector):
         (Xandikos, which commits each to Git under one lock): writes made together each met a
         423, and the run's retry budget for the platform was spent in a moment. The write refused
         so is asked again, in turn, once the writes already sent together have ended; a 423 then
-        is a lock held by someone else, retried later like any transient failure."""
+        is a lock held by someone else (a client's WebDAV LOCK, another program writing), retried
+        later like any transient failure, and since the connector's own writes were not the cause,
+        they go together again: one user's lock does not make every later write wait in line."""
         with self._writes:
             together = not self._writes_in_turn
             self._writes_together += together
@@ -1276,7 +1278,15 @@ class CalDAVConnector(Connector):
         with self._write_turn:
             with self._writes:
                 self._writes.wait_for(lambda: self._writes_together == 0)
-            return self._send(method, url, body, headers, ok=ok, item=item)
+            try:
+                return self._send(method, url, body, headers, ok=ok, item=item)
+            except Locked:
+                with self._writes:
+                    if self._writes_in_turn:
+                        self._writes_in_turn = False
+                        log.info("%s: a write sent alone was refused (423 Locked): the lock is someone "
+                                 "else's, writing together again", self.name)
+                raise
 
     # ---------------------------------------------------------------------------- lifecycle
     def check(self) -> list[str]:
