@@ -337,6 +337,48 @@ def test_empty_or_refusing_source_never_wipes_the_target(pair: Group, rad: Peer,
     assert pair.run(confirm_deletes=True).counts["deleted"] == 6 and xan.uids() == set()
 
 
+def test_an_event_put_back_where_its_user_deleted_it_is_synced_again(pair: Group, rad: Peer, xan: Peer,
+                                                                    radicale: CalDAVServer,
+                                                                    xandikos: CalDAVServer) -> None:
+    """A user deletes an event on Radicale, the deletion reaches Xandikos, then the user takes it
+    back out of the trash: the very bytes at the very href, as Nextcloud's trash bin restores an
+    object (a plain PUT here: Radicale keeps no trash). That is the user's own doing, so the event
+    is live again and copied to Xandikos anew. Through the SQLite store, which must keep who
+    deleted each copy from one run to the next. Before, the restored event matched the tombstone
+    and was deleted a second time. The copy calmesh deleted on Xandikos, pushed back there
+    afterwards by an offline client, is still removed."""
+    for uid in ("kept@test", "other@test", "third@test"):
+        rad.create(meeting(uid))
+    pair.settle()
+    href = rad.by_uid()["kept@test"].ref.id  # type: ignore[union-attr]
+    auth = (radicale.username, radicale.password)
+    url = str(httpx.URL(rad.calendar).join(href))
+    stored = httpx.get(url, auth=auth, timeout=30)
+    xan_auth = (xandikos.username, xandikos.password)
+    stale = httpx.get(str(httpx.URL(xan.calendar).join(xan.by_uid()["kept@test"].ref.id)),  # type: ignore[union-attr]
+                      auth=xan_auth, timeout=30)
+    assert stored.status_code == stale.status_code == 200
+    rad.delete("kept@test")
+    assert pair.run().counts["deleted"] == 1 and "kept@test" not in xan.uids()
+
+    restored = httpx.put(url, content=stored.content, auth=auth, timeout=30,
+                         headers={"Content-Type": "text/calendar; charset=utf-8"})
+    assert restored.status_code in (201, 204)
+    back = pair.run()
+    assert (back.status, back.counts["created"], back.counts["deleted"]) == ("ok", 1, 0)
+    assert rad.uids() == xan.uids() == {"kept@test", "other@test", "third@test"}
+    assert pair.run().plan.writes == []
+
+    xan.delete("kept@test")
+    assert pair.run().counts["deleted"] == 1 and rad.uids() == {"other@test", "third@test"}
+    pushed = httpx.put(xan.calendar + "stale-copy.ics", content=stale.content, auth=xan_auth, timeout=30,
+                       headers={"Content-Type": "text/calendar; charset=utf-8"})
+    assert pushed.status_code in (201, 204)
+    again = pair.run()
+    assert (again.counts["created"], again.counts["deleted"]) == (0, 1)
+    assert rad.uids() == xan.uids() == {"other@test", "third@test"}
+
+
 def test_bulk_delete_over_the_share_waits_for_confirmation(pair: Group, rad: Peer, xan: Peer) -> None:
     for n in range(8):
         xan.create(meeting(f"d{n}@test", hour=8 + n))

@@ -155,23 +155,50 @@ def test_deletion_propagates_and_a_stale_copy_is_not_resurrected() -> None:
     assert w.platforms["a"].all() == [] and w.platforms["b"].all() == []
 
 
-@pytest.mark.xfail(strict=True, reason="open: the record cannot tell the user's deletion at a from calmesh's "
-                                       "at b, so the restored event matches the tombstone and is deleted again")
-def test_an_event_restored_from_the_trash_where_it_was_deleted_comes_back() -> None:
-    """a's user deletes an event, the deletion reaches b, then the user takes it back out of a's
-    trash (the same object at the same id, as Nextcloud's trash bin does): that is the user's
-    own doing, so the event is live again and copied to b, as a stale copy pushed back at b (the
-    test above) is not. Open: deleting it again loses it a second time, and tombstones are never
-    purged."""
+@pytest.mark.parametrize("where", ["a", "b"])
+def test_an_event_restored_from_the_trash_where_it_was_deleted_comes_back(where: str) -> None:
+    """A user deletes an event (on its original's calendar a, or on the copy's b), the deletion
+    reaches the other calendar, then the user takes it back out of the trash (the same object at
+    the same id, as Nextcloud's trash bin does): that is the user's own doing, so the event is
+    live again and copied anew, as a stale copy pushed back where calmesh deleted it (the test
+    above) is not. Before, the record could not tell the user's deletion from calmesh's, and the
+    restored event was deleted a second time. Deleted again, it goes again everywhere."""
+    other = "b" if where == "a" else "a"
     w = world("a", "b")
     w.platforms["a"].user_put(item("u1"))
     converge(w)
-    (trashed,) = w.platforms["a"].all()
-    w.platforms["a"].user_delete("u1")
-    assert [type(x).__name__ for x in w.run().writes] == ["Delete"]
-    w.platforms["a"].user_restore(trashed)
-    w.run()
+    (trashed,) = w.platforms[where].all()
+    w.platforms[where].user_delete("u1")
+    assert [(type(x).__name__, x.target) for x in w.run().writes] == [("Delete", f"{other}/cal")]
+    w.platforms[where].user_restore(trashed)
+    assert [(type(x).__name__, x.target) for x in w.run().writes] == [("Create", f"{other}/cal")]
     assert uids(w.platforms["a"]) == uids(w.platforms["b"]) == ["u1"]
+    assert w.run().writes == []
+    w.platforms[where].user_delete("u1")
+    assert [(type(x).__name__, x.target) for x in w.run().writes] == [("Delete", f"{other}/cal")]
+    assert w.platforms["a"].all() == w.platforms["b"].all() == []
+
+
+def test_a_copy_calmesh_deleted_stays_deleted_after_the_event_was_restored_and_deleted_again() -> None:
+    """The copy calmesh deleted on b (the deletion was a's user's) pushed back there by an offline
+    client, after the event was taken out of a's trash and deleted again: a stale copy, deleted
+    again (it is calmesh's copy, known by its marker), not a restore. (A bulk-delete guard above
+    the three deletions of this one-event calendar: with the default, the third is held.)"""
+    w = world("a", "b", options=PlanOptions(delete_floor=5))
+    w.platforms["a"].user_put(item("u1"))
+    converge(w)
+    (trashed,) = w.platforms["a"].all()
+    (stale,) = w.platforms["b"].all()
+    w.platforms["a"].user_delete("u1")
+    assert [(type(x).__name__, x.target) for x in w.run().writes] == [("Delete", "b/cal")]
+    w.platforms["a"].user_restore(trashed)
+    assert [(type(x).__name__, x.target) for x in w.run().writes] == [("Create", "b/cal")]
+    w.platforms["a"].user_delete("u1")
+    assert [(type(x).__name__, x.target) for x in w.run().writes] == [("Delete", "b/cal")]
+    stale.ref = None
+    w.platforms["b"].user_put(stale)
+    assert [(type(x).__name__, x.target) for x in w.run().writes] == [("Delete", "b/cal")]
+    assert w.platforms["a"].all() == w.platforms["b"].all() == []
 
 
 def _deletion_held_for_b_then_edited_there(policy: str) -> World:

@@ -140,6 +140,10 @@ class CopyState:
     """The content hash of an update under way (recorded just before the write): a run killed
     once the server stored it, before calmesh recorded it, leaves the copy at this version, and
     that is calmesh's own write, not an edit made there (which would outrank a deletion)."""
+    deleted_there: bool = False
+    """A deleted copy that went from its member by someone else's doing (found gone there), not by
+    calmesh's deletion: the very object coming back at that id is put back by the same hand (out
+    of a trash bin, an undo), while one coming back where calmesh deleted it is a stale copy."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,6 +461,9 @@ class _Context:
     """Item ids gone from a held member that are to be put back on it (``restore_held``)."""
     invited: Mapping[str, Collection[str]] = field(default_factory=dict)
     """UID -> members calmesh delivered the meeting's invitation to (see :func:`plan`)."""
+    reused: set[tuple[str, str]] = field(default_factory=set)
+    """(member, item id) of deleted copies of more than one item: an object come back at such an
+    id is not known to be what was deleted there last (see :func:`_put_back`)."""
 
     def sends(self, member: str, origin: str) -> bool:
         if self.members[member].direction == "in":
@@ -797,6 +804,7 @@ def _recognise(ctx: _Context, state: Mapping[str, ItemState], observations: Mapp
         for key, copy in rec.copies.items():
             if copy.deleted:
                 tombstones[(key, copy.item_id)][(copy.uid, copy.content_hash)] = deleted_lid
+    ctx.reused = {at for at, deleted in tombstones.items() if len(deleted) > 1}
     _read_opaque_markers(ctx, state, observations)
     named: dict[tuple[str, str], str] | None = None  # built on the first marker not located
     seen: dict[str, dict[str, list[_Seen]]] = defaultdict(lambda: defaultdict(list))
@@ -1096,7 +1104,7 @@ def _observed_record(ctx: _Context, lid: str, rec: ItemState | None, origin: str
             # the recorded version keeps its recorded hash (see _Status.live_hash)
             copies[key] = CopyState(key, cur.item_id, cur.item.uid, cur.etag, st.live_hash or cur.hash, cur.item.marker)
         elif st.gone and st.prev is not None:
-            copies[key] = replace(st.prev, deleted=True)
+            copies[key] = replace(st.prev, deleted=True, deleted_there=True)
         elif st.unconfirmed is not None:
             del copies[key]
     dirty = any(key not in ctx.usable for key in copies if not copies[key].deleted)
@@ -1149,7 +1157,11 @@ def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, l
         return batch  # an item of a receive-only member: it stays home
 
     delete = bool(rec and rec.deleted)
-    if delete and (unreached := _edited_before_reached(rec, changed_seen)):
+    if delete and _put_back(ctx, rec, changed_seen):
+        # the deletion's own member holds the object again, as it was: whoever deleted it there
+        # took it back (a trash bin, an undo), so the item lives again and is copied anew
+        delete = False
+    elif delete and (unreached := _edited_before_reached(rec, changed_seen)):
         # a deletion decided while these members could not be read, their copy edited before
         # they were read again: the edit races the deletion as if both had been seen in one run
         assert rec is not None
@@ -1352,6 +1364,19 @@ def _edited_before_reached(rec: ItemState | None, changed: list[_Seen]) -> list[
         return []
     return [c for c in changed if (held := rec.copies.get(c.member)) is not None
             and not held.deleted and held.item_id == c.item_id]
+
+
+def _put_back(ctx: _Context, rec: ItemState | None, changed: list[_Seen]) -> list[_Seen]:
+    """The changed copies that are a deleted copy come back where it was deleted by someone other
+    than calmesh (:attr:`CopyState.deleted_there`): the same object at the same id (recognised
+    against the tombstone by UID and content, see :func:`_recognise`), an id no other item held
+    since (:attr:`_Context.reused`: an older version turning up where a newer one was deleted
+    after it is a stale copy, not the last thing deleted there taken back)."""
+    if rec is None:
+        return []
+    return [c for c in changed if (held := rec.copies.get(c.member)) is not None
+            and held.deleted and held.deleted_there and held.item_id == c.item_id
+            and (c.member, c.item_id) not in ctx.reused]
 
 
 def _deletion_wins(ctx: _Context, lid: str, gone: list[str], edited: list[_Seen], batch: Batch) -> bool:

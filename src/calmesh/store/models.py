@@ -90,6 +90,9 @@ class SyncCopy(Base):
     ``calmesh.core.syncplan.CopyState.evidence``)."""
     writing_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     """The content hash of an update under way (see ``calmesh.core.syncplan.CopyState.writing``)."""
+    deleted_there: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """A deleted copy found gone from its member, not deleted by calmesh (see
+    ``calmesh.core.syncplan.CopyState.deleted_there``)."""
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     item: Mapped[SyncItem] = relationship(back_populates="copies")
