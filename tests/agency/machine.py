@@ -62,6 +62,8 @@ TOPICS = ("budget", "pitch", "review", "retro", "planning", "lunch", "1:1", "dem
 PEOPLE = st.sampled_from(sorted(HOME))
 DAYS, HOURS, LENGTHS = st.integers(0, 4), st.integers(9, 16), st.sampled_from([30, 60])
 PICK = st.integers(0, 30)
+CALDAV = ("radicale", "xandikos")
+"""The agency's CalDAV platforms, where a trash bin puts an object back at its id."""
 """Which of the candidates a rule acts on (modulo their number: shrinks towards the first)."""
 
 
@@ -83,6 +85,8 @@ class AgencyMachine(RuleBasedStateMachine):
         self.model = Model(self.agency)
         self.undoable: list[tuple[int, str, str, Version]] = []
         """Duplicate resolutions applied: (audit id, item key, place, the copy removed)."""
+        self.trash: list[tuple[Item, str, CalendarItem]] = []
+        """Own events their person deleted on a CalDAV calendar, as they were: a trash bin."""
 
     def teardown(self) -> None:
         self.agency.close()
@@ -327,6 +331,26 @@ class AgencyMachine(RuleBasedStateMachine):
         assert seen.item.ref is not None
         self.agency.hub.raw(target.platform).delete(target.calendar, seen.item.ref, seen.item.ref.etag)
         self.model.remove(item, place, f"deleted by {target.person} on {target.platform}")
+        if item.kind == "personal" and target.platform in CALDAV:
+            self.trash.append((item, place, seen.item))
+
+    @precondition(lambda self: self.trash)
+    @rule(pick=PICK)
+    def restore_from_trash(self, pick: int) -> None:
+        """A person takes an event they deleted back out of the trash (Nextcloud's trash bin):
+        the very object at the very id. Their own doing, so the event is live again, and a
+        sync group copies it anew to where the deletion had reached (docs/sync.md)."""
+        item, place, stored = choose(self.trash, pick)
+        target = self.agency.places[place]
+        assert stored.ref is not None
+        if (self.is_down(target.platform) or place in item.places
+                or any(s.item.ref is not None and s.item.ref.id == stored.ref.id for s in self.model.observe()[place])):
+            return
+        self.trash.remove((item, place, stored))
+        self.agency.hub.raw(target.platform).put(target.calendar, stored)
+        version = Version.of(stored.master or stored.components[0])
+        item.title = version.title or item.title
+        self.model.put(item, place, version, "own")
 
     @precondition(lambda self: self._copyable())
     @rule(pick=PICK)
