@@ -179,6 +179,22 @@ def test_an_event_restored_from_the_trash_where_it_was_deleted_comes_back(where:
     assert w.platforms["a"].all() == w.platforms["b"].all() == []
 
 
+def test_an_event_restored_from_the_trash_gets_its_busy_block_back() -> None:
+    """In a busy-time group the same holds: the origin's event taken back out of the trash is
+    live again, and its busy block is written again where the deletion had removed it."""
+    w = world("a", "b", options=PlanOptions(mode="busy"))
+    w.platforms["a"].user_put(item("u1"))
+    converge(w)
+    (trashed,) = w.platforms["a"].all()
+    w.platforms["a"].user_delete("u1")
+    assert [(type(x).__name__, x.target) for x in w.run().writes] == [("Delete", "b/cal")]
+    w.platforms["a"].user_restore(trashed)
+    assert [(type(x).__name__, x.target) for x in w.run().writes] == [("Create", "b/cal")]
+    (block,) = w.platforms["b"].all()
+    assert block.components[0].start == T0 and block.marker is not None
+    assert w.run().writes == []
+
+
 def test_a_copy_calmesh_deleted_stays_deleted_after_the_event_was_restored_and_deleted_again() -> None:
     """The copy calmesh deleted on b (the deletion was a's user's) pushed back there by an offline
     client, after the event was taken out of a's trash and deleted again: a stale copy, deleted
