@@ -166,18 +166,18 @@ def parse_days(spec: str) -> frozenset[int]:
     return frozenset(days)
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(value: str | float) -> float:
-    """``"60s"``, ``"5m"``, ``"1h"`` or a number of seconds -> seconds (> 0)."""
+    """``"60s"``, ``"5m"``, ``"1h"``, ``"90d"`` or a number of seconds -> seconds (> 0)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value)
     else:
         m = _DURATION.match(str(value).lower())
         if m is None:
-            raise ValueError(f"bad duration {value!r} (use seconds, or 60s, 5m, 1h)")
+            raise ValueError(f"bad duration {value!r} (use seconds, or 60s, 5m, 1h, 90d)")
         seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2) or "s"]
     if seconds <= 0:
         raise ValueError(f"duration must be positive, got {value!r}")
@@ -408,6 +408,13 @@ class SyncGroupConfig(_Strict):
     delete_window: float = 86400.0
     """Seconds over which the bulk-delete guard adds up deletions (``"24h"``, ``"30m"``...): a
     calendar losing a little on every run is judged by what it lost in all of them."""
+    keep_deletions: float = 90 * 86400.0
+    """Seconds a deleted event is remembered once it is gone from every calendar (``"90d"``): until
+    then the deleted object turning up again where calmesh deleted it (an offline client pushing
+    it back) is deleted again. After, the record is dropped, so the state a run loads grows with
+    the recent deletions, not with every deletion ever made. calmesh's own copies still name
+    their original by their marker and are removed when they turn up; an unmarked object turning
+    up after that is a new event."""
     window_past_days: int = 30
     window_future_days: int = 365
     interval: float = 60.0
@@ -415,7 +422,7 @@ class SyncGroupConfig(_Strict):
     reconcile_every: int = 10
     """Every Nth run compares everything even when change tokens look valid."""
 
-    _interval = field_validator("interval", "delete_window", mode="before")(
+    _interval = field_validator("interval", "delete_window", "keep_deletions", mode="before")(
         classmethod(lambda cls, v: parse_duration(v)))
 
     @model_validator(mode="after")

@@ -186,7 +186,8 @@ def test_mark_dirty_and_purge_tombstones(repo: SyncRepository, clock: Clock) -> 
     repo.mark_dirty("g", [live.logical_id, "a/cal/unknown"])
     assert repo.load_group("g")[live.logical_id].dirty
     clock.now = T0 + timedelta(days=100)
-    assert repo.purge_tombstones("g", older_than=T0 + timedelta(days=1)) == 1
+    assert repo.purge_tombstones("g", kept_for=timedelta(days=101)) == 0
+    assert repo.purge_tombstones("g", kept_for=timedelta(days=99)) == 1
     assert set(repo.load_group("g")) == {live.logical_id, half.logical_id}
 
 

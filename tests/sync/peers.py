@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -89,12 +90,14 @@ def bump(**fields: Any) -> Callable[[Event], Event]:
 class Group:
     """A sync group of ``peers`` run by the real engine; ``options`` go to SyncGroupConfig."""
 
-    def __init__(self, tmp_path: Path, *peers: Peer, write_workers: int = 1, **options: Any) -> None:
+    def __init__(self, tmp_path: Path, *peers: Peer, write_workers: int = 1,
+                 clock: Callable[[], datetime] | None = None, **options: Any) -> None:
         self.peers = {p.platform: p for p in peers}
         self.config = SyncGroupConfig(calendars=[
             SyncMember(platform=p.platform, calendar=p.calendar, direction=p.direction)  # type: ignore[arg-type]
             for p in peers], **options)
-        self.repo = SyncRepository(open_store(f"sqlite:///{tmp_path / 'state.sqlite'}"))
+        store = open_store(f"sqlite:///{tmp_path / 'state.sqlite'}")
+        self.repo = SyncRepository(store) if clock is None else SyncRepository(store, clock)
         self.engine = SyncEngine(self.repo, self.connector, retry_sleep=lambda _s: None,
                                  write_workers=write_workers)
         self.connectors: dict[str, Connector] = {p.platform: p.conn for p in peers}

@@ -24,7 +24,8 @@ class Clock:
         return self.now
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("60s", 60), ("5m", 300), ("1h", 3600), ("90", 90), (30, 30)])
+@pytest.mark.parametrize(("text", "seconds"), [("60s", 60), ("5m", 300), ("1h", 3600), ("90d", 90 * 86400), ("90", 90),
+                                               (30, 30)])
 def test_durations(text: str | int, seconds: float) -> None:
     assert parse_duration(text) == seconds
 

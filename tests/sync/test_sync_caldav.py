@@ -379,6 +379,45 @@ def test_an_event_put_back_where_its_user_deleted_it_is_synced_again(pair: Group
     assert rad.uids() == xan.uids() == {"other@test", "third@test"}
 
 
+def test_a_deletion_is_remembered_for_keep_deletions_then_forgotten(tmp_path: Path, rad: Peer, xan: Peer,
+                                                                     xandikos: CalDAVServer) -> None:
+    """A deleted event is remembered for ``keep_deletions`` after its last copy went: within it, a
+    stale copy pushed back (an offline client) is deleted again, and that renews the record; once
+    it has passed, a run that reads the state forgets it, so the state grows with the recent
+    deletions, not with every deletion ever made. calmesh's copy turning up after that is still
+    removed: its marker names an original that is gone. (The state store's clock is moved; the
+    servers are real.)"""
+    now = [datetime.now(UTC)]
+    pair = Group(tmp_path, rad, xan, clock=lambda: now[0], keep_deletions="30d")
+    for uid in ("gone@test", "other@test", "third@test"):
+        rad.create(meeting(uid))
+    pair.settle()
+    auth = (xandikos.username, xandikos.password)
+    stale = httpx.get(str(httpx.URL(xan.calendar).join(xan.by_uid()["gone@test"].ref.id)),  # type: ignore[union-attr]
+                      auth=auth, timeout=30).content
+    rad.delete("gone@test")
+    assert pair.run().counts["deleted"] == 1 and pair.repo.counts("g")["tombstones"] == 1
+
+    def push_stale() -> None:
+        pushed = httpx.put(xan.calendar + "stale-copy.ics", content=stale, auth=auth, timeout=30,
+                           headers={"Content-Type": "text/calendar; charset=utf-8"})
+        assert pushed.status_code in (201, 204)
+
+    now[0] += timedelta(days=29)
+    push_stale()
+    assert pair.run().counts["deleted"] == 1 and pair.repo.counts("g")["tombstones"] == 1
+    now[0] += timedelta(days=29)
+    pair.run(full=True)
+    assert pair.repo.counts("g")["tombstones"] == 1  # 29 days since the stale copy was deleted
+    now[0] += timedelta(days=2)
+    assert pair.run(full=True).plan.writes == [] and pair.repo.counts("g")["tombstones"] == 0
+    assert rad.uids() == xan.uids() == {"other@test", "third@test"}
+    push_stale()  # calmesh's copy still names its original by its marker, and that is gone
+    assert [(type(w).__name__, w.reason) for w in pair.run().plan.writes] == [
+        ("Delete", "copy of an item deleted at its origin")]
+    assert rad.uids() == xan.uids() == {"other@test", "third@test"}
+
+
 def test_bulk_delete_over_the_share_waits_for_confirmation(pair: Group, rad: Peer, xan: Peer) -> None:
     for n in range(8):
         xan.create(meeting(f"d{n}@test", hour=8 + n))

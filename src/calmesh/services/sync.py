@@ -29,7 +29,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextvars import copy_context
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
@@ -507,6 +507,10 @@ class SyncEngine:
                              full=report.full, holds=report.plan.holds if settled else None,
                              status=report.status, counts=report.counts, errors=report.errors,
                              settled=fingerprint if at_rest else None)
+        if settled:
+            forgotten = self.repo.purge_tombstones(name, timedelta(seconds=group.keep_deletions))
+            if forgotten:
+                log.info("sync group %s: forgot %d deletion(s) older than keep_deletions", name, forgotten)
         return report
 
     def _may_skip_state(self, members: Sequence[Member], tokens: Mapping[str, TokenState],

@@ -183,9 +183,11 @@ class SyncRepository:
                 for row in rows:
                     row.dirty = True
 
-    def purge_tombstones(self, group: str, older_than: datetime) -> int:
-        """Forget deleted items whose every copy is gone, once they are older than a retention
-        horizon (until then a stale copy turning up is still recognised and removed)."""
+    def purge_tombstones(self, group: str, kept_for: timedelta) -> int:
+        """Forget deleted items whose every copy is gone, once they were last changed longer than
+        ``kept_for`` ago (until then a stale copy turning up is still recognised and removed);
+        returns how many."""
+        older_than = self._now() - kept_for
         with self._tx() as session:
             rows = session.scalars(select(SyncItem).where(
                 SyncItem.group_name == group, SyncItem.deleted.is_(True), SyncItem.updated_at < older_than,
