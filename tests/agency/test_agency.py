@@ -10,7 +10,8 @@ in-house SQL table (see world.py). Each example gets fresh calendars, mailboxes,
 Rules drive calmesh through its services, as the CLI does: book, move and cancel a meeting; an
 attendee's answer (an iTIP REPLY through ``process_message``); someone other than the organiser
 trying to move or cancel it (which must be refused); a person creating, editing or deleting an
-event directly on their own platform, or copying a meeting into another of their calendars; a
+event directly on their own platform, taking an event they deleted on a CalDAV calendar back out
+of the trash, or copying a meeting into another of their calendars; a
 sync group running (``mirror``: Alice's Radicale and Exchange calendars; ``busy``: David's Graph
 and project calendars); a run killed at its n-th write, just before or just after the write
 reached the server (faults.py: an in-process stand-in for SIGKILL); a platform down for a while;
