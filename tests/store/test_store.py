@@ -177,7 +177,7 @@ def test_many_records_in_one_save(repo: SyncRepository) -> None:
     assert state["a/cal/560.ics"] == later[10] and state["a/cal/1.ics"] == records[1]
 
 
-def test_mark_dirty_and_purge_tombstones(repo: SyncRepository, clock: Clock) -> None:
+def test_mark_dirty_and_purge_tombstones(repo: SyncRepository, clock: Clock, engine: Engine) -> None:
     live = _record("a/cal/live.ics")
     dead = ItemState("a/cal/dead.ics", "a/cal", "h", {"a/cal": CopyState("a/cal", "d", "u", None, "h", deleted=True)},
                      deleted=True)
@@ -189,6 +189,9 @@ def test_mark_dirty_and_purge_tombstones(repo: SyncRepository, clock: Clock) -> 
     assert repo.purge_tombstones("g", kept_for=timedelta(days=101)) == 0
     assert repo.purge_tombstones("g", kept_for=timedelta(days=99)) == 1
     assert set(repo.load_group("g")) == {live.logical_id, half.logical_id}
+    with engine.connect() as connection:  # the forgotten item's copies went with it
+        assert connection.execute(text("SELECT count(*) FROM sync_copies WHERE remote_id = 'd'")).scalar() == 0
+        assert connection.execute(text("SELECT count(*) FROM sync_copies WHERE remote_id = 'd2'")).scalar() == 1
 
 
 # ------------------------------------------------------------------------- tokens, runs
