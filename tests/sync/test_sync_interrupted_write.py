@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from calmesh.connectors.base import Connector
@@ -149,3 +150,52 @@ def test_the_intent_is_recorded_before_the_write(tmp_path: Path, rad: Peer, xan:
     assert seen
     [record] = Group(tmp_path, rad, xan).repo.load_group("g").values()
     assert record.copies[xan.key].pending  # the kill came before the write was recorded
+
+
+class DyingAtDelete:
+    """``conn`` that dies at its first delete, after (``when="after"``) or before the server
+    deleted the object."""
+
+    def __init__(self, conn: Connector, when: str) -> None:
+        self._conn, self._when = conn, when
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def delete(self, calendar: str, ref: ItemRef, if_match: str | None = None) -> None:
+        if self._when == "after":
+            self._conn.delete(calendar, ref, if_match)
+        raise Killed
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_deletion_killed_half_way_stays_calmeshs(tmp_path: Path, rad: Peer, xan: Peer, xandikos: Any,
+                                                   when: str) -> None:
+    """Radicale's user deletes an event; the run deleting its copy on Xandikos is killed just
+    before or just after the server deleted it, before calmesh recorded it. The next run finishes
+    the deletion, and the copy's absence is calmesh's deletion: the copy pushed back at its href
+    by an offline client is a stale copy, deleted again, not the event taken back out of a trash
+    (which would bring it back everywhere). Before, a kill after the DELETE left the copy's
+    absence to be found by the next run, and taken for someone's deletion there."""
+    meetings(rad, "gone@test", "kept@test", "third@test")
+    Group(tmp_path, rad, xan).settle()
+    copy = xan.by_uid()["gone@test"]
+    assert copy.ref is not None
+    auth = (xandikos.username, xandikos.password)
+    stale = httpx.get(xan.calendar.rstrip("/") + "/" + copy.ref.id.rsplit("/", 1)[-1], auth=auth, timeout=30)
+    assert stale.status_code == 200
+    rad.delete("gone@test")
+    group = Group(tmp_path, rad, xan)
+    group.connectors["xan"] = DyingAtDelete(xan.conn, when)  # type: ignore[assignment]
+    with pytest.raises(Killed):
+        group.run()
+    assert ("gone@test" in xan.uids()) is (when == "before")
+    group = Group(tmp_path, rad, xan)
+    group.settle()
+    assert rad.uids() == xan.uids() == {"kept@test", "third@test"}
+    pushed = httpx.put(xan.calendar.rstrip("/") + "/" + copy.ref.id.rsplit("/", 1)[-1], content=stale.content,
+                       auth=auth, timeout=30, headers={"Content-Type": "text/calendar; charset=utf-8"})
+    assert pushed.status_code in (201, 204)
+    again = group.run()
+    assert (again.counts["created"], again.counts["deleted"]) == (0, 1)
+    assert rad.uids() == xan.uids() == {"kept@test", "third@test"}

@@ -144,6 +144,11 @@ class CopyState:
     """A deleted copy that went from its member by someone else's doing (found gone there), not by
     calmesh's deletion: the very object coming back at that id is put back by the same hand (out
     of a trash bin, an undo), while one coming back where calmesh deleted it is a stale copy."""
+    deleting: bool = False
+    """calmesh is deleting this copy (recorded just before the DELETE): a run killed once the
+    server deleted it, before calmesh recorded that, leaves the copy gone, and that is calmesh's
+    deletion, not someone else's (:attr:`deleted_there`). The copy still counts as live: when
+    the DELETE never landed, an edit made there still races the deletion."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1104,7 +1109,7 @@ def _observed_record(ctx: _Context, lid: str, rec: ItemState | None, origin: str
             # the recorded version keeps its recorded hash (see _Status.live_hash)
             copies[key] = CopyState(key, cur.item_id, cur.item.uid, cur.etag, st.live_hash or cur.hash, cur.item.marker)
         elif st.gone and st.prev is not None:
-            copies[key] = replace(st.prev, deleted=True, deleted_there=True)
+            copies[key] = replace(st.prev, deleted=True, deleted_there=not st.prev.deleting, deleting=False)
         elif st.unconfirmed is not None:
             del copies[key]
     dirty = any(key not in ctx.usable for key in copies if not copies[key].deleted)

@@ -230,6 +230,12 @@ def _names_new_copy(batch: Batch, state: Mapping[str, ItemState]) -> bool:
     return False
 
 
+def _deleted_by_us(record: ItemState, member: str) -> ItemState:
+    """``record`` once calmesh's deletion of its copy on ``member`` has landed."""
+    copy = record.copies[member]
+    return replace(record, copies={**record.copies, member: replace(copy, deleted=True, deleting=False)})
+
+
 def group_fingerprint(group: SyncGroupConfig) -> str:
     """A digest of a group's whole configuration: a run leaves the group at rest under it, and a
     changed configuration (a member's direction, the mode...) is planned over in full again."""
@@ -744,11 +750,15 @@ class SyncEngine:
         audit: dict[str, Any] = {"group": name, "run_id": report.run_id, "platform": member.platform,
                  "calendar": member.calendar, "reason": action.reason}
         if isinstance(action, Delete):
+            if self._deletion_intent(report.state, batch, action, intents):
+                self.repo.save_records(name, [intents[action.logical_id]])  # before the DELETE
             try:
                 self._call(lambda: conn.delete(member.calendar, action.ref, action.ref.etag), conn.name)
             except NotFoundError:
                 pass  # already gone: the outcome we wanted
             batch.succeeded(action)
+            if action.logical_id in intents:  # what landed, should a later write of the batch fail
+                intents[action.logical_id] = _deleted_by_us(intents[action.logical_id], action.target)
             self.repo.audit(action="delete", item_ref=action.ref.id, etag_before=action.ref.etag,
                             previous=self._known_content(report, action), **audit)
             report.count(action.target, "deleted")
@@ -789,6 +799,23 @@ class SyncEngine:
             return
         intents[lid] = replace(old, dirty=True,
                                copies={**old.copies, action.target: replace(copy, writing=action.content_hash)})
+
+    @staticmethod
+    def _deletion_intent(state: Mapping[str, ItemState], batch: Batch, action: Delete,
+                         intents: dict[str, ItemState]) -> bool:
+        """Add to ``intents`` what to record just before ``action`` deletes a recorded copy: the
+        item as stored (or as this run's intents have it), dirty, with that copy's deletion under
+        way (:attr:`CopyState.deleting`). A kill between the server deleting it and calmesh
+        recording it then leaves the copy's absence known as calmesh's deletion: taken for its
+        person's, the same object pushed back there by an offline client would count as taken
+        back out of the trash, and come back everywhere. Whether it added one."""
+        lid = action.logical_id
+        old = intents.get(lid) or state.get(lid) or batch.records.get(lid)
+        copy = old.copies.get(action.target) if old is not None else None
+        if old is None or copy is None or copy.deleted or copy.item_id != action.ref.id:
+            return False  # not a recorded copy (a duplicate on the calendar): no one's to restore
+        intents[lid] = replace(old, dirty=True, copies={**old.copies, action.target: replace(copy, deleting=True)})
+        return True
 
     @staticmethod
     def _fit(report: SyncReport, action: Create | Update, conn: Connector) -> tuple[CalendarItem, list[Notice]]:

@@ -93,6 +93,8 @@ class SyncCopy(Base):
     deleted_there: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     """A deleted copy found gone from its member, not deleted by calmesh (see
     ``calmesh.core.syncplan.CopyState.deleted_there``)."""
+    deleting: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """calmesh's deletion of the copy under way (see ``calmesh.core.syncplan.CopyState.deleting``)."""
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     item: Mapped[SyncItem] = relationship(back_populates="copies")

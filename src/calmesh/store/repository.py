@@ -132,14 +132,15 @@ class SyncRepository:
             for c in session.execute(
                 select(SyncCopy.item_id, SyncCopy.member, SyncCopy.remote_id, SyncCopy.uid, SyncCopy.etag,
                        SyncCopy.content_hash, SyncCopy.origin_marker, SyncCopy.deleted, SyncCopy.pending,
-                       SyncCopy.evidence_token, SyncCopy.writing_hash, SyncCopy.deleted_there)
+                       SyncCopy.evidence_token, SyncCopy.writing_hash, SyncCopy.deleted_there,
+                       SyncCopy.deleting)
                 .join(SyncItem, SyncItem.id == SyncCopy.item_id).where(SyncItem.group_name == group)
                 .order_by(SyncCopy.id)
             ):
                 copies.setdefault(c.item_id, {})[c.member] = CopyState(
                     c.member, c.remote_id, c.uid, c.etag, c.content_hash, marker=c.origin_marker, deleted=c.deleted,
                     pending=c.pending, evidence=c.evidence_token, writing=c.writing_hash,
-                    deleted_there=c.deleted_there)
+                    deleted_there=c.deleted_there, deleting=c.deleting)
             rows = session.execute(
                 select(SyncItem.id, SyncItem.logical_id, SyncItem.origin, SyncItem.content_hash, SyncItem.deleted,
                        SyncItem.dirty).where(SyncItem.group_name == group))
@@ -480,7 +481,7 @@ def _insert_records(session: Session, group: str, records: Sequence[ItemState], 
                    "calendar": _split_member(member)[1], "remote_id": c.item_id, "uid": c.uid, "etag": c.etag,
                    "content_hash": c.content_hash, "origin_marker": c.marker, "deleted": c.deleted,
                    "pending": c.pending, "evidence_token": c.evidence, "writing_hash": c.writing,
-                   "deleted_there": c.deleted_there,
+                   "deleted_there": c.deleted_there, "deleting": c.deleting,
                    "updated_at": now}
                   for item_id, record in zip(ids, chunk, strict=True) for member, c in record.copies.items()]
         if copies:
@@ -497,12 +498,13 @@ def _sync_copies(row: SyncItem, record: ItemState, now: datetime) -> None:
             target = SyncCopy(member=member, platform=platform, calendar=calendar)
             row.copies.append(target)
         values = (copy.item_id, copy.uid, copy.etag, copy.content_hash, copy.marker, copy.deleted, copy.pending,
-                  copy.evidence, copy.writing, copy.deleted_there)
+                  copy.evidence, copy.writing, copy.deleted_there, copy.deleting)
         if (target.remote_id, target.uid, target.etag, target.content_hash, target.origin_marker, target.deleted,
                 target.pending, target.evidence_token, target.writing_hash,
-                target.deleted_there) != values or target.updated_at is None:
+                target.deleted_there, target.deleting) != values or target.updated_at is None:
             (target.remote_id, target.uid, target.etag, target.content_hash, target.origin_marker, target.deleted,
-             target.pending, target.evidence_token, target.writing_hash, target.deleted_there) = values
+             target.pending, target.evidence_token, target.writing_hash, target.deleted_there,
+             target.deleting) = values
             target.updated_at = now
     for stale in by_member.values():
         row.copies.remove(stale)
