@@ -8,7 +8,6 @@ client would store them.
 from __future__ import annotations
 
 import base64
-import http.server
 import socket
 import threading
 import time
@@ -54,7 +53,7 @@ from calmesh.model import (
 from calmesh.services import availability
 from calmesh.services.hub import Hub
 
-from .loopback import MultistatusHandler
+from .loopback import MultistatusHandler, QuietHandler, serving
 
 if TYPE_CHECKING:
     from conftest import CalDAVServer  # tests/conftest.py, which provides the fixtures
@@ -636,7 +635,7 @@ def test_server_that_never_answers_times_out_as_transient() -> None:
             connector.calendars()
 
 
-class _OneWriteAtATime(http.server.BaseHTTPRequestHandler):
+class _OneWriteAtATime(QuietHandler):
     """Stores one PUT at a time, as Xandikos does (each is a Git commit under one lock), and
     answers 423 Locked to a PUT arriving meanwhile. The next PUT stored once ``crowd`` is set
     takes until that many others were refused so, or 1 s: writes sent together meet the lock.
@@ -666,27 +665,15 @@ class _OneWriteAtATime(http.server.BaseHTTPRequestHandler):
         else:
             cls.refused.release()
         cls.answers.append(status)
-        self.send_response(status)
-        if status == 201:
-            self.send_header("ETag", f'"{len(cls.answers)}"')
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *_args: Any) -> None:
-        pass
+        self.send_empty(status, f'"{len(cls.answers)}"' if status == 201 else None)
 
 
 @contextmanager
 def _one_write_at_a_time(held: int = 0) -> Iterator[str]:
     _OneWriteAtATime.answers, _OneWriteAtATime.held, _OneWriteAtATime.crowd = [], held, 0
     _OneWriteAtATime.refused = threading.Semaphore(0)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OneWriteAtATime)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/cal/"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_OneWriteAtATime) as url:
+        yield url
 
 
 def test_a_locked_resource_is_transient_and_the_write_is_retried() -> None:
@@ -728,7 +715,7 @@ def test_writes_refused_while_another_is_stored_are_made_one_at_a_time() -> None
         assert _OneWriteAtATime.answers.count(201) == 8
 
 
-class _LockedThenTogether(http.server.BaseHTTPRequestHandler):
+class _LockedThenTogether(QuietHandler):
     """Refuses the first ``held`` PUTs with 423 Locked, as a lock someone else holds would, then
     stores every PUT, each once ``together`` PUTs are in flight at once (or, after 10 s, anyway,
     counted in ``alone``)."""
@@ -742,19 +729,13 @@ class _LockedThenTogether(http.server.BaseHTTPRequestHandler):
         cls = type(self)
         if cls.held:
             cls.held -= 1
-            self.send_response(423)
-        else:
-            try:
-                cls.together.wait(timeout=10)
-            except threading.BrokenBarrierError:
-                cls.alone += 1
-            self.send_response(201)
-            self.send_header("ETag", f'"{uuid.uuid4().hex}"')
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *_args: Any) -> None:
-        pass
+            self.send_empty(423)
+            return
+        try:
+            cls.together.wait(timeout=10)
+        except threading.BrokenBarrierError:
+            cls.alone += 1
+        self.send_empty(201, f'"{uuid.uuid4().hex}"')
 
 
 def test_writes_go_together_again_once_a_lock_is_shown_to_be_someone_elses() -> None:
@@ -765,24 +746,20 @@ def test_writes_go_together_again_once_a_lock_is_shown_to_be_someone_elses() -> 
     then four writes are each held until four are in flight together."""
     _LockedThenTogether.held, _LockedThenTogether.alone = 2, 0
     _LockedThenTogether.together = threading.Barrier(4)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _LockedThenTogether)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/cal/"
-    try:
-        connector = CalDAVConnector("locked", CalDAVSettings(kind="caldav", url=url, timeout=30.0))
-        with pytest.raises(TransientError, match="HTTP 423"):
-            connector.put(url, single("locked@test", at(1, 10)))  # refused together, then alone
-        with ThreadPoolExecutor(4) as pool:
-            refs = list(pool.map(lambda n: connector.put(url, single(f"w{n}@test", at(1, 11))), range(4)))
-        assert len({r.etag for r in refs}) == 4
-        assert _LockedThenTogether.alone == 0
-    finally:
-        _LockedThenTogether.together.abort()
-        server.shutdown()
-        server.server_close()
+    with serving(_LockedThenTogether) as url:
+        try:
+            connector = CalDAVConnector("locked", CalDAVSettings(kind="caldav", url=url, timeout=30.0))
+            with pytest.raises(TransientError, match="HTTP 423"):
+                connector.put(url, single("locked@test", at(1, 10)))  # refused together, then alone
+            with ThreadPoolExecutor(4) as pool:
+                refs = list(pool.map(lambda n: connector.put(url, single(f"w{n}@test", at(1, 11))), range(4)))
+            assert len({r.etag for r in refs}) == 4
+            assert _LockedThenTogether.alone == 0
+        finally:
+            _LockedThenTogether.together.abort()
 
 
-class _SlowFirstWrite(http.server.BaseHTTPRequestHandler):
+class _SlowFirstWrite(QuietHandler):
     """Takes 0.3 s over the first PUT it gets, as Xandikos takes over its first write to a
     calendar (it reads every object's UID then), counting the PUTs that arrive meanwhile; stores
     every PUT (201 with an ETag)."""
@@ -801,13 +778,7 @@ class _SlowFirstWrite(http.server.BaseHTTPRequestHandler):
         if first:
             time.sleep(0.3)
             cls.first_done.set()
-        self.send_response(201)
-        self.send_header("ETag", f'"{cls.puts}"')
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *_args: Any) -> None:
-        pass
+        self.send_empty(201, f'"{cls.puts}"')
 
 
 def test_the_first_write_to_a_calendar_goes_alone() -> None:
@@ -818,17 +789,11 @@ def test_the_first_write_to_a_calendar_goes_alone() -> None:
     say what arrived while it was busy."""
     _SlowFirstWrite.puts = _SlowFirstWrite.beside_first = 0
     _SlowFirstWrite.first_done = threading.Event()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowFirstWrite)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/cal/"
+    with serving(_SlowFirstWrite) as url:
         connector = CalDAVConnector("first", CalDAVSettings(kind="caldav", url=url, timeout=10.0))
         with ThreadPoolExecutor(4) as pool:
             refs = list(pool.map(lambda n: connector.put(url, single(f"f{n}@test", at(1, 10))), range(8)))
         assert len(refs) == 8 and (_SlowFirstWrite.puts, _SlowFirstWrite.beside_first) == (8, 0)
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 class _PairedReports(MultistatusHandler):
@@ -874,10 +839,7 @@ def test_answers_computed_together_share_the_platforms_request_slots() -> None:
     load a vendor's throttling budget counts per account. Loopback server: no real server lets
     a test see how many requests it holds at once."""
     _PairedReports.inside = _PairedReports.most = 0
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PairedReports)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/cal/"
+    with serving(_PairedReports) as url:
         connector = CalDAVConnector("paired", CalDAVSettings(kind="caldav", url=url, timeout=30.0,
                                                              parallel_requests=2))
         people = [FreeBusyRequest(f"p{n}@test", (f"{url}p{n}/",)) for n in range(4)]
@@ -886,9 +848,6 @@ def test_answers_computed_together_share_the_platforms_request_slots() -> None:
         assert [[p.busy for p in answer] for answer in answers] == [[[]] * 4] * 2
         assert all(not p.errors for answer in answers for p in answer)
         assert _PairedReports.most == 2
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 class _PairedReportsBehindLogin(_PairedReports):
@@ -920,10 +879,7 @@ def test_a_server_answering_without_a_login_gets_requests_together(
     once more, with it: every answer arrives, with no error. Loopback server, as above."""
     monkeypatch.setenv("CALMESH_TEST_PAIRED_PASSWORD", "secret")
     handler.inside = handler.most = handler.lone = 0
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/cal/"
+    with serving(handler) as url:
         connector = CalDAVConnector("paired", CalDAVSettings(
             kind="caldav", url=url, timeout=30.0, parallel_requests=2, username="u",
             password_env="CALMESH_TEST_PAIRED_PASSWORD"))
@@ -932,9 +888,6 @@ def test_a_server_answering_without_a_login_gets_requests_together(
         answer = connector.freebusy(people, WEEK)
         assert [p.busy for p in answer] == [[]] * 6 and all(not p.errors for p in answer)
         assert handler.most == 2 and handler.lone == 0
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_missing_calendar_is_not_found(caldav_server: CalDAVServer) -> None:

@@ -433,7 +433,7 @@ def record_deleted(state: ItemState, action: Delete) -> ItemState:
     copy = state.copies.get(action.target)
     if copy is None or copy.item_id != action.ref.id:
         return state
-    return replace(state, copies={**state.copies, action.target: replace(copy, deleted=True)})
+    return replace(state, copies={**state.copies, action.target: replace(copy, deleted=True, deleting=False)})
 
 
 # ------------------------------------------------------------------------------- the planner

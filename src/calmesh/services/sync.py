@@ -62,6 +62,7 @@ from calmesh.core.syncplan import (
     Update,
     Write,
     plan,
+    record_deleted,
     record_written,
 )
 from calmesh.model import CalendarItem, ChangeSet, ItemRef, Problem
@@ -228,12 +229,6 @@ def _names_new_copy(batch: Batch, state: Mapping[str, ItemState]) -> bool:
             if before is None or before.item_id != copy.item_id:
                 return True
     return False
-
-
-def _deleted_by_us(record: ItemState, member: str) -> ItemState:
-    """``record`` once calmesh's deletion of its copy on ``member`` has landed."""
-    copy = record.copies[member]
-    return replace(record, copies={**record.copies, member: replace(copy, deleted=True, deleting=False)})
 
 
 def group_fingerprint(group: SyncGroupConfig) -> str:
@@ -750,7 +745,7 @@ class SyncEngine:
         audit: dict[str, Any] = {"group": name, "run_id": report.run_id, "platform": member.platform,
                  "calendar": member.calendar, "reason": action.reason}
         if isinstance(action, Delete):
-            if self._deletion_intent(report.state, batch, action, intents):
+            if self._under_way(report.state, batch, action, intents, deleting=True):
                 self.repo.save_records(name, [intents[action.logical_id]])  # before the DELETE
             try:
                 self._call(lambda: conn.delete(member.calendar, action.ref, action.ref.etag), conn.name)
@@ -758,7 +753,7 @@ class SyncEngine:
                 pass  # already gone: the outcome we wanted
             batch.succeeded(action)
             if action.logical_id in intents:  # what landed, should a later write of the batch fail
-                intents[action.logical_id] = _deleted_by_us(intents[action.logical_id], action.target)
+                intents[action.logical_id] = record_deleted(intents[action.logical_id], action)
             self.repo.audit(action="delete", item_ref=action.ref.id, etag_before=action.ref.etag,
                             previous=self._known_content(report, action), **audit)
             report.count(action.target, "deleted")
@@ -768,7 +763,7 @@ class SyncEngine:
         if notices:
             audit["reason"] = "; ".join([action.reason, *(f"{n.feature}: {n.detail}" for n in notices)])
         if isinstance(action, Update):
-            self._update_intent(report.state, batch, action, intents)
+            self._under_way(report.state, batch, action, intents, writing=action.content_hash)
         if action.logical_id in intents:
             self.repo.save_records(name, [intents[action.logical_id]])  # before the write: see _intents
         ref = self._call(lambda: conn.put(member.calendar, item, if_match), conn.name)
@@ -785,36 +780,26 @@ class SyncEngine:
         report.count(action.target, "created" if isinstance(action, Create) else "updated")
 
     @staticmethod
-    def _update_intent(state: Mapping[str, ItemState], batch: Batch, action: Update,
-                       intents: dict[str, ItemState]) -> None:
-        """Add to ``intents`` what to record just before ``action`` overwrites a copy: the item
-        as stored (or as this run's intents have it), dirty, with the copy's new content hash
-        under way (:attr:`CopyState.writing`). A kill between the server storing the update and
-        calmesh recording it then leaves that version known as calmesh's own write: read as an
-        edit made there, it would outrank a deletion of the item made meanwhile and bring the
-        item back where it was deleted."""
-        lid = action.logical_id
-        old = intents.get(lid) or state.get(lid) or batch.records.get(lid)
-        if old is None or (copy := old.copies.get(action.target)) is None:
-            return
-        intents[lid] = replace(old, dirty=True,
-                               copies={**old.copies, action.target: replace(copy, writing=action.content_hash)})
-
-    @staticmethod
-    def _deletion_intent(state: Mapping[str, ItemState], batch: Batch, action: Delete,
-                         intents: dict[str, ItemState]) -> bool:
-        """Add to ``intents`` what to record just before ``action`` deletes a recorded copy: the
-        item as stored (or as this run's intents have it), dirty, with that copy's deletion under
-        way (:attr:`CopyState.deleting`). A kill between the server deleting it and calmesh
-        recording it then leaves the copy's absence known as calmesh's deletion: taken for its
-        person's, the same object pushed back there by an offline client would count as taken
-        back out of the trash, and come back everywhere. Whether it added one."""
+    def _under_way(state: Mapping[str, ItemState], batch: Batch, action: Update | Delete,
+                   intents: dict[str, ItemState], **change: Any) -> bool:
+        """Add to ``intents`` what to record just before ``action`` overwrites or deletes a
+        recorded copy: the item as stored (or as this run's intents have it), dirty, with
+        ``change`` made to that copy, the update's new content hash (:attr:`CopyState.writing`)
+        or the deletion (:attr:`CopyState.deleting`) under way. A kill between the server's
+        answer and calmesh recording it then leaves what the server holds known as calmesh's own
+        doing. Read as an edit made there, the updated version would outrank a deletion of the
+        item made meanwhile and bring it back where it was deleted; taken for its person's
+        deletion, the copy's absence would let the same object pushed back there by an offline
+        client count as taken back out of the trash, and come back everywhere. Whether it added
+        one (a duplicate on the calendar is no recorded copy)."""
         lid = action.logical_id
         old = intents.get(lid) or state.get(lid) or batch.records.get(lid)
         copy = old.copies.get(action.target) if old is not None else None
-        if old is None or copy is None or copy.deleted or copy.item_id != action.ref.id:
-            return False  # not a recorded copy (a duplicate on the calendar): no one's to restore
-        intents[lid] = replace(old, dirty=True, copies={**old.copies, action.target: replace(copy, deleting=True)})
+        if old is None or copy is None:
+            return False
+        if isinstance(action, Delete) and (copy.deleted or copy.item_id != action.ref.id):
+            return False
+        intents[lid] = replace(old, dirty=True, copies={**old.copies, action.target: replace(copy, **change)})
         return True
 
     @staticmethod
