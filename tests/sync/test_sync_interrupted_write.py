@@ -38,7 +38,7 @@ class Killed(BaseException):
 
 class DyingConnector:
     """``conn`` that dies at its first create, before (``when="before"``) or after the server
-    stored the object."""
+    stored the object; :class:`DyingAtDelete` at its first delete."""
 
     def __init__(self, conn: Connector, when: str) -> None:
         self._conn, self._when = conn, when
@@ -152,15 +152,12 @@ def test_the_intent_is_recorded_before_the_write(tmp_path: Path, rad: Peer, xan:
     assert record.copies[xan.key].pending  # the kill came before the write was recorded
 
 
-class DyingAtDelete:
+class DyingAtDelete(DyingConnector):
     """``conn`` that dies at its first delete, after (``when="after"``) or before the server
-    deleted the object."""
+    deleted the object (creates go through)."""
 
-    def __init__(self, conn: Connector, when: str) -> None:
-        self._conn, self._when = conn, when
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
+    def put(self, calendar: str, item: CalendarItem, if_match: str | None = None) -> ItemRef:
+        return self._conn.put(calendar, item, if_match)
 
     def delete(self, calendar: str, ref: ItemRef, if_match: str | None = None) -> None:
         if self._when == "after":
