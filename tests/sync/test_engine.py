@@ -164,6 +164,45 @@ def test_unreachable_member_is_reported_and_never_causes_deletes(
     assert report.plan.writes == [] and [i.uid for i in platforms["b"].all()] == ["u1"]
 
 
+def test_a_member_down_for_many_runs_costs_the_others_what_changed(
+        engine: SyncEngine, repo: SyncRepository, platforms: dict[str, MemoryConnector]) -> None:
+    """b goes down as calmesh writes to it (its ids are chosen by the server, as Exchange's are):
+    an update and a creation are left half-done, their records dirty. While b stays down, each
+    run reads a's change feed and those two items by their ids, never a in full; the new event
+    deleted on a meanwhile is found gone by its id. Once b is back it holds the latest version,
+    and not the deleted event."""
+    g = group("a", "b")
+    for n in range(10):
+        platforms["a"].user_put(item(f"u{n}", hour=8 + n))
+    engine.run("g", g)
+    engine.run("g", g)
+    assert engine.run("g", g).full == set()
+    platforms["a"].user_put(item("u1", summary="v2", seq=1))
+    platforms["a"].user_put(item("new", hour=20))
+    b, write = platforms["b"], platforms["b"].put
+
+    def goes_down(*args: object, **kwargs: object) -> ItemRef:
+        b.reachable = False
+        return write(*args, **kwargs)  # type: ignore[arg-type]
+    b.put = goes_down  # type: ignore[method-assign]
+    failed = engine.run("g", g)
+    assert failed.counts["failed"] == 2 and repo.counts("g")["dirty"] == 2
+    for n in range(3):
+        if n == 1:
+            platforms["a"].user_put(item("u1", summary="v3", seq=2))
+            platforms["a"].user_delete("new")
+        during = engine.run("g", g)
+        assert during.status == "partial" and during.full == set()
+        assert {item_id for _, item_id in during.read} <= {i.ref.id for i in platforms["a"].all() if i.ref}
+        assert len(during.read) <= 2
+    b.put, b.reachable = write, True  # type: ignore[method-assign]
+    engine.run("g", g)
+    assert engine.run("g", g).plan.writes == []
+    assert {i.uid: i.components[0].summary for i in b.all()} == {i.uid: i.components[0].summary
+                                                                  for i in platforms["a"].all()}
+    assert "new" not in {i.uid for i in b.all()} and repo.counts("g")["dirty"] == 0
+
+
 def test_lost_update_is_refused_then_redone(engine: SyncEngine, repo: SyncRepository,
                                             platforms: dict[str, MemoryConnector]) -> None:
     g = group("a", "b")

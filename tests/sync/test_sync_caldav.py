@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from calmesh import ical
+from calmesh.connectors.base import Connector, TransientError
 from calmesh.connectors.ics import ICSConnector, ICSSettings
 from calmesh.fakes.samples import PARIS, single, weekly_series
 from calmesh.model import Attendee, CalendarItem, Classification
@@ -335,6 +336,59 @@ def test_empty_or_refusing_source_never_wipes_the_target(pair: Group, rad: Peer,
     assert listed.counts["deleted"] == 0 and any("listed no items" in n for n in listed.notices)
     assert len(xan.uids()) == 6
     assert pair.run(confirm_deletes=True).counts["deleted"] == 6 and xan.uids() == set()
+
+
+class GoesDown:
+    """A CalDAV peer's connector whose server goes down as calmesh starts writing to it: its first
+    write, and every call after, fails as a refused connection does, until it is back up."""
+
+    def __init__(self, conn: Connector) -> None:
+        self._conn, self.down = conn, False
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._conn, name)
+        if not callable(attr) or name.startswith("_") or name in ("capabilities", "planned_id", "fit"):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if name in ("put", "delete"):
+                self.down = True
+            if self.down:
+                raise TransientError(self._conn.name, "connection refused (the server is down)")
+            return attr(*args, **kwargs)
+        return call
+
+
+def test_while_a_member_is_down_the_others_cost_what_changed(pair: Group, rad: Peer, xan: Peer) -> None:
+    """Xandikos goes down while calmesh writes to it: an edit, a new event and a deletion made on
+    Radicale are left half-done (their records dirty). Until it is back, each run reads Radicale's
+    change feed and the few items left half-done by their hrefs, not Radicale's whole calendar
+    (before: a full listing of every other member on every run, for hours); an edit and a
+    deletion made meanwhile are still decided, and once Xandikos is back it holds the latest of
+    everything, each event once."""
+    for n in range(30):
+        rad.create(meeting(f"o{n}@test", hour=8 + n % 10, day=n // 10))
+    pair.settle()
+    assert len(xan.uids()) == 30 and pair.run().full == set()
+    rad.edit("o1@test", bump(summary="Moved review"))
+    rad.create(meeting("new@test", hour=18))
+    rad.delete("o2@test")
+    outage = GoesDown(xan.conn)
+    pair.connectors["xan"] = outage  # type: ignore[assignment]
+    failed = pair.run()
+    assert failed.status == "partial" and failed.counts["failed"] >= 1 and outage.down
+    rad.edit("o1@test", bump(summary="Moved again"))  # edited again during the outage
+    rad.delete("o3@test")
+    for _ in range(3):
+        during = pair.run()
+        assert during.status == "partial" and any(xan.key in e for e in during.errors)
+        assert during.full == set(), "a member's outage made the others be listed in full"
+        assert len(during.read) <= 4, sorted(during.read)  # the half-done items, not 30
+    pair.connectors["xan"] = xan.conn  # back up
+    pair.settle()
+    assert summaries(xan) == summaries(rad) and len(xan.uids()) == 29
+    assert xan.master("o1@test").summary == "Moved again" and "new@test" in xan.uids()
+    assert not {"o2@test", "o3@test"} & xan.uids()
 
 
 def test_an_event_put_back_where_its_user_deleted_it_is_synced_again(pair: Group, rad: Peer, xan: Peer,

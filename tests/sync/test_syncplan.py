@@ -704,6 +704,50 @@ def test_items_listed_unchanged_without_content_count_as_present_and_are_fetched
     assert plan(w.members, w.state, obs, w.options).needs_items == {"a/cal": {refs["a"][0].id}}  # type: ignore[union-attr]
 
 
+def _dirty_everywhere(uid: str = "u1") -> tuple[list[Member], ItemState]:
+    """Members a, b, c and one item on all three whose record a failed write left dirty."""
+    ms = [Member(k, "cal") for k in "abc"]
+    h = content_hash(item(uid))
+    copies = {f"{k}/cal": CopyState(f"{k}/cal", f"{k}-1", uid, '"1"', h) for k in "abc"}
+    return ms, ItemState("a/cal/a-1", "a/cal", h, copies, dirty=True)
+
+
+def test_a_dirty_record_is_read_again_by_its_copies_ids_not_by_listing_every_member() -> None:
+    """A run's failed write leaves the record as it was, dirty, and the run's change tokens move
+    on: what the feeds said of the item is not said again. The next run reads each copy on
+    record again by its id, on the members read through their feeds (b is down), instead of
+    listing them in full; once read, the item is decided as usual."""
+    ms, rec = _dirty_everywhere()
+    state = {rec.logical_id: rec}
+    feeds = {"a/cal": Observation("a/cal"), "b/cal": Observation.unreachable("b/cal"), "c/cal": Observation("c/cal")}
+    first = plan(ms, state, feeds)
+    assert first.needs_items == {"a/cal": {"a-1"}, "c/cal": {"c-1"}} and not first.needs_listing
+    edited = _with_ref(item("u1", summary="v2", seq=1), "cal", "a-1", '"2"')  # the edit the failed run saw
+    feeds["a/cal"] = Observation("a/cal", [edited])
+    feeds["c/cal"] = Observation("c/cal", [_with_ref(item("u1"), "cal", "c-1")])
+    second = plan(ms, state, feeds)
+    assert not second.incomplete
+    assert [(type(w).__name__, w.target) for w in second.writes] == [("Update", "c/cal")]
+    assert any(isinstance(a, Skip) and a.member == "b/cal" for a in second.actions)
+    (record,) = [r for b in second.batches for r in b.records.values()]
+    assert record.dirty  # still: b's copy waits for b
+    # a copy gone when read again by its id is gone, as a feed would have said
+    feeds["c/cal"] = Observation("c/cal", deleted=[ItemRef("cal", "c-1")])
+    assert not plan(ms, state, feeds).incomplete
+
+
+def test_a_dirty_record_naming_no_copy_of_its_own_on_a_member_has_it_listed_in_full() -> None:
+    """Where the record names no copy on a member, or only a pending one (its write may have
+    landed, at its planned id or at one the server chose: only a full listing tells, see
+    ``CopyState.pending``), reading by id cannot settle it: that member is listed in full."""
+    ms, rec = _dirty_everywhere()
+    feeds = {m.key: Observation(m.key) for m in ms}
+    pending = replace(rec.copies["c/cal"], pending=True, etag=None, item_id=PLACEHOLDER + "a/cal/a-1")
+    for copies in ({**rec.copies, "c/cal": pending}, {k: v for k, v in rec.copies.items() if k != "c/cal"}):
+        asked = plan(ms, {rec.logical_id: replace(rec, copies=copies)}, feeds)
+        assert asked.needs_listing == {"c/cal"} and asked.needs_items == {"a/cal": {"a-1"}, "b/cal": {"b-1"}}
+
+
 def test_unknown_member_observation_counts_as_unreachable() -> None:
     ms = [Member("a", "cal"), Member("b", "cal")]
     obs = {"a/cal": Observation("a/cal", [_with_ref(item("u1"), "a", "x")], complete=True)}

@@ -52,12 +52,13 @@ Rules
       member is listed in full (:attr:`Plan.needs_listing`) and its change token is not
       advanced.
     * Whatever cannot be decided safely now (missing content, held deletes) leaves the stored
-      state as it was, marked dirty, and the next run re-lists those members and decides again.
+      state as it was, marked dirty, and the next run reads its copies again (by id, or by
+      listing the members where it names none: :func:`_read_again`) and decides again.
 
 Engine contract (``calmesh.services.sync``): when :attr:`Plan.needs_listing` is not empty,
 fetch full listings of those members (every item fetched, none reported as ``unchanged``); when
 :attr:`Plan.needs_items` is not empty, fetch those items and add them to their members'
-observations (or list those members in full); then plan again before writing anything. Execute each
+observations, those no longer there as deleted (or list those members in full); then plan again before writing anything. Execute each
 :class:`Batch` in order; report each successful write with :meth:`Batch.succeeded`; persist a
 batch's records only when all its writes succeeded, otherwise stop the batch and mark its items
 dirty. Save change tokens after the batches, except those of members in :attr:`Plan.holds`, and
@@ -380,7 +381,7 @@ class Batch:
 
     def after_failure(self, state: Mapping[str, ItemState]) -> list[ItemState]:
         """What to persist when a write of this batch failed: the stored state unchanged but
-        dirty, so the next run re-lists every member and decides again from the same starting
+        dirty, so the next run reads the item again and decides again from the same starting
         point (a half-done conflict resolution is redone, never lost); for an item new this run
         an empty dirty placeholder, so that it is not forgotten once change tokens move on."""
         old = state.get(self.logical_id)
@@ -399,7 +400,8 @@ class Plan:
     """Members to list in full before this plan may be executed (see module docstring)."""
     needs_items: dict[str, set[str]] = field(default_factory=dict)
     """Items (by member) whose content this plan needs and the observations lack: stored at
-    their recorded version but not read this run. Fetch them and plan again."""
+    their recorded version but not read this run, or the copies of a dirty record (see
+    :func:`_read_again`). Fetch them (those gone count as deleted) and plan again."""
     holds: dict[str, Hold] = field(default_factory=dict)
     """Every hold in force after this run, by member: to be stored in place of the old ones."""
 
@@ -1124,7 +1126,7 @@ def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, l
     statuses = _statuses(ctx, rec, seen)
     batch = Batch(lid)
     if rec is not None and rec.dirty:
-        result.needs_listing |= ctx.usable - ctx.complete
+        _read_again(ctx, rec, result)
 
     for key, st in statuses.items():
         if st.extras and ctx.receives(key, origin):
@@ -1239,6 +1241,23 @@ def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, l
                       else "changed at " + source.member if changed_seen else "restored")
             batch.actions.append(Update(lid, key, ref, item, content_hash, reason, source.member))
     return batch
+
+
+def _read_again(ctx: _Context, rec: ItemState, result: Plan) -> None:
+    """Ask for what a dirty record needs read before it is decided again. The run that left it
+    dirty moved its change tokens on, so what those feeds said of the item will not be said
+    again: on every member not listed in full this run, the copy on record is read again by its
+    id (its absence then is its deletion, as a change feed would report it). So while one member
+    is down for hours, each run costs the other members what changed, plus the items caught
+    half-written when it went down, not a full listing of every member on every run. A member
+    where the record names no copy of its own (none, or a pending one, whose landing only a full
+    listing can tell: see :attr:`CopyState.pending`) is listed in full."""
+    for key in sorted(ctx.usable - ctx.complete):
+        copy = rec.copies.get(key)
+        if copy is None or copy.pending:
+            result.needs_listing.add(key)
+        elif copy.item_id not in ctx.listed[key] and copy.item_id not in ctx.gone_ids[key]:
+            result.need_item(key, copy.item_id)
 
 
 def _dropped_invitation(ctx: _Context, key: str, st: _Status, source: _Seen | None, result: Plan) -> bool:

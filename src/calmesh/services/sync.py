@@ -11,7 +11,7 @@ The order of a run is what makes it safe to kill at any instant (SIGKILL include
 3. Execute the plan batch by batch (one logical item each), with If-Match on every replace and
    delete, auditing every write with the content it replaced. A batch whose writes all succeeded
    has its records saved (in groups, as the run goes); a batch with a failure stops and its items
-   are marked dirty, so the next run re-lists and decides them again.
+   are marked dirty, so the next run reads them again and decides them again.
 4. Save the remaining records, the new change tokens and the run's outcome in one transaction.
 
 A run killed before step 4 keeps the old tokens, so the next run sees the same changes again;
@@ -403,22 +403,29 @@ class SyncEngine:
         return self._by_platform(members, read)
 
     def _with_items(self, member: Member, seen: _Seen, ids: list[str], report: SyncReport) -> _Seen:
-        """``seen`` with the items at ``ids`` read and added (they were stored at their recorded
-        version, so the planner knew them present but lacked their content). Anything short of
-        reading them all cleanly falls back to a full listing of the member."""
+        """``seen`` with the items at ``ids`` read and added (the planner needs their content, or
+        their current version: see :attr:`Plan.needs_items`). Those the platform no longer holds
+        (:meth:`Connector.fetch` leaves them out) are added as deleted, as a change feed would
+        report them. A read that fails, an item that cannot be read or an answer naming other
+        items falls back to a full listing of the member."""
         conn = self._connector(member.platform)
         try:
             found, problems = self._call(partial(conn.fetch, member.calendar, ids), conn.name)
         except ConnectorError as exc:
             log.info("%s: could not read %d item(s) (%s); listing in full", member.key, len(ids), exc.message)
             return self._take(member, self._observe(member, None, True), report)
-        if problems or sorted(i.ref.id for i in found if i.ref) != ids:
-            return self._take(member, self._observe(member, None, True), report)
         wanted = set(ids)
+        present = {i.ref.id for i in found if i.ref is not None}
+        if problems or len(present) != len(found) or not present <= wanted:
+            # an unreadable item, or an answer naming items other than those asked for (an id
+            # spelt otherwise): what is missing from it is not known to be gone
+            return self._take(member, self._observe(member, None, True), report)
         obs = seen.observation
+        gone = [ItemRef(member.calendar, i) for i in ids if i not in present]
         items = [i for i in obs.items if i.ref is None or i.ref.id not in wanted] + found
         unchanged = [r for r in obs.unchanged if r.id not in wanted]
-        return replace(seen, observation=replace(obs, items=items, unchanged=unchanged))
+        return replace(seen, observation=replace(obs, items=items, unchanged=unchanged,
+                                                 deleted=[*obs.deleted, *gone]))
 
     def _call(self, fn: Callable[[], T], platform: str) -> T:
         """``fn`` with retries, charged to the run's retry budget for ``platform`` (see
