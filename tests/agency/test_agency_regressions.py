@@ -488,3 +488,18 @@ def test_an_event_taken_back_out_of_the_trash_is_kept_in_step_again(agency: Agen
     [item] = agency.model.items.values()
     assert set(item.places) == ({"alice@radicale", "alice@exchange", "carla@exchange"}
                                 if where == "alice@radicale" else set())
+
+
+
+
+def test_two_own_events_at_one_time_whose_titles_differ_by_a_number_are_not_one(agency: AgencyMachine) -> None:
+    """[deletion-reason] (found by the soak, 15 steps; calmesh's): Alice makes "P1 budget" and
+    then "P2 budget" at the same time on her Radicale calendar. Duplicate resolution took them
+    for one meeting (same times, titles one character apart: difflib's 0.89) and would delete
+    her second event. Titles naming different numbers are different events."""
+    agency.own_event(day=0, hour=9, minutes=30, topic="budget", where=0, who="alice")
+    agency.agency_holds()
+    agency.own_event(day=0, hour=9, minutes=30, topic="budget", where=0, who="alice")
+    agency.agency_holds()
+    agency.resolve_duplicates(who="alice")
+    agency.agency_holds()

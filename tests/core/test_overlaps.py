@@ -102,6 +102,12 @@ def test_title_similarity() -> None:
     assert title_similarity("budget review", "budgte review") > 0.8
     assert title_similarity("budget review", "lunch") < 0.5
     assert title_similarity("", "lunch") == 0.0
+    # different numbers name different events (found by the agency soak: two events "P1 budget"
+    # and "P2 budget" its person made at one time were resolved as one, and one was deleted)
+    assert title_similarity("p1 budget", "p2 budget") < 0.5
+    assert title_similarity("sprint 41 planning", "sprint 42 planning") < 0.6
+    assert title_similarity("budget review 2026", "budgte review 2026") > 0.8
+    assert title_similarity("2026 budget review", "budget review 2026") == 1.0
 
 
 # ---- conflicts -------------------------------------------------------------------------------

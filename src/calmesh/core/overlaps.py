@@ -138,6 +138,7 @@ def _embedded_uid(blob: bytes) -> str | None:
 
 _REPLY_PREFIX = re.compile(r"^(?:\s*(?:re|fw|fwd|tr|aw|wg|rv|sv|vs|antw|ref)\s*(?:\[\d+\])?\s*:)+")
 _NOT_WORD = re.compile(r"[\W_]+")
+_NUMBER = re.compile(r"\d+")
 
 
 def normalize_title(title: str | None) -> str:
@@ -153,14 +154,19 @@ def normalize_title(title: str | None) -> str:
 
 def title_similarity(a: str, b: str) -> float:
     """Similarity of two normalised titles in [0, 1]: the better of difflib's ratio (typos,
-    small edits) and the token-set overlap (reordered words)."""
+    small edits) and the token-set overlap (reordered words).
+
+    Titles naming different numbers ("Sprint 41" and "Sprint 42", "Room 1 booking" and "Room 2
+    booking", "Q3 review" and "Q4 review") are different events, not a typo of one another: one
+    character apart, difflib's ratio alone would make them one meeting, and resolving that
+    "duplicate" would delete one of two events its person made. Their words in common count."""
     if a == b:
         return 1.0
     if not a or not b:
         return 0.0
     ta, tb = set(a.split()), set(b.split())
     tokens = len(ta & tb) / len(ta | tb)
-    if tokens == 1.0:
+    if tokens == 1.0 or _NUMBER.findall(a) != _NUMBER.findall(b):
         return tokens
     return max(tokens, SequenceMatcher(None, a, b).ratio())
 
