@@ -746,6 +746,13 @@ def test_a_dirty_record_naming_no_copy_of_its_own_on_a_member_has_it_listed_in_f
     for copies in ({**rec.copies, "c/cal": pending}, {k: v for k, v in rec.copies.items() if k != "c/cal"}):
         asked = plan(ms, {rec.logical_id: replace(rec, copies=copies)}, feeds)
         assert asked.needs_listing == {"c/cal"} and asked.needs_items == {"a/cal": {"a-1"}, "b/cal": {"b-1"}}
+    # c never receives this item: nothing to read there; the origin is read whatever it receives
+    ms[2] = Member("c", "cal", "out")
+    asked = plan(ms, {rec.logical_id: replace(rec, copies={k: v for k, v in rec.copies.items() if k != "c/cal"})},
+                 feeds)
+    assert not asked.needs_listing and asked.needs_items == {"a/cal": {"a-1"}, "b/cal": {"b-1"}}
+    placeholder = ItemState(rec.logical_id, "a/cal", "", {}, dirty=True)  # a new item's failed batch
+    assert plan(ms, {rec.logical_id: placeholder}, feeds).needs_listing == {"a/cal", "b/cal"}
 
 
 def test_unknown_member_observation_counts_as_unreachable() -> None:

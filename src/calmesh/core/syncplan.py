@@ -1251,9 +1251,12 @@ def _read_again(ctx: _Context, rec: ItemState, result: Plan) -> None:
     is down for hours, each run costs the other members what changed, plus the items caught
     half-written when it went down, not a full listing of every member on every run. A member
     where the record names no copy of its own (none, or a pending one, whose landing only a full
-    listing can tell: see :attr:`CopyState.pending`) is listed in full."""
+    listing can tell: see :attr:`CopyState.pending`) is listed in full, if it is to hold one:
+    that run writes it there, and the next reads it by its id."""
     for key in sorted(ctx.usable - ctx.complete):
         copy = rec.copies.get(key)
+        if copy is None and key != rec.origin and not ctx.receives(key, rec.origin):
+            continue  # nothing of this item is there, nor ever written there
         if copy is None or copy.pending:
             result.needs_listing.add(key)
         elif copy.item_id not in ctx.listed[key] and copy.item_id not in ctx.gone_ids[key]:
