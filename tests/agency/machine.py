@@ -87,6 +87,8 @@ class AgencyMachine(RuleBasedStateMachine):
         """Duplicate resolutions applied: (audit id, item key, place, the copy removed)."""
         self.trash: list[tuple[Item, str, CalendarItem]] = []
         """Own events their person deleted on a CalDAV calendar, as they were: a trash bin."""
+        self.unseen: set[tuple[str, str]] = set()
+        """(item key, place) of those deletions that no run of the place's sync group has read yet."""
 
     def teardown(self) -> None:
         self.agency.close()
@@ -333,6 +335,7 @@ class AgencyMachine(RuleBasedStateMachine):
         self.model.remove(item, place, f"deleted by {target.person} on {target.platform}")
         if item.kind == "personal" and target.platform in CALDAV:
             self.trash.append((item, place, seen.item))
+            self.unseen.add((item.key, place))
 
     @precondition(lambda self: self.trash)
     @rule(pick=PICK)
@@ -345,6 +348,13 @@ class AgencyMachine(RuleBasedStateMachine):
         assert stored.ref is not None
         if (self.is_down(target.platform) or place in item.places
                 or any(s.item.ref is not None and s.item.ref.id == stored.ref.id for s in self.model.observe()[place])):
+            return
+        group = group_of(place)
+        if (item.key, place) in self.unseen and group is not None and any(
+                other != place and other in item.gone for other in group[2]):
+            # no run saw it gone, and it went from another calendar of its group meanwhile: the
+            # object back as it was is no change to sync, so that deletion wins (docs/sync.md,
+            # "Conflicts"); the person's own two acts race, which the model does not try to order
             return
         self.trash.remove((item, place, stored))
         self.agency.hub.raw(target.platform).put(target.calendar, stored)
@@ -375,6 +385,8 @@ class AgencyMachine(RuleBasedStateMachine):
     def sync(self, group: str, full: bool, confirm: bool) -> None:
         before = self.model.observe()
         report = self.agency.engine.run(group, self.agency.group(group), full=full, confirm_deletes=confirm)
+        self.unseen -= {(k, p) for k, p in self.unseen
+                        if p in GROUPS[group][1] and not self.is_down(self.agency.places[p].platform)}
         self._trace(f"sync {group} full={full} confirm={confirm}", report.plan.writes)
         self.report(self._judge_deletions(report.plan.writes, before, group))
         members = [self.agency.places[p].platform for p in GROUPS[group][1]]

@@ -503,3 +503,27 @@ def test_two_own_events_at_one_time_whose_titles_differ_by_a_number_are_not_one(
     agency.agency_holds()
     agency.resolve_duplicates(who="alice")
     agency.agency_holds()
+
+
+
+
+def test_an_event_deleted_twice_then_restored_once_before_any_run_stays_deleted(agency: AgencyMachine) -> None:
+    """[exactly-once] (found by replaying the soak's examples; the model's): Alice deletes her
+    event on Radicale and its copy on Exchange, then takes it back out of Radicale's trash, all
+    before the mirror group runs. No run saw it gone from Radicale, and the object back there is
+    the version on record, no change to sync: the Exchange deletion wins, as a deletion of the
+    current version does (docs/sync.md, "Conflicts"). The model restored it and expected it kept;
+    it now leaves such a restore out (the person's own two acts race; only a restore the group
+    saw the deletion of is the person taking the event back)."""
+    agency.own_event(day=3, hour=10, minutes=30, topic="planning", where=2, who="alice")
+    agency.own_event(day=0, hour=9, minutes=30, topic="budget", where=0, who="alice")
+    agency.sync(confirm=True, full=True, group="mirror")
+    agency.agency_holds()
+    agency.delete_directly(pick=25)
+    agency.delete_directly(pick=20)
+    agency.delete_directly(pick=0)
+    agency.agency_holds()
+    agency.restore_from_trash(pick=18)
+    agency.agency_holds()
+    agency.sync(confirm=False, full=True, group="mirror")
+    agency.agency_holds()
