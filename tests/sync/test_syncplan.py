@@ -179,6 +179,24 @@ def test_an_event_restored_from_the_trash_where_it_was_deleted_comes_back(where:
     assert w.platforms["a"].all() == w.platforms["b"].all() == []
 
 
+def test_a_deletion_and_its_undoing_between_two_runs_are_no_change_and_lose_to_a_deletion_elsewhere() -> None:
+    """Deleted on a and taken back out of a's trash before any run saw it gone: a's object is
+    the version on record (a new ETag, the same content), no edit. The same event deleted on b
+    meanwhile is a deletion of the current version, and wins, as it would had a's user done
+    nothing."""
+    w = world("a", "b")
+    w.platforms["a"].user_put(item("u1"))
+    converge(w)
+    (trashed,) = w.platforms["a"].all()
+    w.platforms["a"].user_delete("u1")
+    w.platforms["b"].user_delete("u1")
+    w.platforms["a"].user_restore(trashed)
+    result = w.run()
+    assert [(type(x).__name__, x.target) for x in result.writes] == [("Delete", "a/cal")]
+    assert not any(isinstance(a, Conflict) for a in result.actions)
+    assert w.platforms["a"].all() == w.platforms["b"].all() == []
+
+
 def test_an_event_restored_from_the_trash_gets_its_busy_block_back() -> None:
     """In a busy-time group the same holds: the origin's event taken back out of the trash is
     live again, and its busy block is written again where the deletion had removed it."""
