@@ -10,12 +10,16 @@ half-written, their records dirty. Timed, the same engine, B still down:
 
 - ``outage run``: a run with one more edit on A before it (median of ``--rounds``), with the
   items it read and whether any member was listed in full;
+- ``A's change feed alone``: A's connector asked for its changes since the stored token, the
+  server's own share of any run that reads A (Radicale reads every object's cache entry to
+  answer it, Xandikos does not);
 - ``A listed in full``, the anchor: A's connector asked for every object of A
   (``changes(calendar, None)``), what each outage run did on top of the above while a dirty
   record had every other member listed in full, every object read (before this bench's change);
 - ``full comparison``: a run with ``full=True``, B still down (A's ETags listed, only the objects
   changed since the last run read);
-- ``quiet run``: a run with B up again and nothing changed since the last, the floor.
+- ``quiet run``: a run with B up again and nothing changed since the last (the group at rest:
+  each server asked for its CTag, nothing loaded or planned).
 
 Run: ``.venv/bin/python bench/outage.py`` (``--events N``, ``--edited N``, ``--rounds N``,
 ``--server radicale|xandikos``).
@@ -57,7 +61,7 @@ class GoesDown:
     fail as a refused connection does, until :attr:`down` is set back to False."""
 
     def __init__(self, conn: Connector) -> None:
-        self._conn, self.down = conn, False
+        self._conn, self.down, self._armed = conn, False, True
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._conn, name)
@@ -65,8 +69,8 @@ class GoesDown:
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            if name in ("put", "delete"):
-                self.down = True
+            if name in ("put", "delete") and self._armed:
+                self.down, self._armed = True, False
             if self.down:
                 raise TransientError(self._conn.name, "connection refused (the server is down)")
             return attr(*args, **kwargs)
@@ -121,6 +125,11 @@ def main() -> None:
                 outage.append(seconds)
                 print(f"  outage run {n + 1}: {seconds:.3f}s, {len(report.read)} item(s) read, listed in full: "
                       f"{sorted(report.full) or 'none'}", flush=True)
+            token = engine.repo.tokens("bench")[f"a/{url_a}"].token
+            began = time.perf_counter()
+            connectors["a"].changes(url_a, token)
+            feed = time.perf_counter() - began
+            print(f"  A's change feed alone, from the stored token: {feed:.3f}s", flush=True)
             began = time.perf_counter()
             listed = len(connectors["a"].changes(url_a, None).changed)
             listing = time.perf_counter() - began
@@ -134,9 +143,10 @@ def main() -> None:
         finally:
             pair.close()
     median = statistics.median(outage)
-    print(f"\noutage run (median of {args.rounds}): {median:.3f}s; A listed in full (the anchor: what every outage "
+    print(f"\nA's change feed alone (the server's floor): {feed:.3f}s; "
+          f"outage run (median of {args.rounds}): {median:.3f}s; A listed in full (the anchor: what every outage "
           f"run added before): {listing:.3f}s ({listing / median:.1f}x the outage run); full comparison, B down: "
-          f"{full:.3f}s; quiet run, B back (the floor): {quiet:.3f}s (the outage run is {median / quiet:.1f}x)")
+          f"{full:.3f}s; quiet run, B back (a no-op at rest, CTags only): {quiet:.3f}s (the outage run is {median / quiet:.1f}x)")
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 

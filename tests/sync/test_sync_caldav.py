@@ -343,7 +343,7 @@ class GoesDown:
     write, and every call after, fails as a refused connection does, until it is back up."""
 
     def __init__(self, conn: Connector) -> None:
-        self._conn, self.down = conn, False
+        self._conn, self.down, self._armed = conn, False, True
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._conn, name)
@@ -351,8 +351,8 @@ class GoesDown:
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            if name in ("put", "delete"):
-                self.down = True
+            if name in ("put", "delete") and self._armed:
+                self.down, self._armed = True, False
             if self.down:
                 raise TransientError(self._conn.name, "connection refused (the server is down)")
             return attr(*args, **kwargs)
