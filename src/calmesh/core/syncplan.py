@@ -58,13 +58,14 @@ Rules
 Engine contract (``calmesh.services.sync``): when :attr:`Plan.needs_listing` is not empty,
 fetch full listings of those members (every item fetched, none reported as ``unchanged``); when
 :attr:`Plan.needs_items` is not empty, fetch those items and add them to their members'
-observations, those no longer there as deleted (or list those members in full); then plan again before writing anything. Execute each
-:class:`Batch` in order; report each successful write with :meth:`Batch.succeeded`; persist a
-batch's records only when all its writes succeeded, otherwise stop the batch and mark its items
-dirty. Save change tokens after the batches, except those of members in :attr:`Plan.holds`, and
-store :attr:`Plan.holds` in place of the old holds (the next run's :attr:`DeleteHistory.held`).
-When a complete listing lacks recorded items, ask the member's change feed from the stored token
-which of them it reports deleted (:attr:`Observation.vouched`).
+observations, those no longer there as deleted (or list those members in full); then plan again
+before writing anything. Execute each :class:`Batch` in order; report each successful write
+with :meth:`Batch.succeeded`; persist a batch's records only when all its writes succeeded,
+otherwise stop the batch and mark its items dirty. Save change tokens after the batches, except
+those of members in :attr:`Plan.holds`, and store :attr:`Plan.holds` in place of the old holds
+(the next run's :attr:`DeleteHistory.held`). When a complete listing lacks recorded items, ask
+the member's change feed from the stored token which of them it reports deleted
+(:attr:`Observation.vouched`).
 """
 
 from __future__ import annotations
