@@ -312,7 +312,8 @@ class AgencyMachine(RuleBasedStateMachine):
         components = [replace(c, summary=title, sequence=c.sequence + 1) for c in seen.item.components]
         self.agency.hub.raw(target.platform).put(target.calendar, CalendarItem(seen.item.uid, components,
                                                                                 seen.item.ref), seen.item.ref.etag)
-        self.model.places_edited_by_attendee(item, place, item.version(title))
+        # what the copy held, renamed: a move that never reached it (its calendar was down) is not in it
+        self.model.places_edited_by_attendee(item, place, replace(Version.of(seen.event), title=title))
 
     def _deletable(self) -> list[tuple[Item, str]]:
         """Own events where their owner has them, and invitations in an attendee's calendar."""

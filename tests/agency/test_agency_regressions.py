@@ -527,3 +527,18 @@ def test_an_event_deleted_twice_then_restored_once_before_any_run_stays_deleted(
     agency.agency_holds()
     agency.sync(confirm=False, full=True, group="mirror")
     agency.agency_holds()
+
+
+
+def test_an_attendee_renaming_a_copy_a_move_never_reached(agency: AgencyMachine) -> None:
+    """[edit-lost] (found by the soak, 16 steps; the model's): Alice moves her meeting while
+    Emma's in-house calendar is down, so the move is reported undelivered there; Emma then
+    renames her copy, still at the old time. The model took her edit to be of the moved meeting
+    (the new time with her title) and called the copy she wrote an edit lost."""
+    agency.book(day=0, hour=13, minutes=30, organiser="alice", others=["emma"], topic="budget")
+    agency.platform_goes_down(platform="projects")
+    agency.move(day=0, hour=9, minutes=30, pick=0)
+    agency.agency_holds()
+    agency.platform_comes_back()
+    agency.attendee_edits_copy(pick=0, topic="budget")
+    agency.agency_holds()
