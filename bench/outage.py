@@ -49,32 +49,11 @@ from sync_vs_vdirsyncer import (
 )
 
 from calmesh.config import SyncGroupConfig, SyncMember
-from calmesh.connectors.base import Connector, TransientError
 from calmesh.connectors.caldav import CalDAVConnector, CalDAVSettings
+from calmesh.fakes.outage import GoesDown
 from calmesh.services.sync import SyncEngine, SyncReport
 from calmesh.store.db import open_store
 from calmesh.store.repository import SyncRepository
-
-
-class GoesDown:
-    """A connector whose server goes down at its first write: that call and every call after it
-    fail as a refused connection does, until :attr:`down` is set back to False."""
-
-    def __init__(self, conn: Connector) -> None:
-        self._conn, self.down, self._armed = conn, False, True
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._conn, name)
-        if not callable(attr) or name.startswith("_") or name in ("planned_id", "fit"):
-            return attr
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if name in ("put", "delete") and self._armed:
-                self.down, self._armed = True, False
-            if self.down:
-                raise TransientError(self._conn.name, "connection refused (the server is down)")
-            return attr(*args, **kwargs)
-        return call
 
 
 def timed(run: Callable[[], SyncReport]) -> tuple[float, SyncReport]:

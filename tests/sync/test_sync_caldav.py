@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from calmesh import ical
-from calmesh.connectors.base import Connector, TransientError
 from calmesh.connectors.ics import ICSConnector, ICSSettings
+from calmesh.fakes.outage import GoesDown
 from calmesh.fakes.samples import PARIS, single, weekly_series
 from calmesh.model import Attendee, CalendarItem, Classification
 
@@ -336,27 +336,6 @@ def test_empty_or_refusing_source_never_wipes_the_target(pair: Group, rad: Peer,
     assert listed.counts["deleted"] == 0 and any("listed no items" in n for n in listed.notices)
     assert len(xan.uids()) == 6
     assert pair.run(confirm_deletes=True).counts["deleted"] == 6 and xan.uids() == set()
-
-
-class GoesDown:
-    """A CalDAV peer's connector whose server goes down as calmesh starts writing to it: its first
-    write, and every call after, fails as a refused connection does, until it is back up."""
-
-    def __init__(self, conn: Connector) -> None:
-        self._conn, self.down, self._armed = conn, False, True
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._conn, name)
-        if not callable(attr) or name.startswith("_") or name in ("capabilities", "planned_id", "fit"):
-            return attr
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if name in ("put", "delete") and self._armed:
-                self.down, self._armed = True, False
-            if self.down:
-                raise TransientError(self._conn.name, "connection refused (the server is down)")
-            return attr(*args, **kwargs)
-        return call
 
 
 def test_while_a_member_is_down_the_others_cost_what_changed(pair: Group, rad: Peer, xan: Peer) -> None:
