@@ -196,3 +196,35 @@ def test_a_deletion_killed_half_way_stays_calmeshs(tmp_path: Path, rad: Peer, xa
     again = group.run()
     assert (again.counts["created"], again.counts["deleted"]) == (0, 1)
     assert rad.uids() == xan.uids() == {"kept@test", "third@test"}
+
+
+def test_an_event_taken_back_out_of_the_trash_after_a_killed_deletion_lives(
+        tmp_path: Path, rad: Peer, xan: Peer, radicale: Any) -> None:
+    """Radicale's user deletes an event; the run deleting its copy on Xandikos is killed just
+    after the server deleted it, before calmesh recorded it; then the user takes the event back
+    out of Radicale's trash (the same object, at its href). The next run writes the copy anew:
+    the copy's absence on Xandikos is calmesh's own deletion and names no deletion of its own.
+    Before, it was taken for a deletion made on Xandikos, and the restored event was deleted
+    (found by the agency soak: test_agency_regressions, restores from the trash)."""
+    meetings(rad, "back@test", "kept@test")
+    Group(tmp_path, rad, xan).settle()
+    original = rad.by_uid()["back@test"]
+    assert original.ref is not None
+    href = rad.calendar.rstrip("/") + "/" + original.ref.id.rsplit("/", 1)[-1]
+    auth = (radicale.username, radicale.password)
+    saved = httpx.get(href, auth=auth, timeout=30)
+    assert saved.status_code == 200
+    rad.delete("back@test")
+    group = Group(tmp_path, rad, xan)
+    group.connectors["xan"] = DyingAtDelete(xan.conn, "after")  # type: ignore[assignment]
+    with pytest.raises(Killed):
+        group.run()
+    assert "back@test" not in xan.uids()
+    restored = httpx.put(href, content=saved.content, auth=auth, timeout=30,
+                         headers={"Content-Type": "text/calendar; charset=utf-8"})
+    assert restored.status_code in (201, 204)
+    group = Group(tmp_path, rad, xan)
+    first = group.run()
+    assert (first.counts["created"], first.counts["deleted"]) == (1, 0), first.plan.writes
+    group.settle()
+    assert rad.uids() == xan.uids() == {"back@test", "kept@test"}

@@ -1138,7 +1138,7 @@ def _decide(ctx: _Context, lid: str, rec: ItemState | None, seen: Mapping[str, l
     senders = [k for k in ctx.members if ctx.sends(k, origin)]
     changed = [statuses[k].current for k in senders if statuses[k].changed]
     changed_seen = [c for c in changed if c is not None]
-    gone = [k for k in senders if statuses[k].gone]
+    gone = [k for k in senders if statuses[k].gone and not _deleted_by_calmesh(statuses[k])]
     declined: set[str] = set()
     set_back: set[str] = set()
     if _asks_organiser(ctx, origin, statuses, changed_seen, gone):
@@ -1454,3 +1454,12 @@ def _fork(ctx: _Context, lid: str, loser: _Seen, state: Mapping[str, ItemState],
             item = with_identity(content, uid, fork_id, MARKER_PROPERTY)
             batch.actions.append(Create(fork_id, key, item, loser.hash, "kept both versions of a conflict",
                                         loser.member))
+
+
+def _deleted_by_calmesh(st: _Status) -> bool:
+    """A copy gone because calmesh deleted it, in a run killed before recording that: it names
+    no deletion of its own. The deletion it carried out is still seen where it was made, and
+    decided again; if it was undone there meanwhile (put back out of a trash bin), the item
+    lives and the copy is written anew, rather than the undo being deleted on the strength of
+    calmesh's own write."""
+    return st.prev is not None and st.prev.deleting
