@@ -108,9 +108,12 @@ class AgencyMachine(RuleBasedStateMachine):
         """Copies calmesh reports written now hold the meeting as it is; the others are as they were."""
         version = item.version()
         for delivery in booking.deliveries:
+            place = self.agency.home(self.agency.person_of[delivery.email]).key
             if delivery.method in ("organizer", "calendar"):
-                who = self.agency.person_of[delivery.email]
-                self.model.put(item, self.agency.home(who).key, version, "delivered")
+                self.model.put(item, place, version, "delivered")
+                item.owed.discard(place)
+            elif delivery.owed:
+                item.owed.add(place)
 
     def _find(self, item: Item, place: str) -> Seen | None:
         found = [s for s in self.model.observe()[place] if s.key == item.key]
@@ -467,6 +470,33 @@ class AgencyMachine(RuleBasedStateMachine):
     @rule()
     def platform_comes_back(self) -> None:
         self.agency.faults.down.clear()
+
+    @rule()
+    def owed_deliveries_written(self) -> None:
+        """What ``calmesh serve`` does every minute: the copies a booking, move or cancellation
+        could not write (their calendar was down) are written now where the platform answers,
+        each holding the meeting as its organiser's copy holds it."""
+        for tried in scheduling.redeliver(self.hub, now=NOW):
+            delivery = tried.delivery
+            if delivery.method != "calendar":
+                continue
+            item = next(i for i in self.model.items.values() if i.kind == "meeting" and i.uid == tried.uid)
+            place = self.agency.home(self.agency.person_of[delivery.email]).key
+            if place not in item.owed:
+                self.report([f"[exactly-once] the copy of {item.key} at {place} was written again, owed nothing"])
+            item.owed.discard(place)
+            seen = self._find(item, place)
+            organiser = item.places.get(self.agency.home(item.owner).key)
+            held = Version.of(seen.event) if seen is not None else None
+            if held is None or not (organiser.versions if organiser else {item.version()}) & {held}:
+                self.report([f"[edit-lost] the copy of {item.key} owed to {place} was reported written, but it holds "
+                             f"{held}, not the organiser's {organiser.versions if organiser else item.version()}"])
+                return
+            self.model.put(item, place, held, "delivered")
+        missed = [f"{i.key}@{p}" for i in self.model.items.values() for p in sorted(i.owed)
+                  if not self.is_down(self.agency.places[p].platform) and i.end > NOW]
+        if missed:
+            self.report([f"[edit-lost] owed copies not written once their platform answered: {', '.join(missed)}"])
 
     # ------------------------------------------------------------------------------ duplicates
     @rule(who=PEOPLE)

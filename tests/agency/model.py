@@ -99,6 +99,9 @@ class Item:
     the place's group: the deletion stays theirs, and no run of the group brings it back there
     (docs/sync.md), whatever the organiser does next but deliver it anew."""
     answers: dict[str, PartStat] = field(default_factory=dict)
+    owed: set[str] = field(default_factory=set)
+    """Attendees' places calmesh reported a delivery owed to (their calendar was down): written
+    the next time owed deliveries are, once the platform answers."""
     sequence: int = 0
     """SEQUENCE of the organiser's copy after calmesh's last change."""
     invitation: CalendarItem | None = None

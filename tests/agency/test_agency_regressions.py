@@ -545,6 +545,29 @@ def test_an_attendee_renaming_a_copy_a_move_never_reached(agency: AgencyMachine)
 
 
 
+def test_a_move_a_calendar_missed_reaches_it_once_it_is_back(agency: AgencyMachine) -> None:
+    """[exactly-once] and [edit-lost]: the move Emma's in-house calendar missed is owed, and
+    written there once it answers (the rule ``owed_deliveries_written``: what ``calmesh serve``
+    does every minute), after she renamed her stale copy too; Carla, on Exchange in a sync group
+    with Alice's calendars, gets the cancellation owed her the same way."""
+    agency.book(day=0, hour=13, minutes=30, organiser="alice", others=["emma", "carla"], topic="budget")
+    agency.platform_goes_down(platform="projects")
+    agency.move(day=0, hour=9, minutes=30, pick=0)
+    agency.owed_deliveries_written()
+    agency.agency_holds()
+    agency.platform_comes_back()
+    agency.attendee_edits_copy(pick=0, topic="budget")
+    agency.owed_deliveries_written()
+    agency.agency_holds()
+    agency.platform_goes_down(platform="exchange")
+    agency.cancel(pick=0)
+    agency.platform_comes_back()
+    agency.owed_deliveries_written()
+    agency.agency_holds()
+    agency.sync(confirm=True, full=False, group="mirror")
+    agency.agency_holds()
+
+
 def test_an_own_event_restored_after_a_killed_deletion_lives(agency: AgencyMachine) -> None:
     """[exactly-once] (found by the soak, 40 steps, shrunk to 19): Alice deletes P3 on Radicale;
     the mirror run deleting its copies is killed after deleting the one on her Exchange calendar;

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from test_cli_schedule import ALICE, CARLA, config, invoke  # noqa: F401 - config is a fixture
 
+from calmesh.connectors.base import TransientError
 from calmesh.connectors.ics import ICSConnector, ICSSettings
 from calmesh.fakes.ews import EWSFake
 from calmesh.model import CalendarItem, Event, EventStatus
@@ -120,3 +121,35 @@ def test_a_move_says_what_a_calendar_holds_another_way(config: Path, tmp_path: P
         assert (adapted["member"], adapted["feature"], adapted["written"]) == (f"ews:{DORA}", "VALARM", True)
     finally:
         fake.stop()
+
+
+def test_a_move_a_calendar_missed_is_owed_then_delivered(config: Path, tmp_path: Path,  # noqa: F811
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Carla's platform fails its writes while Alice moves the meeting: the move says the copy is
+    owed, and ``calmesh deliver`` writes it once the platform takes writes again."""
+    booked = invoke(config, "book", CARLA, "-o", ALICE, "--start", "2030-03-07T15:00", "--duration", "60",
+                    "--title", "Atlas kick-off", "--format", "json")
+    uid = json.loads(booked.output)["uid"]
+    assert "nothing owed" in invoke(config, "deliver").output
+
+    put = ICSConnector.put
+
+    def down(self: ICSConnector, calendar: str, item: CalendarItem, if_match: str | None = None) -> object:
+        if self.name == "exchange":
+            raise TransientError("exchange", "no answer in time")
+        return put(self, calendar, item, if_match=if_match)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ICSConnector, "put", down)
+        moved = invoke(config, "move", uid, "-o", ALICE, "--start", "2030-03-07T16:00")
+        assert moved.exit_code == 4, moved.output
+        assert "calmesh writes it there once the platform answers" in " ".join(moved.output.split())
+        still = invoke(config, "deliver", "--format", "json")
+        assert still.exit_code == 4 and json.loads(still.output)["deliveries"][0]["owed"] is True
+    assert carla_copy(tmp_path, uid).start.isoformat() == "2030-03-07T15:00:00+01:00"
+
+    delivered = invoke(config, "deliver")
+    assert delivered.exit_code == 0, delivered.output
+    assert f"{uid} for Carla Jones (Carla Jones's calendar on exchange): written" in delivered.output
+    assert carla_copy(tmp_path, uid).start.isoformat() == "2030-03-07T16:00:00+01:00"
+    assert "nothing owed" in invoke(config, "deliver").output

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -339,3 +340,85 @@ def test_moving_and_cancelling_keep_what_the_organisers_client_wrote(hub: Hub, r
     assert [line for line in KEPT_LINES if line not in cancelled] == []
     answer = itip.reply(stored_item(hub, "radicale", home, uid), BOB, PartStat.ACCEPTED).decode()
     assert not [line for line in KEPT_LINES if line.partition(":")[0].partition(";")[0] in answer]
+
+
+def test_a_move_an_attendees_calendar_missed_is_delivered_once_it_is_back(hub: Hub, ews: EWSFake,
+                                                                          smtp_inbox: SmtpInbox) -> None:
+    """Exchange stops answering (the fake is stopped: connections are refused) while Alice moves
+    her meeting: David's copy is owed, not forgotten. Retried while Exchange is still down it
+    stays owed; once Exchange listens again at its address, the copy gets the new time, once."""
+    booking = book(hub)
+    ews.stop()
+    new_start, new_end = SLOT[0] + timedelta(hours=2), SLOT[1] + timedelta(hours=2)
+    moved = scheduling.move_booking(hub, booking.uid, ALICE, new_start, new_end, now=NOW)
+    david = next(d for d in moved.deliveries if d.email == DAVID)
+    assert (david.method, david.owed, david.calendar) == ("email", True, DAVID)  # mailed now, written later
+    assert copy_of(hub, BOB, booking.uid).start == new_start  # the others are told at once
+
+    again = scheduling.redeliver(hub, now=NOW)
+    assert [(t.uid, t.delivery.email, t.delivery.method, t.delivery.owed) for t in again] == [
+        (booking.uid, DAVID, "failed", True)]
+    owed = next(c for c in hub.identities().get(booking.uid).copies if c.platform == "exchange")
+    assert (owed.owed, owed.attempts) == (True, 2) and owed.error
+
+    ews.start()
+    assert [(t.delivery.email, t.delivery.method) for t in scheduling.redeliver(hub, now=NOW)] == [(DAVID, "calendar")]
+    copy = copy_of(hub, DAVID, booking.uid)
+    assert (copy.start, copy.end) == (new_start, new_end)
+    assert len([i for i in ews.items.values() if i.mailbox == DAVID]) == 1  # the copy moved, not a second one
+    delivered = next(c for c in hub.identities().get(booking.uid).copies if c.platform == "exchange")
+    assert (delivered.owed, delivered.attempts, delivered.error) == (False, 0, None)
+    assert scheduling.redeliver(hub, now=NOW) == []
+    assert ews.invitations_sent == []
+
+
+def test_an_owed_copy_gets_the_meeting_as_it_is_now(hub: Hub, ews: EWSFake, smtp_inbox: SmtpInbox) -> None:
+    """Moved, then cancelled, while David's Exchange was down: what is owed him is the meeting as
+    its organiser's copy holds it now (cancelled), not each change in turn. A meeting already
+    over by the time its platform is back is owed nothing more."""
+    booking = book(hub)
+    ews.stop()
+    scheduling.move_booking(hub, booking.uid, ALICE, SLOT[0] + timedelta(hours=2), now=NOW)
+    scheduling.cancel_booking(hub, booking.uid, ALICE, now=NOW)
+    ews.start()
+    assert [(t.delivery.email, t.delivery.method) for t in scheduling.redeliver(hub, now=NOW)] == [(DAVID, "calendar")]
+    copy = copy_of(hub, DAVID, booking.uid)
+    assert copy.transparent and copy.start == SLOT[0] + timedelta(hours=2)
+
+    later = book(hub, SLOT[0] + timedelta(days=1), SLOT[1] + timedelta(days=1))
+    ews.stop()
+    scheduling.move_booking(hub, later.uid, ALICE, SLOT[0] + timedelta(days=1, hours=2), now=NOW)
+    ews.start()
+    assert scheduling.redeliver(hub, now=SLOT[1] + timedelta(days=2)) == []  # over: dropped, not retried
+    assert not any(c.owed for c in hub.identities().get(later.uid).copies)
+    assert copy_of(hub, DAVID, later.uid).start == SLOT[0] + timedelta(days=1)
+
+
+def test_a_move_waits_for_the_owed_copy_being_written(hub: Hub, ews: EWSFake, smtp_inbox: SmtpInbox,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alice moves the meeting again (from the web page, say) while the watch loop writes the
+    copy owed to David: the move waits for that write, so the last one David's copy gets is the
+    move's, not the older owed version."""
+    booking = book(hub)
+    ews.stop()
+    scheduling.move_booking(hub, booking.uid, ALICE, SLOT[0] + timedelta(hours=2), now=NOW)
+    ews.start()
+    final = SLOT[0] + timedelta(hours=4)
+    write_copy, moved, threads, held = scheduling._write_copy, [], [], []
+
+    def move_meanwhile(*args: object, **kwargs: object) -> object:
+        if not threads:
+            threads.append(threading.Thread(target=lambda: moved.append(
+                scheduling.move_booking(hub, booking.uid, ALICE, final, now=NOW))))
+            threads[0].start()
+            threads[0].join(0.5)
+            held.append(not moved)
+        return write_copy(*args, **kwargs)  # type: ignore[arg-type]
+
+    with monkeypatch.context() as patched:
+        patched.setattr(scheduling, "_write_copy", move_meanwhile)
+        assert [t.delivery.method for t in scheduling.redeliver(hub, now=NOW)] == ["calendar"]
+    assert held == [True]  # the move waited while this meeting's owed copy was written
+    threads[0].join(30)
+    assert {d.email: d.method for d in moved[0].deliveries}[DAVID] == "calendar"
+    assert copy_of(hub, DAVID, booking.uid).start == final

@@ -70,6 +70,25 @@ def test_a_failing_group_is_logged_and_retried_and_the_others_still_run(caplog: 
     assert "sync group bad failed" in caplog.text and "platform exploded" in caplog.text
 
 
+def test_chores_run_on_their_own_interval_and_a_failing_one_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """The owed deliveries are a chore of the loop: done beside the groups, every minute, even
+    when no group is configured, and a failure of it is logged and tried again."""
+    clock, done = Clock(), []
+
+    def deliver() -> None:
+        done.append(clock.now)
+        if len(done) == 1:
+            raise RuntimeError("state store locked")
+
+    sched = SyncScheduler({}, lambda _n, _g: None, clock=clock, chores={"owed deliveries": (60.0, deliver)})
+    assert sched.tick() == 60
+    clock.now = 30
+    assert sched.tick() == 30 and done == [0]
+    clock.now = 60
+    sched.tick()
+    assert done == [0, 60] and "owed deliveries failed" in caplog.text and "state store locked" in caplog.text
+
+
 def test_interval_override_and_injected_wait_stop_the_loop() -> None:
     clock, waits = Clock(), []
 

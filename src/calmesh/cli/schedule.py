@@ -168,6 +168,8 @@ def _report(cfg: Config, booking: Booking, fmt: str, headline: str) -> None:
         for d in data["deliveries"]:
             where = f" ({calendar_label(cfg, d['platform'], d['calendar'])})" if d["calendar"] else ""
             note = f": {d['detail']}" if d["detail"] else ""
+            if d["owed"]:
+                note += "; calmesh writes it there once the platform answers (`calmesh deliver`, or on its own under `calmesh serve` and `calmesh sync --watch`)"
             say(f"  {person_label(cfg, d['email'])}: {d['method']}{where}{note}")
         for warning in booking.warnings:
             say(("!", "yellow"), f" {warning}")
@@ -234,6 +236,36 @@ def _change(cfg: Config, apply: Callable[[Hub, datetime], Booking]) -> Booking:
             fail(str(exc))
         except ConnectorError as exc:
             fail(f"could not change the event: {exc}")
+
+
+@app.command()
+def deliver(fmt: FormatOption = "table", config: ConfigOption = None) -> None:
+    """Write the meeting copies owed to attendees' calendars that did not answer when the meeting
+    was booked, moved or cancelled (exit code 4 while some still cannot be written).
+
+    `calmesh serve` and `calmesh sync --watch` do this on their own every minute."""
+    from calmesh.cli.labels import calendar_label, person_label
+    from calmesh.services import scheduling
+    from calmesh.services.hub import Hub
+
+    cfg = get_config(config)
+    _zone(cfg, None, fmt)
+    with Hub(cfg) as hub:
+        try:
+            done = scheduling.redeliver(hub, now=datetime.now(UTC))
+        except scheduling.SchedulingError as exc:
+            fail(str(exc))
+    if fmt == "json":
+        _emit({"deliveries": [{"uid": t.uid, **scheduling.delivery_json(t.delivery)} for t in done]})
+    elif not done:
+        say("nothing owed: every copy calmesh wrote holds its meeting as it is")
+    for uid, d in ((t.uid, t.delivery) for t in done) if fmt != "json" else ():
+        where = calendar_label(cfg, d.platform or "", d.calendar or "")
+        outcome = "written" if d.method == "calendar" else (
+            f"still failing ({d.detail})" + ("; tried again later" if d.owed else "; given up"))
+        say(f"  {uid} for {person_label(cfg, d.email)} ({where}): {outcome}")
+    if any(t.delivery.method == "failed" for t in done):
+        raise typer.Exit(4)
 
 
 @app.command()

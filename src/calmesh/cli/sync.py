@@ -189,7 +189,7 @@ def sync(
     """Keep the calendars of each sync group in step (see docs/sync.md)."""
     from calmesh.config import parse_duration
     from calmesh.services.hub import Hub
-    from calmesh.services.scheduler import SyncScheduler, hub_engine
+    from calmesh.services.scheduler import SyncScheduler, hub_engine, owed_deliveries
     from calmesh.store.db import StoreError
 
     if fmt not in ("table", "json"):
@@ -248,7 +248,7 @@ def sync(
             return
         if fmt == "table":
             console.print(f"watching {escape(', '.join(groups))}; Ctrl-C to stop", highlight=False, soft_wrap=True)
-        scheduler = SyncScheduler(groups, run, interval=every)
+        scheduler = SyncScheduler(groups, run, interval=every, chores={"owed deliveries": owed_deliveries(hub)})
 
         def stop(_signum: int, _frame: FrameType | None) -> None:
             """Ctrl-C or SIGTERM (systemd, docker stop) ends the loop after the run in progress, as

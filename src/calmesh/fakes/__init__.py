@@ -33,10 +33,11 @@ class RunningServer:
         self.thread.join(timeout=10)
 
 
-def serve(app: ASGIApp, host: str = "127.0.0.1") -> RunningServer:
-    """Run ``app`` on a free port of ``host`` (bound before uvicorn starts, so no race) and
-    return once it accepts connections. The hub's own kind of socket (:func:`bind`)."""
-    sock = bind(host, 0)
+def serve(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
+    """Run ``app`` on ``port`` of ``host``, a free one by default (bound before uvicorn starts,
+    so no race), and return once it accepts connections. The hub's own kind of socket
+    (:func:`bind`)."""
+    sock = bind(host, port)
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
     server = uvicorn.Server(config)
@@ -63,7 +64,10 @@ class FakeService:
         """``"METHOD /path"`` of every request served, in order."""
 
     def start(self) -> str:
-        self._server = serve(self)
+        """Serve on a free port, or where it served before (a platform back after an outage:
+        clients configured with its address find it again)."""
+        port = int(self.base_url.rsplit(":", 1)[1]) if self.base_url else 0
+        self._server = serve(self, port=port)
         self.base_url = self._server.url
         return self._server.url
 

@@ -436,7 +436,10 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "deliveries": {"type": "array", "items": {
                 "type": "object", "required": ["email", "method"],
                 "properties": {"email": _STR, "method": {"enum": ["organizer", "calendar", "email", "failed"]},
-                               "platform": _NULLABLE_STR, "calendar": _NULLABLE_STR, "detail": _NULLABLE_STR}}},
+                               "platform": _NULLABLE_STR, "calendar": _NULLABLE_STR, "detail": _NULLABLE_STR,
+                               "owed": {"type": "boolean",
+                                        "description": "The write into the attendee's calendar failed and is made "
+                                                       "again once its platform answers"}}}},
         },
     },
     "ConflictsAnswer": _per_person("conflicts", {

@@ -135,13 +135,13 @@ def _watch_sync(hub: Hub) -> Iterator[None]:
     """The sync watch loop (``server.watch_sync``) runs beside the server, in a background thread
     whose errors are logged, and stops with it; with ``[hub] queue`` it only enqueues the runs."""
     config = hub.config
-    if not (config.server.watch_sync and config.sync.groups):
+    if not config.server.watch_sync:
         yield
         return
     from calmesh.services.queue import loop_runner
-    from calmesh.services.scheduler import SyncScheduler
+    from calmesh.services.scheduler import SyncScheduler, owed_deliveries
 
-    scheduler = SyncScheduler(config.sync.groups, loop_runner(hub))
+    scheduler = SyncScheduler(config.sync.groups, loop_runner(hub), chores={"owed deliveries": owed_deliveries(hub)})
     scheduler.start()
     try:
         yield

@@ -6,9 +6,11 @@ lazily so that a platform nobody asks about is never contacted, and closed toget
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterable
+import weakref
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from calmesh.config import Config, SecretUnavailable
@@ -30,7 +32,20 @@ class Hub:
         self._identities: IdentityRepository | None = None
         self._engine: Any = None
         self._lock = threading.Lock()
+        self._meetings: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
         self._change_listeners: list[Callable[[list[str]], None]] = []
+
+    @contextlib.contextmanager
+    def changing(self, uid: str) -> Iterator[None]:
+        """Hold meeting ``uid`` for one change in this process: a move made from the web page
+        while the watch loop writes a copy owed to that meeting would otherwise write the older
+        version last. Other meetings are not held up (a lock per meeting, dropped when unused)."""
+        with self._lock:
+            lock = self._meetings.get(uid)
+            if lock is None:
+                lock = self._meetings[uid] = threading.Lock()
+        with lock:
+            yield
 
     def on_change(self, listener: Callable[[list[str]], None]) -> None:
         """Call ``listener(emails)`` whenever calmesh sees these people's calendars change (the

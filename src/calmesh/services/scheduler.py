@@ -14,8 +14,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 
 from calmesh.config import SyncGroupConfig
+from calmesh.services import scheduling
 from calmesh.services.hub import Hub
 from calmesh.services.sync import SyncEngine, SyncReport
 from calmesh.store.db import open_store
@@ -25,6 +27,12 @@ log = logging.getLogger(__name__)
 
 RunGroup = Callable[[str, SyncGroupConfig], object]
 """Runs one group once (its return value is ignored; an exception is logged)."""
+
+Chore = tuple[float, Callable[[], object]]
+"""Work the loop does beside the groups, every so many seconds: ``(interval, do)``."""
+
+DELIVERY_INTERVAL = 60.0
+"""Seconds between two attempts at the meeting copies owed to calendars that were down."""
 
 
 def hub_engine(hub: Hub) -> SyncEngine:
@@ -39,10 +47,12 @@ class SyncScheduler:
     def __init__(self, groups: Mapping[str, SyncGroupConfig], run: RunGroup, *,
                  clock: Callable[[], float] = time.monotonic,
                  wait: Callable[[float], bool] | None = None,
-                 interval: float | None = None) -> None:
+                 interval: float | None = None, chores: Mapping[str, Chore] | None = None) -> None:
         """``wait(seconds)`` sleeps and returns True when the loop should stop; ``interval``
-        overrides every group's own (``calmesh sync --watch --interval``)."""
+        overrides every group's own (``calmesh sync --watch --interval``); ``chores`` are done
+        on their own intervals, after the groups due."""
         self.groups = dict(groups)
+        self.chores = dict(chores or {})
         self._run = run
         self._clock = clock
         self._stopping = threading.Event()
@@ -71,6 +81,14 @@ class SyncScheduler:
             except Exception:
                 log.exception("sync group %s failed; it runs again in %ss", name, self.interval(name))
             self._due[name] = self._clock() + self.interval(name)
+        for name, (every, do) in sorted(self.chores.items()):
+            if self._stopping.is_set() or self._due.setdefault(f"chore:{name}", self._clock()) > self._clock():
+                continue
+            try:
+                do()
+            except Exception:
+                log.exception("%s failed; tried again in %ss", name, every)
+            self._due[f"chore:{name}"] = self._clock() + every
         return max(0.0, min(self._due.values(), default=self._clock()) - self._clock())
 
     def run_forever(self) -> None:
@@ -116,3 +134,18 @@ def logged_runner(engine: Callable[[], SyncEngine],
         return report
 
     return run
+
+
+def owed_deliveries(hub: Hub) -> Chore:
+    """The chore that writes the meeting copies owed to calendars that were down
+    (:func:`calmesh.services.scheduling.redeliver`), one log line per copy tried."""
+    def deliver() -> None:
+        for tried in scheduling.redeliver(hub, now=datetime.now(UTC)):
+            d = tried.delivery
+            if d.method == "calendar":
+                log.info("delivered meeting %s, owed to %s (%s)", tried.uid, d.email, d.platform)
+            else:
+                log.warning("could not yet deliver meeting %s, owed to %s (%s): %s%s", tried.uid, d.email, d.platform, d.detail,
+                            "" if d.owed else "; given up")
+
+    return DELIVERY_INTERVAL, deliver

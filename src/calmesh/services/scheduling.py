@@ -26,17 +26,24 @@ from __future__ import annotations
 
 import email
 import email.policy
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Concatenate, ParamSpec
 
 import httpx
 
 from calmesh import ical
 from calmesh.config import PersonConfig, SmtpConfig
-from calmesh.connectors.base import CannotHold, ConnectorError, NotFoundError, PreconditionFailed
+from calmesh.connectors.base import (
+    CannotHold,
+    ConnectorError,
+    NotFoundError,
+    PreconditionFailed,
+    TransientError,
+)
 from calmesh.core.freebusy import status_in
 from calmesh.core.slots import SlotAttendee, SlotQuery, SlotSearch, find_slots
 from calmesh.core.syncplan import Notice
@@ -222,6 +229,11 @@ class Delivery:
     detail: str | None = None
     item_id: str | None = None
     """The copy written into the attendee's calendar (``calendar`` deliveries), as recorded."""
+    owed: bool = False
+    """The write into the attendee's calendar (at ``platform`` and ``calendar``) failed and is
+    made again once the platform answers (:func:`redeliver`): it did not answer, or the copy
+    changed under the write. The delivery is ``failed``, or ``email`` when the person was mailed
+    meanwhile."""
 
 
 @dataclass(slots=True)
@@ -237,6 +249,7 @@ class Booking:
 
 
 Mailer = Callable[[SmtpConfig, EmailMessage], None]
+P = ParamSpec("P")
 
 
 def recheck(hub: Hub, request: BookingRequest, *, own_slot: Window | None = None) -> list[str]:
@@ -396,30 +409,58 @@ def _tell_attendees(hub: Hub, identity: Identity, ref: ItemRef, notice: _Notice,
     for attendee in first.attendees:
         if attendee.email != identity.organizer:
             booking.deliveries.append(_deliver(hub, notice, attendee.email, identity, mailer, adapted))
-    written = {(d.platform, d.calendar): CopyRecord(INVITATION, d.platform, d.calendar, d.item_id, d.email,
-                                                    identity.logical_id)
-               for d in booking.deliveries if d.method == "calendar" and d.platform and d.calendar}
-    kept = [c for c in identity.copies if (c.platform, c.calendar) not in written]
     _identities(hub).save(replace(identity, item_id=ref.id, sequence=first.sequence, status=first.status.value,
-                                  copies=(*kept, *written.values()), people=tuple(first.attendees)))
+                                  copies=_copies_after(identity, booking.deliveries), people=tuple(first.attendees)))
     return booking
+
+
+def _copies_after(identity: Identity, deliveries: Sequence[Delivery]) -> tuple[CopyRecord, ...]:
+    """The meeting's copies once ``deliveries`` were made: those written now, those owed now (the
+    copy there, if any, is kept on record: it is the one to overwrite), and the others as they
+    were."""
+    before = {(c.platform, c.calendar): c for c in identity.copies}
+    now: dict[tuple[str, str], CopyRecord] = {}
+    for d in deliveries:
+        if not (d.platform and d.calendar):
+            continue
+        if d.method == "calendar":
+            now[(d.platform, d.calendar)] = CopyRecord(INVITATION, d.platform, d.calendar, d.item_id, d.email,
+                                                       identity.logical_id)
+        elif d.owed:
+            was = before.get((d.platform, d.calendar))
+            now[(d.platform, d.calendar)] = CopyRecord(
+                INVITATION, d.platform, d.calendar, was.item_id if was else None, d.email, identity.logical_id,
+                owed=True, attempts=(was.attempts if was and was.owed else 0) + 1, error=d.detail)
+    return (*(c for place, c in before.items() if place not in now), *now.values())
 
 
 def _deliver(hub: Hub, notice: _Notice, address: str, identity: Identity, mailer: Mailer,
              adapted: list[Notice]) -> Delivery:
+    """Reach one attendee: into their calendar where calmesh may write it, else (or when that
+    write fails and the person accepts mail) by iMIP.
+
+    A calendar write that failed for a reason that passes (:func:`_worth_again`) is owed
+    (:func:`redeliver`) when calmesh is the only way the person hears of it (``invite =
+    "calendar"``) or when calmesh's copy there already holds an older version: mailed or not,
+    that copy would keep showing the old time."""
     person = hub.directory.find(address)
     mode = delivery_mode(hub, person)
     if mode == "calendar" and person is not None:
+        calendar = None
         try:
             calendar = home_calendar(hub, person)
             ref = _write_copy(hub, person.platform, calendar, notice, identity, adapted)
             return Delivery(address, "calendar", person.platform, calendar, item_id=ref.id)
         except ConnectorError as exc:
+            owed = calendar is not None and _worth_again(exc) and (person.invite == "calendar" or any(
+                (c.platform, c.calendar) == (person.platform, calendar) for c in identity.copies))
             if person.invite == "calendar":
-                return Delivery(address, "failed", person.platform, detail=str(exc))
+                return Delivery(address, "failed", person.platform, calendar, detail=str(exc), owed=owed)
             fallback = f"could not write to {person.platform} ({exc.message}); "
             delivered = _mail(hub, notice, address, mailer)
-            return replace(delivered, detail=fallback + (delivered.detail or "sent by email"))
+            return replace(delivered, detail=fallback + (delivered.detail or "sent by email"),
+                           platform=person.platform if owed else delivered.platform,
+                           calendar=calendar if owed else None, owed=owed)
     return _mail(hub, notice, address, mailer)
 
 
@@ -460,7 +501,110 @@ def _mail(hub: Hub, notice: _Notice, address: str, mailer: Mailer) -> Delivery:
     return Delivery(address, "email")
 
 
+def _worth_again(exc: ConnectorError) -> bool:
+    """Whether a failed write into an attendee's calendar is owed (made again later): when the
+    platform did not answer, or the copy changed between calmesh reading and writing it. Refused
+    credentials or a meeting the platform cannot hold would fail the same way every time."""
+    return isinstance(exc, TransientError | PreconditionFailed) and not isinstance(exc, CannotHold)
+
+
+# ------------------------------------------------------------------------------------ owed deliveries
+@dataclass(frozen=True, slots=True)
+class Redelivery:
+    """One owed copy tried by :func:`redeliver`: the meeting (its UID) and how it went."""
+
+    uid: str
+    delivery: Delivery
+
+
+def redeliver(hub: Hub, *, now: datetime) -> list[Redelivery]:
+    """Write every owed copy (:attr:`Delivery.owed`) whose platform answers again: the meeting as
+    its organiser's copy holds it now, as a move or cancellation would have written it then. An
+    attendee whose calendar was down while the organiser moved their meeting gets the new time
+    once it is back, not the old time for good.
+
+    One :class:`Redelivery` a copy tried, ``calendar`` when written and ``failed`` otherwise (still owed
+    when the platform did not answer again). A meeting that ended before ``now`` is owed nothing
+    more: rewriting it is of no use to anyone, and a calendar gone for good must not be retried
+    forever. A meeting whose organiser's copy cannot be read is left owing, for the next time."""
+    identities = _identities(hub)
+    done: list[Redelivery] = []
+    for owing in identities.owing():
+        with hub.changing(owing.uid):  # read again: a move may have delivered it meanwhile
+            identity = identities.get(owing.uid)
+            if identity is not None and any(c.owed for c in identity.copies):
+                done.extend(Redelivery(identity.uid, d) for d in _redeliver(hub, identities, identity, now))
+    return done
+
+
+def _redeliver(hub: Hub, identities: IdentityRepository, identity: Identity, now: datetime) -> list[Delivery]:
+    try:
+        stored = _with_people(hub, identity, stored_item(hub, identity.platform, identity.calendar, identity.uid,
+                                                         identity.item_id))
+    except NotFoundError:
+        stored = None  # the organiser deleted the meeting: nothing is left to deliver
+    except ConnectorError as exc:
+        log_failures([exc.problem()], "owed deliveries")
+        return []
+    tried = [] if stored is None or _over(stored, now) else _deliver_owed(hub, identity, stored)
+    settled = {(d.platform, d.calendar): d for d in tried}
+    copies = []
+    for c in identity.copies:
+        d = settled.get((c.platform, c.calendar))
+        if not c.owed:
+            copies.append(c)
+        elif d is None:
+            copies.append(replace(c, owed=False))  # over, or nothing left to deliver
+        elif d.method == "calendar":
+            copies.append(replace(c, item_id=d.item_id, owed=False, attempts=0, error=None))
+        else:
+            copies.append(replace(c, owed=d.owed, attempts=c.attempts + 1, error=d.detail))
+    identities.save(replace(identity, copies=tuple(copies)))
+    return tried
+
+
+def _over(stored: CalendarItem, now: datetime) -> bool:
+    first = stored.master or stored.components[0]
+    if first.is_recurring_master or len(stored.components) > 1:
+        return False  # a series: calmesh books single meetings, and a series is owed till delivered
+    return first.span_utc()[1] <= now
+
+
+def _deliver_owed(hub: Hub, identity: Identity, stored: CalendarItem) -> list[Delivery]:
+    first = stored.master or stored.components[0]
+    told = _as_invited(stored, identity)
+    if first.status is EventStatus.CANCELLED:
+        notice = _Notice(told, "CANCEL", b"", "Cancelled", itip.CANCELLED, replaces=True, creates=False)
+    else:
+        notice = _Notice(told, "REQUEST", b"", "Moved", itip.MOVED, replaces=True)
+    out = []
+    for copy in identity.copies:
+        if not copy.owed:
+            continue
+        who = copy.email or ""
+        try:
+            ref = _write_copy(hub, copy.platform, copy.calendar, notice, identity, [])
+        except NotFoundError:
+            continue  # a cancellation of a copy its attendee deleted: nothing to withdraw
+        except ConnectorError as exc:
+            out.append(Delivery(who, "failed", copy.platform, copy.calendar, detail=str(exc), owed=_worth_again(exc)))
+            continue
+        out.append(Delivery(who, "calendar", copy.platform, copy.calendar, item_id=ref.id))
+    return out
+
+
 # ------------------------------------------------------------------------------------ move, cancel
+def _one_change_at_a_time(change: Callable[Concatenate[Hub, str, P], Booking]) -> Callable[Concatenate[Hub, str, P], Booking]:
+    """Run a change of meeting ``uid`` holding it (:meth:`Hub.changing`): from reading the
+    organiser's copy to recording what was delivered, no owed copy of it is written meanwhile."""
+    @functools.wraps(change)
+    def held(hub: Hub, uid: str, /, *args: P.args, **kwargs: P.kwargs) -> Booking:
+        with hub.changing(uid):
+            return change(hub, uid, *args, **kwargs)
+    return held
+
+
+@_one_change_at_a_time
 def move_booking(hub: Hub, uid: str, organizer: str, new_start: datetime, new_end: datetime | None = None, *,
                  now: datetime, mailer: Mailer = itip.send) -> Booking:
     """Reschedule a meeting (RFC 5546 3.2.2): re-check the new slot as :func:`book` does, then
@@ -495,6 +639,7 @@ def move_booking(hub: Hub, uid: str, organizer: str, new_start: datetime, new_en
     return _tell_attendees(hub, identity, ref, notice, mailer, warnings, adapted)
 
 
+@_one_change_at_a_time
 def cancel_booking(hub: Hub, uid: str, organizer: str, *, now: datetime, mailer: Mailer = itip.send,
                    reason: str | None = None) -> Booking:
     """Withdraw a meeting (RFC 5546 3.2.5): every copy calmesh can reach is marked cancelled with
@@ -769,10 +914,14 @@ def search_json(found: TimeSearch, zone: tzinfo, details_for: Callable[[str], bo
     }
 
 
+def delivery_json(d: Delivery) -> dict[str, Any]:
+    return {"email": d.email, "method": d.method, "platform": d.platform, "calendar": d.calendar, "detail": d.detail,
+            "owed": d.owed}
+
+
 def booking_json(booking: Booking) -> dict[str, Any]:
     return {"uid": booking.uid, "calendar": booking.ref.calendar, "id": booking.ref.id,
-            "deliveries": [{"email": d.email, "method": d.method, "platform": d.platform, "calendar": d.calendar,
-                            "detail": d.detail} for d in booking.deliveries],
+            "deliveries": [delivery_json(d) for d in booking.deliveries],
             "warnings": booking.warnings,
             "notices": [str(n) for n in booking.adapted],
             "adapted": [n.as_dict() for n in booking.adapted]}

@@ -36,6 +36,11 @@ class CopyRecord:
     item_id: str | None = None
     email: str | None = None
     marker: str | None = None
+    owed: bool = False
+    """The meeting as it is now could not be written here yet (the platform did not answer)."""
+    attempts: int = 0
+    error: str | None = None
+    """Why the last write here failed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +81,13 @@ def _people(stored: str | None) -> tuple[Attendee, ...]:
                  for p in json.loads(stored))
 
 
+def _identity(row: MeetingIdentity) -> Identity:
+    return Identity(row.uid, row.organizer, row.platform, row.calendar, row.item_id, row.sequence, row.status,
+                    tuple(CopyRecord(c.kind, c.platform, c.calendar, c.item_id, c.email, c.marker, c.owed,
+                                     c.attempts, c.error) for c in row.copies),
+                    _people(row.people))
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -106,6 +118,7 @@ class IdentityRepository:
                     row.copies.append(target)
                 target.kind, target.email, target.item_id, target.marker = (copy.kind, copy.email, copy.item_id,
                                                                             copy.marker)
+                target.owed, target.attempts, target.error = copy.owed, copy.attempts, copy.error
             for stale in rows.values():
                 row.copies.remove(stale)
 
@@ -113,12 +126,15 @@ class IdentityRepository:
         with self._sessions() as session:
             row = session.scalar(select(MeetingIdentity).where(MeetingIdentity.uid == uid)
                                  .options(selectinload(MeetingIdentity.copies)))
-            if row is None:
-                return None
-            return Identity(row.uid, row.organizer, row.platform, row.calendar, row.item_id, row.sequence,
-                            row.status, tuple(CopyRecord(c.kind, c.platform, c.calendar, c.item_id, c.email,
-                                                         c.marker) for c in row.copies),
-                            _people(row.people))
+            return None if row is None else _identity(row)
+
+    def owing(self) -> list[Identity]:
+        """The meetings with a copy owed to some calendar (:attr:`CopyRecord.owed`), oldest first."""
+        with self._sessions() as session:
+            owing = select(MeetingCopy.meeting_id).where(MeetingCopy.owed.is_(True))
+            return [_identity(row) for row in session.scalars(
+                select(MeetingIdentity).where(MeetingIdentity.id.in_(owing)).order_by(MeetingIdentity.id)
+                .options(selectinload(MeetingIdentity.copies)))]
 
     def organisers(self) -> set[str]:
         """Who organises at least one meeting on record that is not cancelled: the web page reads

@@ -241,6 +241,13 @@ class MeetingCopy(Base):
     calendar: Mapped[str] = mapped_column(Text)
     item_id: Mapped[str | None] = mapped_column(Text, nullable=True)
     marker: Mapped[str | None] = mapped_column(Text, nullable=True)
+    owed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """The meeting as it is now was not written here (the platform did not answer): calmesh
+    writes it once the platform answers (``calmesh.services.scheduling.redeliver``)."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Failed writes of the owed version so far."""
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """Why the last write failed, as the platform's connector said it."""
 
     meeting: Mapped[MeetingIdentity] = relationship(back_populates="copies")
 

@@ -269,7 +269,8 @@
     const list = element("ul");
     for (const d of data.deliveries || []) {
       const where = d.platform ? ` on ${d.platform}` : "";
-      const line = `${d.email}: ${d.method}${where}${d.detail ? ` (${d.detail})` : ""}`;
+      const owed = d.owed ? "; calmesh writes it there once the platform answers" : "";
+      const line = `${d.email}: ${d.method}${where}${d.detail ? ` (${d.detail}${owed})` : ""}`;
       list.append(element("li", { class: d.method === "failed" ? "bad" : "" }, line));
     }
     box.append(list);
