@@ -372,3 +372,30 @@ def test_a_copy_deleted_by_its_user_is_found_as_deleted(vendor: Vendor, conn: An
     assert conn.deleted_since(ALICE, copies, before) == ({"copy-1"} if vendor.keeps_deleted else set())
     assert conn.deleted_since(BOB, copies, before) == set()  # another person's calendar
     assert conn.deleted_since(ALICE, copies, datetime.now(UTC) + timedelta(hours=1)) == set()  # an older copy
+
+
+def test_items_are_read_by_their_ids_without_a_listing(vendor: Vendor, fake: Any, conn: Any,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """``fetch`` reads the items at the ids asked for, and no others, without listing the
+    calendar (sync asks for the few items a failed write left half-done, on every run of an
+    outage): a series whole, with its moved and cancelled occurrences; an id its user deleted
+    (Exchange moved it to Deleted Items under a new ItemId, Google keeps it cancelled, Graph
+    answers 404) is left out, as the contract says, not a problem."""
+    series = conn.put(ALICE, weekly_series())
+    one = conn.put(ALICE, call("one", 9, 10))
+    conn.put(ALICE, call("other", 9, 14))
+    gone = conn.put(ALICE, call("gone", 9, 12))
+    conn.delete(ALICE, gone, gone.etag)
+
+    def listed(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("fetch listed the calendar")
+
+    monkeypatch.setattr(conn, "items", listed)
+    items, problems = conn.fetch(ALICE, [series.id, one.id, gone.id])
+    assert not problems
+    assert sorted(i.ref.id for i in items) == sorted([series.id, one.id])
+    whole = next(i for i in items if i.ref.id == series.id)
+    assert whole.master is not None and whole.master.exdate == [datetime(2026, 11, 10, 9, tzinfo=PARIS)]
+    assert [o.summary for o in whole.overrides] == ["Sales stand-up (moved)"]
+    trash = list(getattr(fake, "deleted_items", {}))  # Exchange: the deleted item's new ItemId
+    assert conn.fetch(ALICE, trash)[0] == []  # in Deleted Items, not in this calendar

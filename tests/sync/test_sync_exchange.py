@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from calmesh.fakes.outage import GoesDown
 from calmesh.fakes.samples import NEW_YORK, PARIS, single, weekly_series
 from calmesh.model import (
     MARKER_PROPERTY,
@@ -305,3 +306,49 @@ def test_meeting_organised_by_someone_else_syncs_without_rewrites(tmp_path: Path
         pytest.xfail("Graph v1.0 mails attendees whenever a meeting is created or changed in its organizer's "
                      "calendar and has no way to say 'send none' (microsoftgraph/msgraph-sdk-dotnet#1549)")
     assert invitations_sent(vendor) == []
+
+
+def test_while_caldav_is_down_a_vendor_calendar_costs_what_changed(tmp_path: Path, rad: Peer, vendor: Peer,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Radicale goes down as calmesh writes to it, leaving changes made on Exchange (EWS or
+    Graph) or Google half-done. Until it is back, each run reads the vendor's change feed and
+    the half-done items by their ids (EWS GetItem, Graph and Google GET by id), never the
+    vendor's whole calendar (before: its connector listed it whole to find those few items, on
+    every run of the outage); an edit and a deletion made meanwhile are still decided, and once
+    Radicale is back it holds the latest of everything, once. A series is read whole by its id."""
+    for n in range(12):
+        vendor.create(meeting(f"o{n}@test", hour=8 + n % 10, summary=f"Meeting {n}"))
+    vendor.create(weekly_series("series@test"))  # with a moved and a cancelled occurrence
+    group = Group(tmp_path, vendor, rad)
+    group.settle()
+    uid = {n: vendor.uid_of(f"Meeting {n}") for n in (1, 2, 3)}  # Graph gives new events UIDs of its own
+    series = vendor.uid_of("Sales stand-up")
+    vendor.edit(uid[1], bump(summary="Moved review"))
+    vendor.edit(series, bump(summary="Weekly, renamed"))
+    vendor.create(meeting("new@test", hour=18, summary="New"))
+    vendor.delete(uid[2])
+    outage = GoesDown(rad.conn)
+    group.connectors["rad"] = outage  # type: ignore[assignment]
+    failed = group.run()
+    assert failed.status == "partial" and outage.down
+    vendor.edit(uid[1], bump(summary="Moved again"))  # edited again during the outage
+    vendor.delete(uid[3])
+    listed: list[str] = []
+    real_items = vendor.conn.items
+
+    def items(calendar: str, window: Any = None) -> Any:
+        listed.append(calendar)
+        return real_items(calendar, window)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(vendor.conn, "items", items)
+        for _ in range(3):
+            during = group.run()
+            assert during.status == "partial" and during.full == set()
+            assert len(during.read) <= 5, sorted(during.read)
+    assert listed == [], "a CalDAV outage made the vendor's calendar be listed whole"
+    group.connectors["rad"] = rad.conn  # back up
+    group.settle()
+    assert vendor.titles() == rad.titles() and len(rad.uids()) == len(vendor.uids()) == 12
+    assert {"Moved again", "Weekly, renamed", "New"} <= rad.titles()
+    assert not {"Meeting 2", "Meeting 3", "Moved review"} & rad.titles()

@@ -559,16 +559,34 @@ class EWSConnector(Connector):
 
         return self._call(fetch, item=calendar)
 
-    def _full_items(self, calendar: str, ids: Iterable[tuple[str, str]], problems: list[Problem]) -> list[CalendarItem]:
+    def fetch(self, calendar: str, ids: Sequence[str]) -> tuple[list[CalendarItem], list[Problem]]:
+        """The items at these ItemIds, by GetItem (no listing of the folder): those gone are left
+        out. An item deleted in Outlook moves to Deleted Items under a new ItemId, so its old one
+        is not found, as an item moved to another folder would be; one found in another folder
+        (an id that survived a move) is not this calendar's either."""
+        problems: list[Problem] = []
+        items = self._full_items(calendar, [(i, None) for i in ids], problems, only_present=True)
+        return items, problems
+
+    def _full_items(self, calendar: str, ids: Iterable[tuple[str, str | None]], problems: list[Problem], *,
+                    only_present: bool = False) -> list[CalendarItem]:
+        """The items at ``ids`` read whole; with ``only_present``, an id not found in this
+        calendar's folder is left out (else it is a problem)."""
         wanted = list(dict.fromkeys(ids))
         if not wanted:
             return []
 
-        def fetch() -> list[Any]:
-            return list(self._folder(calendar).account.fetch(ids=wanted))
+        def fetch() -> tuple[list[Any], str | None]:
+            folder = self._folder(calendar)
+            return list(folder.account.fetch(ids=wanted)), folder.id
 
+        found, folder_id = self._call(fetch, item=calendar)
         items: list[CalendarItem] = []
-        for fetched in self._call(fetch, item=calendar):
+        for fetched in found:
+            if only_present and (isinstance(fetched, ews_errors.ErrorItemNotFound) or (
+                    not isinstance(fetched, Exception) and fetched.parent_folder_id is not None
+                    and fetched.parent_folder_id.id != folder_id)):
+                continue
             if isinstance(fetched, Exception):
                 problems.append(Problem(self.name, f"unreadable item: {fetched}", code=ProblemCode.UNREADABLE))
                 continue

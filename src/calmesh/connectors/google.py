@@ -350,6 +350,28 @@ class GoogleConnector(Connector):
             listing = self._whole_series(calendar, listing)
         return self._assemble(calendar, listing, zone)
 
+    def fetch(self, calendar: str, ids: Sequence[str]) -> tuple[list[CalendarItem], list[Problem]]:
+        """The events at these ids (no listing of the calendar): each read on its own, then with
+        its exceptions by its ``iCalUID`` (a list call, which also names the calendar's zone).
+        Those gone (404, or kept as ``cancelled``, as Google keeps deleted events) are left out."""
+        items: list[CalendarItem] = []
+        problems: list[Problem] = []
+        for event_id in dict.fromkeys(ids):
+            subject, path = self._events_path(calendar, event_id)
+            try:
+                data = _json(self._request("GET", path, subject=subject, item=event_id))
+            except NotFoundError:
+                continue
+            if data.get("status") == "cancelled" or data.get("recurringEventId"):
+                continue  # deleted; or an instance, which is no item of its own
+            listing, zone, _ = self._list(calendar, {"iCalUID": str(data.get("iCalUID") or ""),
+                                                     "singleEvents": "false", "showDeleted": "true"})
+            ours = [d for d in listing if event_id in (str(d.get("id")), str(d.get("recurringEventId")))] or [data]
+            found, issues = self._assemble(calendar, ours, zone)
+            items += found
+            problems += issues
+        return items, problems
+
     def _whole_series(self, calendar: str, listing: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """A windowed or incremental listing holds only some exceptions of a series: re-read every
         series it touches whole (master and all exceptions, by ``iCalUID``)."""

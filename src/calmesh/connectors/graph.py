@@ -273,6 +273,18 @@ class GraphConnector(Connector):
         items, unreadable = self._read_listing(calendar, listing)
         return items, [problem for _ref, problem in unreadable]
 
+    def fetch(self, calendar: str, ids: Sequence[str]) -> tuple[list[CalendarItem], list[Problem]]:
+        """The events at these ids, each read on its own (no listing of the calendar): those gone
+        (404) are left out; a series is read whole, with its exceptions."""
+        found: list[dict[str, Any]] = []
+        for event_id in dict.fromkeys(ids):
+            try:
+                found.append(self._get_event(calendar, event_id))
+            except NotFoundError:
+                continue
+        items, unreadable = self._read_listing(calendar, found)
+        return items, [problem for _ref, problem in unreadable]
+
     def _read_listing(self, calendar: str, listing: Iterable[dict[str, Any]], *, reread: bool = False
                       ) -> tuple[list[CalendarItem], list[tuple[ItemRef, Problem]]]:
         """The items of a listing (a series read once, whole, whichever of its occurrences come
