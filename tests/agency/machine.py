@@ -478,10 +478,14 @@ class AgencyMachine(RuleBasedStateMachine):
         each holding the meeting as its organiser's copy holds it."""
         for tried in scheduling.redeliver(self.hub, now=NOW):
             delivery = tried.delivery
-            if delivery.method != "calendar":
-                continue
             item = next(i for i in self.model.items.values() if i.kind == "meeting" and i.uid == tried.uid)
             place = self.agency.home(self.agency.person_of[delivery.email]).key
+            if delivery.method == "failed" and not delivery.owed:  # given up: only for a reason that holds
+                item.owed.discard(place)
+                if not (item.end <= NOW or self.agency.home(item.owner).key not in item.places):
+                    self.report([f"[edit-lost] the copy of {item.key} owed to {place} was given up: {delivery.detail}"])
+            if delivery.method != "calendar":
+                continue
             if place not in item.owed:
                 self.report([f"[exactly-once] the copy of {item.key} at {place} was written again, owed nothing"])
             item.owed.discard(place)
@@ -493,8 +497,11 @@ class AgencyMachine(RuleBasedStateMachine):
                              f"{held}, not the organiser's {organiser.versions if organiser else item.version()}"])
                 return
             self.model.put(item, place, held, "delivered")
+        for i in self.model.items.values():  # a cancellation owed to a copy its attendee deleted: nothing to withdraw
+            i.owed -= {p for p in i.owed if not i.live and p not in i.places}
         missed = [f"{i.key}@{p}" for i in self.model.items.values() for p in sorted(i.owed)
-                  if not self.is_down(self.agency.places[p].platform) and i.end > NOW]
+                  if not self.is_down(self.agency.places[p].platform) and not self.is_down(HOME[i.owner])
+                  and i.end > NOW]
         if missed:
             self.report([f"[edit-lost] owed copies not written once their platform answered: {', '.join(missed)}"])
 

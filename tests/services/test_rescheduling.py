@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ from calmesh.model import CalendarItem, Event, EventStatus, PartStat, Window
 from calmesh.services import availability, itip, scheduling
 from calmesh.services.detection import stored_item
 from calmesh.services.hub import Hub
+from calmesh.services.scheduler import owed_deliveries
 from calmesh.store.models import MeetingIdentity
 from conftest import CalDAVServer, SmtpInbox
 
@@ -389,7 +391,10 @@ def test_an_owed_copy_gets_the_meeting_as_it_is_now(hub: Hub, ews: EWSFake, smtp
     ews.stop()
     scheduling.move_booking(hub, later.uid, ALICE, SLOT[0] + timedelta(days=1, hours=2), now=NOW)
     ews.start()
-    assert scheduling.redeliver(hub, now=SLOT[1] + timedelta(days=2)) == []  # over: dropped, not retried
+    [over] = scheduling.redeliver(hub, now=SLOT[1] + timedelta(days=2))  # over: given up, not retried
+    assert (over.uid, over.delivery.method, over.delivery.owed) == (later.uid, "failed", False)
+    assert over.delivery.detail == "given up: the meeting is over"
+    assert scheduling.redeliver(hub, now=SLOT[1] + timedelta(days=2)) == []
     assert not any(c.owed for c in hub.identities().get(later.uid).copies)
     assert copy_of(hub, DAVID, later.uid).start == SLOT[0] + timedelta(days=1)
 
@@ -422,3 +427,22 @@ def test_a_move_waits_for_the_owed_copy_being_written(hub: Hub, ews: EWSFake, sm
     threads[0].join(30)
     assert {d.email: d.method for d in moved[0].deliveries}[DAVID] == "calendar"
     assert copy_of(hub, DAVID, booking.uid).start == final
+
+
+def test_the_watch_loop_writes_owed_copies_and_says_so(hub: Hub, ews: EWSFake, smtp_inbox: SmtpInbox,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """The chore ``calmesh serve`` and ``calmesh sync --watch`` run every minute: a copy still
+    owed is a warning naming the meeting and why, a copy written an info line."""
+    ahead = timedelta(weeks=52 * 20)  # the chore asks at the real time: a meeting still to come
+    booking = book(hub, SLOT[0] + ahead, SLOT[1] + ahead)
+    ews.stop()
+    scheduling.move_booking(hub, booking.uid, ALICE, SLOT[0] + ahead + timedelta(hours=2), now=NOW)
+    every, deliver = owed_deliveries(hub)
+    assert every == 60
+    with caplog.at_level(logging.INFO, logger="calmesh.services.scheduler"):
+        deliver()
+        assert f"could not yet deliver meeting {booking.uid}, owed to {DAVID} (exchange)" in caplog.text
+        ews.start()
+        deliver()
+        assert f"delivered meeting {booking.uid}, owed to {DAVID} (exchange)" in caplog.text
+    assert copy_of(hub, DAVID, booking.uid).start == SLOT[0] + ahead + timedelta(hours=2)

@@ -262,7 +262,7 @@ def deliver(fmt: FormatOption = "table", config: ConfigOption = None) -> None:
     for uid, d in ((t.uid, t.delivery) for t in done) if fmt != "json" else ():
         where = calendar_label(cfg, d.platform or "", d.calendar or "")
         outcome = "written" if d.method == "calendar" else (
-            f"still failing ({d.detail})" + ("; tried again later" if d.owed else "; given up"))
+            f"still failing ({d.detail}); tried again later" if d.owed else f"not written ({d.detail})")
         say(f"  {uid} for {person_label(cfg, d.email)} ({where}): {outcome}")
     if any(t.delivery.method == "failed" for t in done):
         raise typer.Exit(4)

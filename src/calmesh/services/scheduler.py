@@ -140,12 +140,17 @@ def owed_deliveries(hub: Hub) -> Chore:
     """The chore that writes the meeting copies owed to calendars that were down
     (:func:`calmesh.services.scheduling.redeliver`), one log line per copy tried."""
     def deliver() -> None:
-        for tried in scheduling.redeliver(hub, now=datetime.now(UTC)):
+        try:
+            done = scheduling.redeliver(hub, now=datetime.now(UTC))
+        except scheduling.SchedulingError as exc:  # the state store cannot be used: said, not a traceback
+            log.warning("owed deliveries: %s", exc)
+            return
+        for tried in done:
             d = tried.delivery
             if d.method == "calendar":
                 log.info("delivered meeting %s, owed to %s (%s)", tried.uid, d.email, d.platform)
             else:
-                log.warning("could not yet deliver meeting %s, owed to %s (%s): %s%s", tried.uid, d.email, d.platform, d.detail,
-                            "" if d.owed else "; given up")
+                log.warning("could not yet deliver meeting %s, owed to %s (%s): %s", tried.uid, d.email, d.platform,
+                            d.detail)
 
     return DELIVERY_INTERVAL, deliver

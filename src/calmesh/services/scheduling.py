@@ -546,7 +546,12 @@ def _redeliver(hub: Hub, identities: IdentityRepository, identity: Identity, now
     except ConnectorError as exc:
         log_failures([exc.problem()], "owed deliveries")
         return []
-    tried = [] if stored is None or _over(stored, now) else _deliver_owed(hub, identity, stored)
+    if stored is None or _over(stored, now):
+        why = "the organiser's copy is gone" if stored is None else "the meeting is over"
+        tried = [Delivery(c.email or "", "failed", c.platform, c.calendar, detail=f"given up: {why}")
+                 for c in identity.copies if c.owed]
+    else:
+        tried = _deliver_owed(hub, identity, stored)
     settled = {(d.platform, d.calendar): d for d in tried}
     copies = []
     for c in identity.copies:
@@ -554,7 +559,7 @@ def _redeliver(hub: Hub, identities: IdentityRepository, identity: Identity, now
         if not c.owed:
             copies.append(c)
         elif d is None:
-            copies.append(replace(c, owed=False))  # over, or nothing left to deliver
+            copies.append(replace(c, owed=False))  # a cancellation of a copy its attendee deleted
         elif d.method == "calendar":
             copies.append(replace(c, item_id=d.item_id, owed=False, attempts=0, error=None))
         else:
@@ -587,7 +592,9 @@ def _deliver_owed(hub: Hub, identity: Identity, stored: CalendarItem) -> list[De
         except NotFoundError:
             continue  # a cancellation of a copy its attendee deleted: nothing to withdraw
         except ConnectorError as exc:
-            out.append(Delivery(who, "failed", copy.platform, copy.calendar, detail=str(exc), owed=_worth_again(exc)))
+            again = _worth_again(exc)
+            out.append(Delivery(who, "failed", copy.platform, copy.calendar, detail=str(exc) if again else
+                                f"given up: {exc}", owed=again))
             continue
         out.append(Delivery(who, "calendar", copy.platform, copy.calendar, item_id=ref.id))
     return out
