@@ -523,10 +523,11 @@ def redeliver(hub: Hub, *, now: datetime) -> list[Redelivery]:
     attendee whose calendar was down while the organiser moved their meeting gets the new time
     once it is back, not the old time for good.
 
-    One :class:`Redelivery` a copy tried, ``calendar`` when written and ``failed`` otherwise (still owed
-    when the platform did not answer again). A meeting that ended before ``now`` is owed nothing
-    more: rewriting it is of no use to anyone, and a calendar gone for good must not be retried
-    forever. A meeting whose organiser's copy cannot be read is left owing, for the next time."""
+    One :class:`Redelivery` a copy tried, ``calendar`` when written and ``failed`` otherwise: still
+    owed when the platform did not answer again, else given up, with why. A meeting that ended
+    before ``now`` is given up: rewriting it is of no use to anyone, and a calendar gone for good
+    must not be retried forever. A meeting whose organiser's copy cannot be read now is left
+    owing, for the next time."""
     identities = _identities(hub)
     done: list[Redelivery] = []
     for owing in identities.owing():
@@ -589,8 +590,11 @@ def _deliver_owed(hub: Hub, identity: Identity, stored: CalendarItem) -> list[De
         who = copy.email or ""
         try:
             ref = _write_copy(hub, copy.platform, copy.calendar, notice, identity, [])
-        except NotFoundError:
-            continue  # a cancellation of a copy its attendee deleted: nothing to withdraw
+        except NotFoundError as exc:
+            if not notice.creates:
+                continue  # a cancellation of a copy its attendee deleted: nothing to withdraw
+            out.append(Delivery(who, "failed", copy.platform, copy.calendar, detail=f"given up: {exc}"))
+            continue
         except ConnectorError as exc:
             again = _worth_again(exc)
             out.append(Delivery(who, "failed", copy.platform, copy.calendar, detail=str(exc) if again else
