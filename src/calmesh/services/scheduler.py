@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from calmesh.config import SyncGroupConfig
-from calmesh.services import scheduling
 from calmesh.services.hub import Hub
 from calmesh.services.sync import SyncEngine, SyncReport
 from calmesh.store.db import open_store
@@ -139,6 +138,9 @@ def logged_runner(engine: Callable[[], SyncEngine],
 def owed_deliveries(hub: Hub) -> Chore:
     """The chore that writes the meeting copies owed to calendars that were down
     (:func:`calmesh.services.scheduling.redeliver`), one log line per copy tried."""
+    # imported here: `calmesh sync --once` loads this module too, and a cold run pays every import
+    from calmesh.services import scheduling
+
     def deliver() -> None:
         try:
             done = scheduling.redeliver(hub, now=datetime.now(UTC))
