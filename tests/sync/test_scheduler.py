@@ -153,3 +153,34 @@ calendars = [{{platform = "a", calendar = "c.ics"}}, {{platform = "b", calendar 
     runs = SyncRepository(open_store(cfg.state_url())).runs("g")
     assert servers and runs and runs[0].status == "ok"
     assert not any(t.name == "calmesh-sync" for t in threading.enumerate())
+
+
+def test_serve_writes_owed_copies_even_without_sync_groups(tmp_path: Path) -> None:
+    """The loop inside ``serve()`` writes the meeting copies owed to calendars that were down, so
+    it runs when no sync group is configured too; the server stops once the chore has run."""
+    import uvicorn
+
+    from calmesh.server import app as server_app
+    from calmesh.services import scheduling
+
+    cfg = parse_config(f"""
+[hub]
+state = "sqlite:///{tmp_path / 'state.sqlite'}"
+""", tmp_path / "calmesh.toml")
+    asked = threading.Event()
+
+    def run_then_stop(self: uvicorn.Server, sockets: object = None) -> None:
+        threading.Thread(target=lambda: (asked.wait(60), setattr(self, "should_exit", True))).start()
+        real_run(self, sockets=sockets)  # type: ignore[arg-type]
+
+    def redeliver(hub: object, *, now: object) -> list[object]:
+        asked.set()
+        return []
+
+    real_run = uvicorn.Server.run
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(uvicorn.Server, "run", run_then_stop)
+        mp.setattr(scheduling, "redeliver", redeliver)
+        server_app.serve(cfg, "127.0.0.1", 0)
+    assert asked.is_set()
+    assert not any(t.name == "calmesh-sync" for t in threading.enumerate())
