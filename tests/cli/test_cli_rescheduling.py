@@ -146,6 +146,12 @@ def test_a_move_a_calendar_missed_is_owed_then_delivered(config: Path, tmp_path:
         assert "calmesh writes it there once the platform answers" in " ".join(moved.output.split())
         still = invoke(config, "deliver", "--format", "json")
         assert still.exit_code == 4 and json.loads(still.output)["deliveries"][0]["owed"] is True
+    status = invoke(config, "status")
+    assert status.exit_code == 0, status.output
+    assert f"owed meeting {uid} to Carla Jones (Carla Jones's calendar on exchange): 2 failed writes, the last: " \
+           "exchange: no answer in time" in " ".join(status.output.split())
+    [owed] = json.loads(invoke(config, "status", "--format", "json").output)["owed_deliveries"]
+    assert (owed["uid"], owed["email"], owed["attempts"]) == (uid, CARLA, 2)
     assert carla_copy(tmp_path, uid).start.isoformat() == "2030-03-07T15:00:00+01:00"
 
     delivered = invoke(config, "deliver")
@@ -153,3 +159,4 @@ def test_a_move_a_calendar_missed_is_owed_then_delivered(config: Path, tmp_path:
     assert f"{uid} for Carla Jones (Carla Jones's calendar on exchange): written" in delivered.output
     assert carla_copy(tmp_path, uid).start.isoformat() == "2030-03-07T16:00:00+01:00"
     assert "nothing owed" in invoke(config, "deliver").output
+    assert json.loads(invoke(config, "status", "--format", "json").output)["owed_deliveries"] == []

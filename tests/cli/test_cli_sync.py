@@ -170,8 +170,10 @@ def test_bad_options_are_clear_errors(config: Path, args: list[str], message: st
 def test_no_groups_configured(tmp_path: Path) -> None:
     path = tmp_path / "calmesh.toml"
     path.write_text("[hub]\n")
-    result = runner.invoke(app, ["status", "-c", str(path)])
+    result = runner.invoke(app, ["sync", "-c", str(path)])
     assert result.exit_code == 1 and "no sync groups" in result.stderr
+    status = runner.invoke(app, ["status", "-c", str(path)])  # it still shows the meeting copies owed
+    assert status.exit_code == 0 and "no sync groups configured" in status.output
 
 
 def test_worker_needs_a_queue(config: Path) -> None:

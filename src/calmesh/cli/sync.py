@@ -23,7 +23,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from calmesh.cli.app import ConfigOption, app, console, fail, get_config, say
-from calmesh.cli.labels import member_label
+from calmesh.cli.labels import calendar_label, member_label, person_label
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -307,8 +307,10 @@ def status(
     config: ConfigOption = None,
 ) -> None:
     """Each sync group: last run, item counts, errors, held deletions, change-token age and
-    quarantine; and the platforms the server last saw failing, with the technical cause."""
+    quarantine; the platforms the server last saw failing, with the technical cause; and the
+    meeting copies owed to calendars that did not answer (`calmesh deliver`)."""
     from calmesh.store.checks import PlatformChecks
+    from calmesh.store.identities import IdentityRepository
 
     if fmt not in ("table", "json"):
         fail("--format must be table or json", 2)
@@ -317,7 +319,7 @@ def status(
     from calmesh.store.repository import SyncRepository
 
     cfg = get_config(config)
-    groups = _groups(cfg, group)
+    groups = _groups(cfg, group) if cfg.sync.groups or group else {}  # owed meeting copies need no group
     try:
         sessions = open_store(cfg.state_url())
     except StoreError as exc:
@@ -325,16 +327,26 @@ def status(
     repo = SyncRepository(sessions)
     states = [group_status(repo, name) for name in groups]
     failing = PlatformChecks(sessions).failing()
+    owed = [(meeting.uid, c) for meeting in IdentityRepository(sessions).owing() for c in meeting.copies if c.owed]
     if as_json:
         typer.echo(json.dumps({
             "platforms_failing": [{"platform": platform, "last_seen": seen.isoformat(), "error": error}
                                   for platform, (seen, error) in failing.items()],
+            "owed_deliveries": [{"uid": uid, "email": c.email, "platform": c.platform, "calendar": c.calendar,
+                                 "attempts": c.attempts, "error": c.error} for uid, c in owed],
             "groups": states}, indent=2))
         return
     now = datetime.now(UTC)
     for platform, (seen, error) in failing.items():
         console.print(f"[bold red]platform {escape(platform)}[/] failing (the server last saw it "
                       f"{_ago(seen, now)}): {escape(error)}", highlight=False, soft_wrap=True)
+    if not groups:
+        console.print("no sync groups configured (add a [sync.groups.NAME] table)", highlight=False, soft_wrap=True)
+    for uid, c in owed:
+        console.print(f"[bold yellow]owed[/] meeting {escape(uid)} to {escape(person_label(cfg, c.email or ''))} "
+                      f"({escape(calendar_label(cfg, c.platform, c.calendar))}): {c.attempts} failed writes, "
+                      f"the last: {escape(c.error or '')}; `calmesh deliver` writes it once the platform answers",
+                      highlight=False, soft_wrap=True)
     for state in states:
         last = state["last_run"]
         items = state["items"]
