@@ -179,8 +179,12 @@ class SmtpInbox:
 
     port: int
     messages: list[tuple[list[str], bytes]] = field(default_factory=list)
+    refusal: str | None = None
+    """An SMTP answer to give every message instead of taking it (``451 4.3.0 ...``: try later)."""
 
     async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:  # noqa: N802
+        if self.refusal is not None:
+            return self.refusal
         self.messages.append((list(envelope.rcpt_tos), envelope.content))
         return "250 OK"
 

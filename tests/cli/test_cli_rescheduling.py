@@ -148,7 +148,7 @@ def test_a_move_a_calendar_missed_is_owed_then_delivered(config: Path, tmp_path:
         assert still.exit_code == 4 and json.loads(still.output)["deliveries"][0]["owed"] is True
     status = invoke(config, "status")
     assert status.exit_code == 0, status.output
-    assert f"owed meeting {uid} to Carla Jones (Carla Jones's calendar on exchange): 2 failed writes, the last: " \
+    assert f"owed meeting {uid} to Carla Jones (Carla Jones's calendar on exchange): 2 failed attempts, the last: " \
            "exchange: no answer in time" in " ".join(status.output.split())
     [owed] = json.loads(invoke(config, "status", "--format", "json").output)["owed_deliveries"]
     assert (owed["uid"], owed["email"], owed["attempts"]) == (uid, CARLA, 2)

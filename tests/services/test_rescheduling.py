@@ -446,3 +446,35 @@ def test_the_watch_loop_writes_owed_copies_and_says_so(hub: Hub, ews: EWSFake, s
         deliver()
         assert f"delivered meeting {booking.uid}, owed to {DAVID} (exchange)" in caplog.text
     assert copy_of(hub, DAVID, booking.uid).start == SLOT[0] + ahead + timedelta(hours=2)
+
+
+def test_a_mail_the_smtp_server_deferred_is_sent_once_it_takes_it(hub: Hub, ews: EWSFake,
+                                                                  smtp_inbox: SmtpInbox) -> None:
+    """Farid only gets mail. The SMTP server (aiosmtpd on loopback) answers 451 "try again later"
+    while Alice moves the meeting, then cancels it: the mail is owed, and once the server takes
+    mail again Farid gets one CANCEL (the meeting as it is now), not each change in turn. A 550
+    (no such mailbox) is a refusal for good: given up, said, not retried."""
+    booking = book(hub)
+    smtp_inbox.refusal = "451 4.3.0 Mail server temporarily unavailable"
+    moved = scheduling.move_booking(hub, booking.uid, ALICE, SLOT[0] + timedelta(hours=2), now=NOW)
+    farid = next(d for d in moved.deliveries if d.email == FARID)
+    assert (farid.method, farid.owed) == ("failed", True) and "451" in (farid.detail or "")
+    scheduling.cancel_booking(hub, booking.uid, ALICE, now=NOW)
+    again = scheduling.redeliver(hub, now=NOW)
+    assert [(t.delivery.email, t.delivery.method, t.delivery.owed) for t in again] == [(FARID, "failed", True)]
+    assert len(smtp_inbox.messages) == 1  # the first invitation only
+
+    smtp_inbox.refusal = None
+    assert [(t.delivery.email, t.delivery.method) for t in scheduling.redeliver(hub, now=NOW)] == [(FARID, "email")]
+    (_, first, _), (method, last, body) = mails(smtp_inbox)
+    assert method == "CANCEL" and last.item.uid == booking.uid and "cancelled" in body
+    assert last.item.components[0].sequence == 2 and first.item.components[0].sequence == 0
+    assert scheduling.redeliver(hub, now=NOW) == []  # sent once
+    assert not [c for c in hub.identities().get(booking.uid).copies if c.email == FARID]
+
+    other = book(hub, SLOT[0] + timedelta(days=1), SLOT[1] + timedelta(days=1))
+    smtp_inbox.refusal = "550 5.1.1 No such mailbox"
+    refused = next(d for d in scheduling.move_booking(hub, other.uid, ALICE, SLOT[0] + timedelta(days=1, hours=2),
+                                                      now=NOW).deliveries if d.email == FARID)
+    assert (refused.method, refused.owed) == ("failed", False)
+    assert scheduling.redeliver(hub, now=NOW) == []

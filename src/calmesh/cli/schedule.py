@@ -260,8 +260,8 @@ def deliver(fmt: FormatOption = "table", config: ConfigOption = None) -> None:
     elif not done:
         say("nothing owed: every copy calmesh wrote holds its meeting as it is")
     for uid, d in ((t.uid, t.delivery) for t in done) if fmt != "json" else ():
-        where = calendar_label(cfg, d.platform or "", d.calendar or "")
-        outcome = "written" if d.method == "calendar" else (
+        where = calendar_label(cfg, d.platform, d.calendar or "") if d.platform else "by email"
+        outcome = "written" if d.method == "calendar" else "mailed" if d.method == "email" else (
             f"still failing ({d.detail}); tried again later" if d.owed else f"not written ({d.detail})")
         say(f"  {uid} for {person_label(cfg, d.email)} ({where}): {outcome}")
     if any(t.delivery.method == "failed" for t in done):

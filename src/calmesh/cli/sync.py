@@ -344,7 +344,8 @@ def status(
         console.print("no sync groups configured (add a [sync.groups.NAME] table)", highlight=False, soft_wrap=True)
     for uid, c in owed:
         console.print(f"[bold yellow]owed[/] meeting {escape(uid)} to {escape(person_label(cfg, c.email or ''))} "
-                      f"({escape(calendar_label(cfg, c.platform, c.calendar))}): {c.attempts} failed writes, "
+                      f"({escape(calendar_label(cfg, c.platform, c.calendar) if c.platform else 'by email')}): "
+                      f"{c.attempts} failed attempts, "
                       f"the last: {escape(c.error or '')}; `calmesh deliver` writes it once the platform answers",
                       highlight=False, soft_wrap=True)
     for state in states:

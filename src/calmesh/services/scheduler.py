@@ -149,10 +149,10 @@ def owed_deliveries(hub: Hub) -> Chore:
             return
         for tried in done:
             d = tried.delivery
-            if d.method == "calendar":
-                log.info("delivered meeting %s, owed to %s (%s)", tried.uid, d.email, d.platform)
+            if d.method in ("calendar", "email"):
+                log.info("delivered meeting %s, owed to %s (%s)", tried.uid, d.email, d.platform or "by email")
             else:
-                log.warning("could not yet deliver meeting %s, owed to %s (%s): %s", tried.uid, d.email, d.platform,
-                            d.detail)
+                log.warning("could not yet deliver meeting %s, owed to %s (%s): %s", tried.uid, d.email,
+                            d.platform or "by email", d.detail)
 
     return DELIVERY_INTERVAL, deliver

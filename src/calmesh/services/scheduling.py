@@ -27,6 +27,7 @@ from __future__ import annotations
 import email
 import email.policy
 import functools
+import smtplib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
@@ -71,7 +72,7 @@ from calmesh.services.detection import stored_item
 from calmesh.services.hub import Hub
 from calmesh.services.public_errors import log_failures, publicise
 from calmesh.store.db import StoreError
-from calmesh.store.identities import INVITATION, CopyRecord, Identity, IdentityRepository
+from calmesh.store.identities import INVITATION, MAIL, CopyRecord, Identity, IdentityRepository
 from calmesh.timezones import zoneinfo
 from calmesh.vavailability import VAvailabilityError, working_hours
 
@@ -421,6 +422,12 @@ def _copies_after(identity: Identity, deliveries: Sequence[Delivery]) -> tuple[C
     before = {(c.platform, c.calendar): c for c in identity.copies}
     now: dict[tuple[str, str], CopyRecord] = {}
     for d in deliveries:
+        if not d.platform and d.method in ("email", "failed"):  # a mail, sent or not: owed only if worth again
+            was = before.pop(("", d.email), None)
+            if d.owed:
+                now[("", d.email)] = CopyRecord(MAIL, "", d.email, None, d.email, identity.logical_id, owed=True,
+                                                attempts=(was.attempts if was else 0) + 1, error=d.detail)
+            continue
         if not (d.platform and d.calendar):
             continue
         if d.method == "calendar":
@@ -458,9 +465,10 @@ def _deliver(hub: Hub, notice: _Notice, address: str, identity: Identity, mailer
                 return Delivery(address, "failed", person.platform, calendar, detail=str(exc), owed=owed)
             fallback = f"could not write to {person.platform} ({exc.message}); "
             delivered = _mail(hub, notice, address, mailer)
-            return replace(delivered, detail=fallback + (delivered.detail or "sent by email"),
-                           platform=person.platform if owed else delivered.platform,
-                           calendar=calendar if owed else None, owed=owed)
+            detail = fallback + (delivered.detail or "sent by email")
+            if owed:  # the copy in their calendar is what is owed (a mail, sent or not, leaves it stale)
+                return replace(delivered, detail=detail, platform=person.platform, calendar=calendar, owed=True)
+            return replace(delivered, detail=detail)  # the mail itself may be owed
     return _mail(hub, notice, address, mailer)
 
 
@@ -497,8 +505,20 @@ def _mail(hub: Hub, notice: _Notice, address: str, mailer: Mailer) -> Delivery:
     try:
         mailer(smtp, message)
     except OSError as exc:  # smtplib errors are OSErrors
-        return Delivery(address, "failed", detail=f"SMTP {smtp.host}:{smtp.port} refused or unreachable: {exc}")
+        return Delivery(address, "failed", detail=f"SMTP {smtp.host}:{smtp.port} refused or unreachable: {exc}",
+                        owed=_mail_again(exc))
     return Delivery(address, "email")
+
+
+def _mail_again(exc: OSError) -> bool:
+    """Whether a mail the SMTP server did not take is owed (sent again later): the server could
+    not be reached, dropped the connection, or answered a temporary 4xx; not a refusal for good
+    (a 5xx: an unknown recipient, a sender it will not relay for)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(400 <= code < 500 for code, _ in exc.recipients.values())
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 400 <= exc.smtp_code < 500
+    return not isinstance(exc, smtplib.SMTPException) or isinstance(exc, smtplib.SMTPServerDisconnected)
 
 
 def _worth_again(exc: ConnectorError) -> bool:
@@ -517,7 +537,7 @@ class Redelivery:
     delivery: Delivery
 
 
-def redeliver(hub: Hub, *, now: datetime) -> list[Redelivery]:
+def redeliver(hub: Hub, *, now: datetime, mailer: Mailer = itip.send) -> list[Redelivery]:
     """Write every owed copy (:attr:`Delivery.owed`) whose platform answers again: the meeting as
     its organiser's copy holds it now, as a move or cancellation would have written it then. An
     attendee whose calendar was down while the organiser moved their meeting gets the new time
@@ -534,11 +554,12 @@ def redeliver(hub: Hub, *, now: datetime) -> list[Redelivery]:
         with hub.changing(owing.uid):  # read again: a move may have delivered it meanwhile
             identity = identities.get(owing.uid)
             if identity is not None and any(c.owed for c in identity.copies):
-                done.extend(Redelivery(identity.uid, d) for d in _redeliver(hub, identities, identity, now))
+                done.extend(Redelivery(identity.uid, d) for d in _redeliver(hub, identities, identity, now, mailer))
     return done
 
 
-def _redeliver(hub: Hub, identities: IdentityRepository, identity: Identity, now: datetime) -> list[Delivery]:
+def _redeliver(hub: Hub, identities: IdentityRepository, identity: Identity, now: datetime,
+               mailer: Mailer) -> list[Delivery]:
     try:
         stored = _with_people(hub, identity, stored_item(hub, identity.platform, identity.calendar, identity.uid,
                                                          identity.item_id))
@@ -549,24 +570,28 @@ def _redeliver(hub: Hub, identities: IdentityRepository, identity: Identity, now
         return []
     if stored is None or _over(stored, now):
         why = "the organiser's copy is gone" if stored is None else "the meeting is over"
-        tried = [Delivery(c.email or "", "failed", c.platform, c.calendar, detail=f"given up: {why}")
+        tried = [(c, Delivery(c.email or "", "failed", c.platform or None, c.calendar, detail=f"given up: {why}"))
                  for c in identity.copies if c.owed]
     else:
-        tried = _deliver_owed(hub, identity, stored)
-    settled = {(d.platform, d.calendar): d for d in tried}
+        tried = _deliver_owed(hub, identity, stored, mailer)
+    settled = {(c.platform, c.calendar): d for c, d in tried}
     copies = []
     for c in identity.copies:
         d = settled.get((c.platform, c.calendar))
         if not c.owed:
             copies.append(c)
+        elif d is not None and d.owed:
+            copies.append(replace(c, attempts=c.attempts + 1, error=d.detail))
+        elif c.kind == MAIL:
+            continue  # sent, or given up: a mail leaves nothing to keep a record of
         elif d is None:
             copies.append(replace(c, owed=False))  # a cancellation of a copy its attendee deleted
         elif d.method == "calendar":
             copies.append(replace(c, item_id=d.item_id, owed=False, attempts=0, error=None))
         else:
-            copies.append(replace(c, owed=d.owed, attempts=c.attempts + 1, error=d.detail))
+            copies.append(replace(c, owed=False, attempts=c.attempts + 1, error=d.detail))
     identities.save(replace(identity, copies=tuple(copies)))
-    return tried
+    return [d for _c, d in tried]
 
 
 def _over(stored: CalendarItem, now: datetime) -> bool:
@@ -576,31 +601,42 @@ def _over(stored: CalendarItem, now: datetime) -> bool:
     return first.span_utc()[1] <= now
 
 
-def _deliver_owed(hub: Hub, identity: Identity, stored: CalendarItem) -> list[Delivery]:
+def _deliver_owed(hub: Hub, identity: Identity, stored: CalendarItem,
+                  mailer: Mailer) -> list[tuple[CopyRecord, Delivery]]:
+    """Each owed copy of ``identity`` written (or mailed) as ``stored`` holds the meeting now,
+    with how it went; none for a cancellation owed to a copy its attendee deleted."""
     first = stored.master or stored.components[0]
     told = _as_invited(stored, identity)
     if first.status is EventStatus.CANCELLED:
-        notice = _Notice(told, "CANCEL", b"", "Cancelled", itip.CANCELLED, replaces=True, creates=False)
+        notice = _Notice(told, "CANCEL", itip.cancel(told, sequence=first.sequence), "Cancelled", itip.CANCELLED,
+                         replaces=True, creates=False)
+    elif first.sequence == 0:
+        notice = _Notice(told, "REQUEST", itip.request(told), "Invitation", itip.INVITED, replaces=True)
     else:
-        notice = _Notice(told, "REQUEST", b"", "Moved", itip.MOVED, replaces=True)
-    out = []
+        notice = _Notice(told, "REQUEST", itip.request(told), "Moved", itip.MOVED, replaces=True)
+    out: list[tuple[CopyRecord, Delivery]] = []
     for copy in identity.copies:
         if not copy.owed:
             continue
         who = copy.email or ""
+        if copy.kind == MAIL:
+            mailed = _mail(hub, notice, who, mailer)
+            given_up = mailed.method == "failed" and not mailed.owed
+            out.append((copy, replace(mailed, detail=f"given up: {mailed.detail}") if given_up else mailed))
+            continue
         try:
             ref = _write_copy(hub, copy.platform, copy.calendar, notice, identity, [])
         except NotFoundError as exc:
             if not notice.creates:
                 continue  # a cancellation of a copy its attendee deleted: nothing to withdraw
-            out.append(Delivery(who, "failed", copy.platform, copy.calendar, detail=f"given up: {exc}"))
+            out.append((copy, Delivery(who, "failed", copy.platform, copy.calendar, detail=f"given up: {exc}")))
             continue
         except ConnectorError as exc:
             again = _worth_again(exc)
-            out.append(Delivery(who, "failed", copy.platform, copy.calendar, detail=str(exc) if again else
-                                f"given up: {exc}", owed=again))
+            out.append((copy, Delivery(who, "failed", copy.platform, copy.calendar,
+                                       detail=str(exc) if again else f"given up: {exc}", owed=again)))
             continue
-        out.append(Delivery(who, "calendar", copy.platform, copy.calendar, item_id=ref.id))
+        out.append((copy, Delivery(who, "calendar", copy.platform, copy.calendar, item_id=ref.id)))
     return out
 
 

@@ -24,6 +24,9 @@ from calmesh.store.repository import Clock
 
 INVITATION = "invitation"
 """The kind of copy booking writes into an attendee's calendar: it never grants authority."""
+MAIL = "mail"
+"""The kind of record of an iMIP mail owed to an attendee whose mail server did not take it (its
+``platform`` is empty, its ``calendar`` the address): no copy calmesh can read or write."""
 
 
 @dataclass(frozen=True, slots=True)
