@@ -858,6 +858,11 @@ def process_message(hub: Hub, data: bytes) -> Processed:
     message = read_message(data)
     if message.method not in ("REPLY", "CANCEL"):
         raise itip.ITIPError(f"calmesh processes REPLY and CANCEL messages, not {message.method}")
+    with hub.changing(message.item.uid):  # an owed copy of it is not written meanwhile (:func:`redeliver`)
+        return _process(hub, message)
+
+
+def _process(hub: Hub, message: itip.Message) -> Processed:
     first = message.item.components[0]
     if first.organizer is None:
         raise itip.ITIPError(f"{message.method} for {message.item.uid} has no ORGANIZER")
