@@ -478,3 +478,34 @@ def test_a_mail_the_smtp_server_deferred_is_sent_once_it_takes_it(hub: Hub, ews:
                                                       now=NOW).deliveries if d.email == FARID)
     assert (refused.method, refused.owed) == ("failed", False)
     assert scheduling.redeliver(hub, now=NOW) == []
+
+
+def test_a_move_in_another_process_waits_for_the_owed_copy_being_written(hub: Hub, ews: EWSFake,
+                                                                         smtp_inbox: SmtpInbox,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """As above, but the move is made by another process (another hub on the same state store,
+    as the web server beside ``calmesh sync --watch``): the hold on the meeting's record keeps
+    it waiting, so David's copy ends with the move's time, not the older owed one."""
+    booking = book(hub)
+    ews.stop()
+    scheduling.move_booking(hub, booking.uid, ALICE, SLOT[0] + timedelta(hours=2), now=NOW)
+    ews.start()
+    final = SLOT[0] + timedelta(hours=4)
+    write_copy, moved, threads, held = scheduling._write_copy, [], [], []
+    with Hub(hub.config) as server:
+        def move_meanwhile(*args: object, **kwargs: object) -> object:
+            if not threads:
+                threads.append(threading.Thread(target=lambda: moved.append(
+                    scheduling.move_booking(server, booking.uid, ALICE, final, now=NOW))))
+                threads[0].start()
+                threads[0].join(0.5)
+                held.append(not moved)
+            return write_copy(*args, **kwargs)  # type: ignore[arg-type]
+
+        with monkeypatch.context() as patched:
+            patched.setattr(scheduling, "_write_copy", move_meanwhile)
+            assert [t.delivery.method for t in scheduling.redeliver(hub, now=NOW)] == ["calendar"]
+        threads[0].join(30)
+    assert held == [True]  # the other process's move waited for the hold on the meeting
+    assert {d.email: d.method for d in moved[0].deliveries}[DAVID] == "calendar"
+    assert copy_of(hub, DAVID, booking.uid).start == final

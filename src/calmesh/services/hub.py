@@ -36,16 +36,32 @@ class Hub:
         self._change_listeners: list[Callable[[list[str]], None]] = []
 
     @contextlib.contextmanager
-    def changing(self, uid: str) -> Iterator[None]:
-        """Hold meeting ``uid`` for one change in this process: a move made from the web page
-        while the watch loop writes a copy owed to that meeting would otherwise write the older
-        version last. Other meetings are not held up (a lock per meeting, dropped when unused)."""
+    def changing(self, uid: str, *, wait: float = 30.0) -> Iterator[bool]:
+        """Hold meeting ``uid`` for one change: a move made from the web page while the watch
+        loop writes a copy owed to that meeting would otherwise write the older version last.
+        Within this process by a lock per meeting (dropped when unused), across processes by the
+        hold on its record in the state store (:meth:`IdentityRepository.hold`). Yields whether
+        it is held; False when another process still changed it after ``wait`` seconds. Other
+        meetings are not held up. Without a state store there is no record to keep apart."""
+        from calmesh.store.db import StoreError
+
         with self._lock:
             lock = self._meetings.get(uid)
             if lock is None:
                 lock = self._meetings[uid] = threading.Lock()
-        with lock:
-            yield
+        if not (lock.acquire(timeout=wait) if wait > 0 else lock.acquire(blocking=False)):
+            yield False
+            return
+        try:
+            try:
+                identities = self.identities()
+            except StoreError:
+                yield True
+                return
+            with identities.hold(uid, wait=wait) as held:
+                yield held
+        finally:
+            lock.release()
 
     def on_change(self, listener: Callable[[list[str]], None]) -> None:
         """Call ``listener(emails)`` whenever calmesh sees these people's calendars change (the

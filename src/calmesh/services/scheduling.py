@@ -551,8 +551,8 @@ def redeliver(hub: Hub, *, now: datetime, mailer: Mailer = itip.send) -> list[Re
     identities = _identities(hub)
     done: list[Redelivery] = []
     for owing in identities.owing():
-        with hub.changing(owing.uid):  # read again: a move may have delivered it meanwhile
-            identity = identities.get(owing.uid)
+        with hub.changing(owing.uid, wait=0) as holding:  # else being changed: its turn comes next time
+            identity = identities.get(owing.uid) if holding else None  # read again: a move may have delivered it
             if identity is not None and any(c.owed for c in identity.copies):
                 done.extend(Redelivery(identity.uid, d) for d in _redeliver(hub, identities, identity, now, mailer))
     return done
@@ -646,9 +646,15 @@ def _one_change_at_a_time(change: Callable[Concatenate[Hub, str, P], Booking]) -
     organiser's copy to recording what was delivered, no owed copy of it is written meanwhile."""
     @functools.wraps(change)
     def held(hub: Hub, uid: str, /, *args: P.args, **kwargs: P.kwargs) -> Booking:
-        with hub.changing(uid):
+        with hub.changing(uid) as holding:
+            if not holding:
+                raise ChangedMeanwhile(_ELSEWHERE.format(uid=uid))
             return change(hub, uid, *args, **kwargs)
     return held
+
+
+_ELSEWHERE = ("{uid} is being changed by another calmesh process (a move, a reply, or a copy owed to a calendar "
+              "that was down); nothing was changed or sent: try again")
 
 
 @_one_change_at_a_time
@@ -858,7 +864,9 @@ def process_message(hub: Hub, data: bytes) -> Processed:
     message = read_message(data)
     if message.method not in ("REPLY", "CANCEL"):
         raise itip.ITIPError(f"calmesh processes REPLY and CANCEL messages, not {message.method}")
-    with hub.changing(message.item.uid):  # an owed copy of it is not written meanwhile (:func:`redeliver`)
+    with hub.changing(message.item.uid) as holding:  # no owed copy of it is written meanwhile (:func:`redeliver`)
+        if not holding:
+            raise itip.ITIPError(_ELSEWHERE.format(uid=message.item.uid))
         return _process(hub, message)
 
 

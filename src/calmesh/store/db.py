@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0010"
+HEAD_REVISION = "0011"
 """The newest migration's revision id (tests/store checks it against Alembic's view of MIGRATIONS:
 a new migration must update it, or stores would be taken as up to date without it)."""
 VERSION_TABLE = "alembic_version"

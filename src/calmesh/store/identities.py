@@ -10,11 +10,15 @@ of its original, so the two records name a meeting the same way.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import secrets
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from calmesh.core.syncplan import Member
@@ -91,6 +95,11 @@ def _identity(row: MeetingIdentity) -> Identity:
                     _people(row.people))
 
 
+HOLD_LEASE = timedelta(minutes=5)
+"""How long a hold on a meeting lasts if its process dies holding it: longer than any change of
+one meeting takes (each platform call is bounded by its timeout and retry budget)."""
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -124,6 +133,35 @@ class IdentityRepository:
                 target.owed, target.attempts, target.error = copy.owed, copy.attempts, copy.error
             for stale in rows.values():
                 row.copies.remove(stale)
+
+    @contextlib.contextmanager
+    def hold(self, uid: str, *, wait: float) -> Iterator[bool]:
+        """Hold meeting ``uid`` while the block runs, across processes: yields True once held (or
+        when calmesh has no record of it: there is nothing to keep apart), False if another
+        process still held it after ``wait`` seconds. Taken by one conditional UPDATE, so two
+        processes never both hold it; a hold whose process died lapses after :data:`HOLD_LEASE`."""
+        token = secrets.token_hex(16)
+        deadline = time.monotonic() + wait
+        while True:
+            now = self._now()
+            with self._sessions() as session, session.begin():
+                taken = session.execute(
+                    update(MeetingIdentity)
+                    .where(MeetingIdentity.uid == uid,
+                           or_(MeetingIdentity.held_until.is_(None), MeetingIdentity.held_until < now))
+                    .values(held_by=token, held_until=now + HOLD_LEASE)).rowcount == 1  # type: ignore[attr-defined]
+                recorded = taken or session.scalar(select(MeetingIdentity.id).where(MeetingIdentity.uid == uid))
+            if taken or not recorded or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        try:
+            yield taken or not recorded
+        finally:
+            if taken:
+                with self._sessions() as session, session.begin():
+                    session.execute(update(MeetingIdentity)
+                                    .where(MeetingIdentity.uid == uid, MeetingIdentity.held_by == token)
+                                    .values(held_by=None, held_until=None))
 
     def get(self, uid: str) -> Identity | None:
         with self._sessions() as session:

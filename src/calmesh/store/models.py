@@ -218,6 +218,11 @@ class MeetingIdentity(Base):
     move re-invites nobody and a REPLY finds no attendee to update."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    held_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """The process changing the meeting now (a random token per hold): see
+    ``IdentityRepository.hold``."""
+    held_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """When that hold lapses, should its process have died holding it."""
 
     copies: Mapped[list[MeetingCopy]] = relationship(
         back_populates="meeting", cascade="all, delete-orphan", passive_deletes=True)
