@@ -256,3 +256,43 @@ def test_without_a_grant_no_title_is_shown(site: Site, browser) -> None:  # type
     titles = " ".join(b.get_attribute("title") or "" for b in page.locator(".block").all())
     assert "Busy, " in titles and "Q1 forecast" not in titles and "Spring campaign" not in titles
     context.close()
+
+
+def test_a_move_a_calendar_missed_is_shown_owed(site: Site, page, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Carla's platform stops taking writes while Alice moves the meeting from the page: the
+    result says the copy is owed and written once the platform answers; once it does, the owed
+    copy is written (what the server's watch loop does every minute) and Carla's calendar holds
+    the new time."""
+    from calmesh.connectors.base import TransientError
+    from calmesh.connectors.ics import ICSConnector
+    from calmesh.services import scheduling
+    from calmesh.services.detection import stored_item
+
+    page.goto(f"{site.url}/?view=week&date={MONDAY.isoformat()}")
+    find(page, ALICE, CARLA)
+    page.locator('#slot-list button[data-rank="1"]').click()
+    page.click("#book-button")
+    page.locator("#book-result .result-ok").wait_for()
+    booking = page.locator("#bookings li.booking")
+    uid = booking.get_attribute("data-uid")
+    booking.locator(".move-booking").click()
+    page.wait_for_selector("#slot-list li")
+    page.locator('#slot-list button[data-rank="1"]').click()
+    new_start = datetime.fromisoformat(page.locator('#slots-lane .slot[data-rank="1"]').get_attribute("data-start"))
+    put = ICSConnector.put
+
+    def down(self: ICSConnector, calendar: str, item: CalendarItem, if_match: str | None = None) -> object:
+        if self.name == "exchange":
+            raise TransientError("exchange", "no answer in time")
+        return put(self, calendar, item, if_match=if_match)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ICSConnector, "put", down)
+        page.click("#book-button")
+        page.locator("#book-result p", has_text="Moved").wait_for()
+        carla = page.locator("#book-result li", has_text=CARLA)
+        assert "calmesh writes it there once the platform answers" in carla.inner_text()
+        page.screenshot(path=artifact("move-owed.png"), full_page=True)
+    assert stored_item(site.hub, "exchange", f"{CARLA}.ics", uid).components[0].start != new_start
+    assert [t.delivery.method for t in scheduling.redeliver(site.hub, now=datetime.now(PARIS))] == ["calendar"]
+    assert stored_item(site.hub, "exchange", f"{CARLA}.ics", uid).components[0].start == new_start
