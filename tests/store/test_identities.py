@@ -4,7 +4,6 @@ copies, and the one identity per stored item that detection asks for."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,13 +11,7 @@ import pytest
 from calmesh.core.syncplan import CopyState, ItemState
 from calmesh.model import Attendee, PartStat, Role
 from calmesh.store.db import open_store
-from calmesh.store.identities import (
-    HOLD_LEASE,
-    INVITATION,
-    CopyRecord,
-    Identity,
-    IdentityRepository,
-)
+from calmesh.store.identities import INVITATION, CopyRecord, Identity, IdentityRepository
 from calmesh.store.repository import SyncRepository
 
 
@@ -74,30 +67,3 @@ def test_places_name_every_copy_with_one_identity(stores: tuple[IdentityReposito
                       ("projects", "carla", "calmesh-busy-x"): meeting,
                       ("projects", "carla", "own"): "projects/carla/8"}
 
-
-def test_a_meeting_is_held_by_one_process_at_a_time_and_a_dead_ones_hold_lapses(tmp_path: Path) -> None:
-    """Two processes (two repositories over one SQLite file) hold a meeting in turn: the second
-    is refused while the first holds it, and gets it once released; a hold left by a process
-    that died (never released) lapses after HOLD_LEASE. A meeting with no record is nothing to
-    keep apart."""
-    url = f"sqlite:///{tmp_path / 'state.sqlite'}"
-    now = [datetime(2026, 12, 5, 9, tzinfo=UTC)]
-    first, second = (IdentityRepository(open_store(url), clock=lambda: now[0]) for _ in range(2))
-    first.save(BOOKED)
-    with first.hold(BOOKED.uid, wait=0) as held:
-        assert held
-        with second.hold(BOOKED.uid, wait=0.2) as other:
-            assert not other
-    with second.hold(BOOKED.uid, wait=0) as other:
-        assert other
-
-    dying = first.hold(BOOKED.uid, wait=0)
-    assert dying.__enter__()  # and its process dies: never released
-    with second.hold(BOOKED.uid, wait=0) as other:
-        assert not other
-    now[0] += HOLD_LEASE + timedelta(seconds=1)
-    with second.hold(BOOKED.uid, wait=0) as other:
-        assert other
-    assert first.get(BOOKED.uid) == BOOKED  # holding changes nothing of the record
-    with second.hold("unknown@agency.example", wait=0) as other:
-        assert other

@@ -32,6 +32,7 @@ from calmesh.store.db import (
     stored_revisions,
     upgrade,
 )
+from calmesh.store.identities import HOLD_LEASE, Identity, IdentityRepository
 from calmesh.store.models import Base
 from calmesh.store.repository import SyncRepository
 
@@ -298,3 +299,32 @@ def test_recent_deletions_count_a_window_and_start_afresh_after_a_confirmation(r
     assert repo.recent_deletions("g", 86400) == {}
     deleted(1)
     assert repo.recent_deletions("g", 86400) == {"a/cal": 1} and repo.recent_deletions("h", 86400) == {}
+
+
+def test_a_meeting_is_held_by_one_process_at_a_time_and_a_dead_ones_hold_lapses(engine: Engine,
+                                                                                clock: Clock) -> None:
+    """Two processes (two repositories over one store, SQLite and PostgreSQL) hold a meeting in
+    turn: the second is refused while the first holds it, and gets it once released; a hold left
+    by a process that died (never released) lapses after HOLD_LEASE. A meeting with no record is
+    nothing to keep apart."""
+    upgrade(engine)
+    first, second = (IdentityRepository(session_factory(engine), clock) for _ in range(2))
+    booked = Identity("m1@agency.example", "alice@agency.example", "zoho", "alice", "/alice/m1.ics", 0, "CONFIRMED")
+    first.save(booked)
+    with first.hold(booked.uid, wait=0) as held:
+        assert held
+        with second.hold(booked.uid, wait=0.2) as other:
+            assert not other
+    with second.hold(booked.uid, wait=0) as other:
+        assert other
+
+    dying = first.hold(booked.uid, wait=0)
+    assert dying.__enter__()  # and its process dies: never released
+    with second.hold(booked.uid, wait=0) as other:
+        assert not other
+    clock.now += HOLD_LEASE + timedelta(seconds=1)
+    with second.hold(booked.uid, wait=0) as other:
+        assert other
+    assert first.get(booked.uid) == booked  # holding changes nothing of the record
+    with second.hold("unknown@agency.example", wait=0) as other:
+        assert other
