@@ -231,7 +231,7 @@ def test_healthz_says_up_or_degraded_and_details_are_for_monitoring(down: Served
     assert httpx.get(f"{down.url}/healthz").json() == {"status": "degraded"}
     assert httpx.get(f"{down.url}/healthz", auth=OPS).json() == {"status": "degraded"}  # not a monitoring user
     details = httpx.get(f"{down.url}/healthz", auth=DEMO).json()  # monitoring_users = ["demo"]
-    assert details["status"] == "degraded" and details["people"] == 8
+    assert details["status"] == "degraded" and details["people"] == 8 and details["owed_deliveries"] == 0
     assert details["platforms"]["down"]["status"] == "failed" and "internal-calendars" in details["platforms"]["down"]["error"]
     assert details["platforms"]["zoho"]["status"] == "up" and details["platforms"]["exchange"] == {"status": "unchecked"}
     not_found = httpx.get(f"{down.url}/no-such-page").json()

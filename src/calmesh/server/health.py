@@ -49,7 +49,7 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
             return JSONResponse({"status": status})
         checks = health.checks()
         return JSONResponse({
-            "status": status, "people": len(ctx.hub.directory),
+            "status": status, "people": len(ctx.hub.directory), "owed_deliveries": _owed(ctx),
             "platforms": {name: {"status": "unchecked"} if name not in checks else
                           {"status": "failed" if checks[name].error else "up",
                            "checked_at": checks[name].at.isoformat(timespec="seconds"),
@@ -62,3 +62,15 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         return ctx.metrics.endpoint(request)
 
     return [Route("/healthz", healthz, methods=["GET"]), Route("/metrics", metrics, methods=["GET"])]
+
+
+def _owed(ctx: ServerContext) -> int | None:
+    """Meeting copies and mails still owed to calendars or mail servers that did not answer
+    (``calmesh deliver``), None when the state store cannot be read: a number to alert on when
+    it stays above zero."""
+    from calmesh.store.db import StoreError
+
+    try:
+        return ctx.hub.identities().owed_count()
+    except StoreError:
+        return None

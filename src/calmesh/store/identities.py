@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from calmesh.core.syncplan import Member
@@ -168,6 +168,12 @@ class IdentityRepository:
             row = session.scalar(select(MeetingIdentity).where(MeetingIdentity.uid == uid)
                                  .options(selectinload(MeetingIdentity.copies)))
             return None if row is None else _identity(row)
+
+    def owed_count(self) -> int:
+        """How many copies (and mails) are owed, over every meeting: for monitoring."""
+        with self._sessions() as session:
+            return int(session.scalar(select(func.count()).select_from(MeetingCopy).where(MeetingCopy.owed.is_(True)))
+                       or 0)
 
     def owing(self) -> list[Identity]:
         """The meetings with a copy owed to some calendar (:attr:`CopyRecord.owed`), oldest first."""
