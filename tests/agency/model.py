@@ -284,10 +284,10 @@ class Model:
                     self.items[s.key].refs.add((s.place.platform, s.item.ref.id))
         for where, copies in seen.items():  # busy blocks, by what they block
             taken = {s.key for s in copies}
-            for s in copies:
-                if s.key is None:
-                    s.key = next(iter(sorted(self.blocked_by(where, s.event) - taken)), None)
-                    taken.add(s.key)
+            blocks = [s for s in copies if s.key is None]
+            matched = _matching({n: sorted(self.blocked_by(where, s.event) - taken) for n, s in enumerate(blocks)})
+            for n, s in enumerate(blocks):
+                s.key = matched.get(n)
         return seen
 
     def blocked_by(self, place: str, event: Event) -> set[str]:
@@ -414,3 +414,25 @@ def _free_gaps(answer: PersonFreeBusy, start: datetime, end: datetime) -> list[t
     if cursor < end:
         gaps.append((cursor, end))
     return gaps
+
+
+def _matching(candidates: dict[int, list[str]]) -> dict[int, str]:
+    """Busy blocks -> the items they stand for, as many blocks matched as can be (Kuhn's
+    augmenting paths): two blocks at one place may both fit one item (a meeting moved onto the
+    time of another), and taking the first fit for the first block would leave the second
+    unexplained though each block has an item of its own."""
+    owner: dict[str, int] = {}
+
+    def place(block: int, tried: set[str]) -> bool:
+        for key in candidates[block]:
+            if key in tried:
+                continue
+            tried.add(key)
+            if key not in owner or place(owner[key], tried):
+                owner[key] = block
+                return True
+        return False
+
+    for block in candidates:
+        place(block, set())
+    return {block: key for key, block in owner.items()}
