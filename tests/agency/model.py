@@ -285,20 +285,25 @@ class Model:
         for where, copies in seen.items():  # busy blocks, by what they block
             taken = {s.key for s in copies}
             blocks = [s for s in copies if s.key is None]
-            matched = _matching({n: sorted(self.blocked_by(where, s.event) - taken) for n, s in enumerate(blocks)})
+            # first by what each block says (its time and whether it blocks it), then by its time
+            matched = _matching({n: sorted(self.blocked_by(where, s.event, exactly=True) - taken)
+                                 for n, s in enumerate(blocks)})
+            rest = _matching({n: sorted(self.blocked_by(where, s.event) - taken - set(matched.values()))
+                              for n, s in enumerate(blocks) if n not in matched})
             for n, s in enumerate(blocks):
-                s.key = matched.get(n)
+                s.key = matched.get(n) or rest.get(n)
         return seen
 
-    def blocked_by(self, place: str, event: Event) -> set[str]:
+    def blocked_by(self, place: str, event: Event, *, exactly: bool = False) -> set[str]:
         """Items a busy block at ``place`` may stand for: busy blocks carry no title, UID or
-        marker that leads back to their origin (privacy), only its time."""
+        marker that leads back to their origin (privacy), only its time (and, ``exactly``,
+        whether it blocks it: a cancelled meeting's block does not)."""
         if event.summary != BUSY_TITLE or group_of(place) is None:
             return set()
-        times = Version.of(event)
+        seen = Version.of(event)
         return {item.key for item in self.items.values() if place in item.places
-                and any(v.title is None and (v.start, v.end) == (times.start, times.end)
-                        for v in item.places[place].versions)}
+                and any(v.title is None and (v.start, v.end) == (seen.start, seen.end)
+                        and (not exactly or v.live == seen.live) for v in item.places[place].versions)}
 
     # ------------------------------------------------------------------------------ invariants
     def copies(self, seen: dict[str, list[Seen]]) -> list[str]:

@@ -628,3 +628,16 @@ def test_two_busy_blocks_where_one_meeting_was_moved_onto_the_others_time(agency
     agency.book(day=3, hour=14, minutes=60, organiser="emma", others=["david"], topic="1:1")
     agency.sync_killed(after_write=True, at=2, group="busy")
     agency.agency_holds()
+
+
+def test_a_cancelled_meetings_busy_block_beside_a_new_one_at_the_same_time(agency: AgencyMachine) -> None:
+    """[deleted-returns] and [edit-lost] (found by the last soak of session 18, 5 steps; the
+    model's): Alice books M1 with David, cancels it and books M2 at the same time; the busy group
+    keeps M1's block, marked cancelled, beside M2's live one on David's in-house calendar,
+    rightly. The model matched blocks to items by time only and swapped the two; it now matches
+    by what a block says first (its time and whether it blocks it)."""
+    agency.book(day=0, hour=9, minutes=30, organiser="alice", others=["alice", "david"], topic="budget")
+    agency.cancel(pick=0)
+    agency.book(day=0, hour=9, minutes=30, organiser="alice", others=["alice", "david"], topic="budget")
+    agency.sync(confirm=True, full=False, group="busy")
+    agency.agency_holds()
