@@ -641,3 +641,18 @@ def test_a_cancelled_meetings_busy_block_beside_a_new_one_at_the_same_time(agenc
     agency.book(day=0, hour=9, minutes=30, organiser="alice", others=["alice", "david"], topic="budget")
     agency.sync(confirm=True, full=False, group="busy")
     agency.agency_holds()
+
+
+def test_a_cancellation_owed_for_a_meeting_organised_on_exchange(agency: AgencyMachine) -> None:
+    """[edit-lost] (found by the last soak of session 18, 25 steps, shrunk by hand to 6; calmesh's):
+    Carla (Exchange) moves then cancels her meeting while Emma's in-house calendar is down.
+    Written once it is back, Emma's copy held the meeting live: the owed copy was made from
+    Carla's copy as Exchange reads it back, a cancelled meeting being only Free there (no STATUS,
+    no SEQUENCE). The record's status and SEQUENCE now decide what is written."""
+    agency.book(day=0, hour=14, minutes=30, organiser="carla", others=["emma"], topic="budget")
+    agency.platform_goes_down(platform="projects")
+    agency.move(day=4, hour=12, minutes=30, pick=0)
+    agency.cancel(pick=0)
+    agency.platform_comes_back()
+    agency.owed_deliveries_written()
+    agency.agency_holds()

@@ -509,3 +509,30 @@ def test_a_move_in_another_process_waits_for_the_owed_copy_being_written(hub: Hu
     assert held == [True]  # the other process's move waited for the hold on the meeting
     assert {d.email: d.method for d in moved[0].deliveries}[DAVID] == "calendar"
     assert copy_of(hub, DAVID, booking.uid).start == final
+
+
+def test_an_owed_copy_of_a_meeting_organised_on_exchange_keeps_its_cancellation(
+        hub: Hub, ews: EWSFake, smtp_inbox: SmtpInbox, radicale: CalDAVServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """David organises on Exchange, which reads a cancelled meeting back as Free, with no STATUS
+    and no SEQUENCE. Bob's Radicale calendar stops taking writes (a refused connection) while
+    David moves and then cancels: the copy owed to Bob is written from the meeting's record, as
+    cancelled with the last SEQUENCE, not as the live, first version Exchange's copy reads as."""
+    from calmesh.connectors.base import TransientError
+    from calmesh.connectors.caldav import CalDAVConnector
+
+    booking = scheduling.book(hub, scheduling.BookingRequest(DAVID, (BOB,), SLOT[0], SLOT[1], "Pipeline"), now=NOW)
+    put = CalDAVConnector.put
+
+    def down(self: CalDAVConnector, calendar: str, item: CalendarItem, if_match: str | None = None) -> object:
+        if calendar == hub.directory.get(BOB).calendars[0]:
+            raise TransientError(self.name, "connection refused (nothing listens there)")
+        return put(self, calendar, item, if_match=if_match)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(CalDAVConnector, "put", down)
+        scheduling.move_booking(hub, booking.uid, DAVID, SLOT[0] + timedelta(hours=2), now=NOW)
+        scheduling.cancel_booking(hub, booking.uid, DAVID, now=NOW)
+    assert copy_of(hub, DAVID, booking.uid).status is EventStatus.CONFIRMED  # how Exchange reads it back
+    assert [t.delivery.method for t in scheduling.redeliver(hub, now=NOW)] == ["calendar"]
+    bob = copy_of(hub, BOB, booking.uid)
+    assert (bob.status, bob.sequence, bob.start) == (EventStatus.CANCELLED, 2, SLOT[0] + timedelta(hours=2))

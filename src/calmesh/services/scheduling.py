@@ -605,9 +605,16 @@ def _deliver_owed(hub: Hub, identity: Identity, stored: CalendarItem,
                   mailer: Mailer) -> list[tuple[CopyRecord, Delivery]]:
     """Each owed copy of ``identity`` written (or mailed) as ``stored`` holds the meeting now,
     with how it went; none for a cancellation owed to a copy its attendee deleted."""
-    first = stored.master or stored.components[0]
-    told = _as_invited(stored, identity)
-    if first.status is EventStatus.CANCELLED:
+    # the record says what was sent last: a platform that keeps no SEQUENCE or STATUS (Exchange
+    # shows a cancelled meeting as Free, nothing more) must not turn it into an older or live one
+    cancelled = identity.status == EventStatus.CANCELLED.value or \
+        (stored.master or stored.components[0]).status is EventStatus.CANCELLED
+    told = _as_invited(CalendarItem(stored.uid, [
+        _withdrawn(e, max(e.sequence, identity.sequence)) if cancelled else replace(e, sequence=max(e.sequence,
+                                                                                                     identity.sequence))
+        for e in stored.components], stored.ref), identity)
+    first = told.master or told.components[0]
+    if cancelled:
         notice = _Notice(told, "CANCEL", itip.cancel(told, sequence=first.sequence), "Cancelled", itip.CANCELLED,
                          replaces=True, creates=False)
     elif first.sequence == 0:
