@@ -409,23 +409,9 @@ def test_a_move_waits_for_the_owed_copy_being_written(hub: Hub, ews: EWSFake, sm
     scheduling.move_booking(hub, booking.uid, ALICE, SLOT[0] + timedelta(hours=2), now=NOW)
     ews.start()
     final = SLOT[0] + timedelta(hours=4)
-    write_copy, moved, threads, held = scheduling._write_copy, [], [], []
-
-    def move_meanwhile(*args: object, **kwargs: object) -> object:
-        if not threads:
-            threads.append(threading.Thread(target=lambda: moved.append(
-                scheduling.move_booking(hub, booking.uid, ALICE, final, now=NOW))))
-            threads[0].start()
-            threads[0].join(0.5)
-            held.append(not moved)
-        return write_copy(*args, **kwargs)  # type: ignore[arg-type]
-
-    with monkeypatch.context() as patched:
-        patched.setattr(scheduling, "_write_copy", move_meanwhile)
-        assert [t.delivery.method for t in scheduling.redeliver(hub, now=NOW)] == ["calendar"]
+    held, moved = _move_during_redelivery(hub, hub, booking.uid, final, monkeypatch)
     assert held == [True]  # the move waited while this meeting's owed copy was written
-    threads[0].join(30)
-    assert {d.email: d.method for d in moved[0].deliveries}[DAVID] == "calendar"
+    assert {d.email: d.method for d in moved.deliveries}[DAVID] == "calendar"
     assert copy_of(hub, DAVID, booking.uid).start == final
 
 
@@ -491,23 +477,10 @@ def test_a_move_in_another_process_waits_for_the_owed_copy_being_written(hub: Hu
     scheduling.move_booking(hub, booking.uid, ALICE, SLOT[0] + timedelta(hours=2), now=NOW)
     ews.start()
     final = SLOT[0] + timedelta(hours=4)
-    write_copy, moved, threads, held = scheduling._write_copy, [], [], []
     with Hub(hub.config) as server:
-        def move_meanwhile(*args: object, **kwargs: object) -> object:
-            if not threads:
-                threads.append(threading.Thread(target=lambda: moved.append(
-                    scheduling.move_booking(server, booking.uid, ALICE, final, now=NOW))))
-                threads[0].start()
-                threads[0].join(0.5)
-                held.append(not moved)
-            return write_copy(*args, **kwargs)  # type: ignore[arg-type]
-
-        with monkeypatch.context() as patched:
-            patched.setattr(scheduling, "_write_copy", move_meanwhile)
-            assert [t.delivery.method for t in scheduling.redeliver(hub, now=NOW)] == ["calendar"]
-        threads[0].join(30)
+        held, moved = _move_during_redelivery(hub, server, booking.uid, final, monkeypatch)
     assert held == [True]  # the other process's move waited for the hold on the meeting
-    assert {d.email: d.method for d in moved[0].deliveries}[DAVID] == "calendar"
+    assert {d.email: d.method for d in moved.deliveries}[DAVID] == "calendar"
     assert copy_of(hub, DAVID, booking.uid).start == final
 
 
@@ -536,3 +509,26 @@ def test_an_owed_copy_of_a_meeting_organised_on_exchange_keeps_its_cancellation(
     assert [t.delivery.method for t in scheduling.redeliver(hub, now=NOW)] == ["calendar"]
     bob = copy_of(hub, BOB, booking.uid)
     assert (bob.status, bob.sequence, bob.start) == (EventStatus.CANCELLED, 2, SLOT[0] + timedelta(hours=2))
+
+
+def _move_during_redelivery(hub: Hub, mover: Hub, uid: str, start: datetime,
+                            monkeypatch: pytest.MonkeyPatch) -> tuple[list[bool], scheduling.Booking]:
+    """Write the copies owed on ``hub`` while ``mover`` moves meeting ``uid`` to ``start`` from
+    another thread, started as the owed copy is about to be written: whether the move was still
+    waiting half a second later (once), and the move's booking once it is done."""
+    write_copy, moved, threads, held = scheduling._write_copy, [], [], []
+
+    def move_meanwhile(*args: object, **kwargs: object) -> object:
+        if not threads:
+            threads.append(threading.Thread(target=lambda: moved.append(
+                scheduling.move_booking(mover, uid, ALICE, start, now=NOW))))
+            threads[0].start()
+            threads[0].join(0.5)
+            held.append(not moved)
+        return write_copy(*args, **kwargs)  # type: ignore[arg-type]
+
+    with monkeypatch.context() as patched:
+        patched.setattr(scheduling, "_write_copy", move_meanwhile)
+        assert [t.delivery.method for t in scheduling.redeliver(hub, now=NOW)] == ["calendar"]
+    threads[0].join(30)
+    return held, moved[0]
