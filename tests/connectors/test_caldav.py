@@ -931,3 +931,27 @@ def test_concurrent_first_requests_all_log_in(radicale: CalDAVServer) -> None:
         with ThreadPoolExecutor(12) as pool:
             assert list(pool.map(first, range(12))) == [0] * 12
         conn.close()
+
+
+def test_two_connectors_reaching_their_servers_first_on_two_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The caldav library fills a class-wide table on its first client, publishing it before
+    filling it: two connectors building their clients at once (a first sync of two CalDAV
+    platforms reads them side by side) must not see it half made. The library's filling is slowed
+    here so that the two builds meet; no server is contacted."""
+    from caldav.compatibility_hints import FeatureSet
+
+    monkeypatch.delattr(FeatureSet, "_feature_tree", raising=False)
+    fill = FeatureSet._dots_to_tree
+
+    def slowly(target: dict[str, Any], source: dict[str, Any]) -> None:
+        time.sleep(0.2)
+        fill(target, source)
+
+    monkeypatch.setattr(FeatureSet, "_dots_to_tree", staticmethod(slowly))
+    monkeypatch.setenv("CALMESH_TEST_RACE_PASSWORD", "secret")
+    connectors = [CalDAVConnector(name, CalDAVSettings(kind="caldav", url=f"http://127.0.0.1:9/{name}/", username="u",
+                                                       password_env="CALMESH_TEST_RACE_PASSWORD"))
+                  for name in ("zoho", "nextcloud")]
+    with ThreadPoolExecutor(2) as pool:
+        clients = list(pool.map(lambda c: c._dav(), connectors))
+    assert len({id(c) for c in clients}) == 2

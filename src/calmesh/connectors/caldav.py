@@ -112,6 +112,11 @@ _CHUNK = 64 * 1024
 """Bytes read from the wire at a time by a streamed answer (see :mod:`.caldav_stream`)."""
 _KNOWN_MAX = 100_000
 """Objects remembered by href and ETag (see ``CalDAVConnector._known``) before the memory is reset."""
+_BUILDING_CLIENT = threading.Lock()
+"""One DAVClient built at a time in the process: the caldav library (3.6) fills a class-wide
+table of server features on the first build, publishing it empty before filling it, so two
+connectors reaching their servers first on two threads (a first sync of two CalDAV platforms,
+read side by side) failed with a KeyError from inside the library."""
 _CALENDARS_TTL = 300.0
 """Seconds a discovered calendar list is reused (free/busy asks ``calendars_of`` per person)."""
 _MAX_MAP_TOKEN = 64 * 1024
@@ -345,12 +350,13 @@ class CalDAVConnector(Connector):
                     password = self.settings.password(self.name)
                 except SecretUnavailable as exc:
                     raise AuthenticationError(self.name, exc.detail, setting=exc.setting) from exc
-                self._client = DAVClient(
-                    url=self.settings.url, username=self.settings.username, password=password,
-                    # niquests takes float seconds; caldav's hint says int
-                    timeout=self.settings.timeout,  # type: ignore[arg-type]
-                    ssl_verify_cert=self.settings.verify_tls,
-                    huge_tree=True, enable_rfc6764=False)
+                with _BUILDING_CLIENT:
+                    self._client = DAVClient(
+                        url=self.settings.url, username=self.settings.username, password=password,
+                        # niquests takes float seconds; caldav's hint says int
+                        timeout=self.settings.timeout,  # type: ignore[arg-type]
+                        ssl_verify_cert=self.settings.verify_tls,
+                        huge_tree=True, enable_rfc6764=False)
             return self._client
 
     def _request(self, url: str, method: str, body: str, headers: dict[str, str]) -> DAVResponse:
