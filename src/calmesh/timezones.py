@@ -135,6 +135,11 @@ class DefinedZone(tzinfo):
         self.definition = definition
         self._rules = rules
 
+    def __getinitargs__(self) -> tuple[str, bytes, tzinfo]:
+        """What pickle builds it again from (``tzinfo.__reduce__`` asks): a first sync made in
+        parts keeps the items it read in a file (:mod:`calmesh.services.spool`)."""
+        return self.key, self.definition, self._rules
+
     def utcoffset(self, dt: datetime | None) -> timedelta | None:
         return self._rules.utcoffset(dt)
 

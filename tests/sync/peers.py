@@ -91,7 +91,8 @@ class Group:
     """A sync group of ``peers`` run by the real engine; ``options`` go to SyncGroupConfig."""
 
     def __init__(self, tmp_path: Path, *peers: Peer, write_workers: int = 1,
-                 clock: Callable[[], datetime] | None = None, **options: Any) -> None:
+                 clock: Callable[[], datetime] | None = None, engine: dict[str, Any] | None = None,
+                 **options: Any) -> None:
         self.peers = {p.platform: p for p in peers}
         self.config = SyncGroupConfig(calendars=[
             SyncMember(platform=p.platform, calendar=p.calendar, direction=p.direction)  # type: ignore[arg-type]
@@ -99,7 +100,7 @@ class Group:
         store = open_store(f"sqlite:///{tmp_path / 'state.sqlite'}")
         self.repo = SyncRepository(store) if clock is None else SyncRepository(store, clock)
         self.engine = SyncEngine(self.repo, self.connector, retry_sleep=lambda _s: None,
-                                 write_workers=write_workers)
+                                 write_workers=write_workers, **(engine or {}))
         self.connectors: dict[str, Connector] = {p.platform: p.conn for p in peers}
 
     def connector(self, platform: str) -> Connector:

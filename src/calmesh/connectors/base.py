@@ -535,6 +535,15 @@ class Connector(ABC):
         None, the platform cannot tell (the default): only :meth:`changes` can."""
         return None
 
+    def listing(self, calendar: str, take: Callable[[CalendarItem], None]) -> tuple[list[ItemRef], str] | None:
+        """A first listing that hands each item to ``take`` as it is read, holding none: a first
+        comparison of a large group keeps them on disk and plans a part at a time, instead of
+        holding every item of every member at once. Returns the change token :meth:`changes` from
+        None would end with, and the items listed whose content did not come (by reference, for
+        the caller to :meth:`fetch`). None where the platform cannot list so (the default): the
+        caller lists with :meth:`changes`."""
+        return None
+
     def fetch(self, calendar: str, ids: Sequence[str]) -> tuple[list[CalendarItem], list[Problem]]:
         """The items at ``ids`` (those that no longer exist are left out). The default lists the
         whole calendar; connectors that can read single items override it."""

@@ -274,6 +274,12 @@ class _Listing:
     read: dict[str, tuple[list[CalendarItem], list[Problem]]] = field(default_factory=dict)
     deleted: set[str] = field(default_factory=set)
     token: str = ""
+    take: Callable[[CalendarItem], None] | None = None
+    """Where the objects read go as they arrive, instead of :attr:`read` (:meth:`CalDAVConnector.listing`)."""
+    taken: dict[str, str | None] = field(default_factory=dict)
+    """The hrefs whose objects went to :attr:`take`, with the ETags they went at."""
+    retaken: bool = False
+    """An object taken was listed again at another ETag on a later page (changed meanwhile)."""
 
     def add(self, page: SyncCollectionResult, calendar_path: str,
             to_items: Callable[[list[CalendarQueryResult]], tuple[list[CalendarItem], list[Problem]]]) -> None:
@@ -281,10 +287,21 @@ class _Listing:
         for entry in page.changed:
             if entry.href.rstrip("/") == calendar_path:
                 continue  # some servers list the collection itself
-            self.changed[entry.href] = entry.etag
             self.deleted.discard(entry.href)
-            if entry.calendar_data:
-                self.read[entry.href] = to_items([entry])
+            if (take := self.take) is None or not entry.calendar_data:
+                self.changed[entry.href] = entry.etag
+                if entry.calendar_data:
+                    self.read[entry.href] = to_items([entry])
+            elif entry.href in self.taken:
+                self.retaken = self.retaken or self.taken[entry.href] != entry.etag
+            else:  # taken, or else read again by its href (and says why there): not both kept
+                items, problems = to_items([entry])
+                if items and not problems:
+                    for item in items:
+                        take(item)
+                    self.taken[entry.href] = entry.etag
+                else:
+                    self.changed[entry.href] = entry.etag
         for href in page.deleted:
             self.changed.pop(href, None)
             self.read.pop(href, None)
@@ -883,6 +900,44 @@ class CalDAVConnector(Connector):
             return replace(changes, token=_with_ctag(before, changes.token))
         return changes
 
+    def listing(self, calendar: str, take: Callable[[CalendarItem], None]) -> tuple[list[ItemRef], str]:
+        """A first listing whose objects go to ``take`` as the answer arrives, page by page: the
+        sync-collection REPORT with the objects in it (its token is the one to keep), joined with
+        the collection's PROPFIND, which names the objects a server leaves out of its REPORTs
+        (Radicale, those over its size limit: :meth:`_recheck`). What did not come with the
+        REPORT (a server that will not send objects with it or without sync-collection, an
+        object left out, one that did not read cleanly) is returned by href and ETag, for the
+        caller to fetch. The CTag read before and after goes into the token as
+        :meth:`changes_skipping` does. Not read again after a failure part way (``take`` has
+        had part of the objects): the failure is the caller's to handle."""
+        before = self._ctag(calendar)
+        listing: _Listing | None = None
+        if self.settings.sync_collection:
+            handed = 0
+
+            def counted(item: CalendarItem) -> None:
+                nonlocal handed
+                handed += 1
+                take(item)
+
+            listing = self._read_listing(calendar, None, True, counted)
+            if listing is None and handed:
+                raise TransientError(self.name, f"the listing of {calendar} with its objects broke off", item=calendar)
+            listing = listing or self._listing(calendar, None, with_data=False)
+        if listing is None:
+            etags = {href: member.etag for href, member in self._members(calendar).items()}
+            token = _etag_token(etags)
+        else:
+            if listing.retaken or not listing.deleted.isdisjoint(listing.taken):  # changed or deleted on a later page
+                raise TransientError(self.name, f"{calendar} changed while it was listed", item=calendar)
+            taken = listing.taken
+            etags = {href: member.etag for href, member in self._members(calendar, lambda h: h not in taken).items()}
+            etags.update(listing.changed)
+            token = "sync:" + listing.token
+        if before is not None and self._ctag(calendar) == before:
+            token = _with_ctag(before, token)
+        return [ItemRef(calendar, href, etag) for href, etag in sorted(etags.items())], token
+
     def _changes(self, calendar: str, token: str | None, known: Mapping[str, str]) -> ChangeSet:
         if token is not None and not token.startswith(("sync:", "etags:", "etaghash:")):
             raise InvalidTokenError(self.name, f"not a CalDAV change token: {token[:40]!r}", item=calendar)
@@ -985,8 +1040,9 @@ class CalDAVConnector(Connector):
         return with_retries(partial(self._read_listing, calendar, token, with_data),
                             policy=self.retry, sleep=self.sleep)
 
-    def _read_listing(self, calendar: str, token: str | None, with_data: bool) -> _Listing | None:
-        listing = _Listing()
+    def _read_listing(self, calendar: str, token: str | None, with_data: bool,
+                      take: Callable[[CalendarItem], None] | None = None) -> _Listing | None:
+        listing = _Listing(take=take)
         calendar_path = self._path(calendar).rstrip("/")
         while True:
             with ExitStack() as stack:
@@ -1099,19 +1155,20 @@ class CalDAVConnector(Connector):
         deleted = [ItemRef(calendar, h, before[h]) for h in sorted(set(before) - set(now))]
         return ChangeSet(items, deleted, new_token, unreadable=unreadable, unchanged=unchanged)
 
-    def _members(self, calendar: str) -> dict[str, _Member]:
+    def _members(self, calendar: str, keep: Callable[[str], bool] | None = None) -> dict[str, _Member]:
         """The objects the collection holds, by href, as its PROPFIND (Depth 1) lists them. The
         answer is read page by page as it arrives, as a first listing's REPORT is: every full
         listing asks for it too (:meth:`_recheck`), and read whole, its document and tree were the
         largest thing held while a 10,000-object calendar was read. Read again from its start
-        after a transient failure (a streamed answer cut off part way cannot be resumed)."""
-        return with_retries(partial(self._read_members, calendar), policy=self.retry, sleep=self.sleep)
+        after a transient failure (a streamed answer cut off part way cannot be resumed).
+        ``keep``: only the hrefs it accepts are kept (those not read already)."""
+        return with_retries(partial(self._read_members, calendar, keep), policy=self.retry, sleep=self.sleep)
 
-    def _read_members(self, calendar: str) -> dict[str, _Member]:
+    def _read_members(self, calendar: str, keep: Callable[[str], bool] | None = None) -> dict[str, _Member]:
         calendar_path = self._path(calendar).rstrip("/")
         found = self._listed(calendar, [dav.GetEtag(), _GetContentLength(), dav.ResourceType()])
         return {r.href: _Member(r.properties.get(dav.GetEtag.tag), _size(r.properties.get(_GetContentLength.tag)))
-                for r in found if r.href.rstrip("/") != calendar_path
+                for r in found if r.href.rstrip("/") != calendar_path and (keep is None or keep(r.href))
                 and dav.Collection.tag not in (r.properties.get(dav.ResourceType.tag) or [])}
 
     def _listed(self, calendar: str, props: list[BaseElement]) -> Iterator[Any]:

@@ -795,6 +795,27 @@ def marker_origin(marker: str, members: Iterable[str]) -> str | None:
     return max((m for m in members if marker.startswith(m + "/")), key=len, default=None)
 
 
+def joins(member: Member, item_id: str, uid: str, marker: str | None, members: Iterable[str]) -> set[str]:
+    """Names by which :func:`_recognise` may attach an item of ``member`` to another item of
+    the group when nothing is on record: its own origin id (and, for placeholders, its
+    digest), its UID (paired by UID, or named by an older marker's ``member/UID``), and what
+    its marker names. Two items the planner may decide together share a name, so a first
+    comparison can be planned in parts (``calmesh.core.partition``) that each hold every
+    item a decision of theirs looks at. More names than needed only make parts bigger."""
+    own = member.origin_id(item_id)
+    names = {f"id:{own}", f"digest:{_short_id(own)}", f"uid:{uid}"}
+    if marker is None:
+        return names
+    if marker.startswith(BUSY_MARKER):
+        names.add(f"digest:{marker.removeprefix(BUSY_MARKER).partition(':')[2]}")
+        return names
+    origin = max((key for key in members if marker.startswith(key + "/")), key=len, default=None)
+    if origin is not None:
+        named = marker.partition("#")[0]  # a keep-both fork's copies go with the item forked
+        names |= {f"id:{marker}", f"id:{named}", f"uid:{marker[len(origin) + 1:]}"}
+    return names
+
+
 def _origin_of(ctx: _Context, lid: str) -> str:
     return max((k for k in ctx.members if lid.startswith(k + "/")), key=len)
 

@@ -45,6 +45,7 @@ from calmesh.connectors.base import (
     retry_budget,
     with_retries,
 )
+from calmesh.core.partition import Joiner
 from calmesh.core.syncplan import (
     Batch,
     Conflict,
@@ -61,11 +62,13 @@ from calmesh.core.syncplan import (
     Skip,
     Update,
     Write,
+    joins,
     plan,
     record_deleted,
     record_written,
 )
-from calmesh.model import CalendarItem, ChangeSet, ItemRef, Problem
+from calmesh.model import CalendarItem, ChangeSet, ItemRef, Problem, ProblemCode
+from calmesh.services.spool import Spool, member_of
 from calmesh.store.repository import SyncRepository, TokenState
 
 log = logging.getLogger(__name__)
@@ -77,6 +80,9 @@ loop (the engine's and the connector's own): then the run gives up on that platf
 its members unreachable. A hanging server thus costs a run about ``RETRY_FAILURES`` timeouts."""
 MAX_PASSES = 3
 """Planning passes per run: the first, plus re-plans after the full listings it asked for."""
+PART_SIZE = 500
+"""Items planned and written at a time in a first comparison, where every member's platform
+lists its items one by one (:meth:`Connector.listing`; see :meth:`SyncEngine._first_in_parts`)."""
 PLACEHOLDER = "calmesh-pending:"
 """Prefix of the id a pending copy is recorded under when the server chooses its id (Exchange,
 Graph, Google): never an id a server lists, so the copy, once landed, is known by its marker."""
@@ -159,6 +165,9 @@ class SyncReport:
     feature of the item (see :meth:`calmesh.connectors.base.Connector.fit`)."""
     deletions_seen: set[str] = field(default_factory=set)
     """Members whose change feed reported deletions this run."""
+    read_from: set[str] = field(default_factory=set)
+    """Members items were read from this run, where :attr:`read` does not keep them (a first
+    comparison made in parts)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     """Writes may run on several threads (``SyncEngine(write_workers=...)``): counting is guarded."""
 
@@ -167,7 +176,7 @@ class SyncReport:
         """Members (``platform/calendar``) this run saw changed or changed itself: items read
         from a change feed or listing, deletions reported, writes made. Free/busy answers about
         their people are stale from now on."""
-        return {member for member, _ in self.read} | self.deletions_seen | set(self.by_member)
+        return {member for member, _ in self.read} | self.read_from | self.deletions_seen | set(self.by_member)
 
     @property
     def status(self) -> str:
@@ -231,6 +240,22 @@ def _names_new_copy(batch: Batch, state: Mapping[str, ItemState]) -> bool:
     return False
 
 
+def _plannable_alone(part: Plan) -> bool:
+    """Whether a part's plan of a first comparison stands on its own: it asks for nothing more,
+    holds nothing, and deletes nothing on another member's account (the bulk-delete guard
+    weighs such deletions against whole calendars, which a part does not see)."""
+    return not (part.incomplete or part.holds
+                or any(isinstance(w, Delete) and w.source is not None for w in part.writes))
+
+
+def _why(conn: Connector, ref: ItemRef, problems: Sequence[Problem]) -> Problem:
+    """Why an item listed was not returned when asked for: the platform's own word where it gave
+    one, else that it was not returned (deleted meanwhile, or withheld)."""
+    about = [p for p in problems if p.item == ref.id or (p.item or "").endswith(f" in {ref.id}")]
+    return about[0] if about else Problem(conn.name, "listed but not returned when asked for", ref.id,
+                                          code=ProblemCode.NO_DATA, private=True)
+
+
 def group_fingerprint(group: SyncGroupConfig) -> str:
     """A digest of a group's whole configuration: a run leaves the group at rest under it, and a
     changed configuration (a member's direction, the mode...) is planned over in full again."""
@@ -256,9 +281,11 @@ class SyncEngine:
 
     def __init__(self, repo: SyncRepository, connector: Callable[[str], Connector],
                  *, retry_sleep: Callable[[float], None] | None = None, write_workers: int = 1,
-                 retry_failures: int = RETRY_FAILURES) -> None:
+                 retry_failures: int = RETRY_FAILURES, part_size: int | None = PART_SIZE) -> None:
         self.repo = repo
         self._connector = connector
+        self._part_size = None if part_size is None else max(1, part_size)
+        """None: a first comparison is always made whole."""
         self._retry_kwargs: dict[str, Any] = {} if retry_sleep is None else {"sleep": retry_sleep}
         self._write_workers = max(1, write_workers)
         self._retry_failures = retry_failures
@@ -463,12 +490,18 @@ class SyncEngine:
         if confirm_deletes and not dry_run:  # the guard's budget starts afresh after this run
             report.counts["confirmed"] = 1
         report.run_id = self.repo.start_run(name, dry_run=dry_run)
+        invited = self.repo.invitations((m.platform, m.calendar) for m in members)
+        if not (state or tokens or dry_run or confirm_deletes or restore_held or history.held or history.recent) \
+                and self._part_size is not None:
+            if self._first_in_parts(name, members, options, report, notify, invited, fingerprint, self._part_size):
+                return report
+            # what the parts wrote is on record: the comparison goes on whole, from there
+            state = report.state = self.repo.load_group(name)
         seen = self._observe_all(members, state, tokens, group, full, report, notify, early)
         by_key = {m.key: m for m in members}
         for key in seen:
             seen[key] = self._with_evidence(by_key[key], seen[key], state)
         settled = False
-        invited = self.repo.invitations((m.platform, m.calendar) for m in members)
         for _ in range(MAX_PASSES):
             report.plan = plan(members, state, {k: s.observation for k, s in seen.items()}, options, history,
                                invited)
@@ -544,6 +577,152 @@ class SyncEngine:
         self.repo.commit_run(name, report.run_id, records=[], tokens=tokens, full=(), status=report.status,
                              counts=report.counts, errors=report.errors, settled=fingerprint)
         return report
+
+    # --------------------------------------------------------------- first comparison in parts
+    def _first_in_parts(self, name: str, members: Sequence[Member], options: PlanOptions, report: SyncReport,
+                        notify: ProgressCallback, invited: Mapping[str, Collection[str]], fingerprint: str,
+                        size: int) -> bool:
+        """A group's first comparison (nothing on record, no token) made a part at a time, so that
+        its memory does not grow with the calendars: every member's items go to a spool on disk
+        as its listing arrives (:meth:`Connector.listing`, :class:`Spool`), then are planned and
+        written ``size`` at a time, each part holding every item the planner may join to another
+        (:mod:`calmesh.core.partition`). Nothing is on record, so no part's decisions rest on
+        another's. A first comparison of one part is the whole one, and its report says all of it;
+        one of several keeps in its report the conflicts and skips, not the writes (counted).
+
+        Returns False, with nothing recorded or only whole parts recorded, when the comparison
+        must be made whole: a member whose platform cannot list so, or that cannot be read now, or
+        a part whose plan needs what parts cannot give (more reads, a deletion on another member's
+        account, which the bulk-delete guard weighs against whole calendars). The whole
+        comparison that follows is then a run after a killed one: what the parts wrote is on record
+        and recognised."""
+        by_key = {m.key: m for m in members}
+        keys = list(by_key)
+        with Spool(len(members)) as spool:
+            read = self._spool_members(members, spool, notify, size)
+            if read is None:
+                return False
+            joiner, unreadable, tokens = read
+            report.unreadable += [(k, ref, problem) for k, found in unreadable.items() for ref, problem in found]
+            seen = {k: _Seen(Observation(k, complete=True), token, True, full=True) for k, token in tokens.items()}
+            kept = Plan()
+            created_on: set[str] = set()
+            applied = 0
+            parts = joiner.parts(size)
+            del joiner
+            for part in parts:
+                items: dict[str, list[CalendarItem]] = {k: [] for k in by_key}
+                for key, item in zip(part, spool.read(part), strict=True):
+                    items[keys[member_of(key)]].append(item)
+                observations = {k: Observation(k, items[k], complete=True,
+                                               unreadable=[ref for ref, _p in unreadable[k]]) for k in by_key}
+                report.plan = plan(members, {}, observations, options, DeleteHistory(), invited)
+                if not _plannable_alone(report.plan):
+                    log.info("sync group %s: a part of the first comparison needs the whole; comparing whole", name)
+                    report.plan = kept
+                    return False
+                report.read = {(k, i.ref.id): i for k, found in items.items() for i in found if i.ref}
+                created_on |= {w.target for w in report.plan.writes if isinstance(w, Create)}
+                total = applied + len(report.plan.writes)
+                notify(Progress("planned", total=total))
+
+                def told(event: Progress, before: int = applied, total: int = total) -> None:
+                    notify(replace(event, done=before + event.done, total=total))
+
+                pending = self._execute(name, report, {}, by_key, told, self._intents(report.plan, {}, by_key, seen))
+                self.repo.save_records(name, pending)
+                applied = total
+                kept.batches += [Batch(b.logical_id, [a for a in b.actions if isinstance(a, Conflict | Skip)])
+                                 for b in report.plan.batches if any(isinstance(a, Conflict | Skip) for a in b.actions)]
+                kept.quarantine += report.plan.quarantine
+                kept.notices += [n for n in report.plan.notices if n not in kept.notices]
+        if len(parts) > 1:
+            report.plan, report.read = kept, {}
+        report.full, report.read_from = set(by_key), set(by_key)
+        self._record_quarantine(report, seen)
+        report.counts.update(type(a).__name__.lower() for a in kept.actions)
+        at_rest = not created_on and _leaves_nothing(report)
+        assert report.run_id is not None  # started by the caller
+        self.repo.commit_run(name, report.run_id, records=[], full=report.full, holds={},
+                             tokens={k: token for k, token in tokens.items() if k not in created_on},
+                             status=report.status, counts=report.counts, errors=report.errors,
+                             settled=fingerprint if at_rest else None)
+        return True
+
+    def _spool_members(self, members: Sequence[Member], spool: Spool, notify: ProgressCallback, size: int,
+                       ) -> tuple[Joiner, dict[str, list[tuple[ItemRef, Problem]]], dict[str, str]] | None:
+        """Every member's items read into ``spool`` as its listing arrives, the platforms side by
+        side, with the names the planner may join each by (:func:`joins`) in a :class:`Joiner`;
+        what a listing did not bring is fetched by id, ``size`` at a time. Returns the joiner,
+        per member the items listed but not read (with why: quarantined, never taken as absent),
+        and the members' change tokens; None when a member's platform cannot list so or a member
+        could not be read (nothing was written: the whole comparison says which and why).
+
+        A listing is not asked again after a failure part way (its items are in the spool
+        already): the whole comparison that follows has the usual retries."""
+        numbers = {m.key: n for n, m in enumerate(members)}
+        keys = list(numbers)
+        joiner = Joiner()
+        lock = threading.Lock()
+        counts = dict.fromkeys(numbers, 0)
+
+        def read(ms: list[Member]) -> list[tuple[list[tuple[ItemRef, Problem]], str] | None]:
+            out: list[tuple[list[tuple[ItemRef, Problem]], str] | None] = []
+            for m in ms:
+                conn = self._connector(m.platform)
+
+                def take(item: CalendarItem, m: Member = m) -> None:
+                    if item.ref is None:
+                        return
+                    key = spool.add(numbers[m.key], item)
+                    names = joins(m, item.ref.id, item.uid, item.marker, keys)
+                    with lock:
+                        joiner.add(key, names)
+                    counts[m.key] += 1
+
+                try:
+                    check_budget(conn.name)
+                    listed = conn.listing(m.calendar, take)
+                    if listed is None:
+                        out.append(None)
+                        continue
+                    left, token = listed
+                    unread: list[tuple[ItemRef, Problem]] = []
+                    for asked, (found, problems) in self._fetched_ahead(conn, m.calendar, left, size):
+                        for item in found:
+                            take(item)
+                        got = {i.ref.id for i in found if i.ref is not None}
+                        unread += [(ref, _why(conn, ref, problems)) for ref in asked if ref.id not in got]
+                except ConnectorError as exc:
+                    log.info("%s: could not be read in parts (%s); comparing whole", m.key, exc.message)
+                    out.append(None)
+                    continue
+                out.append((unread, token))
+            return out
+
+        found = self._by_platform(members, read, lambda m, _u: notify(Progress("fetched", m.key, counts[m.key])))
+        answers = {k: u for k, u in found.items() if u is not None}
+        if len(answers) != len(found):
+            return None
+        return joiner, {k: u for k, (u, _t) in answers.items()}, {k: t for k, (_u, t) in answers.items()}
+
+    def _fetched_ahead(self, conn: Connector, calendar: str, refs: Sequence[ItemRef], size: int,
+                       ) -> Iterator[tuple[Sequence[ItemRef], tuple[list[CalendarItem], list[Problem]]]]:
+        """The items at ``refs`` read ``size`` at a time, each part with what was asked;
+        the next part is asked for while the caller takes in this one (one after the other, the
+        server and this process would each wait for the other half of the time)."""
+        chunks = [refs[start:start + size] for start in range(0, len(refs), size)]
+
+        def fetch(chunk: Sequence[ItemRef]) -> tuple[list[CalendarItem], list[Problem]]:
+            return self._call(partial(conn.fetch, calendar, [r.id for r in chunk]), conn.name)
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calmesh-spool") as ahead:
+            pending = ahead.submit(copy_context().run, fetch, chunks[0]) if chunks else None
+            for n, chunk in enumerate(chunks):
+                assert pending is not None
+                answer = pending.result()
+                pending = ahead.submit(copy_context().run, fetch, chunks[n + 1]) if n + 1 < len(chunks) else None
+                yield chunk, answer
 
     def _token_for(self, member: Member, tokens: Mapping[str, TokenState], group: SyncGroupConfig,
                    full: bool) -> tuple[str | None, bool]:
