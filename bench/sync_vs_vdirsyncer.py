@@ -86,6 +86,8 @@ PHASES = ("initial", "no-op", "no-op again", "1% changed")
 YEAR = 2026
 EDIT_THREADS = 8
 WARM_CHUNK = 1000
+PARSE_MEMO_ENV = "CALMESH_BENCH_PARSE_MEMO_MB"
+"""``--parse-memo MB``: the budget of calmesh's memo of parsed objects in the driver processes."""
 WRITE_WORKERS_ENV = "CALMESH_BENCH_WRITE_WORKERS"
 WRITE_WORKERS = int(os.environ.get(WRITE_WORKERS_ENV, "4"))
 """calmesh's concurrent writes (SyncEngine(write_workers=...), ``--write-workers``; the warm
@@ -471,13 +473,20 @@ def bare_puts(root: Path, items: Sequence[CalendarItem]) -> float:
 
 
 # ---------------------------------------------------------------------------------- drivers
-def calmesh_sync(state: str, url_a: str, url_b: str) -> Callable[[], None]:
-    """A SyncEngine for the two-way group A <-> B (A wins conflicts), SQLite state in ``state``."""
+def calmesh_sync(state: str, url_a: str, url_b: str, *, whole: bool = False) -> Callable[[], None]:
+    """A SyncEngine for the two-way group A <-> B (A wins conflicts), SQLite state in ``state``;
+    ``whole``: its first comparison made whole, not in parts (``calmesh-whole``, for the
+    comparison of the two; docs/sync.md, "A first sync of large calendars"). With
+    ``PARSE_MEMO_ENV`` set, the process's memo of parsed objects gets that many MB of text."""
+    from calmesh import ical
     from calmesh.config import SyncGroupConfig, SyncMember
     from calmesh.connectors.caldav import CalDAVConnector, CalDAVSettings
-    from calmesh.services.sync import SyncEngine
+    from calmesh.services.sync import PART_SIZE, SyncEngine
     from calmesh.store.db import open_store
     from calmesh.store.repository import SyncRepository
+
+    if (memo := os.environ.get(PARSE_MEMO_ENV)) is not None:
+        ical._OBJECTS = ical._ObjectMemo(int(float(memo) * 1024 * 1024))  # the bench's own knob
 
     connectors = {name: CalDAVConnector(name, CalDAVSettings(kind="caldav", url=url, username=USER,
                                                             password_env=PASSWORD_ENV, timeout=600.0))
@@ -485,7 +494,7 @@ def calmesh_sync(state: str, url_a: str, url_b: str) -> Callable[[], None]:
     group = SyncGroupConfig(calendars=[SyncMember(platform="a", calendar=url_a),
                                        SyncMember(platform="b", calendar=url_b)], conflict="a")
     engine = SyncEngine(SyncRepository(open_store(f"sqlite:///{state}")), connectors.__getitem__,
-                        write_workers=WRITE_WORKERS)
+                        write_workers=WRITE_WORKERS, part_size=None if whole else PART_SIZE)
 
     def sync() -> None:
         report = engine.run("bench", group)
@@ -512,7 +521,8 @@ def vdirsyncer_sync() -> Callable[[], None]:
 
 def driver(tool: str, state: str, url_a: str, url_b: str) -> None:
     """The warm runner: one sync per ``sync`` line on stdin, answering ``ok <seconds>``."""
-    sync = vdirsyncer_sync() if tool == "vdirsyncer" else calmesh_sync(state, url_a, url_b)
+    sync = vdirsyncer_sync() if tool == "vdirsyncer" else calmesh_sync(state, url_a, url_b,
+                                                                       whole=tool == "calmesh-whole")
     answers = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # whatever the tool prints goes to stderr, not into the answers
     print(f"ok 0 {_peak_rss()} 0", file=answers, flush=True)
@@ -573,6 +583,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="the CalDAV server of both calendars (see SERVER)")
     parser.add_argument("--write-workers", type=int, default=WRITE_WORKERS, metavar="N",
                         help=f"calmesh's concurrent writes (default {WRITE_WORKERS})")
+    parser.add_argument("--with-whole", action="store_true",
+                        help="warm only: also calmesh with its first comparison made whole (calmesh-whole)")
+    parser.add_argument("--parse-memo", type=float, metavar="MB",
+                        help="calmesh's memo of parsed objects, MB of text (default: calmesh's own, 64)")
     parser.add_argument("--driver", nargs=4, metavar=("TOOL", "STATE", "URL_A", "URL_B"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.driver:
@@ -581,8 +595,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     set_write_workers(args.write_workers)
     set_server(args.server)
+    if args.parse_memo is not None:
+        os.environ[PARSE_MEMO_ENV] = str(args.parse_memo)
     sizes = [200] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
     tools = ["calmesh"] if args.skip_vdirsyncer else ["calmesh", "vdirsyncer"]
+    if args.with_whole:
+        tools.insert(1, "calmesh-whole")
     starts = ["warm", "cold"] if args.start == "both" else [args.start]
     if "vdirsyncer" in tools and not VDIRSYNCER.exists():
         parser.error(f"vdirsyncer not found at {VDIRSYNCER}; install it or pass --skip-vdirsyncer")
@@ -604,6 +622,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             for start in starts:
                 results = {}
                 for tool in tools:
+                    if tool == "calmesh-whole" and start != "warm":
+                        continue  # a driver's engine setting: no CLI flag to make it cold
                     out = results[tool] = run_tool(tool, root / str(size), items, edits, warm=start == "warm",
                                                    prefill=prefill)
                     ready = f"ready {out.ready_rss / 1024:.0f} MB, " if out.ready_rss else ""
