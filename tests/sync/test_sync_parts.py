@@ -24,7 +24,7 @@ from calmesh.fakes.samples import weekly_series
 from calmesh.services import sync as sync_engine
 from calmesh.services.sync import SyncReport
 
-from .peers import Group, Peer, bump
+from .peers import Group, Peer, bump, vendor_peer
 from .test_sync_caldav import BAD_DATES, meeting
 
 if TYPE_CHECKING:
@@ -182,3 +182,23 @@ def test_members_that_cannot_list_one_by_one_are_compared_whole(tmp_path: Path, 
     xan.create(meeting("b@test", hour=11))
     report = Group(tmp_path, rad, xan, engine={"part_size": 1}).run()
     assert (report.status, report.counts["created"], planned) == ("ok", 2, [2])
+
+
+def test_a_group_with_a_vendor_member_lists_its_caldav_members_once(tmp_path: Path, rad: Peer, planned: list[int],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exchange (the EWS fake on loopback, from Microsoft's documented shapes) cannot hand items
+    over one by one: the first comparison is whole, and Radicale is not listed in parts first."""
+    from calmesh.connectors.caldav import CalDAVConnector
+
+    listed: list[str] = []
+    listing = CalDAVConnector.listing
+
+    def counted(self: CalDAVConnector, calendar: str, take: Any) -> Any:
+        listed.append(calendar)
+        return listing(self, calendar, take)
+
+    monkeypatch.setattr(CalDAVConnector, "listing", counted)
+    rad.create(meeting("a@test"))
+    with vendor_peer("ews", monkeypatch) as ews:
+        report = Group(tmp_path, rad, ews, engine={"part_size": 1}).run()
+        assert (report.status, report.counts["created"], listed, planned) == ("ok", 1, [], [1]), report.errors
