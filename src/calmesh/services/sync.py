@@ -596,7 +596,7 @@ class SyncEngine:
         account, which the bulk-delete guard weighs against whole calendars). The whole
         comparison that follows is then a run after a killed one: what the parts wrote is on record
         and recognised."""
-        if any(type(self._connector(m.platform)).listing is Connector.listing for m in members):
+        if any(getattr(self._connector(m.platform).listing, "__func__", None) is Connector.listing for m in members):
             return False  # a platform that cannot list so: whole, without listing the others twice
         by_key = {m.key: m for m in members}
         keys = list(by_key)
