@@ -505,6 +505,11 @@ class Problem:
             repr(self.title) if self.title else self.item)
         return f"{self.platform}: {item}: {self.message}" if item else f"{self.platform}: {self.message}"
 
+    def about(self, item_id: str) -> bool:
+        """Whether this problem is about the item at ``item_id`` (an href, say): named by it, or
+        by a part of it (``UID ... in <href>``, one event of an object)."""
+        return self.item == item_id or (self.item or "").endswith(f" in {item_id}")
+
     @property
     def plain_message(self) -> str:
         """The message, or for a private item only its kind: what may be kept where others read it

@@ -378,6 +378,23 @@ def bounded_map(call: Callable[[T], R], items: Sequence[T], gate: RequestGate) -
         return [future.result() for future in futures]
 
 
+def read_ahead(read: Callable[[T], R], chunks: Sequence[T]) -> Iterator[tuple[T, R]]:
+    """Each of ``chunks`` with ``read(chunk)``, in order, the next chunk read on a worker thread
+    while the caller takes in this one: one after the other, the server and the parser would
+    each wait for the other half of the time. Reads run one at a time (a connector need not be
+    safe for two at once), in the caller's context, so their retries charge the caller's retry
+    budget; what is not read yet when the caller stops is not read."""
+    if not chunks:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calmesh-ahead") as ahead:
+        pending = ahead.submit(copy_context().run, read, chunks[0])
+        for n, chunk in enumerate(chunks):
+            answer = pending.result()
+            if n + 1 < len(chunks):
+                pending = ahead.submit(copy_context().run, read, chunks[n + 1])
+            yield chunk, answer
+
+
 # --------------------------------------------------------------------------------------- config
 class ConnectorSettings(BaseModel):
     """Base of every connector's own settings block in the TOML config (``[platforms.NAME]``).

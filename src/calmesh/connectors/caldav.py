@@ -38,9 +38,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from contextvars import copy_context
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache, partial
@@ -72,6 +70,7 @@ from calmesh.connectors.base import (
     TransientError,
     bounded_map,
     plain_cause,
+    read_ahead,
     with_retries,
 )
 from calmesh.connectors.caldav_stream import (
@@ -733,16 +732,10 @@ class CalDAVConnector(Connector):
             return self._to_items(calendar, self._multiget(calendar, hrefs))
         items: list[CalendarItem] = []
         problems: list[Problem] = []
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calmesh-multiget") as ahead:
-            # in the caller's context: its retries charge the caller's retry budget
-            pending = ahead.submit(copy_context().run, self._multiget_batch, calendar, batches[0])
-            for following in [*batches[1:], None]:
-                results = pending.result()
-                if following is not None:
-                    pending = ahead.submit(copy_context().run, self._multiget_batch, calendar, following)
-                found, issues = self._to_items(calendar, results)
-                items += found
-                problems += issues
+        for _batch, results in read_ahead(partial(self._multiget_batch, calendar), batches):
+            found, issues = self._to_items(calendar, results)
+            items += found
+            problems += issues
         return items, problems
 
     def _multiget(self, calendar: str, hrefs: Sequence[str]) -> list[CalendarQueryResult]:
@@ -1210,7 +1203,7 @@ class CalDAVConnector(Connector):
         fetched = {i.ref.id for i in items if i.ref}
         unreadable = []
         for href in wanted:
-            about = [p for p in problems if p.item == href or (p.item or "").endswith(f" in {href}")]
+            about = [p for p in problems if p.about(href)]
             if href not in fetched and about:
                 unreadable.append((ItemRef(calendar, href), about[0]))
         for problem in problems:

@@ -609,10 +609,7 @@ def _deliver_owed(hub: Hub, identity: Identity, stored: CalendarItem,
     # shows a cancelled meeting as Free, nothing more) must not turn it into an older or live one
     cancelled = identity.status == EventStatus.CANCELLED.value or \
         (stored.master or stored.components[0]).status is EventStatus.CANCELLED
-    told = _as_invited(CalendarItem(stored.uid, [
-        _withdrawn(e, max(e.sequence, identity.sequence)) if cancelled else replace(e, sequence=max(e.sequence,
-                                                                                                     identity.sequence))
-        for e in stored.components], stored.ref), identity)
+    told = _as_invited(_as_last_sent(stored, identity.sequence, cancelled), identity)
     first = told.master or told.components[0]
     if cancelled:
         notice = _Notice(told, "CANCEL", itip.cancel(told, sequence=first.sequence), "Cancelled", itip.CANCELLED,
@@ -834,6 +831,14 @@ def _as_invited(item: CalendarItem, identity: Identity) -> CalendarItem:
     if item.uid == identity.uid:
         return item
     return CalendarItem(identity.uid, [replace(e, uid=identity.uid) for e in item.components], item.ref)
+
+
+def _as_last_sent(stored: CalendarItem, sequence: int, cancelled: bool) -> CalendarItem:
+    """``stored`` at no SEQUENCE below ``sequence`` (the last one sent), withdrawn if ``cancelled``."""
+    def sent(event: Event) -> Event:
+        at = max(event.sequence, sequence)
+        return _withdrawn(event, at) if cancelled else replace(event, sequence=at)
+    return CalendarItem(stored.uid, [sent(e) for e in stored.components], stored.ref)
 
 
 def _withdrawn(event: Event, sequence: int) -> Event:

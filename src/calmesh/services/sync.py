@@ -42,6 +42,7 @@ from calmesh.connectors.base import (
     NotFoundError,
     RetryBudget,
     check_budget,
+    read_ahead,
     retry_budget,
     with_retries,
 )
@@ -251,7 +252,7 @@ def _plannable_alone(part: Plan) -> bool:
 def _why(conn: Connector, ref: ItemRef, problems: Sequence[Problem]) -> Problem:
     """Why an item listed was not returned when asked for: the platform's own word where it gave
     one, else that it was not returned (deleted meanwhile, or withheld)."""
-    about = [p for p in problems if p.item == ref.id or (p.item or "").endswith(f" in {ref.id}")]
+    about = [p for p in problems if p.about(ref.id)]
     return about[0] if about else Problem(conn.name, "listed but not returned when asked for", ref.id,
                                           code=ProblemCode.NO_DATA, private=True)
 
@@ -690,7 +691,9 @@ class SyncEngine:
                         continue
                     left, token = listed
                     unread: list[tuple[ItemRef, Problem]] = []
-                    for asked, (found, problems) in self._fetched_ahead(conn, m.calendar, left, size):
+                    chunks = [left[start:start + size] for start in range(0, len(left), size)]
+                    fetch = partial(self._fetch_refs, conn, m.calendar)
+                    for asked, (found, problems) in read_ahead(fetch, chunks):
                         for item in found:
                             take(item)
                         got = {i.ref.id for i in found if i.ref is not None}
@@ -708,23 +711,9 @@ class SyncEngine:
             return None
         return joiner, {k: u for k, (u, _t) in answers.items()}, {k: t for k, (_u, t) in answers.items()}
 
-    def _fetched_ahead(self, conn: Connector, calendar: str, refs: Sequence[ItemRef], size: int,
-                       ) -> Iterator[tuple[Sequence[ItemRef], tuple[list[CalendarItem], list[Problem]]]]:
-        """The items at ``refs`` read ``size`` at a time, each part with what was asked;
-        the next part is asked for while the caller takes in this one (one after the other, the
-        server and this process would each wait for the other half of the time)."""
-        chunks = [refs[start:start + size] for start in range(0, len(refs), size)]
-
-        def fetch(chunk: Sequence[ItemRef]) -> tuple[list[CalendarItem], list[Problem]]:
-            return self._call(partial(conn.fetch, calendar, [r.id for r in chunk]), conn.name)
-
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calmesh-spool") as ahead:
-            pending = ahead.submit(copy_context().run, fetch, chunks[0]) if chunks else None
-            for n, chunk in enumerate(chunks):
-                assert pending is not None
-                answer = pending.result()
-                pending = ahead.submit(copy_context().run, fetch, chunks[n + 1]) if n + 1 < len(chunks) else None
-                yield chunk, answer
+    def _fetch_refs(self, conn: Connector, calendar: str, refs: Sequence[ItemRef],
+                    ) -> tuple[list[CalendarItem], list[Problem]]:
+        return self._call(partial(conn.fetch, calendar, [r.id for r in refs]), conn.name)
 
     def _token_for(self, member: Member, tokens: Mapping[str, TokenState], group: SyncGroupConfig,
                    full: bool) -> tuple[str | None, bool]:
